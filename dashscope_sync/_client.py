@@ -1,0 +1,244 @@
+"""`Client` and its realtime service: credentials, endpoints and `connect`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import re
+import ssl
+import time
+from typing import TYPE_CHECKING, Final
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from ._config import NOT_GIVEN, NotGiven, RealtimeConfig
+from ._constants import (
+    DEFAULT_HTTP_BASE_URL,
+    DEFAULT_HTTP_BASE_URL_INTL,
+    DEFAULT_REALTIME_URL,
+    DEFAULT_REALTIME_URL_INTL,
+)
+from ._errors import APIError, ConfigError, DashScopeTimeout
+from ._session import RealtimeSession, _check_timeout, _Deadline, _SessionCore
+from ._transport import WebSocketTransport
+from ._version import __version__
+
+if TYPE_CHECKING:
+    import requests
+
+__all__ = ["API_KEY_ENV", "Client", "RealtimeService"]
+
+logger = logging.getLogger("dashscope_sync")
+
+#: The environment variable the API key is read from when none is given.
+API_KEY_ENV: Final = "DASHSCOPE_API_KEY"
+
+USER_AGENT: Final = (
+    f"dashscope-sync/{__version__} python/{platform.python_version()} "
+    f"({platform.system() or 'unknown'})"
+)
+
+# Header values must not be able to smuggle in more headers.
+_SAFE_HEADER_VALUE = re.compile(r"^[\x21-\x7e]+$")
+
+
+def _check_url(url: object, name: str, schemes: tuple[str, ...]) -> str:
+    if not isinstance(url, str):
+        raise ConfigError(f"{name} must be a URL string, got {url!r}")
+    parts = urlsplit(url)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ConfigError(f"{name} must be a {' or '.join(schemes)} URL with a host, got {url!r}")
+    return url
+
+
+def _check_token(value: object, name: str) -> str:
+    if not isinstance(value, str) or not _SAFE_HEADER_VALUE.match(value):
+        shown = "an empty string" if value == "" else f"a {type(value).__name__}"
+        if isinstance(value, str) and value:
+            shown = "a string with spaces or control characters"
+        raise ConfigError(f"{name} must be a printable string without spaces, got {shown}")
+    return value
+
+
+def _with_model(url: str, model: str) -> str:
+    """Merge ``model`` into the URL's query (URL-encoded), replacing any ``model``."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "model"]
+    query.append(("model", model))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+class Client:
+    """Credentials and endpoints for DashScope; opens realtime sessions.
+
+    Constructing a client does no I/O and starts no threads.
+
+    Example::
+
+        client = ds.Client()  # the key from DASHSCOPE_API_KEY
+        with client.realtime.connect(model=ds.MODEL_QWEN_OMNI_TURBO_REALTIME_LATEST) as session:
+            ...
+
+    Args:
+        api_key: The DashScope API key (or a temporary key). Defaults to the
+            ``DASHSCOPE_API_KEY`` environment variable.
+        workspace: A workspace id, sent as ``X-DashScope-WorkSpace``.
+        base_url: The realtime WebSocket endpoint; `DEFAULT_REALTIME_URL_INTL`
+            for the international region. Keys are bound to their region.
+        http_base_url: The HTTP API host. Defaults to the host of the
+            realtime endpoint's region.
+        http_session: A ``requests.Session`` for HTTP calls (proxies, retries,
+            certificates); one is made when needed if not given.
+        connect_timeout: Default seconds `connect` may take for the upgrade
+            and the wait for ``session.created`` together (None: no limit).
+        http_timeout: Seconds an HTTP call may take (None: no limit).
+        proxy: An ``http://``/``socks5://`` proxy URL for the WebSocket. By
+            default websocket-client honours ``https_proxy``/``no_proxy``.
+        ssl_context: The TLS context for ``wss://`` (custom CA bundle...).
+
+    Raises:
+        ConfigError: No API key, or a bad argument.
+
+    Thread safety: a client is immutable; share it between threads and
+    connect from any of them.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        workspace: str | None = None,
+        base_url: str = DEFAULT_REALTIME_URL,
+        http_base_url: str | None = None,
+        http_session: requests.Session | None = None,
+        connect_timeout: float | None = 10.0,
+        http_timeout: float | None = 30.0,
+        proxy: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        if api_key is None:
+            api_key = os.environ.get(API_KEY_ENV) or None
+            if api_key is None:
+                raise ConfigError(
+                    f"no API key: pass api_key=... or set the {API_KEY_ENV} environment variable"
+                )
+            api_key = api_key.strip()
+        self._api_key = _check_token(api_key, "api_key")
+        self.workspace = None if workspace is None else _check_token(workspace, "workspace")
+        self.base_url = _check_url(base_url, "base_url", ("ws", "wss"))
+        if http_base_url is None:
+            intl = urlsplit(self.base_url).hostname == urlsplit(DEFAULT_REALTIME_URL_INTL).hostname
+            http_base_url = DEFAULT_HTTP_BASE_URL_INTL if intl else DEFAULT_HTTP_BASE_URL
+        self.http_base_url = _check_url(http_base_url, "http_base_url", ("http", "https")).rstrip(
+            "/"
+        )
+        self.http_session = http_session
+        self.connect_timeout = _check_timeout(connect_timeout)
+        self.http_timeout = _check_timeout(http_timeout)
+        if proxy is not None:
+            _check_url(proxy, "proxy", ("http", "https", "socks4", "socks5", "socks5h"))
+        self.proxy = proxy
+        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+            raise ConfigError(f"ssl_context must be an ssl.SSLContext, got {ssl_context!r}")
+        self.ssl_context = ssl_context
+        #: Realtime sessions: ``client.realtime.connect(...)``.
+        self.realtime = RealtimeService(self)
+
+    @property
+    def api_key(self) -> str:
+        """The API key in use (kept out of ``repr`` and logs)."""
+        return self._api_key
+
+    def __repr__(self) -> str:
+        ws = f" workspace={self.workspace!r}" if self.workspace else ""
+        return f"<Client base_url={self.base_url!r}{ws} api_key='***'>"
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self._api_key}", "User-Agent": USER_AGENT}
+        if self.workspace:
+            headers["X-DashScope-WorkSpace"] = self.workspace
+        return headers
+
+
+class RealtimeService:
+    """``client.realtime``: opens realtime sessions.
+
+    Thread safety: stateless beyond its client; use from any thread.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def connect(
+        self,
+        config: RealtimeConfig | None = None,
+        *,
+        model: str | None = None,
+        timeout: float | None | NotGiven = NOT_GIVEN,
+    ) -> RealtimeSession:
+        """Open a session and return it once the server has sent ``session.created``.
+
+        Sends no client event of its own: configure with `update_session`.
+
+        Args:
+            config: The session's options; or give just ``model=``.
+            model: The model, when no ``config`` is given.
+            timeout: Seconds for the upgrade plus the wait for
+                ``session.created``, together; None for no limit; default
+                the client's ``connect_timeout``.
+
+        Returns:
+            A ready `RealtimeSession` (``session.id`` and ``session.info`` set).
+
+        Raises:
+            AuthenticationError: The key was refused (HTTP 401/403).
+            RateLimitError: Throttled (HTTP 429).
+            APIError: Any other refusal, from the HTTP status and JSON body of
+                the upgrade, or an ``error`` event before ``session.created``.
+            TransportError: DNS, TCP or TLS failure, or the connection closed
+                before ``session.created``.
+            DashScopeTimeout: Not ready within ``timeout``.
+            ConfigError: A bad argument.
+        """
+        if config is None:
+            config = RealtimeConfig() if model is None else RealtimeConfig(model=model)
+        elif not isinstance(config, RealtimeConfig):
+            raise ConfigError(f"config must be a RealtimeConfig, got {config!r}")
+        elif model is not None and model != config.model:
+            raise ConfigError("give the model either in config or as model=, not both")
+        client = self._client
+        limit = client.connect_timeout if timeout is NOT_GIVEN else _check_timeout(timeout)
+        deadline = _Deadline(limit)
+        url = _with_model(client.base_url, config.model)
+        headers = {**client._headers(), **config.extra_headers}
+        logger.debug("connecting to %s", url)
+        started = time.monotonic()
+        transport = WebSocketTransport.connect(
+            url,
+            headers,
+            timeout=deadline.remaining(),
+            proxy=client.proxy,
+            ssl_context=client.ssl_context,
+        )
+        core = _SessionCore(transport, config)
+        core.start()
+        try:
+            if not core.ready.wait(deadline.remaining()):
+                raise DashScopeTimeout(
+                    f"no session.created within {limit} s of connecting", timeout=limit
+                )
+            if core.early_error is not None:
+                raise APIError.from_event(core.early_error)
+            if core.info is None:
+                raise core.closed_error("the connection closed before session.created")
+        except BaseException:
+            core.close()
+            raise
+        logger.debug(
+            "session %s ready in %.3f s (model %s)",
+            core.session_id,
+            time.monotonic() - started,
+            config.model,
+        )
+        return RealtimeSession(core)
+

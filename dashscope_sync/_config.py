@@ -1,0 +1,436 @@
+"""Configuration records: per-session options and the ``session.update`` payload.
+
+All are frozen attrs classes validated at construction, so a bad value is a
+`ConfigError` (a ``ValueError``) before anything is sent. They are immutable
+and safe to share between threads.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final, Literal
+
+import attrs
+
+from ._constants import DEFAULT_MODEL, VAD_SERVER
+from ._errors import ConfigError
+
+__all__ = [
+    "NOT_GIVEN",
+    "FunctionTool",
+    "InputAudioTranscription",
+    "NotGiven",
+    "RealtimeConfig",
+    "SessionUpdate",
+    "TurnDetection",
+]
+
+
+class NotGiven(enum.Enum):
+    """The type of `NOT_GIVEN`: "leave this out of the request".
+
+    Distinct from None, which is sent as JSON ``null`` (``turn_detection=None``
+    turns server VAD off, while leaving it out keeps the server's setting).
+    """
+
+    NOT_GIVEN = "NOT_GIVEN"
+
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+    def __bool__(self) -> Literal[False]:
+        return False
+
+
+#: Marks a field that was not set: it is left out of the request.
+NOT_GIVEN: Final = NotGiven.NOT_GIVEN
+
+_Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
+
+
+def _fail(attribute: attrs.Attribute[Any], value: object, expected: str) -> None:
+    raise ConfigError(f"{attribute.name} must be {expected}, got {value!r}")
+
+
+def _is_number(value: object) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
+
+
+def _number(
+    lo: float | None = None,
+    hi: float | None = None,
+    *,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    integer: bool = False,
+    allow_none: bool = False,
+) -> _Validator:
+    """A validator for a number in a range; NOT_GIVEN always passes."""
+    left = "(" if lo_open else "["
+    right = ")" if hi_open else "]"
+    kind = "an integer" if integer else "a number"
+    expected = kind
+    if lo is not None or hi is not None:
+        expected += f" in {left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
+    if allow_none:
+        expected += " or None"
+
+    def check(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is NOT_GIVEN or (value is None and allow_none):
+            return
+        if not _is_number(value) or (integer and not isinstance(value, int)):
+            _fail(attribute, value, expected)
+        if lo is not None and (value < lo or (lo_open and value == lo)):
+            _fail(attribute, value, expected)
+        if hi is not None and (value > hi or (hi_open and value == hi)):
+            _fail(attribute, value, expected)
+
+    return check
+
+
+def _instance(types: type | tuple[type, ...], expected: str, *, allow_none: bool = False) -> _Validator:
+    def check(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is NOT_GIVEN or (value is None and allow_none):
+            return
+        if not isinstance(value, types):
+            _fail(attribute, value, expected)
+
+    return check
+
+
+def _timeout(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and (not _is_number(value) or value <= 0):
+        _fail(attribute, value, "a positive number of seconds or None")
+
+
+def _freeze_mapping(value: Any) -> Any:
+    return dict(value) if isinstance(value, Mapping) else value
+
+
+@attrs.frozen(kw_only=True)
+class RealtimeConfig:
+    """Options of one realtime session, given to `RealtimeService.connect`.
+
+    Attributes:
+        model: The model to talk to (``?model=`` in the URL).
+        max_buffered_events: How many received events the session keeps for
+            `recv`/`events`/`wait_for` (default 4096: about three minutes of a
+            spoken reply, whose audio and transcript deltas come ~20 a second).
+            When full the oldest is dropped and counted in
+            ``session.dropped_events``. 0 turns the buffer off for programs that
+            only use callbacks.
+        handler_timeout: How long `close` lets handlers finish the events
+            already received, in seconds (None: wait for them however long).
+        ping_interval: Seconds of silence after which a keepalive ping is sent
+            (None: no pings).
+        ping_timeout: Seconds to wait for any frame after a ping before the
+            peer is declared dead and the session fails with a `TransportError`
+            (None: never).
+        close_timeout: Seconds `close` waits for the server's close frame
+            before dropping the connection.
+        request_timeout: The default wait, in seconds, of calls that wait for an
+            answer (`update_session`, `finish_session`); None waits forever.
+        extra_headers: More HTTP headers for the WebSocket upgrade.
+    """
+
+    model: str = attrs.field(default=DEFAULT_MODEL)
+    max_buffered_events: int = attrs.field(
+        default=4096, validator=_number(0, integer=True)
+    )
+    handler_timeout: float | None = attrs.field(default=5.0, validator=_timeout)
+    ping_interval: float | None = attrs.field(default=20.0, validator=_timeout)
+    ping_timeout: float | None = attrs.field(default=20.0, validator=_timeout)
+    close_timeout: float | None = attrs.field(default=5.0, validator=_timeout)
+    request_timeout: float | None = attrs.field(default=10.0, validator=_timeout)
+    extra_headers: Mapping[str, str] = attrs.field(factory=dict, converter=_freeze_mapping)
+
+    @model.validator
+    def _check_model(self, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not isinstance(value, str) or not value.strip():
+            _fail(attribute, value, "a non-empty model name")
+
+    @extra_headers.validator
+    def _check_headers(self, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            _fail(attribute, value, "a mapping of header names to string values")
+
+
+@attrs.frozen(kw_only=True)
+class TurnDetection:
+    """Server-side turn detection (``session.turn_detection``).
+
+    Only the fields that are set are sent; the server keeps its defaults for
+    the rest. Pass ``turn_detection=None`` to `SessionUpdate` for manual mode.
+
+    Attributes:
+        type: ``"server_vad"`` (default) or ``"semantic_vad"`` (newer models).
+        threshold: Sensitivity in [-1.0, 1.0]; lower is more sensitive.
+        prefix_padding_ms: Audio kept before the detected speech start.
+        silence_duration_ms: Silence that ends a turn, 200 to 6000 ms.
+        create_response: Whether the server starts a response by itself.
+        interrupt_response: Whether speech interrupts a running response.
+        extra: More fields, sent as given.
+    """
+
+    type: str = attrs.field(default=VAD_SERVER, validator=_instance(str, "a string"))
+    threshold: float | NotGiven = attrs.field(default=NOT_GIVEN, validator=_number(-1.0, 1.0))
+    prefix_padding_ms: int | NotGiven = attrs.field(
+        default=NOT_GIVEN, validator=_number(0, integer=True)
+    )
+    silence_duration_ms: int | NotGiven = attrs.field(
+        default=NOT_GIVEN, validator=_number(200, 6000, integer=True)
+    )
+    create_response: bool | NotGiven = attrs.field(
+        default=NOT_GIVEN, validator=_instance(bool, "True or False")
+    )
+    interrupt_response: bool | NotGiven = attrs.field(
+        default=NOT_GIVEN, validator=_instance(bool, "True or False")
+    )
+    extra: Mapping[str, Any] = attrs.field(factory=dict, converter=_freeze_mapping)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The wire form: the fields that are set, then ``extra``."""
+        return _set_fields(self)
+
+
+@attrs.frozen(kw_only=True)
+class InputAudioTranscription:
+    """Transcription of the user's audio (``session.input_audio_transcription``).
+
+    Attributes:
+        model: ``"gummy-realtime-v1"`` (turbo, qwen3 flash) or
+            ``"qwen3-asr-flash-realtime"`` (qwen3.5+); NOT_GIVEN leaves it to
+            the server.
+        extra: More fields (``language``, ``corpus``...), sent as given.
+    """
+
+    model: str | NotGiven = attrs.field(default=NOT_GIVEN, validator=_instance(str, "a string"))
+    extra: Mapping[str, Any] = attrs.field(factory=dict, converter=_freeze_mapping)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The wire form: the fields that are set, then ``extra``."""
+        return _set_fields(self)
+
+
+@attrs.frozen(kw_only=True)
+class FunctionTool:
+    """A function the model may call (qwen3.5+), in Chat-Completions nesting.
+
+    Sent as ``{"type": "function", "function": {"name", "description", "parameters"}}``.
+
+    Attributes:
+        name: The function's name.
+        description: What it does, for the model.
+        parameters: Its JSON Schema.
+    """
+
+    name: str = attrs.field()
+    description: str | NotGiven = attrs.field(
+        default=NOT_GIVEN, validator=_instance(str, "a string")
+    )
+    parameters: Mapping[str, Any] | NotGiven = attrs.field(
+        default=NOT_GIVEN, converter=_freeze_mapping
+    )
+
+    @name.validator
+    def _check_name(self, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not isinstance(value, str) or not value:
+            _fail(attribute, value, "a non-empty string")
+
+    @parameters.validator
+    def _check_parameters(self, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is not NOT_GIVEN and not isinstance(value, Mapping):
+            _fail(attribute, value, "a JSON Schema mapping")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The wire form of the tool."""
+        function: dict[str, Any] = {"name": self.name}
+        if self.description is not NOT_GIVEN:
+            function["description"] = self.description
+        if self.parameters is not NOT_GIVEN:
+            function["parameters"] = dict(self.parameters)
+        return {"type": "function", "function": function}
+
+
+def _set_fields(record: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for field in attrs.fields(type(record)):
+        if field.name == "extra":
+            continue
+        value = getattr(record, field.name)
+        if value is NOT_GIVEN:
+            continue
+        out[field.name] = _wire(value)
+    out.update(record.extra)
+    return out
+
+
+def _wire(value: Any) -> Any:
+    if hasattr(value, "as_dict"):
+        return value.as_dict()
+    if isinstance(value, tuple):
+        return [_wire(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _wire(v) for k, v in value.items()}
+    return value
+
+
+def _modalities(value: Any) -> Any:
+    if value is NOT_GIVEN:
+        return value
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise ConfigError(
+            f"modalities must be a list such as ['text'] or ['text', 'audio'], got {value!r}"
+        )
+    items = tuple(value)
+    if not all(isinstance(v, str) for v in items) or sorted(items) not in (
+        ["text"],
+        ["audio", "text"],
+    ):
+        raise ConfigError(
+            f"modalities must be ['text'] or ['text', 'audio'] (the service rejects "
+            f"audio alone), got {list(items)!r}"
+        )
+    return items
+
+
+def _tools(value: Any) -> Any:
+    if value is NOT_GIVEN:
+        return value
+    if isinstance(value, (str, Mapping)) or not isinstance(value, Sequence):
+        raise ConfigError(f"tools must be a list of FunctionTool or dicts, got {value!r}")
+    items: list[FunctionTool | dict[str, Any]] = []
+    for tool in value:
+        if isinstance(tool, FunctionTool):
+            items.append(tool)
+        elif isinstance(tool, Mapping):
+            items.append(dict(tool))
+        else:
+            raise ConfigError(f"each tool must be a FunctionTool or a dict, got {tool!r}")
+    return tuple(items)
+
+
+def _nested(value: Any, cls: type, name: str) -> Any:
+    if value is NOT_GIVEN or value is None or isinstance(value, cls):
+        return value
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise ConfigError(f"{name} must be a {cls.__name__}, a dict or None, got {value!r}")
+
+
+def _transcription(value: Any) -> Any:
+    return _nested(value, InputAudioTranscription, "input_audio_transcription")
+
+
+def _turn_detection(value: Any) -> Any:
+    return _nested(value, TurnDetection, "turn_detection")
+
+
+@attrs.frozen(kw_only=True)
+class SessionUpdate:
+    """The ``session`` object of a ``session.update``: only the fields set are sent.
+
+    A field left at NOT_GIVEN is not sent, so the server keeps its value; a
+    field set to None is sent as JSON ``null`` (``turn_detection=None`` is
+    manual mode: commit and ``response.create`` yourself). Values are
+    checked against the documented ranges; voices are not checked, as the
+    service keeps adding them.
+
+    Example::
+
+        ds.SessionUpdate(modalities=["text", "audio"], voice="Cherry",
+                         instructions="Answer briefly.", turn_detection=None)
+
+    Attributes:
+        modalities: ``["text"]`` or ``["text", "audio"]``.
+        voice: The reply voice (``"Cherry"``, ``"Chelsie"``...).
+        instructions: The system prompt.
+        input_audio_format: ``"pcm16"`` (or ``"pcm"`` in newer docs): 16 kHz mono PCM16.
+        output_audio_format: ``"pcm24"``/``"pcm16"``/``"pcm"``: 24 kHz mono PCM16.
+        input_audio_transcription: An `InputAudioTranscription`, a dict, or
+            None to turn transcription off.
+        turn_detection: A `TurnDetection`, a dict, or None for manual mode.
+        temperature: Sampling temperature in [0, 2) (fixed on turbo models).
+        top_p: Nucleus sampling in (0, 1].
+        top_k: Top-k sampling (0 or more; None or over 100 turns it off).
+        max_tokens: The longest reply in tokens.
+        repetition_penalty: Greater than 0.
+        presence_penalty: In [-2, 2].
+        seed: In [-1, 2**31 - 1].
+        smooth_output: qwen3-omni-flash: conversational (True) or formal
+            (False) style; None lets the model choose.
+        enable_search: Web search (newer models).
+        search_options: Search options, e.g. ``{"enable_source": True}``.
+        tools: Functions the model may call (qwen3.5+): `FunctionTool` or dicts.
+        tool_choice: ``"auto"`` or ``"none"``.
+        extra: More session fields, sent as given (merged last).
+    """
+
+    modalities: Sequence[str] | NotGiven = attrs.field(default=NOT_GIVEN, converter=_modalities)
+    voice: str | NotGiven = attrs.field(default=NOT_GIVEN, validator=_instance(str, "a string"))
+    instructions: str | NotGiven = attrs.field(
+        default=NOT_GIVEN, validator=_instance(str, "a string")
+    )
+    input_audio_format: str | NotGiven = attrs.field(
+        default=NOT_GIVEN, validator=_instance(str, "a string")
+    )
+    output_audio_format: str | NotGiven = attrs.field(
+        default=NOT_GIVEN, validator=_instance(str, "a string")
+    )
+    input_audio_transcription: InputAudioTranscription | Mapping[str, Any] | None | NotGiven = (
+        attrs.field(
+            default=NOT_GIVEN,
+            converter=_transcription,
+        )
+    )
+    turn_detection: TurnDetection | Mapping[str, Any] | None | NotGiven = attrs.field(
+        default=NOT_GIVEN, converter=_turn_detection
+    )
+    temperature: float | NotGiven = attrs.field(
+        default=NOT_GIVEN, validator=_number(0, 2, hi_open=True)
+    )
+    top_p: float | NotGiven = attrs.field(default=NOT_GIVEN, validator=_number(0, 1, lo_open=True))
+    top_k: int | None | NotGiven = attrs.field(
+        default=NOT_GIVEN, validator=_number(0, integer=True, allow_none=True)
+    )
+    max_tokens: int | NotGiven = attrs.field(default=NOT_GIVEN, validator=_number(1, integer=True))
+    repetition_penalty: float | NotGiven = attrs.field(
+        default=NOT_GIVEN, validator=_number(0, lo_open=True)
+    )
+    presence_penalty: float | NotGiven = attrs.field(default=NOT_GIVEN, validator=_number(-2, 2))
+    seed: int | NotGiven = attrs.field(
+        default=NOT_GIVEN, validator=_number(-1, 2**31 - 1, integer=True)
+    )
+    smooth_output: bool | None | NotGiven = attrs.field(
+        default=NOT_GIVEN, validator=_instance(bool, "True, False or None", allow_none=True)
+    )
+    enable_search: bool | NotGiven = attrs.field(
+        default=NOT_GIVEN, validator=_instance(bool, "True or False")
+    )
+    search_options: Mapping[str, Any] | NotGiven = attrs.field(
+        default=NOT_GIVEN, converter=_freeze_mapping, validator=_instance(dict, "a dict")
+    )
+    tools: Sequence[FunctionTool | Mapping[str, Any]] | NotGiven = attrs.field(
+        default=NOT_GIVEN, converter=_tools
+    )
+    tool_choice: str | NotGiven = attrs.field(
+        default=NOT_GIVEN, validator=_instance(str, "a string")
+    )
+    extra: Mapping[str, Any] = attrs.field(factory=dict, converter=_freeze_mapping)
+
+    @extra.validator
+    def _check_extra(self, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+            _fail(attribute, value, "a dict with string keys")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``session`` object as sent: the fields that are set, then ``extra``."""
+        return _set_fields(self)

@@ -1,0 +1,235 @@
+"""The exceptions of `dashscope_sync`, all in one tree.
+
+Everything the library raises is a `DashScopeError`; no exception of
+websocket-client or requests escapes (they are translated at one boundary
+each, ``_transport.py`` and ``_http.py``, and chained as ``__cause__``)::
+
+    DashScopeError
+    ├── ConfigError (ValueError)         a bad argument or configuration, before anything is sent
+    ├── UsageError (RuntimeError)        the library was used in a way that cannot work
+    ├── SessionClosedError (RuntimeError) a send or wait on a session that is closed
+    ├── DashScopeTimeout (TimeoutError)  a wait ran out of time, anywhere in the library
+    ├── TransportError                   the network failed, or the socket closed abnormally
+    ├── APIError                         the service refused a request (handshake, HTTP or `error` event)
+    │   ├── AuthenticationError          401/403, or an auth error code
+    │   └── RateLimitError               429, or a throttling error code
+    └── HandlerError                     a callback registered with `session.on` raised
+
+Exceptions carry their data as attributes, so code branches on attributes
+rather than on message text; they pickle with those attributes intact.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ._events import ErrorEvent, ServerEvent
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "ConfigError",
+    "DashScopeError",
+    "DashScopeTimeout",
+    "HandlerError",
+    "RateLimitError",
+    "SessionClosedError",
+    "TransportError",
+    "UsageError",
+]
+
+
+class DashScopeError(Exception):
+    """Base class of every exception raised by `dashscope_sync`."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Subclasses take keyword data; rebuild through __new__ and restore
+        # __dict__ so pickling (multiprocessing, logging handlers) keeps it.
+        return (_rebuild, (type(self), self.args), self.__dict__)
+
+
+def _rebuild(cls: type[DashScopeError], args: tuple[Any, ...]) -> DashScopeError:
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, *args)
+    return exc
+
+
+class ConfigError(DashScopeError, ValueError):
+    """A bad argument or configuration: a missing API key, a field out of range.
+
+    Raised before anything is sent, so nothing reached the server.
+    """
+
+
+class UsageError(DashScopeError, RuntimeError):
+    """The library was used in a way that cannot work.
+
+    For example a blocking wait called from inside an event handler (it would
+    deadlock the dispatcher), or iterating a session whose event buffer is off.
+    """
+
+
+class SessionClosedError(DashScopeError, RuntimeError):
+    """A send or wait on a session that is closed or closing.
+
+    Attributes:
+        code: The WebSocket close code, when the connection has closed.
+        reason: The close reason, when the connection has closed.
+    """
+
+    def __init__(
+        self, message: str, *, code: int | None = None, reason: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+
+
+class DashScopeTimeout(DashScopeError, TimeoutError):
+    """A wait ran out of time: connecting, waiting for an event or an acknowledgement.
+
+    Attributes:
+        timeout: The time limit in seconds that ran out, when known.
+    """
+
+    def __init__(self, message: str, *, timeout: float | None = None) -> None:
+        super().__init__(message)
+        self.timeout = timeout
+
+
+class TransportError(DashScopeError):
+    """The network failed: DNS, TCP or TLS, a lost connection, or an abnormal close.
+
+    Attributes:
+        code: The WebSocket close code (1006 when the connection was lost
+            without a close frame), or None for a failure before the
+            connection opened.
+        reason: The close reason sent by the peer, or a description.
+    """
+
+    def __init__(
+        self, message: str, *, code: int | None = None, reason: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+
+
+class APIError(DashScopeError):
+    """The service refused a request.
+
+    Raised for a refused WebSocket upgrade, an HTTP error reply, or an
+    ``error`` event that answers a request this library waits for.
+
+    Attributes:
+        code: The service's error code (``"InvalidApiKey"``, ``"invalid_value"``...).
+        message: The service's message.
+        request_id: The service's request id, when it gave one (handshake, HTTP).
+        http_status: The HTTP status of a refused handshake or HTTP call; None
+            for an ``error`` event.
+        type: The ``error.type`` of an ``error`` event (``"invalid_request_error"``,
+            ``"server_error"``); None otherwise.
+        param: The ``error.param`` of an ``error`` event, naming the bad field.
+        event_id: The id of the client event the error answers, when known.
+        event: The `ErrorEvent` this error was built from, if any.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        request_id: str | None = None,
+        http_status: int | None = None,
+        type: str | None = None,  # noqa: A002 - mirrors the wire field `error.type`
+        param: str | None = None,
+        event_id: str | None = None,
+        event: ErrorEvent | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.request_id = request_id
+        self.http_status = http_status
+        self.type = type
+        self.param = param
+        self.event_id = event_id
+        self.event = event
+
+    def __str__(self) -> str:
+        parts = [f"{self.code}: {self.message}" if self.code else self.message]
+        if self.param:
+            parts.append(f"param={self.param}")
+        if self.http_status is not None:
+            parts.append(f"http_status={self.http_status}")
+        if self.request_id:
+            parts.append(f"request_id={self.request_id}")
+        if self.event_id:
+            parts.append(f"event_id={self.event_id}")
+        return " ".join(parts) if len(parts) == 1 else f"{parts[0]} ({', '.join(parts[1:])})"
+
+    @classmethod
+    def from_event(cls, event: ErrorEvent) -> APIError:
+        """Build the most specific `APIError` for an ``error`` event."""
+        error = event.error
+        exc_class = api_error_class(None, error.code)
+        return exc_class(
+            error.message or "the server reported an error",
+            code=error.code or None,
+            type=error.type or None,
+            param=error.param or None,
+            event_id=error.event_id or None,
+            event=event,
+        )
+
+
+class AuthenticationError(APIError):
+    """The API key was refused: HTTP 401/403 or an auth error code."""
+
+
+class RateLimitError(APIError):
+    """Too many requests: HTTP 429 or a throttling error code."""
+
+
+class HandlerError(DashScopeError):
+    """A callback registered with `RealtimeSession.on` raised.
+
+    It is raised on the caller's thread at its next call into the session,
+    chained (``__cause__``) to the handler's own exception.
+
+    Attributes:
+        handler: The callback that raised.
+        event: The event it was handling.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        handler: Callable[[Any], object] | None = None,
+        event: ServerEvent | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.handler = handler
+        self.event = event
+
+
+_AUTH_CODES = frozenset({"InvalidApiKey", "AccessDenied", "AccessDenied.Unpurchased"})
+
+
+def api_error_class(http_status: int | None, code: str | None) -> type[APIError]:
+    """Pick the `APIError` subclass for an HTTP status and a service error code."""
+    if http_status in (401, 403) or code in _AUTH_CODES:
+        return AuthenticationError
+    if http_status == 429 or (code is not None and code.startswith("Throttling")):
+        return RateLimitError
+    return APIError

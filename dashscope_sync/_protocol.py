@@ -1,0 +1,225 @@
+"""The wire format, with no sockets and no threads: frames in, events out.
+
+`decode` turns one received frame into a `ServerEvent` and never raises; the
+encoders build the client events' JSON text. The one cattrs converter of the
+package lives here, private, so its hooks cannot leak into a user's own
+cattrs setup.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import itertools
+import json
+import logging
+import secrets
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import cattrs
+from cattrs.gen import make_dict_structure_fn, override
+
+from ._events import EVENT_TYPES, InvalidFrame, ServerEvent, UnknownEvent
+
+__all__ = [
+    "EventIds",
+    "b64encode",
+    "decode",
+    "dumps",
+    "encode_audio_append",
+]
+
+logger = logging.getLogger("dashscope_sync")
+
+#: How much of an undecodable frame's text an `InvalidFrame` keeps.
+INVALID_TEXT_KEEP: Final = 200
+
+if sys.version_info >= (3, 11):
+
+    def _b64decode_strict(text: str) -> bytes:
+        return binascii.a2b_base64(text, strict_mode=True)
+
+else:  # pragma: no cover - exercised on Python 3.10 only
+
+    def _b64decode_strict(text: str) -> bytes:
+        return base64.b64decode(text, validate=True)
+
+
+def b64encode(data: bytes) -> str:
+    """Standard base64 of ``data`` as text, as the service expects."""
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
+
+
+# The converter ------------------------------------------------------------------
+
+
+def _structure_str(value: Any, _: Any) -> str:
+    # Lenient: null means "not given" (empty), a number becomes its text.
+    if type(value) is str:
+        return value
+    return "" if value is None else str(value)
+
+
+def _structure_int(value: Any, _: Any) -> int:
+    return 0 if value is None else int(value)
+
+
+def _structure_bytes(value: Any, _: Any) -> bytes:
+    # Every bytes field on the wire is base64 audio; a bad one fails the frame
+    # loudly (as an InvalidFrame) instead of yielding garbled PCM.
+    if value is None:
+        return b""
+    if not isinstance(value, str):
+        raise TypeError(f"expected base64 text, got {type(value).__name__}")
+    return _b64decode_strict(value)
+
+
+def _structure_json_object(value: Any, _: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _structure_json_objects(value: Any, _: Any) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise TypeError(f"expected a JSON array, got {type(value).__name__}")
+    return value
+
+
+def _structure_passthrough(value: Any, _: Any) -> Any:
+    return value
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(detailed_validation=False)
+    conv.register_structure_hook(str, _structure_str)
+    conv.register_structure_hook(int, _structure_int)
+    conv.register_structure_hook(bytes, _structure_bytes)
+    # Generic aliases are not classes, so these go through predicates.
+    conv.register_structure_hook_func(lambda t: t == dict[str, Any], _structure_json_object)
+    conv.register_structure_hook_func(
+        lambda t: t == list[dict[str, Any]], _structure_json_objects
+    )
+    conv.register_structure_hook_func(lambda t: t == int | str | None, _structure_passthrough)
+    return conv
+
+
+_converter: Final = _make_converter()
+
+_Hook = Callable[[Mapping[str, Any], Any], ServerEvent]
+
+
+def _event_hook(cls: type[ServerEvent]) -> _Hook:
+    # ``raw`` is not on the wire: it is the frame itself, set after structuring.
+    return make_dict_structure_fn(cls, _converter, raw=override(omit=True))
+
+
+#: Wire type -> (class, structure function), built once at import.
+_DECODERS: Final[Mapping[str, tuple[type[ServerEvent], _Hook]]] = {
+    wire_type: (cls, _event_hook(cls)) for wire_type, cls in EVENT_TYPES.items()
+}
+
+
+# Decoding -------------------------------------------------------------------
+
+
+def _invalid(error: str, text: str, length: int, wire_type: str | None = None) -> InvalidFrame:
+    logger.warning("undecodable frame (%d chars, type %s): %s", length, wire_type, error)
+    return InvalidFrame(
+        error=error, wire_type=wire_type, length=length, text=text[:INVALID_TEXT_KEEP]
+    )
+
+
+def decode(data: bytes | str) -> ServerEvent:
+    """Decode one text frame into its event; never raises.
+
+    Unknown types give an `UnknownEvent`; anything that cannot be decoded
+    (bad UTF-8, not JSON, not an object, no ``type``, a field of the wrong
+    shape, bad base64) gives an `InvalidFrame` and a WARNING log line that
+    names the error, the length and the type, never the payload.
+    """
+    if isinstance(data, str):
+        text = data
+    else:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return _invalid(f"not UTF-8: {exc}", data.decode("utf-8", "replace"), len(data))
+    try:
+        obj = json.loads(text)
+    except ValueError as exc:
+        return _invalid(f"not JSON: {exc}", text, len(text))
+    if type(obj) is not dict:
+        return _invalid(f"not a JSON object but {type(obj).__name__}", text, len(text))
+    wire_type = obj.get("type")
+    if type(wire_type) is not str:
+        return _invalid("no string 'type' field", text, len(text))
+    entry = _DECODERS.get(wire_type)
+    if entry is None:
+        return UnknownEvent(wire_type, obj)
+    cls, hook = entry
+    try:
+        event = hook(obj, cls)
+    except Exception as exc:  # noqa: BLE001 - any decoding failure becomes an InvalidFrame
+        return _invalid(f"bad {wire_type} frame: {type(exc).__name__}: {exc}", text, len(text), wire_type)
+    # Frozen record: ``raw`` is filled here, the one place events are built.
+    object.__setattr__(event, "raw", obj)
+    return event
+
+
+def decode_binary(data: bytes) -> InvalidFrame:
+    """The service sends only text frames; a binary one is reported, not dropped."""
+    logger.warning("unexpected binary frame (%d bytes)", len(data))
+    return InvalidFrame(error="unexpected binary frame", length=len(data))
+
+
+# Encoding -------------------------------------------------------------------
+
+
+class EventIds:
+    """Makes unique client ``event_id`` values cheaply: a random prefix and a counter.
+
+    Thread safety: `next` may be called from any thread (``itertools.count``
+    is atomic under the GIL).
+    """
+
+    __slots__ = ("_counter", "_prefix")
+
+    def __init__(self) -> None:
+        self._prefix = "event_" + secrets.token_hex(6) + "_"
+        self._counter = itertools.count(1)
+
+    def next(self) -> str:
+        """Return a fresh id, ``event_<12 hex>_<n>``."""
+        return f"{self._prefix}{next(self._counter)}"
+
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def dumps(payload: Mapping[str, Any]) -> str:
+    """Compact JSON text of a client event (UTF-8 kept as is, not escaped)."""
+    return _dumps(payload)
+
+
+def encode_audio_append(event_id: str, pcm: bytes) -> str:
+    """The ``input_audio_buffer.append`` frame, built without a JSON pass over the audio.
+
+    Base64 and the generated id need no escaping, so formatting the text
+    directly saves scanning tens of kilobytes per second of audio.
+    """
+    return (
+        f'{{"event_id":"{event_id}","type":"input_audio_buffer.append","audio":"{b64encode(pcm)}"}}'
+    )
+
+
+def encode_image_append(event_id: str, jpeg: bytes) -> str:
+    """The ``input_image_buffer.append`` frame (same reasoning as the audio one)."""
+    return (
+        f'{{"event_id":"{event_id}","type":"input_image_buffer.append","image":"{b64encode(jpeg)}"}}'
+    )
+

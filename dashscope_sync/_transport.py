@@ -1,0 +1,230 @@
+"""The only module that imports websocket-client; its errors stop here.
+
+Every websocket-client or socket exception is translated into the library's
+own tree at this boundary and chained as ``__cause__``: a refused upgrade
+becomes an `APIError` subclass built from the HTTP status and JSON body,
+running out of time a `DashScopeTimeout`, anything else a `TransportError`.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import struct
+from collections.abc import Mapping
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import websocket
+from websocket import ABNF
+
+from ._errors import APIError, DashScopeTimeout, TransportError, api_error_class
+
+__all__ = ["OP_BINARY", "OP_CLOSE", "OP_PING", "OP_PONG", "OP_TEXT", "WebSocketTransport"]
+
+OP_TEXT: Final = ABNF.OPCODE_TEXT
+OP_BINARY: Final = ABNF.OPCODE_BINARY
+OP_CLOSE: Final = ABNF.OPCODE_CLOSE
+OP_PING: Final = ABNF.OPCODE_PING
+OP_PONG: Final = ABNF.OPCODE_PONG
+_DATA_OPCODES: Final = frozenset({ABNF.OPCODE_TEXT, ABNF.OPCODE_BINARY, ABNF.OPCODE_CONT})
+
+#: The close code for a connection lost without a close frame (RFC 6455).
+CLOSE_ABNORMAL: Final = 1006
+#: The close code for "no status code in the close frame" (RFC 6455).
+CLOSE_NO_STATUS: Final = 1005
+
+
+def _handshake_error(exc: websocket.WebSocketBadStatusException) -> APIError:
+    """Build the typed error of a refused upgrade from its status and JSON body."""
+    status = exc.status_code
+    body = exc.resp_body or b""
+    code = message = request_id = None
+    try:
+        data: Any = json.loads(body) if body else None
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        # DashScope's body is {"code","message","request_id"}; some gateways
+        # nest it as {"error": {"code","message"}}.
+        nested = data.get("error")
+        inner: dict[str, Any] = nested if isinstance(nested, dict) else data
+        code = inner.get("code") if isinstance(inner.get("code"), str) else None
+        message = inner.get("message") if isinstance(inner.get("message"), str) else None
+        rid = data.get("request_id", inner.get("request_id"))
+        request_id = rid if isinstance(rid, str) else None
+    if not message:
+        text = body.decode("utf-8", "replace").strip()[:200]
+        message = text or exc.status_message or f"HTTP {status}"
+    cls = api_error_class(status, code)
+    return cls(
+        f"the server refused the connection: {message}",
+        code=code,
+        request_id=request_id,
+        http_status=status,
+    )
+
+
+def _proxy_options(proxy: str | None) -> dict[str, Any]:
+    if proxy is None:
+        return {}
+    parts = urlsplit(proxy)
+    options: dict[str, Any] = {
+        "http_proxy_host": parts.hostname,
+        "http_proxy_port": parts.port or (443 if parts.scheme == "https" else 80),
+        "proxy_type": parts.scheme if parts.scheme in ("socks4", "socks5", "socks5h") else "http",
+    }
+    if parts.username:
+        options["http_proxy_auth"] = (parts.username, parts.password or "")
+    return options
+
+
+class WebSocketTransport:
+    """One WebSocket connection, with websocket-client's errors translated.
+
+    Thread safety: `recv` must be called from one thread only (the session's
+    reader). The send methods are not locked here: the session serialises
+    them with its own send lock, which also orders them against closing.
+    """
+
+    __slots__ = ("_ws",)
+
+    def __init__(self, ws: websocket.WebSocket) -> None:
+        self._ws = ws
+
+    @classmethod
+    def connect(
+        cls,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        timeout: float | None,
+        proxy: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> WebSocketTransport:
+        """Open the connection and complete the upgrade within ``timeout`` seconds.
+
+        Raises:
+            APIError: The server refused the upgrade (`AuthenticationError` for
+                401/403, `RateLimitError` for 429).
+            DashScopeTimeout: The connection or upgrade did not finish in time.
+            TransportError: DNS, TCP, TLS or proxy failure.
+        """
+        options: dict[str, Any] = _proxy_options(proxy)
+        if ssl_context is not None:
+            options["sslopt"] = {"context": ssl_context}
+        host = urlsplit(url).hostname
+        try:
+            ws = websocket.create_connection(
+                url,
+                timeout=timeout,
+                header=[f"{k}: {v}" for k, v in headers.items()],
+                # One thread reads and the session locks sends itself, so the
+                # library's own locks would only add cost.
+                enable_multithread=False,
+                # websocket-client's pure-Python UTF-8 check is most of its
+                # receive cost; decoding the text in C validates it anyway.
+                skip_utf8_validation=True,
+                **options,
+            )
+        except websocket.WebSocketBadStatusException as exc:
+            raise _handshake_error(exc) from exc
+        except (websocket.WebSocketTimeoutException, TimeoutError) as exc:
+            raise DashScopeTimeout(
+                f"connecting to {host} timed out after {timeout} s", timeout=timeout
+            ) from exc
+        except websocket.WebSocketAddressException as exc:
+            raise TransportError(f"cannot resolve host {host!r}: {exc}") from exc
+        except ssl.SSLError as exc:
+            raise TransportError(f"TLS failure connecting to {host}: {exc}") from exc
+        except (websocket.WebSocketException, OSError) as exc:
+            raise TransportError(f"cannot connect to {host}: {exc}") from exc
+        return cls(ws)
+
+    def settimeout(self, timeout: float | None) -> None:
+        """Set how long `recv` (and a stuck send) may block before timing out."""
+        self._ws.settimeout(timeout)
+
+    def recv(self) -> tuple[int, bytes]:
+        """Return the next whole frame as ``(opcode, payload)``.
+
+        Fragmented messages are reassembled. Control frames are returned to
+        the caller, which answers pings and closes itself.
+
+        Raises:
+            DashScopeTimeout: Nothing arrived within the socket timeout; the
+                connection is intact and `recv` may be called again.
+            TransportError: The connection was lost (``code`` 1006).
+        """
+        ws = self._ws
+        try:
+            while True:
+                frame = ws.recv_frame()  # type: ignore[no-untyped-call]
+                opcode = frame.opcode
+                if opcode in _DATA_OPCODES:
+                    ws.cont_frame.validate(frame)
+                    ws.cont_frame.add(frame)
+                    if ws.cont_frame.is_fire(frame):
+                        opcode, whole = ws.cont_frame.extract(frame)
+                        return opcode, whole.data
+                    continue
+                return opcode, frame.data
+        except websocket.WebSocketTimeoutException as exc:
+            raise DashScopeTimeout("no frame within the socket timeout") from exc
+        except (websocket.WebSocketException, OSError, ValueError) as exc:
+            raise TransportError(
+                f"connection lost: {str(exc) or type(exc).__name__}",
+                code=CLOSE_ABNORMAL,
+                reason=str(exc),
+            ) from exc
+
+    def _send(self, payload: bytes | str, opcode: int) -> None:
+        try:
+            self._ws.send(payload, opcode)
+        except (websocket.WebSocketException, OSError, ValueError) as exc:
+            raise TransportError(
+                f"sending failed: {str(exc) or type(exc).__name__}",
+                code=CLOSE_ABNORMAL,
+                reason=str(exc),
+            ) from exc
+
+    def send_text(self, text: str) -> None:
+        """Send one text frame."""
+        self._send(text, ABNF.OPCODE_TEXT)
+
+    def send_ping(self, payload: bytes = b"") -> None:
+        """Send a ping frame."""
+        self._send(payload, ABNF.OPCODE_PING)
+
+    def send_pong(self, payload: bytes) -> None:
+        """Answer a ping."""
+        self._send(payload, ABNF.OPCODE_PONG)
+
+    def send_close(self, code: int, reason: str = "") -> None:
+        """Send a close frame (the close handshake's first or second half)."""
+        self._send(struct.pack("!H", code) + reason.encode("utf-8")[:123], ABNF.OPCODE_CLOSE)
+
+    def abort(self) -> None:
+        """Shut the socket down so a `recv` blocked in another thread returns at once."""
+        sock = self._ws.sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed or never connected: nothing to wake
+
+    def close_socket(self) -> None:
+        """Release the socket; idempotent."""
+        try:
+            self._ws.shutdown()  # type: ignore[no-untyped-call]
+        except OSError:
+            pass  # best effort: the descriptor is gone either way
+
+
+def parse_close(payload: bytes) -> tuple[int, str]:
+    """Return ``(code, reason)`` of a close frame's payload."""
+    if len(payload) < 2:
+        return CLOSE_NO_STATUS, ""
+    (code,) = struct.unpack("!H", payload[:2])
+    return code, payload[2:].decode("utf-8", "replace")
