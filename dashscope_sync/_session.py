@@ -576,6 +576,11 @@ class _SessionCore:
         if not first:
             if wait and not in_handler:
                 self.closed.wait(self._close_bound())
+                # A close() from inside a handler could not join the handler
+                # thread; a later close() from outside finishes that job.
+                dispatcher = self.dispatcher
+                if dispatcher is not None and dispatcher.is_alive():
+                    dispatcher.join(self.config.handler_timeout)
             return
         self.closing.set()
         with self._send_lock:
