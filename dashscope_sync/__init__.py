@@ -6,6 +6,20 @@ Start with `Client`; ``client.realtime.connect(...)`` returns a ready
 
 from __future__ import annotations
 
+from ._client import (
+    API_KEY_ENV,
+    Client,
+    RealtimeService,
+)
+from ._config import (
+    NOT_GIVEN,
+    FunctionTool,
+    InputAudioTranscription,
+    NotGiven,
+    RealtimeConfig,
+    SessionUpdate,
+    TurnDetection,
+)
 from ._constants import (
     AUDIO_FORMAT_PCM,
     AUDIO_FORMAT_PCM16,
@@ -32,12 +46,12 @@ from ._constants import (
     TRANSCRIPTION_MODEL_QWEN3_ASR_FLASH,
     VAD_SEMANTIC,
     VAD_SERVER,
-    VOICES_QWEN3_OMNI_FLASH,
-    VOICES_QWEN_OMNI_TURBO,
     VOICE_CHELSIE,
     VOICE_CHERRY,
     VOICE_ETHAN,
     VOICE_SERENA,
+    VOICES_QWEN3_OMNI_FLASH,
+    VOICES_QWEN_OMNI_TURBO,
 )
 from ._errors import (
     APIError,
@@ -52,6 +66,7 @@ from ._errors import (
     UsageError,
 )
 from ._events import (
+    EVENT_TYPES,
     ContentPart,
     ConversationItem,
     ConversationItemCreated,
@@ -59,7 +74,6 @@ from ._events import (
     ConversationItemInputAudioTranscriptionDelta,
     ConversationItemInputAudioTranscriptionFailed,
     ConversationItemInputAudioTranscriptionText,
-    EVENT_TYPES,
     ErrorEvent,
     ErrorInfo,
     InputAudioBufferCleared,
@@ -89,23 +103,9 @@ from ._events import (
     SessionUpdated,
     UnknownEvent,
 )
-from ._config import (
-    FunctionTool,
-    InputAudioTranscription,
-    NOT_GIVEN,
-    NotGiven,
-    RealtimeConfig,
-    SessionUpdate,
-    TurnDetection,
-)
 from ._session import (
     HandlerHandle,
     RealtimeSession,
-)
-from ._client import (
-    API_KEY_ENV,
-    Client,
-    RealtimeService,
 )
 from ._version import __version__
 

@@ -174,7 +174,7 @@ class RealtimeService:
         config: RealtimeConfig | None = None,
         *,
         model: str | None = None,
-        timeout: float | None | NotGiven = NOT_GIVEN,
+        timeout: float | NotGiven | None = NOT_GIVEN,
     ) -> RealtimeSession:
         """Open a session and return it once the server has sent ``session.created``.
 
@@ -241,4 +241,3 @@ class RealtimeService:
             config.model,
         )
         return RealtimeSession(core)
-

@@ -55,11 +55,7 @@ def _fail(attribute: attrs.Attribute[Any], value: object, expected: str) -> None
 
 
 def _is_number(value: object) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-    )
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _number(
@@ -77,7 +73,9 @@ def _number(
     kind = "an integer" if integer else "a number"
     expected = kind
     if lo is not None or hi is not None:
-        expected += f" in {left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
+        expected += (
+            f" in {left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
+        )
     if allow_none:
         expected += " or None"
 
@@ -94,7 +92,9 @@ def _number(
     return check
 
 
-def _instance(types: type | tuple[type, ...], expected: str, *, allow_none: bool = False) -> _Validator:
+def _instance(
+    types: type | tuple[type, ...], expected: str, *, allow_none: bool = False
+) -> _Validator:
     def check(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         if value is NOT_GIVEN or (value is None and allow_none):
             return
@@ -140,9 +140,7 @@ class RealtimeConfig:
     """
 
     model: str = attrs.field(default=DEFAULT_MODEL)
-    max_buffered_events: int = attrs.field(
-        default=4096, validator=_number(0, integer=True)
-    )
+    max_buffered_events: int = attrs.field(default=4096, validator=_number(0, integer=True))
     handler_timeout: float | None = attrs.field(default=5.0, validator=_timeout)
     ping_interval: float | None = attrs.field(default=20.0, validator=_timeout)
     ping_timeout: float | None = attrs.field(default=20.0, validator=_timeout)
@@ -385,20 +383,20 @@ class SessionUpdate:
     output_audio_format: str | NotGiven = attrs.field(
         default=NOT_GIVEN, validator=_instance(str, "a string")
     )
-    input_audio_transcription: InputAudioTranscription | Mapping[str, Any] | None | NotGiven = (
+    input_audio_transcription: InputAudioTranscription | Mapping[str, Any] | NotGiven | None = (
         attrs.field(
             default=NOT_GIVEN,
             converter=_transcription,
         )
     )
-    turn_detection: TurnDetection | Mapping[str, Any] | None | NotGiven = attrs.field(
+    turn_detection: TurnDetection | Mapping[str, Any] | NotGiven | None = attrs.field(
         default=NOT_GIVEN, converter=_turn_detection
     )
     temperature: float | NotGiven = attrs.field(
         default=NOT_GIVEN, validator=_number(0, 2, hi_open=True)
     )
     top_p: float | NotGiven = attrs.field(default=NOT_GIVEN, validator=_number(0, 1, lo_open=True))
-    top_k: int | None | NotGiven = attrs.field(
+    top_k: int | NotGiven | None = attrs.field(
         default=NOT_GIVEN, validator=_number(0, integer=True, allow_none=True)
     )
     max_tokens: int | NotGiven = attrs.field(default=NOT_GIVEN, validator=_number(1, integer=True))
@@ -409,7 +407,7 @@ class SessionUpdate:
     seed: int | NotGiven = attrs.field(
         default=NOT_GIVEN, validator=_number(-1, 2**31 - 1, integer=True)
     )
-    smooth_output: bool | None | NotGiven = attrs.field(
+    smooth_output: bool | NotGiven | None = attrs.field(
         default=NOT_GIVEN, validator=_instance(bool, "True, False or None", allow_none=True)
     )
     enable_search: bool | NotGiven = attrs.field(

@@ -10,7 +10,7 @@ each, ``_transport.py`` and ``_http.py``, and chained as ``__cause__``)::
     ├── SessionClosedError (RuntimeError) a send or wait on a session that is closed
     ├── DashScopeTimeout (TimeoutError)  a wait ran out of time, anywhere in the library
     ├── TransportError                   the network failed, or the socket closed abnormally
-    ├── APIError                         the service refused a request (handshake, HTTP or `error` event)
+    ├── APIError                         the service refused (handshake, HTTP or `error` event)
     │   ├── AuthenticationError          401/403, or an auth error code
     │   └── RateLimitError               429, or a throttling error code
     └── HandlerError                     a callback registered with `session.on` raised
@@ -87,9 +87,7 @@ class SessionClosedError(DashScopeError, RuntimeError):
         reason: The close reason, when the connection has closed.
     """
 
-    def __init__(
-        self, message: str, *, code: int | None = None, reason: str | None = None
-    ) -> None:
+    def __init__(self, message: str, *, code: int | None = None, reason: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.reason = reason
@@ -117,9 +115,7 @@ class TransportError(DashScopeError):
         reason: The close reason sent by the peer, or a description.
     """
 
-    def __init__(
-        self, message: str, *, code: int | None = None, reason: str | None = None
-    ) -> None:
+    def __init__(self, message: str, *, code: int | None = None, reason: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.reason = reason
@@ -151,7 +147,7 @@ class APIError(DashScopeError):
         code: str | None = None,
         request_id: str | None = None,
         http_status: int | None = None,
-        type: str | None = None,  # noqa: A002 - mirrors the wire field `error.type`
+        type: str | None = None,
         param: str | None = None,
         event_id: str | None = None,
         event: ErrorEvent | None = None,

@@ -519,11 +519,9 @@ class UnknownEvent(ServerEvent):
     # because each unknown event carries its own wire type.
     type: str  # type: ignore[misc]
 
-    def __init__(self, type: str, raw: Mapping[str, Any], event_id: str | None = None) -> None:  # noqa: A002
+    def __init__(self, type: str, raw: Mapping[str, Any], event_id: str | None = None) -> None:
         eid = event_id if event_id is not None else raw.get("event_id")
-        self.__attrs_init__(
-            type=type, raw=raw, event_id=eid if isinstance(eid, str) else ""
-        )
+        self.__attrs_init__(type=type, raw=raw, event_id=eid if isinstance(eid, str) else "")
 
 
 @attrs.frozen(kw_only=True, repr=False)

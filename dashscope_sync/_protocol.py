@@ -15,9 +15,11 @@ import json
 import logging
 import secrets
 import sys
+import typing
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 
@@ -94,16 +96,50 @@ def _structure_passthrough(value: Any, _: Any) -> Any:
     return value
 
 
+def _list_of(conv: cattrs.Converter, list_type: Any) -> Callable[[Any, Any], list[Any]]:
+    (item_type,) = typing.get_args(list_type) or (Any,)
+    item = conv.get_structure_hook(item_type)
+
+    def structure(value: Any, _: Any) -> list[Any]:
+        # Lenient: null is an empty list; a non-list fails the frame.
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise TypeError(f"expected a JSON array, got {type(value).__name__}")
+        return [item(v, item_type) for v in value]
+
+    return structure
+
+
+def _is_list(type_: Any) -> bool:
+    return typing.get_origin(type_) is list
+
+
+def _record(conv: cattrs.Converter, cls: Any) -> Callable[[Any, Any], Any]:
+    fields = make_dict_structure_fn(cls, conv)
+
+    def structure(value: Any, _: Any) -> Any:
+        # Without this a string or list would pass every "key in value" test
+        # and quietly become a record of defaults.
+        if value is None:
+            return cls()
+        if not isinstance(value, dict):
+            raise TypeError(f"expected a JSON object, got {type(value).__name__}")
+        return fields(value, cls)
+
+    return structure
+
+
 def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(detailed_validation=False)
+    conv.register_structure_hook_factory(_is_list, lambda t: _list_of(conv, t))
+    conv.register_structure_hook_factory(attrs.has, lambda t: _record(conv, t))
     conv.register_structure_hook(str, _structure_str)
     conv.register_structure_hook(int, _structure_int)
     conv.register_structure_hook(bytes, _structure_bytes)
     # Generic aliases are not classes, so these go through predicates.
     conv.register_structure_hook_func(lambda t: t == dict[str, Any], _structure_json_object)
-    conv.register_structure_hook_func(
-        lambda t: t == list[dict[str, Any]], _structure_json_objects
-    )
+    conv.register_structure_hook_func(lambda t: t == list[dict[str, Any]], _structure_json_objects)
     conv.register_structure_hook_func(lambda t: t == int | str | None, _structure_passthrough)
     return conv
 
@@ -127,8 +163,14 @@ _DECODERS: Final[Mapping[str, tuple[type[ServerEvent], _Hook]]] = {
 # Decoding -------------------------------------------------------------------
 
 
-def _invalid(error: str, text: str, length: int, wire_type: str | None = None) -> InvalidFrame:
-    logger.warning("undecodable frame (%d chars, type %s): %s", length, wire_type, error)
+def _invalid(
+    error: str, text: str, length: int, wire_type: str | None = None, log_error: str | None = None
+) -> InvalidFrame:
+    # ``log_error`` replaces ``error`` in the log when the error text may quote
+    # the payload (a conversion error repeats the bad value).
+    logger.warning(
+        "undecodable frame (%d chars, type %s): %s", length, wire_type, log_error or error
+    )
     return InvalidFrame(
         error=error, wire_type=wire_type, length=length, text=text[:INVALID_TEXT_KEEP]
     )
@@ -164,8 +206,14 @@ def decode(data: bytes | str) -> ServerEvent:
     cls, hook = entry
     try:
         event = hook(obj, cls)
-    except Exception as exc:  # noqa: BLE001 - any decoding failure becomes an InvalidFrame
-        return _invalid(f"bad {wire_type} frame: {type(exc).__name__}: {exc}", text, len(text), wire_type)
+    except Exception as exc:
+        return _invalid(
+            f"bad {wire_type} frame: {type(exc).__name__}: {exc}",
+            text,
+            len(text),
+            wire_type,
+            log_error=f"a field of the wrong shape ({type(exc).__name__})",
+        )
     # Frozen record: ``raw`` is filled here, the one place events are built.
     object.__setattr__(event, "raw", obj)
     return event
@@ -219,7 +267,5 @@ def encode_audio_append(event_id: str, pcm: bytes) -> str:
 
 def encode_image_append(event_id: str, jpeg: bytes) -> str:
     """The ``input_image_buffer.append`` frame (same reasoning as the audio one)."""
-    return (
-        f'{{"event_id":"{event_id}","type":"input_image_buffer.append","image":"{b64encode(jpeg)}"}}'
-    )
-
+    image = b64encode(jpeg)
+    return f'{{"event_id":"{event_id}","type":"input_image_buffer.append","image":"{image}"}}'

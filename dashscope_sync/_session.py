@@ -256,7 +256,7 @@ class _SessionCore:
                             )
                             break
                     elif interval is not None and now - last_rx >= interval:
-                        self._send_control(lambda: transport.send_ping(b"keepalive"))
+                        self._send_control(transport.send_ping, b"keepalive")
                         ping_sent_at = now
                     continue
                 if keepalive:
@@ -268,10 +268,10 @@ class _SessionCore:
                     code, reason = parse_close(data)
                     logger.debug("server closed the connection: %d %s", code, reason)
                     # Complete the close handshake unless we started it.
-                    self._send_control(lambda: transport.send_close(code, ""), closing=True)
+                    self._send_control(transport.send_close, code, closing=True)
                     break
                 elif opcode == OP_PING:
-                    self._send_control(lambda: transport.send_pong(data))
+                    self._send_control(transport.send_pong, data)
                 elif opcode == OP_BINARY:
                     deliver(decode_binary(data))
                 # Pongs need nothing beyond refreshing last_rx above.
@@ -280,7 +280,7 @@ class _SessionCore:
             code = exc.code or 1006
             reason = exc.reason or str(exc)
         except BaseException as exc:
-            logger.error("unexpected internal error in the reader thread", exc_info=True)
+            logger.exception("unexpected internal error in the reader thread")
             code, reason = 1011, f"internal error: {type(exc).__name__}: {exc}"
             error = TransportError(f"the session failed: {reason}", code=code, reason=reason)
             error.__cause__ = exc
@@ -288,7 +288,9 @@ class _SessionCore:
             transport.close_socket()
             self._end(code, reason, error)
 
-    def _send_control(self, send: Callable[[], None], *, closing: bool = False) -> None:
+    def _send_control(
+        self, send: Callable[..., None], *args: object, closing: bool = False
+    ) -> None:
         """Send a control frame from the reader, unless the close frame went out."""
         with self._send_lock:
             if self.close_sent:
@@ -296,7 +298,7 @@ class _SessionCore:
             if closing:
                 self.close_sent = True
             try:
-                send()
+                send(*args)
             except TransportError:
                 # The reader will see the connection fail on its next read.
                 logger.debug("sending a control frame failed", exc_info=True)
@@ -444,12 +446,14 @@ class _SessionCore:
                 self.running = (handle, event)
                 try:
                     handle.fn(event)
-                except BaseException as exc:  # noqa: BLE001 - reported, never swallowed
+                except BaseException as exc:
                     self._handler_failed(handle, event, exc)
                 finally:
                     self.running = None
 
-    def _handler_failed(self, handle: HandlerHandle, event: ServerEvent, exc: BaseException) -> None:
+    def _handler_failed(
+        self, handle: HandlerHandle, event: ServerEvent, exc: BaseException
+    ) -> None:
         logger.error(
             "event handler %s raised while handling %s", _name(handle.fn), event.type, exc_info=exc
         )
@@ -710,7 +714,7 @@ class RealtimeSession:
         update: SessionUpdate | Mapping[str, Any],
         *,
         wait: Literal[True] = ...,
-        timeout: float | None | NotGiven = ...,
+        timeout: float | NotGiven | None = ...,
     ) -> SessionInfo: ...
 
     @overload
@@ -719,7 +723,7 @@ class RealtimeSession:
         update: SessionUpdate | Mapping[str, Any],
         *,
         wait: Literal[False],
-        timeout: float | None | NotGiven = ...,
+        timeout: float | NotGiven | None = ...,
     ) -> None: ...
 
     def update_session(
@@ -727,7 +731,7 @@ class RealtimeSession:
         update: SessionUpdate | Mapping[str, Any],
         *,
         wait: bool = True,
-        timeout: float | None | NotGiven = NOT_GIVEN,
+        timeout: float | NotGiven | None = NOT_GIVEN,
     ) -> SessionInfo | None:
         """Send ``session.update`` and, by default, wait for the server's verdict.
 
@@ -838,7 +842,11 @@ class RealtimeSession:
         """
         if not isinstance(text, str) or not text:
             raise ConfigError(f"text must be a non-empty string, got {text!r}")
-        item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+        item = {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": text}],
+        }
         return self._send_event("conversation.item.create", {"item": item})
 
     def create_response(
@@ -867,7 +875,7 @@ class RealtimeSession:
         return self._send_simple("response.cancel")
 
     def finish_session(
-        self, *, timeout: float | None | NotGiven = NOT_GIVEN
+        self, *, timeout: float | NotGiven | None = NOT_GIVEN
     ) -> SessionFinished | None:
         """Ask the server to flush and finish (``session.finish``), and wait for it.
 
@@ -941,7 +949,7 @@ class RealtimeSession:
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"the event is not JSON-serialisable: {exc}") from exc
 
-    def _timeout(self, timeout: float | None | NotGiven) -> float | None:
+    def _timeout(self, timeout: float | NotGiven | None) -> float | None:
         if timeout is NOT_GIVEN:
             return self.config.request_timeout
         return _check_timeout(timeout)
@@ -952,9 +960,7 @@ class RealtimeSession:
     def on(self, event_type: type[_E], handler: Callable[[_E], object]) -> HandlerHandle: ...
 
     @overload
-    def on(
-        self, event_type: str, handler: Callable[[ServerEvent], object]
-    ) -> HandlerHandle: ...
+    def on(self, event_type: str, handler: Callable[[ServerEvent], object]) -> HandlerHandle: ...
 
     @overload
     def on(self, event_type: type[ServerEvent] | str) -> Callable[[_F], _F]: ...

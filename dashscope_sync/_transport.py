@@ -8,6 +8,7 @@ running out of time a `DashScopeTimeout`, anything else a `TransportError`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import ssl
@@ -209,17 +210,15 @@ class WebSocketTransport:
         """Shut the socket down so a `recv` blocked in another thread returns at once."""
         sock = self._ws.sock
         if sock is not None:
-            try:
+            # Already closed or never connected: nothing to wake.
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # already closed or never connected: nothing to wake
 
     def close_socket(self) -> None:
         """Release the socket; idempotent."""
-        try:
+        # Best effort: the descriptor is gone either way.
+        with contextlib.suppress(OSError):
             self._ws.shutdown()  # type: ignore[no-untyped-call]
-        except OSError:
-            pass  # best effort: the descriptor is gone either way
 
 
 def parse_close(payload: bytes) -> tuple[int, str]:

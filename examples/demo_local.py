@@ -45,16 +45,19 @@ def main(argv: list[str] | None = None) -> int:
         client = ds.Client(server.api_key, base_url=server.url)
         started = time.monotonic()
         with client.realtime.connect(model=ds.MODEL_QWEN3_OMNI_FLASH_REALTIME) as session:
-            print(f"connected to {server.url} as session {session.id} "
-                  f"({(time.monotonic() - started) * 1000:.1f} ms)")
+            print(
+                f"connected to {server.url} as session {session.id} "
+                f"({(time.monotonic() - started) * 1000:.1f} ms)"
+            )
             session.update_session(
-                ds.SessionUpdate(modalities=["text", "audio"], voice=ds.VOICE_CHERRY,
-                                 turn_detection=None)  # manual mode: we commit ourselves
+                ds.SessionUpdate(
+                    modalities=["text", "audio"], voice=ds.VOICE_CHERRY, turn_detection=None
+                )  # manual mode: we commit ourselves
             )
 
             audio = synthetic_speech()
             for start in range(0, len(audio), CHUNK):
-                session.append_audio(audio[start:start + CHUNK])
+                session.append_audio(audio[start : start + CHUNK])
             session.commit_audio()
             sent_at = time.monotonic()
             session.create_response()

@@ -460,7 +460,10 @@ class TestHandlers:
         assert "removed" in repr(handle)
 
     def test_unknown_and_invalid_frames(
-        self, server: LocalRealtimeServer, session: ds.RealtimeSession, caplog: pytest.LogCaptureFixture
+        self,
+        server: LocalRealtimeServer,
+        session: ds.RealtimeSession,
+        caplog: pytest.LogCaptureFixture,
     ) -> None:
         """Unknown types and undecodable frames reach handlers and the iterator in order."""
         unknown: list[ds.ServerEvent] = []
@@ -533,7 +536,10 @@ class TestHandlers:
             assert session.update_session(ds.SessionUpdate(voice="Ethan")).voice == "Ethan"
 
     def test_exception_is_raised_on_the_caller(
-        self, server: LocalRealtimeServer, session: ds.RealtimeSession, caplog: pytest.LogCaptureFixture
+        self,
+        server: LocalRealtimeServer,
+        session: ds.RealtimeSession,
+        caplog: pytest.LogCaptureFixture,
     ) -> None:
         """A raising handler is logged with its traceback and raised as HandlerError."""
 
@@ -804,7 +810,9 @@ class TestEnd:
         threading.Timer(0.1, session.close).start()
         assert session.recv(timeout=20) is None
 
-    def test_close_sends_a_normal_close_frame(self, server: LocalRealtimeServer, client: ds.Client) -> None:
+    def test_close_sends_a_normal_close_frame(
+        self, server: LocalRealtimeServer, client: ds.Client
+    ) -> None:
         """close() completes the close handshake with code 1000."""
         session = connect(client)
         connection = server.wait_for_connection()
@@ -843,12 +851,11 @@ class TestEnd:
             failed.set()
             raise RuntimeError("in handler")
 
-        with pytest.raises(ds.HandlerError):
-            with connect(client) as session:
-                session.on(ds.ResponseTextDelta, broken)
-                server.send({"type": "response.text.delta", "delta": "x"})
-                assert failed.wait(5)
-                session.close()  # close() itself does not raise it
+        with pytest.raises(ds.HandlerError), connect(client) as session:
+            session.on(ds.ResponseTextDelta, broken)
+            server.send({"type": "response.text.delta", "delta": "x"})
+            assert failed.wait(5)
+            session.close()  # close() itself does not raise it
 
     def test_exit_keeps_the_propagating_exception(
         self, server: LocalRealtimeServer, client: ds.Client
@@ -862,12 +869,11 @@ class TestEnd:
             finally:
                 failed.set()
 
-        with pytest.raises(LookupError):
-            with connect(client) as session:
-                session.on(ds.ResponseTextDelta, broken)
-                server.send({"type": "response.text.delta", "delta": "x"})
-                assert failed.wait(5)
-                raise LookupError("user code")
+        with pytest.raises(LookupError), connect(client) as session:
+            session.on(ds.ResponseTextDelta, broken)
+            server.send({"type": "response.text.delta", "delta": "x"})
+            assert failed.wait(5)
+            raise LookupError("user code")
 
     def test_unclosed_session_warns(self, client: ds.Client) -> None:
         """A session that is garbage-collected unclosed emits a ResourceWarning."""
@@ -903,7 +909,9 @@ class TestLogging:
             session.create_response()
             delta = session.wait_for(ds.ResponseAudioDelta, timeout=10)
             session.wait_for(ds.ResponseDone, timeout=10)
-        text = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("dashscope_sync"))
+        text = "\n".join(
+            r.getMessage() for r in caplog.records if r.name.startswith("dashscope_sync")
+        )
         assert "sent input_audio_buffer.append" in text
         assert "received response.audio.delta" in text
         assert server.api_key not in text

@@ -1,0 +1,31 @@
+"""Static checks that gate every change: mypy strict and ruff on the project."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+
+
+def test_mypy_strict() -> None:
+    """The package type-checks under mypy --strict (config in pyproject.toml)."""
+    proc = run("mypy")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_ruff() -> None:
+    """ruff finds nothing in the package, the tests or the examples."""
+    proc = run("ruff", "check", "dashscope_sync", "tests", "examples")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
