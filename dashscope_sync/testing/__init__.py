@@ -1,0 +1,28 @@
+"""Test support for DashScope realtime clients: a local protocol server.
+
+:class:`LocalRealtimeServer` is a real WebSocket server on loopback that
+speaks the Qwen-Omni realtime protocol, with simulated (and clearly labelled)
+replies and knobs for the failure modes a client must survive. It needs the
+``websockets`` package (an optional extra of ``dashscope_sync``).
+
+Example:
+    >>> from dashscope_sync.testing import LocalRealtimeServer
+    >>> with LocalRealtimeServer() as server:
+    ...     server.url.endswith("/api-ws/v1/realtime")
+    True
+"""
+
+from ._audio import pcm16_peak_dbfs, speech_like_pcm16
+from ._connection import LocalConnection, ReplySpec
+from ._handshake import HandshakeRecord, RequestHeaders
+from ._server import LocalRealtimeServer
+
+__all__ = [
+    "HandshakeRecord",
+    "LocalConnection",
+    "LocalRealtimeServer",
+    "ReplySpec",
+    "RequestHeaders",
+    "pcm16_peak_dbfs",
+    "speech_like_pcm16",
+]

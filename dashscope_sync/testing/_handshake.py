@@ -1,0 +1,188 @@
+"""The HTTP side of the local server: request records and handshake replies.
+
+DashScope refuses a bad WebSocket upgrade with a plain HTTP error and a JSON
+body (``{"code": ..., "message": ..., "request_id": ...}``); this module builds
+those responses for websockets' ``process_request`` hook and keeps what the
+client sent, for tests to inspect.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hmac
+import http
+import json
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+__all__ = [
+    "HandshakeRecord",
+    "REALTIME_PATH",
+    "RequestHeaders",
+    "check_request",
+    "error_body",
+    "http_response",
+    "parse_target",
+]
+
+REALTIME_PATH = "/api-ws/v1/realtime"
+
+
+class RequestHeaders(Mapping[str, str]):
+    """Read-only HTTP headers with case-insensitive lookup.
+
+    Iteration yields the names as the client spelled them; repeated headers
+    are joined with ``", "``.
+
+    Thread safety: immutable, so safe to share between threads.
+
+    Example:
+        >>> headers = RequestHeaders([("Authorization", "Bearer k")])
+        >>> headers["authorization"]
+        'Bearer k'
+    """
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self._items: dict[str, tuple[str, str]] = {}
+        for name, value in items:
+            key = name.lower()
+            if key in self._items:
+                first_name, first_value = self._items[key]
+                self._items[key] = (first_name, f"{first_value}, {value}")
+            else:
+                self._items[key] = (name, value)
+
+    def __getitem__(self, name: str) -> str:
+        return self._items[name.lower()][1]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self._items.values())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        # Never show credentials in a repr that may end up in a test log.
+        shown = {
+            name: ("<redacted>" if name.lower() == "authorization" else value)
+            for name, value in self._items.values()
+        }
+        return f"RequestHeaders({shown!r})"
+
+
+@dataclass(frozen=True)
+class HandshakeRecord:
+    """One HTTP request the server received on its listening socket.
+
+    Thread safety: immutable, so safe to share between threads.
+
+    Attributes:
+        path: The URL path, without the query string.
+        query: Query parameters (the first value of each name).
+        headers: Request headers (case-insensitive lookup).
+        status: The HTTP status the server chose: 101 for an accepted
+            upgrade (the handshake may still fail afterwards), else the
+            rejection status.
+    """
+
+    path: str
+    query: dict[str, str]
+    headers: RequestHeaders
+    status: int
+
+
+def parse_target(target: str) -> tuple[str, dict[str, str]]:
+    """Split a request target into its path and a query dict (first value wins)."""
+    parts = urlsplit(target)
+    query: dict[str, str] = {}
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        query.setdefault(name, value)
+    return parts.path, query
+
+
+def error_body(code: str, message: str) -> dict[str, str]:
+    """Return a DashScope-style error body with a fresh ``request_id``."""
+    return {"code": code, "message": message, "request_id": str(uuid.uuid4())}
+
+
+def http_response(
+    status: int,
+    body: Mapping[str, Any] | bytes | str,
+    content_type: str | None = None,
+) -> Response:
+    """Build a complete HTTP response for ``process_request`` to return.
+
+    ``connection.respond()`` would force ``text/plain``; DashScope answers
+    with ``application/json``, so the headers are written here.
+
+    Args:
+        status: Any HTTP status code, including non-standard ones.
+        body: A mapping (sent as JSON), text (``text/plain``) or bytes
+            (``application/octet-stream``).
+        content_type: Overrides the Content-Type chosen from ``body``.
+    """
+    if isinstance(body, Mapping):
+        payload = json.dumps(dict(body), ensure_ascii=False).encode("utf-8")
+        default_type = "application/json"
+    elif isinstance(body, str):
+        payload = body.encode("utf-8")
+        default_type = "text/plain; charset=utf-8"
+    else:
+        payload = bytes(body)
+        default_type = "application/octet-stream"
+    try:
+        reason = http.HTTPStatus(status).phrase
+    except ValueError:
+        reason = "Unknown"
+    headers = Headers(
+        [
+            ("Date", email.utils.formatdate(usegmt=True)),
+            ("Connection", "close"),
+            ("Content-Length", str(len(payload))),
+            ("Content-Type", content_type or default_type),
+        ]
+    )
+    return Response(status, reason, headers, payload)
+
+
+def _bearer_matches(header: str, api_key: str) -> bool:
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    # Constant-time comparison: the habit costs nothing, even in a test server.
+    return hmac.compare_digest(token.strip().encode(), api_key.encode())
+
+
+def check_request(request: Request, api_key: str | None) -> Response | None:
+    """Apply the endpoint's own rules to an upgrade request.
+
+    Order: unknown path (404 ``NotFound``), bad key (401 ``InvalidApiKey``),
+    missing model (400 ``InvalidParameter``).
+
+    Returns:
+        The rejection to send, or None to go on with the upgrade.
+    """
+    path, query = parse_target(request.path)
+    if path != REALTIME_PATH:
+        return http_response(
+            404, error_body("NotFound", f"The requested path {path!r} was not found.")
+        )
+    # More than one Authorization header is ambiguous: refuse it like a bad key.
+    auth = request.headers.get_all("Authorization")
+    if api_key is not None and not (len(auth) == 1 and _bearer_matches(auth[0], api_key)):
+        return http_response(401, error_body("InvalidApiKey", "Invalid API-key provided."))
+    if not query.get("model", "").strip():
+        return http_response(
+            400,
+            error_body("InvalidParameter", "Missing required query parameter: model."),
+        )
+    return None

@@ -1,0 +1,320 @@
+"""The frames of one simulated response, produced lazily.
+
+:class:`ResponseStream` knows the event sequence of PROTOCOL.md section 3
+("Typical turn") and remembers how much of it was actually sent, so that a
+cancelled response can be closed with the right partial transcript, the right
+``*.done`` events and an honest ``usage``. It does no I/O: the connection's
+streaming thread pulls frames from :meth:`ResponseStream.body_frames` and sends
+them.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from typing import Any
+
+from ._audio import OUTPUT_SAMPLE_RATE, speech_for_text
+from ._session import (
+    JSONDict,
+    audio_tokens,
+    new_id,
+    server_event,
+    split_words,
+    text_tokens,
+    usage,
+)
+
+__all__ = ["ResponseStream"]
+
+# Size of the function-call argument deltas, in characters.
+_ARGUMENT_CHUNK = 8
+
+
+class ResponseStream:
+    """Generate and track the frames of one response.
+
+    Thread safety: not thread-safe; one streaming thread owns an instance.
+
+    Args:
+        conversation_id: The connection's ``conv_...`` id.
+        modalities: Effective modalities of the response.
+        voice: Echoed in ``response.created`` / ``response.done``.
+        output_audio_format: Echoed likewise.
+        reply_text: The text (or transcript) to stream.
+        tool_call: ``(name, arguments_json)`` to stream a function call instead.
+        chunk_ms: Audio per ``response.audio.delta``, in milliseconds.
+        input_text_tokens: Input text tokens reported in ``usage``.
+        input_audio_tokens: Input audio tokens reported in ``usage``.
+    """
+
+    def __init__(
+        self,
+        *,
+        conversation_id: str,
+        modalities: list[str],
+        voice: Any,
+        output_audio_format: Any,
+        reply_text: str,
+        tool_call: tuple[str, str] | None,
+        chunk_ms: int,
+        input_text_tokens: int,
+        input_audio_tokens: int,
+    ) -> None:
+        self.response_id = new_id("resp_")
+        self.item_id = new_id("item_")
+        self.call_id = new_id("call_") if tool_call is not None else None
+        self.reply_text = reply_text
+        self.tool_call = tool_call
+        self.audio_mode = "audio" in modalities and tool_call is None
+        self._conversation_id = conversation_id
+        self._modalities = list(modalities)
+        self._voice = voice
+        self._output_audio_format = output_audio_format
+        self._chunk_bytes = max(2, OUTPUT_SAMPLE_RATE * chunk_ms // 1000 * 2)
+        self._input_text_tokens = input_text_tokens
+        self._input_audio_tokens = input_audio_tokens
+        # Progress, updated only after the consumer came back for the next
+        # frame, i.e. once the previous frame was sent.
+        self._text_sent: list[str] = []
+        self._audio_bytes_sent = 0
+        self._item_added = False
+        self._part_added = False
+        self._pending_done: list[str] = []
+
+    # ------------------------------------------------------------------
+    # Building blocks
+
+    def _response(self, status: str) -> JSONDict:
+        return {
+            "id": self.response_id,
+            "object": "realtime.response",
+            "conversation_id": self._conversation_id,
+            "status": status,
+            "modalities": list(self._modalities),
+            "voice": self._voice,
+            "output_audio_format": self._output_audio_format,
+            "output": [],
+        }
+
+    def _event(self, event_type: str, **fields: Any) -> JSONDict:
+        return server_event(
+            event_type, response_id=self.response_id, item_id=self.item_id, **fields
+        )
+
+    def _part_event(self, event_type: str, **fields: Any) -> JSONDict:
+        return self._event(event_type, output_index=0, content_index=0, **fields)
+
+    def _message_item(self, status: str, content: list[JSONDict]) -> JSONDict:
+        return {
+            "id": self.item_id,
+            "object": "realtime.item",
+            "type": "message",
+            "status": status,
+            "role": "assistant",
+            "content": content,
+        }
+
+    def _function_item(self, status: str, arguments: str) -> JSONDict:
+        assert self.tool_call is not None
+        return {
+            "id": self.item_id,
+            "object": "realtime.item",
+            "type": "function_call",
+            "status": status,
+            "call_id": self.call_id,
+            "name": self.tool_call[0],
+            "arguments": arguments,
+        }
+
+    @property
+    def _part_type(self) -> str:
+        return "audio" if self.audio_mode else "text"
+
+    @property
+    def sent_text(self) -> str:
+        """The transcript, text or arguments sent so far."""
+        return "".join(self._text_sent)
+
+    # ------------------------------------------------------------------
+    # Frames
+
+    def created_event(self) -> JSONDict:
+        """Return ``response.created``."""
+        return server_event("response.created", response=self._response("in_progress"))
+
+    def body_frames(self) -> Iterator[tuple[JSONDict, bool]]:
+        """Yield ``(frame, is_delta)`` from ``output_item.added`` to ``output_item.done``.
+
+        Progress is recorded when the consumer asks for the next frame, so a
+        consumer that stops early (a cancel) leaves an exact record of what it
+        sent.
+        """
+        if self.tool_call is not None:
+            yield from self._function_frames()
+        else:
+            yield from self._message_frames()
+
+    def _function_frames(self) -> Iterator[tuple[JSONDict, bool]]:
+        assert self.tool_call is not None
+        name, arguments = self.tool_call
+        yield (
+            server_event(
+                "response.output_item.added",
+                response_id=self.response_id,
+                output_index=0,
+                item=self._function_item("in_progress", ""),
+            ),
+            False,
+        )
+        self._item_added = True
+        for start in range(0, len(arguments), _ARGUMENT_CHUNK):
+            delta = arguments[start : start + _ARGUMENT_CHUNK]
+            yield (
+                self._event(
+                    "response.function_call_arguments.delta",
+                    output_index=0,
+                    call_id=self.call_id,
+                    delta=delta,
+                ),
+                True,
+            )
+            self._text_sent.append(delta)
+        yield (
+            self._event(
+                "response.function_call_arguments.done",
+                output_index=0,
+                call_id=self.call_id,
+                name=name,
+                arguments=arguments,
+            ),
+            False,
+        )
+        yield (
+            server_event(
+                "response.output_item.done",
+                response_id=self.response_id,
+                output_index=0,
+                item=self._function_item("completed", arguments),
+            ),
+            False,
+        )
+
+    def _message_frames(self) -> Iterator[tuple[JSONDict, bool]]:
+        text = self.reply_text
+        yield (
+            server_event(
+                "response.output_item.added",
+                response_id=self.response_id,
+                output_index=0,
+                item=self._message_item("in_progress", []),
+            ),
+            False,
+        )
+        self._item_added = True
+        yield (
+            server_event("conversation.item.created", item=self._message_item("in_progress", [])),
+            False,
+        )
+        yield (
+            self._part_event(
+                "response.content_part.added", part={"type": self._part_type, "text": ""}
+            ),
+            False,
+        )
+        self._part_added = True
+        if self.audio_mode:
+            self._pending_done = ["response.audio_transcript.done", "response.audio.done"]
+            yield from self._audio_deltas(text)
+            yield self._part_event("response.audio_transcript.done", transcript=text), False
+            self._pending_done.remove("response.audio_transcript.done")
+            yield self._part_event("response.audio.done"), False
+            self._pending_done.remove("response.audio.done")
+        else:
+            self._pending_done = ["response.text.done"]
+            for word in split_words(text):
+                yield self._part_event("response.text.delta", delta=word), True
+                self._text_sent.append(word)
+            yield self._part_event("response.text.done", text=text), False
+            self._pending_done.clear()
+        part = {"type": self._part_type, "text": text}
+        yield self._part_event("response.content_part.done", part=part), False
+        yield (
+            server_event(
+                "response.output_item.done",
+                response_id=self.response_id,
+                output_index=0,
+                item=self._message_item("completed", [part]),
+            ),
+            False,
+        )
+
+    def _audio_deltas(self, text: str) -> Iterator[tuple[JSONDict, bool]]:
+        words = split_words(text)
+        audio = speech_for_text(text)
+        chunk = self._chunk_bytes
+        n_words = len(words)
+        n_chunks = (len(audio) + chunk - 1) // chunk
+        i = j = 0
+        # Merge the two streams by relative position (word i sits at i / n_words
+        # of the reply, chunk j at j / n_chunks) so the transcript stays roughly
+        # in step with the audio, transcript first on ties, as the service does.
+        while i < n_words or j < n_chunks:
+            if j >= n_chunks or (i < n_words and i * n_chunks <= j * n_words):
+                yield self._part_event("response.audio_transcript.delta", delta=words[i]), True
+                self._text_sent.append(words[i])
+                i += 1
+            else:
+                data = audio[j * chunk : (j + 1) * chunk]
+                encoded = base64.b64encode(data).decode("ascii")
+                yield self._part_event("response.audio.delta", delta=encoded), True
+                self._audio_bytes_sent += len(data)
+                j += 1
+
+    def cancel_frames(self) -> list[JSONDict]:
+        """Return the ``*.done`` events still owed after stopping early.
+
+        ``response.text.done`` in text mode; ``response.audio_transcript.done``
+        and ``response.audio.done`` in audio mode (the docs say both ``done``
+        events are also sent on cancel). Each carries what was sent so far.
+        """
+        if not self._part_added:
+            return []
+        frames: list[JSONDict] = []
+        for event_type in self._pending_done:
+            if event_type == "response.audio_transcript.done":
+                frames.append(self._part_event(event_type, transcript=self.sent_text))
+            elif event_type == "response.text.done":
+                frames.append(self._part_event(event_type, text=self.sent_text))
+            else:
+                frames.append(self._part_event(event_type))
+        self._pending_done = []
+        return frames
+
+    def done_event(self, *, cancelled: bool) -> JSONDict:
+        """Return ``response.done`` (``completed``, or ``cancelled`` after a cancel)."""
+        status = "cancelled" if cancelled else "completed"
+        response = self._response(status)
+        item_status = "incomplete" if cancelled else "completed"
+        text = self.sent_text
+        if self._item_added:
+            if self.tool_call is not None:
+                response["output"] = [self._function_item(item_status, text)]
+            elif self.audio_mode:
+                content = [{"type": "audio", "transcript": text}]
+                response["output"] = [self._message_item(item_status, content)]
+            else:
+                content = [{"type": "text", "text": text}]
+                response["output"] = [self._message_item(item_status, content)]
+        if cancelled:
+            response["status_details"] = {"type": "cancelled", "reason": "client_cancelled"}
+        output_text = text_tokens(text)
+        if self.tool_call is not None and self._item_added:
+            output_text += text_tokens(self.tool_call[0])
+        response["usage"] = usage(
+            input_text=self._input_text_tokens,
+            input_audio=self._input_audio_tokens,
+            output_text=output_text,
+            output_audio=audio_tokens(self._audio_bytes_sent, OUTPUT_SAMPLE_RATE),
+        )
+        return server_event("response.done", response=response)

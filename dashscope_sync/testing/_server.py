@@ -1,0 +1,659 @@
+"""``LocalRealtimeServer``: a loopback DashScope Qwen-Omni realtime server.
+
+The transport is websockets' threaded server (``websockets.sync.server``):
+``serve_forever()`` runs on one background thread and websockets starts one
+handler thread per connection, on which :class:`LocalConnection` runs the
+protocol. This module owns the lifecycle, the HTTP handshake rules and the
+test knobs that act across connections.
+"""
+
+from __future__ import annotations
+
+import collections
+import inspect
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Any
+
+from websockets.http11 import Request, Response
+from websockets.sync.server import Server, ServerConnection, serve
+
+from ._connection import (
+    ConnectionSettings,
+    LocalConnection,
+    Override,
+    ReplySpec,
+)
+from ._handshake import (
+    REALTIME_PATH,
+    HandshakeRecord,
+    RequestHeaders,
+    check_request,
+    http_response,
+    parse_target,
+)
+from ._session import JSONDict
+from ._transport import WEBSOCKETS_LOGGER, StallableServerConnection
+
+__all__ = ["LocalRealtimeServer"]
+
+logger = logging.getLogger("dashscope_sync.testing")
+
+_DEFAULT_API_KEY = "sk-local-test"
+_SHUTDOWN_CODE = 1001
+_SHUTDOWN_REASON = "server shutting down"
+# Server.shutdown() takes a close code and reason since websockets 17.
+_SHUTDOWN_TAKES_CODE = "code" in inspect.signature(Server.shutdown).parameters
+
+
+class LocalRealtimeServer:
+    """A real WebSocket server on loopback that speaks the DashScope realtime protocol.
+
+    It implements the Qwen-Omni realtime API (``/api-ws/v1/realtime``) as
+    documented: the handshake rules (401/404/400 with DashScope JSON bodies),
+    ``session.created`` / ``session.update`` validation, the input audio and
+    image buffers, conversation items, and responses streamed with the
+    documented event order, whose text and audio are simulated and say so.
+    Test knobs inject errors, scripted replies, delays, stalls, closes and
+    drops. Use it to test a client through real sockets, or to develop
+    offline.
+
+    What is simulated, and how:
+
+    * Replies describe their input ("This is a simulated reply from the local
+      DashScope server. I heard 1.20 seconds of audio."); committed audio is
+      "transcribed" as ``[simulated transcript: 1.20 s of audio, peak -12.1
+      dBFS]``; output audio is a deterministic speech-like tone pattern of
+      about 60 ms per character of the reply, at 24 kHz.
+    * Usage is deterministic: 12.5 tokens per second of audio, one text token
+      per 4 UTF-8 bytes.
+    * Voice activity detection is not simulated: whatever ``turn_detection``
+      says, a turn ends only with ``input_audio_buffer.commit`` (or a text
+      ``conversation.item.create``) and a response starts only with
+      ``response.create``.
+    * With ``session.tools`` set, a user text naming a tool (or instructions
+      containing ``"call <name>"``) gets a function call instead of a reply;
+      its arguments are the first JSON object in the text, else ``{}``.
+
+    Thread safety: every public method and property may be called from any
+    thread, including while clients are connected; the server runs its own
+    threads (one for accepting, one per connection, one per streaming
+    response) and :meth:`close` joins all of them.
+
+    Args:
+        api_key: The key accepted in ``Authorization: Bearer <key>``
+            (``bearer`` in any case). None accepts any key, or none.
+        host: Interface to bind.
+        port: TCP port; 0 picks a free one (read :attr:`port` after start).
+        model_default: Model used by :meth:`model_url` when none is given.
+        chunk_ms: Audio per ``response.audio.delta`` in milliseconds
+            (100 ms of 24 kHz PCM16 is 4800 bytes).
+        delta_delay: Seconds slept between streamed deltas, to simulate the
+            pacing of a real model; 0 streams as fast as possible.
+        send_session_created: Send ``session.created`` on connect.
+        support_session_finish: Answer ``session.finish`` with
+            ``session.finished``; if False it is rejected as an invalid event
+            type, like qwen3.5-omni does.
+        max_size: Largest accepted client message in bytes (None: no limit);
+            bigger ones close the connection with 1009.
+        ping_interval: Seconds between server pings (None: no server pings,
+            like DashScope, which is not known to ping).
+        ping_timeout: Seconds to wait for a pong before closing with 1011
+            (None: never).
+        max_session_seconds: Close sessions this old (None: never). The real
+            cap is 120 minutes with an undocumented close code.
+        expire_close_code: Close code used when a session expires.
+        expire_close_reason: Close reason used when a session expires.
+        close_timeout: Seconds to wait for the client's side of a close
+            handshake before dropping the TCP connection.
+
+    Example:
+        >>> import json, websocket
+        >>> with LocalRealtimeServer() as server:
+        ...     ws = websocket.create_connection(
+        ...         server.model_url(), header=[f"Authorization: Bearer {server.api_key}"]
+        ...     )
+        ...     created = json.loads(ws.recv())
+        ...     request = {"type": "response.create", "response": {"modalities": ["text"]}}
+        ...     _ = ws.send(json.dumps(request))
+        ...     frames = [json.loads(ws.recv())]
+        ...     while frames[-1]["type"] != "response.done":
+        ...         frames.append(json.loads(ws.recv()))
+        ...     ws.close()
+        >>> created["type"]
+        'session.created'
+        >>> print(frames[-1]["response"]["output"][0]["content"][0]["text"])
+        This is a simulated reply from the local DashScope server. I did not receive any new input.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = _DEFAULT_API_KEY,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        model_default: str = "qwen3-omni-flash-realtime",
+        chunk_ms: int = 100,
+        delta_delay: float = 0.0,
+        send_session_created: bool = True,
+        support_session_finish: bool = True,
+        max_size: int | None = 2**24,
+        ping_interval: float | None = None,
+        ping_timeout: float | None = 20.0,
+        max_session_seconds: float | None = None,
+        expire_close_code: int = 1000,
+        expire_close_reason: str = "session expired",
+        close_timeout: float = 5.0,
+    ) -> None:
+        if chunk_ms <= 0:
+            raise ValueError(f"chunk_ms must be > 0, got {chunk_ms!r}")
+        if delta_delay < 0:
+            raise ValueError(f"delta_delay must be >= 0, got {delta_delay!r}")
+        self.api_key = api_key
+        self.host = host
+        self.model_default = model_default
+        self._requested_port = port
+        self._send_session_created = send_session_created
+        self._max_size = max_size
+        self._close_timeout = close_timeout
+        self._settings = ConnectionSettings(
+            chunk_ms=chunk_ms,
+            delta_delay=delta_delay,
+            support_session_finish=support_session_finish,
+            max_session_seconds=max_session_seconds,
+            expire_close_code=expire_close_code,
+            expire_close_reason=expire_close_reason,
+        )
+
+        # Guards every mutable attribute below (knob settings, records, the
+        # websockets server handle and the lifecycle flags).
+        self._lock = threading.Lock()
+        # Signalled (with _lock) when a connection is accepted or a client
+        # frame is recorded; wait_for_connection/wait_for_received wait on it.
+        self._cond = threading.Condition(self._lock)
+        self._server: Server | None = None
+        self._thread: threading.Thread | None = None
+        self._port: int | None = None
+        self._closed = False
+        self._connections: list[LocalConnection] = []
+        self._handed_out = 0
+        self._handshakes: list[HandshakeRecord] = []
+        self._received: list[JSONDict] = []
+        self._received_by_type: dict[str, list[JSONDict]] = collections.defaultdict(list)
+        # FIFO of responses for the next upgrades (reject_next_handshakes).
+        self._forced_rejections: collections.deque[Response] = collections.deque()
+        # Per client event type: FIFO of (error override, once) from inject_error.
+        self._error_rules: dict[str, collections.deque[tuple[Override, bool]]] = {}
+        # Per client event type: (reply override, once) from on_client_event.
+        self._reply_rules: dict[str, tuple[Override, bool]] = {}
+        self._reply_delay = 0.0
+        self._hold_session_created = False
+        self._ping_interval = ping_interval
+        self._ping_timeout = ping_timeout
+
+    # ------------------------------------------------------------------
+    # Lifecycle
+
+    def start(self) -> LocalRealtimeServer:
+        """Bind the socket and start serving on a background thread.
+
+        Returns:
+            The server itself, for chaining.
+
+        Raises:
+            RuntimeError: If the server was already started or closed.
+            OSError: If the address cannot be bound.
+        """
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("LocalRealtimeServer is closed and cannot be restarted")
+            if self._server is not None:
+                raise RuntimeError("LocalRealtimeServer is already started")
+            server = serve(
+                self._handle_connection,
+                self.host,
+                self._requested_port,
+                process_request=self._process_request,
+                # No permessage-deflate: DashScope is not known to offer it, and
+                # compressing base64 audio would only cost CPU in benchmarks.
+                compression=None,
+                # Keepalive is implemented per connection (see LocalConnection),
+                # so that it can be changed at runtime and paused by stall().
+                ping_interval=None,
+                ping_timeout=None,
+                close_timeout=self._close_timeout,
+                max_size=self._max_size,
+                create_connection=StallableServerConnection,
+                logger=WEBSOCKETS_LOGGER,
+            )
+            self._server = server
+            self._port = int(server.socket.getsockname()[1])
+            # Daemon, so a server that is never closed cannot hang interpreter
+            # exit; websockets' handler threads inherit the flag from it.
+            self._thread = threading.Thread(
+                target=server.serve_forever, name="dashscope-local-server", daemon=True
+            )
+            self._thread.start()
+        logger.debug("local realtime server listening on %s", self.url)
+        return self
+
+    def close(self) -> None:
+        """Close every connection (1001 "server shutting down"), stop, join all threads.
+
+        Idempotent; a server that was never started is just marked closed.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            server, thread = self._server, self._thread
+            connections = list(self._connections)
+        if server is None or thread is None:
+            return
+        for connection in connections:
+            connection.cancel_for_shutdown()
+        for connection in connections:
+            # A response thread stuck writing to a client that stopped reading
+            # would hold websockets' connection lock forever: cut that client off.
+            if not connection.wait_streams(self._close_timeout):
+                connection.drop()
+        if _SHUTDOWN_TAKES_CODE:
+            server.shutdown(code=_SHUTDOWN_CODE, reason=_SHUTDOWN_REASON)
+        else:
+            # websockets < 17 closes with 1001 and no reason: give the reason
+            # first; shutdown() then closes what opened in the meantime.
+            for connection in connections:
+                connection.close(_SHUTDOWN_CODE, _SHUTDOWN_REASON)
+            for connection in connections:
+                connection.join(self._close_timeout + 1.0)
+            server.shutdown()
+        thread.join()
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            connection.join()
+        logger.debug("local realtime server closed")
+
+    def __enter__(self) -> LocalRealtimeServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        if self._port is None:
+            state = "not started"
+        elif self._closed:
+            state = "closed"
+        else:
+            state = self.url
+        return f"<LocalRealtimeServer {state}>"
+
+    # ------------------------------------------------------------------
+    # Addresses
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port.
+
+        Raises:
+            RuntimeError: If the server was not started.
+        """
+        if self._port is None:
+            raise RuntimeError("LocalRealtimeServer is not started; call start() first")
+        return self._port
+
+    @property
+    def http_base_url(self) -> str:
+        """``http://HOST:PORT`` (IPv6 hosts in brackets)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """``ws://HOST:PORT/api-ws/v1/realtime``, without the ``model`` query."""
+        return "ws" + self.http_base_url[len("http") :] + REALTIME_PATH
+
+    def model_url(self, model: str | None = None) -> str:
+        """Return :attr:`url` with ``?model=`` (``model_default`` when None)."""
+        return f"{self.url}?model={model or self.model_default}"
+
+    # ------------------------------------------------------------------
+    # Records
+
+    @property
+    def connections(self) -> list[LocalConnection]:
+        """Every connection accepted so far, open or closed, in order (a copy)."""
+        with self._lock:
+            return list(self._connections)
+
+    @property
+    def handshakes(self) -> list[HandshakeRecord]:
+        """Every HTTP request seen on the socket, accepted or rejected (a copy)."""
+        with self._lock:
+            return list(self._handshakes)
+
+    @property
+    def received(self) -> list[JSONDict]:
+        """Decoded client frames from all connections, in arrival order (a copy)."""
+        with self._lock:
+            return list(self._received)
+
+    def wait_for_connection(self, timeout: float = 5.0) -> LocalConnection:
+        """Wait for the next accepted connection not yet returned by this method.
+
+        Successive calls return the 1st, 2nd, ... connection, so a test can
+        follow a client through reconnects.
+
+        Raises:
+            TimeoutError: If no such connection arrives within ``timeout`` seconds.
+        """
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self._connections) > self._handed_out, timeout):
+                raise TimeoutError(
+                    f"no new connection to the local server within {timeout:.1f} s "
+                    f"({len(self._connections)} accepted, {self._handed_out} already returned)"
+                )
+            connection = self._connections[self._handed_out]
+            self._handed_out += 1
+            return connection
+
+    def wait_for_received(self, type: str, *, count: int = 1, timeout: float = 5.0) -> JSONDict:
+        """Wait until ``count`` client frames of ``type`` have arrived (all connections).
+
+        Args:
+            type: The client event type, e.g. ``"session.update"``.
+            count: How many frames of that type to wait for.
+            timeout: Seconds to wait.
+
+        Returns:
+            The ``count``-th frame of that type (the first one for ``count=1``).
+
+        Raises:
+            TimeoutError: If fewer arrived within ``timeout``; the message
+                lists what did arrive.
+        """
+        if count < 1:
+            raise ValueError(f"count must be >= 1, got {count!r}")
+        with self._cond:
+            frames = self._received_by_type[type]
+            if not self._cond.wait_for(lambda: len(frames) >= count, timeout):
+                seen = collections.Counter(str(frame.get("type")) for frame in self._received)
+                raise TimeoutError(
+                    f"timed out after {timeout:.1f} s waiting for {count} {type!r} client "
+                    f"frame(s); got {len(frames)}. Frames received so far: {dict(seen)}"
+                )
+            return frames[count - 1]
+
+    # ------------------------------------------------------------------
+    # Knobs: handshake
+
+    def reject_next_handshakes(
+        self,
+        status: int,
+        body: Mapping[str, Any] | bytes | str,
+        count: int = 1,
+        *,
+        content_type: str | None = None,
+    ) -> None:
+        """Refuse the next ``count`` upgrades to the realtime path with an HTTP error.
+
+        Checked before the API key, e.g. ``reject_next_handshakes(429,
+        {"code": "Throttling.RateQuota", "message": "...", "request_id": "..."})``.
+
+        Args:
+            status: HTTP status code.
+            body: A mapping (sent as JSON), text or bytes (sent as is).
+            count: Number of upgrades to refuse.
+            content_type: Overrides the Content-Type chosen from ``body``.
+        """
+        with self._lock:
+            for _ in range(count):
+                self._forced_rejections.append(http_response(status, body, content_type))
+
+    def hold_session_created(self, hold: bool = True) -> None:
+        """Hold back ``session.created`` of new connections (or release it).
+
+        Releasing sends the held ``session.created`` to every open connection
+        that has not had one yet.
+        """
+        with self._lock:
+            self._hold_session_created = hold
+            connections = list(self._connections)
+        if not hold and self._send_session_created:
+            for connection in connections:
+                if connection.is_open:
+                    connection.send_session_created()
+
+    # ------------------------------------------------------------------
+    # Knobs: client events
+
+    def on_client_event(self, type: str, reply: ReplySpec, *, once: bool = False) -> None:
+        """Replace the built-in answer to client events of ``type``.
+
+        Args:
+            type: The client event type, e.g. ``"response.create"``.
+            reply: Frames to send instead (``event_id`` added when missing);
+                a function of the client frame returning them; or None to
+                swallow the event (no answer at all). The built-in handling
+                (state changes included) is skipped.
+            once: Apply to the next such event only; else until
+                :meth:`clear_overrides`. A later call for the same type
+                replaces this one.
+        """
+        with self._lock:
+            self._reply_rules[type] = (Override(reply=reply), once)
+
+    def inject_error(
+        self,
+        for_type: str,
+        error: Mapping[str, Any],
+        *,
+        echo_event_id: bool = True,
+        once: bool = True,
+    ) -> None:
+        """Answer the next client event of ``for_type`` with an ``error`` event instead.
+
+        Takes precedence over :meth:`on_client_event`; the event is not
+        processed otherwise. Several injections for one type queue up.
+
+        Args:
+            for_type: The client event type.
+            error: The ``error`` object, e.g. ``{"type": "server_error",
+                "code": "COMMON_ERROR", "message": "..."}``.
+            echo_event_id: Copy the client's ``event_id`` into
+                ``error.event_id``, as the real server does.
+            once: Apply once; else to every such event until
+                :meth:`clear_overrides`.
+        """
+        rule = Override(error=dict(error), echo_event_id=echo_event_id)
+        with self._lock:
+            self._error_rules.setdefault(for_type, collections.deque()).append((rule, once))
+
+    def clear_overrides(self) -> None:
+        """Remove every :meth:`on_client_event` and :meth:`inject_error` rule."""
+        with self._lock:
+            self._error_rules.clear()
+            self._reply_rules.clear()
+
+    def set_reply_delay(self, seconds: float) -> None:
+        """Wait ``seconds`` before handling each client event (0 to stop)."""
+        if seconds < 0:
+            raise ValueError(f"seconds must be >= 0, got {seconds!r}")
+        with self._lock:
+            self._reply_delay = seconds
+
+    @property
+    def reply_delay(self) -> float:
+        """The delay set by :meth:`set_reply_delay`."""
+        with self._lock:
+            return self._reply_delay
+
+    # ------------------------------------------------------------------
+    # Knobs: connections (all open ones, or the one given)
+
+    def _targets(self, connection: LocalConnection | None) -> list[LocalConnection]:
+        if connection is not None:
+            return [connection]
+        with self._lock:
+            return [c for c in self._connections if c.is_open]
+
+    def send(self, frame: JSONDict, *, connection: LocalConnection | None = None) -> int:
+        """Send an extra JSON event (``event_id`` added when missing).
+
+        Returns:
+            The number of connections it was sent to (closed ones are skipped).
+        """
+        return self._for_each(connection, lambda c: c.send(frame))
+
+    def send_text(self, text: str, *, connection: LocalConnection | None = None) -> int:
+        """Send a raw text frame, e.g. invalid JSON. Returns the number of recipients."""
+        return self._for_each(connection, lambda c: c.send_text(text))
+
+    def send_binary(self, data: bytes, *, connection: LocalConnection | None = None) -> int:
+        """Send a binary frame. Returns the number of recipients."""
+        return self._for_each(connection, lambda c: c.send_binary(data))
+
+    def _for_each(
+        self, connection: LocalConnection | None, action: Callable[[LocalConnection], None]
+    ) -> int:
+        sent = 0
+        for target in self._targets(connection):
+            try:
+                action(target)
+            except Exception:  # closed meanwhile: skip it, as documented
+                logger.debug("skipping closed connection %s", target.session_id, exc_info=True)
+            else:
+                sent += 1
+        return sent
+
+    def stall(self, *, connection: LocalConnection | None = None) -> None:
+        """Stop reading and answering on open connections, without closing them.
+
+        Nothing is read from the socket, so not even pings are answered: a
+        client keepalive sees a dead peer. Connections opened later are not
+        affected. See :meth:`LocalConnection.stall`.
+        """
+        for target in self._targets(connection):
+            target.stall()
+
+    def resume(self, *, connection: LocalConnection | None = None) -> None:
+        """Undo :meth:`stall`."""
+        if connection is not None:
+            connection.resume()
+            return
+        with self._lock:
+            targets = list(self._connections)
+        for target in targets:
+            target.resume()
+
+    def close_connections(
+        self,
+        code: int = 1000,
+        reason: str = "",
+        *,
+        connection: LocalConnection | None = None,
+        wait: bool = False,
+    ) -> None:
+        """Close open connections with a proper closing handshake.
+
+        Args:
+            code: Close code the client will see.
+            reason: Close reason the client will see.
+            connection: Only this connection.
+            wait: Block until the handshakes complete (clients must be
+                reading); by default they complete in the background.
+        """
+        for target in self._targets(connection):
+            target.close(code, reason, wait=wait)
+
+    def drop_connections(self, *, connection: LocalConnection | None = None) -> None:
+        """Cut open connections abruptly (no close frame; the client sees 1006)."""
+        for target in self._targets(connection):
+            target.drop()
+
+    def set_keepalive(self, ping_interval: float | None, ping_timeout: float | None = 20.0) -> None:
+        """Set server pings for open and future connections (None: no pings).
+
+        See :meth:`LocalConnection.set_keepalive`.
+        """
+        with self._lock:
+            self._ping_interval, self._ping_timeout = ping_interval, ping_timeout
+            targets = [c for c in self._connections if c.is_open]
+        for target in targets:
+            target.set_keepalive(ping_interval, ping_timeout)
+
+    # ------------------------------------------------------------------
+    # websockets hooks (server threads)
+
+    def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        path, query = parse_target(request.path)
+        response: Response | None = None
+        with self._lock:
+            if path == REALTIME_PATH and self._forced_rejections:
+                response = self._forced_rejections.popleft()
+        if response is None:
+            response = check_request(request, self.api_key)
+        status = 101 if response is None else response.status_code
+        record = HandshakeRecord(path, query, RequestHeaders(request.headers.raw_items()), status)
+        with self._lock:
+            self._handshakes.append(record)
+        logger.debug("handshake %s model=%r -> %d", path, query.get("model"), status)
+        return response
+
+    def _handle_connection(self, ws: ServerConnection) -> None:
+        assert isinstance(ws, StallableServerConnection)
+        with self._lock:
+            ping_interval, ping_timeout = self._ping_interval, self._ping_timeout
+        connection = LocalConnection(
+            ws,
+            self,
+            self._settings,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+        )
+        connection.serve()
+
+    # ConnectionHost protocol, called by LocalConnection.
+
+    def _connection_opened(self, connection: LocalConnection) -> bool:
+        with self._cond:
+            self._connections.append(connection)
+            self._cond.notify_all()
+            send_now = self._send_session_created and not self._hold_session_created
+        logger.debug("connection %s opened (model=%r)", connection.session_id, connection.model)
+        return send_now
+
+    def _connection_closed(self, connection: LocalConnection) -> None:
+        logger.debug("connection %s closed", connection.session_id)
+
+    def _record_received(self, connection: LocalConnection, frame: JSONDict) -> None:
+        with self._cond:
+            self._received.append(frame)
+            event_type = frame.get("type")
+            if isinstance(event_type, str):
+                self._received_by_type[event_type].append(frame)
+            self._cond.notify_all()
+
+    def _take_override(self, event_type: str) -> Override | None:
+        with self._lock:
+            queue = self._error_rules.get(event_type)
+            if queue:
+                rule, once = queue[0]
+                if once:
+                    queue.popleft()
+                return rule
+            entry = self._reply_rules.get(event_type)
+            if entry is None:
+                return None
+            rule, once = entry
+            if once:
+                del self._reply_rules[event_type]
+            return rule
