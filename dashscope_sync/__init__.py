@@ -54,6 +54,7 @@ from ._constants import (
     VOICES_QWEN_OMNI_TURBO,
 )
 from ._errors import (
+    ActiveResponseError,
     APIError,
     AuthenticationError,
     ConfigError,
@@ -61,6 +62,10 @@ from ._errors import (
     DashScopeTimeout,
     HandlerError,
     RateLimitError,
+    ResponseCancelledError,
+    ResponseError,
+    ResponseFailedError,
+    ResponseIncompleteError,
     SessionClosedError,
     TransportError,
     UsageError,
@@ -103,6 +108,15 @@ from ._events import (
     SessionUpdated,
     UnknownEvent,
 )
+from ._http import (
+    TemporaryKey,
+    TokenService,
+)
+from ._response import (
+    Response,
+    ResponseResult,
+    pcm16_to_wav,
+)
 from ._session import (
     HandlerHandle,
     RealtimeSession,
@@ -115,6 +129,7 @@ __all__ = [
     "AUDIO_FORMAT_PCM",
     "AUDIO_FORMAT_PCM16",
     "AUDIO_FORMAT_PCM24",
+    "ActiveResponseError",
     "AuthenticationError",
     "Client",
     "ConfigError",
@@ -163,19 +178,25 @@ __all__ = [
     "RealtimeConfig",
     "RealtimeService",
     "RealtimeSession",
+    "Response",
     "ResponseAudioDelta",
     "ResponseAudioDone",
     "ResponseAudioTranscriptDelta",
     "ResponseAudioTranscriptDone",
+    "ResponseCancelledError",
     "ResponseContentPartAdded",
     "ResponseContentPartDone",
     "ResponseCreated",
     "ResponseDone",
+    "ResponseError",
+    "ResponseFailedError",
     "ResponseFunctionCallArgumentsDelta",
     "ResponseFunctionCallArgumentsDone",
+    "ResponseIncompleteError",
     "ResponseInfo",
     "ResponseOutputItemAdded",
     "ResponseOutputItemDone",
+    "ResponseResult",
     "ResponseTextDelta",
     "ResponseTextDone",
     "ServerEvent",
@@ -187,6 +208,8 @@ __all__ = [
     "SessionUpdated",
     "TRANSCRIPTION_MODEL_GUMMY",
     "TRANSCRIPTION_MODEL_QWEN3_ASR_FLASH",
+    "TemporaryKey",
+    "TokenService",
     "TransportError",
     "TurnDetection",
     "UnknownEvent",
@@ -200,9 +223,10 @@ __all__ = [
     "VOICE_ETHAN",
     "VOICE_SERENA",
     "__version__",
+    "pcm16_to_wav",
 ]
 
-# Public objects say they live here, so reprs and docs read `dashscope_sync.X`.
+# Public classes say they live here, so reprs and docs read `dashscope_sync.X`.
 for _name in __all__:
     _obj = globals()[_name]
     if isinstance(_obj, type) and _obj.__module__.startswith("dashscope_sync._"):

@@ -19,6 +19,7 @@ from ._constants import (
     DEFAULT_REALTIME_URL_INTL,
 )
 from ._errors import APIError, ConfigError, DashScopeTimeout
+from ._http import TokenService
 from ._session import RealtimeSession, _check_timeout, _Deadline, _SessionCore
 from ._transport import WebSocketTransport
 from ._version import __version__
@@ -85,8 +86,10 @@ class Client:
         workspace: A workspace id, sent as ``X-DashScope-WorkSpace``.
         base_url: The realtime WebSocket endpoint; `DEFAULT_REALTIME_URL_INTL`
             for the international region. Keys are bound to their region.
-        http_base_url: The HTTP API host. Defaults to the host of the
-            realtime endpoint's region.
+        http_base_url: The HTTP API host (`DEFAULT_HTTP_BASE_URL`, or
+            `DEFAULT_HTTP_BASE_URL_INTL`). Defaults to the host of the
+            realtime endpoint's region, as keys are bound to their region;
+            read it back as ``client.http_base_url``.
         http_session: A ``requests.Session`` for HTTP calls (proxies, retries,
             certificates); one is made when needed if not given.
         connect_timeout: Default seconds `connect` may take for the upgrade
@@ -143,6 +146,8 @@ class Client:
         self.ssl_context = ssl_context
         #: Realtime sessions: ``client.realtime.connect(...)``.
         self.realtime = RealtimeService(self)
+        #: Temporary keys: ``client.tokens.create(expire_in_seconds=60)``.
+        self.tokens = TokenService(self)
 
     @property
     def api_key(self) -> str:

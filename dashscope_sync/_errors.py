@@ -12,7 +12,12 @@ each, ``_transport.py`` and ``_http.py``, and chained as ``__cause__``)::
     ├── TransportError                   the network failed, or the socket closed abnormally
     ├── APIError                         the service refused (handshake, HTTP or `error` event)
     │   ├── AuthenticationError          401/403, or an auth error code
-    │   └── RateLimitError               429, or a throttling error code
+    │   ├── RateLimitError               429, or a throttling error code
+    │   └── ActiveResponseError          a response was requested while one was running
+    ├── ResponseError                    a response ended without completing
+    │   ├── ResponseFailedError          status "failed"
+    │   ├── ResponseCancelledError       status "cancelled" (response.cancel, barge-in)
+    │   └── ResponseIncompleteError      status "incomplete" (e.g. max_tokens reached)
     └── HandlerError                     a callback registered with `session.on` raised
 
 Exceptions carry their data as attributes, so code branches on attributes
@@ -30,12 +35,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "APIError",
+    "ActiveResponseError",
     "AuthenticationError",
     "ConfigError",
     "DashScopeError",
     "DashScopeTimeout",
     "HandlerError",
     "RateLimitError",
+    "ResponseCancelledError",
+    "ResponseError",
+    "ResponseFailedError",
+    "ResponseIncompleteError",
     "SessionClosedError",
     "TransportError",
     "UsageError",
@@ -196,6 +206,53 @@ class RateLimitError(APIError):
     """Too many requests: HTTP 429 or a throttling error code."""
 
 
+class ActiveResponseError(APIError):
+    """``conversation_already_has_active_response``: one response runs at a time.
+
+    Wait for the running response (or cancel it) before asking for another.
+    Under server VAD the server starts responses itself, so explicit requests
+    can race it: use manual mode (``turn_detection=None``) to create them yourself.
+    """
+
+
+class ResponseError(DashScopeError):
+    """A response ended with a status other than ``completed``.
+
+    Attributes:
+        response_id: The response's id.
+        status: ``"failed"``, ``"cancelled"`` or ``"incomplete"``.
+        status_details: The server's ``status_details``, if any.
+        result: What the response produced before it ended (a `ResponseResult`).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        response_id: str | None = None,
+        status: str | None = None,
+        status_details: dict[str, Any] | None = None,
+        result: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.response_id = response_id
+        self.status = status
+        self.status_details = status_details
+        self.result = result
+
+
+class ResponseFailedError(ResponseError):
+    """The response ended with status ``failed``."""
+
+
+class ResponseCancelledError(ResponseError):
+    """The response ended with status ``cancelled``: cancelled, or interrupted by speech."""
+
+
+class ResponseIncompleteError(ResponseError):
+    """The response ended with status ``incomplete`` (output cut short, e.g. by max_tokens)."""
+
+
 class HandlerError(DashScopeError):
     """A callback registered with `RealtimeSession.on` raised.
 
@@ -224,6 +281,8 @@ _AUTH_CODES = frozenset({"InvalidApiKey", "AccessDenied", "AccessDenied.Unpurcha
 
 def api_error_class(http_status: int | None, code: str | None) -> type[APIError]:
     """Pick the `APIError` subclass for an HTTP status and a service error code."""
+    if code == "conversation_already_has_active_response":
+        return ActiveResponseError
     if http_status in (401, 403) or code in _AUTH_CODES:
         return AuthenticationError
     if http_status == 429 or (code is not None and code.startswith("Throttling")):

@@ -23,6 +23,7 @@ import queue
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, overload
@@ -42,6 +43,8 @@ from ._events import (
     EVENT_TYPES,
     ErrorEvent,
     InvalidFrame,
+    ResponseCreated,
+    ResponseDone,
     ServerEvent,
     SessionCreated,
     SessionFinished,
@@ -57,6 +60,7 @@ from ._protocol import (
     encode_audio_append,
     encode_image_append,
 )
+from ._response import Response, ResponseResult
 from ._transport import OP_BINARY, OP_CLOSE, OP_PING, OP_TEXT, parse_close
 
 if TYPE_CHECKING:
@@ -82,7 +86,11 @@ HANDLER_BACKLOG_WARNING: Final = 10_000
 #: The key under which handlers for every `UnknownEvent` are kept.
 _UNKNOWN_KEY: Final = "\0unknown"
 #: Wire types whose arrival the reader must act on before anyone sees them.
-_TRACKED: Final = frozenset({SessionCreated, SessionUpdated, SessionFinished, ErrorEvent})
+_TRACKED: Final = frozenset(
+    {SessionCreated, SessionUpdated, SessionFinished, ErrorEvent, ResponseCreated}
+)
+#: Audio a `respond` call appends per event: 100 ms at 16 kHz, the pace the service wants.
+RESPOND_CHUNK: Final = 3200
 
 
 class _Stop(enum.Enum):
@@ -110,11 +118,13 @@ class _Deadline:
 class _Pending:
     """A request waiting for its acknowledgement (``session.updated``...)."""
 
-    __slots__ = ("abandoned", "done", "error", "event_id", "kind", "result")
+    __slots__ = ("abandoned", "done", "error", "event_id", "kind", "response", "result")
 
-    def __init__(self, kind: str, event_id: str) -> None:
+    def __init__(self, kind: str, event_id: str, response: Response | None = None) -> None:
         self.kind = kind  # the ack event type that answers it
         self.event_id = event_id
+        # Weak: a handle the caller dropped must not keep collecting audio.
+        self.response = None if response is None else weakref.ref(response)
         self.done = False
         self.abandoned = False  # the waiter gave up; a late answer is still consumed
         self.result: ServerEvent | None = None
@@ -189,6 +199,12 @@ class _SessionCore:
         self.session_id = ""
         self.info: SessionInfo | None = None
         self.early_error: ErrorEvent | None = None
+        # Running responses whose handle someone still holds, by server id.
+        # Weak values, so a handle nobody keeps collects nothing.
+        self.responses: weakref.WeakValueDictionary[str, Response] = weakref.WeakValueDictionary()
+        # Handles from next_response(), in call order, for the next
+        # response.created that answers no request of ours.
+        self.adopters: collections.deque[weakref.ref[Response]] = collections.deque()
 
         # Set once the session is usable (session.created) or can never be
         # (an error or the end came first); connect() waits on it.
@@ -310,6 +326,8 @@ class _SessionCore:
         with self._lock:
             if type(event) in _TRACKED:
                 self._track(event)
+            if self.responses:
+                self._route_to_response(event)
             if self.buffer_max:
                 buffer = self.buffer
                 buffer.append(event)
@@ -346,6 +364,17 @@ class _SessionCore:
             self._resolve(SessionUpdated.type, event)
         elif isinstance(event, SessionFinished):
             self._resolve(SessionFinished.type, event)
+        elif isinstance(event, ResponseCreated):
+            pending = self._resolve(ResponseCreated.type, event)
+            handle: Response | None = None
+            if pending is not None and pending.response is not None:
+                handle = pending.response()
+            elif pending is None:
+                while self.adopters and handle is None:
+                    handle = self.adopters.popleft()()
+            if handle is not None:
+                handle._started(event)
+                self.responses[event.response.id] = handle
         elif isinstance(event, ErrorEvent):
             if not self.ready.is_set():
                 # An error before session.created: connect() fails with it.
@@ -353,14 +382,25 @@ class _SessionCore:
                 self.ready.set()
             self._route_error(event)
 
-    def _resolve(self, kind: str, event: ServerEvent) -> None:
+    def _route_to_response(self, event: ServerEvent) -> None:
+        """Hand an event to the handle of its response (holding ``_lock``)."""
+        if isinstance(event, ResponseDone):
+            handle = self.responses.pop(event.response.id, None)
+        else:
+            response_id = getattr(event, "response_id", None)
+            handle = self.responses.get(response_id) if response_id else None
+        if handle is not None:
+            handle._feed(event)
+
+    def _resolve(self, kind: str, event: ServerEvent) -> _Pending | None:
         for pending in self.pending:
             if pending.kind == kind:
                 self.pending.remove(pending)
                 pending.done = True
                 pending.result = event
                 self.ack_cond.notify_all()
-                return
+                return pending
+        return None
 
     def _route_error(self, event: ErrorEvent) -> None:
         """Give an error to the request it answers: the one it names, else the oldest."""
@@ -371,10 +411,19 @@ class _SessionCore:
         elif self.pending:
             target = self.pending[0]
         if target is None:
+            if event.error.type == "server_error":
+                # A server error during a response may mean it never finishes:
+                # fail the running responses rather than leave them hanging.
+                for running in list(self.responses.values()):
+                    running._fail(APIError.from_event(event))
+                self.responses.clear()
             return
         self.pending.remove(target)
         target.done = True
         target.error = APIError.from_event(event)
+        answered = target.response() if target.response is not None else None
+        if answered is not None:
+            answered._fail(target.error)
         self.ack_cond.notify_all()
 
     def _end(self, code: int, reason: str, error: TransportError | None) -> None:
@@ -396,9 +445,21 @@ class _SessionCore:
             self.close_code = code
             self.close_reason = reason
             self.end_error = None if clean else error
+            self._fail_responses_locked()
             self.ready.set()
             self.buffer_cond.notify_all()
             self.ack_cond.notify_all()
+
+    def _fail_responses_locked(self) -> None:
+        """Fail every response still waited for: the session is over."""
+        handles: list[Response | None] = list(self.responses.values())
+        handles += [p.response() for p in self.pending if p.response is not None]
+        handles += [ref() for ref in self.adopters]
+        for handle in handles:
+            if handle is not None:
+                handle._fail(self.closed_error("the session ended before the response finished"))
+        self.responses.clear()
+        self.adopters.clear()
 
     # The dispatcher thread -------------------------------------------------------
 
@@ -519,11 +580,17 @@ class _SessionCore:
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("sent %s (%d chars)", wire_type, len(text))
 
-    def register(self, kind: str, event_id: str) -> _Pending:
-        pending = _Pending(kind, event_id)
+    def register(self, kind: str, event_id: str, response: Response | None = None) -> _Pending:
+        pending = _Pending(kind, event_id, response)
         with self._lock:
             self.pending.append(pending)
         return pending
+
+    def unregister(self, pending: _Pending) -> None:
+        """Forget a request whose send failed: no answer will come."""
+        with self._lock:
+            if pending in self.pending:
+                self.pending.remove(pending)
 
     def await_pending(self, pending: _Pending, timeout: float | None, what: str) -> ServerEvent:
         """Wait for a request's acknowledgement, or raise the error that answered it."""
@@ -624,6 +691,7 @@ class _SessionCore:
                 self.ended = True
                 self.close_code = CLOSE_NORMAL
                 self.close_reason = ""
+                self._fail_responses_locked()
             self.buffer_cond.notify_all()
             self.ack_cond.notify_all()
         self.closed.set()
@@ -771,10 +839,7 @@ class RealtimeSession:
         try:
             core.send(text, "session.update")
         except BaseException:
-            pending.abandoned = True
-            with core._lock:
-                if pending in core.pending:
-                    core.pending.remove(pending)
+            core.unregister(pending)
             raise
         result = core.await_pending(pending, self._timeout(timeout), "session.update")
         assert isinstance(result, SessionUpdated)
@@ -854,8 +919,20 @@ class RealtimeSession:
         *,
         instructions: str | None = None,
         modalities: Sequence[str] | None = None,
-    ) -> str:
-        """Ask for a response (``response.create``). Returns the event id.
+    ) -> Response:
+        """Ask for a response (``response.create``) and return a handle on it.
+
+        The handle is paired with the ``response.created`` that answers this
+        request (the server echoes no id, so requests pair with those frames
+        in wire order); ``handle.wait()`` returns the `ResponseResult`, and
+        ``iter_text()``/``iter_audio()`` stream it. Events flow to handlers
+        and the iterator as always. If you drop the handle, nothing is kept.
+
+        Under server VAD with automatic responses the server also starts
+        responses itself, so an explicit request can race it (and be refused
+        with `ActiveResponseError`): use manual mode (``turn_detection=None``)
+        to create every response yourself, or `next_response` to follow the
+        server's.
 
         Args:
             instructions: Instructions for this response only.
@@ -868,7 +945,94 @@ class RealtimeSession:
             response["instructions"] = instructions
         if modalities is not None:
             response["modalities"] = list(_modalities(modalities))
-        return self._send_event("response.create", {"response": response} if response else {})
+        core = self._core
+        event_id = core.ids.next()
+        fields = {"response": response} if response else {}
+        text = self._dumps({"event_id": event_id, "type": "response.create", **fields})
+        handle = Response(core, event_id)
+        pending = core.register(ResponseCreated.type, event_id, handle)  # before sending
+        try:
+            core.send(text, "response.create")
+        except BaseException:
+            core.unregister(pending)
+            raise
+        return handle
+
+    def next_response(self) -> Response:
+        """A handle on the next response the server starts by itself (server VAD).
+
+        Register it before the audio that will trigger the response; it is
+        adopted by the next ``response.created`` that answers no request of yours.
+        """
+        handle = Response(self._core, None)
+        with self._core._lock:
+            self._core.adopters.append(weakref.ref(handle))
+        return handle
+
+    def respond(
+        self,
+        audio: bytes | bytearray | memoryview | None = None,
+        *,
+        text: str | None = None,
+        image: bytes | bytearray | memoryview | None = None,
+        instructions: str | None = None,
+        timeout: float | None = None,
+    ) -> ResponseResult:
+        """Hold one whole turn: send the input, get the reply. What a notebook cell calls.
+
+        Appends ``audio`` (16 kHz mono PCM16) in 100 ms chunks, then the
+        ``image`` (JPEG; the service wants audio first), then ``text`` as a
+        user message; commits; asks for a response, unless server VAD will
+        start it by itself (then it follows that one); and waits for it.
+
+        Args:
+            audio: The user's speech.
+            text: A user text message (with or without audio).
+            image: A JPEG frame, sent after the audio.
+            instructions: Instructions for this response only (manual mode
+                only: under automatic server VAD the server creates the response).
+            timeout: The longest time for the whole turn, in seconds.
+
+        Returns:
+            The `ResponseResult` (text, audio, usage, timings).
+
+        Raises:
+            ConfigError: Nothing to send, or a bad input.
+            UsageError: ``instructions`` under automatic server VAD, or called
+                from a handler.
+            ResponseError, APIError, DashScopeTimeout, TransportError: as
+                `Response.wait`.
+        """
+        core = self._core
+        core.check_can_block("respond()")
+        if audio is None and text is None and image is None:
+            raise ConfigError("respond() needs audio, text or an image")
+        deadline = _Deadline(_check_timeout(timeout))
+        detection = self.info.turn_detection
+        server_creates = (
+            audio is not None
+            and detection is not None
+            and detection.get("create_response", True) is not False
+        )
+        if server_creates and instructions is not None:
+            raise UsageError(
+                "instructions= needs manual mode: under server VAD the server creates the "
+                "response itself (update_session(SessionUpdate(turn_detection=None)))"
+            )
+        handle = self.next_response() if server_creates else None
+        if audio is not None:
+            pcm = _bytes(audio, "audio")
+            for start in range(0, len(pcm), RESPOND_CHUNK):
+                self.append_audio(pcm[start : start + RESPOND_CHUNK])
+        if image is not None:
+            self.append_image(image)
+        if text is not None:
+            self.append_text(text)
+        if audio is not None or image is not None:
+            self.commit_audio()
+        if handle is None:
+            handle = self.create_response(instructions=instructions)
+        return handle.wait(deadline.remaining())
 
     def cancel_response(self) -> str:
         """Cancel the running response (``response.cancel``); the server errors if none runs."""
@@ -899,9 +1063,7 @@ class RealtimeSession:
         try:
             core.send(dumps({"event_id": event_id, "type": "session.finish"}), "session.finish")
         except BaseException:
-            with core._lock:
-                if pending in core.pending:
-                    core.pending.remove(pending)
+            core.unregister(pending)
             raise
         try:
             result = core.await_pending(pending, self._timeout(timeout), "session.finish")

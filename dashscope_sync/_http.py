@@ -1,0 +1,155 @@
+"""The only module that uses requests: temporary keys over HTTP.
+
+``requests`` is imported on first use, not with the package, so programs
+that never call the HTTP API do not pay for it at start-up. Its errors are
+translated here, at this one boundary, and chained as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ._config import NOT_GIVEN, NotGiven
+from ._errors import APIError, ConfigError, DashScopeTimeout, TransportError, api_error_class
+
+if TYPE_CHECKING:
+    import requests
+
+    from ._client import Client
+
+__all__ = ["TemporaryKey", "TokenService"]
+
+#: The documented range of ``expire_in_seconds``.
+MIN_EXPIRE, MAX_EXPIRE = 1, 1800
+
+
+@attrs.frozen(kw_only=True)
+class TemporaryKey:
+    """A short-lived API key, made by ``client.tokens.create()``.
+
+    Use ``token`` as the ``api_key`` of a `Client`, e.g. in a process you do
+    not want to hold your long-lived key. Its ``repr`` hides the token.
+
+    Attributes:
+        token: The temporary key (``st-...``).
+        expires_at: When it expires, in seconds since the epoch.
+    """
+
+    token: str = attrs.field(repr=False)
+    expires_at: float
+
+    @property
+    def expires_in(self) -> float:
+        """Seconds until it expires (negative once expired)."""
+        return self.expires_at - time.time()
+
+    def __repr__(self) -> str:
+        return f"TemporaryKey(token='{self.token[:3]}***', expires_at={self.expires_at})"
+
+
+class TokenService:
+    """``client.tokens``: temporary API keys.
+
+    Thread safety: usable from any thread; it shares the client's
+    ``requests.Session``.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        # Guards the lazy creation of the default requests.Session.
+        self._lock = threading.Lock()
+        self._own_session: requests.Session | None = None
+
+    def _session(self) -> requests.Session:
+        if self._client.http_session is not None:
+            return self._client.http_session
+        with self._lock:
+            if self._own_session is None:
+                import requests
+
+                self._own_session = requests.Session()
+            return self._own_session
+
+    def create(
+        self, expire_in_seconds: int = 60, *, timeout: float | NotGiven | None = NOT_GIVEN
+    ) -> TemporaryKey:
+        """Make a temporary key (``POST /api/v1/tokens``).
+
+        Args:
+            expire_in_seconds: Its lifetime, 1 to 1800 seconds.
+            timeout: Seconds the request may take; None for no limit; default
+                the client's ``http_timeout``.
+
+        Raises:
+            ConfigError: ``expire_in_seconds`` out of range (nothing is sent).
+            AuthenticationError, RateLimitError, APIError: The service refused.
+            DashScopeTimeout: No answer in time.
+            TransportError: The request failed (DNS, TCP, TLS, proxy...).
+        """
+        if (
+            isinstance(expire_in_seconds, bool)
+            or not isinstance(expire_in_seconds, int)
+            or not MIN_EXPIRE <= expire_in_seconds <= MAX_EXPIRE
+        ):
+            raise ConfigError(
+                f"expire_in_seconds must be a whole number from {MIN_EXPIRE} to {MAX_EXPIRE}, "
+                f"got {expire_in_seconds!r}"
+            )
+        client = self._client
+        limit = client.http_timeout if timeout is NOT_GIVEN else timeout
+        data = _post_json(
+            self._session(),
+            f"{client.http_base_url}/api/v1/tokens",
+            params={"expire_in_seconds": str(expire_in_seconds)},
+            headers=client._headers(),
+            timeout=limit,
+        )
+        token, expires_at = data.get("token"), data.get("expires_at")
+        if not isinstance(token, str) or not token or not isinstance(expires_at, (int, float)):
+            raise APIError("the service's reply has no token and expiry", code="UnexpectedResponse")
+        return TemporaryKey(token=token, expires_at=float(expires_at))
+
+
+def _post_json(
+    session: requests.Session,
+    url: str,
+    *,
+    params: dict[str, str],
+    headers: dict[str, str],
+    timeout: float | None,
+) -> dict[str, Any]:
+    """POST with an empty body and return the JSON object, translating every failure."""
+    import requests
+
+    try:
+        reply = session.post(url, params=params, headers=headers, data=b"", timeout=timeout)
+    except requests.Timeout as exc:
+        raise DashScopeTimeout(f"POST {url} timed out after {timeout} s", timeout=timeout) from exc
+    except requests.RequestException as exc:
+        raise TransportError(f"POST {url} failed: {exc}") from exc
+    try:
+        data: Any = reply.json()
+    except ValueError:
+        data = None
+    if reply.status_code != 200:
+        code = message = request_id = None
+        if isinstance(data, dict):
+            code = data.get("code") if isinstance(data.get("code"), str) else None
+            message = data.get("message") if isinstance(data.get("message"), str) else None
+            rid = data.get("request_id")
+            request_id = rid if isinstance(rid, str) else None
+        if not message:
+            message = reply.text.strip()[:200] or f"HTTP {reply.status_code} {reply.reason}"
+        cls = api_error_class(reply.status_code, code)
+        raise cls(message, code=code, request_id=request_id, http_status=reply.status_code)
+    if not isinstance(data, dict):
+        raise APIError(
+            f"the service's reply is not a JSON object (HTTP {reply.status_code})",
+            code="UnexpectedResponse",
+            http_status=reply.status_code,
+        )
+    return data
