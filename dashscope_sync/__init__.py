@@ -6,6 +6,11 @@ Start with `Client`; ``client.realtime.connect(...)`` returns a ready
 
 from __future__ import annotations
 
+from ._audio import (
+    load_wav,
+    pcm16_to_wav,
+    sample_wav_path,
+)
 from ._client import (
     API_KEY_ENV,
     Client,
@@ -115,7 +120,6 @@ from ._http import (
 from ._response import (
     Response,
     ResponseResult,
-    pcm16_to_wav,
 )
 from ._session import (
     HandlerHandle,
@@ -223,7 +227,9 @@ __all__ = [
     "VOICE_ETHAN",
     "VOICE_SERENA",
     "__version__",
+    "load_wav",
     "pcm16_to_wav",
+    "sample_wav_path",
 ]
 
 # Public classes say they live here, so reprs and docs read `dashscope_sync.X`.

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import threading
 import time
-import wave
 from collections.abc import Iterator
 from os import PathLike
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
+from ._audio import pcm16_to_wav
 from ._constants import OUTPUT_SAMPLE_RATE
 from ._errors import (
     DashScopeError,
@@ -43,24 +42,13 @@ from ._events import (
 if TYPE_CHECKING:
     from ._session import _SessionCore
 
-__all__ = ["Response", "ResponseResult", "pcm16_to_wav"]
+__all__ = ["Response", "ResponseResult"]
 
 _FAILURES: Final[dict[str, type[ResponseError]]] = {
     "failed": ResponseFailedError,
     "cancelled": ResponseCancelledError,
     "incomplete": ResponseIncompleteError,
 }
-
-
-def pcm16_to_wav(pcm: bytes, sample_rate: int = OUTPUT_SAMPLE_RATE) -> bytes:
-    """Wrap mono 16-bit little-endian PCM in a WAV container."""
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(sample_rate)
-        wav.writeframes(pcm)
-    return buffer.getvalue()
 
 
 @attrs.frozen(kw_only=True)

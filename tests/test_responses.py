@@ -1,0 +1,359 @@
+"""Response handles, respond() and results, over real sockets against the local server."""
+
+from __future__ import annotations
+
+import base64
+import gc
+import io
+import threading
+import wave
+from pathlib import Path
+
+import pytest
+
+import dashscope_sync as ds
+from dashscope_sync.testing import LocalRealtimeServer, speech_like_pcm16
+
+from .conftest import MODEL
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture
+def manual(session: ds.RealtimeSession) -> ds.RealtimeSession:
+    session.update_session(ds.SessionUpdate(turn_detection=None))
+    return session
+
+
+class TestResponseHandle:
+    def test_wait_returns_the_whole_result(self, manual: ds.RealtimeSession) -> None:
+        """wait() returns text, audio, usage, output and timings of the paired response."""
+        manual.append_audio(speech_like_pcm16(1.0))
+        manual.commit_audio()
+        handle = manual.create_response()
+        assert handle.event_id and handle.event_id.startswith("event_")
+        result = handle.wait(timeout=10)
+        assert handle.id == result.response_id and handle.id.startswith("resp_")
+        assert handle.done and handle.status == "completed"
+        assert result.status == "completed"
+        assert "simulated" in result.text
+        assert result.text == result.output[0].content[0].value
+        assert len(result.audio) > 0 and result.audio_seconds == len(result.audio) / 48000
+        assert result.usage is not None and result.usage["total_tokens"] > 0
+        assert result.first_text_delay is not None and result.first_audio_delay is not None
+        assert result.total_time is not None
+        assert 0 <= result.first_text_delay <= result.total_time
+        assert handle.result == result
+
+    def test_audio_equals_the_deltas(
+        self, server: LocalRealtimeServer, manual: ds.RealtimeSession
+    ) -> None:
+        """The result's audio is exactly the concatenated audio deltas, in order."""
+        handle = manual.create_response()
+        result = handle.wait(timeout=10)
+        deltas = []
+        while (event := manual.recv(timeout=5)) is not None:
+            if isinstance(event, ds.ResponseAudioDelta):
+                deltas.append(event.delta)
+            if isinstance(event, ds.ResponseDone):
+                break
+        assert b"".join(deltas) == result.audio
+
+    def test_text_mode_and_streaming(self, manual: ds.RealtimeSession) -> None:
+        """iter_text streams text-mode chunks that add up to the result's text."""
+        manual.append_text("Tell me a joke")
+        handle = manual.create_response(modalities=["text"])
+        chunks = list(handle.iter_text(timeout=10))
+        result = handle.wait(timeout=10)
+        assert len(chunks) > 1 and "".join(chunks) == result.text
+        assert result.audio == b""
+        assert list(handle.iter_text()) == chunks  # a second stream replays everything
+
+    def test_iter_audio_from_another_thread(self, manual: ds.RealtimeSession) -> None:
+        """Two threads streaming the same response each get all of its audio."""
+        handle = manual.create_response()
+        other: list[bytes] = []
+        thread = threading.Thread(target=lambda: other.extend(handle.iter_audio(timeout=10)))
+        thread.start()
+        mine = b"".join(handle.iter_audio(timeout=10))
+        thread.join(10)
+        assert mine == b"".join(other) == handle.wait(5).audio
+
+    def test_pairing_in_wire_order(self, manual: ds.RealtimeSession) -> None:
+        """Consecutive requests pair with consecutive responses."""
+        first = manual.create_response(modalities=["text"])
+        first.wait(10)
+        second = manual.create_response(instructions="again", modalities=["text"])
+        second.wait(10)
+        assert first.id != second.id
+        assert first.wait().response_id == first.id
+
+    def test_active_response_error(self, manual: ds.RealtimeSession) -> None:
+        """A create while one runs fails its own handle with ActiveResponseError."""
+        running = manual.create_response()
+        refused = manual.create_response()
+        with pytest.raises(ds.ActiveResponseError) as info:
+            refused.wait(10)
+        assert isinstance(info.value, ds.APIError)
+        assert info.value.code == "conversation_already_has_active_response"
+        assert info.value.event_id == refused.event_id
+        assert running.wait(10).status == "completed"
+        assert refused.done and refused.id is None
+
+    def test_cancelled(self, manual: ds.RealtimeSession) -> None:
+        """A cancelled response raises ResponseCancelledError carrying the partial result."""
+        handle = manual.create_response()
+        manual.cancel_response()
+        with pytest.raises(ds.ResponseCancelledError) as info:
+            handle.wait(10)
+        assert isinstance(info.value, ds.ResponseError)
+        assert info.value.status == "cancelled"
+        assert info.value.response_id == handle.id
+        assert info.value.result.status == "cancelled"
+        assert handle.result is None
+        with pytest.raises(ds.ResponseCancelledError):
+            list(handle.iter_audio())
+
+    @pytest.mark.parametrize(
+        ("status", "cls"),
+        [("failed", ds.ResponseFailedError), ("incomplete", ds.ResponseIncompleteError)],
+    )
+    def test_failed_and_incomplete_statuses(
+        self, server: LocalRealtimeServer, manual: ds.RealtimeSession, status: str, cls: type
+    ) -> None:
+        """response.done with failed or incomplete raises the matching ResponseError."""
+        details = {"type": status, "reason": "max_output_tokens"}
+        server.on_client_event(
+            "response.create",
+            [
+                {"type": "response.created", "response": {"id": "resp_s", "status": "in_progress"}},
+                {"type": "response.text.delta", "response_id": "resp_s", "delta": "par"},
+                {
+                    "type": "response.done",
+                    "response": {"id": "resp_s", "status": status, "status_details": details},
+                },
+            ],
+        )
+        handle = manual.create_response()
+        with pytest.raises(cls) as info:
+            handle.wait(10)
+        assert info.value.status == status
+        assert info.value.status_details == details
+        assert info.value.result.text == "par"
+        assert "max_output_tokens" in str(info.value)
+
+    def test_session_end_fails_waiting_handles(self, server: LocalRealtimeServer) -> None:
+        """A connection lost mid-response fails its handle with TransportError."""
+        with LocalRealtimeServer(delta_delay=0.02) as slow:
+            client = ds.Client(slow.api_key, base_url=slow.url)
+            with client.realtime.connect(model=MODEL) as session:
+                handle = session.create_response()
+                next(handle.iter_audio(timeout=10))
+                slow.drop_connections()
+                with pytest.raises(ds.TransportError) as info:
+                    handle.wait(10)
+                assert info.value.code == 1006
+
+    def test_close_fails_waiting_handles(
+        self, server: LocalRealtimeServer, manual: ds.RealtimeSession
+    ) -> None:
+        """A handle still waiting when the session closes raises SessionClosedError."""
+        server.on_client_event(
+            "response.create",
+            [{"type": "response.created", "response": {"id": "resp_x", "status": "in_progress"}}],
+        )
+        handle = manual.create_response()
+        manual.wait_for(ds.ResponseCreated, timeout=10)
+        manual.close()
+        with pytest.raises(ds.SessionClosedError):
+            handle.wait(5)
+
+    def test_timeout(self, server: LocalRealtimeServer, manual: ds.RealtimeSession) -> None:
+        """wait() raises DashScopeTimeout when the response is not done in time."""
+        server.on_client_event("response.create", None)
+        handle = manual.create_response()
+        with pytest.raises(ds.DashScopeTimeout):
+            handle.wait(0.1)
+        with pytest.raises(ds.DashScopeTimeout):
+            next(handle.iter_text(timeout=0.1))
+
+    def test_wait_inside_a_handler_is_a_usage_error(
+        self, server: LocalRealtimeServer, manual: ds.RealtimeSession
+    ) -> None:
+        """Waiting on a response from a handler raises UsageError."""
+        handle = manual.create_response(modalities=["text"])
+        errors: list[BaseException] = []
+        done = threading.Event()
+
+        def in_handler(event: ds.ServerEvent) -> None:
+            try:
+                handle.wait(1)
+            except BaseException as exc:
+                errors.append(exc)
+            done.set()
+
+        manual.on(ds.ResponseDone, in_handler)
+        handle.wait(10)
+        assert done.wait(5)
+        assert isinstance(errors[0], ds.UsageError)
+
+    def test_dropped_handle_keeps_nothing(self, manual: ds.RealtimeSession) -> None:
+        """A handle the caller drops is not kept alive by the session."""
+        manual.create_response()
+        gc.collect()
+        done = manual.wait_for(ds.ResponseDone, timeout=10)
+        assert done.response.status == "completed"
+        assert len(manual._core.responses) == 0
+
+
+class TestRespond:
+    def test_manual_voice_turn(
+        self, server: LocalRealtimeServer, manual: ds.RealtimeSession
+    ) -> None:
+        """respond() appends 100 ms chunks, commits, creates and returns the result."""
+        audio = speech_like_pcm16(0.55)
+        result = manual.respond(audio, timeout=10)
+        assert "0.55 seconds" in result.text
+        appends = [f for f in server.received if f["type"] == "input_audio_buffer.append"]
+        sizes = [len(base64.b64decode(f["audio"])) for f in appends]
+        assert sizes == [3200] * 5 + [len(audio) - 16000]
+        types = [f["type"] for f in server.received][-3:]
+        assert types == [
+            "input_audio_buffer.append",
+            "input_audio_buffer.commit",
+            "response.create",
+        ]
+
+    def test_order_audio_image_text(
+        self, server: LocalRealtimeServer, manual: ds.RealtimeSession
+    ) -> None:
+        """respond() sends audio, then the image, then the text, then commits."""
+        manual.respond(
+            speech_like_pcm16(0.2), image=b"\xff\xd8" + bytes(64), text="what is this?", timeout=10
+        )
+        types = [f["type"] for f in server.received if f["type"] != "session.update"]
+        assert types[-5:] == [
+            "input_audio_buffer.append",
+            "input_image_buffer.append",
+            "conversation.item.create",
+            "input_audio_buffer.commit",
+            "response.create",
+        ]
+
+    def test_text_only(self, server: LocalRealtimeServer, manual: ds.RealtimeSession) -> None:
+        """respond(text=...) needs no commit."""
+        result = manual.respond(text="Hello there", instructions="be brief", timeout=10)
+        assert "Hello there" in result.text or "simulated" in result.text
+        assert "input_audio_buffer.commit" not in [f["type"] for f in server.received]
+
+    def test_nothing_to_send(self, manual: ds.RealtimeSession) -> None:
+        """respond() with no input is a ConfigError."""
+        with pytest.raises(ds.ConfigError):
+            manual.respond()
+
+    def test_instructions_under_server_vad(self, session: ds.RealtimeSession) -> None:
+        """instructions= under automatic server VAD is a UsageError, before sending."""
+        assert session.info.turn_detection is not None
+        with pytest.raises(ds.UsageError, match="manual mode"):
+            session.respond(speech_like_pcm16(0.2), instructions="x")
+
+    def test_next_response_adopts_a_server_started_response(
+        self, server: LocalRealtimeServer, manual: ds.RealtimeSession
+    ) -> None:
+        """next_response() follows a response.created that answers no request."""
+        handle = manual.next_response()
+        assert handle.event_id is None
+        server.send(
+            {
+                "type": "response.created",
+                "response": {"id": "resp_server1", "status": "in_progress", "output": []},
+            }
+        )
+        server.send({"type": "response.text.delta", "response_id": "resp_server1", "delta": "hi"})
+        server.send(
+            {"type": "response.done", "response": {"id": "resp_server1", "status": "completed"}}
+        )
+        result = handle.wait(10)
+        assert (result.response_id, result.text) == ("resp_server1", "hi")
+
+    def test_server_error_fails_a_running_response(
+        self, server: LocalRealtimeServer, manual: ds.RealtimeSession
+    ) -> None:
+        """A server_error naming no request fails the running response, which may never end."""
+        server.on_client_event(
+            "response.create",
+            [{"type": "response.created", "response": {"id": "resp_x", "status": "in_progress"}}],
+        )
+        handle = manual.create_response()
+        manual.wait_for(ds.ResponseCreated, timeout=10)
+        server.send(
+            {
+                "type": "error",
+                "error": {"type": "server_error", "code": "COMMON_ERROR", "message": "boom"},
+            }
+        )
+        with pytest.raises(ds.APIError) as info:
+            handle.wait(10)
+        assert info.value.code == "COMMON_ERROR"
+
+
+class TestResult:
+    def make(self) -> ds.ResponseResult:
+        return ds.ResponseResult(
+            response_id="resp_1", status="completed", text="<hi> & bye", audio=b"\x01\x00" * 2400
+        )
+
+    def test_wav(self, tmp_path: Path) -> None:
+        """to_wav_bytes and save_wav write 24 kHz mono PCM16 WAV of the audio."""
+        result = self.make()
+        with wave.open(io.BytesIO(result.to_wav_bytes())) as wav:
+            assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (24000, 1, 2)
+            assert wav.readframes(wav.getnframes()) == result.audio
+        result.save_wav(tmp_path / "r.wav")
+        assert (tmp_path / "r.wav").read_bytes() == result.to_wav_bytes()
+
+    def test_repr_html(self) -> None:
+        """The notebook view escapes the text and embeds a WAV data URI player."""
+        page = self.make()._repr_html_()
+        assert "&lt;hi&gt; &amp; bye" in page
+        assert '<audio controls src="data:audio/wav;base64,' in page
+        start = page.index("base64,") + len("base64,")
+        data = base64.b64decode(page[start : page.index('"', start)])
+        assert data == self.make().to_wav_bytes()
+
+    def test_repr_is_short(self) -> None:
+        """repr() shows the audio's size, not its bytes."""
+        assert "<4800 bytes>" in repr(self.make())
+
+
+class TestAudioHelpers:
+    def test_sample_wav(self) -> None:
+        """The bundled sample is 16 kHz mono PCM16 speech of a few seconds."""
+        pcm = ds.load_wav(ds.sample_wav_path())
+        assert 2.0 < len(pcm) / 32000 < 6.0
+
+    @pytest.mark.parametrize(
+        ("rate", "channels", "width", "problem"),
+        [(22050, 1, 2, "22050 Hz"), (16000, 2, 2, "2 channels"), (16000, 1, 1, "8-bit")],
+    )
+    def test_wrong_format_is_explained(
+        self, tmp_path: Path, rate: int, channels: int, width: int, problem: str
+    ) -> None:
+        """A WAV in the wrong format is a ConfigError that says what is needed."""
+        path = tmp_path / "in.wav"
+        with wave.open(str(path), "wb") as wav:
+            wav.setnchannels(channels)
+            wav.setsampwidth(width)
+            wav.setframerate(rate)
+            wav.writeframes(b"\x00" * 400)
+        with pytest.raises(ds.ConfigError) as info:
+            ds.load_wav(path)
+        assert problem in str(info.value) and "16 kHz mono 16-bit" in str(info.value)
+
+    def test_not_a_wav(self, tmp_path: Path) -> None:
+        """A file that is not WAV, or missing, is a ConfigError."""
+        (tmp_path / "x.wav").write_bytes(b"ID3 not a wav")
+        with pytest.raises(ds.ConfigError, match="not a PCM WAV"):
+            ds.load_wav(tmp_path / "x.wav")
+        with pytest.raises(ds.ConfigError, match="no such file"):
+            ds.load_wav(tmp_path / "missing.wav")
