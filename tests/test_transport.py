@@ -1,0 +1,193 @@
+"""The frame reader against a raw-socket server that writes hand-made frames."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import socket
+import struct
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+
+import dashscope_sync as ds
+
+pytestmark = pytest.mark.timeout(30)
+
+GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def frame(
+    payload: bytes, opcode: int = 1, *, fin: bool = True, rsv: int = 0, mask: bytes = b""
+) -> bytes:
+    """Encode one frame the way a server (or a misbehaving one) would."""
+    head = bytes([(0x80 if fin else 0) | rsv | opcode])
+    n = len(payload)
+    mask_bit = 0x80 if mask else 0
+    if n < 126:
+        head += bytes([mask_bit | n])
+    elif n < 1 << 16:
+        head += bytes([mask_bit | 126]) + struct.pack("!H", n)
+    else:
+        head += bytes([mask_bit | 127]) + struct.pack("!Q", n)
+    if mask:
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        head += mask
+    return head + payload
+
+
+def text(obj: object) -> bytes:
+    return json.dumps(obj).encode()
+
+
+CREATED = frame(text({"type": "session.created", "session": {"id": "sess_raw"}}))
+
+
+class RawServer:
+    """Accepts one WebSocket upgrade, then writes whatever bytes the test gives it."""
+
+    def __init__(self, script: Callable[[socket.socket], None]) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.script = script
+        self.received = bytearray()
+        self.thread = threading.Thread(target=self.serve)
+        self.thread.start()
+
+    def serve(self) -> None:
+        conn, _ = self.listener.accept()
+        with conn:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += conn.recv(4096)
+            key = next(
+                line.split(b":", 1)[1].strip()
+                for line in request.split(b"\r\n")
+                if line.lower().startswith(b"sec-websocket-key")
+            )
+            accept = base64.b64encode(hashlib.sha1(key + GUID.encode()).digest())
+            conn.sendall(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+            )
+            self.script(conn)
+            conn.settimeout(5)
+            try:
+                while chunk := conn.recv(65536):
+                    self.received += chunk
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.thread.join(10)
+        self.listener.close()
+
+
+def connect(
+    script: Callable[[socket.socket], None],
+) -> Iterator[tuple[ds.RealtimeSession, RawServer]]:
+    server = RawServer(script)
+    client = ds.Client("k", base_url=f"ws://127.0.0.1:{server.port}/")
+    try:
+        # The raw server never answers a close frame: don't wait long for it.
+        config = ds.RealtimeConfig(model="m", close_timeout=0.2)
+        with client.realtime.connect(config, timeout=10) as session:
+            yield session, server
+    finally:
+        server.close()
+
+
+def test_frames_split_across_reads_and_large_lengths() -> None:
+    """Frames arriving byte by byte, and 16- and 64-bit lengths, decode whole."""
+    big = {"type": "response.text.delta", "delta": "x" * 70000}
+    mid = {"type": "response.text.delta", "delta": "y" * 300}
+
+    def script(conn: socket.socket) -> None:
+        data = CREATED + frame(text(mid)) + frame(text(big))
+        for i in range(40):  # the first bytes one at a time
+            conn.sendall(data[i : i + 1])
+        conn.sendall(data[40:])
+
+    for session, _ in connect(script):
+        assert session.id == "sess_raw"
+        assert session.wait_for(ds.ResponseTextDelta, timeout=10).delta == "y" * 300
+        assert session.wait_for(ds.ResponseTextDelta, timeout=10).delta == "x" * 70000
+
+
+def test_fragmented_message_with_a_ping_inside() -> None:
+    """A fragmented message is reassembled, and a ping between fragments is answered."""
+    body = text({"type": "response.text.delta", "delta": "joined"})
+
+    def script(conn: socket.socket) -> None:
+        conn.sendall(
+            CREATED
+            + frame(body[:10], fin=False)
+            + frame(b"are you there", opcode=9)
+            + frame(body[10:20], opcode=0, fin=False)
+            + frame(body[20:], opcode=0)
+        )
+
+    for session, server in connect(script):
+        assert session.wait_for(ds.ResponseTextDelta, timeout=10).delta == "joined"
+        session.close()
+    # The client answered the ping with a (masked) pong carrying its payload.
+    assert server.received[0] == 0x8A
+
+
+def test_masked_frame_is_unmasked() -> None:
+    """A masked frame from the server is decoded correctly."""
+
+    def script(conn: socket.socket) -> None:
+        conn.sendall(CREATED + frame(text({"type": "x.masked"}), mask=b"\x01\x02\x03\x04"))
+
+    for session, _ in connect(script):
+        assert session.wait_for(ds.UnknownEvent, timeout=10).type == "x.masked"
+
+
+@pytest.mark.parametrize(
+    ("bad", "words"),
+    [
+        (frame(b"{}", rsv=0x40), "reserved bits"),
+        (frame(b"{}", opcode=0), "continuation frame without"),
+        (frame(b"{}", fin=False) + frame(b"{}"), "new message inside"),
+        (b"\x81\x7f" + struct.pack("!Q", 1 << 40), "too large"),
+    ],
+)
+def test_protocol_errors_end_the_session(bad: bytes, words: str) -> None:
+    """A frame that breaks the protocol ends the session with a TransportError."""
+
+    def script(conn: socket.socket) -> None:
+        conn.sendall(CREATED + bad)
+
+    for session, _ in connect(script):
+        with pytest.raises(ds.TransportError, match=words) as info:
+            session.wait_for(ds.ResponseDone, timeout=10)
+        assert info.value.code in (1002, 1009)
+
+
+def test_close_frame_without_status() -> None:
+    """A close frame with no status code reports 1005 and ends with a TransportError."""
+
+    def script(conn: socket.socket) -> None:
+        conn.sendall(CREATED + frame(b"", opcode=8))
+
+    for session, _ in connect(script):
+        with pytest.raises(ds.TransportError) as info:
+            session.wait_for(ds.ResponseDone, timeout=10)
+        assert info.value.code == 1005
+
+
+def test_eof_without_close_frame() -> None:
+    """A socket closed with no close frame is code 1006."""
+
+    def script(conn: socket.socket) -> None:
+        conn.sendall(CREATED + frame(text({"type": "response.text.delta", "delta": "a"})))
+        conn.shutdown(socket.SHUT_RDWR)
+
+    for session, _ in connect(script):
+        assert session.wait_for(ds.ResponseTextDelta, timeout=10).delta == "a"
+        with pytest.raises(ds.TransportError) as info:
+            session.recv(timeout=10)
+        assert info.value.code == 1006
