@@ -132,8 +132,9 @@ def test_fragmented_message_with_a_ping_inside() -> None:
     for session, server in connect(script):
         assert session.wait_for(ds.ResponseTextDelta, timeout=10).delta == "joined"
         session.close()
-    # The client answered the ping with a (masked) pong carrying its payload.
-    assert server.received[0] == 0x8A
+        server.thread.join(10)
+        # The client answered the ping with a (masked) pong before anything else.
+        assert server.received[0] == 0x8A
 
 
 def test_masked_frame_is_unmasked() -> None:
