@@ -6,7 +6,6 @@ import logging
 import os
 import platform
 import re
-import ssl
 import time
 from typing import TYPE_CHECKING, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -25,6 +24,8 @@ from ._transport import WebSocketTransport
 from ._version import __version__
 
 if TYPE_CHECKING:
+    import ssl
+
     import requests
 
 __all__ = ["API_KEY_ENV", "Client", "RealtimeService"]
@@ -59,6 +60,12 @@ def _check_token(value: object, name: str) -> str:
             shown = "a string with spaces or control characters"
         raise ConfigError(f"{name} must be a printable string without spaces, got {shown}")
     return value
+
+
+def _is_ssl_context(value: object) -> bool:
+    import ssl  # only when a context is given: ssl is slow to import
+
+    return isinstance(value, ssl.SSLContext)
 
 
 def _with_model(url: str, model: str) -> str:
@@ -141,7 +148,7 @@ class Client:
         if proxy is not None:
             _check_url(proxy, "proxy", ("http", "https", "socks4", "socks5", "socks5h"))
         self.proxy = proxy
-        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+        if ssl_context is not None and not _is_ssl_context(ssl_context):
             raise ConfigError(f"ssl_context must be an ssl.SSLContext, got {ssl_context!r}")
         self.ssl_context = ssl_context
         #: Realtime sessions: ``client.realtime.connect(...)``.

@@ -13,7 +13,7 @@ import binascii
 import itertools
 import json
 import logging
-import secrets
+import os
 import sys
 import typing
 from collections.abc import Callable, Mapping
@@ -23,6 +23,7 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 
+from . import _events
 from ._events import EVENT_TYPES, InvalidFrame, ServerEvent, UnknownEvent
 
 __all__ = [
@@ -115,8 +116,15 @@ def _is_list(type_: Any) -> bool:
     return typing.get_origin(type_) is list
 
 
+def _resolved(cls: Any) -> Any:
+    # The package re-labels its classes as `dashscope_sync.X`, so the string
+    # annotations must be resolved in the module that wrote them.
+    attrs.resolve_types(cls, globalns=vars(_events))
+    return cls
+
+
 def _record(conv: cattrs.Converter, cls: Any) -> Callable[[Any, Any], Any]:
-    fields = make_dict_structure_fn(cls, conv)
+    fields = make_dict_structure_fn(_resolved(cls), conv)
 
     def structure(value: Any, _: Any) -> Any:
         # Without this a string or list would pass every "key in value" test
@@ -151,13 +159,12 @@ _Hook = Callable[[Mapping[str, Any], Any], ServerEvent]
 
 def _event_hook(cls: type[ServerEvent]) -> _Hook:
     # ``raw`` is not on the wire: it is the frame itself, set after structuring.
-    return make_dict_structure_fn(cls, _converter, raw=override(omit=True))
+    return make_dict_structure_fn(_resolved(cls), _converter, raw=override(omit=True))
 
 
-#: Wire type -> (class, structure function), built once at import.
-_DECODERS: Final[Mapping[str, tuple[type[ServerEvent], _Hook]]] = {
-    wire_type: (cls, _event_hook(cls)) for wire_type, cls in EVENT_TYPES.items()
-}
+#: Event class -> structure function, generated on the first frame of each
+#: type (generating all of them at import would cost ~13 ms of start-up).
+_HOOKS: Final[dict[type[ServerEvent], _Hook]] = {}
 
 
 # Decoding -------------------------------------------------------------------
@@ -200,11 +207,14 @@ def decode(data: bytes | str) -> ServerEvent:
     wire_type = obj.get("type")
     if type(wire_type) is not str:
         return _invalid("no string 'type' field", text, len(text))
-    entry = _DECODERS.get(wire_type)
-    if entry is None:
+    cls = EVENT_TYPES.get(wire_type)
+    if cls is None:
         return UnknownEvent(wire_type, obj)
-    cls, hook = entry
     try:
+        hook = _HOOKS.get(cls)
+        if hook is None:
+            # Racing threads may both build it; the results are equivalent.
+            hook = _HOOKS[cls] = _event_hook(cls)
         event = hook(obj, cls)
     except Exception as exc:
         return _invalid(
@@ -238,7 +248,9 @@ class EventIds:
     __slots__ = ("_counter", "_prefix")
 
     def __init__(self) -> None:
-        self._prefix = "event_" + secrets.token_hex(6) + "_"
+        # Unique across sessions and processes; os.urandom spares importing
+        # the secrets module at start-up.
+        self._prefix = "event_" + os.urandom(6).hex() + "_"
         self._counter = itertools.count(1)
 
     def next(self) -> str:

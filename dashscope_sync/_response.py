@@ -10,7 +10,6 @@ the handle, which collects text and audio and wakes whoever waits on it.
 from __future__ import annotations
 
 import base64
-import html
 import threading
 import time
 from collections.abc import Iterator
@@ -97,6 +96,8 @@ class ResponseResult:
             file.write(self.to_wav_bytes())
 
     def _repr_html_(self) -> str:
+        import html  # notebooks only
+
         parts = [f"<div><p>{html.escape(self.text) or '<i>(no text)</i>'}</p>"]
         if self.audio:
             data = base64.b64encode(self.to_wav_bytes()).decode("ascii")

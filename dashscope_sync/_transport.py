@@ -11,25 +11,29 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-import ssl
 import struct
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
-
-import websocket
-from websocket import ABNF
 
 from ._errors import APIError, DashScopeTimeout, TransportError, api_error_class
 
+if TYPE_CHECKING:
+    import ssl
+
+    # Imported at the first connect, not with the package: websocket-client
+    # and the ssl module it pulls in are a good part of start-up time.
+    import websocket
+
 __all__ = ["OP_BINARY", "OP_CLOSE", "OP_PING", "OP_PONG", "OP_TEXT", "WebSocketTransport"]
 
-OP_TEXT: Final = ABNF.OPCODE_TEXT
-OP_BINARY: Final = ABNF.OPCODE_BINARY
-OP_CLOSE: Final = ABNF.OPCODE_CLOSE
-OP_PING: Final = ABNF.OPCODE_PING
-OP_PONG: Final = ABNF.OPCODE_PONG
-_OP_CONT: Final = ABNF.OPCODE_CONT
+# Opcodes (RFC 6455, section 5.2).
+_OP_CONT: Final = 0x0
+OP_TEXT: Final = 0x1
+OP_BINARY: Final = 0x2
+OP_CLOSE: Final = 0x8
+OP_PING: Final = 0x9
+OP_PONG: Final = 0xA
 #: Bytes asked of the socket per read: a burst of deltas arrives in few reads.
 _READ_SIZE: Final = 256 * 1024
 #: The largest frame accepted; the service's are far smaller, and a bogus
@@ -94,10 +98,14 @@ class WebSocketTransport:
     them with its own send lock, which also orders them against closing.
     """
 
-    __slots__ = ("_buf", "_fragment_opcode", "_fragments", "_pos", "_ws")
+    __slots__ = ("_buf", "_errors", "_fragment_opcode", "_fragments", "_pos", "_ws")
 
     def __init__(self, ws: websocket.WebSocket) -> None:
+        import websocket
+
         self._ws = ws
+        # What a failed send may raise, translated in _send.
+        self._errors = (websocket.WebSocketException, OSError, ValueError)
         # Bytes read but not yet parsed start at _pos (reader thread only).
         self._buf = bytearray()
         self._pos = 0
@@ -123,6 +131,10 @@ class WebSocketTransport:
             DashScopeTimeout: The connection or upgrade did not finish in time.
             TransportError: DNS, TCP, TLS or proxy failure.
         """
+        import ssl
+
+        import websocket
+
         options: dict[str, Any] = _proxy_options(proxy)
         if ssl_context is not None:
             options["sslopt"] = {"context": ssl_context}
@@ -231,7 +243,7 @@ class WebSocketTransport:
         payload = bytes(buf[pos + header : end])
         if masked:  # servers must not mask, but unmasking costs little
             mask = bytes(buf[pos + header - 4 : pos + header])
-            payload = ABNF.mask(mask, payload)
+            payload = _unmask(mask, payload)
         self._pos = end
         return bool(first & 0x80), first & 0x0F, payload
 
@@ -267,7 +279,7 @@ class WebSocketTransport:
     def _send(self, payload: bytes | str, opcode: int) -> None:
         try:
             self._ws.send(payload, opcode)
-        except (websocket.WebSocketException, OSError, ValueError) as exc:
+        except self._errors as exc:
             raise TransportError(
                 f"sending failed: {str(exc) or type(exc).__name__}",
                 code=CLOSE_ABNORMAL,
@@ -276,19 +288,19 @@ class WebSocketTransport:
 
     def send_text(self, text: str) -> None:
         """Send one text frame."""
-        self._send(text, ABNF.OPCODE_TEXT)
+        self._send(text, OP_TEXT)
 
     def send_ping(self, payload: bytes = b"") -> None:
         """Send a ping frame."""
-        self._send(payload, ABNF.OPCODE_PING)
+        self._send(payload, OP_PING)
 
     def send_pong(self, payload: bytes) -> None:
         """Answer a ping."""
-        self._send(payload, ABNF.OPCODE_PONG)
+        self._send(payload, OP_PONG)
 
     def send_close(self, code: int, reason: str = "") -> None:
         """Send a close frame (the close handshake's first or second half)."""
-        self._send(struct.pack("!H", code) + reason.encode("utf-8")[:123], ABNF.OPCODE_CLOSE)
+        self._send(struct.pack("!H", code) + reason.encode("utf-8")[:123], OP_CLOSE)
 
     def abort(self) -> None:
         """Shut the socket down so a `recv` blocked in another thread returns at once."""
@@ -303,6 +315,13 @@ class WebSocketTransport:
         # Best effort: the descriptor is gone either way.
         with contextlib.suppress(OSError):
             self._ws.shutdown()  # type: ignore[no-untyped-call]
+
+
+def _unmask(mask: bytes, data: bytes) -> bytes:
+    """XOR ``data`` with the 4-byte ``mask``, as whole integers (fast in C)."""
+    n = len(data)
+    key = (mask * (n // 4 + 1))[:n]
+    return (int.from_bytes(data, "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
 
 
 def parse_close(payload: bytes) -> tuple[int, str]:
