@@ -86,6 +86,8 @@ def make_server() -> Iterator[Callable[..., LocalRealtimeServer]]:
     servers: list[LocalRealtimeServer] = []
 
     def factory(**kwargs: Any) -> LocalRealtimeServer:
+        # These tests drive every turn by hand; VAD has its own tests.
+        kwargs.setdefault("server_vad", False)
         server = LocalRealtimeServer(**kwargs).start()
         servers.append(server)
         return server

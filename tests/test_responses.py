@@ -88,17 +88,25 @@ class TestResponseHandle:
         assert first.id != second.id
         assert first.wait().response_id == first.id
 
-    def test_active_response_error(self, manual: ds.RealtimeSession) -> None:
+    def test_active_response_error(self) -> None:
         """A create while one runs fails its own handle with ActiveResponseError."""
-        running = manual.create_response()
-        refused = manual.create_response()
-        with pytest.raises(ds.ActiveResponseError) as info:
-            refused.wait(10)
-        assert isinstance(info.value, ds.APIError)
-        assert info.value.code == "conversation_already_has_active_response"
-        assert info.value.event_id == refused.event_id
-        assert running.wait(10).status == "completed"
-        assert refused.done and refused.id is None
+        # Paced deltas keep the first response running for seconds.
+        with LocalRealtimeServer(delta_delay=0.05) as slow:
+            client = ds.Client(slow.api_key, base_url=slow.url)
+            with client.realtime.connect(model=MODEL) as session:
+                running = session.create_response()
+                session.wait_for(ds.ResponseCreated, timeout=10)
+                refused = session.create_response()
+                with pytest.raises(ds.ActiveResponseError) as info:
+                    refused.wait(10)
+                assert isinstance(info.value, ds.APIError)
+                assert info.value.code == "conversation_already_has_active_response"
+                assert info.value.event_id == refused.event_id
+                assert running.id and not running.done
+                assert refused.done and refused.id is None
+                session.cancel_response()
+                with pytest.raises(ds.ResponseCancelledError):
+                    running.wait(10)
 
     def test_cancelled(self, manual: ds.RealtimeSession) -> None:
         """A cancelled response raises ResponseCancelledError carrying the partial result."""

@@ -267,6 +267,7 @@ class TestSending:
         self, server: LocalRealtimeServer, session: ds.RealtimeSession
     ) -> None:
         """commit_audio, clear_audio and cancel_response send their events."""
+        session.update_session(ds.SessionUpdate(turn_detection=None))  # no automatic response
         session.append_audio(b"\x00\x01" * 1600)
         session.commit_audio()
         assert isinstance(session.wait_for(ds.InputAudioBufferCommitted, timeout=5).item_id, str)
@@ -277,6 +278,7 @@ class TestSending:
         assert error.error.code == "response_cancel_not_active"
         types = [f["type"] for f in server.received]
         assert types == [
+            "session.update",
             "input_audio_buffer.append",
             "input_audio_buffer.commit",
             "input_audio_buffer.clear",
@@ -730,8 +732,8 @@ class TestPulling:
             puller.start()
         for n in range(300):
             server.send({"type": "response.text.delta", "delta": str(n)})
+        session.on(ds.SessionUpdated, lambda ev: session.close())  # registered before the update
         session.update_session(ds.SessionUpdate(voice="Ethan"), wait=False)
-        session.on(ds.SessionUpdated, lambda ev: session.close())
         for puller in pullers:
             puller.join(20)
         assert sorted(g for g in got if g is not None) == sorted(str(n) for n in range(300))

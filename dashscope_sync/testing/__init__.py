@@ -2,8 +2,12 @@
 
 :class:`LocalRealtimeServer` is a real WebSocket server on loopback that
 speaks the Qwen-Omni realtime protocol, with simulated (and clearly labelled)
-replies and knobs for the failure modes a client must survive. It needs the
-``websockets`` package (an optional extra of ``dashscope_sync``).
+replies and knobs for the failure modes a client must survive: deterministic
+server VAD with barge-in (``server_vad=True``), echo replies
+(``reply_audio="echo"``), the temporary-key endpoint ``POST /api/v1/tokens``
+on the same port, and scripted, failing or cut-short responses. The official
+``dashscope`` SDK can talk to it as well as this package's client. It needs
+the ``websockets`` package (an optional extra of ``dashscope_sync``).
 
 Example:
     >>> from dashscope_sync.testing import LocalRealtimeServer
@@ -12,9 +16,10 @@ Example:
     True
 """
 
-from ._audio import pcm16_peak_dbfs, speech_like_pcm16
+from ._audio import pcm16_peak_dbfs, resample_pcm16, speech_like_pcm16
 from ._connection import LocalConnection, ReplySpec
 from ._handshake import HandshakeRecord, RequestHeaders
+from ._http import TemporaryToken
 from ._server import LocalRealtimeServer
 
 __all__ = [
@@ -23,6 +28,8 @@ __all__ = [
     "LocalRealtimeServer",
     "ReplySpec",
     "RequestHeaders",
+    "TemporaryToken",
     "pcm16_peak_dbfs",
+    "resample_pcm16",
     "speech_like_pcm16",
 ]

@@ -23,6 +23,7 @@ __all__ = [
     "pcm16_peak",
     "pcm16_peak_dbfs",
     "peak_to_dbfs",
+    "resample_pcm16",
     "speech_for_text",
     "speech_like_pcm16",
 ]
@@ -190,3 +191,49 @@ def peak_to_dbfs(peak: int) -> float:
     if peak <= 0:
         return -math.inf
     return 20.0 * math.log10(peak / 32768.0)
+
+
+def resample_pcm16(pcm: bytes | bytearray | memoryview, from_rate: int, to_rate: int) -> bytes:
+    """Resample mono PCM16 by linear interpolation (no filtering).
+
+    Output sample ``j`` sits at input position ``j * from_rate / to_rate``
+    and is the straight-line blend of the two input samples around it,
+    rounded to the nearest integer (halves away from zero). Computed in
+    integer arithmetic, so the result is exact and portable. The output has
+    ``n * to_rate // from_rate`` samples for ``n`` input samples. Good enough
+    to echo a voice at another rate; not a studio resampler.
+
+    Args:
+        pcm: Little-endian signed 16-bit mono samples (a trailing odd byte
+            is ignored).
+        from_rate: Input sample rate in Hz.
+        to_rate: Output sample rate in Hz.
+
+    Example:
+        >>> up = resample_pcm16(speech_like_pcm16(0.5), 16_000, 24_000)
+        >>> len(up) // 2
+        12000
+    """
+    if from_rate <= 0 or to_rate <= 0:
+        raise ValueError(f"sample rates must be > 0, got {from_rate!r} and {to_rate!r}")
+    usable = len(pcm) - len(pcm) % 2
+    source = _from_le_bytes(memoryview(pcm)[:usable])
+    count = len(source)
+    if count == 0:
+        return b""
+    if from_rate == to_rate:
+        return _to_le_bytes(source)
+    out_count = count * to_rate // from_rate
+    out = array("h", bytes(2 * out_count))
+    last = count - 1
+    half = to_rate // 2
+    for j in range(out_count):
+        index, frac = divmod(j * from_rate, to_rate)
+        a = source[index]
+        if frac == 0 or index >= last:
+            out[j] = a
+            continue
+        blend = a * (to_rate - frac) + source[index + 1] * frac
+        # Round half away from zero; the blend stays within the int16 range.
+        out[j] = (blend + half) // to_rate if blend >= 0 else -((-blend + half) // to_rate)
+    return _to_le_bytes(out)

@@ -3,9 +3,10 @@
 :class:`LocalConnection` runs the per-connection protocol state machine on the
 websockets handler thread and streams responses on a thread of their own, so
 that a ``response.cancel`` (or the client going away) is read and acted on
-while deltas are still flowing. The pure rules live in ``_session`` and
-``_response``; this module adds the threads, the socket plumbing and the test
-knobs that act on one connection (stall, drop, close, extra frames).
+while deltas are still flowing. The pure rules live in ``_session``,
+``_state``, ``_vad`` and ``_response``, the response threads in ``_responder``;
+this module adds the socket plumbing, the keepalive and the test knobs that
+act on one connection (stall, drop, close, extra frames).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,7 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from ._handshake import RequestHeaders, parse_target
-from ._response import ResponseStream
+from ._responder import CLIENT_CANCELLED, TURN_DETECTED, ResponsePlan, ResponseRunner
 from ._session import (
     ClientEventError,
     JSONDict,
@@ -33,7 +34,7 @@ from ._session import (
     new_id,
     server_event,
 )
-from ._state import ProtocolState
+from ._state import AutoResponse, BargeIn, ProtocolState, Step
 from ._transport import StallableServerConnection
 
 __all__ = [
@@ -83,6 +84,8 @@ class ConnectionSettings:
     max_session_seconds: float | None
     expire_close_code: int
     expire_close_reason: str
+    server_vad: bool = False
+    reply_audio: str = "speech"
 
 
 class ConnectionHost(Protocol):
@@ -99,13 +102,7 @@ class ConnectionHost(Protocol):
 
     def _take_override(self, event_type: str) -> Override | None: ...
 
-
-@dataclass
-class _ActiveResponse:
-    stream: ResponseStream
-    # Set by response.cancel, a server shutdown or the end of the connection;
-    # the streaming thread checks it before every frame and sleeps on it.
-    cancel: threading.Event
+    def _take_response_plan(self) -> ResponsePlan | None: ...
 
 
 class LocalConnection:
@@ -159,15 +156,20 @@ class LocalConnection:
         # Signalled (with _lock) on close, stall/resume and keepalive changes;
         # the keepalive thread waits on it.
         self._cond = threading.Condition(self._lock)
-        self._state = ProtocolState(self.model, chunk_ms=settings.chunk_ms)
+        self._state = ProtocolState(
+            self.model,
+            chunk_ms=settings.chunk_ms,
+            server_vad=settings.server_vad,
+            reply_audio=settings.reply_audio,
+        )
         self.session_id: str = self._state.session["id"]
         self.conversation_id = self._state.conversation_id
+        self._responder = ResponseRunner(
+            self._send_frame,
+            delta_delay=settings.delta_delay,
+            name=f"dashscope-local-response-{self.session_id}",
+        )
         self._received: list[JSONDict] = []
-        self._active: _ActiveResponse | None = None
-        self._stream_thread: threading.Thread | None = None
-        self._streams_running = 0
-        self._responses_started = 0
-        self._finish_pending = False
         self._session_created_sent = False
         self._closed = False
         self._stalled = False
@@ -178,8 +180,8 @@ class LocalConnection:
         self._aux_threads: list[threading.Thread] = []
 
         state = self._state
-        # Handlers of the input side return the events to send (under _lock).
-        self._state_handlers: dict[str, Callable[[JSONDict], list[JSONDict]]] = {
+        # Handlers of the input side return the steps to take (under _lock).
+        self._state_handlers: dict[str, Callable[[JSONDict], Sequence[Step]]] = {
             "session.update": state.session_update,
             "input_audio_buffer.append": state.audio_append,
             "input_audio_buffer.commit": state.audio_commit,
@@ -236,9 +238,8 @@ class LocalConnection:
 
     @property
     def response_in_progress(self) -> bool:
-        """Whether a response is being streamed."""
-        with self._lock:
-            return self._active is not None
+        """Whether a response is being streamed (or queued behind one)."""
+        return self._responder.in_progress
 
     def wait_closed(self, timeout: float | None = None) -> bool:
         """Wait until the server has finished with this connection.
@@ -368,10 +369,7 @@ class LocalConnection:
 
     def cancel_for_shutdown(self) -> None:
         """Stop streaming and unblock every wait, ahead of a server shutdown."""
-        with self._cond:
-            active = self._active
-        if active is not None:
-            active.cancel.set()
+        self._responder.stop()
         self._interrupted.set()
         self.resume()
 
@@ -382,8 +380,8 @@ class LocalConnection:
             True if all of them finished within ``timeout`` (per thread).
         """
         with self._lock:
-            threads = [self._stream_thread, self._keepalive_thread, *self._aux_threads]
-        threads.append(self._ws.recv_events_thread)
+            threads = [self._keepalive_thread, *self._aux_threads]
+        threads += [self._responder.latest_thread(), self._ws.recv_events_thread]
         for thread in threads:
             if thread is not None and thread is not threading.current_thread():
                 thread.join(timeout)
@@ -391,8 +389,7 @@ class LocalConnection:
 
     def wait_streams(self, timeout: float) -> bool:
         """Wait up to ``timeout`` for the response thread; True if it is done."""
-        with self._lock:
-            thread = self._stream_thread
+        thread = self._responder.latest_thread()
         if thread is None:
             return True
         thread.join(timeout)
@@ -438,14 +435,12 @@ class LocalConnection:
     def _finish(self) -> None:
         with self._cond:
             self._closed = True
-            active = self._active
-            stream_thread = self._stream_thread
             self._cond.notify_all()
-        if active is not None:
-            active.cancel.set()
+        self._responder.stop()
         # A stalled connection must not keep its senders waiting forever.
         self._running.set()
         self._finished.set()
+        stream_thread = self._responder.latest_thread()
         if stream_thread is not None:
             stream_thread.join()
         self._host._connection_closed(self)
@@ -453,9 +448,11 @@ class LocalConnection:
 
     def _send_frame(self, frame: JSONDict) -> None:
         self._running.wait()
-        self._ws.send(_dumps(frame))
+        # Logged before the send, so that a client holding the frame can rely
+        # on the record being there (the send only fails on a closed socket).
         if frame["type"] not in _DELTA_TYPES:
             logger.debug("connection %s: sent %s", self.session_id, frame["type"])
+        self._ws.send(_dumps(frame))
 
     def _close_quietly(self, code: int, reason: str) -> None:
         try:
@@ -514,9 +511,8 @@ class LocalConnection:
             state_handler = self._state_handlers.get(event_type)
             if state_handler is not None:
                 with self._lock:
-                    events = state_handler(frame)
-                for event in events:
-                    self._send_frame(event)
+                    steps = state_handler(frame)
+                self._take_steps(steps)
                 return
             handler = self._handlers.get(event_type)
             if handler is None:
@@ -556,92 +552,50 @@ class LocalConnection:
     # ------------------------------------------------------------------
     # Built-in handling of response.* and session.finish (handler thread)
 
-    def _on_response_create(self, frame: JSONDict) -> None:
+    def _take_steps(self, steps: Sequence[Step]) -> None:
+        for step in steps:
+            if isinstance(step, BargeIn):
+                if self._responder.cancel(TURN_DETECTED, every=True):
+                    logger.debug("connection %s: barge-in cancels the response", self.session_id)
+            elif isinstance(step, AutoResponse):
+                self._start_response(None, step)
+            else:
+                self._send_frame(step)
+
+    def _start_response(self, frame: JSONDict | None, turn: AutoResponse | None = None) -> None:
         with self._lock:
-            if self._active is not None:
-                raise ClientEventError(
-                    "Conversation already has an active response",
-                    code="conversation_already_has_active_response",
-                )
-            stream = self._state.plan_response(frame)
-            active = _ActiveResponse(stream, threading.Event())
-            self._active = active
-            self._responses_started += 1
-            thread = threading.Thread(
-                target=self._stream,
-                args=(active, self._stream_thread),
-                name=f"dashscope-local-response-{self.session_id}-{self._responses_started}",
-                daemon=True,
+            stream, plan = self._state.plan_response(
+                frame,
+                pieces=None if turn is None else turn.pieces,
+                take_plan=self._host._take_response_plan,
             )
-            self._stream_thread = thread
-            self._streams_running += 1
-            thread.start()
+        self._responder.start(stream, plan)
+
+    def _on_response_create(self, frame: JSONDict) -> None:
+        # Only this thread starts responses, so the answer cannot turn stale
+        # in a way that matters: an active response can only finish meanwhile.
+        if self._responder.in_progress:
+            raise ClientEventError(
+                "Conversation already has an active response",
+                code="conversation_already_has_active_response",
+            )
+        self._start_response(frame)
 
     def _on_response_cancel(self, frame: JSONDict) -> None:
-        with self._lock:
-            active = self._active
-            if active is None:
-                raise ClientEventError(
-                    "Cancellation failed: no active response found",
-                    code="response_cancel_not_active",
-                )
-        active.cancel.set()
+        if not self._responder.cancel(CLIENT_CANCELLED):
+            raise ClientEventError(
+                "Cancellation failed: no active response found",
+                code="response_cancel_not_active",
+            )
 
     def _on_session_finish(self, frame: JSONDict) -> None:
         if not self._settings.support_session_finish:
             raise ClientEventError(
                 "invalid event type: session.finish", code="invalid_event_type", param="type"
             )
-        with self._lock:
-            if self._streams_running:
-                # The last response thread sends it after its response.done.
-                self._finish_pending = True
-                return
-        self._send_frame(server_event("session.finished"))
-
-    # ------------------------------------------------------------------
-    # Response thread
-
-    def _stream(self, active: _ActiveResponse, previous: threading.Thread | None) -> None:
-        stream, cancel = active.stream, active.cancel
-        try:
-            # Responses are serialised: the previous thread may still be sending
-            # its response.done (it clears _active just before that).
-            if previous is not None:
-                previous.join()
-            self._send_frame(stream.created_event())
-            delay = self._settings.delta_delay
-            completed = True
-            for frame, is_delta in stream.body_frames():
-                if cancel.is_set():
-                    completed = False
-                    break
-                self._send_frame(frame)
-                if is_delta and delay > 0:
-                    cancel.wait(delay)
-            if not completed:
-                for frame in stream.cancel_frames():
-                    self._send_frame(frame)
-            # Cleared before response.done goes out, so a client that answers
-            # response.done with response.create is never told a response is active.
-            with self._lock:
-                self._active = None
-            self._send_frame(stream.done_event(cancelled=not completed))
-        except ConnectionClosed:
-            pass  # the client went away mid-response; nothing to report
-        except Exception:
-            logger.exception("connection %s: response stream failed", self.session_id)
-        finally:
-            with self._lock:
-                if self._active is active:
-                    self._active = None
-                self._streams_running -= 1
-                send_finished = self._finish_pending and not self._streams_running
-                if send_finished:
-                    self._finish_pending = False
-            if send_finished:
-                with contextlib.suppress(ConnectionClosed):
-                    self._send_frame(server_event("session.finished"))
+        # Otherwise the last response thread sends it after its response.done.
+        if self._responder.finish_when_idle():
+            self._send_frame(server_event("session.finished"))
 
     # ------------------------------------------------------------------
     # Keepalive thread

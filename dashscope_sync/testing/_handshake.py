@@ -1,9 +1,10 @@
-"""The HTTP side of the local server: request records and handshake replies.
+"""The HTTP side of the local server: request records, auth and handshake replies.
 
 DashScope refuses a bad WebSocket upgrade with a plain HTTP error and a JSON
 body (``{"code": ..., "message": ..., "request_id": ...}``); this module builds
-those responses for websockets' ``process_request`` hook and keeps what the
-client sent, for tests to inspect.
+those responses for websockets' ``process_request`` hook, checks the
+``Authorization`` header (permanent or temporary key) for the upgrade and the
+tokens endpoint alike, and keeps what the client sent, for tests to inspect.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import hmac
 import http
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -25,6 +26,8 @@ __all__ = [
     "HandshakeRecord",
     "REALTIME_PATH",
     "RequestHeaders",
+    "TOKENS_PATH",
+    "authorize",
     "check_request",
     "error_body",
     "http_response",
@@ -32,6 +35,7 @@ __all__ = [
 ]
 
 REALTIME_PATH = "/api-ws/v1/realtime"
+TOKENS_PATH = "/api/v1/tokens"
 
 
 class RequestHeaders(Mapping[str, str]):
@@ -91,13 +95,20 @@ class HandshakeRecord:
         headers: Request headers (case-insensitive lookup).
         status: The HTTP status the server chose: 101 for an accepted
             upgrade (the handshake may still fail afterwards), else the
-            rejection status.
+            status of its reply.
+        method: The request method (``GET`` for WebSocket upgrades).
+        body: The request body (always empty for upgrades).
+        response_body: The body of the server's reply (empty for an
+            accepted upgrade).
     """
 
     path: str
     query: dict[str, str]
     headers: RequestHeaders
     status: int
+    method: str = "GET"
+    body: bytes = field(default=b"", repr=False)
+    response_body: bytes = field(default=b"", repr=False)
 
 
 def parse_target(target: str) -> tuple[str, dict[str, str]]:
@@ -154,32 +165,79 @@ def http_response(
     return Response(status, reason, headers, payload)
 
 
-def _bearer_matches(header: str, api_key: str) -> bool:
-    scheme, _, token = header.strip().partition(" ")
-    if scheme.lower() != "bearer":
-        return False
+def _bearer_token(headers: list[str]) -> str | None:
+    # More than one Authorization header is ambiguous: refuse it like a bad key.
+    if len(headers) != 1:
+        return None
+    scheme, _, token = headers[0].strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+def authorize(
+    headers: list[str],
+    api_key: str | None,
+    token_status: Callable[[str], str | None] | None = None,
+    *,
+    temporary_ok: bool = True,
+) -> Response | None:
+    """Check the ``Authorization`` header values of a request.
+
+    A temporary key (``token_status`` gives ``"valid"`` or ``"expired"`` for
+    the keys the server minted) is accepted while valid, unless
+    ``temporary_ok`` is false (403 ``AccessDenied``: a temporary key cannot
+    mint keys); an expired one gets 401 ``InvalidApiKey`` saying it expired.
+    Otherwise the key must be ``api_key`` (None accepts any key, or none).
+
+    Returns:
+        The rejection to send, or None if the request may proceed.
+    """
+    token = _bearer_token(headers)
+    status = token_status(token) if token is not None and token_status is not None else None
+    if status == "expired":
+        return http_response(
+            401, error_body("InvalidApiKey", "Invalid API-key provided: the temporary key expired.")
+        )
+    if status == "valid":
+        if temporary_ok:
+            return None
+        return http_response(
+            403,
+            error_body("AccessDenied", "A temporary API key cannot create temporary API keys."),
+        )
+    if api_key is None:
+        return None
     # Constant-time comparison: the habit costs nothing, even in a test server.
-    return hmac.compare_digest(token.strip().encode(), api_key.encode())
+    if token is not None and hmac.compare_digest(token.encode(), api_key.encode()):
+        return None
+    return http_response(401, error_body("InvalidApiKey", "Invalid API-key provided."))
 
 
-def check_request(request: Request, api_key: str | None) -> Response | None:
-    """Apply the endpoint's own rules to an upgrade request.
+def check_request(
+    request: Request,
+    api_key: str | None,
+    token_status: Callable[[str], str | None] | None = None,
+) -> Response | None:
+    """Apply the endpoint's own rules to an upgrade (``GET``) request.
 
-    Order: unknown path (404 ``NotFound``), bad key (401 ``InvalidApiKey``),
-    missing model (400 ``InvalidParameter``).
+    Order: the tokens path (405 ``MethodNotAllowed``: it takes ``POST``),
+    other unknown paths (404 ``NotFound``), bad key (401 ``InvalidApiKey``,
+    see :func:`authorize`), missing model (400 ``InvalidParameter``).
 
     Returns:
         The rejection to send, or None to go on with the upgrade.
     """
     path, query = parse_target(request.path)
+    if path == TOKENS_PATH:
+        return http_response(
+            405, error_body("MethodNotAllowed", f"Use POST for {TOKENS_PATH}, not GET.")
+        )
     if path != REALTIME_PATH:
         return http_response(
             404, error_body("NotFound", f"The requested path {path!r} was not found.")
         )
-    # More than one Authorization header is ambiguous: refuse it like a bad key.
-    auth = request.headers.get_all("Authorization")
-    if api_key is not None and not (len(auth) == 1 and _bearer_matches(auth[0], api_key)):
-        return http_response(401, error_body("InvalidApiKey", "Invalid API-key provided."))
+    rejection = authorize(request.headers.get_all("Authorization"), api_key, token_status)
+    if rejection is not None:
+        return rejection
     if not query.get("model", "").strip():
         return http_response(
             400,

@@ -1,18 +1,20 @@
-"""The frames of one simulated response, produced lazily.
+"""The frames of one response, produced lazily.
 
 :class:`ResponseStream` knows the event sequence of PROTOCOL.md section 3
 ("Typical turn") and remembers how much of it was actually sent, so that a
-cancelled response can be closed with the right partial transcript, the right
-``*.done`` events and an honest ``usage``. It does no I/O: the connection's
-streaming thread pulls frames from :meth:`ResponseStream.body_frames` and sends
-them.
+response stopped early (cancelled, interrupted, failed) can be closed with the
+right partial transcript, the right ``*.done`` events and an honest ``usage``.
+:class:`ScriptedStream` replays frames a test scripted instead. Neither does
+I/O: the connection's response thread pulls frames from ``body_frames()`` and
+sends them.
 """
 
 from __future__ import annotations
 
 import base64
+import copy
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from ._audio import OUTPUT_SAMPLE_RATE, speech_for_text
 from ._session import (
@@ -25,7 +27,7 @@ from ._session import (
     usage,
 )
 
-__all__ = ["ResponseStream"]
+__all__ = ["ResponseStream", "ScriptedStream", "Stream"]
 
 # Size of the function-call argument deltas, in characters.
 _ARGUMENT_CHUNK = 8
@@ -46,6 +48,8 @@ class ResponseStream:
         chunk_ms: Audio per ``response.audio.delta``, in milliseconds.
         input_text_tokens: Input text tokens reported in ``usage``.
         input_audio_tokens: Input audio tokens reported in ``usage``.
+        audio: 24 kHz PCM16 to stream as the reply audio (echo mode); None
+            synthesises speech-like audio for ``reply_text``.
     """
 
     def __init__(
@@ -60,6 +64,7 @@ class ResponseStream:
         chunk_ms: int,
         input_text_tokens: int,
         input_audio_tokens: int,
+        audio: bytes | None = None,
     ) -> None:
         self.response_id = new_id("resp_")
         self.item_id = new_id("item_")
@@ -74,6 +79,7 @@ class ResponseStream:
         self._chunk_bytes = max(2, OUTPUT_SAMPLE_RATE * chunk_ms // 1000 * 2)
         self._input_text_tokens = input_text_tokens
         self._input_audio_tokens = input_audio_tokens
+        self._audio = audio
         # Progress, updated only after the consumer came back for the next
         # frame, i.e. once the previous frame was sent.
         self._text_sent: list[str] = []
@@ -81,6 +87,7 @@ class ResponseStream:
         self._item_added = False
         self._part_added = False
         self._pending_done: list[str] = []
+        self._body_complete = False
 
     # ------------------------------------------------------------------
     # Building blocks
@@ -154,6 +161,7 @@ class ResponseStream:
             yield from self._function_frames()
         else:
             yield from self._message_frames()
+        self._body_complete = True
 
     def _function_frames(self) -> Iterator[tuple[JSONDict, bool]]:
         assert self.tool_call is not None
@@ -251,7 +259,7 @@ class ResponseStream:
 
     def _audio_deltas(self, text: str) -> Iterator[tuple[JSONDict, bool]]:
         words = split_words(text)
-        audio = speech_for_text(text)
+        audio = self._audio if self._audio is not None else speech_for_text(text)
         chunk = self._chunk_bytes
         n_words = len(words)
         n_chunks = (len(audio) + chunk - 1) // chunk
@@ -271,7 +279,7 @@ class ResponseStream:
                 self._audio_bytes_sent += len(data)
                 j += 1
 
-    def cancel_frames(self) -> list[JSONDict]:
+    def owed_done_frames(self) -> list[JSONDict]:
         """Return the ``*.done`` events still owed after stopping early.
 
         ``response.text.done`` in text mode; ``response.audio_transcript.done``
@@ -291,11 +299,16 @@ class ResponseStream:
         self._pending_done = []
         return frames
 
-    def done_event(self, *, cancelled: bool) -> JSONDict:
-        """Return ``response.done`` (``completed``, or ``cancelled`` after a cancel)."""
-        status = "cancelled" if cancelled else "completed"
+    def done_event(
+        self, status: str = "completed", status_details: JSONDict | None = None
+    ) -> JSONDict:
+        """Return ``response.done`` with ``status`` (and ``status_details`` if given).
+
+        Output items are ``completed`` when the whole body was sent, else
+        ``incomplete``; ``usage`` counts what was actually sent.
+        """
         response = self._response(status)
-        item_status = "incomplete" if cancelled else "completed"
+        item_status = "completed" if self._body_complete else "incomplete"
         text = self.sent_text
         if self._item_added:
             if self.tool_call is not None:
@@ -306,8 +319,8 @@ class ResponseStream:
             else:
                 content = [{"type": "text", "text": text}]
                 response["output"] = [self._message_item(item_status, content)]
-        if cancelled:
-            response["status_details"] = {"type": "cancelled", "reason": "client_cancelled"}
+        if status_details is not None:
+            response["status_details"] = copy.deepcopy(status_details)
         output_text = text_tokens(text)
         if self.tool_call is not None and self._item_added:
             output_text += text_tokens(self.tool_call[0])
@@ -317,4 +330,116 @@ class ResponseStream:
             output_text=output_text,
             output_audio=audio_tokens(self._audio_bytes_sent, OUTPUT_SAMPLE_RATE),
         )
+        return server_event("response.done", response=response)
+
+
+class Stream(Protocol):
+    """What the connection's response thread needs from a response."""
+
+    response_id: str
+
+    def created_event(self) -> JSONDict | None: ...
+
+    def body_frames(self) -> Iterator[tuple[JSONDict, bool]]: ...
+
+    def owed_done_frames(self) -> list[JSONDict]: ...
+
+    def done_event(
+        self, status: str = "completed", status_details: JSONDict | None = None
+    ) -> JSONDict | None: ...
+
+
+# Events about one content part: they carry item_id (filled in when missing).
+_ITEM_LEVEL_PREFIXES = (
+    "response.content_part.",
+    "response.text.",
+    "response.audio.",
+    "response.audio_transcript.",
+    "response.function_call_arguments.",
+)
+
+
+class ScriptedStream:
+    """Replay frames scripted by a test (``LocalRealtimeServer.script_response``).
+
+    Every frame is sent as given, paced like deltas when its type ends with
+    ``.delta``, with the ids it leaves out filled in:
+
+    * ``event_id`` on every frame;
+    * ``response.id`` (and ``object``, ``conversation_id``) inside
+      ``response.created`` / ``response.done``, whose ``response`` object is
+      created when missing (status ``in_progress`` / ``completed``);
+    * ``response_id`` on the other ``response.*`` events;
+    * ``item.id`` on ``response.output_item.*`` and ``conversation.item.created``;
+    * ``item_id`` on content events (``response.content_part.*``,
+      ``response.text.*``, ``response.audio.*``, ``response.audio_transcript.*``,
+      ``response.function_call_arguments.*``).
+
+    Thread safety: not thread-safe; one streaming thread owns an instance.
+    """
+
+    def __init__(self, frames: list[JSONDict], *, conversation_id: str) -> None:
+        self.response_id = new_id("resp_")
+        self.item_id = new_id("item_")
+        self._conversation_id = conversation_id
+        self._frames = [self._fill(copy.deepcopy(frame)) for frame in frames]
+        self._created_sent = False
+
+    def _fill(self, frame: JSONDict) -> JSONDict:
+        frame.setdefault("event_id", new_id("event_"))
+        event_type = str(frame.get("type", ""))
+        if event_type in ("response.created", "response.done"):
+            status = "in_progress" if event_type == "response.created" else "completed"
+            response = frame.setdefault("response", {"status": status, "output": []})
+            if isinstance(response, dict):
+                response.setdefault("id", self.response_id)
+                response.setdefault("object", "realtime.response")
+                response.setdefault("conversation_id", self._conversation_id)
+            return frame
+        if event_type.startswith("response."):
+            frame.setdefault("response_id", self.response_id)
+        if event_type.startswith("response.output_item.") or event_type == (
+            "conversation.item.created"
+        ):
+            item = frame.get("item")
+            if isinstance(item, dict):
+                item.setdefault("id", self.item_id)
+        elif event_type.startswith(_ITEM_LEVEL_PREFIXES):
+            frame.setdefault("item_id", self.item_id)
+        return frame
+
+    def created_event(self) -> JSONDict | None:
+        """None: a script sends its own ``response.created`` (or none)."""
+        return None
+
+    def body_frames(self) -> Iterator[tuple[JSONDict, bool]]:
+        """Yield the scripted frames, ``is_delta`` for types ending in ``.delta``."""
+        for frame in self._frames:
+            yield frame, str(frame.get("type", "")).endswith(".delta")
+            if frame.get("type") == "response.created":
+                self._created_sent = True
+
+    def owed_done_frames(self) -> list[JSONDict]:
+        """Nothing: what a script owes is up to the script."""
+        return []
+
+    def done_event(
+        self, status: str = "completed", status_details: JSONDict | None = None
+    ) -> JSONDict | None:
+        """A closing ``response.done`` for a script stopped early, else None.
+
+        Only when the script's ``response.created`` went out and the response
+        did not complete: the script is trusted to end itself otherwise.
+        """
+        if status == "completed" or not self._created_sent:
+            return None
+        response: JSONDict = {
+            "id": self.response_id,
+            "object": "realtime.response",
+            "conversation_id": self._conversation_id,
+            "status": status,
+            "output": [],
+        }
+        if status_details is not None:
+            response["status_details"] = copy.deepcopy(status_details)
         return server_event("response.done", response=response)

@@ -3,8 +3,10 @@
 The transport is websockets' threaded server (``websockets.sync.server``):
 ``serve_forever()`` runs on one background thread and websockets starts one
 handler thread per connection, on which :class:`LocalConnection` runs the
-protocol. This module owns the lifecycle, the HTTP handshake rules and the
-test knobs that act across connections.
+protocol. Plain HTTP requests (the temporary-key endpoint) are answered
+before websockets sees them, by the socket wrapper (``_transport``, ``_http``).
+This module owns the lifecycle, the HTTP rules and the test knobs that act
+across connections (more knobs live in the mixins of ``_knobs``).
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import collections
 import inspect
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal, cast
 
 from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
@@ -31,11 +34,13 @@ from ._handshake import (
     HandshakeRecord,
     RequestHeaders,
     check_request,
-    http_response,
     parse_target,
 )
+from ._http import HttpRequest, TemporaryToken, TokenStore, route_http, serve_http
+from ._knobs import ConnectionKnobs, HttpKnobs, ResponseKnobs
+from ._responder import ResponsePlan
 from ._session import JSONDict
-from ._transport import WEBSOCKETS_LOGGER, StallableServerConnection
+from ._transport import WEBSOCKETS_LOGGER, ConnectionRegistry, StallableServerConnection
 
 __all__ = ["LocalRealtimeServer"]
 
@@ -48,34 +53,89 @@ _SHUTDOWN_REASON = "server shutting down"
 _SHUTDOWN_TAKES_CODE = "code" in inspect.signature(Server.shutdown).parameters
 
 
-class LocalRealtimeServer:
+class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
     """A real WebSocket server on loopback that speaks the DashScope realtime protocol.
 
     It implements the Qwen-Omni realtime API (``/api-ws/v1/realtime``) as
     documented: the handshake rules (401/404/400 with DashScope JSON bodies),
     ``session.created`` / ``session.update`` validation, the input audio and
-    image buffers, conversation items, and responses streamed with the
-    documented event order, whose text and audio are simulated and say so.
-    Test knobs inject errors, scripted replies, delays, stalls, closes and
-    drops. Use it to test a client through real sockets, or to develop
-    offline.
+    image buffers, server VAD (opt-in, see below), conversation items, and
+    responses streamed with the documented event order, whose text and audio
+    are simulated and say so. On the same port it serves the temporary-key
+    endpoint ``POST /api/v1/tokens``. Test knobs inject errors, scripted
+    replies and whole scripted responses, failures, delays, stalls, closes
+    and drops. Use it to test a client through real sockets (the official
+    ``dashscope`` SDK talks to it too), or to develop offline.
 
     What is simulated, and how:
 
     * Replies describe their input ("This is a simulated reply from the local
       DashScope server. I heard 1.20 seconds of audio."); committed audio is
       "transcribed" as ``[simulated transcript: 1.20 s of audio, peak -12.1
-      dBFS]``; output audio is a deterministic speech-like tone pattern of
-      about 60 ms per character of the reply, at 24 kHz.
+      dBFS]``; output audio (``reply_audio="speech"``) is a deterministic
+      speech-like tone pattern of about 60 ms per character of the reply, at
+      24 kHz. With ``reply_audio="echo"`` the reply audio is the user's
+      committed audio of the turn, resampled from 16 to 24 kHz by linear
+      interpolation (``resample_pcm16``), and the transcript says it is an
+      echo; a turn without audio gets the speech pattern.
     * Usage is deterministic: 12.5 tokens per second of audio, one text token
       per 4 UTF-8 bytes.
-    * Voice activity detection is not simulated: whatever ``turn_detection``
-      says, a turn ends only with ``input_audio_buffer.commit`` (or a text
+    * Server VAD is energy based and runs on the audio timeline, not the
+      wall clock, so its events are deterministic. It is off unless
+      ``server_vad=True`` (earlier versions never sent VAD events, and tests
+      written for them append speech in the default session and commit by
+      hand). When on, and the session's ``turn_detection`` is not null (the
+      default session has ``server_vad``), appended 16 kHz audio is cut into
+      10 ms frames whose RMS level is compared with ``-45 + 25 * threshold``
+      dBFS (``threshold`` in [-1, 1]: -70 dBFS at -1, -32.5 at the default
+      0.5, -20 at 1). The first loud frame (one is enough) sends
+      ``input_audio_buffer.speech_started`` with ``audio_start_ms`` (its
+      start minus ``prefix_padding_ms``, clamped at the start of the buffer)
+      and the ``item_id`` the turn will get; ``silence_duration_ms`` (rounded
+      up to 10 ms) of quiet frames then send ``speech_stopped`` with
+      ``audio_end_ms`` (last loud sample + silence duration), commit the
+      audio from ``audio_start_ms`` to ``audio_end_ms`` (``committed``, the
+      user ``conversation.item.created``, the transcription if enabled) and,
+      unless ``create_response`` is false, start a response as
+      ``response.create`` would (queued behind one still streaming). Both
+      ``*_ms`` count from the first audio the connection appended. Between
+      turns the buffer keeps only the prefix padding. An explicit
+      ``input_audio_buffer.commit`` forces the turn (``speech_stopped`` if
+      speech was going on, the commit, the automatic response). Barge-in:
+      speech starting while a response streams (unless
+      ``interrupt_response`` is false) cancels it, and any automatic response
+      queued behind it, like ``response.cancel``: its ``response.done`` has
+      status ``cancelled`` and ``status_details`` ``{"type": "cancelled",
+      "reason": "turn_detected"}`` (a client's ``response.cancel`` gives
+      ``"client_cancelled"`` and stops only the response streaming).
+      Manual mode (``turn_detection: null``) never sends VAD events: a turn
+      ends only with ``input_audio_buffer.commit`` (or a text
       ``conversation.item.create``) and a response starts only with
-      ``response.create``.
+      ``response.create``. ``semantic_vad`` is treated like ``server_vad``.
     * With ``session.tools`` set, a user text naming a tool (or instructions
       containing ``"call <name>"``) gets a function call instead of a reply;
       its arguments are the first JSON object in the text, else ``{}``.
+
+    Temporary API keys: ``POST /api/v1/tokens?expire_in_seconds=N`` with
+    ``Authorization: Bearer <api_key>`` and no body answers 200
+    ``{"token": "st-...", "expires_at": <epoch seconds>}`` (N in 1..1800,
+    default 60; else 400 ``InvalidParameter``; a wrong key gets 401
+    ``InvalidApiKey``). The token is then accepted in place of ``api_key`` by
+    the WebSocket upgrade until ``clock() >= expires_at``; after that it gets
+    401 ``InvalidApiKey`` saying it expired. A temporary key cannot mint
+    keys (403 ``AccessDenied``). See :attr:`issued_tokens`,
+    :attr:`http_requests` and :meth:`reject_next_http`. Every HTTP reply
+    carries ``Content-Length``. Requests other than ``GET`` are read by the
+    server itself (websockets before version 17 would close them unanswered),
+    so they work with every supported websockets version, body or not.
+
+    Scripting responses: :meth:`script_response` replaces the next response
+    with given frames (ids filled in), :meth:`fail_next_response` makes it
+    send a ``server_error`` mid-stream and never finish, and
+    :meth:`finish_next_response` ends it with status ``failed`` or
+    ``incomplete``. These plans queue up and apply to the next responses of
+    any connection, however they start. :meth:`on_client_event` and
+    :meth:`inject_error` replace the answer to any client event.
 
     Thread safety: every public method and property may be called from any
     thread, including while clients are connected; the server runs its own
@@ -108,6 +168,12 @@ class LocalRealtimeServer:
         expire_close_reason: Close reason used when a session expires.
         close_timeout: Seconds to wait for the client's side of a close
             handshake before dropping the TCP connection.
+        server_vad: Simulate server VAD (see above) for sessions whose
+            ``turn_detection`` is not null.
+        reply_audio: ``"speech"`` (a synthetic voice) or ``"echo"`` (the
+            user's audio, resampled to 24 kHz) as the reply audio.
+        clock: Returns the time in epoch seconds, for temporary-key expiry;
+            tests pass a fake clock to expire keys without sleeping.
 
     Example:
         >>> import json, websocket
@@ -146,7 +212,12 @@ class LocalRealtimeServer:
         expire_close_code: int = 1000,
         expire_close_reason: str = "session expired",
         close_timeout: float = 5.0,
+        server_vad: bool = True,
+        reply_audio: Literal["speech", "echo"] = "speech",
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        if reply_audio not in ("speech", "echo"):
+            raise ValueError(f"reply_audio must be 'speech' or 'echo', got {reply_audio!r}")
         if chunk_ms <= 0:
             raise ValueError(f"chunk_ms must be > 0, got {chunk_ms!r}")
         if delta_delay < 0:
@@ -165,7 +236,11 @@ class LocalRealtimeServer:
             max_session_seconds=max_session_seconds,
             expire_close_code=expire_close_code,
             expire_close_reason=expire_close_reason,
+            server_vad=server_vad,
+            reply_audio=reply_audio,
         )
+        self._tokens = TokenStore(clock)
+        self._registry = ConnectionRegistry(self._front_door)
 
         # Guards every mutable attribute below (knob settings, records, the
         # websockets server handle and the lifecycle flags).
@@ -180,10 +255,16 @@ class LocalRealtimeServer:
         self._connections: list[LocalConnection] = []
         self._handed_out = 0
         self._handshakes: list[HandshakeRecord] = []
+        self._http_requests: list[HandshakeRecord] = []
         self._received: list[JSONDict] = []
         self._received_by_type: dict[str, list[JSONDict]] = collections.defaultdict(list)
         # FIFO of responses for the next upgrades (reject_next_handshakes).
         self._forced_rejections: collections.deque[Response] = collections.deque()
+        # FIFO of responses for the next plain HTTP requests (reject_next_http).
+        self._http_rejections: collections.deque[Response] = collections.deque()
+        # FIFO of plans for the next responses, on any connection (script_response,
+        # fail_next_response, finish_next_response).
+        self._response_plans: collections.deque[ResponsePlan] = collections.deque()
         # Per client event type: FIFO of (error override, once) from inject_error.
         self._error_rules: dict[str, collections.deque[tuple[Override, bool]]] = {}
         # Per client event type: (reply override, once) from on_client_event.
@@ -225,7 +306,9 @@ class LocalRealtimeServer:
                 ping_timeout=None,
                 close_timeout=self._close_timeout,
                 max_size=self._max_size,
-                create_connection=StallableServerConnection,
+                # The socket wrapper that can stall also answers plain HTTP
+                # (the tokens endpoint) before websockets sees the request.
+                create_connection=cast(type[StallableServerConnection], self._registry.create),
                 logger=WEBSOCKETS_LOGGER,
             )
             self._server = server
@@ -270,6 +353,7 @@ class LocalRealtimeServer:
                 connection.join(self._close_timeout + 1.0)
             server.shutdown()
         thread.join()
+        self._registry.join(self._close_timeout + 1.0)
         with self._lock:
             connections = list(self._connections)
         for connection in connections:
@@ -336,9 +420,27 @@ class LocalRealtimeServer:
 
     @property
     def handshakes(self) -> list[HandshakeRecord]:
-        """Every HTTP request seen on the socket, accepted or rejected (a copy)."""
+        """Every HTTP request seen on the socket, accepted or rejected (a copy).
+
+        WebSocket upgrades and plain HTTP requests (:attr:`http_requests`) alike.
+        """
         with self._lock:
             return list(self._handshakes)
+
+    @property
+    def http_requests(self) -> list[HandshakeRecord]:
+        """The plain HTTP requests (not ``GET``), e.g. to the tokens endpoint (a copy).
+
+        Each record has the ``method``, ``body``, reply ``status`` and
+        ``response_body``.
+        """
+        with self._lock:
+            return list(self._http_requests)
+
+    @property
+    def issued_tokens(self) -> list[TemporaryToken]:
+        """Every temporary API key minted by ``POST /api/v1/tokens``, in order (a copy)."""
+        return self._tokens.issued
 
     @property
     def received(self) -> list[JSONDict]:
@@ -394,29 +496,6 @@ class LocalRealtimeServer:
 
     # ------------------------------------------------------------------
     # Knobs: handshake
-
-    def reject_next_handshakes(
-        self,
-        status: int,
-        body: Mapping[str, Any] | bytes | str,
-        count: int = 1,
-        *,
-        content_type: str | None = None,
-    ) -> None:
-        """Refuse the next ``count`` upgrades to the realtime path with an HTTP error.
-
-        Checked before the API key, e.g. ``reject_next_handshakes(429,
-        {"code": "Throttling.RateQuota", "message": "...", "request_id": "..."})``.
-
-        Args:
-            status: HTTP status code.
-            body: A mapping (sent as JSON), text or bytes (sent as is).
-            count: Number of upgrades to refuse.
-            content_type: Overrides the Content-Type chosen from ``body``.
-        """
-        with self._lock:
-            for _ in range(count):
-                self._forced_rejections.append(http_response(status, body, content_type))
 
     def hold_session_created(self, hold: bool = True) -> None:
         """Hold back ``session.created`` of new connections (or release it).
@@ -478,10 +557,15 @@ class LocalRealtimeServer:
             self._error_rules.setdefault(for_type, collections.deque()).append((rule, once))
 
     def clear_overrides(self) -> None:
-        """Remove every :meth:`on_client_event` and :meth:`inject_error` rule."""
+        """Remove every :meth:`on_client_event` and :meth:`inject_error` rule.
+
+        Plans queued by :meth:`script_response`, :meth:`fail_next_response` and
+        :meth:`finish_next_response` that no response has taken yet go too.
+        """
         with self._lock:
             self._error_rules.clear()
             self._reply_rules.clear()
+            self._response_plans.clear()
 
     def set_reply_delay(self, seconds: float) -> None:
         """Wait ``seconds`` before handling each client event (0 to stop)."""
@@ -497,100 +581,6 @@ class LocalRealtimeServer:
             return self._reply_delay
 
     # ------------------------------------------------------------------
-    # Knobs: connections (all open ones, or the one given)
-
-    def _targets(self, connection: LocalConnection | None) -> list[LocalConnection]:
-        if connection is not None:
-            return [connection]
-        with self._lock:
-            return [c for c in self._connections if c.is_open]
-
-    def send(self, frame: JSONDict, *, connection: LocalConnection | None = None) -> int:
-        """Send an extra JSON event (``event_id`` added when missing).
-
-        Returns:
-            The number of connections it was sent to (closed ones are skipped).
-        """
-        return self._for_each(connection, lambda c: c.send(frame))
-
-    def send_text(self, text: str, *, connection: LocalConnection | None = None) -> int:
-        """Send a raw text frame, e.g. invalid JSON. Returns the number of recipients."""
-        return self._for_each(connection, lambda c: c.send_text(text))
-
-    def send_binary(self, data: bytes, *, connection: LocalConnection | None = None) -> int:
-        """Send a binary frame. Returns the number of recipients."""
-        return self._for_each(connection, lambda c: c.send_binary(data))
-
-    def _for_each(
-        self, connection: LocalConnection | None, action: Callable[[LocalConnection], None]
-    ) -> int:
-        sent = 0
-        for target in self._targets(connection):
-            try:
-                action(target)
-            except Exception:  # closed meanwhile: skip it, as documented
-                logger.debug("skipping closed connection %s", target.session_id, exc_info=True)
-            else:
-                sent += 1
-        return sent
-
-    def stall(self, *, connection: LocalConnection | None = None) -> None:
-        """Stop reading and answering on open connections, without closing them.
-
-        Nothing is read from the socket, so not even pings are answered: a
-        client keepalive sees a dead peer. Connections opened later are not
-        affected. See :meth:`LocalConnection.stall`.
-        """
-        for target in self._targets(connection):
-            target.stall()
-
-    def resume(self, *, connection: LocalConnection | None = None) -> None:
-        """Undo :meth:`stall`."""
-        if connection is not None:
-            connection.resume()
-            return
-        with self._lock:
-            targets = list(self._connections)
-        for target in targets:
-            target.resume()
-
-    def close_connections(
-        self,
-        code: int = 1000,
-        reason: str = "",
-        *,
-        connection: LocalConnection | None = None,
-        wait: bool = False,
-    ) -> None:
-        """Close open connections with a proper closing handshake.
-
-        Args:
-            code: Close code the client will see.
-            reason: Close reason the client will see.
-            connection: Only this connection.
-            wait: Block until the handshakes complete (clients must be
-                reading); by default they complete in the background.
-        """
-        for target in self._targets(connection):
-            target.close(code, reason, wait=wait)
-
-    def drop_connections(self, *, connection: LocalConnection | None = None) -> None:
-        """Cut open connections abruptly (no close frame; the client sees 1006)."""
-        for target in self._targets(connection):
-            target.drop()
-
-    def set_keepalive(self, ping_interval: float | None, ping_timeout: float | None = 20.0) -> None:
-        """Set server pings for open and future connections (None: no pings).
-
-        See :meth:`LocalConnection.set_keepalive`.
-        """
-        with self._lock:
-            self._ping_interval, self._ping_timeout = ping_interval, ping_timeout
-            targets = [c for c in self._connections if c.is_open]
-        for target in targets:
-            target.set_keepalive(ping_interval, ping_timeout)
-
-    # ------------------------------------------------------------------
     # websockets hooks (server threads)
 
     def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
@@ -600,12 +590,44 @@ class LocalRealtimeServer:
             if path == REALTIME_PATH and self._forced_rejections:
                 response = self._forced_rejections.popleft()
         if response is None:
-            response = check_request(request, self.api_key)
+            response = check_request(request, self.api_key, self._tokens.status)
         status = 101 if response is None else response.status_code
-        record = HandshakeRecord(path, query, RequestHeaders(request.headers.raw_items()), status)
+        record = HandshakeRecord(
+            path,
+            query,
+            RequestHeaders(request.headers.raw_items()),
+            status,
+            # websockets < 17 only hands GET requests over, and has no Request.method.
+            method=getattr(request, "method", "GET"),
+            response_body=b"" if response is None else bytes(response.body),
+        )
         with self._lock:
             self._handshakes.append(record)
         logger.debug("handshake %s model=%r -> %d", path, query.get("model"), status)
+        return response
+
+    def _front_door(self, sock: Any, first: bytes) -> None:
+        serve_http(sock, first, self._handle_http)
+
+    def _handle_http(self, request: HttpRequest) -> Response:
+        path, query = parse_target(request.target)
+        with self._lock:
+            response = self._http_rejections.popleft() if self._http_rejections else None
+        if response is None:
+            response = route_http(request, path, query, api_key=self.api_key, tokens=self._tokens)
+        record = HandshakeRecord(
+            path,
+            query,
+            request.headers,
+            response.status_code,
+            method=request.method,
+            body=request.body,
+            response_body=bytes(response.body),
+        )
+        with self._lock:
+            self._handshakes.append(record)
+            self._http_requests.append(record)
+        logger.debug("HTTP %s %s -> %d", request.method, path, response.status_code)
         return response
 
     def _handle_connection(self, ws: ServerConnection) -> None:
@@ -641,6 +663,10 @@ class LocalRealtimeServer:
             if isinstance(event_type, str):
                 self._received_by_type[event_type].append(frame)
             self._cond.notify_all()
+
+    def _take_response_plan(self) -> ResponsePlan | None:
+        with self._lock:
+            return self._response_plans.popleft() if self._response_plans else None
 
     def _take_override(self, event_type: str) -> Override | None:
         with self._lock:

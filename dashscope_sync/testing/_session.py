@@ -15,7 +15,7 @@ import math
 import random
 import re
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._audio import INPUT_SAMPLE_RATE, OUTPUT_SAMPLE_RATE, pcm16_duration, peak_to_dbfs
@@ -23,6 +23,7 @@ from ._audio import INPUT_SAMPLE_RATE, OUTPUT_SAMPLE_RATE, pcm16_duration, peak_
 __all__ = [
     "AudioInput",
     "ClientEventError",
+    "ECHO_SENTENCE",
     "FunctionOutput",
     "JSONDict",
     "SIMULATED_REPLY_PREFIX",
@@ -51,6 +52,7 @@ _ID_ALPHABET = string.ascii_letters + string.digits
 _ID_LENGTH = 21  # the length of the ids in the official examples
 
 SIMULATED_REPLY_PREFIX = "This is a simulated reply from the local DashScope server."
+ECHO_SENTENCE = "The audio of this reply is an echo of your audio, resampled to 24 kHz."
 
 _MODALITIES_MESSAGE = (
     "Invalid modalities: {value!r}. Supported combinations are: ['text'] and ['audio', 'text']."
@@ -380,11 +382,12 @@ def parse_response_params(params: Any) -> tuple[list[str] | None, str | None]:
 
 @dataclass(frozen=True)
 class AudioInput:
-    """Committed input audio (only its statistics are kept)."""
+    """Committed input audio: its statistics, and the PCM for echo replies."""
 
     num_bytes: int
     peak: int
     images: int
+    pcm: bytes = field(default=b"", repr=False, compare=False)
 
     @property
     def seconds(self) -> float:
@@ -484,12 +487,13 @@ def _clip(text: str) -> str:
     return flat if len(flat) <= _CLIP_CHARS else flat[: _CLIP_CHARS - 3] + "..."
 
 
-def compose_reply(pieces: list[TurnPiece], instructions: str | None) -> str:
+def compose_reply(pieces: list[TurnPiece], instructions: str | None, *, echo: bool = False) -> str:
     """Return the deterministic reply text for a user turn.
 
     The text says plainly that it is simulated and describes what the server
     received, so a test (or a developer working offline) can see that input
-    arrived without any model being involved.
+    arrived without any model being involved. With ``echo`` it says that the
+    reply audio is an echo of the user's audio.
     """
     parts = [SIMULATED_REPLY_PREFIX]
     for piece in pieces:
@@ -507,6 +511,8 @@ def compose_reply(pieces: list[TurnPiece], instructions: str | None) -> str:
             )
     if not pieces:
         parts.append("I did not receive any new input.")
+    if echo:
+        parts.append(ECHO_SENTENCE)
     if instructions:
         parts.append(f'My instructions were: "{_clip(instructions)}".')
     return " ".join(parts)

@@ -1,0 +1,118 @@
+"""Speech plus a picture in one turn: ask about an image with your voice.
+
+Shows how to send a video frame with the audio. The service wants audio in
+the input buffer before the first image, and the commit submits the image
+together with the audio, so the order is: append audio, append the JPEG,
+commit, ask for a response. The first turn does these steps one by one; the
+second does the same with one call, ``session.respond(audio, image=jpeg)``.
+
+Images must be JPEG, at most 500 KB (480p or 720p is recommended), and at
+most about one a second. The default picture, ``sunny_lake.jpg`` next to this
+script, is a 320x240 drawing of a lake under a sunny sky; the default audio
+asks what the weather is like.
+
+Run against the real service (the API key from ``DASHSCOPE_API_KEY``):
+
+    python examples/image_and_audio.py [--image photo.jpg] [--wav question.wav]
+
+or offline, against a simulated server started in this process:
+
+    python examples/image_and_audio.py --local
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import dashscope_sync as ds
+
+CHUNK = 3200  # 100 ms of 16 kHz mono PCM16: the pace the service recommends
+IMAGE = Path(__file__).with_name("sunny_lake.jpg")
+
+# Where to connect. This block is the same in every example: by default the real
+# service (API key from DASHSCOPE_API_KEY); with --local, a simulated server in
+# this process (no key, no network; needs the 'testing' extra).
+
+
+def add_connection_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--local", action="store_true", help="use a simulated server in this process (no key)"
+    )
+    parser.add_argument(
+        "--url",
+        default=ds.DEFAULT_REALTIME_URL,
+        help=f"realtime endpoint (outside China: {ds.DEFAULT_REALTIME_URL_INTL})",
+    )
+
+
+@contextlib.contextmanager
+def open_client(args: argparse.Namespace) -> Iterator[ds.Client]:
+    """Yield a client for the real service, or for a local simulated server (--local)."""
+    if not args.local:
+        yield ds.Client(base_url=args.url)  # the key from DASHSCOPE_API_KEY
+        return
+    from dashscope_sync.testing import LocalRealtimeServer
+
+    with LocalRealtimeServer() as server:
+        yield ds.Client(server.api_key, base_url=server.url, http_base_url=server.http_base_url)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image", default=str(IMAGE), help="a JPEG file (at most 500 KB)")
+    parser.add_argument(
+        "--wav", default=str(ds.sample_wav_path()), help="the spoken question: 16 kHz mono WAV"
+    )
+    parser.add_argument("--model", default=ds.MODEL_QWEN3_OMNI_FLASH_REALTIME, help="model name")
+    parser.add_argument(
+        "--instructions",
+        default="Answer from what you see in the picture, in one or two sentences.",
+        help="instructions for both replies",
+    )
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds allowed per turn")
+    add_connection_options(parser)
+    args = parser.parse_args(argv)
+
+    try:
+        jpeg = Path(args.image).read_bytes()
+    except OSError as exc:
+        print(f"error: cannot read the image: {exc}", file=sys.stderr)
+        return 1
+
+    try:
+        pcm = ds.load_wav(args.wav)
+        with open_client(args) as client, client.realtime.connect(model=args.model) as session:
+            session.update_session(
+                ds.SessionUpdate(modalities=["text", "audio"], turn_detection=None)  # manual mode
+            )
+
+            # Turn 1, step by step: audio first, then the frame, then commit.
+            # append_image checks the bytes are a JPEG within the size limit
+            # (ds.ConfigError otherwise) before anything is sent.
+            for start in range(0, len(pcm), CHUNK):
+                session.append_audio(pcm[start : start + CHUNK])
+            session.append_image(jpeg)
+            session.commit_audio()  # submits the image together with the audio
+            response = session.create_response(instructions=args.instructions)
+            result = response.wait(args.timeout)
+            print(f"turn 1 (step by step): {result.text}")
+
+            # Turn 2, the same input in one call: respond() appends the audio
+            # in 100 ms chunks, then the image, commits, asks and waits.
+            result = session.respond(
+                pcm, image=jpeg, instructions=args.instructions, timeout=args.timeout
+            )
+            print(f"turn 2 (respond):      {result.text}")
+            print(f"usage of turn 2: {result.usage}")
+    except ds.DashScopeError as exc:  # every library error: bad key, network, timeout...
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Temporary API keys: mint a short-lived key, then open a session with it.
+
+Shows ``client.tokens.create(expire_in_seconds=60)`` (``POST /api/v1/tokens``),
+which turns your long-lived key into a temporary one (1 to 1800 seconds).
+Hand that key to code you trust less than your own account, such as a worker
+process, a browser page or a device, so your real key never leaves this
+program. Here a second `ds.Client` made from the temporary key alone opens a
+realtime session and holds one voice turn.
+
+A temporary key works only where it was issued: keep the same region (both
+the realtime endpoint and the HTTP host), as the second client here does by
+copying the first client's endpoints.
+
+Run against the real service (the API key from ``DASHSCOPE_API_KEY``):
+
+    python examples/temporary_key.py [--expire 60]
+
+or offline, against a simulated server started in this process:
+
+    python examples/temporary_key.py --local
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Iterator
+
+import dashscope_sync as ds
+
+# Where to connect. This block is the same in every example: by default the real
+# service (API key from DASHSCOPE_API_KEY); with --local, a simulated server in
+# this process (no key, no network; needs the 'testing' extra).
+
+
+def add_connection_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--local", action="store_true", help="use a simulated server in this process (no key)"
+    )
+    parser.add_argument(
+        "--url",
+        default=ds.DEFAULT_REALTIME_URL,
+        help=f"realtime endpoint (outside China: {ds.DEFAULT_REALTIME_URL_INTL})",
+    )
+
+
+@contextlib.contextmanager
+def open_client(args: argparse.Namespace) -> Iterator[ds.Client]:
+    """Yield a client for the real service, or for a local simulated server (--local)."""
+    if not args.local:
+        yield ds.Client(base_url=args.url)  # the key from DASHSCOPE_API_KEY
+        return
+    from dashscope_sync.testing import LocalRealtimeServer
+
+    with LocalRealtimeServer() as server:
+        yield ds.Client(server.api_key, base_url=server.url, http_base_url=server.http_base_url)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--expire", type=int, default=60, help="the key's lifetime in seconds (1 to 1800)"
+    )
+    parser.add_argument("--model", default=ds.MODEL_QWEN3_OMNI_FLASH_REALTIME, help="model name")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds allowed for the turn")
+    add_connection_options(parser)
+    args = parser.parse_args(argv)
+
+    try:
+        with open_client(args) as client:
+            # 1. With the long-lived key: mint a temporary one. Its repr hides
+            #    the token; key.token is the string to hand over.
+            key = client.tokens.create(expire_in_seconds=args.expire)
+            print(f"temporary key {key!r}: expires in {key.expires_in:.0f} s")
+
+            # 2. Elsewhere (another process, say), only the temporary key is
+            #    needed. Same region as the key: copy both endpoints.
+            worker = ds.Client(
+                key.token, base_url=client.base_url, http_base_url=client.http_base_url
+            )
+            with worker.realtime.connect(model=args.model) as session:
+                print(f"connected with the temporary key: session {session.id}")
+                session.update_session(
+                    ds.SessionUpdate(modalities=["text"], turn_detection=None)  # manual mode
+                )
+                result = session.respond(ds.load_wav(ds.sample_wav_path()), timeout=args.timeout)
+                print(f"assistant: {result.text}")
+    except ds.AuthenticationError as exc:
+        # A refused or expired key: the service's code and message say which.
+        print(f"error: the key was refused: {exc}", file=sys.stderr)
+        return 1
+    except ds.DashScopeError as exc:  # every library error: network, timeout...
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""One voice turn from a WAV file: send the question, save the spoken answer.
+
+Shows the shortest whole-turn code path: open a session, switch it to manual
+turn-taking (``turn_detection=None``: we say when the user is done), and call
+``session.respond(pcm)``, which appends the audio in 100 ms chunks, commits it,
+asks for a response and waits for it. The `ResponseResult` it returns holds the
+reply's text, its 24 kHz audio (written here to a WAV file), the token usage
+and the timings.
+
+The input must be 16 kHz mono 16-bit PCM WAV; the default is a question
+bundled with the package ("Hello! What is the weather like in Hangzhou today?").
+
+Run against the real service (the API key from ``DASHSCOPE_API_KEY``):
+
+    python examples/voice_turn_wav.py [question.wav] [--output reply.wav]
+
+or offline, against a simulated server started in this process:
+
+    python examples/voice_turn_wav.py --local
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Iterator
+
+import dashscope_sync as ds
+
+# Where to connect. This block is the same in every example: by default the real
+# service (API key from DASHSCOPE_API_KEY); with --local, a simulated server in
+# this process (no key, no network; needs the 'testing' extra).
+
+
+def add_connection_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--local", action="store_true", help="use a simulated server in this process (no key)"
+    )
+    parser.add_argument(
+        "--url",
+        default=ds.DEFAULT_REALTIME_URL,
+        help=f"realtime endpoint (outside China: {ds.DEFAULT_REALTIME_URL_INTL})",
+    )
+
+
+@contextlib.contextmanager
+def open_client(args: argparse.Namespace) -> Iterator[ds.Client]:
+    """Yield a client for the real service, or for a local simulated server (--local)."""
+    if not args.local:
+        yield ds.Client(base_url=args.url)  # the key from DASHSCOPE_API_KEY
+        return
+    from dashscope_sync.testing import LocalRealtimeServer
+
+    with LocalRealtimeServer() as server:
+        yield ds.Client(server.api_key, base_url=server.url, http_base_url=server.http_base_url)
+
+
+def seconds(value: float | None) -> str:
+    """A delay for humans: '0.412 s', or '-' when it never happened."""
+    return "-" if value is None else f"{value:.3f} s"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "wav", nargs="?", default=str(ds.sample_wav_path()), help="16 kHz mono PCM16 WAV file"
+    )
+    parser.add_argument("--output", default="reply.wav", help="where to write the reply audio")
+    parser.add_argument("--model", default=ds.MODEL_QWEN3_OMNI_FLASH_REALTIME, help="model name")
+    parser.add_argument("--voice", default=ds.VOICE_CHERRY, help="the reply's voice")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds allowed for the turn")
+    add_connection_options(parser)
+    args = parser.parse_args(argv)
+
+    try:
+        # Check the file before connecting: load_wav raises ConfigError with a
+        # conversion hint (ffmpeg/sox) if it is not 16 kHz mono PCM16.
+        pcm = ds.load_wav(args.wav)
+        with open_client(args) as client, client.realtime.connect(model=args.model) as session:
+            print(f"connected: session {session.id} ({session.model})")
+            # update_session waits for session.updated, so a rejected field
+            # raises here (APIError) instead of failing the turn later.
+            session.update_session(
+                ds.SessionUpdate(
+                    modalities=["text", "audio"],  # a spoken reply plus its transcript
+                    voice=args.voice,
+                    turn_detection=None,  # manual mode: respond() commits the turn itself
+                )
+            )
+            print(f"sending {len(pcm) / 2 / ds.INPUT_SAMPLE_RATE:.2f} s of audio from {args.wav}")
+            result = session.respond(pcm, timeout=args.timeout)
+    except ds.DashScopeError as exc:  # every library error: bad key, network, timeout...
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+    result.save_wav(args.output)  # 24 kHz mono PCM16 WAV
+    print(f"assistant: {result.text}")
+    print(f"reply audio: {result.audio_seconds:.2f} s -> {args.output}")
+    print(f"usage: {result.usage}")
+    print(
+        f"timings: first text {seconds(result.first_text_delay)}, "
+        f"first audio {seconds(result.first_audio_delay)}, total {seconds(result.total_time)}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
