@@ -365,3 +365,14 @@ class TestAudioHelpers:
             ds.load_wav(tmp_path / "x.wav")
         with pytest.raises(ds.ConfigError, match="no such file"):
             ds.load_wav(tmp_path / "missing.wav")
+
+
+def test_respond_under_server_vad_adopts_the_servers_response(
+    server: LocalRealtimeServer, session: ds.RealtimeSession
+) -> None:
+    """Under server VAD, respond() sends no response.create and follows the server's."""
+    assert session.info.turn_detection is not None
+    result = session.respond(speech_like_pcm16(1.0), timeout=20)
+    assert result.status == "completed" and "simulated" in result.text
+    assert "response.create" not in [f["type"] for f in server.received]
+    assert session.wait_for(ds.InputAudioBufferSpeechStarted, timeout=5).audio_start_ms >= 0

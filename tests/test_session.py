@@ -943,3 +943,16 @@ def test_frames_are_json_objects_with_event_ids(
     ids = [f["event_id"] for f in frames]
     assert len(set(ids)) == len(ids)
     assert json.loads(json.dumps(frames)) == frames
+
+
+def test_session_cap_close_surfaces_code_and_reason() -> None:
+    """The server's session-length cap ends the session with its code and reason."""
+    with LocalRealtimeServer(
+        max_session_seconds=0.3, expire_close_code=4008, expire_close_reason="session expired"
+    ) as server:
+        client = ds.Client(server.api_key, base_url=server.url)
+        with client.realtime.connect(model=MODEL) as session:
+            with pytest.raises(ds.TransportError) as info:
+                session.wait_for(ds.ResponseDone, timeout=20)
+            assert (info.value.code, info.value.reason) == (4008, "session expired")
+            assert (session.close_code, session.close_reason) == (4008, "session expired")
