@@ -98,7 +98,7 @@ class WebSocketTransport:
     them with its own send lock, which also orders them against closing.
     """
 
-    __slots__ = ("_buf", "_errors", "_fragment_opcode", "_fragments", "_pos", "_ws")
+    __slots__ = ("_buf", "_errors", "_fragment_opcode", "_fragments", "_pos", "_read", "_ws")
 
     def __init__(self, ws: websocket.WebSocket) -> None:
         import websocket
@@ -109,6 +109,9 @@ class WebSocketTransport:
         # Bytes read but not yet parsed start at _pos (reader thread only).
         self._buf = bytearray()
         self._pos = 0
+        # Where the socket reads land, allocated once: a fresh 256 KiB object
+        # per recv() costs an mmap and page faults, more than the read itself.
+        self._read = memoryview(bytearray(_READ_SIZE))
         # The parts of a fragmented message being received, and its opcode.
         self._fragments: list[bytes] | None = None
         self._fragment_opcode = OP_TEXT
@@ -257,20 +260,20 @@ class WebSocketTransport:
         try:
             if sock is None:
                 raise OSError("socket is closed")
-            chunk = sock.recv(_READ_SIZE)
+            count = sock.recv_into(self._read)
         except TimeoutError as exc:  # socket.timeout is TimeoutError since 3.10
             raise DashScopeTimeout("no frame within the socket timeout") from exc
         except OSError as exc:
             raise TransportError(
                 f"connection lost: {exc}", code=CLOSE_ABNORMAL, reason=str(exc)
             ) from exc
-        if not chunk:
+        if not count:
             raise TransportError(
                 "connection lost: the peer closed the socket without a close frame",
                 code=CLOSE_ABNORMAL,
                 reason="",
             )
-        self._buf += chunk
+        self._buf += self._read[:count]
 
     @staticmethod
     def _protocol_error(message: str, *, code: int = 1002) -> TransportError:

@@ -1,0 +1,229 @@
+"""Where one received event's CPU time goes, stage by stage, in one thread.
+
+Run by ``bench.py --profile`` (or directly). Unlike the contenders this
+reaches into dashscope_sync's private modules, to time each stage of the
+reader's path alone on the burst's own frames: frame parsing, decoding
+(UTF-8, JSON, cattrs, base64) and the hand-over to the buffer. A stage whose
+internals changed is reported as skipped rather than failing.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import server
+
+N = 20_000
+
+
+def payload(frame: bytes) -> bytes:
+    n = frame[1] & 0x7F
+    return frame[2 + {126: 2, 127: 8}.get(n, 0) :]
+
+
+AUDIO = payload(server.AUDIO_DELTA)
+TEXT = payload(server.TRANSCRIPT_FRAME)
+
+
+def per_call(fn: Callable[[], object], n: int = N) -> float:
+    """Thread CPU microseconds per call of fn (best of 3)."""
+    best = float("inf")
+    for _ in range(3):
+        t = time.thread_time()
+        for _ in range(n):
+            fn()
+        best = min(best, (time.thread_time() - t) / n * 1e6)
+    return best
+
+
+class FakeSocket:
+    """Serves pre-encoded frames from memory, as a socket's ``recv`` would (no syscalls)."""
+
+    def __init__(self, blob: bytes) -> None:
+        self.view = memoryview(blob)
+        self.pos = 0
+
+    def recv(self, n: int) -> bytes:
+        data = bytes(self.view[self.pos : self.pos + n])
+        self.pos += n
+        return data
+
+    def gettimeout(self) -> float | None:
+        return None
+
+
+def frames_cost(make_reader: Callable[[FakeSocket], Callable[[], object]], n: int = 4000) -> float:
+    """CPU us per frame of a reader over in-memory frames (audio and transcript alternating)."""
+    blob = (server.AUDIO_DELTA + server.TRANSCRIPT_FRAME) * (n // 2)
+    best = float("inf")
+    for _ in range(3):
+        read = make_reader(FakeSocket(blob))
+        t = time.thread_time()
+        for _ in range(n):
+            read()
+        best = min(best, (time.thread_time() - t) / n * 1e6)
+    return best
+
+
+def syscall_cost() -> float:
+    """CPU us of one small ``recv`` on a loopback socket with data waiting."""
+    a, b = socket.socketpair()
+    a.sendall(b"x" * 100_000)
+    t = time.thread_time()
+    for _ in range(20_000):
+        b.recv(2)
+    cost = (time.thread_time() - t) / 20_000 * 1e6
+    a.close()
+    b.close()
+    return cost
+
+
+def main() -> None:
+    rows: list[tuple[str, float | str]] = []
+
+    def add(name: str, fn: Callable[[], float]) -> None:
+        try:
+            rows.append((name, fn()))
+        except Exception as exc:  # internals moved: say so, keep going
+            rows.append((name, f"skipped ({type(exc).__name__}: {exc})"))
+
+    audio_text = AUDIO.decode()
+    obj = json.loads(audio_text)
+    add("floor: json.loads(audio frame)", lambda: per_call(lambda: json.loads(audio_text)))
+    add(
+        "floor: base64.b64decode(delta)",
+        lambda: per_call(lambda: base64.b64decode(obj["delta"])),
+    )
+    text_text = TEXT.decode()
+    add("floor: json.loads(transcript frame)", lambda: per_call(lambda: json.loads(text_text)))
+
+    import dashscope_sync as ds
+    from dashscope_sync import _protocol
+
+    add("ds: decode(audio frame bytes), total", lambda: per_call(lambda: _protocol.decode(AUDIO)))
+    add("ds: decode(transcript frame bytes)", lambda: per_call(lambda: _protocol.decode(TEXT)))
+    add("ds:   bytes.decode('utf-8') audio", lambda: per_call(lambda: AUDIO.decode("utf-8")))
+    add(
+        "ds:   strict base64 of delta",
+        lambda: per_call(lambda: _protocol._b64decode_strict(obj["delta"])),
+    )
+
+    def hook_for(frame: bytes, wire_type: str) -> tuple[Any, Any]:
+        """The structure function of a wire type, wherever this version keeps it."""
+        decoders = getattr(_protocol, "_DECODERS", None)
+        if decoders is not None:
+            return decoders[wire_type]
+        _protocol.decode(frame)  # hooks built on first use: build it
+        cls = _protocol.EVENT_TYPES[wire_type]
+        return cls, _protocol._HOOKS[cls]
+
+    def structure_only() -> float:
+        cls, hook = hook_for(AUDIO, "response.audio.delta")
+        return per_call(lambda: hook(obj, cls))
+
+    add("ds:   cattrs structure (incl. base64)", structure_only)
+    tobj = json.loads(text_text)
+
+    def structure_text() -> float:
+        cls, hook = hook_for(TEXT, "response.audio_transcript.delta")
+        return per_call(lambda: hook(tobj, cls))
+
+    add("ds:   cattrs structure transcript", structure_text)
+
+    def deliver() -> float:
+        from dashscope_sync._session import _SessionCore
+
+        core = _SessionCore(None, ds.RealtimeConfig(max_buffered_events=N + 10))  # type: ignore[arg-type]
+        event = _protocol.decode(AUDIO)
+        cost = per_call(lambda: core._deliver(event), N // 4)
+        core.buffer.clear()
+        return cost
+
+    add("ds: _deliver (lock, buffer, notify; no waiter)", deliver)
+
+    def deliver_and_pop() -> float:
+        from dashscope_sync._session import _Deadline, _SessionCore
+
+        core = _SessionCore(None, ds.RealtimeConfig())  # type: ignore[arg-type]
+        event = _protocol.decode(AUDIO)
+        deadline = _Deadline(None)
+
+        def one() -> None:
+            core._deliver(event)
+            core.next_event(deadline, "x")
+
+        return per_call(one)
+
+    add("ds: _deliver + next_event (same thread)", deliver_and_pop)
+
+    add("socket.recv(2) syscall (websocket-client does 3 per frame)", syscall_cost)
+
+    def ws_frames() -> float:
+        import websocket
+
+        def make(sock: FakeSocket) -> Callable[[], object]:
+            ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=False)
+            ws.sock = sock
+            ws.connected = True
+            return ws.recv_frame
+
+        return frames_cost(make)
+
+    add("websocket-client recv_frame (per frame)", ws_frames)
+
+    def ds_transport() -> float:
+        import websocket
+
+        from dashscope_sync._transport import WebSocketTransport
+
+        def make(sock: FakeSocket) -> Callable[[], object]:
+            ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=False)
+            ws.sock = sock
+            ws.connected = True
+            return WebSocketTransport(ws).recv
+
+        return frames_cost(make)
+
+    add("ds: WebSocketTransport.recv (per frame)", ds_transport)
+
+    def floor_recv() -> float:
+        import websocket
+
+        def make(sock: FakeSocket) -> Callable[[], object]:
+            ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=False)
+            ws.sock = sock
+            ws.connected = True
+            return ws.recv
+
+        return frames_cost(make)
+
+    add("floor: websocket-client ws.recv (per frame, str)", floor_recv)
+
+    def queue_handoff() -> float:
+        import queue
+
+        q: queue.Queue[object] = queue.Queue()
+        return per_call(lambda: (q.put(1), q.get()))
+
+    add("floor_queue: Queue.put+get (same thread, no wait)", queue_handoff)
+
+    print(
+        f"One-thread cost per call, CPU us (thread_time, best of 3, {N} calls; "
+        "frames: 4000 from memory, no syscalls):"
+    )
+    for name, value in rows:
+        shown = f"{value:8.2f}" if isinstance(value, float) else f"  {value}"
+        print(f"  {name:<52}{shown}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""The benchmark's smoke run: tiny sizes, correctness only, so benchmarks/ cannot rot.
+
+No timing is asserted here: the benchmark itself reports its targets.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks" / "bench.py"
+WORKLOADS = ("burst", "paced", "upload", "rss", "scale")
+
+
+def run_smoke(tmp_path: Path, *extra: str) -> dict[str, Any]:
+    out = tmp_path / "smoke.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--smoke", "--json", str(out), *extra],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=110,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    data: dict[str, Any] = json.loads(out.read_text())
+    assert data["problems"] == []
+    return data
+
+
+@pytest.mark.timeout(120)
+def test_smoke_floors_and_dashscope_sync(tmp_path: Path) -> None:
+    """Both floors and both dashscope_sync styles receive and send every event and byte."""
+    data = run_smoke(tmp_path)
+    results = data["results"]
+    for contender in ("floor", "floor_queue", "ds_callback", "ds_iter"):
+        burst = results["burst"][contender][0]
+        assert (burst["n_audio"], burst["n_text"]) == (50, 50)
+        assert burst["audio_bytes"] == 50 * 4800
+        paced = results["paced"][contender][0]
+        assert paced["n_audio"] == 20 and paced["samples"] == 18
+        assert paced["p50_us"] > 0
+        upload = results["upload"][contender][0]
+        assert upload["server_bytes"] == upload["sent_bytes"] == 2 * 32000
+        assert results["rss"][contender][0]["rss_connected"] > 0
+    for contender in ("floor_queue", "ds_callback"):
+        scale = results["scale"][contender][0]
+        assert scale["n_audio"] == 3 * 10
+        assert scale["threads_per_session"] > 0
+    assert results["import"]["dashscope_sync"][0]["import_s"] > 0
+
+
+OPTIONAL = [name for name in ("dashscope", "openai") if importlib.util.find_spec(name)]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(not OPTIONAL, reason="neither dashscope nor openai is installed")
+def test_smoke_other_sdks(tmp_path: Path) -> None:
+    """The official dashscope SDK and openai's client, where installed, get every event too."""
+    data = run_smoke(tmp_path, "--contenders", ",".join(OPTIONAL), "--only", "burst,paced,upload")
+    for contender in OPTIONAL:
+        assert data["results"]["burst"][contender][0]["n_audio"] == 50
+        assert data["results"]["upload"][contender][0]["server_bytes"] == 2 * 32000
