@@ -252,4 +252,8 @@ class RealtimeService:
             time.monotonic() - started,
             config.model,
         )
-        return RealtimeSession(core)
+
+        def reopen(limit: float | NotGiven | None) -> RealtimeSession:
+            return self.connect(config, timeout=timeout if limit is NOT_GIVEN else limit)
+
+        return RealtimeSession(core, reopen)

@@ -722,9 +722,18 @@ class RealtimeSession:
         config: The `RealtimeConfig` the session was opened with.
     """
 
-    def __init__(self, core: _SessionCore) -> None:
+    def __init__(
+        self,
+        core: _SessionCore,
+        reopen: Callable[[float | NotGiven | None], RealtimeSession] | None = None,
+    ) -> None:
         self._core = core
         self.config = core.config
+        # Opens a fresh session like this one (the client's connect), for reconnect().
+        self._reopen = reopen
+        # Every session field sent with update_session, merged, so a reconnect
+        # can restore the configuration. Guarded by the core's lock.
+        self._sent_session: dict[str, Any] = {}
 
     # State ---------------------------------------------------------------------
 
@@ -831,6 +840,8 @@ class RealtimeSession:
         core = self._core
         event_id = core.ids.next()
         text = self._dumps({"event_id": event_id, "type": "session.update", "session": session})
+        with core._lock:
+            self._sent_session.update(session)
         if not wait:
             core.send(text, "session.update")
             return None
@@ -1284,17 +1295,62 @@ class RealtimeSession:
         if exc_type is None:
             self._core.raise_handler_error()
 
+    def reconnect(
+        self, *, timeout: float | NotGiven | None = NOT_GIVEN, restore: bool = True
+    ) -> RealtimeSession:
+        """Open a new server session like this one, after a drop or the session cap.
+
+        Realtime state lives on the server, so nothing is resent blindly: the
+        new session gets the configuration this one sent with
+        `update_session` (all fields, merged; skip with ``restore=False``), but
+        not the conversation, pending audio or handlers. This session is
+        closed if it was not already. Register handlers on the new session.
+
+        Args:
+            timeout: For the connect and the restoring update together, as
+                `RealtimeService.connect`'s ``timeout``.
+            restore: Replay the configuration sent so far.
+
+        Returns:
+            The new, ready session (its own ``id``).
+
+        Raises:
+            The errors of `RealtimeService.connect` and `update_session`.
+        """
+        self._core.check_can_block("reconnect()")
+        if self._reopen is None:
+            raise UsageError("this session was not opened by a Client, so it cannot reconnect")
+        self.close()
+        with self._core._lock:
+            restored = dict(self._sent_session)
+        started = time.monotonic()
+        fresh = self._reopen(timeout)
+        try:
+            if restore and restored:
+                left: float | NotGiven | None = timeout
+                if isinstance(timeout, (int, float)):
+                    left = max(0.0, timeout - (time.monotonic() - started))
+                fresh.update_session(restored, timeout=left)
+        except BaseException:
+            fresh.close()
+            raise
+        logger.info("reconnected: session %s replaced by %s", self.id, fresh.id)
+        return fresh
+
     def __del__(self) -> None:
         core = getattr(self, "_core", None)
         if core is None or core.closing.is_set():
             return
-        warnings.warn(
-            f"unclosed {self!r}: use it in a 'with' block or call close()",
-            ResourceWarning,
-            stacklevel=2,
-            source=self,
-        )
-        core.close(wait=False)
+        try:
+            warnings.warn(
+                f"unclosed {self!r}: use it in a 'with' block or call close()",
+                ResourceWarning,
+                stacklevel=2,
+                source=self,
+            )
+            core.close(wait=False)
+        except Exception:
+            pass  # at interpreter exit, modules may already be torn down
 
 
 def _bytes(value: object, what: str) -> bytes:

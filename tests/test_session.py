@@ -956,3 +956,40 @@ def test_session_cap_close_surfaces_code_and_reason() -> None:
                 session.wait_for(ds.ResponseDone, timeout=20)
             assert (info.value.code, info.value.reason) == (4008, "session expired")
             assert (session.close_code, session.close_reason) == (4008, "session expired")
+
+
+class TestReconnect:
+    def test_after_a_drop_restores_the_configuration(
+        self, server: LocalRealtimeServer, session: ds.RealtimeSession
+    ) -> None:
+        """reconnect() opens a new session and replays every field sent, merged."""
+        session.update_session(ds.SessionUpdate(voice="Ethan", turn_detection=None))
+        session.update_session(ds.SessionUpdate(instructions="be brief"))
+        old_id = session.id
+        server.drop_connections()
+        with pytest.raises(ds.TransportError):
+            session.wait_for(ds.ResponseDone, timeout=10)
+        with session.reconnect(timeout=10) as fresh:
+            assert fresh.id != old_id
+            assert (fresh.info.voice, fresh.info.instructions) == ("Ethan", "be brief")
+            assert fresh.info.turn_detection is None
+            replayed = server.received[-1]
+            assert replayed["type"] == "session.update"
+            assert replayed["session"] == {
+                "voice": "Ethan",
+                "turn_detection": None,
+                "instructions": "be brief",
+            }
+            assert fresh.respond(text="hello", timeout=10).status == "completed"
+        assert session.closed
+
+    def test_without_restore_and_from_an_open_session(
+        self, server: LocalRealtimeServer, session: ds.RealtimeSession
+    ) -> None:
+        """restore=False sends nothing, and an open session is closed first."""
+        session.update_session(ds.SessionUpdate(voice="Ethan"))
+        count = len(server.received)
+        with session.reconnect(restore=False) as fresh:
+            assert session.closed and not fresh.closed
+            assert fresh.info.voice == "Cherry"
+            assert len(server.received) == count
