@@ -27,7 +27,7 @@ __all__ = ["TemporaryKey", "TokenService"]
 MIN_EXPIRE, MAX_EXPIRE = 1, 1800
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class TemporaryKey:
     """A short-lived API key, made by ``client.tokens.create()``.
 

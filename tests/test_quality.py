@@ -25,6 +25,12 @@ def test_mypy_strict() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_public_api_types() -> None:
+    """What a type checker infers from the public API is pinned (tests/typing)."""
+    proc = run("mypy", "--strict", "tests/typing")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_ruff() -> None:
     """ruff finds nothing in the package, the tests or the examples."""
     proc = run("ruff", "check", "dashscope_sync", "tests", "examples")
