@@ -81,6 +81,8 @@ MAX_IMAGE_BYTES: Final = 500 * 1024
 CLOSE_NORMAL: Final = 1000
 #: The close code used when the keepalive finds the peer dead (as websockets does).
 CLOSE_KEEPALIVE: Final = 1011
+#: Close codes that describe a close but may never be sent in one (RFC 6455 7.4.1).
+_UNSENDABLE: Final = frozenset({1004, 1005, 1006, 1015})
 #: Handler-queue backlog past which a (single) warning says handlers are behind.
 HANDLER_BACKLOG_WARNING: Final = 10_000
 #: The key under which handlers for every `UnknownEvent` are kept.
@@ -283,8 +285,10 @@ class _SessionCore:
                 elif opcode == OP_CLOSE:
                     code, reason = parse_close(data)
                     logger.debug("server closed the connection: %d %s", code, reason)
-                    # Complete the close handshake unless we started it.
-                    self._send_control(transport.send_close, code, closing=True)
+                    # Complete the close handshake unless we started it; 1005
+                    # ("no status") and the like may not be sent, so echo 1000.
+                    echo = code if 1000 <= code < 5000 and code not in _UNSENDABLE else 1000
+                    self._send_control(transport.send_close, echo, closing=True)
                     break
                 elif opcode == OP_PING:
                     self._send_control(transport.send_pong, data)

@@ -174,10 +174,16 @@ def test_close_frame_without_status() -> None:
     def script(conn: socket.socket) -> None:
         conn.sendall(CREATED + frame(b"", opcode=8))
 
-    for session, _ in connect(script):
+    for session, server in connect(script):
         with pytest.raises(ds.TransportError) as info:
             session.wait_for(ds.ResponseDone, timeout=10)
         assert info.value.code == 1005
+        server.thread.join(10)
+        # The client's answer carries 1000: 1005 may not be sent on the wire.
+        reply = server.received
+        assert reply[0] == 0x88
+        payload = bytes(b ^ reply[2 + i % 4] for i, b in enumerate(reply[6:8]))
+        assert payload == b"\x03\xe8"
 
 
 def test_eof_without_close_frame() -> None:
