@@ -17,9 +17,10 @@ from ._constants import (
     DEFAULT_REALTIME_URL,
     DEFAULT_REALTIME_URL_INTL,
 )
+from ._deadline import Deadline
 from ._errors import APIError, ConfigError, DashScopeTimeout
 from ._http import TokenService
-from ._session import RealtimeSession, _check_timeout, _Deadline, _SessionCore
+from ._session import RealtimeSession, _check_timeout, _SessionCore
 from ._transport import WebSocketTransport
 from ._version import __version__
 
@@ -220,7 +221,7 @@ class RealtimeService:
             raise ConfigError("give the model either in config or as model=, not both")
         client = self._client
         limit = client.connect_timeout if timeout is NOT_GIVEN else _check_timeout(timeout)
-        deadline = _Deadline(limit)
+        deadline = Deadline(limit)
         url = _with_model(client.base_url, config.model)
         headers = {**client._headers(), **config.extra_headers}
         logger.debug("connecting to %s", url)

@@ -20,6 +20,7 @@ import attrs
 
 from ._audio import pcm16_to_wav
 from ._constants import OUTPUT_SAMPLE_RATE
+from ._deadline import Deadline
 from ._errors import (
     DashScopeError,
     DashScopeTimeout,
@@ -221,7 +222,7 @@ class Response:
         """
         core = self._core
         core.check_can_block("Response.wait()")
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = Deadline(timeout)
         with self._cond:
             while True:
                 core.raise_handler_error_locked()
@@ -229,7 +230,7 @@ class Response:
                     raise self._error
                 if self._done_event is not None:
                     return self._result_locked()
-                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                remaining = deadline.remaining()
                 if remaining is not None and remaining <= 0:
                     raise DashScopeTimeout(
                         f"the response was not done within {timeout} s", timeout=timeout
@@ -264,10 +265,10 @@ class Response:
         position = 0
         while True:
             with self._cond:
-                deadline = None if timeout is None else time.monotonic() + timeout
+                deadline = Deadline(timeout)
                 while position >= len(chunks) and not self._finished:
                     self._core.raise_handler_error_locked()
-                    remaining = None if deadline is None else deadline - time.monotonic()
+                    remaining = deadline.remaining()
                     if remaining is not None and remaining <= 0:
                         raise DashScopeTimeout(
                             f"no response chunk within {timeout} s", timeout=timeout

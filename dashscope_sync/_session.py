@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, overload
 
 from ._config import NOT_GIVEN, NotGiven, RealtimeConfig, SessionUpdate, _modalities
+from ._deadline import Deadline
 from ._errors import (
     APIError,
     ConfigError,
@@ -101,26 +102,10 @@ class _Stop(enum.Enum):
     STOP = "STOP"
 
 
-class _Deadline:
-    """One time budget shared by every step of a multi-step wait."""
-
-    __slots__ = ("_end", "timeout")
-
-    def __init__(self, timeout: float | None) -> None:
-        self.timeout = timeout
-        self._end = None if timeout is None else time.monotonic() + timeout
-
-    def remaining(self) -> float | None:
-        """Seconds left (0 when spent), or None for no limit."""
-        if self._end is None:
-            return None
-        return max(0.0, self._end - time.monotonic())
-
-
 class _Pending:
     """A request waiting for its acknowledgement (``session.updated``...)."""
 
-    __slots__ = ("abandoned", "done", "error", "event_id", "kind", "response", "result")
+    __slots__ = ("done", "error", "event_id", "kind", "response", "result")
 
     def __init__(self, kind: str, event_id: str, response: Response | None = None) -> None:
         self.kind = kind  # the ack event type that answers it
@@ -128,7 +113,6 @@ class _Pending:
         # Weak: a handle the caller dropped must not keep collecting audio.
         self.response = None if response is None else weakref.ref(response)
         self.done = False
-        self.abandoned = False  # the waiter gave up; a late answer is still consumed
         self.result: ServerEvent | None = None
         self.error: APIError | None = None
 
@@ -598,31 +582,28 @@ class _SessionCore:
 
     def await_pending(self, pending: _Pending, timeout: float | None, what: str) -> ServerEvent:
         """Wait for a request's acknowledgement, or raise the error that answered it."""
-        deadline = _Deadline(timeout)
+        deadline = Deadline(timeout)
+        # A request whose waiter gives up (timeout, handler error) stays
+        # queued, so its late answer is not taken for the answer to a later
+        # request of the same kind.
         with self._lock:
-            try:
-                while True:
-                    self.raise_handler_error_locked()
-                    if pending.done:
-                        if pending.error is not None:
-                            raise pending.error
-                        assert pending.result is not None
-                        return pending.result
-                    if self.ended:
-                        raise self.closed_error(f"{what} got no answer")
-                    remaining = deadline.remaining()
-                    if remaining is not None and remaining <= 0:
-                        raise DashScopeTimeout(
-                            f"{what} got no answer within {timeout} s", timeout=timeout
-                        )
-                    self.ack_cond.wait(remaining)
-            finally:
-                if not pending.done:
-                    # Stays queued, so its late answer is not taken for the
-                    # answer to a later request of the same kind.
-                    pending.abandoned = True
+            while True:
+                self.raise_handler_error_locked()
+                if pending.done:
+                    if pending.error is not None:
+                        raise pending.error
+                    assert pending.result is not None
+                    return pending.result
+                if self.ended:
+                    raise self.closed_error(f"{what} got no answer")
+                remaining = deadline.remaining()
+                if remaining is not None and remaining <= 0:
+                    raise DashScopeTimeout(
+                        f"{what} got no answer within {timeout} s", timeout=timeout
+                    )
+                self.ack_cond.wait(remaining)
 
-    def next_event(self, deadline: _Deadline, what: str) -> ServerEvent | None:
+    def next_event(self, deadline: Deadline, what: str) -> ServerEvent | None:
         """Pop the next buffered event; None at a clean end."""
         with self._lock:
             while True:
@@ -1022,7 +1003,7 @@ class RealtimeSession:
         core.check_can_block("respond()")
         if audio is None and text is None and image is None:
             raise ConfigError("respond() needs audio, text or an image")
-        deadline = _Deadline(_check_timeout(timeout))
+        deadline = Deadline(_check_timeout(timeout))
         detection = self.info.turn_detection
         server_creates = (
             audio is not None
@@ -1198,7 +1179,7 @@ class RealtimeSession:
             UsageError: Called from a handler, or the buffer is off.
         """
         core = self._check_pull("recv()")
-        return core.next_event(_Deadline(_check_timeout(timeout)), "recv()")
+        return core.next_event(Deadline(_check_timeout(timeout)), "recv()")
 
     def events(self, timeout: float | None = None) -> Iterator[ServerEvent]:
         """Iterate over events until the session closes cleanly.
@@ -1216,7 +1197,7 @@ class RealtimeSession:
 
     @staticmethod
     def _iterate(core: _SessionCore, timeout: float | None) -> Iterator[ServerEvent]:
-        while (event := core.next_event(_Deadline(timeout), "events()")) is not None:
+        while (event := core.next_event(Deadline(timeout), "events()")) is not None:
             yield event
 
     def __iter__(self) -> Iterator[ServerEvent]:
@@ -1250,7 +1231,7 @@ class RealtimeSession:
         key = _handler_key(event_type)
         what = f"wait_for({key if key != _UNKNOWN_KEY else 'UnknownEvent'})"
         core = self._check_pull(what)
-        deadline = _Deadline(_check_timeout(timeout))
+        deadline = Deadline(_check_timeout(timeout))
         while True:
             event = core.next_event(deadline, what)
             if event is None:
