@@ -157,6 +157,20 @@ class Client:
         #: Temporary keys: ``client.tokens.create(expire_in_seconds=60)``.
         self.tokens = TokenService(self)
 
+    def close(self) -> None:
+        """Release the HTTP connection pool the client made for itself; idempotent.
+
+        Sessions it opened are independent: close them yourself. A
+        ``requests.Session`` you passed as ``http_session`` stays yours to close.
+        """
+        self.tokens.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     @property
     def api_key(self) -> str:
         """The API key in use (kept out of ``repr`` and logs)."""

@@ -74,6 +74,13 @@ class TokenService:
                 self._own_session = requests.Session()
             return self._own_session
 
+    def close(self) -> None:
+        """Close the requests.Session this service made (never a user's); idempotent."""
+        with self._lock:
+            session, self._own_session = self._own_session, None
+        if session is not None:
+            session.close()
+
     def create(
         self, expire_in_seconds: int = 60, *, timeout: float | NotGiven | None = NOT_GIVEN
     ) -> TemporaryKey:

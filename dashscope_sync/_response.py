@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from os import PathLike
 from typing import TYPE_CHECKING, Any, Final
 
@@ -132,8 +132,11 @@ class Response:
             a response the server started by itself (server VAD).
     """
 
-    def __init__(self, core: _SessionCore, event_id: str | None) -> None:
+    def __init__(
+        self, core: _SessionCore, event_id: str | None, cancel: Callable[[], object]
+    ) -> None:
         self._core = core
+        self._cancel = cancel  # sends response.cancel on the session
         self.event_id = event_id
         # Woken (with the session's lock, which guards everything below) when
         # the response starts, grows, ends or fails.
@@ -202,6 +205,20 @@ class Response:
     def __repr__(self) -> str:
         state = self._status or ("failed" if self._error else "requested")
         return f"<Response id={self._id!r} {state}>"
+
+    def cancel(self) -> bool:
+        """Cancel this response if it is running (``response.cancel``), e.g. on barge-in.
+
+        Returns:
+            True if a cancel was sent; False if the response had already
+            ended or not yet started (then there is nothing of it to cancel).
+            ``wait()`` then raises `ResponseCancelledError` with what came.
+        """
+        with self._cond:
+            running = self._id is not None and not self._finished
+        if running:
+            self._cancel()
+        return running
 
     def wait(self, timeout: float | None = None) -> ResponseResult:
         """Wait for ``response.done`` and return the result.

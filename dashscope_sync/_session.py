@@ -945,7 +945,7 @@ class RealtimeSession:
         event_id = core.ids.next()
         fields = {"response": response} if response else {}
         text = self._dumps({"event_id": event_id, "type": "response.create", **fields})
-        handle = Response(core, event_id)
+        handle = Response(core, event_id, self.cancel_response)
         pending = core.register(ResponseCreated.type, event_id, handle)  # before sending
         try:
             core.send(text, "response.create")
@@ -960,7 +960,7 @@ class RealtimeSession:
         Register it before the audio that will trigger the response; it is
         adopted by the next ``response.created`` that answers no request of yours.
         """
-        handle = Response(self._core, None)
+        handle = Response(self._core, None, self.cancel_response)
         with self._core._lock:
             self._core.adopters.append(weakref.ref(handle))
         return handle

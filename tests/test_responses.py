@@ -376,3 +376,18 @@ def test_respond_under_server_vad_adopts_the_servers_response(
     assert result.status == "completed" and "simulated" in result.text
     assert "response.create" not in [f["type"] for f in server.received]
     assert session.wait_for(ds.InputAudioBufferSpeechStarted, timeout=5).audio_start_ms >= 0
+
+
+def test_response_cancel() -> None:
+    """Response.cancel() cancels a running response and is a no-op once it ended."""
+    with LocalRealtimeServer(delta_delay=0.05) as slow:  # paced: still running when cancelled
+        client = ds.Client(slow.api_key, base_url=slow.url)
+        with client.realtime.connect(model=MODEL) as session:
+            handle = session.create_response()
+            next(handle.iter_audio(timeout=10))
+            assert handle.cancel() is True
+            with pytest.raises(ds.ResponseCancelledError) as info:
+                handle.wait(10)
+            assert info.value.result.audio  # what came before the cancel is kept
+            assert handle.cancel() is False
+            assert "response.cancel" in [f["type"] for f in slow.received]

@@ -173,3 +173,19 @@ def test_cli_token(server: LocalRealtimeServer, monkeypatch: pytest.MonkeyPatch)
     data = json.loads(out.getvalue())
     assert data["token"].startswith("st-") and data["expires_at"] > time.time()
     assert server.http_requests[-1].query == {"expire_in_seconds": "30"}
+
+
+def test_client_close_releases_only_its_own_http_session(server: LocalRealtimeServer) -> None:
+    """Client.close() closes the requests.Session it made, never one it was given."""
+    with ds.Client(server.api_key, http_base_url=server.http_base_url) as client:
+        client.tokens.create()
+        own = client.tokens._own_session
+        assert own is not None
+    assert client.tokens._own_session is None
+    client.close()  # idempotent
+    with requests.Session() as mine:
+        given = ds.Client(server.api_key, http_base_url=server.http_base_url, http_session=mine)
+        given.tokens.create()
+        given.close()
+        assert mine.adapters  # still usable: a closed Session drops its adapters
+        assert given.tokens.create().token.startswith("st-")
