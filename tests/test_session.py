@@ -8,6 +8,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 import websocket
@@ -22,6 +23,28 @@ pytestmark = pytest.mark.timeout(30)
 
 def connect(client: ds.Client, **options: object) -> ds.RealtimeSession:
     return client.realtime.connect(ds.RealtimeConfig(model=MODEL, **options))  # type: ignore[arg-type]
+
+
+def connect_failure(
+    server: LocalRealtimeServer, client: ds.Client, act: Callable[[], object]
+) -> BaseException:
+    """Connect while the server holds session.created, do ``act``, return connect()'s error."""
+    server.hold_session_created()
+    result: list[BaseException] = []
+
+    def attempt() -> None:
+        try:
+            client.realtime.connect(model=MODEL, timeout=10)
+        except BaseException as exc:
+            result.append(exc)
+
+    thread = threading.Thread(target=attempt)
+    thread.start()
+    server.wait_for_connection()
+    act()
+    thread.join(10)
+    assert result, "connect() succeeded"
+    return result[0]
 
 
 class TestConnect:
@@ -122,43 +145,23 @@ class TestConnect:
         self, server: LocalRealtimeServer, client: ds.Client
     ) -> None:
         """An error event before session.created fails connect() with an APIError."""
-        server.hold_session_created()
-        result: list[BaseException] = []
-
-        def attempt() -> None:
-            try:
-                client.realtime.connect(model=MODEL, timeout=10)
-            except BaseException as exc:
-                result.append(exc)
-
-        thread = threading.Thread(target=attempt)
-        thread.start()
-        server.wait_for_connection()
-        server.send({"type": "error", "error": {"code": "Model.NotExist", "message": "no model"}})
-        thread.join(10)
-        assert isinstance(result[0], ds.APIError)
-        assert result[0].code == "Model.NotExist"
+        error = connect_failure(
+            server,
+            client,
+            lambda: server.send(
+                {"type": "error", "error": {"code": "Model.NotExist", "message": "no model"}}
+            ),
+        )
+        assert isinstance(error, ds.APIError)
+        assert error.code == "Model.NotExist"
 
     def test_close_before_session_created(
         self, server: LocalRealtimeServer, client: ds.Client
     ) -> None:
         """A close before session.created fails connect() with its code and reason."""
-        server.hold_session_created()
-        result: list[BaseException] = []
-
-        def attempt() -> None:
-            try:
-                client.realtime.connect(model=MODEL, timeout=10)
-            except BaseException as exc:
-                result.append(exc)
-
-        thread = threading.Thread(target=attempt)
-        thread.start()
-        server.wait_for_connection()
-        server.close_connections(4003, "no access")
-        thread.join(10)
-        assert isinstance(result[0], ds.TransportError)
-        assert (result[0].code, result[0].reason) == (4003, "no access")
+        error = connect_failure(server, client, lambda: server.close_connections(4003, "no access"))
+        assert isinstance(error, ds.TransportError)
+        assert (error.code, error.reason) == (4003, "no access")
 
     def test_config_and_model_conflict(self, client: ds.Client) -> None:
         """Giving two different models is a ConfigError before any I/O."""
