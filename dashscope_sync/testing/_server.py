@@ -343,7 +343,10 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
             if not connection.wait_streams(self._close_timeout):
                 connection.drop()
         if _SHUTDOWN_TAKES_CODE:
-            server.shutdown(code=_SHUTDOWN_CODE, reason=_SHUTDOWN_REASON)
+            # Typed as Any: websockets < 17's stubs lack these arguments, and
+            # the same source must type-check against both.
+            shutdown: Any = server.shutdown
+            shutdown(code=_SHUTDOWN_CODE, reason=_SHUTDOWN_REASON)
         else:
             # websockets < 17 closes with 1001 and no reason: give the reason
             # first; shutdown() then closes what opened in the meantime.
