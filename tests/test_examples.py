@@ -28,7 +28,6 @@ KERNEL_NAME = "dashscope-sync-test"
 
 #: Every script in examples/; a test below keeps this list in step with the folder.
 SCRIPTS = {
-    "demo_local.py",
     "voice_turn_wav.py",
     "callbacks_streaming.py",
     "iterator_style.py",
@@ -86,17 +85,10 @@ def test_connection_switch_is_the_same_everywhere() -> None:
     )
     blocks = {
         name: pattern.findall((EXAMPLES / name).read_text(encoding="utf-8"))
-        for name in SCRIPTS - {"demo_local.py"}
+        for name in SCRIPTS
     }
     assert all(len(found) == 1 for found in blocks.values()), blocks
     assert len({found[0] for found in blocks.values()}) == 1
-
-
-def test_demo_local(tmp_path: Path) -> None:
-    """The bundled demo holds a voice turn and writes the reply audio."""
-    out = ok(run_example("demo_local.py", "--output", "reply.wav", cwd=tmp_path, local=False))
-    assert SIMULATED in out
-    reply_wav(tmp_path / "reply.wav")
 
 
 def test_voice_turn_wav_default_question(tmp_path: Path) -> None:
