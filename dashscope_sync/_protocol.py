@@ -30,8 +30,10 @@ __all__ = [
     "EventIds",
     "b64encode",
     "decode",
+    "decode_binary",
     "dumps",
     "encode_audio_append",
+    "encode_image_append",
 ]
 
 logger = logging.getLogger("dashscope_sync")

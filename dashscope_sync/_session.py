@@ -506,8 +506,12 @@ class _SessionCore:
         logger.error(
             "event handler %s raised while handling %s", _name(handle.fn), event.type, exc_info=exc
         )
+        try:
+            text = str(exc)
+        except Exception:  # a user exception's __str__ must not kill this thread
+            text = "<unprintable>"
         error = HandlerError(
-            f"event handler {_name(handle.fn)} raised {type(exc).__name__}: {exc} "
+            f"event handler {_name(handle.fn)} raised {type(exc).__name__}: {text} "
             f"(while handling {event.type})",
             handler=handle.fn,
             event=event,

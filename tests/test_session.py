@@ -996,3 +996,26 @@ class TestReconnect:
             assert session.closed and not fresh.closed
             assert fresh.info.voice == "Cherry"
             assert len(server.received) == count
+
+
+def test_unprintable_handler_exception_is_still_reported(
+    server: LocalRealtimeServer, session: ds.RealtimeSession
+) -> None:
+    """A handler exception whose str() fails is raised, and later handlers still run."""
+
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no text")
+
+    def broken(event: ds.ServerEvent) -> None:
+        raise Unprintable
+
+    later = threading.Event()
+    session.on(ds.ResponseTextDelta, broken)
+    session.on(ds.ResponseTextDone, lambda ev: later.set())
+    server.send({"type": "response.text.delta", "delta": "x"})
+    server.send({"type": "response.text.done", "text": "x"})
+    assert later.wait(10)  # the handler thread survived
+    with pytest.raises(ds.HandlerError, match="unprintable") as info:
+        session.recv(timeout=10)
+    assert isinstance(info.value.__cause__, Unprintable)
