@@ -38,7 +38,7 @@ def _name(fn: object) -> str:
     try:
         name = getattr(fn, "__qualname__", None)
         return name if isinstance(name, str) else repr(fn)
-    except Exception:
+    except BaseException:  # user code: whatever it raises must not escape
         return f"<{type(fn).__name__} object>"
 
 
@@ -46,7 +46,7 @@ def _describe(exc: BaseException) -> str:
     """``Type: message`` of an exception whose ``__str__`` may itself raise."""
     try:
         text = str(exc)
-    except Exception:
+    except BaseException:  # user code: whatever it raises must not escape
         text = "<unprintable>"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
@@ -233,24 +233,6 @@ class Dispatcher:
 
     def _failed(self, handle: HandlerHandle, event: ServerEvent, exc: BaseException) -> None:
         name = _name(handle.fn)
-        count = self._failures.get(id(handle), (name, 0))[1] + 1
-        self._failures[id(handle)] = (name, count)
-        if count == 1:
-            logger.error(
-                "event handler %s raised while handling %s (later failures of this "
-                "handler are counted, not logged each time)",
-                name,
-                event.type,
-                exc_info=exc,
-            )
-        elif count in _RELOG_AT:
-            logger.error(
-                "event handler %s has failed %d times (last on %s: %s)",
-                name,
-                count,
-                event.type,
-                _describe(exc),
-            )
 
         def make_error() -> HandlerError:
             error = HandlerError(
@@ -261,7 +243,30 @@ class Dispatcher:
             error.__cause__ = exc
             return error
 
+        # Reported before logging: formatting a traceback runs the
+        # exception's own code, which may raise anything.
         self._report(make_error)
+        count = self._failures.get(id(handle), (name, 0))[1] + 1
+        self._failures[id(handle)] = (name, count)
+        try:
+            if count == 1:
+                logger.error(
+                    "event handler %s raised while handling %s (later failures of this "
+                    "handler are counted, not logged each time)",
+                    name,
+                    event.type,
+                    exc_info=exc,
+                )
+            elif count in _RELOG_AT:
+                logger.error(
+                    "event handler %s has failed %d times (last on %s: %s)",
+                    name,
+                    count,
+                    event.type,
+                    _describe(exc),
+                )
+        except BaseException:
+            logger.error("event handler %s raised an exception that cannot be logged", name)
 
     def _log_failure_counts(self) -> None:
         for name, count in self._failures.values():

@@ -87,6 +87,7 @@ class Mailbox:
         return [track.id or "" for track in effects.cancel]
 
     def _warn_drop_locked(self) -> None:
+        assert self.lock.locked()
         self._warned_drop = True
         if self._pulled:
             logger.warning(

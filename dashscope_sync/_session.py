@@ -225,7 +225,7 @@ class _Core:
         def ready() -> bool | None:
             if state.early_error is not None:
                 raise APIError.from_event(state.early_error)
-            if state.phase is Phase.OPEN:
+            if state.info is not None:  # session.created came, even if the end followed
                 return True
             if state.end is not None:
                 raise state.closed_error("the connection closed before session.created")
