@@ -68,3 +68,19 @@ def test_smoke_other_sdks(tmp_path: Path) -> None:
     for contender in OPTIONAL:
         assert data["results"]["burst"][contender][0]["n_audio"] == 50
         assert data["results"]["upload"][contender][0]["server_bytes"] == 2 * 32000
+
+
+@pytest.mark.timeout(120)
+def test_breakdown_runs_every_stage() -> None:
+    """breakdown.py times every stage against the current private modules, or exits 1."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "breakdown.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=110,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "FAILED" not in proc.stdout
+    assert "Mailbox.deliver" in proc.stdout
