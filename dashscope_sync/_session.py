@@ -112,8 +112,10 @@ class _Core:
         if cancels:
             for response_id in cancels:
                 # A cancel asked for before response.created: now it can go.
+                # Not through send(): a handler failure is for the user's thread.
                 try:
-                    self.send_simple("response.cancel")
+                    text = f'{{"event_id":"{self.ids.next()}","type":"response.cancel"}}'
+                    self.send_frame(text, "response.cancel")
                 except DashScopeError as exc:
                     logger.debug("sending a deferred cancel of %s failed: %s", response_id, exc)
 
@@ -132,9 +134,13 @@ class _Core:
     # Sending ---------------------------------------------------------------------
 
     def send(self, text: str, wire_type: str) -> None:
+        """Send one client event's text for the user: a handler failure is raised first."""
+        self.mailbox.raise_handler_error()
+        self.send_frame(text, wire_type)
+
+    def send_frame(self, text: str, wire_type: str) -> None:
         """Send one client event's text, unless the session is closing or over."""
         mailbox = self.mailbox
-        mailbox.raise_handler_error()
         if not mailbox.state.can_send or not self.connection.send(text):
             raise mailbox.peek(lambda: mailbox.state.closed_error(f"cannot send {wire_type}"))
         if logger.isEnabledFor(logging.DEBUG):

@@ -242,11 +242,15 @@ class TestHandlerFailures:
             if len(seen) == 2:
                 both.set()
 
+        created = threading.Event()
         with manual(client) as session:
             session.on(ds.ResponseCreated, nasty)
+            session.on(ds.ResponseCreated, lambda event: created.set())  # runs after nasty
             session.on(ds.ResponseDone, done)
             for _ in range(2):  # the handler thread survives the first
+                created.clear()
                 handle = session.create_response()
+                assert created.wait(10)
                 with pytest.raises(ds.HandlerError) as info:
                     handle.wait(10)
                 assert isinstance(info.value.__cause__, Nasty)
