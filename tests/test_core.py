@@ -130,9 +130,7 @@ class TestConnect:
 
 
 class TestRespondChecksFirst:
-    def test_bad_audio_sends_nothing(
-        self, server: LocalRealtimeServer, client: ds.Client
-    ) -> None:
+    def test_bad_audio_sends_nothing(self, server: LocalRealtimeServer, client: ds.Client) -> None:
         """respond() checks all of its input before the first frame goes out (4)."""
         with manual(client) as session:
             before = len(server.received)
@@ -332,7 +330,10 @@ class TestPairing:
                         },
                     },
                     {"type": "response.text.delta", "response_id": "resp_vad", "delta": "hi"},
-                    {"type": "response.done", "response": {"id": "resp_vad", "status": "completed"}},
+                    {
+                        "type": "response.done",
+                        "response": {"id": "resp_vad", "status": "completed"},
+                    },
                 ]
 
             server.on_client_event("response.create", crossing, once=True)
@@ -442,4 +443,3 @@ class TestNoPulling:
         warned = [r for r in caplog.records if "event buffer full" in r.message]
         assert len(warned) == 1
         assert warned[0].levelno == logging.WARNING
-
