@@ -233,21 +233,11 @@ class Dispatcher:
 
     def _failed(self, handle: HandlerHandle, event: ServerEvent, exc: BaseException) -> None:
         name = _name(handle.fn)
-
-        def make_error() -> HandlerError:
-            error = HandlerError(
-                f"event handler {name} raised {_describe(exc)} (while handling {event.type})",
-                handler=handle.fn,
-                event=event,
-            )
-            error.__cause__ = exc
-            return error
-
-        # Reported before logging: formatting a traceback runs the
-        # exception's own code, which may raise anything.
-        self._report(make_error)
         count = self._failures.get(id(handle), (name, 0))[1] + 1
         self._failures[id(handle)] = (name, count)
+        # Logged before it is reported, so the traceback is in the log by the
+        # time the caller sees the error; guarded, as formatting a traceback
+        # runs the exception's own code, which may raise anything.
         try:
             if count == 1:
                 logger.error(
@@ -267,6 +257,17 @@ class Dispatcher:
                 )
         except BaseException:
             logger.error("event handler %s raised an exception that cannot be logged", name)
+
+        def make_error() -> HandlerError:
+            error = HandlerError(
+                f"event handler {name} raised {_describe(exc)} (while handling {event.type})",
+                handler=handle.fn,
+                event=event,
+            )
+            error.__cause__ = exc
+            return error
+
+        self._report(make_error)
 
     def _log_failure_counts(self) -> None:
         for name, count in self._failures.values():

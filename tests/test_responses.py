@@ -108,10 +108,19 @@ class TestResponseHandle:
                 with pytest.raises(ds.ResponseCancelledError):
                     running.wait(10)
 
-    def test_cancelled(self, manual: ds.RealtimeSession) -> None:
+    def test_cancelled(self) -> None:
         """A cancelled response raises ResponseCancelledError carrying the partial result."""
-        handle = manual.create_response()
-        manual.cancel_response()
+        # Paced deltas keep the response running, so the cancel cannot come too late.
+        with LocalRealtimeServer(delta_delay=0.05) as slow:
+            client = ds.Client(slow.api_key, base_url=slow.url)
+            with client.realtime.connect(model=MODEL) as session:
+                session.update_session(ds.SessionUpdate(turn_detection=None))
+                handle = session.create_response()
+                session.cancel_response()
+                self._check_cancelled(handle)
+
+    @staticmethod
+    def _check_cancelled(handle: ds.Response) -> None:
         with pytest.raises(ds.ResponseCancelledError) as info:
             handle.wait(10)
         assert isinstance(info.value, ds.ResponseError)
