@@ -63,6 +63,7 @@ from ._errors import (
     APIError,
     AuthenticationError,
     ConfigError,
+    ConfigTypeError,
     DashScopeError,
     DashScopeTimeout,
     HandlerError,
@@ -117,6 +118,10 @@ from ._http import (
     TemporaryKey,
     TokenService,
 )
+from ._inputs import (
+    image_buffer,
+    pcm16_buffer,
+)
 from ._response import (
     Response,
     ResponseResult,
@@ -137,6 +142,7 @@ __all__ = [
     "AuthenticationError",
     "Client",
     "ConfigError",
+    "ConfigTypeError",
     "ContentPart",
     "ConversationItem",
     "ConversationItemCreated",
@@ -227,7 +233,9 @@ __all__ = [
     "VOICE_ETHAN",
     "VOICE_SERENA",
     "__version__",
+    "image_buffer",
     "load_wav",
+    "pcm16_buffer",
     "pcm16_to_wav",
     "sample_wav_path",
 ]

@@ -52,8 +52,8 @@ else:  # pragma: no cover - exercised on Python 3.10 only
         return base64.b64decode(text, validate=True)
 
 
-def b64encode(data: bytes) -> str:
-    """Standard base64 of ``data`` as text, as the service expects."""
+def b64encode(data: bytes | bytearray | memoryview) -> str:
+    """Standard base64 of ``data`` (any C-contiguous buffer) as text, as the service expects."""
     return binascii.b2a_base64(data, newline=False).decode("ascii")
 
 
@@ -268,8 +268,11 @@ def dumps(payload: Mapping[str, Any]) -> str:
     return _dumps(payload)
 
 
-def encode_audio_append(event_id: str, pcm: bytes) -> str:
+def encode_audio_append(event_id: str, pcm: bytes | bytearray | memoryview) -> str:
     """The ``input_audio_buffer.append`` frame, built without a JSON pass over the audio.
+
+    ``pcm`` may be any C-contiguous buffer (a memoryview from `pcm16_buffer`
+    is encoded in place, without a copy).
 
     Base64 and the generated id need no escaping, so formatting the text
     directly saves scanning tens of kilobytes per second of audio.
@@ -279,7 +282,7 @@ def encode_audio_append(event_id: str, pcm: bytes) -> str:
     )
 
 
-def encode_image_append(event_id: str, jpeg: bytes) -> str:
+def encode_image_append(event_id: str, jpeg: bytes | bytearray | memoryview) -> str:
     """The ``input_image_buffer.append`` frame (same reasoning as the audio one)."""
     image = b64encode(jpeg)
     return f'{{"event_id":"{event_id}","type":"input_image_buffer.append","image":"{image}"}}'
