@@ -57,6 +57,7 @@ from ._constants import (
     VOICE_SERENA,
     VOICES_QWEN3_OMNI_FLASH,
     VOICES_QWEN_OMNI_TURBO,
+    Modality,
 )
 from ._errors import (
     ActiveResponseError,
@@ -112,7 +113,9 @@ from ._events import (
     SessionFinished,
     SessionInfo,
     SessionUpdated,
+    TokenDetails,
     UnknownEvent,
+    Usage,
 )
 from ._http import (
     TemporaryKey,
@@ -181,6 +184,7 @@ __all__ = [
     "MODEL_QWEN_OMNI_TURBO_REALTIME",
     "MODEL_QWEN_OMNI_TURBO_REALTIME_2025_05_08",
     "MODEL_QWEN_OMNI_TURBO_REALTIME_LATEST",
+    "Modality",
     "NOT_GIVEN",
     "NotGiven",
     "OUTPUT_SAMPLE_RATE",
@@ -219,10 +223,12 @@ __all__ = [
     "TRANSCRIPTION_MODEL_GUMMY",
     "TRANSCRIPTION_MODEL_QWEN3_ASR_FLASH",
     "TemporaryKey",
+    "TokenDetails",
     "TokenService",
     "TransportError",
     "TurnDetection",
     "UnknownEvent",
+    "Usage",
     "UsageError",
     "VAD_SEMANTIC",
     "VAD_SERVER",

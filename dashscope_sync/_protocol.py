@@ -99,6 +99,33 @@ def _structure_passthrough(value: Any, _: Any) -> Any:
     return value
 
 
+def _count(value: Any, _: Any = None) -> int:
+    # Token counts never fail a frame: a response.done that failed to decode
+    # would leave its Response waiting forever for the sake of a statistic.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        return 0
+
+
+def _lenient_record(conv: cattrs.Converter, cls: Any) -> Callable[[Any, Any], Any]:
+    """A structure hook for a record of counts: bad counts are 0, a non-object is empty."""
+    resolved = _resolved(cls)
+    overrides = {
+        field.name: override(struct_hook=_count)
+        for field in attrs.fields(resolved)
+        if field.type is int
+    }
+    fields = make_dict_structure_fn(resolved, conv, **overrides)  # type: ignore[arg-type]
+
+    def structure(value: Any, _: Any) -> Any:
+        return fields(value, cls) if isinstance(value, dict) else cls()
+
+    return structure
+
+
 def _list_of(conv: cattrs.Converter, list_type: Any) -> Callable[[Any, Any], list[Any]]:
     (item_type,) = typing.get_args(list_type) or (Any,)
     item = conv.get_structure_hook(item_type)
@@ -151,6 +178,9 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook_func(lambda t: t == dict[str, Any], _structure_json_object)
     conv.register_structure_hook_func(lambda t: t == list[dict[str, Any]], _structure_json_objects)
     conv.register_structure_hook_func(lambda t: t == int | str | None, _structure_passthrough)
+    # Direct hooks win over the attrs factory above.
+    for counts in (_events.TokenDetails, _events.Usage):
+        conv.register_structure_hook(counts, _lenient_record(conv, counts))
     return conv
 
 
