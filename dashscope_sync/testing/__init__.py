@@ -16,11 +16,21 @@ Example:
     True
 """
 
-from ._audio import pcm16_peak_dbfs, resample_pcm16, speech_like_pcm16
-from ._connection import LocalConnection, ReplySpec
-from ._handshake import HandshakeRecord, RequestHeaders
-from ._http import TemporaryToken
-from ._server import LocalRealtimeServer
+try:
+    from ._audio import pcm16_peak_dbfs, resample_pcm16, speech_like_pcm16
+    from ._connection import LocalConnection, ReplySpec
+    from ._handshake import HandshakeRecord, RequestHeaders
+    from ._http import TemporaryToken
+    from ._server import LocalRealtimeServer
+except ImportError as exc:
+    # websockets is an optional extra; say how to get it, not just its name.
+    if exc.name is None or exc.name.split(".")[0] != "websockets":
+        raise
+    raise ImportError(
+        "dashscope_sync.testing needs the websockets package (15 or newer): "
+        "pip install 'dashscope-sync[testing]'",
+        name=exc.name,
+    ) from exc
 
 __all__ = [
     "HandshakeRecord",
