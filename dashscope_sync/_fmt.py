@@ -11,8 +11,8 @@ def seconds(value: float) -> str:
     """A duration for a message, rounded to what a person reads: ``"1.5 s"``.
 
     Three significant digits below 100 s (``1.4999397950000457`` gives
-    ``"1.5 s"``, ``0.0123`` gives ``"0.0123 s"``), whole seconds from 100 s
-    on, never an exponent.
+    ``"1.5 s"``, ``0.009291`` gives ``"0.00929 s"``), whole seconds from
+    100 s on, never an exponent.
     """
     if not math.isfinite(value):
         return f"{value} s"
@@ -20,7 +20,7 @@ def seconds(value: float) -> str:
         return "-" + seconds(-value)
     if value >= 100:
         return f"{value:.0f} s"
-    if value >= 0.01 or value == 0:
+    if value >= 0.0001 or value == 0:
         return f"{value:.3g} s"
     text = f"{value:.6f}".rstrip("0").rstrip(".")
     return f"{text} s"

@@ -176,7 +176,7 @@ class TestErrorClass:
 class TestSeconds:
     @pytest.mark.parametrize(
         ("value", "text"),
-        [(1.4999397950000457, "1.5 s"), (30.0, "30 s"), (0.0123, "0.0123 s"),
+        [(1.4999397950000457, "1.5 s"), (30.0, "30 s"), (0.0123, "0.0123 s"), (0.009291, "0.00929 s"),
          (123.456, "123 s"), (0.00001, "0.00001 s"), (0, "0 s"), (-2.25, "-2.25 s")],
     )  # fmt: skip
     def test_rounds(self, value: float, text: str) -> None:
