@@ -3,7 +3,7 @@
 :class:`LocalRealtimeServer` is a real WebSocket server on loopback that
 speaks the Qwen-Omni realtime protocol, with simulated (and clearly labelled)
 replies and knobs for the failure modes a client must survive: deterministic
-server VAD with barge-in (``server_vad=True``), echo replies
+server VAD with barge-in (on by default), echo replies
 (``reply_audio="echo"``), the temporary-key endpoint ``POST /api/v1/tokens``
 on the same port, and scripted, failing or cut-short responses. The official
 ``dashscope`` SDK can talk to it as well as this package's client. It needs
