@@ -48,7 +48,6 @@ from ._errors import (
 from ._events import (
     ConversationItemInputAudioTranscriptionCompleted,
     ConversationItemInputAudioTranscriptionFailed,
-    ResponseDone,
 )
 from ._fmt import seconds
 from ._version import __version__
@@ -238,7 +237,8 @@ def _voice_turn(
         heard: list[str] = []
         # Set when the question's transcript (or its failure) arrived.
         transcribed = threading.Event()
-        # Set as well when the reply is done: the transcript may never come.
+        # Set as well when the reply ends, however it ends: the transcript
+        # may never come.
         settled = threading.Event()
 
         def on_transcript(
@@ -252,7 +252,6 @@ def _voice_turn(
 
         session.on(ConversationItemInputAudioTranscriptionCompleted, on_transcript)
         session.on(ConversationItemInputAudioTranscriptionFailed, on_transcript)
-        session.on(ResponseDone, lambda _: settled.set())
         total = len(pcm) / 2 / INPUT_SAMPLE_RATE
         upload_started = time.monotonic()
         for start in range(0, len(pcm), CHUNK):
@@ -272,7 +271,18 @@ def _voice_turn(
         if info.input_audio_transcription is not None:
             # Conversation order: what the user said, then the reply. The
             # transcript comes from a separate model, often mid-reply, so
-            # the reply (collected meanwhile by `response`) waits for it.
+            # the reply (collected meanwhile by `response`) waits for it, or
+            # for the reply's end: done, failed, or the connection lost.
+            def watch_reply() -> None:
+                try:
+                    response.wait(timeout)
+                except DashScopeError:
+                    pass  # reported below, by iter_text and wait
+                finally:
+                    settled.set()
+
+            watcher = threading.Thread(target=watch_reply, name="dashscope-sync-cli", daemon=True)
+            watcher.start()
             settled.wait(timeout)
             if not transcribed.is_set():
                 transcribed.wait(TRANSCRIPT_GRACE)

@@ -122,6 +122,28 @@ class TestTalk:
         assert "cannot connect" in err
 
 
+def test_refused_reply_without_transcript_is_reported_at_once(
+    server: LocalRealtimeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refused response.create ends the turn at once, though no transcript ever comes."""
+    monkeypatch.setenv("DASHSCOPE_API_KEY", server.api_key or "")
+    # Commit without the transcript, then refuse the response: nothing else will arrive.
+    server.on_client_event(
+        "input_audio_buffer.commit", [{"type": "input_audio_buffer.committed", "item_id": "i1"}]
+    )
+    server.inject_error(
+        "response.create", {"type": "invalid_request_error", "code": "bad", "message": "no"}
+    )
+    wav = write_wav(tmp_path / "in.wav", speech_like_pcm16(0.2))
+    # Waiting for a transcript until --timeout would outlast this test's own timeout.
+    code, out, err = run(
+        "talk", str(wav), "--url", server.url, "--fast", "--timeout", "600",
+        "--output", str(tmp_path / "o.wav"),
+    )  # fmt: skip
+    assert code == _cli.EXIT_API, err
+    assert "bad: no" in err and "you said" not in out
+
+
 def test_usage_error() -> None:
     """An unknown command is a usage error (exit 2)."""
     with pytest.raises(SystemExit) as info:
