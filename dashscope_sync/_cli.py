@@ -479,10 +479,11 @@ def _parser() -> argparse.ArgumentParser:
         "talk",
         summary=f"a voice turn with the real service ({API_KEY_ENV})",
         description=(
-            f"Hold one voice turn with the realtime service, using the key in {API_KEY_ENV}:\n"
-            "upload a 16 kHz mono PCM16 WAV at real-time pace (unless --fast), print\n"
-            "what was heard and the reply's text as it streams, write the reply's audio\n"
-            "as WAV, and print timings. --output is checked before connecting."
+            "Hold one voice turn with the realtime service, using the key in\n"
+            f"{API_KEY_ENV}: upload a 16 kHz mono PCM16 WAV at real-time pace (unless\n"
+            "--fast), print what was heard and the reply's text as it streams, write\n"
+            "the reply's audio as WAV, and print timings. --output is checked before\n"
+            "connecting, so a bad path costs no turn."
         ),
         examples=(
             f"  {API_KEY_ENV}=sk-... {PROG} talk question.wav\n"

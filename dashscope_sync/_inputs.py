@@ -21,7 +21,7 @@ __all__ = ["image_buffer", "pcm16_buffer"]
 # struct-syntax formats of buffers whose items are single bytes.
 _BYTE_FORMATS = frozenset({"B", "b", "c", "<B", ">B", "=B", "@B", "<b", ">b", "=b", "@b"})
 # Formats of 16-bit signed samples stored little-endian.
-_INT16_LE = frozenset({"<h", "<i2"} | ({"h", "=h", "@h"} if sys.byteorder == "little" else set()))
+_INT16_LE = frozenset({"<h"} | ({"h", "=h", "@h"} if sys.byteorder == "little" else set()))
 _INT16_BE = frozenset({">h", "!h"} | ({"h", "=h", "@h"} if sys.byteorder == "big" else set()))
 _FLOAT_FORMATS = frozenset(
     prefix + code for prefix in ("", "<", ">", "=", "@", "!") for code in ("e", "f", "d")

@@ -144,6 +144,25 @@ def test_refused_reply_without_transcript_is_reported_at_once(
     assert "bad: no" in err and "you said" not in out
 
 
+def test_unexpected_error_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in a command is one line and exit 1; DASHSCOPE_SYNC_DEBUG=1 adds the traceback."""
+
+    def broken(*_: object) -> int:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(_cli, "_cmd_token", broken)
+    monkeypatch.delenv("DASHSCOPE_SYNC_DEBUG", raising=False)
+    code, _, err = run("token")
+    assert code == _cli.EXIT_ERROR
+    assert err == (
+        "dashscope-sync: error: unexpected RuntimeError: a bug "
+        "(set DASHSCOPE_SYNC_DEBUG=1 for details)\n"
+    )
+    monkeypatch.setenv("DASHSCOPE_SYNC_DEBUG", "1")
+    code, _, err = run("token")
+    assert code == _cli.EXIT_ERROR and "Traceback" in err
+
+
 def test_usage_error() -> None:
     """An unknown command is a usage error (exit 2)."""
     with pytest.raises(SystemExit) as info:
