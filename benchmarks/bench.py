@@ -664,6 +664,9 @@ def profile(port: int, n: int, rate: int = 1000) -> str:
     proc = subprocess.run(
         [sys.executable, str(HERE / "breakdown.py")], capture_output=True, text=True, cwd=ROOT
     )
+    if proc.returncode != 0:
+        # Not quietly: a stage that no longer runs is a broken benchmark.
+        raise SystemExit(f"breakdown.py failed:\n{proc.stdout}\n{proc.stderr}")
     parts.append(proc.stdout + proc.stderr)
     return "\n\n".join(parts)
 

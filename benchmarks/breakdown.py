@@ -1,10 +1,12 @@
 """Where one received event's CPU time goes, stage by stage, in one thread.
 
-Run by ``bench.py --profile`` (or directly). Unlike the contenders this
-reaches into dashscope_sync's private modules, to time each stage of the
+Run by ``bench.py --profile`` (or directly; ``--quick`` for a fast check,
+which the test suite runs so this file cannot rot). Unlike the contenders
+this reaches into dashscope_sync's private modules, to time each stage of the
 reader's path alone on the burst's own frames: frame parsing, decoding
-(UTF-8, JSON, cattrs, base64) and the hand-over to the buffer. A stage whose
-internals changed is reported as skipped rather than failing.
+(UTF-8, JSON, cattrs, base64), the state machine and the hand-over to the
+buffer. A stage that fails (its internals moved) is printed with its error
+and the run exits with status 1: nothing here fails quietly.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import server
 
-N = 20_000
+N = 200 if "--quick" in sys.argv else 20_000
 
 
 def payload(frame: bytes) -> bytes:
@@ -57,11 +59,23 @@ class FakeSocket:
         self.pos += n
         return data
 
+    def recv_into(self, buffer: memoryview) -> int:
+        data = self.view[self.pos : self.pos + len(buffer)]
+        buffer[: len(data)] = data
+        self.pos += len(data)
+        return len(data)
+
+    def pending(self) -> int:
+        """Bytes ready without waiting, as a TLS socket says: always, from memory."""
+        return len(self.view) - self.pos
+
     def gettimeout(self) -> float | None:
         return None
 
 
-def frames_cost(make_reader: Callable[[FakeSocket], Callable[[], object]], n: int = 4000) -> float:
+def frames_cost(
+    make_reader: Callable[[FakeSocket], Callable[[], object]], n: int = min(4000, N)
+) -> float:
     """CPU us per frame of a reader over in-memory frames (audio and transcript alternating)."""
     blob = (server.AUDIO_DELTA + server.TRANSCRIPT_FRAME) * (n // 2)
     best = float("inf")
@@ -87,14 +101,17 @@ def syscall_cost() -> float:
     return cost
 
 
-def main() -> None:
+def main() -> int:
     rows: list[tuple[str, float | str]] = []
+
+    failed: list[str] = []
 
     def add(name: str, fn: Callable[[], float]) -> None:
         try:
             rows.append((name, fn()))
-        except Exception as exc:  # internals moved: say so, keep going
-            rows.append((name, f"skipped ({type(exc).__name__}: {exc})"))
+        except Exception as exc:  # internals moved: say so loudly, keep measuring the rest
+            rows.append((name, f"FAILED ({type(exc).__name__}: {exc})"))
+            failed.append(name)
 
     audio_text = AUDIO.decode()
     obj = json.loads(audio_text)
@@ -140,30 +157,50 @@ def main() -> None:
     add("ds:   cattrs structure transcript", structure_text)
 
     def deliver() -> float:
-        from dashscope_sync._session import _SessionCore
+        from dashscope_sync._mailbox import Mailbox
 
-        core = _SessionCore(None, ds.RealtimeConfig(max_buffered_events=N + 10))  # type: ignore[arg-type]
+        mailbox = Mailbox(N + 10)
         event = _protocol.decode(AUDIO)
-        cost = per_call(lambda: core._deliver(event), N // 4)
-        core.buffer.clear()
+        cost = per_call(lambda: mailbox.deliver(event, 0.0), N // 4)
+        mailbox.buffer.clear()
         return cost
 
-    add("ds: _deliver (lock, buffer, notify; no waiter)", deliver)
+    add("ds: Mailbox.deliver (state, lock, buffer, notify; no waiter)", deliver)
+
+    def state_only() -> float:
+        from dashscope_sync._state import SessionState
+
+        state = SessionState()
+        event = _protocol.decode(AUDIO)
+        return per_call(lambda: state.receive(event, 0.0))
+
+    add("ds:   SessionState.receive (audio delta, no response followed)", state_only)
 
     def deliver_and_pop() -> float:
-        from dashscope_sync._session import _Deadline, _SessionCore
+        from dashscope_sync._deadline import Deadline
+        from dashscope_sync._mailbox import Mailbox
 
-        core = _SessionCore(None, ds.RealtimeConfig())  # type: ignore[arg-type]
+        mailbox = Mailbox(4096)
         event = _protocol.decode(AUDIO)
-        deadline = _Deadline(None)
+        deadline = Deadline(None)
 
         def one() -> None:
-            core._deliver(event)
-            core.next_event(deadline, "x")
+            mailbox.deliver(event, 0.0)
+            mailbox.next_event(deadline, "x")
 
         return per_call(one)
 
-    add("ds: _deliver + next_event (same thread)", deliver_and_pop)
+    add("ds: Mailbox.deliver + next_event (same thread)", deliver_and_pop)
+
+    def dispatch_put() -> float:
+        from dashscope_sync._dispatch import Dispatcher, Handlers
+
+        handlers = Handlers()
+        dispatcher = Dispatcher(handlers, lambda make: None, N + 10)
+        event = _protocol.decode(AUDIO)
+        return per_call(lambda: dispatcher.put(event), N // 4)
+
+    add("ds: Dispatcher.put (queue for the handler thread)", dispatch_put)
 
     add("socket.recv(2) syscall (websocket-client does 3 per frame)", syscall_cost)
 
@@ -189,7 +226,8 @@ def main() -> None:
             ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=False)
             ws.sock = sock
             ws.connected = True
-            return WebSocketTransport(ws).recv
+            transport = WebSocketTransport(ws)
+            return lambda: transport.recv(None)
 
         return frames_cost(make)
 
@@ -218,12 +256,15 @@ def main() -> None:
 
     print(
         f"One-thread cost per call, CPU us (thread_time, best of 3, {N} calls; "
-        "frames: 4000 from memory, no syscalls):"
+        f"frames: {min(4000, N)} from memory, no syscalls):"
     )
     for name, value in rows:
         shown = f"{value:8.2f}" if isinstance(value, float) else f"  {value}"
-        print(f"  {name:<52}{shown}")
+        print(f"  {name:<62}{shown}")
+    if failed:
+        print(f"{len(failed)} stage(s) failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -17,10 +17,11 @@ from ._constants import (
     DEFAULT_REALTIME_URL,
     DEFAULT_REALTIME_URL_INTL,
 )
-from ._deadline import Deadline
-from ._errors import APIError, ConfigError, DashScopeTimeout
+from ._deadline import Deadline, check_timeout
+from ._errors import ConfigError, DashScopeTimeout
 from ._http import TokenService
-from ._session import RealtimeSession, _check_timeout, _SessionCore
+from ._mailbox import format_seconds
+from ._session import RealtimeSession, open_session
 from ._transport import WebSocketTransport
 from ._version import __version__
 
@@ -144,10 +145,14 @@ class Client:
             "/"
         )
         self.http_session = http_session
-        self.connect_timeout = _check_timeout(connect_timeout)
-        self.http_timeout = _check_timeout(http_timeout)
+        self.connect_timeout = check_timeout(connect_timeout)
+        self.http_timeout = check_timeout(http_timeout)
         if proxy is not None:
             _check_url(proxy, "proxy", ("http", "https", "socks4", "socks5", "socks5h"))
+            try:
+                _ = urlsplit(proxy).port  # parsing the port checks it
+            except ValueError as exc:
+                raise ConfigError(f"proxy has a bad port: {exc}") from None
         self.proxy = proxy
         if ssl_context is not None and not _is_ssl_context(ssl_context):
             raise ConfigError(f"ssl_context must be an ssl.SSLContext, got {ssl_context!r}")
@@ -180,7 +185,8 @@ class Client:
         ws = f" workspace={self.workspace!r}" if self.workspace else ""
         return f"<Client base_url={self.base_url!r}{ws} api_key='***'>"
 
-    def _headers(self) -> dict[str, str]:
+    def request_headers(self) -> dict[str, str]:
+        """The headers every request of this client carries (the key among them)."""
         headers = {"Authorization": f"Bearer {self._api_key}", "User-Agent": USER_AGENT}
         if self.workspace:
             headers["X-DashScope-WorkSpace"] = self.workspace
@@ -234,41 +240,33 @@ class RealtimeService:
         elif model is not None and model != config.model:
             raise ConfigError("give the model either in config or as model=, not both")
         client = self._client
-        limit = client.connect_timeout if timeout is NOT_GIVEN else _check_timeout(timeout)
+        limit = client.connect_timeout if timeout is NOT_GIVEN else check_timeout(timeout)
         deadline = Deadline(limit)
         url = _with_model(client.base_url, config.model)
-        headers = {**client._headers(), **config.extra_headers}
+        headers = {**client.request_headers(), **config.extra_headers}
         logger.debug("connecting to %s", url)
         started = time.monotonic()
+        remaining = deadline.remaining()
+        if remaining is not None and remaining <= 0:
+            raise DashScopeTimeout(
+                f"connecting timed out after {format_seconds(limit)}", timeout=limit
+            )
         transport = WebSocketTransport.connect(
             url,
             headers,
-            timeout=deadline.remaining(),
+            timeout=remaining,
             proxy=client.proxy,
             ssl_context=client.ssl_context,
         )
-        core = _SessionCore(transport, config)
-        core.start()
-        try:
-            if not core.ready.wait(deadline.remaining()):
-                raise DashScopeTimeout(
-                    f"no session.created within {limit} s of connecting", timeout=limit
-                )
-            if core.early_error is not None:
-                raise APIError.from_event(core.early_error)
-            if core.info is None:
-                raise core.closed_error("the connection closed before session.created")
-        except BaseException:
-            core.close()
-            raise
+
+        def reopen(again: float | NotGiven | None) -> RealtimeSession:
+            return self.connect(config, timeout=timeout if again is NOT_GIVEN else again)
+
+        session = open_session(transport, config, deadline, limit, reopen)
         logger.debug(
             "session %s ready in %.3f s (model %s)",
-            core.session_id,
+            session.id,
             time.monotonic() - started,
             config.model,
         )
-
-        def reopen(limit: float | NotGiven | None) -> RealtimeSession:
-            return self.connect(config, timeout=timeout if limit is NOT_GIVEN else limit)
-
-        return RealtimeSession(core, reopen)
+        return session

@@ -136,6 +136,16 @@ class RealtimeConfig:
             before dropping the connection.
         request_timeout: The default wait, in seconds, of calls that wait for an
             answer (`update_session`, `finish_session`); None waits forever.
+        send_timeout: The longest a send may block on a server that is not
+            reading, in seconds (default 10). A send that times out raises
+            `DashScopeTimeout` and ends the session, since a frame may have
+            gone out in part. Keepalive pongs wait at most this long for a
+            user's send. None: no limit.
+        max_handler_backlog: How many received events may wait for the
+            handler thread (default 4096, as ``max_buffered_events``). Past it
+            the oldest are dropped for handlers, counted in
+            ``session.dropped_events`` and warned about once, so a stuck
+            handler cannot grow memory without limit.
         extra_headers: More HTTP headers for the WebSocket upgrade.
     """
 
@@ -146,6 +156,8 @@ class RealtimeConfig:
     ping_timeout: float | None = attrs.field(default=20.0, validator=_timeout)
     close_timeout: float | None = attrs.field(default=5.0, validator=_timeout)
     request_timeout: float | None = attrs.field(default=10.0, validator=_timeout)
+    send_timeout: float | None = attrs.field(default=10.0, validator=_timeout)
+    max_handler_backlog: int = attrs.field(default=4096, validator=_number(1, integer=True))
     extra_headers: Mapping[str, str] = attrs.field(factory=dict, converter=_freeze_mapping)
 
     @model.validator

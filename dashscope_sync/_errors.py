@@ -274,6 +274,8 @@ class HandlerError(DashScopeError):
     Attributes:
         handler: The callback that raised.
         event: The event it was handling.
+        more_failures: How many more handler failures came after this one
+            before it was raised (they were counted, not kept).
     """
 
     def __init__(
@@ -286,6 +288,7 @@ class HandlerError(DashScopeError):
         super().__init__(message)
         self.handler = handler
         self.event = event
+        self.more_failures = 0
 
 
 _AUTH_CODES = frozenset({"InvalidApiKey", "AccessDenied", "AccessDenied.Unpurchased"})

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._config import NOT_GIVEN, NotGiven
+from ._deadline import check_timeout
 from ._errors import APIError, ConfigError, DashScopeTimeout, TransportError, api_error_class
 from ._fmt import seconds
 
@@ -108,12 +109,12 @@ class TokenService:
                 f"got {expire_in_seconds!r}"
             )
         client = self._client
-        limit = client.http_timeout if timeout is NOT_GIVEN else timeout
+        limit = client.http_timeout if timeout is NOT_GIVEN else check_timeout(timeout)
         data = _post_json(
             self._session(),
             f"{client.http_base_url}/api/v1/tokens",
             params={"expire_in_seconds": str(expire_in_seconds)},
-            headers=client._headers(),
+            headers=client.request_headers(),
             timeout=limit,
         )
         token, expires_at = data.get("token"), data.get("expires_at")

@@ -1,48 +1,37 @@
 """Responses you can hold: a handle per ``response.create`` and its result.
 
-A `Response` is paired with the ``response.created`` that answers it: the
-server echoes no client id, so the session registers each handle before
-sending and pairs requests with ``response.created`` frames in wire order.
-The reader thread then routes every event carrying the response's id to
-the handle, which collects text and audio and wakes whoever waits on it.
+A `Response` is a view of one `ResponseTrack`, which the session's state
+machine fills (which ``response.created`` answers which request is decided
+there, see ``_state.py``). The handle depends only on `ResponseHost`: a lock
+to read the track under, the session's one wait, and a way to cancel.
 """
 
 from __future__ import annotations
 
 import base64
-import threading
-import time
 from collections.abc import Callable, Iterator
 from os import PathLike
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 import attrs
 
 from ._audio import pcm16_to_wav
 from ._constants import OUTPUT_SAMPLE_RATE
-from ._deadline import Deadline
+from ._deadline import Deadline, check_timeout
 from ._errors import (
-    DashScopeError,
-    DashScopeTimeout,
     ResponseCancelledError,
     ResponseError,
     ResponseFailedError,
     ResponseIncompleteError,
 )
-from ._events import (
-    ConversationItem,
-    ResponseAudioDelta,
-    ResponseAudioTranscriptDelta,
-    ResponseCreated,
-    ResponseDone,
-    ResponseTextDelta,
-    ServerEvent,
-)
+from ._events import ConversationItem
 
 if TYPE_CHECKING:
-    from ._session import _SessionCore
+    from ._state import ResponseTrack
 
-__all__ = ["Response", "ResponseResult"]
+__all__ = ["Response", "ResponseHost", "ResponseResult"]
+
+_T = TypeVar("_T")
 
 _FAILURES: Final[dict[str, type[ResponseError]]] = {
     "failed": ResponseFailedError,
@@ -116,6 +105,22 @@ class ResponseResult:
         return "".join(parts)
 
 
+class ResponseHost(Protocol):
+    """What a `Response` needs of its session, and nothing more."""
+
+    def wait(self, ready: Callable[[], _T | None], deadline: Deadline, what: str) -> _T:
+        """Wait until ``ready()`` (called under the session's lock) returns a value."""
+
+    def peek(self, read: Callable[[], _T]) -> _T:
+        """Run ``read`` under the session's lock."""
+
+    def cancel(self, track: ResponseTrack) -> bool:
+        """Cancel the response (now, or as soon as it starts); False if nothing to cancel."""
+
+    def check_can_block(self, what: str) -> None:
+        """Raise `UsageError` on a thread that must not wait."""
+
+
 class Response:
     """A handle on one response: its id, its streamed text and audio, its result.
 
@@ -132,93 +137,43 @@ class Response:
             a response the server started by itself (server VAD).
     """
 
-    def __init__(
-        self, core: _SessionCore, event_id: str | None, cancel: Callable[[], object]
-    ) -> None:
-        self._core = core
-        self._cancel = cancel  # sends response.cancel on the session
-        self.event_id = event_id
-        # Woken (with the session's lock, which guards everything below) when
-        # the response starts, grows, ends or fails.
-        self._cond = threading.Condition(core._lock)
-        self._requested_at = time.monotonic()
-        self._id: str | None = None
-        self._status: str | None = None
-        self._text: list[str] = []
-        self._audio: list[bytes] = []
-        self._first_text_at: float | None = None
-        self._first_audio_at: float | None = None
-        self._done_event: ResponseDone | None = None
-        self._done_at: float | None = None
-        self._error: DashScopeError | None = None
-
-    # Fed by the reader thread, holding the session's lock ---------------------------
-
-    def _started(self, event: ResponseCreated) -> None:
-        self._id = event.response.id
-        self._status = event.response.status or "in_progress"
-        self._cond.notify_all()
-
-    def _feed(self, event: ServerEvent) -> None:
-        if isinstance(event, ResponseAudioDelta):
-            if self._first_audio_at is None:
-                self._first_audio_at = time.monotonic()
-            self._audio.append(event.delta)
-        elif isinstance(event, (ResponseAudioTranscriptDelta, ResponseTextDelta)):
-            if self._first_text_at is None:
-                self._first_text_at = time.monotonic()
-            self._text.append(event.delta)
-        elif isinstance(event, ResponseDone):
-            self._done_event = event
-            self._done_at = time.monotonic()
-            self._status = event.response.status or "completed"
-        else:
-            return
-        self._cond.notify_all()
-
-    def _fail(self, error: DashScopeError) -> None:
-        if self._done_event is None and self._error is None:
-            self._error = error
-            self._cond.notify_all()
-
-    @property
-    def _finished(self) -> bool:
-        return self._done_event is not None or self._error is not None
-
-    # Public ---------------------------------------------------------------------
+    def __init__(self, host: ResponseHost, track: ResponseTrack) -> None:
+        self._host = host
+        self._track = track
+        self.event_id = track.event_id
 
     @property
     def id(self) -> str | None:
         """The server's id of the response, once ``response.created`` arrived."""
-        return self._id
+        return self._track.id
 
     @property
     def status(self) -> str | None:
         """None until created, then ``in_progress``, then the final status."""
-        return self._status
+        return self._track.status
 
     @property
     def done(self) -> bool:
         """True once the response ended (``response.done``) or failed."""
-        return self._finished
+        return self._track.finished
 
     def __repr__(self) -> str:
-        state = self._status or ("failed" if self._error else "requested")
-        return f"<Response id={self._id!r} {state}>"
+        track = self._track
+        state = track.status or ("failed" if track.error else "requested")
+        return f"<Response id={track.id!r} {state}>"
 
     def cancel(self) -> bool:
-        """Cancel this response if it is running (``response.cancel``), e.g. on barge-in.
+        """Cancel this response (``response.cancel``), e.g. on barge-in.
+
+        A cancel asked for before the response started (before
+        ``response.created``) is remembered and sent as soon as it starts.
 
         Returns:
-            True if a cancel was sent; False if the response had already
-            ended or not yet started (then there is nothing of it to cancel).
+            True if a cancel was sent or will be; False if the response had
+            already ended (or the session is closed), leaving nothing to cancel.
             ``wait()`` then raises `ResponseCancelledError` with what came.
         """
-        with self._cond:
-            running = self._id is not None and not self._finished
-        if running:
-            self._cancel()
-        return running
+        return self._host.cancel(self._track)
 
     def wait(self, timeout: float | None = None) -> ResponseResult:
         """Wait for ``response.done`` and return the result.
@@ -236,31 +191,28 @@ class Response:
             TransportError, SessionClosedError: The session ended first.
             HandlerError: A handler failed (raised first).
             UsageError: Called from inside a handler.
+            ConfigError: A bad timeout.
         """
-        core = self._core
-        core.check_can_block("Response.wait()")
-        deadline = Deadline(timeout)
-        with self._cond:
-            while True:
-                core.raise_handler_error_locked()
-                if self._error is not None:
-                    raise self._error
-                if self._done_event is not None:
-                    return self._result_locked()
-                remaining = deadline.remaining()
-                if remaining is not None and remaining <= 0:
-                    raise DashScopeTimeout(
-                        f"the response was not done within {timeout} s", timeout=timeout
-                    )
-                self._cond.wait(remaining)
+        track = self._track
+
+        def ready() -> ResponseResult | None:
+            if track.error is not None:
+                raise track.error
+            return None if track.done is None else _result(track)
+
+        return self._host.wait(ready, Deadline(check_timeout(timeout)), "Response.wait()")
 
     @property
     def result(self) -> ResponseResult | None:
         """The result once completed, else None (never raises)."""
-        with self._cond:
-            if self._done_event is None or self._status != "completed":
+        track = self._track
+
+        def read() -> ResponseResult | None:
+            if track.done is None or track.status != "completed":
                 return None
-            return self._result_locked()
+            return _result(track)
+
+        return self._host.peek(read)
 
     def iter_text(self, timeout: float | None = None) -> Iterator[str]:
         """Yield the reply's text chunks as they arrive, until it is done.
@@ -269,70 +221,82 @@ class Response:
             timeout: The longest wait for each next chunk, in seconds.
 
         Raises:
-            The same as `wait`, when the response ends badly.
+            The same as `wait`, when the response ends badly: after a cancel,
+            `ResponseCancelledError` once the chunks that came are yielded.
         """
-        return self._iterate(self._text, timeout)
+        return self._iterate(lambda track: track.text, timeout, "Response.iter_text()")
 
     def iter_audio(self, timeout: float | None = None) -> Iterator[bytes]:
-        """Yield the reply's PCM chunks (24 kHz mono PCM16) as they arrive, until it is done."""
-        return self._iterate(self._audio, timeout)
+        """Yield the reply's PCM chunks (24 kHz mono PCM16) as they arrive, until it is done.
 
-    def _iterate(self, chunks: list[Any], timeout: float | None) -> Iterator[Any]:
-        self._core.check_can_block("Response.iter_text()/iter_audio()")
+        Raises:
+            The same as `iter_text`.
+        """
+        return self._iterate(lambda track: track.audio, timeout, "Response.iter_audio()")
+
+    def _iterate(
+        self, chunks_of: Callable[[ResponseTrack], list[Any]], timeout: float | None, what: str
+    ) -> Iterator[Any]:
+        self._host.check_can_block(what)
+        timeout = check_timeout(timeout)
+        return self._chunks(chunks_of, timeout, what)
+
+    def _chunks(
+        self, chunks_of: Callable[[ResponseTrack], list[Any]], timeout: float | None, what: str
+    ) -> Iterator[Any]:
+        track = self._track
         position = 0
+
+        def ready() -> tuple[list[Any], bool] | None:
+            chunks = chunks_of(track)
+            if position < len(chunks):
+                return chunks[position:], False
+            if track.finished:
+                if track.error is not None:
+                    raise track.error
+                _result(track)  # raises the error of a status other than completed
+                return [], True
+            return None
+
         while True:
-            with self._cond:
-                deadline = Deadline(timeout)
-                while position >= len(chunks) and not self._finished:
-                    self._core.raise_handler_error_locked()
-                    remaining = deadline.remaining()
-                    if remaining is not None and remaining <= 0:
-                        raise DashScopeTimeout(
-                            f"no response chunk within {timeout} s", timeout=timeout
-                        )
-                    self._cond.wait(remaining)
-                fresh = chunks[position:]
-                position = len(chunks)
-                finished = self._finished
-            yield from fresh
-            if finished and position >= len(chunks):
-                with self._cond:
-                    if self._error is not None:
-                        raise self._error
-                    if self._status != "completed":
-                        self._result_locked()  # raises the status' error
+            fresh, finished = self._host.wait(ready, Deadline(timeout), what)
+            if finished:
                 return
+            position += len(fresh)
+            yield from fresh
 
-    def _result_locked(self) -> ResponseResult:
-        done = self._done_event
-        assert done is not None and self._done_at is not None
-        info = done.response
-        started = self._requested_at
 
-        def delay(at: float | None) -> float | None:
-            return None if at is None else at - started
+def _result(track: ResponseTrack) -> ResponseResult:
+    """The result of a finished response; raises the error of a failed status."""
+    done = track.done
+    assert done is not None and track.done_at is not None
+    info = done.response
+    started = track.requested_at
 
-        result = ResponseResult(
-            response_id=info.id or self._id or "",
-            status=self._status or "completed",
-            text="".join(self._text),
-            audio=b"".join(self._audio),
-            usage=info.usage,
-            output=info.output,
+    def delay(at: float | None) -> float | None:
+        return None if at is None else at - started
+
+    result = ResponseResult(
+        response_id=info.id or track.id or "",
+        status=track.status or "completed",
+        text="".join(track.text),
+        audio=b"".join(track.audio),
+        usage=info.usage,
+        output=info.output,
+        status_details=info.status_details,
+        first_text_delay=delay(track.first_text_at),
+        first_audio_delay=delay(track.first_audio_at),
+        total_time=track.done_at - started,
+    )
+    failure = _FAILURES.get(result.status)
+    if failure is not None:
+        reason = (info.status_details or {}).get("reason")
+        raise failure(
+            f"the response ended with status {result.status!r}"
+            + (f" ({reason})" if reason else ""),
+            response_id=result.response_id,
+            status=result.status,
             status_details=info.status_details,
-            first_text_delay=delay(self._first_text_at),
-            first_audio_delay=delay(self._first_audio_at),
-            total_time=self._done_at - started,
+            result=result,
         )
-        failure = _FAILURES.get(result.status)
-        if failure is not None:
-            reason = (info.status_details or {}).get("reason")
-            raise failure(
-                f"the response ended with status {result.status!r}"
-                + (f" ({reason})" if reason else ""),
-                response_id=result.response_id,
-                status=result.status,
-                status_details=info.status_details,
-                result=result,
-            )
-        return result
+    return result

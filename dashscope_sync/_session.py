@@ -1,696 +1,331 @@
-"""The realtime session: one socket, one reader thread, one handler thread.
+"""The public session: `RealtimeSession`, delegating to the parts below it.
 
-How events flow::
+How a session is put together::
 
-    socket ──► reader thread ──┬──► bookkeeping (session info, acknowledgements)
-                               ├──► event buffer ──► recv() / events() / wait_for()
-                               └──► handler queue ──► dispatcher thread ──► on() handlers
+    socket ──► Connection (reader thread: read, decode, keepalive)
+                   │ on_event                         on_end
+                   ▼                                    ▼
+               _Core ──► Mailbox (SessionState + pull buffer + the one wait)
+                   └───► Dispatcher (handler thread) ──► on() handlers
 
-The reader only decodes, keeps the books and hands events on; it also
-answers pings and sends keepalive pings, so a slow handler cannot stall the
-connection. User code runs on the dispatcher thread (started by the first
-`on`), one handler at a time in arrival order, or on the caller's thread for
-the iterator. The threads hold the `_SessionCore`, never the public
-`RealtimeSession`, so an abandoned session can be garbage-collected and warn.
+`_Core` is what the threads and the `Response` handles share; it never
+refers to the public `RealtimeSession`, and the handler thread reaches the
+handler registry only weakly, so a session the program drops is collected,
+closed and warned about even when a handler's closure refers to it.
 """
 
 from __future__ import annotations
 
-import collections
-import enum
 import logging
-import queue
 import threading
 import time
 import warnings
-import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, overload
 
 from ._config import NOT_GIVEN, NotGiven, RealtimeConfig, SessionUpdate, _modalities
-from ._deadline import Deadline
+from ._connection import Connection
+from ._deadline import Deadline, check_timeout
+from ._dispatch import UNKNOWN_KEY, Dispatcher, HandlerHandle, Handlers
 from ._errors import (
     APIError,
     ConfigError,
     DashScopeError,
     DashScopeTimeout,
-    HandlerError,
     SessionClosedError,
     TransportError,
     UsageError,
 )
 from ._events import (
     EVENT_TYPES,
-    ErrorEvent,
     InvalidFrame,
-    ResponseCreated,
-    ResponseDone,
     ServerEvent,
-    SessionCreated,
     SessionFinished,
     SessionInfo,
     SessionUpdated,
     UnknownEvent,
 )
-from ._protocol import (
-    EventIds,
-    decode,
-    decode_binary,
-    dumps,
-    encode_audio_append,
-    encode_image_append,
-)
+from ._mailbox import Mailbox, format_seconds
+from ._protocol import EventIds, dumps, encode_audio_append, encode_image_append
 from ._response import Response, ResponseResult
-from ._transport import OP_BINARY, OP_CLOSE, OP_PING, OP_TEXT, parse_close
+from ._state import CLOSE_NORMAL, Phase, Request, RequestKind, ResponseTrack
 
 if TYPE_CHECKING:
     from ._transport import WebSocketTransport
 
-__all__ = ["HandlerHandle", "RealtimeSession"]
+__all__ = ["HandlerHandle", "RealtimeSession", "open_session"]
 
 logger = logging.getLogger("dashscope_sync")
 
 _E = TypeVar("_E", bound=ServerEvent)
 _F = TypeVar("_F", bound=Callable[..., object])
+_T = TypeVar("_T")
 
 #: The most audio one ``input_audio_buffer.append`` may carry (the service's limit).
 MAX_AUDIO_APPEND: Final = 15 * 1024 * 1024
 #: The largest image the service accepts, before base64.
 MAX_IMAGE_BYTES: Final = 500 * 1024
-#: The normal close code (RFC 6455).
-CLOSE_NORMAL: Final = 1000
-#: The close code used when the keepalive finds the peer dead (as websockets does).
-CLOSE_KEEPALIVE: Final = 1011
-#: Close codes that describe a close but may never be sent in one (RFC 6455 7.4.1).
-_UNSENDABLE: Final = frozenset({1004, 1005, 1006, 1015})
-#: Handler-queue backlog past which a (single) warning says handlers are behind.
-HANDLER_BACKLOG_WARNING: Final = 10_000
-#: The key under which handlers for every `UnknownEvent` are kept.
-_UNKNOWN_KEY: Final = "\0unknown"
-#: Wire types whose arrival the reader must act on before anyone sees them.
-_TRACKED: Final = frozenset(
-    {SessionCreated, SessionUpdated, SessionFinished, ErrorEvent, ResponseCreated}
-)
 #: Audio a `respond` call appends per event: 100 ms at 16 kHz, the pace the service wants.
 RESPOND_CHUNK: Final = 3200
+#: How long a failed connect waits for its reader thread to go.
+_ABORT_JOIN: Final = 1.0
 
 
-class _Stop(enum.Enum):
-    """The dispatcher's end-of-queue marker."""
+class _Core:
+    """What the session's threads and response handles share (never the public session).
 
-    STOP = "STOP"
+    Implements `ResponseHost` for the `Response` handles.
 
-
-class _Pending:
-    """A request waiting for its acknowledgement (``session.updated``...)."""
-
-    __slots__ = ("done", "error", "event_id", "kind", "response", "result")
-
-    def __init__(self, kind: str, event_id: str, response: Response | None = None) -> None:
-        self.kind = kind  # the ack event type that answers it
-        self.event_id = event_id
-        # Weak: a handle the caller dropped must not keep collecting audio.
-        self.response = None if response is None else weakref.ref(response)
-        self.done = False
-        self.result: ServerEvent | None = None
-        self.error: APIError | None = None
-
-
-class HandlerHandle:
-    """What `RealtimeSession.on` returns: call `remove` to unsubscribe.
-
-    Thread safety: `remove` may be called from any thread, including from
-    inside a handler; an event already being dispatched may still reach it.
-    """
-
-    __slots__ = ("_core", "_key", "active", "fn")
-
-    def __init__(self, core: _SessionCore, key: str, fn: Callable[[Any], object]) -> None:
-        self._core = core
-        self._key = key
-        self.fn = fn
-        self.active = True
-
-    def remove(self) -> None:
-        """Stop calling this handler; idempotent."""
-        self._core.remove_handler(self)
-
-    def __repr__(self) -> str:
-        key = "UnknownEvent" if self._key == _UNKNOWN_KEY else self._key
-        state = "active" if self.active else "removed"
-        return f"<HandlerHandle {key!r} -> {_name(self.fn)} ({state})>"
-
-
-def _name(fn: Callable[..., object]) -> str:
-    return getattr(fn, "__qualname__", None) or repr(fn)
-
-
-class _SessionCore:
-    """The state the session's threads share; see the module docstring.
-
-    Lock order: ``_send_lock`` may be taken while holding nothing, and
-    ``_lock`` is never held while sending or calling user code.
+    Thread safety: every method may be called from any thread.
     """
 
     def __init__(self, transport: WebSocketTransport, config: RealtimeConfig) -> None:
-        self.transport = transport
         self.config = config
         self.ids = EventIds()
-        self.buffer_max = config.max_buffered_events
-
-        # Serialises writes to the socket and orders them against the close
-        # frame: nothing is sent after it. Guards `close_sent`.
-        self._send_lock = threading.Lock()
-        self.close_sent = False
-
-        # Guards every field below up to the handler registry: the event
-        # buffer, pending requests, handler errors, end-of-session state and
-        # the session info.
-        self._lock = threading.Lock()
-        # Wakes recv()/events()/wait_for(): an event was buffered, the session
-        # ended, or a handler failed.
-        self.buffer_cond = threading.Condition(self._lock)
-        # Wakes callers waiting for an acknowledgement: a request was
-        # answered, the session ended, or a handler failed.
-        self.ack_cond = threading.Condition(self._lock)
-        self.buffer: collections.deque[ServerEvent] = collections.deque()
-        self.dropped_events = 0
-        self.pending: list[_Pending] = []
-        self.handler_errors: collections.deque[HandlerError] = collections.deque()
-        self.ended = False
-        self.close_code: int | None = None
-        self.close_reason: str | None = None
-        self.end_error: TransportError | None = None
-        self.session_id = ""
-        self.info: SessionInfo | None = None
-        self.early_error: ErrorEvent | None = None
-        # Running responses whose handle someone still holds, by server id.
-        # Weak values, so a handle nobody keeps collects nothing.
-        self.responses: weakref.WeakValueDictionary[str, Response] = weakref.WeakValueDictionary()
-        # Handles from next_response(), in call order, for the next
-        # response.created that answers no request of ours.
-        self.adopters: collections.deque[weakref.ref[Response]] = collections.deque()
-
-        # Set once the session is usable (session.created) or can never be
-        # (an error or the end came first); connect() waits on it.
-        self.ready = threading.Event()
-        # The stop flag: set when close() starts, so the reader knows an end
-        # of the connection was asked for and is not a failure.
-        self.closing = threading.Event()
+        self.mailbox = Mailbox(config.max_buffered_events)
+        self.connection = Connection(
+            transport,
+            on_event=self._on_event,
+            on_end=self._on_end,
+            ping_interval=config.ping_interval,
+            ping_timeout=config.ping_timeout,
+            send_timeout=config.send_timeout,
+        )
+        # Created by the first on(), under the mailbox lock.
+        self.dispatcher: Dispatcher | None = None
+        # Guards _close_started: one close() does the work, others wait for it.
+        self._close_lock = threading.Lock()
+        self._close_started = False
         # Set when close() has finished, so a second caller can wait for it.
         self.closed = threading.Event()
-        self._close_started = False  # guarded by _lock
 
-        # Handler registry: wire type (or "*", or _UNKNOWN_KEY) -> handles, in
-        # registration order. Copy-on-write under _lock, so the dispatcher
-        # reads a snapshot without locking.
-        self.handlers: dict[str, tuple[HandlerHandle, ...]] = {}
-        # Events waiting for the dispatcher, in arrival order. Unbounded so
-        # the reader never blocks on a slow handler; a backlog is warned about.
-        self.dispatch_queue: queue.SimpleQueue[ServerEvent | _Stop] = queue.SimpleQueue()
-        self.dispatcher: threading.Thread | None = None  # started by the first on()
-        self.running: tuple[HandlerHandle, ServerEvent] | None = None  # for the stuck warning
-        self._warned_backlog = False
-        self._warned_drop = False
-        self.reader = threading.Thread(
-            target=self._read_loop,
-            name="dashscope_sync-reader",
-            # Daemon: a peer that never answers must not keep the interpreter
-            # alive; close() joins it when the program ends properly.
-            daemon=True,
-        )
+    # Reader thread -------------------------------------------------------------
 
-    # The reader thread ---------------------------------------------------------
-
-    def start(self) -> None:
-        self.reader.start()
-
-    def _read_loop(self) -> None:
-        """Read frames until the connection ends; runs on the reader thread."""
-        transport = self.transport
-        interval = self.config.ping_interval
-        ping_timeout = self.config.ping_timeout
-        keepalive = interval is not None
-        if keepalive:
-            assert interval is not None
-            # recv() wakes this often with nothing read, to run the keepalive.
-            transport.settimeout(min(interval, ping_timeout or interval) / 2)
-        else:
-            transport.settimeout(None)
-        deliver = self._deliver
-        last_rx = time.monotonic()
-        ping_sent_at: float | None = None
-        code, reason = 1006, "connection lost without a close frame"
-        error: TransportError | None = None
-        try:
-            while True:
-                try:
-                    opcode, data = transport.recv()
-                except DashScopeTimeout:
-                    now = time.monotonic()
-                    if ping_sent_at is not None:
-                        if ping_timeout is not None and now - ping_sent_at >= ping_timeout:
-                            code = CLOSE_KEEPALIVE
-                            reason = f"keepalive ping timeout: no answer in {ping_timeout} s"
-                            error = TransportError(
-                                f"the server stopped answering ({reason})", code=code, reason=reason
-                            )
-                            break
-                    elif interval is not None and now - last_rx >= interval:
-                        self._send_control(transport.send_ping, b"keepalive")
-                        ping_sent_at = now
-                    continue
-                if keepalive:
-                    last_rx = time.monotonic()
-                    ping_sent_at = None
-                if opcode == OP_TEXT:
-                    deliver(decode(data))
-                elif opcode == OP_CLOSE:
-                    code, reason = parse_close(data)
-                    logger.debug("server closed the connection: %d %s", code, reason)
-                    # Complete the close handshake unless we started it; 1005
-                    # ("no status") and the like may not be sent, so echo 1000.
-                    echo = code if 1000 <= code < 5000 and code not in _UNSENDABLE else 1000
-                    self._send_control(transport.send_close, echo, closing=True)
-                    break
-                elif opcode == OP_PING:
-                    self._send_control(transport.send_pong, data)
-                elif opcode == OP_BINARY:
-                    deliver(decode_binary(data))
-                # Pongs need nothing beyond refreshing last_rx above.
-        except TransportError as exc:
-            error = exc
-            code = exc.code or 1006
-            reason = exc.reason or str(exc)
-        except BaseException as exc:
-            logger.exception("unexpected internal error in the reader thread")
-            code, reason = 1011, f"internal error: {type(exc).__name__}: {exc}"
-            error = TransportError(f"the session failed: {reason}", code=code, reason=reason)
-            error.__cause__ = exc
-        finally:
-            transport.close_socket()
-            self._end(code, reason, error)
-
-    def _send_control(
-        self, send: Callable[..., None], *args: object, closing: bool = False
-    ) -> None:
-        """Send a control frame from the reader, unless the close frame went out."""
-        with self._send_lock:
-            if self.close_sent:
-                return
-            if closing:
-                self.close_sent = True
-            try:
-                send(*args)
-            except TransportError:
-                # The reader will see the connection fail on its next read.
-                logger.debug("sending a control frame failed", exc_info=True)
-
-    def _deliver(self, event: ServerEvent) -> None:
-        """Book-keep, buffer and dispatch one event; runs on the reader thread."""
+    def _on_event(self, event: ServerEvent) -> None:
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("received %s", event.type)
-        with self._lock:
-            if type(event) in _TRACKED:
-                self._track(event)
-            if self.responses:
-                self._route_to_response(event)
-            if self.buffer_max:
-                buffer = self.buffer
-                buffer.append(event)
-                if len(buffer) > self.buffer_max:
-                    buffer.popleft()
-                    self.dropped_events += 1
-                    if not self._warned_drop:
-                        self._warned_drop = True
-                        logger.warning(
-                            "event buffer full (%d events): dropping the oldest; read events "
-                            "faster, raise max_buffered_events, or set it to 0 if you only "
-                            "use handlers (session.dropped_events counts them)",
-                            self.buffer_max,
-                        )
-                self.buffer_cond.notify()
-        if self.handlers:
-            self.dispatch_queue.put(event)
-            if not self._warned_backlog and self.dispatch_queue.qsize() > HANDLER_BACKLOG_WARNING:
-                self._warned_backlog = True
-                logger.warning(
-                    "event handlers are %d events behind: a handler is too slow for the "
-                    "event rate, and the backlog holds memory",
-                    HANDLER_BACKLOG_WARNING,
-                )
-
-    def _track(self, event: ServerEvent) -> None:
-        """Update session state and answer pending requests (holding ``_lock``)."""
-        if isinstance(event, SessionCreated):
-            self.session_id = event.session.id
-            self.info = event.session
-            self.ready.set()
-        elif isinstance(event, SessionUpdated):
-            self.info = event.session
-            self._resolve(SessionUpdated.type, event)
-        elif isinstance(event, SessionFinished):
-            self._resolve(SessionFinished.type, event)
-        elif isinstance(event, ResponseCreated):
-            pending = self._resolve(ResponseCreated.type, event)
-            handle: Response | None = None
-            if pending is not None and pending.response is not None:
-                handle = pending.response()
-            elif pending is None:
-                while self.adopters and handle is None:
-                    handle = self.adopters.popleft()()
-            if handle is not None:
-                handle._started(event)
-                self.responses[event.response.id] = handle
-        elif isinstance(event, ErrorEvent):
-            if not self.ready.is_set():
-                # An error before session.created: connect() fails with it.
-                self.early_error = event
-                self.ready.set()
-            self._route_error(event)
-
-    def _route_to_response(self, event: ServerEvent) -> None:
-        """Hand an event to the handle of its response (holding ``_lock``)."""
-        if isinstance(event, ResponseDone):
-            handle = self.responses.pop(event.response.id, None)
-        else:
-            response_id = getattr(event, "response_id", None)
-            handle = self.responses.get(response_id) if response_id else None
-        if handle is not None:
-            handle._feed(event)
-
-    def _resolve(self, kind: str, event: ServerEvent) -> _Pending | None:
-        for pending in self.pending:
-            if pending.kind == kind:
-                self.pending.remove(pending)
-                pending.done = True
-                pending.result = event
-                self.ack_cond.notify_all()
-                return pending
-        return None
-
-    def _route_error(self, event: ErrorEvent) -> None:
-        """Give an error to the request it answers: the one it names, else the oldest."""
-        named = event.error.event_id
-        target = None
-        if named:
-            target = next((p for p in self.pending if p.event_id == named), None)
-        elif self.pending:
-            target = self.pending[0]
-        if target is None:
-            if event.error.type == "server_error":
-                # A server error during a response may mean it never finishes:
-                # fail the running responses rather than leave them hanging.
-                for running in list(self.responses.values()):
-                    running._fail(APIError.from_event(event))
-                self.responses.clear()
-            return
-        self.pending.remove(target)
-        target.done = True
-        target.error = APIError.from_event(event)
-        answered = target.response() if target.response is not None else None
-        if answered is not None:
-            answered._fail(target.error)
-        self.ack_cond.notify_all()
-
-    def _end(self, code: int, reason: str, error: TransportError | None) -> None:
-        """Record how the connection ended and wake every waiter."""
-        clean = self.closing.is_set() or (error is None and code == CLOSE_NORMAL)
-        if not clean and error is None:
-            error = TransportError(
-                f"the server closed the session with code {code}"
-                + (f": {reason}" if reason else ""),
-                code=code,
-                reason=reason,
-            )
-        if clean:
-            logger.debug("session %s ended (code %d)", self.session_id, code)
-        else:
-            logger.warning("session %s ended abnormally: %s", self.session_id, error)
-        with self._lock:
-            self.ended = True
-            self.close_code = code
-            self.close_reason = reason
-            self.end_error = None if clean else error
-            self._fail_responses_locked()
-            self.ready.set()
-            self.buffer_cond.notify_all()
-            self.ack_cond.notify_all()
-
-    def _fail_responses_locked(self) -> None:
-        """Fail every response still waited for: the session is over."""
-        handles: list[Response | None] = list(self.responses.values())
-        handles += [p.response() for p in self.pending if p.response is not None]
-        handles += [ref() for ref in self.adopters]
-        for handle in handles:
-            if handle is not None:
-                handle._fail(self.closed_error("the session ended before the response finished"))
-        self.responses.clear()
-        self.adopters.clear()
-
-    # The dispatcher thread -------------------------------------------------------
-
-    def add_handler(self, key: str, fn: Callable[[Any], object]) -> HandlerHandle:
-        handle = HandlerHandle(self, key, fn)
-        with self._lock:
-            self.handlers = {**self.handlers, key: (*self.handlers.get(key, ()), handle)}
-            if self.dispatcher is None:
-                self.dispatcher = threading.Thread(
-                    target=self._dispatch_loop,
-                    name="dashscope_sync-handlers",
-                    # Daemon: a handler stuck forever must not keep the
-                    # interpreter alive; close() warns about it instead.
-                    daemon=True,
-                )
-                self.dispatcher.start()
-        return handle
-
-    def remove_handler(self, handle: HandlerHandle) -> None:
-        with self._lock:
-            handle.active = False
-            remaining = tuple(h for h in self.handlers.get(handle._key, ()) if h is not handle)
-            handlers = dict(self.handlers)
-            if remaining:
-                handlers[handle._key] = remaining
-            else:
-                handlers.pop(handle._key, None)
-            self.handlers = handlers
-
-    def _dispatch_loop(self) -> None:
-        """Run handlers for each event in arrival order; runs on the dispatcher thread."""
-        get = self.dispatch_queue.get
-        while True:
-            event = get()
-            if event is _Stop.STOP:
-                return
-            handlers = self.handlers
-            matched = handlers.get(event.type, ())
-            if isinstance(event, UnknownEvent):
-                matched += handlers.get(_UNKNOWN_KEY, ())
-            matched += handlers.get("*", ())
-            for handle in matched:
-                if not handle.active:
-                    continue
-                self.running = (handle, event)
+        cancels = self.mailbox.deliver(event, time.monotonic())
+        dispatcher = self.dispatcher
+        if dispatcher is not None:
+            dispatcher.put(event)
+        if cancels:
+            for response_id in cancels:
+                # A cancel asked for before response.created: now it can go.
+                # Not through send(): a handler failure is for the user's thread.
                 try:
-                    handle.fn(event)
-                except BaseException as exc:
-                    self._handler_failed(handle, event, exc)
-                finally:
-                    self.running = None
+                    text = f'{{"event_id":"{self.ids.next()}","type":"response.cancel"}}'
+                    self.send_frame(text, "response.cancel")
+                except DashScopeError as exc:
+                    logger.debug("sending a deferred cancel of %s failed: %s", response_id, exc)
 
-    def _handler_failed(
-        self, handle: HandlerHandle, event: ServerEvent, exc: BaseException
-    ) -> None:
-        logger.error(
-            "event handler %s raised while handling %s", _name(handle.fn), event.type, exc_info=exc
-        )
-        try:
-            text = str(exc)
-        except Exception:  # a user exception's __str__ must not kill this thread
-            text = "<unprintable>"
-        error = HandlerError(
-            f"event handler {_name(handle.fn)} raised {type(exc).__name__}: {text} "
-            f"(while handling {event.type})",
-            handler=handle.fn,
-            event=event,
-        )
-        error.__cause__ = exc
-        with self._lock:
-            self.handler_errors.append(error)
-            self.buffer_cond.notify_all()
-            self.ack_cond.notify_all()
-
-    # Calls from user threads ------------------------------------------------------
-
-    def check_can_block(self, what: str) -> None:
-        if threading.current_thread() is self.dispatcher:
-            raise UsageError(
-                f"{what} blocks, and was called from inside an event handler: handlers run "
-                "one at a time on the session's handler thread, so waiting there would stall "
-                "every other handler (or deadlock). Send without waiting from handlers, and "
-                "wait from your own thread."
+    def _on_end(self, code: int, reason: str, error: TransportError | None) -> None:
+        end = self.mailbox.ended(code, reason, error)
+        if end.error is None:
+            logger.debug("session %s ended (code %d)", self.mailbox.state.session_id, code)
+        else:
+            logger.warning(
+                "session %s ended abnormally: %s", self.mailbox.state.session_id, end.error
             )
+        dispatcher = self.dispatcher  # read after ended(): on() can no longer start one
+        if dispatcher is not None:
+            dispatcher.stop()  # handlers finish the events already queued
 
-    def raise_handler_error_locked(self) -> None:
-        """Raise the oldest pending handler error (holding ``_lock``)."""
-        if self.handler_errors and threading.current_thread() is not self.dispatcher:
-            error = self.handler_errors.popleft()
-            raise error from error.__cause__
-
-    def raise_handler_error(self) -> None:
-        if self.handler_errors:  # cheap unlocked peek; the locked pop decides
-            with self._lock:
-                self.raise_handler_error_locked()
-
-    def closed_error(self, what: str) -> DashScopeError:
-        """The error for using a session that has ended or is closing."""
-        if self.end_error is not None:
-            error = TransportError(
-                f"{what}: {self.end_error}", code=self.end_error.code, reason=self.end_error.reason
-            )
-            error.__cause__ = self.end_error
-            return error
-        return SessionClosedError(
-            f"{what}: the session is closed", code=self.close_code, reason=self.close_reason
-        )
+    # Sending ---------------------------------------------------------------------
 
     def send(self, text: str, wire_type: str) -> None:
+        """Send one client event's text for the user: a handler failure is raised first."""
+        self.mailbox.raise_handler_error()
+        self.send_frame(text, wire_type)
+
+    def send_frame(self, text: str, wire_type: str) -> None:
         """Send one client event's text, unless the session is closing or over."""
-        self.raise_handler_error()
-        with self._send_lock:
-            if self.close_sent or self.ended or self.closing.is_set():
-                raise self.closed_error(f"cannot send {wire_type}")
-            try:
-                self.transport.send_text(text)
-            except TransportError:
-                # A failed write leaves a partial frame behind: the connection
-                # is unusable. Wake the reader so the session ends visibly.
-                self.transport.abort()
-                raise
+        mailbox = self.mailbox
+        if not mailbox.state.can_send or not self.connection.send(text):
+            raise mailbox.peek(lambda: mailbox.state.closed_error(f"cannot send {wire_type}"))
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("sent %s (%d chars)", wire_type, len(text))
 
-    def register(self, kind: str, event_id: str, response: Response | None = None) -> _Pending:
-        pending = _Pending(kind, event_id, response)
-        with self._lock:
-            self.pending.append(pending)
-        return pending
+    def send_simple(self, wire_type: str) -> str:
+        event_id = self.ids.next()
+        self.send(f'{{"event_id":"{event_id}","type":"{wire_type}"}}', wire_type)
+        return event_id
 
-    def unregister(self, pending: _Pending) -> None:
-        """Forget a request whose send failed: no answer will come."""
-        with self._lock:
-            if pending in self.pending:
-                self.pending.remove(pending)
+    def send_request(self, request: Request, text: str, wire_type: str) -> None:
+        """Send a registered request; forget it if the send failed (no answer will come)."""
+        try:
+            self.send(text, wire_type)
+        except BaseException:
+            with self.mailbox.lock:
+                self.mailbox.state.forget(request)
+            raise
 
-    def await_pending(self, pending: _Pending, timeout: float | None, what: str) -> ServerEvent:
-        """Wait for a request's acknowledgement, or raise the error that answered it."""
-        deadline = Deadline(timeout)
-        # A request whose waiter gives up (timeout, handler error) stays
-        # queued, so its late answer is not taken for the answer to a later
-        # request of the same kind.
-        with self._lock:
-            while True:
-                self.raise_handler_error_locked()
-                if pending.done:
-                    if pending.error is not None:
-                        raise pending.error
-                    assert pending.result is not None
-                    return pending.result
-                if self.ended:
-                    raise self.closed_error(f"{what} got no answer")
-                remaining = deadline.remaining()
-                if remaining is not None and remaining <= 0:
-                    raise DashScopeTimeout(
-                        f"{what} got no answer within {timeout} s", timeout=timeout
-                    )
-                self.ack_cond.wait(remaining)
+    def register(
+        self, kind: RequestKind, event_id: str, payload: dict[str, Any] | None = None
+    ) -> Request:
+        with self.mailbox.lock:
+            return self.mailbox.state.request(kind, event_id, payload)
 
-    def next_event(self, deadline: Deadline, what: str) -> ServerEvent | None:
-        """Pop the next buffered event; None at a clean end."""
-        with self._lock:
-            while True:
-                self.raise_handler_error_locked()
-                if self.buffer:
-                    return self.buffer.popleft()
-                if self.ended:
-                    if self.end_error is not None:
-                        raise self.closed_error(what)
-                    return None
-                remaining = deadline.remaining()
-                if remaining is not None and remaining <= 0:
-                    raise DashScopeTimeout(
-                        f"{what}: no event within {deadline.timeout} s", timeout=deadline.timeout
-                    )
-                self.buffer_cond.wait(remaining)
+    def await_request(self, request: Request, timeout: float | None, what: str) -> ServerEvent:
+        """Wait for a request's answer, or raise the error that answered it."""
 
-    # Closing --------------------------------------------------------------------
+        def ready() -> ServerEvent | None:
+            if request.error is not None:
+                raise request.error
+            return request.answer
+
+        return self.mailbox.wait(ready, Deadline(timeout), what)
+
+    # ResponseHost ------------------------------------------------------------------
+
+    def wait(self, ready: Callable[[], _T | None], deadline: Deadline, what: str) -> _T:
+        return self.mailbox.wait(ready, deadline, what)
+
+    def peek(self, read: Callable[[], _T]) -> _T:
+        return self.mailbox.peek(read)
+
+    def check_can_block(self, what: str) -> None:
+        self.mailbox.check_can_block(what)
+
+    def cancel(self, track: ResponseTrack) -> bool:
+        with self.mailbox.lock:
+            decision = self.mailbox.state.cancel(track)
+        if decision is None:
+            return True  # sent when the response starts
+        if not decision:
+            return False
+        try:
+            self.send_simple("response.cancel")
+        except SessionClosedError:
+            return False
+        return True
+
+    # Handlers ----------------------------------------------------------------------
+
+    def add_handler(
+        self, handlers: Handlers, key: str, fn: Callable[[Any], object]
+    ) -> HandlerHandle:
+        mailbox = self.mailbox
+        with mailbox.lock:
+            if mailbox.state.phase is Phase.CLOSING or mailbox.state.end is not None:
+                raise mailbox.state.closed_error("cannot add a handler")
+            handle = handlers.add(key, fn)
+            if self.dispatcher is None:
+                self.dispatcher = Dispatcher(
+                    handlers, mailbox.handler_failed, self.config.max_handler_backlog
+                )
+                mailbox.no_wait_thread = self.dispatcher.start()
+        return handle
+
+    @property
+    def dropped_events(self) -> int:
+        dispatcher = self.dispatcher
+        return self.mailbox.dropped_events + (0 if dispatcher is None else dispatcher.dropped)
+
+    # Lifecycle ---------------------------------------------------------------------
+
+    def wait_ready(self, deadline: Deadline, limit: float | None) -> None:
+        """Wait for ``session.created`` (connect), or raise what came instead."""
+        state = self.mailbox.state
+
+        def ready() -> bool | None:
+            if state.early_error is not None:
+                raise APIError.from_event(state.early_error)
+            if state.info is not None:  # session.created came, even if the end followed
+                return True
+            if state.end is not None:
+                raise state.closed_error("the connection closed before session.created")
+            return None
+
+        try:
+            self.mailbox.wait(ready, deadline, "connect()")
+        except DashScopeTimeout:
+            raise DashScopeTimeout(
+                f"no session.created within {format_seconds(limit)} of connecting", timeout=limit
+            ) from None
+
+    def abort(self) -> None:
+        """Drop the connection at once (a failed connect) and let the reader go."""
+        with self._close_lock:
+            self._close_started = True
+        self.mailbox.closing()
+        self.connection.abort()
+        reader = self.connection.reader
+        if reader.is_alive() and threading.current_thread() is not reader:
+            reader.join(_ABORT_JOIN)
+        self._finish_close()
 
     def close(self, *, wait: bool = True) -> None:
         """Close the connection and stop the threads; idempotent, any thread."""
-        with self._lock:
+        with self._close_lock:
             first = not self._close_started
             self._close_started = True
-        in_handler = threading.current_thread() is self.dispatcher
+        dispatcher = self.dispatcher
+        in_handler = dispatcher is not None and threading.current_thread() is dispatcher.thread
         if not first:
             if wait and not in_handler:
                 self.closed.wait(self._close_bound())
                 # A close() from inside a handler could not join the handler
                 # thread; a later close() from outside finishes that job.
-                dispatcher = self.dispatcher
-                if dispatcher is not None and dispatcher.is_alive():
-                    dispatcher.join(self.config.handler_timeout)
+                self._join_handlers()
             return
-        self.closing.set()
-        with self._send_lock:
-            if not self.close_sent and not self.ended:
-                self.close_sent = True
-                try:
-                    self.transport.send_close(CLOSE_NORMAL)
-                except TransportError:
-                    logger.debug("sending the close frame failed", exc_info=True)
-        if self.reader.is_alive():
-            if wait and threading.current_thread() is not self.reader:
-                # The reader ends when the server answers the close frame.
-                self.reader.join(self.config.close_timeout)
-            if self.reader.is_alive():
-                self.transport.abort()
-                if wait:
-                    self.reader.join(5.0)
-        else:
-            self.transport.close_socket()
-        if self.dispatcher is not None:
-            # After the events already queued, so handlers finish them first.
-            self.dispatch_queue.put(_Stop.STOP)
+        self.mailbox.closing()
+        self.connection.close(self.config.close_timeout, wait=wait)
+        dispatcher = self.dispatcher
+        if dispatcher is not None:
+            dispatcher.stop()  # after the events already queued: handlers finish them
             if wait and not in_handler:
-                self.dispatcher.join(self.config.handler_timeout)
-                running = self.running
-                if self.dispatcher.is_alive() and running is not None:
-                    logger.warning(
-                        "event handler %s is still running on %s after %s s; "
-                        "leaving its thread behind",
-                        _name(running[0].fn),
-                        running[1].type,
-                        self.config.handler_timeout,
-                    )
-        with self._lock:
-            if not self.ended:
-                # The reader could not be joined; record the end ourselves.
-                self.ended = True
-                self.close_code = CLOSE_NORMAL
-                self.close_reason = ""
-                self._fail_responses_locked()
-            self.buffer_cond.notify_all()
-            self.ack_cond.notify_all()
+                self._join_handlers()
+        self._finish_close()
+
+    def _join_handlers(self) -> None:
+        dispatcher = self.dispatcher
+        if dispatcher is None or dispatcher.thread is None:
+            return
+        dispatcher.thread.join(self.config.handler_timeout)
+        stuck = dispatcher.stuck()
+        if stuck is not None:
+            logger.warning(
+                "%s is still running after %s; leaving its thread behind",
+                stuck,
+                format_seconds(self.config.handler_timeout),
+            )
+
+    def _finish_close(self) -> None:
+        if not self.connection.ended.is_set():
+            # The reader never ran or could not be joined: record the end ourselves.
+            self.mailbox.ended(CLOSE_NORMAL, "", None)
+        self.mailbox.notify()
         self.closed.set()
-        logger.debug("session %s closed", self.session_id)
+        logger.debug("session %s closed", self.mailbox.state.session_id)
 
     def _close_bound(self) -> float | None:
         parts = (self.config.close_timeout, self.config.handler_timeout)
         if any(p is None for p in parts):
             return None
         return sum(p for p in parts if p is not None) + 5.0
+
+
+def open_session(
+    transport: WebSocketTransport,
+    config: RealtimeConfig,
+    deadline: Deadline,
+    limit: float | None,
+    reopen: Callable[[float | NotGiven | None], RealtimeSession] | None,
+) -> RealtimeSession:
+    """Start a session on a connected transport and return it once ``session.created`` came.
+
+    On any failure the connection is dropped at once (no close handshake), so
+    the caller's deadline holds, cleanup included.
+    """
+    core = _Core(transport, config)
+    core.connection.start()
+    try:
+        core.wait_ready(deadline, limit)
+    except BaseException:
+        core.abort()
+        raise
+    return RealtimeSession(core, reopen)
 
 
 class RealtimeSession:
@@ -713,28 +348,28 @@ class RealtimeSession:
 
     def __init__(
         self,
-        core: _SessionCore,
+        core: _Core,
         reopen: Callable[[float | NotGiven | None], RealtimeSession] | None = None,
     ) -> None:
         self._core = core
         self.config = core.config
         # Opens a fresh session like this one (the client's connect), for reconnect().
         self._reopen = reopen
-        # Every session field sent with update_session, merged, so a reconnect
-        # can restore the configuration. Guarded by the core's lock.
-        self._sent_session: dict[str, Any] = {}
+        # The handler registry. Only this object holds it strongly (the
+        # handler thread holds it weakly): see the module docstring.
+        self._handlers = Handlers()
 
     # State ---------------------------------------------------------------------
 
     @property
     def id(self) -> str:
         """The server's session id, from ``session.created``."""
-        return self._core.session_id
+        return self._core.mailbox.state.session_id
 
     @property
     def info(self) -> SessionInfo:
         """The effective configuration: from ``session.created``, then each ``session.updated``."""
-        info = self._core.info
+        info = self._core.mailbox.state.info
         assert info is not None  # connect() returns only after session.created
         return info
 
@@ -746,30 +381,33 @@ class RealtimeSession:
     @property
     def closed(self) -> bool:
         """True once the connection has ended or `close` has been called."""
-        core = self._core
-        return core.ended or core.closing.is_set()
+        return self._core.mailbox.state.phase in (Phase.CLOSING, Phase.CLOSED)
 
     @property
     def close_code(self) -> int | None:
         """The WebSocket close code once the connection has ended (1006: lost)."""
-        return self._core.close_code
+        end = self._core.mailbox.state.end
+        return None if end is None else end.code
 
     @property
     def close_reason(self) -> str | None:
         """The close reason once the connection has ended."""
-        return self._core.close_reason
+        end = self._core.mailbox.state.end
+        return None if end is None else end.reason
 
     @property
     def dropped_events(self) -> int:
-        """How many events the full buffer dropped (oldest first); see ``max_buffered_events``."""
+        """Events dropped by a full buffer or handler backlog (oldest first).
+
+        See ``max_buffered_events`` and ``max_handler_backlog``.
+        """
         return self._core.dropped_events
 
     def __repr__(self) -> str:
-        core = self._core
         state = "closed" if self.closed else "open"
         return (
-            f"<RealtimeSession id={core.session_id!r} model={self.config.model!r} {state} "
-            f"buffered={len(core.buffer)}>"
+            f"<RealtimeSession id={self.id!r} model={self.config.model!r} {state} "
+            f"buffered={len(self._core.mailbox.buffer)}>"
         )
 
     # Sending -------------------------------------------------------------------
@@ -827,21 +465,19 @@ class RealtimeSession:
         else:
             raise ConfigError(f"update must be a SessionUpdate or a dict, got {update!r}")
         core = self._core
+        limit = self._timeout(timeout)
+        if wait:
+            core.check_can_block("update_session(wait=True)")
         event_id = core.ids.next()
         text = self._dumps({"event_id": event_id, "type": "session.update", "session": session})
-        with core._lock:
-            self._sent_session.update(session)
+        # Registered even without waiting, before sending (no race): answers
+        # pair with requests in order, and an accepted update is replayed by
+        # reconnect().
+        request = core.register(RequestKind.UPDATE, event_id, session)
+        core.send_request(request, text, "session.update")
         if not wait:
-            core.send(text, "session.update")
             return None
-        core.check_can_block("update_session(wait=True)")
-        pending = core.register(SessionUpdated.type, event_id)  # before sending: no race
-        try:
-            core.send(text, "session.update")
-        except BaseException:
-            core.unregister(pending)
-            raise
-        result = core.await_pending(pending, self._timeout(timeout), "session.update")
+        result = core.await_request(request, limit, "update_session()")
         assert isinstance(result, SessionUpdated)
         return result.session
 
@@ -855,16 +491,15 @@ class RealtimeSession:
             ConfigError: Not bytes, empty, an odd number of bytes (not whole
                 16-bit samples), or over the service's 15 MiB per append.
         """
-        data = _bytes(pcm, "audio")
-        if len(data) % 2:
-            raise ConfigError(
-                f"audio must be whole 16-bit samples (an even number of bytes), got {len(data)}"
-            )
+        data = _audio_bytes(pcm)
         if len(data) > MAX_AUDIO_APPEND:
             raise ConfigError(
                 f"audio appends are limited to {MAX_AUDIO_APPEND} bytes by the service, got "
                 f"{len(data)}: append it in smaller chunks"
             )
+        return self._append_audio(data)
+
+    def _append_audio(self, data: bytes) -> str:
         event_id = self._core.ids.next()
         self._core.send(encode_audio_append(event_id, data), "input_audio_buffer.append")
         return event_id
@@ -889,13 +524,9 @@ class RealtimeSession:
         Raises:
             ConfigError: Not JPEG bytes, or over the service's 500 KB limit.
         """
-        data = _bytes(jpeg, "image")
-        if not data.startswith(b"\xff\xd8"):
-            raise ConfigError("image must be JPEG bytes (the service accepts only JPEG)")
-        if len(data) > MAX_IMAGE_BYTES:
-            raise ConfigError(
-                f"images are limited to {MAX_IMAGE_BYTES} bytes by the service, got {len(data)}"
-            )
+        return self._append_image(_image_bytes(jpeg))
+
+    def _append_image(self, data: bytes) -> str:
         event_id = self._core.ids.next()
         self._core.send(encode_image_append(event_id, data), "input_image_buffer.append")
         return event_id
@@ -905,8 +536,7 @@ class RealtimeSession:
 
         Follow it with `create_response` for a reply. Returns the event id.
         """
-        if not isinstance(text, str) or not text:
-            raise ConfigError(f"text must be a non-empty string, got {text!r}")
+        _check_text(text)
         item = {
             "type": "message",
             "role": "user",
@@ -938,6 +568,23 @@ class RealtimeSession:
             instructions: Instructions for this response only.
             modalities: ``["text"]`` or ``["text", "audio"]`` for this response only.
         """
+        return self._create_response(self._response_fields(instructions, modalities))
+
+    def _create_response(self, fields: dict[str, Any]) -> Response:
+        """Register and send a checked ``response.create``; its handle."""
+        core = self._core
+        event_id = core.ids.next()
+        text = self._dumps({"event_id": event_id, "type": "response.create", **fields})
+        with core.mailbox.lock:
+            track, request = core.mailbox.state.track_response(event_id, time.monotonic())
+        core.send_request(request, text, "response.create")
+        return Response(core, track)
+
+    @staticmethod
+    def _response_fields(
+        instructions: str | None, modalities: Sequence[str] | None
+    ) -> dict[str, Any]:
+        """Check a ``response.create``'s arguments; its fields."""
         response: dict[str, Any] = {}
         if instructions is not None:
             if not isinstance(instructions, str):
@@ -945,18 +592,7 @@ class RealtimeSession:
             response["instructions"] = instructions
         if modalities is not None:
             response["modalities"] = list(_modalities(modalities))
-        core = self._core
-        event_id = core.ids.next()
-        fields = {"response": response} if response else {}
-        text = self._dumps({"event_id": event_id, "type": "response.create", **fields})
-        handle = Response(core, event_id, self.cancel_response)
-        pending = core.register(ResponseCreated.type, event_id, handle)  # before sending
-        try:
-            core.send(text, "response.create")
-        except BaseException:
-            core.unregister(pending)
-            raise
-        return handle
+        return {"response": response} if response else {}
 
     def next_response(self) -> Response:
         """A handle on the next response the server starts by itself (server VAD).
@@ -964,10 +600,10 @@ class RealtimeSession:
         Register it before the audio that will trigger the response; it is
         adopted by the next ``response.created`` that answers no request of yours.
         """
-        handle = Response(self._core, None, self.cancel_response)
-        with self._core._lock:
-            self._core.adopters.append(weakref.ref(handle))
-        return handle
+        core = self._core
+        with core.mailbox.lock:
+            track = core.mailbox.state.follow_next_response(time.monotonic())
+        return Response(core, track)
 
     def respond(
         self,
@@ -1007,10 +643,16 @@ class RealtimeSession:
         core.check_can_block("respond()")
         if audio is None and text is None and image is None:
             raise ConfigError("respond() needs audio, text or an image")
-        deadline = Deadline(_check_timeout(timeout))
+        deadline = Deadline(check_timeout(timeout))
+        # Every argument is checked before the first frame goes out.
+        pcm = None if audio is None else _audio_bytes(audio)
+        jpeg = None if image is None else _image_bytes(image)
+        if text is not None:
+            _check_text(text)
+        fields = self._response_fields(instructions, None)
         detection = self.info.turn_detection
         server_creates = (
-            audio is not None
+            pcm is not None
             and detection is not None
             and detection.get("create_response", True) is not False
         )
@@ -1020,23 +662,22 @@ class RealtimeSession:
                 "response itself (update_session(SessionUpdate(turn_detection=None)))"
             )
         handle = self.next_response() if server_creates else None
-        if audio is not None:
-            pcm = _bytes(audio, "audio")
+        if pcm is not None:
             for start in range(0, len(pcm), RESPOND_CHUNK):
-                self.append_audio(pcm[start : start + RESPOND_CHUNK])
-        if image is not None:
-            self.append_image(image)
+                self._append_audio(pcm[start : start + RESPOND_CHUNK])
+        if jpeg is not None:
+            self._append_image(jpeg)
         if text is not None:
             self.append_text(text)
-        if audio is not None or image is not None:
+        if pcm is not None or jpeg is not None:
             self.commit_audio()
         if handle is None:
-            handle = self.create_response(instructions=instructions)
+            handle = self._create_response(fields)
         return handle.wait(deadline.remaining())
 
     def cancel_response(self) -> str:
         """Cancel the running response (``response.cancel``); the server errors if none runs."""
-        return self._send_simple("response.cancel")
+        return self._core.send_simple("response.cancel")
 
     def finish_session(
         self, *, timeout: float | NotGiven | None = NOT_GIVEN
@@ -1057,16 +698,14 @@ class RealtimeSession:
             DashScopeTimeout: No answer in time.
         """
         core = self._core
+        limit = self._timeout(timeout)
         core.check_can_block("finish_session()")
         event_id = core.ids.next()
-        pending = core.register(SessionFinished.type, event_id)
+        request = core.register(RequestKind.FINISH, event_id)
+        text = dumps({"event_id": event_id, "type": "session.finish"})
+        core.send_request(request, text, "session.finish")
         try:
-            core.send(dumps({"event_id": event_id, "type": "session.finish"}), "session.finish")
-        except BaseException:
-            core.unregister(pending)
-            raise
-        try:
-            result = core.await_pending(pending, self._timeout(timeout), "session.finish")
+            result = core.await_request(request, limit, "finish_session()")
         except APIError as exc:
             logger.info("the model rejected session.finish: %s", exc)
             return None
@@ -1095,9 +734,7 @@ class RealtimeSession:
         return event_id
 
     def _send_simple(self, wire_type: str) -> str:
-        event_id = self._core.ids.next()
-        self._core.send(f'{{"event_id":"{event_id}","type":"{wire_type}"}}', wire_type)
-        return event_id
+        return self._core.send_simple(wire_type)
 
     def _send_event(self, wire_type: str, fields: Mapping[str, Any]) -> str:
         event_id = self._core.ids.next()
@@ -1114,7 +751,7 @@ class RealtimeSession:
     def _timeout(self, timeout: float | NotGiven | None) -> float | None:
         if timeout is NOT_GIVEN:
             return self.config.request_timeout
-        return _check_timeout(timeout)
+        return check_timeout(timeout)
 
     # Receiving: callbacks ----------------------------------------------------------
 
@@ -1160,7 +797,7 @@ class RealtimeSession:
     def _on(self, key: str, handler: Callable[[Any], object]) -> HandlerHandle:
         if not callable(handler):
             raise ConfigError(f"handler must be callable, got {handler!r}")
-        return self._core.add_handler(key, handler)
+        return self._core.add_handler(self._handlers, key, handler)
 
     # Receiving: pulling ------------------------------------------------------------
 
@@ -1182,8 +819,8 @@ class RealtimeSession:
             HandlerError: A handler failed.
             UsageError: Called from a handler, or the buffer is off.
         """
-        core = self._check_pull("recv()")
-        return core.next_event(Deadline(_check_timeout(timeout)), "recv()")
+        mailbox = self._check_pull("recv()")
+        return mailbox.next_event(Deadline(check_timeout(timeout)), "recv()")
 
     def events(self, timeout: float | None = None) -> Iterator[ServerEvent]:
         """Iterate over events until the session closes cleanly.
@@ -1195,13 +832,12 @@ class RealtimeSession:
         Raises:
             The same as `recv`.
         """
-        core = self._check_pull("events()")
-        timeout = _check_timeout(timeout)
-        return self._iterate(core, timeout)
+        mailbox = self._check_pull("events()")
+        return self._iterate(mailbox, check_timeout(timeout))
 
     @staticmethod
-    def _iterate(core: _SessionCore, timeout: float | None) -> Iterator[ServerEvent]:
-        while (event := core.next_event(Deadline(timeout), "events()")) is not None:
+    def _iterate(mailbox: Mailbox, timeout: float | None) -> Iterator[ServerEvent]:
+        while (event := mailbox.next_event(Deadline(timeout), "events()")) is not None:
             yield event
 
     def __iter__(self) -> Iterator[ServerEvent]:
@@ -1233,29 +869,29 @@ class RealtimeSession:
             TransportError, HandlerError, UsageError: as `recv`.
         """
         key = _handler_key(event_type)
-        what = f"wait_for({key if key != _UNKNOWN_KEY else 'UnknownEvent'})"
-        core = self._check_pull(what)
-        deadline = Deadline(_check_timeout(timeout))
+        what = f"wait_for({key if key != UNKNOWN_KEY else 'UnknownEvent'})"
+        mailbox = self._check_pull(what)
+        deadline = Deadline(check_timeout(timeout))
         while True:
-            event = core.next_event(deadline, what)
+            event = mailbox.next_event(deadline, what)
             if event is None:
                 raise SessionClosedError(
                     f"{what}: the session closed first",
-                    code=core.close_code,
-                    reason=core.close_reason,
+                    code=self.close_code,
+                    reason=self.close_reason,
                 )
             if _matches(key, event):
                 return event
 
-    def _check_pull(self, what: str) -> _SessionCore:
-        core = self._core
-        core.check_can_block(what)
-        if not core.buffer_max:
+    def _check_pull(self, what: str) -> Mailbox:
+        mailbox = self._core.mailbox
+        mailbox.check_can_block(what)
+        if not mailbox.buffer_max:
             raise UsageError(
                 f"{what} reads the event buffer, which is off (max_buffered_events=0); "
                 "use handlers, or set max_buffered_events"
             )
-        return core
+        return mailbox
 
     # Lifecycle ----------------------------------------------------------------------
 
@@ -1282,7 +918,7 @@ class RealtimeSession:
     ) -> None:
         self.close()
         if exc_type is None:
-            self._core.raise_handler_error()
+            self._core.mailbox.raise_handler_error()
 
     def reconnect(
         self, *, timeout: float | NotGiven | None = NOT_GIVEN, restore: bool = True
@@ -1306,19 +942,20 @@ class RealtimeSession:
         Raises:
             The errors of `RealtimeService.connect` and `update_session`.
         """
-        self._core.check_can_block("reconnect()")
+        core = self._core
+        core.check_can_block("reconnect()")
         if self._reopen is None:
             raise UsageError("this session was not opened by a Client, so it cannot reconnect")
+        if timeout is not NOT_GIVEN:
+            timeout = check_timeout(timeout)
         self.close()
-        with self._core._lock:
-            restored = dict(self._sent_session)
-        started = time.monotonic()
+        # Only what the server accepted: a field it refused is not replayed.
+        restored = core.mailbox.peek(lambda: dict(core.mailbox.state.accepted))
+        deadline = Deadline(None if isinstance(timeout, NotGiven) else timeout)
         fresh = self._reopen(timeout)
         try:
             if restore and restored:
-                left: float | NotGiven | None = timeout
-                if isinstance(timeout, (int, float)):
-                    left = max(0.0, timeout - (time.monotonic() - started))
+                left = NOT_GIVEN if isinstance(timeout, NotGiven) else deadline.remaining()
                 fresh.update_session(restored, timeout=left)
         except BaseException:
             fresh.close()
@@ -1328,7 +965,7 @@ class RealtimeSession:
 
     def __del__(self) -> None:
         core = getattr(self, "_core", None)
-        if core is None or core.closing.is_set():
+        if core is None or core.connection.closing.is_set():
             return
         try:
             warnings.warn(
@@ -1340,6 +977,33 @@ class RealtimeSession:
             core.close(wait=False)
         except Exception:
             pass  # at interpreter exit, modules may already be torn down
+
+
+def _audio_bytes(value: object) -> bytes:
+    """Check audio for an append: non-empty bytes of whole 16-bit samples."""
+    data = _bytes(value, "audio")
+    if len(data) % 2:
+        raise ConfigError(
+            f"audio must be whole 16-bit samples (an even number of bytes), got {len(data)}"
+        )
+    return data
+
+
+def _image_bytes(value: object) -> bytes:
+    """Check an image for an append: JPEG bytes within the service's limit."""
+    data = _bytes(value, "image")
+    if not data.startswith(b"\xff\xd8"):
+        raise ConfigError("image must be JPEG bytes (the service accepts only JPEG)")
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ConfigError(
+            f"images are limited to {MAX_IMAGE_BYTES} bytes by the service, got {len(data)}"
+        )
+    return data
+
+
+def _check_text(text: object) -> None:
+    if not isinstance(text, str) or not text:
+        raise ConfigError(f"text must be a non-empty string, got {text!r}")
 
 
 def _bytes(value: object, what: str) -> bytes:
@@ -1354,14 +1018,6 @@ def _bytes(value: object, what: str) -> bytes:
     return data
 
 
-def _check_timeout(timeout: object) -> float | None:
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout != timeout:
-        raise ConfigError(f"timeout must be a number of seconds or None, got {timeout!r}")
-    return float(timeout)
-
-
 _KNOWN_KEYS: Final = frozenset({*EVENT_TYPES, InvalidFrame.type, "*"})
 
 
@@ -1370,15 +1026,15 @@ def _handler_key(event_type: object) -> str:
     if isinstance(event_type, str):
         if event_type not in _KNOWN_KEYS:
             warnings.warn(
-                f"{event_type!r} is not an event type this library knows: the handler runs "
-                "only if the server sends that type (check the spelling)",
+                f"{event_type!r} is not an event type this library knows: it matches only "
+                "if the server sends that type (check the spelling)",
                 UserWarning,
                 stacklevel=3,
             )
         return event_type
     if isinstance(event_type, type) and issubclass(event_type, ServerEvent):
         if event_type is UnknownEvent:
-            return _UNKNOWN_KEY
+            return UNKNOWN_KEY
         if event_type is ServerEvent:
             return "*"
         if event_type.type:
@@ -1391,6 +1047,6 @@ def _handler_key(event_type: object) -> str:
 def _matches(key: str, event: ServerEvent) -> bool:
     if key == "*":
         return True
-    if key == _UNKNOWN_KEY:
+    if key == UNKNOWN_KEY:
         return isinstance(event, UnknownEvent)
     return event.type == key

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import select
 import socket
 import struct
 from collections.abc import Mapping
@@ -34,8 +35,12 @@ OP_BINARY: Final = 0x2
 OP_CLOSE: Final = 0x8
 OP_PING: Final = 0x9
 OP_PONG: Final = 0xA
-#: Bytes asked of the socket per read: a burst of deltas arrives in few reads.
-_READ_SIZE: Final = 256 * 1024
+#: Bytes asked of the socket per read while idle or paced: one audio delta
+#: fits, and an idle session keeps little memory.
+_READ_SMALL: Final = 16 * 1024
+#: Bytes asked per read during a burst (a read filled the small buffer): a
+#: burst of deltas then arrives in few reads.
+_READ_LARGE: Final = 256 * 1024
 #: The largest frame accepted; the service's are far smaller, and a bogus
 #: length must not make the client try to buffer gigabytes.
 MAX_FRAME: Final = 1 << 28
@@ -98,7 +103,17 @@ class WebSocketTransport:
     them with its own send lock, which also orders them against closing.
     """
 
-    __slots__ = ("_buf", "_errors", "_fragment_opcode", "_fragments", "_pos", "_read", "_ws")
+    __slots__ = (
+        "_buf",
+        "_errors",
+        "_fragment_opcode",
+        "_fragments",
+        "_poll",
+        "_pos",
+        "_read",
+        "_timeout_error",
+        "_ws",
+    )
 
     def __init__(self, ws: websocket.WebSocket) -> None:
         import websocket
@@ -106,12 +121,17 @@ class WebSocketTransport:
         self._ws = ws
         # What a failed send may raise, translated in _send.
         self._errors = (websocket.WebSocketException, OSError, ValueError)
+        self._timeout_error = (websocket.WebSocketTimeoutException, TimeoutError)
         # Bytes read but not yet parsed start at _pos (reader thread only).
         self._buf = bytearray()
         self._pos = 0
-        # Where the socket reads land, allocated once: a fresh 256 KiB object
-        # per recv() costs an mmap and page faults, more than the read itself.
-        self._read = memoryview(bytearray(_READ_SIZE))
+        # Where the socket reads land, reused from read to read (a fresh
+        # object per read costs an allocation and page faults, more than the
+        # read itself). Small while idle, large while a burst lasts (_fill).
+        self._read = memoryview(bytearray(_READ_SMALL))
+        # Waits for readability, so that the reader can run the keepalive
+        # without a socket timeout (which belongs to sends).
+        self._poll: Any = None
         # The parts of a fragmented message being received, and its opcode.
         self._fragments: list[bytes] | None = None
         self._fragment_opcode = OP_TEXT
@@ -170,10 +190,10 @@ class WebSocketTransport:
         return cls(ws)
 
     def settimeout(self, timeout: float | None) -> None:
-        """Set how long `recv` (and a stuck send) may block before timing out."""
+        """Set how long a send may block before it fails with `DashScopeTimeout`."""
         self._ws.settimeout(timeout)
 
-    def recv(self) -> tuple[int, bytes]:
+    def recv(self, timeout: float | None) -> tuple[int, bytes] | None:
         """Return the next whole message or control frame as ``(opcode, payload)``.
 
         Fragmented messages are reassembled. Control frames are returned to
@@ -184,15 +204,23 @@ class WebSocketTransport:
         frame; this reads up to 256 KiB per call and parses frames out of the
         buffer, so a burst of small frames costs a fraction of a syscall each.
 
+        Args:
+            timeout: The longest wait for more bytes, in seconds (None: no
+                limit). It does not use the socket's timeout, which bounds sends.
+
+        Returns:
+            The frame, or None when no whole frame arrived within ``timeout``
+            (the connection is intact; call again).
+
         Raises:
-            DashScopeTimeout: Nothing arrived within the socket timeout; the
-                connection is intact and `recv` may be called again.
             TransportError: The connection was lost (``code`` 1006) or the
                 peer broke the protocol (``code`` 1002).
         """
         while True:
             frame = self._next_frame()
             if frame is None:
+                if not self._wait_readable(timeout):
+                    return None
                 self._fill()
                 continue
             fin, opcode, payload = frame
@@ -212,6 +240,27 @@ class WebSocketTransport:
             if fin:
                 return opcode, payload
             self._fragment_opcode, self._fragments = opcode, [payload]
+
+    def _wait_readable(self, timeout: float | None) -> bool:
+        """Wait until the socket has bytes to read (or is closed): False on timeout."""
+        sock = self._ws.sock
+        if sock is None:
+            return True  # _fill reports the closed socket
+        pending = getattr(sock, "pending", None)
+        if pending is not None and pending():  # TLS bytes already decrypted
+            return True
+        poller = self._poll
+        if poller is None:
+            if not hasattr(select, "poll"):  # pragma: no cover - Windows
+                readable, _, _ = select.select([sock], [], [], timeout)
+                return bool(readable)
+            poller = self._poll = select.poll()
+            poller.register(sock, select.POLLIN | select.POLLPRI)
+        try:
+            events = poller.poll(None if timeout is None else max(0, int(timeout * 1000) + 1))
+        except (OSError, ValueError):
+            return True  # the socket went away: _fill reports it
+        return bool(events)
 
     def _next_frame(self) -> tuple[bool, int, bytes] | None:
         """Parse one frame out of the buffer, or None if it is not all there yet."""
@@ -253,16 +302,22 @@ class WebSocketTransport:
     def _fill(self) -> None:
         """Read more bytes into the buffer, dropping what was parsed."""
         if self._pos:
-            # Deleting from the front of a bytearray is O(1) in CPython.
-            del self._buf[: self._pos]
+            if self._pos == len(self._buf):
+                # All parsed: start afresh, so a burst's capacity is released.
+                self._buf = bytearray()
+            else:
+                # Deleting from the front of a bytearray is O(1) in CPython.
+                del self._buf[: self._pos]
             self._pos = 0
         sock = self._ws.sock
+        read = self._read
         try:
             if sock is None:
                 raise OSError("socket is closed")
-            count = sock.recv_into(self._read)
-        except TimeoutError as exc:  # socket.timeout is TimeoutError since 3.10
-            raise DashScopeTimeout("no frame within the socket timeout") from exc
+            count = sock.recv_into(read)
+        except TimeoutError:
+            # A TLS record arrived in part: the rest comes on a later read.
+            return
         except OSError as exc:
             raise TransportError(
                 f"connection lost: {exc}", code=CLOSE_ABNORMAL, reason=str(exc)
@@ -273,7 +328,12 @@ class WebSocketTransport:
                 code=CLOSE_ABNORMAL,
                 reason="",
             )
-        self._buf += self._read[:count]
+        self._buf += read[:count]
+        size = len(read)
+        if count == size and size < _READ_LARGE:
+            self._read = memoryview(bytearray(_READ_LARGE))  # a burst: read more at once
+        elif size > _READ_SMALL and count < _READ_SMALL // 2:
+            self._read = memoryview(bytearray(_READ_SMALL))  # the burst is over
 
     @staticmethod
     def _protocol_error(message: str, *, code: int = 1002) -> TransportError:
@@ -282,6 +342,10 @@ class WebSocketTransport:
     def _send(self, payload: bytes | str, opcode: int) -> None:
         try:
             self._ws.send(payload, opcode)
+        except self._timeout_error as exc:
+            raise DashScopeTimeout(
+                "sending timed out: the server is not reading", timeout=self._ws.gettimeout()
+            ) from exc
         except self._errors as exc:
             raise TransportError(
                 f"sending failed: {str(exc) or type(exc).__name__}",

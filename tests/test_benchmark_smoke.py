@@ -94,3 +94,19 @@ def test_readme_states_cold_and_warm_import() -> None:
     text = " ".join(performance.split())
     assert "benchmarks/import_cold.py" in text and "drop_caches" in text
     assert re.search(r"file cache warm", text) and re.search(r"\d+-\d+ ms cold", text)
+
+
+@pytest.mark.timeout(120)
+def test_breakdown_runs_every_stage() -> None:
+    """breakdown.py times every stage against the current private modules, or exits 1."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "breakdown.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=110,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "FAILED" not in proc.stdout
+    assert "Mailbox.deliver" in proc.stdout

@@ -529,7 +529,7 @@ class TestClientConstruction:
 
     def test_authorization_header(self) -> None:
         """The client's handshake headers carry the key as a Bearer token and the workspace."""
-        headers = ds.Client("sk-abc", workspace="ws-1")._headers()
+        headers = ds.Client("sk-abc", workspace="ws-1").request_headers()
         assert headers["Authorization"] == "Bearer sk-abc"
         assert headers["X-DashScope-WorkSpace"] == "ws-1"
-        assert "X-DashScope-WorkSpace" not in ds.Client("sk-abc")._headers()
+        assert "X-DashScope-WorkSpace" not in ds.Client("sk-abc").request_headers()

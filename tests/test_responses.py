@@ -211,7 +211,7 @@ class TestResponseHandle:
         gc.collect()
         done = manual.wait_for(ds.ResponseDone, timeout=10)
         assert done.response.status == "completed"
-        assert len(manual._core.responses) == 0
+        assert manual._core.mailbox.state.running == 0
 
 
 class TestRespond:

@@ -207,16 +207,30 @@ class TestUpdateSession:
         assert error.event_id == server.received[-1]["event_id"]
         assert isinstance(error.event, ds.ErrorEvent)
 
-    def test_error_naming_no_request(
+    def test_error_naming_no_request_but_a_session_param(
         self, server: LocalRealtimeServer, session: ds.RealtimeSession
     ) -> None:
-        """An error naming no request answers the oldest waiting request."""
+        """An error naming no request but a session.* param fails the oldest waiting update."""
         server.inject_error(
-            "session.update", {"code": "Throttling", "message": "slow down"}, echo_event_id=False
+            "session.update",
+            {"code": "Throttling", "message": "slow down", "param": "session.voice"},
+            echo_event_id=False,
         )
         with pytest.raises(ds.RateLimitError) as info:
             session.update_session(ds.SessionUpdate(voice="Ethan"))
         assert info.value.event_id is None
+
+    def test_error_naming_nothing_fails_no_request(
+        self, server: LocalRealtimeServer, session: ds.RealtimeSession
+    ) -> None:
+        """An error that says neither which request nor which kind fails no request."""
+        server.inject_error(
+            "session.update", {"code": "Throttling", "message": "slow down"}, echo_event_id=False
+        )
+        with pytest.raises(ds.DashScopeTimeout):
+            session.update_session(ds.SessionUpdate(voice="Ethan"), timeout=0.5)
+        error = session.wait_for(ds.ErrorEvent, timeout=5)
+        assert error.error.code == "Throttling"
 
     def test_error_naming_another_request_is_only_an_event(
         self, server: LocalRealtimeServer, session: ds.RealtimeSession

@@ -1,0 +1,221 @@
+"""The session's shared books under one lock, and the one wait every blocking call uses.
+
+`Mailbox` holds the `SessionState`, the bounded buffer behind
+``recv``/``events``/``wait_for``, and the handler failure waiting to be raised
+on the caller's thread. `Mailbox.wait` is the only condition loop of the
+session: ``recv``, ``wait_for``, ``update_session``, ``finish_session``,
+``Response.wait``, ``iter_text`` and ``iter_audio`` all wait through it, with one
+deadline each, so a wake-up (an event, a handler's failure, the end of the
+session) reaches every waiter in one place.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from collections.abc import Callable
+from typing import Final, TypeVar, cast
+
+from ._deadline import Deadline
+from ._errors import DashScopeTimeout, HandlerError, TransportError, UsageError
+from ._events import ServerEvent
+from ._state import End, SessionState
+
+__all__ = ["Mailbox", "format_seconds"]
+
+logger = logging.getLogger("dashscope_sync")
+
+_T = TypeVar("_T")
+
+#: What a wait predicate returns while the wait goes on.
+PENDING: Final = None
+
+
+def format_seconds(value: float | None) -> str:
+    """A duration for messages: ``1.5 s``, never ``1.4999397950000457 s``."""
+    if value is None:
+        return "ever"
+    return f"{value:.3g} s" if value < 10 else f"{value:.0f} s"
+
+
+class Mailbox:
+    """See the module docstring.
+
+    Thread safety: every method may be called from any thread; the reader
+    thread feeds it, user threads wait on it, the dispatcher reports to it.
+    """
+
+    def __init__(self, max_buffered_events: int) -> None:
+        # Guards everything below: the state machine, the buffer, the counters
+        # and the handler failure. Never held while sending or running user code.
+        self.lock = threading.Lock()
+        # The one condition of the session: notified whenever anything a
+        # waiter may be waiting for changes (an event, an answer, a failure,
+        # the end).
+        self._changed = threading.Condition(self.lock)
+        self.state = SessionState()
+        self.buffer_max = max_buffered_events
+        self.buffer: collections.deque[ServerEvent] = collections.deque()
+        self.dropped_events = 0
+        self._warned_drop = False
+        self._pulled = False  # someone has read the buffer: its overflow is their problem
+        # The first handler failure not yet raised on a caller, and how many
+        # more came after it.
+        self._handler_error: HandlerError | None = None
+        self._more_failures = 0
+        # The thread that must never wait (the handler thread), set by the dispatcher.
+        self.no_wait_thread: threading.Thread | None = None
+
+    # Fed by the reader thread --------------------------------------------------
+
+    def deliver(self, event: ServerEvent, at: float) -> list[str] | None:
+        """Book-keep and buffer one event; returns response ids to cancel, if any."""
+        with self.lock:
+            effects = self.state.receive(event, at)
+            if self.buffer_max:
+                buffer = self.buffer
+                buffer.append(event)
+                if len(buffer) > self.buffer_max:
+                    buffer.popleft()
+                    self.dropped_events += 1
+                    if not self._warned_drop:
+                        self._warn_drop_locked()
+            self._changed.notify_all()
+        if effects is None or not effects.cancel:
+            return None
+        return [track.id or "" for track in effects.cancel]
+
+    def _warn_drop_locked(self) -> None:
+        assert self.lock.locked()
+        self._warned_drop = True
+        if self._pulled:
+            logger.warning(
+                "event buffer full (%d events): dropping the oldest; read events faster, "
+                "raise max_buffered_events, or set it to 0 if you only use handlers "
+                "(session.dropped_events counts them)",
+                self.buffer_max,
+            )
+        else:
+            # Nobody has pulled: a program that uses only handlers or response
+            # handles is not doing anything wrong, and memory stays bounded.
+            logger.debug(
+                "event buffer full (%d events) and never read: keeping the newest only",
+                self.buffer_max,
+            )
+
+    def ended(self, code: int, reason: str, error: TransportError | None) -> End:
+        """Record the end of the connection and wake every waiter."""
+        with self.lock:
+            end = self.state.ended(code, reason, error)
+            self._changed.notify_all()
+        return end
+
+    def closing(self) -> None:
+        with self.lock:
+            self.state.closing()
+            self._changed.notify_all()
+
+    # Fed by the dispatcher -------------------------------------------------------
+
+    def handler_failed(self, make_error: Callable[[], HandlerError]) -> None:
+        """Keep the first handler failure for the caller; count the ones after it."""
+        # Built outside the lock (it runs the exception's __str__), and only
+        # when it may be kept: the unlocked peek is decided under the lock.
+        error = make_error() if self._handler_error is None else None
+        with self.lock:
+            if error is not None and self._handler_error is None:
+                self._handler_error = error
+            else:
+                self._more_failures += 1
+            self._changed.notify_all()
+
+    def raise_handler_error(self) -> None:
+        """Raise the pending handler failure, if any, on this (non-handler) thread."""
+        if self._handler_error is not None:  # cheap unlocked peek
+            with self.lock:
+                self._raise_handler_error_locked()
+
+    def _raise_handler_error_locked(self) -> None:
+        assert self.lock.locked()
+        error = self._handler_error
+        if error is None or threading.current_thread() is self.no_wait_thread:
+            return
+        more = self._more_failures
+        self._handler_error = None
+        self._more_failures = 0
+        if more:
+            error.more_failures = more
+            error.message = f"{error.message} (and {more} more handler failure(s) after it)"
+            error.args = (error.message,)
+        raise error from error.__cause__
+
+    # Waiting -----------------------------------------------------------------------
+
+    def check_can_block(self, what: str) -> None:
+        if threading.current_thread() is self.no_wait_thread:
+            raise UsageError(
+                f"{what} blocks, and was called from inside an event handler: handlers run "
+                "one at a time on the session's handler thread, so waiting there would stall "
+                "every other handler (or deadlock). Send without waiting from handlers, and "
+                "wait from your own thread."
+            )
+
+    def wait(self, ready: Callable[[], _T | None], deadline: Deadline, what: str) -> _T:
+        """Wait until ``ready()`` (called under the lock) returns a value, and return it.
+
+        ``ready`` may raise to end the wait (an error answer, the session's
+        end). A handler failure is raised first; running out of time raises
+        `DashScopeTimeout`.
+        """
+        self.check_can_block(what)
+        with self.lock:
+            while True:
+                self._raise_handler_error_locked()
+                value = ready()
+                if value is not None:
+                    return value
+                remaining = deadline.remaining()
+                if remaining is not None and remaining <= 0:
+                    raise DashScopeTimeout(
+                        f"{what} timed out after {format_seconds(deadline.timeout)}",
+                        timeout=deadline.timeout,
+                    )
+                self._changed.wait(remaining)
+
+    def peek(self, read: Callable[[], _T]) -> _T:
+        """Run ``read`` under the lock (a consistent snapshot), without waiting."""
+        with self.lock:
+            return read()
+
+    def notify(self) -> None:
+        with self.lock:
+            self._changed.notify_all()
+
+    # The pull buffer ---------------------------------------------------------------
+
+    def next_event(self, deadline: Deadline, what: str) -> ServerEvent | None:
+        """Pop the next buffered event; None once the session ended cleanly and all was read."""
+        self._pulled = True
+        state = self.state
+        buffer = self.buffer
+
+        def ready() -> ServerEvent | _EndOfStream | None:
+            if buffer:
+                return buffer.popleft()
+            end = state.end
+            if end is None:
+                return None
+            if end.error is not None:
+                raise state.closed_error(what)
+            return _END
+
+        event = cast("ServerEvent | _EndOfStream", self.wait(ready, deadline, what))
+        return None if isinstance(event, _EndOfStream) else event
+
+
+class _EndOfStream:
+    """The clean end of the pull buffer (a value, as None means "keep waiting")."""
+
+
+_END: Final = _EndOfStream()

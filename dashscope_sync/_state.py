@@ -1,0 +1,551 @@
+"""The session as a pure state machine: decoded events and intents in, decisions out.
+
+No threads, sockets, locks, clocks or sleeps live here: callers pass the time
+(``at``) with each input and hold whatever lock they need. That keeps every
+protocol rule of the session in one place that tests drive with recorded frame
+sequences, and keeps the I/O shell replaceable.
+
+What it owns:
+
+- the lifecycle, as one `Phase`;
+- the requests waiting for an answer (``session.update``, ``session.finish``,
+  ``response.create``) and the one rule that pairs answers and errors with them
+  (`SessionState.receive`);
+- response tracking: which `ResponseTrack` a ``response.created`` /
+  ``response.done`` belongs to, a cancel asked for before ``response.created``,
+  responses the server starts by itself under server VAD;
+- the configuration the server accepted, for a reconnect to replay;
+- the end state (close code, reason, error).
+
+Pairing rules (by identity, never by position, where the wire allows it):
+
+1. An ``error`` whose ``error.event_id`` names a waiting request fails that
+   request only. One naming a request that was already paired with a
+   ``response.created`` takes that pairing back (the server refused the request;
+   the response was someone else's).
+2. An ``error`` naming no request fails one only when its ``param`` or ``code``
+   says which kind it concerns: ``session.*`` the oldest waiting
+   ``session.update``; ``response.*`` or
+   ``conversation_already_has_active_response`` the oldest unanswered
+   ``response.create``. Any other error fails no request.
+3. ``session.updated`` and ``session.finished`` carry no client id: each answers
+   the oldest request of its kind still waiting (a request whose caller gave up
+   still waits, so its late answer is never given to a later request).
+4. A ``response.created`` that follows the end of a server-VAD turn (with
+   automatic responses on) is the server's own: it goes to the oldest handle from
+   `SessionState.follow_next_response`. Otherwise it answers the oldest
+   unanswered ``response.create``, else it goes to a follower, else to nobody.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import weakref
+from collections.abc import Callable
+from typing import Any, Final
+
+from ._errors import APIError, DashScopeError, SessionClosedError, TransportError
+from ._events import (
+    ErrorEvent,
+    InputAudioBufferSpeechStopped,
+    ResponseAudioDelta,
+    ResponseAudioTranscriptDelta,
+    ResponseCreated,
+    ResponseDone,
+    ResponseTextDelta,
+    ServerEvent,
+    SessionCreated,
+    SessionFinished,
+    SessionInfo,
+    SessionUpdated,
+)
+
+__all__ = [
+    "CLOSE_NORMAL",
+    "End",
+    "Phase",
+    "Request",
+    "RequestKind",
+    "ResponseTrack",
+    "SessionState",
+]
+
+#: The normal close code (RFC 6455).
+CLOSE_NORMAL: Final = 1000
+
+
+class Phase(enum.Enum):
+    """Where the session is in its life."""
+
+    CONNECTING = "connecting"  # upgraded, waiting for session.created
+    OPEN = "open"  # session.created arrived; requests may be sent
+    CLOSING = "closing"  # close() started; nothing more is sent
+    CLOSED = "closed"  # the connection ended; End says how
+
+
+class RequestKind(enum.Enum):
+    """A client event that waits for an answer, by the wire type that answers it."""
+
+    UPDATE = "session.updated"
+    FINISH = "session.finished"
+    RESPONSE = "response.created"
+
+
+class End:
+    """How the connection ended: the close code and reason, and the error if abnormal."""
+
+    __slots__ = ("code", "error", "reason")
+
+    def __init__(self, code: int, reason: str, error: TransportError | None) -> None:
+        self.code = code
+        self.reason = reason
+        self.error = error  # None for a clean end (1000, or a close we asked for)
+
+
+class Request:
+    """One request waiting for its answer (or its error)."""
+
+    __slots__ = ("answer", "error", "event_id", "kind", "payload", "track")
+
+    def __init__(
+        self,
+        kind: RequestKind,
+        event_id: str,
+        payload: dict[str, Any] | None = None,
+        track: ResponseTrack | None = None,
+    ) -> None:
+        self.kind = kind
+        self.event_id = event_id
+        # For session.update: the fields sent, kept so that an accepted
+        # update can be replayed by a reconnect.
+        self.payload = payload
+        # Weak: a response handle the caller dropped must not keep collecting.
+        self.track = None if track is None else weakref.ref(track)
+        self.answer: ServerEvent | None = None
+        self.error: DashScopeError | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.answer is not None or self.error is not None
+
+    def __repr__(self) -> str:
+        return f"<Request {self.kind.name} {self.event_id}>"
+
+
+class ResponseTrack:
+    """Everything known of one response, for the handle that follows it.
+
+    Mutated only by `SessionState` (under the caller's lock); read by the
+    `Response` handle under the same lock.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "audio",
+        "cancel_sent",
+        "cancel_wanted",
+        "done",
+        "done_at",
+        "error",
+        "event_id",
+        "first_audio_at",
+        "first_text_at",
+        "id",
+        "requested_at",
+        "status",
+        "text",
+    )
+
+    def __init__(self, event_id: str | None, requested_at: float) -> None:
+        self.event_id = event_id  # the response.create's id; None when following VAD
+        self.requested_at = requested_at
+        self.id: str | None = None
+        self.status: str | None = None
+        self.text: list[str] = []
+        self.audio: list[bytes] = []
+        self.first_text_at: float | None = None
+        self.first_audio_at: float | None = None
+        self.done: ResponseDone | None = None
+        self.done_at: float | None = None
+        self.error: DashScopeError | None = None
+        self.cancel_wanted = False
+        self.cancel_sent = False
+
+    @property
+    def finished(self) -> bool:
+        return self.done is not None or self.error is not None
+
+    def fail(self, error: DashScopeError) -> None:
+        if not self.finished:
+            self.error = error
+
+    def _start(self, event: ResponseCreated) -> None:
+        self.id = event.response.id
+        self.status = event.response.status or "in_progress"
+
+    def _take_over(self, other: ResponseTrack) -> None:
+        """Continue a response that was wrongly given to ``other`` first."""
+        self.id, self.status = other.id, other.status
+        self.text, self.audio = other.text, other.audio
+        self.first_text_at, self.first_audio_at = other.first_text_at, other.first_audio_at
+        other.text, other.audio = [], []
+
+    def _feed(self, event: ServerEvent, at: float) -> None:
+        if type(event) is ResponseAudioDelta:
+            if self.first_audio_at is None:
+                self.first_audio_at = at
+            self.audio.append(event.delta)
+        elif type(event) is ResponseAudioTranscriptDelta or type(event) is ResponseTextDelta:
+            if self.first_text_at is None:
+                self.first_text_at = at
+            self.text.append(event.delta)
+        elif type(event) is ResponseDone:
+            self.done = event
+            self.done_at = at
+            self.status = event.response.status or "completed"
+
+    def __repr__(self) -> str:
+        return f"<ResponseTrack id={self.id!r} status={self.status!r}>"
+
+
+class Effects:
+    """What the caller must do after an input: send these frames (in order)."""
+
+    __slots__ = ("cancel",)
+
+    def __init__(self) -> None:
+        # Responses whose cancel was asked for before response.created: send
+        # response.cancel for each, now that they run.
+        self.cancel: list[ResponseTrack] = []
+
+
+#: Event types that change the session's books (the rest only feed responses).
+_Handler = Callable[["SessionState", Any, float], "Effects | None"]
+
+#: Event types a response handle collects.
+_FED: Final = frozenset({ResponseAudioDelta, ResponseAudioTranscriptDelta, ResponseTextDelta})
+
+_ACTIVE_RESPONSE: Final = "conversation_already_has_active_response"
+
+
+def _error_kind(error: ErrorEvent) -> RequestKind | None:
+    """Which kind of request an error naming no request concerns, if it says."""
+    info = error.error
+    if info.code == _ACTIVE_RESPONSE:
+        return RequestKind.RESPONSE
+    param = info.param or ""
+    if param.startswith("session."):
+        return RequestKind.UPDATE
+    if param.startswith("response."):
+        return RequestKind.RESPONSE
+    return None
+
+
+def _auto_responds(info: SessionInfo | None) -> bool:
+    """Does the server start responses itself (server VAD with automatic responses)?"""
+    detection = None if info is None else info.turn_detection
+    return detection is not None and detection.get("create_response", True) is not False
+
+
+class SessionState:
+    """The session's books; see the module docstring.
+
+    Not thread-safe by itself: the caller serialises every call (the session
+    holds one lock around it).
+    """
+
+    def __init__(self) -> None:
+        self.phase = Phase.CONNECTING
+        self.session_id = ""
+        self.info: SessionInfo | None = None
+        #: An error that came before session.created: connect() fails with it.
+        self.early_error: ErrorEvent | None = None
+        self.end: End | None = None
+        #: Every session field the server accepted (merged), for a reconnect.
+        self.accepted: dict[str, Any] = {}
+        # Requests waiting for an answer, in the order they were sent.
+        self._pending: list[Request] = []
+        # response.create requests paired with a response.created, by request
+        # event id -> response id, until response.done: an error naming one
+        # takes the pairing back (rule 1).
+        self._paired: dict[str, tuple[Request, str]] = {}
+        # Running responses someone follows: response id -> track (weak, so a
+        # dropped handle collects nothing).
+        self._running: dict[str, weakref.ref[ResponseTrack]] = {}
+        # Handles waiting for the next response the server starts by itself.
+        self._followers: collections.deque[weakref.ref[ResponseTrack]] = collections.deque()
+        # A server-VAD turn ended and its automatic response has not started.
+        self._vad_turn_ended = False
+
+    # Intents ---------------------------------------------------------------------
+
+    @property
+    def can_send(self) -> bool:
+        return self.phase is Phase.OPEN or self.phase is Phase.CONNECTING
+
+    def request(
+        self,
+        kind: RequestKind,
+        event_id: str,
+        payload: dict[str, Any] | None = None,
+        track: ResponseTrack | None = None,
+    ) -> Request:
+        """Register a request before it is sent, so its answer cannot race it."""
+        request = Request(kind, event_id, payload, track)
+        if self.end is not None:
+            request.error = self._closed_error("no answer")
+        else:
+            self._pending.append(request)
+        return request
+
+    def forget(self, request: Request) -> None:
+        """Drop a request whose send failed: no answer will come."""
+        if request in self._pending:
+            self._pending.remove(request)
+
+    def track_response(self, event_id: str, at: float) -> tuple[ResponseTrack, Request]:
+        """Register a ``response.create`` and the track that will follow its response."""
+        track = ResponseTrack(event_id, at)
+        return track, self.request(RequestKind.RESPONSE, event_id, track=track)
+
+    def follow_next_response(self, at: float) -> ResponseTrack:
+        """A track for the next response the server starts by itself (server VAD)."""
+        track = ResponseTrack(None, at)
+        if self.end is not None:
+            track.fail(self._closed_error("the session ended before the response started"))
+        else:
+            self._followers.append(weakref.ref(track))
+        return track
+
+    def cancel(self, track: ResponseTrack) -> bool | None:
+        """Decide a cancel: True to send ``response.cancel`` now, None to send it later
+        (when the response starts), False when there is nothing to cancel."""
+        if track.finished or track.cancel_wanted or self.end is not None:
+            return False
+        track.cancel_wanted = True
+        if track.id is None:
+            return None
+        track.cancel_sent = True
+        return True
+
+    def closing(self) -> None:
+        """close() started: nothing more is sent."""
+        if self.phase is not Phase.CLOSED:
+            self.phase = Phase.CLOSING
+
+    # Events ----------------------------------------------------------------------
+
+    def receive(self, event: ServerEvent, at: float) -> Effects | None:
+        """Take one received event; returns what to send in answer, if anything."""
+        handler = _HANDLERS.get(type(event))
+        effects = handler(self, event, at) if handler is not None else None
+        running = self._running
+        if running:
+            kind = type(event)
+            if kind in _FED:
+                ref = running.get(event.response_id)  # type: ignore[attr-defined]
+                track = None if ref is None else ref()
+                if track is not None:
+                    track._feed(event, at)
+            elif kind is ResponseDone:
+                assert isinstance(event, ResponseDone)
+                ref = running.pop(event.response.id, None)
+                track = None if ref is None else ref()
+                if track is not None:
+                    track._feed(event, at)
+        return effects
+
+    def _on_session_created(self, event: SessionCreated, at: float) -> None:
+        self.session_id = event.session.id
+        self.info = event.session
+        if self.phase is Phase.CONNECTING:
+            self.phase = Phase.OPEN
+
+    def _on_session_updated(self, event: SessionUpdated, at: float) -> None:
+        self.info = event.session
+        request = self._answer(RequestKind.UPDATE, event)
+        if request is not None and request.payload:
+            self.accepted.update(request.payload)
+
+    def _on_session_finished(self, event: SessionFinished, at: float) -> None:
+        self._answer(RequestKind.FINISH, event)
+
+    def _on_speech_stopped(self, event: InputAudioBufferSpeechStopped, at: float) -> None:
+        if _auto_responds(self.info):
+            self._vad_turn_ended = True
+
+    def _on_response_created(self, event: ResponseCreated, at: float) -> Effects | None:
+        track: ResponseTrack | None = None
+        server_own = self._vad_turn_ended
+        self._vad_turn_ended = False
+        if server_own:
+            track = self._next_follower()
+        if track is None:
+            request = self._answer(RequestKind.RESPONSE, event)
+            if request is not None:
+                self._paired[request.event_id] = (request, event.response.id)
+                track = None if request.track is None else request.track()
+            elif not server_own:
+                track = self._next_follower()
+        if track is None:
+            return None
+        return self._start(track, event)
+
+    def _start(self, track: ResponseTrack, event: ResponseCreated) -> Effects | None:
+        track._start(event)
+        self._running[event.response.id] = weakref.ref(track)
+        if track.cancel_wanted and not track.cancel_sent:
+            track.cancel_sent = True
+            effects = Effects()
+            effects.cancel.append(track)
+            return effects
+        return None
+
+    def _on_response_done(self, event: ResponseDone, at: float) -> None:
+        if self._paired:
+            done_id = event.response.id
+            for key in [k for k, (_, rid) in self._paired.items() if rid == done_id]:
+                del self._paired[key]
+
+    def _on_error(self, event: ErrorEvent, at: float) -> None:
+        if self.phase is Phase.CONNECTING and self.early_error is None:
+            self.early_error = event
+        named = event.error.event_id
+        target: Request | None = None
+        if named:
+            target = next((r for r in self._pending if r.event_id == named), None)
+            if target is None and named in self._paired:
+                self._unpair(named, event)
+                return
+        else:
+            kind = _error_kind(event)
+            if kind is not None:
+                target = next((r for r in self._pending if r.kind is kind), None)
+        if target is not None:
+            self._pending.remove(target)
+            target.error = APIError.from_event(event)
+            track = None if target.track is None else target.track()
+            if track is not None:
+                track.fail(target.error)
+        elif event.error.type == "server_error" and not named:
+            # A server error during a response may mean it never finishes:
+            # fail the running responses rather than leave them hanging.
+            for ref in self._running.values():
+                track = ref()
+                if track is not None:
+                    track.fail(APIError.from_event(event))
+            self._running.clear()
+
+    def _unpair(self, event_id: str, event: ErrorEvent) -> None:
+        """The server refused a request already paired with a response.created:
+        that response was not its answer (rule 1); give it to a follower."""
+        request, response_id = self._paired.pop(event_id)
+        request.answer = None
+        request.error = APIError.from_event(event)
+        ref = self._running.pop(response_id, None)
+        wrong = None if ref is None else ref()
+        if wrong is None:
+            wrong = None if request.track is None else request.track()
+        follower = self._next_follower()
+        if follower is not None and wrong is not None:
+            follower._take_over(wrong)
+            self._running[response_id] = weakref.ref(follower)
+        if wrong is not None:
+            wrong.id = wrong.status = None
+            wrong.text, wrong.audio = [], []
+            wrong.fail(request.error)
+
+    def _answer(self, kind: RequestKind, event: ServerEvent) -> Request | None:
+        for request in self._pending:
+            if request.kind is kind:
+                self._pending.remove(request)
+                request.answer = event
+                return request
+        return None
+
+    def _next_follower(self) -> ResponseTrack | None:
+        while self._followers:
+            track = self._followers.popleft()()
+            if track is not None:
+                return track
+        return None
+
+    # The end ---------------------------------------------------------------------
+
+    def ended(self, code: int, reason: str, error: TransportError | None) -> End:
+        """The connection ended: record how, and fail everything still waiting.
+
+        A close that `closing` announced, or a 1000 from the server, is clean
+        whatever the code; anything else keeps (or makes) a `TransportError`.
+        """
+        if self.end is not None:
+            return self.end
+        clean = self.phase is Phase.CLOSING or (error is None and code == CLOSE_NORMAL)
+        if clean:
+            error = None
+        elif error is None:
+            error = TransportError(
+                f"the server closed the session with code {code}"
+                + (f": {reason}" if reason else ""),
+                code=code,
+                reason=reason,
+            )
+        self.end = End(code, reason, error)
+        self.phase = Phase.CLOSED
+        failure = self._closed_error("the session ended before the answer came")
+        for request in self._pending:
+            request.error = failure
+            track = None if request.track is None else request.track()
+            if track is not None:
+                track.fail(failure)
+        self._pending.clear()
+        ended = self._closed_error("the session ended before the response finished")
+        for ref in [*self._running.values(), *self._followers]:
+            track = ref()
+            if track is not None:
+                track.fail(ended)
+        self._running.clear()
+        self._followers.clear()
+        self._paired.clear()
+        return self.end
+
+    def closed_error(self, what: str) -> DashScopeError:
+        """The error for using a session that has ended or is closing."""
+        return self._closed_error(what)
+
+    def _closed_error(self, what: str) -> DashScopeError:
+        end = self.end
+        if end is not None and end.error is not None:
+            error = TransportError(
+                f"{what}: {end.error}", code=end.error.code, reason=end.error.reason
+            )
+            error.__cause__ = end.error
+            return error
+        return SessionClosedError(
+            f"{what}: the session is closed",
+            code=None if end is None else end.code,
+            reason=None if end is None else end.reason,
+        )
+
+    # Introspection for tests and repr --------------------------------------------
+
+    @property
+    def pending(self) -> tuple[Request, ...]:
+        return tuple(self._pending)
+
+    @property
+    def running(self) -> int:
+        """How many running responses are followed by a live handle."""
+        return sum(1 for ref in self._running.values() if ref() is not None)
+
+
+_HANDLERS: Final[dict[type[ServerEvent], _Handler]] = {
+    SessionCreated: SessionState._on_session_created,
+    SessionUpdated: SessionState._on_session_updated,
+    SessionFinished: SessionState._on_session_finished,
+    InputAudioBufferSpeechStopped: SessionState._on_speech_stopped,
+    ResponseCreated: SessionState._on_response_created,
+    ResponseDone: SessionState._on_response_done,
+    ErrorEvent: SessionState._on_error,
+}

@@ -1,0 +1,163 @@
+"""The one wait (Mailbox) and the dispatcher, with real threads but no sockets."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+
+import pytest
+
+import dashscope_sync as ds
+from dashscope_sync._deadline import Deadline
+from dashscope_sync._dispatch import Dispatcher, Handlers
+from dashscope_sync._errors import HandlerError
+from dashscope_sync._mailbox import Mailbox, format_seconds
+from dashscope_sync._protocol import decode
+
+pytestmark = pytest.mark.timeout(30)
+
+DELTA = decode(b'{"type":"response.text.delta","response_id":"r1","delta":"x"}')
+
+
+def failure(text: str) -> HandlerError:
+    return HandlerError(text)
+
+
+class TestMailbox:
+    def test_handler_failure_wakes_any_wait(self) -> None:
+        """A handler failure reported while a caller waits ends that wait with HandlerError."""
+        mailbox = Mailbox(10)
+        threading.Timer(0.1, mailbox.handler_failed, args=(lambda: failure("boom"),)).start()
+        with pytest.raises(HandlerError, match="boom"):
+            mailbox.wait(lambda: None, Deadline(None), "a wait")
+
+    def test_failures_after_the_first_are_counted(self) -> None:
+        """The first failure is raised once, with how many followed; then the slate is clean."""
+        mailbox = Mailbox(10)
+        made: list[str] = []
+
+        def make(text: str) -> HandlerError:
+            made.append(text)
+            return failure(text)
+
+        for n in range(5):
+            mailbox.handler_failed(lambda n=n: make(f"failure {n}"))  # type: ignore[misc]
+        assert made == ["failure 0"]  # later errors are not even built
+        with pytest.raises(HandlerError) as info:
+            mailbox.raise_handler_error()
+        assert info.value.more_failures == 4
+        assert "and 4 more" in str(info.value)
+        mailbox.raise_handler_error()  # nothing pending now
+
+    def test_end_wakes_the_puller(self) -> None:
+        """The end of the session ends a blocked recv: cleanly after a 1000, else raising."""
+        mailbox = Mailbox(10)
+        threading.Timer(0.1, mailbox.ended, args=(1000, "", None)).start()
+        assert mailbox.next_event(Deadline(None), "recv()") is None
+        broken = Mailbox(10)
+        broken.deliver(DELTA, 0.0)
+        broken.ended(1011, "boom", None)
+        assert broken.next_event(Deadline(0), "recv()") is DELTA  # what came first, first
+        with pytest.raises(ds.TransportError) as info:
+            broken.next_event(Deadline(0), "recv()")
+        assert info.value.code == 1011
+
+    def test_timeout_message_is_rounded(self) -> None:
+        """A wait that runs out says how long it waited, rounded."""
+        mailbox = Mailbox(10)
+        with pytest.raises(ds.DashScopeTimeout, match=r"timed out after 0\.05 s$"):
+            mailbox.wait(lambda: None, Deadline(0.05), "a wait")
+        assert format_seconds(1.4999397950000457) == "1.5 s"
+        assert format_seconds(12.3) == "12 s"
+
+    def test_buffer_warns_only_programs_that_pull(self, caplog: pytest.LogCaptureFixture) -> None:
+        """A full buffer warns once if the program reads it, and only logs at DEBUG if not."""
+        quiet = Mailbox(2)
+        for _ in range(5):
+            quiet.deliver(DELTA, 0.0)
+        assert quiet.dropped_events == 3 and len(quiet.buffer) == 2
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+        pulled = Mailbox(2)
+        pulled.deliver(DELTA, 0.0)
+        pulled.next_event(Deadline(0), "recv()")
+        for _ in range(5):
+            pulled.deliver(DELTA, 0.0)
+        warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(warnings) == 1 and "event buffer full" in warnings[0].message
+
+    def test_the_handler_thread_may_not_wait(self) -> None:
+        """Waiting on the thread marked as the handler thread is a UsageError."""
+        mailbox = Mailbox(10)
+        mailbox.no_wait_thread = threading.current_thread()
+        with pytest.raises(ds.UsageError, match="inside an event handler"):
+            mailbox.wait(lambda: True, Deadline(None), "a wait")
+
+
+class TestDispatcher:
+    def test_backlog_is_bounded(self, caplog: pytest.LogCaptureFixture) -> None:
+        """Past max_backlog the oldest events are dropped for handlers, counted, warned once."""
+        handlers = Handlers()
+        release = threading.Event()
+        started = threading.Event()
+        seen: list[object] = []
+
+        def slow(event: ds.ServerEvent) -> None:
+            started.set()
+            release.wait(10)
+            seen.append(event)
+
+        handlers.add("response.text.delta", slow)
+        dispatcher = Dispatcher(handlers, lambda make: None, max_backlog=3)
+        dispatcher.start()
+        events = [
+            decode(f'{{"type":"response.text.delta","delta":"{n}"}}'.encode()) for n in range(10)
+        ]
+        dispatcher.put(events[0])
+        assert started.wait(10)  # the handler thread holds the first event, blocked in it
+        for event in events[1:]:
+            dispatcher.put(event)
+        release.set()
+        dispatcher.stop()
+        assert dispatcher.thread is not None
+        dispatcher.thread.join(10)
+        assert dispatcher.dropped == 6
+        assert [e.delta for e in seen] == ["0", "7", "8", "9"]  # type: ignore[attr-defined]
+        warned = [r for r in caplog.records if "handlers are 3 events behind" in r.message]
+        assert len(warned) == 1
+
+    def test_thread_ends_when_the_registry_is_collected(self) -> None:
+        """The handler thread holds the registry weakly and ends once it is gone."""
+        handlers = Handlers()
+        handlers.add("*", lambda event: None)
+        dispatcher = Dispatcher(handlers, lambda make: None, max_backlog=10)
+        thread = dispatcher.start()
+        dispatcher.put(DELTA)
+        del handlers
+        gc.collect()  # the registry and its handles form a cycle
+        dispatcher.put(DELTA)
+        thread.join(10)
+        assert not thread.is_alive()
+
+    def test_failures_are_reported_and_logged_once(self, caplog: pytest.LogCaptureFixture) -> None:
+        """Each failure is reported; one traceback per handler is logged, then counts."""
+        caplog.set_level(logging.DEBUG, logger="dashscope_sync")
+        handlers = Handlers()
+
+        def broken(event: ds.ServerEvent) -> None:
+            raise ValueError("no")
+
+        handlers.add("*", broken)
+        reported: list[HandlerError] = []
+        dispatcher = Dispatcher(handlers, lambda make: reported.append(make()), max_backlog=100)
+        thread = dispatcher.start()
+        for _ in range(12):
+            dispatcher.put(DELTA)
+        dispatcher.stop()
+        thread.join(10)
+        assert len(reported) == 12
+        assert all(isinstance(error.__cause__, ValueError) for error in reported)
+        tracebacks = [r for r in caplog.records if r.exc_info]
+        assert len(tracebacks) == 1
+        assert any("has failed 10 times" in r.message for r in caplog.records)
+        assert any("failed 12 times in this session" in r.message for r in caplog.records)

@@ -1,0 +1,289 @@
+"""The session state machine on recorded frame sequences: no sockets, threads or clocks."""
+
+from __future__ import annotations
+
+import gc
+import json
+from typing import Any
+
+import pytest
+
+import dashscope_sync as ds
+from dashscope_sync._protocol import decode
+from dashscope_sync._state import Phase, RequestKind, SessionState
+
+CREATED = {
+    "type": "session.created",
+    "session": {
+        "id": "sess_1",
+        "voice": "Cherry",
+        "turn_detection": {"type": "server_vad", "create_response": True},
+    },
+}
+MANUAL_CREATED = {"type": "session.created", "session": {"id": "sess_1", "turn_detection": None}}
+
+
+def feed(state: SessionState, *frames: dict[str, Any], at: float = 1.0) -> list[Any]:
+    """Decode each frame as the reader does and give it to the state; the effects."""
+    return [state.receive(decode(json.dumps(frame).encode()), at) for frame in frames]
+
+
+def error(event_id: str | None = None, **fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": "invalid_request_error", "message": "no", **fields}
+    if event_id is not None:
+        body["event_id"] = event_id
+    return {"type": "error", "error": body}
+
+
+def updated(voice: str) -> dict[str, Any]:
+    return {"type": "session.updated", "session": {"id": "sess_1", "voice": voice}}
+
+
+def response_created(rid: str) -> dict[str, Any]:
+    return {"type": "response.created", "response": {"id": rid, "status": "in_progress"}}
+
+
+def response_done(rid: str, status: str = "completed") -> dict[str, Any]:
+    return {"type": "response.done", "response": {"id": rid, "status": status}}
+
+
+def text_delta(rid: str, delta: str) -> dict[str, Any]:
+    return {"type": "response.text.delta", "response_id": rid, "delta": delta}
+
+
+@pytest.fixture
+def state() -> SessionState:
+    machine = SessionState()
+    feed(machine, CREATED)
+    return machine
+
+
+class TestLifecycle:
+    def test_created_opens(self) -> None:
+        """session.created moves CONNECTING to OPEN and records the session."""
+        machine = SessionState()
+        assert machine.phase is Phase.CONNECTING
+        feed(machine, CREATED)
+        assert machine.phase is Phase.OPEN
+        assert machine.session_id == "sess_1"
+        assert machine.info is not None and machine.info.voice == "Cherry"
+
+    def test_error_before_created_is_kept_for_connect(self) -> None:
+        """An error before session.created is what connect() raises."""
+        machine = SessionState()
+        feed(machine, error(code="InvalidApiKey"))
+        assert machine.early_error is not None
+        assert machine.early_error.error.code == "InvalidApiKey"
+
+    def test_end_fails_everything_waiting(self, state: SessionState) -> None:
+        """An abnormal end fails waiting requests and responses with a TransportError."""
+        update = state.request(RequestKind.UPDATE, "e1", {"voice": "Ethan"})
+        track, _ = state.track_response("e2", 0.0)
+        follower = state.follow_next_response(0.0)
+        end = state.ended(1011, "boom", None)
+        assert state.phase is Phase.CLOSED
+        assert end.error is not None and end.error.code == 1011
+        for failure in (update.error, track.error, follower.error):
+            assert isinstance(failure, ds.TransportError)
+        assert state.pending == ()
+
+    def test_end_after_close_is_clean(self, state: SessionState) -> None:
+        """An end after closing() is clean whatever the code, and requests fail as closed."""
+        update = state.request(RequestKind.UPDATE, "e1")
+        state.closing()
+        end = state.ended(1006, "lost", None)
+        assert end.error is None
+        assert isinstance(update.error, ds.SessionClosedError)
+
+    def test_server_1000_is_clean(self, state: SessionState) -> None:
+        """A 1000 close from the server is a clean end."""
+        assert state.ended(1000, "", None).error is None
+
+    def test_requests_after_the_end_fail_at_once(self, state: SessionState) -> None:
+        """A request registered after the end fails at once rather than waiting forever."""
+        state.ended(1000, "", None)
+        request = state.request(RequestKind.FINISH, "e9")
+        assert isinstance(request.error, ds.SessionClosedError)
+
+
+class TestPairing:
+    def test_updates_answer_in_order_and_accepted_is_merged(self, state: SessionState) -> None:
+        """session.updated answers the oldest update; accepted fields are merged."""
+        first = state.request(RequestKind.UPDATE, "e1", {"voice": "Ethan"})
+        second = state.request(RequestKind.UPDATE, "e2", {"instructions": "hi"})
+        feed(state, updated("Ethan"), updated("Ethan"))
+        assert first.answer is not None and second.answer is not None
+        assert state.accepted == {"voice": "Ethan", "instructions": "hi"}
+
+    def test_refused_update_is_not_accepted(self, state: SessionState) -> None:
+        """An error naming an update fails it, and its fields are not replayed (5)."""
+        ok = state.request(RequestKind.UPDATE, "e1", {"voice": "Ethan"})
+        bad = state.request(RequestKind.UPDATE, "e2", {"modalities": ["audio"]})
+        feed(state, updated("Ethan"), error("e2", code="invalid_value", param="session.modalities"))
+        assert ok.answer is not None
+        assert isinstance(bad.error, ds.APIError) and bad.error.code == "invalid_value"
+        assert state.accepted == {"voice": "Ethan"}
+
+    def test_unrelated_error_fails_nothing_and_answers_stay_paired(
+        self, state: SessionState
+    ) -> None:
+        """An error naming neither request nor kind fails nothing; A's answer goes to A (10)."""
+        a = state.request(RequestKind.UPDATE, "eA", {"voice": "A"})
+        b = state.request(RequestKind.UPDATE, "eB", {"voice": "B"})
+        feed(state, error(code="Throttling"))
+        assert a.error is None and b.error is None
+        feed(state, updated("A"))
+        assert a.answer is not None and a.answer.session.voice == "A"  # type: ignore[attr-defined]
+        assert b.answer is None
+
+    def test_error_naming_another_event_fails_nothing(self, state: SessionState) -> None:
+        """An error naming a client event that waits for nothing (an append) fails nothing."""
+        a = state.request(RequestKind.UPDATE, "eA")
+        feed(state, error("e_append", code="invalid_value", param="session.voice"))
+        assert a.error is None
+
+    @pytest.mark.parametrize(
+        ("fields", "failed"),
+        [
+            ({"param": "session.voice"}, RequestKind.UPDATE),
+            ({"param": "response.instructions"}, RequestKind.RESPONSE),
+            ({"code": "conversation_already_has_active_response"}, RequestKind.RESPONSE),
+        ],
+    )
+    def test_error_naming_a_kind_fails_the_oldest_of_it(
+        self, state: SessionState, fields: dict[str, Any], failed: RequestKind
+    ) -> None:
+        """An error naming no request fails the oldest request of the kind it names (10)."""
+        update = state.request(RequestKind.UPDATE, "eU")
+        track, create = state.track_response("eR", 0.0)
+        feed(state, error(**fields))
+        expected, other = (update, create) if failed is RequestKind.UPDATE else (create, update)
+        assert expected.error is not None and other.error is None
+        if failed is RequestKind.RESPONSE:
+            assert track.error is expected.error
+
+    def test_late_answer_goes_to_the_abandoned_request(self, state: SessionState) -> None:
+        """A request whose caller gave up still takes its own late answer."""
+        abandoned = state.request(RequestKind.UPDATE, "e1", {"voice": "Ethan"})
+        later = state.request(RequestKind.UPDATE, "e2", {"voice": "Serena"})
+        feed(state, updated("Ethan"))
+        assert abandoned.answer is not None and later.answer is None
+
+    def test_finish(self, state: SessionState) -> None:
+        """session.finished answers the finish request."""
+        finish = state.request(RequestKind.FINISH, "e1")
+        feed(state, {"type": "session.finished"})
+        assert finish.answer is not None
+
+    def test_forget(self, state: SessionState) -> None:
+        """A request whose send failed is forgotten: the next answer goes to the next one."""
+        failed = state.request(RequestKind.UPDATE, "e1")
+        state.forget(failed)
+        kept = state.request(RequestKind.UPDATE, "e2")
+        feed(state, updated("x"))
+        assert kept.answer is not None and failed.answer is None
+
+
+class TestResponses:
+    def test_track_collects_and_finishes(self, state: SessionState) -> None:
+        """A created response's deltas and done reach its track, with the times given."""
+        track, _ = state.track_response("e1", 0.5)
+        feed(state, response_created("r1"), at=1.0)
+        feed(state, text_delta("r1", "Hel"), text_delta("other", "x"), at=2.0)
+        feed(state, text_delta("r1", "lo"), response_done("r1"), at=3.0)
+        assert track.id == "r1" and track.status == "completed"
+        assert track.text == ["Hel", "lo"]
+        assert track.first_text_at == 2.0 and track.done_at == 3.0
+        assert state.running == 0
+
+    def test_dropped_handle_keeps_nothing(self, state: SessionState) -> None:
+        """A track nobody holds is not kept alive by the state."""
+        state.track_response("e1", 0.0)
+        gc.collect()
+        feed(state, response_created("r1"), text_delta("r1", "x"))
+        assert state.running == 0
+
+    def test_server_error_fails_running_responses(self, state: SessionState) -> None:
+        """A server_error naming nothing fails running responses (they may never finish)."""
+        track, _ = state.track_response("e1", 0.0)
+        feed(state, response_created("r1"))
+        feed(state, {"type": "error", "error": {"type": "server_error", "code": "COMMON_ERROR"}})
+        assert isinstance(track.error, ds.APIError)
+
+    def test_vad_response_goes_to_the_follower(self) -> None:
+        """After a server-VAD turn ends, the next response.created is the server's own (11)."""
+        state = SessionState()
+        feed(state, CREATED)
+        follower = state.follow_next_response(0.0)
+        explicit, request = state.track_response("eX", 0.0)
+        feed(
+            state,
+            {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 900},
+            response_created("r_vad"),
+            error("eX", code="conversation_already_has_active_response"),
+            text_delta("r_vad", "hi"),
+            response_done("r_vad"),
+        )
+        assert follower.id == "r_vad" and follower.text == ["hi"] and follower.done is not None
+        assert isinstance(explicit.error, ds.ActiveResponseError)
+        assert explicit.id is None and request.answer is None
+
+    def test_crossing_without_vad_is_taken_back(self, state: SessionState) -> None:
+        """A refused request first paired with someone else's response gives it up (rule 1)."""
+        follower = state.follow_next_response(0.0)
+        explicit, _ = state.track_response("eX", 0.0)
+        feed(
+            state,
+            response_created("r_other"),
+            text_delta("r_other", "a"),
+            error("eX", code="conversation_already_has_active_response"),
+            text_delta("r_other", "b"),
+            response_done("r_other"),
+        )
+        assert isinstance(explicit.error, ds.ActiveResponseError)
+        assert explicit.text == [] and explicit.id is None
+        assert follower.id == "r_other" and follower.text == ["a", "b"]
+
+    def test_manual_mode_never_treats_speech_as_a_vad_turn(self) -> None:
+        """With turn detection off, a response.created answers the request."""
+        state = SessionState()
+        feed(state, MANUAL_CREATED)
+        track, request = state.track_response("e1", 0.0)
+        feed(state, {"type": "input_audio_buffer.speech_stopped"}, response_created("r1"))
+        assert request.answer is not None and track.id == "r1"
+
+    def test_unclaimed_responses_go_to_followers_in_order(self, state: SessionState) -> None:
+        """Responses answering no request go to followers, oldest first."""
+        first = state.follow_next_response(0.0)
+        second = state.follow_next_response(0.0)
+        feed(state, response_created("r1"), response_created("r2"))
+        assert (first.id, second.id) == ("r1", "r2")
+
+
+class TestCancel:
+    def test_cancel_before_created_is_deferred(self, state: SessionState) -> None:
+        """A cancel before response.created is remembered and sent when it starts (12)."""
+        track, _ = state.track_response("e1", 0.0)
+        assert state.cancel(track) is None
+        assert state.cancel(track) is False  # already asked for
+        (effects,) = feed(state, response_created("r1"))
+        assert effects is not None and effects.cancel == [track]
+        feed(state, response_done("r1", "cancelled"))
+        assert track.status == "cancelled"
+
+    def test_cancel_while_running_is_immediate(self, state: SessionState) -> None:
+        """A cancel while running is sent at once; after the end there is nothing to cancel."""
+        track, _ = state.track_response("e1", 0.0)
+        (effects,) = feed(state, response_created("r1"))
+        assert effects is None
+        assert state.cancel(track) is True
+        feed(state, response_done("r1", "cancelled"))
+        other, _ = state.track_response("e2", 0.0)
+        feed(state, response_created("r2"), response_done("r2"))
+        assert state.cancel(other) is False
+
+    def test_cancel_after_the_end(self, state: SessionState) -> None:
+        """Nothing can be cancelled once the session ended."""
+        track, _ = state.track_response("e1", 0.0)
+        state.ended(1000, "", None)
+        assert state.cancel(track) is False
