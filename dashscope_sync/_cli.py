@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
 from ._audio import load_wav, sample_wav_path
-from ._client import API_KEY_ENV, Client
+from ._client import API_KEY_ENV, Client, _check_token
 from ._config import SessionUpdate
 from ._constants import (
     DEFAULT_REALTIME_URL,
@@ -152,6 +152,20 @@ def _url(*schemes: str) -> Callable[[str], str]:
         if not ok:
             raise argparse.ArgumentTypeError(f"must be a {expected} URL with a host, got {text!r}")
         return text
+
+    return check
+
+
+def _printable(what: str, *, allow_empty: bool = False) -> Callable[[str], str]:
+    def check(text: str) -> str:
+        if allow_empty and not text:
+            return text
+        try:
+            return _check_token(text, what)
+        except ConfigError:
+            raise argparse.ArgumentTypeError(
+                f"must be {what}: printable, without spaces, got {text!r}"
+            ) from None
 
     return check
 
@@ -355,7 +369,10 @@ def _api_key() -> str:
     key = os.environ.get(API_KEY_ENV, "").strip()
     if not key:
         raise _Fail(EXIT_NO_KEY, f"no API key: set the {API_KEY_ENV} environment variable")
-    return key
+    try:
+        return _check_token(key, API_KEY_ENV)
+    except ConfigError as exc:
+        raise _Fail(EXIT_NO_KEY, f"no usable API key: {exc}") from exc
 
 
 def _cmd_talk(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -378,7 +395,7 @@ def _cmd_talk(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    server = _local_server_class()(host=args.host, port=args.port, api_key=args.api_key)
+    server = _local_server_class()(host=args.host, port=args.port, api_key=args.api_key or None)
     _start_server(server, args.host, args.port)
     try:
         key = server.api_key or "any-key"
@@ -504,7 +521,7 @@ def _parser() -> argparse.ArgumentParser:
     talk.add_argument(
         "--url", type=_url("ws", "wss"), default=DEFAULT_REALTIME_URL, help="realtime WebSocket URL"
     )
-    talk.add_argument("--workspace", help="workspace id")
+    talk.add_argument("--workspace", type=_printable("a workspace id"), help="workspace id")
     talk.add_argument("--fast", action="store_true", help="upload faster than real time")
     talk.add_argument(
         "--timeout", type=_positive_seconds, default=60.0, help="seconds to wait for the reply"
@@ -524,7 +541,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=_port, default=0, help="port (default: a free one)")
-    serve.add_argument("--api-key", default="sk-local-test", help="the key the server accepts")
+    serve.add_argument(
+        "--api-key",
+        type=_printable("an API key", allow_empty=True),
+        default="sk-local-test",
+        help="the key the server accepts ('': any key)",
+    )
     serve.set_defaults(run=_cmd_serve)
 
     token = _subcommand(
@@ -544,7 +566,7 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument(
         "--expire", type=_expire_seconds, default=60, help="lifetime in seconds, 1 to 1800"
     )
-    token.add_argument("--workspace", help="workspace id")
+    token.add_argument("--workspace", type=_printable("a workspace id"), help="workspace id")
     token.add_argument(
         "--http-base-url", type=_url("http", "https"), default=None, help="HTTP API host"
     )

@@ -307,6 +307,9 @@ class TestUsage:
             (["token", "--expire", "1801"], "--expire"),
             (["token", "--http-base-url", "ws://x"], "--http-base-url"),
             (["serve", "--port", "70000"], "--port"),
+            (["serve", "--api-key", "a b"], "--api-key"),
+            (["talk", SAMPLE, "--workspace", "a b"], "--workspace"),
+            (["token", "--workspace", ""], "--workspace"),
         ],
     )
     def test_bad_option(self, argv: list[str], flag: str) -> None:
@@ -317,6 +320,13 @@ class TestUsage:
         last = proc.stderr.strip().splitlines()[-1]
         assert f"error: argument {flag}: " in last
         assert "expire_in_seconds" not in last and "base_url" not in last
+        assert "error: argument workspace" not in last
+
+    def test_malformed_key(self) -> None:
+        """A DASHSCOPE_API_KEY that cannot be sent exits 3 naming the variable."""
+        proc = cli("token", key="sk with spaces")
+        assert proc.returncode == _cli.EXIT_NO_KEY
+        assert "DASHSCOPE_API_KEY must be" in one_line_error(proc)
 
     def test_version(self) -> None:
         """--version prints the package version."""
@@ -352,10 +362,11 @@ def test_demo_prints_what_was_heard_before_the_reply(tmp_path: Path) -> None:
     assert heard < proc.stdout.index("assistant: This is a simulated reply")
 
 
-def test_serve_prints_commands_that_work(tmp_path: Path) -> None:
+@pytest.mark.parametrize("api_key", ["sk-paste", ""])  # "": the server takes any key
+def test_serve_prints_commands_that_work(tmp_path: Path, api_key: str) -> None:
     """serve prints talk and token commands that run as pasted into a shell."""
     with subprocess.Popen(
-        [sys.executable, "-m", "dashscope_sync", "serve", "--api-key", "sk-paste"],
+        [sys.executable, "-m", "dashscope_sync", "serve", "--api-key", api_key],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
