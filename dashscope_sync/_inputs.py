@@ -83,6 +83,11 @@ def pcm16_buffer(value: object, what: str = "audio") -> bytes | memoryview:
         fmt = view.format
         if fmt in _FLOAT_FORMATS:
             raise ConfigTypeError(f"{what} holds float samples ({fmt!r}); {_FLOAT_HINT}")
+        if fmt.lstrip("<>=@!") == "b":
+            raise ConfigTypeError(
+                f"{what} holds signed 8-bit samples (int8); the service takes 16-bit PCM: "
+                "convert with `x.astype('<i2') * 256`"
+            )
         if fmt in _INT16_BE:
             raise ConfigTypeError(
                 f"{what} holds big-endian 16-bit samples; the service takes little-endian: "

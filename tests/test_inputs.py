@@ -111,6 +111,11 @@ class TestPcm16Refuses:
         with pytest.raises(ds.ConfigTypeError, match="format 'i'"):
             ds.pcm16_buffer(np.zeros(4, dtype=np.int32))
 
+    def test_int8_samples(self) -> None:
+        """An int8 array is 8-bit audio, not bytes of 16-bit PCM: a TypeError."""
+        with pytest.raises(ds.ConfigTypeError, match="8-bit"):
+            ds.pcm16_buffer(np.zeros(4, dtype=np.int8))
+
     def test_big_endian(self) -> None:
         """Big-endian int16 samples are a TypeError saying how to convert them."""
         with pytest.raises(ds.ConfigTypeError, match="big-endian"):
