@@ -290,8 +290,8 @@ def _voice_turn(
             def watch_reply() -> None:
                 try:
                     response.wait(timeout)
-                except DashScopeError:
-                    pass  # reported below, by iter_text and wait
+                except Exception:
+                    pass  # raised again below, on this thread, by iter_text and wait
                 finally:
                     settled.set()
 
