@@ -1,0 +1,273 @@
+"""What a session's threads and response handles share: the wiring under `RealtimeSession`.
+
+`SessionCore` connects the parts: the `Connection` (I/O shell) feeds decoded
+events to the `Mailbox` (state machine, pull buffer, the one wait) and to the
+`Dispatcher` (handler thread), and sends deferred cancels the state machine
+asks for. It implements `ResponseHost` for the `Response` handles. It never
+refers to the public `RealtimeSession`, so a session the program drops can be
+collected while these threads run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+from ._config import RealtimeConfig
+from ._connection import Connection
+from ._deadline import Deadline
+from ._dispatch import Dispatcher, HandlerHandle, Handlers
+from ._errors import APIError, DashScopeError, DashScopeTimeout, SessionClosedError, TransportError
+from ._events import ServerEvent
+from ._mailbox import Mailbox, format_seconds
+from ._protocol import EventIds
+from ._state import CLOSE_NORMAL, Phase, Request, RequestKind, ResponseTrack
+
+if TYPE_CHECKING:
+    from ._transport import WebSocketTransport
+
+__all__ = ["SessionCore"]
+
+logger = logging.getLogger("dashscope_sync")
+
+_T = TypeVar("_T")
+
+#: How long a failed connect waits for its reader thread to go.
+_ABORT_JOIN: Final = 1.0
+
+
+class SessionCore:
+    """What the session's threads and response handles share (never the public session).
+
+    Implements `ResponseHost` for the `Response` handles.
+
+    Thread safety: every method may be called from any thread.
+    """
+
+    def __init__(self, transport: WebSocketTransport, config: RealtimeConfig) -> None:
+        self.config = config
+        self.ids = EventIds()
+        self.mailbox = Mailbox(config.max_buffered_events)
+        self.connection = Connection(
+            transport,
+            on_event=self._on_event,
+            on_end=self._on_end,
+            ping_interval=config.ping_interval,
+            ping_timeout=config.ping_timeout,
+            send_timeout=config.send_timeout,
+        )
+        # Created by the first on(), under the mailbox lock.
+        self.dispatcher: Dispatcher | None = None
+        # Guards _close_started: one close() does the work, others wait for it.
+        self._close_lock = threading.Lock()
+        self._close_started = False
+        # Set when close() has finished, so a second caller can wait for it.
+        self.closed = threading.Event()
+
+    # Reader thread -------------------------------------------------------------
+
+    def _on_event(self, event: ServerEvent) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("received %s", event.type)
+        cancels = self.mailbox.deliver(event, time.monotonic())
+        dispatcher = self.dispatcher
+        if dispatcher is not None:
+            dispatcher.put(event)
+        if cancels:
+            for response_id in cancels:
+                # A cancel asked for before response.created: now it can go.
+                # Not through send(): a handler failure is for the user's thread.
+                try:
+                    text = f'{{"event_id":"{self.ids.next()}","type":"response.cancel"}}'
+                    self.send_frame(text, "response.cancel")
+                except DashScopeError as exc:
+                    logger.debug("sending a deferred cancel of %s failed: %s", response_id, exc)
+
+    def _on_end(self, code: int, reason: str, error: TransportError | None) -> None:
+        end = self.mailbox.ended(code, reason, error)
+        if end.error is None:
+            logger.debug("session %s ended (code %d)", self.mailbox.state.session_id, code)
+        else:
+            logger.warning(
+                "session %s ended abnormally: %s", self.mailbox.state.session_id, end.error
+            )
+        dispatcher = self.dispatcher  # read after ended(): on() can no longer start one
+        if dispatcher is not None:
+            dispatcher.stop()  # handlers finish the events already queued
+
+    # Sending ---------------------------------------------------------------------
+
+    def send(self, text: str, wire_type: str) -> None:
+        """Send one client event's text for the user: a handler failure is raised first."""
+        self.mailbox.raise_handler_error()
+        self.send_frame(text, wire_type)
+
+    def send_frame(self, text: str, wire_type: str) -> None:
+        """Send one client event's text, unless the session is closing or over."""
+        mailbox = self.mailbox
+        if not mailbox.state.can_send or not self.connection.send(text):
+            raise mailbox.peek(lambda: mailbox.state.closed_error(f"cannot send {wire_type}"))
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("sent %s (%d chars)", wire_type, len(text))
+
+    def send_simple(self, wire_type: str) -> str:
+        event_id = self.ids.next()
+        self.send(f'{{"event_id":"{event_id}","type":"{wire_type}"}}', wire_type)
+        return event_id
+
+    def send_request(self, request: Request, text: str, wire_type: str) -> None:
+        """Send a registered request; forget it if the send failed (no answer will come)."""
+        try:
+            self.send(text, wire_type)
+        except BaseException:
+            with self.mailbox.lock:
+                self.mailbox.state.forget(request)
+            raise
+
+    def register(
+        self, kind: RequestKind, event_id: str, payload: dict[str, Any] | None = None
+    ) -> Request:
+        with self.mailbox.lock:
+            return self.mailbox.state.request(kind, event_id, payload)
+
+    def await_request(self, request: Request, timeout: float | None, what: str) -> ServerEvent:
+        """Wait for a request's answer, or raise the error that answered it."""
+
+        def ready() -> ServerEvent | None:
+            if request.error is not None:
+                raise request.error
+            return request.answer
+
+        return self.mailbox.wait(ready, Deadline(timeout), what)
+
+    # ResponseHost ------------------------------------------------------------------
+
+    def wait(self, ready: Callable[[], _T | None], deadline: Deadline, what: str) -> _T:
+        return self.mailbox.wait(ready, deadline, what)
+
+    def peek(self, read: Callable[[], _T]) -> _T:
+        return self.mailbox.peek(read)
+
+    def check_can_block(self, what: str) -> None:
+        self.mailbox.check_can_block(what)
+
+    def cancel(self, track: ResponseTrack) -> bool:
+        with self.mailbox.lock:
+            decision = self.mailbox.state.cancel(track)
+        if decision is None:
+            return True  # sent when the response starts
+        if not decision:
+            return False
+        try:
+            self.send_simple("response.cancel")
+        except SessionClosedError:
+            return False
+        return True
+
+    # Handlers ----------------------------------------------------------------------
+
+    def add_handler(
+        self, handlers: Handlers, key: str, fn: Callable[[Any], object]
+    ) -> HandlerHandle:
+        mailbox = self.mailbox
+        with mailbox.lock:
+            if mailbox.state.phase is Phase.CLOSING or mailbox.state.end is not None:
+                raise mailbox.state.closed_error("cannot add a handler")
+            handle = handlers.add(key, fn)
+            if self.dispatcher is None:
+                self.dispatcher = Dispatcher(
+                    handlers, mailbox.handler_failed, self.config.max_handler_backlog
+                )
+                mailbox.no_wait_thread = self.dispatcher.start()
+        return handle
+
+    @property
+    def dropped_events(self) -> int:
+        dispatcher = self.dispatcher
+        return self.mailbox.dropped_events + (0 if dispatcher is None else dispatcher.dropped)
+
+    # Lifecycle ---------------------------------------------------------------------
+
+    def wait_ready(self, deadline: Deadline, limit: float | None) -> None:
+        """Wait for ``session.created`` (connect), or raise what came instead."""
+        state = self.mailbox.state
+
+        def ready() -> bool | None:
+            if state.early_error is not None:
+                raise APIError.from_event(state.early_error)
+            if state.info is not None:  # session.created came, even if the end followed
+                return True
+            if state.end is not None:
+                raise state.closed_error("the connection closed before session.created")
+            return None
+
+        try:
+            self.mailbox.wait(ready, deadline, "connect()")
+        except DashScopeTimeout:
+            raise DashScopeTimeout(
+                f"no session.created within {format_seconds(limit)} of connecting", timeout=limit
+            ) from None
+
+    def abort(self) -> None:
+        """Drop the connection at once (a failed connect) and let the reader go."""
+        with self._close_lock:
+            self._close_started = True
+        self.mailbox.closing()
+        self.connection.abort()
+        reader = self.connection.reader
+        if reader.is_alive() and threading.current_thread() is not reader:
+            reader.join(_ABORT_JOIN)
+        self._finish_close()
+
+    def close(self, *, wait: bool = True) -> None:
+        """Close the connection and stop the threads; idempotent, any thread."""
+        with self._close_lock:
+            first = not self._close_started
+            self._close_started = True
+        dispatcher = self.dispatcher
+        in_handler = dispatcher is not None and threading.current_thread() is dispatcher.thread
+        if not first:
+            if wait and not in_handler:
+                self.closed.wait(self._close_bound())
+                # A close() from inside a handler could not join the handler
+                # thread; a later close() from outside finishes that job.
+                self._join_handlers()
+            return
+        self.mailbox.closing()
+        self.connection.close(self.config.close_timeout, wait=wait)
+        dispatcher = self.dispatcher
+        if dispatcher is not None:
+            dispatcher.stop()  # after the events already queued: handlers finish them
+            if wait and not in_handler:
+                self._join_handlers()
+        self._finish_close()
+
+    def _join_handlers(self) -> None:
+        dispatcher = self.dispatcher
+        if dispatcher is None or dispatcher.thread is None:
+            return
+        dispatcher.thread.join(self.config.handler_timeout)
+        stuck = dispatcher.stuck()
+        if stuck is not None:
+            logger.warning(
+                "%s is still running after %s; leaving its thread behind",
+                stuck,
+                format_seconds(self.config.handler_timeout),
+            )
+
+    def _finish_close(self) -> None:
+        if not self.connection.ended.is_set():
+            # The reader never ran or could not be joined: record the end ourselves.
+            self.mailbox.ended(CLOSE_NORMAL, "", None)
+        self.mailbox.notify()
+        self.closed.set()
+        logger.debug("session %s closed", self.mailbox.state.session_id)
+
+    def _close_bound(self) -> float | None:
+        parts = (self.config.close_timeout, self.config.handler_timeout)
+        if any(p is None for p in parts):
+            return None
+        return sum(p for p in parts if p is not None) + 5.0
