@@ -57,12 +57,14 @@ from ._constants import (
     VOICE_SERENA,
     VOICES_QWEN3_OMNI_FLASH,
     VOICES_QWEN_OMNI_TURBO,
+    Modality,
 )
 from ._errors import (
     ActiveResponseError,
     APIError,
     AuthenticationError,
     ConfigError,
+    ConfigTypeError,
     DashScopeError,
     DashScopeTimeout,
     HandlerError,
@@ -111,11 +113,17 @@ from ._events import (
     SessionFinished,
     SessionInfo,
     SessionUpdated,
+    TokenDetails,
     UnknownEvent,
+    Usage,
 )
 from ._http import (
     TemporaryKey,
     TokenService,
+)
+from ._inputs import (
+    image_buffer,
+    pcm16_buffer,
 )
 from ._response import (
     Response,
@@ -137,6 +145,7 @@ __all__ = [
     "AuthenticationError",
     "Client",
     "ConfigError",
+    "ConfigTypeError",
     "ContentPart",
     "ConversationItem",
     "ConversationItemCreated",
@@ -175,6 +184,7 @@ __all__ = [
     "MODEL_QWEN_OMNI_TURBO_REALTIME",
     "MODEL_QWEN_OMNI_TURBO_REALTIME_2025_05_08",
     "MODEL_QWEN_OMNI_TURBO_REALTIME_LATEST",
+    "Modality",
     "NOT_GIVEN",
     "NotGiven",
     "OUTPUT_SAMPLE_RATE",
@@ -213,10 +223,12 @@ __all__ = [
     "TRANSCRIPTION_MODEL_GUMMY",
     "TRANSCRIPTION_MODEL_QWEN3_ASR_FLASH",
     "TemporaryKey",
+    "TokenDetails",
     "TokenService",
     "TransportError",
     "TurnDetection",
     "UnknownEvent",
+    "Usage",
     "UsageError",
     "VAD_SEMANTIC",
     "VAD_SERVER",
@@ -227,7 +239,9 @@ __all__ = [
     "VOICE_ETHAN",
     "VOICE_SERENA",
     "__version__",
+    "image_buffer",
     "load_wav",
+    "pcm16_buffer",
     "pcm16_to_wav",
     "sample_wav_path",
 ]

@@ -6,23 +6,30 @@ Commands:
     serve   run the local server until Ctrl-C
     token   print a temporary key as JSON
 
-Exit codes are distinct so scripts can branch on them (see ``EXIT_*``).
+It never shows a traceback: every failure is one line on stderr and an exit
+code with one meaning (see ``EXIT_*``), so scripts can branch on it. Set
+``DASHSCOPE_SYNC_DEBUG=1`` to see the traceback of an unexpected error.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import math
 import os
+import shlex
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+from urllib.parse import urlsplit
 
 from ._audio import load_wav, sample_wav_path
-from ._client import API_KEY_ENV, Client
+from ._client import API_KEY_ENV, Client, _check_token
 from ._config import SessionUpdate
 from ._constants import (
     DEFAULT_REALTIME_URL,
@@ -38,33 +45,180 @@ from ._errors import (
     DashScopeTimeout,
     TransportError,
 )
-from ._events import ConversationItemInputAudioTranscriptionCompleted
+from ._events import (
+    ConversationItemInputAudioTranscriptionCompleted,
+    ConversationItemInputAudioTranscriptionFailed,
+)
+from ._fmt import seconds
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from .testing import LocalRealtimeServer
 
 __all__ = ["main"]
+
+PROG = "dashscope-sync"
 
 EXIT_OK = 0
 #: An unexpected failure, or a response that did not complete.
 EXIT_ERROR = 1
-#: Bad command-line usage (argparse's code).
+#: Bad command-line usage: a bad option value, an --output that cannot be
+#: written, a --port that cannot be listened on. The message names the option.
 EXIT_USAGE = 2
 #: No API key in the environment.
 EXIT_NO_KEY = 3
 #: The service refused the key.
 EXIT_AUTH = 4
-#: The input file cannot be used.
+#: The input file cannot be used (missing, a directory, not 16 kHz mono PCM16 WAV).
 EXIT_BAD_INPUT = 5
 #: The network failed or timed out.
 EXIT_NETWORK = 6
 #: The service refused the request otherwise.
 EXIT_API = 7
+#: An optional extra this command needs is not installed (the message says
+#: which ``pip install`` fixes it).
+EXIT_NOT_INSTALLED = 8
 #: Interrupted with Ctrl-C.
 EXIT_INTERRUPTED = 130
 
 CHUNK = INPUT_SAMPLE_RATE * 2 // 10  # 100 ms of 16 kHz PCM16: the pace the service wants
 
+#: After the reply is done, how long to wait for the transcript of the
+#: question (it comes from a separate model) before giving up on it.
+TRANSCRIPT_GRACE = 2.0
 
-class _BadInput(Exception):
-    """The user's input file or arguments cannot be used."""
+DEBUG_ENV = "DASHSCOPE_SYNC_DEBUG"
+
+
+class _Fail(Exception):
+    """Stop with this exit code and one-line message."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _usage(flag: str, message: str) -> _Fail:
+    return _Fail(EXIT_USAGE, f"argument {flag}: {message}")
+
+
+# Option types: a bad value is argparse's usage error (exit 2), naming the option.
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def _expire_seconds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 1800:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number of seconds from 1 to 1800, got {text!r}"
+        )
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"must be a port number from 0 to 65535 (0: a free one), got {text!r}"
+        )
+    return value
+
+
+def _url(*schemes: str) -> Callable[[str], str]:
+    expected = " or ".join(f"{scheme}://" for scheme in schemes)
+
+    def check(text: str) -> str:
+        try:
+            parts = urlsplit(text)
+            ok = parts.scheme in schemes and bool(parts.hostname)
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError:
+            ok = False
+        if not ok:
+            raise argparse.ArgumentTypeError(f"must be a {expected} URL with a host, got {text!r}")
+        return text
+
+    return check
+
+
+def _printable(what: str, *, allow_empty: bool = False) -> Callable[[str], str]:
+    def check(text: str) -> str:
+        if allow_empty and not text:
+            return text
+        try:
+            return _check_token(text, what)
+        except ConfigError:
+            raise argparse.ArgumentTypeError(
+                f"must be {what}: printable, without spaces, got {text!r}"
+            ) from None
+
+    return check
+
+
+def _non_empty(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+# Files --------------------------------------------------------------------------
+
+
+def _check_output(value: str, flag: str = "--output") -> Path:
+    """Make sure the reply can be written, before connecting (a real turn costs money).
+
+    The file is opened for appending, so its content is untouched; a file
+    created by the check is removed again.
+    """
+    path = Path(value)
+    if path.is_dir():
+        raise _usage(flag, f"{value} is a directory; name a file, e.g. {path / 'reply.wav'}")
+    parent = path.parent
+    if not parent.exists():
+        raise _usage(flag, f"cannot write {value}: the directory {parent} does not exist")
+    if not parent.is_dir():
+        raise _usage(flag, f"cannot write {value}: {parent} is not a directory")
+    existed = path.exists()
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as exc:
+        raise _usage(flag, f"cannot write {value}: {exc.strerror or exc}") from exc
+    if not existed:
+        path.unlink(missing_ok=True)
+    return path
+
+
+def _read_input(value: str) -> bytes:
+    try:
+        return load_wav(value)
+    except ConfigError as exc:  # load_wav says what is wrong and how to convert
+        raise _Fail(EXIT_BAD_INPUT, str(exc)) from exc
+
+
+def _write_output(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise _Fail(EXIT_ERROR, f"cannot write the reply to {path}: {exc.strerror or exc}") from exc
+
+
+# The voice turn ----------------------------------------------------------------
 
 
 def _progress(out: TextIO, text: str) -> None:
@@ -87,19 +241,32 @@ def _voice_turn(
     out: TextIO,
     err: TextIO,
 ) -> int:
-    """Upload, ask, stream the reply's text, save its audio, print timings."""
+    """Upload, ask, print what was heard and the reply's text, save its audio, print timings."""
     started = time.monotonic()
     with client.realtime.connect(model=model) as session:
-        print(f"connected: session {session.id} ({time.monotonic() - started:.3f} s)", file=err)
-        session.update_session(
+        print(f"connected: session {session.id} ({seconds(time.monotonic() - started)})", file=err)
+        info = session.update_session(
             SessionUpdate(modalities=["text", "audio"], voice=voice, turn_detection=None)
         )
         heard: list[str] = []
-        session.on(
-            ConversationItemInputAudioTranscriptionCompleted,
-            lambda event: heard.append(event.transcript),
-        )
-        seconds = len(pcm) / 2 / INPUT_SAMPLE_RATE
+        # Set when the question's transcript (or its failure) arrived.
+        transcribed = threading.Event()
+        # Set as well when the reply ends, however it ends: the transcript
+        # may never come.
+        settled = threading.Event()
+
+        def on_transcript(
+            event: ConversationItemInputAudioTranscriptionCompleted
+            | ConversationItemInputAudioTranscriptionFailed,
+        ) -> None:
+            if isinstance(event, ConversationItemInputAudioTranscriptionCompleted):
+                heard.append(event.transcript)
+            transcribed.set()
+            settled.set()
+
+        session.on(ConversationItemInputAudioTranscriptionCompleted, on_transcript)
+        session.on(ConversationItemInputAudioTranscriptionFailed, on_transcript)
+        total = len(pcm) / 2 / INPUT_SAMPLE_RATE
         upload_started = time.monotonic()
         for start in range(0, len(pcm), CHUNK):
             if realtime:
@@ -109,23 +276,41 @@ def _voice_turn(
                 time.sleep(max(0.0, due - time.monotonic()))
             session.append_audio(pcm[start : start + CHUNK])
             sent = min(len(pcm), start + CHUNK) / 2 / INPUT_SAMPLE_RATE
-            _progress(err, f"uploading {sent:5.1f} / {seconds:.1f} s")
+            _progress(err, f"uploading {sent:5.1f} / {total:.1f} s")
         _progress(err, "\n")
         if text:
             session.append_text(text)
         session.commit_audio()
         response = session.create_response(instructions=instructions)
+        if info.input_audio_transcription is not None:
+            # Conversation order: what the user said, then the reply. The
+            # transcript comes from a separate model, often mid-reply, so
+            # the reply (collected meanwhile by `response`) waits for it, or
+            # for the reply's end: done, failed, or the connection lost.
+            def watch_reply() -> None:
+                try:
+                    response.wait(timeout)
+                except Exception:
+                    pass  # raised again below, on this thread, by iter_text and wait
+                finally:
+                    settled.set()
+
+            watcher = threading.Thread(target=watch_reply, name="dashscope-sync-cli", daemon=True)
+            watcher.start()
+            settled.wait(timeout)
+            if not transcribed.is_set():
+                transcribed.wait(TRANSCRIPT_GRACE)
+        if heard:
+            print(f"you said: {heard[0]}", file=out)
         print("assistant: ", end="", file=out, flush=True)
         for chunk in response.iter_text(timeout=timeout):
             print(chunk, end="", file=out, flush=True)
         print(file=out)
         result = response.wait(timeout)
-    output.write_bytes(result.to_wav_bytes())
-    if heard:
-        print(f"you said: {heard[0]}", file=out)
+    _write_output(output, result.to_wav_bytes())
 
     def seconds_or_dash(value: float | None) -> str:
-        return "-" if value is None else f"{value:.3f} s"
+        return "-" if value is None else seconds(value)
 
     print(
         f"reply: {result.audio_seconds:.2f} s of audio -> {output}\n"
@@ -137,19 +322,32 @@ def _voice_turn(
     return EXIT_OK
 
 
-def _local_server() -> type:
+def _local_server_class() -> type[LocalRealtimeServer]:
     try:
         from .testing import LocalRealtimeServer
     except ImportError as exc:  # websockets is an optional extra
-        raise _BadInput(
-            "the local server needs the 'testing' extra: pip install 'dashscope-sync[testing]'"
-        ) from exc
+        raise _Fail(EXIT_NOT_INSTALLED, f"the local server cannot run: {exc}") from exc
     return LocalRealtimeServer
 
 
+def _start_server(server: LocalRealtimeServer, host: str, port: int) -> None:
+    try:
+        server.start()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise _usage(
+                "--port", f"port {port} on {host} is in use; pick another, or 0 for a free one"
+            ) from exc
+        raise _usage("--host", f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
+# Commands -------------------------------------------------------------------------
+
+
 def _cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    pcm = load_wav(args.input)
-    with _local_server()() as server:
+    output = _check_output(args.output)
+    pcm = _read_input(args.input)
+    with _local_server_class()() as server:
         print(f"local server at {server.url} (replies are simulated)", file=err)
         client = Client(server.api_key, base_url=server.url)
         return _voice_turn(
@@ -159,7 +357,7 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             text=None,
             voice=VOICE_CHERRY,
             instructions=None,
-            output=Path(args.output),
+            output=output,
             realtime=False,
             timeout=args.timeout,
             out=out,
@@ -170,17 +368,17 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _api_key() -> str:
     key = os.environ.get(API_KEY_ENV, "").strip()
     if not key:
-        raise _NoKey
-    return key
-
-
-class _NoKey(Exception):
-    """No API key in the environment."""
+        raise _Fail(EXIT_NO_KEY, f"no API key: set the {API_KEY_ENV} environment variable")
+    try:
+        return _check_token(key, API_KEY_ENV)
+    except ConfigError as exc:
+        raise _Fail(EXIT_NO_KEY, f"no usable API key: {exc}") from exc
 
 
 def _cmd_talk(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    output = _check_output(args.output)
     client = Client(_api_key(), base_url=args.url, workspace=args.workspace)
-    pcm = load_wav(args.input)
+    pcm = _read_input(args.input)
     return _voice_turn(
         client,
         model=args.model,
@@ -188,7 +386,7 @@ def _cmd_talk(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         text=args.text,
         voice=args.voice,
         instructions=args.instructions,
-        output=Path(args.output),
+        output=output,
         realtime=not args.fast,
         timeout=args.timeout,
         out=out,
@@ -197,17 +395,30 @@ def _cmd_talk(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    server = _local_server()(host=args.host, port=args.port, api_key=args.api_key)
-    with server:
+    server = _local_server_class()(host=args.host, port=args.port, api_key=args.api_key or None)
+    _start_server(server, args.host, args.port)
+    try:
+        key = server.api_key or "any-key"
+        env = f"{API_KEY_ENV}={shlex.quote(key)}"
         print(f"realtime URL: {server.url}", file=out)
         print(f"HTTP base URL: {server.http_base_url}", file=out)
-        print(f"API key: {server.api_key}", file=out)
+        print(f"API key: {key}", file=out)
+        print("Try it from another shell:", file=out)
+        print(
+            f"  {env} {PROG} talk {shlex.quote(str(sample_wav_path()))} "
+            f"--url {shlex.quote(server.url)} --fast",
+            file=out,
+        )
+        print(f"  {env} {PROG} token --http-base-url {shlex.quote(server.http_base_url)}", file=out)
         print("Ctrl-C to stop", file=err, flush=True)
+        out.flush()
         stop = threading.Event()  # set by nothing: Ctrl-C ends the wait
         try:
             stop.wait()
         except KeyboardInterrupt:
             print("stopping", file=err)
+    finally:
+        server.close()
     return EXIT_OK
 
 
@@ -218,44 +429,147 @@ def _cmd_token(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+# The parser -------------------------------------------------------------------------
+
+_EXIT_CODES = """\
+exit codes:
+  0 success, 1 other failure, 2 usage (a bad option; the message names it),
+  3 no DASHSCOPE_API_KEY, 4 key refused, 5 bad input file, 6 network failure
+  or timeout, 7 other service error, 8 an optional extra is not installed,
+  130 interrupted"""
+
+
+def _subcommand(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    *,
+    summary: str,
+    description: str,
+    examples: str,
+) -> argparse.ArgumentParser:
+    return commands.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog=f"examples:\n{examples}\n\n{_EXIT_CODES}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="dashscope-sync",
+        prog=PROG,
         description="Talk to DashScope's Qwen-Omni realtime API, or to a local simulator.",
+        epilog=(
+            "examples:\n"
+            f"  {PROG} demo                      # a voice turn, offline, no key\n"
+            f"  {PROG} talk question.wav         # a voice turn with the real service\n"
+            f"  {PROG} COMMAND --help            # each command's options\n\n"
+            f"{_EXIT_CODES}"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = commands.add_parser(
-        "demo", help="a voice turn with the bundled local server (no network, no key)"
+    demo = _subcommand(
+        commands,
+        "demo",
+        summary="a voice turn with the bundled local server (no network, no key)",
+        description=(
+            "Hold one voice turn with the bundled local server: send a spoken question\n"
+            "(a bundled sample unless --input), print what was heard and the simulated\n"
+            "reply's text, write the reply's audio as WAV, and print timings. Needs the\n"
+            "'testing' extra: pip install 'dashscope-sync[testing]'."
+        ),
+        examples=f"  {PROG} demo\n  {PROG} demo --input question.wav --output answer.wav",
     )
     demo.add_argument("--input", default=str(sample_wav_path()), help="16 kHz mono PCM16 WAV")
     demo.add_argument("--output", default="reply.wav", help="where to write the reply audio")
-    demo.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the reply")
+    demo.add_argument(
+        "--timeout", type=_positive_seconds, default=30.0, help="seconds to wait for the reply"
+    )
     demo.set_defaults(run=_cmd_demo)
 
-    talk = commands.add_parser("talk", help=f"a voice turn with the real service ({API_KEY_ENV})")
+    talk = _subcommand(
+        commands,
+        "talk",
+        summary=f"a voice turn with the real service ({API_KEY_ENV})",
+        description=(
+            "Hold one voice turn with the realtime service, using the key in\n"
+            f"{API_KEY_ENV}: upload a 16 kHz mono PCM16 WAV at real-time pace (unless\n"
+            "--fast), print what was heard and the reply's text as it streams, write\n"
+            "the reply's audio as WAV, and print timings. --output is checked before\n"
+            "connecting, so a bad path costs no turn."
+        ),
+        examples=(
+            f"  {API_KEY_ENV}=sk-... {PROG} talk question.wav\n"
+            f"  {PROG} talk question.wav --text 'Answer briefly.' --voice Ethan --output a.wav\n"
+            f"  {PROG} talk question.wav --url ws://127.0.0.1:8765/api-ws/v1/realtime --fast"
+        ),
+    )
     talk.add_argument("input", help="16 kHz mono PCM16 WAV file to send")
     talk.add_argument("--output", default="reply.wav", help="where to write the reply audio")
     talk.add_argument("--text", help="a text message to send with the audio")
-    talk.add_argument("--voice", default=VOICE_CHERRY, help="reply voice (default Cherry)")
-    talk.add_argument("--model", default=MODEL_QWEN3_OMNI_FLASH_REALTIME, help="model name")
+    talk.add_argument(
+        "--voice", type=_non_empty, default=VOICE_CHERRY, help="reply voice (default Cherry)"
+    )
+    talk.add_argument(
+        "--model", type=_non_empty, default=MODEL_QWEN3_OMNI_FLASH_REALTIME, help="model name"
+    )
     talk.add_argument("--instructions", help="instructions for this reply")
-    talk.add_argument("--url", default=DEFAULT_REALTIME_URL, help="realtime WebSocket URL")
-    talk.add_argument("--workspace", help="workspace id")
+    talk.add_argument(
+        "--url", type=_url("ws", "wss"), default=DEFAULT_REALTIME_URL, help="realtime WebSocket URL"
+    )
+    talk.add_argument("--workspace", type=_printable("a workspace id"), help="workspace id")
     talk.add_argument("--fast", action="store_true", help="upload faster than real time")
-    talk.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the reply")
+    talk.add_argument(
+        "--timeout", type=_positive_seconds, default=60.0, help="seconds to wait for the reply"
+    )
     talk.set_defaults(run=_cmd_talk)
 
-    serve = commands.add_parser("serve", help="run the local server until Ctrl-C")
+    serve = _subcommand(
+        commands,
+        "serve",
+        summary="run the local server until Ctrl-C",
+        description=(
+            "Run the local realtime server (simulated replies, temporary keys) until\n"
+            "Ctrl-C, and print ready-to-paste talk and token commands that use it.\n"
+            "Needs the 'testing' extra: pip install 'dashscope-sync[testing]'."
+        ),
+        examples=f"  {PROG} serve\n  {PROG} serve --port 8765 --api-key sk-mine",
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--port", type=int, default=0, help="port (default: a free one)")
-    serve.add_argument("--api-key", default="sk-local-test", help="the key the server accepts")
+    serve.add_argument("--port", type=_port, default=0, help="port (default: a free one)")
+    serve.add_argument(
+        "--api-key",
+        type=_printable("an API key", allow_empty=True),
+        default="sk-local-test",
+        help="the key the server accepts ('': any key)",
+    )
     serve.set_defaults(run=_cmd_serve)
 
-    token = commands.add_parser("token", help=f"print a temporary key as JSON ({API_KEY_ENV})")
-    token.add_argument("--expire", type=int, default=60, help="lifetime in seconds, 1 to 1800")
-    token.add_argument("--workspace", help="workspace id")
-    token.add_argument("--http-base-url", default=None, help="HTTP API host")
+    token = _subcommand(
+        commands,
+        "token",
+        summary=f"print a temporary key as JSON ({API_KEY_ENV})",
+        description=(
+            f"Ask the service for a temporary API key, using the key in {API_KEY_ENV},\n"
+            'and print it as JSON: {"token": "st-...", "expires_at": <epoch seconds>}.'
+        ),
+        examples=(
+            f"  {PROG} token\n"
+            f"  {PROG} token --expire 600\n"
+            f"  {PROG} token --http-base-url http://127.0.0.1:8765   # a local server"
+        ),
+    )
+    token.add_argument(
+        "--expire", type=_expire_seconds, default=60, help="lifetime in seconds, 1 to 1800"
+    )
+    token.add_argument("--workspace", type=_printable("a workspace id"), help="workspace id")
+    token.add_argument(
+        "--http-base-url", type=_url("http", "https"), default=None, help="HTTP API host"
+    )
     token.set_defaults(run=_cmd_token)
     return parser
 
@@ -263,26 +577,24 @@ def _parser() -> argparse.ArgumentParser:
 def main(
     argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
-    """Run the command line; returns the exit code."""
+    """Run the command line; returns the exit code (argparse exits 2 itself on bad usage)."""
     out = out or sys.stdout
     err = err or sys.stderr
     args = _parser().parse_args(argv)
     run: Callable[[argparse.Namespace, TextIO, TextIO], int] = args.run
 
     def fail(code: int, message: str) -> int:
-        print(f"dashscope-sync: error: {message}", file=err)
+        print(f"{PROG}: error: {message}", file=err)
         return code
 
     try:
         return run(args, out, err)
-    except _NoKey:
-        return fail(EXIT_NO_KEY, f"no API key: set the {API_KEY_ENV} environment variable")
-    except _BadInput as exc:
-        return fail(EXIT_BAD_INPUT, str(exc))
+    except _Fail as exc:
+        return fail(exc.code, str(exc))
     except AuthenticationError as exc:
         return fail(EXIT_AUTH, f"the service refused the API key: {exc}")
-    except ConfigError as exc:
-        return fail(EXIT_BAD_INPUT, str(exc))
+    except ConfigError as exc:  # a bad value that got past the option checks
+        return fail(EXIT_USAGE, str(exc))
     except (TransportError, DashScopeTimeout) as exc:
         return fail(EXIT_NETWORK, str(exc))
     except APIError as exc:
@@ -291,3 +603,13 @@ def main(
         return fail(EXIT_ERROR, str(exc))
     except KeyboardInterrupt:
         return fail(EXIT_INTERRUPTED, "interrupted")
+    except Exception as exc:
+        # The last resort: one line, not a traceback, unless asked for.
+        if os.environ.get(DEBUG_ENV):
+            traceback.print_exc(file=err)
+        detail = str(exc) or repr(exc)
+        if isinstance(exc, OSError) and exc.strerror:
+            detail = exc.strerror + (f": {exc.filename}" if exc.filename else "")
+        return fail(
+            EXIT_ERROR, f"unexpected {type(exc).__name__}: {detail} (set {DEBUG_ENV}=1 for details)"
+        )

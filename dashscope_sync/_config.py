@@ -14,8 +14,8 @@ from typing import Any, Final, Literal
 
 import attrs
 
-from ._constants import DEFAULT_MODEL, VAD_SERVER
-from ._errors import ConfigError
+from ._constants import DEFAULT_MODEL, VAD_SERVER, Modality
+from ._errors import ConfigError, ConfigTypeError
 
 __all__ = [
     "NOT_GIVEN",
@@ -293,23 +293,56 @@ def _wire(value: Any) -> Any:
     return value
 
 
+_MODALITY_NAMES: Final = ("text", "audio")
+
+
 def _modalities(value: Any) -> Any:
+    """Check a ``modalities`` argument; returns it as a tuple (NOT_GIVEN passes).
+
+    The message names only the mistake made: the wrong type, an unknown
+    name, a repeat, an empty list, or audio without text.
+    """
     if value is NOT_GIVEN:
         return value
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        raise ConfigError(
-            f"modalities must be a list such as ['text'] or ['text', 'audio'], got {value!r}"
+    if isinstance(value, str):
+        raise ConfigTypeError(
+            f"modalities must be a list, not the string {value!r}: write [{value!r}]"
+            + (" (audio needs text too: ['text', 'audio'])" if value == "audio" else "")
+        )
+    if not isinstance(value, Sequence):
+        raise ConfigTypeError(
+            f"modalities must be a list such as ['text'] or ['text', 'audio'], "
+            f"got {type(value).__name__}"
         )
     items = tuple(value)
-    if not all(isinstance(v, str) for v in items) or sorted(items) not in (
-        ["text"],
-        ["audio", "text"],
-    ):
+    for item in items:
+        if not isinstance(item, str):
+            raise ConfigTypeError(
+                f"modalities must hold the strings 'text' and 'audio', got {item!r}"
+            )
+    unknown = [item for item in items if item not in _MODALITY_NAMES]
+    if unknown:
         raise ConfigError(
-            f"modalities must be ['text'] or ['text', 'audio'] (the service rejects "
-            f"audio alone), got {list(items)!r}"
+            f"modalities: unknown modality {unknown[0]!r}; the modalities are 'text' and 'audio'"
+        )
+    repeated = [name for name in _MODALITY_NAMES if items.count(name) > 1]
+    if repeated:
+        raise ConfigError(f"modalities lists {repeated[0]!r} more than once: {list(items)!r}")
+    if not items:
+        raise ConfigError("modalities is empty: use ['text'] or ['text', 'audio']")
+    if "text" not in items:
+        raise ConfigError(
+            "modalities ['audio'] is refused by the service: audio comes with its "
+            "transcript, so use ['text', 'audio']"
         )
     return items
+
+
+def _session_modalities(value: Sequence[Modality] | NotGiven) -> Sequence[Modality] | NotGiven:
+    # Typed so that a type checker flags SessionUpdate(modalities="text");
+    # `_modalities` itself also checks what arrives untyped at run time.
+    checked: Sequence[Modality] | NotGiven = _modalities(value)
+    return checked
 
 
 def _tools(value: Any) -> Any:
@@ -360,7 +393,8 @@ class SessionUpdate:
                          instructions="Answer briefly.", turn_detection=None)
 
     Attributes:
-        modalities: ``["text"]`` or ``["text", "audio"]``.
+        modalities: ``["text"]`` or ``["text", "audio"]`` (a list of `Modality`;
+            a plain string is a `ConfigTypeError`).
         voice: The reply voice (``"Cherry"``, ``"Chelsie"``...).
         instructions: The system prompt.
         input_audio_format: ``"pcm16"`` (or ``"pcm"`` in newer docs): 16 kHz mono PCM16.
@@ -384,7 +418,9 @@ class SessionUpdate:
         extra: More session fields, sent as given (merged last).
     """
 
-    modalities: Sequence[str] | NotGiven = attrs.field(default=NOT_GIVEN, converter=_modalities)
+    modalities: Sequence[Modality] | NotGiven = attrs.field(
+        default=NOT_GIVEN, converter=_session_modalities
+    )
     voice: str | NotGiven = attrs.field(default=NOT_GIVEN, validator=_instance(str, "a string"))
     instructions: str | NotGiven = attrs.field(
         default=NOT_GIVEN, validator=_instance(str, "a string")

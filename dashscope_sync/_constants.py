@@ -7,7 +7,7 @@ adding voices, so nothing here validates a voice name.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal
 
 __all__ = [
     "AUDIO_FORMAT_PCM",
@@ -30,6 +30,7 @@ __all__ = [
     "MODEL_QWEN_OMNI_TURBO_REALTIME",
     "MODEL_QWEN_OMNI_TURBO_REALTIME_2025_05_08",
     "MODEL_QWEN_OMNI_TURBO_REALTIME_LATEST",
+    "Modality",
     "OUTPUT_SAMPLE_RATE",
     "TRANSCRIPTION_MODEL_GUMMY",
     "TRANSCRIPTION_MODEL_QWEN3_ASR_FLASH",
@@ -96,12 +97,16 @@ INPUT_SAMPLE_RATE: Final = 16_000
 #: Sample rate of the audio the service returns (mono, 16-bit little-endian).
 OUTPUT_SAMPLE_RATE: Final = 24_000
 
-MODALITY_TEXT: Final = "text"
-MODALITY_AUDIO: Final = "audio"
+#: One output modality: ``"text"`` or ``"audio"``. ``modalities`` arguments
+#: take a list of these, so a type checker flags ``modalities="text"``.
+Modality = Literal["text", "audio"]
+
+MODALITY_TEXT: Final[Literal["text"]] = "text"
+MODALITY_AUDIO: Final[Literal["audio"]] = "audio"
 #: Text-only replies.
-MODALITIES_TEXT: Final = (MODALITY_TEXT,)
+MODALITIES_TEXT: Final[tuple[Modality]] = (MODALITY_TEXT,)
 #: Spoken replies with their transcript (the service's default).
-MODALITIES_AUDIO: Final = (MODALITY_TEXT, MODALITY_AUDIO)
+MODALITIES_AUDIO: Final[tuple[Modality, Modality]] = (MODALITY_TEXT, MODALITY_AUDIO)
 
 #: Server-side voice activity detection, the default turn detection.
 VAD_SERVER: Final = "server_vad"

@@ -6,6 +6,7 @@ each, ``_transport.py`` and ``_http.py``, and chained as ``__cause__``)::
 
     DashScopeError
     ├── ConfigError (ValueError)         a bad argument or configuration, before anything is sent
+    │   └── ConfigTypeError (TypeError)  an argument of the wrong type (a str where a list goes...)
     ├── UsageError (RuntimeError)        the library was used in a way that cannot work
     ├── SessionClosedError (RuntimeError) a send or wait on a session that is closed
     ├── DashScopeTimeout (TimeoutError)  a wait ran out of time, anywhere in the library
@@ -32,12 +33,14 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ._events import ErrorEvent, ServerEvent
+    from ._response import ResponseResult
 
 __all__ = [
     "APIError",
     "ActiveResponseError",
     "AuthenticationError",
     "ConfigError",
+    "ConfigTypeError",
     "DashScopeError",
     "DashScopeTimeout",
     "HandlerError",
@@ -78,6 +81,14 @@ class ConfigError(DashScopeError, ValueError):
     """A bad argument or configuration: a missing API key, a field out of range.
 
     Raised before anything is sent, so nothing reached the server.
+    """
+
+
+class ConfigTypeError(ConfigError, TypeError):
+    """An argument of the wrong type: a ``str`` where a list goes, a float array as audio.
+
+    Both a `ConfigError` (so ``except ds.ConfigError`` catches it) and a
+    ``TypeError``, as Python convention has it for a value of the wrong type.
     """
 
 
@@ -222,7 +233,8 @@ class ResponseError(DashScopeError):
         response_id: The response's id.
         status: ``"failed"``, ``"cancelled"`` or ``"incomplete"``.
         status_details: The server's ``status_details``, if any.
-        result: What the response produced before it ended (a `ResponseResult`).
+        result: What the response produced before it ended (a `ResponseResult`),
+            or None when nothing is known.
     """
 
     def __init__(
@@ -232,7 +244,7 @@ class ResponseError(DashScopeError):
         response_id: str | None = None,
         status: str | None = None,
         status_details: dict[str, Any] | None = None,
-        result: Any = None,
+        result: ResponseResult | None = None,
     ) -> None:
         super().__init__(message)
         self.response_id = response_id

@@ -60,7 +60,9 @@ __all__ = [
     "SessionFinished",
     "SessionInfo",
     "SessionUpdated",
+    "TokenDetails",
     "UnknownEvent",
+    "Usage",
 ]
 
 _MAX_REPR_TEXT = 60
@@ -196,6 +198,41 @@ class ConversationItem(_ShortRepr):
     name: str | None = None
     arguments: str | None = None
     output: str | None = None
+
+
+@attrs.frozen(kw_only=True, repr=False)
+class TokenDetails(_ShortRepr):
+    """How many tokens of each kind: the ``*_tokens_details`` objects of `Usage`.
+
+    Kinds the server did not count are 0.
+    """
+
+    text_tokens: int = 0
+    audio_tokens: int = 0
+    image_tokens: int = 0
+
+
+@attrs.frozen(kw_only=True, repr=False)
+class Usage(_ShortRepr):
+    """The token accounting of one response (``response.usage`` of ``response.done``).
+
+    Decoded leniently: a count the server left out (or sent as something
+    other than a number) is 0, and keys this library does not know are
+    ignored (the whole frame stays in the event's ``raw``).
+
+    Attributes:
+        total_tokens: Input plus output tokens.
+        input_tokens: Tokens of the conversation the model read.
+        output_tokens: Tokens the model produced.
+        input_tokens_details: The input tokens by kind (text, audio, image).
+        output_tokens_details: The output tokens by kind (text, audio).
+    """
+
+    total_tokens: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    input_tokens_details: TokenDetails = attrs.Factory(TokenDetails)
+    output_tokens_details: TokenDetails = attrs.Factory(TokenDetails)
 
 
 @attrs.frozen(kw_only=True, repr=False)

@@ -16,6 +16,7 @@ import attrs
 from ._config import NOT_GIVEN, NotGiven
 from ._deadline import check_timeout
 from ._errors import APIError, ConfigError, DashScopeTimeout, TransportError, api_error_class
+from ._fmt import seconds
 
 if TYPE_CHECKING:
     import requests
@@ -136,7 +137,8 @@ def _post_json(
     try:
         reply = session.post(url, params=params, headers=headers, data=b"", timeout=timeout)
     except requests.Timeout as exc:
-        raise DashScopeTimeout(f"POST {url} timed out after {timeout} s", timeout=timeout) from exc
+        after = "" if timeout is None else f" after {seconds(timeout)}"
+        raise DashScopeTimeout(f"POST {url} timed out{after}", timeout=timeout) from exc
     except requests.RequestException as exc:
         raise TransportError(f"POST {url} failed: {exc}") from exc
     try:

@@ -52,8 +52,8 @@ else:  # pragma: no cover - exercised on Python 3.10 only
         return base64.b64decode(text, validate=True)
 
 
-def b64encode(data: bytes) -> str:
-    """Standard base64 of ``data`` as text, as the service expects."""
+def b64encode(data: bytes | bytearray | memoryview) -> str:
+    """Standard base64 of ``data`` (any C-contiguous buffer) as text, as the service expects."""
     return binascii.b2a_base64(data, newline=False).decode("ascii")
 
 
@@ -97,6 +97,33 @@ def _structure_json_objects(value: Any, _: Any) -> list[dict[str, Any]]:
 
 def _structure_passthrough(value: Any, _: Any) -> Any:
     return value
+
+
+def _count(value: Any, _: Any = None) -> int:
+    # Token counts never fail a frame: a response.done that failed to decode
+    # would leave its Response waiting forever for the sake of a statistic.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        return 0
+
+
+def _lenient_record(conv: cattrs.Converter, cls: Any) -> Callable[[Any, Any], Any]:
+    """A structure hook for a record of counts: bad counts are 0, a non-object is empty."""
+    resolved = _resolved(cls)
+    overrides = {
+        field.name: override(struct_hook=_count)
+        for field in attrs.fields(resolved)
+        if field.type is int
+    }
+    fields = make_dict_structure_fn(resolved, conv, **overrides)  # type: ignore[arg-type]
+
+    def structure(value: Any, _: Any) -> Any:
+        return fields(value, cls) if isinstance(value, dict) else cls()
+
+    return structure
 
 
 def _list_of(conv: cattrs.Converter, list_type: Any) -> Callable[[Any, Any], list[Any]]:
@@ -151,6 +178,9 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook_func(lambda t: t == dict[str, Any], _structure_json_object)
     conv.register_structure_hook_func(lambda t: t == list[dict[str, Any]], _structure_json_objects)
     conv.register_structure_hook_func(lambda t: t == int | str | None, _structure_passthrough)
+    # Direct hooks win over the attrs factory above.
+    for counts in (_events.TokenDetails, _events.Usage):
+        conv.register_structure_hook(counts, _lenient_record(conv, counts))
     return conv
 
 
@@ -268,8 +298,11 @@ def dumps(payload: Mapping[str, Any]) -> str:
     return _dumps(payload)
 
 
-def encode_audio_append(event_id: str, pcm: bytes) -> str:
+def encode_audio_append(event_id: str, pcm: bytes | bytearray | memoryview) -> str:
     """The ``input_audio_buffer.append`` frame, built without a JSON pass over the audio.
+
+    ``pcm`` may be any C-contiguous buffer (a memoryview from `pcm16_buffer`
+    is encoded in place, without a copy).
 
     Base64 and the generated id need no escaping, so formatting the text
     directly saves scanning tens of kilobytes per second of audio.
@@ -279,7 +312,7 @@ def encode_audio_append(event_id: str, pcm: bytes) -> str:
     )
 
 
-def encode_image_append(event_id: str, jpeg: bytes) -> str:
+def encode_image_append(event_id: str, jpeg: bytes | bytearray | memoryview) -> str:
     """The ``input_image_buffer.append`` frame (same reasoning as the audio one)."""
     image = b64encode(jpeg)
     return f'{{"event_id":"{event_id}","type":"input_image_buffer.append","image":"{image}"}}'

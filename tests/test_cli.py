@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import wave
@@ -120,6 +122,47 @@ class TestTalk:
         assert "cannot connect" in err
 
 
+def test_refused_reply_without_transcript_is_reported_at_once(
+    server: LocalRealtimeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refused response.create ends the turn at once, though no transcript ever comes."""
+    monkeypatch.setenv("DASHSCOPE_API_KEY", server.api_key or "")
+    # Commit without the transcript, then refuse the response: nothing else will arrive.
+    server.on_client_event(
+        "input_audio_buffer.commit", [{"type": "input_audio_buffer.committed", "item_id": "i1"}]
+    )
+    server.inject_error(
+        "response.create", {"type": "invalid_request_error", "code": "bad", "message": "no"}
+    )
+    wav = write_wav(tmp_path / "in.wav", speech_like_pcm16(0.2))
+    # Waiting for a transcript until --timeout would outlast this test's own timeout.
+    code, out, err = run(
+        "talk", str(wav), "--url", server.url, "--fast", "--timeout", "600",
+        "--output", str(tmp_path / "o.wav"),
+    )  # fmt: skip
+    assert code == _cli.EXIT_API, err
+    assert "bad: no" in err and "you said" not in out
+
+
+def test_unexpected_error_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in a command is one line and exit 1; DASHSCOPE_SYNC_DEBUG=1 adds the traceback."""
+
+    def broken(*_: object) -> int:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(_cli, "_cmd_token", broken)
+    monkeypatch.delenv("DASHSCOPE_SYNC_DEBUG", raising=False)
+    code, _, err = run("token")
+    assert code == _cli.EXIT_ERROR
+    assert err == (
+        "dashscope-sync: error: unexpected RuntimeError: a bug "
+        "(set DASHSCOPE_SYNC_DEBUG=1 for details)\n"
+    )
+    monkeypatch.setenv("DASHSCOPE_SYNC_DEBUG", "1")
+    code, _, err = run("token")
+    assert code == _cli.EXIT_ERROR and "Traceback" in err
+
+
 def test_usage_error() -> None:
     """An unknown command is a usage error (exit 2)."""
     with pytest.raises(SystemExit) as info:
@@ -154,3 +197,206 @@ def serve_and_interrupt(proc: subprocess.Popen[str]) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# -- As a user runs it: a real process, its exit code and what it prints ---------------
+
+# Runs the command with the websockets package hidden (no 'testing' extra).
+HIDE_WEBSOCKETS = """
+import sys
+
+class HideWebsockets:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "websockets":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, HideWebsockets())
+from dashscope_sync._cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def cli(
+    *argv: str, key: str | None = "k", cwd: Path | None = None, hide_websockets: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m dashscope_sync ARGV`` with DASHSCOPE_API_KEY set to ``key``."""
+    env = {k: v for k, v in os.environ.items() if k != "DASHSCOPE_API_KEY"}
+    if key is not None:
+        env["DASHSCOPE_API_KEY"] = key
+    command = ["-c", HIDE_WEBSOCKETS] if hide_websockets else ["-m", "dashscope_sync"]
+    return subprocess.run(
+        [sys.executable, *command, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+        cwd=cwd,
+    )
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
+    """The error a failed command printed: one line on stderr, never a traceback."""
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("dashscope-sync: error: ")
+    return lines[0]
+
+
+SAMPLE = str(ds.sample_wav_path())
+
+
+class TestFiles:
+    """Every OSError on input, output or a port is one line with the right exit code."""
+
+    @pytest.mark.parametrize("output", ["no/such/dir/x.wav", "."])
+    def test_unwritable_output_is_refused_before_connecting(
+        self, server: LocalRealtimeServer, tmp_path: Path, output: str
+    ) -> None:
+        """--output in a missing directory, or naming a directory, exits 2 before any connection."""
+        proc = cli(
+            "talk", SAMPLE, "--url", server.url, "--fast", "--output", output,
+            key=server.api_key, cwd=tmp_path,
+        )  # fmt: skip
+        assert proc.returncode == _cli.EXIT_USAGE
+        assert "argument --output" in one_line_error(proc)
+        assert server.handshakes == []  # nothing was paid for
+
+    def test_output_check_leaves_no_file(self, tmp_path: Path) -> None:
+        """Checking --output creates no file when the turn then fails."""
+        proc = cli("talk", str(tmp_path / "missing.wav"), "--output", "out.wav", cwd=tmp_path)
+        assert proc.returncode == _cli.EXIT_BAD_INPUT
+        assert not (tmp_path / "out.wav").exists()
+
+    @pytest.mark.parametrize("command", ["talk", "demo"])
+    def test_directory_as_input(self, tmp_path: Path, command: str) -> None:
+        """A directory given as the input WAV exits 5 with one line saying so."""
+        argv = [command, str(tmp_path)] if command == "talk" else [command, "--input", str(tmp_path)]
+        proc = cli(*argv, "--output", str(tmp_path / "r.wav"))
+        assert proc.returncode == _cli.EXIT_BAD_INPUT
+        assert "is a directory" in one_line_error(proc)
+
+    def test_port_in_use(self) -> None:
+        """serve --port N with N taken exits 2 naming --port."""
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            proc = cli("serve", "--port", str(port))
+        assert proc.returncode == _cli.EXIT_USAGE
+        line = one_line_error(proc)
+        assert "argument --port" in line and "in use" in line
+
+
+class TestUsage:
+    """Usage errors exit 2 and name the option, not the Python argument."""
+
+    @pytest.mark.parametrize(
+        ("argv", "flag"),
+        [
+            (["talk", SAMPLE, "--timeout", "0"], "--timeout"),
+            (["talk", SAMPLE, "--timeout", "-1"], "--timeout"),
+            (["talk", SAMPLE, "--timeout", "abc"], "--timeout"),
+            (["demo", "--timeout", "nan"], "--timeout"),
+            (["talk", SAMPLE, "--url", "foo"], "--url"),
+            (["talk", SAMPLE, "--url", "http://example.com/"], "--url"),
+            (["talk", SAMPLE, "--model", ""], "--model"),
+            (["token", "--expire", "0"], "--expire"),
+            (["token", "--expire", "1801"], "--expire"),
+            (["token", "--http-base-url", "ws://x"], "--http-base-url"),
+            (["serve", "--port", "70000"], "--port"),
+            (["serve", "--api-key", "a b"], "--api-key"),
+            (["talk", SAMPLE, "--workspace", "a b"], "--workspace"),
+            (["token", "--workspace", ""], "--workspace"),
+        ],
+    )
+    def test_bad_option(self, argv: list[str], flag: str) -> None:
+        """A bad option value exits 2 with a message that names the option."""
+        proc = cli(*argv)
+        assert proc.returncode == _cli.EXIT_USAGE
+        assert "Traceback" not in proc.stderr
+        last = proc.stderr.strip().splitlines()[-1]
+        assert f"error: argument {flag}: " in last
+        assert "expire_in_seconds" not in last and "base_url" not in last
+        assert "error: argument workspace" not in last
+
+    def test_malformed_key(self) -> None:
+        """A DASHSCOPE_API_KEY that cannot be sent exits 3 naming the variable."""
+        proc = cli("token", key="sk with spaces")
+        assert proc.returncode == _cli.EXIT_NO_KEY
+        assert "DASHSCOPE_API_KEY must be" in one_line_error(proc)
+
+    def test_version(self) -> None:
+        """--version prints the package version."""
+        proc = cli("--version")
+        assert proc.returncode == 0
+        assert proc.stdout.strip() == f"dashscope-sync {ds.__version__}"
+
+    @pytest.mark.parametrize("command", ["demo", "talk", "serve", "token"])
+    def test_help_has_description_and_example(self, command: str) -> None:
+        """Every subcommand's --help has a description and an example of the command."""
+        proc = cli(command, "--help")
+        assert proc.returncode == 0
+        text = proc.stdout
+        description = text.split("\n\n")[1]  # the paragraph after the usage
+        assert description.splitlines()[0] not in ("positional arguments:", "options:")
+        assert len(description.split()) > 10
+        examples = text.split("examples:\n", 1)[1]
+        assert f"dashscope-sync {command}" in examples
+        assert "exit codes:" in text
+
+    def test_missing_extra_says_what_to_install(self, tmp_path: Path) -> None:
+        """demo without the 'testing' extra exits 8 and names the pip install that fixes it."""
+        proc = cli("demo", "--output", str(tmp_path / "r.wav"), hide_websockets=True)
+        assert proc.returncode == _cli.EXIT_NOT_INSTALLED
+        assert "pip install 'dashscope-sync[testing]'" in one_line_error(proc)
+
+
+def test_demo_prints_what_was_heard_before_the_reply(tmp_path: Path) -> None:
+    """In the demo, "you said" comes before the assistant's reply, in conversation order."""
+    proc = cli("demo", "--output", str(tmp_path / "r.wav"))
+    assert proc.returncode == 0, proc.stderr
+    heard = proc.stdout.index("you said: [simulated transcript")
+    assert heard < proc.stdout.index("assistant: This is a simulated reply")
+
+
+@pytest.mark.parametrize("api_key", ["sk-paste", ""])  # "": the server takes any key
+def test_serve_prints_commands_that_work(tmp_path: Path, api_key: str) -> None:
+    """serve prints talk and token commands that run as pasted into a shell."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "dashscope_sync", "serve", "--api-key", api_key],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            lines = [proc.stdout.readline() for _ in range(6)]
+            commands = [line.strip() for line in lines if line.startswith("  ")]
+            assert [c.split()[1:3] for c in commands] == [
+                ["dashscope-sync", "talk"],
+                ["dashscope-sync", "token"],
+            ]
+            # The console script lives next to this interpreter.
+            path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+            env = {k: v for k, v in os.environ.items() if k != "DASHSCOPE_API_KEY"}
+            talk, token = (
+                subprocess.run(
+                    command, shell=True, capture_output=True, text=True, timeout=60,
+                    check=False, cwd=tmp_path, env={**env, "PATH": path},
+                )
+                for command in commands
+            )  # fmt: skip
+            assert talk.returncode == 0, talk.stderr
+            assert "assistant: This is a simulated reply" in talk.stdout
+            assert token.returncode == 0, token.stderr
+            assert json.loads(token.stdout)["token"].startswith("st-")
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=20) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()

@@ -10,6 +10,7 @@ import attrs
 import pytest
 
 import dashscope_sync as ds
+from dashscope_sync.testing import LocalRealtimeServer
 
 WEATHER_SCHEMA = {
     "type": "object",
@@ -371,11 +372,39 @@ class TestSessionUpdateValidation:
         with pytest.raises(ds.ConfigError, match="model"):
             ds.InputAudioTranscription(model=5)  # type: ignore[arg-type]
 
-    def test_modalities_message_explains(self) -> None:
-        """Rejecting ["audio"] explains that audio alone is not allowed."""
-        with pytest.raises(ds.ConfigError, match="modalities") as info:
-            ds.SessionUpdate(modalities=["audio"])
-        assert "audio" in str(info.value)
+    @pytest.mark.parametrize(
+        ("value", "says", "not_said"),
+        [
+            (["audio"], "use ['text', 'audio']", "unknown"),
+            (["video"], "unknown modality 'video'", "audio alone"),
+            (["text", "video"], "unknown modality 'video'", "refused by the service"),
+            ([], "modalities is empty", "refused by the service"),
+            (["text", "text"], "'text' more than once", "refused by the service"),
+        ],
+    )
+    def test_modalities_message_names_only_the_mistake(
+        self, value: list[str], says: str, not_said: str
+    ) -> None:
+        """Each bad modalities value gets a message about its own mistake, and no other."""
+        with pytest.raises(ds.ConfigError) as info:
+            ds.SessionUpdate(modalities=value)  # type: ignore[arg-type]
+        assert says in str(info.value)
+        assert not_said not in str(info.value)
+        assert not isinstance(info.value, TypeError)
+
+    @pytest.mark.parametrize("value", ["text", "audio", 5, ["text", 1], {"text"}])
+    def test_modalities_of_the_wrong_type_is_a_type_error(self, value: object) -> None:
+        """A plain str (or a non-list, or non-str items) is a TypeError that is a ConfigError."""
+        with pytest.raises(TypeError, match="modalities") as info:
+            ds.SessionUpdate(modalities=value)  # type: ignore[arg-type]
+        assert isinstance(info.value, ds.ConfigTypeError)
+        if value == "text":
+            assert "write ['text']" in str(info.value)
+
+    def test_modalities_constants_are_accepted(self) -> None:
+        """MODALITIES_TEXT and MODALITIES_AUDIO pass the check unchanged."""
+        assert ds.SessionUpdate(modalities=ds.MODALITIES_TEXT).modalities == ("text",)
+        assert ds.SessionUpdate(modalities=ds.MODALITIES_AUDIO).modalities == ("text", "audio")
 
 
 class TestRealtimeConfig:
@@ -484,3 +513,14 @@ class TestNotGiven:
     def test_explicit_not_given_is_omitted(self) -> None:
         """Passing NOT_GIVEN explicitly leaves the field out."""
         assert ds.SessionUpdate(voice=ds.NOT_GIVEN, turn_detection=ds.NOT_GIVEN).as_dict() == {}
+
+
+def test_create_response_modalities_str_is_a_type_error(
+    server: LocalRealtimeServer, session: ds.RealtimeSession
+) -> None:
+    """create_response(modalities="text") raises TypeError at run time and sends nothing."""
+    with pytest.raises(TypeError, match="write \\['text'\\]"):
+        session.create_response(modalities="text")
+    session.send_raw({"type": "input_audio_buffer.clear"})
+    server.wait_for_received("input_audio_buffer.clear")
+    assert "response.create" not in [f["type"] for f in server.received]

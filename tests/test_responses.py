@@ -370,7 +370,7 @@ class TestAudioHelpers:
     def test_not_a_wav(self, tmp_path: Path) -> None:
         """A file that is not WAV, or missing, is a ConfigError."""
         (tmp_path / "x.wav").write_bytes(b"ID3 not a wav")
-        with pytest.raises(ds.ConfigError, match="not a PCM WAV"):
+        with pytest.raises(ds.ConfigError, match="not a WAV file"):
             ds.load_wav(tmp_path / "x.wav")
         with pytest.raises(ds.ConfigError, match="no such file"):
             ds.load_wav(tmp_path / "missing.wav")

@@ -130,8 +130,9 @@ def silent_port() -> Iterator[int]:
 
 def test_timeout(silent_port: int) -> None:
     """No answer in time is a DashScopeTimeout, not a requests exception."""
-    client = ds.Client("k", http_base_url=f"http://127.0.0.1:{silent_port}", http_timeout=0.2)
-    with pytest.raises(ds.DashScopeTimeout) as info:
+    timeout = 0.1 + 0.2  # 0.30000000000000004: the message rounds it
+    client = ds.Client("k", http_base_url=f"http://127.0.0.1:{silent_port}", http_timeout=timeout)
+    with pytest.raises(ds.DashScopeTimeout, match=r"timed out after 0\.3 s$") as info:
         client.tokens.create()
     assert isinstance(info.value, TimeoutError)
     assert isinstance(info.value.__cause__, requests.Timeout)

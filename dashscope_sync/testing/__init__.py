@@ -3,7 +3,7 @@
 :class:`LocalRealtimeServer` is a real WebSocket server on loopback that
 speaks the Qwen-Omni realtime protocol, with simulated (and clearly labelled)
 replies and knobs for the failure modes a client must survive: deterministic
-server VAD with barge-in (``server_vad=True``), echo replies
+server VAD with barge-in (on by default), echo replies
 (``reply_audio="echo"``), the temporary-key endpoint ``POST /api/v1/tokens``
 on the same port, and scripted, failing or cut-short responses. The official
 ``dashscope`` SDK can talk to it as well as this package's client. It needs
@@ -16,11 +16,21 @@ Example:
     True
 """
 
-from ._audio import pcm16_peak_dbfs, resample_pcm16, speech_like_pcm16
-from ._connection import LocalConnection, ReplySpec
-from ._handshake import HandshakeRecord, RequestHeaders
-from ._http import TemporaryToken
-from ._server import LocalRealtimeServer
+try:
+    from ._audio import pcm16_peak_dbfs, resample_pcm16, speech_like_pcm16
+    from ._connection import LocalConnection, ReplySpec
+    from ._handshake import HandshakeRecord, RequestHeaders
+    from ._http import TemporaryToken
+    from ._server import LocalRealtimeServer
+except ImportError as exc:
+    # websockets is an optional extra; say how to get it, not just its name.
+    if exc.name is None or exc.name.split(".")[0] != "websockets":
+        raise
+    raise ImportError(
+        "dashscope_sync.testing needs the websockets package (15 or newer): "
+        "pip install 'dashscope-sync[testing]'",
+        name=exc.name,
+    ) from exc
 
 __all__ = [
     "HandshakeRecord",

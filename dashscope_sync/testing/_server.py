@@ -81,10 +81,11 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
     * Usage is deterministic: 12.5 tokens per second of audio, one text token
       per 4 UTF-8 bytes.
     * Server VAD is energy based and runs on the audio timeline, not the
-      wall clock, so its events are deterministic. It is off unless
-      ``server_vad=True`` (earlier versions never sent VAD events, and tests
-      written for them append speech in the default session and commit by
-      hand). When on, and the session's ``turn_detection`` is not null (the
+      wall clock, so its events are deterministic. It is on by default
+      (``server_vad=True``), as on the real service; ``server_vad=False``
+      gives a server that never sends VAD events whatever the session says,
+      for tests that append speech in the default session and commit by
+      hand. When on, and the session's ``turn_detection`` is not null (the
       default session has ``server_vad``), appended 16 kHz audio is cut into
       10 ms frames whose RMS level is compared with ``-45 + 25 * threshold``
       dBFS (``threshold`` in [-1, 1]: -70 dBFS at -1, -32.5 at the default
@@ -169,7 +170,8 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
         close_timeout: Seconds to wait for the client's side of a close
             handshake before dropping the TCP connection.
         server_vad: Simulate server VAD (see above) for sessions whose
-            ``turn_detection`` is not null.
+            ``turn_detection`` is not null (default True); False never
+            sends VAD events.
         reply_audio: ``"speech"`` (a synthetic voice) or ``"echo"`` (the
             user's audio, resampled to 24 kHz) as the reply audio.
         clock: Returns the time in epoch seconds, for temporary-key expiry;

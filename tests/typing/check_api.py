@@ -32,3 +32,29 @@ def check(session: ds.RealtimeSession) -> None:
     assert_type(response.wait(), ds.ResponseResult)
     assert_type(session.respond(b"\x00\x00"), ds.ResponseResult)
     assert_type(ds.Client("k").tokens.create(), ds.TemporaryKey)
+
+
+def check_usage(usage: ds.Usage) -> None:
+    assert_type(usage.total_tokens, int)
+    assert_type(usage.input_tokens, int)
+    assert_type(usage.output_tokens, int)
+    assert_type(usage.input_tokens_details, ds.TokenDetails)
+    assert_type(usage.input_tokens_details.audio_tokens, int)
+    assert_type(usage.output_tokens_details.text_tokens, int)
+
+
+def check_errors(error: ds.ResponseError) -> None:
+    assert_type(error.result, ds.ResponseResult | None)
+    if error.result is not None:
+        assert_type(error.result.text, str)
+
+
+def check_modalities() -> None:
+    assert_type(ds.MODALITIES_TEXT, tuple[ds.Modality])
+    assert_type(ds.MODALITIES_AUDIO, tuple[ds.Modality, ds.Modality])
+    ds.SessionUpdate(modalities=["text", "audio"])
+    ds.SessionUpdate(modalities=ds.MODALITIES_TEXT)
+    # A plain string is refused by the type checker (and at run time); the
+    # ignore is itself checked: --strict reports it if it stops being needed.
+    ds.SessionUpdate(modalities="text")  # type: ignore[arg-type]
+    ds.SessionUpdate(modalities=["text", "video"])  # type: ignore[list-item]

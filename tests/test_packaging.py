@@ -1,0 +1,118 @@
+"""What a user gets from the package: the sdist's files, its metadata, the optional extra."""
+
+from __future__ import annotations
+
+import configparser
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.timeout(120)
+
+# Runs a snippet with the websockets package hidden, as in an install without
+# the 'testing' extra.
+HIDE_WEBSOCKETS = """
+import sys
+
+class HideWebsockets:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "websockets":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, HideWebsockets())
+"""
+
+
+def run_without_websockets(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", HIDE_WEBSOCKETS + code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_testing_without_websockets_says_what_to_install() -> None:
+    """import dashscope_sync.testing without websockets names the extra to install."""
+    proc = run_without_websockets(
+        "try:\n"
+        "    import dashscope_sync.testing\n"
+        "except ImportError as exc:\n"
+        "    print(type(exc).__name__, exc.name, exc, sep='|')\n"
+    )
+    assert proc.returncode == 0, proc.stderr
+    kind, name, message = proc.stdout.strip().split("|")
+    assert kind == "ImportError" and name.startswith("websockets")
+    assert "pip install 'dashscope-sync[testing]'" in message
+
+
+def test_core_imports_without_websockets() -> None:
+    """The package itself needs no websockets: only the testing module does."""
+    proc = run_without_websockets("import dashscope_sync; print(dashscope_sync.__version__)")
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def sdist(tmp_path_factory: pytest.TempPathFactory) -> tarfile.TarFile:
+    """An sdist built by setuptools' PEP 517 hook from a copy of the source tree."""
+    src = tmp_path_factory.mktemp("src") / "project"
+    shutil.copytree(
+        ROOT,
+        src,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv*", "__pycache__", "*.egg-info", "build", "dist", ".*_cache"
+        ),
+    )
+    out = tmp_path_factory.mktemp("dist")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"from setuptools import build_meta; build_meta.build_sdist({str(out)!r})",
+        ],
+        cwd=src,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (archive,) = out.glob("*.tar.gz")
+    return tarfile.open(archive)
+
+
+def test_sdist_has_readme_license_and_changelog(sdist: tarfile.TarFile) -> None:
+    """The sdist ships README.md, LICENSE and CHANGELOG.md at its top level."""
+    names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
+    assert {"README.md", "LICENSE", "CHANGELOG.md"} <= names
+
+
+def test_sdist_metadata(sdist: tarfile.TarFile) -> None:
+    """PKG-INFO names the author, the MIT licence and project URLs."""
+    (pkg_info,) = [
+        m for m in sdist.getmembers() if m.name.count("/") == 1 and m.name.endswith("/PKG-INFO")
+    ]
+    file = sdist.extractfile(pkg_info)
+    assert file is not None
+    text = file.read().decode()
+    assert "\nAuthor: " in text and "\nAuthor-email: " in text
+    assert "\nLicense: MIT" in text
+    assert "\nProject-URL: " in text
+
+
+def test_license_file_matches_declared_licence() -> None:
+    """LICENSE is the MIT licence that setup.cfg and its classifier declare."""
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    assert config["metadata"]["license"] == "MIT"
+    assert "License :: OSI Approved :: MIT License" in config["metadata"]["classifiers"]
+    text = (ROOT / "LICENSE").read_text()
+    assert text.startswith("MIT License") and "Permission is hereby granted, free of charge" in text
