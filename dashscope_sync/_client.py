@@ -19,8 +19,8 @@ from ._constants import (
 )
 from ._deadline import Deadline, check_timeout
 from ._errors import ConfigError, DashScopeTimeout
+from ._fmt import seconds
 from ._http import TokenService
-from ._mailbox import format_seconds
 from ._session import RealtimeSession, open_session
 from ._transport import WebSocketTransport
 from ._version import __version__
@@ -248,9 +248,7 @@ class RealtimeService:
         started = time.monotonic()
         remaining = deadline.remaining()
         if remaining is not None and remaining <= 0:
-            raise DashScopeTimeout(
-                f"connecting timed out after {format_seconds(limit)}", timeout=limit
-            )
+            raise DashScopeTimeout(f"connecting timed out after {seconds(limit)}", timeout=limit)
         transport = WebSocketTransport.connect(
             url,
             headers,

@@ -296,7 +296,7 @@ def _wire(value: Any) -> Any:
 _MODALITY_NAMES: Final = ("text", "audio")
 
 
-def _modalities(value: Any) -> Any:
+def check_modalities(value: Any) -> Any:
     """Check a ``modalities`` argument; returns it as a tuple (NOT_GIVEN passes).
 
     The message names only the mistake made: the wrong type, an unknown
@@ -341,7 +341,7 @@ def _modalities(value: Any) -> Any:
 def _session_modalities(value: Sequence[Modality] | NotGiven) -> Sequence[Modality] | NotGiven:
     # Typed so that a type checker flags SessionUpdate(modalities="text");
     # `_modalities` itself also checks what arrives untyped at run time.
-    checked: Sequence[Modality] | NotGiven = _modalities(value)
+    checked: Sequence[Modality] | NotGiven = check_modalities(value)
     return checked
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Final
 
 from ._deadline import Deadline
 from ._errors import DashScopeTimeout, TransportError
-from ._mailbox import format_seconds
+from ._fmt import seconds
 from ._protocol import decode, decode_binary
 from ._transport import OP_BINARY, OP_CLOSE, OP_PING, OP_TEXT, parse_close
 
@@ -112,7 +112,7 @@ class Connection:
         ):
             raise self._fail(
                 DashScopeTimeout(
-                    f"sending timed out after {format_seconds(self._send_timeout)}: another send "
+                    f"sending timed out after {seconds(self._send_timeout)}: another send "
                     "is stuck on a server that is not reading",
                     timeout=self._send_timeout,
                 )
@@ -125,7 +125,7 @@ class Connection:
             except DashScopeTimeout as exc:
                 raise self._fail(
                     DashScopeTimeout(
-                        f"sending timed out after {format_seconds(self._send_timeout)}: the "
+                        f"sending timed out after {seconds(self._send_timeout)}: the "
                         "server is not reading",
                         timeout=self._send_timeout,
                     )
@@ -157,8 +157,7 @@ class Connection:
         ):
             self._fail(
                 DashScopeTimeout(
-                    f"a control frame waited over {format_seconds(self._send_timeout)} "
-                    "for a stuck send",
+                    f"a control frame waited over {seconds(self._send_timeout)} for a stuck send",
                     timeout=self._send_timeout,
                 )
             )
@@ -199,7 +198,7 @@ class Connection:
                     if ping_sent_at is not None:
                         if ping_timeout is not None and now - ping_sent_at >= ping_timeout:
                             code = CLOSE_KEEPALIVE
-                            waited = format_seconds(ping_timeout)
+                            waited = seconds(ping_timeout)
                             reason = f"keepalive ping timeout: no answer in {waited}"
                             error = TransportError(
                                 f"the server stopped answering ({reason})", code=code, reason=reason

@@ -22,7 +22,8 @@ from ._deadline import Deadline
 from ._dispatch import Dispatcher, HandlerHandle, Handlers
 from ._errors import APIError, DashScopeError, DashScopeTimeout, SessionClosedError, TransportError
 from ._events import ServerEvent
-from ._mailbox import Mailbox, format_seconds
+from ._fmt import seconds
+from ._mailbox import Mailbox
 from ._protocol import EventIds
 from ._state import CLOSE_NORMAL, Phase, Request, RequestKind, ResponseTrack
 
@@ -208,7 +209,7 @@ class SessionCore:
             self.mailbox.wait(ready, deadline, "connect()")
         except DashScopeTimeout:
             raise DashScopeTimeout(
-                f"no session.created within {format_seconds(limit)} of connecting", timeout=limit
+                f"no session.created within {seconds(limit)} of connecting", timeout=limit
             ) from None
 
     def abort(self) -> None:
@@ -255,7 +256,7 @@ class SessionCore:
             logger.warning(
                 "%s is still running after %s; leaving its thread behind",
                 stuck,
-                format_seconds(self.config.handler_timeout),
+                seconds(self.config.handler_timeout),
             )
 
     def _finish_close(self) -> None:

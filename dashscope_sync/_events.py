@@ -240,7 +240,7 @@ class ResponseInfo(_ShortRepr):
     """The ``response`` object of ``response.created`` and ``response.done``.
 
     ``status`` is ``in_progress``, ``completed``, ``cancelled``, ``failed`` or
-    ``incomplete``; ``usage`` is the token accounting as the server sent it.
+    ``incomplete``; ``usage`` is the token accounting (None if the server sent none).
     """
 
     id: str = ""
@@ -252,7 +252,7 @@ class ResponseInfo(_ShortRepr):
     voice: str | None = None
     output_audio_format: str | None = None
     output: list[ConversationItem] = attrs.Factory(list)
-    usage: dict[str, Any] | None = None
+    usage: Usage | None = None
 
 
 # Events -----------------------------------------------------------------------

@@ -7,13 +7,15 @@ import math
 __all__ = ["seconds"]
 
 
-def seconds(value: float) -> str:
+def seconds(value: float | None) -> str:
     """A duration for a message, rounded to what a person reads: ``"1.5 s"``.
 
     Three significant digits below 100 s (``1.4999397950000457`` gives
     ``"1.5 s"``, ``0.009291`` gives ``"0.00929 s"``), whole seconds from
-    100 s on, never an exponent.
+    100 s on, never an exponent; None (no limit) gives ``"no limit"``.
     """
+    if value is None:
+        return "no limit"
     if not math.isfinite(value):
         return f"{value} s"
     if value < 0:

@@ -20,9 +20,10 @@ from typing import Final, TypeVar, cast
 from ._deadline import Deadline
 from ._errors import DashScopeTimeout, HandlerError, TransportError, UsageError
 from ._events import ServerEvent
+from ._fmt import seconds
 from ._state import End, SessionState
 
-__all__ = ["Mailbox", "format_seconds"]
+__all__ = ["Mailbox"]
 
 logger = logging.getLogger("dashscope_sync")
 
@@ -30,13 +31,6 @@ _T = TypeVar("_T")
 
 #: What a wait predicate returns while the wait goes on.
 PENDING: Final = None
-
-
-def format_seconds(value: float | None) -> str:
-    """A duration for messages: ``1.5 s``, never ``1.4999397950000457 s``."""
-    if value is None:
-        return "ever"
-    return f"{value:.3g} s" if value < 10 else f"{value:.0f} s"
 
 
 class Mailbox:
@@ -178,7 +172,7 @@ class Mailbox:
                 remaining = deadline.remaining()
                 if remaining is not None and remaining <= 0:
                     raise DashScopeTimeout(
-                        f"{what} timed out after {format_seconds(deadline.timeout)}",
+                        f"{what} timed out after {seconds(deadline.timeout)}",
                         timeout=deadline.timeout,
                     )
                 self._changed.wait(remaining)

@@ -24,7 +24,7 @@ from ._errors import (
     ResponseFailedError,
     ResponseIncompleteError,
 )
-from ._events import ConversationItem
+from ._events import ConversationItem, Usage
 
 if TYPE_CHECKING:
     from ._state import ResponseTrack
@@ -52,7 +52,7 @@ class ResponseResult:
             `ResponseError`'s ``result`` carries the other statuses.
         text: The reply's text: the text deltas, or the spoken reply's transcript.
         audio: All the reply's audio: 24 kHz mono PCM16 bytes (empty in text mode).
-        usage: The token usage as the server sent it, if it did.
+        usage: The token usage (`Usage`), if the server sent it.
         output: The output items of ``response.done``.
         status_details: The server's ``status_details``, if any.
         first_text_delay: Seconds from the request to the first text, or None.
@@ -64,7 +64,7 @@ class ResponseResult:
     status: str
     text: str
     audio: bytes = attrs.field(repr=lambda a: f"<{len(a)} bytes>")
-    usage: dict[str, Any] | None = None
+    usage: Usage | None = None
     output: list[ConversationItem] = attrs.Factory(list)
     status_details: dict[str, Any] | None = None
     first_text_delay: float | None = None

@@ -24,13 +24,15 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, overload
 
-from ._config import NOT_GIVEN, NotGiven, RealtimeConfig, SessionUpdate, _modalities
+from ._config import NOT_GIVEN, NotGiven, RealtimeConfig, SessionUpdate, check_modalities
+from ._constants import Modality
 from ._core import SessionCore
 from ._deadline import Deadline, check_timeout
 from ._dispatch import UNKNOWN_KEY, HandlerHandle, Handlers
 from ._errors import (
     APIError,
     ConfigError,
+    ConfigTypeError,
     SessionClosedError,
     UsageError,
 )
@@ -43,12 +45,17 @@ from ._events import (
     SessionUpdated,
     UnknownEvent,
 )
+from ._inputs import image_buffer, pcm16_buffer
 from ._mailbox import Mailbox
 from ._protocol import dumps, encode_audio_append, encode_image_append
 from ._response import Response, ResponseResult
 from ._state import Phase, RequestKind
 
 if TYPE_CHECKING:
+    # Type-checking only (typeshed has it for every Python): any object with
+    # the buffer protocol, as `pcm16_buffer` accepts at run time.
+    from typing_extensions import Buffer
+
     from ._transport import WebSocketTransport
 
 __all__ = ["HandlerHandle", "RealtimeSession", "open_session"]
@@ -242,15 +249,21 @@ class RealtimeSession:
         assert isinstance(result, SessionUpdated)
         return result.session
 
-    def append_audio(self, pcm: bytes | bytearray | memoryview) -> str:
+    def append_audio(self, pcm: Buffer) -> str:
         """Append 16 kHz mono PCM16 (little-endian) audio to the input buffer.
 
-        The server sends no acknowledgement. Send about 100 ms (3200 bytes) at
-        a time for live audio. Returns the event id it sent.
+        Any C-contiguous buffer of it is taken as it is, without a copy:
+        ``bytes``, ``bytearray``, ``memoryview``, ``array('h')``, a numpy
+        ``int16`` array. The server sends no acknowledgement. Send about
+        100 ms (3200 bytes) at a time for live audio. Returns the event id it
+        sent.
 
         Raises:
-            ConfigError: Not bytes, empty, an odd number of bytes (not whole
-                16-bit samples), or over the service's 15 MiB per append.
+            ConfigTypeError: Not a buffer, float samples (the message says how
+                to convert), or another sample type or byte order.
+            ConfigError: Empty, an odd number of bytes (not whole 16-bit
+                samples), several channels, a WAV file's bytes (use
+                `load_wav`), or over the service's 15 MiB per append.
         """
         data = _audio_bytes(pcm)
         if len(data) > MAX_AUDIO_APPEND:
@@ -260,7 +273,7 @@ class RealtimeSession:
             )
         return self._append_audio(data)
 
-    def _append_audio(self, data: bytes) -> str:
+    def _append_audio(self, data: bytes | memoryview) -> str:
         event_id = self._core.ids.next()
         self._core.send(encode_audio_append(event_id, data), "input_audio_buffer.append")
         return event_id
@@ -276,7 +289,7 @@ class RealtimeSession:
         """Drop the uncommitted input audio (``input_audio_buffer.clear``)."""
         return self._send_simple("input_audio_buffer.clear")
 
-    def append_image(self, jpeg: bytes | bytearray | memoryview) -> str:
+    def append_image(self, jpeg: Buffer) -> str:
         """Append a JPEG video frame (``input_image_buffer.append``).
 
         The service wants audio appended before the first image, at most
@@ -287,7 +300,7 @@ class RealtimeSession:
         """
         return self._append_image(_image_bytes(jpeg))
 
-    def _append_image(self, data: bytes) -> str:
+    def _append_image(self, data: bytes | memoryview) -> str:
         event_id = self._core.ids.next()
         self._core.send(encode_image_append(event_id, data), "input_image_buffer.append")
         return event_id
@@ -309,7 +322,7 @@ class RealtimeSession:
         self,
         *,
         instructions: str | None = None,
-        modalities: Sequence[str] | None = None,
+        modalities: Sequence[Modality] | None = None,
     ) -> Response:
         """Ask for a response (``response.create``) and return a handle on it.
 
@@ -343,7 +356,7 @@ class RealtimeSession:
 
     @staticmethod
     def _response_fields(
-        instructions: str | None, modalities: Sequence[str] | None
+        instructions: str | None, modalities: Sequence[Modality] | None
     ) -> dict[str, Any]:
         """Check a ``response.create``'s arguments; its fields."""
         response: dict[str, Any] = {}
@@ -352,7 +365,7 @@ class RealtimeSession:
                 raise ConfigError(f"instructions must be a string, got {instructions!r}")
             response["instructions"] = instructions
         if modalities is not None:
-            response["modalities"] = list(_modalities(modalities))
+            response["modalities"] = list(check_modalities(modalities))
         return {"response": response} if response else {}
 
     def next_response(self) -> Response:
@@ -368,10 +381,10 @@ class RealtimeSession:
 
     def respond(
         self,
-        audio: bytes | bytearray | memoryview | None = None,
+        audio: Buffer | None = None,
         *,
         text: str | None = None,
-        image: bytes | bytearray | memoryview | None = None,
+        image: Buffer | None = None,
         instructions: str | None = None,
         timeout: float | None = None,
     ) -> ResponseResult:
@@ -740,21 +753,14 @@ class RealtimeSession:
             pass  # at interpreter exit, modules may already be torn down
 
 
-def _audio_bytes(value: object) -> bytes:
-    """Check audio for an append: non-empty bytes of whole 16-bit samples."""
-    data = _bytes(value, "audio")
-    if len(data) % 2:
-        raise ConfigError(
-            f"audio must be whole 16-bit samples (an even number of bytes), got {len(data)}"
-        )
-    return data
+def _audio_bytes(value: object) -> bytes | memoryview:
+    """Check audio for an append (see `pcm16_buffer`): no copy of the caller's buffer."""
+    return pcm16_buffer(value, "audio")
 
 
-def _image_bytes(value: object) -> bytes:
+def _image_bytes(value: object) -> bytes | memoryview:
     """Check an image for an append: JPEG bytes within the service's limit."""
-    data = _bytes(value, "image")
-    if not data.startswith(b"\xff\xd8"):
-        raise ConfigError("image must be JPEG bytes (the service accepts only JPEG)")
+    data = image_buffer(value, "image")
     if len(data) > MAX_IMAGE_BYTES:
         raise ConfigError(
             f"images are limited to {MAX_IMAGE_BYTES} bytes by the service, got {len(data)}"
@@ -763,20 +769,10 @@ def _image_bytes(value: object) -> bytes:
 
 
 def _check_text(text: object) -> None:
-    if not isinstance(text, str) or not text:
-        raise ConfigError(f"text must be a non-empty string, got {text!r}")
-
-
-def _bytes(value: object, what: str) -> bytes:
-    if isinstance(value, bytes):
-        data = value
-    elif isinstance(value, (bytearray, memoryview)):
-        data = bytes(value)
-    else:
-        raise ConfigError(f"{what} must be bytes, got {type(value).__name__}")
-    if not data:
-        raise ConfigError(f"{what} is empty")
-    return data
+    if not isinstance(text, str):
+        raise ConfigTypeError(f"text must be a string, got {type(text).__name__}")
+    if not text:
+        raise ConfigError("text must not be empty")
 
 
 _KNOWN_KEYS: Final = frozenset({*EVENT_TYPES, InvalidFrame.type, "*"})

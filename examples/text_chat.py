@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(piece, end="", flush=True)
                 print()
                 result = response.wait(args.timeout)  # already done: returns at once
-                total_tokens += (result.usage or {}).get("total_tokens", 0)
+                total_tokens += result.usage.total_tokens if result.usage else 0
             print(f"tokens used: {total_tokens}")
     except ds.DashScopeError as exc:  # every library error: bad key, network, timeout...
         print(f"\nerror: {exc}", file=sys.stderr)

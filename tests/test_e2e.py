@@ -54,7 +54,7 @@ def test_voice_turn_with_the_iterator(server: LocalRealtimeServer) -> None:
                 done = event
                 break
     assert done.response.status == "completed"
-    assert done.response.usage and done.response.usage["total_tokens"] > 0
+    assert done.response.usage and done.response.usage.total_tokens > 0
     assert done.response.output[0].content[0].value == "".join(transcript)
     assert "simulated" in "".join(transcript)
     assert heard is not None and "1.00 s" in heard

@@ -95,7 +95,7 @@ def test_voice_turn_wav_default_question(tmp_path: Path) -> None:
     """voice_turn_wav.py sends the bundled question and prints text, usage and timings."""
     out = ok(run_example("voice_turn_wav.py", "--output", "answer.wav", cwd=tmp_path))
     assert f"assistant: {SIMULATED} {HEARD_SAMPLE}." in out
-    assert re.search(r"^usage: \{'total_tokens': \d+", out, re.M)
+    assert re.search(r"^usage: Usage\(total_tokens=\d+", out, re.M)
     assert re.search(
         r"^timings: first text [\d.]+ s, first audio [\d.]+ s, total [\d.]+ s$", out, re.M
     )

@@ -12,7 +12,8 @@ import dashscope_sync as ds
 from dashscope_sync._deadline import Deadline
 from dashscope_sync._dispatch import Dispatcher, Handlers
 from dashscope_sync._errors import HandlerError
-from dashscope_sync._mailbox import Mailbox, format_seconds
+from dashscope_sync._fmt import seconds
+from dashscope_sync._mailbox import Mailbox
 from dashscope_sync._protocol import decode
 
 pytestmark = pytest.mark.timeout(30)
@@ -68,8 +69,8 @@ class TestMailbox:
         mailbox = Mailbox(10)
         with pytest.raises(ds.DashScopeTimeout, match=r"timed out after 0\.05 s$"):
             mailbox.wait(lambda: None, Deadline(0.05), "a wait")
-        assert format_seconds(1.4999397950000457) == "1.5 s"
-        assert format_seconds(12.3) == "12 s"
+        assert seconds(1.4999397950000457) == "1.5 s"
+        assert seconds(None) == "no limit"
 
     def test_buffer_warns_only_programs_that_pull(self, caplog: pytest.LogCaptureFixture) -> None:
         """A full buffer warns once if the program reads it, and only logs at DEBUG if not."""

@@ -39,7 +39,7 @@ class TestResponseHandle:
         assert "simulated" in result.text
         assert result.text == result.output[0].content[0].value
         assert len(result.audio) > 0 and result.audio_seconds == len(result.audio) / 48000
-        assert result.usage is not None and result.usage["total_tokens"] > 0
+        assert result.usage is not None and result.usage.total_tokens > 0
         assert result.first_text_delay is not None and result.first_audio_delay is not None
         assert result.total_time is not None
         assert 0 <= result.first_text_delay <= result.total_time

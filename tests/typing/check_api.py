@@ -58,3 +58,20 @@ def check_modalities() -> None:
     # ignore is itself checked: --strict reports it if it stops being needed.
     ds.SessionUpdate(modalities="text")  # type: ignore[arg-type]
     ds.SessionUpdate(modalities=["text", "video"])  # type: ignore[list-item]
+
+
+def check_usage_on_results(session: ds.RealtimeSession, done: ds.ResponseDone) -> None:
+    assert_type(done.response.usage, ds.Usage | None)
+    assert_type(session.create_response().wait().usage, ds.Usage | None)
+
+
+def check_response_modalities_and_buffers(session: ds.RealtimeSession) -> None:
+    """create_response takes Modality literals; audio takes any buffer, as at run time."""
+    import array
+
+    session.create_response(modalities=["text"])
+    session.create_response(modalities=ds.MODALITIES_AUDIO)
+    session.create_response(modalities="text")  # type: ignore[arg-type]
+    session.append_audio(array.array("h", [0, 1]))
+    session.append_audio(memoryview(b"\x00\x00"))
+    session.append_audio("not audio")  # type: ignore[arg-type]
