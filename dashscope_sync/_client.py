@@ -103,9 +103,15 @@ class Client:
         connect_timeout: Default seconds `connect` may take for the upgrade
             and the wait for ``session.created`` together (None: no limit).
         http_timeout: Seconds an HTTP call may take (None: no limit).
-        proxy: An ``http://``/``socks5://`` proxy URL for the WebSocket. By
-            default websocket-client honours ``https_proxy``/``no_proxy``.
-        ssl_context: The TLS context for ``wss://`` (custom CA bundle...).
+        proxy: An ``http://`` (HTTP CONNECT) or ``socks5://`` proxy URL, with
+            ``user:password@`` if it needs them, for the WebSocket and the
+            HTTP calls alike. By default ``HTTPS_PROXY`` (``HTTP_PROXY`` for
+            ``ws://``), ``ALL_PROXY`` and ``NO_PROXY`` are read from the
+            environment, the way requests reads them, for both.
+        ssl_context: The TLS context for ``wss://``, e.g.
+            ``ssl.create_default_context(cafile="corporate-ca.pem")`` to trust
+            a private or corporate CA (verification stays on). For the HTTP
+            calls, give ``http_session`` a ``verify="corporate-ca.pem"``.
 
     Raises:
         ConfigError: No API key, or a bad argument.
@@ -246,6 +252,7 @@ class RealtimeService:
             timeout=deadline.remaining(),
             proxy=client.proxy,
             ssl_context=client.ssl_context,
+            max_message_size=config.max_message_size,
         )
         core = _SessionCore(transport, config)
         core.start()

@@ -7,6 +7,7 @@ translated here, at this one boundary, and chained as ``__cause__``.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -114,11 +115,44 @@ class TokenService:
             params={"expire_in_seconds": str(expire_in_seconds)},
             headers=client._headers(),
             timeout=limit,
+            proxy=client.proxy,
         )
         token, expires_at = data.get("token"), data.get("expires_at")
         if not isinstance(token, str) or not token or not isinstance(expires_at, (int, float)):
             raise APIError("the service's reply has no token and expiry", code="UnexpectedResponse")
         return TemporaryKey(token=token, expires_at=float(expires_at))
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether a time-out is somewhere in ``exc``'s wrapped reasons (urllib3 nests them)."""
+    import requests
+    from urllib3.exceptions import NewConnectionError
+    from urllib3.exceptions import TimeoutError as Urllib3Timeout
+
+    pending: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while pending and len(seen) < 20:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        # NewConnectionError subclasses urllib3's ConnectTimeoutError for
+        # history's sake, but is a refusal, not a time-out.
+        if isinstance(current, NewConnectionError):
+            continue
+        if isinstance(current, (TimeoutError, requests.Timeout, Urllib3Timeout)):
+            return True
+        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
+        pending += [a for a in current.args if isinstance(a, BaseException)]
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            pending.append(reason)
+    return False
+
+
+def _redacted(text: str) -> str:
+    """``text`` with any ``user:password@`` of a URL in it replaced by ``***@``."""
+    return re.sub(r"(?<=://)[^/@\s:]+(:[^/@\s]*)?@", "***@", text)
 
 
 def _post_json(
@@ -128,16 +162,30 @@ def _post_json(
     params: dict[str, str],
     headers: dict[str, str],
     timeout: float | None,
+    proxy: str | None = None,
 ) -> dict[str, Any]:
-    """POST with an empty body and return the JSON object, translating every failure."""
+    """POST with an empty body and return the JSON object, translating every failure.
+
+    ``proxy`` (the client's ``proxy=``) overrides the session's proxies and the
+    environment's, as it does for the WebSocket.
+    """
     import requests
 
+    proxies = {"http": proxy, "https": proxy} if proxy is not None else None
     try:
-        reply = session.post(url, params=params, headers=headers, data=b"", timeout=timeout)
+        reply = session.post(
+            url, params=params, headers=headers, data=b"", timeout=timeout, proxies=proxies
+        )
     except requests.Timeout as exc:
         raise DashScopeTimeout(f"POST {url} timed out after {timeout} s", timeout=timeout) from exc
     except requests.RequestException as exc:
-        raise TransportError(f"POST {url} failed: {exc}") from exc
+        if _timed_out(exc):
+            # A proxy that never answers CONNECT is a ProxyError wrapping a
+            # time-out: time-outs are DashScopeTimeout whichever layer saw them.
+            raise DashScopeTimeout(
+                f"POST {url} timed out after {timeout} s", timeout=timeout
+            ) from exc
+        raise TransportError(f"POST {url} failed: {_redacted(str(exc))}") from exc
     try:
         data: Any = reply.json()
     except ValueError:
