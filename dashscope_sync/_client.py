@@ -41,8 +41,9 @@ USER_AGENT: Final = (
     f"({platform.system() or 'unknown'})"
 )
 
-# Header values must not be able to smuggle in more headers.
-_SAFE_HEADER_VALUE = re.compile(r"^[\x21-\x7e]+$")
+# Header values must not be able to smuggle in more headers: fullmatch, as
+# "$" would let a trailing newline through.
+_SAFE_HEADER_VALUE = re.compile(r"[\x21-\x7e]+")
 
 
 def _check_url(url: object, name: str, schemes: tuple[str, ...]) -> str:
@@ -55,7 +56,7 @@ def _check_url(url: object, name: str, schemes: tuple[str, ...]) -> str:
 
 
 def _check_token(value: object, name: str) -> str:
-    if not isinstance(value, str) or not _SAFE_HEADER_VALUE.match(value):
+    if not isinstance(value, str) or not _SAFE_HEADER_VALUE.fullmatch(value):
         shown = "an empty string" if value == "" else f"a {type(value).__name__}"
         if isinstance(value, str) and value:
             shown = "a string with spaces or control characters"

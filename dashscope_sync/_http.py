@@ -185,6 +185,14 @@ def _post_json(
             raise DashScopeTimeout(
                 f"POST {url} timed out after {timeout} s", timeout=timeout
             ) from exc
+        if isinstance(exc, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(
+            exc
+        ):
+            raise TransportError(
+                f"POST {url} failed: the TLS certificate could not be verified; if a private "
+                "or corporate CA signs it, pass http_session with verify='ca-bundle.pem' "
+                f"({_redacted(str(exc))})"
+            ) from exc
         raise TransportError(f"POST {url} failed: {_redacted(str(exc))}") from exc
     try:
         data: Any = reply.json()

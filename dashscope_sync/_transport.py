@@ -104,13 +104,14 @@ def _bypasses_proxy(host: str, port: int) -> bool:
     """Whether ``NO_PROXY`` exempts ``host``, matched as requests matches it.
 
     Entries are host names (matching the host and its subdomains, with or
-    without ``:port``), IPv4 addresses or CIDR blocks, or ``*`` for all.
+    without ``:port``), IP addresses or CIDR blocks; ``*`` alone exempts all.
     """
     import ipaddress
 
-    entries = [e for e in _env("no_proxy").replace(" ", "").split(",") if e]
-    if "*" in entries:
+    value = _env("no_proxy").replace(" ", "")
+    if value == "*":  # only on its own, as for requests (and curl)
         return True
+    entries = [e for e in value.split(",") if e]
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
@@ -158,7 +159,13 @@ def _proxy_options(proxy: str | None) -> dict[str, Any]:
     instead, and ``http_no_proxy`` stops websocket-client from second-guessing.
     """
     if proxy is None:
-        return {"http_no_proxy": ["*"]}
+        # websocket-client reads the environment whenever no proxy host is
+        # given; a placeholder host that "*" exempts makes it connect directly.
+        return {
+            "http_proxy_host": "no-proxy.invalid",
+            "http_proxy_port": 1,
+            "http_no_proxy": ["*"],
+        }
     parts = urlsplit(proxy)
     options: dict[str, Any] = {
         "http_proxy_host": parts.hostname,
