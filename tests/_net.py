@@ -68,6 +68,11 @@ CREATED = text({"type": "session.created", "session": {"id": "sess_raw"}})
 
 def parse_client_frames(data: bytes) -> list[tuple[int, bytes]]:
     """Split what a client wrote into ``(opcode, unmasked payload)``; a partial tail is ignored."""
+    return split_frames(data)[0]
+
+
+def split_frames(data: bytes) -> tuple[list[tuple[int, bytes]], int]:
+    """The whole frames at the start of ``data``, and how many bytes they take."""
     frames = []
     pos = 0
     while len(data) - pos >= 2:
@@ -90,7 +95,7 @@ def parse_client_frames(data: bytes) -> list[tuple[int, bytes]]:
             payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
         frames.append((b0 & 0x0F, payload))
         pos = end
-    return frames
+    return frames, pos
 
 
 class RawPeer:
@@ -236,7 +241,7 @@ def raw_session(peer: RawPeer, **config: object) -> Iterator[ds.RealtimeSession]
     client = ds.Client("k", base_url=peer.url)
     try:
         with client.realtime.connect(ds.RealtimeConfig(**options), timeout=10) as session:  # type: ignore[arg-type]
-            if peer.created:
+            if peer.created and options.get("max_buffered_events") != 0:
                 session.wait_for(ds.SessionCreated, timeout=10)
             yield session
     finally:
@@ -427,3 +432,62 @@ def wait_sent(sock: socket.socket, timeout: float = 5.0) -> None:
             time.sleep(0.005)
     except (ImportError, OSError):
         time.sleep(0.2)
+
+
+class MiniServer(_Threaded):
+    """A minimal realtime server that records nothing, so the process's memory is the client's.
+
+    Each connection: the upgrade (or, with ``reject``, an HTTP 401 with a JSON
+    body), ``session.created``, then it reads until the client's close frame
+    and answers it.
+    """
+
+    def __init__(self, *, reject: bool = False) -> None:
+        self.reject = reject
+        super().__init__()
+        self.url = f"ws://127.0.0.1:{self.port}/"
+
+    def handle(self, conn: socket.socket) -> None:
+        conn.settimeout(10)
+        request = b""
+        while b"\r\n\r\n" not in request:
+            chunk = conn.recv(4096)
+            if not chunk:
+                return
+            request += chunk
+        if self.reject:
+            body = (
+                b'{"code":"InvalidApiKey","message":"Invalid API-key provided.","request_id":"r1"}'
+            )
+            conn.sendall(
+                b"HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n"
+                b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+            )
+            return
+        key = next(
+            line.split(b":", 1)[1].strip()
+            for line in request.split(b"\r\n")
+            if line.lower().startswith(b"sec-websocket-key")
+        )
+        accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
+        conn.sendall(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n" + CREATED
+        )
+        pending = b""
+        while chunk := conn.recv(262144):
+            frames, used = split_frames(pending + chunk)
+            pending = (pending + chunk)[used:]
+            for opcode, payload in frames:
+                if opcode == OP_CLOSE:
+                    conn.sendall(frame(payload[:2], OP_CLOSE))
+                    return
+
+    def _handle_safely(self, conn: socket.socket) -> None:
+        super()._handle_safely(conn)
+        # Forget finished connections, so a long soak holds no per-connection state.
+        with contextlib.suppress(ValueError):
+            self.sockets.remove(conn)
+        current = threading.current_thread()
+        with contextlib.suppress(ValueError):
+            self.threads.remove(current)
