@@ -15,6 +15,7 @@ import os
 import socket
 import ssl
 import struct
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -413,6 +414,12 @@ class TLSRelay(_Threaded):
 #: ``DASHSCOPE_SYNC_SOAK=1`` runs the long versions of the fault and leak
 #: tests (by hand; their figures are in the README's Guarantees section).
 SOAK = os.environ.get("DASHSCOPE_SYNC_SOAK") == "1"
+
+
+def report(name: str, **figures: object) -> None:
+    """Print figures for the README's Guarantees section (visible with ``pytest -s``)."""
+    shown = ", ".join(f"{k}={v}" for k, v in figures.items())
+    print(f"\n[guarantees] {name}: {shown}", file=sys.stderr)
 
 
 def soak(ci: int, full: int) -> int:

@@ -18,11 +18,11 @@ import pytest
 import dashscope_sync as ds
 from dashscope_sync.testing import LocalRealtimeServer
 
-from ._net import RawPeer, close_frame, frame, raw_session, soak, text, wait_sent
+from ._net import RawPeer, close_frame, frame, raw_session, report, soak, text, wait_sent
 
 pytestmark = pytest.mark.timeout(300)
 
-RUNS = soak(30, 2000)
+RUNS = soak(100, 2000)
 
 BREAKS = {
     # kind: (close code the client sees, reason it sees, clean end?)
@@ -113,8 +113,10 @@ def run_break(kind: str, seed: int) -> None:
 @pytest.mark.parametrize("kind", list(BREAKS))
 def test_break_mid_response_delivers_everything_before_it(kind: str) -> None:
     """At seeded random points, every event before the break reaches handler and iterator in order, then the documented end."""
+    started = time.monotonic()
     for seed in range(RUNS):
         run_break(kind, seed)
+    report(f"break: {kind}", runs=RUNS, seconds=round(time.monotonic() - started, 1))
 
 
 def test_break_through_the_local_server_knobs() -> None:
@@ -151,6 +153,9 @@ def test_half_open_peer_is_detected_within_interval_plus_timeout() -> None:
             s.recv(timeout=INTERVAL + TIMEOUT + 10)
         elapsed = time.monotonic() - started
         assert INTERVAL <= elapsed <= INTERVAL + TIMEOUT + 2, elapsed
+        report(
+            "half-open peer", interval=INTERVAL, timeout=TIMEOUT, detected_after=round(elapsed, 2)
+        )
         assert info.value.code == 1011
 
 
@@ -183,6 +188,7 @@ def test_quiet_peer_that_answers_pings_is_never_killed() -> None:
         assert not session.closed
         pings = [f for f in peer.client_frames() if f[0] == 0x9]
         assert len(pings) >= 5
+        report("quiet peer", silent_seconds=2.0, pings_answered=len(pings))
         peer.send(text({"type": "response.text.delta", "delta": "still here"}))
         assert session.wait_for(ds.ResponseTextDelta, timeout=10).delta == "still here"
 

@@ -31,6 +31,7 @@ from ._net import (
     close_frame,
     frame,
     raw_session,
+    report,
     text,
 )
 
@@ -381,6 +382,7 @@ def test_arbitrary_json_values_are_one_event_each() -> None:
 
         check()
         assert not session.closed
+    report("hypothesis: JSON values", examples=EXAMPLES)
 
 
 def test_arbitrary_bytes_are_one_event_each() -> None:

@@ -12,7 +12,6 @@ import gc
 import logging
 import os
 import random
-import sys
 import threading
 import time
 import tracemalloc
@@ -23,7 +22,7 @@ import pytest
 import dashscope_sync as ds
 from dashscope_sync.testing import LocalRealtimeServer
 
-from ._net import MiniServer, RawPeer, raw_session, soak, text
+from ._net import MiniServer, RawPeer, raw_session, report, soak, text
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -46,12 +45,6 @@ def settle(check: Callable[[], bool], timeout: float = 10.0) -> bool:
             return False
         time.sleep(0.02)
     return True
-
-
-def report(name: str, **figures: object) -> None:
-    """Print figures for the README (visible with ``-s``)."""
-    shown = ", ".join(f"{k}={v}" for k, v in figures.items())
-    print(f"\n[guarantees] {name}: {shown}", file=sys.stderr)
 
 
 @pytest.fixture
@@ -253,6 +246,7 @@ def test_no_reader_drops_are_counted_exactly_and_warned_once(
         assert settle(lambda: session.dropped_events >= expected, timeout=120)
         time.sleep(0.2)  # nothing more may be counted
         assert session.dropped_events == expected
+        report("no reader", deltas=count, buffer=size, dropped=session.dropped_events)
         kept = []
         while len(kept) < size:
             kept.append(session.recv(timeout=10))
@@ -325,6 +319,7 @@ def test_eight_threads_send_while_another_iterates(quiet: None) -> None:
             audio = [f for f in server.received if f["type"] == "input_audio_buffer.append"]
             assert len(audio) == SENDERS * (PER_SENDER // 10)
             assert len(server.received) == total
+            report("8 senders", frames=total, pulled=len(pulled), handled=len(handled))
             # Every load frame was answered (the server rejects the unknown
             # type), and both consumers saw those answers.
             assert pulled and handled
@@ -378,3 +373,4 @@ def test_close_racing_with_sends_and_receives_ends_cleanly(quiet: None) -> None:
             ]
             assert not unexpected, unexpected
             assert len(outcomes) == len(threads)
+        report("close races", runs=RACES, threads=len(threads))
