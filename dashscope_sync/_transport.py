@@ -205,6 +205,48 @@ def _timed_out(exc: BaseException) -> bool:
     return False
 
 
+class _Watchdog:
+    """Shuts the connecting socket down once ``timeout`` has passed in all.
+
+    Thread safety: `finish` is called by the connecting thread; the timer
+    thread only shuts the socket down, under ``_lock``, if `finish` has not
+    run yet.
+    """
+
+    def __init__(self, ws: websocket.WebSocket, timeout: float | None) -> None:
+        self._ws = ws
+        # Orders the timer's shutdown against finish(): after finish() the
+        # socket belongs to the transport and is never touched here.
+        self._lock = threading.Lock()
+        self._finished = False
+        self.expired = False
+        self._timer: threading.Timer | None = None
+        if timeout is not None:
+            self._timer = threading.Timer(timeout, self._fire)
+            self._timer.name = "dashscope_sync-connect-watchdog"
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._finished:
+                return
+            self.expired = True
+            sock = self._ws.sock
+            if sock is not None:  # None before TCP, proxy and TLS are done
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def finish(self) -> bool:
+        """Stop the timer and wait for it; return whether it fired."""
+        with self._lock:
+            self._finished = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer.join()
+        return self.expired
+
+
 def _connect_error(exc: BaseException, host: str | None, port: int, via: str) -> TransportError:
     """The `TransportError` of a failed connect, saying what failed and where."""
     import ssl
@@ -222,6 +264,11 @@ def _connect_error(exc: BaseException, host: str | None, port: int, via: str) ->
         return TransportError(f"TLS failure connecting to {where}{via}: {exc}")
     if isinstance(exc, websocket.WebSocketAddressException):
         return TransportError(f"cannot resolve host {host!r}{via}: {exc}")
+    if "Redirect" in str(exc) and not isinstance(exc, OSError):
+        return TransportError(
+            f"{where}{via} answered the upgrade with a redirect, which is not followed: "
+            "it would carry the API key to another address; connect to the final URL"
+        )
     if isinstance(exc, websocket.WebSocketProxyException):
         hint = ""
         if "407" in str(exc):
@@ -318,28 +365,49 @@ class WebSocketTransport:
         if ssl_context is not None:
             options["sslopt"] = {"context": ssl_context}
         via = f" through the proxy {_shown_proxy(proxy)}" if proxy else ""
+        ws = websocket.WebSocket(
+            sslopt=options.pop("sslopt", {}),
+            # One thread reads and the session locks sends itself, so the
+            # library's own locks would only add cost.
+            enable_multithread=False,
+            # websocket-client's pure-Python UTF-8 check is most of its
+            # receive cost; decoding the text in C validates it anyway.
+            skip_utf8_validation=True,
+        )
+        # websocket-client applies the timeout to each socket operation; the
+        # watchdog makes it a bound on the whole upgrade, so a server that
+        # trickles (or endlessly streams) its response cannot hold connect().
+        watchdog = _Watchdog(ws, timeout)
         try:
-            ws = websocket.create_connection(
+            ws.settimeout(timeout)
+            ws.connect(  # type: ignore[no-untyped-call]
                 url,
-                timeout=timeout,
                 header=[f"{k}: {v}" for k, v in headers.items()],
-                # One thread reads and the session locks sends itself, so the
-                # library's own locks would only add cost.
-                enable_multithread=False,
-                # websocket-client's pure-Python UTF-8 check is most of its
-                # receive cost; decoding the text in C validates it anyway.
-                skip_utf8_validation=True,
+                # A redirect would carry the Authorization header to whatever
+                # host the Location names: refuse it instead.
+                redirect_limit=0,
                 **options,
             )
+            watchdog.finish()
         except websocket.WebSocketBadStatusException as exc:
+            watchdog.finish()
             raise _handshake_error(exc) from exc
         except (websocket.WebSocketException, OSError) as exc:
-            if _timed_out(exc):
+            expired = watchdog.finish()
+            if expired or _timed_out(exc):
                 raise DashScopeTimeout(
                     f"connecting to {host}:{port}{via} timed out after {timeout} s",
                     timeout=timeout,
                 ) from exc
             raise _connect_error(exc, host, port, via) from exc
+        except BaseException:
+            watchdog.finish()
+            raise
+        if watchdog.expired:  # it fired just as the upgrade completed
+            ws.shutdown()  # type: ignore[no-untyped-call]
+            raise DashScopeTimeout(
+                f"connecting to {host}:{port}{via} timed out after {timeout} s", timeout=timeout
+            )
         return cls(ws, max_message_size)
 
     def settimeout(self, timeout: float | None) -> None:

@@ -9,9 +9,13 @@ then the documented end (clean for 1000, `TransportError` otherwise).
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import random
+import socket
+import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -203,3 +207,52 @@ def test_slow_trickle_is_not_a_dead_peer() -> None:
             time.sleep(0.02)  # ~1 s for the frame, over 3 ping timeouts
         assert session.wait_for(ds.ResponseTextDelta, timeout=10).delta == "slow"
         assert not session.closed
+
+
+# The upgrade -----------------------------------------------------------------------------
+
+
+def _slow_server(reply: Callable[[socket.socket], None]) -> tuple[socket.socket, threading.Thread]:
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(2)  # a client that stopped reading ends the test server too
+            conn.recv(65536)
+            with contextlib.suppress(OSError):
+                reply(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener, thread
+
+
+def trickle(conn: socket.socket) -> None:
+    for byte in b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" * 10:
+        conn.sendall(bytes([byte]))
+        time.sleep(0.1)
+
+
+def endless_body(conn: socket.socket) -> None:
+    conn.sendall(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 100000000000\r\n\r\n")
+    chunk = b"x" * 65536
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        conn.sendall(chunk)
+        time.sleep(0.001)
+
+
+@pytest.mark.parametrize("reply", [trickle, endless_body], ids=["trickled", "endless body"])
+def test_connect_timeout_bounds_the_whole_upgrade(reply: Callable[[socket.socket], None]) -> None:
+    """A server that trickles its upgrade response, or streams an endless error body, cannot hold connect() past its timeout."""
+    listener, thread = _slow_server(reply)
+    try:
+        client = ds.Client("k", base_url=f"ws://127.0.0.1:{listener.getsockname()[1]}/")
+        started = time.monotonic()
+        with pytest.raises(ds.DashScopeTimeout):
+            client.realtime.connect(model="m", timeout=1.0)
+        assert time.monotonic() - started < 1.0 + 2
+    finally:
+        listener.close()
+        thread.join(20)

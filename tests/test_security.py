@@ -8,6 +8,7 @@ import io
 import logging
 import socket
 import ssl
+import threading
 import time
 import traceback
 from collections.abc import Iterator
@@ -476,3 +477,32 @@ def test_key_and_workspace_with_a_newline_are_refused(bad: str) -> None:
     assert "sk-abc" not in str(info.value)
     with pytest.raises(ds.ConfigError):
         ds.Client("sk-ok", workspace=bad)
+
+
+def test_redirect_is_refused_and_the_key_stays_home() -> None:
+    """An upgrade answered with a redirect is a TransportError; the key is never sent to the Location."""
+    elsewhere = socket.create_server(("127.0.0.1", 0))
+    redirector = socket.create_server(("127.0.0.1", 0))
+    location = f"ws://127.0.0.1:{elsewhere.getsockname()[1]}/steal"
+    elsewhere.settimeout(0.5)
+
+    def redirect() -> None:
+        conn, _ = redirector.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(
+                f"HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n".encode()
+            )
+
+    thread = threading.Thread(target=redirect)
+    thread.start()
+    try:
+        client = ds.Client(CANARY, base_url=f"ws://127.0.0.1:{redirector.getsockname()[1]}/")
+        with pytest.raises(ds.TransportError, match="redirect"):
+            client.realtime.connect(model=MODEL, timeout=10)
+        with pytest.raises(TimeoutError):
+            elsewhere.accept()  # nobody came
+    finally:
+        thread.join(10)
+        elsewhere.close()
+        redirector.close()
