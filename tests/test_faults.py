@@ -218,7 +218,7 @@ def _slow_server(reply: Callable[[socket.socket], None]) -> tuple[socket.socket,
     def serve() -> None:
         conn, _ = listener.accept()
         with conn:
-            conn.settimeout(2)  # a client that stopped reading ends the test server too
+            conn.settimeout(0.5)  # a client that stopped reading ends the test server too
             conn.recv(65536)
             with contextlib.suppress(OSError):
                 reply(conn)
