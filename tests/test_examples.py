@@ -84,7 +84,8 @@ def test_connection_switch_is_the_same_everywhere() -> None:
         r"^# Where to connect\..*?^        yield ds\.Client\(server\.api_key.*?$", re.M | re.S
     )
     blocks = {
-        name: pattern.findall((EXAMPLES / name).read_text(encoding="utf-8")) for name in SCRIPTS
+        name: pattern.findall((EXAMPLES / name).read_text(encoding="utf-8"))
+        for name in SCRIPTS
     }
     assert all(len(found) == 1 for found in blocks.values()), blocks
     assert len({found[0] for found in blocks.values()}) == 1

@@ -399,3 +399,16 @@ def test_arbitrary_bytes_are_one_event_each() -> None:
 
         check()
         assert not session.closed
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, 1.5, "16M"])
+def test_max_message_size_is_validated(bad: object) -> None:
+    """max_message_size is a positive whole number of bytes or None; anything else is a ConfigError."""
+    with pytest.raises(ds.ConfigError, match="max_message_size"):
+        ds.RealtimeConfig(max_message_size=bad)  # type: ignore[arg-type]
+
+
+def test_max_message_size_default_and_none() -> None:
+    """The default is 16 MiB, and None (no limit) is accepted."""
+    assert ds.RealtimeConfig().max_message_size == 16 * 1024 * 1024
+    assert ds.RealtimeConfig(max_message_size=None).max_message_size is None
