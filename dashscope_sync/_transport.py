@@ -326,8 +326,11 @@ class WebSocketTransport:
         # Where the socket reads land, allocated once: a fresh 256 KiB object
         # per recv() costs an mmap and page faults, more than the read itself.
         self._read = memoryview(bytearray(_READ_SIZE))
-        # The parts of a fragmented message being received, and its opcode.
-        self._fragments: list[bytes] | None = None
+        # The fragmented message received so far, and its opcode.
+        # One bytearray, not a list of parts: a hostile server sending
+        # millions of tiny (or empty) fragments must cost their bytes, not an
+        # object and a list slot each.
+        self._fragments: bytearray | None = None
         self._fragment_opcode = OP_TEXT
         self._fragment_size = 0  # bytes in _fragments
 
@@ -450,19 +453,19 @@ class WebSocketTransport:
             if opcode == _OP_CONT:
                 if self._fragments is None:
                     raise self._protocol_error("continuation frame without a message")
-                self._fragments.append(payload)
-                self._fragment_size += len(payload)
+                self._fragments += payload
+                self._fragment_size = len(self._fragments)
                 if not fin:
                     continue
-                opcode, parts = self._fragment_opcode, self._fragments
+                opcode, whole = self._fragment_opcode, self._fragments
                 self._fragments = None
                 self._fragment_size = 0
-                return opcode, b"".join(parts)
+                return opcode, bytes(whole)
             if self._fragments is not None:
                 raise self._protocol_error("new message inside a fragmented one")
             if fin:
                 return opcode, payload
-            self._fragment_opcode, self._fragments = opcode, [payload]
+            self._fragment_opcode, self._fragments = opcode, bytearray(payload)
             self._fragment_size = len(payload)
 
     def _fail(self, error: TransportError) -> None:

@@ -8,6 +8,7 @@ hand-made bytes; only the public API is used on the client side.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import struct
@@ -155,6 +156,30 @@ def test_endless_fragments_stop_at_the_default_limit() -> None:
     # The fragments held before the refusal (16 MiB) plus working buffers;
     # without the limit all 64 MiB would be reassembled.
     assert peak < 40 << 20, f"peak {peak / 2**20:.0f} MiB"
+
+
+def test_tiny_fragments_cost_their_bytes_not_an_object_each() -> None:
+    """A message in 50 000 one-byte fragments (and as many empty ones) is reassembled whole, holding its bytes, not an object per fragment."""
+    body = json.dumps({"type": "response.text.delta", "delta": "z" * 50_000}).encode()
+    wire = bytearray(frame(body[:1], fin=False))
+    for i in range(1, len(body) - 1):
+        wire += frame(body[i : i + 1], OP_CONT, fin=False) + frame(b"", OP_CONT, fin=False)
+    wire += frame(body[-1:], OP_CONT)
+    peer = RawPeer()
+    with raw_session(peer) as session:
+        gc.collect()
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            peer.send(bytes(wire))
+            event = session.wait_for(ds.ResponseTextDelta, timeout=60)
+            peak = tracemalloc.get_traced_memory()[1] - base
+        finally:
+            tracemalloc.stop()
+        assert event.delta == "z" * 50_000
+    # The wire bytes the test holds, the message twice, the read buffer; a
+    # list of 400 000 parts would add 400 000 slots and 200 000 objects (~10 MB).
+    assert peak < len(wire) + 4 * len(body) + (2 << 20), f"peak {peak / 2**20:.1f} MiB"
 
 
 # Bad frames -------------------------------------------------------------------------
