@@ -196,7 +196,7 @@ def _post_json(
         raise TransportError(f"POST {url} failed: {_redacted(str(exc))}") from exc
     try:
         data: Any = reply.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply to parse
         data = None
     if reply.status_code != 200:
         code = message = request_id = None

@@ -72,7 +72,7 @@ def _handshake_error(exc: websocket.WebSocketBadStatusException) -> APIError:
     code = message = request_id = None
     try:
         data: Any = json.loads(body) if body else None
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply to parse
         data = None
     if isinstance(data, dict):
         # DashScope's body is {"code","message","request_id"}; some gateways

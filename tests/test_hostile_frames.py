@@ -11,6 +11,7 @@ import contextlib
 import gc
 import json
 import os
+import socket
 import struct
 import threading
 import time
@@ -22,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import dashscope_sync as ds
+from dashscope_sync.testing import LocalRealtimeServer
 
 from ._net import (
     OP_BINARY,
@@ -437,3 +439,43 @@ def test_max_message_size_default_and_none() -> None:
     """The default is 16 MiB, and None (no limit) is accepted."""
     assert ds.RealtimeConfig().max_message_size == 16 * 1024 * 1024
     assert ds.RealtimeConfig(max_message_size=None).max_message_size is None
+
+
+# Hostile refusals --------------------------------------------------------------------
+
+DEEP_BODY = b"[" * 100_000 + b"]" * 100_000
+
+
+def test_deeply_nested_handshake_refusal_is_an_api_error() -> None:
+    """A refused upgrade whose JSON body is nested 100 000 deep is an AuthenticationError, not a RecursionError."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def refuse() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(
+                b"HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n"
+                b"Content-Length: " + str(len(DEEP_BODY)).encode() + b"\r\n\r\n" + DEEP_BODY
+            )
+
+    thread = threading.Thread(target=refuse)
+    thread.start()
+    try:
+        client = ds.Client("k", base_url=f"ws://127.0.0.1:{listener.getsockname()[1]}/")
+        with pytest.raises(ds.AuthenticationError) as info:
+            client.realtime.connect(model="m", timeout=10)
+        assert info.value.http_status == 401
+    finally:
+        thread.join(10)
+        listener.close()
+
+
+def test_deeply_nested_http_refusal_is_an_api_error() -> None:
+    """A token call refused with a JSON body nested 100 000 deep is an AuthenticationError, not a RecursionError."""
+    with LocalRealtimeServer() as server:
+        server.reject_next_http(403, DEEP_BODY, content_type="application/json")
+        client = ds.Client(server.api_key, http_base_url=server.http_base_url)
+        with pytest.raises(ds.AuthenticationError) as info:
+            client.tokens.create()
+        assert info.value.http_status == 403
