@@ -7,15 +7,23 @@ translated here, at this one boundary, and chained as ``__cause__``.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
 from ._config import NOT_GIVEN, NotGiven
-from ._errors import APIError, ConfigError, DashScopeTimeout, TransportError, api_error_class
+from ._errors import (
+    APIError,
+    ConfigError,
+    DashScopeError,
+    DashScopeTimeout,
+    TransportError,
+    api_error_class,
+)
 
 if TYPE_CHECKING:
     import requests
@@ -26,6 +34,9 @@ __all__ = ["TemporaryKey", "TokenService"]
 
 #: The documented range of ``expire_in_seconds``.
 MIN_EXPIRE, MAX_EXPIRE = 1, 1800
+#: The longest reply body read from the HTTP API: a token reply is a few
+#: hundred bytes, and a broken or hostile server must not fill memory.
+MAX_REPLY_BYTES: Final = 1024 * 1024
 
 
 @attrs.frozen
@@ -155,6 +166,41 @@ def _redacted(text: str) -> str:
     return re.sub(r"(?<=://)[^/@\s:]+(:[^/@\s]*)?@", "***@", text)
 
 
+def _read_capped(
+    reply: requests.Response, url: str, started: float, timeout: float | None
+) -> bytes:
+    """The reply's body, refused past `MAX_REPLY_BYTES` or once ``timeout`` has passed in all."""
+    body = bytearray()
+    for chunk in reply.iter_content(chunk_size=16384):
+        body += chunk
+        if len(body) > MAX_REPLY_BYTES:
+            raise APIError(
+                f"the reply to POST {url} is longer than {MAX_REPLY_BYTES} bytes",
+                code="UnexpectedResponse",
+                http_status=reply.status_code,
+            )
+        if timeout is not None and time.monotonic() - started > timeout:
+            raise DashScopeTimeout(f"POST {url} timed out after {timeout} s", timeout=timeout)
+    return bytes(body)
+
+
+def _translated(exc: requests.RequestException, url: str, timeout: float | None) -> DashScopeError:
+    """Our error for one of requests' (the one boundary where they are translated)."""
+    import requests
+
+    # A proxy that never answers CONNECT is a ProxyError wrapping a time-out:
+    # time-outs are DashScopeTimeout whichever layer saw them.
+    if isinstance(exc, requests.Timeout) or _timed_out(exc):
+        return DashScopeTimeout(f"POST {url} timed out after {timeout} s", timeout=timeout)
+    if isinstance(exc, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        return TransportError(
+            f"POST {url} failed: the TLS certificate could not be verified; if a private "
+            "or corporate CA signs it, pass http_session with verify='ca-bundle.pem' "
+            f"({_redacted(str(exc))})"
+        )
+    return TransportError(f"POST {url} failed: {_redacted(str(exc))}")
+
+
 def _post_json(
     session: requests.Session,
     url: str,
@@ -172,30 +218,27 @@ def _post_json(
     import requests
 
     proxies = {"http": proxy, "https": proxy} if proxy is not None else None
+    started = time.monotonic()
     try:
+        # stream=True: the body is read below, within a size cap and the
+        # timeout as a whole, not just per read.
         reply = session.post(
-            url, params=params, headers=headers, data=b"", timeout=timeout, proxies=proxies
+            url,
+            params=params,
+            headers=headers,
+            data=b"",
+            timeout=timeout,
+            proxies=proxies,
+            stream=True,
         )
-    except requests.Timeout as exc:
-        raise DashScopeTimeout(f"POST {url} timed out after {timeout} s", timeout=timeout) from exc
+        try:
+            body = _read_capped(reply, url, started, timeout)
+        finally:
+            reply.close()
     except requests.RequestException as exc:
-        if _timed_out(exc):
-            # A proxy that never answers CONNECT is a ProxyError wrapping a
-            # time-out: time-outs are DashScopeTimeout whichever layer saw them.
-            raise DashScopeTimeout(
-                f"POST {url} timed out after {timeout} s", timeout=timeout
-            ) from exc
-        if isinstance(exc, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(
-            exc
-        ):
-            raise TransportError(
-                f"POST {url} failed: the TLS certificate could not be verified; if a private "
-                "or corporate CA signs it, pass http_session with verify='ca-bundle.pem' "
-                f"({_redacted(str(exc))})"
-            ) from exc
-        raise TransportError(f"POST {url} failed: {_redacted(str(exc))}") from exc
+        raise _translated(exc, url, timeout) from exc
     try:
-        data: Any = reply.json()
+        data: Any = json.loads(body) if body else None
     except (ValueError, RecursionError):  # not JSON, or nested too deeply to parse
         data = None
     if reply.status_code != 200:
@@ -206,7 +249,8 @@ def _post_json(
             rid = data.get("request_id")
             request_id = rid if isinstance(rid, str) else None
         if not message:
-            message = reply.text.strip()[:200] or f"HTTP {reply.status_code} {reply.reason}"
+            text = body.decode("utf-8", "replace").strip()[:200]
+            message = text or f"HTTP {reply.status_code} {reply.reason}"
         cls = api_error_class(reply.status_code, code)
         raise cls(message, code=code, request_id=request_id, http_status=reply.status_code)
     if not isinstance(data, dict):

@@ -479,3 +479,30 @@ def test_deeply_nested_http_refusal_is_an_api_error() -> None:
         with pytest.raises(ds.AuthenticationError) as info:
             client.tokens.create()
         assert info.value.http_status == 403
+
+
+def test_endless_http_reply_is_capped() -> None:
+    """A token endpoint streaming an endless body is refused past 1 MiB, not read into memory."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def stream() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(2)
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{")
+            with contextlib.suppress(OSError):
+                for _ in range(10_000):  # 640 MB if nobody stopped reading
+                    conn.sendall(b" " * 65536)
+
+    thread = threading.Thread(target=stream)
+    thread.start()
+    try:
+        client = ds.Client("k", http_base_url=f"http://127.0.0.1:{listener.getsockname()[1]}")
+        started = time.monotonic()
+        with pytest.raises(ds.APIError, match="longer than 1048576 bytes"):
+            client.tokens.create(timeout=10)
+        assert time.monotonic() - started < 5
+    finally:
+        thread.join(20)
+        listener.close()
