@@ -168,12 +168,10 @@ def blast(peer: RawPeer, count: int, rate: float | None = None) -> threading.Thr
 
 @pytest.mark.parametrize("mode", ["callbacks only", "iterator only", "both"])
 def test_long_session_keeps_memory_flat(mode: str, quiet: None) -> None:
-    """A long session of audio deltas, 250 times faster than real time, leaves traced memory flat whoever reads them.
-
-    The service sends about 20 audio deltas a second; these come at 5000.
-    (An unpaced flood outruns the handler thread, whose queue has no bound
-    yet: see tests/pending_core/test_handler_backlog.py.)
-    """
+    """A long session of audio deltas, 250 times faster than real time, leaves traced memory flat whoever reads them."""
+    # The service sends about 20 audio deltas a second; these come at 5000.
+    # An unpaced flood outruns the handler thread, whose queue has no bound
+    # yet: see tests/pending_core/test_handler_backlog.py.
     peer = RawPeer()
     buffered = 0 if mode == "callbacks only" else 4096
     with raw_session(peer, max_buffered_events=buffered) as session:
