@@ -42,8 +42,9 @@ USER_AGENT: Final = (
     f"({platform.system() or 'unknown'})"
 )
 
-# Header values must not be able to smuggle in more headers.
-_SAFE_HEADER_VALUE = re.compile(r"^[\x21-\x7e]+$")
+# Header values must not be able to smuggle in more headers: fullmatch, as
+# "$" would let a trailing newline through.
+_SAFE_HEADER_VALUE = re.compile(r"[\x21-\x7e]+")
 
 
 def _check_url(url: object, name: str, schemes: tuple[str, ...]) -> str:
@@ -56,7 +57,7 @@ def _check_url(url: object, name: str, schemes: tuple[str, ...]) -> str:
 
 
 def _check_token(value: object, name: str) -> str:
-    if not isinstance(value, str) or not _SAFE_HEADER_VALUE.match(value):
+    if not isinstance(value, str) or not _SAFE_HEADER_VALUE.fullmatch(value):
         shown = "an empty string" if value == "" else f"a {type(value).__name__}"
         if isinstance(value, str) and value:
             shown = "a string with spaces or control characters"
@@ -104,9 +105,15 @@ class Client:
         connect_timeout: Default seconds `connect` may take for the upgrade
             and the wait for ``session.created`` together (None: no limit).
         http_timeout: Seconds an HTTP call may take (None: no limit).
-        proxy: An ``http://``/``socks5://`` proxy URL for the WebSocket. By
-            default websocket-client honours ``https_proxy``/``no_proxy``.
-        ssl_context: The TLS context for ``wss://`` (custom CA bundle...).
+        proxy: An ``http://`` (HTTP CONNECT) or ``socks5://`` proxy URL, with
+            ``user:password@`` if it needs them, for the WebSocket and the
+            HTTP calls alike. By default ``HTTPS_PROXY`` (``HTTP_PROXY`` for
+            ``ws://``), ``ALL_PROXY`` and ``NO_PROXY`` are read from the
+            environment, the way requests reads them, for both.
+        ssl_context: The TLS context for ``wss://``, e.g.
+            ``ssl.create_default_context(cafile="corporate-ca.pem")`` to trust
+            a private or corporate CA (verification stays on). For the HTTP
+            calls, give ``http_session`` a ``verify="corporate-ca.pem"``.
 
     Raises:
         ConfigError: No API key, or a bad argument.
@@ -255,6 +262,7 @@ class RealtimeService:
             timeout=remaining,
             proxy=client.proxy,
             ssl_context=client.ssl_context,
+            max_message_size=config.max_message_size,
         )
 
         def reopen(again: float | NotGiven | None) -> RealtimeSession:

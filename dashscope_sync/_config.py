@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Literal
 
 import attrs
 
-from ._constants import DEFAULT_MODEL, VAD_SERVER, Modality
+from ._constants import DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MODEL, VAD_SERVER, Modality
 from ._errors import ConfigError, ConfigTypeError
 
 __all__ = [
@@ -109,6 +110,23 @@ def _timeout(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         _fail(attribute, value, "a positive number of seconds or None")
 
 
+# A header name is an RFC 7230 token.
+_HEADER_NAME: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# A header value may hold no control character but tab (RFC 7230,
+# field-content): CR or LF would end the header and start another one.
+# U+0085, U+2028 and U+2029 are refused too, as some stacks break lines on them.
+_HEADER_VALUE_BAD: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+# A model name goes into the upgrade's request line. It is URL-encoded there,
+# but a control character is never part of a real name: refuse it rather
+# than trust every layer's encoding.
+_MODEL_BAD: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _shown(value: str) -> str:
+    """A header value for an error message: its repr, shortened, never echoed whole."""
+    return repr(value if len(value) <= 40 else value[:40] + "...")
+
+
 def _freeze_mapping(value: Any) -> Any:
     return dict(value) if isinstance(value, Mapping) else value
 
@@ -146,7 +164,18 @@ class RealtimeConfig:
             the oldest are dropped for handlers, counted in
             ``session.dropped_events`` and warned about once, so a stuck
             handler cannot grow memory without limit.
-        extra_headers: More HTTP headers for the WebSocket upgrade.
+        extra_headers: More HTTP headers for the WebSocket upgrade. Names must
+            be RFC 7230 tokens and values may hold no control characters (a
+            CR or LF would inject headers): both are checked here.
+        max_message_size: The longest message accepted from the server, in
+            bytes, counted across the frames of a fragmented message (default
+            16 MiB, above the 15 MiB the service accepts in one event; its own
+            events are far smaller). A longer one is refused from its header,
+            before it is buffered: the session ends with a `TransportError`
+            whose ``code`` is 1009, after the events received before it.
+            None: no limit.
+
+    The ``repr`` hides the values of ``extra_headers``, which may be credentials.
     """
 
     model: str = attrs.field(default=DEFAULT_MODEL)
@@ -158,12 +187,21 @@ class RealtimeConfig:
     request_timeout: float | None = attrs.field(default=10.0, validator=_timeout)
     send_timeout: float | None = attrs.field(default=10.0, validator=_timeout)
     max_handler_backlog: int = attrs.field(default=4096, validator=_number(1, integer=True))
-    extra_headers: Mapping[str, str] = attrs.field(factory=dict, converter=_freeze_mapping)
+    extra_headers: Mapping[str, str] = attrs.field(
+        factory=dict, converter=_freeze_mapping, repr=lambda h: repr(dict.fromkeys(h, "***"))
+    )
+    max_message_size: int | None = attrs.field(
+        default=DEFAULT_MAX_MESSAGE_SIZE, validator=_number(1, integer=True, allow_none=True)
+    )
 
     @model.validator
     def _check_model(self, attribute: attrs.Attribute[Any], value: Any) -> None:
         if not isinstance(value, str) or not value.strip():
             _fail(attribute, value, "a non-empty model name")
+        if _MODEL_BAD.search(value):
+            raise ConfigError(
+                f"model must be a name without control characters, got {_shown(value)}"
+            )
 
     @extra_headers.validator
     def _check_headers(self, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -171,6 +209,18 @@ class RealtimeConfig:
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()
         ):
             _fail(attribute, value, "a mapping of header names to string values")
+        for name, text in value.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise ConfigError(
+                    f"extra_headers: {_shown(name)} is not a valid header name (letters, "
+                    "digits and !#$%&'*+-.^_`|~ only: no spaces, colons or control characters)"
+                )
+            if _HEADER_VALUE_BAD.search(text):
+                # The value is not shown: it may be a credential.
+                raise ConfigError(
+                    f"extra_headers: the value of {name!r} holds a control character "
+                    "(CR, LF or other), which could inject headers"
+                )
 
 
 @attrs.frozen(kw_only=True)

@@ -108,6 +108,13 @@ MODALITIES_TEXT: Final[tuple[Modality]] = (MODALITY_TEXT,)
 #: Spoken replies with their transcript (the service's default).
 MODALITIES_AUDIO: Final[tuple[Modality, Modality]] = (MODALITY_TEXT, MODALITY_AUDIO)
 
+#: The default `RealtimeConfig.max_message_size`: 16 MiB. The largest
+#: documented event is a client's audio append (at most 15 MiB of base64);
+#: the server's own events (deltas of ~100 ms of audio, ``response.done``,
+#: the session echo with its instructions and tools) are far smaller, so a
+#: message over this is a broken or hostile server, not a real event.
+DEFAULT_MAX_MESSAGE_SIZE: Final = 16 * 1024 * 1024
+
 #: Server-side voice activity detection, the default turn detection.
 VAD_SERVER: Final = "server_vad"
 #: Semantic turn detection (qwen3.5 and newer models only).

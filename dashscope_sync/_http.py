@@ -7,15 +7,24 @@ translated here, at this one boundary, and chained as ``__cause__``.
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
 from ._config import NOT_GIVEN, NotGiven
 from ._deadline import check_timeout
-from ._errors import APIError, ConfigError, DashScopeTimeout, TransportError, api_error_class
+from ._errors import (
+    APIError,
+    ConfigError,
+    DashScopeError,
+    DashScopeTimeout,
+    TransportError,
+    api_error_class,
+)
 from ._fmt import seconds
 
 if TYPE_CHECKING:
@@ -27,6 +36,9 @@ __all__ = ["TemporaryKey", "TokenService"]
 
 #: The documented range of ``expire_in_seconds``.
 MIN_EXPIRE, MAX_EXPIRE = 1, 1800
+#: The longest reply body read from the HTTP API: a token reply is a few
+#: hundred bytes, and a broken or hostile server must not fill memory.
+MAX_REPLY_BYTES: Final = 1024 * 1024
 
 
 @attrs.frozen
@@ -116,11 +128,79 @@ class TokenService:
             params={"expire_in_seconds": str(expire_in_seconds)},
             headers=client.request_headers(),
             timeout=limit,
+            proxy=client.proxy,
         )
         token, expires_at = data.get("token"), data.get("expires_at")
         if not isinstance(token, str) or not token or not isinstance(expires_at, (int, float)):
             raise APIError("the service's reply has no token and expiry", code="UnexpectedResponse")
         return TemporaryKey(token=token, expires_at=float(expires_at))
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether a time-out is somewhere in ``exc``'s wrapped reasons (urllib3 nests them)."""
+    import requests
+    from urllib3.exceptions import NewConnectionError
+    from urllib3.exceptions import TimeoutError as Urllib3Timeout
+
+    pending: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while pending and len(seen) < 20:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        # NewConnectionError subclasses urllib3's ConnectTimeoutError for
+        # history's sake, but is a refusal, not a time-out.
+        if isinstance(current, NewConnectionError):
+            continue
+        if isinstance(current, (TimeoutError, requests.Timeout, Urllib3Timeout)):
+            return True
+        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
+        pending += [a for a in current.args if isinstance(a, BaseException)]
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            pending.append(reason)
+    return False
+
+
+def _redacted(text: str) -> str:
+    """``text`` with any ``user:password@`` of a URL in it replaced by ``***@``."""
+    return re.sub(r"(?<=://)[^/@\s:]+(:[^/@\s]*)?@", "***@", text)
+
+
+def _read_capped(
+    reply: requests.Response, url: str, started: float, timeout: float | None
+) -> bytes:
+    """The reply's body, refused past `MAX_REPLY_BYTES` or once ``timeout`` has passed in all."""
+    body = bytearray()
+    for chunk in reply.iter_content(chunk_size=16384):
+        body += chunk
+        if len(body) > MAX_REPLY_BYTES:
+            raise APIError(
+                f"the reply to POST {url} is longer than {MAX_REPLY_BYTES} bytes",
+                code="UnexpectedResponse",
+                http_status=reply.status_code,
+            )
+        if timeout is not None and time.monotonic() - started > timeout:
+            raise DashScopeTimeout(f"POST {url} timed out after {seconds(timeout)}", timeout=timeout)
+    return bytes(body)
+
+
+def _translated(exc: requests.RequestException, url: str, timeout: float | None) -> DashScopeError:
+    """Our error for one of requests' (the one boundary where they are translated)."""
+    import requests
+
+    # A proxy that never answers CONNECT is a ProxyError wrapping a time-out:
+    # time-outs are DashScopeTimeout whichever layer saw them.
+    if isinstance(exc, requests.Timeout) or _timed_out(exc):
+        return DashScopeTimeout(f"POST {url} timed out after {seconds(timeout)}", timeout=timeout)
+    if isinstance(exc, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        return TransportError(
+            f"POST {url} failed: the TLS certificate could not be verified; if a private "
+            "or corporate CA signs it, pass http_session with verify='ca-bundle.pem' "
+            f"({_redacted(str(exc))})"
+        )
+    return TransportError(f"POST {url} failed: {_redacted(str(exc))}")
 
 
 def _post_json(
@@ -130,20 +210,38 @@ def _post_json(
     params: dict[str, str],
     headers: dict[str, str],
     timeout: float | None,
+    proxy: str | None = None,
 ) -> dict[str, Any]:
-    """POST with an empty body and return the JSON object, translating every failure."""
+    """POST with an empty body and return the JSON object, translating every failure.
+
+    ``proxy`` (the client's ``proxy=``) overrides the session's proxies and the
+    environment's, as it does for the WebSocket.
+    """
     import requests
 
+    proxies = {"http": proxy, "https": proxy} if proxy is not None else None
+    started = time.monotonic()
     try:
-        reply = session.post(url, params=params, headers=headers, data=b"", timeout=timeout)
-    except requests.Timeout as exc:
-        after = "" if timeout is None else f" after {seconds(timeout)}"
-        raise DashScopeTimeout(f"POST {url} timed out{after}", timeout=timeout) from exc
+        # stream=True: the body is read below, within a size cap and the
+        # timeout as a whole, not just per read.
+        reply = session.post(
+            url,
+            params=params,
+            headers=headers,
+            data=b"",
+            timeout=timeout,
+            proxies=proxies,
+            stream=True,
+        )
+        try:
+            body = _read_capped(reply, url, started, timeout)
+        finally:
+            reply.close()
     except requests.RequestException as exc:
-        raise TransportError(f"POST {url} failed: {exc}") from exc
+        raise _translated(exc, url, timeout) from exc
     try:
-        data: Any = reply.json()
-    except ValueError:
+        data: Any = json.loads(body) if body else None
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply to parse
         data = None
     if reply.status_code != 200:
         code = message = request_id = None
@@ -153,7 +251,8 @@ def _post_json(
             rid = data.get("request_id")
             request_id = rid if isinstance(rid, str) else None
         if not message:
-            message = reply.text.strip()[:200] or f"HTTP {reply.status_code} {reply.reason}"
+            text = body.decode("utf-8", "replace").strip()[:200]
+            message = text or f"HTTP {reply.status_code} {reply.reason}"
         cls = api_error_class(reply.status_code, code)
         raise cls(message, code=code, request_id=request_id, http_status=reply.status_code)
     if not isinstance(data, dict):

@@ -220,20 +220,41 @@ def decode(data: bytes | str) -> ServerEvent:
 
     Unknown types give an `UnknownEvent`; anything that cannot be decoded
     (bad UTF-8, not JSON, not an object, no ``type``, a field of the wrong
-    shape, bad base64) gives an `InvalidFrame` and a WARNING log line that
-    names the error, the length and the type, never the payload.
+    shape, bad base64, nesting too deep for the parser) gives an
+    `InvalidFrame` and a WARNING log line that names the error, the length
+    and the type, never the payload. Whatever decoding raises (even a
+    ``RecursionError`` or a ``MemoryError``) becomes an `InvalidFrame`: a
+    frame must never end the reader thread, and so the session.
     """
+    try:
+        return _decode(data)
+    except Exception as exc:
+        length = len(data)
+        head = data[: INVALID_TEXT_KEEP * 4]
+        shown = head if isinstance(head, str) else head.decode("utf-8", "replace")
+        return _invalid(
+            f"undecodable frame: {type(exc).__name__}",
+            shown,
+            length,
+            log_error=f"{type(exc).__name__} while decoding",
+        )
+
+
+def _decode(data: bytes | str) -> ServerEvent:
     if isinstance(data, str):
         text = data
     else:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            return _invalid(f"not UTF-8: {exc}", data.decode("utf-8", "replace"), len(data))
+            head = data[: INVALID_TEXT_KEEP * 4].decode("utf-8", "replace")
+            return _invalid(f"not UTF-8: {exc}", head, len(data))
     try:
         obj = json.loads(text)
     except ValueError as exc:
         return _invalid(f"not JSON: {exc}", text, len(text))
+    except RecursionError:
+        return _invalid("not decodable: JSON nested too deeply", text, len(text))
     if type(obj) is not dict:
         return _invalid(f"not a JSON object but {type(obj).__name__}", text, len(text))
     wire_type = obj.get("type")

@@ -3,20 +3,33 @@
 Every websocket-client or socket exception is translated into the library's
 own tree at this boundary and chained as ``__cause__``: a refused upgrade
 becomes an `APIError` subclass built from the HTTP status and JSON body,
-running out of time a `DashScopeTimeout`, anything else a `TransportError`.
+running out of time a `DashScopeTimeout` (whichever layer noticed it: the
+TCP connect, a proxy's CONNECT, TLS or the upgrade), anything else a
+`TransportError`.
+
+The frame reader is strict where RFC 6455 says the client MUST fail the
+connection: reserved bits or opcodes, masked server frames, fragmented or
+oversized control frames and continuation frames out of place are protocol
+errors (close code 1002); a message longer than ``max_message_size``,
+counted across its fragments, is refused before it is buffered (1009). In
+both cases a close frame with that code is sent (best effort) and `recv`
+raises a `TransportError` carrying it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import select
 import socket
 import struct
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
+from ._constants import DEFAULT_MAX_MESSAGE_SIZE
 from ._errors import APIError, DashScopeTimeout, TransportError, api_error_class
 
 if TYPE_CHECKING:
@@ -41,14 +54,20 @@ _READ_SMALL: Final = 16 * 1024
 #: Bytes asked per read during a burst (a read filled the small buffer): a
 #: burst of deltas then arrives in few reads.
 _READ_LARGE: Final = 256 * 1024
-#: The largest frame accepted; the service's are far smaller, and a bogus
-#: length must not make the client try to buffer gigabytes.
-MAX_FRAME: Final = 1 << 28
+#: The largest payload of a control frame (RFC 6455, section 5.5).
+MAX_CONTROL_PAYLOAD: Final = 125
+# What each of the 16 opcodes is: 1 a data frame (continuation, text,
+# binary), 2 a control frame (close, ping, pong), 0 reserved (RFC 6455, 5.2).
+_OPCODE_KIND: Final = (1, 1, 1, 0, 0, 0, 0, 0, 2, 2, 2, 0, 0, 0, 0, 0)
 
 #: The close code for a connection lost without a close frame (RFC 6455).
 CLOSE_ABNORMAL: Final = 1006
 #: The close code for "no status code in the close frame" (RFC 6455).
 CLOSE_NO_STATUS: Final = 1005
+#: The close code for a broken protocol (RFC 6455).
+CLOSE_PROTOCOL_ERROR: Final = 1002
+#: The close code for a message too big to process (RFC 6455).
+CLOSE_MESSAGE_TOO_BIG: Final = 1009
 
 
 def _handshake_error(exc: websocket.WebSocketBadStatusException) -> APIError:
@@ -58,7 +77,7 @@ def _handshake_error(exc: websocket.WebSocketBadStatusException) -> APIError:
     code = message = request_id = None
     try:
         data: Any = json.loads(body) if body else None
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply to parse
         data = None
     if isinstance(data, dict):
         # DashScope's body is {"code","message","request_id"}; some gateways
@@ -81,18 +100,190 @@ def _handshake_error(exc: websocket.WebSocketBadStatusException) -> APIError:
     )
 
 
+def _env(name: str) -> str:
+    """An environment variable, lowercase first (as requests, curl and wget read them)."""
+    return (os.environ.get(name) or os.environ.get(name.upper()) or "").strip()
+
+
+def _bypasses_proxy(host: str, port: int) -> bool:
+    """Whether ``NO_PROXY`` exempts ``host``, matched as requests matches it.
+
+    Entries are host names (matching the host and its subdomains, with or
+    without ``:port``), IP addresses or CIDR blocks; ``*`` alone exempts all.
+    """
+    import ipaddress
+
+    value = _env("no_proxy").replace(" ", "")
+    if value == "*":  # only on its own, as for requests (and curl)
+        return True
+    entries = [e for e in value.split(",") if e]
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is not None:
+        for entry in entries:
+            with contextlib.suppress(ValueError):
+                if address in ipaddress.ip_network(entry, strict=False):
+                    return True
+        return False
+    with_port = f"{host}:{port}"
+    for entry in entries:
+        entry = entry.lstrip(".")
+        if entry in (host, with_port) or host.endswith("." + entry):
+            return True
+        if with_port.endswith("." + entry):
+            return True
+    return False
+
+
+def _resolve_proxy(url: str, proxy: str | None) -> str | None:
+    """The proxy URL to use for ``url``: ``proxy=`` if given, else the environment.
+
+    As requests does for its HTTP calls: ``HTTPS_PROXY`` for ``wss://``
+    (``HTTP_PROXY`` for ``ws://``), then ``ALL_PROXY``, unless ``NO_PROXY``
+    exempts the host; an explicit ``proxy=`` always applies.
+    """
+    if proxy is not None:
+        return proxy
+    parts = urlsplit(url)
+    secure = parts.scheme == "wss"
+    host = parts.hostname or ""
+    port = parts.port or (443 if secure else 80)
+    found = _env("https_proxy" if secure else "http_proxy") or _env("all_proxy")
+    if not found or _bypasses_proxy(host, port):
+        return None
+    return found if "://" in found else f"http://{found}"
+
+
 def _proxy_options(proxy: str | None) -> dict[str, Any]:
+    """websocket-client's options for ``proxy``, which is then the only proxy decision.
+
+    websocket-client would otherwise read the environment its own way (and
+    let ``NO_PROXY`` override an explicit proxy); `_resolve_proxy` decides
+    instead, and ``http_no_proxy`` stops websocket-client from second-guessing.
+    """
     if proxy is None:
-        return {}
+        # websocket-client reads the environment whenever no proxy host is
+        # given; a placeholder host that "*" exempts makes it connect directly.
+        return {
+            "http_proxy_host": "no-proxy.invalid",
+            "http_proxy_port": 1,
+            "http_no_proxy": ["*"],
+        }
     parts = urlsplit(proxy)
     options: dict[str, Any] = {
         "http_proxy_host": parts.hostname,
         "http_proxy_port": parts.port or (443 if parts.scheme == "https" else 80),
         "proxy_type": parts.scheme if parts.scheme in ("socks4", "socks5", "socks5h") else "http",
+        # Matches no host name or address, and is not empty (which would make
+        # websocket-client read NO_PROXY itself).
+        "http_no_proxy": ["\x00"],
     }
     if parts.username:
-        options["http_proxy_auth"] = (parts.username, parts.password or "")
+        options["http_proxy_auth"] = (unquote(parts.username), unquote(parts.password or ""))
     return options
+
+
+def _shown_proxy(proxy: str) -> str:
+    """The proxy as error messages show it: scheme, host and port, never credentials."""
+    parts = urlsplit(proxy)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}"
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether ``exc`` or an exception it wraps is a time-out.
+
+    websocket-client reports a proxy that never answers CONNECT as a
+    ``WebSocketProxyException`` raised while handling the socket's time-out.
+    """
+    import websocket
+
+    seen: BaseException | None = exc
+    for _ in range(10):  # a chain, not a cycle, but bounded all the same
+        if seen is None:
+            return False
+        if isinstance(seen, (TimeoutError, websocket.WebSocketTimeoutException)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+class _Watchdog:
+    """Shuts the connecting socket down once ``timeout`` has passed in all.
+
+    Thread safety: `finish` is called by the connecting thread; the timer
+    thread only shuts the socket down, under ``_lock``, if `finish` has not
+    run yet.
+    """
+
+    def __init__(self, ws: websocket.WebSocket, timeout: float | None) -> None:
+        self._ws = ws
+        # Orders the timer's shutdown against finish(): after finish() the
+        # socket belongs to the transport and is never touched here.
+        self._lock = threading.Lock()
+        self._finished = False
+        self.expired = False
+        self._timer: threading.Timer | None = None
+        if timeout is not None:
+            self._timer = threading.Timer(timeout, self._fire)
+            self._timer.name = "dashscope_sync-connect-watchdog"
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._finished:
+                return
+            self.expired = True
+            sock = self._ws.sock
+            if sock is not None:  # None before TCP, proxy and TLS are done
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def finish(self) -> bool:
+        """Stop the timer and wait for it; return whether it fired."""
+        with self._lock:
+            self._finished = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer.join()
+        return self.expired
+
+
+def _connect_error(exc: BaseException, host: str | None, port: int, via: str) -> TransportError:
+    """The `TransportError` of a failed connect, saying what failed and where."""
+    import ssl
+
+    import websocket
+
+    where = f"{host}:{port}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return TransportError(
+            f"the TLS certificate of {where} could not be verified "
+            f"({exc.verify_message or exc.reason}); if a private or corporate CA signs it, "
+            "trust that CA with Client(ssl_context=ssl.create_default_context(cafile=...))"
+        )
+    if isinstance(exc, ssl.SSLError):
+        return TransportError(f"TLS failure connecting to {where}{via}: {exc}")
+    if isinstance(exc, websocket.WebSocketAddressException):
+        return TransportError(f"cannot resolve host {host!r}{via}: {exc}")
+    if "Redirect" in str(exc) and not isinstance(exc, OSError):
+        return TransportError(
+            f"{where}{via} answered the upgrade with a redirect, which is not followed: "
+            "it would carry the API key to another address; connect to the final URL"
+        )
+    if isinstance(exc, websocket.WebSocketProxyException):
+        hint = ""
+        if "407" in str(exc):
+            hint = " (407: the proxy wants credentials, http://user:password@host:port)"
+        return TransportError(f"the proxy refused the tunnel to {where}{via}: {exc}{hint}")
+    if isinstance(exc, ConnectionRefusedError) and via:
+        return TransportError(f"cannot connect to {where}{via}: the proxy refused the connection")
+    if isinstance(exc, ConnectionRefusedError):
+        return TransportError(f"cannot connect to {where}: connection refused")
+    return TransportError(f"cannot connect to {where}{via}: {str(exc) or type(exc).__name__}")
 
 
 class WebSocketTransport:
@@ -106,19 +297,34 @@ class WebSocketTransport:
     __slots__ = (
         "_buf",
         "_errors",
+        "_failed",
         "_fragment_opcode",
+        "_fragment_size",
         "_fragments",
+        "_max_message",
         "_poll",
         "_pos",
         "_read",
         "_timeout_error",
+        "_write_lock",
         "_ws",
     )
 
-    def __init__(self, ws: websocket.WebSocket) -> None:
+    def __init__(
+        self, ws: websocket.WebSocket, max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE
+    ) -> None:
         import websocket
 
         self._ws = ws
+        # The longest message accepted, counted across fragments (None: no limit).
+        self._max_message = max_message_size
+        # Serializes frames on the socket, so that the reader's close frame on
+        # a protocol error never lands inside a frame another thread is
+        # writing. The session's own send lock orders everything else.
+        self._write_lock = threading.Lock()
+        # Set (under _write_lock) once the reader failed the connection: no
+        # frame may follow its close frame.
+        self._failed: TransportError | None = None
         # What a failed send may raise, translated in _send.
         self._errors = (websocket.WebSocketException, OSError, ValueError)
         self._timeout_error = (websocket.WebSocketTimeoutException, TimeoutError)
@@ -132,9 +338,13 @@ class WebSocketTransport:
         # Waits for readability, so that the reader can run the keepalive
         # without a socket timeout (which belongs to sends).
         self._poll: Any = None
-        # The parts of a fragmented message being received, and its opcode.
-        self._fragments: list[bytes] | None = None
+        # The fragmented message received so far, and its opcode.
+        # One bytearray, not a list of parts: a hostile server sending
+        # millions of tiny (or empty) fragments must cost their bytes, not an
+        # object and a list slot each.
+        self._fragments: bytearray | None = None
         self._fragment_opcode = OP_TEXT
+        self._fragment_size = 0  # bytes in _fragments
 
     @classmethod
     def connect(
@@ -145,8 +355,14 @@ class WebSocketTransport:
         timeout: float | None,
         proxy: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> WebSocketTransport:
         """Open the connection and complete the upgrade within ``timeout`` seconds.
+
+        ``proxy`` (an ``http://``, ``https://`` or ``socks*://`` URL) is used
+        when given; otherwise ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` and
+        ``NO_PROXY`` decide, read as requests reads them. Error messages name
+        the host and port, and the proxy without its credentials.
 
         Raises:
             APIError: The server refused the upgrade (`AuthenticationError` for
@@ -154,40 +370,60 @@ class WebSocketTransport:
             DashScopeTimeout: The connection or upgrade did not finish in time.
             TransportError: DNS, TCP, TLS or proxy failure.
         """
-        import ssl
-
         import websocket
 
+        parts = urlsplit(url)
+        host = parts.hostname
+        port = parts.port or (443 if parts.scheme == "wss" else 80)
+        proxy = _resolve_proxy(url, proxy)
         options: dict[str, Any] = _proxy_options(proxy)
         if ssl_context is not None:
             options["sslopt"] = {"context": ssl_context}
-        host = urlsplit(url).hostname
+        via = f" through the proxy {_shown_proxy(proxy)}" if proxy else ""
+        ws = websocket.WebSocket(
+            sslopt=options.pop("sslopt", {}),
+            # One thread reads and the session locks sends itself, so the
+            # library's own locks would only add cost.
+            enable_multithread=False,
+            # websocket-client's pure-Python UTF-8 check is most of its
+            # receive cost; decoding the text in C validates it anyway.
+            skip_utf8_validation=True,
+        )
+        # websocket-client applies the timeout to each socket operation; the
+        # watchdog makes it a bound on the whole upgrade, so a server that
+        # trickles (or endlessly streams) its response cannot hold connect().
+        watchdog = _Watchdog(ws, timeout)
         try:
-            ws = websocket.create_connection(
+            ws.settimeout(timeout)
+            ws.connect(  # type: ignore[no-untyped-call]
                 url,
-                timeout=timeout,
                 header=[f"{k}: {v}" for k, v in headers.items()],
-                # One thread reads and the session locks sends itself, so the
-                # library's own locks would only add cost.
-                enable_multithread=False,
-                # websocket-client's pure-Python UTF-8 check is most of its
-                # receive cost; decoding the text in C validates it anyway.
-                skip_utf8_validation=True,
+                # A redirect would carry the Authorization header to whatever
+                # host the Location names: refuse it instead.
+                redirect_limit=0,
                 **options,
             )
+            watchdog.finish()
         except websocket.WebSocketBadStatusException as exc:
+            watchdog.finish()
             raise _handshake_error(exc) from exc
-        except (websocket.WebSocketTimeoutException, TimeoutError) as exc:
-            raise DashScopeTimeout(
-                f"connecting to {host} timed out after {timeout} s", timeout=timeout
-            ) from exc
-        except websocket.WebSocketAddressException as exc:
-            raise TransportError(f"cannot resolve host {host!r}: {exc}") from exc
-        except ssl.SSLError as exc:
-            raise TransportError(f"TLS failure connecting to {host}: {exc}") from exc
         except (websocket.WebSocketException, OSError) as exc:
-            raise TransportError(f"cannot connect to {host}: {exc}") from exc
-        return cls(ws)
+            expired = watchdog.finish()
+            if expired or _timed_out(exc):
+                raise DashScopeTimeout(
+                    f"connecting to {host}:{port}{via} timed out after {timeout} s",
+                    timeout=timeout,
+                ) from exc
+            raise _connect_error(exc, host, port, via) from exc
+        except BaseException:
+            watchdog.finish()
+            raise
+        if watchdog.expired:  # it fired just as the upgrade completed
+            ws.shutdown()  # type: ignore[no-untyped-call]
+            raise DashScopeTimeout(
+                f"connecting to {host}:{port}{via} timed out after {timeout} s", timeout=timeout
+            )
+        return cls(ws, max_message_size)
 
     def settimeout(self, timeout: float | None) -> None:
         """Set how long a send may block before it fails with `DashScopeTimeout`."""
@@ -216,6 +452,14 @@ class WebSocketTransport:
             TransportError: The connection was lost (``code`` 1006) or the
                 peer broke the protocol (``code`` 1002).
         """
+        try:
+            return self._recv(timeout)
+        except TransportError as exc:
+            if exc.code in (CLOSE_PROTOCOL_ERROR, CLOSE_MESSAGE_TOO_BIG):
+                self._fail(exc)
+            raise
+
+    def _recv(self, timeout: float | None) -> tuple[int, bytes] | None:
         while True:
             frame = self._next_frame()
             if frame is None:
@@ -224,22 +468,44 @@ class WebSocketTransport:
                 self._fill()
                 continue
             fin, opcode, payload = frame
-            if opcode >= OP_CLOSE:  # control frames are never fragmented
+            if opcode >= OP_CLOSE:  # control frames: _next_frame checked them
                 return opcode, payload
             if opcode == _OP_CONT:
                 if self._fragments is None:
                     raise self._protocol_error("continuation frame without a message")
-                self._fragments.append(payload)
+                self._fragments += payload
+                self._fragment_size = len(self._fragments)
                 if not fin:
                     continue
-                opcode, parts = self._fragment_opcode, self._fragments
+                opcode, whole = self._fragment_opcode, self._fragments
                 self._fragments = None
-                return opcode, b"".join(parts)
+                self._fragment_size = 0
+                return opcode, bytes(whole)
             if self._fragments is not None:
                 raise self._protocol_error("new message inside a fragmented one")
             if fin:
                 return opcode, payload
-            self._fragment_opcode, self._fragments = opcode, [payload]
+            self._fragment_opcode, self._fragments = opcode, bytearray(payload)
+            self._fragment_size = len(payload)
+
+    def _fail(self, error: TransportError) -> None:
+        """Fail the connection (RFC 6455, 7.1.7): send a close frame with the error's code.
+
+        Best effort, and never waits: if another thread is writing a frame
+        the close frame is skipped, and the session drops the socket anyway.
+        """
+        if not self._write_lock.acquire(blocking=False):
+            return
+        try:
+            if self._failed is not None:
+                return
+            self._failed = error
+            code = error.code or CLOSE_PROTOCOL_ERROR
+            reason = (error.reason or "").encode("utf-8", "replace")[: MAX_CONTROL_PAYLOAD - 2]
+            with contextlib.suppress(*self._errors):
+                self._ws.send(struct.pack("!H", code) + reason, OP_CLOSE)
+        finally:
+            self._write_lock.release()
 
     def _wait_readable(self, timeout: float | None) -> bool:
         """Wait until the socket has bytes to read (or is closed): False on timeout."""
@@ -272,6 +538,12 @@ class WebSocketTransport:
         first, second = buf[pos], buf[pos + 1]
         if first & 0x70:
             raise self._protocol_error("reserved bits set (no extension was negotiated)")
+        if second & 0x80:
+            raise self._protocol_error("masked frame from the server")
+        opcode = first & 0x0F
+        kind = _OPCODE_KIND[opcode]
+        if not kind:
+            raise self._protocol_error(f"reserved opcode 0x{opcode:X}")
         length = second & 0x7F
         header = 2
         if length == 126:
@@ -284,20 +556,31 @@ class WebSocketTransport:
                 return None
             length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
             header = 10
-            if length > MAX_FRAME:
-                raise self._protocol_error(f"frame of {length} bytes is too large", code=1009)
-        masked = second & 0x80
-        if masked:
-            header += 4
+            if length >> 63:
+                raise self._protocol_error("frame length with the most significant bit set")
+        if kind == 2:
+            if not first & 0x80:
+                raise self._protocol_error(f"fragmented control frame (opcode 0x{opcode:X})")
+            if length > MAX_CONTROL_PAYLOAD:
+                raise self._protocol_error(
+                    f"control frame of {length} bytes (at most {MAX_CONTROL_PAYLOAD})"
+                )
+        elif self._max_message is not None:
+            # Refused from the header, before a byte of it is buffered; a
+            # continuation counts with the fragments before it.
+            size = length + self._fragment_size if opcode == _OP_CONT else length
+            if size > self._max_message:
+                raise self._protocol_error(
+                    f"message of at least {size} bytes is larger than "
+                    f"max_message_size ({self._max_message})",
+                    code=CLOSE_MESSAGE_TOO_BIG,
+                )
         end = pos + header + length
         if len(buf) < end:
             return None
         payload = bytes(buf[pos + header : end])
-        if masked:  # servers must not mask, but unmasking costs little
-            mask = bytes(buf[pos + header - 4 : pos + header])
-            payload = _unmask(mask, payload)
         self._pos = end
-        return bool(first & 0x80), first & 0x0F, payload
+        return bool(first & 0x80), opcode, payload
 
     def _fill(self) -> None:
         """Read more bytes into the buffer, dropping what was parsed."""
@@ -336,12 +619,18 @@ class WebSocketTransport:
             self._read = memoryview(bytearray(_READ_SMALL))  # the burst is over
 
     @staticmethod
-    def _protocol_error(message: str, *, code: int = 1002) -> TransportError:
+    def _protocol_error(message: str, *, code: int = CLOSE_PROTOCOL_ERROR) -> TransportError:
         return TransportError(f"protocol error: {message}", code=code, reason=message)
 
     def _send(self, payload: bytes | str, opcode: int) -> None:
         try:
-            self._ws.send(payload, opcode)
+            with self._write_lock:
+                failed = self._failed
+                if failed is not None:
+                    raise TransportError(
+                        f"the connection failed: {failed}", code=failed.code, reason=failed.reason
+                    )
+                self._ws.send(payload, opcode)
         except self._timeout_error as exc:
             raise DashScopeTimeout(
                 "sending timed out: the server is not reading", timeout=self._ws.gettimeout()
@@ -382,13 +671,6 @@ class WebSocketTransport:
         # Best effort: the descriptor is gone either way.
         with contextlib.suppress(OSError):
             self._ws.shutdown()  # type: ignore[no-untyped-call]
-
-
-def _unmask(mask: bytes, data: bytes) -> bytes:
-    """XOR ``data`` with the 4-byte ``mask``, as whole integers (fast in C)."""
-    n = len(data)
-    key = (mask * (n // 4 + 1))[:n]
-    return (int.from_bytes(data, "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
 
 
 def parse_close(payload: bytes) -> tuple[int, str]:

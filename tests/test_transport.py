@@ -137,14 +137,16 @@ def test_fragmented_message_with_a_ping_inside() -> None:
         assert server.received[0] == 0x8A
 
 
-def test_masked_frame_is_unmasked() -> None:
-    """A masked frame from the server is decoded correctly."""
+def test_masked_frame_fails_the_connection() -> None:
+    """A masked frame from the server fails the connection with 1002, as RFC 6455 5.1 requires."""
 
     def script(conn: socket.socket) -> None:
         conn.sendall(CREATED + frame(text({"type": "x.masked"}), mask=b"\x01\x02\x03\x04"))
 
     for session, _ in connect(script):
-        assert session.wait_for(ds.UnknownEvent, timeout=10).type == "x.masked"
+        with pytest.raises(ds.TransportError, match="masked frame") as info:
+            session.wait_for(ds.UnknownEvent, timeout=10)
+        assert info.value.code == 1002
 
 
 @pytest.mark.parametrize(
@@ -153,7 +155,7 @@ def test_masked_frame_is_unmasked() -> None:
         (frame(b"{}", rsv=0x40), "reserved bits"),
         (frame(b"{}", opcode=0), "continuation frame without"),
         (frame(b"{}", fin=False) + frame(b"{}"), "new message inside"),
-        (b"\x81\x7f" + struct.pack("!Q", 1 << 40), "too large"),
+        (b"\x81\x7f" + struct.pack("!Q", 1 << 40), "larger than max_message_size"),
     ],
 )
 def test_protocol_errors_end_the_session(bad: bytes, words: str) -> None:

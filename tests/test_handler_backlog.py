@@ -1,0 +1,86 @@
+"""The handler queue is bounded (``RealtimeConfig(max_handler_backlog=...)``).
+
+Before the bound, 100 000 unpaced audio deltas to a counting handler peaked at
+12.4 MiB of traced memory (2.3 MiB when paced), growing with the traffic.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+import tracemalloc
+
+import pytest
+
+import dashscope_sync as ds
+
+from ._net import RawPeer, raw_session
+from .test_leaks import DELTA, blast
+
+pytestmark = pytest.mark.timeout(300)
+
+FLOOD = 20_000
+BACKLOG = 1_000
+
+
+def test_unpaced_flood_to_a_handler_keeps_memory_bounded(caplog: pytest.LogCaptureFixture) -> None:
+    """An unpaced flood to a callbacks-only session holds at most max_handler_backlog events; the rest are counted as dropped, with one warning."""
+    caplog.set_level(logging.INFO, logger="dashscope_sync")
+    peer = RawPeer()
+    handled = 0
+    done = threading.Event()
+
+    def count(event: ds.ServerEvent) -> None:
+        nonlocal handled
+        if event.type == "x.sentinel":
+            done.set()
+        else:
+            handled += 1
+
+    config = {"max_buffered_events": 0, "max_handler_backlog": BACKLOG}
+    with raw_session(peer, **config) as session:
+        session.on("*", count)
+        gc.collect()
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            blast(peer, FLOOD).join(120)
+            assert done.wait(120)
+            peak = tracemalloc.get_traced_memory()[1] - base
+        finally:
+            tracemalloc.stop()
+        assert handled + session.dropped_events == FLOOD
+    assert peak < (8 << 20) + BACKLOG * len(DELTA) * 2
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) <= 1
+
+
+def test_stuck_handler_holds_bounded_memory(caplog: pytest.LogCaptureFixture) -> None:
+    """A handler that never returns holds at most max_handler_backlog events; the rest are dropped and counted, with one warning, and close() still ends in bounded time."""
+    caplog.set_level(logging.INFO, logger="dashscope_sync")
+    peer = RawPeer()
+    release = threading.Event()
+    config = {"max_buffered_events": 0, "max_handler_backlog": BACKLOG, "handler_timeout": 1.0}
+    with raw_session(peer, **config) as session:
+        session.on("*", lambda event: release.wait(60))
+        gc.collect()
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            blast(peer, FLOOD).join(120)
+            deadline = time.monotonic() + 60
+            while session.dropped_events < FLOOD - BACKLOG - 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            peak = tracemalloc.get_traced_memory()[1] - base
+        finally:
+            tracemalloc.stop()
+        # The flood and the sentinel, less the backlog and the event in hand.
+        assert FLOOD - BACKLOG - 1 <= session.dropped_events <= FLOOD + 1
+        release.set()
+    assert peak < (8 << 20) + BACKLOG * len(DELTA) * 2
+    backlog_warnings = [
+        r for r in caplog.records if r.levelno == logging.WARNING and "handler" in r.getMessage()
+    ]
+    assert len(backlog_warnings) == 1
