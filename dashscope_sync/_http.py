@@ -182,7 +182,9 @@ def _read_capped(
                 http_status=reply.status_code,
             )
         if timeout is not None and time.monotonic() - started > timeout:
-            raise DashScopeTimeout(f"POST {url} timed out after {seconds(timeout)}", timeout=timeout)
+            raise DashScopeTimeout(
+                f"POST {url} timed out after {seconds(timeout)}", timeout=timeout
+            )
     return bytes(body)
 
 
