@@ -350,12 +350,9 @@ class ConnectProxy(_Threaded):
 
     def handle(self, conn: socket.socket) -> None:
         conn.settimeout(10)
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = conn.recv(4096)
-            if not chunk:
-                return
-            head += chunk
+        head = read_head(conn)
+        if head is None:
+            return
         head, _, rest = head.partition(b"\r\n\r\n")
         self.requests.append(head)
         if self.silent:
@@ -416,6 +413,17 @@ class TLSRelay(_Threaded):
 SOAK = os.environ.get("DASHSCOPE_SYNC_SOAK") == "1"
 
 
+def read_head(conn: socket.socket) -> bytes | None:
+    """Read an HTTP request up to its blank line (and what came with it); None on EOF."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return None
+        head += chunk
+    return head
+
+
 def report(name: str, **figures: object) -> None:
     """Print figures for the README's Guarantees section (visible with ``pytest -s``)."""
     shown = ", ".join(f"{k}={v}" for k, v in figures.items())
@@ -458,12 +466,9 @@ class MiniServer(_Threaded):
 
     def handle(self, conn: socket.socket) -> None:
         conn.settimeout(10)
-        request = b""
-        while b"\r\n\r\n" not in request:
-            chunk = conn.recv(4096)
-            if not chunk:
-                return
-            request += chunk
+        request = read_head(conn)
+        if request is None:
+            return
         if self.reject:
             body = (
                 b'{"code":"InvalidApiKey","message":"Invalid API-key provided.","request_id":"r1"}'

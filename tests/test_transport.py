@@ -14,28 +14,11 @@ import pytest
 
 import dashscope_sync as ds
 
+from ._net import frame
+
 pytestmark = pytest.mark.timeout(30)
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-
-def frame(
-    payload: bytes, opcode: int = 1, *, fin: bool = True, rsv: int = 0, mask: bytes = b""
-) -> bytes:
-    """Encode one frame the way a server (or a misbehaving one) would."""
-    head = bytes([(0x80 if fin else 0) | rsv | opcode])
-    n = len(payload)
-    mask_bit = 0x80 if mask else 0
-    if n < 126:
-        head += bytes([mask_bit | n])
-    elif n < 1 << 16:
-        head += bytes([mask_bit | 126]) + struct.pack("!H", n)
-    else:
-        head += bytes([mask_bit | 127]) + struct.pack("!Q", n)
-    if mask:
-        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        head += mask
-    return head + payload
 
 
 def text(obj: object) -> bytes:
