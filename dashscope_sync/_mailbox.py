@@ -48,6 +48,9 @@ class Mailbox:
         # waiter may be waiting for changes (an event, an answer, a failure,
         # the end).
         self._changed = threading.Condition(self.lock)
+        # How many threads wait on _changed now: the reader skips notifying
+        # when nobody waits (most events of a callbacks-only program).
+        self._waiting = 0
         self.state = SessionState()
         self.buffer_max = max_buffered_events
         self.buffer: collections.deque[ServerEvent] = collections.deque()
@@ -75,7 +78,8 @@ class Mailbox:
                     self.dropped_events += 1
                     if not self._warned_drop:
                         self._warn_drop_locked()
-            self._changed.notify_all()
+            if self._waiting:
+                self._changed.notify_all()
         if effects is None or not effects.cancel:
             return None
         return [track.id or "" for track in effects.cancel]
@@ -175,7 +179,11 @@ class Mailbox:
                         f"{what} timed out after {seconds(deadline.timeout)}",
                         timeout=deadline.timeout,
                     )
-                self._changed.wait(remaining)
+                self._waiting += 1
+                try:
+                    self._changed.wait(remaining)
+                finally:
+                    self._waiting -= 1
 
     def peek(self, read: Callable[[], _T]) -> _T:
         """Run ``read`` under the lock (a consistent snapshot), without waiting."""
@@ -191,8 +199,14 @@ class Mailbox:
     def next_event(self, deadline: Deadline, what: str) -> ServerEvent | None:
         """Pop the next buffered event; None once the session ended cleanly and all was read."""
         self._pulled = True
-        state = self.state
         buffer = self.buffer
+        if buffer and self._handler_error is None:
+            # The common case in a burst: an event is there and nothing is to
+            # be raised first, so skip the wait loop (decided under the lock).
+            with self.lock:
+                if buffer and self._handler_error is None:
+                    return buffer.popleft()
+        state = self.state
 
         def ready() -> ServerEvent | _EndOfStream | None:
             if buffer:
