@@ -7,6 +7,8 @@ Start with `Client`; ``client.realtime.connect(...)`` returns a ready
 from __future__ import annotations
 
 from ._audio import (
+    chunks,
+    load_audio,
     load_wav,
     pcm16_to_wav,
     sample_wav_path,
@@ -113,10 +115,16 @@ from ._events import (
     SessionUpdated,
     UnknownEvent,
 )
+from ._feed import (
+    AudioFeed,
+    stream_file,
+    stream_pcm,
+)
 from ._http import (
     TemporaryKey,
     TokenService,
 )
+from ._resample import Resampler
 from ._response import (
     Response,
     ResponseResult,
@@ -134,6 +142,7 @@ __all__ = [
     "AUDIO_FORMAT_PCM16",
     "AUDIO_FORMAT_PCM24",
     "ActiveResponseError",
+    "AudioFeed",
     "AuthenticationError",
     "Client",
     "ConfigError",
@@ -182,6 +191,7 @@ __all__ = [
     "RealtimeConfig",
     "RealtimeService",
     "RealtimeSession",
+    "Resampler",
     "Response",
     "ResponseAudioDelta",
     "ResponseAudioDone",
@@ -227,9 +237,13 @@ __all__ = [
     "VOICE_ETHAN",
     "VOICE_SERENA",
     "__version__",
+    "chunks",
+    "load_audio",
     "load_wav",
     "pcm16_to_wav",
     "sample_wav_path",
+    "stream_file",
+    "stream_pcm",
 ]
 
 # Public classes say they live here, so reprs and docs read `dashscope_sync.X`.
