@@ -126,6 +126,7 @@ from ._http import (
 )
 from ._resample import Resampler
 from ._response import (
+    Interruption,
     Response,
     ResponseResult,
 )
@@ -172,6 +173,7 @@ __all__ = [
     "InputAudioBufferSpeechStarted",
     "InputAudioBufferSpeechStopped",
     "InputAudioTranscription",
+    "Interruption",
     "InvalidFrame",
     "MODALITIES_AUDIO",
     "MODALITIES_TEXT",

@@ -22,8 +22,9 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeVar, overload
 
+from ._attach import Attachment, MicrophoneLike, SpeakerLike
 from ._config import NOT_GIVEN, NotGiven, RealtimeConfig, SessionUpdate, _modalities
 from ._connection import Connection
 from ._deadline import Deadline, check_timeout
@@ -40,6 +41,9 @@ from ._errors import (
 from ._events import (
     EVENT_TYPES,
     InvalidFrame,
+    ResponseAudioDelta,
+    ResponseAudioDone,
+    ResponseCreated,
     ServerEvent,
     SessionFinished,
     SessionInfo,
@@ -48,8 +52,8 @@ from ._events import (
 )
 from ._mailbox import Mailbox, format_seconds
 from ._protocol import EventIds, dumps, encode_audio_append, encode_image_append
-from ._response import Response, ResponseResult
-from ._state import CLOSE_NORMAL, Phase, Request, RequestKind, ResponseTrack
+from ._response import Interruption, Response, ResponseResult
+from ._state import CLOSE_NORMAL, DROP, Phase, Request, RequestKind, ResponseTrack
 
 if TYPE_CHECKING:
     from ._transport import WebSocketTransport
@@ -70,6 +74,14 @@ MAX_IMAGE_BYTES: Final = 500 * 1024
 RESPOND_CHUNK: Final = 3200
 #: How long a failed connect waits for its reader thread to go.
 _ABORT_JOIN: Final = 1.0
+
+
+class OutputHook(Protocol):
+    """What `RealtimeSession.interrupt` needs of an attached speaker."""
+
+    def interrupt(self, response_id: str | None) -> tuple[str | None, float | None]:
+        """Stop the sound now; the response that was playing (``response_id`` if
+        given, else the last one heard) and the seconds of it the listener heard."""
 
 
 class _Core:
@@ -99,25 +111,43 @@ class _Core:
         self._close_started = False
         # Set when close() has finished, so a second caller can wait for it.
         self.closed = threading.Event()
+        # Where interrupt() stops the sound and learns what was heard: set by
+        # attach(); read without a lock (one reference, replaced whole).
+        self.output: OutputHook | None = None
 
     # Reader thread -------------------------------------------------------------
 
     def _on_event(self, event: ServerEvent) -> None:
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("received %s", event.type)
-        cancels = self.mailbox.deliver(event, time.monotonic())
+        effects = self.mailbox.deliver(event, time.monotonic())
+        if effects is DROP:
+            return  # a late audio frame of an interrupted response: nowhere
+        if effects is not None and effects.interrupted is not None:
+            # A barge-in: silence the speaker before anything else is handled.
+            self.stop_output(effects.interrupted)
         dispatcher = self.dispatcher
         if dispatcher is not None:
             dispatcher.put(event)
-        if cancels:
-            for response_id in cancels:
-                # A cancel asked for before response.created: now it can go.
-                # Not through send(): a handler failure is for the user's thread.
-                try:
-                    text = f'{{"event_id":"{self.ids.next()}","type":"response.cancel"}}'
-                    self.send_frame(text, "response.cancel")
-                except DashScopeError as exc:
-                    logger.debug("sending a deferred cancel of %s failed: %s", response_id, exc)
+        if effects is None:
+            return
+        cancels = [track.id or "" for track in effects.cancel]
+        if effects.cancel_interrupted:
+            cancels.append(effects.interrupted or "")
+        for response_id in cancels:
+            # A cancel asked for before response.created (now it can go), or
+            # a barge-in the server will not act on by itself. Not through
+            # send(): a handler failure is for the user's thread.
+            try:
+                text = f'{{"event_id":"{self.ids.next()}","type":"response.cancel"}}'
+                self.send_frame(text, "response.cancel")
+            except DashScopeError as exc:
+                logger.debug("sending a cancel of %s failed: %s", response_id, exc)
+
+    def stop_output(self, response_id: str | None) -> tuple[str | None, float | None]:
+        """Silence the attached speaker; which response it played, and how much of it."""
+        output = self.output
+        return (response_id, None) if output is None else output.interrupt(response_id)
 
     def _on_end(self, code: int, reason: str, error: TransportError | None) -> None:
         end = self.mailbox.ended(code, reason, error)
@@ -212,10 +242,20 @@ class _Core:
             handle = handlers.add(key, fn)
             if self.dispatcher is None:
                 self.dispatcher = Dispatcher(
-                    handlers, mailbox.handler_failed, self.config.max_handler_backlog
+                    handlers,
+                    mailbox.handler_failed,
+                    self.config.max_handler_backlog,
+                    skip=self._stale,
                 )
                 mailbox.no_wait_thread = self.dispatcher.start()
         return handle
+
+    def _stale(self, event: ServerEvent) -> bool:
+        """For the handler thread: audio queued before its response was interrupted."""
+        state = self.mailbox.state
+        # Unlocked reads of a dict and a str: atomic, and a stale answer only
+        # lets one frame through that arrived before the interrupt.
+        return type(event) is ResponseAudioDelta and state.interrupted(event.response_id)
 
     @property
     def dropped_events(self) -> int:
@@ -675,6 +715,101 @@ class RealtimeSession:
             handle = self._create_response(fields)
         return handle.wait(deadline.remaining())
 
+    def interrupt(self, *, cancel: bool = True) -> Interruption:
+        """Barge-in in one call: stop the reply that is playing, now.
+
+        Cancels the running response (``response.cancel``, unless ``cancel``
+        is False: under server VAD the server cancels by itself on
+        ``speech_started``), tells an attached `Speaker` to stop at once, and
+        drops the cancelled response's audio: frames still in the pull buffer
+        or queued for handlers, and every late ``response.audio.delta`` until
+        its ``response.done``, so no stale audio reaches handlers,
+        ``iter_audio()``, `recv` or the speaker. Dropped frames are counted in
+        `dropped_audio`. Works from any thread, handlers included (it never waits).
+
+        Returns:
+            An `Interruption`: the response that was running (or, with a
+            speaker attached, the last one it played; None if neither) and the
+            seconds of it the listener heard, from the attached speaker.
+        """
+        core = self._core
+        response_id, send_cancel, _ = core.mailbox.interrupt()
+        playing, heard = core.stop_output(response_id)
+        cancelled = False
+        if send_cancel and cancel:
+            try:
+                core.send_frame(
+                    f'{{"event_id":"{core.ids.next()}","type":"response.cancel"}}',
+                    "response.cancel",
+                )
+                cancelled = True
+            except SessionClosedError:
+                pass
+        return Interruption(response_id=playing, played_seconds=heard, cancelled=cancelled)
+
+    def attach(
+        self,
+        *,
+        speaker: SpeakerLike | None = None,
+        microphone: MicrophoneLike | None = None,
+        barge_in: bool = True,
+        echo: str | None = None,
+    ) -> None:
+        """Wire a speaker and a microphone to the session: a voice conversation in one call.
+
+        The speaker plays every ``response.audio.delta`` (from the handler
+        thread); the microphone streams 16 kHz PCM16 into the session. With
+        ``barge_in`` (server VAD), ``input_audio_buffer.speech_started``
+        during a response interrupts it at once, as `interrupt` does: the
+        decision is taken as the event is read, before any later frame.
+
+        Args:
+            speaker: A `Speaker` (or anything with its methods).
+            microphone: A `Microphone` (or anything with its methods).
+            barge_in: Interrupt the reply when the user starts talking.
+            echo: None (headphones: the microphone does not hear the speaker),
+                or ``"gate"``: the microphone sends silence while the speaker
+                plays, so the model never hears itself (safe with loudspeakers,
+                but then the user cannot barge in).
+
+        Raises:
+            ConfigError: A bad ``echo``, or ``"gate"`` without both devices.
+            UsageError: Something is attached already.
+        """
+        if echo not in (None, "gate"):
+            raise ConfigError(f'echo must be None or "gate", got {echo!r}')
+        if echo == "gate" and (speaker is None or microphone is None):
+            raise ConfigError('echo="gate" needs both a speaker and a microphone')
+        core = self._core
+        if core.output is not None:
+            raise UsageError("a speaker or microphone is attached already: detach() first")
+        attachment = Attachment(speaker, microphone)
+        if speaker is not None:
+            attachment.handles = [
+                self.on(ResponseCreated, attachment.on_created),
+                self.on(ResponseAudioDelta, attachment.on_audio),
+                self.on(ResponseAudioDone, attachment.on_audio_done),
+            ]
+        core.output = attachment
+        with core.mailbox.lock:
+            core.mailbox.state.barge_in = bool(barge_in)
+        if microphone is not None:
+            microphone.stream_to(self, gate=speaker if echo == "gate" else None)
+
+    def detach(self) -> None:
+        """Undo `attach`: stop the microphone's stream, stop feeding the speaker; idempotent."""
+        core = self._core
+        attachment, core.output = core.output, None
+        with core.mailbox.lock:
+            core.mailbox.state.barge_in = False
+        if isinstance(attachment, Attachment):
+            attachment.detach()
+
+    @property
+    def dropped_audio(self) -> int:
+        """Audio frames of interrupted responses that were dropped (late or unread)."""
+        return self._core.mailbox.state.dropped_audio
+
     def cancel_response(self) -> str:
         """Cancel the running response (``response.cancel``); the server errors if none runs."""
         return self._core.send_simple("response.cancel")
@@ -905,6 +1040,7 @@ class RealtimeSession:
         threads. Called from a handler, it does not wait for the handler
         thread. Events already buffered can still be read afterwards.
         """
+        self.detach()
         self._core.close()
 
     def __enter__(self) -> RealtimeSession:
