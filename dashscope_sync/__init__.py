@@ -60,9 +60,14 @@ from ._constants import (
     VOICES_QWEN3_OMNI_FLASH,
     VOICES_QWEN_OMNI_TURBO,
 )
+from ._devices import (
+    Microphone,
+    Speaker,
+)
 from ._errors import (
     ActiveResponseError,
     APIError,
+    AudioDeviceError,
     AuthenticationError,
     ConfigError,
     DashScopeError,
@@ -143,6 +148,7 @@ __all__ = [
     "AUDIO_FORMAT_PCM16",
     "AUDIO_FORMAT_PCM24",
     "ActiveResponseError",
+    "AudioDeviceError",
     "AudioFeed",
     "AuthenticationError",
     "Client",
@@ -186,6 +192,7 @@ __all__ = [
     "MODEL_QWEN_OMNI_TURBO_REALTIME",
     "MODEL_QWEN_OMNI_TURBO_REALTIME_2025_05_08",
     "MODEL_QWEN_OMNI_TURBO_REALTIME_LATEST",
+    "Microphone",
     "NOT_GIVEN",
     "NotGiven",
     "OUTPUT_SAMPLE_RATE",
@@ -222,6 +229,7 @@ __all__ = [
     "SessionInfo",
     "SessionUpdate",
     "SessionUpdated",
+    "Speaker",
     "TRANSCRIPTION_MODEL_GUMMY",
     "TRANSCRIPTION_MODEL_QWEN3_ASR_FLASH",
     "TemporaryKey",
