@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Protocol
 
+from ._errors import DashScopeError
 from ._events import ResponseAudioDelta, ResponseAudioDone, ResponseCreated
 
 if TYPE_CHECKING:
@@ -31,6 +32,9 @@ class SpeakerLike(Protocol):
 
     @property
     def playing(self) -> bool: ...
+
+    @property
+    def closed(self) -> bool: ...
 
     def write(self, pcm: bytes) -> None: ...
 
@@ -77,8 +81,14 @@ class Attachment:
                 del self._starts[next(iter(self._starts))]
 
     def on_audio(self, event: ResponseAudioDelta) -> None:
-        if self.speaker is not None:
-            self.speaker.write(event.delta)
+        speaker = self.speaker
+        if speaker is None or speaker.closed:
+            return  # closed before the session (a `with` order): nowhere to play
+        try:
+            speaker.write(event.delta)
+        except DashScopeError:
+            if not speaker.closed:
+                raise
 
     def on_audio_done(self, event: ResponseAudioDone) -> None:
         if self.speaker is not None:

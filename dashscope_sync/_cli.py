@@ -2,7 +2,8 @@
 
 Commands:
     demo    a voice turn with the bundled local server: no network, no key
-    talk    a voice turn with the real service (or any URL)
+    talk    a voice turn with the real service (or any URL), from a file or
+            (--mic) a live conversation with the microphone and speaker
     serve   run the local server until Ctrl-C
     token   print a temporary key as JSON
 
@@ -21,7 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from ._audio import load_wav, sample_wav_path
+from ._audio import load_audio, sample_wav_path
 from ._client import API_KEY_ENV, Client
 from ._config import SessionUpdate
 from ._constants import (
@@ -38,7 +39,13 @@ from ._errors import (
     DashScopeTimeout,
     TransportError,
 )
-from ._events import ConversationItemInputAudioTranscriptionCompleted
+from ._events import (
+    ConversationItemInputAudioTranscriptionCompleted,
+    InputAudioBufferSpeechStopped,
+    ResponseAudioDelta,
+    ResponseAudioTranscriptDelta,
+    ResponseDone,
+)
 
 __all__ = ["main"]
 
@@ -147,8 +154,64 @@ def _local_server() -> type:
     return LocalRealtimeServer
 
 
+def _live(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """A live conversation: microphone in, speaker out, server VAD, barge-in; Ctrl-C ends it."""
+    from ._devices import Microphone, Speaker
+
+    # Per turn: when the user stopped talking, when the reply's first audio came.
+    turns: list[list[float | None]] = []
+    # Guards turns: written by the handler thread, read at the end.
+    lock = threading.Lock()
+
+    def stopped(event: InputAudioBufferSpeechStopped) -> None:
+        with lock:
+            turns.append([time.monotonic(), None])
+
+    def audio(event: ResponseAudioDelta) -> None:
+        with lock:
+            if turns and turns[-1][1] is None:
+                turns[-1][1] = time.monotonic()
+
+    def done(event: ResponseDone) -> None:
+        print(f"  [{event.response.status}]", file=out, flush=True)
+
+    def summary() -> None:
+        with lock:
+            delays = [b - a for a, b in turns if a is not None and b is not None]
+        text = ", ".join(f"{d:.3f} s" for d in delays) or "-"
+        print(f"turns: {len(turns)}; first audio after you stopped: {text}", file=out, flush=True)
+
+    with (
+        client.realtime.connect(model=args.model) as session,
+        Speaker() as speaker,
+        Microphone() as microphone,
+    ):
+        session.update_session(SessionUpdate(modalities=["text", "audio"], voice=args.voice))
+        session.on(InputAudioBufferSpeechStopped, stopped)
+        session.on(ResponseAudioDelta, audio)
+        session.on(
+            ResponseAudioTranscriptDelta, lambda e: print(e.delta, end="", file=out, flush=True)
+        )
+        session.on(
+            ConversationItemInputAudioTranscriptionCompleted,
+            lambda e: print(f"you: {e.transcript}", file=out, flush=True),
+        )
+        session.on(ResponseDone, done)
+        session.attach(speaker=speaker, microphone=microphone, barge_in=True, echo=args.echo)
+        print(f"connected: session {session.id}; talk now, Ctrl-C to end", file=err, flush=True)
+        try:
+            while not session.closed:
+                session.wait_for(ResponseDone, timeout=None)
+        except KeyboardInterrupt:
+            print(file=out)
+        finally:
+            session.detach()
+        summary()
+    return EXIT_OK
+
+
 def _cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    pcm = load_wav(args.input)
+    pcm = load_audio(args.input)
     with _local_server()() as server:
         print(f"local server at {server.url} (replies are simulated)", file=err)
         client = Client(server.api_key, base_url=server.url)
@@ -179,8 +242,12 @@ class _NoKey(Exception):
 
 
 def _cmd_talk(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.mic == (args.input is not None):
+        raise _BadInput("talk needs an audio file to send, or --mic (not both)")
     client = Client(_api_key(), base_url=args.url, workspace=args.workspace)
-    pcm = load_wav(args.input)
+    if args.mic:
+        return _live(client, args, out, err)
+    pcm = load_audio(args.input)
     return _voice_turn(
         client,
         model=args.model,
@@ -228,13 +295,26 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="a voice turn with the bundled local server (no network, no key)"
     )
-    demo.add_argument("--input", default=str(sample_wav_path()), help="16 kHz mono PCM16 WAV")
+    demo.add_argument("--input", default=str(sample_wav_path()), help="audio file (WAV; FLAC...)")
     demo.add_argument("--output", default="reply.wav", help="where to write the reply audio")
     demo.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the reply")
     demo.set_defaults(run=_cmd_demo)
 
     talk = commands.add_parser("talk", help=f"a voice turn with the real service ({API_KEY_ENV})")
-    talk.add_argument("input", help="16 kHz mono PCM16 WAV file to send")
+    talk.add_argument(
+        "input", nargs="?", help="audio file to send (any WAV; FLAC/OGG/MP3 with soundfile)"
+    )
+    talk.add_argument(
+        "--mic",
+        action="store_true",
+        help="a live conversation: microphone in, speaker out (the [audio] extra); Ctrl-C ends it",
+    )
+    talk.add_argument(
+        "--echo",
+        choices=["gate"],
+        default=None,
+        help="with loudspeakers: mute the microphone while the reply plays (no barge-in)",
+    )
     talk.add_argument("--output", default="reply.wav", help="where to write the reply audio")
     talk.add_argument("--text", help="a text message to send with the audio")
     talk.add_argument("--voice", default=VOICE_CHERRY, help="reply voice (default Cherry)")

@@ -360,6 +360,11 @@ class Speaker:
         return len(self._queue) / 2 / self.rate
 
     @property
+    def closed(self) -> bool:
+        """True once `close` was called (or the player thread ended)."""
+        return self._closed
+
+    @property
     def playing(self) -> bool:
         """Whether audio is queued or still sounding."""
         with self._lock:

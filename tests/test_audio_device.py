@@ -1,9 +1,8 @@
 """Speaker and Microphone on a real PortAudio device: a tone out and back in through a loopback.
 
 CI (``.ci/run``) starts a PipeWire null "Audio/Duplex" node (``.ci/audio-device.sh``),
-so what the speaker plays comes back on the microphone, and sets
-``DASHSCOPE_SYNC_REQUIRE_AUDIO_DEVICE=1``: there these tests fail rather than
-skip when no device works. Elsewhere they skip with the reason.
+so what the speaker plays comes back on the microphone; see the ``audio_device``
+fixture (conftest.py) for when these tests skip and when they fail instead.
 """
 
 from __future__ import annotations
@@ -18,49 +17,6 @@ from collections.abc import Iterator
 import pytest
 
 import dashscope_sync as ds
-
-REQUIRE_ENV = "DASHSCOPE_SYNC_REQUIRE_AUDIO_DEVICE"
-
-_PROBE = """
-import sounddevice as sd
-out = sd.RawOutputStream(samplerate=24000, blocksize=1200, channels=1, dtype="int16", latency=0.1)
-inp = sd.RawInputStream(samplerate=16000, blocksize=1600, channels=1, dtype="int16", latency=0.1)
-out.start(); inp.start(); out.write(bytes(4800)); inp.read(1600)
-out.close(); inp.close()
-"""
-
-
-def _device_problem() -> str | None:
-    """Why no duplex device works here, or None. In a subprocess: a broken
-    sound server can hang PortAudio, and this must not hang the suite."""
-    try:
-        import sounddevice  # noqa: F401
-    except ImportError:
-        return "sounddevice is not installed (the [audio] extra)"
-    except OSError as exc:
-        return f"PortAudio is missing ({exc}); apt-get install libportaudio2"
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-c", _PROBE], capture_output=True, text=True, timeout=20
-        )
-    except subprocess.TimeoutExpired:
-        return (
-            "opening the default PortAudio devices hung (a sound server without a session manager?)"
-        )
-    if proc.returncode:
-        last = (proc.stderr.strip().splitlines() or ["?"])[-1]
-        return f"no working default input and output device ({last}); run .ci/audio-device.sh"
-    return None
-
-
-@pytest.fixture(scope="module")
-def audio_device() -> None:
-    problem = _device_problem()
-    if problem is None:
-        return
-    if os.environ.get(REQUIRE_ENV) == "1":
-        pytest.fail(f"{REQUIRE_ENV}=1 but {problem}")
-    pytest.skip(f"no audio device: {problem}")
 
 
 @pytest.fixture
@@ -145,3 +101,76 @@ class TestLoopback:
         assert freq == pytest.approx(1000, abs=10)
         assert seconds < 3.0 / 2  # it stopped
         assert heard - 0.1 <= seconds <= heard + block + 0.1
+
+
+class TestTalkMic:
+    def test_live_conversation_on_the_loopback(self, audio_device: None) -> None:
+        """``talk --mic`` hears speech played into the loopback, replies, and ends cleanly on Ctrl-C."""
+        import signal
+        import time
+
+        from dashscope_sync.testing import LocalRealtimeServer, resample_pcm16, speech_like_pcm16
+
+        with LocalRealtimeServer(server_vad=True) as server:
+            env = {**os.environ, ds.API_KEY_ENV: server.api_key}
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "dashscope_sync",
+                    "talk",
+                    "--mic",
+                    "--echo",
+                    "gate",
+                    "--url",
+                    server.url,
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+            lines: list[str] = []
+            seen = threading.Condition()
+
+            def pump(stream: object) -> None:
+                for line in stream:  # type: ignore[attr-defined]
+                    with seen:
+                        lines.append(line)
+                        seen.notify_all()
+
+            pumps = [
+                threading.Thread(target=pump, args=(s,), daemon=True)
+                for s in (proc.stdout, proc.stderr)
+            ]
+            for thread in pumps:
+                thread.start()
+
+            def wait_line(text: str, timeout: float) -> bool:
+                with seen:
+                    return seen.wait_for(lambda: any(text in line for line in lines), timeout)
+
+            try:
+                assert wait_line("talk now", 20), lines
+                # The user speaks: played into the loopback, heard by talk's microphone.
+                question = resample_pcm16(speech_like_pcm16(1.0), 16000, 24000)
+                with ds.Speaker() as user:
+                    user.write(question)
+                    assert user.drain(timeout=5)
+                started = time.monotonic()
+                assert wait_line("[completed]", 20) or wait_line("[cancelled]", 1), lines
+                print(
+                    f"talk --mic: reply done {time.monotonic() - started:.2f} s after the question"
+                )
+            finally:
+                proc.send_signal(signal.SIGINT)
+                code = proc.wait(15)
+                for thread in pumps:
+                    thread.join(5)
+                for stream in (proc.stdout, proc.stderr):
+                    if stream is not None:
+                        stream.close()
+        output = "".join(lines)
+        assert code == 0, output
+        assert "turns: 1; first audio after you stopped:" in output
+        assert "Traceback" not in output

@@ -248,3 +248,19 @@ class TestAttachedSpeaker:
                 print(
                     f"interrupt: heard {heard:.3f} s, played_seconds {stopped.played_seconds:.3f} s"
                 )
+
+    def test_speaker_closed_before_the_session_is_not_a_handler_error(
+        self, device: VirtualOutput
+    ) -> None:
+        """A speaker closed while the reply still streams (an exit order) drops the audio quietly."""
+        with LocalRealtimeServer(delta_delay=0.005) as server:
+            client = ds.Client(server.api_key, base_url=server.url)
+            with client.realtime.connect(model=MODEL) as session:
+                spk = ds.Speaker(stream=device).start()
+                session.attach(speaker=spk)
+                session.update_session(ds.SessionUpdate(turn_detection=None))
+                session.append_text("Say something long.")
+                response = session.create_response()
+                assert wait_until(lambda: device.total() > 0, timeout=10)
+                spk.close()
+                response.wait(timeout=10)  # no HandlerError raised here or at exit
