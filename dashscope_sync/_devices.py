@@ -96,6 +96,20 @@ def _positive_seconds(name: str, value: object) -> float:
     return checked
 
 
+def capture_rate(sd: Any, device: int | str | None, rate: int) -> int:
+    """``rate`` if the input device can capture at it, else the device's native rate."""
+    try:
+        sd.check_input_settings(device=device, samplerate=rate, channels=1, dtype="int16")
+        return rate
+    except Exception as exc:  # sounddevice.PortAudioError: invalid sample rate, no device
+        try:
+            native = int(sd.query_devices(device, "input")["default_samplerate"])
+        except Exception:
+            raise AudioDeviceError(f"cannot open the input device {device!r}: {exc}") from exc
+        logger.debug("input device %r cannot capture at %d Hz; using %d Hz", device, rate, native)
+        return native
+
+
 class Speaker:
     """Plays 24 kHz mono PCM16 as it arrives, with a jitter buffer; stops at once on demand.
 
@@ -481,7 +495,8 @@ class Microphone:
         rate: The rate of the blocks returned.
         block_ms: The block length.
         device: A PortAudio device (index or name); None for the default.
-        device_rate: Capture at this rate and resample to ``rate`` (default: ``rate``).
+        device_rate: Capture at this rate and resample to ``rate``. By default
+            ``rate`` if the device supports it, else the device's native rate.
         latency: PortAudio's suggested input latency, in seconds.
         max_blocks: The bound of the queue between the callback and the reader.
         stream: A factory ``stream(callback)`` returning an input stream to
@@ -503,9 +518,11 @@ class Microphone:
         self.rate = _positive_int("rate", rate)
         self.block_ms = _positive_int("block_ms", block_ms)
         self.device = device
-        self.device_rate = (
-            self.rate if device_rate is None else _positive_int("device_rate", device_rate)
+        # None: capture at `rate` if the device can, else at its native rate (start()).
+        self._asked_rate = (
+            None if device_rate is None else _positive_int("device_rate", device_rate)
         )
+        self.device_rate = self.rate if self._asked_rate is None else self._asked_rate
         self.latency = _positive_seconds("latency", latency)
         self.max_blocks = _positive_int("max_blocks", max_blocks)
         self._factory = stream
@@ -547,14 +564,17 @@ class Microphone:
                 raise DashScopeError("this Microphone is closed")
             if self._stream is not None:
                 return self
+            sd = None if self._factory is not None else import_sounddevice()
+            if sd is not None and self._asked_rate is None:
+                self.device_rate = capture_rate(sd, self.device, self.rate)
             if self.device_rate != self.rate:
                 from ._resample import Resampler
 
                 self._resampler = Resampler(self.device_rate, self.rate)
-            if self._factory is not None:
+            if sd is None:
+                assert self._factory is not None
                 stream = self._factory(self._callback)
             else:
-                sd = import_sounddevice()
                 try:
                     stream = sd.RawInputStream(
                         samplerate=self.device_rate,

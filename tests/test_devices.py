@@ -264,3 +264,22 @@ class TestAttachedSpeaker:
                 assert wait_until(lambda: device.total() > 0, timeout=10)
                 spk.close()
                 response.wait(timeout=10)  # no HandlerError raised here or at exit
+
+
+class TestCaptureRate:
+    class FortyEightOnly:
+        """A PortAudio host whose input device captures at 48 kHz only."""
+
+        def check_input_settings(self, **settings: object) -> None:
+            if settings["samplerate"] != 48000:
+                raise ValueError("Invalid sample rate")
+
+        def query_devices(self, device: object, kind: str) -> dict[str, object]:
+            return {"default_samplerate": 48000.0}
+
+    def test_native_rate_when_16k_is_refused(self) -> None:
+        """A device that refuses 16 kHz is opened at its native rate (then resampled)."""
+        from dashscope_sync._devices import capture_rate
+
+        assert capture_rate(self.FortyEightOnly(), None, 16000) == 48000
+        assert capture_rate(self.FortyEightOnly(), None, 48000) == 48000
