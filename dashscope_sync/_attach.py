@@ -15,6 +15,8 @@ from ._errors import DashScopeError
 from ._events import ResponseAudioDelta, ResponseAudioDone, ResponseCreated
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ._dispatch import HandlerHandle
     from ._feed import AudioSink
 
@@ -23,6 +25,9 @@ __all__ = ["Attachment", "MicrophoneLike", "SpeakerLike"]
 
 class SpeakerLike(Protocol):
     """What `RealtimeSession.attach` needs of a speaker (`Speaker` has it)."""
+
+    @property
+    def rate(self) -> int: ...
 
     @property
     def played_seconds(self) -> float: ...
@@ -42,11 +47,19 @@ class SpeakerLike(Protocol):
 
     def interrupt(self) -> None: ...
 
+    def set_tap(self, tap: Callable[[bytes], None] | None) -> None: ...
+
 
 class MicrophoneLike(Protocol):
     """What `RealtimeSession.attach` needs of a microphone (`Microphone` has it)."""
 
-    def stream_to(self, session: AudioSink, *, gate: SpeakerLike | None = None) -> object: ...
+    def stream_to(
+        self,
+        session: AudioSink,
+        *,
+        gate: SpeakerLike | None = None,
+        process: Callable[[bytes], bytes] | None = None,
+    ) -> object: ...
 
     def stop_streaming(self) -> None: ...
 
@@ -111,5 +124,7 @@ class Attachment:
     def detach(self) -> None:
         for handle in self.handles:
             handle.remove()
+        if self.speaker is not None:
+            self.speaker.set_tap(None)
         if self.microphone is not None:
             self.microphone.stop_streaming()

@@ -311,9 +311,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     talk.add_argument(
         "--echo",
-        choices=["gate"],
+        choices=["gate", "aec"],
         default=None,
-        help="with loudspeakers: mute the microphone while the reply plays (no barge-in)",
+        help="with loudspeakers: 'gate' mutes the microphone while the reply plays (no "
+        "barge-in); 'aec' cancels the echo (the [aec] extra)",
     )
     talk.add_argument("--output", default="reply.wav", help="where to write the reply audio")
     talk.add_argument("--text", help="a text message to send with the audio")

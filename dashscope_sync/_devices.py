@@ -20,6 +20,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ._constants import INPUT_SAMPLE_RATE, OUTPUT_SAMPLE_RATE
@@ -27,8 +28,6 @@ from ._deadline import Deadline, check_timeout
 from ._errors import AudioDeviceError, ConfigError, DashScopeError, DashScopeTimeout
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from ._attach import SpeakerLike
     from ._feed import AudioSink
     from ._resample import Resampler
@@ -188,6 +187,9 @@ class Speaker:
         self.interrupts = 0
         self._thread: threading.Thread | None = None
         self._device_latency = self.latency
+        # Called with each block as it goes to the device (the echo canceller's
+        # far end); replaced whole, read by the player thread without a lock.
+        self._tap: Callable[[bytes], None] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -355,6 +357,11 @@ class Speaker:
             self.interrupts += 1
             self._changed.notify_all()
 
+    def set_tap(self, tap: Callable[[bytes], None] | None) -> None:
+        """Call ``tap(block)`` on the player thread with each block given to the device
+        (for an echo canceller's reference); None removes it. It must not block."""
+        self._tap = tap
+
     # Accounting --------------------------------------------------------------------
 
     @property
@@ -474,6 +481,13 @@ class Speaker:
                 self._timeline.append((end - duration, end, frames))
                 self._play_end = end
                 self._changed.notify_all()
+            tap = self._tap
+            if tap is not None:
+                try:
+                    tap(block)
+                except Exception:
+                    logger.exception("the speaker's tap failed; removing it")
+                    self._tap = None
 
 
 class Microphone:
@@ -609,11 +623,18 @@ class Microphone:
         resampler = self._resampler
         return block if resampler is None else resampler.process(block)
 
-    def stream_to(self, session: AudioSink, *, gate: SpeakerLike | None = None) -> Microphone:
+    def stream_to(
+        self,
+        session: AudioSink,
+        *,
+        gate: SpeakerLike | None = None,
+        process: Callable[[bytes], bytes] | None = None,
+    ) -> Microphone:
         """Append every block to ``session`` from a thread, until `stop_streaming` or `close`.
 
         With ``gate`` (a `Speaker`), blocks captured while it plays are sent
         as silence: the model does not hear itself (no barge-in then).
+        ``process`` transforms each block first (the echo canceller).
         A send error ends the thread and is kept in `feed_error`.
         """
         self.start()
@@ -623,7 +644,7 @@ class Microphone:
             self._stop_feed.clear()
             thread = threading.Thread(
                 target=self._feed,
-                args=(session, gate),
+                args=(session, gate, process),
                 name="dashscope_sync-microphone",
                 daemon=True,
             )
@@ -631,7 +652,12 @@ class Microphone:
         thread.start()
         return self
 
-    def _feed(self, session: AudioSink, gate: SpeakerLike | None) -> None:
+    def _feed(
+        self,
+        session: AudioSink,
+        gate: SpeakerLike | None,
+        process: Callable[[bytes], bytes] | None,
+    ) -> None:
         stop = self._stop_feed
         while not stop.is_set():
             block = self._blocks.get()  # stop_streaming() wakes it with an empty block
@@ -640,6 +666,8 @@ class Microphone:
             resampler = self._resampler
             if resampler is not None:
                 block = resampler.process(block)
+            if process is not None:
+                block = process(block)
             if not block:
                 continue
             if gate is not None and gate.playing:

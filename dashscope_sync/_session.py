@@ -767,22 +767,31 @@ class RealtimeSession:
             speaker: A `Speaker` (or anything with its methods).
             microphone: A `Microphone` (or anything with its methods).
             barge_in: Interrupt the reply when the user starts talking.
-            echo: None (headphones: the microphone does not hear the speaker),
-                or ``"gate"``: the microphone sends silence while the speaker
+            echo: None (headphones: the microphone does not hear the speaker);
+                ``"gate"``: the microphone sends silence while the speaker
                 plays, so the model never hears itself (safe with loudspeakers,
-                but then the user cannot barge in).
+                but then the user cannot barge in); or ``"aec"``: WebRTC's
+                acoustic echo canceller removes the speaker's sound from the
+                microphone's (the ``[aec]`` extra), keeping barge-in.
 
         Raises:
-            ConfigError: A bad ``echo``, or ``"gate"`` without both devices.
+            ConfigError: A bad ``echo``, ``"gate"``/``"aec"`` without both
+                devices, or ``"aec"`` without the ``[aec]`` extra.
             UsageError: Something is attached already.
         """
-        if echo not in (None, "gate"):
-            raise ConfigError(f'echo must be None or "gate", got {echo!r}')
-        if echo == "gate" and (speaker is None or microphone is None):
-            raise ConfigError('echo="gate" needs both a speaker and a microphone')
+        if echo not in (None, "gate", "aec"):
+            raise ConfigError(f'echo must be None, "gate" or "aec", got {echo!r}')
+        if echo is not None and (speaker is None or microphone is None):
+            raise ConfigError(f"echo={echo!r} needs both a speaker and a microphone")
         core = self._core
         if core.output is not None:
             raise UsageError("a speaker or microphone is attached already: detach() first")
+        canceller = None
+        if echo == "aec":
+            assert speaker is not None
+            from ._echo import EchoCanceller
+
+            canceller = EchoCanceller(speaker.rate)
         attachment = Attachment(speaker, microphone)
         if speaker is not None:
             attachment.handles = [
@@ -793,8 +802,15 @@ class RealtimeSession:
         core.output = attachment
         with core.mailbox.lock:
             core.mailbox.state.barge_in = bool(barge_in)
+        if canceller is not None:
+            assert speaker is not None
+            speaker.set_tap(canceller.far)
         if microphone is not None:
-            microphone.stream_to(self, gate=speaker if echo == "gate" else None)
+            microphone.stream_to(
+                self,
+                gate=speaker if echo == "gate" else None,
+                process=None if canceller is None else canceller.near,
+            )
 
     def detach(self) -> None:
         """Undo `attach`: stop the microphone's stream, stop feeding the speaker; idempotent."""

@@ -174,3 +174,42 @@ class TestTalkMic:
         assert code == 0, output
         assert "turns: 1; first audio after you stopped:" in output
         assert "Traceback" not in output
+
+
+class TestEchoOnTheLoopback:
+    def test_aec_removes_the_speaker_from_the_microphone(self, microphone: ds.Microphone) -> None:
+        """Through the loopback (a perfect echo), echo="aec"'s canceller removes most of the speaker's sound."""
+        pytest.importorskip("pywebrtc_audio")
+        from dashscope_sync._echo import EchoCanceller
+        from dashscope_sync.testing import resample_pcm16, speech_like_pcm16
+
+        raw, cleaned = bytearray(), bytearray()
+
+        class Sink:
+            def append_audio(self, pcm: bytes | bytearray | memoryview) -> str:
+                cleaned.extend(pcm)
+                return "e"
+
+        with ds.Speaker() as speaker:
+            aec = EchoCanceller(speaker.rate)
+
+            def process(block: bytes) -> bytes:
+                raw.extend(block)
+                return aec.near(block)
+
+            speaker.set_tap(aec.far)
+            microphone.stream_to(Sink(), process=process)
+            speaker.write(resample_pcm16(speech_like_pcm16(4.0), 16000, 24000))
+            assert speaker.drain(timeout=10)
+            microphone.stop_streaming()
+
+        import numpy as np
+
+        def db(pcm: bytes) -> float:
+            x = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+            return float(10 * np.log10(np.mean(x**2) + 1e-9))
+
+        settled = slice(2 * 32000, 4 * 32000)  # after 2 s to converge
+        reduction = db(bytes(raw[settled])) - db(bytes(cleaned[settled]))
+        print(f"loopback aec: echo reduced by {reduction:.1f} dB")
+        assert reduction > 10
