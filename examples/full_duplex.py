@@ -1,7 +1,7 @@
 """Full duplex: microphone in, speaker out, server VAD, barge-in (talk over the reply to stop it).
 
-Needs the [audio] extra and headphones; with loudspeakers pass echo="gate" to attach()
-(the model then never hears itself, and you cannot barge in). Ctrl-C ends it.
+Needs the [audio] extra and headphones; with loudspeakers pass echo="aec" to attach() (the
+[aec] extra) or echo="gate" (then you cannot barge in). Ctrl-C ends it.
     python examples/full_duplex.py           # the real service (DASHSCOPE_API_KEY)
     python examples/full_duplex.py --local   # simulated server; a bundled question speaks
 """
@@ -27,12 +27,13 @@ with contextlib.ExitStack() as stack:
     speaker = stack.enter_context(ds.Speaker())
     mic = None if args.local else stack.enter_context(ds.Microphone())
     session.attach(speaker=speaker, microphone=mic, barge_in=True)
-    session.on(ds.ResponseAudioTranscriptDelta, lambda e: print(e.delta, end="", flush=True))
     if args.local:  # the question, then a second of silence to end the turn
-        pcm = ds.load_audio(ds.sample_wav_path()) + bytes(32000)
-        ds.stream_pcm(session, pcm, realtime=False)
+        ds.stream_pcm(session, ds.load_audio(ds.sample_wav_path()) + bytes(32000), realtime=False)
     with contextlib.suppress(KeyboardInterrupt):
-        while True:
-            print(f"  [{session.wait_for(ds.ResponseDone).response.status}]")
-            if args.local:
-                break  # one reply is the demo
+        for event in session.events():
+            if isinstance(event, ds.ResponseAudioTranscriptDelta):
+                print(event.delta, end="", flush=True)
+            elif isinstance(event, ds.ResponseDone):
+                print(f"  [{event.response.status}]")
+                if args.local:
+                    break  # one reply is the demo
