@@ -100,7 +100,9 @@ class TestLoopback:
         print(f"loopback interrupt: played_seconds {heard:.3f} s, recorded tone {seconds:.3f} s")
         assert freq == pytest.approx(1000, abs=10)
         assert seconds < 3.0 / 2  # it stopped
-        assert heard - 0.1 <= seconds <= heard + block + 0.1
+        # Measured here: 40-90 ms after the estimate (the block being written
+        # plus what PipeWire holds); the bound leaves room for a loaded machine.
+        assert heard - 0.1 <= seconds <= heard + block + 0.2
 
 
 class TestTalkMic:

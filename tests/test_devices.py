@@ -19,7 +19,10 @@ MODEL = ds.MODEL_QWEN3_OMNI_FLASH_REALTIME
 RATE = 24000
 # played_seconds is an estimate from the write times and the reported
 # latency; on a loaded machine a write may return late. The bound is loose.
-TOLERANCE = 0.08
+TOLERANCE = 0.15
+#: How long the player thread may take to act on interrupt() on a loaded machine:
+#: the block being written, plus scheduling.
+REACTION = 0.15
 
 
 def seconds(s: float, value: int = 1000) -> bytes:
@@ -48,7 +51,7 @@ class TestSpeaker:
         assert abs(estimate - truth) < TOLERANCE, (estimate, truth)
         started = time.monotonic()
         assert speaker.drain(timeout=5)
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 3.0
         assert speaker.played_seconds == pytest.approx(1.0, abs=1e-3)
         assert device.total() == pytest.approx(1.0, abs=1e-3)
         assert speaker.underruns == 0
@@ -65,8 +68,8 @@ class TestSpeaker:
         heard_then = device.heard(at)
         assert wait_until(lambda: len(device.aborts) == 1, timeout=2)
         block = speaker.block_ms / 1000
-        assert device.aborts[0] - at <= block + 0.1  # the abort came within about one block
-        assert device.total() - heard_then <= block + 0.02
+        assert device.aborts[0] - at <= block + REACTION  # the abort came within about one block
+        assert device.total() - heard_then <= block + REACTION
         assert speaker.played_seconds == pytest.approx(heard_then, abs=TOLERANCE)
         assert speaker.written_seconds == pytest.approx(speaker.played_seconds, abs=1e-3)
         assert speaker.queued_seconds == 0 and not speaker.playing
@@ -244,7 +247,7 @@ class TestAttachedSpeaker:
                 with pytest.raises(ds.ResponseCancelledError):
                     response.wait(timeout=10)
                 assert wait_until(lambda: len(device.aborts) >= 1, timeout=2)
-                assert device.total() - heard <= spk.block_ms / 1000 + 0.02
+                assert device.total() - heard <= spk.block_ms / 1000 + REACTION
                 print(
                     f"interrupt: heard {heard:.3f} s, played_seconds {stopped.played_seconds:.3f} s"
                 )
