@@ -56,10 +56,14 @@ class TestSpeaker:
         assert device.total() == pytest.approx(1.0, abs=1e-3)
         assert speaker.underruns == 0
 
-    def test_interrupt_stops_within_one_block(
-        self, speaker: ds.Speaker, device: VirtualOutput
-    ) -> None:
+    def test_interrupt_stops_within_one_block(self) -> None:
         """interrupt() drops the queue and aborts the device: at most one more block sounds."""
+        # A deep device buffer (0.5 s): without the abort, all of it would still play.
+        device = VirtualOutput(RATE, latency=0.5)
+        with ds.Speaker(stream=device) as speaker:
+            self._interrupt_mid_tone(speaker, device)
+
+    def _interrupt_mid_tone(self, speaker: ds.Speaker, device: VirtualOutput) -> None:
         speaker.write(seconds(3.0))
         assert wait_until(lambda: device.heard() > 0.3)
         at = time.monotonic()
