@@ -7,6 +7,8 @@ Start with `Client`; ``client.realtime.connect(...)`` returns a ready
 from __future__ import annotations
 
 from ._audio import (
+    chunks,
+    load_audio,
     load_wav,
     pcm16_to_wav,
     sample_wav_path,
@@ -59,9 +61,14 @@ from ._constants import (
     VOICES_QWEN_OMNI_TURBO,
     Modality,
 )
+from ._devices import (
+    Microphone,
+    Speaker,
+)
 from ._errors import (
     ActiveResponseError,
     APIError,
+    AudioDeviceError,
     AuthenticationError,
     ConfigError,
     ConfigTypeError,
@@ -117,6 +124,11 @@ from ._events import (
     UnknownEvent,
     Usage,
 )
+from ._feed import (
+    AudioFeed,
+    stream_file,
+    stream_pcm,
+)
 from ._http import (
     TemporaryKey,
     TokenService,
@@ -125,7 +137,9 @@ from ._inputs import (
     image_buffer,
     pcm16_buffer,
 )
+from ._resample import Resampler
 from ._response import (
+    Interruption,
     Response,
     ResponseResult,
 )
@@ -142,6 +156,8 @@ __all__ = [
     "AUDIO_FORMAT_PCM16",
     "AUDIO_FORMAT_PCM24",
     "ActiveResponseError",
+    "AudioDeviceError",
+    "AudioFeed",
     "AuthenticationError",
     "Client",
     "ConfigError",
@@ -172,6 +188,7 @@ __all__ = [
     "InputAudioBufferSpeechStarted",
     "InputAudioBufferSpeechStopped",
     "InputAudioTranscription",
+    "Interruption",
     "InvalidFrame",
     "MODALITIES_AUDIO",
     "MODALITIES_TEXT",
@@ -184,6 +201,7 @@ __all__ = [
     "MODEL_QWEN_OMNI_TURBO_REALTIME",
     "MODEL_QWEN_OMNI_TURBO_REALTIME_2025_05_08",
     "MODEL_QWEN_OMNI_TURBO_REALTIME_LATEST",
+    "Microphone",
     "Modality",
     "NOT_GIVEN",
     "NotGiven",
@@ -192,6 +210,7 @@ __all__ = [
     "RealtimeConfig",
     "RealtimeService",
     "RealtimeSession",
+    "Resampler",
     "Response",
     "ResponseAudioDelta",
     "ResponseAudioDone",
@@ -220,6 +239,7 @@ __all__ = [
     "SessionInfo",
     "SessionUpdate",
     "SessionUpdated",
+    "Speaker",
     "TRANSCRIPTION_MODEL_GUMMY",
     "TRANSCRIPTION_MODEL_QWEN3_ASR_FLASH",
     "TemporaryKey",
@@ -239,11 +259,15 @@ __all__ = [
     "VOICE_ETHAN",
     "VOICE_SERENA",
     "__version__",
+    "chunks",
     "image_buffer",
+    "load_audio",
     "load_wav",
     "pcm16_buffer",
     "pcm16_to_wav",
     "sample_wav_path",
+    "stream_file",
+    "stream_pcm",
 ]
 
 # Public classes say they live here, so reprs and docs read `dashscope_sync.X`.

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import array
 import io
+import sys
+from collections.abc import Iterator
 from os import PathLike
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from ._constants import INPUT_SAMPLE_RATE, OUTPUT_SAMPLE_RATE
 from ._errors import ConfigError
@@ -12,7 +15,7 @@ from ._errors import ConfigError
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["load_wav", "pcm16_to_wav", "sample_wav_path"]
+__all__ = ["chunks", "load_audio", "load_wav", "pcm16_to_wav", "sample_wav_path"]
 
 
 def sample_wav_path() -> Path:
@@ -46,13 +49,14 @@ _GUID_TAIL = b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71"
 
 
 class _WavFormat:
-    __slots__ = ("bits", "channels", "code", "rate")
+    __slots__ = ("bits", "block_align", "channels", "code", "rate")
 
-    def __init__(self, code: int, channels: int, rate: int, bits: int) -> None:
+    def __init__(self, code: int, channels: int, rate: int, bits: int, block_align: int) -> None:
         self.code = code
         self.channels = channels
         self.rate = rate
-        self.bits = bits
+        self.bits = bits  # significant bits per sample
+        self.block_align = block_align  # bytes per frame (all channels, with container padding)
 
 
 def _parse_fmt(body: bytes) -> _WavFormat | str:
@@ -61,7 +65,7 @@ def _parse_fmt(body: bytes) -> _WavFormat | str:
 
     if len(body) < 16:
         return f"its 'fmt ' chunk is {len(body)} bytes, shorter than the 16 a WAV header needs"
-    code, channels, rate, _, _, bits = struct.unpack_from("<HHIIHH", body)
+    code, channels, rate, _, block_align, bits = struct.unpack_from("<HHIIHH", body)
     if code == _WAVE_FORMAT_EXTENSIBLE:
         # WAVE_FORMAT_EXTENSIBLE (what many recorders and ffmpeg write for
         # more than 16 bits or 2 channels): the real format is the GUID's
@@ -75,10 +79,10 @@ def _parse_fmt(body: bytes) -> _WavFormat | str:
         code = struct.unpack_from("<H", guid)[0]
         if valid_bits and valid_bits != bits:
             bits = valid_bits
-    return _WavFormat(code, channels, rate, bits)
+    return _WavFormat(code, channels, rate, bits, block_align)
 
 
-def _parse_wav(data: bytes) -> tuple[_WavFormat, bytes] | str:
+def _read_riff(data: bytes) -> tuple[_WavFormat, bytes] | str:
     """Read a RIFF/WAVE file's format and samples, or say what is wrong with it."""
     import struct
 
@@ -147,7 +151,7 @@ def load_wav(path: str | PathLike[str], *, sample_rate: int = INPUT_SAMPLE_RATE)
         raise ConfigError(f"{path}: is a directory, not a WAV file") from exc
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the file: {exc.strerror or exc}") from exc
-    parsed = _parse_wav(data)
+    parsed = _read_riff(data)
     if isinstance(parsed, str):
         raise ConfigError(f"{path}: {parsed}; {need}")
     fmt, pcm = parsed
@@ -171,3 +175,193 @@ def load_wav(path: str | PathLike[str], *, sample_rate: int = INPUT_SAMPLE_RATE)
             f"{path}: the file is truncated in the middle of a sample ({len(pcm)} bytes of audio)"
         )
     return pcm
+
+
+# Reading any audio file ------------------------------------------------------------
+
+#: WAV format tags (the fmt chunk's first field, or the sub-format of an extensible file).
+_WAVE_PCM: Final = 1
+_WAVE_FLOAT: Final = 3
+_WAVE_EXTENSIBLE: Final = 0xFFFE
+
+
+class _Decoded:
+    """Interleaved samples as read from a file, before conversion."""
+
+    __slots__ = ("channels", "data", "kind", "rate", "width")
+
+    def __init__(self, data: bytes, rate: int, channels: int, width: int, kind: str) -> None:
+        self.data = data
+        self.rate = rate
+        self.channels = channels
+        self.width = width  # bytes per sample
+        self.kind = kind  # "int" or "float"
+
+    def describe(self) -> str:
+        kind = "float" if self.kind == "float" else "integer"
+        channels = "mono" if self.channels == 1 else f"{self.channels} channels"
+        return f"{self.rate} Hz, {channels}, {8 * self.width}-bit {kind}"
+
+
+def _decode_wav(path: str, blob: bytes) -> _Decoded:
+    """Decode a RIFF/WAVE file: PCM 8/16/24/32-bit, float 32/64-bit, extensible or not."""
+    parsed = _read_riff(blob)
+    if isinstance(parsed, str):
+        raise ConfigError(f"{path}: {parsed}")
+    fmt, data = parsed
+    tag, channels, rate = fmt.code, fmt.channels, fmt.rate
+    if channels < 1 or rate < 1:
+        raise ConfigError(f"{path}: a WAV file with {channels} channels at {rate} Hz")
+    # The container's size, not the significant bits: 20 or 24 valid bits in
+    # 32-bit containers (extensible files) are read as 32-bit samples.
+    width = fmt.block_align // channels if fmt.block_align else fmt.bits // 8
+    if tag == _WAVE_PCM and width in (1, 2, 3, 4):
+        kind = "int"
+    elif tag == _WAVE_FLOAT and width in (4, 8):
+        kind = "float"
+    else:
+        raise ConfigError(
+            f"{path}: WAV format tag {tag} with {fmt.bits}-bit samples is not supported "
+            "(only integer PCM of 8, 16, 24 or 32 bits and float of 32 or 64 bits); "
+            "convert with e.g. `ffmpeg -i in.wav -ar 16000 -ac 1 -sample_fmt s16 out.wav`"
+        )
+    frame = width * channels
+    return _Decoded(data[: len(data) - len(data) % frame], rate, channels, width, kind)
+
+
+def _to_pcm16(decoded: _Decoded) -> bytes:
+    """Any decoded sample format as interleaved little-endian PCM16 (standard library only)."""
+    data, width = decoded.data, decoded.width
+    if decoded.kind == "float":
+        values = array.array("f" if width == 4 else "d", data)
+        if sys.byteorder == "big":
+            values.byteswap()
+        scaled = array.array("h", (max(-32768, min(32767, round(v * 32767.0))) for v in values))
+        if sys.byteorder == "big":
+            scaled.byteswap()
+        return scaled.tobytes()
+    if width == 2:
+        return bytes(data)
+    out = bytearray(len(data) // width * 2)
+    if width == 1:  # unsigned 8-bit: flip the sign bit and use it as the high byte
+        out[1::2] = data.translate(_UNSIGNED_TO_SIGNED)
+    else:  # 24 or 32 bits: keep the two most significant bytes (truncation, no dither)
+        out[0::2] = data[width - 2 :: width]
+        out[1::2] = data[width - 1 :: width]
+    return bytes(out)
+
+
+_UNSIGNED_TO_SIGNED: Final = bytes((v - 128) & 0xFF for v in range(256))
+
+
+def _mono(pcm: bytes, channels: int) -> bytes:
+    """Average interleaved PCM16 channels into one."""
+    if channels == 1:
+        return pcm
+    samples = array.array("h", pcm)
+    if sys.byteorder == "big":
+        samples.byteswap()
+    columns = [samples[c::channels] for c in range(channels)]
+    mixed = array.array("h", (sum(frame) // channels for frame in zip(*columns, strict=True)))
+    if sys.byteorder == "big":
+        mixed.byteswap()
+    return mixed.tobytes()
+
+
+def _read_with_soundfile(path: str, found: str) -> _Decoded:
+    """FLAC, OGG, MP3 (and the rest libsndfile reads) through the optional `soundfile`."""
+    try:
+        import soundfile
+    except ImportError:
+        raise ConfigError(
+            f"{path}: {found}; reading it needs the `soundfile` package "
+            "(`pip install soundfile`), or convert it to WAV first "
+            "(`ffmpeg -i in.flac -ar 16000 -ac 1 out.wav`)"
+        ) from None
+    except OSError as exc:  # pragma: no cover - a wheel without its libsndfile
+        raise ConfigError(f"{path}: the `soundfile` package cannot load libsndfile: {exc}") from exc
+    try:
+        samples, rate = soundfile.read(path, dtype="int16", always_2d=True)
+    except Exception as exc:  # soundfile raises its own LibsndfileError, RuntimeError...
+        raise ConfigError(f"{path}: {found}, and soundfile cannot read it: {exc}") from exc
+    channels = int(samples.shape[1])
+    return _Decoded(samples.astype("<i2").tobytes(), int(rate), channels, 2, "int")
+
+
+def _sniff(blob: bytes) -> str:
+    """What a file's first bytes say it is, for messages."""
+    if blob[:4] == b"fLaC":
+        return "a FLAC file"
+    if blob[:4] == b"OggS":
+        return "an OGG file"
+    if blob[:3] == b"ID3" or blob[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"):
+        return "an MP3 file"
+    if blob[:4] == b"RIFF":
+        return "a RIFF file that is not WAVE"
+    return "not a WAV file"
+
+
+def load_audio(path: str | PathLike[str], *, sample_rate: int = INPUT_SAMPLE_RATE) -> bytes:
+    """Read an audio file as the service takes it: mono PCM16 at ``sample_rate`` (16 kHz).
+
+    Any WAV file is read with the standard library: any sample rate, any
+    number of channels (averaged into one), 8/16/24/32-bit integer or
+    32/64-bit float samples. A rate other than ``sample_rate`` is converted
+    with the `Resampler` of the ``[audio]`` extra (soxr). With the
+    `soundfile` package installed, FLAC, OGG and MP3 files are read too.
+
+    Raises:
+        ConfigError: The file is missing or empty, in a format that cannot be
+            read, or needs resampling without the ``[audio]`` extra; the
+            message says what was found and what fixes it.
+    """
+    name = str(path)
+    try:
+        with open(name, "rb") as file:
+            blob = file.read()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{name}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(f"{name}: is a directory, not an audio file") from exc
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read the file: {exc.strerror or exc}") from exc
+    if blob[:4] == b"RIFF" and blob[8:12] == b"WAVE":
+        decoded = _decode_wav(name, blob)
+    else:
+        decoded = _read_with_soundfile(name, _sniff(blob))
+    pcm = _mono(_to_pcm16(decoded), decoded.channels)
+    if not pcm:
+        raise ConfigError(f"{name}: the file has no audio")
+    if decoded.rate != sample_rate:
+        from ._resample import AUDIO_EXTRA_HINT, Resampler, audio_extra_missing
+
+        missing = audio_extra_missing("numpy", "soxr")
+        if missing:
+            raise ConfigError(
+                f"{name}: {decoded.describe()}; converting {decoded.rate} Hz to "
+                f"{sample_rate} Hz needs {' and '.join(missing)} from the [audio] extra "
+                f"(`{AUDIO_EXTRA_HINT}`), or convert the file first "
+                f"(`ffmpeg -i in.wav -ar {sample_rate} -ac 1 out.wav`)"
+            )
+        pcm = Resampler(decoded.rate, sample_rate).convert(pcm)
+    return pcm
+
+
+def chunks(
+    pcm: bytes | bytearray | memoryview, ms: int = 100, *, sample_rate: int = INPUT_SAMPLE_RATE
+) -> Iterator[bytes]:
+    """Cut mono PCM16 into pieces of ``ms`` milliseconds (the last may be shorter).
+
+    100 ms (3200 bytes at 16 kHz) is the pace the service wants for live audio.
+
+    Raises:
+        ConfigError: ``ms`` is not a positive whole number, or the audio is
+            not whole 16-bit samples.
+    """
+    if isinstance(ms, bool) or not isinstance(ms, int) or ms <= 0:
+        raise ConfigError(f"ms must be a positive whole number of milliseconds, got {ms!r}")
+    data = bytes(pcm)
+    if len(data) % 2:
+        raise ConfigError(f"audio must be whole 16-bit samples, got {len(data)} bytes")
+    size = max(2, sample_rate * ms // 1000 * 2)
+    return (data[start : start + size] for start in range(0, len(data), size))

@@ -2,7 +2,8 @@
 
 Commands:
     demo    a voice turn with the bundled local server: no network, no key
-    talk    a voice turn with the real service (or any URL)
+    talk    a voice turn with the real service (or any URL), from a file or
+            (--mic) a live conversation with the microphone and speaker
     serve   run the local server until Ctrl-C
     token   print a temporary key as JSON
 
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
-from ._audio import load_wav, sample_wav_path
+from ._audio import load_audio, sample_wav_path
 from ._client import API_KEY_ENV, Client, _check_token
 from ._config import SessionUpdate
 from ._constants import (
@@ -48,6 +49,10 @@ from ._errors import (
 from ._events import (
     ConversationItemInputAudioTranscriptionCompleted,
     ConversationItemInputAudioTranscriptionFailed,
+    InputAudioBufferSpeechStopped,
+    ResponseAudioDelta,
+    ResponseAudioTranscriptDelta,
+    ResponseDone,
 )
 from ._fmt import seconds
 from ._version import __version__
@@ -69,7 +74,7 @@ EXIT_USAGE = 2
 EXIT_NO_KEY = 3
 #: The service refused the key.
 EXIT_AUTH = 4
-#: The input file cannot be used (missing, a directory, not 16 kHz mono PCM16 WAV).
+#: The input file cannot be used (missing, a directory, an unreadable audio format).
 EXIT_BAD_INPUT = 5
 #: The network failed or timed out.
 EXIT_NETWORK = 6
@@ -206,8 +211,8 @@ def _check_output(value: str, flag: str = "--output") -> Path:
 
 def _read_input(value: str) -> bytes:
     try:
-        return load_wav(value)
-    except ConfigError as exc:  # load_wav says what is wrong and how to convert
+        return load_audio(value)
+    except ConfigError as exc:  # load_audio says what is wrong and how to convert
         raise _Fail(EXIT_BAD_INPUT, str(exc)) from exc
 
 
@@ -330,6 +335,65 @@ def _local_server_class() -> type[LocalRealtimeServer]:
     return LocalRealtimeServer
 
 
+def _live(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """A live conversation: microphone in, speaker out, server VAD, barge-in; Ctrl-C ends it."""
+    try:
+        from ._devices import Microphone, Speaker
+    except ImportError as exc:  # the [audio] extra, or the system's PortAudio
+        raise _Fail(EXIT_NOT_INSTALLED, f"--mic cannot run: {exc}") from exc
+
+    # Per turn: when the user stopped talking, when the reply's first audio came.
+    turns: list[list[float | None]] = []
+    # Guards turns: written by the handler thread, read at the end.
+    lock = threading.Lock()
+
+    def stopped(event: InputAudioBufferSpeechStopped) -> None:
+        with lock:
+            turns.append([time.monotonic(), None])
+
+    def audio(event: ResponseAudioDelta) -> None:
+        with lock:
+            if turns and turns[-1][1] is None:
+                turns[-1][1] = time.monotonic()
+
+    def done(event: ResponseDone) -> None:
+        print(f"  [{event.response.status}]", file=out, flush=True)
+
+    def summary() -> None:
+        with lock:
+            delays = [b - a for a, b in turns if a is not None and b is not None]
+        text = ", ".join(f"{d:.3f} s" for d in delays) or "-"
+        print(f"turns: {len(turns)}; first audio after you stopped: {text}", file=out, flush=True)
+
+    with (
+        client.realtime.connect(model=args.model) as session,
+        Speaker() as speaker,
+        Microphone() as microphone,
+    ):
+        session.update_session(SessionUpdate(modalities=["text", "audio"], voice=args.voice))
+        session.on(InputAudioBufferSpeechStopped, stopped)
+        session.on(ResponseAudioDelta, audio)
+        session.on(
+            ResponseAudioTranscriptDelta, lambda e: print(e.delta, end="", file=out, flush=True)
+        )
+        session.on(
+            ConversationItemInputAudioTranscriptionCompleted,
+            lambda e: print(f"you: {e.transcript}", file=out, flush=True),
+        )
+        session.on(ResponseDone, done)
+        session.attach(speaker=speaker, microphone=microphone, barge_in=True, echo=args.echo)
+        print(f"connected: session {session.id}; talk now, Ctrl-C to end", file=err, flush=True)
+        try:
+            while not session.closed:
+                session.wait_for(ResponseDone, timeout=None)
+        except KeyboardInterrupt:
+            print(file=out)
+        finally:
+            session.detach()
+        summary()
+    return EXIT_OK
+
+
 def _start_server(server: LocalRealtimeServer, host: str, port: int) -> None:
     try:
         server.start()
@@ -376,6 +440,11 @@ def _api_key() -> str:
 
 
 def _cmd_talk(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.mic == (args.input is not None):
+        raise _usage("input", "talk needs an audio file to send, or --mic (not both)")
+    if args.mic:
+        client = Client(_api_key(), base_url=args.url, workspace=args.workspace)
+        return _live(client, args, out, err)
     output = _check_output(args.output)
     client = Client(_api_key(), base_url=args.url, workspace=args.workspace)
     pcm = _read_input(args.input)
@@ -484,7 +553,7 @@ def _parser() -> argparse.ArgumentParser:
         ),
         examples=f"  {PROG} demo\n  {PROG} demo --input question.wav --output answer.wav",
     )
-    demo.add_argument("--input", default=str(sample_wav_path()), help="16 kHz mono PCM16 WAV")
+    demo.add_argument("--input", default=str(sample_wav_path()), help="audio file (WAV; FLAC...)")
     demo.add_argument("--output", default="reply.wav", help="where to write the reply audio")
     demo.add_argument(
         "--timeout", type=_positive_seconds, default=30.0, help="seconds to wait for the reply"
@@ -497,18 +566,34 @@ def _parser() -> argparse.ArgumentParser:
         summary=f"a voice turn with the real service ({API_KEY_ENV})",
         description=(
             "Hold one voice turn with the realtime service, using the key in\n"
-            f"{API_KEY_ENV}: upload a 16 kHz mono PCM16 WAV at real-time pace (unless\n"
-            "--fast), print what was heard and the reply's text as it streams, write\n"
-            "the reply's audio as WAV, and print timings. --output is checked before\n"
-            "connecting, so a bad path costs no turn."
+            f"{API_KEY_ENV}: upload an audio file (any WAV, converted to 16 kHz mono;\n"
+            "FLAC/OGG/MP3 with soundfile) at real-time pace (unless --fast), print what\n"
+            "was heard and the reply's text as it streams, write the reply's audio as\n"
+            "WAV, and print timings. --output is checked before connecting, so a bad\n"
+            "path costs no turn. With --mic, hold a live conversation instead."
         ),
         examples=(
             f"  {API_KEY_ENV}=sk-... {PROG} talk question.wav\n"
             f"  {PROG} talk question.wav --text 'Answer briefly.' --voice Ethan --output a.wav\n"
-            f"  {PROG} talk question.wav --url ws://127.0.0.1:8765/api-ws/v1/realtime --fast"
+            f"  {PROG} talk question.wav --url ws://127.0.0.1:8765/api-ws/v1/realtime --fast\n"
+            f"  {PROG} talk --mic --echo gate"
         ),
     )
-    talk.add_argument("input", help="16 kHz mono PCM16 WAV file to send")
+    talk.add_argument(
+        "input", nargs="?", help="audio file to send (any WAV; FLAC/OGG/MP3 with soundfile)"
+    )
+    talk.add_argument(
+        "--mic",
+        action="store_true",
+        help="a live conversation: microphone in, speaker out (the [audio] extra); Ctrl-C ends it",
+    )
+    talk.add_argument(
+        "--echo",
+        choices=["gate", "aec"],
+        default=None,
+        help="with loudspeakers: 'gate' mutes the microphone while the reply plays (no "
+        "barge-in); 'aec' cancels the echo (the [aec] extra)",
+    )
     talk.add_argument("--output", default="reply.wav", help="where to write the reply audio")
     talk.add_argument("--text", help="a text message to send with the audio")
     talk.add_argument(

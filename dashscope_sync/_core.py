@@ -14,23 +14,23 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 from ._config import RealtimeConfig
 from ._connection import Connection
 from ._deadline import Deadline
 from ._dispatch import Dispatcher, HandlerHandle, Handlers
 from ._errors import APIError, DashScopeError, DashScopeTimeout, SessionClosedError, TransportError
-from ._events import ServerEvent
+from ._events import ResponseAudioDelta, ServerEvent
 from ._fmt import seconds
 from ._mailbox import Mailbox
 from ._protocol import EventIds
-from ._state import CLOSE_NORMAL, Phase, Request, RequestKind, ResponseTrack
+from ._state import CLOSE_NORMAL, DROP, Phase, Request, RequestKind, ResponseTrack
 
 if TYPE_CHECKING:
     from ._transport import WebSocketTransport
 
-__all__ = ["SessionCore"]
+__all__ = ["OutputHook", "SessionCore"]
 
 logger = logging.getLogger("dashscope_sync")
 
@@ -38,6 +38,14 @@ _T = TypeVar("_T")
 
 #: How long a failed connect waits for its reader thread to go.
 _ABORT_JOIN: Final = 1.0
+
+
+class OutputHook(Protocol):
+    """What `RealtimeSession.interrupt` needs of an attached speaker."""
+
+    def interrupt(self, response_id: str | None) -> tuple[str | None, float | None]:
+        """Stop the sound now; the response that was playing (``response_id`` if
+        given, else the last one heard) and the seconds of it the listener heard."""
 
 
 class SessionCore:
@@ -67,25 +75,43 @@ class SessionCore:
         self._close_started = False
         # Set when close() has finished, so a second caller can wait for it.
         self.closed = threading.Event()
+        # Where interrupt() stops the sound and learns what was heard: set by
+        # attach(); read without a lock (one reference, replaced whole).
+        self.output: OutputHook | None = None
 
     # Reader thread -------------------------------------------------------------
 
     def _on_event(self, event: ServerEvent) -> None:
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("received %s", event.type)
-        cancels = self.mailbox.deliver(event, time.monotonic())
+        effects = self.mailbox.deliver(event, time.monotonic())
+        if effects is DROP:
+            return  # a late audio frame of an interrupted response: nowhere
+        if effects is not None and effects.interrupted is not None:
+            # A barge-in: silence the speaker before anything else is handled.
+            self.stop_output(effects.interrupted)
         dispatcher = self.dispatcher
         if dispatcher is not None:
             dispatcher.put(event)
-        if cancels:
-            for response_id in cancels:
-                # A cancel asked for before response.created: now it can go.
-                # Not through send(): a handler failure is for the user's thread.
-                try:
-                    text = f'{{"event_id":"{self.ids.next()}","type":"response.cancel"}}'
-                    self.send_frame(text, "response.cancel")
-                except DashScopeError as exc:
-                    logger.debug("sending a deferred cancel of %s failed: %s", response_id, exc)
+        if effects is None:
+            return
+        cancels = [track.id or "" for track in effects.cancel]
+        if effects.cancel_interrupted:
+            cancels.append(effects.interrupted or "")
+        for response_id in cancels:
+            # A cancel asked for before response.created (now it can go), or
+            # a barge-in the server will not act on by itself. Not through
+            # send(): a handler failure is for the user's thread.
+            try:
+                text = f'{{"event_id":"{self.ids.next()}","type":"response.cancel"}}'
+                self.send_frame(text, "response.cancel")
+            except DashScopeError as exc:
+                logger.debug("sending a cancel of %s failed: %s", response_id, exc)
+
+    def stop_output(self, response_id: str | None) -> tuple[str | None, float | None]:
+        """Silence the attached speaker; which response it played, and how much of it."""
+        output = self.output
+        return (response_id, None) if output is None else output.interrupt(response_id)
 
     def _on_end(self, code: int, reason: str, error: TransportError | None) -> None:
         end = self.mailbox.ended(code, reason, error)
@@ -180,10 +206,20 @@ class SessionCore:
             handle = handlers.add(key, fn)
             if self.dispatcher is None:
                 self.dispatcher = Dispatcher(
-                    handlers, mailbox.handler_failed, self.config.max_handler_backlog
+                    handlers,
+                    mailbox.handler_failed,
+                    self.config.max_handler_backlog,
+                    skip=self._stale,
                 )
                 mailbox.no_wait_thread = self.dispatcher.start()
         return handle
+
+    def _stale(self, event: ServerEvent) -> bool:
+        """For the handler thread: audio queued before its response was interrupted."""
+        state = self.mailbox.state
+        # Unlocked reads of a dict and a str: atomic, and a stale answer only
+        # lets one frame through that arrived before the interrupt.
+        return type(event) is ResponseAudioDelta and state.interrupted(event.response_id)
 
     @property
     def dropped_events(self) -> int:

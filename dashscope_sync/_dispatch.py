@@ -140,11 +140,16 @@ class Dispatcher:
         handlers: Handlers,
         report: Callable[[Callable[[], HandlerError]], None],
         max_backlog: int,
+        skip: Callable[[ServerEvent], bool] | None = None,
     ) -> None:
         # Weak: see the module docstring.
         self._handlers = weakref.ref(handlers)
         self._report = report
         self._max_backlog = max_backlog
+        # Says an event queued before it became stale must not reach handlers
+        # after all (audio of a response interrupted meanwhile).
+        self._skip = skip
+        self.skipped = 0
         # Events waiting for the handler thread, in arrival order, then STOP.
         # Bounded by put() dropping the oldest; SimpleQueue keeps put() in C.
         self._queue: queue.SimpleQueue[ServerEvent | _Stop] = queue.SimpleQueue()
@@ -215,6 +220,9 @@ class Dispatcher:
         handlers = self._handlers()
         if handlers is None:
             return False
+        if self._skip is not None and self._skip(event):
+            self.skipped += 1
+            return True
         for handle in handlers.match(event):
             if not handle.active:
                 continue

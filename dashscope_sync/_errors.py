@@ -19,7 +19,8 @@ each, ``_transport.py`` and ``_http.py``, and chained as ``__cause__``)::
     │   ├── ResponseFailedError          status "failed"
     │   ├── ResponseCancelledError       status "cancelled" (response.cancel, barge-in)
     │   └── ResponseIncompleteError      status "incomplete" (e.g. max_tokens reached)
-    └── HandlerError                     a callback registered with `session.on` raised
+    ├── HandlerError                     a callback registered with `session.on` raised
+    └── AudioDeviceError (OSError)       a microphone or speaker could not be opened or failed
 
 Exceptions carry their data as attributes, so code branches on attributes
 rather than on message text; they pickle with those attributes intact.
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "APIError",
+    "AudioDeviceError",
     "ActiveResponseError",
     "AuthenticationError",
     "ConfigError",
@@ -289,6 +291,14 @@ class HandlerError(DashScopeError):
         self.handler = handler
         self.event = event
         self.more_failures = 0
+
+
+class AudioDeviceError(DashScopeError, OSError):
+    """A microphone or speaker (the ``[audio]`` extra) could not be opened, or failed.
+
+    The message names the device and PortAudio's reason; ``__cause__`` is
+    sounddevice's own error.
+    """
 
 
 _AUTH_CODES = frozenset({"InvalidApiKey", "AccessDenied", "AccessDenied.Unpurchased"})

@@ -19,9 +19,9 @@ from typing import Final, TypeVar, cast
 
 from ._deadline import Deadline
 from ._errors import DashScopeTimeout, HandlerError, TransportError, UsageError
-from ._events import ServerEvent
+from ._events import ResponseAudioDelta, ServerEvent
 from ._fmt import seconds
-from ._state import End, SessionState
+from ._state import DROP, Effects, End, SessionState
 
 __all__ = ["Mailbox"]
 
@@ -66,10 +66,19 @@ class Mailbox:
 
     # Fed by the reader thread --------------------------------------------------
 
-    def deliver(self, event: ServerEvent, at: float) -> list[str] | None:
-        """Book-keep and buffer one event; returns response ids to cancel, if any."""
+    def deliver(self, event: ServerEvent, at: float) -> Effects | None:
+        """Book-keep and buffer one event; returns what `SessionState.receive` decided.
+
+        That is None (nothing to do), `DROP` (the event must go nowhere: a
+        late audio frame of an interrupted response; it was not buffered) or
+        the `Effects` to carry out.
+        """
         with self.lock:
             effects = self.state.receive(event, at)
+            if effects is DROP:
+                return effects
+            if effects is not None and effects.interrupted is not None:
+                self._purge_locked(effects.interrupted)  # a barge-in
             if self.buffer_max:
                 buffer = self.buffer
                 buffer.append(event)
@@ -80,9 +89,38 @@ class Mailbox:
                         self._warn_drop_locked()
             if self._waiting:
                 self._changed.notify_all()
-        if effects is None or not effects.cancel:
-            return None
-        return [track.id or "" for track in effects.cancel]
+        return effects
+
+    def interrupt(self) -> tuple[str | None, bool, int]:
+        """Interrupt the running response (see `SessionState.interrupt`).
+
+        Its audio frames still waiting in the pull buffer are removed too:
+        what was not read yet is stale now. Returns the response id, whether
+        to send a cancel, and how many buffered frames were removed.
+        """
+        with self.lock:
+            response_id, cancel = self.state.interrupt()
+            removed = self._purge_locked(response_id)
+            self._changed.notify_all()
+        return response_id, cancel, removed
+
+    def _purge_locked(self, response_id: str | None) -> int:
+        """Remove an interrupted response's audio from the pull buffer; how many frames."""
+        assert self.lock.locked()
+        buffer = self.buffer
+        if response_id is None or not buffer:
+            return 0
+        kept = [
+            e
+            for e in buffer
+            if not (type(e) is ResponseAudioDelta and e.response_id == response_id)
+        ]
+        removed = len(buffer) - len(kept)
+        if removed:
+            buffer.clear()  # in place: waiters hold this deque
+            buffer.extend(kept)
+            self.state.dropped_audio += removed
+        return removed
 
     def _warn_drop_locked(self) -> None:
         assert self.lock.locked()

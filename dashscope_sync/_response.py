@@ -29,7 +29,7 @@ from ._events import ConversationItem, Usage
 if TYPE_CHECKING:
     from ._state import ResponseTrack
 
-__all__ = ["Response", "ResponseHost", "ResponseResult"]
+__all__ = ["Interruption", "Response", "ResponseHost", "ResponseResult"]
 
 _T = TypeVar("_T")
 
@@ -103,6 +103,22 @@ class ResponseResult:
         )
         parts.append(f"<p><small>{html.escape(self.status)}; {timing}</small></p></div>")
         return "".join(parts)
+
+
+@attrs.frozen(kw_only=True)
+class Interruption:
+    """What `RealtimeSession.interrupt` stopped.
+
+    Attributes:
+        response_id: The response that was running, or None if none was.
+        played_seconds: Seconds of that response the listener heard, from the
+            attached `Speaker` (device latency accounted for); None without one.
+        cancelled: Whether a ``response.cancel`` was sent for it.
+    """
+
+    response_id: str | None
+    played_seconds: float | None
+    cancelled: bool
 
 
 class ResponseHost(Protocol):

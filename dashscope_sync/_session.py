@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, overload
 
+from ._attach import Attachment, MicrophoneLike, SpeakerLike
 from ._config import NOT_GIVEN, NotGiven, RealtimeConfig, SessionUpdate, check_modalities
 from ._constants import Modality
 from ._core import SessionCore
@@ -39,6 +40,9 @@ from ._errors import (
 from ._events import (
     EVENT_TYPES,
     InvalidFrame,
+    ResponseAudioDelta,
+    ResponseAudioDone,
+    ResponseCreated,
     ServerEvent,
     SessionFinished,
     SessionInfo,
@@ -48,7 +52,7 @@ from ._events import (
 from ._inputs import image_buffer, pcm16_buffer
 from ._mailbox import Mailbox
 from ._protocol import dumps, encode_audio_append, encode_image_append
-from ._response import Response, ResponseResult
+from ._response import Interruption, Response, ResponseResult
 from ._state import Phase, RequestKind
 
 if TYPE_CHECKING:
@@ -449,6 +453,117 @@ class RealtimeSession:
             handle = self._create_response(fields)
         return handle.wait(deadline.remaining())
 
+    def interrupt(self, *, cancel: bool = True) -> Interruption:
+        """Barge-in in one call: stop the reply that is playing, now.
+
+        Cancels the running response (``response.cancel``, unless ``cancel``
+        is False: under server VAD the server cancels by itself on
+        ``speech_started``), tells an attached `Speaker` to stop at once, and
+        drops the cancelled response's audio: frames still in the pull buffer
+        or queued for handlers, and every late ``response.audio.delta`` until
+        its ``response.done``, so no stale audio reaches handlers,
+        ``iter_audio()``, `recv` or the speaker. Dropped frames are counted in
+        `dropped_audio`. Works from any thread, handlers included (it never waits).
+
+        Returns:
+            An `Interruption`: the response that was running (or, with a
+            speaker attached, the last one it played; None if neither) and the
+            seconds of it the listener heard, from the attached speaker.
+        """
+        core = self._core
+        response_id, send_cancel, _ = core.mailbox.interrupt()
+        playing, heard = core.stop_output(response_id)
+        cancelled = False
+        if send_cancel and cancel:
+            try:
+                core.send_frame(
+                    f'{{"event_id":"{core.ids.next()}","type":"response.cancel"}}',
+                    "response.cancel",
+                )
+                cancelled = True
+            except SessionClosedError:
+                pass
+        return Interruption(response_id=playing, played_seconds=heard, cancelled=cancelled)
+
+    def attach(
+        self,
+        *,
+        speaker: SpeakerLike | None = None,
+        microphone: MicrophoneLike | None = None,
+        barge_in: bool = True,
+        echo: str | None = None,
+    ) -> None:
+        """Wire a speaker and a microphone to the session: a voice conversation in one call.
+
+        The speaker plays every ``response.audio.delta`` (from the handler
+        thread); the microphone streams 16 kHz PCM16 into the session. With
+        ``barge_in`` (server VAD), ``input_audio_buffer.speech_started``
+        during a response interrupts it at once, as `interrupt` does: the
+        decision is taken as the event is read, before any later frame.
+
+        Args:
+            speaker: A `Speaker` (or anything with its methods).
+            microphone: A `Microphone` (or anything with its methods).
+            barge_in: Interrupt the reply when the user starts talking.
+            echo: None (headphones: the microphone does not hear the speaker);
+                ``"gate"``: the microphone sends silence while the speaker
+                plays, so the model never hears itself (safe with loudspeakers,
+                but then the user cannot barge in); or ``"aec"``: WebRTC's
+                acoustic echo canceller removes the speaker's sound from the
+                microphone's (the ``[aec]`` extra), keeping barge-in.
+
+        Raises:
+            ConfigError: A bad ``echo``, ``"gate"``/``"aec"`` without both
+                devices, or ``"aec"`` without the ``[aec]`` extra.
+            UsageError: Something is attached already.
+        """
+        if echo not in (None, "gate", "aec"):
+            raise ConfigError(f'echo must be None, "gate" or "aec", got {echo!r}')
+        if echo is not None and (speaker is None or microphone is None):
+            raise ConfigError(f"echo={echo!r} needs both a speaker and a microphone")
+        core = self._core
+        if core.output is not None:
+            raise UsageError("a speaker or microphone is attached already: detach() first")
+        canceller = None
+        if echo == "aec":
+            assert speaker is not None
+            from ._echo import EchoCanceller
+
+            canceller = EchoCanceller(speaker.rate)
+        attachment = Attachment(speaker, microphone)
+        if speaker is not None:
+            attachment.handles = [
+                self.on(ResponseCreated, attachment.on_created),
+                self.on(ResponseAudioDelta, attachment.on_audio),
+                self.on(ResponseAudioDone, attachment.on_audio_done),
+            ]
+        core.output = attachment
+        with core.mailbox.lock:
+            core.mailbox.state.barge_in = bool(barge_in)
+        if canceller is not None:
+            assert speaker is not None
+            speaker.set_tap(canceller.far)
+        if microphone is not None:
+            microphone.stream_to(
+                self,
+                gate=speaker if echo == "gate" else None,
+                process=None if canceller is None else canceller.near,
+            )
+
+    def detach(self) -> None:
+        """Undo `attach`: stop the microphone's stream, stop feeding the speaker; idempotent."""
+        core = self._core
+        attachment, core.output = core.output, None
+        with core.mailbox.lock:
+            core.mailbox.state.barge_in = False
+        if isinstance(attachment, Attachment):
+            attachment.detach()
+
+    @property
+    def dropped_audio(self) -> int:
+        """Audio frames of interrupted responses that were dropped (late or unread)."""
+        return self._core.mailbox.state.dropped_audio
+
     def cancel_response(self) -> str:
         """Cancel the running response (``response.cancel``); the server errors if none runs."""
         return self._core.send_simple("response.cancel")
@@ -679,6 +794,7 @@ class RealtimeSession:
         threads. Called from a handler, it does not wait for the handler
         thread. Events already buffered can still be read afterwards.
         """
+        self.detach()
         self._core.close()
 
     def __enter__(self) -> RealtimeSession:

@@ -14,6 +14,9 @@ What it owns:
 - response tracking: which `ResponseTrack` a ``response.created`` /
   ``response.done`` belongs to, a cancel asked for before ``response.created``,
   responses the server starts by itself under server VAD;
+- interruptions (barge-in): the late ``response.audio.delta`` frames of a
+  response the user interrupted are dropped (`DROP`) until its
+  ``response.done``, and counted;
 - the configuration the server accepted, for a reconnect to replay;
 - the end state (close code, reason, error).
 
@@ -48,6 +51,7 @@ from typing import Any, Final
 from ._errors import APIError, DashScopeError, SessionClosedError, TransportError
 from ._events import (
     ErrorEvent,
+    InputAudioBufferSpeechStarted,
     InputAudioBufferSpeechStopped,
     ResponseAudioDelta,
     ResponseAudioTranscriptDelta,
@@ -63,6 +67,7 @@ from ._events import (
 
 __all__ = [
     "CLOSE_NORMAL",
+    "DROP",
     "End",
     "Phase",
     "Request",
@@ -210,15 +215,24 @@ class ResponseTrack:
 
 
 class Effects:
-    """What the caller must do after an input: send these frames (in order)."""
+    """What the caller must do after an input: send these frames, stop the sound."""
 
-    __slots__ = ("cancel",)
+    __slots__ = ("cancel", "cancel_interrupted", "interrupted")
 
     def __init__(self) -> None:
         # Responses whose cancel was asked for before response.created: send
         # response.cancel for each, now that they run.
         self.cancel: list[ResponseTrack] = []
+        # A barge-in interrupted this response: silence the speaker now.
+        self.interrupted: str | None = None
+        # ... and send response.cancel for it (the server will not cancel it itself).
+        self.cancel_interrupted = False
 
+
+#: What `SessionState.receive` returns for an event that must go nowhere: a
+#: late audio frame of an interrupted response (not to the pull buffer, the
+#: handlers, a response handle or a speaker).
+DROP: Final = Effects()
 
 #: Event types that change the session's books (the rest only feed responses).
 _Handler = Callable[["SessionState", Any, float], "Effects | None"]
@@ -277,6 +291,17 @@ class SessionState:
         self._followers: collections.deque[weakref.ref[ResponseTrack]] = collections.deque()
         # A server-VAD turn ended and its automatic response has not started.
         self._vad_turn_ended = False
+        #: The response between its response.created and response.done, if any.
+        self.active_response_id: str | None = None
+        # Interrupted responses whose response.done has not come: response id
+        # -> audio frames dropped since. Empty almost always, so receive()
+        # pays one falsy check per event for it.
+        self._interrupted: dict[str, int] = {}
+        #: Late audio frames of interrupted responses dropped, in all.
+        self.dropped_audio = 0
+        #: Barge-in: ``speech_started`` during a response interrupts it at
+        #: once, as `interrupt` does (set by ``session.attach(barge_in=True)``).
+        self.barge_in = False
 
     # Intents ---------------------------------------------------------------------
 
@@ -329,6 +354,36 @@ class SessionState:
         track.cancel_sent = True
         return True
 
+    def interrupt(self) -> tuple[str | None, bool]:
+        """The user interrupts what is playing: which response to stop, and whether to cancel it.
+
+        Returns the running response's id (None when none runs) and True when
+        a ``response.cancel`` should go out for it (it runs and no cancel was
+        sent yet). From now until its ``response.done``, its audio frames are
+        dropped by `receive`.
+        """
+        rid = self.active_response_id
+        if rid is None or self.end is not None:
+            return None, False
+        first = rid not in self._interrupted
+        self._interrupted.setdefault(rid, 0)
+        ref = self._running.get(rid)
+        track = None if ref is None else ref()
+        if track is not None:
+            # A later Response.cancel() has nothing left to do.
+            already = track.cancel_sent
+            track.cancel_wanted = track.cancel_sent = True
+            return rid, first and not already
+        return rid, first
+
+    def interrupted(self, response_id: str) -> bool:
+        """Whether a response was interrupted and its response.done has not come."""
+        return response_id in self._interrupted
+
+    def dropped_for(self, response_id: str) -> int:
+        """Audio frames of an interrupted response dropped so far (0 once it is done)."""
+        return self._interrupted.get(response_id, 0)
+
     def closing(self) -> None:
         """close() started: nothing more is sent."""
         if self.phase is not Phase.CLOSED:
@@ -337,7 +392,18 @@ class SessionState:
     # Events ----------------------------------------------------------------------
 
     def receive(self, event: ServerEvent, at: float) -> Effects | None:
-        """Take one received event; returns what to send in answer, if anything."""
+        """Take one received event; returns what to send in answer, if anything.
+
+        Returns `DROP` for a late audio frame of an interrupted response: the
+        caller must deliver it nowhere.
+        """
+        interrupted = self._interrupted
+        if interrupted and type(event) is ResponseAudioDelta:
+            rid = event.response_id
+            if rid in interrupted:
+                interrupted[rid] += 1
+                self.dropped_audio += 1
+                return DROP
         handler = _HANDLERS.get(type(event))
         effects = handler(self, event, at) if handler is not None else None
         running = self._running
@@ -371,11 +437,29 @@ class SessionState:
     def _on_session_finished(self, event: SessionFinished, at: float) -> None:
         self._answer(RequestKind.FINISH, event)
 
+    def _on_speech_started(self, event: InputAudioBufferSpeechStarted, at: float) -> Effects | None:
+        """Barge-in, decided here rather than in a handler: by the time a
+        handler ran, late audio would already have been delivered."""
+        if not self.barge_in or self.active_response_id is None:
+            return None
+        rid, first = self.interrupt()
+        if rid is None or not first:
+            return None
+        effects = Effects()
+        effects.interrupted = rid
+        # Server VAD interrupts the response by itself unless told not to.
+        detection = None if self.info is None else self.info.turn_detection
+        effects.cancel_interrupted = (
+            detection is not None and detection.get("interrupt_response", True) is False
+        )
+        return effects
+
     def _on_speech_stopped(self, event: InputAudioBufferSpeechStopped, at: float) -> None:
         if _auto_responds(self.info):
             self._vad_turn_ended = True
 
     def _on_response_created(self, event: ResponseCreated, at: float) -> Effects | None:
+        self.active_response_id = event.response.id
         track: ResponseTrack | None = None
         server_own = self._vad_turn_ended
         self._vad_turn_ended = False
@@ -403,8 +487,12 @@ class SessionState:
         return None
 
     def _on_response_done(self, event: ResponseDone, at: float) -> None:
+        done_id = event.response.id
+        if done_id == self.active_response_id:
+            self.active_response_id = None
+        if self._interrupted:
+            self._interrupted.pop(done_id, None)
         if self._paired:
-            done_id = event.response.id
             for key in [k for k, (_, rid) in self._paired.items() if rid == done_id]:
                 del self._paired[key]
 
@@ -508,6 +596,8 @@ class SessionState:
         self._running.clear()
         self._followers.clear()
         self._paired.clear()
+        self._interrupted.clear()
+        self.active_response_id = None
         return self.end
 
     def closed_error(self, what: str) -> DashScopeError:
@@ -544,6 +634,7 @@ _HANDLERS: Final[dict[type[ServerEvent], _Handler]] = {
     SessionCreated: SessionState._on_session_created,
     SessionUpdated: SessionState._on_session_updated,
     SessionFinished: SessionState._on_session_finished,
+    InputAudioBufferSpeechStarted: SessionState._on_speech_started,
     InputAudioBufferSpeechStopped: SessionState._on_speech_stopped,
     ResponseCreated: SessionState._on_response_created,
     ResponseDone: SessionState._on_response_done,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -44,3 +47,52 @@ def client(server: LocalRealtimeServer) -> ds.Client:
 def session(client: ds.Client) -> Iterator[ds.RealtimeSession]:
     with client.realtime.connect(model=MODEL) as sess:
         yield sess
+
+
+# A real audio device ----------------------------------------------------------------
+
+REQUIRE_ENV = "DASHSCOPE_SYNC_REQUIRE_AUDIO_DEVICE"
+
+_PROBE = """
+import sounddevice as sd
+out = sd.RawOutputStream(samplerate=24000, blocksize=1200, channels=1, dtype="int16", latency=0.1)
+inp = sd.RawInputStream(samplerate=16000, blocksize=1600, channels=1, dtype="int16", latency=0.1)
+out.start(); inp.start(); out.write(bytes(4800)); inp.read(1600)
+out.close(); inp.close()
+"""
+
+
+def _device_problem() -> str | None:
+    """Why no duplex device works here, or None. In a subprocess: a broken
+    sound server can hang PortAudio, and this must not hang the suite."""
+    try:
+        import sounddevice  # noqa: F401
+    except ImportError:
+        return "sounddevice is not installed (the [audio] extra)"
+    except OSError as exc:
+        return f"PortAudio is missing ({exc}); apt-get install libportaudio2"
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", _PROBE], capture_output=True, text=True, timeout=20
+        )
+    except subprocess.TimeoutExpired:
+        return (
+            "opening the default PortAudio devices hung (a sound server without a session manager?)"
+        )
+    if proc.returncode:
+        last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        return f"no working default input and output device ({last}); run .ci/audio-device.sh"
+    return None
+
+
+@pytest.fixture(scope="session")
+def audio_device() -> None:
+    """A working default input and output device (CI: the PipeWire loopback of
+    .ci/audio-device.sh). Without one, skip with the reason; but fail when
+    DASHSCOPE_SYNC_REQUIRE_AUDIO_DEVICE=1 says one must be there (CI sets it)."""
+    problem = _device_problem()
+    if problem is None:
+        return
+    if os.environ.get(REQUIRE_ENV) == "1":
+        pytest.fail(f"{REQUIRE_ENV}=1 but {problem}")
+    pytest.skip(f"no audio device: {problem}")

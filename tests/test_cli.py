@@ -100,13 +100,43 @@ class TestTalk:
         assert "InvalidApiKey" in err
 
     def test_bad_input_file(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        """A WAV in the wrong format exits with EXIT_BAD_INPUT and explains the format."""
+        """A file that is not audio exits with EXIT_BAD_INPUT and says what it found, on one line."""
         monkeypatch.setenv("DASHSCOPE_API_KEY", "k")
-        wav = write_wav(tmp_path / "in.wav", b"\x00\x00" * 100, rate=44100)
-        code, _, err = run("talk", str(wav))
+        bad = tmp_path / "in.wav"
+        bad.write_bytes(b"fLaC" + bytes(64))
+        monkeypatch.setitem(sys.modules, "soundfile", None)
+        code, _, err = run("talk", str(bad))
         assert code == _cli.EXIT_BAD_INPUT
-        assert "44100 Hz" in err and "16 kHz mono 16-bit" in err
+        assert "a FLAC file" in err and "soundfile" in err
         assert err.count("\n") == 1  # one line
+
+    def test_any_wav_is_converted(
+        self, server: LocalRealtimeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """talk reads a 44.1 kHz WAV and sends it as 16 kHz (load_audio underneath)."""
+        pytest.importorskip("soxr")
+        monkeypatch.setenv("DASHSCOPE_API_KEY", server.api_key or "")
+        from dashscope_sync.testing import resample_pcm16
+
+        wav = write_wav(
+            tmp_path / "cd.wav", resample_pcm16(speech_like_pcm16(0.5), 16000, 44100), rate=44100
+        )
+        code, _, err = run(
+            "talk", str(wav), "--url", server.url, "--fast", "--output", str(tmp_path / "o.wav")
+        )
+        assert code == 0, err
+        sent = sum(
+            len(f["audio"]) for f in server.received if f["type"] == "input_audio_buffer.append"
+        )
+        assert abs(sent * 3 // 4 - 16000) < 400  # base64 of 0.5 s at 16 kHz PCM16
+
+    def test_mic_and_file_are_exclusive(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """talk with neither a file nor --mic (or both) is a usage error."""
+        monkeypatch.setenv("DASHSCOPE_API_KEY", "k")
+        assert run("talk")[0] == _cli.EXIT_USAGE
+        assert run("talk", "x.wav", "--mic")[0] == _cli.EXIT_USAGE
 
     def test_network_failure(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """An unreachable server exits with EXIT_NETWORK."""

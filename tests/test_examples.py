@@ -35,7 +35,10 @@ SCRIPTS = {
     "image_and_audio.py",
     "function_calling.py",
     "temporary_key.py",
+    "full_duplex.py",
 }
+#: Kept under 40 lines, so it has a compact --local switch of its own.
+COMPACT = {"full_duplex.py"}
 
 
 def run_example(
@@ -85,10 +88,18 @@ def test_connection_switch_is_the_same_everywhere() -> None:
     )
     blocks = {
         name: pattern.findall((EXAMPLES / name).read_text(encoding="utf-8"))
-        for name in SCRIPTS
+        for name in SCRIPTS - COMPACT
     }
     assert all(len(found) == 1 for found in blocks.values()), blocks
     assert len({found[0] for found in blocks.values()}) == 1
+
+
+def test_full_duplex_under_40_lines_on_a_device(tmp_path: Path, audio_device: None) -> None:
+    """full_duplex.py (under 40 lines) plays a reply through a real speaker with --local."""
+    source = (EXAMPLES / "full_duplex.py").read_text(encoding="utf-8")
+    assert len(source.splitlines()) < 40
+    out = ok(run_example("full_duplex.py", cwd=tmp_path))
+    assert SIMULATED in out and "[completed]" in out
 
 
 def test_voice_turn_wav_default_question(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import inspect
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -128,3 +129,27 @@ class TestImportSideEffects:
             [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
         )
         assert result.stdout.split() == ["False", "False"]
+
+    def test_no_audio_extra_import(self) -> None:
+        """``import dashscope_sync`` imports none of the [audio] extra (numpy, soxr, sounddevice, soundfile)."""
+        code = (
+            "import sys, dashscope_sync; "
+            "print(*(m in sys.modules for m in ('numpy', 'soxr', 'sounddevice', 'soundfile')))"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+        )
+        assert result.stdout.split() == ["False"] * 4
+
+    def test_base_install_reads_wav_without_the_extra(self, tmp_path: Path) -> None:
+        """With the [audio] extra's modules blocked, load_audio and stream_file's reader still work on 16 kHz WAV."""
+        path = tmp_path / "a.wav"
+        path.write_bytes(ds.pcm16_to_wav(bytes(3200), 16000))
+        code = (
+            "import sys; sys.modules.update(numpy=None, soxr=None, sounddevice=None, soundfile=None); "
+            f"import dashscope_sync as ds; print(len(ds.load_audio({str(path)!r})))"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+        )
+        assert result.stdout.split() == ["3200"]

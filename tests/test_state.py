@@ -10,7 +10,7 @@ import pytest
 
 import dashscope_sync as ds
 from dashscope_sync._protocol import decode
-from dashscope_sync._state import Phase, RequestKind, SessionState
+from dashscope_sync._state import DROP, Phase, RequestKind, SessionState
 
 CREATED = {
     "type": "session.created",
@@ -287,3 +287,115 @@ class TestCancel:
         track, _ = state.track_response("e1", 0.0)
         state.ended(1000, "", None)
         assert state.cancel(track) is False
+
+
+def audio_delta(rid: str, pcm: bytes = b"\x01\x00" * 4) -> dict[str, Any]:
+    import base64
+
+    return {
+        "type": "response.audio.delta",
+        "response_id": rid,
+        "item_id": "item_1",
+        "output_index": 0,
+        "content_index": 0,
+        "delta": base64.b64encode(pcm).decode(),
+    }
+
+
+def transcript_delta(rid: str, delta: str) -> dict[str, Any]:
+    return {"type": "response.audio_transcript.delta", "response_id": rid, "delta": delta}
+
+
+class TestInterrupt:
+    """Barge-in: the late audio of an interrupted response is dropped until its response.done."""
+
+    def test_nothing_running_cancels_nothing(self, state: SessionState) -> None:
+        """interrupt() with no response running names none and sends no cancel."""
+        assert state.interrupt() == (None, False)
+        feed(state, response_created("resp_1"), response_done("resp_1"))
+        assert state.interrupt() == (None, False)
+
+    def test_late_audio_is_dropped_until_done(self, state: SessionState) -> None:
+        """Audio deltas after the interrupt are DROP and counted; response.done ends the drop."""
+        feed(state, response_created("resp_1"), audio_delta("resp_1"))
+        assert state.interrupt() == ("resp_1", True)
+        effects = feed(state, audio_delta("resp_1"), audio_delta("resp_1"))
+        assert effects == [DROP, DROP]
+        assert state.dropped_audio == 2 and state.dropped_for("resp_1") == 2
+        # Text is not stale sound: the transcript of what was said still arrives.
+        assert feed(state, transcript_delta("resp_1", "hi")) == [None]
+        feed(state, response_done("resp_1", "cancelled"))
+        assert not state.interrupted("resp_1") and state.dropped_for("resp_1") == 0
+        assert feed(state, audio_delta("resp_1")) == [None]  # not interrupted any more
+        assert state.dropped_audio == 2
+
+    def test_other_responses_audio_passes(self, state: SessionState) -> None:
+        """Only the interrupted response's audio is dropped; the next response plays."""
+        feed(state, response_created("resp_1"))
+        state.interrupt()
+        feed(state, response_done("resp_1", "cancelled"), response_created("resp_2"))
+        assert feed(state, audio_delta("resp_2")) == [None]
+        assert state.active_response_id == "resp_2"
+
+    def test_followed_response_gets_no_late_audio(self, state: SessionState) -> None:
+        """A handle's track keeps the audio from before the interrupt and none after it."""
+        track, _ = state.track_response("e1", 0.0)
+        feed(state, response_created("resp_1"), audio_delta("resp_1", b"\x01\x00"))
+        assert state.interrupt() == ("resp_1", True)
+        feed(state, audio_delta("resp_1", b"\x02\x00"), response_done("resp_1", "cancelled"))
+        assert track.audio == [b"\x01\x00"]
+        assert track.cancel_sent and state.cancel(track) is False  # nothing left to cancel
+        assert track.status == "cancelled"
+
+    def test_second_interrupt_sends_no_second_cancel(self, state: SessionState) -> None:
+        """Interrupting the same response twice asks for one cancel only."""
+        feed(state, response_created("resp_1"))
+        assert state.interrupt() == ("resp_1", True)
+        assert state.interrupt() == ("resp_1", False)
+
+    def test_cancel_already_sent_is_not_repeated(self, state: SessionState) -> None:
+        """After Response.cancel() was sent, interrupt() drops audio but sends no second cancel."""
+        track, _ = state.track_response("e1", 0.0)
+        feed(state, response_created("resp_1"))
+        assert state.cancel(track) is True
+        assert state.interrupt() == ("resp_1", False)
+        assert feed(state, audio_delta("resp_1")) == [DROP]
+
+    def test_end_forgets_interruptions(self, state: SessionState) -> None:
+        """The end of the connection clears the interrupted set and the running response."""
+        feed(state, response_created("resp_1"))
+        state.interrupt()
+        state.ended(1000, "", None)
+        assert not state.interrupted("resp_1") and state.active_response_id is None
+
+    def test_recorded_barge_in_sequence(self, state: SessionState) -> None:
+        """A recorded server-VAD barge-in: speech_started mid-response, late audio, done cancelled."""
+        frames = [
+            response_created("resp_9"),
+            audio_delta("resp_9"),
+            transcript_delta("resp_9", "The weather"),
+            {
+                "type": "input_audio_buffer.speech_started",
+                "audio_start_ms": 3647,
+                "item_id": "item_2",
+            },
+        ]
+        effects = feed(state, *frames)
+        assert DROP not in effects
+        assert state.interrupt() == ("resp_9", True)
+        late = feed(
+            state,
+            audio_delta("resp_9"),
+            audio_delta("resp_9"),
+            audio_delta("resp_9"),
+            {
+                "type": "response.audio.done",
+                "response_id": "resp_9",
+                "item_id": "item_1",
+                "output_index": 0,
+                "content_index": 0,
+            },
+            response_done("resp_9", "cancelled"),
+        )
+        assert late[:3] == [DROP, DROP, DROP] and DROP not in late[3:]
+        assert state.dropped_audio == 3
