@@ -117,6 +117,12 @@ from ._http import (
     TemporaryKey,
     TokenService,
 )
+from ._regions import (
+    DEFAULT_REGION,
+    REGION_ENV,
+    REGIONS,
+    WORKSPACE_ENV,
+)
 from ._response import (
     Response,
     ResponseResult,
@@ -149,6 +155,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "DEFAULT_REALTIME_URL",
     "DEFAULT_REALTIME_URL_INTL",
+    "DEFAULT_REGION",
     "DashScopeError",
     "DashScopeTimeout",
     "EVENT_TYPES",
@@ -178,6 +185,8 @@ __all__ = [
     "NOT_GIVEN",
     "NotGiven",
     "OUTPUT_SAMPLE_RATE",
+    "REGIONS",
+    "REGION_ENV",
     "RateLimitError",
     "RealtimeConfig",
     "RealtimeService",
@@ -226,6 +235,7 @@ __all__ = [
     "VOICE_CHERRY",
     "VOICE_ETHAN",
     "VOICE_SERENA",
+    "WORKSPACE_ENV",
     "__version__",
     "load_wav",
     "pcm16_to_wav",
