@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ._config import NOT_GIVEN, NotGiven, RealtimeConfig
 from ._deadline import Deadline, check_timeout
+from ._dialects import check_host
 from ._errors import ConfigError, DashScopeTimeout
 from ._http import TokenService
 from ._mailbox import format_seconds
@@ -245,7 +246,8 @@ class RealtimeService:
             TransportError: DNS, TCP or TLS failure, or the connection closed
                 before ``session.created``.
             DashScopeTimeout: Not ready within ``timeout``.
-            ConfigError: A bad argument.
+            ConfigError: A bad argument, or a model that needs the workspace
+                host (Omni 3.8) on a client without a workspace.
         """
         if config is None:
             config = RealtimeConfig() if model is None else RealtimeConfig(model=model)
@@ -254,6 +256,7 @@ class RealtimeService:
         elif model is not None and model != config.model:
             raise ConfigError("give the model either in config or as model=, not both")
         client = self._client
+        check_host(config, client.realtime_url)
         limit = client.connect_timeout if timeout is NOT_GIVEN else check_timeout(timeout)
         deadline = Deadline(limit)
         url = _with_model(client.realtime_url, config.model)

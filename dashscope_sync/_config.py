@@ -16,6 +16,7 @@ import attrs
 
 from ._constants import DEFAULT_MODEL, VAD_SERVER
 from ._errors import ConfigError
+from ._families import ModelFamily
 
 __all__ = [
     "NOT_GIVEN",
@@ -113,6 +114,17 @@ def _freeze_mapping(value: Any) -> Any:
     return dict(value) if isinstance(value, Mapping) else value
 
 
+def _family(value: Any) -> ModelFamily | None:
+    if value is None or isinstance(value, ModelFamily):
+        return value
+    try:
+        return ModelFamily(value)
+    except ValueError:
+        names = ", ".join(f.value for f in ModelFamily)
+        message = f"family must be a ModelFamily ({names}) or None, got {value!r}"
+        raise ConfigError(message) from None
+
+
 @attrs.frozen(kw_only=True)
 class RealtimeConfig:
     """Options of one realtime session, given to `RealtimeService.connect`.
@@ -147,6 +159,9 @@ class RealtimeConfig:
             ``session.dropped_events`` and warned about once, so a stuck
             handler cannot grow memory without limit.
         extra_headers: More HTTP headers for the WebSocket upgrade.
+        family: Force a `ModelFamily` (or its value, ``"omni_v38"``...) for a
+            model name the library does not know yet; None (the default)
+            chooses it from the model name. Read it back as ``session.family``.
     """
 
     model: str = attrs.field(default=DEFAULT_MODEL)
@@ -159,6 +174,7 @@ class RealtimeConfig:
     send_timeout: float | None = attrs.field(default=10.0, validator=_timeout)
     max_handler_backlog: int = attrs.field(default=4096, validator=_number(1, integer=True))
     extra_headers: Mapping[str, str] = attrs.field(factory=dict, converter=_freeze_mapping)
+    family: ModelFamily | None = attrs.field(default=None, converter=_family)
 
     @model.validator
     def _check_model(self, attribute: attrs.Attribute[Any], value: Any) -> None:

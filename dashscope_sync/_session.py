@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, overload
 from ._config import NOT_GIVEN, NotGiven, RealtimeConfig, SessionUpdate, _modalities
 from ._core import SessionCore
 from ._deadline import Deadline, check_timeout
+from ._dialects import family_for
 from ._dispatch import UNKNOWN_KEY, HandlerHandle, Handlers
 from ._errors import (
     APIError,
@@ -43,6 +44,7 @@ from ._events import (
     SessionUpdated,
     UnknownEvent,
 )
+from ._families import ModelFamily
 from ._mailbox import Mailbox
 from ._protocol import dumps, encode_audio_append, encode_image_append
 from ._response import Response, ResponseResult
@@ -138,6 +140,11 @@ class RealtimeSession:
     def model(self) -> str:
         """The model this session talks to."""
         return self.config.model
+
+    @property
+    def family(self) -> ModelFamily:
+        """The wire dialect of the model: ``config.family``, else chosen from the model name."""
+        return family_for(self.config)
 
     @property
     def closed(self) -> bool:
