@@ -23,7 +23,8 @@ anything else                  `ModelFamily.OMNI` (the legacy dialect,
 from __future__ import annotations
 
 import enum
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 __all__ = [
     "MODEL_QWEN3_5_LIVETRANSLATE_FLASH_REALTIME",
@@ -49,6 +50,7 @@ __all__ = [
     "default_voice",
     "family_of",
     "finish_rule",
+    "flatten_session_echo",
     "is_omni_3_5",
     "needs_workspace",
 ]
@@ -216,3 +218,52 @@ def default_voice(model: str, family: ModelFamily | None = None) -> str | None:
         if name.startswith("qwen-audio-3.1-realtime-plus"):
             return VOICE_LONGANQIAN_V3_1
     return None
+
+
+def _get(obj: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(obj, Mapping):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _format(obj: Any) -> tuple[Any, Any]:
+    """A nested ``format``: ``{"type", "sample_rate"}``, or a bare string."""
+    if isinstance(obj, Mapping):
+        return obj.get("type"), obj.get("sample_rate")
+    return obj, None
+
+
+def flatten_session_echo(session: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``session`` of ``session.created``/``.updated`` in the flat shape.
+
+    Omni 3.8 and LiveTranslate 3.8 may echo a nested shape (``audio.output.voice``,
+    ``audio.{input,output}.format``, ``audio.input.turn_detection``,
+    ``audio.input.transcription``, ``output_modalities``); each nested value
+    fills its flat key when that key is absent or null, so ``SessionInfo``
+    reads the same attributes whichever shape the server used. A flat
+    ``sample_rate`` (LiveTranslate 3/3.5) is the input sample rate.
+    """
+    out = dict(session)
+
+    def fill(key: str, value: Any) -> None:
+        if value is not None and out.get(key) is None:
+            out[key] = value
+
+    fill("modalities", session.get("output_modalities"))
+    fill("voice", _get(session, "audio", "output", "voice"))
+    in_type, in_rate = _format(_get(session, "audio", "input", "format"))
+    out_type, out_rate = _format(_get(session, "audio", "output", "format"))
+    fill("input_audio_format", in_type)
+    fill("output_audio_format", out_type)
+    fill("input_sample_rate", in_rate)
+    fill("input_sample_rate", session.get("sample_rate"))
+    fill("output_sample_rate", out_rate)
+    audio_input = _get(session, "audio", "input")
+    # turn_detection: null (manual mode) is a value here, so "absent" means absent.
+    nested = isinstance(audio_input, Mapping) and "turn_detection" in audio_input
+    if nested and "turn_detection" not in session:
+        out["turn_detection"] = audio_input["turn_detection"]
+    fill("input_audio_transcription", _get(session, "audio", "input", "transcription"))
+    return out
