@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from ._config import RealtimeConfig
 from ._connection import Connection
 from ._deadline import Deadline
+from ._dialects import family_for
 from ._dispatch import Dispatcher, HandlerHandle, Handlers
 from ._errors import APIError, DashScopeError, DashScopeTimeout, SessionClosedError, TransportError
 from ._events import ServerEvent
+from ._families import server_error_ends_session
 from ._mailbox import Mailbox, format_seconds
 from ._protocol import EventIds
 from ._state import CLOSE_NORMAL, Phase, Request, RequestKind, ResponseTrack
@@ -51,6 +53,7 @@ class SessionCore:
         self.config = config
         self.ids = EventIds()
         self.mailbox = Mailbox(config.max_buffered_events)
+        self.mailbox.state.server_error_ends = server_error_ends_session(family_for(config))
         self.connection = Connection(
             transport,
             on_event=self._on_event,
@@ -73,6 +76,10 @@ class SessionCore:
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("received %s", event.type)
         cancels = self.mailbox.deliver(event, time.monotonic())
+        if self.mailbox.state.end is not None and not self.connection.closing.is_set():
+            # The state machine ended the session (a family's server_error):
+            # close the socket too, without waiting here on the reader thread.
+            self.connection.close(self.config.close_timeout, wait=False)
         dispatcher = self.dispatcher
         if dispatcher is not None:
             dispatcher.put(event)

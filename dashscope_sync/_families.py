@@ -53,6 +53,7 @@ __all__ = [
     "flatten_session_echo",
     "is_omni_3_5",
     "needs_workspace",
+    "server_error_ends_session",
 ]
 
 
@@ -183,6 +184,16 @@ def needs_workspace(family: ModelFamily) -> bool:
     (MODEL_FAMILIES.md §2.3), so they are not refused here.
     """
     return family is ModelFamily.OMNI_V38
+
+
+def server_error_ends_session(family: ModelFamily) -> bool:
+    """Does a ``server_error`` event end the session (Qwen-Audio, MODEL_FAMILIES.md §8)?
+
+    Qwen-Audio is documented to close the connection after a ``server_error``.
+    The official SDK applies that to every family; the docs of the others do
+    not say so, so their sessions go on (the error is delivered as an event).
+    """
+    return family is ModelFamily.QWEN_AUDIO
 
 
 def finish_rule(family: ModelFamily, model: str) -> FinishRule:

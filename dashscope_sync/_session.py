@@ -44,7 +44,7 @@ from ._events import (
     SessionUpdated,
     UnknownEvent,
 )
-from ._families import ModelFamily
+from ._families import FinishRule, ModelFamily, finish_rule
 from ._mailbox import Mailbox
 from ._protocol import dumps, encode_audio_append, encode_image_append
 from ._response import Response, ResponseResult
@@ -336,7 +336,16 @@ class RealtimeSession:
             instructions: Instructions for this response only.
             modalities: ``["text"]`` or ``["text", "audio"]`` for this response only.
         """
+        self._check_creates_responses()
         return self._create_response(self._response_fields(instructions, modalities))
+
+    def _check_creates_responses(self) -> None:
+        if self.family in (ModelFamily.LIVETRANSLATE, ModelFamily.LIVETRANSLATE_V38):
+            raise UsageError(
+                f"{self.config.model} ({self.family!r}) translates as the audio streams in, "
+                "without response.create: follow its responses with next_response(), or "
+                "read the ResponseTextText / ResponseAudioTranscriptText events"
+            )
 
     def _create_response(self, fields: dict[str, Any]) -> Response:
         """Register and send a checked ``response.create``; its handle."""
@@ -424,6 +433,12 @@ class RealtimeSession:
             and detection is not None
             and detection.get("create_response", True) is not False
         )
+        translating = self.family in (ModelFamily.LIVETRANSLATE, ModelFamily.LIVETRANSLATE_V38)
+        if translating:
+            # LiveTranslate answers the audio by itself, with no response.create.
+            if pcm is None:
+                raise ConfigError(f"respond() on {self.family!r} needs audio to translate")
+            server_creates = True
         if server_creates and instructions is not None:
             raise UsageError(
                 "instructions= needs manual mode: under server VAD the server creates the "
@@ -437,7 +452,7 @@ class RealtimeSession:
             self._append_image(jpeg)
         if text is not None:
             self.append_text(text)
-        if pcm is not None or jpeg is not None:
+        if (pcm is not None or jpeg is not None) and not (translating and detection is not None):
             self.commit_audio()
         if handle is None:
             handle = self._create_response(fields)
@@ -450,23 +465,41 @@ class RealtimeSession:
     def finish_session(
         self, *, timeout: float | NotGiven | None = NOT_GIVEN
     ) -> SessionFinished | None:
-        """Ask the server to flush and finish (``session.finish``), and wait for it.
+        """Ask the server to flush and finish (``session.finish``), as the model's family does.
 
-        Best effort: some models reject ``session.finish``. Call `close` after.
+        - LiveTranslate (and the legacy Omni models, best effort): sends it and
+          waits for ``session.finished``, after the last transcripts and
+          translations.
+        - Omni 3.8: the server accepts it without an answer: returns None right
+          after sending.
+        - Omni 3.5 (which rejects it) and Qwen-Audio (which has none): raises
+          `UsageError` without sending; `close` ends the session.
+
+        Call `close` after.
 
         Args:
             timeout: The longest wait in seconds; None waits forever; default
                 ``config.request_timeout``.
 
         Returns:
-            The `SessionFinished` event, or None when the model rejected the
-            request or closed the session without answering.
+            The `SessionFinished` event, or None when the family sends none, the
+            model rejected the request, or the session closed without answering.
 
         Raises:
             DashScopeTimeout: No answer in time.
+            UsageError: The family has no ``session.finish``.
         """
         core = self._core
         limit = self._timeout(timeout)
+        rule = finish_rule(self.family, self.config.model)
+        if rule is FinishRule.UNSUPPORTED:
+            raise UsageError(
+                f"{self.config.model} ({self.family!r}) has no session.finish (the service "
+                "rejects it or lacks it): close() ends the session"
+            )
+        if rule is FinishRule.SEND_ONLY:
+            core.send_simple("session.finish")
+            return None
         core.check_can_block("finish_session()")
         event_id = core.ids.next()
         request = core.register(RequestKind.FINISH, event_id)

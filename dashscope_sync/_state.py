@@ -73,6 +73,9 @@ __all__ = [
 
 #: The normal close code (RFC 6455).
 CLOSE_NORMAL: Final = 1000
+#: The close code recorded when a family's server_error ends the session (1011,
+#: "internal error"): the server ends the connection, with its own code.
+_CLOSE_SERVER_ERROR: Final = 1011
 
 
 class Phase(enum.Enum):
@@ -97,10 +100,13 @@ class End:
 
     __slots__ = ("code", "error", "reason")
 
-    def __init__(self, code: int, reason: str, error: TransportError | None) -> None:
+    def __init__(self, code: int, reason: str, error: DashScopeError | None) -> None:
         self.code = code
         self.reason = reason
-        self.error = error  # None for a clean end (1000, or a close we asked for)
+        # None for a clean end (1000, or a close we asked for); a TransportError
+        # for a lost connection; an APIError for a family whose server_error
+        # ends the session (Qwen-Audio).
+        self.error = error
 
 
 class Request:
@@ -277,6 +283,11 @@ class SessionState:
         self._followers: collections.deque[weakref.ref[ResponseTrack]] = collections.deque()
         # A server-VAD turn ended and its automatic response has not started.
         self._vad_turn_ended = False
+        #: The family rule "a ``server_error`` ends the session" (Qwen-Audio),
+        #: set once by the owner before any event arrives.
+        self.server_error_ends = False
+        # The error event that ended the session under that rule.
+        self._fatal: ErrorEvent | None = None
 
     # Intents ---------------------------------------------------------------------
 
@@ -411,6 +422,14 @@ class SessionState:
     def _on_error(self, event: ErrorEvent, at: float) -> None:
         if self.phase is Phase.CONNECTING and self.early_error is None:
             self.early_error = event
+        if self.server_error_ends and event.error.type == "server_error" and self.end is None:
+            # The family ends the connection on a server_error: end the session
+            # now with it, failing every request and response (the socket's
+            # own end, when it comes, changes nothing more).
+            self._fatal = event
+            error = APIError.from_event(event)
+            self._finish(End(_CLOSE_SERVER_ERROR, error.message, error))
+            return
         named = event.error.event_id
         target: Request | None = None
         if named:
@@ -491,7 +510,11 @@ class SessionState:
                 code=code,
                 reason=reason,
             )
-        self.end = End(code, reason, error)
+        return self._finish(End(code, reason, error))
+
+    def _finish(self, end: End) -> End:
+        """Record the end and fail every request and response still waiting."""
+        self.end = end
         self.phase = Phase.CLOSED
         failure = self._closed_error("the session ended before the answer came")
         for request in self._pending:
@@ -516,7 +539,13 @@ class SessionState:
 
     def _closed_error(self, what: str) -> DashScopeError:
         end = self.end
-        if end is not None and end.error is not None:
+        if self._fatal is not None:
+            # A fresh error per caller (raised on several threads), same class and code.
+            fatal = APIError.from_event(self._fatal)
+            fatal.message = f"{what}: the session ended with a server_error: {fatal.message}"
+            fatal.args = (fatal.message,)
+            return fatal
+        if end is not None and isinstance(end.error, TransportError):
             error = TransportError(
                 f"{what}: {end.error}", code=end.error.code, reason=end.error.reason
             )
