@@ -38,6 +38,8 @@ __all__ = [
     "MODEL_QWEN_AUDIO_3_0_REALTIME_PLUS",
     "MODEL_QWEN_AUDIO_3_1_REALTIME_FLASH",
     "MODEL_QWEN_AUDIO_3_1_REALTIME_PLUS",
+    "VAD_SMART_TURN",
+    "VAD_SPEAKER_DETECTION",
     "VOICES_QWEN3_8_OMNI_FLASH",
     "VOICES_QWEN_AUDIO_3_0",
     "VOICES_QWEN_AUDIO_3_1_PLUS",
@@ -122,6 +124,11 @@ MODEL_QWEN_AUDIO_3_0_REALTIME_FLASH: Final = "qwen-audio-3.0-realtime-flash"
 MODEL_QWEN_AUDIO_3_1_REALTIME_PLUS: Final = "qwen-audio-3.1-realtime-plus"
 #: ``qwen-audio-3.1-realtime-flash`` (one third-party note says "not on sale").
 MODEL_QWEN_AUDIO_3_1_REALTIME_FLASH: Final = "qwen-audio-3.1-realtime-flash"
+
+#: Qwen-Audio's acoustic + semantic turn detection (``TurnDetection(type=...)``).
+VAD_SMART_TURN: Final = "smart_turn"
+#: LiveTranslate 3.8's turn detection, sent under ``audio.input.turn_detection``.
+VAD_SPEAKER_DETECTION: Final = "speaker_detection"
 
 # Voices. Listed for convenience, never validated: the service keeps adding them.
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, overload
 from ._config import NOT_GIVEN, NotGiven, RealtimeConfig, SessionUpdate, _modalities
 from ._core import SessionCore
 from ._deadline import Deadline, check_timeout
-from ._dialects import family_for
+from ._dialects import encode_session, family_for
 from ._dispatch import UNKNOWN_KEY, HandlerHandle, Handlers
 from ._errors import (
     APIError,
@@ -227,7 +227,7 @@ class RealtimeSession:
             HandlerError: A handler failed earlier (raised first).
         """
         if isinstance(update, SessionUpdate):
-            session = update.as_dict()
+            session = encode_session(update, self.family, self.config.model)
         elif isinstance(update, Mapping):
             session = dict(update)
         else:

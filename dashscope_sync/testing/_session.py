@@ -352,7 +352,27 @@ def apply_session_update(current: JSONDict, update: Any) -> JSONDict:
             merged[key] = _check_turn_detection(value, current.get(key))
         else:
             merged[key] = copy.deepcopy(value)
+    _sync_voice(merged, update)
     return merged
+
+
+def _sync_voice(merged: JSONDict, update: JSONDict) -> None:
+    """Keep the flat ``voice`` and the nested ``audio.output.voice`` in step.
+
+    The sources disagree on where the 3.8 families take the voice
+    (MODEL_FAMILIES.md §10), so the local server accepts both and echoes
+    the voice it took in both places it keeps one.
+    """
+    audio = update.get("audio")
+    output = audio.get("output") if isinstance(audio, dict) else None
+    nested = output.get("voice") if isinstance(output, dict) else None
+    if isinstance(nested, str):
+        merged["voice"] = nested
+    elif isinstance(update.get("voice"), str):
+        kept = merged.get("audio")
+        kept_output = kept.get("output") if isinstance(kept, dict) else None
+        if isinstance(kept_output, dict) and "voice" in kept_output:
+            kept_output["voice"] = update["voice"]
 
 
 def parse_response_params(params: Any) -> tuple[list[str] | None, str | None]:
