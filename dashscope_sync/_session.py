@@ -37,6 +37,8 @@ from ._errors import (
 )
 from ._events import (
     EVENT_TYPES,
+    ConversationItem,
+    ConversationItemRetrieved,
     InvalidFrame,
     ServerEvent,
     SessionFinished,
@@ -337,7 +339,27 @@ class RealtimeSession:
             modalities: ``["text"]`` or ``["text", "audio"]`` for this response only.
         """
         self._check_creates_responses()
-        return self._create_response(self._response_fields(instructions, modalities))
+        fields = self._response_fields(instructions, modalities)
+        followed = self._follow_function_answer(fields)
+        if followed is not None:
+            return followed
+        return self._create_response(fields)
+
+    def _follow_function_answer(self, fields: dict[str, Any]) -> Response | None:
+        """Under server VAD the server answers a function output by itself: follow
+        that answer instead of racing it with a second ``response.create``."""
+        core = self._core
+        with core.mailbox.lock:
+            state = core.mailbox.state
+            if not state.answer_due:
+                return None
+            if fields:
+                raise UsageError(
+                    "instructions/modalities need manual mode: under server VAD the server "
+                    "answers a function output by itself"
+                )
+            track = state.follow_next_response(time.monotonic())
+        return Response(core, track)
 
     def _check_creates_responses(self) -> None:
         if self.family in (ModelFamily.LIVETRANSLATE, ModelFamily.LIVETRANSLATE_V38):
@@ -457,6 +479,114 @@ class RealtimeSession:
         if handle is None:
             handle = self._create_response(fields)
         return handle.wait(deadline.remaining())
+
+    # Conversation items ----------------------------------------------------------
+
+    def create_item(self, item: Mapping[str, Any], previous_item_id: str | None = None) -> str:
+        """Add an item to the conversation (``conversation.item.create``).
+
+        Args:
+            item: The item as the service takes it: a ``message`` (roles
+                ``system``/``user``/``assistant``), a ``function_call`` or a
+                ``function_call_output``. An ``id`` must be new (a duplicate is
+                an ``error``).
+            previous_item_id: Insert after this item (default: at the end).
+
+        Returns:
+            The event id it sent.
+
+        Raises:
+            ConfigError: Not a dict with a string ``type``, or not JSON-serialisable.
+        """
+        if not isinstance(item, Mapping) or not isinstance(item.get("type"), str):
+            raise ConfigError(f"item must be a dict with a string 'type', got {item!r}")
+        fields: dict[str, Any] = {"item": dict(item)}
+        if previous_item_id is not None:
+            fields["previous_item_id"] = _item_id(previous_item_id, "previous_item_id")
+        return self._send_event("conversation.item.create", fields)
+
+    def send_function_output(self, call_id: str, output: object) -> str:
+        """Answer a function call: a ``function_call_output`` item for ``call_id``.
+
+        Under server VAD with automatic responses the service answers the
+        output by itself, with no ``response.create``: get that answer with
+        ``create_response()`` or `next_response` (either follows it, even if it
+        started already, instead of sending a second request that would race
+        it). In manual mode, `create_response` asks for the answer as usual.
+
+        Args:
+            call_id: The ``call_id`` of the function call.
+            output: A string, sent as is, or any JSON-serialisable value, sent
+                as its JSON text.
+
+        Returns:
+            The event id it sent.
+
+        Raises:
+            ConfigError: An empty call id, or an output that is not JSON-serialisable.
+        """
+        _item_id(call_id, "call_id")
+        if not isinstance(output, str):
+            try:
+                output = dumps(output)  # type: ignore[arg-type]
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"output is not JSON-serialisable: {exc}") from exc
+        item = {"type": "function_call_output", "call_id": call_id, "output": output}
+        event_id = self._send_event("conversation.item.create", {"item": item})
+        with self._core.mailbox.lock:
+            self._core.mailbox.state.function_output_sent()
+        return event_id
+
+    def retrieve_item(
+        self, item_id: str, *, timeout: float | NotGiven | None = NOT_GIVEN
+    ) -> ConversationItem:
+        """Fetch one conversation item (``conversation.item.retrieve``) and wait for it.
+
+        Qwen-Audio returns audio content as its transcript only.
+
+        Args:
+            item_id: The item's id.
+            timeout: The longest wait in seconds; None waits forever; default
+                ``config.request_timeout``.
+
+        Returns:
+            The retrieved `ConversationItem`.
+
+        Raises:
+            APIError: The server refused (e.g. no such item).
+            DashScopeTimeout: No answer in time.
+        """
+        answer = self._item_request(
+            RequestKind.RETRIEVE, "conversation.item.retrieve", item_id, timeout
+        )
+        assert isinstance(answer, ConversationItemRetrieved)
+        return answer.item
+
+    def delete_item(self, item_id: str, *, timeout: float | NotGiven | None = NOT_GIVEN) -> None:
+        """Delete a conversation item (``conversation.item.delete``) and wait for the answer.
+
+        Raises:
+            APIError: The server refused (e.g. no such item).
+            DashScopeTimeout: No answer in time.
+        """
+        self._item_request(RequestKind.DELETE, "conversation.item.delete", item_id, timeout)
+
+    def _item_request(
+        self,
+        kind: RequestKind,
+        wire_type: str,
+        item_id: str,
+        timeout: float | NotGiven | None,
+    ) -> ServerEvent:
+        _item_id(item_id, "item_id")
+        core = self._core
+        limit = self._timeout(timeout)
+        core.check_can_block(f"{wire_type}")
+        event_id = core.ids.next()
+        text = self._dumps({"event_id": event_id, "type": wire_type, "item_id": item_id})
+        request = core.register(kind, event_id, {"item_id": item_id})
+        core.send_request(request, text, wire_type)
+        return core.await_request(request, limit, f"{wire_type}({item_id!r})")
 
     def cancel_response(self) -> str:
         """Cancel the running response (``response.cancel``); the server errors if none runs."""
@@ -800,6 +930,12 @@ def _image_bytes(value: object) -> bytes:
             f"images are limited to {MAX_IMAGE_BYTES} bytes by the service, got {len(data)}"
         )
     return data
+
+
+def _item_id(value: object, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{name} must be a non-empty string, got {value!r}")
+    return value
 
 
 def _check_text(text: object) -> None:

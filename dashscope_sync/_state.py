@@ -47,13 +47,19 @@ from typing import Any, Final
 
 from ._errors import APIError, DashScopeError, SessionClosedError, TransportError
 from ._events import (
+    ConversationItemDeleted,
+    ConversationItemRetrieved,
     ErrorEvent,
     InputAudioBufferSpeechStopped,
     ResponseAudioDelta,
     ResponseAudioTranscriptDelta,
+    ResponseAudioTranscriptDone,
+    ResponseAudioTranscriptText,
     ResponseCreated,
     ResponseDone,
     ResponseTextDelta,
+    ResponseTextDone,
+    ResponseTextText,
     ServerEvent,
     SessionCreated,
     SessionFinished,
@@ -93,6 +99,8 @@ class RequestKind(enum.Enum):
     UPDATE = "session.updated"
     FINISH = "session.finished"
     RESPONSE = "response.created"
+    RETRIEVE = "conversation.item.retrieved"
+    DELETE = "conversation.item.deleted"
 
 
 class End:
@@ -148,6 +156,7 @@ class ResponseTrack:
 
     __slots__ = (
         "__weakref__",
+        "_confirmed",
         "audio",
         "cancel_sent",
         "cancel_wanted",
@@ -159,6 +168,7 @@ class ResponseTrack:
         "first_text_at",
         "id",
         "requested_at",
+        "sample_rate",
         "status",
         "text",
     )
@@ -177,6 +187,11 @@ class ResponseTrack:
         self.error: DashScopeError | None = None
         self.cancel_wanted = False
         self.cancel_sent = False
+        # The output audio's sample rate, from the session when it echoes one.
+        self.sample_rate: int | None = None
+        # Characters of confirmed text taken from `text`/`stash` events
+        # (LiveTranslate); None while the response streams plain deltas.
+        self._confirmed: int | None = None
 
     @property
     def finished(self) -> bool:
@@ -203,13 +218,33 @@ class ResponseTrack:
                 self.first_audio_at = at
             self.audio.append(event.delta)
         elif type(event) is ResponseAudioTranscriptDelta or type(event) is ResponseTextDelta:
+            if self._confirmed is not None:
+                return  # the confirmed text of the `text` events is the response's text
             if self.first_text_at is None:
                 self.first_text_at = at
             self.text.append(event.delta)
+        elif type(event) is ResponseTextText or type(event) is ResponseAudioTranscriptText:
+            # `text` is everything confirmed so far: keep only what is new.
+            self._take_confirmed(event.text, at)
+        elif type(event) is ResponseTextDone:
+            if self._confirmed is not None:
+                self._take_confirmed(event.text, at)
+        elif type(event) is ResponseAudioTranscriptDone:
+            if self._confirmed is not None:
+                self._take_confirmed(event.transcript, at)
         elif type(event) is ResponseDone:
             self.done = event
             self.done_at = at
             self.status = event.response.status or "completed"
+
+    def _take_confirmed(self, confirmed: str, at: float) -> None:
+        taken = self._confirmed or 0
+        self._confirmed = taken
+        if len(confirmed) > taken:
+            if self.first_text_at is None:
+                self.first_text_at = at
+            self.text.append(confirmed[taken:])
+            self._confirmed = len(confirmed)
 
     def __repr__(self) -> str:
         return f"<ResponseTrack id={self.id!r} status={self.status!r}>"
@@ -230,7 +265,18 @@ class Effects:
 _Handler = Callable[["SessionState", Any, float], "Effects | None"]
 
 #: Event types a response handle collects.
-_FED: Final = frozenset({ResponseAudioDelta, ResponseAudioTranscriptDelta, ResponseTextDelta})
+_FED: Final = frozenset(
+    {
+        ResponseAudioDelta,
+        ResponseAudioTranscriptDelta,
+        ResponseTextDelta,
+        # LiveTranslate's confirmed text, and the final forms that complete it.
+        ResponseTextText,
+        ResponseAudioTranscriptText,
+        ResponseTextDone,
+        ResponseAudioTranscriptDone,
+    }
+)
 
 _ACTIVE_RESPONSE: Final = "conversation_already_has_active_response"
 
@@ -283,6 +329,12 @@ class SessionState:
         self._followers: collections.deque[weakref.ref[ResponseTrack]] = collections.deque()
         # A server-VAD turn ended and its automatic response has not started.
         self._vad_turn_ended = False
+        # A function output was sent under server VAD with automatic
+        # responses: the server answers it by itself (no response.create).
+        self._answer_due = False
+        # That answer, started before anyone asked to follow it: kept (one at
+        # most) for the next follow_next_response().
+        self._unclaimed: ResponseTrack | None = None
         #: The family rule "a ``server_error`` ends the session" (Qwen-Audio),
         #: set once by the owner before any event arrives.
         self.server_error_ends = False
@@ -320,8 +372,26 @@ class SessionState:
         track = ResponseTrack(event_id, at)
         return track, self.request(RequestKind.RESPONSE, event_id, track=track)
 
+    def function_output_sent(self) -> None:
+        """A ``function_call_output`` item was sent: under server VAD with automatic
+        responses the server answers it by itself, so its next response is its own."""
+        if _auto_responds(self.info):
+            self._answer_due = True
+
+    @property
+    def answer_due(self) -> bool:
+        """Will (or did) the server answer a function output by itself, unfollowed yet?"""
+        return self._answer_due or self._unclaimed is not None
+
     def follow_next_response(self, at: float) -> ResponseTrack:
-        """A track for the next response the server starts by itself (server VAD)."""
+        """A track for the next response the server starts by itself (server VAD).
+
+        The server's answer to a function output that started before this call
+        is adopted rather than missed.
+        """
+        if self._unclaimed is not None:
+            track, self._unclaimed = self._unclaimed, None
+            return track
         track = ResponseTrack(None, at)
         if self.end is not None:
             track.fail(self._closed_error("the session ended before the response started"))
@@ -382,16 +452,40 @@ class SessionState:
     def _on_session_finished(self, event: SessionFinished, at: float) -> None:
         self._answer(RequestKind.FINISH, event)
 
+    def _on_item_retrieved(self, event: ConversationItemRetrieved, at: float) -> None:
+        self._answer_item(RequestKind.RETRIEVE, event.item.id, event)
+
+    def _on_item_deleted(self, event: ConversationItemDeleted, at: float) -> None:
+        self._answer_item(RequestKind.DELETE, event.item_id, event)
+
+    def _answer_item(self, kind: RequestKind, item_id: str, event: ServerEvent) -> None:
+        """Answer the oldest request of ``kind`` for this item (by id; the oldest
+        of the kind when the answer names no item)."""
+        for request in self._pending:
+            if request.kind is kind and (
+                not item_id or (request.payload or {}).get("item_id") == item_id
+            ):
+                self._pending.remove(request)
+                request.answer = event
+                return
+
     def _on_speech_stopped(self, event: InputAudioBufferSpeechStopped, at: float) -> None:
         if _auto_responds(self.info):
             self._vad_turn_ended = True
 
     def _on_response_created(self, event: ResponseCreated, at: float) -> Effects | None:
         track: ResponseTrack | None = None
-        server_own = self._vad_turn_ended
-        self._vad_turn_ended = False
+        answer_due = self._answer_due
+        server_own = self._vad_turn_ended or answer_due
+        self._vad_turn_ended = self._answer_due = False
+        self._unclaimed = None
         if server_own:
             track = self._next_follower()
+            if track is None and answer_due:
+                # The answer to a function output: keep it for the caller who
+                # follows it a moment later (send_function_output, then
+                # next_response()), so it is never lost to that race.
+                track = self._unclaimed = ResponseTrack(None, at)
         if track is None:
             request = self._answer(RequestKind.RESPONSE, event)
             if request is not None:
@@ -405,6 +499,8 @@ class SessionState:
 
     def _start(self, track: ResponseTrack, event: ResponseCreated) -> Effects | None:
         track._start(event)
+        if self.info is not None:
+            track.sample_rate = self.info.output_sample_rate
         self._running[event.response.id] = weakref.ref(track)
         if track.cancel_wanted and not track.cancel_sent:
             track.cancel_sent = True
@@ -573,6 +669,8 @@ _HANDLERS: Final[dict[type[ServerEvent], _Handler]] = {
     SessionCreated: SessionState._on_session_created,
     SessionUpdated: SessionState._on_session_updated,
     SessionFinished: SessionState._on_session_finished,
+    ConversationItemRetrieved: SessionState._on_item_retrieved,
+    ConversationItemDeleted: SessionState._on_item_deleted,
     InputAudioBufferSpeechStopped: SessionState._on_speech_stopped,
     ResponseCreated: SessionState._on_response_created,
     ResponseDone: SessionState._on_response_done,

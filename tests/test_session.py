@@ -572,6 +572,12 @@ class TestHandlers:
         assert isinstance(info.value.__cause__, KeyError)
         assert info.value.handler is broken
         assert isinstance(info.value.event, ds.ResponseTextDelta)
+        # The failure is reported to the caller before it is logged: give the
+        # handler thread a moment to write the log line.
+        deadline = time.monotonic() + 5
+        while not any("raised while handling" in r.getMessage() for r in caplog.records):
+            assert time.monotonic() < deadline, "the handler failure was never logged"
+            time.sleep(0.01)
         record = next(r for r in caplog.records if "raised while handling" in r.getMessage())
         assert record.exc_info is not None and record.exc_info[0] is KeyError
         # Raised once: the next call goes on normally.

@@ -188,6 +188,8 @@ class LocalConnection:
             "input_audio_buffer.clear": state.audio_clear,
             "input_image_buffer.append": state.image_append,
             "conversation.item.create": state.item_create,
+            "conversation.item.retrieve": state.item_retrieve,
+            "conversation.item.delete": state.item_delete,
         }
         # Handlers that start, stop or wait for responses send for themselves.
         self._handlers: dict[str, Callable[[JSONDict], None]] = {

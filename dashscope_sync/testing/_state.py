@@ -110,6 +110,8 @@ class ProtocolState:
         self._vad_config: JSONDict | None = None
         # The id announced by speech_started, used by the item it commits.
         self._speech_item_id: str | None = None
+        # Conversation items by id, for conversation.item.retrieve/delete.
+        self._items: dict[str, JSONDict] = {}
 
     def session_created(self) -> JSONDict:
         """Return the ``session.created`` event."""
@@ -253,13 +255,19 @@ class ProtocolState:
             server_event("input_audio_buffer.committed", item_id=item_id),
             server_event("conversation.item.created", item=item),
         ]
+        transcript = simulated_transcript(piece.num_bytes, piece.peak)
+        # Retrieved later with the audio as its transcript only, as Qwen-Audio does.
+        self._items[item_id] = {
+            **item,
+            "content": [{"type": "input_audio", "transcript": transcript}],
+        }
         if self.session.get("input_audio_transcription") is not None:
             steps.append(
                 server_event(
                     "conversation.item.input_audio_transcription.completed",
                     item_id=item_id,
                     content_index=0,
-                    transcript=simulated_transcript(piece.num_bytes, piece.peak),
+                    transcript=transcript,
                 )
             )
         return steps
@@ -318,11 +326,44 @@ class ProtocolState:
             self._vad.reset()
         return [server_event("input_audio_buffer.cleared")]
 
-    def item_create(self, frame: JSONDict) -> list[JSONDict]:
-        """``conversation.item.create``: user text or a function call output."""
+    def item_create(self, frame: JSONDict) -> list[Step]:
+        """``conversation.item.create``: user text or a function call output.
+
+        Under server VAD with automatic responses, a function call output is
+        answered at once, with no ``response.create``, as the service does.
+        """
         item, piece = parse_conversation_item(frame.get("item"))
+        if item["id"] in self._items:
+            raise ClientEventError(
+                f"Item with id {item['id']!r} already exists.",
+                code="invalid_value",
+                param="item.id",
+            )
+        self._items[item["id"]] = item
         self._pending.append(piece)
-        return [server_event("conversation.item.created", item=item)]
+        steps: list[Step] = [server_event("conversation.item.created", item=item)]
+        if isinstance(piece, FunctionOutput) and self._vad_settings() is not None:
+            steps.extend(self._auto_response())
+        return steps
+
+    def item_retrieve(self, frame: JSONDict) -> list[Step]:
+        """``conversation.item.retrieve``: the item (audio as its transcript only)."""
+        item_id = self._known_item(frame)
+        return [server_event("conversation.item.retrieved", item=self._items[item_id])]
+
+    def item_delete(self, frame: JSONDict) -> list[Step]:
+        """``conversation.item.delete``: forget the item."""
+        item_id = self._known_item(frame)
+        del self._items[item_id]
+        return [server_event("conversation.item.deleted", item_id=item_id)]
+
+    def _known_item(self, frame: JSONDict) -> str:
+        item_id = frame.get("item_id")
+        if not isinstance(item_id, str) or item_id not in self._items:
+            raise ClientEventError(
+                f"Item with id {item_id!r} not found.", code="invalid_value", param="item_id"
+            )
+        return item_id
 
     # ------------------------------------------------------------------
     # Responses
