@@ -474,7 +474,7 @@ class RealtimeSession:
             self._append_image(jpeg)
         if text is not None:
             self.append_text(text)
-        if (pcm is not None or jpeg is not None) and not (translating and detection is not None):
+        if pcm is not None or jpeg is not None:
             self.commit_audio()
         if handle is None:
             handle = self._create_response(fields)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._audio import INPUT_SAMPLE_RATE, OUTPUT_SAMPLE_RATE, pcm16_peak, resample_pcm16
+from ._families import FamilyRules
 from ._responder import ResponsePlan
 from ._response import ResponseStream, ScriptedStream, Stream
 from ._session import (
@@ -92,7 +93,9 @@ class ProtocolState:
         server_vad: bool = False,
         reply_audio: str = "speech",
     ) -> None:
-        self.session: JSONDict = default_session(model)
+        #: The model's family, and what the server does about it.
+        self.rules = FamilyRules(model)
+        self.session: JSONDict = {**default_session(model), **self.rules.session_defaults()}
         self.conversation_id = new_id("conv_")
         self.last_committed_audio = bytearray()
         self._chunk_ms = chunk_ms
@@ -121,8 +124,10 @@ class ProtocolState:
         """``session.update``: validate, merge, echo the full session."""
         # apply_session_update returns a new dict, so events already built
         # from the old one are never mutated under a sending thread.
-        self.session = apply_session_update(self.session, frame.get("session"))
-        return [server_event("session.updated", session=self.session)]
+        update = frame.get("session")
+        self.session = apply_session_update(self.session, update)
+        before, after = self.rules.update_events(update)
+        return [*before, server_event("session.updated", session=self.session), *after]
 
     # ------------------------------------------------------------------
     # Input audio and VAD
@@ -261,6 +266,19 @@ class ProtocolState:
             **item,
             "content": [{"type": "input_audio", "transcript": transcript}],
         }
+        if self.rules.translates:
+            # LiveTranslate's source transcript firms up as text/stash first.
+            words = transcript.split(" ")
+            half = " ".join(words[: len(words) // 2])
+            steps.append(
+                server_event(
+                    "conversation.item.input_audio_transcription.text",
+                    item_id=item_id,
+                    content_index=0,
+                    text=half,
+                    stash=transcript[len(half) :],
+                )
+            )
         if self.session.get("input_audio_transcription") is not None:
             steps.append(
                 server_event(
@@ -311,9 +329,19 @@ class ProtocolState:
             vad.reset()
         self._speech_item_id = None
         steps.extend(self._commit(None, item_id))
-        if vad is not None:
+        if vad is not None or self.rules.translates:
+            # LiveTranslate translates every turn by itself, VAD or not.
             steps.extend(self._auto_response())
         return steps
+
+    def flush_for_finish(self) -> list[Step]:
+        """``session.finish`` on LiveTranslate: translate the audio still buffered."""
+        if not self.rules.translates or not self._audio:
+            return []
+        self._speech_item_id = None
+        if self._vad is not None:
+            self._vad.reset()
+        return [*self._commit(None, new_id("item_")), *self._auto_response()]
 
     def audio_clear(self, frame: JSONDict) -> list[JSONDict]:
         """``input_audio_buffer.clear``: drop buffered audio and images (and any speech)."""
@@ -403,6 +431,8 @@ class ProtocolState:
         if instructions is None and isinstance(session.get("instructions"), str):
             instructions = session["instructions"]
         turn = list(pieces)
+        if self.rules.translates:
+            return self._translation_stream(turn, modalities), plan
         heard = [piece for piece in turn if isinstance(piece, AudioInput)]
         echo = self._echo and bool(heard)
         audio = None
@@ -424,6 +454,29 @@ class ProtocolState:
             audio=audio,
         )
         return stream, plan
+
+
+    def _translation_stream(self, turn: list[TurnPiece], modalities: list[str]) -> Stream:
+        """LiveTranslate's answer: the translation, streamed as text/stash events."""
+        heard = [piece for piece in turn if isinstance(piece, AudioInput)]
+        configured = self.session.get("output_modalities") or self.session.get("modalities")
+        if isinstance(configured, list):
+            modalities = configured
+        text = self.rules.translation_text(self.session, turn)
+        return ResponseStream(
+            conversation_id=self.conversation_id,
+            modalities=modalities,
+            voice=self.session.get("voice"),
+            output_audio_format=self.session.get("output_audio_format"),
+            reply_text=text,
+            tool_call=None,
+            chunk_ms=self._chunk_ms,
+            input_text_tokens=0,
+            input_audio_tokens=sum(
+                audio_tokens(piece.num_bytes, INPUT_SAMPLE_RATE) for piece in heard
+            ),
+            stash=True,
+        )
 
 
 def _decode_base64(value: Any, param: str) -> bytes:
