@@ -5,6 +5,7 @@ Commands:
     talk    a voice turn with the real service (or any URL)
     serve   run the local server until Ctrl-C
     token   print a temporary key as JSON
+    translate  a LiveTranslate session from a WAV file (_cli_translate.py)
 
 Exit codes are distinct so scripts can branch on them (see ``EXIT_*``).
 """
@@ -22,10 +23,10 @@ from pathlib import Path
 from typing import TextIO
 
 from ._audio import load_wav, sample_wav_path
+from ._cli_translate import add_translate_parser
 from ._client import API_KEY_ENV, Client
-from ._config import SessionUpdate
+from ._config import NOT_GIVEN, SessionUpdate
 from ._constants import (
-    DEFAULT_REALTIME_URL,
     INPUT_SAMPLE_RATE,
     MODEL_QWEN3_OMNI_FLASH_REALTIME,
     VOICE_CHERRY,
@@ -39,6 +40,7 @@ from ._errors import (
     TransportError,
 )
 from ._events import ConversationItemInputAudioTranscriptionCompleted
+from ._families import ModelFamily
 
 __all__ = ["main"]
 
@@ -79,7 +81,7 @@ def _voice_turn(
     model: str,
     pcm: bytes,
     text: str | None,
-    voice: str,
+    voice: str | None,
     instructions: str | None,
     output: Path,
     realtime: bool,
@@ -92,8 +94,16 @@ def _voice_turn(
     with client.realtime.connect(model=model) as session:
         print(f"connected: session {session.id} ({time.monotonic() - started:.3f} s)", file=err)
         session.update_session(
-            SessionUpdate(modalities=["text", "audio"], voice=voice, turn_detection=None)
+            SessionUpdate(
+                modalities=["text", "audio"],
+                turn_detection=None,
+                # No voice given: the model family's own default voice.
+                voice=voice or NOT_GIVEN,
+            )
         )
+        # LiveTranslate answers by itself: follow it from before the audio.
+        translating = session.family in (ModelFamily.LIVETRANSLATE, ModelFamily.LIVETRANSLATE_V38)
+        follower = session.next_response() if translating else None
         heard: list[str] = []
         session.on(
             ConversationItemInputAudioTranscriptionCompleted,
@@ -114,7 +124,7 @@ def _voice_turn(
         if text:
             session.append_text(text)
         session.commit_audio()
-        response = session.create_response(instructions=instructions)
+        response = follower or session.create_response(instructions=instructions)
         print("assistant: ", end="", file=out, flush=True)
         for chunk in response.iter_text(timeout=timeout):
             print(chunk, end="", file=out, flush=True)
@@ -179,7 +189,7 @@ class _NoKey(Exception):
 
 
 def _cmd_talk(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    client = Client(_api_key(), base_url=args.url, workspace=args.workspace)
+    client = Client(_api_key(), base_url=args.url, workspace=args.workspace, region=args.region)
     pcm = load_wav(args.input)
     return _voice_turn(
         client,
@@ -237,11 +247,12 @@ def _parser() -> argparse.ArgumentParser:
     talk.add_argument("input", help="16 kHz mono PCM16 WAV file to send")
     talk.add_argument("--output", default="reply.wav", help="where to write the reply audio")
     talk.add_argument("--text", help="a text message to send with the audio")
-    talk.add_argument("--voice", default=VOICE_CHERRY, help="reply voice (default Cherry)")
+    talk.add_argument("--voice", default=None, help="reply voice (default: the model's own)")
     talk.add_argument("--model", default=MODEL_QWEN3_OMNI_FLASH_REALTIME, help="model name")
     talk.add_argument("--instructions", help="instructions for this reply")
-    talk.add_argument("--url", default=DEFAULT_REALTIME_URL, help="realtime WebSocket URL")
-    talk.add_argument("--workspace", help="workspace id")
+    talk.add_argument("--url", default=None, help="realtime WebSocket URL (default: resolved)")
+    talk.add_argument("--workspace", help="workspace id (default: DASHSCOPE_WORKSPACE)")
+    talk.add_argument("--region", help="region id (default: DASHSCOPE_REGION, cn-beijing)")
     talk.add_argument("--fast", action="store_true", help="upload faster than real time")
     talk.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the reply")
     talk.set_defaults(run=_cmd_talk)
@@ -257,6 +268,8 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--workspace", help="workspace id")
     token.add_argument("--http-base-url", default=None, help="HTTP API host")
     token.set_defaults(run=_cmd_token)
+
+    add_translate_parser(commands, _api_key)
     return parser
 
 

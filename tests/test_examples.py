@@ -35,6 +35,11 @@ SCRIPTS = {
     "image_and_audio.py",
     "function_calling.py",
     "temporary_key.py",
+    # One per model family (tests/test_examples_families.py).
+    "omni38_workspace.py",
+    "live_translation.py",
+    "qwen_audio_smart_turn.py",
+    "function_output.py",
 }
 
 

@@ -251,3 +251,22 @@ def test_session_family(server: LocalRealtimeServer, model: str, family: ds.Mode
     with client.realtime.connect(model=model) as session:
         assert session.family is family
         assert session.model == model
+
+
+def test_readme_family_table() -> None:
+    """The README's family table names every family and every documented model."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Model families and regions", 1)[1].split("\n## ", 1)[0]
+    for family in F:
+        assert f"| `{family.name}`" in section, family
+    # Each model, in full or (snapshots, Qwen-Audio variants) as the table shortens it.
+    for model in FAMILY_OF_MODEL:
+        base, _, date = model.partition("-20")
+        short = f"-20{date}" if date else model.replace("qwen-audio", "")
+        if model.endswith("-latest"):
+            base, short = model.removesuffix("-latest"), "-latest"
+        assert model in section or (
+            (base in section or "qwen-audio" in model) and (short in section)
+        ), model

@@ -181,10 +181,13 @@ def test_qwen_audio_voiceprint_failure(server: LocalRealtimeServer) -> None:
         assert "simulated" in failed.reason
 
 
-def test_qwen_audio_second_create(server: LocalRealtimeServer) -> None:
+def test_qwen_audio_second_create() -> None:
     """Qwen-Audio refuses a second response.create while one runs, with its own message."""
-    server.set_reply_delay(0.0)
-    with _client(server).realtime.connect(model=ds.MODEL_QWEN_AUDIO_3_0_REALTIME_PLUS) as session:
+    # Slow deltas keep the first response running while the second request arrives.
+    with (
+        LocalRealtimeServer(delta_delay=0.05) as server,
+        _client(server).realtime.connect(model=ds.MODEL_QWEN_AUDIO_3_0_REALTIME_PLUS) as session,
+    ):
         session.update_session(ds.SessionUpdate(turn_detection=None), timeout=10)
         session.append_text("a long question")
         first = session.create_response()

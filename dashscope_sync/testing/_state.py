@@ -455,7 +455,6 @@ class ProtocolState:
         )
         return stream, plan
 
-
     def _translation_stream(self, turn: list[TurnPiece], modalities: list[str]) -> Stream:
         """LiveTranslate's answer: the translation, streamed as text/stash events."""
         heard = [piece for piece in turn if isinstance(piece, AudioInput)]
