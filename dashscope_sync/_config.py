@@ -475,7 +475,8 @@ class SessionUpdate:
         input_sample_rate: The input audio's sample rate (8000, 16000,
             24000 or 48000); sent with the input format as the family wants it.
         output_sample_rate: The output audio's sample rate, likewise.
-        video_representation_compact: Sent as ``video.input.representation_compact``.
+        video_representation_compact: Sent as ``video.input.representation_compact``,
+            a string passed through as the official SDK does (no source gives its values).
         voice_placement: Where the 3.8 families get the voice: ``"nested"``
             (``audio.output.voice``, the official SDK 2.0.2 and the default) or
             ``"flat"`` (top-level ``voice``, as the service's docs show). The
@@ -560,8 +561,8 @@ class SessionUpdate:
     output_sample_rate: int | NotGiven = attrs.field(
         default=NOT_GIVEN, validator=_one_of(*SAMPLE_RATES)
     )
-    video_representation_compact: bool | NotGiven = attrs.field(
-        default=NOT_GIVEN, validator=_instance(bool, "True or False")
+    video_representation_compact: str | NotGiven = attrs.field(
+        default=NOT_GIVEN, validator=_instance(str, "a string")
     )
     voice_placement: Literal["nested", "flat"] | NotGiven = attrs.field(
         default=NOT_GIVEN, validator=_one_of("nested", "flat")

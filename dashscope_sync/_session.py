@@ -420,6 +420,9 @@ class RealtimeSession:
         user message; commits; asks for a response, unless server VAD will
         start it by itself (then it follows that one); and waits for it.
 
+        With no input right after `send_function_output` under server VAD,
+        it waits for the answer the server gives that output by itself.
+
         Args:
             audio: The user's speech.
             text: A user text message (with or without audio).
@@ -441,6 +444,13 @@ class RealtimeSession:
         core = self._core
         core.check_can_block("respond()")
         if audio is None and text is None and image is None:
+            # After send_function_output under server VAD the server answers by
+            # itself: respond() with no input waits for that answer.
+            followed = self._follow_function_answer(
+                self._response_fields(instructions, None)
+            )
+            if followed is not None:
+                return followed.wait(check_timeout(timeout))
             raise ConfigError("respond() needs audio, text or an image")
         deadline = Deadline(check_timeout(timeout))
         # Every argument is checked before the first frame goes out.

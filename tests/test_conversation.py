@@ -129,6 +129,20 @@ class TestFunctionOutput:
         assert result.text
         assert not [f for f in server.received if f.get("type") == "response.create"]
 
+    def test_respond_without_input_follows_the_answer(
+        self, session: ds.RealtimeSession, server: LocalRealtimeServer
+    ) -> None:
+        """respond() with no input after a function output under VAD returns the server's answer."""
+        session.send_function_output("call_6", "sunny")
+        result = session.respond(timeout=10)
+        assert "call_6" in result.text
+        assert not [f for f in server.received if f.get("type") == "response.create"]
+
+    def test_respond_without_input_otherwise_refused(self, session: ds.RealtimeSession) -> None:
+        """respond() with no input and no function answer due is a ConfigError."""
+        with pytest.raises(ds.ConfigError, match="needs audio"):
+            session.respond(timeout=1)
+
     def test_server_vad_next_response_after_the_answer_started(
         self, session: ds.RealtimeSession, server: LocalRealtimeServer
     ) -> None:

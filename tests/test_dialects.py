@@ -75,8 +75,8 @@ class TestLegacyOmni:
 
     def test_video(self) -> None:
         """video_representation_compact is sent as video.input.representation_compact."""
-        update = ds.SessionUpdate(video_representation_compact=True)
-        assert enc(update, F.OMNI) == {"video": {"input": {"representation_compact": True}}}
+        update = ds.SessionUpdate(video_representation_compact="on")
+        assert enc(update, F.OMNI) == {"video": {"input": {"representation_compact": "on"}}}
 
 
 class TestOmni38:
@@ -298,6 +298,7 @@ class TestValidation:
             {"voice_clone_frequency": "sometimes"},
             {"voice_placement": "top"},
             {"enable_voice_clone": "yes"},
+            {"video_representation_compact": True},
             {"enable_speech_emotion": 1},
             {"translation": "en"},
             {"voice": "Cherry", "voice_clone_frequency": "once"},
