@@ -8,7 +8,7 @@ import pytest
 import websocket
 
 import dashscope_sync as ds
-from dashscope_sync.testing import LocalRealtimeServer
+from dashscope_sync.testing import LocalRealtimeServer, speech_like_pcm16
 
 from .test_families import FAMILY_OF_MODEL
 
@@ -214,3 +214,18 @@ def test_qwen_audio_server_error_closes(server: LocalRealtimeServer) -> None:
     finally:
         ws.close()
         ws.shutdown()  # close() skips the socket once the server has closed
+
+
+def test_qwen_audio_smart_turn_ambient(server: LocalRealtimeServer) -> None:
+    """Under smart turn a short murmur comes back as ambient transcripts, with no response."""
+    with _client(server).realtime.connect(model=ds.MODEL_QWEN_AUDIO_3_0_REALTIME_FLASH) as session:
+        detection = ds.TurnDetection(type=ds.VAD_SMART_TURN, silence_duration_ms=200)
+        session.update_session(ds.SessionUpdate(turn_detection=detection), timeout=10)
+        session.append_audio(speech_like_pcm16(0.3))
+        session.append_audio(b"\x00\x00" * 16000)  # a second of silence ends it
+        done = session.wait_for(ds.ConversationItemAmbientAudioTranscriptionCompleted, timeout=10)
+        assert "not a turn" in done.value
+        events = drain(session, 0.5)
+        assert not [
+            e for e in events if isinstance(e, (ds.ResponseCreated, ds.InputAudioBufferCommitted))
+        ]

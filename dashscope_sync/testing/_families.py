@@ -45,6 +45,8 @@ __all__ = [
 TURN_DETECTION_TYPES: Final = ("server_vad", "semantic_vad", "smart_turn", "speaker_detection")
 
 _ASR_FLASH: Final = "qwen3-asr-flash-realtime"
+#: Speech shorter than this is "not a turn" for the simulated smart turn.
+AMBIENT_MAX_SAMPLES: Final = 16000 * 6 // 10  # 0.6 s at 16 kHz
 
 
 class FamilyRules:
@@ -133,6 +135,37 @@ class FamilyRules:
         else:
             after = [server_event("voiceprint_audio_list.completed", item_id=item_id)]
         return before, after
+
+    def ambient_events(
+        self, turn_detection: JSONDict | None, samples: int, item_id: str
+    ) -> list[JSONDict]:
+        """Qwen-Audio smart turn: speech too short to be a turn comes back as ambient ASR.
+
+        The real model judges acoustically and semantically; the simulation
+        calls any speech under 0.6 s ambient (a "hmm").
+        """
+        if (
+            self.family is not ModelFamily.QWEN_AUDIO
+            or not turn_detection
+            or turn_detection.get("type") != "smart_turn"
+            or samples >= AMBIENT_MAX_SAMPLES
+        ):
+            return []
+        text = f"[simulated ambient speech: {samples / 16000:.2f} s, not a turn]"
+        half = len(text) // 2
+        return [
+            server_event(
+                "conversation.item.ambient_audio_transcription.delta",
+                item_id=item_id,
+                text=text[:half],
+                stash=text[half:],
+            ),
+            server_event(
+                "conversation.item.ambient_audio_transcription.completed",
+                item_id=item_id,
+                transcript=text,
+            ),
+        ]
 
     def translation_text(self, session: JSONDict, pieces: Sequence[TurnPiece]) -> str:
         """The simulated translation of a turn, saying plainly that it is simulated."""

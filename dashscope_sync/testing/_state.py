@@ -113,6 +113,8 @@ class ProtocolState:
         self._vad_config: JSONDict | None = None
         # The id announced by speech_started, used by the item it commits.
         self._speech_item_id: str | None = None
+        # Timeline sample where the current speech began (for smart turn).
+        self._speech_onset = 0
         # Conversation items by id, for conversation.item.retrieve/delete.
         self._items: dict[str, JSONDict] = {}
 
@@ -206,6 +208,7 @@ class ProtocolState:
         audio_start = max(self._buffer_start, onset - self._prefix_samples())
         self._drop_before(audio_start)
         self._speech_item_id = new_id("item_")
+        self._speech_onset = onset
         steps: list[Step] = [
             server_event(
                 "input_audio_buffer.speech_started",
@@ -227,6 +230,11 @@ class ProtocolState:
                 item_id=item_id,
             )
         ]
+        ambient = self.rules.ambient_events(self._vad_settings(), end - self._speech_onset, item_id)
+        if ambient:
+            # Qwen-Audio's smart turn: not a turn. Not added, not answered.
+            self._drop_before(end)
+            return [*steps, *ambient]
         steps.extend(self._commit(end, item_id))
         steps.extend(self._auto_response())
         return steps
