@@ -542,10 +542,17 @@ class RealtimeSession:
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"output is not JSON-serialisable: {exc}") from exc
         item = {"type": "function_call_output", "call_id": call_id, "output": output}
-        event_id = self._send_event("conversation.item.create", {"item": item})
-        with self._core.mailbox.lock:
-            self._core.mailbox.state.function_output_sent()
-        return event_id
+        mailbox = self._core.mailbox
+        # Booked before sending, so the server's answer cannot arrive first.
+        with mailbox.lock:
+            due = mailbox.state.function_output_sent()
+        try:
+            return self._send_event("conversation.item.create", {"item": item})
+        except BaseException:
+            if due:
+                with mailbox.lock:
+                    mailbox.state.function_output_unsent()
+            raise
 
     def retrieve_item(
         self, item_id: str, *, timeout: float | NotGiven | None = NOT_GIVEN

@@ -35,6 +35,16 @@ Pairing rules (by identity, never by position, where the wire allows it):
    automatic responses on) is the server's own: it goes to the oldest handle from
    `SessionState.follow_next_response`. Otherwise it answers the oldest
    unanswered ``response.create``, else it goes to a follower, else to nobody.
+5. Under server VAD with automatic responses the server answers a function
+   output by itself: after `SessionState.function_output_sent` the next
+   ``response.created`` is the server's own, and when nobody follows it yet it
+   is kept for the next `SessionState.follow_next_response` (one at most).
+6. ``conversation.item.retrieved``/``.deleted`` answer the oldest request of
+   their kind for the same item id.
+
+Family rules kept here: with ``server_error_ends`` (Qwen-Audio) a
+``server_error`` ends the session with that `APIError`; LiveTranslate's
+``text``/``stash`` events feed a response's confirmed text.
 """
 
 from __future__ import annotations
@@ -372,11 +382,18 @@ class SessionState:
         track = ResponseTrack(event_id, at)
         return track, self.request(RequestKind.RESPONSE, event_id, track=track)
 
-    def function_output_sent(self) -> None:
-        """A ``function_call_output`` item was sent: under server VAD with automatic
-        responses the server answers it by itself, so its next response is its own."""
-        if _auto_responds(self.info):
+    def function_output_sent(self) -> bool:
+        """A ``function_call_output`` item is being sent: under server VAD with
+        automatic responses the server answers it by itself, so its next response
+        is its own. Returns True if this call made an answer due."""
+        if _auto_responds(self.info) and not self._answer_due:
             self._answer_due = True
+            return True
+        return False
+
+    def function_output_unsent(self) -> None:
+        """The function output could not be sent: no answer will come."""
+        self._answer_due = False
 
     @property
     def answer_due(self) -> bool:

@@ -213,3 +213,17 @@ class TestLiveTranslateText:
         result = session.respond(text="hi", timeout=10)
         assert result.sample_rate == 24000
         assert result.to_wav_bytes()[24:28] == (24000).to_bytes(4, "little")
+
+
+def test_answer_booked_before_the_send() -> None:
+    """The state books the server's answer before the output is sent, and unbooks a failed send."""
+    state = SessionState()
+    feed(state, {"type": "session.created", "session": {"id": "s", "turn_detection": {}}})
+    assert state.function_output_sent() is True
+    assert state.answer_due
+    state.function_output_unsent()
+    assert not state.answer_due
+    manual = SessionState()
+    feed(manual, {"type": "session.created", "session": {"id": "s", "turn_detection": None}})
+    assert manual.function_output_sent() is False
+    assert not manual.answer_due
