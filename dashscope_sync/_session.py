@@ -446,9 +446,7 @@ class RealtimeSession:
         if audio is None and text is None and image is None:
             # After send_function_output under server VAD the server answers by
             # itself: respond() with no input waits for that answer.
-            followed = self._follow_function_answer(
-                self._response_fields(instructions, None)
-            )
+            followed = self._follow_function_answer(self._response_fields(instructions, None))
             if followed is not None:
                 return followed.wait(check_timeout(timeout))
             raise ConfigError("respond() needs audio, text or an image")

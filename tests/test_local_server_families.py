@@ -194,7 +194,7 @@ def test_qwen_audio_second_create() -> None:
         second = session.create_response()
         with pytest.raises(ds.APIError, match="another response is in progress"):
             second.wait(timeout=10)
-        first.wait(timeout=30)
+        assert first.cancel()  # no need to hear the slow first answer out
 
 
 def test_qwen_audio_server_error_closes(server: LocalRealtimeServer) -> None:

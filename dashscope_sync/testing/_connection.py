@@ -466,7 +466,9 @@ class LocalConnection:
         error = frame.get("error")
         if isinstance(error, dict) and error.get("type") == "server_error":
             logger.debug("connection %s: server_error ends the session", self.session_id)
-            self._close_quietly(1011, "server_error")
+            # On a helper thread: the sender (a test, a response) must not
+            # wait here for the client to read the close frame.
+            self.close(1011, "server_error", wait=False)
 
     def _close_quietly(self, code: int, reason: str) -> None:
         try:
