@@ -16,7 +16,7 @@ from ._errors import ConfigError
 from ._families import ModelFamily, family_of, is_omni_3_5, needs_workspace
 from ._regions import WORKSPACE_ENV, is_legacy_host
 
-__all__ = ["check_host", "encode_session", "family_for"]
+__all__ = ["check_host", "check_late_update", "encode_session", "family_for"]
 
 #: `SessionUpdate` fields that are not session keys: the encoder places them.
 _PLACED: Final = frozenset(
@@ -183,3 +183,38 @@ def _check_refusals(
             raise _refuse(
                 family, f"output_sample_rate={update.output_sample_rate} on {model}: 24 kHz only"
             )
+
+
+def check_late_update(
+    update: SessionUpdate, family: ModelFamily, *, updated_before: bool, audio_sent: bool
+) -> str | None:
+    """Qwen-Audio's timing rules for ``session.update`` (MODEL_FAMILIES.md §4.6).
+
+    ``turn_detection`` and ``input_audio_format`` can change only before the
+    first audio (a new connection is needed after it): refused. ``voice``
+    applies only in the first update: allowed, but the returned warning says
+    it will be ignored.
+
+    Raises:
+        ConfigError: A setting the family takes only before the first audio.
+    """
+    if family is not ModelFamily.QWEN_AUDIO:
+        return None
+    if audio_sent:
+        late = [
+            name
+            for name in ("turn_detection", "input_audio_format", "input_sample_rate")
+            if getattr(update, name) is not NOT_GIVEN
+        ]
+        if late:
+            raise _refuse(
+                family,
+                f"changing {', '.join(late)} after the first audio: it is taken only "
+                "before audio is sent; open a new session to change it",
+            )
+    if updated_before and update.voice is not NOT_GIVEN:
+        return (
+            f"{family!r} applies the voice of the first session.update only: "
+            f"voice={update.voice!r} will be ignored"
+        )
+    return None

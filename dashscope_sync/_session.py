@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, overload
 from ._config import NOT_GIVEN, NotGiven, RealtimeConfig, SessionUpdate, _modalities
 from ._core import SessionCore
 from ._deadline import Deadline, check_timeout
-from ._dialects import encode_session, family_for
+from ._dialects import check_late_update, encode_session, family_for
 from ._dispatch import UNKNOWN_KEY, HandlerHandle, Handlers
 from ._errors import (
     APIError,
@@ -123,6 +123,10 @@ class RealtimeSession:
         # The handler registry. Only this object holds it strongly (the
         # handler thread holds it weakly): see the module docstring.
         self._handlers = Handlers()
+        # For the family rules on late updates (Qwen-Audio): has a
+        # session.update gone out, has audio?
+        self._updated = False
+        self._audio_sent = False
 
     # State ---------------------------------------------------------------------
 
@@ -229,7 +233,15 @@ class RealtimeSession:
             HandlerError: A handler failed earlier (raised first).
         """
         if isinstance(update, SessionUpdate):
+            warning = check_late_update(
+                update,
+                self.family,
+                updated_before=self._updated,
+                audio_sent=self._audio_sent,
+            )
             session = encode_session(update, self.family, self.config.model)
+            if warning is not None:
+                logger.warning("%s", warning)
         elif isinstance(update, Mapping):
             session = dict(update)
         else:
@@ -245,6 +257,7 @@ class RealtimeSession:
         # reconnect().
         request = core.register(RequestKind.UPDATE, event_id, session)
         core.send_request(request, text, "session.update")
+        self._updated = True
         if not wait:
             return None
         result = core.await_request(request, limit, "update_session()")
@@ -270,6 +283,7 @@ class RealtimeSession:
         return self._append_audio(data)
 
     def _append_audio(self, data: bytes) -> str:
+        self._audio_sent = True  # read by Qwen-Audio's update timing rules
         event_id = self._core.ids.next()
         self._core.send(encode_audio_append(event_id, data), "input_audio_buffer.append")
         return event_id

@@ -185,3 +185,34 @@ class TestResponseCreatePerFamily:
             session.create_response().wait(timeout=10)
         frame = server.wait_for_received("response.create", timeout=5)
         assert "response" not in frame
+
+
+class TestQwenAudioUpdateTiming:
+    """Qwen-Audio takes turn detection and input format only before the first audio."""
+
+    def test_late_turn_detection_refused(self, server: LocalRealtimeServer) -> None:
+        """After audio, changing turn_detection is refused before sending, naming the family."""
+        with _client(server).realtime.connect(model=ds.MODEL_QWEN_AUDIO_3_0_REALTIME_FLASH) as s:
+            s.update_session(ds.SessionUpdate(turn_detection=None), timeout=10)
+            s.append_audio(b"\x00\x00" * 1600)
+            with pytest.raises(ds.ConfigError, match=r"QWEN_AUDIO.*turn_detection.*new session"):
+                s.update_session(ds.SessionUpdate(turn_detection=ds.TurnDetection()))
+            s.update_session(ds.SessionUpdate(instructions="still fine"), timeout=10)
+        updates = [f for f in server.received if f.get("type") == "session.update"]
+        assert len(updates) == 2
+
+    def test_late_voice_warned(
+        self, server: LocalRealtimeServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A voice in a later update is sent, with a warning that the service ignores it."""
+        with _client(server).realtime.connect(model=ds.MODEL_QWEN_AUDIO_3_1_REALTIME_PLUS) as s:
+            s.update_session(ds.SessionUpdate(voice="longanqian_v3.1"), timeout=10)
+            assert not [r for r in caplog.records if "first session.update" in r.getMessage()]
+            s.update_session(ds.SessionUpdate(voice="beth_v3.1"), timeout=10)
+        assert [r for r in caplog.records if "will be ignored" in r.getMessage()]
+
+    def test_other_families_unaffected(self, server: LocalRealtimeServer) -> None:
+        """Omni may change turn detection after audio."""
+        with _client(server).realtime.connect(model=ds.MODEL_QWEN3_OMNI_FLASH_REALTIME) as s:
+            s.append_audio(b"\x00\x00" * 1600)
+            s.update_session(ds.SessionUpdate(turn_detection=None), timeout=10)
