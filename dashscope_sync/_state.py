@@ -55,7 +55,13 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Final
 
-from ._errors import APIError, DashScopeError, SessionClosedError, TransportError
+from ._errors import (
+    ActiveResponseError,
+    APIError,
+    DashScopeError,
+    SessionClosedError,
+    TransportError,
+)
 from ._events import (
     ConversationItemDeleted,
     ConversationItemRetrieved,
@@ -302,6 +308,26 @@ def _error_kind(error: ErrorEvent) -> RequestKind | None:
     if param.startswith("response."):
         return RequestKind.RESPONSE
     return None
+
+
+#: Qwen-Audio's words for "one response at a time" (its code is a plain invalid_value).
+_ANOTHER_IN_PROGRESS: Final = "another response is in progress"
+
+
+def _request_error(kind: RequestKind, event: ErrorEvent) -> APIError:
+    """The error for a refused request: Qwen-Audio's refusal of a second
+    ``response.create`` is an `ActiveResponseError`, like every family's."""
+    error = APIError.from_event(event)
+    if kind is RequestKind.RESPONSE and _ANOTHER_IN_PROGRESS in event.error.message:
+        return ActiveResponseError(
+            error.message,
+            code=error.code,
+            type=error.type,
+            param=error.param,
+            event_id=error.event_id,
+            event=event,
+        )
+    return error
 
 
 def _auto_responds(info: SessionInfo | None) -> bool:
@@ -556,7 +582,7 @@ class SessionState:
                 target = next((r for r in self._pending if r.kind is kind), None)
         if target is not None:
             self._pending.remove(target)
-            target.error = APIError.from_event(event)
+            target.error = _request_error(target.kind, event)
             track = None if target.track is None else target.track()
             if track is not None:
                 track.fail(target.error)

@@ -66,6 +66,24 @@ class TestServerErrorEndsQwenAudio:
         feed(state, CREATED, invalid)
         assert state.phase is Phase.OPEN
 
+    def test_second_create_is_an_active_response_error(self) -> None:
+        """Qwen-Audio's refusal of a second response.create is an ActiveResponseError."""
+        state = SessionState()
+        feed(state, CREATED)
+        _, create = state.track_response("e9", 1.0)
+        refusal = {
+            "type": "error",
+            "error": {
+                "type": "invalid_request_error",
+                "code": "invalid_value",
+                "message": "Cannot create response while another response is in progress.",
+                "param": "response.create",
+                "event_id": "e9",
+            },
+        }
+        feed(state, refusal)
+        assert isinstance(create.error, ds.ActiveResponseError)
+
     def test_other_families_go_on(self) -> None:
         """Without the rule (every other family) a server_error does not end the session."""
         state = SessionState()

@@ -192,7 +192,7 @@ def test_qwen_audio_second_create() -> None:
         session.append_text("a long question")
         first = session.create_response()
         second = session.create_response()
-        with pytest.raises(ds.APIError, match="another response is in progress"):
+        with pytest.raises(ds.ActiveResponseError, match="another response is in progress"):
             second.wait(timeout=10)
         assert first.cancel()  # no need to hear the slow first answer out
 
