@@ -75,7 +75,13 @@ def _structure_int(value: Any, _: Any) -> int:
 def _structure_bool(value: Any, _: Any) -> bool:
     # Registered apart: bool is a subclass of int, so the int hook would
     # otherwise turn true into 1.
-    return value if type(value) is bool else bool(value)
+    if type(value) is bool:
+        return value
+    if isinstance(value, (int, float)):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise TypeError(f"expected a boolean, got {type(value).__name__}")
 
 
 def _structure_bytes(value: Any, _: Any) -> bytes:

@@ -265,3 +265,17 @@ def test_booleans_stay_booleans() -> None:
     assert isinstance(event, ds.SessionCreated)
     assert event.session.enable_search is True
     assert event.session.smooth_output is False
+
+
+@pytest.mark.parametrize(("wire", "value"), [("1", True), ("0", False), ('"false"', False)])
+def test_boolean_spellings(wire: str, value: bool) -> None:
+    """A boolean sent as a number or as "true"/"false" text decodes to that boolean."""
+    event = decode('{"type":"session.created","session":{"enable_search":' + wire + "}}")
+    assert isinstance(event, ds.SessionCreated)
+    assert event.session.enable_search is value
+
+
+def test_boolean_garbage_is_an_invalid_frame() -> None:
+    """A boolean setting with a value that is no boolean makes the frame an InvalidFrame."""
+    event = decode('{"type":"session.created","session":{"enable_search":"maybe"}}')
+    assert isinstance(event, ds.InvalidFrame)
