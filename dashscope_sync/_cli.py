@@ -6,6 +6,7 @@ Commands:
             (--mic) a live conversation with the microphone and speaker
     serve   run the local server until Ctrl-C
     token   print a temporary key as JSON
+    translate  a LiveTranslate session from a WAV file (_cli_translate.py)
 
 It never shows a traceback: every failure is one line on stderr and an exit
 code with one meaning (see ``EXIT_*``), so scripts can branch on it. Set
@@ -30,10 +31,10 @@ from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
 from ._audio import load_audio, sample_wav_path
+from ._cli_translate import translate_file
 from ._client import API_KEY_ENV, Client, _check_token
-from ._config import SessionUpdate
+from ._config import NOT_GIVEN, SessionUpdate
 from ._constants import (
-    DEFAULT_REALTIME_URL,
     INPUT_SAMPLE_RATE,
     MODEL_QWEN3_OMNI_FLASH_REALTIME,
     VOICE_CHERRY,
@@ -54,6 +55,7 @@ from ._events import (
     ResponseAudioTranscriptDelta,
     ResponseDone,
 )
+from ._families import MODEL_QWEN3_5_LIVETRANSLATE_FLASH_REALTIME, ModelFamily, family_of
 from ._fmt import seconds
 from ._version import __version__
 
@@ -238,7 +240,7 @@ def _voice_turn(
     model: str,
     pcm: bytes,
     text: str | None,
-    voice: str,
+    voice: str | None,
     instructions: str | None,
     output: Path,
     realtime: bool,
@@ -251,8 +253,16 @@ def _voice_turn(
     with client.realtime.connect(model=model) as session:
         print(f"connected: session {session.id} ({seconds(time.monotonic() - started)})", file=err)
         info = session.update_session(
-            SessionUpdate(modalities=["text", "audio"], voice=voice, turn_detection=None)
+            SessionUpdate(
+                modalities=["text", "audio"],
+                turn_detection=None,
+                # No voice given: the model family's own default voice.
+                voice=voice or NOT_GIVEN,
+            )
         )
+        # LiveTranslate answers by itself: follow it from before the audio.
+        translating = session.family in (ModelFamily.LIVETRANSLATE, ModelFamily.LIVETRANSLATE_V38)
+        follower = session.next_response() if translating else None
         heard: list[str] = []
         # Set when the question's transcript (or its failure) arrived.
         transcribed = threading.Event()
@@ -286,7 +296,7 @@ def _voice_turn(
         if text:
             session.append_text(text)
         session.commit_audio()
-        response = session.create_response(instructions=instructions)
+        response = follower or session.create_response(instructions=instructions)
         if info.input_audio_transcription is not None:
             # Conversation order: what the user said, then the reply. The
             # transcript comes from a separate model, often mid-reply, so
@@ -443,10 +453,10 @@ def _cmd_talk(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.mic == (args.input is not None):
         raise _usage("input", "talk needs an audio file to send, or --mic (not both)")
     if args.mic:
-        client = Client(_api_key(), base_url=args.url, workspace=args.workspace)
+        client = Client(_api_key(), base_url=args.url, workspace=args.workspace, region=args.region)
         return _live(client, args, out, err)
     output = _check_output(args.output)
-    client = Client(_api_key(), base_url=args.url, workspace=args.workspace)
+    client = Client(_api_key(), base_url=args.url, workspace=args.workspace, region=args.region)
     pcm = _read_input(args.input)
     return _voice_turn(
         client,
@@ -461,6 +471,18 @@ def _cmd_talk(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out=out,
         err=err,
     )
+
+
+def _cmd_translate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    family = family_of(args.model)
+    if family not in (ModelFamily.LIVETRANSLATE, ModelFamily.LIVETRANSLATE_V38):
+        raise _usage(
+            "--model", f"translate needs a LiveTranslate model; {args.model} is {family!r}"
+        )
+    output = _check_output(args.output)
+    pcm = _read_input(args.input)
+    client = Client(_api_key(), base_url=args.url, workspace=args.workspace, region=args.region)
+    return translate_file(client, args, pcm, output, out, err)
 
 
 def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -597,16 +619,24 @@ def _parser() -> argparse.ArgumentParser:
     talk.add_argument("--output", default="reply.wav", help="where to write the reply audio")
     talk.add_argument("--text", help="a text message to send with the audio")
     talk.add_argument(
-        "--voice", type=_non_empty, default=VOICE_CHERRY, help="reply voice (default Cherry)"
+        "--voice", type=_non_empty, default=None, help="reply voice (default: the model's own)"
     )
     talk.add_argument(
         "--model", type=_non_empty, default=MODEL_QWEN3_OMNI_FLASH_REALTIME, help="model name"
     )
     talk.add_argument("--instructions", help="instructions for this reply")
     talk.add_argument(
-        "--url", type=_url("ws", "wss"), default=DEFAULT_REALTIME_URL, help="realtime WebSocket URL"
+        "--url",
+        type=_url("ws", "wss"),
+        default=None,
+        help="realtime WebSocket URL (default: resolved)",
     )
-    talk.add_argument("--workspace", type=_printable("a workspace id"), help="workspace id")
+    talk.add_argument(
+        "--workspace",
+        type=_printable("a workspace id"),
+        help="workspace id (default: DASHSCOPE_WORKSPACE)",
+    )
+    talk.add_argument("--region", help="region id (default: DASHSCOPE_REGION, cn-beijing)")
     talk.add_argument("--fast", action="store_true", help="upload faster than real time")
     talk.add_argument(
         "--timeout", type=_positive_seconds, default=60.0, help="seconds to wait for the reply"
@@ -656,6 +686,49 @@ def _parser() -> argparse.ArgumentParser:
         "--http-base-url", type=_url("http", "https"), default=None, help="HTTP API host"
     )
     token.set_defaults(run=_cmd_token)
+
+    translate = _subcommand(
+        commands,
+        "translate",
+        summary=f"translate an audio file with a LiveTranslate model ({API_KEY_ENV})",
+        description=(
+            "Stream an audio file (any WAV; FLAC/OGG/MP3 with soundfile) into a\n"
+            "LiveTranslate session, print the translation as it firms up, and write\n"
+            "the translated audio as WAV. --output is checked before connecting."
+        ),
+        examples=(
+            f"  {API_KEY_ENV}=sk-... {PROG} translate speech.wav --to en\n"
+            f"  {PROG} translate speech.wav --to ja --model qwen3.8-livetranslate-flash-realtime"
+            " --workspace llm-xxxx --text-only"
+        ),
+    )
+    translate.add_argument("input", help="audio file to translate")
+    translate.add_argument(
+        "--to", required=True, type=_non_empty, help="target language code (en, zh, ja...)"
+    )
+    translate.add_argument(
+        "--model",
+        type=_non_empty,
+        default=MODEL_QWEN3_5_LIVETRANSLATE_FLASH_REALTIME,
+        help="a LiveTranslate model",
+    )
+    translate.add_argument("--output", default="translated.wav", help="the translated audio")
+    translate.add_argument("--voice", type=_non_empty, help="the voice of the translation")
+    translate.add_argument("--text-only", action="store_true", help="no translated audio")
+    translate.add_argument(
+        "--url", type=_url("ws", "wss"), default=None, help="realtime WebSocket URL"
+    )
+    translate.add_argument(
+        "--workspace",
+        type=_printable("a workspace id"),
+        help="workspace id (default: DASHSCOPE_WORKSPACE)",
+    )
+    translate.add_argument("--region", help="region id (default: DASHSCOPE_REGION, cn-beijing)")
+    translate.add_argument("--fast", action="store_true", help="upload faster than real time")
+    translate.add_argument(
+        "--timeout", type=_positive_seconds, default=60.0, help="seconds to wait"
+    )
+    translate.set_defaults(run=_cmd_translate)
     return parser
 
 

@@ -11,16 +11,12 @@ from typing import TYPE_CHECKING, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ._config import NOT_GIVEN, NotGiven, RealtimeConfig
-from ._constants import (
-    DEFAULT_HTTP_BASE_URL,
-    DEFAULT_HTTP_BASE_URL_INTL,
-    DEFAULT_REALTIME_URL,
-    DEFAULT_REALTIME_URL_INTL,
-)
 from ._deadline import Deadline, check_timeout
+from ._dialects import check_host
 from ._errors import ConfigError, DashScopeTimeout
 from ._fmt import seconds
 from ._http import TokenService
+from ._regions import check_workspace, resolve_endpoints
 from ._session import RealtimeSession, open_session
 from ._transport import WebSocketTransport
 from ._version import __version__
@@ -93,13 +89,19 @@ class Client:
     Args:
         api_key: The DashScope API key (or a temporary key). Defaults to the
             ``DASHSCOPE_API_KEY`` environment variable.
-        workspace: A workspace id, sent as ``X-DashScope-WorkSpace``.
-        base_url: The realtime WebSocket endpoint; `DEFAULT_REALTIME_URL_INTL`
-            for the international region. Keys are bound to their region.
-        http_base_url: The HTTP API host (`DEFAULT_HTTP_BASE_URL`, or
-            `DEFAULT_HTTP_BASE_URL_INTL`). Defaults to the host of the
-            realtime endpoint's region, as keys are bound to their region;
-            read it back as ``client.http_base_url``.
+        workspace: A workspace id (letters, digits, ``_``, ``-``; at most 64),
+            sent as ``X-DashScope-WorkSpace`` and, without ``base_url``, the
+            first label of the host. Defaults to ``DASHSCOPE_WORKSPACE``.
+        region: One of `REGIONS`. Defaults to ``DASHSCOPE_REGION``, then
+            ``cn-beijing``. Keys are bound to their region (and workspace).
+        base_url: The realtime WebSocket endpoint, used as given (a gateway,
+            the local server, `DEFAULT_REALTIME_URL_INTL`). Default: with a
+            workspace ``wss://{workspace}.{region}.maas.aliyuncs.com/api-ws/v1/realtime``,
+            else the region's legacy host. Read it back as ``client.realtime_url``.
+        http_base_url: The HTTP API base (temporary keys). Defaults to the
+            host the realtime URL resolved to, over http(s): the workspace or
+            legacy host, or the host of a ``base_url`` you gave, so the key
+            only goes where you chose. Read it back as ``client.http_base_url``.
         http_session: A ``requests.Session`` for HTTP calls (proxies, retries,
             certificates); one is made when needed if not given.
         connect_timeout: Default seconds `connect` may take for the upgrade
@@ -127,7 +129,8 @@ class Client:
         api_key: str | None = None,
         *,
         workspace: str | None = None,
-        base_url: str = DEFAULT_REALTIME_URL,
+        region: str | None = None,
+        base_url: str | None = None,
         http_base_url: str | None = None,
         http_session: requests.Session | None = None,
         connect_timeout: float | None = 10.0,
@@ -143,14 +146,26 @@ class Client:
                 )
             api_key = api_key.strip()
         self._api_key = _check_token(api_key, "api_key")
-        self.workspace = None if workspace is None else _check_token(workspace, "workspace")
-        self.base_url = _check_url(base_url, "base_url", ("ws", "wss"))
-        if http_base_url is None:
-            intl = urlsplit(self.base_url).hostname == urlsplit(DEFAULT_REALTIME_URL_INTL).hostname
-            http_base_url = DEFAULT_HTTP_BASE_URL_INTL if intl else DEFAULT_HTTP_BASE_URL
-        self.http_base_url = _check_url(http_base_url, "http_base_url", ("http", "https")).rstrip(
-            "/"
+        endpoints = resolve_endpoints(
+            workspace=None if workspace is None else check_workspace(workspace),
+            region=region,
+            base_url=None if base_url is None else _check_url(base_url, "base_url", ("ws", "wss")),
+            http_base_url=(
+                None
+                if http_base_url is None
+                else _check_url(http_base_url, "http_base_url", ("http", "https"))
+            ),
         )
+        #: The workspace id in use (argument or ``DASHSCOPE_WORKSPACE``), or None.
+        self.workspace = endpoints.workspace
+        #: The region id in use (argument, ``DASHSCOPE_REGION`` or ``cn-beijing``).
+        self.region = endpoints.region
+        #: The realtime WebSocket URL sessions connect to (without ``?model=``).
+        self.realtime_url = endpoints.realtime_url
+        #: The same as `realtime_url` (the name before regions were resolved).
+        self.base_url = endpoints.realtime_url
+        #: The HTTP API base URL (``tokens.create()`` posts under it).
+        self.http_base_url = endpoints.http_base_url
         self.http_session = http_session
         self.connect_timeout = check_timeout(connect_timeout)
         self.http_timeout = check_timeout(http_timeout)
@@ -238,7 +253,8 @@ class RealtimeService:
             TransportError: DNS, TCP or TLS failure, or the connection closed
                 before ``session.created``.
             DashScopeTimeout: Not ready within ``timeout``.
-            ConfigError: A bad argument.
+            ConfigError: A bad argument, or a model that needs the workspace
+                host (Omni 3.8) on a client without a workspace.
         """
         if config is None:
             config = RealtimeConfig() if model is None else RealtimeConfig(model=model)
@@ -247,9 +263,10 @@ class RealtimeService:
         elif model is not None and model != config.model:
             raise ConfigError("give the model either in config or as model=, not both")
         client = self._client
+        check_host(config, client.realtime_url)
         limit = client.connect_timeout if timeout is NOT_GIVEN else check_timeout(timeout)
         deadline = Deadline(limit)
-        url = _with_model(client.base_url, config.model)
+        url = _with_model(client.realtime_url, config.model)
         headers = {**client.request_headers(), **config.extra_headers}
         logger.debug("connecting to %s", url)
         started = time.monotonic()

@@ -17,14 +17,17 @@ import attrs
 
 from ._constants import DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MODEL, VAD_SERVER, Modality
 from ._errors import ConfigError, ConfigTypeError
+from ._families import ModelFamily
 
 __all__ = [
     "NOT_GIVEN",
+    "SAMPLE_RATES",
     "FunctionTool",
     "InputAudioTranscription",
     "NotGiven",
     "RealtimeConfig",
     "SessionUpdate",
+    "Translation",
     "TurnDetection",
 ]
 
@@ -49,6 +52,11 @@ class NotGiven(enum.Enum):
 NOT_GIVEN: Final = NotGiven.NOT_GIVEN
 
 _Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
+
+#: Sample rates the audio formats may name (the official SDK's ``AudioSampleRate``).
+SAMPLE_RATES: Final = (8000, 16000, 24000, 48000)
+#: The most voiceprint URLs Qwen-Audio takes.
+MAX_VOICEPRINT_URLS: Final = 5
 
 
 def _fail(attribute: attrs.Attribute[Any], value: object, expected: str) -> None:
@@ -127,8 +135,45 @@ def _shown(value: str) -> str:
     return repr(value if len(value) <= 40 else value[:40] + "...")
 
 
+def _one_of(*choices: object) -> _Validator:
+    def check(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is NOT_GIVEN:
+            return
+        if isinstance(value, bool) or value not in choices:
+            _fail(attribute, value, "one of " + ", ".join(repr(c) for c in choices))
+
+    return check
+
+
+def _voiceprint_urls(value: Any) -> Any:
+    if value is NOT_GIVEN:
+        return value
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise ConfigError(f"voiceprint_audio_urls must be a list of URLs, got {value!r}")
+    urls = tuple(value)
+    if not 1 <= len(urls) <= MAX_VOICEPRINT_URLS:
+        raise ConfigError(
+            f"voiceprint_audio_urls takes 1 to {MAX_VOICEPRINT_URLS} URLs, got {len(urls)}"
+        )
+    for url in urls:
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ConfigError(f"each voiceprint URL must be a public http(s) URL, got {url!r}")
+    return urls
+
+
 def _freeze_mapping(value: Any) -> Any:
     return dict(value) if isinstance(value, Mapping) else value
+
+
+def _family(value: Any) -> ModelFamily | None:
+    if value is None or isinstance(value, ModelFamily):
+        return value
+    try:
+        return ModelFamily(value)
+    except ValueError:
+        names = ", ".join(f.value for f in ModelFamily)
+        message = f"family must be a ModelFamily ({names}) or None, got {value!r}"
+        raise ConfigError(message) from None
 
 
 @attrs.frozen(kw_only=True)
@@ -174,6 +219,9 @@ class RealtimeConfig:
             before it is buffered: the session ends with a `TransportError`
             whose ``code`` is 1009, after the events received before it.
             None: no limit.
+        family: Force a `ModelFamily` (or its value, ``"omni_v38"``...) for a
+            model name the library does not know yet; None (the default)
+            chooses it from the model name. Read it back as ``session.family``.
 
     The ``repr`` hides the values of ``extra_headers``, which may be credentials.
     """
@@ -193,6 +241,7 @@ class RealtimeConfig:
     max_message_size: int | None = attrs.field(
         default=DEFAULT_MAX_MESSAGE_SIZE, validator=_number(1, integer=True, allow_none=True)
     )
+    family: ModelFamily | None = attrs.field(default=None, converter=_family)
 
     @model.validator
     def _check_model(self, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -255,6 +304,23 @@ class TurnDetection:
         default=NOT_GIVEN, validator=_instance(bool, "True or False")
     )
     extra: Mapping[str, Any] = attrs.field(factory=dict, converter=_freeze_mapping)
+    # Fields of the newer families (MODEL_FAMILIES.md §4).
+    #: Qwen-Audio ``smart_turn`` only: up to 5 public http(s) URLs of the
+    #: user's voice (16 kHz PCM/WAV), honoured in the first update only.
+    voiceprint_audio_urls: Sequence[str] | NotGiven = attrs.field(
+        default=NOT_GIVEN, converter=_voiceprint_urls
+    )
+    #: Omni 3.5 ``server_vad``: the silence timeout in ms (the docs give no range).
+    idle_timeout_ms: int | NotGiven = attrs.field(
+        default=NOT_GIVEN, validator=_number(0, integer=True)
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.voiceprint_audio_urls is not NOT_GIVEN and self.type != "smart_turn":
+            raise ConfigError(
+                f"voiceprint_audio_urls works only with type='smart_turn' (Qwen-Audio), "
+                f"not {self.type!r}"
+            )
 
     def as_dict(self) -> dict[str, Any]:
         """The wire form: the fields that are set, then ``extra``."""
@@ -274,10 +340,20 @@ class InputAudioTranscription:
 
     model: str | NotGiven = attrs.field(default=NOT_GIVEN, validator=_instance(str, "a string"))
     extra: Mapping[str, Any] = attrs.field(factory=dict, converter=_freeze_mapping)
+    #: The source language (LiveTranslate: what is spoken; default ``en`` there).
+    language: str | NotGiven = attrs.field(default=NOT_GIVEN, validator=_instance(str, "a string"))
+    #: Context text that helps recognition, sent as ``corpus: {"text": ...}``.
+    corpus_text: str | NotGiven = attrs.field(
+        default=NOT_GIVEN, validator=_instance(str, "a string")
+    )
 
     def as_dict(self) -> dict[str, Any]:
         """The wire form: the fields that are set, then ``extra``."""
-        return _set_fields(self)
+        out = _set_fields(self)
+        if "corpus_text" in out:
+            corpus = {"text": out.pop("corpus_text")}
+            out["corpus"] = {**corpus, **out.get("corpus", {})}
+        return out
 
 
 @attrs.frozen(kw_only=True)
@@ -419,6 +495,10 @@ def _nested(value: Any, cls: type, name: str) -> Any:
     raise ConfigError(f"{name} must be a {cls.__name__}, a dict or None, got {value!r}")
 
 
+def _translation(value: Any) -> Any:
+    return _nested(value, Translation, "translation")
+
+
 def _transcription(value: Any) -> Any:
     return _nested(value, InputAudioTranscription, "input_audio_transcription")
 
@@ -466,6 +546,29 @@ class SessionUpdate:
         tools: Functions the model may call (qwen3.5+): `FunctionTool` or dicts.
         tool_choice: ``"auto"`` or ``"none"``.
         extra: More session fields, sent as given (merged last).
+        translation: LiveTranslate: a `Translation` (target language,
+            glossary, same-language skipping) or a dict.
+        enable_voice_clone: LiveTranslate 3.5/3.8: speak the translation in
+            the speaker's cloned voice.
+        voice_clone_frequency: ``"once"`` (at session start), ``"always"``
+            (before every output, several speakers) or ``"never"`` (a
+            pre-created voice id as ``voice``). With once/always, ``voice``
+            must be ``"default"``.
+        max_history_turns: Qwen-Audio: turns of history kept, 1 to 50.
+        enable_speech_emotion: Qwen-Audio: expressive speech (default on).
+        input_sample_rate: The input audio's sample rate (8000, 16000,
+            24000 or 48000); sent with the input format as the family wants it.
+        output_sample_rate: The output audio's sample rate, likewise.
+        video_representation_compact: Sent as ``video.input.representation_compact``,
+            a string passed through as the official SDK does (no source gives its values).
+        voice_placement: Where the 3.8 families get the voice: ``"nested"``
+            (``audio.output.voice``, the official SDK 2.0.2 and the default) or
+            ``"flat"`` (top-level ``voice``, as the service's docs show). The
+            sources disagree; see the README.
+
+    The encoder shapes these per model family and raises `ConfigError`,
+    naming the family, for what a family refuses (e.g. turning input
+    transcription off on LiveTranslate 3.8).
     """
 
     modalities: Sequence[Modality] | NotGiven = attrs.field(
@@ -521,12 +624,118 @@ class SessionUpdate:
         default=NOT_GIVEN, validator=_instance(str, "a string")
     )
     extra: Mapping[str, Any] = attrs.field(factory=dict, converter=_freeze_mapping)
+    # Fields of the newer families (MODEL_FAMILIES.md §4); shaped per family
+    # by the encoder (_dialects.py), which refuses what a family refuses.
+    translation: Translation | Mapping[str, Any] | NotGiven = attrs.field(
+        default=NOT_GIVEN, converter=_translation
+    )
+    enable_voice_clone: bool | NotGiven = attrs.field(
+        default=NOT_GIVEN, validator=_instance(bool, "True or False")
+    )
+    voice_clone_frequency: Literal["once", "always", "never"] | NotGiven = attrs.field(
+        default=NOT_GIVEN, validator=_one_of("once", "always", "never")
+    )
+    max_history_turns: int | NotGiven = attrs.field(
+        default=NOT_GIVEN, validator=_number(1, 50, integer=True)
+    )
+    enable_speech_emotion: bool | NotGiven = attrs.field(
+        default=NOT_GIVEN, validator=_instance(bool, "True or False")
+    )
+    input_sample_rate: int | NotGiven = attrs.field(
+        default=NOT_GIVEN, validator=_one_of(*SAMPLE_RATES)
+    )
+    output_sample_rate: int | NotGiven = attrs.field(
+        default=NOT_GIVEN, validator=_one_of(*SAMPLE_RATES)
+    )
+    video_representation_compact: str | NotGiven = attrs.field(
+        default=NOT_GIVEN, validator=_instance(str, "a string")
+    )
+    voice_placement: Literal["nested", "flat"] | NotGiven = attrs.field(
+        default=NOT_GIVEN, validator=_one_of("nested", "flat")
+    )
 
     @extra.validator
     def _check_extra(self, attribute: attrs.Attribute[Any], value: Any) -> None:
         if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
             _fail(attribute, value, "a dict with string keys")
 
+    def __attrs_post_init__(self) -> None:
+        cloning = self.voice_clone_frequency in ("once", "always")
+        if cloning and self.voice is not NOT_GIVEN and self.voice != "default":
+            raise ConfigError(
+                f"voice_clone_frequency={self.voice_clone_frequency!r} clones the speaker's "
+                f"voice, so voice must be 'default' (or left out), got {self.voice!r}"
+            )
+
+    def as_dict(self, family: ModelFamily | None = None) -> dict[str, Any]:
+        """The ``session`` object as sent to a family (default: the legacy Omni one).
+
+        Only the fields that are set, shaped for the family, then ``extra``.
+
+        Raises:
+            ConfigError: The family refuses a field (the message names it).
+        """
+        from ._dialects import encode_session  # the encoder imports this module
+
+        return encode_session(self, ModelFamily.OMNI if family is None else family, "")
+
+
+@attrs.frozen(kw_only=True)
+class Translation:
+    """LiveTranslate's ``session.translation``: the target language and its options.
+
+    Attributes:
+        language: The target language code (``"en"``, ``"zh"``...).
+        glossary: Hot-word pairs, source term -> target term, sent as
+            ``corpus.phrases``.
+        skip_same_language_text: Skip the text output when the speech is
+            already in the target language (``same_language_skip_options``;
+            the service applies it to ``zh`` and ``en`` only; refused on
+            LiveTranslate 3.8).
+        skip_same_language_audio: The same for the audio output.
+        extra: More fields, sent as given.
+    """
+
+    language: str = attrs.field()
+    glossary: Mapping[str, str] | NotGiven = attrs.field(
+        default=NOT_GIVEN, converter=_freeze_mapping
+    )
+    skip_same_language_text: bool | NotGiven = attrs.field(
+        default=NOT_GIVEN, validator=_instance(bool, "True or False")
+    )
+    skip_same_language_audio: bool | NotGiven = attrs.field(
+        default=NOT_GIVEN, validator=_instance(bool, "True or False")
+    )
+    extra: Mapping[str, Any] = attrs.field(factory=dict, converter=_freeze_mapping)
+
+    @language.validator
+    def _check_language(self, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not isinstance(value, str) or not value.strip():
+            _fail(attribute, value, "a non-empty language code")
+
+    @glossary.validator
+    def _check_glossary(self, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is NOT_GIVEN:
+            return
+        if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and k and isinstance(v, str) and v for k, v in value.items()
+        ):
+            _fail(attribute, value, "a dict of non-empty source -> target strings")
+
     def as_dict(self) -> dict[str, Any]:
-        """The ``session`` object as sent: the fields that are set, then ``extra``."""
-        return _set_fields(self)
+        """The wire form of ``translation``."""
+        out: dict[str, Any] = {"language": self.language}
+        if self.glossary is not NOT_GIVEN:
+            out["corpus"] = {"phrases": dict(self.glossary)}
+        skip = {
+            key: value
+            for key, value in (
+                ("skip_text", self.skip_same_language_text),
+                ("skip_audio", self.skip_same_language_audio),
+            )
+            if value is not NOT_GIVEN
+        }
+        if skip:
+            out["same_language_skip_options"] = skip
+        out.update(self.extra)
+        return out

@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 from ._config import RealtimeConfig
 from ._connection import Connection
 from ._deadline import Deadline
+from ._dialects import family_for
 from ._dispatch import Dispatcher, HandlerHandle, Handlers
 from ._errors import APIError, DashScopeError, DashScopeTimeout, SessionClosedError, TransportError
 from ._events import ResponseAudioDelta, ServerEvent
+from ._families import server_error_ends_session
 from ._fmt import seconds
 from ._mailbox import Mailbox
 from ._protocol import EventIds
@@ -60,6 +62,7 @@ class SessionCore:
         self.config = config
         self.ids = EventIds()
         self.mailbox = Mailbox(config.max_buffered_events)
+        self.mailbox.state.server_error_ends = server_error_ends_session(family_for(config))
         self.connection = Connection(
             transport,
             on_event=self._on_event,
@@ -87,6 +90,10 @@ class SessionCore:
         effects = self.mailbox.deliver(event, time.monotonic())
         if effects is DROP:
             return  # a late audio frame of an interrupted response: nowhere
+        if self.mailbox.state.end is not None and not self.connection.closing.is_set():
+            # The state machine ended the session (a family's server_error):
+            # close the socket too, without waiting here on the reader thread.
+            self.connection.close(self.config.close_timeout, wait=False)
         if effects is not None and effects.interrupted is not None:
             # A barge-in: silence the speaker before anything else is handled.
             self.stop_output(effects.interrupted)

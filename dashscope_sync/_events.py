@@ -63,6 +63,18 @@ __all__ = [
     "TokenDetails",
     "UnknownEvent",
     "Usage",
+    # Family events, kept apart (see the end of the module).
+    "ConversationItemAmbientAudioTranscriptionCompleted",
+    "ConversationItemAmbientAudioTranscriptionDelta",
+    "ConversationItemDeleted",
+    "ConversationItemRetrieved",
+    "RateLimit",
+    "RateLimitsUpdated",
+    "ResponseAudioTranscriptText",
+    "ResponseTextText",
+    "VoiceprintAudioListCompleted",
+    "VoiceprintAudioListFailed",
+    "VoiceprintAudioListInProgress",
 ]
 
 _MAX_REPR_TEXT = 60
@@ -164,6 +176,24 @@ class SessionInfo(_ShortRepr):
     smooth_output: bool | None = None
     enable_search: bool | None = None
     search_options: dict[str, Any] | None = None
+    # Fields of the newer families (MODEL_FAMILIES.md §4). The nested echo of
+    # Omni 3.8 / LiveTranslate 3.8 (``audio.output.voice``,
+    # ``audio.input.format``, ``audio.input.turn_detection``,
+    # ``output_modalities``) is decoded into the flat attributes above, so
+    # ``info.voice`` is right whichever shape the server used.
+    #: The input audio's sample rate (``audio.input.format.sample_rate`` or a flat ``sample_rate``).
+    input_sample_rate: int | None = None
+    #: The output audio's sample rate (``audio.output.format.sample_rate``); None: not echoed.
+    output_sample_rate: int | None = None
+    #: LiveTranslate: ``{"language": <target>, "corpus": ..., ...}`` as echoed.
+    translation: dict[str, Any] | None = None
+    enable_voice_clone: bool | None = None
+    voice_clone_options: dict[str, Any] | None = None
+    #: Qwen-Audio: how many turns of history the model keeps (1-50).
+    max_history_turns: int | None = None
+    enable_speech_emotion: bool | None = None
+    #: LiveTranslate 3.8: the echoed input modalities.
+    input_modalities: list[str] = attrs.Factory(list)
 
 
 @attrs.frozen(kw_only=True, repr=False)
@@ -615,3 +645,156 @@ _TYPED_EVENTS: tuple[type[ServerEvent], ...] = (
 
 #: The one table from wire type to event class; anything else is an `UnknownEvent`.
 EVENT_TYPES: Mapping[str, type[ServerEvent]] = {cls.type: cls for cls in _TYPED_EVENTS}
+
+
+# Family events (MODEL_FAMILIES.md §7) ------------------------------------------
+#
+# The server events only some model families send. Kept in one block, and
+# registered in EVENT_TYPES below, like every other typed event.
+
+
+@attrs.frozen(kw_only=True, repr=False)
+class ResponseTextText(_ResponsePart):
+    """``response.text.text``: a LiveTranslate translation as it firms up (text-only output).
+
+    ``text`` is what is confirmed so far, ``stash`` the provisional tail: show
+    ``text + stash`` and replace it on every event. The final form is
+    ``response.text.done``.
+    """
+
+    type: ClassVar[str] = "response.text.text"
+    text: str = ""
+    stash: str = ""
+
+
+@attrs.frozen(kw_only=True, repr=False)
+class ResponseAudioTranscriptText(_ResponsePart):
+    """``response.audio_transcript.text``: a spoken translation's text as it firms up.
+
+    ``text`` is confirmed, ``stash`` provisional (see `ResponseTextText`); the
+    final form is ``response.audio_transcript.done``.
+    """
+
+    type: ClassVar[str] = "response.audio_transcript.text"
+    text: str = ""
+    stash: str = ""
+
+
+@attrs.frozen(kw_only=True, repr=False)
+class ConversationItemAmbientAudioTranscriptionDelta(ServerEvent):
+    """``conversation.item.ambient_audio_transcription.delta`` (Qwen-Audio smart turn).
+
+    Speech that smart turn judged not to be a turn (a "hmm"): it is not added
+    to the conversation and no response follows. ``text`` is confirmed,
+    ``stash`` provisional.
+    """
+
+    type: ClassVar[str] = "conversation.item.ambient_audio_transcription.delta"
+    item_id: str = ""
+    content_index: int = 0
+    text: str = ""
+    stash: str = ""
+    delta: str = ""
+
+
+@attrs.frozen(kw_only=True, repr=False)
+class ConversationItemAmbientAudioTranscriptionCompleted(ServerEvent):
+    """``conversation.item.ambient_audio_transcription.completed``: the ambient speech's text.
+
+    The sources show no example of this frame: the text is read from
+    ``transcript`` and, failing that, ``text`` (`value` gives whichever is set).
+    """
+
+    type: ClassVar[str] = "conversation.item.ambient_audio_transcription.completed"
+    item_id: str = ""
+    content_index: int = 0
+    transcript: str = ""
+    text: str = ""
+
+    @property
+    def value(self) -> str:
+        """The ambient speech's text, from ``transcript`` or ``text``."""
+        return self.transcript or self.text
+
+
+@attrs.frozen(kw_only=True, repr=False)
+class VoiceprintAudioListInProgress(ServerEvent):
+    """``voiceprint_audio_list.in_progress``: Qwen-Audio is enrolling the voiceprint URLs.
+
+    Sent before ``session.updated`` when ``voiceprint_audio_urls`` were given.
+    """
+
+    type: ClassVar[str] = "voiceprint_audio_list.in_progress"
+    item_id: str = ""
+
+
+@attrs.frozen(kw_only=True, repr=False)
+class VoiceprintAudioListCompleted(ServerEvent):
+    """``voiceprint_audio_list.completed``: the voiceprints are enrolled."""
+
+    type: ClassVar[str] = "voiceprint_audio_list.completed"
+    item_id: str = ""
+
+
+@attrs.frozen(kw_only=True, repr=False)
+class VoiceprintAudioListFailed(ServerEvent):
+    """``voiceprint_audio_list.failed``: enrolment failed (``reason``); the session goes on."""
+
+    type: ClassVar[str] = "voiceprint_audio_list.failed"
+    item_id: str = ""
+    reason: str = ""
+
+
+@attrs.frozen(kw_only=True, repr=False)
+class ConversationItemRetrieved(ServerEvent):
+    """``conversation.item.retrieved``: the answer to ``conversation.item.retrieve``.
+
+    No source shows this frame; it is read in the OpenAI shape (``item``).
+    Qwen-Audio returns audio content as its transcript only.
+    """
+
+    type: ClassVar[str] = "conversation.item.retrieved"
+    item: ConversationItem = attrs.Factory(ConversationItem)
+
+
+@attrs.frozen(kw_only=True, repr=False)
+class ConversationItemDeleted(ServerEvent):
+    """``conversation.item.deleted``: the answer to ``conversation.item.delete``."""
+
+    type: ClassVar[str] = "conversation.item.deleted"
+    item_id: str = ""
+
+
+@attrs.frozen(kw_only=True, repr=False)
+class RateLimit(_ShortRepr):
+    """One entry of ``rate_limits.updated`` (OpenAI shape; no DashScope source documents it)."""
+
+    name: str = ""
+    limit: int | None = None
+    remaining: int | None = None
+    reset_seconds: float | None = None
+
+
+@attrs.frozen(kw_only=True, repr=False)
+class RateLimitsUpdated(ServerEvent):
+    """``rate_limits.updated``: the rate limits after a response (undocumented by DashScope)."""
+
+    type: ClassVar[str] = "rate_limits.updated"
+    rate_limits: list[RateLimit] = attrs.Factory(list)
+
+
+_FAMILY_EVENTS: tuple[type[ServerEvent], ...] = (
+    ResponseTextText,
+    ResponseAudioTranscriptText,
+    ConversationItemAmbientAudioTranscriptionDelta,
+    ConversationItemAmbientAudioTranscriptionCompleted,
+    VoiceprintAudioListInProgress,
+    VoiceprintAudioListCompleted,
+    VoiceprintAudioListFailed,
+    ConversationItemRetrieved,
+    ConversationItemDeleted,
+    RateLimitsUpdated,
+)
+
+# The one table, with the family events registered.
+EVENT_TYPES = {**EVENT_TYPES, **{cls.type: cls for cls in _FAMILY_EVENTS}}

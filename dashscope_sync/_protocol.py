@@ -25,6 +25,7 @@ from cattrs.gen import make_dict_structure_fn, override
 
 from . import _events
 from ._events import EVENT_TYPES, InvalidFrame, ServerEvent, UnknownEvent
+from ._families import flatten_session_echo
 
 __all__ = [
     "EventIds",
@@ -69,6 +70,18 @@ def _structure_str(value: Any, _: Any) -> str:
 
 def _structure_int(value: Any, _: Any) -> int:
     return 0 if value is None else int(value)
+
+
+def _structure_bool(value: Any, _: Any) -> bool:
+    # Registered apart: bool is a subclass of int, so the int hook would
+    # otherwise turn true into 1.
+    if type(value) is bool:
+        return value
+    if isinstance(value, (int, float)):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise TypeError(f"expected a boolean, got {type(value).__name__}")
 
 
 def _structure_bytes(value: Any, _: Any) -> bytes:
@@ -173,6 +186,7 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook_factory(attrs.has, lambda t: _record(conv, t))
     conv.register_structure_hook(str, _structure_str)
     conv.register_structure_hook(int, _structure_int)
+    conv.register_structure_hook(bool, _structure_bool)
     conv.register_structure_hook(bytes, _structure_bytes)
     # Generic aliases are not classes, so these go through predicates.
     conv.register_structure_hook_func(lambda t: t == dict[str, Any], _structure_json_object)
@@ -181,7 +195,21 @@ def _make_converter() -> cattrs.Converter:
     # Direct hooks win over the attrs factory above.
     for counts in (_events.TokenDetails, _events.Usage):
         conv.register_structure_hook(counts, _lenient_record(conv, counts))
+    conv.register_structure_hook(_events.SessionInfo, _session_info(conv))
     return conv
+
+
+def _session_info(conv: cattrs.Converter) -> Callable[[Any, Any], Any]:
+    # Both echo shapes (flat, and the nested one of the 3.8 families) give
+    # the same SessionInfo attributes.
+    record = _record(conv, _events.SessionInfo)
+
+    def structure(value: Any, type_: Any) -> Any:
+        if isinstance(value, dict):
+            value = flatten_session_echo(value)
+        return record(value, type_)
+
+    return structure
 
 
 _converter: Final = _make_converter()

@@ -51,13 +51,16 @@ class ResponseResult:
         status: ``"completed"`` for a result returned by ``wait()``; a
             `ResponseError`'s ``result`` carries the other statuses.
         text: The reply's text: the text deltas, or the spoken reply's transcript.
-        audio: All the reply's audio: 24 kHz mono PCM16 bytes (empty in text mode).
+        audio: All the reply's audio: mono PCM16 bytes at ``sample_rate``
+            (empty in text mode).
         usage: The token usage (`Usage`), if the server sent it.
         output: The output items of ``response.done``.
         status_details: The server's ``status_details``, if any.
         first_text_delay: Seconds from the request to the first text, or None.
         first_audio_delay: Seconds from the request to the first audio, or None.
         total_time: Seconds from the request to ``response.done``.
+        sample_rate: The audio's sample rate: the session's output sample rate
+            when the server echoes one, else 24 kHz.
     """
 
     response_id: str
@@ -70,18 +73,19 @@ class ResponseResult:
     first_text_delay: float | None = None
     first_audio_delay: float | None = None
     total_time: float | None = None
+    sample_rate: int = OUTPUT_SAMPLE_RATE
 
     @property
     def audio_seconds(self) -> float:
         """How long the reply's audio plays, in seconds."""
-        return len(self.audio) / 2 / OUTPUT_SAMPLE_RATE
+        return len(self.audio) / 2 / self.sample_rate
 
     def to_wav_bytes(self) -> bytes:
-        """The reply's audio as a 24 kHz mono PCM16 WAV file."""
-        return pcm16_to_wav(self.audio)
+        """The reply's audio as a mono PCM16 WAV file at ``sample_rate``."""
+        return pcm16_to_wav(self.audio, self.sample_rate)
 
     def save_wav(self, path: str | PathLike[str]) -> None:
-        """Write the reply's audio to ``path`` as a 24 kHz mono PCM16 WAV file."""
+        """Write the reply's audio to ``path`` as a mono PCM16 WAV file at ``sample_rate``."""
         with open(path, "wb") as file:
             file.write(self.to_wav_bytes())
 
@@ -303,6 +307,7 @@ def _result(track: ResponseTrack) -> ResponseResult:
         first_text_delay=delay(track.first_text_at),
         first_audio_delay=delay(track.first_audio_at),
         total_time=track.done_at - started,
+        sample_rate=track.sample_rate or OUTPUT_SAMPLE_RATE,
     )
     failure = _FAILURES.get(result.status)
     if failure is not None:

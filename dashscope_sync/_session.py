@@ -29,6 +29,7 @@ from ._config import NOT_GIVEN, NotGiven, RealtimeConfig, SessionUpdate, check_m
 from ._constants import Modality
 from ._core import SessionCore
 from ._deadline import Deadline, check_timeout
+from ._dialects import check_late_update, encode_session, family_for
 from ._dispatch import UNKNOWN_KEY, HandlerHandle, Handlers
 from ._errors import (
     APIError,
@@ -39,6 +40,8 @@ from ._errors import (
 )
 from ._events import (
     EVENT_TYPES,
+    ConversationItem,
+    ConversationItemRetrieved,
     InvalidFrame,
     ResponseAudioDelta,
     ResponseAudioDone,
@@ -49,6 +52,7 @@ from ._events import (
     SessionUpdated,
     UnknownEvent,
 )
+from ._families import FinishRule, ModelFamily, finish_rule
 from ._inputs import image_buffer, pcm16_buffer
 from ._mailbox import Mailbox
 from ._protocol import dumps, encode_audio_append, encode_image_append
@@ -130,6 +134,10 @@ class RealtimeSession:
         # The handler registry. Only this object holds it strongly (the
         # handler thread holds it weakly): see the module docstring.
         self._handlers = Handlers()
+        # For the family rules on late updates (Qwen-Audio): has a
+        # session.update gone out, has audio?
+        self._updated = False
+        self._audio_sent = False
 
     # State ---------------------------------------------------------------------
 
@@ -149,6 +157,11 @@ class RealtimeSession:
     def model(self) -> str:
         """The model this session talks to."""
         return self.config.model
+
+    @property
+    def family(self) -> ModelFamily:
+        """The wire dialect of the model: ``config.family``, else chosen from the model name."""
+        return family_for(self.config)
 
     @property
     def closed(self) -> bool:
@@ -231,7 +244,15 @@ class RealtimeSession:
             HandlerError: A handler failed earlier (raised first).
         """
         if isinstance(update, SessionUpdate):
-            session = update.as_dict()
+            warning = check_late_update(
+                update,
+                self.family,
+                updated_before=self._updated,
+                audio_sent=self._audio_sent,
+            )
+            session = encode_session(update, self.family, self.config.model)
+            if warning is not None:
+                logger.warning("%s", warning)
         elif isinstance(update, Mapping):
             session = dict(update)
         else:
@@ -247,6 +268,7 @@ class RealtimeSession:
         # reconnect().
         request = core.register(RequestKind.UPDATE, event_id, session)
         core.send_request(request, text, "session.update")
+        self._updated = True
         if not wait:
             return None
         result = core.await_request(request, limit, "update_session()")
@@ -278,6 +300,7 @@ class RealtimeSession:
         return self._append_audio(data)
 
     def _append_audio(self, data: bytes | memoryview) -> str:
+        self._audio_sent = True  # read by Qwen-Audio's update timing rules
         event_id = self._core.ids.next()
         self._core.send(encode_audio_append(event_id, data), "input_audio_buffer.append")
         return event_id
@@ -346,7 +369,36 @@ class RealtimeSession:
             instructions: Instructions for this response only.
             modalities: ``["text"]`` or ``["text", "audio"]`` for this response only.
         """
-        return self._create_response(self._response_fields(instructions, modalities))
+        self._check_creates_responses()
+        fields = self._response_fields(instructions, modalities)
+        followed = self._follow_function_answer(fields)
+        if followed is not None:
+            return followed
+        return self._create_response(fields)
+
+    def _follow_function_answer(self, fields: dict[str, Any]) -> Response | None:
+        """Under server VAD the server answers a function output by itself: follow
+        that answer instead of racing it with a second ``response.create``."""
+        core = self._core
+        with core.mailbox.lock:
+            state = core.mailbox.state
+            if not state.answer_due:
+                return None
+            if fields:
+                raise UsageError(
+                    "instructions/modalities need manual mode: under server VAD the server "
+                    "answers a function output by itself"
+                )
+            track = state.follow_next_response(time.monotonic())
+        return Response(core, track)
+
+    def _check_creates_responses(self) -> None:
+        if self.family in (ModelFamily.LIVETRANSLATE, ModelFamily.LIVETRANSLATE_V38):
+            raise UsageError(
+                f"{self.config.model} ({self.family!r}) translates as the audio streams in, "
+                "without response.create: follow its responses with next_response(), or "
+                "read the ResponseTextText / ResponseAudioTranscriptText events"
+            )
 
     def _create_response(self, fields: dict[str, Any]) -> Response:
         """Register and send a checked ``response.create``; its handle."""
@@ -399,6 +451,9 @@ class RealtimeSession:
         user message; commits; asks for a response, unless server VAD will
         start it by itself (then it follows that one); and waits for it.
 
+        With no input right after `send_function_output` under server VAD,
+        it waits for the answer the server gives that output by itself.
+
         Args:
             audio: The user's speech.
             text: A user text message (with or without audio).
@@ -420,6 +475,11 @@ class RealtimeSession:
         core = self._core
         core.check_can_block("respond()")
         if audio is None and text is None and image is None:
+            # After send_function_output under server VAD the server answers by
+            # itself: respond() with no input waits for that answer.
+            followed = self._follow_function_answer(self._response_fields(instructions, None))
+            if followed is not None:
+                return followed.wait(check_timeout(timeout))
             raise ConfigError("respond() needs audio, text or an image")
         deadline = Deadline(check_timeout(timeout))
         # Every argument is checked before the first frame goes out.
@@ -434,6 +494,12 @@ class RealtimeSession:
             and detection is not None
             and detection.get("create_response", True) is not False
         )
+        translating = self.family in (ModelFamily.LIVETRANSLATE, ModelFamily.LIVETRANSLATE_V38)
+        if translating:
+            # LiveTranslate answers the audio by itself, with no response.create.
+            if pcm is None:
+                raise ConfigError(f"respond() on {self.family!r} needs audio to translate")
+            server_creates = True
         if server_creates and instructions is not None:
             raise UsageError(
                 "instructions= needs manual mode: under server VAD the server creates the "
@@ -564,6 +630,121 @@ class RealtimeSession:
         """Audio frames of interrupted responses that were dropped (late or unread)."""
         return self._core.mailbox.state.dropped_audio
 
+    # Conversation items ----------------------------------------------------------
+
+    def create_item(self, item: Mapping[str, Any], previous_item_id: str | None = None) -> str:
+        """Add an item to the conversation (``conversation.item.create``).
+
+        Args:
+            item: The item as the service takes it: a ``message`` (roles
+                ``system``/``user``/``assistant``), a ``function_call`` or a
+                ``function_call_output``. An ``id`` must be new (a duplicate is
+                an ``error``).
+            previous_item_id: Insert after this item (default: at the end).
+
+        Returns:
+            The event id it sent.
+
+        Raises:
+            ConfigError: Not a dict with a string ``type``, or not JSON-serialisable.
+        """
+        if not isinstance(item, Mapping) or not isinstance(item.get("type"), str):
+            raise ConfigError(f"item must be a dict with a string 'type', got {item!r}")
+        fields: dict[str, Any] = {"item": dict(item)}
+        if previous_item_id is not None:
+            fields["previous_item_id"] = _item_id(previous_item_id, "previous_item_id")
+        return self._send_event("conversation.item.create", fields)
+
+    def send_function_output(self, call_id: str, output: object) -> str:
+        """Answer a function call: a ``function_call_output`` item for ``call_id``.
+
+        Under server VAD with automatic responses the service answers the
+        output by itself, with no ``response.create``: get that answer with
+        ``create_response()`` or `next_response` (either follows it, even if it
+        started already, instead of sending a second request that would race
+        it). In manual mode, `create_response` asks for the answer as usual.
+
+        Args:
+            call_id: The ``call_id`` of the function call.
+            output: A string, sent as is, or any JSON-serialisable value, sent
+                as its JSON text.
+
+        Returns:
+            The event id it sent.
+
+        Raises:
+            ConfigError: An empty call id, or an output that is not JSON-serialisable.
+        """
+        _item_id(call_id, "call_id")
+        if not isinstance(output, str):
+            try:
+                output = dumps(output)  # type: ignore[arg-type]
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"output is not JSON-serialisable: {exc}") from exc
+        item = {"type": "function_call_output", "call_id": call_id, "output": output}
+        mailbox = self._core.mailbox
+        # Booked before sending, so the server's answer cannot arrive first.
+        with mailbox.lock:
+            due = mailbox.state.function_output_sent()
+        try:
+            return self._send_event("conversation.item.create", {"item": item})
+        except BaseException:
+            if due:
+                with mailbox.lock:
+                    mailbox.state.function_output_unsent()
+            raise
+
+    def retrieve_item(
+        self, item_id: str, *, timeout: float | NotGiven | None = NOT_GIVEN
+    ) -> ConversationItem:
+        """Fetch one conversation item (``conversation.item.retrieve``) and wait for it.
+
+        Qwen-Audio returns audio content as its transcript only.
+
+        Args:
+            item_id: The item's id.
+            timeout: The longest wait in seconds; None waits forever; default
+                ``config.request_timeout``.
+
+        Returns:
+            The retrieved `ConversationItem`.
+
+        Raises:
+            APIError: The server refused (e.g. no such item).
+            DashScopeTimeout: No answer in time.
+        """
+        answer = self._item_request(
+            RequestKind.RETRIEVE, "conversation.item.retrieve", item_id, timeout
+        )
+        assert isinstance(answer, ConversationItemRetrieved)
+        return answer.item
+
+    def delete_item(self, item_id: str, *, timeout: float | NotGiven | None = NOT_GIVEN) -> None:
+        """Delete a conversation item (``conversation.item.delete``) and wait for the answer.
+
+        Raises:
+            APIError: The server refused (e.g. no such item).
+            DashScopeTimeout: No answer in time.
+        """
+        self._item_request(RequestKind.DELETE, "conversation.item.delete", item_id, timeout)
+
+    def _item_request(
+        self,
+        kind: RequestKind,
+        wire_type: str,
+        item_id: str,
+        timeout: float | NotGiven | None,
+    ) -> ServerEvent:
+        _item_id(item_id, "item_id")
+        core = self._core
+        limit = self._timeout(timeout)
+        core.check_can_block(f"{wire_type}")
+        event_id = core.ids.next()
+        text = self._dumps({"event_id": event_id, "type": wire_type, "item_id": item_id})
+        request = core.register(kind, event_id, {"item_id": item_id})
+        core.send_request(request, text, wire_type)
+        return core.await_request(request, limit, f"{wire_type}({item_id!r})")
+
     def cancel_response(self) -> str:
         """Cancel the running response (``response.cancel``); the server errors if none runs."""
         return self._core.send_simple("response.cancel")
@@ -571,23 +752,41 @@ class RealtimeSession:
     def finish_session(
         self, *, timeout: float | NotGiven | None = NOT_GIVEN
     ) -> SessionFinished | None:
-        """Ask the server to flush and finish (``session.finish``), and wait for it.
+        """Ask the server to flush and finish (``session.finish``), as the model's family does.
 
-        Best effort: some models reject ``session.finish``. Call `close` after.
+        - LiveTranslate (and the legacy Omni models, best effort): sends it and
+          waits for ``session.finished``, after the last transcripts and
+          translations.
+        - Omni 3.8: the server accepts it without an answer: returns None right
+          after sending.
+        - Omni 3.5 (which rejects it) and Qwen-Audio (which has none): raises
+          `UsageError` without sending; `close` ends the session.
+
+        Call `close` after.
 
         Args:
             timeout: The longest wait in seconds; None waits forever; default
                 ``config.request_timeout``.
 
         Returns:
-            The `SessionFinished` event, or None when the model rejected the
-            request or closed the session without answering.
+            The `SessionFinished` event, or None when the family sends none, the
+            model rejected the request, or the session closed without answering.
 
         Raises:
             DashScopeTimeout: No answer in time.
+            UsageError: The family has no ``session.finish``.
         """
         core = self._core
         limit = self._timeout(timeout)
+        rule = finish_rule(self.family, self.config.model)
+        if rule is FinishRule.UNSUPPORTED:
+            raise UsageError(
+                f"{self.config.model} ({self.family!r}) has no session.finish (the service "
+                "rejects it or lacks it): close() ends the session"
+            )
+        if rule is FinishRule.SEND_ONLY:
+            core.send_simple("session.finish")
+            return None
         core.check_can_block("finish_session()")
         event_id = core.ids.next()
         request = core.register(RequestKind.FINISH, event_id)
@@ -882,6 +1081,12 @@ def _image_bytes(value: object) -> bytes | memoryview:
             f"images are limited to {MAX_IMAGE_BYTES} bytes by the service, got {len(data)}"
         )
     return data
+
+
+def _item_id(value: object, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{name} must be a non-empty string, got {value!r}")
+    return value
 
 
 def _check_text(text: object) -> None:

@@ -38,6 +38,16 @@ Pairing rules (by identity, never by position, where the wire allows it):
    automatic responses on) is the server's own: it goes to the oldest handle from
    `SessionState.follow_next_response`. Otherwise it answers the oldest
    unanswered ``response.create``, else it goes to a follower, else to nobody.
+5. Under server VAD with automatic responses the server answers a function
+   output by itself: after `SessionState.function_output_sent` the next
+   ``response.created`` is the server's own, and when nobody follows it yet it
+   is kept for the next `SessionState.follow_next_response` (one at most).
+6. ``conversation.item.retrieved``/``.deleted`` answer the oldest request of
+   their kind for the same item id.
+
+Family rules kept here: with ``server_error_ends`` (Qwen-Audio) a
+``server_error`` ends the session with that `APIError`; LiveTranslate's
+``text``/``stash`` events feed a response's confirmed text.
 """
 
 from __future__ import annotations
@@ -48,16 +58,28 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Final
 
-from ._errors import APIError, DashScopeError, SessionClosedError, TransportError
+from ._errors import (
+    ActiveResponseError,
+    APIError,
+    DashScopeError,
+    SessionClosedError,
+    TransportError,
+)
 from ._events import (
+    ConversationItemDeleted,
+    ConversationItemRetrieved,
     ErrorEvent,
     InputAudioBufferSpeechStarted,
     InputAudioBufferSpeechStopped,
     ResponseAudioDelta,
     ResponseAudioTranscriptDelta,
+    ResponseAudioTranscriptDone,
+    ResponseAudioTranscriptText,
     ResponseCreated,
     ResponseDone,
     ResponseTextDelta,
+    ResponseTextDone,
+    ResponseTextText,
     ServerEvent,
     SessionCreated,
     SessionFinished,
@@ -78,6 +100,9 @@ __all__ = [
 
 #: The normal close code (RFC 6455).
 CLOSE_NORMAL: Final = 1000
+#: The close code recorded when a family's server_error ends the session (1011,
+#: "internal error"): the server ends the connection, with its own code.
+_CLOSE_SERVER_ERROR: Final = 1011
 
 
 class Phase(enum.Enum):
@@ -95,6 +120,8 @@ class RequestKind(enum.Enum):
     UPDATE = "session.updated"
     FINISH = "session.finished"
     RESPONSE = "response.created"
+    RETRIEVE = "conversation.item.retrieved"
+    DELETE = "conversation.item.deleted"
 
 
 class End:
@@ -102,10 +129,13 @@ class End:
 
     __slots__ = ("code", "error", "reason")
 
-    def __init__(self, code: int, reason: str, error: TransportError | None) -> None:
+    def __init__(self, code: int, reason: str, error: DashScopeError | None) -> None:
         self.code = code
         self.reason = reason
-        self.error = error  # None for a clean end (1000, or a close we asked for)
+        # None for a clean end (1000, or a close we asked for); a TransportError
+        # for a lost connection; an APIError for a family whose server_error
+        # ends the session (Qwen-Audio).
+        self.error = error
 
 
 class Request:
@@ -147,6 +177,7 @@ class ResponseTrack:
 
     __slots__ = (
         "__weakref__",
+        "_confirmed",
         "audio",
         "cancel_sent",
         "cancel_wanted",
@@ -158,6 +189,7 @@ class ResponseTrack:
         "first_text_at",
         "id",
         "requested_at",
+        "sample_rate",
         "status",
         "text",
     )
@@ -176,6 +208,11 @@ class ResponseTrack:
         self.error: DashScopeError | None = None
         self.cancel_wanted = False
         self.cancel_sent = False
+        # The output audio's sample rate, from the session when it echoes one.
+        self.sample_rate: int | None = None
+        # Characters of confirmed text taken from `text`/`stash` events
+        # (LiveTranslate); None while the response streams plain deltas.
+        self._confirmed: int | None = None
 
     @property
     def finished(self) -> bool:
@@ -202,13 +239,33 @@ class ResponseTrack:
                 self.first_audio_at = at
             self.audio.append(event.delta)
         elif type(event) is ResponseAudioTranscriptDelta or type(event) is ResponseTextDelta:
+            if self._confirmed is not None:
+                return  # the confirmed text of the `text` events is the response's text
             if self.first_text_at is None:
                 self.first_text_at = at
             self.text.append(event.delta)
+        elif type(event) is ResponseTextText or type(event) is ResponseAudioTranscriptText:
+            # `text` is everything confirmed so far: keep only what is new.
+            self._take_confirmed(event.text, at)
+        elif type(event) is ResponseTextDone:
+            if self._confirmed is not None:
+                self._take_confirmed(event.text, at)
+        elif type(event) is ResponseAudioTranscriptDone:
+            if self._confirmed is not None:
+                self._take_confirmed(event.transcript, at)
         elif type(event) is ResponseDone:
             self.done = event
             self.done_at = at
             self.status = event.response.status or "completed"
+
+    def _take_confirmed(self, confirmed: str, at: float) -> None:
+        taken = self._confirmed or 0
+        self._confirmed = taken
+        if len(confirmed) > taken:
+            if self.first_text_at is None:
+                self.first_text_at = at
+            self.text.append(confirmed[taken:])
+            self._confirmed = len(confirmed)
 
     def __repr__(self) -> str:
         return f"<ResponseTrack id={self.id!r} status={self.status!r}>"
@@ -238,7 +295,18 @@ DROP: Final = Effects()
 _Handler = Callable[["SessionState", Any, float], "Effects | None"]
 
 #: Event types a response handle collects.
-_FED: Final = frozenset({ResponseAudioDelta, ResponseAudioTranscriptDelta, ResponseTextDelta})
+_FED: Final = frozenset(
+    {
+        ResponseAudioDelta,
+        ResponseAudioTranscriptDelta,
+        ResponseTextDelta,
+        # LiveTranslate's confirmed text, and the final forms that complete it.
+        ResponseTextText,
+        ResponseAudioTranscriptText,
+        ResponseTextDone,
+        ResponseAudioTranscriptDone,
+    }
+)
 
 _ACTIVE_RESPONSE: Final = "conversation_already_has_active_response"
 
@@ -254,6 +322,26 @@ def _error_kind(error: ErrorEvent) -> RequestKind | None:
     if param.startswith("response."):
         return RequestKind.RESPONSE
     return None
+
+
+#: Qwen-Audio's words for "one response at a time" (its code is a plain invalid_value).
+_ANOTHER_IN_PROGRESS: Final = "another response is in progress"
+
+
+def _request_error(kind: RequestKind, event: ErrorEvent) -> APIError:
+    """The error for a refused request: Qwen-Audio's refusal of a second
+    ``response.create`` is an `ActiveResponseError`, like every family's."""
+    error = APIError.from_event(event)
+    if kind is RequestKind.RESPONSE and _ANOTHER_IN_PROGRESS in event.error.message:
+        return ActiveResponseError(
+            error.message,
+            code=error.code,
+            type=error.type,
+            param=error.param,
+            event_id=error.event_id,
+            event=event,
+        )
+    return error
 
 
 def _auto_responds(info: SessionInfo | None) -> bool:
@@ -302,6 +390,17 @@ class SessionState:
         #: Barge-in: ``speech_started`` during a response interrupts it at
         #: once, as `interrupt` does (set by ``session.attach(barge_in=True)``).
         self.barge_in = False
+        # A function output was sent under server VAD with automatic
+        # responses: the server answers it by itself (no response.create).
+        self._answer_due = False
+        # That answer, started before anyone asked to follow it: kept (one at
+        # most) for the next follow_next_response().
+        self._unclaimed: ResponseTrack | None = None
+        #: The family rule "a ``server_error`` ends the session" (Qwen-Audio),
+        #: set once by the owner before any event arrives.
+        self.server_error_ends = False
+        # The error event that ended the session under that rule.
+        self._fatal: ErrorEvent | None = None
 
     # Intents ---------------------------------------------------------------------
 
@@ -334,8 +433,33 @@ class SessionState:
         track = ResponseTrack(event_id, at)
         return track, self.request(RequestKind.RESPONSE, event_id, track=track)
 
+    def function_output_sent(self) -> bool:
+        """A ``function_call_output`` item is being sent: under server VAD with
+        automatic responses the server answers it by itself, so its next response
+        is its own. Returns True if this call made an answer due."""
+        if _auto_responds(self.info) and not self._answer_due:
+            self._answer_due = True
+            return True
+        return False
+
+    def function_output_unsent(self) -> None:
+        """The function output could not be sent: no answer will come."""
+        self._answer_due = False
+
+    @property
+    def answer_due(self) -> bool:
+        """Will (or did) the server answer a function output by itself, unfollowed yet?"""
+        return self._answer_due or self._unclaimed is not None
+
     def follow_next_response(self, at: float) -> ResponseTrack:
-        """A track for the next response the server starts by itself (server VAD)."""
+        """A track for the next response the server starts by itself (server VAD).
+
+        The server's answer to a function output that started before this call
+        is adopted rather than missed.
+        """
+        if self._unclaimed is not None:
+            track, self._unclaimed = self._unclaimed, None
+            return track
         track = ResponseTrack(None, at)
         if self.end is not None:
             track.fail(self._closed_error("the session ended before the response started"))
@@ -453,6 +577,22 @@ class SessionState:
             detection is not None and detection.get("interrupt_response", True) is False
         )
         return effects
+    def _on_item_retrieved(self, event: ConversationItemRetrieved, at: float) -> None:
+        self._answer_item(RequestKind.RETRIEVE, event.item.id, event)
+
+    def _on_item_deleted(self, event: ConversationItemDeleted, at: float) -> None:
+        self._answer_item(RequestKind.DELETE, event.item_id, event)
+
+    def _answer_item(self, kind: RequestKind, item_id: str, event: ServerEvent) -> None:
+        """Answer the oldest request of ``kind`` for this item (by id; the oldest
+        of the kind when the answer names no item)."""
+        for request in self._pending:
+            if request.kind is kind and (
+                not item_id or (request.payload or {}).get("item_id") == item_id
+            ):
+                self._pending.remove(request)
+                request.answer = event
+                return
 
     def _on_speech_stopped(self, event: InputAudioBufferSpeechStopped, at: float) -> None:
         if _auto_responds(self.info):
@@ -461,10 +601,17 @@ class SessionState:
     def _on_response_created(self, event: ResponseCreated, at: float) -> Effects | None:
         self.active_response_id = event.response.id
         track: ResponseTrack | None = None
-        server_own = self._vad_turn_ended
-        self._vad_turn_ended = False
+        answer_due = self._answer_due
+        server_own = self._vad_turn_ended or answer_due
+        self._vad_turn_ended = self._answer_due = False
+        self._unclaimed = None
         if server_own:
             track = self._next_follower()
+            if track is None and answer_due:
+                # The answer to a function output: keep it for the caller who
+                # follows it a moment later (send_function_output, then
+                # next_response()), so it is never lost to that race.
+                track = self._unclaimed = ResponseTrack(None, at)
         if track is None:
             request = self._answer(RequestKind.RESPONSE, event)
             if request is not None:
@@ -478,6 +625,8 @@ class SessionState:
 
     def _start(self, track: ResponseTrack, event: ResponseCreated) -> Effects | None:
         track._start(event)
+        if self.info is not None:
+            track.sample_rate = self.info.output_sample_rate
         self._running[event.response.id] = weakref.ref(track)
         if track.cancel_wanted and not track.cancel_sent:
             track.cancel_sent = True
@@ -499,6 +648,14 @@ class SessionState:
     def _on_error(self, event: ErrorEvent, at: float) -> None:
         if self.phase is Phase.CONNECTING and self.early_error is None:
             self.early_error = event
+        if self.server_error_ends and event.error.type == "server_error" and self.end is None:
+            # The family ends the connection on a server_error: end the session
+            # now with it, failing every request and response (the socket's
+            # own end, when it comes, changes nothing more).
+            self._fatal = event
+            error = APIError.from_event(event)
+            self._finish(End(_CLOSE_SERVER_ERROR, error.message, error))
+            return
         named = event.error.event_id
         target: Request | None = None
         if named:
@@ -512,7 +669,7 @@ class SessionState:
                 target = next((r for r in self._pending if r.kind is kind), None)
         if target is not None:
             self._pending.remove(target)
-            target.error = APIError.from_event(event)
+            target.error = _request_error(target.kind, event)
             track = None if target.track is None else target.track()
             if track is not None:
                 track.fail(target.error)
@@ -579,7 +736,11 @@ class SessionState:
                 code=code,
                 reason=reason,
             )
-        self.end = End(code, reason, error)
+        return self._finish(End(code, reason, error))
+
+    def _finish(self, end: End) -> End:
+        """Record the end and fail every request and response still waiting."""
+        self.end = end
         self.phase = Phase.CLOSED
         failure = self._closed_error("the session ended before the answer came")
         for request in self._pending:
@@ -606,7 +767,13 @@ class SessionState:
 
     def _closed_error(self, what: str) -> DashScopeError:
         end = self.end
-        if end is not None and end.error is not None:
+        if self._fatal is not None:
+            # A fresh error per caller (raised on several threads), same class and code.
+            fatal = APIError.from_event(self._fatal)
+            fatal.message = f"{what}: the session ended with a server_error: {fatal.message}"
+            fatal.args = (fatal.message,)
+            return fatal
+        if end is not None and isinstance(end.error, TransportError):
             error = TransportError(
                 f"{what}: {end.error}", code=end.error.code, reason=end.error.reason
             )
@@ -635,6 +802,8 @@ _HANDLERS: Final[dict[type[ServerEvent], _Handler]] = {
     SessionUpdated: SessionState._on_session_updated,
     SessionFinished: SessionState._on_session_finished,
     InputAudioBufferSpeechStarted: SessionState._on_speech_started,
+    ConversationItemRetrieved: SessionState._on_item_retrieved,
+    ConversationItemDeleted: SessionState._on_item_deleted,
     InputAudioBufferSpeechStopped: SessionState._on_speech_stopped,
     ResponseCreated: SessionState._on_response_created,
     ResponseDone: SessionState._on_response_done,

@@ -8,8 +8,9 @@ Shows the tool loop of the realtime API:
    then carries ``response.function_call_arguments.done`` events
    (`ds.ResponseFunctionCallArgumentsDone`) with ``call_id``, ``name`` and
    ``arguments`` (JSON text).
-3. Run the function here, and send its result back as a
-   ``function_call_output`` conversation item with the same ``call_id``.
+3. Run the function here, and send its result back with
+   ``session.send_function_output(call_id, output)`` (a ``function_call_output``
+   conversation item with the same ``call_id``).
 4. Ask for another response: the model answers using the result (or calls
    more tools; the loop below allows a few rounds).
 
@@ -67,9 +68,11 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
         "--local", action="store_true", help="use a simulated server in this process (no key)"
     )
     parser.add_argument(
-        "--url",
-        default=ds.DEFAULT_REALTIME_URL,
-        help=f"realtime endpoint (outside China: {ds.DEFAULT_REALTIME_URL_INTL})",
+        "--url", default=None, help="realtime endpoint (default: from the workspace and region)"
+    )
+    parser.add_argument("--workspace", help="workspace id (default: DASHSCOPE_WORKSPACE)")
+    parser.add_argument(
+        "--region", help="region id, e.g. ap-southeast-1 (default: DASHSCOPE_REGION, cn-beijing)"
     )
 
 
@@ -77,7 +80,8 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
 def open_client(args: argparse.Namespace) -> Iterator[ds.Client]:
     """Yield a client for the real service, or for a local simulated server (--local)."""
     if not args.local:
-        yield ds.Client(base_url=args.url)  # the key from DASHSCOPE_API_KEY
+        # The key from DASHSCOPE_API_KEY; the endpoint resolved from the arguments.
+        yield ds.Client(base_url=args.url, workspace=args.workspace, region=args.region)
         return
     from dashscope_sync.testing import LocalRealtimeServer
 
@@ -161,17 +165,8 @@ def main(argv: list[str] | None = None) -> int:
                 for call in calls:
                     output = run_tool(call.name, call.arguments)
                     print(f"[{call.name} returned {json.dumps(output)}]")
-                    # No helper for this item: send_raw sends any client event as given.
-                    session.send_raw(
-                        {
-                            "type": "conversation.item.create",
-                            "item": {
-                                "type": "function_call_output",
-                                "call_id": call.call_id,
-                                "output": json.dumps(output),  # a string, usually JSON
-                            },
-                        }
-                    )
+                    # A function_call_output item (a dict would be sent as compact JSON).
+                    session.send_function_output(call.call_id, json.dumps(output))
             print(f"error: still calling tools after {MAX_ROUNDS} rounds", file=sys.stderr)
             return 1
     except ds.DashScopeError as exc:  # every library error: bad key, network, timeout...

@@ -38,9 +38,11 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
         "--local", action="store_true", help="use a simulated server in this process (no key)"
     )
     parser.add_argument(
-        "--url",
-        default=ds.DEFAULT_REALTIME_URL,
-        help=f"realtime endpoint (outside China: {ds.DEFAULT_REALTIME_URL_INTL})",
+        "--url", default=None, help="realtime endpoint (default: from the workspace and region)"
+    )
+    parser.add_argument("--workspace", help="workspace id (default: DASHSCOPE_WORKSPACE)")
+    parser.add_argument(
+        "--region", help="region id, e.g. ap-southeast-1 (default: DASHSCOPE_REGION, cn-beijing)"
     )
 
 
@@ -48,7 +50,8 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
 def open_client(args: argparse.Namespace) -> Iterator[ds.Client]:
     """Yield a client for the real service, or for a local simulated server (--local)."""
     if not args.local:
-        yield ds.Client(base_url=args.url)  # the key from DASHSCOPE_API_KEY
+        # The key from DASHSCOPE_API_KEY; the endpoint resolved from the arguments.
+        yield ds.Client(base_url=args.url, workspace=args.workspace, region=args.region)
         return
     from dashscope_sync.testing import LocalRealtimeServer
 

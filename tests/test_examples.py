@@ -36,6 +36,11 @@ SCRIPTS = {
     "function_calling.py",
     "temporary_key.py",
     "full_duplex.py",
+    # One per model family (tests/test_examples_families.py).
+    "omni38_workspace.py",
+    "live_translation.py",
+    "qwen_audio_smart_turn.py",
+    "function_output.py",
 }
 #: Kept under 40 lines, so it has a compact --local switch of its own.
 COMPACT = {"full_duplex.py"}

@@ -778,7 +778,7 @@ class TestDecodeUnknown:
     @pytest.mark.parametrize(
         "wire_type",
         [
-            "rate_limits.updated",
+            "conversation.item.truncated",
             "response.output_audio.delta",
             "response.output_text.done",
             "conversation.created",

@@ -490,13 +490,13 @@ class TestHandlers:
         session.on(ds.UnknownEvent, unknown.append)
         session.on("invalid_frame", invalid.append)
         session.on(ds.InvalidFrame, invalid.append)
-        server.send({"type": "rate_limits.updated", "rate_limits": []})
+        server.send({"type": "conversation.item.truncated", "item_id": "i"})
         server.send_text('{"type": "response.text.delta", "delta": ')
         server.send_binary(b"\x00\x01")
         server.send({"type": "response.text.delta", "delta": "after"})
         assert isinstance(session.recv(timeout=5), ds.SessionCreated)
         first = session.recv(timeout=5)
-        assert isinstance(first, ds.UnknownEvent) and first.type == "rate_limits.updated"
+        assert isinstance(first, ds.UnknownEvent) and first.type == "conversation.item.truncated"
         bad = session.recv(timeout=5)
         assert isinstance(bad, ds.InvalidFrame) and bad.type == "invalid_frame"
         assert "not JSON" in bad.error

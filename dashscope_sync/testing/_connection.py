@@ -25,6 +25,7 @@ from typing import Protocol
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
+from .._families import ModelFamily
 from ._handshake import RequestHeaders, parse_target
 from ._responder import CLIENT_CANCELLED, TURN_DETECTED, ResponsePlan, ResponseRunner
 from ._session import (
@@ -188,6 +189,8 @@ class LocalConnection:
             "input_audio_buffer.clear": state.audio_clear,
             "input_image_buffer.append": state.image_append,
             "conversation.item.create": state.item_create,
+            "conversation.item.retrieve": state.item_retrieve,
+            "conversation.item.delete": state.item_delete,
         }
         # Handlers that start, stop or wait for responses send for themselves.
         self._handlers: dict[str, Callable[[JSONDict], None]] = {
@@ -263,6 +266,7 @@ class LocalConnection:
         if "event_id" not in frame:
             frame = {"event_id": new_id("event_"), **frame}
         self._ws.send(_dumps(frame))
+        self._after_send(frame)
 
     def send_text(self, text: str) -> None:
         """Send a raw text frame (for example invalid JSON)."""
@@ -453,6 +457,18 @@ class LocalConnection:
         if frame["type"] not in _DELTA_TYPES:
             logger.debug("connection %s: sent %s", self.session_id, frame["type"])
         self._ws.send(_dumps(frame))
+        self._after_send(frame)
+
+    def _after_send(self, frame: JSONDict) -> None:
+        """Qwen-Audio ends the connection after a ``server_error``."""
+        if not self._state.rules.server_error_ends or frame.get("type") != "error":
+            return
+        error = frame.get("error")
+        if isinstance(error, dict) and error.get("type") == "server_error":
+            logger.debug("connection %s: server_error ends the session", self.session_id)
+            # On a helper thread: the sender (a test, a response) must not
+            # wait here for the client to read the close frame.
+            self.close(1011, "server_error", wait=False)
 
     def _close_quietly(self, code: int, reason: str) -> None:
         try:
@@ -574,6 +590,12 @@ class LocalConnection:
     def _on_response_create(self, frame: JSONDict) -> None:
         # Only this thread starts responses, so the answer cannot turn stale
         # in a way that matters: an active response can only finish meanwhile.
+        if self._responder.in_progress and self._state.rules.family is ModelFamily.QWEN_AUDIO:
+            raise ClientEventError(
+                "Cannot create response while another response is in progress.",
+                code="invalid_value",
+                param="response.create",
+            )
         if self._responder.in_progress:
             raise ClientEventError(
                 "Conversation already has an active response",
@@ -589,6 +611,17 @@ class LocalConnection:
             )
 
     def _on_session_finish(self, frame: JSONDict) -> None:
+        rules = self._state.rules
+        if rules.rejects_finish:
+            # Omni 3.5 answers "invalid event type"; Qwen-Audio has no finish.
+            raise ClientEventError(
+                "invalid event type: session.finish", code="invalid_event_type", param="type"
+            )
+        if not rules.answers_finish:
+            return  # Omni 3.8 accepts it without an answer
+        with self._lock:
+            steps = self._state.flush_for_finish()
+        self._take_steps(steps)
         if not self._settings.support_session_finish:
             raise ClientEventError(
                 "invalid event type: session.finish", code="invalid_event_type", param="type"

@@ -50,6 +50,8 @@ class ResponseStream:
         input_audio_tokens: Input audio tokens reported in ``usage``.
         audio: 24 kHz PCM16 to stream as the reply audio (echo mode); None
             synthesises speech-like audio for ``reply_text``.
+        stash: Stream the text as LiveTranslate does: ``response.text.text`` /
+            ``response.audio_transcript.text`` events with ``text`` and ``stash``.
     """
 
     def __init__(
@@ -65,8 +67,12 @@ class ResponseStream:
         input_text_tokens: int,
         input_audio_tokens: int,
         audio: bytes | None = None,
+        stash: bool = False,
     ) -> None:
         self.response_id = new_id("resp_")
+        # LiveTranslate streams its text as `.text` events (confirmed text so
+        # far, and the provisional next word as the stash) instead of deltas.
+        self._stash = stash
         self.item_id = new_id("item_")
         self.call_id = new_id("call_") if tool_call is not None else None
         self.reply_text = reply_text
@@ -240,8 +246,9 @@ class ResponseStream:
             self._pending_done.remove("response.audio.done")
         else:
             self._pending_done = ["response.text.done"]
-            for word in split_words(text):
-                yield self._part_event("response.text.delta", delta=word), True
+            words = split_words(text)
+            for index, word in enumerate(words):
+                yield self._text_event("response.text", words, index), True
                 self._text_sent.append(word)
             yield self._part_event("response.text.done", text=text), False
             self._pending_done.clear()
@@ -269,7 +276,7 @@ class ResponseStream:
         # in step with the audio, transcript first on ties, as the service does.
         while i < n_words or j < n_chunks:
             if j >= n_chunks or (i < n_words and i * n_chunks <= j * n_words):
-                yield self._part_event("response.audio_transcript.delta", delta=words[i]), True
+                yield self._text_event("response.audio_transcript", words, i), True
                 self._text_sent.append(words[i])
                 i += 1
             else:
@@ -278,6 +285,14 @@ class ResponseStream:
                 yield self._part_event("response.audio.delta", delta=encoded), True
                 self._audio_bytes_sent += len(data)
                 j += 1
+
+    def _text_event(self, prefix: str, words: list[str], index: int) -> JSONDict:
+        """The next piece of text: a ``.delta``, or in stash mode a ``.text`` event."""
+        if not self._stash:
+            return self._part_event(f"{prefix}.delta", delta=words[index])
+        confirmed = "".join(words[: index + 1])
+        stash = words[index + 1] if index + 1 < len(words) else ""
+        return self._part_event(f"{prefix}.text", text=confirmed, stash=stash)
 
     def owed_done_frames(self) -> list[JSONDict]:
         """Return the ``*.done`` events still owed after stopping early.

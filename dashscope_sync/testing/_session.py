@@ -57,7 +57,9 @@ ECHO_SENTENCE = "The audio of this reply is an echo of your audio, resampled to 
 _MODALITIES_MESSAGE = (
     "Invalid modalities: {value!r}. Supported combinations are: ['text'] and ['audio', 'text']."
 )
-_TURN_DETECTION_TYPES = ("server_vad", "semantic_vad")
+# Every family's types (MODEL_FAMILIES.md §4): smart_turn is Qwen-Audio's,
+# speaker_detection LiveTranslate 3.8's.
+_TURN_DETECTION_TYPES = ("server_vad", "semantic_vad", "smart_turn", "speaker_detection")
 _DEFAULT_TURN_DETECTION: JSONDict = {
     "type": "server_vad",
     "threshold": 0.5,
@@ -224,7 +226,9 @@ def _check_turn_detection(value: Any, current: Any) -> JSONDict | None:
     vad_type = value.get("type", "server_vad")
     if vad_type not in _TURN_DETECTION_TYPES:
         raise ClientEventError(
-            f"Invalid value: {vad_type!r}. Supported values are: 'server_vad' and 'semantic_vad'.",
+            f"Invalid value: {vad_type!r}. Supported values are: "
+            + ", ".join(repr(t) for t in _TURN_DETECTION_TYPES)
+            + ".",
             code="invalid_value",
             param=f"{param}.type",
         )
@@ -352,7 +356,47 @@ def apply_session_update(current: JSONDict, update: Any) -> JSONDict:
             merged[key] = _check_turn_detection(value, current.get(key))
         else:
             merged[key] = copy.deepcopy(value)
+    _sync_voice(merged, update)
+    _sync_nested(merged, update, current)
     return merged
+
+
+def _sync_nested(merged: JSONDict, update: JSONDict, current: JSONDict) -> None:
+    """Take the nested shape of the 3.8 families into the flat keys the server acts on.
+
+    ``audio.input.turn_detection`` (LiveTranslate 3.8) drives the simulated
+    VAD like a flat ``turn_detection``, and ``output_modalities`` like
+    ``modalities``; the nested values stay in the echo as sent.
+    """
+    audio = update.get("audio")
+    audio_input = audio.get("input") if isinstance(audio, dict) else None
+    if isinstance(audio_input, dict) and "turn_detection" in audio_input:
+        merged["turn_detection"] = _check_turn_detection(
+            audio_input["turn_detection"], current.get("turn_detection")
+        )
+    if "output_modalities" in update:
+        merged["modalities"] = check_modalities(
+            update["output_modalities"], "session.output_modalities"
+        )
+
+
+def _sync_voice(merged: JSONDict, update: JSONDict) -> None:
+    """Keep the flat ``voice`` and the nested ``audio.output.voice`` in step.
+
+    The sources disagree on where the 3.8 families take the voice
+    (MODEL_FAMILIES.md §10), so the local server accepts both and echoes
+    the voice it took in both places it keeps one.
+    """
+    audio = update.get("audio")
+    output = audio.get("output") if isinstance(audio, dict) else None
+    nested = output.get("voice") if isinstance(output, dict) else None
+    if isinstance(nested, str):
+        merged["voice"] = nested
+    elif isinstance(update.get("voice"), str):
+        kept = merged.get("audio")
+        kept_output = kept.get("output") if isinstance(kept, dict) else None
+        if isinstance(kept_output, dict) and "voice" in kept_output:
+            kept_output["voice"] = update["voice"]
 
 
 def parse_response_params(params: Any) -> tuple[list[str] | None, str | None]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._audio import INPUT_SAMPLE_RATE, OUTPUT_SAMPLE_RATE, pcm16_peak, resample_pcm16
+from ._families import FamilyRules
 from ._responder import ResponsePlan
 from ._response import ResponseStream, ScriptedStream, Stream
 from ._session import (
@@ -92,7 +93,9 @@ class ProtocolState:
         server_vad: bool = False,
         reply_audio: str = "speech",
     ) -> None:
-        self.session: JSONDict = default_session(model)
+        #: The model's family, and what the server does about it.
+        self.rules = FamilyRules(model)
+        self.session: JSONDict = {**default_session(model), **self.rules.session_defaults()}
         self.conversation_id = new_id("conv_")
         self.last_committed_audio = bytearray()
         self._chunk_ms = chunk_ms
@@ -110,6 +113,10 @@ class ProtocolState:
         self._vad_config: JSONDict | None = None
         # The id announced by speech_started, used by the item it commits.
         self._speech_item_id: str | None = None
+        # Timeline sample where the current speech began (for smart turn).
+        self._speech_onset = 0
+        # Conversation items by id, for conversation.item.retrieve/delete.
+        self._items: dict[str, JSONDict] = {}
 
     def session_created(self) -> JSONDict:
         """Return the ``session.created`` event."""
@@ -119,8 +126,10 @@ class ProtocolState:
         """``session.update``: validate, merge, echo the full session."""
         # apply_session_update returns a new dict, so events already built
         # from the old one are never mutated under a sending thread.
-        self.session = apply_session_update(self.session, frame.get("session"))
-        return [server_event("session.updated", session=self.session)]
+        update = frame.get("session")
+        self.session = apply_session_update(self.session, update)
+        before, after = self.rules.update_events(update)
+        return [*before, server_event("session.updated", session=self.session), *after]
 
     # ------------------------------------------------------------------
     # Input audio and VAD
@@ -199,6 +208,7 @@ class ProtocolState:
         audio_start = max(self._buffer_start, onset - self._prefix_samples())
         self._drop_before(audio_start)
         self._speech_item_id = new_id("item_")
+        self._speech_onset = onset
         steps: list[Step] = [
             server_event(
                 "input_audio_buffer.speech_started",
@@ -220,6 +230,11 @@ class ProtocolState:
                 item_id=item_id,
             )
         ]
+        ambient = self.rules.ambient_events(self._vad_settings(), end - self._speech_onset, item_id)
+        if ambient:
+            # Qwen-Audio's smart turn: not a turn. Not added, not answered.
+            self._drop_before(end)
+            return [*steps, *ambient]
         steps.extend(self._commit(end, item_id))
         steps.extend(self._auto_response())
         return steps
@@ -253,13 +268,32 @@ class ProtocolState:
             server_event("input_audio_buffer.committed", item_id=item_id),
             server_event("conversation.item.created", item=item),
         ]
+        transcript = simulated_transcript(piece.num_bytes, piece.peak)
+        # Retrieved later with the audio as its transcript only, as Qwen-Audio does.
+        self._items[item_id] = {
+            **item,
+            "content": [{"type": "input_audio", "transcript": transcript}],
+        }
+        if self.rules.translates:
+            # LiveTranslate's source transcript firms up as text/stash first.
+            words = transcript.split(" ")
+            half = " ".join(words[: len(words) // 2])
+            steps.append(
+                server_event(
+                    "conversation.item.input_audio_transcription.text",
+                    item_id=item_id,
+                    content_index=0,
+                    text=half,
+                    stash=transcript[len(half) :],
+                )
+            )
         if self.session.get("input_audio_transcription") is not None:
             steps.append(
                 server_event(
                     "conversation.item.input_audio_transcription.completed",
                     item_id=item_id,
                     content_index=0,
-                    transcript=simulated_transcript(piece.num_bytes, piece.peak),
+                    transcript=transcript,
                 )
             )
         return steps
@@ -303,9 +337,19 @@ class ProtocolState:
             vad.reset()
         self._speech_item_id = None
         steps.extend(self._commit(None, item_id))
-        if vad is not None:
+        if vad is not None or self.rules.translates:
+            # LiveTranslate translates every turn by itself, VAD or not.
             steps.extend(self._auto_response())
         return steps
+
+    def flush_for_finish(self) -> list[Step]:
+        """``session.finish`` on LiveTranslate: translate the audio still buffered."""
+        if not self.rules.translates or not self._audio:
+            return []
+        self._speech_item_id = None
+        if self._vad is not None:
+            self._vad.reset()
+        return [*self._commit(None, new_id("item_")), *self._auto_response()]
 
     def audio_clear(self, frame: JSONDict) -> list[JSONDict]:
         """``input_audio_buffer.clear``: drop buffered audio and images (and any speech)."""
@@ -318,11 +362,44 @@ class ProtocolState:
             self._vad.reset()
         return [server_event("input_audio_buffer.cleared")]
 
-    def item_create(self, frame: JSONDict) -> list[JSONDict]:
-        """``conversation.item.create``: user text or a function call output."""
+    def item_create(self, frame: JSONDict) -> list[Step]:
+        """``conversation.item.create``: user text or a function call output.
+
+        Under server VAD with automatic responses, a function call output is
+        answered at once, with no ``response.create``, as the service does.
+        """
         item, piece = parse_conversation_item(frame.get("item"))
+        if item["id"] in self._items:
+            raise ClientEventError(
+                f"Item with id {item['id']!r} already exists.",
+                code="invalid_value",
+                param="item.id",
+            )
+        self._items[item["id"]] = item
         self._pending.append(piece)
-        return [server_event("conversation.item.created", item=item)]
+        steps: list[Step] = [server_event("conversation.item.created", item=item)]
+        if isinstance(piece, FunctionOutput) and self._vad_settings() is not None:
+            steps.extend(self._auto_response())
+        return steps
+
+    def item_retrieve(self, frame: JSONDict) -> list[Step]:
+        """``conversation.item.retrieve``: the item (audio as its transcript only)."""
+        item_id = self._known_item(frame)
+        return [server_event("conversation.item.retrieved", item=self._items[item_id])]
+
+    def item_delete(self, frame: JSONDict) -> list[Step]:
+        """``conversation.item.delete``: forget the item."""
+        item_id = self._known_item(frame)
+        del self._items[item_id]
+        return [server_event("conversation.item.deleted", item_id=item_id)]
+
+    def _known_item(self, frame: JSONDict) -> str:
+        item_id = frame.get("item_id")
+        if not isinstance(item_id, str) or item_id not in self._items:
+            raise ClientEventError(
+                f"Item with id {item_id!r} not found.", code="invalid_value", param="item_id"
+            )
+        return item_id
 
     # ------------------------------------------------------------------
     # Responses
@@ -362,6 +439,8 @@ class ProtocolState:
         if instructions is None and isinstance(session.get("instructions"), str):
             instructions = session["instructions"]
         turn = list(pieces)
+        if self.rules.translates:
+            return self._translation_stream(turn, modalities), plan
         heard = [piece for piece in turn if isinstance(piece, AudioInput)]
         echo = self._echo and bool(heard)
         audio = None
@@ -383,6 +462,28 @@ class ProtocolState:
             audio=audio,
         )
         return stream, plan
+
+    def _translation_stream(self, turn: list[TurnPiece], modalities: list[str]) -> Stream:
+        """LiveTranslate's answer: the translation, streamed as text/stash events."""
+        heard = [piece for piece in turn if isinstance(piece, AudioInput)]
+        configured = self.session.get("output_modalities") or self.session.get("modalities")
+        if isinstance(configured, list):
+            modalities = configured
+        text = self.rules.translation_text(self.session, turn)
+        return ResponseStream(
+            conversation_id=self.conversation_id,
+            modalities=modalities,
+            voice=self.session.get("voice"),
+            output_audio_format=self.session.get("output_audio_format"),
+            reply_text=text,
+            tool_call=None,
+            chunk_ms=self._chunk_ms,
+            input_text_tokens=0,
+            input_audio_tokens=sum(
+                audio_tokens(piece.num_bytes, INPUT_SAMPLE_RATE) for piece in heard
+            ),
+            stash=True,
+        )
 
 
 def _decode_base64(value: Any, param: str) -> bytes:

@@ -32,6 +32,10 @@ def check(session: ds.RealtimeSession) -> None:
     assert_type(response.wait(), ds.ResponseResult)
     assert_type(session.respond(b"\x00\x00"), ds.ResponseResult)
     assert_type(ds.Client("k").tokens.create(), ds.TemporaryKey)
+    assert_type(session.family, ds.ModelFamily)
+    assert_type(session.retrieve_item("item_1"), ds.ConversationItem)
+    assert_type(session.delete_item("item_1"), None)
+    assert_type(session.send_function_output("call_1", {"ok": True}), str)
 
 
 def check_usage(usage: ds.Usage) -> None:

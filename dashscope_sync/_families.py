@@ -1,0 +1,287 @@
+"""Model families: which dialect a model speaks, and the facts that differ per family.
+
+Pure data and functions, no I/O. The facts and their sources are in
+MODEL_FAMILIES.md; where the sources disagree the official SDK 2.0.2 is
+followed, and the disagreement is said where it matters.
+
+The family is chosen from the model name (the ``model`` query value) by
+prefix, as the official SDK 2.0.2 does (MODEL_FAMILIES.md §3):
+
+=============================  =====================================
+prefix                         family
+=============================  =====================================
+``qwen3.8-omni-``              `ModelFamily.OMNI_V38`
+``qwen-audio-``                `ModelFamily.QWEN_AUDIO`
+``qwen3.8-livetranslate-``     `ModelFamily.LIVETRANSLATE_V38`
+``qwen3-livetranslate-``,      `ModelFamily.LIVETRANSLATE`
+``qwen3.5-livetranslate-``
+anything else                  `ModelFamily.OMNI` (the legacy dialect,
+                               ``qwen3.5-omni-*`` included)
+=============================  =====================================
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any, Final
+
+__all__ = [
+    "MODEL_QWEN3_5_LIVETRANSLATE_FLASH_REALTIME",
+    "MODEL_QWEN3_5_LIVETRANSLATE_FLASH_REALTIME_2026_05_19",
+    "MODEL_QWEN3_5_OMNI_FLASH_REALTIME",
+    "MODEL_QWEN3_5_OMNI_PLUS_REALTIME",
+    "MODEL_QWEN3_8_LIVETRANSLATE_FLASH_REALTIME",
+    "MODEL_QWEN3_8_OMNI_FLASH_REALTIME",
+    "MODEL_QWEN3_LIVETRANSLATE_FLASH_REALTIME",
+    "MODEL_QWEN_AUDIO_3_0_REALTIME_FLASH",
+    "MODEL_QWEN_AUDIO_3_0_REALTIME_PLUS",
+    "MODEL_QWEN_AUDIO_3_1_REALTIME_FLASH",
+    "MODEL_QWEN_AUDIO_3_1_REALTIME_PLUS",
+    "VAD_SMART_TURN",
+    "VAD_SPEAKER_DETECTION",
+    "VOICES_QWEN3_8_OMNI_FLASH",
+    "VOICES_QWEN_AUDIO_3_0",
+    "VOICES_QWEN_AUDIO_3_1_PLUS",
+    "VOICE_CLONE",
+    "VOICE_LONGANQIAN",
+    "VOICE_LONGANQIAN_V3_1",
+    "VOICE_TINA",
+    "FinishRule",
+    "ModelFamily",
+    "default_voice",
+    "family_of",
+    "finish_rule",
+    "flatten_session_echo",
+    "is_omni_3_5",
+    "needs_workspace",
+    "server_error_ends_session",
+]
+
+
+class ModelFamily(enum.Enum):
+    """The wire dialect a model speaks (``session.family``).
+
+    The values are the official SDK 2.0.2's dialect names.
+    """
+
+    #: ``qwen-omni-turbo-realtime``, ``qwen3-omni-flash-realtime`` and
+    #: ``qwen3.5-omni-*-realtime``: the flat OpenAI-beta ``session.update``.
+    #: Also every model name the library does not know.
+    OMNI = "omni"
+    #: ``qwen3.8-omni-flash-realtime``: workspace host only; the voice and the
+    #: audio formats nested under ``audio.*``.
+    OMNI_V38 = "omni_v38"
+    #: ``qwen3-livetranslate-*`` and ``qwen3.5-livetranslate-*``: flat plus
+    #: ``translation``; the server streams translations with no ``response.create``.
+    LIVETRANSLATE = "livetranslate"
+    #: ``qwen3.8-livetranslate-*``: ``output_modalities`` and ``audio.input.*``.
+    LIVETRANSLATE_V38 = "livetranslate_v38"
+    #: ``qwen-audio-3.*-realtime-*``: smart turn, voiceprints, ambient
+    #: transcripts; no ``session.finish``; a ``server_error`` ends the session.
+    QWEN_AUDIO = "qwen_audio"
+
+    def __repr__(self) -> str:
+        return f"ModelFamily.{self.name}"
+
+
+class FinishRule(enum.Enum):
+    """What ``session.finish`` does for a model (MODEL_FAMILIES.md §6)."""
+
+    #: Send it and wait for ``session.finished`` (LiveTranslate; best effort on
+    #: the legacy Omni models, which may not answer).
+    WAIT_FINISHED = "wait_finished"
+    #: Accepted without an answer: send it and return (Omni 3.8).
+    SEND_ONLY = "send_only"
+    #: Rejected (Omni 3.5 answers "invalid event type") or missing (Qwen-Audio):
+    #: do not send it; `close` ends the session.
+    UNSUPPORTED = "unsupported"
+
+
+# Models (MODEL_FAMILIES.md §1; the legacy Omni names live in _constants.py) ----
+
+#: ``qwen3.5-omni-plus-realtime`` (no dated snapshot is documented).
+MODEL_QWEN3_5_OMNI_PLUS_REALTIME: Final = "qwen3.5-omni-plus-realtime"
+#: ``qwen3.5-omni-flash-realtime`` (no dated snapshot is documented).
+MODEL_QWEN3_5_OMNI_FLASH_REALTIME: Final = "qwen3.5-omni-flash-realtime"
+#: ``qwen3.8-omni-flash-realtime``, the model the service recommends; workspace host only.
+MODEL_QWEN3_8_OMNI_FLASH_REALTIME: Final = "qwen3.8-omni-flash-realtime"
+#: ``qwen3-livetranslate-flash-realtime``.
+MODEL_QWEN3_LIVETRANSLATE_FLASH_REALTIME: Final = "qwen3-livetranslate-flash-realtime"
+#: ``qwen3.5-livetranslate-flash-realtime``.
+MODEL_QWEN3_5_LIVETRANSLATE_FLASH_REALTIME: Final = "qwen3.5-livetranslate-flash-realtime"
+#: ``qwen3.5-livetranslate-flash-realtime-2026-05-19``, its dated snapshot.
+MODEL_QWEN3_5_LIVETRANSLATE_FLASH_REALTIME_2026_05_19: Final = (
+    "qwen3.5-livetranslate-flash-realtime-2026-05-19"
+)
+#: ``qwen3.8-livetranslate-flash-realtime``.
+MODEL_QWEN3_8_LIVETRANSLATE_FLASH_REALTIME: Final = "qwen3.8-livetranslate-flash-realtime"
+#: ``qwen-audio-3.0-realtime-plus``.
+MODEL_QWEN_AUDIO_3_0_REALTIME_PLUS: Final = "qwen-audio-3.0-realtime-plus"
+#: ``qwen-audio-3.0-realtime-flash``.
+MODEL_QWEN_AUDIO_3_0_REALTIME_FLASH: Final = "qwen-audio-3.0-realtime-flash"
+#: ``qwen-audio-3.1-realtime-plus``.
+MODEL_QWEN_AUDIO_3_1_REALTIME_PLUS: Final = "qwen-audio-3.1-realtime-plus"
+#: ``qwen-audio-3.1-realtime-flash`` (one third-party note says "not on sale").
+MODEL_QWEN_AUDIO_3_1_REALTIME_FLASH: Final = "qwen-audio-3.1-realtime-flash"
+
+#: Qwen-Audio's acoustic + semantic turn detection (``TurnDetection(type=...)``).
+VAD_SMART_TURN: Final = "smart_turn"
+#: LiveTranslate 3.8's turn detection, sent under ``audio.input.turn_detection``.
+VAD_SPEAKER_DETECTION: Final = "speaker_detection"
+
+# Voices. Listed for convenience, never validated: the service keeps adding them.
+
+#: The default voice of Omni 3.5 and 3.8 (the docs; SDK 2.0.2's 3.8 example
+#: uses ``longanlingxin`` instead).
+VOICE_TINA: Final = "Tina"
+#: The voice to name when LiveTranslate clones the speaker's voice
+#: (``enable_voice_clone`` with frequency ``once`` or ``always``).
+VOICE_CLONE: Final = "default"
+#: The default voice of Qwen-Audio 3.0.
+VOICE_LONGANQIAN: Final = "longanqian"
+#: The default voice of Qwen-Audio 3.1 plus.
+VOICE_LONGANQIAN_V3_1: Final = "longanqian_v3.1"
+#: Voices of ``qwen3.8-omni-flash-realtime`` (agentscope's model card; the docs
+#: point to a voice list that was not reachable).
+VOICES_QWEN3_8_OMNI_FLASH: Final = ("Tina", "Serena", "Ryan", "Katerina", "longanlingxin")
+#: System voices of Qwen-Audio 3.0. A voice applies only in the first ``session.update``.
+VOICES_QWEN_AUDIO_3_0: Final = (
+    "longanqian", "longanlingxin", "longanlingxi", "longanxiaoxin", "longanlufeng",
+)  # fmt: skip
+#: Voices of Qwen-Audio 3.1 plus (agentscope's model card).
+VOICES_QWEN_AUDIO_3_1_PLUS: Final = (
+    "longanqian_v3.1", "longanhuan_v3.1", "longanlingxin_v3.1", "longanfengyue_v3.1",
+    "xunanchuan_v3.1", "beth_v3.1", "betty_v3.1", "cally_v3.1",
+)  # fmt: skip
+
+_PREFIXES: Final[tuple[tuple[str, ModelFamily], ...]] = (
+    ("qwen3.8-omni-", ModelFamily.OMNI_V38),
+    ("qwen-audio-", ModelFamily.QWEN_AUDIO),
+    ("qwen3.8-livetranslate-", ModelFamily.LIVETRANSLATE_V38),
+    ("qwen3-livetranslate-", ModelFamily.LIVETRANSLATE),
+    ("qwen3.5-livetranslate-", ModelFamily.LIVETRANSLATE),
+)
+
+
+def family_of(model: str) -> ModelFamily:
+    """The family of a model name, by prefix (see the module docstring).
+
+    Unknown names get the legacy `ModelFamily.OMNI` dialect, as in the
+    official SDK; force another with ``RealtimeConfig(family=...)``.
+    """
+    name = model.strip().lower()
+    for prefix, family in _PREFIXES:
+        if name.startswith(prefix):
+            return family
+    return ModelFamily.OMNI
+
+
+def is_omni_3_5(model: str) -> bool:
+    """Is this a ``qwen3.5-omni-*`` model (legacy dialect, but no ``session.finish``)?"""
+    return model.strip().lower().startswith("qwen3.5-omni-")
+
+
+def needs_workspace(family: ModelFamily) -> bool:
+    """Must this family connect through the workspace host?
+
+    Only Omni 3.8 is documented as refused on the legacy hosts. The pages of
+    LiveTranslate 3.5/3.8 and Qwen-Audio list only workspace hosts but do not
+    say the legacy ones are refused, and older pages used them
+    (MODEL_FAMILIES.md §2.3), so they are not refused here.
+    """
+    return family is ModelFamily.OMNI_V38
+
+
+def server_error_ends_session(family: ModelFamily) -> bool:
+    """Does a ``server_error`` event end the session (Qwen-Audio, MODEL_FAMILIES.md §8)?
+
+    Qwen-Audio is documented to close the connection after a ``server_error``.
+    The official SDK applies that to every family; the docs of the others do
+    not say so, so their sessions go on (the error is delivered as an event).
+    """
+    return family is ModelFamily.QWEN_AUDIO
+
+
+def finish_rule(family: ModelFamily, model: str) -> FinishRule:
+    """What ``finish_session()`` does for this family and model (MODEL_FAMILIES.md §6)."""
+    if family is ModelFamily.QWEN_AUDIO:
+        return FinishRule.UNSUPPORTED
+    if family is ModelFamily.OMNI_V38:
+        return FinishRule.SEND_ONLY
+    if family is ModelFamily.OMNI and is_omni_3_5(model):
+        return FinishRule.UNSUPPORTED
+    return FinishRule.WAIT_FINISHED
+
+
+def default_voice(model: str, family: ModelFamily | None = None) -> str | None:
+    """The documented default voice of a model, or None when no source states one."""
+    family = family_of(model) if family is None else family
+    name = model.strip().lower()
+    if family is ModelFamily.OMNI:
+        if name.startswith("qwen-omni-turbo-"):
+            return "Chelsie"
+        if name.startswith("qwen3-omni-flash-"):
+            return "Cherry"
+        if is_omni_3_5(name):
+            return VOICE_TINA
+        return None
+    if family is ModelFamily.OMNI_V38:
+        return VOICE_TINA
+    if family is ModelFamily.LIVETRANSLATE:
+        return "Cherry"
+    if family is ModelFamily.QWEN_AUDIO:
+        if name.startswith("qwen-audio-3.0-"):
+            return VOICE_LONGANQIAN
+        if name.startswith("qwen-audio-3.1-realtime-plus"):
+            return VOICE_LONGANQIAN_V3_1
+    return None
+
+
+def _get(obj: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(obj, Mapping):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _format(obj: Any) -> tuple[Any, Any]:
+    """A nested ``format``: ``{"type", "sample_rate"}``, or a bare string."""
+    if isinstance(obj, Mapping):
+        return obj.get("type"), obj.get("sample_rate")
+    return obj, None
+
+
+def flatten_session_echo(session: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``session`` of ``session.created``/``.updated`` in the flat shape.
+
+    Omni 3.8 and LiveTranslate 3.8 may echo a nested shape (``audio.output.voice``,
+    ``audio.{input,output}.format``, ``audio.input.turn_detection``,
+    ``audio.input.transcription``, ``output_modalities``); each nested value
+    fills its flat key when that key is absent or null, so ``SessionInfo``
+    reads the same attributes whichever shape the server used. A flat
+    ``sample_rate`` (LiveTranslate 3/3.5) is the input sample rate.
+    """
+    out = dict(session)
+
+    def fill(key: str, value: Any) -> None:
+        if value is not None and out.get(key) is None:
+            out[key] = value
+
+    fill("modalities", session.get("output_modalities"))
+    fill("voice", _get(session, "audio", "output", "voice"))
+    in_type, in_rate = _format(_get(session, "audio", "input", "format"))
+    out_type, out_rate = _format(_get(session, "audio", "output", "format"))
+    fill("input_audio_format", in_type)
+    fill("output_audio_format", out_type)
+    fill("input_sample_rate", in_rate)
+    fill("input_sample_rate", session.get("sample_rate"))
+    fill("output_sample_rate", out_rate)
+    audio_input = _get(session, "audio", "input")
+    # turn_detection: null (manual mode) is a value here, so "absent" means absent.
+    nested = isinstance(audio_input, Mapping) and "turn_detection" in audio_input
+    if nested and "turn_detection" not in session:
+        out["turn_detection"] = audio_input["turn_detection"]
+    fill("input_audio_transcription", _get(session, "audio", "input", "transcription"))
+    return out

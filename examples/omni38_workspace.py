@@ -1,0 +1,104 @@
+"""Omni 3.8 through its workspace host: the model the service recommends.
+
+``qwen3.8-omni-flash-realtime`` is served only on the workspace-scoped host
+``wss://{workspace}.{region}.maas.aliyuncs.com``. Give the workspace
+(``--workspace`` or ``DASHSCOPE_WORKSPACE``) and its region (``--region`` or
+``DASHSCOPE_REGION``); without one the library refuses at ``connect()``,
+before any network traffic, and says what to set.
+
+The sources disagree on where this model takes the voice: the official SDK
+2.0.2 sends ``audio.output.voice`` (the library's default), the service's
+docs show a top-level ``voice``; ``--flat-voice`` sends the docs' shape.
+``finish_session()`` sends ``session.finish`` and returns at once: this
+model sends no ``session.finished``.
+
+Run against the real service (the API key from ``DASHSCOPE_API_KEY``):
+
+    python examples/omni38_workspace.py --workspace llm-xxxx [--region REGION] [question.wav]
+
+or offline, against a simulated server started in this process:
+
+    python examples/omni38_workspace.py --local
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Iterator
+
+import dashscope_sync as ds
+
+# Where to connect. This block is the same in every example: by default the real
+# service (API key from DASHSCOPE_API_KEY); with --local, a simulated server in
+# this process (no key, no network; needs the 'testing' extra).
+
+
+def add_connection_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--local", action="store_true", help="use a simulated server in this process (no key)"
+    )
+    parser.add_argument(
+        "--url", default=None, help="realtime endpoint (default: from the workspace and region)"
+    )
+    parser.add_argument("--workspace", help="workspace id (default: DASHSCOPE_WORKSPACE)")
+    parser.add_argument(
+        "--region", help="region id, e.g. ap-southeast-1 (default: DASHSCOPE_REGION, cn-beijing)"
+    )
+
+
+@contextlib.contextmanager
+def open_client(args: argparse.Namespace) -> Iterator[ds.Client]:
+    """Yield a client for the real service, or for a local simulated server (--local)."""
+    if not args.local:
+        # The key from DASHSCOPE_API_KEY; the endpoint resolved from the arguments.
+        yield ds.Client(base_url=args.url, workspace=args.workspace, region=args.region)
+        return
+    from dashscope_sync.testing import LocalRealtimeServer
+
+    with LocalRealtimeServer() as server:
+        yield ds.Client(server.api_key, base_url=server.url, http_base_url=server.http_base_url)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "wav", nargs="?", default=str(ds.sample_wav_path()), help="16 kHz mono PCM16 WAV file"
+    )
+    parser.add_argument("--output", default="reply.wav", help="where to write the reply audio")
+    parser.add_argument("--model", default=ds.MODEL_QWEN3_8_OMNI_FLASH_REALTIME, help="model")
+    parser.add_argument("--voice", default=ds.VOICE_TINA, help="the reply's voice")
+    parser.add_argument("--flat-voice", action="store_true", help="send the docs' top-level voice")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds allowed for the turn")
+    add_connection_options(parser)
+    args = parser.parse_args(argv)
+
+    try:
+        pcm = ds.load_wav(args.wav)
+        with open_client(args) as client:
+            print(f"endpoint: {client.realtime_url} (region {client.region})")
+            with client.realtime.connect(model=args.model) as session:
+                print(f"connected: session {session.id} ({session.model}, {session.family!r})")
+                info = session.update_session(
+                    ds.SessionUpdate(
+                        modalities=["text", "audio"],
+                        voice=args.voice,
+                        voice_placement="flat" if args.flat_voice else "nested",
+                        turn_detection=None,  # manual mode: respond() commits the turn
+                    )
+                )
+                print(f"voice: {info.voice}")
+                result = session.respond(pcm, timeout=args.timeout)
+                session.finish_session()  # sent; 3.8 answers nothing
+    except ds.DashScopeError as exc:  # every library error: bad key, no workspace, network...
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"assistant: {result.text}")
+    result.save_wav(args.output)
+    print(f"reply audio: {result.audio_seconds:.2f} s at {result.sample_rate} Hz -> {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

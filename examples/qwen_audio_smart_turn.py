@@ -1,0 +1,113 @@
+"""Qwen-Audio with smart turn: the server decides when you have finished speaking.
+
+``smart_turn`` judges turns acoustically and semantically; speech it judges
+not to be a turn (a "hmm") comes back as an ambient transcript
+(`ds.ConversationItemAmbientAudioTranscriptionCompleted`) and gets no answer.
+Optional voiceprints (``--voiceprint URL``, up to 5 public 16 kHz WAV URLs,
+honoured only in the first update) tell the model whose voice is yours; their
+enrolment is reported by ``voiceprint_audio_list.*`` events.
+
+Qwen-Audio has no ``session.finish`` (``finish_session()`` raises
+``UsageError``): read to ``response.done``, then close. A ``server_error``
+ends the session; the library wakes every waiter with that ``APIError``.
+
+Run against the real service (the API key from ``DASHSCOPE_API_KEY``):
+
+    python examples/qwen_audio_smart_turn.py --workspace llm-xxxx [--voiceprint URL] [speech.wav]
+
+or offline, against a simulated server started in this process:
+
+    python examples/qwen_audio_smart_turn.py --local
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Iterator
+
+import dashscope_sync as ds
+
+# Where to connect. This block is the same in every example: by default the real
+# service (API key from DASHSCOPE_API_KEY); with --local, a simulated server in
+# this process (no key, no network; needs the 'testing' extra).
+
+
+def add_connection_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--local", action="store_true", help="use a simulated server in this process (no key)"
+    )
+    parser.add_argument(
+        "--url", default=None, help="realtime endpoint (default: from the workspace and region)"
+    )
+    parser.add_argument("--workspace", help="workspace id (default: DASHSCOPE_WORKSPACE)")
+    parser.add_argument(
+        "--region", help="region id, e.g. ap-southeast-1 (default: DASHSCOPE_REGION, cn-beijing)"
+    )
+
+
+@contextlib.contextmanager
+def open_client(args: argparse.Namespace) -> Iterator[ds.Client]:
+    """Yield a client for the real service, or for a local simulated server (--local)."""
+    if not args.local:
+        # The key from DASHSCOPE_API_KEY; the endpoint resolved from the arguments.
+        yield ds.Client(base_url=args.url, workspace=args.workspace, region=args.region)
+        return
+    from dashscope_sync.testing import LocalRealtimeServer
+
+    with LocalRealtimeServer() as server:
+        yield ds.Client(server.api_key, base_url=server.url, http_base_url=server.http_base_url)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "wav", nargs="?", default=str(ds.sample_wav_path()), help="16 kHz mono PCM16 WAV file"
+    )
+    parser.add_argument("--model", default=ds.MODEL_QWEN_AUDIO_3_0_REALTIME_FLASH, help="model")
+    parser.add_argument("--voice", default=ds.VOICE_LONGANQIAN, help="the reply's voice")
+    parser.add_argument("--voiceprint", action="append", default=[], help="a voiceprint URL")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds allowed")
+    add_connection_options(parser)
+    args = parser.parse_args(argv)
+
+    try:
+        pcm = ds.load_wav(args.wav)
+        with open_client(args) as client, client.realtime.connect(model=args.model) as session:
+            detection = ds.TurnDetection(
+                type=ds.VAD_SMART_TURN,
+                **({"voiceprint_audio_urls": args.voiceprint} if args.voiceprint else {}),
+            )
+            session.on(ds.VoiceprintAudioListCompleted, lambda e: print("voiceprints enrolled"))
+            session.on(
+                ds.VoiceprintAudioListFailed, lambda e: print(f"voiceprints failed: {e.reason}")
+            )
+            session.on(
+                ds.ConversationItemAmbientAudioTranscriptionCompleted,
+                lambda e: print(f"(ambient, no answer: {e.value})"),
+            )
+            info = session.update_session(
+                ds.SessionUpdate(
+                    modalities=["text", "audio"],
+                    voice=args.voice,  # only the first update's voice counts
+                    max_history_turns=10,
+                    turn_detection=detection,
+                )
+            )
+            print(f"turn detection: {(info.turn_detection or {}).get('type')}")
+            # Under smart turn the server answers by itself: respond() follows it.
+            result = session.respond(pcm, timeout=args.timeout)
+            try:
+                session.finish_session()
+            except ds.UsageError as exc:
+                print(f"no finish on Qwen-Audio: {exc}")
+    except ds.DashScopeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"assistant: {result.text}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
