@@ -380,7 +380,9 @@ def _live(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) ->
         Speaker() as speaker,
         Microphone() as microphone,
     ):
-        session.update_session(SessionUpdate(modalities=["text", "audio"], voice=args.voice))
+        session.update_session(
+            SessionUpdate(modalities=["text", "audio"], voice=args.voice or NOT_GIVEN)
+        )
         session.on(InputAudioBufferSpeechStopped, stopped)
         session.on(ResponseAudioDelta, audio)
         session.on(
