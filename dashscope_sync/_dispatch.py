@@ -149,7 +149,6 @@ class Dispatcher:
         # Says an event queued before it became stale must not reach handlers
         # after all (audio of a response interrupted meanwhile).
         self._skip = skip
-        self.skipped = 0
         # Events waiting for the handler thread, in arrival order, then STOP.
         # Bounded by put() dropping the oldest; SimpleQueue keeps put() in C.
         self._queue: queue.SimpleQueue[ServerEvent | _Stop] = queue.SimpleQueue()
@@ -221,7 +220,6 @@ class Dispatcher:
         if handlers is None:
             return False
         if self._skip is not None and self._skip(event):
-            self.skipped += 1
             return True
         for handle in handlers.match(event):
             if not handle.active:

@@ -528,8 +528,10 @@ class RealtimeSession:
         drops the cancelled response's audio: frames still in the pull buffer
         or queued for handlers, and every late ``response.audio.delta`` until
         its ``response.done``, so no stale audio reaches handlers,
-        ``iter_audio()``, `recv` or the speaker. Dropped frames are counted in
-        `dropped_audio`. Works from any thread, handlers included (it never waits).
+        ``iter_audio()``, `recv` or the speaker. The late frames and the unread
+        ones removed from the pull buffer are counted in `dropped_audio` (a
+        frame also queued for handlers is skipped there without counting it
+        twice). Works from any thread, handlers included (it never waits).
 
         Returns:
             An `Interruption`: the response that was running (or, with a
@@ -627,7 +629,8 @@ class RealtimeSession:
 
     @property
     def dropped_audio(self) -> int:
-        """Audio frames of interrupted responses that were dropped (late or unread)."""
+        """Audio frames of interrupted responses dropped: late ones, and unread ones
+        removed from the pull buffer (see `interrupt`)."""
         return self._core.mailbox.state.dropped_audio
 
     # Conversation items ----------------------------------------------------------

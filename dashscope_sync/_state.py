@@ -160,10 +160,6 @@ class Request:
         self.answer: ServerEvent | None = None
         self.error: DashScopeError | None = None
 
-    @property
-    def done(self) -> bool:
-        return self.answer is not None or self.error is not None
-
     def __repr__(self) -> str:
         return f"<Request {self.kind.name} {self.event_id}>"
 
@@ -577,6 +573,7 @@ class SessionState:
             detection is not None and detection.get("interrupt_response", True) is False
         )
         return effects
+
     def _on_item_retrieved(self, event: ConversationItemRetrieved, at: float) -> None:
         self._answer_item(RequestKind.RETRIEVE, event.item.id, event)
 
