@@ -572,12 +572,7 @@ class TestHandlers:
         assert isinstance(info.value.__cause__, KeyError)
         assert info.value.handler is broken
         assert isinstance(info.value.event, ds.ResponseTextDelta)
-        # The failure is reported before it is logged (logging runs the
-        # exception's own code), so the record may come a moment later.
-        deadline = time.monotonic() + 5
-        while not any("raised while handling" in r.getMessage() for r in caplog.records):
-            assert time.monotonic() < deadline, "the handler failure was never logged"
-            threading.Event().wait(0.01)
+        # Logged before it is reported: the record is there by now.
         record = next(r for r in caplog.records if "raised while handling" in r.getMessage())
         assert record.exc_info is not None and record.exc_info[0] is KeyError
         # Raised once: the next call goes on normally.
