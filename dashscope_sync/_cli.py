@@ -16,16 +16,18 @@ code with one meaning (see ``EXIT_*``), so scripts can branch on it. Set
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import math
 import os
 import shlex
+import signal
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
@@ -505,14 +507,34 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"  {env} {PROG} token --http-base-url {shlex.quote(server.http_base_url)}", file=out)
         print("Ctrl-C to stop", file=err, flush=True)
         out.flush()
-        stop = threading.Event()  # set by nothing: Ctrl-C ends the wait
+        stop = threading.Event()  # set by nothing: Ctrl-C or SIGTERM ends the wait
         try:
-            stop.wait()
+            with _sigterm_interrupts():
+                stop.wait()
         except KeyboardInterrupt:
             print("stopping", file=err)
     finally:
         server.close()
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """Let SIGTERM stop a long wait the way Ctrl-C does, on the main thread only.
+
+    A service manager (systemd, ``docker stop``) sends SIGTERM; without this
+    the server would die without closing its sessions. The handler raises
+    rather than setting an event, since setting one from a signal handler
+    can deadlock on the event's own lock.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set on the main thread
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _cmd_token(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -651,7 +673,8 @@ def _parser() -> argparse.ArgumentParser:
         summary="run the local server until Ctrl-C",
         description=(
             "Run the local realtime server (simulated replies, temporary keys) until\n"
-            "Ctrl-C, and print ready-to-paste talk and token commands that use it.\n"
+            "Ctrl-C or SIGTERM, and print ready-to-paste talk and token commands that\n"
+            "use it.\n"
             "Needs the 'testing' extra: pip install 'dashscope-sync[testing]'."
         ),
         examples=f"  {PROG} serve\n  {PROG} serve --port 8765 --api-key sk-mine",

@@ -18,6 +18,8 @@ import pytest
 
 import dashscope_sync as ds
 
+from ._proc import INTERRUPTIBLE
+
 
 @pytest.fixture
 def microphone(audio_device: None) -> Iterator[ds.Microphone]:
@@ -131,6 +133,7 @@ class TestTalkMic:
                 stderr=subprocess.PIPE,
                 text=True,
                 env=env,
+                **INTERRUPTIBLE,
             )
             lines: list[str] = []
             seen = threading.Condition()

@@ -18,6 +18,8 @@ import dashscope_sync as ds
 from dashscope_sync import _cli
 from dashscope_sync.testing import LocalRealtimeServer, speech_like_pcm16
 
+from ._proc import INTERRUPTIBLE
+
 pytestmark = pytest.mark.timeout(60)
 
 
@@ -208,11 +210,26 @@ def test_serve_until_ctrl_c() -> None:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        **INTERRUPTIBLE,
     ) as proc:
         serve_and_interrupt(proc)
 
 
-def serve_and_interrupt(proc: subprocess.Popen[str]) -> None:
+def test_serve_stops_cleanly_on_sigterm() -> None:
+    """serve stops as on Ctrl-C when a service manager sends SIGTERM."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "dashscope_sync", "serve", "--api-key", "sk-cli"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    ) as proc:
+        serve_and_interrupt(proc, signal.SIGTERM)
+        assert proc.stderr is not None
+        assert "stopping" in proc.stderr.read()
+
+
+def serve_and_interrupt(proc: subprocess.Popen[str], signum: int = signal.SIGINT) -> None:
     try:
         assert proc.stdout is not None
         url = proc.stdout.readline().split(": ", 1)[1].strip()
@@ -221,7 +238,7 @@ def serve_and_interrupt(proc: subprocess.Popen[str]) -> None:
         client = ds.Client("sk-cli", base_url=url)
         with client.realtime.connect(model="m") as session:
             assert session.id
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         assert proc.wait(timeout=20) == 0
     finally:
         if proc.poll() is None:
@@ -303,7 +320,9 @@ class TestFiles:
     @pytest.mark.parametrize("command", ["talk", "demo"])
     def test_directory_as_input(self, tmp_path: Path, command: str) -> None:
         """A directory given as the input WAV exits 5 with one line saying so."""
-        argv = [command, str(tmp_path)] if command == "talk" else [command, "--input", str(tmp_path)]
+        argv = (
+            [command, str(tmp_path)] if command == "talk" else [command, "--input", str(tmp_path)]
+        )
         proc = cli(*argv, "--output", str(tmp_path / "r.wav"))
         assert proc.returncode == _cli.EXIT_BAD_INPUT
         assert "is a directory" in one_line_error(proc)
@@ -401,6 +420,7 @@ def test_serve_prints_commands_that_work(tmp_path: Path, api_key: str) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        **INTERRUPTIBLE,
     ) as proc:
         try:
             assert proc.stdout is not None

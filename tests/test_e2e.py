@@ -123,4 +123,7 @@ def test_readme_commands_are_what_ci_runs() -> None:
     )
     assert test_command in readme
     assert test_command in ci.splitlines()
-    assert "python3 -m venv .venv && .venv/bin/pip install -e '.[testing]' && .venv/bin/dashscope-sync demo" in readme
+    assert (
+        "python3 -m venv .venv && .venv/bin/pip install -e '.[testing]' && .venv/bin/dashscope-sync demo"
+        in readme
+    )

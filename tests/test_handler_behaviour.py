@@ -89,7 +89,9 @@ def test_sending_from_a_handler_works(server: LocalRealtimeServer, client: ds.Cl
         sent: list[str] = []
         session.on(
             ds.ResponseDone,
-            lambda event: sent.append(session.update_session({"voice": "Ethan"}, wait=False) or "x"),
+            lambda event: sent.append(
+                session.update_session({"voice": "Ethan"}, wait=False) or "x"
+            ),
         )
         session.create_response().wait(10)
         updated = session.wait_for(ds.SessionUpdated, timeout=10)

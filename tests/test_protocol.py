@@ -316,7 +316,9 @@ DOC_FRAMES: list[tuple[str, type[ds.ServerEvent], dict[str, Any]]] = [
             "response.output.0.content.0.text": None,
             "response.output.0.content.0.value": _ASSISTANT_TEXT,
             "response.usage.total_tokens": 377,
-            "response.usage.input_tokens_details": ds.TokenDetails(text_tokens=228, audio_tokens=108),
+            "response.usage.input_tokens_details": ds.TokenDetails(
+                text_tokens=228, audio_tokens=108
+            ),
             "response.usage.output_tokens_details": ds.TokenDetails(text_tokens=9, audio_tokens=32),
         },
     ),
