@@ -81,6 +81,8 @@ def test_stuck_handler_holds_bounded_memory(caplog: pytest.LogCaptureFixture) ->
         release.set()
     assert peak < (8 << 20) + BACKLOG * len(DELTA) * 2
     backlog_warnings = [
-        r for r in caplog.records if r.levelno == logging.WARNING and "events behind" in r.getMessage()
+        r
+        for r in caplog.records
+        if r.levelno == logging.WARNING and "events behind" in r.getMessage()
     ]
     assert len(backlog_warnings) == 1
