@@ -202,8 +202,9 @@ def test_usage_error() -> None:
     assert info.value.code == _cli.EXIT_USAGE
 
 
-def test_serve_until_ctrl_c() -> None:
-    """serve prints its URL and key, serves a session, and stops cleanly on Ctrl-C."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_serve_until_stopped(signum: int) -> None:
+    """serve prints its URL and key, serves a session, and stops cleanly on Ctrl-C or SIGTERM."""
     with subprocess.Popen(
         [sys.executable, "-m", "dashscope_sync", "serve", "--api-key", "sk-cli"],
         stdout=subprocess.PIPE,
@@ -212,38 +213,21 @@ def test_serve_until_ctrl_c() -> None:
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         **INTERRUPTIBLE,
     ) as proc:
-        serve_and_interrupt(proc)
-
-
-def test_serve_stops_cleanly_on_sigterm() -> None:
-    """serve stops as on Ctrl-C when a service manager sends SIGTERM."""
-    with subprocess.Popen(
-        [sys.executable, "-m", "dashscope_sync", "serve", "--api-key", "sk-cli"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    ) as proc:
-        serve_and_interrupt(proc, signal.SIGTERM)
-        assert proc.stderr is not None
-        assert "stopping" in proc.stderr.read()
-
-
-def serve_and_interrupt(proc: subprocess.Popen[str], signum: int = signal.SIGINT) -> None:
-    try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().split(": ", 1)[1].strip()
-        assert proc.stdout.readline().startswith("HTTP base URL: http://127.0.0.1:")
-        assert proc.stdout.readline().strip() == "API key: sk-cli"
-        client = ds.Client("sk-cli", base_url=url)
-        with client.realtime.connect(model="m") as session:
-            assert session.id
-        proc.send_signal(signum)
-        assert proc.wait(timeout=20) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        try:
+            assert proc.stdout is not None and proc.stderr is not None
+            url = proc.stdout.readline().split(": ", 1)[1].strip()
+            assert proc.stdout.readline().startswith("HTTP base URL: http://127.0.0.1:")
+            assert proc.stdout.readline().strip() == "API key: sk-cli"
+            client = ds.Client("sk-cli", base_url=url)
+            with client.realtime.connect(model="m") as session:
+                assert session.id
+            proc.send_signal(signum)
+            assert proc.wait(timeout=20) == 0
+            assert "stopping" in proc.stderr.read()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 # -- As a user runs it: a real process, its exit code and what it prints ---------------
