@@ -123,7 +123,6 @@ def main() -> int:
     text_text = TEXT.decode()
     add("floor: json.loads(transcript frame)", lambda: per_call(lambda: json.loads(text_text)))
 
-    import dashscope_sync as ds
     from dashscope_sync import _protocol
 
     add("ds: decode(audio frame bytes), total", lambda: per_call(lambda: _protocol.decode(AUDIO)))

@@ -708,7 +708,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     token.add_argument("--workspace", type=_printable("a workspace id"), help="workspace id")
     token.add_argument(
-        "--http-base-url", type=_url("http", "https"), default=None, help="HTTP API host"
+        "--http-base-url",
+        type=_url("http", "https"),
+        default=None,
+        help="HTTP API base (a bare host gets /api/v1)",
     )
     token.set_defaults(run=_cmd_token)
 

@@ -98,7 +98,8 @@ class Client:
             the local server, `DEFAULT_REALTIME_URL_INTL`). Default: with a
             workspace ``wss://{workspace}.{region}.maas.aliyuncs.com/api-ws/v1/realtime``,
             else the region's legacy host. Read it back as ``client.realtime_url``.
-        http_base_url: The HTTP API base (temporary keys). Defaults to the
+        http_base_url: The HTTP API base (temporary keys), ending in
+            ``/api/v1`` (appended when you give a bare host). Defaults to the
             host the realtime URL resolved to, over http(s): the workspace or
             legacy host, or the host of a ``base_url`` you gave, so the key
             only goes where you chose. Read it back as ``client.http_base_url``.

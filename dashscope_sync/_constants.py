@@ -48,10 +48,10 @@ __all__ = [
 DEFAULT_REALTIME_URL: Final = "wss://dashscope.aliyuncs.com/api-ws/v1/realtime"
 #: The realtime endpoint in the international (Singapore) region.
 DEFAULT_REALTIME_URL_INTL: Final = "wss://dashscope-intl.aliyuncs.com/api-ws/v1/realtime"
-#: The HTTP API host in China (Beijing); API keys are bound to their region.
-DEFAULT_HTTP_BASE_URL: Final = "https://dashscope.aliyuncs.com"
-#: The HTTP API host in the international (Singapore) region.
-DEFAULT_HTTP_BASE_URL_INTL: Final = "https://dashscope-intl.aliyuncs.com"
+#: The HTTP API base in China (Beijing); API keys are bound to their region.
+DEFAULT_HTTP_BASE_URL: Final = "https://dashscope.aliyuncs.com/api/v1"
+#: The HTTP API base in the international (Singapore) region.
+DEFAULT_HTTP_BASE_URL_INTL: Final = "https://dashscope-intl.aliyuncs.com/api/v1"
 
 #: ``qwen-omni-turbo-realtime``, the undated turbo model.
 MODEL_QWEN_OMNI_TURBO_REALTIME: Final = "qwen-omni-turbo-realtime"

@@ -124,7 +124,7 @@ class TokenService:
         limit = client.http_timeout if timeout is NOT_GIVEN else check_timeout(timeout)
         data = _post_json(
             self._session(),
-            f"{client.http_base_url}/api/v1/tokens",
+            f"{client.http_base_url}/tokens",
             params={"expire_in_seconds": str(expire_in_seconds)},
             headers=client.request_headers(),
             timeout=limit,

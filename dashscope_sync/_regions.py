@@ -12,9 +12,12 @@ official SDK 2.0.2 does it):
 3. else the region's legacy host.
 
 The HTTP base follows the same order (the workspace host or the region's
-legacy host, over https). For any other ``base_url`` (a gateway, the local
-server) it is derived from that URL's own scheme, host and port, so that
-``tokens.create()`` never sends the key to a host the user did not choose.
+legacy host, over https, with the API's ``/api/v1`` path). For any other
+``base_url`` (a gateway, the local server) it is derived from that URL's own
+scheme, host and port, so that ``tokens.create()`` never sends the key to a
+host the user did not choose. An HTTP base given without the ``/api/v1``
+path (a bare host, as before 0.1) gets it appended, so every form the
+library ever took still reaches the same endpoints.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ._errors import ConfigError
 
 __all__ = [
+    "API_PATH",
     "DEFAULT_REGION",
     "REGIONS",
     "REGION_ENV",
@@ -62,6 +66,8 @@ _LEGACY_HOSTS: Final[Mapping[str, str]] = {
 REGIONS: Final[tuple[str, ...]] = tuple(_LEGACY_HOSTS)
 
 _REALTIME_PATH: Final = "/api-ws/v1/realtime"
+#: The path of DashScope's HTTP API under a host; ``http_base_url`` ends in it.
+API_PATH: Final = "/api/v1"
 
 # As the official SDK's 1.x client checks it (env.py:validate_workspace_id): the
 # id becomes part of a host name, so nothing else may get through.
@@ -119,7 +125,23 @@ def _derived_http_base(url: str) -> str:
     scheme = "https" if parts.scheme == "wss" else "http"
     # netloc keeps the port (and brackets of an IPv6 host); userinfo is dropped.
     netloc = parts.netloc.rpartition("@")[2]
-    return urlunsplit((scheme, netloc, "", "", ""))
+    return urlunsplit((scheme, netloc, API_PATH, "", ""))
+
+
+def _api_base(url: str) -> str:
+    """``url`` ending in the API path: appended when missing, never doubled.
+
+    Raises:
+        ConfigError: The URL has a query or a fragment, which paths appended
+            to it would land inside.
+    """
+    parts = urlsplit(url)
+    if parts.query or parts.fragment:
+        raise ConfigError(f"http_base_url must not have a query or fragment, got {url!r}")
+    path = parts.path.rstrip("/")
+    if not path.endswith(API_PATH):
+        path += API_PATH
+    return urlunsplit(parts._replace(path=path))
 
 
 def resolve_endpoints(
@@ -167,10 +189,10 @@ def resolve_endpoints(
         else:
             host = _LEGACY_HOSTS[region]
         realtime_url = f"wss://{host}{_REALTIME_PATH}"
-        derived = f"https://{host}"
+        derived = f"https://{host}{API_PATH}"
     return Endpoints(
         realtime_url,
-        (http_base_url if http_base_url is not None else derived).rstrip("/"),
+        derived if http_base_url is None else _api_base(http_base_url),
         region,
         workspace,
     )

@@ -516,11 +516,11 @@ class TestClientConstruction:
         assert client.http_base_url == ds.DEFAULT_HTTP_BASE_URL_INTL
 
     def test_http_base_url_explicit_wins(self) -> None:
-        """An explicit http_base_url is used, without a trailing slash."""
+        """An explicit http_base_url is used, without a trailing slash and with the API path."""
         client = ds.Client(
             "k", base_url=ds.DEFAULT_REALTIME_URL_INTL, http_base_url="https://proxy.example.com/"
         )
-        assert client.http_base_url == "https://proxy.example.com"
+        assert client.http_base_url == "https://proxy.example.com/api/v1"
 
     def test_bad_http_base_url(self) -> None:
         """An http_base_url that is not http(s) raises ConfigError."""

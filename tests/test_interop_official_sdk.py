@@ -243,7 +243,7 @@ def test_official_sdk_connects_with_a_temporary_key(
     """A key minted by POST /api/v1/tokens opens a session for the official SDK."""
     server = make_server()
     minted = requests.post(
-        f"{server.http_base_url}/api/v1/tokens?expire_in_seconds=30",
+        f"{server.http_base_url}/tokens?expire_in_seconds=30",
         headers={"Authorization": f"Bearer {server.api_key}"},
         timeout=5,
     )

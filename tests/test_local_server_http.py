@@ -68,7 +68,7 @@ def mint(
 ) -> requests.Response:
     """POST /api/v1/tokens with ``key`` as bearer (no header for None)."""
     headers = {} if key is None else {"Authorization": f"Bearer {key}"}
-    url = f"{server.http_base_url}/api/v1/tokens{query}"
+    url = f"{server.http_base_url}/tokens{query}"
     return requests.post(url, headers=headers, timeout=5, **kwargs)
 
 
@@ -139,7 +139,7 @@ def test_tokens_endpoint_refuses_bad_keys(
         assert (body["code"], body["message"]) == ("InvalidApiKey", "Invalid API-key provided.")
         assert body["request_id"]
     lowercase = requests.post(
-        f"{server.http_base_url}/api/v1/tokens",
+        f"{server.http_base_url}/tokens",
         headers={"authorization": f"bearer {KEY}"},
         timeout=5,
     )
@@ -222,7 +222,7 @@ def test_reject_next_http(server: LocalRealtimeServer) -> None:
 
 def test_other_methods_paths_and_bodies(server: LocalRealtimeServer) -> None:
     """Wrong methods get 405, unknown paths 404, and a request body is accepted and recorded."""
-    base = server.http_base_url
+    base = f"http://127.0.0.1:{server.port}"
     get = requests.get(f"{base}/api/v1/tokens", timeout=5)
     assert (get.status_code, get.json()["code"]) == (405, "MethodNotAllowed")
     put = requests.put(f"{base}/api/v1/tokens", timeout=5)

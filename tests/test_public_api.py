@@ -74,8 +74,8 @@ class TestConstants:
         [
             ("DEFAULT_REALTIME_URL", "wss://dashscope.aliyuncs.com/api-ws/v1/realtime"),
             ("DEFAULT_REALTIME_URL_INTL", "wss://dashscope-intl.aliyuncs.com/api-ws/v1/realtime"),
-            ("DEFAULT_HTTP_BASE_URL", "https://dashscope.aliyuncs.com"),
-            ("DEFAULT_HTTP_BASE_URL_INTL", "https://dashscope-intl.aliyuncs.com"),
+            ("DEFAULT_HTTP_BASE_URL", "https://dashscope.aliyuncs.com/api/v1"),
+            ("DEFAULT_HTTP_BASE_URL_INTL", "https://dashscope-intl.aliyuncs.com/api/v1"),
             ("DEFAULT_MODEL", "qwen-omni-turbo-realtime-latest"),
             ("MODEL_QWEN_OMNI_TURBO_REALTIME", "qwen-omni-turbo-realtime"),
             ("MODEL_QWEN_OMNI_TURBO_REALTIME_LATEST", "qwen-omni-turbo-realtime-latest"),

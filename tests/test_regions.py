@@ -49,7 +49,7 @@ class TestRegions:
         """Without a workspace each region resolves to its legacy host (three fall back to intl)."""
         client = ds.Client("k", region=region)
         assert client.realtime_url == f"wss://{host}/api-ws/v1/realtime"
-        assert client.http_base_url == f"https://{host}"
+        assert client.http_base_url == f"https://{host}/api/v1"
 
     def test_singapore_matches_intl_constants(self) -> None:
         """ap-southeast-1 without a workspace is exactly the DEFAULT_*_INTL constants."""
@@ -101,7 +101,7 @@ class TestWorkspace:
         client = ds.Client("k", workspace="ws1", region=region)
         host = f"ws1.{region}.maas.aliyuncs.com"
         assert client.realtime_url == f"wss://{host}/api-ws/v1/realtime"
-        assert client.http_base_url == f"https://{host}"
+        assert client.http_base_url == f"https://{host}/api/v1"
         assert client.request_headers()["X-DashScope-WorkSpace"] == "ws1"
 
     def test_workspace_from_env(self, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -191,14 +191,14 @@ class TestBaseUrl:
     @pytest.mark.parametrize(
         ("base_url", "http"),
         [
-            ("wss://gw.example.com/api-ws/v1/realtime", "https://gw.example.com"),
-            ("ws://127.0.0.1:8765/api-ws/v1/realtime", "http://127.0.0.1:8765"),
-            ("ws://[::1]:9000/x?y=1", "http://[::1]:9000"),
-            ("wss://user:pw@gw.example.com:8443/rt", "https://gw.example.com:8443"),
+            ("wss://gw.example.com/api-ws/v1/realtime", "https://gw.example.com/api/v1"),
+            ("ws://127.0.0.1:8765/api-ws/v1/realtime", "http://127.0.0.1:8765/api/v1"),
+            ("ws://[::1]:9000/x?y=1", "http://[::1]:9000/api/v1"),
+            ("wss://user:pw@gw.example.com:8443/rt", "https://gw.example.com:8443/api/v1"),
         ],
     )
     def test_http_base_derived_from_base_url_host(self, base_url: str, http: str) -> None:
-        """For any other base_url the HTTP base is that URL's own host (ws->http, wss->https)."""
+        """For any other base_url the HTTP base is that URL's own host (ws->http, wss->https), /api/v1."""
         assert ds.Client("k", base_url=base_url).http_base_url == http
 
     def test_http_base_url_argument_wins(self) -> None:
@@ -206,7 +206,27 @@ class TestBaseUrl:
         client = ds.Client(
             "k", workspace="ws1", base_url="ws://127.0.0.1:1/", http_base_url="https://h.example/"
         )
-        assert client.http_base_url == "https://h.example"
+        assert client.http_base_url == "https://h.example/api/v1"
+
+    @pytest.mark.parametrize(
+        ("given", "shown"),
+        [
+            ("https://h.example", "https://h.example/api/v1"),  # a bare host, as before 0.1
+            ("https://h.example/api/v1", "https://h.example/api/v1"),
+            ("https://h.example/api/v1/", "https://h.example/api/v1"),
+            ("https://h.example/gw", "https://h.example/gw/api/v1"),
+            ("https://h.example/gw/api/v1", "https://h.example/gw/api/v1"),
+        ],
+    )
+    def test_http_base_url_ends_in_the_api_path(self, given: str, shown: str) -> None:
+        """A given http_base_url gets /api/v1 appended when missing, never twice."""
+        assert ds.Client("k", http_base_url=given).http_base_url == shown
+
+    @pytest.mark.parametrize("url", ["https://h.example/?a=1", "https://h.example/api/v1#x"])
+    def test_http_base_url_with_a_query_is_refused(self, url: str) -> None:
+        """An http_base_url with a query or fragment is a ConfigError: paths would land in it."""
+        with pytest.raises(ds.ConfigError, match="query or fragment"):
+            ds.Client("k", http_base_url=url)
 
     def test_resolution_is_pure(self) -> None:
         """resolve_endpoints reads only the mapping it is given as the environment."""

@@ -23,6 +23,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 __all__ = [
+    "API_PATH",
     "HandshakeRecord",
     "REALTIME_PATH",
     "RequestHeaders",
@@ -35,7 +36,8 @@ __all__ = [
 ]
 
 REALTIME_PATH = "/api-ws/v1/realtime"
-TOKENS_PATH = "/api/v1/tokens"
+API_PATH = "/api/v1"
+TOKENS_PATH = API_PATH + "/tokens"
 
 
 class RequestHeaders(Mapping[str, str]):

@@ -30,6 +30,7 @@ from ._connection import (
     ReplySpec,
 )
 from ._handshake import (
+    API_PATH,
     REALTIME_PATH,
     HandshakeRecord,
     RequestHeaders,
@@ -401,14 +402,17 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
 
     @property
     def http_base_url(self) -> str:
-        """``http://HOST:PORT`` (IPv6 hosts in brackets)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        """``http://HOST:PORT/api/v1``, the HTTP API base (IPv6 hosts in brackets)."""
+        return f"http://{self._netloc()}{API_PATH}"
 
     @property
     def url(self) -> str:
         """``ws://HOST:PORT/api-ws/v1/realtime``, without the ``model`` query."""
-        return "ws" + self.http_base_url[len("http") :] + REALTIME_PATH
+        return f"ws://{self._netloc()}{REALTIME_PATH}"
+
+    def _netloc(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
 
     def model_url(self, model: str | None = None) -> str:
         """Return :attr:`url` with ``?model=`` (``model_default`` when None)."""
