@@ -16,8 +16,8 @@ legacy host, over https, with the API's ``/api/v1`` path). For any other
 ``base_url`` (a gateway, the local server) it is derived from that URL's own
 scheme, host and port, so that ``tokens.create()`` never sends the key to a
 host the user did not choose. An HTTP base given without the ``/api/v1``
-path (a bare host, as before 0.1) gets it appended, so every form the
-library ever took still reaches the same endpoints.
+path (a bare host, the form earlier versions showed) gets it appended, so
+every URL that worked before still reaches the same endpoints.
 """
 
 from __future__ import annotations
