@@ -211,7 +211,10 @@ class TestBaseUrl:
     @pytest.mark.parametrize(
         ("given", "shown"),
         [
-            ("https://h.example", "https://h.example/api/v1"),  # a bare host, as earlier versions showed
+            (
+                "https://h.example",
+                "https://h.example/api/v1",
+            ),  # a bare host, as earlier versions showed
             ("https://h.example/api/v1", "https://h.example/api/v1"),
             ("https://h.example/api/v1/", "https://h.example/api/v1"),
             ("https://h.example/gw", "https://h.example/gw/api/v1"),
