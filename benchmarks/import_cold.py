@@ -24,8 +24,7 @@ import sys
 import time
 
 TIMED_IMPORT = (
-    "import time; t = time.perf_counter(); import dashscope_sync; "
-    "print(time.perf_counter() - t)"
+    "import time; t = time.perf_counter(); import dashscope_sync; print(time.perf_counter() - t)"
 )
 
 

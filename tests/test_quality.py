@@ -1,4 +1,4 @@
-"""Static checks that gate every change: mypy strict and ruff on the project."""
+"""Static checks that gate every change: mypy strict, ruff and ruff format on the project."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+CHECKED = ("dashscope_sync", "tests", "examples", "benchmarks")
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -32,6 +33,12 @@ def test_public_api_types() -> None:
 
 
 def test_ruff() -> None:
-    """ruff finds nothing in the package, the tests or the examples."""
-    proc = run("ruff", "check", "dashscope_sync", "tests", "examples")
+    """ruff finds nothing in the package, the tests, the examples or the benchmarks."""
+    proc = run("ruff", "check", *CHECKED)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_ruff_format() -> None:
+    """Every file is as ruff format writes it, so diffs show changes, not reflows."""
+    proc = run("ruff", "format", "--check", *CHECKED)
     assert proc.returncode == 0, proc.stdout + proc.stderr
