@@ -97,15 +97,27 @@ def _positive_seconds(name: str, value: object) -> float:
 
 def capture_rate(sd: Any, device: int | str | None, rate: int) -> int:
     """``rate`` if the input device can capture at it, else the device's native rate."""
+    return _device_rate(sd, device, rate, "input")
+
+
+def playback_rate(sd: Any, device: int | str | None, rate: int) -> int:
+    """``rate`` if the output device can play at it, else the device's native rate."""
+    return _device_rate(sd, device, rate, "output")
+
+
+def _device_rate(sd: Any, device: int | str | None, rate: int, kind: str) -> int:
+    # A sound server (PipeWire, PulseAudio, CoreAudio) converts any rate; a
+    # bare ALSA hw device often takes only 44.1 or 48 kHz.
+    check = sd.check_input_settings if kind == "input" else sd.check_output_settings
     try:
-        sd.check_input_settings(device=device, samplerate=rate, channels=1, dtype="int16")
+        check(device=device, samplerate=rate, channels=1, dtype="int16")
         return rate
     except Exception as exc:  # sounddevice.PortAudioError: invalid sample rate, no device
         try:
-            native = int(sd.query_devices(device, "input")["default_samplerate"])
+            native = int(sd.query_devices(device, kind)["default_samplerate"])
         except Exception:
-            raise AudioDeviceError(f"cannot open the input device {device!r}: {exc}") from exc
-        logger.debug("input device %r cannot capture at %d Hz; using %d Hz", device, rate, native)
+            raise AudioDeviceError(f"cannot open the {kind} device {device!r}: {exc}") from exc
+        logger.debug("%s device %r cannot take %d Hz; using %d Hz", kind, device, rate, native)
         return native
 
 
@@ -127,6 +139,10 @@ class Speaker:
     device, less what is still inside it (the output latency PortAudio
     reports), less what an interrupt discarded.
 
+    A device that cannot play at ``rate`` is opened at ``device_rate`` and
+    the audio is resampled on the player thread (soxr, streaming); the
+    accounting stays in seconds of the audio written.
+
     Opening the device happens in `start` (or ``with Speaker() as speaker``),
     never in the constructor.
 
@@ -135,6 +151,8 @@ class Speaker:
     Args:
         rate: Sample rate of the audio written (24000: the service's output).
         device: A PortAudio device (index or name); None for the default.
+        device_rate: Play at this rate, resampling from ``rate``. By default
+            ``rate`` if the device supports it, else the device's native rate.
         block_ms: The block the player writes; bounds how late `interrupt` stops sound.
         latency: PortAudio's suggested output latency, in seconds.
         jitter_ms: Audio to queue before playback starts or resumes.
@@ -151,10 +169,18 @@ class Speaker:
         latency: float = 0.1,
         jitter_ms: int = 100,
         max_buffer_seconds: float = 300.0,
+        device_rate: int | None = None,
         stream: OutputStreamLike | None = None,
     ) -> None:
         self.rate = _positive_int("rate", rate)
         self.device = device
+        # None: play at `rate` if the device can, else at its native rate (start()).
+        self._asked_rate = (
+            None if device_rate is None else _positive_int("device_rate", device_rate)
+        )
+        self.device_rate = self.rate if self._asked_rate is None else self._asked_rate
+        # Converts each block to device_rate; used by the player thread only.
+        self._resampler: Resampler | None = None
         self.block_ms = _positive_int("block_ms", block_ms)
         self.latency = _positive_seconds("latency", latency)
         if isinstance(jitter_ms, bool) or not isinstance(jitter_ms, int) or jitter_ms < 0:
@@ -192,8 +218,9 @@ class Speaker:
         self._tap: Callable[[bytes], None] | None = None
 
     def __repr__(self) -> str:
+        device = "" if self.device_rate == self.rate else f" (device {self.device_rate} Hz)"
         return (
-            f"<Speaker {self.rate} Hz played={self.played_seconds:.2f} s "
+            f"<Speaker {self.rate} Hz{device} played={self.played_seconds:.2f} s "
             f"queued={self.queued_seconds:.2f} s underruns={self.underruns}>"
         )
 
@@ -214,10 +241,17 @@ class Speaker:
         stream = self._stream
         if stream is None:
             sd = import_sounddevice()
+            if self._asked_rate is None:
+                self.device_rate = playback_rate(sd, self.device, self.rate)
+        if self.device_rate != self.rate and self._resampler is None:
+            from ._resample import Resampler
+
+            self._resampler = Resampler(self.rate, self.device_rate)
+        if stream is None:
             try:
                 stream = sd.RawOutputStream(
-                    samplerate=self.rate,
-                    blocksize=self._block_bytes // 2,
+                    samplerate=self.device_rate,
+                    blocksize=self.device_rate * self.block_ms // 1000,
                     channels=1,
                     dtype="int16",
                     latency=self.latency,
@@ -455,13 +489,22 @@ class Speaker:
                         break
                     self._changed.wait(wait)
                 generation = self._generation
+                # The end of what was written: the resampler's held-back tail must play too.
+                last = self._ended and not self._queue
+            resampler = self._resampler
             if block is None:
                 # interrupt(): drop what the device holds, and start afresh.
+                if resampler is not None:
+                    resampler.flush()  # the interrupted audio's tail is not played
                 stream.abort()
                 stream.start()
                 continue
+            out = block
+            if resampler is not None:
+                out = resampler.process(block) + (resampler.flush() if last else b"")
             called = time.monotonic()
-            stream.write(block)
+            if out:
+                stream.write(out)
             returned = time.monotonic()
             frames = len(block) // 2
             duration = frames / self.rate

@@ -24,6 +24,7 @@ class VirtualOutput:
         # Guards everything below.
         self._lock = threading.Lock()
         self._pieces: list[tuple[float, int]] = []  # (start time, frames) as the device plays them
+        self.data = bytearray()  # every sample written, in order
         self._device_end = 0.0
         self.started = 0
         self.aborts: list[float] = []
@@ -44,6 +45,7 @@ class VirtualOutput:
                 if queued + duration <= self.latency + 1e-9 or queued == 0.0:
                     start = max(self._device_end, now)
                     self._pieces.append((start, frames))
+                    self.data += data
                     self._device_end = start + duration
                     return
                 wait = queued + duration - self.latency

@@ -273,6 +273,43 @@ class TestAttachedSpeaker:
                 response.wait(timeout=10)  # no HandlerError raised here or at exit
 
 
+class TestSpeakerDeviceRate:
+    def test_resamples_to_the_device_rate(self) -> None:
+        """A device opened at 48 kHz gets the 24 kHz audio resampled: same duration, same pitch, tail included."""
+        np = pytest.importorskip("numpy")
+        pytest.importorskip("soxr")
+        device = VirtualOutput(48000, latency=0.1)
+        t = np.arange(RATE) / RATE
+        tone = (8000 * np.sin(2 * np.pi * 1000 * t)).astype("<i2").tobytes()
+        with ds.Speaker(device_rate=48000, stream=device) as speaker:
+            assert speaker.device_rate == 48000
+            speaker.write(tone)
+            assert speaker.drain(timeout=5)
+            assert speaker.played_seconds == pytest.approx(1.0, abs=1e-3)
+        assert device.total() == pytest.approx(1.0, abs=2e-3)  # soxr's held-back tail was flushed
+        x = np.frombuffer(bytes(device.data), dtype="<i2").astype(np.float64)
+        peak = np.argmax(np.abs(np.fft.rfft(x * np.hanning(len(x))))) * 48000 / len(x)
+        assert peak == pytest.approx(1000, abs=5)
+
+    def test_interrupt_resets_the_resampler(self) -> None:
+        """After an interrupt, none of the interrupted audio's resampler tail plays before the next reply."""
+        pytest.importorskip("soxr")
+        device = VirtualOutput(48000, latency=0.1)
+        with ds.Speaker(device_rate=48000, stream=device) as speaker:
+            speaker.write(seconds(3.0))
+            assert wait_until(lambda: device.heard() > 0.3)
+            speaker.interrupt()
+            assert wait_until(lambda: len(device.aborts) == 1, timeout=2)
+            before = len(device.data)
+            speaker.write(seconds(0.5, value=-1000))
+            assert speaker.drain(timeout=5)
+        after = bytes(device.data[before:])
+        assert len(after) == pytest.approx(48000, abs=96)  # 0.5 s at 48 kHz, nothing more
+        # Only the new audio's samples (and the filter's small ringing at its
+        # edges): nothing of the interrupted +1000 signal held in the filter.
+        assert max(memoryview(after).cast("h")) < 500
+
+
 class TestCaptureRate:
     class FortyEightOnly:
         """A PortAudio host whose input device captures at 48 kHz only."""
@@ -283,6 +320,24 @@ class TestCaptureRate:
 
         def query_devices(self, device: object, kind: str) -> dict[str, object]:
             return {"default_samplerate": 48000.0}
+
+    class OutputFortyEightOnly:
+        """A PortAudio host whose output device plays at 48 kHz only."""
+
+        def check_output_settings(self, **settings: object) -> None:
+            if settings["samplerate"] != 48000:
+                raise ValueError("Invalid sample rate")
+
+        def query_devices(self, device: object, kind: str) -> dict[str, object]:
+            assert kind == "output"
+            return {"default_samplerate": 48000.0}
+
+    def test_speaker_native_rate_when_24k_is_refused(self) -> None:
+        """An output device that refuses 24 kHz is opened at its native rate (then resampled)."""
+        from dashscope_sync._devices import playback_rate
+
+        assert playback_rate(self.OutputFortyEightOnly(), None, 24000) == 48000
+        assert playback_rate(self.OutputFortyEightOnly(), None, 48000) == 48000
 
     def test_native_rate_when_16k_is_refused(self) -> None:
         """A device that refuses 16 kHz is opened at its native rate (then resampled)."""
