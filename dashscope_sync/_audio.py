@@ -11,9 +11,12 @@ from typing import TYPE_CHECKING, Final
 
 from ._constants import INPUT_SAMPLE_RATE, OUTPUT_SAMPLE_RATE
 from ._errors import ConfigError
+from ._inputs import pcm16_buffer
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from typing_extensions import Buffer
 
 __all__ = ["chunks", "load_audio", "load_wav", "pcm16_to_wav", "sample_wav_path"]
 
@@ -347,21 +350,20 @@ def load_audio(path: str | PathLike[str], *, sample_rate: int = INPUT_SAMPLE_RAT
     return pcm
 
 
-def chunks(
-    pcm: bytes | bytearray | memoryview, ms: int = 100, *, sample_rate: int = INPUT_SAMPLE_RATE
-) -> Iterator[bytes]:
+def chunks(pcm: Buffer, ms: int = 100, *, sample_rate: int = INPUT_SAMPLE_RATE) -> Iterator[bytes]:
     """Cut mono PCM16 into pieces of ``ms`` milliseconds (the last may be shorter).
 
     100 ms (3200 bytes at 16 kHz) is the pace the service wants for live audio.
+    ``pcm`` is any buffer `RealtimeSession.append_audio` takes (``bytes``, a
+    numpy ``int16`` array...); no audio gives no pieces.
 
     Raises:
         ConfigError: ``ms`` is not a positive whole number, or the audio is
-            not whole 16-bit samples.
+            not mono 16-bit PCM (`ConfigTypeError` for float samples and
+            other wrong types, saying how to convert).
     """
     if isinstance(ms, bool) or not isinstance(ms, int) or ms <= 0:
         raise ConfigError(f"ms must be a positive whole number of milliseconds, got {ms!r}")
-    data = bytes(pcm)
-    if len(data) % 2:
-        raise ConfigError(f"audio must be whole 16-bit samples, got {len(data)} bytes")
+    data = bytes(pcm16_buffer(pcm, "audio", allow_empty=True))
     size = max(2, sample_rate * ms // 1000 * 2)
     return (data[start : start + size] for start in range(0, len(data), size))

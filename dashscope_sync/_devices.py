@@ -26,8 +26,11 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from ._constants import INPUT_SAMPLE_RATE, OUTPUT_SAMPLE_RATE
 from ._deadline import Deadline, check_timeout
 from ._errors import AudioDeviceError, ConfigError, DashScopeError, DashScopeTimeout
+from ._inputs import pcm16_buffer
 
 if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
     from ._attach import SpeakerLike
     from ._feed import AudioSink
     from ._resample import Resampler
@@ -302,16 +305,22 @@ class Speaker:
 
     # Writing ---------------------------------------------------------------------
 
-    def write(self, pcm: bytes | bytearray | memoryview, timeout: float | None = 10.0) -> None:
+    def write(self, pcm: Buffer, timeout: float | None = 10.0) -> None:
         """Queue audio to play; returns at once unless ``max_buffer_seconds`` are queued.
 
+        ``pcm`` is mono PCM16 at ``rate``, as any buffer
+        `RealtimeSession.append_audio` takes (``bytes``, a numpy ``int16``
+        array...); no samples is nothing to do.
+
         Raises:
+            ConfigError: Not mono 16-bit PCM (`ConfigTypeError` for float
+                samples and other wrong types, saying how to convert).
             DashScopeTimeout: No room within ``timeout`` seconds.
             DashScopeError: The speaker is closed.
         """
-        data = bytes(pcm)
-        if len(data) % 2:
-            raise ConfigError(f"audio must be whole 16-bit samples, got {len(data)} bytes")
+        data = pcm16_buffer(pcm, "audio", allow_empty=True)
+        if not len(data):
+            return
         deadline = Deadline(check_timeout(timeout))
         with self._changed:
             while len(self._queue) + len(data) > self._max_bytes and not self._closed:

@@ -14,12 +14,16 @@ import threading
 import time
 from collections.abc import Iterable
 from os import PathLike
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol, TypeGuard, cast
 
 from ._audio import chunks, load_audio
 from ._constants import INPUT_SAMPLE_RATE
 from ._deadline import check_timeout
 from ._errors import ConfigError, DashScopeError
+from ._inputs import pcm16_buffer
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 __all__ = ["MAX_LAG", "AudioFeed", "AudioSink", "stream_file", "stream_pcm"]
 
@@ -149,7 +153,7 @@ class AudioFeed:
 
 def stream_pcm(
     session: AudioSink,
-    pcm: bytes | bytearray | memoryview | Iterable[bytes],
+    pcm: Buffer | Iterable[Buffer],
     *,
     realtime: bool = True,
     chunk_ms: int = 100,
@@ -158,18 +162,29 @@ def stream_pcm(
 
     Args:
         session: The session (anything with ``append_audio``).
-        pcm: The audio, or an iterable of chunks already cut.
+        pcm: The audio (any buffer `chunks` takes: ``bytes``, a numpy
+            ``int16`` array...), or an iterable of such chunks already cut.
         realtime: Send at the pace the audio plays (as a microphone would);
             False sends as fast as the socket takes it.
         chunk_ms: The length of each ``input_audio_buffer.append``.
     """
-    if isinstance(pcm, (bytes, bytearray, memoryview)):
+    if _is_buffer(pcm):
+        # One signal, even when iterable: a numpy array iterates sample by sample.
         pieces = list(chunks(pcm, chunk_ms))
-    else:
-        pieces = [bytes(piece) for piece in pcm]
+    else:  # chunks already cut
+        cut = cast("Iterable[Buffer]", pcm)
+        pieces = [bytes(pcm16_buffer(piece, "a chunk", allow_empty=True)) for piece in cut]
     if not pieces or not any(pieces):
         raise ConfigError("there is no audio to stream")
     return AudioFeed(session, [p for p in pieces if p], realtime=realtime).start()
+
+
+def _is_buffer(value: object) -> TypeGuard[Buffer]:
+    try:
+        memoryview(value)  # type: ignore[arg-type]
+    except TypeError:
+        return False
+    return True
 
 
 def stream_file(

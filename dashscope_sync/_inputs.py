@@ -55,12 +55,19 @@ def _flat_bytes(view: memoryview, what: str) -> memoryview:
     return view if view.format == "B" and view.ndim == 1 else view.cast("B")
 
 
-def pcm16_buffer(value: object, what: str = "audio") -> bytes | memoryview:
+def pcm16_buffer(
+    value: object, what: str = "audio", *, allow_empty: bool = False
+) -> bytes | memoryview:
     """Check audio for ``input_audio_buffer.append``: mono 16-bit little-endian PCM.
 
     Accepts any C-contiguous buffer of bytes or of int16 samples: ``bytes``,
     ``bytearray``, ``memoryview``, ``array('h')``, a numpy ``int16`` array
     (1-D, or one column like ``(n, 1)``).
+
+    Args:
+        value: The audio.
+        what: How messages name it.
+        allow_empty: Take no samples at all (else a `ConfigError`).
 
     Returns:
         ``value`` itself if it is ``bytes``; otherwise a byte-format
@@ -107,6 +114,8 @@ def pcm16_buffer(value: object, what: str = "audio") -> bytes | memoryview:
         data = _flat_bytes(view, what)
     size = len(data)
     if not size:
+        if allow_empty:
+            return data
         raise ConfigError(f"{what} is empty")
     if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
         raise ConfigError(

@@ -186,6 +186,58 @@ class TestChunks:
         with pytest.raises(ds.ConfigError, match="whole 16-bit"):
             ds.chunks(b"\x00\x00\x00")
 
+    def test_takes_what_append_audio_takes(self) -> None:
+        """A numpy int16 array or an array('h') is cut as its bytes are; no audio gives no pieces."""
+        np = pytest.importorskip("numpy")
+        samples = np.arange(-4000, 4000, dtype="<i2")
+        expected = list(ds.chunks(samples.tobytes()))
+        assert list(ds.chunks(samples)) == expected
+        assert list(ds.chunks(array.array("h", samples.tolist()))) == expected
+        assert list(ds.chunks(b"")) == []
+
+    def test_float_samples_are_refused_with_the_fix(self) -> None:
+        """Float samples are a ConfigTypeError that says how to convert, not noise."""
+        np = pytest.importorskip("numpy")
+        with pytest.raises(ds.ConfigTypeError, match="astype"):
+            ds.chunks(np.zeros(1600, dtype=np.float32))
+
+    def test_a_wav_file_is_refused(self) -> None:
+        """A WAV file's bytes are refused (the header would be cut into the audio)."""
+        with pytest.raises(ds.ConfigError, match="load_wav"):
+            ds.chunks(ds.pcm16_to_wav(bytes(3200), 16000))
+
+
+class RecordingSink:
+    """Anything with append_audio: records what a feed appends."""
+
+    def __init__(self) -> None:
+        self.appended: list[bytes] = []
+
+    def append_audio(self, pcm: bytes | bytearray | memoryview) -> str:
+        self.appended.append(bytes(pcm))
+        return "e"
+
+
+class TestStreamPcmInputs:
+    def test_a_numpy_array_is_one_signal(self) -> None:
+        """A numpy int16 array streams as 100 ms appends of its bytes, not one append per sample."""
+        np = pytest.importorskip("numpy")
+        samples = np.arange(16000, dtype="<i2")
+        sink = RecordingSink()
+        assert ds.stream_pcm(sink, samples, realtime=False).wait(timeout=10)
+        assert [len(p) for p in sink.appended] == [3200] * 10
+        assert b"".join(sink.appended) == samples.tobytes()
+
+    def test_chunks_already_cut_are_checked(self) -> None:
+        """Pieces given already cut are checked as append_audio checks them, before the thread."""
+        np = pytest.importorskip("numpy")
+        sink = RecordingSink()
+        with pytest.raises(ds.ConfigTypeError, match="astype"):
+            ds.stream_pcm(sink, [bytes(3200), np.zeros(1600, dtype=np.float32)])
+        assert sink.appended == []
+        assert ds.stream_pcm(sink, [bytes(3200), bytearray(3200)], realtime=False).wait(10)
+        assert [len(p) for p in sink.appended] == [3200, 3200]
+
 
 def snr_db(signal: object, rate: int, freq: float) -> float:
     """SNR of a tone: its power over the power of what a least-squares fit leaves."""

@@ -273,6 +273,28 @@ class TestAttachedSpeaker:
                 response.wait(timeout=10)  # no HandlerError raised here or at exit
 
 
+class TestSpeakerInputs:
+    def test_takes_a_numpy_int16_array(self, speaker: ds.Speaker, device: VirtualOutput) -> None:
+        """write() takes what append_audio takes: a numpy int16 array plays as its bytes."""
+        np = pytest.importorskip("numpy")
+        samples = np.full(RATE // 2, 1000, dtype="<i2")
+        speaker.write(samples)
+        assert speaker.drain(timeout=5)
+        assert bytes(device.data) == samples.tobytes()
+
+    def test_float_samples_are_refused(self, speaker: ds.Speaker) -> None:
+        """Float samples are a ConfigTypeError saying how to convert, not noise on the speaker."""
+        np = pytest.importorskip("numpy")
+        with pytest.raises(ds.ConfigTypeError, match="astype"):
+            speaker.write(np.zeros(2400, dtype=np.float32))
+        assert speaker.written_seconds == 0
+
+    def test_nothing_to_play_is_fine(self, speaker: ds.Speaker) -> None:
+        """An empty write (an empty audio delta) is nothing to do, not an error."""
+        speaker.write(b"")
+        assert speaker.written_seconds == 0 and not speaker.playing
+
+
 class TestSpeakerDeviceRate:
     def test_resamples_to_the_device_rate(self) -> None:
         """A device opened at 48 kHz gets the 24 kHz audio resampled: same duration, same pitch, tail included."""
