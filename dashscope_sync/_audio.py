@@ -30,10 +30,22 @@ def sample_wav_path() -> Path:
     return Path(str(resources.files("dashscope_sync") / "_data" / "hello_16k.wav"))
 
 
-def pcm16_to_wav(pcm: bytes, sample_rate: int = OUTPUT_SAMPLE_RATE) -> bytes:
-    """Wrap mono 16-bit little-endian PCM in a WAV container (24 kHz by default)."""
+def pcm16_to_wav(pcm: Buffer, sample_rate: int = OUTPUT_SAMPLE_RATE) -> bytes:
+    """Wrap mono 16-bit little-endian PCM in a WAV container (24 kHz by default).
+
+    ``pcm`` is any buffer `RealtimeSession.append_audio` takes (``bytes``, a
+    numpy ``int16`` array...), possibly empty.
+
+    Raises:
+        ConfigError: ``sample_rate`` is not a positive whole number, or the
+            audio is not mono 16-bit PCM (`ConfigTypeError` for float samples
+            and other wrong types, saying how to convert).
+    """
     import wave
 
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
+        raise ConfigError(f"sample_rate must be a positive whole number, got {sample_rate!r}")
+    pcm = pcm16_buffer(pcm, "audio", allow_empty=True)
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as wav:
         wav.setnchannels(1)

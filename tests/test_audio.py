@@ -54,6 +54,22 @@ class TestAccepted:
         wav = riff(fmt_chunk(), b"LIST" + struct.pack("<I", 3) + b"abc\x00", data_chunk(PCM))
         assert load(tmp_path, wav) == PCM
 
+    @pytest.mark.parametrize("rate", [0, -1, 1.5, True, "16000"])
+    def test_pcm16_to_wav_refuses_a_bad_rate(self, rate: object) -> None:
+        """pcm16_to_wav() with a rate that is not a positive whole number is a ConfigError."""
+        with pytest.raises(ds.ConfigError, match="sample_rate"):
+            ds.pcm16_to_wav(b"\x00\x00", rate)  # type: ignore[arg-type]
+
+    def test_pcm16_to_wav_checks_the_audio(self) -> None:
+        """pcm16_to_wav() takes an int16 array, and refuses float samples and odd bytes."""
+        np = pytest.importorskip("numpy")
+        samples = np.arange(100, dtype="<i2")
+        assert ds.pcm16_to_wav(samples, 16000) == ds.pcm16_to_wav(samples.tobytes(), 16000)
+        with pytest.raises(ds.ConfigTypeError, match="astype"):
+            ds.pcm16_to_wav(samples.astype(np.float32), 16000)
+        with pytest.raises(ds.ConfigError, match="whole 16-bit"):
+            ds.pcm16_to_wav(b"\x00", 16000)
+
     def test_what_pcm16_to_wav_writes(self, tmp_path: Path) -> None:
         """The library's own WAV files read back exactly."""
         assert load(tmp_path, ds.pcm16_to_wav(PCM, 16000)) == PCM
