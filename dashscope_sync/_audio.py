@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import array
 import io
+import os
 import sys
 from collections.abc import Iterator
 from os import PathLike
 from typing import TYPE_CHECKING, Final
 
 from ._constants import INPUT_SAMPLE_RATE, OUTPUT_SAMPLE_RATE
-from ._errors import ConfigError
+from ._errors import ConfigError, ConfigTypeError
 from ._inputs import pcm16_buffer
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Buffer
 
-__all__ = ["chunks", "load_audio", "load_wav", "pcm16_to_wav", "sample_wav_path"]
+__all__ = ["chunks", "file_path", "load_audio", "load_wav", "pcm16_to_wav", "sample_wav_path"]
 
 
 def sample_wav_path() -> Path:
@@ -141,6 +142,24 @@ def _read_riff(data: bytes) -> tuple[_WavFormat, bytes] | str:
     return "the file has a header but no 'data' chunk (no audio: truncated?)"
 
 
+def file_path(path: object) -> str:
+    """``path`` as a file name: a ``str`` or ``os.PathLike``, never a file descriptor.
+
+    Raises:
+        ConfigTypeError: Anything else (``open(5)`` would read, then close,
+            whatever file descriptor 5 is).
+        ConfigError: An empty name.
+    """
+    name = os.fspath(path) if isinstance(path, (str, PathLike)) else None
+    if not isinstance(name, str):
+        raise ConfigTypeError(
+            f"path must be a file name (str or pathlib.Path), got {type(path).__name__}"
+        )
+    if not name:
+        raise ConfigError("path is empty")
+    return name
+
+
 def load_wav(path: str | PathLike[str], *, sample_rate: int = INPUT_SAMPLE_RATE) -> bytes:
     """Read a WAV file's PCM, checking it is what the service takes: mono PCM16 at 16 kHz.
 
@@ -157,6 +176,7 @@ def load_wav(path: str | PathLike[str], *, sample_rate: int = INPUT_SAMPLE_RATE)
         f"`ffmpeg -i in.wav -ar {sample_rate} -ac 1 -sample_fmt s16 out.wav` or "
         f"`sox in.wav -r {sample_rate} -c 1 -b 16 out.wav`"
     )
+    path = file_path(path)
     try:
         with open(path, "rb") as file:
             data = file.read()
@@ -330,7 +350,7 @@ def load_audio(path: str | PathLike[str], *, sample_rate: int = INPUT_SAMPLE_RAT
             read, or needs resampling without the ``[audio]`` extra; the
             message says what was found and what fixes it.
     """
-    name = str(path)
+    name = file_path(path)
     try:
         with open(name, "rb") as file:
             blob = file.read()

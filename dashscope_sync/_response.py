@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 import attrs
 
-from ._audio import pcm16_to_wav
+from ._audio import file_path, pcm16_to_wav
 from ._constants import OUTPUT_SAMPLE_RATE
 from ._deadline import Deadline, check_timeout
 from ._errors import (
@@ -85,8 +85,13 @@ class ResponseResult:
         return pcm16_to_wav(self.audio, self.sample_rate)
 
     def save_wav(self, path: str | PathLike[str]) -> None:
-        """Write the reply's audio to ``path`` as a mono PCM16 WAV file at ``sample_rate``."""
-        with open(path, "wb") as file:
+        """Write the reply's audio to ``path`` as a mono PCM16 WAV file at ``sample_rate``.
+
+        Raises:
+            ConfigTypeError: ``path`` is not a file name (``str`` or ``os.PathLike``).
+            OSError: The file cannot be written (as `open` raises it).
+        """
+        with open(file_path(path), "wb") as file:
             file.write(self.to_wav_bytes())
 
     def _repr_html_(self) -> str:

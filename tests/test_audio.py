@@ -135,3 +135,44 @@ class TestRefused:
         """A directory is a ConfigError, as documented, not an IsADirectoryError."""
         with pytest.raises(ds.ConfigError, match="is a directory"):
             ds.load_wav(tmp_path)
+
+
+class TestPaths:
+    @pytest.mark.parametrize("reader", [ds.load_wav, ds.load_audio])
+    def test_a_file_descriptor_is_not_a_path(self, reader: object, tmp_path: Path) -> None:
+        """An int is refused as a path: open(fd) would read, then close, someone else's file."""
+        import os
+
+        fd = os.open(tmp_path / "mine", os.O_RDWR | os.O_CREAT)
+        try:
+            with pytest.raises(ds.ConfigTypeError, match="file name"):
+                reader(fd)  # type: ignore[operator]
+            os.fstat(fd)  # still open
+        finally:
+            os.close(fd)
+
+    @pytest.mark.parametrize("path", [None, b"q.wav", 1.5])
+    def test_other_types_are_refused(self, path: object) -> None:
+        """Anything but a str or os.PathLike is a ConfigTypeError naming its type."""
+        with pytest.raises(ds.ConfigTypeError, match=type(path).__name__):
+            ds.load_audio(path)  # type: ignore[arg-type]
+
+    def test_empty_name(self) -> None:
+        """An empty file name is a ConfigError, not an attempt to open ''."""
+        with pytest.raises(ds.ConfigError, match="empty"):
+            ds.load_wav("")
+
+    def test_save_wav_refuses_a_file_descriptor(self, tmp_path: Path) -> None:
+        """ResponseResult.save_wav() refuses an int instead of writing to and closing that fd."""
+        import os
+
+        result = ds.ResponseResult(response_id="r", status="completed", text="", audio=bytes(480))
+        fd = os.open(tmp_path / "mine", os.O_RDWR | os.O_CREAT)
+        try:
+            with pytest.raises(ds.ConfigTypeError):
+                result.save_wav(fd)  # type: ignore[arg-type]
+            os.fstat(fd)
+        finally:
+            os.close(fd)
+        result.save_wav(tmp_path / "ok.wav")
+        assert ds.load_wav(tmp_path / "ok.wav", sample_rate=24000) == bytes(480)
