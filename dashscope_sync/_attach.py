@@ -1,9 +1,11 @@
 """Glue between a session and a speaker / microphone: ``session.attach(...)``.
 
 The speaker is fed from a handler (so on the handler thread, never the
-socket reader); barge-in is decided by the state machine when
-``speech_started`` arrives (see ``SessionState._on_speech_started``), which
-calls `Attachment.interrupt` through the core's output hook at once.
+socket reader), converted to the speaker's rate when the session's output
+rate differs (an ``output_sample_rate`` the user chose). Barge-in is decided
+by the state machine when ``speech_started`` arrives (see
+``SessionState._on_speech_started``), which calls `Attachment.interrupt`
+through the core's output hook at once.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ if TYPE_CHECKING:
 
     from ._dispatch import HandlerHandle
     from ._feed import AudioSink
+    from ._resample import Resampler
 
-__all__ = ["Attachment", "MicrophoneLike", "SpeakerLike"]
+__all__ = ["Attachment", "MicrophoneLike", "SpeakerLike", "resampler_for"]
 
 
 class SpeakerLike(Protocol):
@@ -71,14 +74,29 @@ class Attachment:
     handler thread.
     """
 
-    def __init__(self, speaker: SpeakerLike | None, microphone: MicrophoneLike | None) -> None:
+    def __init__(
+        self,
+        speaker: SpeakerLike | None,
+        microphone: MicrophoneLike | None,
+        output_rate: Callable[[], int] = lambda: 24000,
+    ) -> None:
         self.speaker = speaker
         self.microphone = microphone
+        # The session's output sample rate now (it follows session.updated).
+        self._output_rate = output_rate
+        # Handler thread only: the response whose audio is being played, and
+        # the resampler to the speaker's rate for it (None: the rates match).
+        self._playing: str | None = None
+        self._resampler: Resampler | None = None
         # Guards _starts and _last: where each response's audio starts in the
         # speaker's stream (its written_seconds then), and the last one fed.
         self._lock = threading.Lock()
         self._starts: dict[str, float] = {}
         self._last: str | None = None
+        # The response interrupted last: its audio still on the handler
+        # thread's way (a delta in hand, the resampler's tail) is not played.
+        # Written under _lock, read by the handler thread without it.
+        self._interrupted: str | None = None
         self.handles: list[HandlerHandle] = []
 
     # Handlers (handler thread) ---------------------------------------------------
@@ -97,15 +115,37 @@ class Attachment:
         speaker = self.speaker
         if speaker is None or speaker.closed:
             return  # closed before the session (a `with` order): nowhere to play
+        if event.response_id == self._interrupted:
+            return
+        if event.response_id != self._playing:
+            # A new response: the rate is read once, as it was when it began.
+            self._playing = event.response_id
+            self._resampler = resampler_for(self._output_rate(), speaker.rate)
+        resampler = self._resampler
+        pcm = event.delta if resampler is None else resampler.process(event.delta)
+        self._write(speaker, pcm)
+
+    def on_audio_done(self, event: ResponseAudioDone) -> None:
+        speaker = self.speaker
+        if speaker is None:
+            return
+        resampler = self._resampler
+        if (
+            resampler is not None
+            and event.response_id == self._playing
+            and event.response_id != self._interrupted
+        ):
+            self._write(speaker, resampler.flush())  # the tail the filter held back
+        self._playing = self._resampler = None
+        speaker.mark_end()
+
+    @staticmethod
+    def _write(speaker: SpeakerLike, pcm: bytes) -> None:
         try:
-            speaker.write(event.delta)
+            speaker.write(pcm)
         except DashScopeError:
             if not speaker.closed:
                 raise
-
-    def on_audio_done(self, event: ResponseAudioDone) -> None:
-        if self.speaker is not None:
-            self.speaker.mark_end()
 
     # OutputHook ------------------------------------------------------------------
 
@@ -113,10 +153,11 @@ class Attachment:
         speaker = self.speaker
         if speaker is None:
             return response_id, None
-        speaker.interrupt()
         with self._lock:
             rid = response_id if response_id is not None else self._last
+            self._interrupted = rid  # first: no delta of it is written after the stop
             start = None if rid is None else self._starts.get(rid)
+        speaker.interrupt()
         if start is None:
             return rid, None
         return rid, max(0.0, speaker.played_seconds - start)
@@ -128,3 +169,16 @@ class Attachment:
             self.speaker.set_tap(None)
         if self.microphone is not None:
             self.microphone.stop_streaming()
+
+
+def resampler_for(from_rate: int, to_rate: int) -> Resampler | None:
+    """A streaming resampler between the rates, or None when they match.
+
+    Raises:
+        ConfigError: They differ and the ``[audio]`` extra (soxr) is missing.
+    """
+    if from_rate == to_rate:
+        return None
+    from ._resample import Resampler
+
+    return Resampler(from_rate, to_rate)

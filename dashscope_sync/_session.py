@@ -24,9 +24,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, overload
 
-from ._attach import Attachment, MicrophoneLike, SpeakerLike
+from ._attach import Attachment, MicrophoneLike, SpeakerLike, resampler_for
 from ._config import NOT_GIVEN, NotGiven, RealtimeConfig, SessionUpdate, check_modalities
-from ._constants import Modality
+from ._constants import OUTPUT_SAMPLE_RATE, Modality
 from ._core import SessionCore
 from ._deadline import Deadline, check_timeout
 from ._dialects import check_late_update, encode_session, family_for
@@ -598,7 +598,18 @@ class RealtimeSession:
             from ._echo import EchoCanceller
 
             canceller = EchoCanceller(speaker.rate)
-        attachment = Attachment(speaker, microphone)
+        state = core.mailbox.state
+
+        def output_rate() -> int:
+            # Through the state, not the session: the attachment must not
+            # keep the session alive (it is collected when dropped).
+            info = state.info
+            rate = None if info is None else info.output_sample_rate
+            return rate or OUTPUT_SAMPLE_RATE
+
+        if speaker is not None:
+            resampler_for(output_rate(), speaker.rate)  # no soxr: refused now, not mid-reply
+        attachment = Attachment(speaker, microphone, output_rate)
         if speaker is not None:
             attachment.handles = [
                 self.on(ResponseCreated, attachment.on_created),

@@ -3,7 +3,10 @@ accounting, underruns and queue bounds, through the same code that drives PortAu
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -367,3 +370,116 @@ class TestCaptureRate:
 
         assert capture_rate(self.FortyEightOnly(), None, 16000) == 48000
         assert capture_rate(self.FortyEightOnly(), None, 48000) == 48000
+
+
+class TestAttachedSpeakerRate:
+    def test_the_session_rate_is_converted_to_the_speakers(
+        self, server: LocalRealtimeServer, device: VirtualOutput
+    ) -> None:
+        """With the session's output at 48 kHz, a 24 kHz speaker plays the reply resampled: same length and pitch."""
+        np = pytest.importorskip("numpy")
+        pytest.importorskip("soxr")
+        t = np.arange(24000) / 48000  # 0.5 s at 48 kHz
+        tone = (8000 * np.sin(2 * np.pi * 1000 * t)).astype("<i2").tobytes()
+        pieces = [tone[i : i + 9600] for i in range(0, len(tone), 9600)]
+        server.script_response(
+            [
+                {"type": "response.created"},
+                *(
+                    {"type": "response.audio.delta", "delta": base64.b64encode(p).decode()}
+                    for p in pieces
+                ),
+                {"type": "response.audio.done"},
+                {"type": "response.done"},
+            ]
+        )
+        client = ds.Client(server.api_key, base_url=server.url)
+        with client.realtime.connect(model=MODEL) as session, ds.Speaker(stream=device) as spk:
+            session.update_session(ds.SessionUpdate(turn_detection=None, output_sample_rate=48000))
+            assert session.info.output_sample_rate == 48000
+            session.attach(speaker=spk)
+            # After the attachment's handlers: once it ran, the tail was written.
+            handled = threading.Event()
+            session.on(ds.ResponseDone, lambda event: handled.set())
+            session.create_response().wait(timeout=10)
+            assert handled.wait(10)
+            assert spk.drain(timeout=5)
+        assert device.total() == pytest.approx(0.5, abs=2e-3)  # the filter's tail included
+        x = np.frombuffer(bytes(device.data), dtype="<i2").astype(np.float64)
+        peak = np.argmax(np.abs(np.fft.rfft(x * np.hanning(len(x))))) * RATE / len(x)
+        assert peak == pytest.approx(1000, abs=5)  # not 500 Hz, as played unconverted
+
+    def test_matching_rates_pass_the_audio_through(
+        self, server: LocalRealtimeServer, device: VirtualOutput
+    ) -> None:
+        """At the speaker's own rate the reply's audio reaches the device byte for byte."""
+        audio = bytes(range(256)) * 75  # 0.4 s at 24 kHz
+        server.script_response(
+            [
+                {"type": "response.created"},
+                {"type": "response.audio.delta", "delta": base64.b64encode(audio).decode()},
+                {"type": "response.audio.done"},
+                {"type": "response.done"},
+            ]
+        )
+        client = ds.Client(server.api_key, base_url=server.url)
+        with client.realtime.connect(model=MODEL) as session, ds.Speaker(stream=device) as spk:
+            session.update_session(ds.SessionUpdate(turn_detection=None))
+            session.attach(speaker=spk)
+            handled = threading.Event()
+            session.on(ds.ResponseDone, lambda event: handled.set())
+            session.create_response().wait(timeout=10)
+            assert handled.wait(10)
+            assert spk.drain(timeout=5)
+        assert bytes(device.data) == audio
+
+    def test_an_interrupted_reply_leaves_nothing_in_the_resampler(
+        self, server: LocalRealtimeServer
+    ) -> None:
+        """After interrupt(), nothing of the cut reply reaches the speaker, not even the resampler's held-back tail."""
+        pytest.importorskip("soxr")
+
+        class RecordingSpeaker:
+            rate, played_seconds, written_seconds, playing, closed = RATE, 0.0, 0.0, False, False
+
+            def __init__(self) -> None:
+                self.calls: list[str] = []
+
+            def write(self, pcm: bytes) -> None:
+                self.calls.append("write")
+
+            def mark_end(self) -> None:
+                self.calls.append("end")
+
+            def interrupt(self) -> None:
+                self.calls.append("interrupt")
+
+            def set_tap(self, tap: object) -> None:
+                pass
+
+        delta = {"type": "response.audio.delta", "delta": base64.b64encode(bytes(9600)).decode()}
+        done = [{"type": "response.audio.done"}, {"type": "response.done"}]
+        server.script_response([{"type": "response.created"}, *([delta] * 6), *done])
+        client = ds.Client(server.api_key, base_url=server.url)
+        speaker = RecordingSpeaker()
+        with client.realtime.connect(model=MODEL) as session:
+            session.update_session(ds.SessionUpdate(turn_detection=None, output_sample_rate=48000))
+            session.attach(speaker=speaker)
+            deltas = 0
+
+            def cut_on_the_second(event: ds.ResponseAudioDelta) -> None:
+                nonlocal deltas
+                deltas += 1
+                if deltas == 2:
+                    session.interrupt()
+
+            session.on(ds.ResponseAudioDelta, cut_on_the_second)
+            handled = threading.Event()
+            session.on(ds.ResponseDone, lambda event: handled.set())
+            # Cancelled, or done before the cancel arrived: either way the cut stands.
+            with contextlib.suppress(ds.ResponseCancelledError):
+                session.create_response().wait(timeout=10)
+            assert handled.wait(10)
+        cut = speaker.calls.index("interrupt")
+        assert speaker.calls[:cut].count("write") == 2
+        assert "write" not in speaker.calls[cut:], speaker.calls
