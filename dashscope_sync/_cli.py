@@ -700,7 +700,7 @@ def _parser() -> argparse.ArgumentParser:
         examples=(
             f"  {PROG} token\n"
             f"  {PROG} token --expire 600\n"
-            f"  {PROG} token --http-base-url http://127.0.0.1:8765   # a local server"
+            f"  {PROG} token --http-base-url http://127.0.0.1:8765/api/v1   # a local server"
         ),
     )
     token.add_argument(
