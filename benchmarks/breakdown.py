@@ -158,9 +158,10 @@ def main() -> int:
     def deliver() -> float:
         from dashscope_sync._mailbox import Mailbox
 
-        mailbox = Mailbox(N + 10)
+        mailbox = Mailbox(N + 10, 1 << 40)  # both bounds on, neither reached
         event = _protocol.decode(AUDIO)
-        cost = per_call(lambda: mailbox.deliver(event, 0.0), N // 4)
+        size = len(AUDIO)
+        cost = per_call(lambda: mailbox.deliver(event, 0.0, size), N // 4)
         mailbox.buffer.clear()
         return cost
 
@@ -179,12 +180,13 @@ def main() -> int:
         from dashscope_sync._deadline import Deadline
         from dashscope_sync._mailbox import Mailbox
 
-        mailbox = Mailbox(4096)
+        mailbox = Mailbox(4096, 64 << 20)
         event = _protocol.decode(AUDIO)
+        size = len(AUDIO)
         deadline = Deadline(None)
 
         def one() -> None:
-            mailbox.deliver(event, 0.0)
+            mailbox.deliver(event, 0.0, size)
             mailbox.next_event(deadline, "x")
 
         return per_call(one)
@@ -195,9 +197,10 @@ def main() -> int:
         from dashscope_sync._dispatch import Dispatcher, Handlers
 
         handlers = Handlers()
-        dispatcher = Dispatcher(handlers, lambda make: None, N + 10)
+        dispatcher = Dispatcher(handlers, lambda make: None, N + 10, max_backlog_bytes=1 << 40)
         event = _protocol.decode(AUDIO)
-        return per_call(lambda: dispatcher.put(event), N // 4)
+        size = len(AUDIO)
+        return per_call(lambda: dispatcher.put(event, size), N // 4)
 
     add("ds: Dispatcher.put (queue for the handler thread)", dispatch_put)
 

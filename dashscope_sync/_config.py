@@ -15,7 +15,13 @@ from typing import Any, Final, Literal
 
 import attrs
 
-from ._constants import DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MODEL, VAD_SERVER, Modality
+from ._constants import (
+    DEFAULT_MAX_BUFFERED_BYTES,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_MODEL,
+    VAD_SERVER,
+    Modality,
+)
 from ._errors import ConfigError, ConfigTypeError
 from ._families import ModelFamily
 
@@ -219,6 +225,12 @@ class RealtimeConfig:
             before it is buffered: the session ends with a `TransportError`
             whose ``code`` is 1009, after the events received before it.
             None: no limit.
+        max_buffered_bytes: The most bytes of received messages (as they came
+            over the wire) that the pull buffer, and likewise the handler
+            backlog, may hold (default 64 MiB each). Past it the oldest events
+            are dropped as past ``max_buffered_events`` / ``max_handler_backlog``,
+            so a server sending huge messages cannot fill memory through
+            either. None: bounded in events only.
         family: Force a `ModelFamily` (or its value, ``"omni_v38"``...) for a
             model name the library does not know yet; None (the default)
             chooses it from the model name. Read it back as ``session.family``.
@@ -242,6 +254,9 @@ class RealtimeConfig:
         default=DEFAULT_MAX_MESSAGE_SIZE, validator=_number(1, integer=True, allow_none=True)
     )
     family: ModelFamily | None = attrs.field(default=None, converter=_family)
+    max_buffered_bytes: int | None = attrs.field(
+        default=DEFAULT_MAX_BUFFERED_BYTES, validator=_number(1, integer=True, allow_none=True)
+    )
 
     @model.validator
     def _check_model(self, attribute: attrs.Attribute[Any], value: Any) -> None:

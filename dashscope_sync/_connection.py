@@ -6,7 +6,8 @@ close handshake when the socket is free, an abort when it is not, so `close`
 never queues behind a send stuck on a peer that stopped reading.
 
 It knows no protocol beyond WebSocket frames: decoded events go to
-``on_event`` and the end of the connection to ``on_end``, both provided by
+``on_event`` with the size of the message they came in (for byte bounds),
+and the end of the connection to ``on_end``, both provided by
 the session, which keeps the books.
 """
 
@@ -56,7 +57,7 @@ class Connection:
         self,
         transport: WebSocketTransport,
         *,
-        on_event: Callable[[ServerEvent], None],
+        on_event: Callable[[ServerEvent, int], None],
         on_end: Callable[[int, str, TransportError | None], None],
         ping_interval: float | None,
         ping_timeout: float | None,
@@ -213,7 +214,7 @@ class Connection:
                     ping_sent_at = None
                 opcode, data = frame
                 if opcode == OP_TEXT:
-                    on_event(decode(data))
+                    on_event(decode(data), len(data))
                 elif opcode == OP_CLOSE:
                     code, reason = parse_close(data)
                     logger.debug("server closed the connection: %d %s", code, reason)
@@ -225,7 +226,7 @@ class Connection:
                 elif opcode == OP_PING:
                     self._send_control(transport.send_pong, data)
                 elif opcode == OP_BINARY:
-                    on_event(decode_binary(data))
+                    on_event(decode_binary(data), len(data))
                 # Pongs need nothing beyond refreshing last_rx above.
         except TransportError as exc:
             error = exc

@@ -115,6 +115,12 @@ MODALITIES_AUDIO: Final[tuple[Modality, Modality]] = (MODALITY_TEXT, MODALITY_AU
 #: message over this is a broken or hostile server, not a real event.
 DEFAULT_MAX_MESSAGE_SIZE: Final = 16 * 1024 * 1024
 
+#: The default `RealtimeConfig.max_buffered_bytes`: 64 MiB for the pull
+#: buffer and as much for the handler backlog. A full default buffer of real
+#: events (4096 deltas of ~100 ms of audio, ~6.6 KB each) is about 27 MB, so
+#: only messages far larger than the service's reach it.
+DEFAULT_MAX_BUFFERED_BYTES: Final = 64 * 1024 * 1024
+
 #: Server-side voice activity detection, the default turn detection.
 VAD_SERVER: Final = "server_vad"
 #: Semantic turn detection (qwen3.5 and newer models only).

@@ -61,7 +61,7 @@ class SessionCore:
     def __init__(self, transport: WebSocketTransport, config: RealtimeConfig) -> None:
         self.config = config
         self.ids = EventIds()
-        self.mailbox = Mailbox(config.max_buffered_events)
+        self.mailbox = Mailbox(config.max_buffered_events, config.max_buffered_bytes)
         self.mailbox.state.server_error_ends = server_error_ends_session(family_for(config))
         self.connection = Connection(
             transport,
@@ -84,10 +84,10 @@ class SessionCore:
 
     # Reader thread -------------------------------------------------------------
 
-    def _on_event(self, event: ServerEvent) -> None:
+    def _on_event(self, event: ServerEvent, size: int) -> None:
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("received %s", event.type)
-        effects = self.mailbox.deliver(event, time.monotonic())
+        effects = self.mailbox.deliver(event, time.monotonic(), size)
         if effects is DROP:
             return  # a late audio frame of an interrupted response: nowhere
         if self.mailbox.state.end is not None and not self.connection.closing.is_set():
@@ -99,7 +99,7 @@ class SessionCore:
             self.stop_output(effects.interrupted)
         dispatcher = self.dispatcher
         if dispatcher is not None:
-            dispatcher.put(event)
+            dispatcher.put(event, size)
         if effects is None:
             return
         cancels = [track.id or "" for track in effects.cancel]
@@ -216,6 +216,7 @@ class SessionCore:
                     handlers,
                     mailbox.handler_failed,
                     self.config.max_handler_backlog,
+                    max_backlog_bytes=self.config.max_buffered_bytes,
                     skip=self._stale,
                 )
                 mailbox.no_wait_thread = self.dispatcher.start()

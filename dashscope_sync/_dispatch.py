@@ -126,7 +126,8 @@ class Dispatcher:
     """Runs handlers one at a time, in arrival order, on its own thread.
 
     Events are queued by the reader (`put`), which never waits here: past
-    ``max_backlog`` undelivered events the oldest are dropped for handlers,
+    ``max_backlog`` undelivered events (or ``max_backlog_bytes`` of their
+    messages) the oldest are dropped for handlers,
     counted in `dropped` and warned about once. A handler that raises is
     logged (its first failure with a traceback, then counts) and reported
     through ``report``, which keeps one for the caller's thread.
@@ -141,17 +142,26 @@ class Dispatcher:
         report: Callable[[Callable[[], HandlerError]], None],
         max_backlog: int,
         skip: Callable[[ServerEvent], bool] | None = None,
+        max_backlog_bytes: int | None = None,
     ) -> None:
         # Weak: see the module docstring.
         self._handlers = weakref.ref(handlers)
         self._report = report
         self._max_backlog = max_backlog
-        # Says an event queued before it became stale must not reach handlers
+        self._max_bytes = max_backlog_bytes
+        # The bytes of the backlog, as counters with one writer each (no
+        # lock on the hot path): queued and dropped (reader thread), taken
+        # (handler thread). The reader may read `_taken` a little late, which
+        # only makes it drop a little early.
+        self._queued_bytes = 0
+        self._dropped_bytes = 0
+        self._taken_bytes = 0  # Says an event queued before it became stale must not reach handlers
         # after all (audio of a response interrupted meanwhile).
         self._skip = skip
-        # Events waiting for the handler thread, in arrival order, then STOP.
-        # Bounded by put() dropping the oldest; SimpleQueue keeps put() in C.
-        self._queue: queue.SimpleQueue[ServerEvent | _Stop] = queue.SimpleQueue()
+        # Events waiting for the handler thread with their message sizes, in
+        # arrival order, then STOP. Bounded by put() dropping the oldest;
+        # SimpleQueue keeps put() in C.
+        self._queue: queue.SimpleQueue[tuple[ServerEvent, int] | _Stop] = queue.SimpleQueue()
         self.dropped = 0
         self._warned_drop = False
         # Per handler (by id): its name and how many times it failed, for
@@ -175,11 +185,20 @@ class Dispatcher:
         self.thread.start()
         return self.thread
 
-    def put(self, event: ServerEvent) -> None:
-        """Queue an event for the handlers; never blocks (reader thread)."""
+    def put(self, event: ServerEvent, size: int = 0) -> None:
+        """Queue an event (its message: ``size`` bytes) for the handlers; never blocks.
+
+        Reader thread only.
+        """
         q = self._queue
-        q.put(event)
-        if q.qsize() > self._max_backlog:
+        q.put((event, size))
+        self._queued_bytes += size
+        limit = self._max_bytes
+        while q.qsize() > self._max_backlog or (
+            limit is not None
+            and self._queued_bytes - self._dropped_bytes - self._taken_bytes > limit
+            and q.qsize() > 1
+        ):
             try:
                 oldest = q.get_nowait()
             except queue.Empty:  # the handler thread took it meanwhile
@@ -187,14 +206,17 @@ class Dispatcher:
             if oldest is _Stop.STOP:  # pragma: no cover - STOP is queued after the reader ends
                 q.put(oldest)
                 return
+            self._dropped_bytes += oldest[1]
             self.dropped += 1
             if not self._warned_drop:
                 self._warned_drop = True
                 logger.warning(
-                    "event handlers are %d events behind: dropping the oldest for handlers "
-                    "(a handler is too slow for the event rate; raise max_handler_backlog "
-                    "to keep more; session.dropped_events counts them)",
-                    self._max_backlog,
+                    "event handlers are %d events behind (%d bytes of messages): dropping the "
+                    "oldest for handlers (a handler is too slow for the event rate; raise "
+                    "max_handler_backlog or max_buffered_bytes to keep more; "
+                    "session.dropped_events counts them)",
+                    q.qsize(),
+                    self._queued_bytes - self._dropped_bytes - self._taken_bytes,
                 )
 
     def stop(self) -> None:
@@ -207,8 +229,12 @@ class Dispatcher:
         """Run handlers for each event; runs on the handler thread until STOP."""
         get = self._queue.get
         while True:
-            event = get()
-            if event is _Stop.STOP or not self._dispatch(event):
+            item = get()
+            if item is _Stop.STOP:
+                break
+            event, size = item
+            self._taken_bytes += size
+            if not self._dispatch(event):
                 break
             # Nothing of the session (handlers, their closures) is held while
             # waiting for the next event: _dispatch's locals are gone.

@@ -40,7 +40,7 @@ class Mailbox:
     thread feeds it, user threads wait on it, the dispatcher reports to it.
     """
 
-    def __init__(self, max_buffered_events: int) -> None:
+    def __init__(self, max_buffered_events: int, max_buffered_bytes: int | None = None) -> None:
         # Guards everything below: the state machine, the buffer, the counters
         # and the handler failure. Never held while sending or running user code.
         self.lock = threading.Lock()
@@ -54,6 +54,11 @@ class Mailbox:
         self.state = SessionState()
         self.buffer_max = max_buffered_events
         self.buffer: collections.deque[ServerEvent] = collections.deque()
+        # The wire size of each buffered event, in step with `buffer`, and
+        # their sum, against max_buffered_bytes (None: no byte bound).
+        self._sizes: collections.deque[int] = collections.deque()
+        self.buffered_bytes = 0
+        self.bytes_max = max_buffered_bytes
         self.dropped_events = 0
         self._warned_drop = False
         self._pulled = False  # someone has read the buffer: its overflow is their problem
@@ -66,12 +71,13 @@ class Mailbox:
 
     # Fed by the reader thread --------------------------------------------------
 
-    def deliver(self, event: ServerEvent, at: float) -> Effects | None:
+    def deliver(self, event: ServerEvent, at: float, size: int = 0) -> Effects | None:
         """Book-keep and buffer one event; returns what `SessionState.receive` decided.
 
         That is None (nothing to do), `DROP` (the event must go nowhere: a
         late audio frame of an interrupted response; it was not buffered) or
-        the `Effects` to carry out.
+        the `Effects` to carry out. ``size`` is the message's size on the
+        wire, counted against ``max_buffered_bytes``.
         """
         with self.lock:
             effects = self.state.receive(event, at)
@@ -82,11 +88,12 @@ class Mailbox:
             if self.buffer_max:
                 buffer = self.buffer
                 buffer.append(event)
-                if len(buffer) > self.buffer_max:
-                    buffer.popleft()
-                    self.dropped_events += 1
-                    if not self._warned_drop:
-                        self._warn_drop_locked()
+                self._sizes.append(size)
+                self.buffered_bytes += size
+                if len(buffer) > self.buffer_max or (
+                    self.bytes_max is not None and self.buffered_bytes > self.bytes_max
+                ):
+                    self._drop_oldest_locked()
             if self._waiting:
                 self._changed.notify_all()
         return effects
@@ -104,6 +111,28 @@ class Mailbox:
             self._changed.notify_all()
         return response_id, cancel, removed
 
+    def _drop_oldest_locked(self) -> None:
+        """Drop the oldest events until both bounds hold again (the newest always stays)."""
+        assert self.lock.locked()
+        buffer, sizes, bytes_max = self.buffer, self._sizes, self.bytes_max
+        dropped = 0
+        while len(buffer) > 1 and (
+            len(buffer) > self.buffer_max
+            or (bytes_max is not None and self.buffered_bytes > bytes_max)
+        ):
+            buffer.popleft()
+            self.buffered_bytes -= sizes.popleft()
+            dropped += 1
+        self.dropped_events += dropped
+        if dropped and not self._warned_drop:
+            self._warn_drop_locked()
+
+    def _pop_locked(self) -> ServerEvent:
+        """The oldest buffered event, taken out (the buffer is not empty)."""
+        assert self.lock.locked()
+        self.buffered_bytes -= self._sizes.popleft()
+        return self.buffer.popleft()
+
     def _purge_locked(self, response_id: str | None) -> int:
         """Remove an interrupted response's audio from the pull buffer; how many frames."""
         assert self.lock.locked()
@@ -111,14 +140,17 @@ class Mailbox:
         if response_id is None or not buffer:
             return 0
         kept = [
-            e
-            for e in buffer
+            (e, size)
+            for e, size in zip(buffer, self._sizes, strict=True)
             if not (type(e) is ResponseAudioDelta and e.response_id == response_id)
         ]
         removed = len(buffer) - len(kept)
         if removed:
             buffer.clear()  # in place: waiters hold this deque
-            buffer.extend(kept)
+            buffer.extend(e for e, _ in kept)
+            self._sizes.clear()
+            self._sizes.extend(size for _, size in kept)
+            self.buffered_bytes = sum(self._sizes)
             self.state.dropped_audio += removed
         return removed
 
@@ -127,17 +159,19 @@ class Mailbox:
         self._warned_drop = True
         if self._pulled:
             logger.warning(
-                "event buffer full (%d events): dropping the oldest; read events faster, "
-                "raise max_buffered_events, or set it to 0 if you only use handlers "
-                "(session.dropped_events counts them)",
-                self.buffer_max,
+                "event buffer full (%d events, %d bytes): dropping the oldest; read events "
+                "faster, raise max_buffered_events (or max_buffered_bytes), or set it to 0 "
+                "if you only use handlers (session.dropped_events counts them)",
+                len(self.buffer),
+                self.buffered_bytes,
             )
         else:
             # Nobody has pulled: a program that uses only handlers or response
             # handles is not doing anything wrong, and memory stays bounded.
             logger.debug(
-                "event buffer full (%d events) and never read: keeping the newest only",
-                self.buffer_max,
+                "event buffer full (%d events, %d bytes) and never read: keeping the newest only",
+                len(self.buffer),
+                self.buffered_bytes,
             )
 
     def ended(self, code: int, reason: str, error: TransportError | None) -> End:
@@ -243,12 +277,12 @@ class Mailbox:
             # be raised first, so skip the wait loop (decided under the lock).
             with self.lock:
                 if buffer and self._handler_error is None:
-                    return buffer.popleft()
+                    return self._pop_locked()
         state = self.state
 
         def ready() -> ServerEvent | _EndOfStream | None:
             if buffer:
-                return buffer.popleft()
+                return self._pop_locked()
             end = state.end
             if end is None:
                 return None

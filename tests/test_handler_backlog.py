@@ -16,7 +16,7 @@ import pytest
 
 import dashscope_sync as ds
 
-from ._net import RawPeer, raw_session
+from ._net import RawPeer, raw_session, text
 from .test_leaks import DELTA, blast
 
 pytestmark = pytest.mark.timeout(300)
@@ -86,3 +86,43 @@ def test_stuck_handler_holds_bounded_memory(caplog: pytest.LogCaptureFixture) ->
         if r.levelno == logging.WARNING and "events behind" in r.getMessage()
     ]
     assert len(backlog_warnings) == 1
+
+
+def test_huge_messages_are_bounded_in_bytes(caplog: pytest.LogCaptureFixture) -> None:
+    """1 MiB messages with nobody reading and a stuck handler: the pull buffer and the handler backlog each hold at most max_buffered_bytes."""
+    caplog.set_level(logging.INFO, logger="dashscope_sync")
+    big = {"type": "response.text.delta", "response_id": "r", "delta": "x" * (1 << 20)}
+    count, bound = 40, 4 << 20
+    peer = RawPeer()
+    release = threading.Event()
+    config = {"max_buffered_bytes": bound, "handler_timeout": 1.0}
+    message, sentinel_frame = text(big), text({"type": "x.sentinel"})  # made before tracing
+
+    def send_all() -> None:
+        for _ in range(count):
+            peer.send(message)
+        peer.send(sentinel_frame)
+
+    with raw_session(peer, **config) as session:
+        session.on("*", lambda event: release.wait(60))
+        gc.collect()
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            sender = threading.Thread(target=send_all, name="test-sender")
+            sender.start()
+            sender.join(60)
+            sentinel = session.wait_for(ds.UnknownEvent, timeout=60)
+            peak = tracemalloc.get_traced_memory()[1] - base
+        finally:
+            tracemalloc.stop()
+            release.set()
+    assert sentinel.type == "x.sentinel"
+    print(f"1 MiB messages: dropped {session.dropped_events}, peak {peak / 2**20:.1f} MiB")
+    # Each queue keeps what fits in `bound` (three of these messages, give or
+    # take the one in the handler's hands); the rest was dropped and counted,
+    # for the iterator and for handlers alike.
+    assert session.dropped_events >= 2 * (count - 8)
+    # Two bounded queues, the message being decoded and the read buffer;
+    # unbounded, the 40 MiB would sit in each queue.
+    assert peak < 3 * bound + (8 << 20), f"peak {peak / 2**20:.1f} MiB"

@@ -162,3 +162,40 @@ class TestDispatcher:
         assert len(tracebacks) == 1
         assert any("has failed 10 times" in r.message for r in caplog.records)
         assert any("failed 12 times in this session" in r.message for r in caplog.records)
+
+
+class TestByteBounds:
+    def test_pull_buffer_drops_the_oldest_past_its_bytes(self) -> None:
+        """Past max_buffered_bytes the oldest events go and are counted; reads give their bytes back; the newest always stays."""
+        mailbox = Mailbox(100, 1000)
+        for _ in range(10):
+            mailbox.deliver(DELTA, 0.0, 300)
+        assert (len(mailbox.buffer), mailbox.buffered_bytes, mailbox.dropped_events) == (3, 900, 7)
+        mailbox.next_event(Deadline(1.0), "recv()")
+        assert mailbox.buffered_bytes == 600
+        mailbox.deliver(DELTA, 0.0, 5000)  # over the bound on its own: kept, alone
+        assert (len(mailbox.buffer), mailbox.buffered_bytes) == (1, 5000)
+
+    def test_no_byte_bound_counts_events_only(self) -> None:
+        """With max_buffered_bytes None only the event bound applies."""
+        mailbox = Mailbox(5, None)
+        for _ in range(10):
+            mailbox.deliver(DELTA, 0.0, 1 << 30)
+        assert (len(mailbox.buffer), mailbox.dropped_events) == (5, 5)
+
+    def test_handler_backlog_drops_the_oldest_past_its_bytes(self) -> None:
+        """Past max_backlog_bytes the oldest events waiting for handlers are dropped and counted."""
+        dispatcher = Dispatcher(
+            Handlers(), lambda make: None, max_backlog=100, max_backlog_bytes=1000
+        )
+        for _ in range(10):
+            dispatcher.put(DELTA, 300)  # no handler thread: nothing is taken
+        assert dispatcher.dropped == 7
+
+    def test_the_bound_is_checked(self) -> None:
+        """max_buffered_bytes takes a positive whole number or None; 64 MiB by default."""
+        assert ds.RealtimeConfig().max_buffered_bytes == 64 << 20
+        assert ds.RealtimeConfig(max_buffered_bytes=None).max_buffered_bytes is None
+        for bad in (0, -1, 1.5, "1", True):
+            with pytest.raises(ds.ConfigError, match="max_buffered_bytes"):
+                ds.RealtimeConfig(max_buffered_bytes=bad)  # type: ignore[arg-type]
