@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ._errors import DashScopeError
 from ._events import ResponseAudioDelta, ResponseAudioDone, ResponseCreated
+from ._resample import resampler_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from ._feed import AudioSink
     from ._resample import Resampler
 
-__all__ = ["Attachment", "MicrophoneLike", "SpeakerLike", "resampler_for"]
+__all__ = ["Attachment", "MicrophoneLike", "SpeakerLike"]
 
 
 class SpeakerLike(Protocol):
@@ -169,16 +170,3 @@ class Attachment:
             self.speaker.set_tap(None)
         if self.microphone is not None:
             self.microphone.stop_streaming()
-
-
-def resampler_for(from_rate: int, to_rate: int) -> Resampler | None:
-    """A streaming resampler between the rates, or None when they match.
-
-    Raises:
-        ConfigError: They differ and the ``[audio]`` extra (soxr) is missing.
-    """
-    if from_rate == to_rate:
-        return None
-    from ._resample import Resampler
-
-    return Resampler(from_rate, to_rate)

@@ -27,6 +27,7 @@ from ._constants import INPUT_SAMPLE_RATE, OUTPUT_SAMPLE_RATE
 from ._deadline import Deadline, check_timeout
 from ._errors import AudioDeviceError, ConfigError, DashScopeError, DashScopeTimeout
 from ._inputs import pcm16_buffer
+from ._resample import resampler_for
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -246,10 +247,8 @@ class Speaker:
             sd = import_sounddevice()
             if self._asked_rate is None:
                 self.device_rate = playback_rate(sd, self.device, self.rate)
-        if self.device_rate != self.rate and self._resampler is None:
-            from ._resample import Resampler
-
-            self._resampler = Resampler(self.rate, self.device_rate)
+        if self._resampler is None:
+            self._resampler = resampler_for(self.rate, self.device_rate)
         if stream is None:
             try:
                 stream = sd.RawOutputStream(
@@ -633,10 +632,7 @@ class Microphone:
             sd = None if self._factory is not None else import_sounddevice()
             if sd is not None and self._asked_rate is None:
                 self.device_rate = capture_rate(sd, self.device, self.rate)
-            if self.device_rate != self.rate:
-                from ._resample import Resampler
-
-                self._resampler = Resampler(self.device_rate, self.rate)
+            self._resampler = resampler_for(self.device_rate, self.rate)
             if sd is None:
                 assert self._factory is not None
                 stream = self._factory(self._callback)

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from ._constants import INPUT_SAMPLE_RATE
 from ._errors import ConfigError
-from ._resample import Resampler, audio_extra_missing
+from ._resample import audio_extra_missing, resampler_for
 
 __all__ = ["AEC_EXTRA_HINT", "EchoCanceller"]
 
@@ -51,11 +51,7 @@ class EchoCanceller:
 
         self._numpy: Any = numpy
         self._aec: Any = pywebrtc_audio.EchoCanceller(INPUT_SAMPLE_RATE, 1, 0)
-        self._far_resampler = (
-            None
-            if speaker_rate == INPUT_SAMPLE_RATE
-            else Resampler(speaker_rate, INPUT_SAMPLE_RATE)
-        )
+        self._far_resampler = resampler_for(speaker_rate, INPUT_SAMPLE_RATE)
         # Guards _far: the speaker's output at 16 kHz, not yet matched with
         # microphone audio (oldest dropped past _MAX_FAR).
         self._lock = threading.Lock()

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from ._errors import ConfigError
 
-__all__ = ["AUDIO_EXTRA_HINT", "Resampler", "audio_extra_missing"]
+__all__ = ["AUDIO_EXTRA_HINT", "Resampler", "audio_extra_missing", "resampler_for"]
 
 #: What to install for the `[audio]` extra, for messages.
 AUDIO_EXTRA_HINT: Final = "pip install 'dashscope-sync[audio]'"
@@ -138,3 +138,12 @@ class Resampler:
         """Convert a whole signal at once (a fresh stream: any earlier state is dropped)."""
         self._stream, self._carry = None, b""
         return self.process(pcm) + self.flush()
+
+
+def resampler_for(from_rate: int, to_rate: int) -> Resampler | None:
+    """A streaming `Resampler` between the rates, or None when they match.
+
+    Raises:
+        ConfigError: They differ and the ``[audio]`` extra (soxr) is missing.
+    """
+    return None if from_rate == to_rate else Resampler(from_rate, to_rate)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, overload
 
-from ._attach import Attachment, MicrophoneLike, SpeakerLike, resampler_for
+from ._attach import Attachment, MicrophoneLike, SpeakerLike
 from ._config import NOT_GIVEN, NotGiven, RealtimeConfig, SessionUpdate, check_modalities
 from ._constants import OUTPUT_SAMPLE_RATE, Modality
 from ._core import SessionCore
@@ -56,6 +56,7 @@ from ._families import FinishRule, ModelFamily, finish_rule
 from ._inputs import image_buffer, pcm16_buffer
 from ._mailbox import Mailbox
 from ._protocol import dumps, encode_audio_append, encode_image_append
+from ._resample import resampler_for
 from ._response import Interruption, Response, ResponseResult
 from ._state import Phase, RequestKind
 
