@@ -79,7 +79,7 @@ class Attachment:
         self,
         speaker: SpeakerLike | None,
         microphone: MicrophoneLike | None,
-        output_rate: Callable[[], int] = lambda: 24000,
+        output_rate: Callable[[], int],
     ) -> None:
         self.speaker = speaker
         self.microphone = microphone

@@ -247,8 +247,7 @@ class Speaker:
             sd = import_sounddevice()
             if self._asked_rate is None:
                 self.device_rate = playback_rate(sd, self.device, self.rate)
-        if self._resampler is None:
-            self._resampler = resampler_for(self.rate, self.device_rate)
+        self._resampler = resampler_for(self.rate, self.device_rate)
         if stream is None:
             try:
                 stream = sd.RawOutputStream(
