@@ -312,9 +312,7 @@ class TestSpeakerDeviceRate:
             assert speaker.drain(timeout=5)
             assert speaker.played_seconds == pytest.approx(1.0, abs=1e-3)
         assert device.total() == pytest.approx(1.0, abs=2e-3)  # soxr's held-back tail was flushed
-        x = np.frombuffer(bytes(device.data), dtype="<i2").astype(np.float64)
-        peak = np.argmax(np.abs(np.fft.rfft(x * np.hanning(len(x))))) * 48000 / len(x)
-        assert peak == pytest.approx(1000, abs=5)
+        assert peak_hz(bytes(device.data), 48000) == pytest.approx(1000, abs=5)
 
     def test_interrupt_resets_the_resampler(self) -> None:
         """After an interrupt, none of the interrupted audio's resampler tail plays before the next reply."""
@@ -372,6 +370,37 @@ class TestCaptureRate:
         assert capture_rate(self.FortyEightOnly(), None, 48000) == 48000
 
 
+def peak_hz(pcm: bytes, rate: int) -> float:
+    """The dominant frequency of PCM16 audio."""
+    import numpy as np
+
+    x = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+    return float(np.argmax(np.abs(np.fft.rfft(x * np.hanning(len(x)))))) * rate / len(x)
+
+
+def play_reply(
+    server: LocalRealtimeServer, device: VirtualOutput, pieces: list[bytes], **update: object
+) -> None:
+    """A scripted reply of these audio deltas, played by an attached Speaker to the end."""
+    deltas = [
+        {"type": "response.audio.delta", "delta": base64.b64encode(p).decode()} for p in pieces
+    ]
+    done = [{"type": "response.audio.done"}, {"type": "response.done"}]
+    server.script_response([{"type": "response.created"}, *deltas, *done])
+    client = ds.Client(server.api_key, base_url=server.url)
+    with client.realtime.connect(model=MODEL) as session, ds.Speaker(stream=device) as spk:
+        session.update_session(ds.SessionUpdate(turn_detection=None, **update))  # type: ignore[arg-type]
+        for name, value in update.items():
+            assert getattr(session.info, name) == value
+        session.attach(speaker=spk)
+        # Runs after the attachment's handlers: once it ran, the tail was written.
+        handled = threading.Event()
+        session.on(ds.ResponseDone, lambda event: handled.set())
+        session.create_response().wait(timeout=10)
+        assert handled.wait(10)
+        assert spk.drain(timeout=5)
+
+
 class TestAttachedSpeakerRate:
     def test_the_session_rate_is_converted_to_the_speakers(
         self, server: LocalRealtimeServer, device: VirtualOutput
@@ -382,55 +411,17 @@ class TestAttachedSpeakerRate:
         t = np.arange(24000) / 48000  # 0.5 s at 48 kHz
         tone = (8000 * np.sin(2 * np.pi * 1000 * t)).astype("<i2").tobytes()
         pieces = [tone[i : i + 9600] for i in range(0, len(tone), 9600)]
-        server.script_response(
-            [
-                {"type": "response.created"},
-                *(
-                    {"type": "response.audio.delta", "delta": base64.b64encode(p).decode()}
-                    for p in pieces
-                ),
-                {"type": "response.audio.done"},
-                {"type": "response.done"},
-            ]
-        )
-        client = ds.Client(server.api_key, base_url=server.url)
-        with client.realtime.connect(model=MODEL) as session, ds.Speaker(stream=device) as spk:
-            session.update_session(ds.SessionUpdate(turn_detection=None, output_sample_rate=48000))
-            assert session.info.output_sample_rate == 48000
-            session.attach(speaker=spk)
-            # After the attachment's handlers: once it ran, the tail was written.
-            handled = threading.Event()
-            session.on(ds.ResponseDone, lambda event: handled.set())
-            session.create_response().wait(timeout=10)
-            assert handled.wait(10)
-            assert spk.drain(timeout=5)
+        play_reply(server, device, pieces, output_sample_rate=48000)
         assert device.total() == pytest.approx(0.5, abs=2e-3)  # the filter's tail included
-        x = np.frombuffer(bytes(device.data), dtype="<i2").astype(np.float64)
-        peak = np.argmax(np.abs(np.fft.rfft(x * np.hanning(len(x))))) * RATE / len(x)
-        assert peak == pytest.approx(1000, abs=5)  # not 500 Hz, as played unconverted
+        # Not 500 Hz, as played unconverted.
+        assert peak_hz(bytes(device.data), RATE) == pytest.approx(1000, abs=5)
 
     def test_matching_rates_pass_the_audio_through(
         self, server: LocalRealtimeServer, device: VirtualOutput
     ) -> None:
         """At the speaker's own rate the reply's audio reaches the device byte for byte."""
         audio = bytes(range(256)) * 75  # 0.4 s at 24 kHz
-        server.script_response(
-            [
-                {"type": "response.created"},
-                {"type": "response.audio.delta", "delta": base64.b64encode(audio).decode()},
-                {"type": "response.audio.done"},
-                {"type": "response.done"},
-            ]
-        )
-        client = ds.Client(server.api_key, base_url=server.url)
-        with client.realtime.connect(model=MODEL) as session, ds.Speaker(stream=device) as spk:
-            session.update_session(ds.SessionUpdate(turn_detection=None))
-            session.attach(speaker=spk)
-            handled = threading.Event()
-            session.on(ds.ResponseDone, lambda event: handled.set())
-            session.create_response().wait(timeout=10)
-            assert handled.wait(10)
-            assert spk.drain(timeout=5)
+        play_reply(server, device, [audio])
         assert bytes(device.data) == audio
 
     def test_an_interrupted_reply_leaves_nothing_in_the_resampler(

@@ -25,6 +25,22 @@ FLOOD = 20_000
 BACKLOG = 1_000
 
 
+class TracedPeak:
+    """tracemalloc around a block: ``bytes`` is the peak of traced memory above its start."""
+
+    bytes = 0
+
+    def __enter__(self) -> TracedPeak:
+        gc.collect()
+        tracemalloc.start()
+        self._base = tracemalloc.get_traced_memory()[0]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bytes = tracemalloc.get_traced_memory()[1] - self._base
+        tracemalloc.stop()
+
+
 def test_unpaced_flood_to_a_handler_keeps_memory_bounded(caplog: pytest.LogCaptureFixture) -> None:
     """An unpaced flood to a callbacks-only session holds at most max_handler_backlog events; the rest are counted as dropped, with one warning."""
     caplog.set_level(logging.INFO, logger="dashscope_sync")
@@ -42,17 +58,11 @@ def test_unpaced_flood_to_a_handler_keeps_memory_bounded(caplog: pytest.LogCaptu
     config = {"max_buffered_events": 0, "max_handler_backlog": BACKLOG}
     with raw_session(peer, **config) as session:
         session.on("*", count)
-        gc.collect()
-        tracemalloc.start()
-        try:
-            base = tracemalloc.get_traced_memory()[0]
+        with TracedPeak() as traced:
             blast(peer, FLOOD).join(120)
             assert done.wait(120)
-            peak = tracemalloc.get_traced_memory()[1] - base
-        finally:
-            tracemalloc.stop()
         assert handled + session.dropped_events == FLOOD
-    assert peak < (8 << 20) + BACKLOG * len(DELTA) * 2
+    assert traced.bytes < (8 << 20) + BACKLOG * len(DELTA) * 2
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) <= 1
 
@@ -65,21 +75,15 @@ def test_stuck_handler_holds_bounded_memory(caplog: pytest.LogCaptureFixture) ->
     config = {"max_buffered_events": 0, "max_handler_backlog": BACKLOG, "handler_timeout": 1.0}
     with raw_session(peer, **config) as session:
         session.on("*", lambda event: release.wait(60))
-        gc.collect()
-        tracemalloc.start()
-        try:
-            base = tracemalloc.get_traced_memory()[0]
+        with TracedPeak() as traced:
             blast(peer, FLOOD).join(120)
             deadline = time.monotonic() + 60
             while session.dropped_events < FLOOD - BACKLOG - 1 and time.monotonic() < deadline:
                 time.sleep(0.05)
-            peak = tracemalloc.get_traced_memory()[1] - base
-        finally:
-            tracemalloc.stop()
         # The flood and the sentinel, less the backlog and the event in hand.
         assert FLOOD - BACKLOG - 1 <= session.dropped_events <= FLOOD + 1
         release.set()
-    assert peak < (8 << 20) + BACKLOG * len(DELTA) * 2
+    assert traced.bytes < (8 << 20) + BACKLOG * len(DELTA) * 2
     backlog_warnings = [
         r
         for r in caplog.records
@@ -105,24 +109,20 @@ def test_huge_messages_are_bounded_in_bytes(caplog: pytest.LogCaptureFixture) ->
 
     with raw_session(peer, **config) as session:
         session.on("*", lambda event: release.wait(60))
-        gc.collect()
-        tracemalloc.start()
         try:
-            base = tracemalloc.get_traced_memory()[0]
-            sender = threading.Thread(target=send_all, name="test-sender")
-            sender.start()
-            sender.join(60)
-            sentinel = session.wait_for(ds.UnknownEvent, timeout=60)
-            peak = tracemalloc.get_traced_memory()[1] - base
+            with TracedPeak() as traced:
+                sender = threading.Thread(target=send_all, name="test-sender")
+                sender.start()
+                sender.join(60)
+                sentinel = session.wait_for(ds.UnknownEvent, timeout=60)
         finally:
-            tracemalloc.stop()
             release.set()
     assert sentinel.type == "x.sentinel"
-    print(f"1 MiB messages: dropped {session.dropped_events}, peak {peak / 2**20:.1f} MiB")
+    print(f"1 MiB messages: dropped {session.dropped_events}, peak {traced.bytes / 2**20:.1f} MiB")
     # Each queue keeps what fits in `bound` (three of these messages, give or
     # take the one in the handler's hands); the rest was dropped and counted,
     # for the iterator and for handlers alike.
     assert session.dropped_events >= 2 * (count - 8)
     # Two bounded queues, the message being decoded and the read buffer;
     # unbounded, the 40 MiB would sit in each queue.
-    assert peak < 3 * bound + (8 << 20), f"peak {peak / 2**20:.1f} MiB"
+    assert traced.bytes < 3 * bound + (8 << 20), f"peak {traced.bytes / 2**20:.1f} MiB"
