@@ -181,10 +181,12 @@ class Mailbox:
             self._changed.notify_all()
         return end
 
-    def closing(self) -> None:
+    def closing(self) -> bool:
+        """close() started; True for the first call (see `SessionState.closing`)."""
         with self.lock:
-            self.state.closing()
+            first = self.state.closing()
             self._changed.notify_all()
+        return first
 
     # Fed by the dispatcher -------------------------------------------------------
 

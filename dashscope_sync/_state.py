@@ -47,7 +47,9 @@ Pairing rules (by identity, never by position, where the wire allows it):
 
 Family rules kept here: with ``server_error_ends`` (Qwen-Audio) a
 ``server_error`` ends the session with that `APIError`; LiveTranslate's
-``text``/``stash`` events feed a response's confirmed text.
+``text``/``stash`` events feed a response's confirmed text, and it starts every
+response itself; Qwen-Audio's rules on a late ``session.update``
+(`SessionState.late_update_warning`).
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Final
 
+from ._config import SessionUpdate
+from ._dialects import check_late_update
 from ._errors import (
     ActiveResponseError,
     APIError,
@@ -86,6 +90,7 @@ from ._events import (
     SessionInfo,
     SessionUpdated,
 )
+from ._families import ModelFamily
 
 __all__ = [
     "CLOSE_NORMAL",
@@ -270,7 +275,7 @@ class ResponseTrack:
 class Effects:
     """What the caller must do after an input: send these frames, stop the sound."""
 
-    __slots__ = ("cancel", "cancel_interrupted", "interrupted")
+    __slots__ = ("cancel", "cancel_interrupted", "close", "interrupted")
 
     def __init__(self) -> None:
         # Responses whose cancel was asked for before response.created: send
@@ -280,6 +285,8 @@ class Effects:
         self.interrupted: str | None = None
         # ... and send response.cancel for it (the server will not cancel it itself).
         self.cancel_interrupted = False
+        # The state ended the session (a family's server_error): close the socket.
+        self.close = False
 
 
 #: What `SessionState.receive` returns for an event that must go nowhere: a
@@ -346,6 +353,10 @@ def _auto_responds(info: SessionInfo | None) -> bool:
     return detection is not None and detection.get("create_response", True) is not False
 
 
+#: The families that start every response themselves, with no response.create.
+_TRANSLATING: Final = frozenset({ModelFamily.LIVETRANSLATE, ModelFamily.LIVETRANSLATE_V38})
+
+
 class SessionState:
     """The session's books; see the module docstring.
 
@@ -355,6 +366,8 @@ class SessionState:
 
     def __init__(self) -> None:
         self.phase = Phase.CONNECTING
+        # close() was asked for (once): the first caller does the close work.
+        self._close_asked = False
         self.session_id = ""
         self.info: SessionInfo | None = None
         #: An error that came before session.created: connect() fails with it.
@@ -395,6 +408,12 @@ class SessionState:
         #: The family rule "a ``server_error`` ends the session" (Qwen-Audio),
         #: set once by the owner before any event arrives.
         self.server_error_ends = False
+        #: The model's wire family, for its rules; set once by the owner.
+        self.family: ModelFamily | None = None
+        #: For the family's rules on late updates (Qwen-Audio): has a
+        #: ``session.update`` gone out, has audio?
+        self.update_sent = False
+        self.audio_sent = False
         # The error event that ended the session under that rule.
         self._fatal: ErrorEvent | None = None
 
@@ -403,6 +422,31 @@ class SessionState:
     @property
     def can_send(self) -> bool:
         return self.phase is Phase.OPEN or self.phase is Phase.CONNECTING
+
+    @property
+    def is_closing(self) -> bool:
+        """close() started or the connection ended: nothing more is sent or awaited."""
+        return self.phase is Phase.CLOSING or self.phase is Phase.CLOSED
+
+    def accepted_config(self) -> dict[str, Any]:
+        """A copy of the configuration the server accepted, for a reconnect."""
+        return dict(self.accepted)
+
+    def late_update_warning(self, update: SessionUpdate) -> str | None:
+        """The family's rules on a ``session.update`` after others or after audio:
+        raises `ConfigError` for what it refuses; a warning for what it ignores."""
+        if self.family is None:
+            return None
+        return check_late_update(
+            update, self.family, updated_before=self.update_sent, audio_sent=self.audio_sent
+        )
+
+    def server_creates_response(self, audio: bool) -> bool:
+        """Does the server start the response to a turn by itself? LiveTranslate
+        always does; otherwise server VAD with automatic responses, for audio."""
+        if self.family in _TRANSLATING:
+            return True
+        return audio and _auto_responds(self.info)
 
     def request(
         self,
@@ -504,10 +548,14 @@ class SessionState:
         """Audio frames of an interrupted response dropped so far (0 once it is done)."""
         return self._interrupted.get(response_id, 0)
 
-    def closing(self) -> None:
-        """close() started: nothing more is sent."""
+    def closing(self) -> bool:
+        """close() started: nothing more is sent. True for the first call only
+        (that caller does the close work; the others wait for it)."""
+        first = not self._close_asked
+        self._close_asked = True
         if self.phase is not Phase.CLOSED:
             self.phase = Phase.CLOSING
+        return first
 
     # Events ----------------------------------------------------------------------
 
@@ -642,7 +690,7 @@ class SessionState:
             for key in [k for k, (_, rid) in self._paired.items() if rid == done_id]:
                 del self._paired[key]
 
-    def _on_error(self, event: ErrorEvent, at: float) -> None:
+    def _on_error(self, event: ErrorEvent, at: float) -> Effects | None:
         if self.phase is Phase.CONNECTING and self.early_error is None:
             self.early_error = event
         if self.server_error_ends and event.error.type == "server_error" and self.end is None:
@@ -652,14 +700,16 @@ class SessionState:
             self._fatal = event
             error = APIError.from_event(event)
             self._finish(End(_CLOSE_SERVER_ERROR, error.message, error))
-            return
+            effects = Effects()
+            effects.close = True
+            return effects
         named = event.error.event_id
         target: Request | None = None
         if named:
             target = next((r for r in self._pending if r.event_id == named), None)
             if target is None and named in self._paired:
                 self._unpair(named, event)
-                return
+                return None
         else:
             kind = _error_kind(event)
             if kind is not None:
@@ -678,6 +728,7 @@ class SessionState:
                 if track is not None:
                     track.fail(APIError.from_event(event))
             self._running.clear()
+        return None
 
     def _unpair(self, event_id: str, event: ErrorEvent) -> None:
         """The server refused a request already paired with a response.created:
