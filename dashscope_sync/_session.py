@@ -397,6 +397,8 @@ class RealtimeSession:
 
         Register it before the audio that will trigger the response; it is
         adopted by the next ``response.created`` that answers no request of yours.
+        Handles take those responses in the order they were asked for; one you
+        drop keeps its place (it only stops collecting text and audio).
         """
         return self._core.follow_next_response()
 

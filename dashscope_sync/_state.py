@@ -20,7 +20,10 @@ What it owns:
 - the configuration the server accepted, for a reconnect to replay;
 - the end state (close code, reason, error).
 
-Pairing rules (by identity, never by position, where the wire allows it):
+Pairing rules (by identity, never by position, where the wire allows it). They
+never depend on whether a caller still holds a handle (no weak references, so
+no garbage-collection timing): a dropped handle keeps its place, and only stops
+collecting text and audio (`ResponseTrack.unwatched`).
 
 1. An ``error`` whose ``error.event_id`` names a waiting request fails that
    request only. One naming a request that was already paired with a
@@ -56,7 +59,6 @@ from __future__ import annotations
 
 import collections
 import enum
-import weakref
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -160,8 +162,8 @@ class Request:
         # For session.update: the fields sent, kept so that an accepted
         # update can be replayed by a reconnect.
         self.payload = payload
-        # Weak: a response handle the caller dropped must not keep collecting.
-        self.track = None if track is None else weakref.ref(track)
+        # The track of a response.create, kept whether or not its handle is.
+        self.track = track
         self.answer: ServerEvent | None = None
         self.error: DashScopeError | None = None
 
@@ -177,7 +179,6 @@ class ResponseTrack:
     """
 
     __slots__ = (
-        "__weakref__",
         "_confirmed",
         "audio",
         "cancel_sent",
@@ -193,6 +194,7 @@ class ResponseTrack:
         "sample_rate",
         "status",
         "text",
+        "unwatched",
     )
 
     def __init__(self, event_id: str | None, requested_at: float) -> None:
@@ -214,6 +216,10 @@ class ResponseTrack:
         # Characters of confirmed text taken from `text`/`stash` events
         # (LiveTranslate); None while the response streams plain deltas.
         self._confirmed: int | None = None
+        # Set (once, by the handle's finalizer: a plain store, no lock) when
+        # the caller dropped the handle: its text and audio are no longer
+        # kept. It never changes which response the track is paired with.
+        self.unwatched = False
 
     @property
     def finished(self) -> bool:
@@ -381,11 +387,11 @@ class SessionState:
         # event id -> response id, until response.done: an error naming one
         # takes the pairing back (rule 1).
         self._paired: dict[str, tuple[Request, str]] = {}
-        # Running responses someone follows: response id -> track (weak, so a
-        # dropped handle collects nothing).
-        self._running: dict[str, weakref.ref[ResponseTrack]] = {}
-        # Handles waiting for the next response the server starts by itself.
-        self._followers: collections.deque[weakref.ref[ResponseTrack]] = collections.deque()
+        # Running responses someone follows: response id -> track.
+        self._running: dict[str, ResponseTrack] = {}
+        # Tracks waiting for the next response the server starts by itself, in
+        # the order they were asked for.
+        self._followers: collections.deque[ResponseTrack] = collections.deque()
         # A server-VAD turn ended and its automatic response has not started.
         self._vad_turn_ended = False
         #: The response between its response.created and response.done, if any.
@@ -504,7 +510,7 @@ class SessionState:
         if self.end is not None:
             track.fail(self._closed_error("the session ended before the response started"))
         else:
-            self._followers.append(weakref.ref(track))
+            self._followers.append(track)
         return track
 
     def cancel(self, track: ResponseTrack) -> bool | None:
@@ -531,8 +537,7 @@ class SessionState:
             return None, False
         first = rid not in self._interrupted
         self._interrupted.setdefault(rid, 0)
-        ref = self._running.get(rid)
-        track = None if ref is None else ref()
+        track = self._running.get(rid)
         if track is not None:
             # A later Response.cancel() has nothing left to do.
             already = track.cancel_sent
@@ -578,14 +583,12 @@ class SessionState:
         if running:
             kind = type(event)
             if kind in _FED:
-                ref = running.get(event.response_id)  # type: ignore[attr-defined]
-                track = None if ref is None else ref()
-                if track is not None:
+                track = running.get(event.response_id)  # type: ignore[attr-defined]
+                if track is not None and not track.unwatched:
                     track._feed(event, at)
             elif kind is ResponseDone:
                 assert isinstance(event, ResponseDone)
-                ref = running.pop(event.response.id, None)
-                track = None if ref is None else ref()
+                track = running.pop(event.response.id, None)
                 if track is not None:
                     track._feed(event, at)
         return effects
@@ -661,7 +664,7 @@ class SessionState:
             request = self._answer(RequestKind.RESPONSE, event)
             if request is not None:
                 self._paired[request.event_id] = (request, event.response.id)
-                track = None if request.track is None else request.track()
+                track = request.track
             elif not server_own:
                 track = self._next_follower()
         if track is None:
@@ -672,7 +675,7 @@ class SessionState:
         track._start(event)
         if self.info is not None:
             track.sample_rate = self.info.output_sample_rate
-        self._running[event.response.id] = weakref.ref(track)
+        self._running[event.response.id] = track
         if track.cancel_wanted and not track.cancel_sent:
             track.cancel_sent = True
             effects = Effects()
@@ -717,16 +720,13 @@ class SessionState:
         if target is not None:
             self._pending.remove(target)
             target.error = _request_error(target.kind, event)
-            track = None if target.track is None else target.track()
-            if track is not None:
-                track.fail(target.error)
+            if target.track is not None:
+                target.track.fail(target.error)
         elif event.error.type == "server_error" and not named:
             # A server error during a response may mean it never finishes:
             # fail the running responses rather than leave them hanging.
-            for ref in self._running.values():
-                track = ref()
-                if track is not None:
-                    track.fail(APIError.from_event(event))
+            for track in self._running.values():
+                track.fail(APIError.from_event(event))
             self._running.clear()
         return None
 
@@ -736,14 +736,13 @@ class SessionState:
         request, response_id = self._paired.pop(event_id)
         request.answer = None
         request.error = APIError.from_event(event)
-        ref = self._running.pop(response_id, None)
-        wrong = None if ref is None else ref()
+        wrong = self._running.pop(response_id, None)
         if wrong is None:
-            wrong = None if request.track is None else request.track()
+            wrong = request.track
         follower = self._next_follower()
         if follower is not None and wrong is not None:
             follower._take_over(wrong)
-            self._running[response_id] = weakref.ref(follower)
+            self._running[response_id] = follower
         if wrong is not None:
             wrong.id = wrong.status = None
             wrong.text, wrong.audio = [], []
@@ -758,11 +757,7 @@ class SessionState:
         return None
 
     def _next_follower(self) -> ResponseTrack | None:
-        while self._followers:
-            track = self._followers.popleft()()
-            if track is not None:
-                return track
-        return None
+        return self._followers.popleft() if self._followers else None
 
     # The end ---------------------------------------------------------------------
 
@@ -793,15 +788,12 @@ class SessionState:
         failure = self._closed_error("the session ended before the answer came")
         for request in self._pending:
             request.error = failure
-            track = None if request.track is None else request.track()
-            if track is not None:
-                track.fail(failure)
+            if request.track is not None:
+                request.track.fail(failure)
         self._pending.clear()
         ended = self._closed_error("the session ended before the response finished")
-        for ref in [*self._running.values(), *self._followers]:
-            track = ref()
-            if track is not None:
-                track.fail(ended)
+        for track in [*self._running.values(), *self._followers]:
+            track.fail(ended)
         self._running.clear()
         self._followers.clear()
         self._paired.clear()
@@ -841,8 +833,8 @@ class SessionState:
 
     @property
     def running(self) -> int:
-        """How many running responses are followed by a live handle."""
-        return sum(1 for ref in self._running.values() if ref() is not None)
+        """How many running responses are followed by a handle still held."""
+        return sum(1 for track in self._running.values() if not track.unwatched)
 
 
 _HANDLERS: Final[dict[type[ServerEvent], _Handler]] = {

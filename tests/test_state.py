@@ -197,11 +197,32 @@ class TestResponses:
         assert state.running == 0
 
     def test_dropped_handle_keeps_nothing(self, state: SessionState) -> None:
-        """A track nobody holds is not kept alive by the state."""
-        state.track_response("e1", 0.0)
+        """A track whose handle was dropped keeps its pairing but collects no text or audio."""
+        track, request = state.track_response("e1", 0.0)
+        track.unwatched = True  # what the Response handle's finalizer signals
+        feed(state, response_created("r1"), text_delta("r1", "x"), audio_delta("r1"))
+        assert request.answer is not None and track.id == "r1"
+        assert track.text == [] and track.audio == [] and state.running == 0
+        feed(state, response_done("r1"))
+        assert track.status == "completed"
+
+    def test_pairing_does_not_depend_on_garbage_collection(self, state: SessionState) -> None:
+        """A follower whose handle is gone still takes the response it was due; the next goes
+        to the next follower, whatever the collector did."""
+        state.follow_next_response(0.0)  # dropped at once
         gc.collect()
-        feed(state, response_created("r1"), text_delta("r1", "x"))
-        assert state.running == 0
+        second = state.follow_next_response(0.0)
+        created, _ = state.track_response("e1", 0.0)
+        feed(
+            state,
+            {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 900},
+            response_created("r1"),
+            response_done("r1"),
+            {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 1900},
+            response_created("r2"),
+        )
+        assert second.id == "r2"
+        assert created.id is None
 
     def test_server_error_fails_running_responses(self, state: SessionState) -> None:
         """A server_error naming nothing fails running responses (they may never finish)."""
