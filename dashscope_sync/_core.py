@@ -89,6 +89,11 @@ class SessionCore:
         )
         # Created by the first on(), under the mailbox lock.
         self.dispatcher: Dispatcher | None = None
+        # Held while a request is registered and put on the wire, so that the
+        # state's order of waiting requests is the order the server reads
+        # them in (answers pair by that order). Taken before the mailbox lock
+        # and the connection's send lock, never while holding either.
+        self._request_lock = threading.Lock()
         # Set when close() has finished, so a second caller can wait for it.
         self.closed = threading.Event()
         # Where interrupt() stops the sound and learns what was heard: set by
@@ -253,13 +258,16 @@ class SessionCore:
         wire_type: str,
         payload: dict[str, Any] | None = None,
     ) -> Request:
-        """Register a request and send it; forgotten if the send fails (no answer will come)."""
-        with self.mailbox.lock:
-            request = self.mailbox.state.request(kind, event_id, payload)
-        self._send_request(request, text, wire_type)
+        """Register a request and send it, in one step (see ``_request_lock``);
+        forgotten if the send fails (no answer will come)."""
+        with self._request_lock:
+            with self.mailbox.lock:
+                request = self.mailbox.state.request(kind, event_id, payload)
+            self._send_request(request, text, wire_type)
         return request
 
     def _send_request(self, request: Request, text: str, wire_type: str) -> None:
+        assert self._request_lock.locked()
         try:
             self.send(text, wire_type)
         except BaseException:
@@ -283,10 +291,11 @@ class SessionCore:
     # Responses ---------------------------------------------------------------------
 
     def create_response(self, event_id: str, text: str) -> Response:
-        """Register and send a checked ``response.create``; its handle."""
-        with self.mailbox.lock:
-            track, request = self.mailbox.state.track_response(event_id, time.monotonic())
-        self._send_request(request, text, "response.create")
+        """Register and send a checked ``response.create`` in one step; its handle."""
+        with self._request_lock:
+            with self.mailbox.lock:
+                track, request = self.mailbox.state.track_response(event_id, time.monotonic())
+            self._send_request(request, text, "response.create")
         return Response(self, track)
 
     def follow_next_response(self) -> Response:

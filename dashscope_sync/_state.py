@@ -28,7 +28,8 @@ collecting text and audio (`ResponseTrack.unwatched`).
 1. An ``error`` whose ``error.event_id`` names a waiting request fails that
    request only. One naming a request that was already paired with a
    ``response.created`` takes that pairing back (the server refused the request;
-   the response was someone else's).
+   the response was someone else's): the response goes to the next unanswered
+   ``response.create`` (the request that asked for it), else to a follower.
 2. An ``error`` naming no request fails one only when its ``param`` or ``code``
    says which kind it concerns: ``session.*`` the oldest waiting
    ``session.update``; ``response.*`` or
@@ -386,7 +387,7 @@ class SessionState:
         # response.create requests paired with a response.created, by request
         # event id -> response id, until response.done: an error naming one
         # takes the pairing back (rule 1).
-        self._paired: dict[str, tuple[Request, str]] = {}
+        self._paired: dict[str, tuple[Request, ResponseCreated]] = {}
         # Running responses someone follows: response id -> track.
         self._running: dict[str, ResponseTrack] = {}
         # Tracks waiting for the next response the server starts by itself, in
@@ -663,7 +664,7 @@ class SessionState:
         if track is None:
             request = self._answer(RequestKind.RESPONSE, event)
             if request is not None:
-                self._paired[request.event_id] = (request, event.response.id)
+                self._paired[request.event_id] = (request, event)
                 track = request.track
             elif not server_own:
                 track = self._next_follower()
@@ -690,7 +691,7 @@ class SessionState:
         if self._interrupted:
             self._interrupted.pop(done_id, None)
         if self._paired:
-            for key in [k for k, (_, rid) in self._paired.items() if rid == done_id]:
+            for key in [k for k, (_, c) in self._paired.items() if c.response.id == done_id]:
                 del self._paired[key]
 
     def _on_error(self, event: ErrorEvent, at: float) -> Effects | None:
@@ -711,8 +712,7 @@ class SessionState:
         if named:
             target = next((r for r in self._pending if r.event_id == named), None)
             if target is None and named in self._paired:
-                self._unpair(named, event)
-                return None
+                return self._unpair(named, event)
         else:
             kind = _error_kind(event)
             if kind is not None:
@@ -730,23 +730,34 @@ class SessionState:
             self._running.clear()
         return None
 
-    def _unpair(self, event_id: str, event: ErrorEvent) -> None:
+    def _unpair(self, event_id: str, event: ErrorEvent) -> Effects | None:
         """The server refused a request already paired with a response.created:
-        that response was not its answer (rule 1); give it to a follower."""
-        request, response_id = self._paired.pop(event_id)
+        that response was not its answer (rule 1). It goes where it would have
+        gone without the refused request: to the next ``response.create`` still
+        waiting (the request that asked for it), else to a follower."""
+        request, created = self._paired.pop(event_id)
         request.answer = None
         request.error = APIError.from_event(event)
+        response_id = created.response.id
         wrong = self._running.pop(response_id, None)
         if wrong is None:
             wrong = request.track
-        follower = self._next_follower()
-        if follower is not None and wrong is not None:
-            follower._take_over(wrong)
-            self._running[response_id] = follower
+        heir = self._answer(RequestKind.RESPONSE, created)
+        if heir is not None:
+            self._paired[heir.event_id] = (heir, created)
+            owner = heir.track
+        else:
+            owner = self._next_follower()
+        effects = None
+        if owner is not None:
+            if wrong is not None:
+                owner._take_over(wrong)
+            effects = self._start(owner, created)
         if wrong is not None:
             wrong.id = wrong.status = None
             wrong.text, wrong.audio = [], []
             wrong.fail(request.error)
+        return effects
 
     def _answer(self, kind: RequestKind, event: ServerEvent) -> Request | None:
         for request in self._pending:

@@ -265,6 +265,38 @@ class TestResponses:
         assert explicit.text == [] and explicit.id is None
         assert follower.id == "r_other" and follower.text == ["a", "b"]
 
+    def test_taken_back_response_goes_to_the_request_that_asked(self) -> None:
+        """A response taken back from a refused request goes to the next waiting
+        response.create, with what it had collected, not to nobody (5)."""
+        state = SessionState()
+        feed(state, MANUAL_CREATED)
+        follower = state.follow_next_response(0.0)
+        refused, first = state.track_response("e1", 0.0)
+        asker, second = state.track_response("e2", 0.0)
+        feed(
+            state,
+            response_created("r2"),
+            text_delta("r2", "a"),
+            error("e1", code="conversation_already_has_active_response"),
+            text_delta("r2", "b"),
+            response_done("r2"),
+        )
+        assert isinstance(first.error, ds.ActiveResponseError) and refused.text == []
+        assert second.answer is not None and second.error is None
+        assert asker.id == "r2" and asker.text == ["a", "b"] and asker.status == "completed"
+        assert follower.id is None and state.pending == ()
+
+    def test_taken_back_response_keeps_a_deferred_cancel(self) -> None:
+        """A cancel asked for on the request that really owns a taken-back response is sent."""
+        state = SessionState()
+        feed(state, MANUAL_CREATED)
+        state.track_response("e1", 0.0)
+        asker, _ = state.track_response("e2", 0.0)
+        assert state.cancel(asker) is None  # not started yet: deferred
+        feed(state, response_created("r2"))
+        (effects,) = feed(state, error("e1", code="conversation_already_has_active_response"))
+        assert effects is not None and effects.cancel == [asker]
+
     def test_manual_mode_never_treats_speech_as_a_vad_turn(self) -> None:
         """With turn detection off, a response.created answers the request."""
         state = SessionState()
