@@ -319,22 +319,22 @@ class SessionCore:
                     "instructions/modalities need manual mode: under server VAD the server "
                     "answers a function output by itself"
                 )
-            track = state.follow_next_response(time.monotonic())
-        return Response(self, track)
+            track = state.follow_function_answer(time.monotonic())
+        return None if track is None else Response(self, track)
 
     def send_function_output(self, event_id: str, text: str) -> None:
         """Send a ``function_call_output`` item, booked first: under server VAD the
         server answers it by itself, and that answer must not arrive unbooked."""
         mailbox = self.mailbox
-        with mailbox.lock:
-            due = mailbox.state.function_output_sent()
-        try:
-            self.send(text, "conversation.item.create")
-        except BaseException:
-            if due:
+        with self._request_lock:  # in wire order with the requests, as the server reads them
+            with mailbox.lock:
+                mailbox.state.function_output_sent(event_id)
+            try:
+                self.send(text, "conversation.item.create")
+            except BaseException:
                 with mailbox.lock:
-                    mailbox.state.function_output_unsent()
-            raise
+                    mailbox.state.function_output_unsent(event_id)
+                raise
 
     def interrupt(self) -> tuple[str | None, bool]:
         """Interrupt the running response: its id, and whether to send a cancel."""

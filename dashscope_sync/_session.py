@@ -625,7 +625,10 @@ class RealtimeSession:
         output by itself, with no ``response.create``: get that answer with
         ``create_response()`` or `next_response` (either follows it, even if it
         started already, instead of sending a second request that would race
-        it). In manual mode, `create_response` asks for the answer as usual.
+        it). If the server refuses the output (an ``error`` naming it), no
+        answer is due: a handle following it raises that `APIError`, and the
+        next `create_response` sends ``response.create``. In manual mode,
+        `create_response` asks for the answer as usual.
 
         Args:
             call_id: The ``call_id`` of the function call.

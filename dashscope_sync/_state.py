@@ -45,7 +45,10 @@ collecting text and audio (`ResponseTrack.unwatched`).
 5. Under server VAD with automatic responses the server answers a function
    output by itself: after `SessionState.function_output_sent` the next
    ``response.created`` is the server's own, and when nobody follows it yet it
-   is kept for the next `SessionState.follow_next_response` (one at most).
+   is kept for the next `SessionState.follow_next_response` (one at most). An
+   ``error`` naming that output (or naming nothing, with an ``item.*``
+   ``param``) means the server refused it: no answer is due any more, and the
+   handles following that answer fail with the error.
 6. ``conversation.item.retrieved``/``.deleted`` answer the oldest request of
    their kind for the same item id.
 
@@ -409,6 +412,12 @@ class SessionState:
         # A function output was sent under server VAD with automatic
         # responses: the server answers it by itself (no response.create).
         self._answer_due = False
+        # The event ids of those outputs, oldest first, until the answer
+        # starts: an error naming one means the server refused it.
+        self._outputs_due: list[str] = []
+        # Tracks following that answer (create_response() right after the
+        # output): they fail with the refusal, if it comes.
+        self._answer_followers: list[ResponseTrack] = []
         # That answer, started before anyone asked to follow it: kept (one at
         # most) for the next follow_next_response().
         self._unclaimed: ResponseTrack | None = None
@@ -480,23 +489,50 @@ class SessionState:
         track = ResponseTrack(event_id, at)
         return track, self.request(RequestKind.RESPONSE, event_id, track=track)
 
-    def function_output_sent(self) -> bool:
-        """A ``function_call_output`` item is being sent: under server VAD with
-        automatic responses the server answers it by itself, so its next response
-        is its own. Returns True if this call made an answer due."""
-        if _auto_responds(self.info) and not self._answer_due:
-            self._answer_due = True
-            return True
-        return False
+    def function_output_sent(self, event_id: str = "") -> bool:
+        """A ``function_call_output`` item is being sent (``event_id``): under
+        server VAD with automatic responses the server answers it by itself, so
+        its next response is its own. Returns True if this call made an answer due."""
+        if not _auto_responds(self.info):
+            return False
+        self._outputs_due.append(event_id)
+        first = not self._answer_due
+        self._answer_due = True
+        return first
 
-    def function_output_unsent(self) -> None:
-        """The function output could not be sent: no answer will come."""
+    def function_output_unsent(self, event_id: str = "") -> None:
+        """The function output could not be sent: no answer will come for it."""
+        self._output_gone(event_id, None)
+
+    def _output_gone(self, event_id: str, error: APIError | None) -> None:
+        """A function output will get no answer (unsent, or refused with ``error``)."""
+        if event_id in self._outputs_due:
+            self._outputs_due.remove(event_id)
+        if self._outputs_due or not self._answer_due:
+            return  # another output is still answered (or the answer started)
         self._answer_due = False
+        followers, self._answer_followers = self._answer_followers, []
+        for track in followers:
+            if track in self._followers:
+                self._followers.remove(track)
+            if error is not None:
+                track.fail(error)
 
     @property
     def answer_due(self) -> bool:
         """Will (or did) the server answer a function output by itself, unfollowed yet?"""
         return self._answer_due or self._unclaimed is not None
+
+    def follow_function_answer(self, at: float) -> ResponseTrack | None:
+        """A track for the server's own answer to a function output, if one is due
+        (see `follow_next_response`); failed if the server refuses the output."""
+        if not self.answer_due:
+            return None
+        pending = self._answer_due
+        track = self.follow_next_response(at)
+        if pending:
+            self._answer_followers.append(track)
+        return track
 
     def follow_next_response(self, at: float) -> ResponseTrack:
         """A track for the next response the server starts by itself (server VAD).
@@ -654,6 +690,9 @@ class SessionState:
         server_own = self._vad_turn_ended or answer_due
         self._vad_turn_ended = self._answer_due = False
         self._unclaimed = None
+        if answer_due:
+            self._outputs_due.clear()
+            self._answer_followers.clear()
         if server_own:
             track = self._next_follower()
             if track is None and answer_due:
@@ -708,6 +747,10 @@ class SessionState:
             effects.close = True
             return effects
         named = event.error.event_id
+        if self._outputs_due:
+            refused = self._refused_output(event)
+            if refused is not None:
+                self._output_gone(refused, APIError.from_event(event))
         target: Request | None = None
         if named:
             target = next((r for r in self._pending if r.event_id == named), None)
@@ -728,6 +771,17 @@ class SessionState:
             for track in self._running.values():
                 track.fail(APIError.from_event(event))
             self._running.clear()
+        return None
+
+    def _refused_output(self, event: ErrorEvent) -> str | None:
+        """The function output (awaiting its answer) an error refuses: the one it
+        names; when it names none, the oldest, if its ``param`` is the item's."""
+        named = event.error.event_id
+        if named:
+            return named if named in self._outputs_due else None
+        param = event.error.param or ""
+        if param == "item" or param.startswith("item."):
+            return self._outputs_due[0]
         return None
 
     def _unpair(self, event_id: str, event: ErrorEvent) -> Effects | None:

@@ -313,6 +313,48 @@ class TestResponses:
         assert (first.id, second.id) == ("r1", "r2")
 
 
+class TestFunctionOutputRefused:
+    """A function output the server refuses leaves no answer due (issue 14, behaviour 4)."""
+
+    @pytest.mark.parametrize(
+        "refusal",
+        [
+            error("e_out", code="invalid_value", param="item.call_id"),
+            error(code="invalid_value", param="item.call_id"),  # naming no event, of that kind
+        ],
+    )
+    def test_refusal_ends_the_wait_and_the_next_request_is_paired(
+        self, state: SessionState, refusal: dict[str, Any]
+    ) -> None:
+        """After the refusal no answer is due, its follower fails, and the next
+        response.create is answered by the next response.created."""
+        assert state.function_output_sent("e_out") is True
+        follower = state.follow_function_answer(0.0)
+        assert follower is not None
+        feed(state, refusal)
+        assert not state.answer_due
+        assert isinstance(follower.error, ds.APIError) and follower.error.code == "invalid_value"
+        track, request = state.track_response("e_next", 0.0)
+        feed(state, response_created("r1"), text_delta("r1", "hi"), response_done("r1"))
+        assert request.answer is not None and track.text == ["hi"] and track.done is not None
+
+    def test_unrelated_errors_leave_the_answer_due(self, state: SessionState) -> None:
+        """An error naming another event, or naming none about something else, changes nothing."""
+        state.function_output_sent("e_out")
+        feed(state, error("e_other", param="item.call_id"), error(code="Throttling"))
+        assert state.answer_due
+
+    def test_one_refused_of_two_still_waits_for_the_other(self, state: SessionState) -> None:
+        """With two outputs sent, refusing one leaves the server's answer to the other due."""
+        state.function_output_sent("e1")
+        state.function_output_sent("e2")
+        feed(state, error("e1", param="item.call_id"))
+        assert state.answer_due
+        follower = state.follow_function_answer(0.0)
+        feed(state, response_created("r1"))
+        assert follower is not None and follower.id == "r1"
+
+
 class TestCancel:
     def test_cancel_before_created_is_deferred(self, state: SessionState) -> None:
         """A cancel before response.created is remembered and sent when it starts (12)."""
