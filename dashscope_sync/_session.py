@@ -961,8 +961,10 @@ class RealtimeSession:
         """Open a new server session like this one, after a drop or the session cap.
 
         Realtime state lives on the server, so nothing is resent blindly: the
-        new session gets the configuration this one sent with
-        `update_session` (all fields, merged; skip with ``restore=False``), but
+        new session gets the configuration the server accepted from
+        `update_session` (all fields, merged deeply: a nested voice from one
+        update and a nested format from a later one are both kept; skip with
+        ``restore=False``), but
         not the conversation, pending audio or handlers. This session is
         closed if it was not already. Register handlers on the new session.
 

@@ -62,8 +62,9 @@ response itself; Qwen-Audio's rules on a late ``session.update``
 from __future__ import annotations
 
 import collections
+import copy
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from ._config import SessionUpdate
@@ -363,6 +364,17 @@ def _auto_responds(info: SessionInfo | None) -> bool:
     return detection is not None and detection.get("create_response", True) is not False
 
 
+def _merge(into: dict[str, Any], update: Mapping[str, Any]) -> None:
+    """Merge an accepted ``session.update`` into what was accepted before, deeply:
+    objects merge key by key; anything else (a list, None, a value) replaces."""
+    for key, value in update.items():
+        old = into.get(key)
+        if isinstance(value, Mapping) and isinstance(old, dict):
+            _merge(old, value)
+        else:
+            into[key] = copy.deepcopy(value)
+
+
 #: The families that start every response themselves, with no response.create.
 _TRANSLATING: Final = frozenset({ModelFamily.LIVETRANSLATE, ModelFamily.LIVETRANSLATE_V38})
 
@@ -383,7 +395,9 @@ class SessionState:
         #: An error that came before session.created: connect() fails with it.
         self.early_error: ErrorEvent | None = None
         self.end: End | None = None
-        #: Every session field the server accepted (merged), for a reconnect.
+        #: Every session field the server accepted, merged deeply (a nested
+        #: ``audio.output.voice`` survives a later ``audio.output.format``),
+        #: for a reconnect.
         self.accepted: dict[str, Any] = {}
         # Requests waiting for an answer, in the order they were sent.
         self._pending: list[Request] = []
@@ -446,7 +460,7 @@ class SessionState:
 
     def accepted_config(self) -> dict[str, Any]:
         """A copy of the configuration the server accepted, for a reconnect."""
-        return dict(self.accepted)
+        return copy.deepcopy(self.accepted)
 
     def late_update_warning(self, update: SessionUpdate) -> str | None:
         """The family's rules on a ``session.update`` after others or after audio:
@@ -640,7 +654,7 @@ class SessionState:
         self.info = event.session
         request = self._answer(RequestKind.UPDATE, event)
         if request is not None and request.payload:
-            self.accepted.update(request.payload)
+            _merge(self.accepted, request.payload)
 
     def _on_session_finished(self, event: SessionFinished, at: float) -> None:
         self._answer(RequestKind.FINISH, event)

@@ -115,6 +115,29 @@ class TestPairing:
         assert first.answer is not None and second.answer is not None
         assert state.accepted == {"voice": "Ethan", "instructions": "hi"}
 
+    def test_accepted_nested_fields_merge_deeply(self, state: SessionState) -> None:
+        """A nested voice accepted in one update survives a later nested format update; a
+        None or a list replaces what was there (issue 14, behaviour 6)."""
+        updates = [
+            {"audio": {"output": {"voice": "Serena"}}, "tools": [{"name": "a"}]},
+            {"audio": {"output": {"format": {"type": "pcm"}}}, "turn_detection": None},
+            {"audio": {"output": {"format": {"sample_rate": 24000}}}, "tools": []},
+        ]
+        for n, payload in enumerate(updates):
+            state.request(RequestKind.UPDATE, f"e{n}", payload)
+            feed(state, updated("Serena"))
+        assert state.accepted == {
+            "audio": {
+                "output": {"voice": "Serena", "format": {"type": "pcm", "sample_rate": 24000}}
+            },
+            "tools": [],
+            "turn_detection": None,
+        }
+        replay = state.accepted_config()
+        replay["audio"]["output"]["voice"] = "Tina"
+        assert state.accepted["audio"]["output"]["voice"] == "Serena"  # a copy, deeply
+        assert updates[0]["audio"] == {"output": {"voice": "Serena"}}  # the request's own
+
     def test_refused_update_is_not_accepted(self, state: SessionState) -> None:
         """An error naming an update fails it, and its fields are not replayed (5)."""
         ok = state.request(RequestKind.UPDATE, "e1", {"voice": "Ethan"})
