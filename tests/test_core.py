@@ -9,12 +9,14 @@ from __future__ import annotations
 import gc
 import logging
 import math
+import re
 import sys
 import threading
 import time
 import warnings
 import weakref
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -514,3 +516,16 @@ class TestConcurrentRequests:
 
                 assert run_threads(4, respond) == []
                 assert completed  # the server took one of them at least
+
+
+def test_only_the_core_reaches_the_mailbox() -> None:
+    """No module but _core.py (and the mailbox itself) touches the mailbox's lock or state:
+    the public session talks to SessionCore through its intent methods."""
+    package = Path(ds.__file__).parent
+    offenders = [
+        path.name
+        for path in sorted(package.glob("*.py"))
+        if path.name not in {"_core.py", "_mailbox.py"}
+        and re.search(r"mailbox\.(lock|state)\b", path.read_text(encoding="utf-8"))
+    ]
+    assert offenders == []
