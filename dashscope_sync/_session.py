@@ -251,8 +251,7 @@ class RealtimeSession:
         limit = self._timeout(timeout)
         if wait:
             core.check_can_block("update_session(wait=True)")
-        event_id = core.ids.next()
-        text = self._dumps({"event_id": event_id, "type": "session.update", "session": session})
+        event_id, text = self._event_text("session.update", {"session": session})
         # Registered even without waiting, before sending (no race): answers
         # pair with requests in order, and an accepted update is replayed by
         # reconnect().
@@ -374,8 +373,7 @@ class RealtimeSession:
     def _create_response(self, fields: dict[str, Any]) -> Response:
         """Register and send a checked ``response.create``; its handle."""
         core = self._core
-        event_id = core.ids.next()
-        text = self._dumps({"event_id": event_id, "type": "response.create", **fields})
+        event_id, text = self._event_text("response.create", fields)
         return core.create_response(event_id, text)
 
     @staticmethod
@@ -648,8 +646,7 @@ class RealtimeSession:
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"output is not JSON-serialisable: {exc}") from exc
         item = {"type": "function_call_output", "call_id": call_id, "output": output}
-        event_id = self._core.ids.next()
-        text = self._dumps({"event_id": event_id, "type": "conversation.item.create", "item": item})
+        event_id, text = self._event_text("conversation.item.create", {"item": item})
         self._core.send_function_output(event_id, text)
         return event_id
 
@@ -698,8 +695,7 @@ class RealtimeSession:
         core = self._core
         limit = self._timeout(timeout)
         core.check_can_block(f"{wire_type}")
-        event_id = core.ids.next()
-        text = self._dumps({"event_id": event_id, "type": wire_type, "item_id": item_id})
+        event_id, text = self._event_text(wire_type, {"item_id": item_id})
         request = core.request(kind, event_id, text, wire_type, {"item_id": item_id})
         return core.await_request(request, limit, f"{wire_type}({item_id!r})")
 
@@ -780,9 +776,15 @@ class RealtimeSession:
         return self._core.send_simple(wire_type)
 
     def _send_event(self, wire_type: str, fields: Mapping[str, Any]) -> str:
-        event_id = self._core.ids.next()
-        self._core.send(self._dumps({"event_id": event_id, "type": wire_type, **fields}), wire_type)
+        event_id, text = self._event_text(wire_type, fields)
+        self._core.send(text, wire_type)
         return event_id
+
+    def _event_text(self, wire_type: str, fields: Mapping[str, Any]) -> tuple[str, str]:
+        """A new event id and the client event's JSON text: every frame with fields
+        is built here (the audio and image appends and the id-only frames aside)."""
+        event_id = self._core.ids.next()
+        return event_id, self._dumps({"event_id": event_id, "type": wire_type, **fields})
 
     @staticmethod
     def _dumps(payload: Mapping[str, Any]) -> str:
