@@ -6,6 +6,11 @@ events to the `Mailbox` (state machine, pull buffer, the one wait) and to the
 asks for. It implements `ResponseHost` for the `Response` handles. It never
 refers to the public `RealtimeSession`, so a session the program drops can be
 collected while these threads run.
+
+The public session talks to it only through intent methods (create a
+response, follow the server's, send a function output, interrupt, the
+accepted configuration...): the mailbox's lock and the state machine stay
+behind this module.
 """
 
 from __future__ import annotations
@@ -16,18 +21,27 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
-from ._config import RealtimeConfig
+from ._config import RealtimeConfig, SessionUpdate
 from ._connection import Connection
+from ._constants import OUTPUT_SAMPLE_RATE
 from ._deadline import Deadline
 from ._dialects import family_for
 from ._dispatch import Dispatcher, HandlerHandle, Handlers
-from ._errors import APIError, DashScopeError, DashScopeTimeout, SessionClosedError, TransportError
-from ._events import ResponseAudioDelta, ServerEvent
+from ._errors import (
+    APIError,
+    DashScopeError,
+    DashScopeTimeout,
+    SessionClosedError,
+    TransportError,
+    UsageError,
+)
+from ._events import ResponseAudioDelta, ServerEvent, SessionInfo
 from ._families import server_error_ends_session
 from ._fmt import seconds
 from ._mailbox import Mailbox
-from ._protocol import EventIds
-from ._state import CLOSE_NORMAL, DROP, Phase, Request, RequestKind, ResponseTrack
+from ._protocol import EventIds, encode_audio_append
+from ._response import Response
+from ._state import CLOSE_NORMAL, DROP, End, Request, RequestKind, ResponseTrack
 
 if TYPE_CHECKING:
     from ._transport import WebSocketTransport
@@ -62,7 +76,9 @@ class SessionCore:
         self.config = config
         self.ids = EventIds()
         self.mailbox = Mailbox(config.max_buffered_events, config.max_buffered_bytes)
-        self.mailbox.state.server_error_ends = server_error_ends_session(family_for(config))
+        family = family_for(config)
+        self.mailbox.state.family = family
+        self.mailbox.state.server_error_ends = server_error_ends_session(family)
         self.connection = Connection(
             transport,
             on_event=self._on_event,
@@ -73,9 +89,11 @@ class SessionCore:
         )
         # Created by the first on(), under the mailbox lock.
         self.dispatcher: Dispatcher | None = None
-        # Guards _close_started: one close() does the work, others wait for it.
-        self._close_lock = threading.Lock()
-        self._close_started = False
+        # Held while a request is registered and put on the wire, so that the
+        # state's order of waiting requests is the order the server reads
+        # them in (answers pair by that order). Taken before the mailbox lock
+        # and the connection's send lock, never while holding either.
+        self._request_lock = threading.Lock()
         # Set when close() has finished, so a second caller can wait for it.
         self.closed = threading.Event()
         # Where interrupt() stops the sound and learns what was heard: set by
@@ -90,7 +108,7 @@ class SessionCore:
         effects = self.mailbox.deliver(event, time.monotonic(), size)
         if effects is DROP:
             return  # a late audio frame of an interrupted response: nowhere
-        if self.mailbox.state.end is not None and not self.connection.closing.is_set():
+        if effects is not None and effects.close:
             # The state machine ended the session (a family's server_error):
             # close the socket too, without waiting here on the reader thread.
             self.connection.close(self.config.close_timeout, wait=False)
@@ -110,8 +128,7 @@ class SessionCore:
             # a barge-in the server will not act on by itself. Not through
             # send(): a handler failure is for the user's thread.
             try:
-                text = f'{{"event_id":"{self.ids.next()}","type":"response.cancel"}}'
-                self.send_frame(text, "response.cancel")
+                self.send_cancel()
             except DashScopeError as exc:
                 logger.debug("sending a cancel of %s failed: %s", response_id, exc)
 
@@ -132,6 +149,62 @@ class SessionCore:
         if dispatcher is not None:
             dispatcher.stop()  # handlers finish the events already queued
 
+    # What the session shows ------------------------------------------------------
+
+    @property
+    def session_id(self) -> str:
+        return self.mailbox.state.session_id
+
+    @property
+    def info(self) -> SessionInfo | None:
+        return self.mailbox.state.info
+
+    @property
+    def end(self) -> End | None:
+        return self.mailbox.state.end
+
+    @property
+    def is_closing(self) -> bool:
+        """close() started or the connection ended (the state's one fact)."""
+        return self.mailbox.state.is_closing
+
+    @property
+    def buffered(self) -> int:
+        return len(self.mailbox.buffer)
+
+    @property
+    def dropped_audio(self) -> int:
+        return self.mailbox.state.dropped_audio
+
+    def accepted_config(self) -> dict[str, Any]:
+        """The configuration the server accepted so far, for a reconnect to replay."""
+        return self.mailbox.peek(self.mailbox.state.accepted_config)
+
+    def output_rate_reader(self) -> Callable[[], int]:
+        """A function reading the output sample rate; it refers to the state only, so
+        what keeps it (an attachment) keeps neither the session nor this core."""
+        state = self.mailbox.state
+
+        def output_rate() -> int:
+            info = state.info
+            rate = None if info is None else info.output_sample_rate
+            return rate or OUTPUT_SAMPLE_RATE
+
+        return output_rate
+
+    def raise_handler_error(self) -> None:
+        self.mailbox.raise_handler_error()
+
+    # Family rules, asked of the state ------------------------------------------------
+
+    def late_update_warning(self, update: SessionUpdate) -> str | None:
+        """The family's rules on a late ``session.update`` (raises what it refuses)."""
+        return self.mailbox.peek(lambda: self.mailbox.state.late_update_warning(update))
+
+    def server_creates_response(self, audio: bool) -> bool:
+        """Will the server start the response to a turn by itself (with ``audio`` in it)?"""
+        return self.mailbox.peek(lambda: self.mailbox.state.server_creates_response(audio))
+
     # Sending ---------------------------------------------------------------------
 
     def send(self, text: str, wire_type: str) -> None:
@@ -149,23 +222,128 @@ class SessionCore:
 
     def send_simple(self, wire_type: str) -> str:
         event_id = self.ids.next()
-        self.send(f'{{"event_id":"{event_id}","type":"{wire_type}"}}', wire_type)
+        self.send(_simple_frame(event_id, wire_type), wire_type)
         return event_id
 
-    def send_request(self, request: Request, text: str, wire_type: str) -> None:
-        """Send a registered request; forget it if the send failed (no answer will come)."""
+    def send_cancel(self, *, for_user: bool = False) -> str:
+        """Send ``response.cancel`` (the one place that frame is built).
+
+        ``for_user``: a call of the user's (a pending handler failure is
+        raised first); otherwise the library's own cancel, which leaves
+        handler failures for the user's next call.
+        """
+        event_id = self.ids.next()
+        text = _simple_frame(event_id, "response.cancel")
+        if for_user:
+            self.send(text, "response.cancel")
+        else:
+            self.send_frame(text, "response.cancel")
+        return event_id
+
+    def send_audio(self, data: bytes | memoryview) -> str:
+        """Send one ``input_audio_buffer.append``; the state notes that audio went out."""
+        state = self.mailbox.state
+        if not state.audio_sent:  # an unlocked peek: set once, never cleared
+            with self.mailbox.lock:
+                state.audio_sent = True
+        event_id = self.ids.next()
+        self.send(encode_audio_append(event_id, data), "input_audio_buffer.append")
+        return event_id
+
+    def request(
+        self,
+        kind: RequestKind,
+        event_id: str,
+        text: str,
+        wire_type: str,
+        payload: dict[str, Any] | None = None,
+    ) -> Request:
+        """Register a request and send it, in one step (see ``_request_lock``);
+        forgotten if the send fails (no answer will come)."""
+        with self._request_lock:
+            with self.mailbox.lock:
+                request = self.mailbox.state.request(kind, event_id, payload)
+            self._send_request(request, text, wire_type)
+        return request
+
+    def _send_request(self, request: Request, text: str, wire_type: str) -> None:
+        assert self._request_lock.locked()
         try:
             self.send(text, wire_type)
         except BaseException:
             with self.mailbox.lock:
                 self.mailbox.state.forget(request)
             raise
+        if request.kind is RequestKind.UPDATE:
+            with self.mailbox.lock:
+                self.mailbox.state.update_sent = True
 
-    def register(
-        self, kind: RequestKind, event_id: str, payload: dict[str, Any] | None = None
-    ) -> Request:
+    def finish_session(self) -> Request:
+        """Register and send ``session.finish``; the request its answer pairs with."""
+        event_id = self.ids.next()
+        return self.request(
+            RequestKind.FINISH,
+            event_id,
+            _simple_frame(event_id, "session.finish"),
+            "session.finish",
+        )
+
+    # Responses ---------------------------------------------------------------------
+
+    def create_response(self, event_id: str, text: str) -> Response:
+        """Register and send a checked ``response.create`` in one step; its handle."""
+        with self._request_lock:
+            with self.mailbox.lock:
+                track, request = self.mailbox.state.track_response(event_id, time.monotonic())
+            self._send_request(request, text, "response.create")
+        return Response(self, track)
+
+    def follow_next_response(self) -> Response:
+        """A handle on the next response the server starts by itself."""
         with self.mailbox.lock:
-            return self.mailbox.state.request(kind, event_id, payload)
+            track = self.mailbox.state.follow_next_response(time.monotonic())
+        return Response(self, track)
+
+    def follow_function_answer(self, with_fields: bool) -> Response | None:
+        """A handle on the server's own answer to a function output, if one is due.
+
+        ``with_fields``: the caller asked for per-response fields, which that
+        answer cannot take (`UsageError`).
+        """
+        with self.mailbox.lock:
+            state = self.mailbox.state
+            if not state.answer_due:
+                return None
+            if with_fields:
+                raise UsageError(
+                    "instructions/modalities need manual mode: under server VAD the server "
+                    "answers a function output by itself"
+                )
+            track = state.follow_function_answer(time.monotonic())
+        return None if track is None else Response(self, track)
+
+    def send_function_output(self, event_id: str, text: str) -> None:
+        """Send a ``function_call_output`` item, booked first: under server VAD the
+        server answers it by itself, and that answer must not arrive unbooked."""
+        mailbox = self.mailbox
+        with self._request_lock:  # in wire order with the requests, as the server reads them
+            with mailbox.lock:
+                mailbox.state.function_output_sent(event_id)
+            try:
+                self.send(text, "conversation.item.create")
+            except BaseException:
+                with mailbox.lock:
+                    mailbox.state.function_output_unsent(event_id)
+                raise
+
+    def interrupt(self) -> tuple[str | None, bool]:
+        """Interrupt the running response: its id, and whether to send a cancel."""
+        response_id, send_cancel, _ = self.mailbox.interrupt()
+        return response_id, send_cancel
+
+    def set_barge_in(self, on: bool) -> None:
+        with self.mailbox.lock:
+            self.mailbox.state.barge_in = on
 
     def await_request(self, request: Request, timeout: float | None, what: str) -> ServerEvent:
         """Wait for a request's answer, or raise the error that answered it."""
@@ -196,7 +374,7 @@ class SessionCore:
         if not decision:
             return False
         try:
-            self.send_simple("response.cancel")
+            self.send_cancel(for_user=True)
         except SessionClosedError:
             return False
         return True
@@ -208,7 +386,7 @@ class SessionCore:
     ) -> HandlerHandle:
         mailbox = self.mailbox
         with mailbox.lock:
-            if mailbox.state.phase is Phase.CLOSING or mailbox.state.end is not None:
+            if mailbox.state.is_closing:
                 raise mailbox.state.closed_error("cannot add a handler")
             handle = handlers.add(key, fn)
             if self.dispatcher is None:
@@ -234,6 +412,21 @@ class SessionCore:
         dispatcher = self.dispatcher
         return self.mailbox.dropped_events + (0 if dispatcher is None else dispatcher.dropped)
 
+    # Pulling -------------------------------------------------------------------------
+
+    def check_pull(self, what: str) -> None:
+        """Raise `UsageError` where pulling cannot work: a handler, or the buffer off."""
+        mailbox = self.mailbox
+        mailbox.check_can_block(what)
+        if not mailbox.buffer_max:
+            raise UsageError(
+                f"{what} reads the event buffer, which is off (max_buffered_events=0); "
+                "use handlers, or set max_buffered_events"
+            )
+
+    def next_event(self, deadline: Deadline, what: str) -> ServerEvent | None:
+        return self.mailbox.next_event(deadline, what)
+
     # Lifecycle ---------------------------------------------------------------------
 
     def wait_ready(self, deadline: Deadline, limit: float | None) -> None:
@@ -258,8 +451,6 @@ class SessionCore:
 
     def abort(self) -> None:
         """Drop the connection at once (a failed connect) and let the reader go."""
-        with self._close_lock:
-            self._close_started = True
         self.mailbox.closing()
         self.connection.abort()
         reader = self.connection.reader
@@ -269,9 +460,7 @@ class SessionCore:
 
     def close(self, *, wait: bool = True) -> None:
         """Close the connection and stop the threads; idempotent, any thread."""
-        with self._close_lock:
-            first = not self._close_started
-            self._close_started = True
+        first = self.mailbox.closing()
         dispatcher = self.dispatcher
         in_handler = dispatcher is not None and threading.current_thread() is dispatcher.thread
         if not first:
@@ -281,7 +470,6 @@ class SessionCore:
                 # thread; a later close() from outside finishes that job.
                 self._join_handlers()
             return
-        self.mailbox.closing()
         self.connection.close(self.config.close_timeout, wait=wait)
         dispatcher = self.dispatcher
         if dispatcher is not None:
@@ -316,3 +504,8 @@ class SessionCore:
         if any(p is None for p in parts):
             return None
         return sum(p for p in parts if p is not None) + 5.0
+
+
+def _simple_frame(event_id: str, wire_type: str) -> str:
+    """A client event with no fields beyond its id and type (ids and types need no escaping)."""
+    return f'{{"event_id":"{event_id}","type":"{wire_type}"}}'

@@ -79,6 +79,7 @@ class Mailbox:
         the `Effects` to carry out. ``size`` is the message's size on the
         wire, counted against ``max_buffered_bytes``.
         """
+        full: tuple[int, int] | None = None
         with self.lock:
             effects = self.state.receive(event, at)
             if effects is DROP:
@@ -93,9 +94,11 @@ class Mailbox:
                 if len(buffer) > self.buffer_max or (
                     self.bytes_max is not None and self.buffered_bytes > self.bytes_max
                 ):
-                    self._drop_oldest_locked()
+                    full = self._drop_oldest_locked()
             if self._waiting:
                 self._changed.notify_all()
+        if full is not None:
+            self._warn_drop(*full)  # logged outside the lock: a handler may be slow
         return effects
 
     def interrupt(self) -> tuple[str | None, bool, int]:
@@ -111,8 +114,12 @@ class Mailbox:
             self._changed.notify_all()
         return response_id, cancel, removed
 
-    def _drop_oldest_locked(self) -> None:
-        """Drop the oldest events until both bounds hold again (the newest always stays)."""
+    def _drop_oldest_locked(self) -> tuple[int, int] | None:
+        """Drop the oldest events until both bounds hold again (the newest always stays).
+
+        Returns the buffer's events and bytes when this is the first drop, for
+        the caller to warn about once the lock is released; else None.
+        """
         assert self.lock.locked()
         buffer, sizes, bytes_max = self.buffer, self._sizes, self.bytes_max
         dropped = 0
@@ -125,7 +132,9 @@ class Mailbox:
             dropped += 1
         self.dropped_events += dropped
         if dropped and not self._warned_drop:
-            self._warn_drop_locked()
+            self._warned_drop = True
+            return len(buffer), self.buffered_bytes
+        return None
 
     def _pop_locked(self) -> ServerEvent:
         """The oldest buffered event, taken out (the buffer is not empty)."""
@@ -154,24 +163,24 @@ class Mailbox:
             self.state.dropped_audio += removed
         return removed
 
-    def _warn_drop_locked(self) -> None:
-        assert self.lock.locked()
-        self._warned_drop = True
+    def _warn_drop(self, events: int, size: int) -> None:
+        """Say once that the buffer overflowed; called without the lock (a log
+        handler may block, and must never hold up the reader or the waiters)."""
         if self._pulled:
             logger.warning(
                 "event buffer full (%d events, %d bytes): dropping the oldest; read events "
                 "faster, raise max_buffered_events (or max_buffered_bytes), or set it to 0 "
                 "if you only use handlers (session.dropped_events counts them)",
-                len(self.buffer),
-                self.buffered_bytes,
+                events,
+                size,
             )
         else:
             # Nobody has pulled: a program that uses only handlers or response
             # handles is not doing anything wrong, and memory stays bounded.
             logger.debug(
                 "event buffer full (%d events, %d bytes) and never read: keeping the newest only",
-                len(self.buffer),
-                self.buffered_bytes,
+                events,
+                size,
             )
 
     def ended(self, code: int, reason: str, error: TransportError | None) -> End:
@@ -181,10 +190,12 @@ class Mailbox:
             self._changed.notify_all()
         return end
 
-    def closing(self) -> None:
+    def closing(self) -> bool:
+        """close() started; True for the first call (see `SessionState.closing`)."""
         with self.lock:
-            self.state.closing()
+            first = self.state.closing()
             self._changed.notify_all()
+        return first
 
     # Fed by the dispatcher -------------------------------------------------------
 

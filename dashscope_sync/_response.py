@@ -167,6 +167,14 @@ class Response:
         self._track = track
         self.event_id = track.event_id
 
+    def __del__(self) -> None:
+        # Only a signal, as finalizers must be (no lock, nothing sent): the
+        # session stops keeping this response's text and audio. Which
+        # response the handle was paired with does not change.
+        track = getattr(self, "_track", None)
+        if track is not None:
+            track.unwatched = True
+
     @property
     def id(self) -> str | None:
         """The server's id of the response, once ``response.created`` arrived."""

@@ -18,7 +18,6 @@ closed and warned about even when a handler's closure refers to it.
 from __future__ import annotations
 
 import logging
-import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
@@ -26,10 +25,10 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, overload
 
 from ._attach import Attachment, MicrophoneLike, SpeakerLike
 from ._config import NOT_GIVEN, NotGiven, RealtimeConfig, SessionUpdate, check_modalities
-from ._constants import OUTPUT_SAMPLE_RATE, Modality
+from ._constants import Modality
 from ._core import SessionCore
 from ._deadline import Deadline, check_timeout
-from ._dialects import check_late_update, encode_session, family_for
+from ._dialects import encode_session, family_for
 from ._dispatch import UNKNOWN_KEY, HandlerHandle, Handlers
 from ._errors import (
     APIError,
@@ -54,11 +53,10 @@ from ._events import (
 )
 from ._families import FinishRule, ModelFamily, finish_rule
 from ._inputs import image_buffer, pcm16_buffer
-from ._mailbox import Mailbox
-from ._protocol import dumps, encode_audio_append, encode_image_append
+from ._protocol import dumps, encode_image_append
 from ._resample import resampler_for
 from ._response import Interruption, Response, ResponseResult
-from ._state import Phase, RequestKind
+from ._state import RequestKind
 
 if TYPE_CHECKING:
     # Type-checking only (typeshed has it for every Python): any object with
@@ -135,22 +133,18 @@ class RealtimeSession:
         # The handler registry. Only this object holds it strongly (the
         # handler thread holds it weakly): see the module docstring.
         self._handlers = Handlers()
-        # For the family rules on late updates (Qwen-Audio): has a
-        # session.update gone out, has audio?
-        self._updated = False
-        self._audio_sent = False
 
     # State ---------------------------------------------------------------------
 
     @property
     def id(self) -> str:
         """The server's session id, from ``session.created``."""
-        return self._core.mailbox.state.session_id
+        return self._core.session_id
 
     @property
     def info(self) -> SessionInfo:
         """The effective configuration: from ``session.created``, then each ``session.updated``."""
-        info = self._core.mailbox.state.info
+        info = self._core.info
         assert info is not None  # connect() returns only after session.created
         return info
 
@@ -167,18 +161,18 @@ class RealtimeSession:
     @property
     def closed(self) -> bool:
         """True once the connection has ended or `close` has been called."""
-        return self._core.mailbox.state.phase in (Phase.CLOSING, Phase.CLOSED)
+        return self._core.is_closing
 
     @property
     def close_code(self) -> int | None:
         """The WebSocket close code once the connection has ended (1006: lost)."""
-        end = self._core.mailbox.state.end
+        end = self._core.end
         return None if end is None else end.code
 
     @property
     def close_reason(self) -> str | None:
         """The close reason once the connection has ended."""
-        end = self._core.mailbox.state.end
+        end = self._core.end
         return None if end is None else end.reason
 
     @property
@@ -193,7 +187,7 @@ class RealtimeSession:
         state = "closed" if self.closed else "open"
         return (
             f"<RealtimeSession id={self.id!r} model={self.config.model!r} {state} "
-            f"buffered={len(self._core.mailbox.buffer)}>"
+            f"buffered={self._core.buffered}>"
         )
 
     # Sending -------------------------------------------------------------------
@@ -244,13 +238,9 @@ class RealtimeSession:
             UsageError: ``wait=True`` from inside a handler.
             HandlerError: A handler failed earlier (raised first).
         """
+        core = self._core
         if isinstance(update, SessionUpdate):
-            warning = check_late_update(
-                update,
-                self.family,
-                updated_before=self._updated,
-                audio_sent=self._audio_sent,
-            )
+            warning = core.late_update_warning(update)
             session = encode_session(update, self.family, self.config.model)
             if warning is not None:
                 logger.warning("%s", warning)
@@ -258,18 +248,14 @@ class RealtimeSession:
             session = dict(update)
         else:
             raise ConfigError(f"update must be a SessionUpdate or a dict, got {update!r}")
-        core = self._core
         limit = self._timeout(timeout)
         if wait:
             core.check_can_block("update_session(wait=True)")
-        event_id = core.ids.next()
-        text = self._dumps({"event_id": event_id, "type": "session.update", "session": session})
+        event_id, text = self._event_text("session.update", {"session": session})
         # Registered even without waiting, before sending (no race): answers
         # pair with requests in order, and an accepted update is replayed by
         # reconnect().
-        request = core.register(RequestKind.UPDATE, event_id, session)
-        core.send_request(request, text, "session.update")
-        self._updated = True
+        request = core.request(RequestKind.UPDATE, event_id, text, "session.update", session)
         if not wait:
             return None
         result = core.await_request(request, limit, "update_session()")
@@ -301,10 +287,7 @@ class RealtimeSession:
         return self._append_audio(data)
 
     def _append_audio(self, data: bytes | memoryview) -> str:
-        self._audio_sent = True  # read by Qwen-Audio's update timing rules
-        event_id = self._core.ids.next()
-        self._core.send(encode_audio_append(event_id, data), "input_audio_buffer.append")
-        return event_id
+        return self._core.send_audio(data)
 
     def commit_audio(self) -> str:
         """Commit the input buffer as a user turn (``input_audio_buffer.commit``).
@@ -372,26 +355,12 @@ class RealtimeSession:
         """
         self._check_creates_responses()
         fields = self._response_fields(instructions, modalities)
-        followed = self._follow_function_answer(fields)
+        # Under server VAD the server answers a function output by itself:
+        # follow that answer instead of racing it with a second response.create.
+        followed = self._core.follow_function_answer(bool(fields))
         if followed is not None:
             return followed
         return self._create_response(fields)
-
-    def _follow_function_answer(self, fields: dict[str, Any]) -> Response | None:
-        """Under server VAD the server answers a function output by itself: follow
-        that answer instead of racing it with a second ``response.create``."""
-        core = self._core
-        with core.mailbox.lock:
-            state = core.mailbox.state
-            if not state.answer_due:
-                return None
-            if fields:
-                raise UsageError(
-                    "instructions/modalities need manual mode: under server VAD the server "
-                    "answers a function output by itself"
-                )
-            track = state.follow_next_response(time.monotonic())
-        return Response(core, track)
 
     def _check_creates_responses(self) -> None:
         if self.family in (ModelFamily.LIVETRANSLATE, ModelFamily.LIVETRANSLATE_V38):
@@ -404,12 +373,8 @@ class RealtimeSession:
     def _create_response(self, fields: dict[str, Any]) -> Response:
         """Register and send a checked ``response.create``; its handle."""
         core = self._core
-        event_id = core.ids.next()
-        text = self._dumps({"event_id": event_id, "type": "response.create", **fields})
-        with core.mailbox.lock:
-            track, request = core.mailbox.state.track_response(event_id, time.monotonic())
-        core.send_request(request, text, "response.create")
-        return Response(core, track)
+        event_id, text = self._event_text("response.create", fields)
+        return core.create_response(event_id, text)
 
     @staticmethod
     def _response_fields(
@@ -430,11 +395,10 @@ class RealtimeSession:
 
         Register it before the audio that will trigger the response; it is
         adopted by the next ``response.created`` that answers no request of yours.
+        Handles take those responses in the order they were asked for; one you
+        drop keeps its place (it only stops collecting text and audio).
         """
-        core = self._core
-        with core.mailbox.lock:
-            track = core.mailbox.state.follow_next_response(time.monotonic())
-        return Response(core, track)
+        return self._core.follow_next_response()
 
     def respond(
         self,
@@ -478,7 +442,7 @@ class RealtimeSession:
         if audio is None and text is None and image is None:
             # After send_function_output under server VAD the server answers by
             # itself: respond() with no input waits for that answer.
-            followed = self._follow_function_answer(self._response_fields(instructions, None))
+            followed = core.follow_function_answer(bool(self._response_fields(instructions, None)))
             if followed is not None:
                 return followed.wait(check_timeout(timeout))
             raise ConfigError("respond() needs audio, text or an image")
@@ -489,18 +453,11 @@ class RealtimeSession:
         if text is not None:
             _check_text(text)
         fields = self._response_fields(instructions, None)
-        detection = self.info.turn_detection
-        server_creates = (
-            pcm is not None
-            and detection is not None
-            and detection.get("create_response", True) is not False
-        )
         translating = self.family in (ModelFamily.LIVETRANSLATE, ModelFamily.LIVETRANSLATE_V38)
-        if translating:
+        if translating and pcm is None:
             # LiveTranslate answers the audio by itself, with no response.create.
-            if pcm is None:
-                raise ConfigError(f"respond() on {self.family!r} needs audio to translate")
-            server_creates = True
+            raise ConfigError(f"respond() on {self.family!r} needs audio to translate")
+        server_creates = core.server_creates_response(pcm is not None)
         if server_creates and instructions is not None:
             raise UsageError(
                 "instructions= needs manual mode: under server VAD the server creates the "
@@ -540,15 +497,12 @@ class RealtimeSession:
             seconds of it the listener heard, from the attached speaker.
         """
         core = self._core
-        response_id, send_cancel, _ = core.mailbox.interrupt()
+        response_id, send_cancel = core.interrupt()
         playing, heard = core.stop_output(response_id)
         cancelled = False
         if send_cancel and cancel:
             try:
-                core.send_frame(
-                    f'{{"event_id":"{core.ids.next()}","type":"response.cancel"}}',
-                    "response.cancel",
-                )
+                core.send_cancel()
                 cancelled = True
             except SessionClosedError:
                 pass
@@ -599,15 +553,9 @@ class RealtimeSession:
             from ._echo import EchoCanceller
 
             canceller = EchoCanceller(speaker.rate)
-        state = core.mailbox.state
-
-        def output_rate() -> int:
-            # Through the state, not the session: the attachment must not
-            # keep the session alive (it is collected when dropped).
-            info = state.info
-            rate = None if info is None else info.output_sample_rate
-            return rate or OUTPUT_SAMPLE_RATE
-
+        # Not through the session: the attachment must not keep the session
+        # alive (it is collected when dropped).
+        output_rate = core.output_rate_reader()
         if speaker is not None:
             resampler_for(output_rate(), speaker.rate)  # no soxr: refused now, not mid-reply
         attachment = Attachment(speaker, microphone, output_rate)
@@ -618,8 +566,7 @@ class RealtimeSession:
                 self.on(ResponseAudioDone, attachment.on_audio_done),
             ]
         core.output = attachment
-        with core.mailbox.lock:
-            core.mailbox.state.barge_in = bool(barge_in)
+        core.set_barge_in(bool(barge_in))
         if canceller is not None:
             assert speaker is not None
             speaker.set_tap(canceller.far)
@@ -634,8 +581,7 @@ class RealtimeSession:
         """Undo `attach`: stop the microphone's stream, stop feeding the speaker; idempotent."""
         core = self._core
         attachment, core.output = core.output, None
-        with core.mailbox.lock:
-            core.mailbox.state.barge_in = False
+        core.set_barge_in(False)
         if isinstance(attachment, Attachment):
             attachment.detach()
 
@@ -643,7 +589,7 @@ class RealtimeSession:
     def dropped_audio(self) -> int:
         """Audio frames of interrupted responses dropped: late ones, and unread ones
         removed from the pull buffer (see `interrupt`)."""
-        return self._core.mailbox.state.dropped_audio
+        return self._core.dropped_audio
 
     # Conversation items ----------------------------------------------------------
 
@@ -677,7 +623,10 @@ class RealtimeSession:
         output by itself, with no ``response.create``: get that answer with
         ``create_response()`` or `next_response` (either follows it, even if it
         started already, instead of sending a second request that would race
-        it). In manual mode, `create_response` asks for the answer as usual.
+        it). If the server refuses the output (an ``error`` naming it), no
+        answer is due: a handle following it raises that `APIError`, and the
+        next `create_response` sends ``response.create``. In manual mode,
+        `create_response` asks for the answer as usual.
 
         Args:
             call_id: The ``call_id`` of the function call.
@@ -697,17 +646,9 @@ class RealtimeSession:
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"output is not JSON-serialisable: {exc}") from exc
         item = {"type": "function_call_output", "call_id": call_id, "output": output}
-        mailbox = self._core.mailbox
-        # Booked before sending, so the server's answer cannot arrive first.
-        with mailbox.lock:
-            due = mailbox.state.function_output_sent()
-        try:
-            return self._send_event("conversation.item.create", {"item": item})
-        except BaseException:
-            if due:
-                with mailbox.lock:
-                    mailbox.state.function_output_unsent()
-            raise
+        event_id, text = self._event_text("conversation.item.create", {"item": item})
+        self._core.send_function_output(event_id, text)
+        return event_id
 
     def retrieve_item(
         self, item_id: str, *, timeout: float | NotGiven | None = NOT_GIVEN
@@ -754,15 +695,13 @@ class RealtimeSession:
         core = self._core
         limit = self._timeout(timeout)
         core.check_can_block(f"{wire_type}")
-        event_id = core.ids.next()
-        text = self._dumps({"event_id": event_id, "type": wire_type, "item_id": item_id})
-        request = core.register(kind, event_id, {"item_id": item_id})
-        core.send_request(request, text, wire_type)
+        event_id, text = self._event_text(wire_type, {"item_id": item_id})
+        request = core.request(kind, event_id, text, wire_type, {"item_id": item_id})
         return core.await_request(request, limit, f"{wire_type}({item_id!r})")
 
     def cancel_response(self) -> str:
         """Cancel the running response (``response.cancel``); the server errors if none runs."""
-        return self._core.send_simple("response.cancel")
+        return self._core.send_cancel(for_user=True)
 
     def finish_session(
         self, *, timeout: float | NotGiven | None = NOT_GIVEN
@@ -803,10 +742,7 @@ class RealtimeSession:
             core.send_simple("session.finish")
             return None
         core.check_can_block("finish_session()")
-        event_id = core.ids.next()
-        request = core.register(RequestKind.FINISH, event_id)
-        text = dumps({"event_id": event_id, "type": "session.finish"})
-        core.send_request(request, text, "session.finish")
+        request = core.finish_session()
         try:
             result = core.await_request(request, limit, "finish_session()")
         except APIError as exc:
@@ -840,9 +776,15 @@ class RealtimeSession:
         return self._core.send_simple(wire_type)
 
     def _send_event(self, wire_type: str, fields: Mapping[str, Any]) -> str:
-        event_id = self._core.ids.next()
-        self._core.send(self._dumps({"event_id": event_id, "type": wire_type, **fields}), wire_type)
+        event_id, text = self._event_text(wire_type, fields)
+        self._core.send(text, wire_type)
         return event_id
+
+    def _event_text(self, wire_type: str, fields: Mapping[str, Any]) -> tuple[str, str]:
+        """A new event id and the client event's JSON text: every frame with fields
+        is built here (the audio and image appends and the id-only frames aside)."""
+        event_id = self._core.ids.next()
+        return event_id, self._dumps({"event_id": event_id, "type": wire_type, **fields})
 
     @staticmethod
     def _dumps(payload: Mapping[str, Any]) -> str:
@@ -922,8 +864,8 @@ class RealtimeSession:
             HandlerError: A handler failed.
             UsageError: Called from a handler, or the buffer is off.
         """
-        mailbox = self._check_pull("recv()")
-        return mailbox.next_event(Deadline(check_timeout(timeout)), "recv()")
+        self._core.check_pull("recv()")
+        return self._core.next_event(Deadline(check_timeout(timeout)), "recv()")
 
     def events(self, timeout: float | None = None) -> Iterator[ServerEvent]:
         """Iterate over events until the session closes cleanly.
@@ -935,12 +877,12 @@ class RealtimeSession:
         Raises:
             The same as `recv`.
         """
-        mailbox = self._check_pull("events()")
-        return self._iterate(mailbox, check_timeout(timeout))
+        self._core.check_pull("events()")
+        return self._iterate(self._core, check_timeout(timeout))
 
     @staticmethod
-    def _iterate(mailbox: Mailbox, timeout: float | None) -> Iterator[ServerEvent]:
-        while (event := mailbox.next_event(Deadline(timeout), "events()")) is not None:
+    def _iterate(core: SessionCore, timeout: float | None) -> Iterator[ServerEvent]:
+        while (event := core.next_event(Deadline(timeout), "events()")) is not None:
             yield event
 
     def __iter__(self) -> Iterator[ServerEvent]:
@@ -973,10 +915,11 @@ class RealtimeSession:
         """
         key = _handler_key(event_type)
         what = f"wait_for({key if key != UNKNOWN_KEY else 'UnknownEvent'})"
-        mailbox = self._check_pull(what)
+        core = self._core
+        core.check_pull(what)
         deadline = Deadline(check_timeout(timeout))
         while True:
-            event = mailbox.next_event(deadline, what)
+            event = core.next_event(deadline, what)
             if event is None:
                 raise SessionClosedError(
                     f"{what}: the session closed first",
@@ -985,16 +928,6 @@ class RealtimeSession:
                 )
             if _matches(key, event):
                 return event
-
-    def _check_pull(self, what: str) -> Mailbox:
-        mailbox = self._core.mailbox
-        mailbox.check_can_block(what)
-        if not mailbox.buffer_max:
-            raise UsageError(
-                f"{what} reads the event buffer, which is off (max_buffered_events=0); "
-                "use handlers, or set max_buffered_events"
-            )
-        return mailbox
 
     # Lifecycle ----------------------------------------------------------------------
 
@@ -1022,7 +955,7 @@ class RealtimeSession:
     ) -> None:
         self.close()
         if exc_type is None:
-            self._core.mailbox.raise_handler_error()
+            self._core.raise_handler_error()
 
     def reconnect(
         self, *, timeout: float | NotGiven | None = NOT_GIVEN, restore: bool = True
@@ -1030,8 +963,10 @@ class RealtimeSession:
         """Open a new server session like this one, after a drop or the session cap.
 
         Realtime state lives on the server, so nothing is resent blindly: the
-        new session gets the configuration this one sent with
-        `update_session` (all fields, merged; skip with ``restore=False``), but
+        new session gets the configuration the server accepted from
+        `update_session` (all fields, merged deeply: a nested voice from one
+        update and a nested format from a later one are both kept; skip with
+        ``restore=False``), but
         not the conversation, pending audio or handlers. This session is
         closed if it was not already. Register handlers on the new session.
 
@@ -1054,7 +989,7 @@ class RealtimeSession:
             timeout = check_timeout(timeout)
         self.close()
         # Only what the server accepted: a field it refused is not replayed.
-        restored = core.mailbox.peek(lambda: dict(core.mailbox.state.accepted))
+        restored = core.accepted_config()
         deadline = Deadline(None if isinstance(timeout, NotGiven) else timeout)
         fresh = self._reopen(timeout)
         try:

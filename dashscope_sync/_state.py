@@ -20,12 +20,16 @@ What it owns:
 - the configuration the server accepted, for a reconnect to replay;
 - the end state (close code, reason, error).
 
-Pairing rules (by identity, never by position, where the wire allows it):
+Pairing rules (by identity, never by position, where the wire allows it). They
+never depend on whether a caller still holds a handle (no weak references, so
+no garbage-collection timing): a dropped handle keeps its place, and only stops
+collecting text and audio (`ResponseTrack.unwatched`).
 
 1. An ``error`` whose ``error.event_id`` names a waiting request fails that
    request only. One naming a request that was already paired with a
    ``response.created`` takes that pairing back (the server refused the request;
-   the response was someone else's).
+   the response was someone else's): the response goes to the next unanswered
+   ``response.create`` (the request that asked for it), else to a follower.
 2. An ``error`` naming no request fails one only when its ``param`` or ``code``
    says which kind it concerns: ``session.*`` the oldest waiting
    ``session.update``; ``response.*`` or
@@ -41,23 +45,30 @@ Pairing rules (by identity, never by position, where the wire allows it):
 5. Under server VAD with automatic responses the server answers a function
    output by itself: after `SessionState.function_output_sent` the next
    ``response.created`` is the server's own, and when nobody follows it yet it
-   is kept for the next `SessionState.follow_next_response` (one at most).
+   is kept for the next `SessionState.follow_next_response` (one at most). An
+   ``error`` naming that output (or naming nothing, with an ``item.*``
+   ``param``) means the server refused it: no answer is due any more, and the
+   handles following that answer fail with the error.
 6. ``conversation.item.retrieved``/``.deleted`` answer the oldest request of
    their kind for the same item id.
 
 Family rules kept here: with ``server_error_ends`` (Qwen-Audio) a
 ``server_error`` ends the session with that `APIError`; LiveTranslate's
-``text``/``stash`` events feed a response's confirmed text.
+``text``/``stash`` events feed a response's confirmed text, and it starts every
+response itself; Qwen-Audio's rules on a late ``session.update``
+(`SessionState.late_update_warning`).
 """
 
 from __future__ import annotations
 
 import collections
+import copy
 import enum
-import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from ._config import SessionUpdate
+from ._dialects import check_late_update
 from ._errors import (
     ActiveResponseError,
     APIError,
@@ -86,6 +97,7 @@ from ._events import (
     SessionInfo,
     SessionUpdated,
 )
+from ._families import ModelFamily
 
 __all__ = [
     "CLOSE_NORMAL",
@@ -155,8 +167,8 @@ class Request:
         # For session.update: the fields sent, kept so that an accepted
         # update can be replayed by a reconnect.
         self.payload = payload
-        # Weak: a response handle the caller dropped must not keep collecting.
-        self.track = None if track is None else weakref.ref(track)
+        # The track of a response.create, kept whether or not its handle is.
+        self.track = track
         self.answer: ServerEvent | None = None
         self.error: DashScopeError | None = None
 
@@ -172,7 +184,6 @@ class ResponseTrack:
     """
 
     __slots__ = (
-        "__weakref__",
         "_confirmed",
         "audio",
         "cancel_sent",
@@ -188,6 +199,7 @@ class ResponseTrack:
         "sample_rate",
         "status",
         "text",
+        "unwatched",
     )
 
     def __init__(self, event_id: str | None, requested_at: float) -> None:
@@ -209,6 +221,10 @@ class ResponseTrack:
         # Characters of confirmed text taken from `text`/`stash` events
         # (LiveTranslate); None while the response streams plain deltas.
         self._confirmed: int | None = None
+        # Set (once, by the handle's finalizer: a plain store, no lock) when
+        # the caller dropped the handle: its text and audio are no longer
+        # kept. It never changes which response the track is paired with.
+        self.unwatched = False
 
     @property
     def finished(self) -> bool:
@@ -270,7 +286,7 @@ class ResponseTrack:
 class Effects:
     """What the caller must do after an input: send these frames, stop the sound."""
 
-    __slots__ = ("cancel", "cancel_interrupted", "interrupted")
+    __slots__ = ("cancel", "cancel_interrupted", "close", "interrupted")
 
     def __init__(self) -> None:
         # Responses whose cancel was asked for before response.created: send
@@ -280,6 +296,8 @@ class Effects:
         self.interrupted: str | None = None
         # ... and send response.cancel for it (the server will not cancel it itself).
         self.cancel_interrupted = False
+        # The state ended the session (a family's server_error): close the socket.
+        self.close = False
 
 
 #: What `SessionState.receive` returns for an event that must go nowhere: a
@@ -346,6 +364,21 @@ def _auto_responds(info: SessionInfo | None) -> bool:
     return detection is not None and detection.get("create_response", True) is not False
 
 
+def _merge(into: dict[str, Any], update: Mapping[str, Any]) -> None:
+    """Merge an accepted ``session.update`` into what was accepted before, deeply:
+    objects merge key by key; anything else (a list, None, a value) replaces."""
+    for key, value in update.items():
+        old = into.get(key)
+        if isinstance(value, Mapping) and isinstance(old, dict):
+            _merge(old, value)
+        else:
+            into[key] = copy.deepcopy(value)
+
+
+#: The families that start every response themselves, with no response.create.
+_TRANSLATING: Final = frozenset({ModelFamily.LIVETRANSLATE, ModelFamily.LIVETRANSLATE_V38})
+
+
 class SessionState:
     """The session's books; see the module docstring.
 
@@ -355,24 +388,28 @@ class SessionState:
 
     def __init__(self) -> None:
         self.phase = Phase.CONNECTING
+        # close() was asked for (once): the first caller does the close work.
+        self._close_asked = False
         self.session_id = ""
         self.info: SessionInfo | None = None
         #: An error that came before session.created: connect() fails with it.
         self.early_error: ErrorEvent | None = None
         self.end: End | None = None
-        #: Every session field the server accepted (merged), for a reconnect.
+        #: Every session field the server accepted, merged deeply (a nested
+        #: ``audio.output.voice`` survives a later ``audio.output.format``),
+        #: for a reconnect.
         self.accepted: dict[str, Any] = {}
         # Requests waiting for an answer, in the order they were sent.
         self._pending: list[Request] = []
         # response.create requests paired with a response.created, by request
         # event id -> response id, until response.done: an error naming one
         # takes the pairing back (rule 1).
-        self._paired: dict[str, tuple[Request, str]] = {}
-        # Running responses someone follows: response id -> track (weak, so a
-        # dropped handle collects nothing).
-        self._running: dict[str, weakref.ref[ResponseTrack]] = {}
-        # Handles waiting for the next response the server starts by itself.
-        self._followers: collections.deque[weakref.ref[ResponseTrack]] = collections.deque()
+        self._paired: dict[str, tuple[Request, ResponseCreated]] = {}
+        # Running responses someone follows: response id -> track.
+        self._running: dict[str, ResponseTrack] = {}
+        # Tracks waiting for the next response the server starts by itself, in
+        # the order they were asked for.
+        self._followers: collections.deque[ResponseTrack] = collections.deque()
         # A server-VAD turn ended and its automatic response has not started.
         self._vad_turn_ended = False
         #: The response between its response.created and response.done, if any.
@@ -389,12 +426,24 @@ class SessionState:
         # A function output was sent under server VAD with automatic
         # responses: the server answers it by itself (no response.create).
         self._answer_due = False
+        # The event ids of those outputs, oldest first, until the answer
+        # starts: an error naming one means the server refused it.
+        self._outputs_due: list[str] = []
+        # Tracks following that answer (create_response() right after the
+        # output): they fail with the refusal, if it comes.
+        self._answer_followers: list[ResponseTrack] = []
         # That answer, started before anyone asked to follow it: kept (one at
         # most) for the next follow_next_response().
         self._unclaimed: ResponseTrack | None = None
         #: The family rule "a ``server_error`` ends the session" (Qwen-Audio),
         #: set once by the owner before any event arrives.
         self.server_error_ends = False
+        #: The model's wire family, for its rules; set once by the owner.
+        self.family: ModelFamily | None = None
+        #: For the family's rules on late updates (Qwen-Audio): has a
+        #: ``session.update`` gone out, has audio?
+        self.update_sent = False
+        self.audio_sent = False
         # The error event that ended the session under that rule.
         self._fatal: ErrorEvent | None = None
 
@@ -403,6 +452,31 @@ class SessionState:
     @property
     def can_send(self) -> bool:
         return self.phase is Phase.OPEN or self.phase is Phase.CONNECTING
+
+    @property
+    def is_closing(self) -> bool:
+        """close() started or the connection ended: nothing more is sent or awaited."""
+        return self.phase is Phase.CLOSING or self.phase is Phase.CLOSED
+
+    def accepted_config(self) -> dict[str, Any]:
+        """A copy of the configuration the server accepted, for a reconnect."""
+        return copy.deepcopy(self.accepted)
+
+    def late_update_warning(self, update: SessionUpdate) -> str | None:
+        """The family's rules on a ``session.update`` after others or after audio:
+        raises `ConfigError` for what it refuses; a warning for what it ignores."""
+        if self.family is None:
+            return None
+        return check_late_update(
+            update, self.family, updated_before=self.update_sent, audio_sent=self.audio_sent
+        )
+
+    def server_creates_response(self, audio: bool) -> bool:
+        """Does the server start the response to a turn by itself? LiveTranslate
+        always does; otherwise server VAD with automatic responses, for audio."""
+        if self.family in _TRANSLATING:
+            return True
+        return audio and _auto_responds(self.info)
 
     def request(
         self,
@@ -429,23 +503,50 @@ class SessionState:
         track = ResponseTrack(event_id, at)
         return track, self.request(RequestKind.RESPONSE, event_id, track=track)
 
-    def function_output_sent(self) -> bool:
-        """A ``function_call_output`` item is being sent: under server VAD with
-        automatic responses the server answers it by itself, so its next response
-        is its own. Returns True if this call made an answer due."""
-        if _auto_responds(self.info) and not self._answer_due:
-            self._answer_due = True
-            return True
-        return False
+    def function_output_sent(self, event_id: str = "") -> bool:
+        """A ``function_call_output`` item is being sent (``event_id``): under
+        server VAD with automatic responses the server answers it by itself, so
+        its next response is its own. Returns True if this call made an answer due."""
+        if not _auto_responds(self.info):
+            return False
+        self._outputs_due.append(event_id)
+        first = not self._answer_due
+        self._answer_due = True
+        return first
 
-    def function_output_unsent(self) -> None:
-        """The function output could not be sent: no answer will come."""
+    def function_output_unsent(self, event_id: str = "") -> None:
+        """The function output could not be sent: no answer will come for it."""
+        self._output_gone(event_id, None)
+
+    def _output_gone(self, event_id: str, error: APIError | None) -> None:
+        """A function output will get no answer (unsent, or refused with ``error``)."""
+        if event_id in self._outputs_due:
+            self._outputs_due.remove(event_id)
+        if self._outputs_due or not self._answer_due:
+            return  # another output is still answered (or the answer started)
         self._answer_due = False
+        followers, self._answer_followers = self._answer_followers, []
+        for track in followers:
+            if track in self._followers:
+                self._followers.remove(track)
+            if error is not None:
+                track.fail(error)
 
     @property
     def answer_due(self) -> bool:
         """Will (or did) the server answer a function output by itself, unfollowed yet?"""
         return self._answer_due or self._unclaimed is not None
+
+    def follow_function_answer(self, at: float) -> ResponseTrack | None:
+        """A track for the server's own answer to a function output, if one is due
+        (see `follow_next_response`); failed if the server refuses the output."""
+        if not self.answer_due:
+            return None
+        pending = self._answer_due
+        track = self.follow_next_response(at)
+        if pending:
+            self._answer_followers.append(track)
+        return track
 
     def follow_next_response(self, at: float) -> ResponseTrack:
         """A track for the next response the server starts by itself (server VAD).
@@ -460,7 +561,7 @@ class SessionState:
         if self.end is not None:
             track.fail(self._closed_error("the session ended before the response started"))
         else:
-            self._followers.append(weakref.ref(track))
+            self._followers.append(track)
         return track
 
     def cancel(self, track: ResponseTrack) -> bool | None:
@@ -487,8 +588,7 @@ class SessionState:
             return None, False
         first = rid not in self._interrupted
         self._interrupted.setdefault(rid, 0)
-        ref = self._running.get(rid)
-        track = None if ref is None else ref()
+        track = self._running.get(rid)
         if track is not None:
             # A later Response.cancel() has nothing left to do.
             already = track.cancel_sent
@@ -504,10 +604,14 @@ class SessionState:
         """Audio frames of an interrupted response dropped so far (0 once it is done)."""
         return self._interrupted.get(response_id, 0)
 
-    def closing(self) -> None:
-        """close() started: nothing more is sent."""
+    def closing(self) -> bool:
+        """close() started: nothing more is sent. True for the first call only
+        (that caller does the close work; the others wait for it)."""
+        first = not self._close_asked
+        self._close_asked = True
         if self.phase is not Phase.CLOSED:
             self.phase = Phase.CLOSING
+        return first
 
     # Events ----------------------------------------------------------------------
 
@@ -530,14 +634,12 @@ class SessionState:
         if running:
             kind = type(event)
             if kind in _FED:
-                ref = running.get(event.response_id)  # type: ignore[attr-defined]
-                track = None if ref is None else ref()
-                if track is not None:
+                track = running.get(event.response_id)  # type: ignore[attr-defined]
+                if track is not None and not track.unwatched:
                     track._feed(event, at)
             elif kind is ResponseDone:
                 assert isinstance(event, ResponseDone)
-                ref = running.pop(event.response.id, None)
-                track = None if ref is None else ref()
+                track = running.pop(event.response.id, None)
                 if track is not None:
                     track._feed(event, at)
         return effects
@@ -552,7 +654,7 @@ class SessionState:
         self.info = event.session
         request = self._answer(RequestKind.UPDATE, event)
         if request is not None and request.payload:
-            self.accepted.update(request.payload)
+            _merge(self.accepted, request.payload)
 
     def _on_session_finished(self, event: SessionFinished, at: float) -> None:
         self._answer(RequestKind.FINISH, event)
@@ -602,6 +704,9 @@ class SessionState:
         server_own = self._vad_turn_ended or answer_due
         self._vad_turn_ended = self._answer_due = False
         self._unclaimed = None
+        if answer_due:
+            self._outputs_due.clear()
+            self._answer_followers.clear()
         if server_own:
             track = self._next_follower()
             if track is None and answer_due:
@@ -612,8 +717,8 @@ class SessionState:
         if track is None:
             request = self._answer(RequestKind.RESPONSE, event)
             if request is not None:
-                self._paired[request.event_id] = (request, event.response.id)
-                track = None if request.track is None else request.track()
+                self._paired[request.event_id] = (request, event)
+                track = request.track
             elif not server_own:
                 track = self._next_follower()
         if track is None:
@@ -624,7 +729,7 @@ class SessionState:
         track._start(event)
         if self.info is not None:
             track.sample_rate = self.info.output_sample_rate
-        self._running[event.response.id] = weakref.ref(track)
+        self._running[event.response.id] = track
         if track.cancel_wanted and not track.cancel_sent:
             track.cancel_sent = True
             effects = Effects()
@@ -639,10 +744,10 @@ class SessionState:
         if self._interrupted:
             self._interrupted.pop(done_id, None)
         if self._paired:
-            for key in [k for k, (_, rid) in self._paired.items() if rid == done_id]:
+            for key in [k for k, (_, c) in self._paired.items() if c.response.id == done_id]:
                 del self._paired[key]
 
-    def _on_error(self, event: ErrorEvent, at: float) -> None:
+    def _on_error(self, event: ErrorEvent, at: float) -> Effects | None:
         if self.phase is Phase.CONNECTING and self.early_error is None:
             self.early_error = event
         if self.server_error_ends and event.error.type == "server_error" and self.end is None:
@@ -652,14 +757,19 @@ class SessionState:
             self._fatal = event
             error = APIError.from_event(event)
             self._finish(End(_CLOSE_SERVER_ERROR, error.message, error))
-            return
+            effects = Effects()
+            effects.close = True
+            return effects
         named = event.error.event_id
+        if self._outputs_due:
+            refused = self._refused_output(event)
+            if refused is not None:
+                self._output_gone(refused, APIError.from_event(event))
         target: Request | None = None
         if named:
             target = next((r for r in self._pending if r.event_id == named), None)
             if target is None and named in self._paired:
-                self._unpair(named, event)
-                return
+                return self._unpair(named, event)
         else:
             kind = _error_kind(event)
             if kind is not None:
@@ -667,36 +777,55 @@ class SessionState:
         if target is not None:
             self._pending.remove(target)
             target.error = _request_error(target.kind, event)
-            track = None if target.track is None else target.track()
-            if track is not None:
-                track.fail(target.error)
+            if target.track is not None:
+                target.track.fail(target.error)
         elif event.error.type == "server_error" and not named:
             # A server error during a response may mean it never finishes:
             # fail the running responses rather than leave them hanging.
-            for ref in self._running.values():
-                track = ref()
-                if track is not None:
-                    track.fail(APIError.from_event(event))
+            for track in self._running.values():
+                track.fail(APIError.from_event(event))
             self._running.clear()
+        return None
 
-    def _unpair(self, event_id: str, event: ErrorEvent) -> None:
+    def _refused_output(self, event: ErrorEvent) -> str | None:
+        """The function output (awaiting its answer) an error refuses: the one it
+        names; when it names none, the oldest, if its ``param`` is the item's."""
+        named = event.error.event_id
+        if named:
+            return named if named in self._outputs_due else None
+        param = event.error.param or ""
+        if param == "item" or param.startswith("item."):
+            return self._outputs_due[0]
+        return None
+
+    def _unpair(self, event_id: str, event: ErrorEvent) -> Effects | None:
         """The server refused a request already paired with a response.created:
-        that response was not its answer (rule 1); give it to a follower."""
-        request, response_id = self._paired.pop(event_id)
+        that response was not its answer (rule 1). It goes where it would have
+        gone without the refused request: to the next ``response.create`` still
+        waiting (the request that asked for it), else to a follower."""
+        request, created = self._paired.pop(event_id)
         request.answer = None
         request.error = APIError.from_event(event)
-        ref = self._running.pop(response_id, None)
-        wrong = None if ref is None else ref()
+        response_id = created.response.id
+        wrong = self._running.pop(response_id, None)
         if wrong is None:
-            wrong = None if request.track is None else request.track()
-        follower = self._next_follower()
-        if follower is not None and wrong is not None:
-            follower._take_over(wrong)
-            self._running[response_id] = weakref.ref(follower)
+            wrong = request.track
+        heir = self._answer(RequestKind.RESPONSE, created)
+        if heir is not None:
+            self._paired[heir.event_id] = (heir, created)
+            owner = heir.track
+        else:
+            owner = self._next_follower()
+        effects = None
+        if owner is not None:
+            if wrong is not None:
+                owner._take_over(wrong)
+            effects = self._start(owner, created)
         if wrong is not None:
             wrong.id = wrong.status = None
             wrong.text, wrong.audio = [], []
             wrong.fail(request.error)
+        return effects
 
     def _answer(self, kind: RequestKind, event: ServerEvent) -> Request | None:
         for request in self._pending:
@@ -707,11 +836,7 @@ class SessionState:
         return None
 
     def _next_follower(self) -> ResponseTrack | None:
-        while self._followers:
-            track = self._followers.popleft()()
-            if track is not None:
-                return track
-        return None
+        return self._followers.popleft() if self._followers else None
 
     # The end ---------------------------------------------------------------------
 
@@ -742,15 +867,12 @@ class SessionState:
         failure = self._closed_error("the session ended before the answer came")
         for request in self._pending:
             request.error = failure
-            track = None if request.track is None else request.track()
-            if track is not None:
-                track.fail(failure)
+            if request.track is not None:
+                request.track.fail(failure)
         self._pending.clear()
         ended = self._closed_error("the session ended before the response finished")
-        for ref in [*self._running.values(), *self._followers]:
-            track = ref()
-            if track is not None:
-                track.fail(ended)
+        for track in [*self._running.values(), *self._followers]:
+            track.fail(ended)
         self._running.clear()
         self._followers.clear()
         self._paired.clear()
@@ -790,8 +912,8 @@ class SessionState:
 
     @property
     def running(self) -> int:
-        """How many running responses are followed by a live handle."""
-        return sum(1 for ref in self._running.values() if ref() is not None)
+        """How many running responses are followed by a handle still held."""
+        return sum(1 for track in self._running.values() if not track.unwatched)
 
 
 _HANDLERS: Final[dict[type[ServerEvent], _Handler]] = {

@@ -143,6 +143,26 @@ class TestFunctionOutput:
         with pytest.raises(ds.ConfigError, match="needs audio"):
             session.respond(timeout=1)
 
+    @pytest.mark.parametrize("echo_event_id", [True, False])
+    def test_refused_output_leaves_no_answer_due(
+        self, session: ds.RealtimeSession, server: LocalRealtimeServer, echo_event_id: bool
+    ) -> None:
+        """Under server VAD, after the server refuses a function output (an error naming it,
+        or one of its kind naming nothing) create_response() sends response.create and works."""
+        refusal = {
+            "type": "invalid_request_error",
+            "code": "invalid_value",
+            "message": "Invalid call_id",
+            "param": "item.call_id",
+        }
+        server.inject_error("conversation.item.create", refusal, echo_event_id=echo_event_id)
+        sent = session.send_function_output("call_7", "sunny")
+        error = session.wait_for(ds.ErrorEvent, timeout=10)
+        assert error.error.event_id == (sent if echo_event_id else None)
+        result = session.create_response().wait(timeout=10)
+        assert result.status == "completed"
+        assert server.wait_for_received("response.create", timeout=5)
+
     def test_server_vad_next_response_after_the_answer_started(
         self, session: ds.RealtimeSession, server: LocalRealtimeServer
     ) -> None:

@@ -9,10 +9,14 @@ from __future__ import annotations
 import gc
 import logging
 import math
+import re
+import sys
 import threading
 import time
 import warnings
 import weakref
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -443,3 +447,85 @@ class TestNoPulling:
         warned = [r for r in caplog.records if "event buffer full" in r.message]
         assert len(warned) == 1
         assert warned[0].levelno == logging.WARNING
+
+
+@pytest.fixture
+def fast_switching() -> Iterator[None]:
+    """Switch threads every 10 us, so that races between two lines show up."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(interval)
+
+
+def run_threads(count: int, target: Callable[[int], None]) -> list[BaseException]:
+    """Run ``target(n)`` on ``count`` threads released together; the exceptions they raised."""
+    start = threading.Barrier(count)
+    failures: list[BaseException] = []
+
+    def run(n: int) -> None:
+        try:
+            start.wait(10)
+            target(n)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not any(thread.is_alive() for thread in threads)
+    return failures
+
+
+@pytest.mark.usefixtures("fast_switching")
+class TestConcurrentRequests:
+    """Requests are registered and put on the wire in one step (issue 14, behaviour 5)."""
+
+    def test_concurrent_updates_each_get_their_own_answer(self, client: ds.Client) -> None:
+        """update_session() from several threads at once: each returns its own session.updated."""
+        with client.realtime.connect(model=MODEL) as session:
+            for round_ in range(40):
+
+                def update(n: int, round_: int = round_) -> None:
+                    mine = f"thread {n} round {round_}"
+                    info = session.update_session(ds.SessionUpdate(instructions=mine), timeout=10)
+                    assert info.instructions == mine
+
+                assert run_threads(4, update) == []
+
+    def test_concurrent_responses_each_get_their_own(self, client: ds.Client) -> None:
+        """create_response() from several threads at once: each handle gets the response it
+        asked for, or ActiveResponseError when the server refused it."""
+        with manual(client) as session:
+            for round_ in range(60):
+                completed: list[int] = []
+
+                def respond(n: int, round_: int = round_, completed: list[int] = completed) -> None:
+                    mine = f"thread {n} round {round_}"
+                    handle = session.create_response(instructions=mine, modalities=["text"])
+                    try:
+                        result = handle.wait(10)
+                    except ds.ActiveResponseError:
+                        return
+                    assert f'My instructions were: "{mine}"' in result.text
+                    completed.append(n)
+
+                assert run_threads(4, respond) == []
+                assert completed  # the server took one of them at least
+
+
+def test_only_the_core_reaches_the_mailbox() -> None:
+    """No module but _core.py (and the mailbox itself) touches the mailbox's lock or state:
+    the public session talks to SessionCore through its intent methods."""
+    package = Path(ds.__file__).parent
+    offenders = [
+        path.name
+        for path in sorted(package.glob("*.py"))
+        if path.name not in {"_core.py", "_mailbox.py"}
+        and re.search(r"mailbox\.(lock|state)\b", path.read_text(encoding="utf-8"))
+    ]
+    assert offenders == []

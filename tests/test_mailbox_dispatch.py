@@ -51,6 +51,34 @@ class TestMailbox:
         assert "and 4 more" in str(info.value)
         mailbox.raise_handler_error()  # nothing pending now
 
+    @pytest.mark.parametrize("pulled", [True, False])
+    def test_overflow_is_logged_without_the_lock(self, pulled: bool) -> None:
+        """The buffer-overflow message is logged once, after the mailbox lock is released."""
+        mailbox = Mailbox(2)
+        if pulled:
+            mailbox.deliver(DELTA, 0.0)
+            assert mailbox.next_event(Deadline(0), "recv()") is DELTA
+        held: list[bool] = []
+
+        class Probe(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                if "buffer full" in record.getMessage():
+                    held.append(mailbox.lock.locked())  # one thread: locked() means by us
+
+        probe = Probe(logging.DEBUG)
+        log = logging.getLogger("dashscope_sync")
+        level = log.level
+        log.addHandler(probe)
+        log.setLevel(logging.DEBUG)
+        try:
+            for _ in range(6):
+                mailbox.deliver(DELTA, 0.0)
+        finally:
+            log.removeHandler(probe)
+            log.setLevel(level)
+        assert held == [False]
+        assert mailbox.dropped_events == 4
+
     def test_end_wakes_the_puller(self) -> None:
         """The end of the session ends a blocked recv: cleanly after a 1000, else raising."""
         mailbox = Mailbox(10)

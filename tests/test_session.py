@@ -1036,3 +1036,23 @@ def test_unprintable_handler_exception_is_still_reported(
     with pytest.raises(ds.HandlerError, match="unprintable") as info:
         session.recv(timeout=10)
     assert isinstance(info.value.__cause__, Unprintable)
+
+
+@pytest.mark.parametrize(
+    "model", ["qwen3.8-omni-flash-realtime", "qwen3.8-livetranslate-flash-realtime"]
+)
+def test_reconnect_merges_nested_updates_deeply(server: LocalRealtimeServer, model: str) -> None:
+    """On the 3.8 families a voice set in one update survives a later update of the
+    output format: reconnect() replays both, merged deeply (issue 14, behaviour 6)."""
+    client = ds.Client(server.api_key, base_url=server.url)
+    with client.realtime.connect(model=model) as session:
+        session.update_session(ds.SessionUpdate(voice="Serena"), timeout=10)
+        session.update_session(ds.SessionUpdate(output_audio_format="pcm"), timeout=10)
+        with session.reconnect(timeout=10) as fresh:
+            replayed = server.received[-1]
+            assert replayed["type"] == "session.update"
+            assert replayed["session"]["audio"]["output"] == {
+                "voice": "Serena",
+                "format": {"type": "pcm"},
+            }
+            assert fresh.info.voice == "Serena"

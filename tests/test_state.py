@@ -115,6 +115,29 @@ class TestPairing:
         assert first.answer is not None and second.answer is not None
         assert state.accepted == {"voice": "Ethan", "instructions": "hi"}
 
+    def test_accepted_nested_fields_merge_deeply(self, state: SessionState) -> None:
+        """A nested voice accepted in one update survives a later nested format update; a
+        None or a list replaces what was there (issue 14, behaviour 6)."""
+        updates = [
+            {"audio": {"output": {"voice": "Serena"}}, "tools": [{"name": "a"}]},
+            {"audio": {"output": {"format": {"type": "pcm"}}}, "turn_detection": None},
+            {"audio": {"output": {"format": {"sample_rate": 24000}}}, "tools": []},
+        ]
+        for n, payload in enumerate(updates):
+            state.request(RequestKind.UPDATE, f"e{n}", payload)
+            feed(state, updated("Serena"))
+        assert state.accepted == {
+            "audio": {
+                "output": {"voice": "Serena", "format": {"type": "pcm", "sample_rate": 24000}}
+            },
+            "tools": [],
+            "turn_detection": None,
+        }
+        replay = state.accepted_config()
+        replay["audio"]["output"]["voice"] = "Tina"
+        assert state.accepted["audio"]["output"]["voice"] == "Serena"  # a copy, deeply
+        assert updates[0]["audio"] == {"output": {"voice": "Serena"}}  # the request's own
+
     def test_refused_update_is_not_accepted(self, state: SessionState) -> None:
         """An error naming an update fails it, and its fields are not replayed (5)."""
         ok = state.request(RequestKind.UPDATE, "e1", {"voice": "Ethan"})
@@ -197,11 +220,32 @@ class TestResponses:
         assert state.running == 0
 
     def test_dropped_handle_keeps_nothing(self, state: SessionState) -> None:
-        """A track nobody holds is not kept alive by the state."""
-        state.track_response("e1", 0.0)
+        """A track whose handle was dropped keeps its pairing but collects no text or audio."""
+        track, request = state.track_response("e1", 0.0)
+        track.unwatched = True  # what the Response handle's finalizer signals
+        feed(state, response_created("r1"), text_delta("r1", "x"), audio_delta("r1"))
+        assert request.answer is not None and track.id == "r1"
+        assert track.text == [] and track.audio == [] and state.running == 0
+        feed(state, response_done("r1"))
+        assert track.status == "completed"
+
+    def test_pairing_does_not_depend_on_garbage_collection(self, state: SessionState) -> None:
+        """A follower whose handle is gone still takes the response it was due; the next goes
+        to the next follower, whatever the collector did."""
+        state.follow_next_response(0.0)  # dropped at once
         gc.collect()
-        feed(state, response_created("r1"), text_delta("r1", "x"))
-        assert state.running == 0
+        second = state.follow_next_response(0.0)
+        created, _ = state.track_response("e1", 0.0)
+        feed(
+            state,
+            {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 900},
+            response_created("r1"),
+            response_done("r1"),
+            {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 1900},
+            response_created("r2"),
+        )
+        assert second.id == "r2"
+        assert created.id is None
 
     def test_server_error_fails_running_responses(self, state: SessionState) -> None:
         """A server_error naming nothing fails running responses (they may never finish)."""
@@ -244,6 +288,38 @@ class TestResponses:
         assert explicit.text == [] and explicit.id is None
         assert follower.id == "r_other" and follower.text == ["a", "b"]
 
+    def test_taken_back_response_goes_to_the_request_that_asked(self) -> None:
+        """A response taken back from a refused request goes to the next waiting
+        response.create, with what it had collected, not to nobody (5)."""
+        state = SessionState()
+        feed(state, MANUAL_CREATED)
+        follower = state.follow_next_response(0.0)
+        refused, first = state.track_response("e1", 0.0)
+        asker, second = state.track_response("e2", 0.0)
+        feed(
+            state,
+            response_created("r2"),
+            text_delta("r2", "a"),
+            error("e1", code="conversation_already_has_active_response"),
+            text_delta("r2", "b"),
+            response_done("r2"),
+        )
+        assert isinstance(first.error, ds.ActiveResponseError) and refused.text == []
+        assert second.answer is not None and second.error is None
+        assert asker.id == "r2" and asker.text == ["a", "b"] and asker.status == "completed"
+        assert follower.id is None and state.pending == ()
+
+    def test_taken_back_response_keeps_a_deferred_cancel(self) -> None:
+        """A cancel asked for on the request that really owns a taken-back response is sent."""
+        state = SessionState()
+        feed(state, MANUAL_CREATED)
+        state.track_response("e1", 0.0)
+        asker, _ = state.track_response("e2", 0.0)
+        assert state.cancel(asker) is None  # not started yet: deferred
+        feed(state, response_created("r2"))
+        (effects,) = feed(state, error("e1", code="conversation_already_has_active_response"))
+        assert effects is not None and effects.cancel == [asker]
+
     def test_manual_mode_never_treats_speech_as_a_vad_turn(self) -> None:
         """With turn detection off, a response.created answers the request."""
         state = SessionState()
@@ -258,6 +334,48 @@ class TestResponses:
         second = state.follow_next_response(0.0)
         feed(state, response_created("r1"), response_created("r2"))
         assert (first.id, second.id) == ("r1", "r2")
+
+
+class TestFunctionOutputRefused:
+    """A function output the server refuses leaves no answer due (issue 14, behaviour 4)."""
+
+    @pytest.mark.parametrize(
+        "refusal",
+        [
+            error("e_out", code="invalid_value", param="item.call_id"),
+            error(code="invalid_value", param="item.call_id"),  # naming no event, of that kind
+        ],
+    )
+    def test_refusal_ends_the_wait_and_the_next_request_is_paired(
+        self, state: SessionState, refusal: dict[str, Any]
+    ) -> None:
+        """After the refusal no answer is due, its follower fails, and the next
+        response.create is answered by the next response.created."""
+        assert state.function_output_sent("e_out") is True
+        follower = state.follow_function_answer(0.0)
+        assert follower is not None
+        feed(state, refusal)
+        assert not state.answer_due
+        assert isinstance(follower.error, ds.APIError) and follower.error.code == "invalid_value"
+        track, request = state.track_response("e_next", 0.0)
+        feed(state, response_created("r1"), text_delta("r1", "hi"), response_done("r1"))
+        assert request.answer is not None and track.text == ["hi"] and track.done is not None
+
+    def test_unrelated_errors_leave_the_answer_due(self, state: SessionState) -> None:
+        """An error naming another event, or naming none about something else, changes nothing."""
+        state.function_output_sent("e_out")
+        feed(state, error("e_other", param="item.call_id"), error(code="Throttling"))
+        assert state.answer_due
+
+    def test_one_refused_of_two_still_waits_for_the_other(self, state: SessionState) -> None:
+        """With two outputs sent, refusing one leaves the server's answer to the other due."""
+        state.function_output_sent("e1")
+        state.function_output_sent("e2")
+        feed(state, error("e1", param="item.call_id"))
+        assert state.answer_due
+        follower = state.follow_function_answer(0.0)
+        feed(state, response_created("r1"))
+        assert follower is not None and follower.id == "r1"
 
 
 class TestCancel:
