@@ -788,7 +788,7 @@ class TestEnd:
     def test_dropped_connection_mid_response(
         self, server: LocalRealtimeServer, client: ds.Client
     ) -> None:
-        """A connection cut mid-response raises TransportError with code 1006."""
+        """A connection cut mid-response raises TransportError 1006, chained to how it was lost."""
         with LocalRealtimeServer(delta_delay=0.01) as slow:
             client = ds.Client(slow.api_key, base_url=slow.url)
             with connect(client) as session:
@@ -799,7 +799,11 @@ class TestEnd:
                     while session.recv(timeout=10) is not None:
                         pass
                 assert info.value.code == 1006
-                assert not isinstance(info.value.__cause__, type(None)) or True
+                # Chained to the reader's own error: how the connection was lost.
+                cause = info.value.__cause__
+                assert isinstance(cause, ds.TransportError)
+                assert cause.code == 1006
+                assert "without a close frame" in str(cause)
                 with pytest.raises(ds.TransportError):
                     session.append_audio(b"\x00\x00")
 
