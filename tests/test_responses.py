@@ -198,20 +198,27 @@ class TestResponseHandle:
         self, server: LocalRealtimeServer, manual: ds.RealtimeSession
     ) -> None:
         """Waiting on a response from a handler raises UsageError."""
-        handle = manual.create_response(modalities=["text"])
+        handles: list[ds.Response] = []
+        handle_ready = threading.Event()  # the handle is in `handles`
         errors: list[BaseException] = []
-        done = threading.Event()
+        done = threading.Event()  # the handler has tried to wait
 
         def in_handler(event: ds.ServerEvent) -> None:
+            # The reply may be done before create_response() has returned its handle.
+            assert handle_ready.wait(10)
             try:
-                handle.wait(1)
+                handles[0].wait(1)
             except BaseException as exc:
                 errors.append(exc)
             done.set()
 
+        # Registered before the request goes out, so its response.done cannot be missed.
         manual.on(ds.ResponseDone, in_handler)
-        handle.wait(10)
-        assert done.wait(5)
+        handles.append(manual.create_response(modalities=["text"]))
+        handle_ready.set()
+        handles[0].wait(10)
+        assert done.wait(10)
+        assert len(errors) == 1
         assert isinstance(errors[0], ds.UsageError)
 
     def test_dropped_handle_keeps_nothing(self, manual: ds.RealtimeSession) -> None:
