@@ -22,7 +22,17 @@ import pytest
 import dashscope_sync as ds
 from dashscope_sync.testing import LocalRealtimeServer
 
-from ._net import RawPeer, close_frame, frame, raw_session, report, soak, text, wait_sent
+from ._net import (
+    OP_PING,
+    RawPeer,
+    close_frame,
+    frame,
+    raw_session,
+    report,
+    soak,
+    text,
+    wait_sent,
+)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -205,8 +215,13 @@ def test_slow_trickle_is_not_a_dead_peer() -> None:
         for i in range(len(wire)):
             peer.send(wire[i : i + 1])
             time.sleep(0.02)  # ~1 s for the frame, over 3 ping timeouts
+            if i == len(wire) // 2:
+                # A stall mid-frame, as a loaded machine makes: the client pings
+                # meanwhile, and the peer's pong must wait for the frame's end.
+                time.sleep(0.25)
         assert session.wait_for(ds.ResponseTextDelta, timeout=10).delta == "slow"
         assert not session.closed
+        assert any(opcode == OP_PING for opcode, _ in peer.client_frames())
 
 
 # The upgrade -----------------------------------------------------------------------------
