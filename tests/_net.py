@@ -184,6 +184,8 @@ class RawPeer:
         self._outgoing = _FrameCursor()
         # Pongs owed while the test is inside a frame, sent once it ends.
         self._held_pongs: list[bytes] = []
+        # Notified when more of the client's bytes are in `received`.
+        self.arrived = threading.Condition(self.lock)
         self.received = bytearray()
         self.upgraded = threading.Event()
         self.client_closed = threading.Event()
@@ -228,6 +230,7 @@ class RawPeer:
             with self.lock:
                 self.received += chunk
                 frames = parse_client_frames(bytes(self.received))
+                self.arrived.notify_all()
             for opcode, payload in frames[seen:]:
                 if opcode == OP_PING and self.answer_pings:
                     self._pong(payload)
@@ -288,6 +291,14 @@ class RawPeer:
     def client_frames(self) -> list[tuple[int, bytes]]:
         with self.lock:
             return parse_client_frames(bytes(self.received))
+
+    def wait_for_frame(self, opcode: int, payload: bytes, timeout: float = 10) -> bool:
+        """Wait up to ``timeout`` for the client to send this frame; whether it did."""
+        wanted = (opcode, payload)
+        with self.arrived:
+            return self.arrived.wait_for(
+                lambda: wanted in parse_client_frames(bytes(self.received)), timeout
+            )
 
     def client_close_code(self, timeout: float = 10) -> int | None:
         """The code of the close frame the client sent, waiting up to ``timeout``."""

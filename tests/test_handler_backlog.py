@@ -90,14 +90,23 @@ def test_stuck_handler_holds_bounded_memory(caplog: pytest.LogCaptureFixture) ->
     config = {"max_buffered_events": 0, "max_handler_backlog": BACKLOG, "handler_timeout": 1.0}
     with raw_session(peer, **config) as session:
         session.on("*", lambda event: release.wait(60))
-        with TracedPeak() as traced:
-            blast(peer, FLOOD).join(120)
-            deadline = time.monotonic() + 60
-            while session.dropped_events < FLOOD - BACKLOG - 1 and time.monotonic() < deadline:
-                time.sleep(0.05)
-        # The flood and the sentinel, less the backlog and the event in hand.
-        assert FLOOD - BACKLOG - 1 <= session.dropped_events <= FLOOD + 1
-        release.set()
+        try:
+            with TracedPeak() as traced:
+                blast(peer, FLOOD).join(120)
+                deadline = time.monotonic() + 60
+                while session.dropped_events < FLOOD - BACKLOG - 1 and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            # The flood and the sentinel, less the backlog and the event in hand.
+            assert FLOOD - BACKLOG - 1 <= session.dropped_events <= FLOOD + 1
+            # The handler is still stuck: close() leaves it behind after
+            # handler_timeout (1 s) and the close handshake (close_timeout 1 s).
+            started = time.monotonic()
+            session.close()
+            took = time.monotonic() - started
+            assert session.closed
+            assert took < 2.0 + 5.0, f"close() took {took:.1f} s behind a stuck handler"
+        finally:
+            release.set()
     assert traced.bytes < (8 << 20) + BACKLOG * len(DELTA) * 2
     backlog_warnings = [
         r

@@ -7,6 +7,7 @@ import gc
 import io
 import threading
 import wave
+import weakref
 from pathlib import Path
 
 import pytest
@@ -222,12 +223,15 @@ class TestResponseHandle:
         assert isinstance(errors[0], ds.UsageError)
 
     def test_dropped_handle_keeps_nothing(self, manual: ds.RealtimeSession) -> None:
-        """A handle the caller drops is not kept alive by the session."""
-        manual.create_response()
-        gc.collect()
+        """A handle the caller drops is not kept alive by the session, nor the reply it collected."""
+        response = manual.create_response()
+        # The handle, and what it collects the reply's text and audio into.
+        kept = [weakref.ref(response), weakref.ref(response._track)]
+        del response
         done = manual.wait_for(ds.ResponseDone, timeout=10)
         assert done.response.status == "completed"
-        assert manual._core.mailbox.state.running == 0
+        gc.collect()
+        assert [ref() for ref in kept] == [None, None]
 
 
 class TestRespond:
