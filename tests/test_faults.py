@@ -271,3 +271,58 @@ def test_connect_timeout_bounds_the_whole_upgrade(reply: Callable[[socket.socket
     finally:
         listener.close()
         thread.join(20)
+
+
+def test_a_pong_waits_for_a_user_send_at_most_send_timeout() -> None:
+    """A ping that arrives while a user's send is slowly drained waits for it at most send_timeout: then the session fails, instead of the reader waiting for the send to end."""
+    send_timeout = 2.0
+    peer = RawPeer(read=False)
+    stop = threading.Event()  # the drain must end
+    draining = threading.Event()  # the user's frame is on its way, the send lock held
+    failures: list[BaseException] = []
+
+    with raw_session(peer, send_timeout=send_timeout, ping_interval=None) as session:
+        conn = peer.conn
+        assert conn is not None
+
+        def drain() -> None:
+            # Slowly enough that the 8 MiB append takes many seconds, fast
+            # enough that no single socket write waits anywhere near send_timeout.
+            got = 0
+            while not stop.is_set():
+                try:
+                    data = conn.recv(8192)
+                except OSError:
+                    return
+                if not data:
+                    return
+                got += len(data)
+                if got > 1 << 20:
+                    draining.set()
+                stop.wait(0.005)
+
+        def send() -> None:
+            try:
+                session.append_audio(bytes(8 << 20))
+            except BaseException as exc:
+                failures.append(exc)
+
+        drainer = threading.Thread(target=drain, name="test-drain", daemon=True)
+        sender = threading.Thread(target=send, name="test-sender", daemon=True)
+        drainer.start()
+        sender.start()
+        try:
+            assert draining.wait(30)
+            assert sender.is_alive(), "the append should still be sending"
+            pinged = time.monotonic()
+            peer.send(frame(b"are you there", OP_PING))
+            with pytest.raises(ds.TransportError) as info:
+                session.wait_for(ds.ResponseDone, timeout=30)
+            waited = time.monotonic() - pinged
+            sender.join(10)
+        finally:
+            stop.set()
+            drainer.join(10)
+    assert "control frame waited" in (info.value.reason or ""), info.value
+    assert waited < send_timeout + 5.0, f"the session ended {waited:.1f} s after the ping"
+    assert len(failures) == 1 and isinstance(failures[0], ds.DashScopeError)
