@@ -273,6 +273,58 @@ def test_connect_timeout_bounds_the_whole_upgrade(reply: Callable[[socket.socket
         thread.join(20)
 
 
+def trickled_proxy_reply(conn: socket.socket) -> None:
+    """A proxy's CONNECT answer, a byte every 100 ms: each read is quick, the whole is not."""
+    head = b"HTTP/1.1 200 Connection established\r\n" + b"X-Pad: slow\r\n" * 5
+    for byte in head + b"\r\n":
+        conn.sendall(bytes([byte]))
+        time.sleep(0.1)
+
+
+def slow_proxy_then_tls_trickle(conn: socket.socket) -> None:
+    """A proxy that answers CONNECT after 2.7 s, then a TLS server hello that never ends.
+
+    Each step stays within a 3 s socket timeout: only a deadline over the
+    whole connect stops it.
+    """
+    time.sleep(2.7)
+    conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+    conn.recv(65536)  # the client hello
+    conn.sendall(b"\x16\x03\x03\x40\x00")  # a 16 KiB handshake record, announced
+    for _ in range(100):
+        conn.sendall(b"\x00")
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize(
+    ("reply", "scheme", "timeout"),
+    [(trickled_proxy_reply, "ws", 1.0), (slow_proxy_then_tls_trickle, "wss", 3.0)],
+    ids=["proxy CONNECT", "proxy CONNECT then TLS"],
+)
+def test_connect_timeout_bounds_proxy_connect_and_tls_too(
+    reply: Callable[[socket.socket], None], scheme: str, timeout: float
+) -> None:
+    """connect_timeout bounds a slow proxy CONNECT and TLS handshake together, as it bounds the upgrade."""
+    listener, thread = _slow_server(reply)
+    port = listener.getsockname()[1]
+    try:
+        client = ds.Client(
+            "k",
+            # The target behind the proxy is never reached.
+            base_url=f"{scheme}://192.0.2.1:9/",
+            proxy=f"http://127.0.0.1:{port}",
+            connect_timeout=timeout,
+        )
+        started = time.monotonic()
+        with pytest.raises(ds.DashScopeTimeout):
+            client.realtime.connect(model="m")
+        elapsed = time.monotonic() - started
+        assert elapsed < timeout + 2, f"connect() took {elapsed:.1f} s"
+    finally:
+        listener.close()
+        thread.join(20)
+
+
 def test_a_pong_waits_for_a_user_send_at_most_send_timeout() -> None:
     """A ping that arrives while a user's send is slowly drained waits for it at most send_timeout: then the session fails, instead of the reader waiting for the send to end."""
     send_timeout = 2.0
