@@ -19,6 +19,7 @@ raises a `TransportError` carrying it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import select
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote, urlsplit
 
 from ._constants import DEFAULT_MAX_MESSAGE_SIZE
+from ._deadline import Deadline
 from ._errors import APIError, DashScopeTimeout, TransportError, api_error_class
 
 if TYPE_CHECKING:
@@ -213,16 +215,20 @@ def _timed_out(exc: BaseException) -> bool:
 class _Watchdog:
     """Shuts the connecting socket down once ``timeout`` has passed in all.
 
-    Thread safety: `finish` is called by the connecting thread; the timer
-    thread only shuts the socket down, under ``_lock``, if `finish` has not
-    run yet.
+    Thread safety: `watch` and `finish` are called by the connecting thread;
+    the timer thread only shuts the socket down, under ``_lock``, if `finish`
+    has not run yet.
     """
 
     def __init__(self, ws: websocket.WebSocket, timeout: float | None) -> None:
         self._ws = ws
-        # Orders the timer's shutdown against finish(): after finish() the
-        # socket belongs to the transport and is never touched here.
+        # Orders the timer's shutdown against watch() and finish(): after
+        # finish() the socket belongs to the transport and is never touched
+        # here. Guards _sock, _finished and expired.
         self._lock = threading.Lock()
+        # The socket being connected, before websocket-client has it (TCP,
+        # the proxy's CONNECT and TLS are done on it first).
+        self._sock: socket.socket | None = None
         self._finished = False
         self.expired = False
         self._timer: threading.Timer | None = None
@@ -237,10 +243,22 @@ class _Watchdog:
             if self._finished:
                 return
             self.expired = True
-            sock = self._ws.sock
-            if sock is not None:  # None before TCP, proxy and TLS are done
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+            self._shutdown(self._ws.sock if self._sock is None else self._sock)
+
+    @staticmethod
+    def _shutdown(sock: socket.socket | None) -> None:
+        if sock is not None:
+            # The plain socket's shutdown, also under TLS: it wakes a handshake
+            # blocked in another thread, where SSLSocket.shutdown would not.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def watch(self, sock: socket.socket) -> None:
+        """Shut ``sock`` down when the time is up (at once if it already is)."""
+        with self._lock:
+            self._sock = sock
+            if self.expired:
+                self._shutdown(sock)
 
     def finish(self) -> bool:
         """Stop the timer and wait for it; return whether it fired."""
@@ -250,6 +268,131 @@ class _Watchdog:
             self._timer.cancel()
             self._timer.join()
         return self.expired
+
+
+def _open_socket(
+    url: str,
+    proxy: str | None,
+    ssl_context: ssl.SSLContext | None,
+    deadline: Deadline,
+    watchdog: _Watchdog,
+) -> socket.socket:
+    """TCP, an HTTP proxy's ``CONNECT`` and TLS, on a socket the watchdog holds from the start.
+
+    websocket-client would do these steps itself, on a socket nobody else can
+    reach until they are over, each of its reads bounded but not their sum;
+    here every step is bounded by what is left of the one ``deadline``, and
+    the watchdog can cut any of them short.
+
+    Raises what websocket-client raises for the same failures (`OSError`,
+    `ssl.SSLError`, ``WebSocketAddressException``, ``WebSocketProxyException``),
+    for `connect` to translate.
+    """
+    import websocket
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "wss" else 80)
+    where = (host, port)
+    auth: tuple[str, str] | None = None
+    if proxy is not None:
+        options = _proxy_options(proxy)
+        where = (options["http_proxy_host"], options["http_proxy_port"])
+        auth = options.get("http_proxy_auth")
+    try:
+        addresses = socket.getaddrinfo(*where, 0, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    except socket.gaierror as exc:
+        raise websocket.WebSocketAddressException(exc) from exc
+    sock = None
+    for n, (family, kind, proto, _, address) in enumerate(addresses, 1):
+        sock = socket.socket(family, kind, proto)
+        watchdog.watch(sock)
+        try:
+            for option in websocket.DEFAULT_SOCKET_OPTION:
+                sock.setsockopt(*option)
+            sock.settimeout(_time_left(deadline))
+            sock.connect(address)
+            break
+        except OSError as exc:
+            sock.close()
+            # As websocket-client: a refused or unreachable address moves on to the next.
+            if exc.errno not in (errno.ECONNREFUSED, errno.ENETUNREACH) or n == len(addresses):
+                raise
+    assert sock is not None
+    try:
+        if proxy is not None:
+            sock.settimeout(_time_left(deadline))
+            _tunnel(sock, host, port, auth)
+        if parts.scheme == "wss":
+            context = ssl_context or _default_ssl_context()
+            sock.settimeout(_time_left(deadline))
+            # No handshake in wrap_socket: the watchdog must hold the TLS
+            # socket (which takes over the descriptor) before it starts.
+            sock = context.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
+            watchdog.watch(sock)
+            sock.do_handshake()
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _time_left(deadline: Deadline) -> float | None:
+    """The socket timeout for the next connect step: what is left, never 0 (non-blocking)."""
+    left = deadline.remaining()
+    if left is not None and left <= 0:
+        raise TimeoutError("the connect deadline passed")
+    return left
+
+
+#: The longest proxy answer to CONNECT read before giving up on it.
+_MAX_PROXY_HEAD: Final = 64 * 1024
+
+
+def _tunnel(sock: socket.socket, host: str, port: int, auth: tuple[str, str] | None) -> None:
+    """Ask the HTTP proxy on ``sock`` for a tunnel to ``host:port``, as websocket-client does."""
+    import base64
+
+    import websocket
+
+    request = f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+    if auth is not None:
+        user, password = auth
+        credentials = f"{user}:{password}" if password else user
+        token = base64.b64encode(credentials.encode()).decode()
+        request += f"Proxy-Authorization: Basic {token}\r\n"
+    sock.sendall((request + "\r\n").encode())
+    # A byte at a time: whatever follows the answer belongs to TLS or the upgrade.
+    head = bytearray()
+    while not head.endswith(b"\r\n\r\n"):
+        byte = sock.recv(1)
+        if not byte:
+            raise websocket.WebSocketProxyException("Connection to remote host was lost.")
+        head += byte
+        if len(head) > _MAX_PROXY_HEAD:
+            raise websocket.WebSocketProxyException("the proxy's answer to CONNECT is too long")
+    status_line = bytes(head).split(b"\r\n", 1)[0].split()
+    status = int(status_line[1]) if len(status_line) > 1 and status_line[1].isdigit() else None
+    if status != 200:
+        raise websocket.WebSocketProxyException(f"failed CONNECT via proxy status: {status}")
+
+
+def _default_ssl_context() -> ssl.SSLContext:
+    """The context websocket-client builds when given none: the system's CAs, host names checked."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    keylog = os.environ.get("SSLKEYLOGFILE")
+    if keylog is not None:
+        context.keylog_filename = keylog
+    bundle = os.environ.get("WEBSOCKET_CLIENT_CA_BUNDLE")
+    if bundle and os.path.isfile(bundle):
+        context.load_verify_locations(cafile=bundle)
+    elif bundle and os.path.isdir(bundle):
+        context.load_verify_locations(capath=bundle)
+    else:
+        context.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    return context
 
 
 def _connect_error(exc: BaseException, host: str | None, port: int, via: str) -> TransportError:
@@ -390,11 +533,17 @@ class WebSocketTransport:
             skip_utf8_validation=True,
         )
         # websocket-client applies the timeout to each socket operation; the
-        # watchdog makes it a bound on the whole upgrade, so a server that
-        # trickles (or endlessly streams) its response cannot hold connect().
+        # watchdog makes it one bound on TCP, the proxy, TLS and the upgrade
+        # together, so a peer that trickles (or endlessly streams) its answer
+        # at any step cannot hold connect().
+        deadline = Deadline(timeout)
         watchdog = _Watchdog(ws, timeout)
         try:
             ws.settimeout(timeout)
+            if options.get("proxy_type", "http") == "http":
+                # A SOCKS proxy is left to websocket-client (and python-socks):
+                # bounded from the upgrade on only.
+                options = {"socket": _open_socket(url, proxy, ssl_context, deadline, watchdog)}
             ws.connect(  # type: ignore[no-untyped-call]
                 url,
                 header=[f"{k}: {v}" for k, v in headers.items()],

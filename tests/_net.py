@@ -99,6 +99,55 @@ def split_frames(data: bytes) -> tuple[list[tuple[int, bytes]], int]:
     return frames, pos
 
 
+class _FrameCursor:
+    """Follows a stream of server frames written in arbitrary pieces: is it inside one?"""
+
+    def __init__(self) -> None:
+        self._head = b""  # the start of a frame header not yet whole
+        self._left = 0  # payload bytes of the current frame still to come
+
+    @property
+    def inside(self) -> bool:
+        return bool(self._head) or self._left > 0
+
+    def advance(self, data: bytes) -> None:
+        """Account for ``data``, the next bytes written."""
+        pos, end = 0, len(data)
+        while pos < end:
+            if self._left:
+                step = min(self._left, end - pos)
+                self._left -= step
+                pos += step
+                continue
+            head = self._head + data[pos : pos + 14]
+            size = _header_size(head)
+            if size is None:
+                self._head, pos = head, end
+                break
+            used = size - len(self._head)
+            self._head = b""
+            pos += used
+            self._left = _payload_length(head)
+
+
+def _header_size(head: bytes) -> int | None:
+    """How long the frame header at the start of ``head`` is, or None if it is not all there."""
+    if len(head) < 2:
+        return None
+    n = head[1] & 0x7F
+    size = 2 + (2 if n == 126 else 8 if n == 127 else 0) + (4 if head[1] & 0x80 else 0)
+    return size if len(head) >= size else None
+
+
+def _payload_length(head: bytes) -> int:
+    n = head[1] & 0x7F
+    if n == 126:
+        return int(struct.unpack("!H", head[2:4])[0])
+    if n == 127:
+        return int(struct.unpack("!Q", head[2:10])[0])
+    return n
+
+
 class RawPeer:
     """A WebSocket server on a bare socket: one client, the upgrade, then bytes the test writes.
 
@@ -107,6 +156,9 @@ class RawPeer:
     close frame and closes. ``read=False`` makes a half-open peer: after
     the upgrade it neither reads nor writes. Thread safety: `send` and the
     break methods are called from the test thread only.
+
+    Its pongs go between the frames the test writes, never inside one that
+    the test writes in pieces (a real server does not split its own frames).
     """
 
     def __init__(
@@ -125,8 +177,15 @@ class RawPeer:
         self.echo_close = echo_close
         self.read = read
         self.conn: socket.socket | None = None
-        # Guards `received` and writes to `conn` (the test and the reader thread both write).
+        # Guards `received`, `_outgoing`, `_held_pongs` and writes to `conn`
+        # (the test and the reader thread both write).
         self.lock = threading.Lock()
+        # Where the test's writes stand in the frames they carry.
+        self._outgoing = _FrameCursor()
+        # Pongs owed while the test is inside a frame, sent once it ends.
+        self._held_pongs: list[bytes] = []
+        # Notified when more of the client's bytes are in `received`.
+        self.arrived = threading.Condition(self.lock)
         self.received = bytearray()
         self.upgraded = threading.Event()
         self.client_closed = threading.Event()
@@ -171,9 +230,10 @@ class RawPeer:
             with self.lock:
                 self.received += chunk
                 frames = parse_client_frames(bytes(self.received))
+                self.arrived.notify_all()
             for opcode, payload in frames[seen:]:
                 if opcode == OP_PING and self.answer_pings:
-                    self._write(frame(payload, OP_PONG))
+                    self._pong(payload)
                 elif opcode == OP_CLOSE:
                     self.client_closed.set()
                     if self.echo_close:
@@ -182,6 +242,15 @@ class RawPeer:
                             conn.shutdown(socket.SHUT_RDWR)
             seen = len(frames)
         self.client_closed.set()
+
+    def _pong(self, payload: bytes) -> None:
+        """Answer a ping now, or at the end of the frame the test is writing."""
+        with self.lock, contextlib.suppress(OSError):
+            if self._outgoing.inside:
+                self._held_pongs.append(frame(payload, OP_PONG))
+                return
+            assert self.conn is not None
+            self.conn.sendall(frame(payload, OP_PONG))
 
     def _write(self, data: bytes) -> None:
         with self.lock, contextlib.suppress(OSError):
@@ -197,6 +266,11 @@ class RawPeer:
         assert self.conn is not None
         with self.lock:
             self.conn.sendall(data)
+            if self.answer_pings:
+                self._outgoing.advance(data)
+                if self._held_pongs and not self._outgoing.inside:
+                    self.conn.sendall(b"".join(self._held_pongs))
+                    self._held_pongs.clear()
 
     def fin(self) -> None:
         """Close the write side: a FIN with no close frame."""
@@ -217,6 +291,14 @@ class RawPeer:
     def client_frames(self) -> list[tuple[int, bytes]]:
         with self.lock:
             return parse_client_frames(bytes(self.received))
+
+    def wait_for_frame(self, opcode: int, payload: bytes, timeout: float = 10) -> bool:
+        """Wait up to ``timeout`` for the client to send this frame; whether it did."""
+        wanted = (opcode, payload)
+        with self.arrived:
+            return self.arrived.wait_for(
+                lambda: wanted in parse_client_frames(bytes(self.received)), timeout
+            )
 
     def client_close_code(self, timeout: float = 10) -> int | None:
         """The code of the close frame the client sent, waiting up to ``timeout``."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from types import ModuleType
 
 import pytest
 
@@ -14,6 +16,38 @@ import dashscope_sync as ds
 from dashscope_sync.testing import LocalRealtimeServer
 
 MODEL = ds.MODEL_QWEN3_OMNI_FLASH_REALTIME
+
+
+# The [test] extra ------------------------------------------------------------------
+
+#: Set to 1 (as CI is, through CI=true or .ci/run) where the [test] extra must be
+#: complete: a package of it that does not import fails the tests that need it.
+REQUIRE_EXTRA_ENV = "DASHSCOPE_SYNC_REQUIRE_TEST_EXTRA"
+
+
+def extra_required() -> bool:
+    """Whether a missing [test] extra package is a failure here, not a skip."""
+    return os.environ.get(REQUIRE_EXTRA_ENV) == "1" or os.environ.get("CI", "").lower() == "true"
+
+
+def need(module: str, reason: str | None = None) -> ModuleType:
+    """Import ``module``, which the [test] extra installs, for a test (or a test module).
+
+    Without it the test is skipped, as ``pytest.importorskip`` does, except
+    where the extra must be complete (CI): there a broken or partial install
+    fails, instead of turning into silent skips.
+    """
+    if not extra_required():
+        return pytest.importorskip(module, reason=reason)
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        why = f" ({reason})" if reason else ""
+        pytest.fail(
+            f"{module} does not import{why}: {exc}; the [test] extra must be complete where "
+            f"CI=true or {REQUIRE_EXTRA_ENV}=1 (pip install -e '.[test]')",
+            pytrace=False,
+        )
 
 
 def _library_threads() -> list[threading.Thread]:

@@ -9,6 +9,8 @@ import pytest
 
 import dashscope_sync as ds
 
+from .conftest import need
+
 PCM = bytes(range(256)) * 4  # 512 samples
 
 
@@ -62,7 +64,7 @@ class TestAccepted:
 
     def test_pcm16_to_wav_checks_the_audio(self) -> None:
         """pcm16_to_wav() takes an int16 array, and refuses float samples and odd bytes."""
-        np = pytest.importorskip("numpy")
+        np = need("numpy")
         samples = np.arange(100, dtype="<i2")
         assert ds.pcm16_to_wav(samples, 16000) == ds.pcm16_to_wav(samples.tobytes(), 16000)
         with pytest.raises(ds.ConfigTypeError, match="astype"):

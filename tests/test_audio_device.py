@@ -19,6 +19,7 @@ import pytest
 import dashscope_sync as ds
 
 from ._proc import INTERRUPTIBLE
+from .conftest import need
 
 
 @pytest.fixture
@@ -189,7 +190,7 @@ class TestTalkMic:
 class TestEchoOnTheLoopback:
     def test_aec_removes_the_speaker_from_the_microphone(self, microphone: ds.Microphone) -> None:
         """Through the loopback (a perfect echo), echo="aec"'s canceller removes most of the speaker's sound."""
-        pytest.importorskip("pywebrtc_audio")
+        need("pywebrtc_audio")
         from dashscope_sync._echo import EchoCanceller
         from dashscope_sync.testing import resample_pcm16, speech_like_pcm16
 

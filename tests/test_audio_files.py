@@ -15,6 +15,8 @@ import pytest
 import dashscope_sync as ds
 from dashscope_sync.testing import LocalRealtimeServer
 
+from .conftest import need
+
 MODEL = ds.MODEL_QWEN3_OMNI_FLASH_REALTIME
 
 
@@ -126,7 +128,7 @@ class TestLoadAudio:
 
     def test_flac_reads_with_soundfile(self, tmp_path: Path) -> None:
         """With soundfile present, a FLAC file (48 kHz) is read and resampled to 16 kHz."""
-        soundfile = pytest.importorskip("soundfile")
+        soundfile = need("soundfile")
         import numpy
 
         path = tmp_path / "in.flac"
@@ -188,7 +190,7 @@ class TestChunks:
 
     def test_takes_what_append_audio_takes(self) -> None:
         """A numpy int16 array or an array('h') is cut as its bytes are; no audio gives no pieces."""
-        np = pytest.importorskip("numpy")
+        np = need("numpy")
         samples = np.arange(-4000, 4000, dtype="<i2")
         expected = list(ds.chunks(samples.tobytes()))
         assert list(ds.chunks(samples)) == expected
@@ -197,7 +199,7 @@ class TestChunks:
 
     def test_float_samples_are_refused_with_the_fix(self) -> None:
         """Float samples are a ConfigTypeError that says how to convert, not noise."""
-        np = pytest.importorskip("numpy")
+        np = need("numpy")
         with pytest.raises(ds.ConfigTypeError, match="astype"):
             ds.chunks(np.zeros(1600, dtype=np.float32))
 
@@ -221,7 +223,7 @@ class RecordingSink:
 class TestStreamPcmInputs:
     def test_a_numpy_array_is_one_signal(self) -> None:
         """A numpy int16 array streams as 100 ms appends of its bytes, not one append per sample."""
-        np = pytest.importorskip("numpy")
+        np = need("numpy")
         samples = np.arange(16000, dtype="<i2")
         sink = RecordingSink()
         assert ds.stream_pcm(sink, samples, realtime=False).wait(timeout=10)
@@ -230,7 +232,7 @@ class TestStreamPcmInputs:
 
     def test_chunks_already_cut_are_checked(self) -> None:
         """Pieces given already cut are checked as append_audio checks them, before the thread."""
-        np = pytest.importorskip("numpy")
+        np = need("numpy")
         sink = RecordingSink()
         with pytest.raises(ds.ConfigTypeError, match="astype"):
             ds.stream_pcm(sink, [bytes(3200), np.zeros(1600, dtype=np.float32)])
@@ -254,8 +256,8 @@ def snr_db(signal: object, rate: int, freq: float) -> float:
 class TestResampler:
     def test_tone_keeps_over_100_db_snr(self) -> None:
         """A 1 kHz tone taken from 48 kHz to 16 kHz keeps more than 100 dB SNR."""
-        np = pytest.importorskip("numpy")
-        pytest.importorskip("soxr")
+        np = need("numpy")
+        need("soxr")
         t = np.arange(48000 * 2) / 48000
         x = (0.5 * np.sin(2 * np.pi * 1000 * t)).astype("<f4")
         resampler = ds.Resampler(48000, 16000, sample_format="float32")
@@ -266,8 +268,8 @@ class TestResampler:
 
     def test_tone_above_new_nyquist_is_suppressed(self) -> None:
         """A 9 kHz tone (above 16 kHz's Nyquist) is suppressed by more than 100 dB."""
-        np = pytest.importorskip("numpy")
-        pytest.importorskip("soxr")
+        np = need("numpy")
+        need("soxr")
         t = np.arange(48000 * 2) / 48000
         x = (0.5 * np.sin(2 * np.pi * 9000 * t)).astype("<f4")
         out = np.frombuffer(
@@ -287,8 +289,8 @@ class TestResampler:
         self, from_rate: int, to_rate: int, fmt: str, tolerance: int
     ) -> None:
         """Random-sized chunks give the one-shot output (identical for float, within 2 LSB for int16)."""
-        np = pytest.importorskip("numpy")
-        pytest.importorskip("soxr")
+        np = need("numpy")
+        need("soxr")
         rng = random.Random(7)
         dtype = "<f4" if fmt == "float32" else "<i2"
         scale = 0.3 if fmt == "float32" else 10000
@@ -312,7 +314,7 @@ class TestResampler:
 
     def test_stereo_keeps_channels(self) -> None:
         """Interleaved stereo stays interleaved stereo."""
-        pytest.importorskip("soxr")
+        need("soxr")
         out = ds.Resampler(32000, 16000, 2).convert(bytes(32000 * 4))
         assert len(out) == 16000 * 4
 

@@ -19,6 +19,7 @@ from dashscope_sync import _cli
 from dashscope_sync.testing import LocalRealtimeServer, speech_like_pcm16
 
 from ._proc import INTERRUPTIBLE
+from .conftest import need
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -116,7 +117,7 @@ class TestTalk:
         self, server: LocalRealtimeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """talk reads a 44.1 kHz WAV and sends it as 16 kHz (load_audio underneath)."""
-        pytest.importorskip("soxr")
+        need("soxr")
         monkeypatch.setenv("DASHSCOPE_API_KEY", server.api_key or "")
         from dashscope_sync.testing import resample_pcm16
 

@@ -17,6 +17,7 @@ import dashscope_sync as ds
 from dashscope_sync.testing import LocalRealtimeServer
 
 from .audio_fakes import VirtualInput, VirtualOutput, wait_until
+from .conftest import need
 
 MODEL = ds.MODEL_QWEN3_OMNI_FLASH_REALTIME
 RATE = 24000
@@ -180,7 +181,7 @@ class TestMicrophone:
 
     def test_resamples_from_the_device_rate(self) -> None:
         """A 48 kHz device is resampled to 16 kHz blocks, outside the callback."""
-        pytest.importorskip("soxr")
+        need("soxr")
         streams: list[VirtualInput] = []
         mic = ds.Microphone(
             device_rate=48000, stream=lambda cb: streams.append(VirtualInput(cb)) or streams[-1]
@@ -279,7 +280,7 @@ class TestAttachedSpeaker:
 class TestSpeakerInputs:
     def test_takes_a_numpy_int16_array(self, speaker: ds.Speaker, device: VirtualOutput) -> None:
         """write() takes what append_audio takes: a numpy int16 array plays as its bytes."""
-        np = pytest.importorskip("numpy")
+        np = need("numpy")
         samples = np.full(RATE // 2, 1000, dtype="<i2")
         speaker.write(samples)
         assert speaker.drain(timeout=5)
@@ -287,7 +288,7 @@ class TestSpeakerInputs:
 
     def test_float_samples_are_refused(self, speaker: ds.Speaker) -> None:
         """Float samples are a ConfigTypeError saying how to convert, not noise on the speaker."""
-        np = pytest.importorskip("numpy")
+        np = need("numpy")
         with pytest.raises(ds.ConfigTypeError, match="astype"):
             speaker.write(np.zeros(2400, dtype=np.float32))
         assert speaker.written_seconds == 0
@@ -301,8 +302,8 @@ class TestSpeakerInputs:
 class TestSpeakerDeviceRate:
     def test_resamples_to_the_device_rate(self) -> None:
         """A device opened at 48 kHz gets the 24 kHz audio resampled: same duration, same pitch, tail included."""
-        np = pytest.importorskip("numpy")
-        pytest.importorskip("soxr")
+        np = need("numpy")
+        need("soxr")
         device = VirtualOutput(48000, latency=0.1)
         t = np.arange(RATE) / RATE
         tone = (8000 * np.sin(2 * np.pi * 1000 * t)).astype("<i2").tobytes()
@@ -316,7 +317,7 @@ class TestSpeakerDeviceRate:
 
     def test_interrupt_resets_the_resampler(self) -> None:
         """After an interrupt, none of the interrupted audio's resampler tail plays before the next reply."""
-        pytest.importorskip("soxr")
+        need("soxr")
         device = VirtualOutput(48000, latency=0.1)
         with ds.Speaker(device_rate=48000, stream=device) as speaker:
             speaker.write(seconds(3.0))
@@ -406,8 +407,8 @@ class TestAttachedSpeakerRate:
         self, server: LocalRealtimeServer, device: VirtualOutput
     ) -> None:
         """With the session's output at 48 kHz, a 24 kHz speaker plays the reply resampled: same length and pitch."""
-        np = pytest.importorskip("numpy")
-        pytest.importorskip("soxr")
+        np = need("numpy")
+        need("soxr")
         t = np.arange(24000) / 48000  # 0.5 s at 48 kHz
         tone = (8000 * np.sin(2 * np.pi * 1000 * t)).astype("<i2").tobytes()
         pieces = [tone[i : i + 9600] for i in range(0, len(tone), 9600)]
@@ -428,7 +429,7 @@ class TestAttachedSpeakerRate:
         self, server: LocalRealtimeServer
     ) -> None:
         """After interrupt(), nothing of the cut reply reaches the speaker, not even the resampler's held-back tail."""
-        pytest.importorskip("soxr")
+        need("soxr")
 
         class RecordingSpeaker:
             rate, played_seconds, written_seconds, playing, closed = RATE, 0.0, 0.0, False, False

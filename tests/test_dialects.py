@@ -310,8 +310,12 @@ class TestValidation:
             ds.SessionUpdate(**kwargs)
 
     def test_clone_with_precreated_voice(self) -> None:
-        """Frequency 'never' takes a pre-created voice id."""
-        ds.SessionUpdate(voice="my-voice-id", voice_clone_frequency="never")
+        """Frequency 'never' takes a pre-created voice id, sent with the frequency."""
+        update = ds.SessionUpdate(voice="my-voice-id", voice_clone_frequency="never")
+        assert enc(update, F.LIVETRANSLATE) == {
+            "voice": "my-voice-id",
+            "voice_clone_options": {"frequency": "never"},
+        }
 
     @pytest.mark.parametrize(
         "kwargs",

@@ -10,9 +10,10 @@ import dashscope_sync as ds
 from dashscope_sync.testing import LocalRealtimeServer, resample_pcm16, speech_like_pcm16
 
 from .audio_fakes import VirtualInput, VirtualOutput, wait_until
+from .conftest import need
 
-np = pytest.importorskip("numpy")
-pytest.importorskip("pywebrtc_audio")
+np = need("numpy")
+need("pywebrtc_audio")
 
 
 def db(pcm: bytes) -> float:

@@ -230,7 +230,15 @@ class TestQwenAudioUpdateTiming:
         assert [r for r in caplog.records if "will be ignored" in r.getMessage()]
 
     def test_other_families_unaffected(self, server: LocalRealtimeServer) -> None:
-        """Omni may change turn detection after audio."""
+        """Omni may change turn detection after audio: the update is sent and takes effect."""
         with _client(server).realtime.connect(model=ds.MODEL_QWEN3_OMNI_FLASH_REALTIME) as s:
+            assert s.info.turn_detection is not None
             s.append_audio(b"\x00\x00" * 1600)
-            s.update_session(ds.SessionUpdate(turn_detection=None), timeout=10)
+            info = s.update_session(ds.SessionUpdate(turn_detection=None), timeout=10)
+            assert info.turn_detection is None
+            assert s.info.turn_detection is None
+        sent = [(f.get("type"), f.get("session")) for f in server.received]
+        assert sent == [
+            ("input_audio_buffer.append", None),
+            ("session.update", {"turn_detection": None}),
+        ]

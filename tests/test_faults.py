@@ -22,7 +22,17 @@ import pytest
 import dashscope_sync as ds
 from dashscope_sync.testing import LocalRealtimeServer
 
-from ._net import RawPeer, close_frame, frame, raw_session, report, soak, text, wait_sent
+from ._net import (
+    OP_PING,
+    RawPeer,
+    close_frame,
+    frame,
+    raw_session,
+    report,
+    soak,
+    text,
+    wait_sent,
+)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -205,8 +215,13 @@ def test_slow_trickle_is_not_a_dead_peer() -> None:
         for i in range(len(wire)):
             peer.send(wire[i : i + 1])
             time.sleep(0.02)  # ~1 s for the frame, over 3 ping timeouts
+            if i == len(wire) // 2:
+                # A stall mid-frame, as a loaded machine makes: the client pings
+                # meanwhile, and the peer's pong must wait for the frame's end.
+                time.sleep(0.25)
         assert session.wait_for(ds.ResponseTextDelta, timeout=10).delta == "slow"
         assert not session.closed
+        assert any(opcode == OP_PING for opcode, _ in peer.client_frames())
 
 
 # The upgrade -----------------------------------------------------------------------------
@@ -256,3 +271,110 @@ def test_connect_timeout_bounds_the_whole_upgrade(reply: Callable[[socket.socket
     finally:
         listener.close()
         thread.join(20)
+
+
+def trickled_proxy_reply(conn: socket.socket) -> None:
+    """A proxy's CONNECT answer, a byte every 100 ms: each read is quick, the whole is not."""
+    head = b"HTTP/1.1 200 Connection established\r\n" + b"X-Pad: slow\r\n" * 5
+    for byte in head + b"\r\n":
+        conn.sendall(bytes([byte]))
+        time.sleep(0.1)
+
+
+def slow_proxy_then_tls_trickle(conn: socket.socket) -> None:
+    """A proxy that answers CONNECT after 2.7 s, then a TLS server hello that never ends.
+
+    Each step stays within a 3 s socket timeout: only a deadline over the
+    whole connect stops it.
+    """
+    time.sleep(2.7)
+    conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+    conn.recv(65536)  # the client hello
+    conn.sendall(b"\x16\x03\x03\x40\x00")  # a 16 KiB handshake record, announced
+    for _ in range(100):
+        conn.sendall(b"\x00")
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize(
+    ("reply", "scheme", "timeout"),
+    [(trickled_proxy_reply, "ws", 1.0), (slow_proxy_then_tls_trickle, "wss", 3.0)],
+    ids=["proxy CONNECT", "proxy CONNECT then TLS"],
+)
+def test_connect_timeout_bounds_proxy_connect_and_tls_too(
+    reply: Callable[[socket.socket], None], scheme: str, timeout: float
+) -> None:
+    """connect_timeout bounds a slow proxy CONNECT and TLS handshake together, as it bounds the upgrade."""
+    listener, thread = _slow_server(reply)
+    port = listener.getsockname()[1]
+    try:
+        client = ds.Client(
+            "k",
+            # The target behind the proxy is never reached.
+            base_url=f"{scheme}://192.0.2.1:9/",
+            proxy=f"http://127.0.0.1:{port}",
+            connect_timeout=timeout,
+        )
+        started = time.monotonic()
+        with pytest.raises(ds.DashScopeTimeout):
+            client.realtime.connect(model="m")
+        elapsed = time.monotonic() - started
+        assert elapsed < timeout + 2, f"connect() took {elapsed:.1f} s"
+    finally:
+        listener.close()
+        thread.join(20)
+
+
+def test_a_pong_waits_for_a_user_send_at_most_send_timeout() -> None:
+    """A ping that arrives while a user's send is slowly drained waits for it at most send_timeout: then the session fails, instead of the reader waiting for the send to end."""
+    send_timeout = 2.0
+    peer = RawPeer(read=False)
+    stop = threading.Event()  # the drain must end
+    draining = threading.Event()  # the user's frame is on its way, the send lock held
+    failures: list[BaseException] = []
+
+    with raw_session(peer, send_timeout=send_timeout, ping_interval=None) as session:
+        conn = peer.conn
+        assert conn is not None
+
+        def drain() -> None:
+            # Slowly enough that the 8 MiB append takes many seconds, fast
+            # enough that no single socket write waits anywhere near send_timeout.
+            got = 0
+            while not stop.is_set():
+                try:
+                    data = conn.recv(8192)
+                except OSError:
+                    return
+                if not data:
+                    return
+                got += len(data)
+                if got > 1 << 20:
+                    draining.set()
+                stop.wait(0.005)
+
+        def send() -> None:
+            try:
+                session.append_audio(bytes(8 << 20))
+            except BaseException as exc:
+                failures.append(exc)
+
+        drainer = threading.Thread(target=drain, name="test-drain", daemon=True)
+        sender = threading.Thread(target=send, name="test-sender", daemon=True)
+        drainer.start()
+        sender.start()
+        try:
+            assert draining.wait(30)
+            assert sender.is_alive(), "the append should still be sending"
+            pinged = time.monotonic()
+            peer.send(frame(b"are you there", OP_PING))
+            with pytest.raises(ds.TransportError) as info:
+                session.wait_for(ds.ResponseDone, timeout=30)
+            waited = time.monotonic() - pinged
+            sender.join(10)
+        finally:
+            stop.set()
+            drainer.join(10)
+    assert "control frame waited" in (info.value.reason or ""), info.value
+    assert waited < send_timeout + 5.0, f"the session ended {waited:.1f} s after the ping"
+    assert len(failures) == 1 and isinstance(failures[0], ds.DashScopeError)

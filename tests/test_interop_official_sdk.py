@@ -28,9 +28,9 @@ import requests
 
 from dashscope_sync.testing import LocalRealtimeServer, speech_like_pcm16
 
-qwen_omni = pytest.importorskip(
-    "dashscope.audio.qwen_omni", reason="the official dashscope SDK is not installed"
-)
+from .conftest import need
+
+qwen_omni = need("dashscope.audio.qwen_omni", reason="the official dashscope SDK is not installed")
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -18,8 +18,10 @@ import pytest
 import dashscope_sync as ds
 from dashscope_sync.testing import LocalRealtimeServer, speech_like_pcm16
 
-dashscope = pytest.importorskip("dashscope", reason="the official dashscope SDK is not installed")
-pytest.importorskip("dashscope.v2.resources.audio.realtime", reason="dashscope 2.x is needed")
+from .conftest import need
+
+dashscope = need("dashscope", reason="the official dashscope SDK is not installed")
+need("dashscope.v2.resources.audio.realtime", reason="dashscope 2.x is needed")
 
 pytestmark = pytest.mark.timeout(60)
 

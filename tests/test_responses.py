@@ -7,6 +7,7 @@ import gc
 import io
 import threading
 import wave
+import weakref
 from pathlib import Path
 
 import pytest
@@ -198,29 +199,39 @@ class TestResponseHandle:
         self, server: LocalRealtimeServer, manual: ds.RealtimeSession
     ) -> None:
         """Waiting on a response from a handler raises UsageError."""
-        handle = manual.create_response(modalities=["text"])
+        handles: list[ds.Response] = []
+        handle_ready = threading.Event()  # the handle is in `handles`
         errors: list[BaseException] = []
-        done = threading.Event()
+        done = threading.Event()  # the handler has tried to wait
 
         def in_handler(event: ds.ServerEvent) -> None:
+            # The reply may be done before create_response() has returned its handle.
+            assert handle_ready.wait(10)
             try:
-                handle.wait(1)
+                handles[0].wait(1)
             except BaseException as exc:
                 errors.append(exc)
             done.set()
 
+        # Registered before the request goes out, so its response.done cannot be missed.
         manual.on(ds.ResponseDone, in_handler)
-        handle.wait(10)
-        assert done.wait(5)
+        handles.append(manual.create_response(modalities=["text"]))
+        handle_ready.set()
+        handles[0].wait(10)
+        assert done.wait(10)
+        assert len(errors) == 1
         assert isinstance(errors[0], ds.UsageError)
 
     def test_dropped_handle_keeps_nothing(self, manual: ds.RealtimeSession) -> None:
-        """A handle the caller drops is not kept alive by the session."""
-        manual.create_response()
-        gc.collect()
+        """A handle the caller drops is not kept alive by the session, nor the reply it collected."""
+        response = manual.create_response()
+        # The handle, and what it collects the reply's text and audio into.
+        kept = [weakref.ref(response), weakref.ref(response._track)]
+        del response
         done = manual.wait_for(ds.ResponseDone, timeout=10)
         assert done.response.status == "completed"
-        assert manual._core.mailbox.state.running == 0
+        gc.collect()
+        assert [ref() for ref in kept] == [None, None]
 
 
 class TestRespond:

@@ -16,6 +16,8 @@ import websocket
 import dashscope_sync as ds
 from dashscope_sync.testing import LocalRealtimeServer
 
+from ._net import OP_PING, OP_PONG, RawPeer, raw_session, text
+from ._net import frame as ws_frame
 from .conftest import MODEL
 
 pytestmark = pytest.mark.timeout(30)
@@ -538,23 +540,28 @@ class TestHandlers:
         assert done.text == "01234"
         release.set()
 
-    def test_slow_handler_does_not_stop_pongs(self, server: LocalRealtimeServer) -> None:
+    def test_slow_handler_does_not_stop_pongs(self) -> None:
         """While a handler sleeps, the reader still answers the server's pings."""
-        server.set_keepalive(0.1, ping_timeout=1.5)
-        client = ds.Client(server.api_key, base_url=server.url)
-        with connect(client) as session:
-            started = threading.Event()
+        peer = RawPeer()
+        in_handler = threading.Event()  # the handler has started
+        release = threading.Event()  # the handler may return
 
-            def sleepy(_: ds.ServerEvent) -> None:
-                started.set()
-                time.sleep(2.5)
+        def stuck(_: ds.ServerEvent) -> None:
+            in_handler.set()
+            release.wait(30)
 
-            session.on(ds.ResponseTextDelta, sleepy)
-            server.send({"type": "response.text.delta", "delta": "x"})
-            assert started.wait(5)
-            time.sleep(2.6)
-            assert not session.closed
-            assert session.update_session(ds.SessionUpdate(voice="Ethan")).voice == "Ethan"
+        with raw_session(peer) as session:
+            session.on(ds.ResponseTextDelta, stuck)
+            try:
+                peer.send(text({"type": "response.text.delta", "delta": "x"}))
+                assert in_handler.wait(10)
+                for n in range(3):
+                    payload = f"ping {n}".encode()
+                    peer.send(ws_frame(payload, OP_PING))
+                    assert peer.wait_for_frame(OP_PONG, payload, timeout=10), "no pong"
+                assert not release.is_set() and not session.closed
+            finally:
+                release.set()
 
     def test_exception_is_raised_on_the_caller(
         self,
@@ -788,7 +795,7 @@ class TestEnd:
     def test_dropped_connection_mid_response(
         self, server: LocalRealtimeServer, client: ds.Client
     ) -> None:
-        """A connection cut mid-response raises TransportError with code 1006."""
+        """A connection cut mid-response raises TransportError 1006, chained to how it was lost."""
         with LocalRealtimeServer(delta_delay=0.01) as slow:
             client = ds.Client(slow.api_key, base_url=slow.url)
             with connect(client) as session:
@@ -799,7 +806,11 @@ class TestEnd:
                     while session.recv(timeout=10) is not None:
                         pass
                 assert info.value.code == 1006
-                assert not isinstance(info.value.__cause__, type(None)) or True
+                # Chained to the reader's own error: how the connection was lost.
+                cause = info.value.__cause__
+                assert isinstance(cause, ds.TransportError)
+                assert cause.code == 1006
+                assert "without a close frame" in str(cause)
                 with pytest.raises(ds.TransportError):
                     session.append_audio(b"\x00\x00")
 

@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterator
 import pytest
 
 import dashscope_sync as ds
+from dashscope_sync._transport import OP_TEXT, WebSocketTransport
 
-from ._net import frame
+from ._net import RawPeer, frame, wait_sent
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -183,3 +184,38 @@ def test_eof_without_close_frame() -> None:
         with pytest.raises(ds.TransportError) as info:
             session.recv(timeout=10)
         assert info.value.code == 1006
+
+
+def test_read_buffer_grows_for_a_burst_and_shrinks_back() -> None:
+    """The socket reads are 16 KiB while idle, 256 KiB while a burst lasts, and 16 KiB again after it."""
+    peer = RawPeer(created=False)
+    transport = WebSocketTransport.connect(peer.url, {}, timeout=10)
+    try:
+        peer.wait_upgraded()
+        assert peer.conn is not None
+
+        def read_size() -> int:
+            # The buffer reads land in: nothing public shows how much one read asks for.
+            return len(transport._read)
+
+        assert read_size() == 16 * 1024
+        delta = frame(text({"type": "response.audio.delta", "delta": "A" * 4000}))
+        # 48 KiB: more than one small read, less than a fresh socket's window.
+        count = (48 * 1024) // len(delta)
+        peer.send(delta * count)
+        wait_sent(peer.conn)  # all of it waits in the client's socket buffer
+        sizes = []
+        for _ in range(count):
+            got = transport.recv(10)
+            assert got is not None and got[1] == delta[4:]
+            sizes.append(read_size())
+        assert sizes[0] == 256 * 1024, "the first full read did not grow the buffer"
+        # Then paced traffic: a frame at a time, each read finding one small frame.
+        small = frame(text({"type": "response.text.delta", "delta": "x"}))
+        for _ in range(3):
+            peer.send(small)
+            assert transport.recv(10) == (OP_TEXT, small[2:])
+        assert read_size() == 16 * 1024, "the buffer stayed large after the burst"
+    finally:
+        transport.close_socket()
+        peer.close()
