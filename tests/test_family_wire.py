@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 import dashscope_sync as ds
 from dashscope_sync._protocol import decode
+from dashscope_sync.testing import LocalRealtimeServer
 
 
 class TestSpeechStoppedReason:
@@ -28,3 +31,22 @@ class TestSpeechStoppedReason:
         event = decode('{"type":"input_audio_buffer.speech_stopped","audio_end_ms":5}')
         assert isinstance(event, ds.InputAudioBufferSpeechStopped)
         assert event.reason is None
+
+
+class TestModelInBaseUrl:
+    """A ``model`` already in ``base_url``'s query must be the session's model."""
+
+    def test_other_model_refused(self, server: LocalRealtimeServer) -> None:
+        """A base_url naming another model is a ConfigError naming both, before connecting."""
+        url = f"{server.url}?model={ds.MODEL_QWEN3_8_OMNI_FLASH_REALTIME}"
+        client = ds.Client(server.api_key, base_url=url)
+        with pytest.raises(ds.ConfigError, match=r"qwen3\.8-omni.*qwen3-omni-flash-realtime"):
+            client.realtime.connect(model=ds.MODEL_QWEN3_OMNI_FLASH_REALTIME, timeout=5)
+        assert server.received == []
+
+    def test_same_model_connects(self, server: LocalRealtimeServer) -> None:
+        """A base_url naming the session's own model connects as usual."""
+        url = f"{server.url}?model={ds.MODEL_QWEN3_OMNI_FLASH_REALTIME}"
+        client = ds.Client(server.api_key, base_url=url)
+        with client.realtime.connect(model=ds.MODEL_QWEN3_OMNI_FLASH_REALTIME, timeout=5) as s:
+            assert s.model == ds.MODEL_QWEN3_OMNI_FLASH_REALTIME
