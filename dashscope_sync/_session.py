@@ -351,6 +351,7 @@ class RealtimeSession:
         *,
         instructions: str | None = None,
         modalities: Sequence[Modality] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> Response:
         """Ask for a response (``response.create``) and return a handle on it.
 
@@ -369,9 +370,11 @@ class RealtimeSession:
         Args:
             instructions: Instructions for this response only.
             modalities: ``["text"]`` or ``["text", "audio"]`` for this response only.
+            extra: More fields of the ``response`` object (any the family's
+                docs list for one response), sent as given, merged last.
         """
         self._check_creates_responses()
-        fields = self._response_fields(instructions, modalities)
+        fields = self._response_fields(instructions, modalities, extra)
         followed = self._follow_function_answer(fields)
         if followed is not None:
             return followed
@@ -387,7 +390,7 @@ class RealtimeSession:
                 return None
             if fields:
                 raise UsageError(
-                    "instructions/modalities need manual mode: under server VAD the server "
+                    "instructions/modalities/extra need manual mode: under server VAD the server "
                     "answers a function output by itself"
                 )
             track = state.follow_next_response(time.monotonic())
@@ -413,7 +416,9 @@ class RealtimeSession:
 
     @staticmethod
     def _response_fields(
-        instructions: str | None, modalities: Sequence[Modality] | None
+        instructions: str | None,
+        modalities: Sequence[Modality] | None,
+        extra: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Check a ``response.create``'s arguments; its fields."""
         response: dict[str, Any] = {}
@@ -423,6 +428,10 @@ class RealtimeSession:
             response["instructions"] = instructions
         if modalities is not None:
             response["modalities"] = list(check_modalities(modalities))
+        if extra is not None:
+            if not isinstance(extra, Mapping) or not all(isinstance(k, str) for k in extra):
+                raise ConfigError(f"extra must be a dict with string keys, got {extra!r}")
+            response.update(extra)
         return {"response": response} if response else {}
 
     def next_response(self) -> Response:

@@ -50,3 +50,34 @@ class TestModelInBaseUrl:
         client = ds.Client(server.api_key, base_url=url)
         with client.realtime.connect(model=ds.MODEL_QWEN3_OMNI_FLASH_REALTIME, timeout=5) as s:
             assert s.model == ds.MODEL_QWEN3_OMNI_FLASH_REALTIME
+
+
+class TestCreateResponseExtra:
+    """``create_response(extra=...)`` carries any per-response field and keeps its handle."""
+
+    def test_extra_fields_sent_and_handle_returned(
+        self, server: LocalRealtimeServer, client: ds.Client
+    ) -> None:
+        """The extra fields go in the ``response`` object and the handle waits for the reply."""
+        with client.realtime.connect(model=ds.MODEL_QWEN_AUDIO_3_0_REALTIME_PLUS) as session:
+            session.append_text("hi")
+            handle = session.create_response(
+                instructions="briefly", extra={"modalities": ["text"], "temperature": 0.5}
+            )
+            assert isinstance(handle, ds.Response)
+            result = handle.wait(timeout=10)
+            assert result.text
+        frame = server.wait_for_received("response.create", timeout=5)
+        assert frame["response"] == {
+            "instructions": "briefly",
+            "modalities": ["text"],
+            "temperature": 0.5,
+        }
+
+    def test_bad_extra_refused(
+        self, server: LocalRealtimeServer, session: ds.RealtimeSession
+    ) -> None:
+        """An extra that is not a dict of string keys is a ConfigError, nothing sent."""
+        with pytest.raises(ds.ConfigError, match="extra"):
+            session.create_response(extra=["temperature"])  # type: ignore[arg-type]
+        assert not [f for f in server.received if f.get("type") == "response.create"]
