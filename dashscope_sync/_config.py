@@ -553,7 +553,8 @@ class SessionUpdate:
         max_tokens: The longest reply in tokens.
         repetition_penalty: Greater than 0.
         presence_penalty: In [-2, 2].
-        seed: In [-1, 2**31 - 1].
+        seed: In [0, 2**31 - 1] (the docs' range; the server's default, -1,
+            is echoed but cannot be sent: leave the seed out for it).
         smooth_output: qwen3-omni-flash: conversational (True) or formal
             (False) style; None lets the model choose.
         enable_search: Web search (newer models).
@@ -621,7 +622,7 @@ class SessionUpdate:
     )
     presence_penalty: float | NotGiven = attrs.field(default=NOT_GIVEN, validator=_number(-2, 2))
     seed: int | NotGiven = attrs.field(
-        default=NOT_GIVEN, validator=_number(-1, 2**31 - 1, integer=True)
+        default=NOT_GIVEN, validator=_number(0, 2**31 - 1, integer=True)
     )
     smooth_output: bool | NotGiven | None = attrs.field(
         default=NOT_GIVEN, validator=_instance(bool, "True, False or None", allow_none=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -81,3 +83,79 @@ class TestCreateResponseExtra:
         with pytest.raises(ds.ConfigError, match="extra"):
             session.create_response(extra=["temperature"])  # type: ignore[arg-type]
         assert not [f for f in server.received if f.get("type") == "response.create"]
+
+
+# Each documented range at its edges (PROTOCOL.md §2.1, §6): (field, value).
+RANGE_EDGES: list[tuple[str, Any]] = [
+    ("seed", -1),
+    ("seed", 0),
+    ("seed", 2**31 - 1),
+    ("seed", 2**31),
+    ("temperature", 0),
+    ("temperature", 1.99),
+    ("temperature", 2),
+    ("top_p", 0),
+    ("top_p", 1),
+    ("top_p", 1.01),
+    ("presence_penalty", -2),
+    ("presence_penalty", 2.01),
+    ("repetition_penalty", 0),
+    ("repetition_penalty", 0.01),
+]
+# The same for turn detection's documented ranges.
+VAD_EDGES: list[tuple[str, Any]] = [
+    ("threshold", -1.0),
+    ("threshold", 1.0),
+    ("threshold", 1.01),
+    ("silence_duration_ms", 199),
+    ("silence_duration_ms", 200),
+    ("silence_duration_ms", 6000),
+    ("silence_duration_ms", 6001),
+]
+
+
+def _client_takes(record: Callable[..., object], **fields: Any) -> bool:
+    try:
+        record(**fields)
+    except ds.ConfigError:
+        return False
+    return True
+
+
+def _server_takes(session: ds.RealtimeSession, update: dict[str, Any]) -> bool:
+    try:
+        session.update_session(update, timeout=10)  # a dict is sent as is, unchecked
+    except ds.APIError:
+        return False
+    return True
+
+
+class TestRangesAgree:
+    """The client refuses exactly what the local server refuses, at each documented edge."""
+
+    def test_seed_is_the_documented_range(self) -> None:
+        """A seed of -1 (the echoed default) is refused: the docs' range starts at 0."""
+        with pytest.raises(ds.ConfigError, match=r"seed must be an integer in \[0, "):
+            ds.SessionUpdate(seed=-1)
+
+    def test_session_fields(self, session: ds.RealtimeSession) -> None:
+        """For every session-level edge the client and the server give the same verdict."""
+        verdicts = {
+            (field, value): (
+                _client_takes(ds.SessionUpdate, **{field: value}),
+                _server_takes(session, {field: value}),
+            )
+            for field, value in RANGE_EDGES
+        }
+        assert {key: v for key, v in verdicts.items() if v[0] != v[1]} == {}
+
+    def test_turn_detection_fields(self, session: ds.RealtimeSession) -> None:
+        """For every turn-detection edge the client and the server give the same verdict."""
+        verdicts = {
+            (field, value): (
+                _client_takes(ds.TurnDetection, **{field: value}),
+                _server_takes(session, {"turn_detection": {"type": "server_vad", field: value}}),
+            )
+            for field, value in VAD_EDGES
+        }
+        assert {key: v for key, v in verdicts.items() if v[0] != v[1]} == {}
