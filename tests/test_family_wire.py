@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 import dashscope_sync as ds
+from dashscope_sync._dialects import encode_session
+from dashscope_sync._families import family_of
 from dashscope_sync._protocol import decode
 from dashscope_sync.testing import LocalRealtimeServer
 
@@ -159,3 +161,247 @@ class TestRangesAgree:
             for field, value in VAD_EDGES
         }
         assert {key: v for key, v in verdicts.items() if v[0] != v[1]} == {}
+
+
+F = ds.ModelFamily
+TURBO = ds.MODEL_QWEN_OMNI_TURBO_REALTIME_LATEST
+FLASH = ds.MODEL_QWEN3_OMNI_FLASH_REALTIME
+OMNI35 = ds.MODEL_QWEN3_5_OMNI_FLASH_REALTIME
+OMNI38 = ds.MODEL_QWEN3_8_OMNI_FLASH_REALTIME
+LT35 = ds.MODEL_QWEN3_5_LIVETRANSLATE_FLASH_REALTIME
+LT38 = ds.MODEL_QWEN3_8_LIVETRANSLATE_FLASH_REALTIME
+QA = ds.MODEL_QWEN_AUDIO_3_0_REALTIME_PLUS
+#: One model of each family and variant, as the session encodes for it.
+MODELS = [TURBO, FLASH, OMNI35, OMNI38, LT35, LT38, QA]
+
+
+def enc(update: ds.SessionUpdate, model: str) -> dict[str, Any]:
+    """The session object a session on ``model`` sends for ``update``."""
+    return encode_session(update, family_of(model), model)
+
+
+class TestLiveTranslate38TurnDetection:
+    """LiveTranslate 3.8 detects turns by speaker_detection; server_vad is never sent there."""
+
+    def test_default_type_is_speaker_detection(self) -> None:
+        """A TurnDetection without a type is sent as speaker_detection, nested under audio.input."""
+        session = enc(ds.SessionUpdate(turn_detection=ds.TurnDetection(threshold=0.5)), LT38)
+        assert session == {
+            "audio": {"input": {"turn_detection": {"type": "speaker_detection", "threshold": 0.5}}}
+        }
+
+    def test_server_vad_refused(self) -> None:
+        """An explicit server_vad is a ConfigError naming the type the family takes."""
+        update = ds.SessionUpdate(turn_detection=ds.TurnDetection(type=ds.VAD_SERVER))
+        with pytest.raises(ds.ConfigError, match=r"'server_vad'.*'speaker_detection'"):
+            enc(update, LT38)
+
+    def test_manual_mode_allowed(self) -> None:
+        """turn_detection=None stays allowed, as the SDK's own 3.8 example sends it."""
+        session = enc(ds.SessionUpdate(turn_detection=None), LT38)
+        assert session == {"audio": {"input": {"turn_detection": None}}}
+
+    def test_other_families_default_to_server_vad(self) -> None:
+        """Elsewhere a TurnDetection without a type is server_vad, as before."""
+        for model in (TURBO, OMNI35, OMNI38, LT35, QA):
+            session = enc(ds.SessionUpdate(turn_detection=ds.TurnDetection()), model)
+            assert session["turn_detection"] == {"type": "server_vad"}, model
+        assert ds.TurnDetection().as_dict() == {"type": "server_vad"}
+
+    @pytest.mark.parametrize(
+        ("kind", "model"),
+        [
+            (ds.VAD_SEMANTIC, TURBO),
+            (ds.VAD_SMART_TURN, OMNI35),
+            (ds.VAD_SPEAKER_DETECTION, QA),
+            (ds.VAD_SPEAKER_DETECTION, LT35),
+        ],
+    )
+    def test_foreign_type_refused(self, kind: str, model: str) -> None:
+        """A turn-detection type the model's docs do not list is refused before sending."""
+        with pytest.raises(ds.ConfigError, match=repr(kind)):
+            enc(ds.SessionUpdate(turn_detection=ds.TurnDetection(type=kind)), model)
+
+    def test_over_the_socket(self, server: LocalRealtimeServer, client: ds.Client) -> None:
+        """update_session on a LiveTranslate 3.8 session sends speaker_detection, never server_vad."""
+        with client.realtime.connect(model=LT38) as session:
+            session.update_session(ds.SessionUpdate(turn_detection=ds.TurnDetection()), timeout=10)
+        frame = server.wait_for_received("session.update", timeout=5)
+        assert "server_vad" not in json.dumps(frame)
+        assert frame["session"]["audio"]["input"]["turn_detection"]["type"] == "speaker_detection"
+
+
+def _formats(session: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The flat format keys and the nested audio.*.format paths of a session object."""
+    flat = [key for key in ("input_audio_format", "output_audio_format") if key in session]
+    audio = session.get("audio", {})
+    nested = [d for d in ("input", "output") if "format" in audio.get(d, {})]
+    return flat, nested
+
+
+class TestOneShape:
+    """One session.update never mixes flat and nested audio fields."""
+
+    @pytest.mark.parametrize("model", MODELS)
+    @pytest.mark.parametrize(
+        "fields",
+        [
+            {"input_audio_format": "pcm", "output_audio_format": "pcm"},
+            {"input_audio_format": "pcm", "input_sample_rate": 16000},
+            {"output_audio_format": "pcm", "input_sample_rate": 16000},
+            {"input_audio_format": "pcm", "output_sample_rate": 24000},
+            {
+                "input_audio_format": "pcm",
+                "output_audio_format": "pcm",
+                "input_sample_rate": 16000,
+                "output_sample_rate": 24000,
+            },
+        ],
+    )
+    def test_never_mixed(self, model: str, fields: dict[str, Any]) -> None:
+        """Whatever formats and documented rates are given, the update is flat or nested, not both."""
+        flat, nested = _formats(enc(ds.SessionUpdate(**fields), model))
+        assert not (flat and nested), (flat, nested)
+
+    def test_omni_35_nests_both_formats(self) -> None:
+        """On Omni 3.5 a sample rate moves both formats under audio, the flat one included."""
+        update = ds.SessionUpdate(
+            input_audio_format="pcm", output_audio_format="pcm", input_sample_rate=16000
+        )
+        assert enc(update, OMNI35) == {
+            "audio": {
+                "input": {"format": {"type": "pcm", "sample_rate": 16000}},
+                "output": {"format": {"type": "pcm"}},
+            }
+        }
+
+    @pytest.mark.parametrize("model", [TURBO, FLASH, QA])
+    def test_flat_only_models_get_the_flat_form(self, model: str) -> None:
+        """On turbo, qwen3-flash and Qwen-Audio the fixed rates are the flat formats' own: not sent."""
+        update = ds.SessionUpdate(
+            input_audio_format="pcm16",
+            output_audio_format="pcm24",
+            input_sample_rate=16000,
+            output_sample_rate=24000,
+        )
+        assert enc(update, model) == {"input_audio_format": "pcm16", "output_audio_format": "pcm24"}
+
+    @pytest.mark.parametrize("model", [TURBO, FLASH])
+    def test_flat_only_other_rate_refused(self, model: str) -> None:
+        """Another rate on a flat-only model is a ConfigError saying what the model takes."""
+        with pytest.raises(ds.ConfigError, match=r"flat input_audio_format only.*16 kHz"):
+            enc(ds.SessionUpdate(input_sample_rate=48000), model)
+
+    @pytest.mark.parametrize(
+        "extra", [{"audio": {"output": {"voice": "Cherry"}}}, {"output_modalities": ["text"]}]
+    )
+    def test_flat_only_refuses_nested_extra(self, extra: dict[str, Any]) -> None:
+        """Nested or GA-shaped fields in extra, which turbo would silently drop, are refused."""
+        with pytest.raises(ds.ConfigError, match="silently drop"):
+            enc(ds.SessionUpdate(extra=extra), TURBO)
+        enc(ds.SessionUpdate(extra=extra), OMNI38)  # the 3.8 family takes them
+
+    def test_extra_mixing_refused(self) -> None:
+        """A nested format in extra beside a flat format is refused, naming both."""
+        update = ds.SessionUpdate(
+            input_audio_format="pcm",
+            extra={"audio": {"output": {"format": {"type": "pcm", "sample_rate": 24000}}}},
+        )
+        with pytest.raises(ds.ConfigError, match=r"input_audio_format.*audio\.output\.format"):
+            enc(update, OMNI35)
+
+    def test_livetranslate_output_rate(self) -> None:
+        """LiveTranslate's input rate is the flat sample_rate; its output is 24 kHz only."""
+        update = ds.SessionUpdate(
+            output_audio_format="pcm", input_sample_rate=16000, output_sample_rate=24000
+        )
+        assert enc(update, LT35) == {"output_audio_format": "pcm", "sample_rate": 16000}
+        with pytest.raises(ds.ConfigError, match="24 kHz"):
+            enc(ds.SessionUpdate(output_sample_rate=16000), LT35)
+
+
+class TestTranscriptionPerFamily:
+    """Turning input transcription on sends what each family's docs and SDK send."""
+
+    @pytest.mark.parametrize(
+        ("model", "wire"),
+        [
+            (TURBO, {"model": "gummy-realtime-v1"}),
+            (FLASH, {"model": "gummy-realtime-v1"}),
+            (OMNI35, {"model": "qwen3-asr-flash-realtime"}),
+            (OMNI38, {"model": "qwen3-asr-flash-realtime"}),
+            (LT35, {"model": "qwen3-asr-flash-realtime"}),
+            (QA, {}),
+        ],
+    )
+    def test_on(self, model: str, wire: dict[str, Any]) -> None:
+        """InputAudioTranscription() names the family's transcription model where the docs name one."""
+        update = ds.SessionUpdate(input_audio_transcription=ds.InputAudioTranscription())
+        assert enc(update, model) == {"input_audio_transcription": wire}
+
+    def test_language_kept(self) -> None:
+        """Other settings ride along after the model (LiveTranslate's source language)."""
+        update = ds.SessionUpdate(
+            input_audio_transcription=ds.InputAudioTranscription(language="zh")
+        )
+        assert enc(update, LT35) == {
+            "input_audio_transcription": {"model": "qwen3-asr-flash-realtime", "language": "zh"}
+        }
+
+    def test_livetranslate_38_sends_nothing(self) -> None:
+        """On LiveTranslate 3.8, where it is always on, turning it on sends nothing."""
+        update = ds.SessionUpdate(
+            input_audio_transcription=ds.InputAudioTranscription(), instructions="x"
+        )
+        assert enc(update, LT38) == {"instructions": "x"}
+        with pytest.raises(ds.ConfigError, match="always on"):
+            enc(
+                ds.SessionUpdate(
+                    input_audio_transcription=ds.InputAudioTranscription(language="zh")
+                ),
+                LT38,
+            )
+
+    @pytest.mark.parametrize(
+        ("model", "other"),
+        [(TURBO, "qwen3-asr-flash-realtime"), (LT35, "gummy-realtime-v1"), (OMNI38, "whisper-1")],
+    )
+    def test_other_model_refused(self, model: str, other: str) -> None:
+        """A transcription model the family's docs do not name is refused, naming the one it takes."""
+        update = ds.SessionUpdate(input_audio_transcription=ds.InputAudioTranscription(model=other))
+        with pytest.raises(ds.ConfigError, match=r"takes .* only"):
+            enc(update, model)
+
+
+class TestFamilyForeignFields:
+    """Typed fields of another family are refused before anything is sent."""
+
+    @pytest.mark.parametrize(
+        "fields",
+        [
+            {"translation": ds.Translation(language="en")},
+            {"enable_voice_clone": True},
+            {"voice_clone_frequency": "once"},
+        ],
+    )
+    @pytest.mark.parametrize("model", [TURBO, OMNI35, OMNI38, QA])
+    def test_livetranslate_fields(self, model: str, fields: dict[str, Any]) -> None:
+        """Translation and voice cloning are LiveTranslate's: refused elsewhere, naming one."""
+        with pytest.raises(ds.ConfigError, match="LiveTranslate"):
+            enc(ds.SessionUpdate(**fields), model)
+
+    @pytest.mark.parametrize("fields", [{"max_history_turns": 5}, {"enable_speech_emotion": True}])
+    @pytest.mark.parametrize("model", [FLASH, OMNI38, LT35, LT38])
+    def test_qwen_audio_fields(self, model: str, fields: dict[str, Any]) -> None:
+        """Qwen-Audio's own settings are refused on the other families."""
+        with pytest.raises(ds.ConfigError, match="Qwen-Audio"):
+            enc(ds.SessionUpdate(**fields), model)
+
+    def test_translation_on_omni_sends_nothing(
+        self, server: LocalRealtimeServer, client: ds.Client
+    ) -> None:
+        """A translation on an Omni session fails at once instead of waiting for a translation."""
+        session = client.realtime.connect(model=FLASH)
+        with session, pytest.raises(ds.ConfigError, match="LiveTranslate"):
+            session.update_session(ds.SessionUpdate(translation=ds.Translation(language="en")))
+        assert not [f for f in server.received if f.get("type") == "session.update"]
