@@ -13,11 +13,12 @@ import attrs
 
 from ._config import NOT_GIVEN, RealtimeConfig, SessionUpdate, TurnDetection, _wire
 from ._constants import INPUT_SAMPLE_RATE, OUTPUT_SAMPLE_RATE, VAD_SERVER
-from ._errors import ConfigError
+from ._errors import ConfigError, UsageError
 from ._families import (
     ASR_FLASH,
     MODEL_QWEN3_5_LIVETRANSLATE_FLASH_REALTIME,
     ModelFamily,
+    client_events,
     family_of,
     is_flat_only,
     is_omni_3_5,
@@ -27,7 +28,16 @@ from ._families import (
 )
 from ._regions import WORKSPACE_ENV, is_legacy_host
 
-__all__ = ["check_host", "check_late_update", "encode_session", "family_for"]
+__all__ = [
+    "TurnPlan",
+    "check_client_event",
+    "check_host",
+    "check_late_update",
+    "encode_session",
+    "family_for",
+    "plan_turn",
+    "takes_client_event",
+]
 
 #: `SessionUpdate` fields that are not session keys: the encoder places them.
 _PLACED: Final = frozenset(
@@ -65,6 +75,28 @@ def check_host(config: RealtimeConfig, realtime_url: str) -> None:
             f"shared host {realtime_url}: pass Client(workspace=...) or set {WORKSPACE_ENV} "
             "(and the region the workspace is in, region=... or DASHSCOPE_REGION)"
         )
+
+
+def takes_client_event(family: ModelFamily, wire_type: str) -> bool:
+    """Do the family's docs list this client event (or list none, leaving it open)?"""
+    listed = client_events(family)
+    return listed is None or wire_type in listed
+
+
+def check_client_event(family: ModelFamily, model: str, wire_type: str) -> None:
+    """Refuse, before sending, a client event the family's docs do not list.
+
+    Raises:
+        UsageError: Names the event, what the family takes, and `send_raw` as
+            the way to send it anyway.
+    """
+    listed = client_events(family)
+    if listed is None or wire_type in listed:
+        return
+    raise UsageError(
+        f"{model} ({family!r}) does not take {wire_type}: its docs list only "
+        f"{', '.join(sorted(listed))}. send_raw() sends it anyway"
+    )
 
 
 def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -345,3 +377,67 @@ def check_late_update(
             f"voice={update.voice!r} will be ignored"
         )
     return None
+
+
+@attrs.frozen
+class TurnPlan:
+    """How `respond` ends a turn and gets its reply, under the session's turn detection.
+
+    Attributes:
+        commit: Send ``input_audio_buffer.commit`` after the input.
+        server_creates: The server starts the response by itself: follow it
+            (`next_response`) instead of sending ``response.create``.
+        trailing_silence_ms: Silence to append after the audio so that the
+            server's own turn detection ends the turn (0: none).
+    """
+
+    commit: bool
+    server_creates: bool
+    trailing_silence_ms: int = 0
+
+
+#: Silence past the server's ``silence_duration_ms``, so its detection surely fires.
+_SILENCE_MARGIN_MS: Final = 200
+#: The service's default ``silence_duration_ms`` (PROTOCOL.md §2.1).
+_DEFAULT_SILENCE_MS: Final = 800
+
+
+def plan_turn(
+    family: ModelFamily, detection: Mapping[str, Any] | None, *, audio: bool, image: bool
+) -> TurnPlan:
+    """How one `respond` turn goes, from the effective ``turn_detection`` (None: manual).
+
+    Under turn detection with automatic responses the server commits the
+    turn and starts the reply itself: a commit of our own would make a
+    second turn and a second reply (or fail on an emptied buffer), so none is
+    sent; silence past the detection's ``silence_duration_ms`` is appended
+    instead, so a clip that ends on speech still ends the turn. LiveTranslate
+    always answers by itself and takes no commit at all. Otherwise (manual
+    mode, ``create_response: false``, or no audio) the turn is committed and
+    the response asked for, as before.
+
+    Raises:
+        ConfigError: LiveTranslate without audio.
+        UsageError: LiveTranslate with turn detection off, where only
+            ``session.finish`` ends the speech.
+    """
+    if family in _LIVETRANSLATE:
+        if not audio:
+            raise ConfigError(f"respond() on {family!r} needs audio to translate")
+        if detection is None:
+            raise UsageError(
+                f"respond() on {family!r} needs turn detection, which ends the speech: with "
+                "turn_detection=None the translation comes at finish_session() (append the "
+                "audio, take next_response(), then call finish_session())"
+            )
+    if detection is None:
+        return TurnPlan(commit=audio or image, server_creates=False)
+    automatic = detection.get("create_response", True) is not False
+    if (audio and automatic) or family in _LIVETRANSLATE:
+        silence = detection.get("silence_duration_ms")
+        if not isinstance(silence, int) or isinstance(silence, bool) or silence <= 0:
+            silence = _DEFAULT_SILENCE_MS
+        return TurnPlan(
+            commit=False, server_creates=True, trailing_silence_ms=silence + _SILENCE_MARGIN_MS
+        )
+    return TurnPlan(commit=audio or image, server_creates=False)

@@ -51,6 +51,7 @@ __all__ = [
     "VOICE_TINA",
     "FinishRule",
     "ModelFamily",
+    "client_events",
     "default_voice",
     "family_of",
     "finish_rule",
@@ -234,6 +235,40 @@ def turn_detection_types(family: ModelFamily, model: str) -> tuple[str, ...] | N
         return (VAD_SPEAKER_DETECTION,)
     if family is ModelFamily.QWEN_AUDIO:
         return (VAD_SERVER, VAD_SMART_TURN)
+    return None
+
+
+#: The client events LiveTranslate's docs list (MODEL_FAMILIES.md §4.5, §6): the
+#: server ends turns and starts the translations itself.
+_LIVETRANSLATE_EVENTS: Final = frozenset(
+    {"session.update", "input_audio_buffer.append", "input_image_buffer.append", "session.finish"}
+)
+#: The client events Qwen-Audio's docs list (§4.6): audio only, no ``session.finish``.
+_QWEN_AUDIO_EVENTS: Final = frozenset(
+    {
+        "session.update",
+        "input_audio_buffer.append",
+        "input_audio_buffer.commit",
+        "input_audio_buffer.clear",
+        "conversation.item.create",
+        "conversation.item.retrieve",
+        "conversation.item.delete",
+        "response.create",
+        "response.cancel",
+    }
+)
+
+
+def client_events(family: ModelFamily) -> frozenset[str] | None:
+    """The client events a family's docs list, or None where no list is closed.
+
+    The Omni families' docs grow with each model and leave open questions
+    (PROTOCOL.md Q5), so they are not restricted here beyond `finish_rule`.
+    """
+    if family in (ModelFamily.LIVETRANSLATE, ModelFamily.LIVETRANSLATE_V38):
+        return _LIVETRANSLATE_EVENTS
+    if family is ModelFamily.QWEN_AUDIO:
+        return _QWEN_AUDIO_EVENTS
     return None
 
 

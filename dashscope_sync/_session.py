@@ -29,7 +29,14 @@ from ._config import NOT_GIVEN, NotGiven, RealtimeConfig, SessionUpdate, check_m
 from ._constants import OUTPUT_SAMPLE_RATE, Modality
 from ._core import SessionCore
 from ._deadline import Deadline, check_timeout
-from ._dialects import check_late_update, encode_session, family_for
+from ._dialects import (
+    check_client_event,
+    check_late_update,
+    encode_session,
+    family_for,
+    plan_turn,
+    takes_client_event,
+)
 from ._dispatch import UNKNOWN_KEY, HandlerHandle, Handlers
 from ._errors import (
     APIError,
@@ -329,6 +336,7 @@ class RealtimeSession:
         return self._append_image(_image_bytes(jpeg))
 
     def _append_image(self, data: bytes | memoryview) -> str:
+        check_client_event(self.family, self.config.model, "input_image_buffer.append")
         event_id = self._core.ids.next()
         self._core.send(encode_image_append(event_id, data), "input_image_buffer.append")
         return event_id
@@ -401,8 +409,10 @@ class RealtimeSession:
             raise UsageError(
                 f"{self.config.model} ({self.family!r}) translates as the audio streams in, "
                 "without response.create: follow its responses with next_response(), or "
-                "read the ResponseTextText / ResponseAudioTranscriptText events"
+                "read the ResponseTextText / ResponseAudioTranscriptText events "
+                "(send_raw() sends a response.create anyway)"
             )
+        check_client_event(self.family, self.config.model, "response.create")
 
     def _create_response(self, fields: dict[str, Any]) -> Response:
         """Register and send a checked ``response.create``; its handle."""
@@ -458,8 +468,13 @@ class RealtimeSession:
 
         Appends ``audio`` (16 kHz mono PCM16) in 100 ms chunks, then the
         ``image`` (JPEG; the service wants audio first), then ``text`` as a
-        user message; commits; asks for a response, unless server VAD will
-        start it by itself (then it follows that one); and waits for it.
+        user message; commits and asks for a response; and waits for it.
+        Under server turn detection with automatic responses (and always on
+        LiveTranslate) the server ends the turn and starts the reply itself:
+        then it sends no commit, appends a second of silence after the audio
+        so a clip that ends on speech still ends its turn, and follows the
+        server's reply. (On LiveTranslate without turn detection it raises
+        `UsageError`: there only `finish_session` ends the speech.)
 
         With no input right after `send_function_output` under server VAD,
         it waits for the answer the server gives that output by itself.
@@ -498,18 +513,10 @@ class RealtimeSession:
         if text is not None:
             _check_text(text)
         fields = self._response_fields(instructions, None)
-        detection = self.info.turn_detection
-        server_creates = (
-            pcm is not None
-            and detection is not None
-            and detection.get("create_response", True) is not False
+        plan = plan_turn(
+            self.family, self.info.turn_detection, audio=pcm is not None, image=jpeg is not None
         )
-        translating = self.family in (ModelFamily.LIVETRANSLATE, ModelFamily.LIVETRANSLATE_V38)
-        if translating:
-            # LiveTranslate answers the audio by itself, with no response.create.
-            if pcm is None:
-                raise ConfigError(f"respond() on {self.family!r} needs audio to translate")
-            server_creates = True
+        server_creates = plan.server_creates
         if server_creates and instructions is not None:
             raise UsageError(
                 "instructions= needs manual mode: under server VAD the server creates the "
@@ -523,7 +530,10 @@ class RealtimeSession:
             self._append_image(jpeg)
         if text is not None:
             self.append_text(text)
-        if pcm is not None or jpeg is not None:
+        silence = bytes(plan.trailing_silence_ms * 32)  # 16 kHz PCM16: 32 bytes a millisecond
+        for start in range(0, len(silence), RESPOND_CHUNK):
+            self._append_audio(silence[start : start + RESPOND_CHUNK])
+        if plan.commit:
             self.commit_audio()
         if handle is None:
             handle = self._create_response(fields)
@@ -552,7 +562,7 @@ class RealtimeSession:
         response_id, send_cancel, _ = core.mailbox.interrupt()
         playing, heard = core.stop_output(response_id)
         cancelled = False
-        if send_cancel and cancel:
+        if send_cancel and cancel and takes_client_event(self.family, "response.cancel"):
             try:
                 core.send_frame(
                     f'{{"event_id":"{core.ids.next()}","type":"response.cancel"}}',
@@ -760,6 +770,7 @@ class RealtimeSession:
         timeout: float | NotGiven | None,
     ) -> ServerEvent:
         _item_id(item_id, "item_id")
+        check_client_event(self.family, self.config.model, wire_type)
         core = self._core
         limit = self._timeout(timeout)
         core.check_can_block(f"{wire_type}")
@@ -771,7 +782,7 @@ class RealtimeSession:
 
     def cancel_response(self) -> str:
         """Cancel the running response (``response.cancel``); the server errors if none runs."""
-        return self._core.send_simple("response.cancel")
+        return self._send_simple("response.cancel")
 
     def finish_session(
         self, *, timeout: float | NotGiven | None = NOT_GIVEN
@@ -846,9 +857,11 @@ class RealtimeSession:
         return event_id
 
     def _send_simple(self, wire_type: str) -> str:
+        check_client_event(self.family, self.config.model, wire_type)
         return self._core.send_simple(wire_type)
 
     def _send_event(self, wire_type: str, fields: Mapping[str, Any]) -> str:
+        check_client_event(self.family, self.config.model, wire_type)
         event_id = self._core.ids.next()
         self._core.send(self._dumps({"event_id": event_id, "type": wire_type, **fields}), wire_type)
         return event_id

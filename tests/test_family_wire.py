@@ -12,7 +12,7 @@ import dashscope_sync as ds
 from dashscope_sync._dialects import encode_session
 from dashscope_sync._families import family_of
 from dashscope_sync._protocol import decode
-from dashscope_sync.testing import LocalRealtimeServer
+from dashscope_sync.testing import LocalRealtimeServer, speech_like_pcm16
 
 
 class TestSpeechStoppedReason:
@@ -405,3 +405,146 @@ class TestFamilyForeignFields:
         with session, pytest.raises(ds.ConfigError, match="LiveTranslate"):
             session.update_session(ds.SessionUpdate(translation=ds.Translation(language="en")))
         assert not [f for f in server.received if f.get("type") == "session.update"]
+
+
+def _sent(server: LocalRealtimeServer, wire_type: str) -> list[dict[str, Any]]:
+    """The frames of one type the server received."""
+    return [f for f in server.received if f.get("type") == wire_type]
+
+
+class TestUndocumentedClientEvents:
+    """Client events a family's docs do not list are refused, naming send_raw as the way out."""
+
+    @pytest.mark.parametrize("model", [LT35, LT38])
+    def test_livetranslate_commit(self, server: LocalRealtimeServer, model: str) -> None:
+        """commit_audio() on LiveTranslate is a UsageError and sends nothing; send_raw still can."""
+        client = ds.Client(server.api_key, base_url=server.url)
+        with client.realtime.connect(model=model) as session:
+            session.append_audio(speech_like_pcm16(0.2))
+            with pytest.raises(ds.UsageError, match=r"input_audio_buffer\.commit.*send_raw"):
+                session.commit_audio()
+            assert _sent(server, "input_audio_buffer.commit") == []
+            session.send_raw({"type": "input_audio_buffer.commit"})
+            server.wait_for_received("input_audio_buffer.commit", timeout=5)
+
+    @pytest.mark.parametrize(
+        ("call", "wire_type"),
+        [
+            (lambda s: s.clear_audio(), "input_audio_buffer.clear"),
+            (lambda s: s.append_text("hi"), "conversation.item.create"),
+            (lambda s: s.cancel_response(), "response.cancel"),
+            (lambda s: s.create_item({"type": "message"}), "conversation.item.create"),
+            (lambda s: s.delete_item("item_1"), "conversation.item.delete"),
+        ],
+    )
+    def test_livetranslate_others(
+        self,
+        server: LocalRealtimeServer,
+        call: Callable[[ds.RealtimeSession], object],
+        wire_type: str,
+    ) -> None:
+        """Every other undocumented event on LiveTranslate is refused before sending."""
+        client = ds.Client(server.api_key, base_url=server.url)
+        with client.realtime.connect(model=LT38) as session:
+            with pytest.raises(ds.UsageError, match="send_raw"):
+                call(session)
+            session.update_session(ds.SessionUpdate(turn_detection=None), timeout=10)
+        assert _sent(server, wire_type) == []
+
+    def test_qwen_audio_image(self, server: LocalRealtimeServer) -> None:
+        """Qwen-Audio's docs list no image append: append_image() is refused there."""
+        client = ds.Client(server.api_key, base_url=server.url)
+        with client.realtime.connect(model=QA) as session:
+            session.append_audio(speech_like_pcm16(0.2))
+            with pytest.raises(ds.UsageError, match=r"input_image_buffer\.append.*send_raw"):
+                session.append_image(b"\xff\xd8\xff\xe0" + bytes(100))
+        assert _sent(server, "input_image_buffer.append") == []
+
+    def test_omni_unrestricted(
+        self, server: LocalRealtimeServer, session: ds.RealtimeSession
+    ) -> None:
+        """The Omni families keep every event (their docs leave the list open)."""
+        session.append_audio(speech_like_pcm16(0.2))
+        session.commit_audio()
+        server.wait_for_received("input_audio_buffer.commit", timeout=5)
+
+    def test_interrupt_on_livetranslate_sends_no_cancel(self, server: LocalRealtimeServer) -> None:
+        """interrupt() during a LiveTranslate reply drops it locally and sends no response.cancel."""
+        client = ds.Client(server.api_key, base_url=server.url)
+        with client.realtime.connect(model=LT35) as session:
+            session.update_session(ds.SessionUpdate(turn_detection=None), timeout=10)
+            interruptions: list[ds.Interruption] = []
+            # From the handler thread, while the translation is running.
+            session.on(ds.ResponseCreated, lambda _: interruptions.append(session.interrupt()))
+            session.append_audio(SPEECH)
+            session.finish_session(timeout=30)
+        assert interruptions and interruptions[0].response_id
+        assert not interruptions[0].cancelled
+        assert _sent(server, "response.cancel") == []
+
+
+SPEECH = ds.load_wav(ds.sample_wav_path())
+#: One second of digital silence at 16 kHz PCM16.
+SECOND_OF_SILENCE = bytes(32000)
+
+
+class TestRespondUnderServerVad:
+    """respond() under server VAD lets the server's VAD commit the turn: one turn, one reply."""
+
+    def _replies_after(self, session: ds.RealtimeSession) -> int:
+        """How many responses the server started, once it has handled all sent so far."""
+        # An answered update: everything sent before it has been handled.
+        session.update_session(ds.SessionUpdate(instructions="sync"), timeout=10)
+        created = 0
+        while True:
+            try:
+                event = session.recv(timeout=0)  # only what is buffered already
+            except ds.DashScopeTimeout:
+                return created
+            created += isinstance(event, ds.ResponseCreated)
+
+    def test_spoken_turn_with_trailing_silence(
+        self, server: LocalRealtimeServer, session: ds.RealtimeSession
+    ) -> None:
+        """A spoken turn ending in silence gives no commit of ours and exactly one reply."""
+        assert session.info.turn_detection is not None  # the local server's default: VAD
+        result = session.respond(SPEECH + SECOND_OF_SILENCE, timeout=30)
+        assert result.text
+        assert self._replies_after(session) == 1
+        assert _sent(server, "input_audio_buffer.commit") == []
+        assert _sent(server, "response.create") == []
+
+    def test_clip_ending_on_speech(
+        self, server: LocalRealtimeServer, session: ds.RealtimeSession
+    ) -> None:
+        """A clip that ends on speech still ends its turn (silence follows it), without a commit."""
+        result = session.respond(speech_like_pcm16(1.0), timeout=30)
+        assert result.text
+        assert self._replies_after(session) == 1
+        assert _sent(server, "input_audio_buffer.commit") == []
+
+    def test_manual_mode_still_commits(
+        self, server: LocalRealtimeServer, session: ds.RealtimeSession
+    ) -> None:
+        """In manual mode respond() commits and asks for the response, as before."""
+        session.update_session(ds.SessionUpdate(turn_detection=None), timeout=10)
+        session.respond(SPEECH, timeout=30)
+        assert len(_sent(server, "input_audio_buffer.commit")) == 1
+        assert len(_sent(server, "response.create")) == 1
+
+    def test_livetranslate_38_follows_speaker_detection(self, server: LocalRealtimeServer) -> None:
+        """On LiveTranslate 3.8 (speaker_detection by default) respond() translates with no commit."""
+        client = ds.Client(server.api_key, base_url=server.url)
+        with client.realtime.connect(model=LT38) as session:
+            result = session.respond(SPEECH, timeout=30)
+            assert result.text
+        assert _sent(server, "input_audio_buffer.commit") == []
+
+    def test_livetranslate_manual_mode_says_finish(self, server: LocalRealtimeServer) -> None:
+        """Without turn detection LiveTranslate's speech ends only at finish: respond() says so."""
+        client = ds.Client(server.api_key, base_url=server.url)
+        with client.realtime.connect(model=LT35) as session:
+            session.update_session(ds.SessionUpdate(turn_detection=None), timeout=10)
+            with pytest.raises(ds.UsageError, match=r"finish_session\(\)"):
+                session.respond(SPEECH, timeout=30)
+        assert _sent(server, "input_audio_buffer.append") == []
