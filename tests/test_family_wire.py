@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,8 @@ from dashscope_sync._dialects import encode_session
 from dashscope_sync._families import family_of
 from dashscope_sync._protocol import decode
 from dashscope_sync.testing import LocalRealtimeServer, speech_like_pcm16
+
+from .test_examples import run_example
 
 
 class TestSpeechStoppedReason:
@@ -548,3 +551,11 @@ class TestRespondUnderServerVad:
             with pytest.raises(ds.UsageError, match=r"finish_session\(\)"):
                 session.respond(SPEECH, timeout=30)
         assert _sent(server, "input_audio_buffer.append") == []
+
+
+def test_live_translation_example_on_omni_fails_at_once(tmp_path: Path) -> None:
+    """live_translation.py with an Omni model ends with the ConfigError, not a wait for nothing."""
+    proc = run_example("live_translation.py", "--model", FLASH, "--timeout", "5", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "translation on qwen3-omni-flash-realtime" in proc.stderr
+    assert "LiveTranslate" in proc.stderr and "timed out" not in proc.stderr
