@@ -621,10 +621,14 @@ class SessionUpdate:
         default=NOT_GIVEN, validator=_number(0, 2, hi_open=True)
     )
     top_p: float | NotGiven = attrs.field(default=NOT_GIVEN, validator=_number(0, 1, lo_open=True))
+    # The docs give no upper bound; the local server stops at 2**31 - 1 (as
+    # for seed), and the client agrees with it.
     top_k: int | NotGiven | None = attrs.field(
-        default=NOT_GIVEN, validator=_number(0, integer=True, allow_none=True)
+        default=NOT_GIVEN, validator=_number(0, 2**31 - 1, integer=True, allow_none=True)
     )
-    max_tokens: int | NotGiven = attrs.field(default=NOT_GIVEN, validator=_number(1, integer=True))
+    max_tokens: int | NotGiven = attrs.field(
+        default=NOT_GIVEN, validator=_number(1, 2**31 - 1, integer=True)
+    )
     repetition_penalty: float | NotGiven = attrs.field(
         default=NOT_GIVEN, validator=_number(0, lo_open=True)
     )

@@ -106,6 +106,12 @@ RANGE_EDGES: list[tuple[str, Any]] = [
     ("presence_penalty", 2.01),
     ("repetition_penalty", 0),
     ("repetition_penalty", 0.01),
+    ("top_k", -1),
+    ("top_k", 2**31 - 1),
+    ("top_k", 2**31),
+    ("max_tokens", 0),
+    ("max_tokens", 2**31 - 1),
+    ("max_tokens", 2**31),
 ]
 # The same for turn detection's documented ranges.
 VAD_EDGES: list[tuple[str, Any]] = [
