@@ -471,10 +471,11 @@ class RealtimeSession:
         user message; commits and asks for a response; and waits for it.
         Under server turn detection with automatic responses (and always on
         LiveTranslate) the server ends the turn and starts the reply itself:
-        then it sends no commit, appends a second of silence after the audio
-        so a clip that ends on speech still ends its turn, and follows the
-        server's reply. (On LiveTranslate without turn detection it raises
-        `UsageError`: there only `finish_session` ends the speech.)
+        then it sends no commit, appends silence a little longer than the
+        detection's ``silence_duration_ms`` after the audio, so a clip that
+        ends on speech still ends its turn, and follows the server's reply.
+        (On LiveTranslate without turn detection it raises `UsageError`:
+        there only `finish_session` ends the speech.)
 
         With no input right after `send_function_output` under server VAD,
         it waits for the answer the server gives that output by itself.
