@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import dashscope_sync as ds
-from dashscope_sync._dialects import encode_session
+from dashscope_sync._dialects import TurnPlan, check_client_event, encode_session, plan_turn
 from dashscope_sync._families import family_of
 from dashscope_sync._protocol import decode
 from dashscope_sync.testing import LocalRealtimeServer, speech_like_pcm16
@@ -565,3 +565,70 @@ def test_live_translation_example_on_omni_fails_at_once(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "translation on qwen3-omni-flash-realtime" in proc.stderr
     assert "LiveTranslate" in proc.stderr and "timed out" not in proc.stderr
+
+
+class TestPlanTurn:
+    """The respond() decision, socket-free: who ends the turn and who creates the reply."""
+
+    def test_server_vad_commits_by_itself(self) -> None:
+        """Under server VAD with automatic responses: no commit, follow the server, pad past its silence."""
+        plan = plan_turn(
+            F.OMNI, {"type": "server_vad", "silence_duration_ms": 500}, audio=True, image=False
+        )
+        assert plan == TurnPlan(commit=False, server_creates=True, trailing_silence_ms=700)
+
+    def test_default_silence(self) -> None:
+        """Without a silence_duration_ms (smart_turn) the service default of 800 ms is padded past."""
+        plan = plan_turn(F.QWEN_AUDIO, {"type": "smart_turn"}, audio=True, image=False)
+        assert plan.trailing_silence_ms == 1000 and not plan.commit
+
+    def test_manual_and_no_auto_response_commit(self) -> None:
+        """Manual mode, create_response false, or no audio: commit and ask, as before."""
+        assert plan_turn(F.OMNI, None, audio=True, image=False) == TurnPlan(True, False)
+        no_auto = {"type": "server_vad", "create_response": False}
+        assert plan_turn(F.OMNI, no_auto, audio=True, image=False).commit
+        assert plan_turn(F.OMNI, {"type": "server_vad"}, audio=False, image=True).commit
+        assert plan_turn(F.OMNI, {"type": "server_vad"}, audio=False, image=False) == TurnPlan(
+            commit=False, server_creates=False
+        )
+
+    def test_livetranslate(self) -> None:
+        """LiveTranslate never commits; without turn detection or audio respond() cannot run."""
+        plan = plan_turn(
+            F.LIVETRANSLATE_V38, {"type": "speaker_detection"}, audio=True, image=False
+        )
+        assert not plan.commit and plan.server_creates
+        with pytest.raises(ds.UsageError, match="finish_session"):
+            plan_turn(F.LIVETRANSLATE, None, audio=True, image=False)
+        with pytest.raises(ds.ConfigError, match="needs audio"):
+            plan_turn(F.LIVETRANSLATE, {"type": "server_vad"}, audio=False, image=False)
+
+
+class TestCheckClientEvent:
+    """The per-family client-event table, socket-free."""
+
+    @pytest.mark.parametrize(
+        "wire_type",
+        [
+            "session.update",
+            "input_audio_buffer.append",
+            "input_image_buffer.append",
+            "session.finish",
+        ],
+    )
+    def test_livetranslate_documented(self, wire_type: str) -> None:
+        """The four events LiveTranslate's docs list pass on both LiveTranslate families."""
+        for family in (F.LIVETRANSLATE, F.LIVETRANSLATE_V38):
+            check_client_event(family, "m", wire_type)
+
+    def test_refusal_names_send_raw(self) -> None:
+        """A refusal names the event, the model, the family and send_raw()."""
+        with pytest.raises(ds.UsageError) as caught:
+            check_client_event(F.LIVETRANSLATE_V38, LT38, "response.cancel")
+        message = str(caught.value)
+        assert "response.cancel" in message and LT38 in message and "send_raw()" in message
+
+    def test_omni_open(self) -> None:
+        """The Omni families leave the list open: any event passes."""
+        for family in (F.OMNI, F.OMNI_V38):
+            check_client_event(family, "m", "conversation.item.truncate")
