@@ -517,6 +517,12 @@ class RealtimeSession:
         plan = plan_turn(
             self.family, self.info.turn_detection, audio=pcm is not None, image=jpeg is not None
         )
+        for wire_type, given in (
+            ("input_image_buffer.append", jpeg),
+            ("conversation.item.create", text),
+        ):
+            if given is not None:  # refused now, not after the audio went out
+                check_client_event(self.family, self.config.model, wire_type)
         server_creates = plan.server_creates
         if server_creates and instructions is not None:
             raise UsageError(

@@ -632,3 +632,12 @@ class TestCheckClientEvent:
         """The Omni families leave the list open: any event passes."""
         for family in (F.OMNI, F.OMNI_V38):
             check_client_event(family, "m", "conversation.item.truncate")
+
+
+def test_respond_refuses_before_any_frame(server: LocalRealtimeServer, client: ds.Client) -> None:
+    """respond() with an input the family's docs do not list refuses it before sending the audio."""
+    with client.realtime.connect(model=QA) as session:
+        with pytest.raises(ds.UsageError, match=r"input_image_buffer\.append"):
+            session.respond(SPEECH, image=b"\xff\xd8\xff\xe0" + bytes(100), timeout=30)
+        session.update_session(ds.SessionUpdate(instructions="sync"), timeout=10)
+    assert _sent(server, "input_audio_buffer.append") == []
