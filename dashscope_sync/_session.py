@@ -824,7 +824,7 @@ class RealtimeSession:
         if rule is FinishRule.UNSUPPORTED:
             raise UsageError(
                 f"{self.config.model} ({self.family!r}) has no session.finish (the service "
-                "rejects it or lacks it): close() ends the session"
+                "rejects it or lacks it): close() ends the session (send_raw() sends one anyway)"
             )
         if rule is FinishRule.SEND_ONLY:
             core.send_simple("session.finish")

@@ -604,6 +604,14 @@ class TestPlanTurn:
             plan_turn(F.LIVETRANSLATE, {"type": "server_vad"}, audio=False, image=False)
 
 
+@pytest.mark.parametrize("model", [OMNI35, QA])
+def test_finish_refusal_names_send_raw(client: ds.Client, model: str) -> None:
+    """Where the family has no session.finish, the refusal names send_raw() as the way out."""
+    session = client.realtime.connect(model=model)
+    with session, pytest.raises(ds.UsageError, match=r"send_raw\(\)"):
+        session.finish_session(timeout=5)
+
+
 class TestCheckClientEvent:
     """The per-family client-event table, socket-free."""
 
