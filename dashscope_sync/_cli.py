@@ -297,7 +297,12 @@ def _voice_turn(
         _progress(err, "\n")
         if text:
             session.append_text(text)
-        session.commit_audio()
+        if translating:
+            # LiveTranslate takes no commit: session.finish ends the speech
+            # and comes back after the last translation, as its docs show.
+            session.finish_session(timeout=timeout)
+        else:
+            session.commit_audio()
         response = follower or session.create_response(instructions=instructions)
         if info.input_audio_transcription is not None:
             # Conversation order: what the user said, then the reply. The

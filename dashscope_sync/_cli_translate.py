@@ -60,13 +60,14 @@ def translate_file(
                 due = started + start / 2 / INPUT_SAMPLE_RATE
                 time.sleep(max(0.0, due - time.monotonic()))
             session.append_audio(pcm[start : start + _CHUNK])
-        session.commit_audio()
+        # LiveTranslate takes no commit: session.finish ends the speech and
+        # comes back after the last translation, as its docs show.
+        session.finish_session(timeout=args.timeout)
         print(f"translation ({args.to}): ", end="", file=out, flush=True)
         for piece in response.iter_text(timeout=args.timeout):
             print(piece, end="", file=out, flush=True)
         print(file=out)
         result = response.wait(args.timeout)
-        session.finish_session(timeout=args.timeout)
     if result.audio:
         try:
             output.write_bytes(result.to_wav_bytes())

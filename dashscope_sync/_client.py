@@ -68,9 +68,23 @@ def _is_ssl_context(value: object) -> bool:
 
 
 def _with_model(url: str, model: str) -> str:
-    """Merge ``model`` into the URL's query (URL-encoded), replacing any ``model``."""
+    """Merge ``model`` into the URL's query (URL-encoded), once.
+
+    The model in the query chooses what the service runs, and the session's
+    model chooses the wire dialect, so the two must be the same model.
+
+    Raises:
+        ConfigError: The URL already names another model.
+    """
     parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "model"]
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    others = sorted({v for k, v in pairs if k == "model" and v != model})
+    if others:
+        raise ConfigError(
+            f"base_url names model={others[0]!r} but the session's model is {model!r}: "
+            "remove model= from base_url (the session adds its own) or connect with that model"
+        )
+    query = [(k, v) for k, v in pairs if k != "model"]
     query.append(("model", model))
     return urlunsplit(parts._replace(query=urlencode(query)))
 
@@ -254,8 +268,9 @@ class RealtimeService:
             TransportError: DNS, TCP or TLS failure, or the connection closed
                 before ``session.created``.
             DashScopeTimeout: Not ready within ``timeout``.
-            ConfigError: A bad argument, or a model that needs the workspace
-                host (Omni 3.8) on a client without a workspace.
+            ConfigError: A bad argument, a model that needs the workspace
+                host (Omni 3.8) on a client without a workspace, or a
+                ``base_url`` whose query names another model.
         """
         if config is None:
             config = RealtimeConfig() if model is None else RealtimeConfig(model=model)

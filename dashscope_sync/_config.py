@@ -295,7 +295,11 @@ class TurnDetection:
     the rest. Pass ``turn_detection=None`` to `SessionUpdate` for manual mode.
 
     Attributes:
-        type: ``"server_vad"`` (default) or ``"semantic_vad"`` (newer models).
+        type: ``"server_vad"``, ``"semantic_vad"`` (Omni 3.5), ``"smart_turn"``
+            (Qwen-Audio) or ``"speaker_detection"`` (LiveTranslate 3.8); left
+            out (the default) it is the model family's own: ``speaker_detection``
+            on LiveTranslate 3.8, ``server_vad`` elsewhere. A type the
+            family's docs do not list is a `ConfigError` when sent.
         threshold: Sensitivity in [-1.0, 1.0]; lower is more sensitive.
         prefix_padding_ms: Audio kept before the detected speech start.
         silence_duration_ms: Silence that ends a turn, 200 to 6000 ms.
@@ -304,7 +308,7 @@ class TurnDetection:
         extra: More fields, sent as given.
     """
 
-    type: str = attrs.field(default=VAD_SERVER, validator=_instance(str, "a string"))
+    type: str | NotGiven = attrs.field(default=NOT_GIVEN, validator=_instance(str, "a string"))
     threshold: float | NotGiven = attrs.field(default=NOT_GIVEN, validator=_number(-1.0, 1.0))
     prefix_padding_ms: int | NotGiven = attrs.field(
         default=NOT_GIVEN, validator=_number(0, integer=True)
@@ -338,8 +342,12 @@ class TurnDetection:
             )
 
     def as_dict(self) -> dict[str, Any]:
-        """The wire form: the fields that are set, then ``extra``."""
-        return _set_fields(self)
+        """The wire form: the fields that are set, then ``extra``.
+
+        A type left to the family is ``server_vad`` here; the session's
+        encoder puts the family's own instead.
+        """
+        return {"type": VAD_SERVER, **_set_fields(self)}
 
 
 @attrs.frozen(kw_only=True)
@@ -553,7 +561,8 @@ class SessionUpdate:
         max_tokens: The longest reply in tokens.
         repetition_penalty: Greater than 0.
         presence_penalty: In [-2, 2].
-        seed: In [-1, 2**31 - 1].
+        seed: In [0, 2**31 - 1] (the docs' range; the server's default, -1,
+            is echoed but cannot be sent: leave the seed out for it).
         smooth_output: qwen3-omni-flash: conversational (True) or formal
             (False) style; None lets the model choose.
         enable_search: Web search (newer models).
@@ -612,16 +621,20 @@ class SessionUpdate:
         default=NOT_GIVEN, validator=_number(0, 2, hi_open=True)
     )
     top_p: float | NotGiven = attrs.field(default=NOT_GIVEN, validator=_number(0, 1, lo_open=True))
+    # The docs give no upper bound; the local server stops at 2**31 - 1 (as
+    # for seed), and the client agrees with it.
     top_k: int | NotGiven | None = attrs.field(
-        default=NOT_GIVEN, validator=_number(0, integer=True, allow_none=True)
+        default=NOT_GIVEN, validator=_number(0, 2**31 - 1, integer=True, allow_none=True)
     )
-    max_tokens: int | NotGiven = attrs.field(default=NOT_GIVEN, validator=_number(1, integer=True))
+    max_tokens: int | NotGiven = attrs.field(
+        default=NOT_GIVEN, validator=_number(1, 2**31 - 1, integer=True)
+    )
     repetition_penalty: float | NotGiven = attrs.field(
         default=NOT_GIVEN, validator=_number(0, lo_open=True)
     )
     presence_penalty: float | NotGiven = attrs.field(default=NOT_GIVEN, validator=_number(-2, 2))
     seed: int | NotGiven = attrs.field(
-        default=NOT_GIVEN, validator=_number(-1, 2**31 - 1, integer=True)
+        default=NOT_GIVEN, validator=_number(0, 2**31 - 1, integer=True)
     )
     smooth_output: bool | NotGiven | None = attrs.field(
         default=NOT_GIVEN, validator=_instance(bool, "True, False or None", allow_none=True)

@@ -25,7 +25,7 @@ from ._config import RealtimeConfig, SessionUpdate
 from ._connection import Connection
 from ._constants import OUTPUT_SAMPLE_RATE
 from ._deadline import Deadline
-from ._dialects import family_for
+from ._dialects import TurnPlan, family_for
 from ._dispatch import Dispatcher, HandlerHandle, Handlers
 from ._errors import (
     APIError,
@@ -201,9 +201,9 @@ class SessionCore:
         """The family's rules on a late ``session.update`` (raises what it refuses)."""
         return self.mailbox.peek(lambda: self.mailbox.state.late_update_warning(update))
 
-    def server_creates_response(self, audio: bool) -> bool:
-        """Will the server start the response to a turn by itself (with ``audio`` in it)?"""
-        return self.mailbox.peek(lambda: self.mailbox.state.server_creates_response(audio))
+    def plan_turn(self, *, audio: bool, image: bool) -> TurnPlan:
+        """How a `respond` turn goes: who commits it and who starts its response."""
+        return self.mailbox.peek(lambda: self.mailbox.state.plan_turn(audio=audio, image=image))
 
     # Sending ---------------------------------------------------------------------
 
@@ -316,7 +316,7 @@ class SessionCore:
                 return None
             if with_fields:
                 raise UsageError(
-                    "instructions/modalities need manual mode: under server VAD the server "
+                    "instructions/modalities/extra need manual mode: under server VAD the server "
                     "answers a function output by itself"
                 )
             track = state.follow_function_answer(time.monotonic())

@@ -358,11 +358,18 @@ class InputAudioBufferSpeechStarted(ServerEvent):
 
 @attrs.frozen(kw_only=True, repr=False)
 class InputAudioBufferSpeechStopped(ServerEvent):
-    """``input_audio_buffer.speech_stopped``: server VAD heard speech end."""
+    """``input_audio_buffer.speech_stopped``: server VAD heard speech end.
+
+    Attributes:
+        reason: Why the speech ended, when the server says (Qwen-Audio):
+            ``"turn_invalid"`` when smart turn judged it not to be a turn
+            (a filler such as "嗯": no response follows); None otherwise.
+    """
 
     type: ClassVar[str] = "input_audio_buffer.speech_stopped"
     audio_end_ms: int = 0
     item_id: str = ""
+    reason: str | None = None
 
 
 @attrs.frozen(kw_only=True, repr=False)

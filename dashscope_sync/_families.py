@@ -26,6 +26,8 @@ import enum
 from collections.abc import Mapping
 from typing import Any, Final
 
+from ._constants import VAD_SEMANTIC, VAD_SERVER
+
 __all__ = [
     "MODEL_QWEN3_5_LIVETRANSLATE_FLASH_REALTIME",
     "MODEL_QWEN3_5_LIVETRANSLATE_FLASH_REALTIME_2026_05_19",
@@ -49,13 +51,17 @@ __all__ = [
     "VOICE_TINA",
     "FinishRule",
     "ModelFamily",
+    "client_events",
     "default_voice",
     "family_of",
     "finish_rule",
     "flatten_session_echo",
+    "is_flat_only",
     "is_omni_3_5",
     "needs_workspace",
     "server_error_ends_session",
+    "transcription_model",
+    "turn_detection_types",
 ]
 
 
@@ -180,6 +186,90 @@ def family_of(model: str) -> ModelFamily:
 def is_omni_3_5(model: str) -> bool:
     """Is this a ``qwen3.5-omni-*`` model (legacy dialect, but no ``session.finish``)?"""
     return model.strip().lower().startswith("qwen3.5-omni-")
+
+
+def is_flat_only(model: str) -> bool:
+    """Does this model take only the flat ``session.update`` (turbo, qwen3-flash)?
+
+    They drop nested or GA-shaped fields (``audio.*``, ``output_modalities``)
+    without an error (PROTOCOL.md §2.1), so such fields must never reach them.
+    """
+    return model.strip().lower().startswith(("qwen-omni-turbo-", "qwen3-omni-flash-"))
+
+
+#: The input transcription model of the 3.5 and 3.8 families and LiveTranslate.
+ASR_FLASH: Final = "qwen3-asr-flash-realtime"
+#: The input transcription model of turbo and qwen3-flash (PROTOCOL.md §2.1).
+ASR_GUMMY: Final = "gummy-realtime-v1"
+
+
+def transcription_model(family: ModelFamily, model: str) -> str | None:
+    """The one input transcription model the docs name for this model, or None.
+
+    None where no source names one to send: Qwen-Audio (the SDK sends ``{}``;
+    ``fun-asr`` is only echoed), LiveTranslate 3.8 (always on, nothing is
+    sent), and Omni models the library does not know.
+    """
+    if family is ModelFamily.OMNI:
+        if is_flat_only(model):
+            return ASR_GUMMY
+        return ASR_FLASH if is_omni_3_5(model) else None
+    if family in (ModelFamily.OMNI_V38, ModelFamily.LIVETRANSLATE):
+        return ASR_FLASH
+    return None
+
+
+def turn_detection_types(family: ModelFamily, model: str) -> tuple[str, ...] | None:
+    """The ``turn_detection.type`` values a model's docs list, its default first.
+
+    None where no source lists them (Omni 3.8, Omni models the library does
+    not know): anything is passed through. MODEL_FAMILIES.md §4.
+    """
+    if family is ModelFamily.OMNI:
+        if is_flat_only(model):
+            return (VAD_SERVER,)
+        return (VAD_SERVER, VAD_SEMANTIC) if is_omni_3_5(model) else None
+    if family is ModelFamily.LIVETRANSLATE:
+        return (VAD_SERVER,)
+    if family is ModelFamily.LIVETRANSLATE_V38:
+        return (VAD_SPEAKER_DETECTION,)
+    if family is ModelFamily.QWEN_AUDIO:
+        return (VAD_SERVER, VAD_SMART_TURN)
+    return None
+
+
+#: The client events LiveTranslate's docs list (MODEL_FAMILIES.md §4.5, §6): the
+#: server ends turns and starts the translations itself.
+_LIVETRANSLATE_EVENTS: Final = frozenset(
+    {"session.update", "input_audio_buffer.append", "input_image_buffer.append", "session.finish"}
+)
+#: The client events Qwen-Audio's docs list (§4.6): audio only, no ``session.finish``.
+_QWEN_AUDIO_EVENTS: Final = frozenset(
+    {
+        "session.update",
+        "input_audio_buffer.append",
+        "input_audio_buffer.commit",
+        "input_audio_buffer.clear",
+        "conversation.item.create",
+        "conversation.item.retrieve",
+        "conversation.item.delete",
+        "response.create",
+        "response.cancel",
+    }
+)
+
+
+def client_events(family: ModelFamily) -> frozenset[str] | None:
+    """The client events a family's docs list, or None where no list is closed.
+
+    The Omni families' docs grow with each model and leave open questions
+    (PROTOCOL.md Q5), so they are not restricted here beyond `finish_rule`.
+    """
+    if family in (ModelFamily.LIVETRANSLATE, ModelFamily.LIVETRANSLATE_V38):
+        return _LIVETRANSLATE_EVENTS
+    if family is ModelFamily.QWEN_AUDIO:
+        return _QWEN_AUDIO_EVENTS
+    return None
 
 
 def needs_workspace(family: ModelFamily) -> bool:

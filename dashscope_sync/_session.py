@@ -28,7 +28,12 @@ from ._config import NOT_GIVEN, NotGiven, RealtimeConfig, SessionUpdate, check_m
 from ._constants import Modality
 from ._core import SessionCore
 from ._deadline import Deadline, check_timeout
-from ._dialects import encode_session, family_for
+from ._dialects import (
+    check_client_event,
+    encode_session,
+    family_for,
+    takes_client_event,
+)
 from ._dispatch import UNKNOWN_KEY, HandlerHandle, Handlers
 from ._errors import (
     APIError,
@@ -312,6 +317,7 @@ class RealtimeSession:
         return self._append_image(_image_bytes(jpeg))
 
     def _append_image(self, data: bytes | memoryview) -> str:
+        check_client_event(self.family, self.config.model, "input_image_buffer.append")
         event_id = self._core.ids.next()
         self._core.send(encode_image_append(event_id, data), "input_image_buffer.append")
         return event_id
@@ -334,6 +340,7 @@ class RealtimeSession:
         *,
         instructions: str | None = None,
         modalities: Sequence[Modality] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> Response:
         """Ask for a response (``response.create``) and return a handle on it.
 
@@ -352,9 +359,11 @@ class RealtimeSession:
         Args:
             instructions: Instructions for this response only.
             modalities: ``["text"]`` or ``["text", "audio"]`` for this response only.
+            extra: More fields of the ``response`` object (any the family's
+                docs list for one response), sent as given, merged last.
         """
         self._check_creates_responses()
-        fields = self._response_fields(instructions, modalities)
+        fields = self._response_fields(instructions, modalities, extra)
         # Under server VAD the server answers a function output by itself:
         # follow that answer instead of racing it with a second response.create.
         followed = self._core.follow_function_answer(bool(fields))
@@ -367,8 +376,10 @@ class RealtimeSession:
             raise UsageError(
                 f"{self.config.model} ({self.family!r}) translates as the audio streams in, "
                 "without response.create: follow its responses with next_response(), or "
-                "read the ResponseTextText / ResponseAudioTranscriptText events"
+                "read the ResponseTextText / ResponseAudioTranscriptText events "
+                "(send_raw() sends a response.create anyway)"
             )
+        check_client_event(self.family, self.config.model, "response.create")
 
     def _create_response(self, fields: dict[str, Any]) -> Response:
         """Register and send a checked ``response.create``; its handle."""
@@ -378,7 +389,9 @@ class RealtimeSession:
 
     @staticmethod
     def _response_fields(
-        instructions: str | None, modalities: Sequence[Modality] | None
+        instructions: str | None,
+        modalities: Sequence[Modality] | None,
+        extra: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Check a ``response.create``'s arguments; its fields."""
         response: dict[str, Any] = {}
@@ -388,6 +401,10 @@ class RealtimeSession:
             response["instructions"] = instructions
         if modalities is not None:
             response["modalities"] = list(check_modalities(modalities))
+        if extra is not None:
+            if not isinstance(extra, Mapping) or not all(isinstance(k, str) for k in extra):
+                raise ConfigError(f"extra must be a dict with string keys, got {extra!r}")
+            response.update(extra)
         return {"response": response} if response else {}
 
     def next_response(self) -> Response:
@@ -413,8 +430,14 @@ class RealtimeSession:
 
         Appends ``audio`` (16 kHz mono PCM16) in 100 ms chunks, then the
         ``image`` (JPEG; the service wants audio first), then ``text`` as a
-        user message; commits; asks for a response, unless server VAD will
-        start it by itself (then it follows that one); and waits for it.
+        user message; commits and asks for a response; and waits for it.
+        Under server turn detection with automatic responses (and always on
+        LiveTranslate) the server ends the turn and starts the reply itself:
+        then it sends no commit, appends silence a little longer than the
+        detection's ``silence_duration_ms`` after the audio, so a clip that
+        ends on speech still ends its turn, and follows the server's reply.
+        (On LiveTranslate without turn detection it raises `UsageError`:
+        there only `finish_session` ends the speech.)
 
         With no input right after `send_function_output` under server VAD,
         it waits for the answer the server gives that output by itself.
@@ -453,11 +476,14 @@ class RealtimeSession:
         if text is not None:
             _check_text(text)
         fields = self._response_fields(instructions, None)
-        translating = self.family in (ModelFamily.LIVETRANSLATE, ModelFamily.LIVETRANSLATE_V38)
-        if translating and pcm is None:
-            # LiveTranslate answers the audio by itself, with no response.create.
-            raise ConfigError(f"respond() on {self.family!r} needs audio to translate")
-        server_creates = core.server_creates_response(pcm is not None)
+        plan = core.plan_turn(audio=pcm is not None, image=jpeg is not None)
+        for wire_type, given in (
+            ("input_image_buffer.append", jpeg),
+            ("conversation.item.create", text),
+        ):
+            if given is not None:  # refused now, not after the audio went out
+                check_client_event(self.family, self.config.model, wire_type)
+        server_creates = plan.server_creates
         if server_creates and instructions is not None:
             raise UsageError(
                 "instructions= needs manual mode: under server VAD the server creates the "
@@ -471,7 +497,10 @@ class RealtimeSession:
             self._append_image(jpeg)
         if text is not None:
             self.append_text(text)
-        if pcm is not None or jpeg is not None:
+        silence = bytes(plan.trailing_silence_ms * 32)  # 16 kHz PCM16: 32 bytes a millisecond
+        for start in range(0, len(silence), RESPOND_CHUNK):
+            self._append_audio(silence[start : start + RESPOND_CHUNK])
+        if plan.commit:
             self.commit_audio()
         if handle is None:
             handle = self._create_response(fields)
@@ -500,7 +529,7 @@ class RealtimeSession:
         response_id, send_cancel = core.interrupt()
         playing, heard = core.stop_output(response_id)
         cancelled = False
-        if send_cancel and cancel:
+        if send_cancel and cancel and takes_client_event(self.family, "response.cancel"):
             try:
                 core.send_cancel()
                 cancelled = True
@@ -692,6 +721,7 @@ class RealtimeSession:
         timeout: float | NotGiven | None,
     ) -> ServerEvent:
         _item_id(item_id, "item_id")
+        check_client_event(self.family, self.config.model, wire_type)
         core = self._core
         limit = self._timeout(timeout)
         core.check_can_block(f"{wire_type}")
@@ -701,6 +731,7 @@ class RealtimeSession:
 
     def cancel_response(self) -> str:
         """Cancel the running response (``response.cancel``); the server errors if none runs."""
+        check_client_event(self.family, self.config.model, "response.cancel")
         return self._core.send_cancel(for_user=True)
 
     def finish_session(
@@ -736,7 +767,7 @@ class RealtimeSession:
         if rule is FinishRule.UNSUPPORTED:
             raise UsageError(
                 f"{self.config.model} ({self.family!r}) has no session.finish (the service "
-                "rejects it or lacks it): close() ends the session"
+                "rejects it or lacks it): close() ends the session (send_raw() sends one anyway)"
             )
         if rule is FinishRule.SEND_ONLY:
             core.send_simple("session.finish")
@@ -773,9 +804,11 @@ class RealtimeSession:
         return event_id
 
     def _send_simple(self, wire_type: str) -> str:
+        check_client_event(self.family, self.config.model, wire_type)
         return self._core.send_simple(wire_type)
 
     def _send_event(self, wire_type: str, fields: Mapping[str, Any]) -> str:
+        check_client_event(self.family, self.config.model, wire_type)
         event_id, text = self._event_text(wire_type, fields)
         self._core.send(text, wire_type)
         return event_id

@@ -68,7 +68,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from ._config import SessionUpdate
-from ._dialects import check_late_update
+from ._dialects import TurnPlan, check_late_update, plan_turn
 from ._errors import (
     ActiveResponseError,
     APIError,
@@ -184,6 +184,7 @@ class ResponseTrack:
     """
 
     __slots__ = (
+        "__weakref__",  # a dropped handle's track must be seen to be freed (the leak tests)
         "_confirmed",
         "audio",
         "cancel_sent",
@@ -375,10 +376,6 @@ def _merge(into: dict[str, Any], update: Mapping[str, Any]) -> None:
             into[key] = copy.deepcopy(value)
 
 
-#: The families that start every response themselves, with no response.create.
-_TRANSLATING: Final = frozenset({ModelFamily.LIVETRANSLATE, ModelFamily.LIVETRANSLATE_V38})
-
-
 class SessionState:
     """The session's books; see the module docstring.
 
@@ -471,12 +468,13 @@ class SessionState:
             update, self.family, updated_before=self.update_sent, audio_sent=self.audio_sent
         )
 
-    def server_creates_response(self, audio: bool) -> bool:
-        """Does the server start the response to a turn by itself? LiveTranslate
-        always does; otherwise server VAD with automatic responses, for audio."""
-        if self.family in _TRANSLATING:
-            return True
-        return audio and _auto_responds(self.info)
+    def plan_turn(self, *, audio: bool, image: bool) -> TurnPlan:
+        """How one `respond` turn goes under the accepted turn detection
+        (`plan_turn` of the family's dialect: who commits, who responds); a
+        state with no family follows the Omni rules."""
+        detection = None if self.info is None else self.info.turn_detection
+        family = ModelFamily.OMNI if self.family is None else self.family
+        return plan_turn(family, detection, audio=audio, image=image)
 
     def request(
         self,

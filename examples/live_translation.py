@@ -5,8 +5,9 @@ LiveTranslate models translate as the audio streams in: there is no
 (`ds.ResponseAudioTranscriptText`): ``text`` is confirmed, ``stash`` the
 provisional tail, so a live display shows ``text + stash`` and replaces it on
 every event. A `Response` handle from ``next_response()`` (taken before the
-audio) collects the confirmed text and the translated audio.
-``finish_session()`` then flushes and waits for ``session.finished``.
+audio) collects the confirmed text and the translated audio. There is no
+commit: ``finish_session()`` ends the speech, flushes and waits for
+``session.finished``, which comes after the last translation.
 
 Run against the real service (the API key from ``DASHSCOPE_API_KEY``):
 
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                 ds.SessionUpdate(
                     modalities=["text", "audio"],
                     translation=ds.Translation(language=args.to),
-                    turn_detection=None,  # manual: the commit below ends the speech
+                    turn_detection=None,  # manual: session.finish below ends the speech
                 )
             )
             firmed: list[str] = []
@@ -91,11 +92,12 @@ def main(argv: list[str] | None = None) -> int:
             response = session.next_response()  # the translation the server will start
             for start in range(0, len(pcm), 3200):  # 100 ms at a time
                 session.append_audio(pcm[start : start + 3200])
-            session.commit_audio()
+            # No commit on LiveTranslate: session.finish ends the speech, and
+            # session.finished comes after the last translation.
+            finished = session.finish_session(timeout=args.timeout)
             for piece in response.iter_text(timeout=args.timeout):
                 print(f"confirmed: {piece!r}")
             result = response.wait(args.timeout)
-            finished = session.finish_session(timeout=args.timeout)
     except ds.DashScopeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -380,7 +380,11 @@ def peak_hz(pcm: bytes, rate: int) -> float:
 
 
 def play_reply(
-    server: LocalRealtimeServer, device: VirtualOutput, pieces: list[bytes], **update: object
+    server: LocalRealtimeServer,
+    device: VirtualOutput,
+    pieces: list[bytes],
+    model: str = MODEL,
+    **update: object,
 ) -> None:
     """A scripted reply of these audio deltas, played by an attached Speaker to the end."""
     deltas = [
@@ -389,7 +393,7 @@ def play_reply(
     done = [{"type": "response.audio.done"}, {"type": "response.done"}]
     server.script_response([{"type": "response.created"}, *deltas, *done])
     client = ds.Client(server.api_key, base_url=server.url)
-    with client.realtime.connect(model=MODEL) as session, ds.Speaker(stream=device) as spk:
+    with client.realtime.connect(model=model) as session, ds.Speaker(stream=device) as spk:
         session.update_session(ds.SessionUpdate(turn_detection=None, **update))  # type: ignore[arg-type]
         for name, value in update.items():
             assert getattr(session.info, name) == value
@@ -402,6 +406,11 @@ def play_reply(
         assert spk.drain(timeout=5)
 
 
+#: A model that takes another output rate (nested audio.output.format): the
+#: flat-only ones (turbo, qwen3-flash) would silently drop it, so the client refuses it there.
+RATE_MODEL = ds.MODEL_QWEN3_8_OMNI_FLASH_REALTIME
+
+
 class TestAttachedSpeakerRate:
     def test_the_session_rate_is_converted_to_the_speakers(
         self, server: LocalRealtimeServer, device: VirtualOutput
@@ -412,7 +421,7 @@ class TestAttachedSpeakerRate:
         t = np.arange(24000) / 48000  # 0.5 s at 48 kHz
         tone = (8000 * np.sin(2 * np.pi * 1000 * t)).astype("<i2").tobytes()
         pieces = [tone[i : i + 9600] for i in range(0, len(tone), 9600)]
-        play_reply(server, device, pieces, output_sample_rate=48000)
+        play_reply(server, device, pieces, RATE_MODEL, output_sample_rate=48000)
         assert device.total() == pytest.approx(0.5, abs=2e-3)  # the filter's tail included
         # Not 500 Hz, as played unconverted.
         assert peak_hz(bytes(device.data), RATE) == pytest.approx(1000, abs=5)
@@ -454,7 +463,7 @@ class TestAttachedSpeakerRate:
         server.script_response([{"type": "response.created"}, *([delta] * 6), *done])
         client = ds.Client(server.api_key, base_url=server.url)
         speaker = RecordingSpeaker()
-        with client.realtime.connect(model=MODEL) as session:
+        with client.realtime.connect(model=RATE_MODEL) as session:
             session.update_session(ds.SessionUpdate(turn_detection=None, output_sample_rate=48000))
             session.attach(speaker=speaker)
             deltas = 0

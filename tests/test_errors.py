@@ -427,9 +427,9 @@ class TestWithModel:
             ("model", "qwen3-omni-flash-realtime"),
         ]
 
-    def test_replaces_existing_model(self) -> None:
-        """An existing model parameter is replaced, leaving exactly one."""
-        url = _with_model("wss://example.com/realtime?model=old&foo=1&model=older", "new")
+    def test_same_model_kept_once(self) -> None:
+        """A model parameter naming the session's model is kept, exactly once."""
+        url = _with_model("wss://example.com/realtime?model=new&foo=1&model=new", "new")
         assert parse_qs(urlsplit(url).query) == {"foo": ["1"], "model": ["new"]}
 
 

@@ -101,7 +101,10 @@ def test_livetranslate_38_nested_update(server: LocalRealtimeServer) -> None:
         assert info.turn_detection is None
         assert info.voice == "default"
         assert info.enable_voice_clone is True
-        result = session.respond(SPEECH, timeout=30)
+        response = session.next_response()
+        session.append_audio(SPEECH)
+        session.finish_session(timeout=30)  # LiveTranslate takes no commit
+        result = response.wait(timeout=30)
         assert "into fr" in result.text
         assert not result.audio  # text only
 
@@ -113,7 +116,7 @@ def test_livetranslate_streams_text_and_stash(server: LocalRealtimeServer) -> No
         session.update_session(ds.SessionUpdate(turn_detection=None), timeout=10)
         response = session.next_response()
         session.append_audio(SPEECH)
-        session.commit_audio()
+        session.finish_session(timeout=30)  # LiveTranslate takes no commit
         pieces = list(response.iter_text(timeout=30))
         result = response.wait(timeout=30)
         assert "".join(pieces) == result.text
