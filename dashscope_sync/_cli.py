@@ -374,7 +374,7 @@ def _live(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) ->
     def summary() -> None:
         with lock:
             delays = [b - a for a, b in turns if a is not None and b is not None]
-        text = ", ".join(f"{d:.3f} s" for d in delays) or "-"
+        text = ", ".join(seconds(d) for d in delays) or "-"
         print(f"turns: {len(turns)}; first audio after you stopped: {text}", file=out, flush=True)
 
     with (

@@ -25,6 +25,7 @@ from ._errors import (
     ResponseIncompleteError,
 )
 from ._events import ConversationItem, Usage
+from ._fmt import seconds
 
 if TYPE_CHECKING:
     from ._state import ResponseTrack
@@ -102,7 +103,7 @@ class ResponseResult:
             data = base64.b64encode(self.to_wav_bytes()).decode("ascii")
             parts.append(f'<audio controls src="data:audio/wav;base64,{data}"></audio>')
         timing = ", ".join(
-            f"{name} {value:.3f} s"
+            f"{name} {seconds(value)}"
             for name, value in (
                 ("first text", self.first_text_delay),
                 ("first audio", self.first_audio_delay),

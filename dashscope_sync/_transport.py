@@ -31,6 +31,7 @@ from urllib.parse import unquote, urlsplit
 
 from ._constants import DEFAULT_MAX_MESSAGE_SIZE
 from ._errors import APIError, DashScopeTimeout, TransportError, api_error_class
+from ._fmt import seconds
 
 if TYPE_CHECKING:
     import ssl
@@ -411,7 +412,7 @@ class WebSocketTransport:
             expired = watchdog.finish()
             if expired or _timed_out(exc):
                 raise DashScopeTimeout(
-                    f"connecting to {host}:{port}{via} timed out after {timeout} s",
+                    f"connecting to {host}:{port}{via} timed out after {seconds(timeout)}",
                     timeout=timeout,
                 ) from exc
             raise _connect_error(exc, host, port, via) from exc
@@ -421,7 +422,8 @@ class WebSocketTransport:
         if watchdog.expired:  # it fired just as the upgrade completed
             ws.shutdown()  # type: ignore[no-untyped-call]
             raise DashScopeTimeout(
-                f"connecting to {host}:{port}{via} timed out after {timeout} s", timeout=timeout
+                f"connecting to {host}:{port}{via} timed out after {seconds(timeout)}",
+                timeout=timeout,
             )
         return cls(ws, max_message_size)
 
