@@ -2,7 +2,9 @@
 
 Everything the library raises is a `DashScopeError`; no exception of
 websocket-client or requests escapes (they are translated at one boundary
-each, ``_transport.py`` and ``_http.py``, and chained as ``__cause__``)::
+each, ``_transport.py`` and ``_http.py``, and chained as ``__cause__`` only
+where they say more than the message: never for a refused upgrade, whose
+websocket-client exception prints the raw response headers)::
 
     DashScopeError
     ├── ConfigError (ValueError)         a bad argument or configuration, before anything is sent

@@ -1,11 +1,14 @@
 """The only module that imports websocket-client; its errors stop here.
 
 Every websocket-client or socket exception is translated into the library's
-own tree at this boundary and chained as ``__cause__``: a refused upgrade
-becomes an `APIError` subclass built from the HTTP status and JSON body,
-running out of time a `DashScopeTimeout` (whichever layer noticed it: the
-TCP connect, a proxy's CONNECT, TLS or the upgrade), anything else a
-`TransportError`.
+own tree at this boundary: a refused upgrade becomes an `APIError` subclass
+built from the HTTP status and JSON body, running out of time a
+`DashScopeTimeout` (whichever layer noticed it: the TCP connect, a proxy's
+CONNECT, TLS or the upgrade), anything else a `TransportError`. Only the
+last is chained (``__cause__``), where the socket's or TLS's own error says
+more; the first two carry all there is to know, and websocket-client's
+exception for a refused upgrade prints the response's raw headers, which a
+notebook would show above the error the user needs.
 
 The frame reader is strict where RFC 6455 says the client MUST fail the
 connection: reserved bits or opcodes, masked server frames, fragmented or
@@ -407,14 +410,16 @@ class WebSocketTransport:
             watchdog.finish()
         except websocket.WebSocketBadStatusException as exc:
             watchdog.finish()
-            raise _handshake_error(exc) from exc
+            raise _handshake_error(exc) from None
         except (websocket.WebSocketException, OSError) as exc:
             expired = watchdog.finish()
             if expired or _timed_out(exc):
+                # What websocket-client raised on the way (its time-out, or the
+                # reset the watchdog's shutdown causes) adds nothing to this.
                 raise DashScopeTimeout(
                     f"connecting to {host}:{port}{via} timed out after {seconds(timeout)}",
                     timeout=timeout,
-                ) from exc
+                ) from None
             raise _connect_error(exc, host, port, via) from exc
         except BaseException:
             watchdog.finish()
