@@ -227,7 +227,14 @@ class ActiveResponseError(APIError):
     Wait for the running response (or cancel it) before asking for another.
     Under server VAD the server starts responses itself, so explicit requests
     can race it: use manual mode (``turn_detection=None``) to create them yourself.
+    Its message says so, after the server's.
     """
+
+    def __str__(self) -> str:
+        return (
+            f"{super().__str__()}; wait for the running response, or stop it first "
+            "(Response.cancel() or session.interrupt())"
+        )
 
 
 class ResponseError(DashScopeError):

@@ -19,10 +19,14 @@ from ._audio import file_path, pcm16_to_wav
 from ._constants import OUTPUT_SAMPLE_RATE
 from ._deadline import Deadline, check_timeout
 from ._errors import (
+    APIError,
+    DashScopeTimeout,
     ResponseCancelledError,
     ResponseError,
     ResponseFailedError,
     ResponseIncompleteError,
+    SessionClosedError,
+    TransportError,
 )
 from ._events import ConversationItem, Usage
 from ._fmt import seconds
@@ -33,6 +37,10 @@ if TYPE_CHECKING:
 __all__ = ["Interruption", "Response", "ResponseHost", "ResponseResult"]
 
 _T = TypeVar("_T")
+
+#: The longest a Ctrl-C'd wait waits for the ``response.done`` of the response
+#: it cancelled (the server's round trip, normally tens of milliseconds).
+_CANCEL_GRACE: Final = 2.0
 
 _FAILURES: Final[dict[str, type[ResponseError]]] = {
     "failed": ResponseFailedError,
@@ -218,6 +226,10 @@ class Response:
             HandlerError: A handler failed (raised first).
             UsageError: Called from inside a handler.
             ConfigError: A bad timeout.
+
+        A ``KeyboardInterrupt`` (Ctrl-C, or a notebook's interrupt) during the
+        wait cancels the response (``response.cancel``), if this session asked
+        for it or it is running, before it propagates: the next turn can start.
         """
         track = self._track
 
@@ -226,7 +238,43 @@ class Response:
                 raise track.error
             return None if track.done is None else _result(track)
 
-        return self._host.wait(ready, Deadline(check_timeout(timeout)), "Response.wait()")
+        deadline = Deadline(check_timeout(timeout))
+        try:
+            return self._host.wait(ready, deadline, "Response.wait()")
+        except KeyboardInterrupt:
+            self._abandon()
+            raise
+
+    def _abandon(self) -> None:
+        """Cancel the response whose wait Ctrl-C stopped, so the next turn can start.
+
+        Left running, the reply would hold the conversation, and the next
+        ``response.create`` would be refused with `ActiveResponseError`.
+        Only a response this session asked for, or one already running: a
+        server-VAD response that has not started may never come, and a
+        cancel kept for it would hit a later one.
+        """
+        track = self._track
+        if track.event_id is None and track.id is None:
+            return
+        try:
+            if not self._host.cancel(track):
+                return
+            # The server ends a cancelled response asynchronously, and refuses
+            # a response.create until then: wait (briefly) for its
+            # response.done, so that the very next respond() is accepted.
+            self._host.wait(
+                lambda: True if track.finished else None,
+                Deadline(_CANCEL_GRACE),
+                "the cancel of an interrupted wait",
+            )
+        except KeyboardInterrupt:
+            pass  # a second Ctrl-C: stop waiting, the first one propagates
+        except (ResponseError, DashScopeTimeout, APIError, TransportError, SessionClosedError):
+            # The session may be closing or broken, or the answer slow: the
+            # KeyboardInterrupt is what the caller must see. (A HandlerError
+            # still propagates: it must never be lost.)
+            pass
 
     @property
     def result(self) -> ResponseResult | None:
@@ -249,6 +297,8 @@ class Response:
         Raises:
             The same as `wait`, when the response ends badly: after a cancel,
             `ResponseCancelledError` once the chunks that came are yielded.
+            Ctrl-C while it waits for the next chunk cancels the response, as
+            for `wait`.
         """
         return self._iterate(lambda track: track.text, timeout, "Response.iter_text()")
 
@@ -285,7 +335,11 @@ class Response:
             return None
 
         while True:
-            fresh, finished = self._host.wait(ready, Deadline(timeout), what)
+            try:
+                fresh, finished = self._host.wait(ready, Deadline(timeout), what)
+            except KeyboardInterrupt:
+                self._abandon()
+                raise
             if finished:
                 return
             position += len(fresh)

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import gc
 import io
+import signal
+import sys
 import threading
 import wave
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 import pytest
 
@@ -101,6 +106,7 @@ class TestResponseHandle:
                     refused.wait(10)
                 assert isinstance(info.value, ds.APIError)
                 assert info.value.code == "conversation_already_has_active_response"
+                assert "Response.cancel()" in str(info.value)  # it says how to go on
                 assert info.value.event_id == refused.event_id
                 assert running.id and not running.done
                 assert refused.done and refused.id is None
@@ -400,3 +406,94 @@ def test_response_cancel() -> None:
             assert info.value.result.audio  # what came before the cancel is kept
             assert handle.cancel() is False
             assert "response.cancel" in [f["type"] for f in slow.received]
+
+
+# Ctrl-C --------------------------------------------------------------------------------
+
+
+def _in_a_response_wait(frame: FrameType | None) -> bool:
+    """Whether ``frame`` is the session's condition wait, called by a Response method."""
+    if frame is None or frame.f_code is not threading.Condition.wait.__code__:
+        return False
+    caller: FrameType | None = frame
+    while caller is not None:
+        if caller.f_code.co_filename.endswith("_response.py"):
+            return True
+        caller = caller.f_back
+    return False
+
+
+@contextlib.contextmanager
+def ctrl_c_in_a_wait(armed: threading.Event) -> Iterator[threading.Event]:
+    """Once ``armed``, raise KeyboardInterrupt in this (main) thread where it blocks in a Response wait.
+
+    A real SIGINT, sent to the main thread as a terminal's or a notebook's
+    interrupt is, at a moment the main thread is known to be blocked: a
+    profile hook sees it call the condition's acquire; a signal that lands
+    elsewhere (the wait had just woken) is let go, and the next block tried.
+    """
+    assert threading.current_thread() is threading.main_thread()
+    blocked = threading.Event()  # the main thread is blocking in a Response wait
+    handled = threading.Event()  # the signal handler ran (signals go one at a time)
+    delivered = threading.Event()  # KeyboardInterrupt was raised in a Response wait
+    main = threading.main_thread().ident
+    assert main is not None
+
+    def hook(frame: FrameType, event: str, arg: object) -> None:
+        if event == "c_call" and armed.is_set() and _in_a_response_wait(frame):
+            blocked.set()
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        handled.set()
+        if not delivered.is_set() and _in_a_response_wait(frame):
+            delivered.set()
+            raise KeyboardInterrupt
+
+    def trigger() -> None:
+        while not delivered.is_set() and blocked.wait(20):
+            blocked.clear()
+            handled.clear()
+            signal.pthread_kill(main, signal.SIGINT)
+            handled.wait(20)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    thread = threading.Thread(target=trigger)
+    thread.start()
+    sys.setprofile(hook)
+    try:
+        yield delivered
+    finally:
+        sys.setprofile(None)
+        delivered.set()
+        blocked.set()  # let the trigger end
+        thread.join(30)
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.parametrize("call", ["respond", "wait", "iter_text"])
+def test_ctrl_c_cancels_the_reply_and_the_next_turn_works(call: str) -> None:
+    """Ctrl-C during respond(), wait() or iter_text() on a slow reply cancels it, and the next respond() works."""
+    with LocalRealtimeServer(delta_delay=0.05, chunk_ms=400) as server:
+        client = ds.Client(server.api_key, base_url=server.url)
+        with client.realtime.connect(model=MODEL) as session:
+            session.update_session(ds.SessionUpdate(turn_detection=None))
+            armed = threading.Event()  # the reply streams
+            session.on(ds.ResponseAudioDelta, lambda event: armed.set())
+            handle: ds.Response | None = None
+            with ctrl_c_in_a_wait(armed), pytest.raises(KeyboardInterrupt):
+                if call == "respond":
+                    session.respond(text="Tell me a long story.", timeout=30)
+                else:
+                    session.append_text("Tell me a long story.")
+                    handle = session.create_response()
+                    if call == "wait":
+                        handle.wait(timeout=30)
+                    else:
+                        for _ in handle.iter_text(timeout=30):
+                            pass
+            assert server.wait_for_received("response.cancel", timeout=10)
+            if handle is not None:
+                with pytest.raises(ds.ResponseCancelledError):
+                    handle.wait(timeout=10)
+            result = session.respond(text="And now a short one.", timeout=30)
+            assert result.status == "completed" and "simulated" in result.text
