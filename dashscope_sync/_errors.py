@@ -30,7 +30,7 @@ rather than on message text; they pickle with those attributes intact.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -62,12 +62,24 @@ __all__ = [
 class DashScopeError(Exception):
     """Base class of every exception raised by `dashscope_sync`."""
 
+    #: The attributes its repr shows after the message, when set: what a
+    #: notebook shows of an exception that is a cell's value.
+    _repr_fields: ClassVar[tuple[str, ...]] = ()
+
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
     def __str__(self) -> str:
         return self.message
+
+    def __repr__(self) -> str:
+        shown = [repr(self.message)]
+        for name in self._repr_fields:
+            value = getattr(self, name, None)
+            if value is not None:
+                shown.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(shown)})"
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Subclasses take keyword data; rebuild through __new__ and restore
@@ -112,6 +124,8 @@ class SessionClosedError(DashScopeError, RuntimeError):
         reason: The close reason, when the connection has closed.
     """
 
+    _repr_fields = ("code", "reason")
+
     def __init__(self, message: str, *, code: int | None = None, reason: str | None = None) -> None:
         super().__init__(message)
         self.code = code
@@ -140,6 +154,8 @@ class TransportError(DashScopeError):
         reason: The close reason sent by the peer, or a description.
     """
 
+    _repr_fields = ("code", "reason")
+
     def __init__(self, message: str, *, code: int | None = None, reason: str | None = None) -> None:
         super().__init__(message)
         self.code = code
@@ -164,6 +180,8 @@ class APIError(DashScopeError):
         event_id: The id of the client event the error answers, when known.
         event: The `ErrorEvent` this error was built from, if any.
     """
+
+    _repr_fields = ("code", "param", "http_status", "request_id", "event_id")
 
     def __init__(
         self,
@@ -247,6 +265,8 @@ class ResponseError(DashScopeError):
         result: What the response produced before it ended (a `ResponseResult`),
             or None when nothing is known.
     """
+
+    _repr_fields = ("response_id", "status")
 
     def __init__(
         self,

@@ -49,11 +49,25 @@ _FAILURES: Final[dict[str, type[ResponseError]]] = {
 }
 
 
-@attrs.frozen(kw_only=True)
+#: How much of the reply's text a `ResponseResult`'s repr shows.
+_REPR_TEXT: Final = 24
+#: The fields `ResponseResult.__repr__` writes its own way (or leaves out:
+#: the id, and the output, which repeats the text).
+_REPR_OWN: Final = frozenset(
+    {"response_id", "status", "text", "audio", "usage", "output", "status_details"}
+    | {"first_text_delay", "first_audio_delay", "total_time"}
+)
+
+
+@attrs.frozen(kw_only=True, repr=False)
 class ResponseResult:
     """What one response produced, returned by `Response.wait` and `RealtimeSession.respond`.
 
     In a notebook it shows itself: the text and an audio player of the reply.
+    Its ``repr`` (and ``str``) is one line: the status, the start of the
+    text, the audio's length, the tokens and the timings, e.g.
+    ``<ResponseResult completed 'Hello! How can I help y…', 5.64 s of audio,
+    98 tokens, first audio 0.049 s, total 0.056 s>``.
 
     Attributes:
         response_id: The server's id of the response.
@@ -75,7 +89,7 @@ class ResponseResult:
     response_id: str
     status: str
     text: str
-    audio: bytes = attrs.field(repr=lambda a: f"<{len(a)} bytes>")
+    audio: bytes
     usage: Usage | None = None
     output: list[ConversationItem] = attrs.Factory(list)
     status_details: dict[str, Any] | None = None
@@ -88,6 +102,38 @@ class ResponseResult:
     def audio_seconds(self) -> float:
         """How long the reply's audio plays, in seconds."""
         return len(self.audio) / 2 / self.sample_rate
+
+    def __repr__(self) -> str:
+        status = self.status
+        reason = (self.status_details or {}).get("reason")
+        if reason:
+            status += f" ({reason})"
+        parts = [status]
+        text = self.text
+        if text:
+            shown = text if len(text) <= _REPR_TEXT else text[: _REPR_TEXT - 1] + "…"
+            parts[0] += f" {shown!r}"
+        calls = [item.name or item.type for item in self.output if item.type == "function_call"]
+        if calls:
+            parts.append(f"function call {', '.join(calls)}")
+        if self.audio:
+            parts.append(f"{seconds(self.audio_seconds)} of audio")
+        if self.usage is not None:
+            parts.append(f"{self.usage.total_tokens} tokens")
+        # The first audio is the delay a listener hears; the first text stands
+        # in for it in text mode.
+        first = ("first audio", self.first_audio_delay)
+        if first[1] is None:
+            first = ("first text", self.first_text_delay)
+        for name, value in (first, ("total", self.total_time)):
+            if value is not None:
+                parts.append(f"{name} {seconds(value)}")
+        for field in attrs.fields(ResponseResult):
+            value = getattr(self, field.name)
+            if field.name in _REPR_OWN or value == field.default:
+                continue
+            parts.append(field.name if value is True else f"{field.name}={value!r}")
+        return f"<ResponseResult {', '.join(parts)}>"
 
     def to_wav_bytes(self) -> bytes:
         """The reply's audio as a mono PCM16 WAV file at ``sample_rate``."""

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
+import attrs
 import pytest
 
 import dashscope_sync as ds
@@ -345,8 +346,57 @@ class TestResult:
         assert data == self.make().to_wav_bytes()
 
     def test_repr_is_short(self) -> None:
-        """repr() shows the audio's size, not its bytes."""
-        assert "<4800 bytes>" in repr(self.make())
+        """repr() shows how long the audio plays, not its bytes."""
+        assert "0.1 s of audio" in repr(self.make())
+        assert "\\x01" not in repr(self.make())
+
+    def test_repr_fits_a_line(self) -> None:
+        """A full result prints as one line: no None fields, no raw floats, the text once and cut short."""
+        text = "This is a simulated reply from the local DashScope server, long enough."
+        item = ds.ConversationItem(
+            type="message",
+            role="assistant",
+            content=[ds.ContentPart(type="audio", transcript=text)],
+        )
+        usage = ds.Usage(
+            total_tokens=98,
+            input_tokens=3,
+            output_tokens=95,
+            output_tokens_details=ds.TokenDetails(text_tokens=24, audio_tokens=71),
+        )
+        result = ds.ResponseResult(
+            response_id="resp_8NaJ7eAHUtK78wWfTRr4i",
+            status="completed",
+            text=text,
+            audio=bytes(270720),
+            usage=usage,
+            output=[item],
+            first_text_delay=0.045331445999977404,
+            first_audio_delay=0.049185243000010814,
+            total_time=0.05588149400000475,
+        )
+        shown = repr(result)
+        assert shown == (
+            "<ResponseResult completed 'This is a simulated rep…', 5.64 s of audio, 98 tokens, "
+            "first audio 0.049 s, total 0.056 s>"
+        )
+        assert str(result) == shown and "\n" not in shown and len(shown) <= 120
+        failed = attrs.evolve(
+            result,
+            status="failed",
+            status_details={"reason": "bad"},
+            text="",
+            audio=b"",
+            first_audio_delay=None,
+        )
+        assert repr(failed) == (
+            "<ResponseResult failed (bad), 98 tokens, first text 0.045 s, total 0.056 s>"
+        )
+
+    def test_html_timings_use_the_one_rule(self) -> None:
+        """The notebook view's timings are rounded as every other duration (0.008 s, 0.04 s)."""
+        result = attrs.evolve(self.make(), first_text_delay=0.00758, total_time=0.04)
+        assert "first text 0.008 s, total 0.04 s" in result._repr_html_()
 
 
 class TestAudioHelpers:
