@@ -270,6 +270,18 @@ class TestRespond:
         assert "Hello there" in result.text or "simulated" in result.text
         assert "input_audio_buffer.commit" not in [f["type"] for f in server.received]
 
+    def test_timeout_names_respond(
+        self, server: LocalRealtimeServer, manual: ds.RealtimeSession
+    ) -> None:
+        """respond()'s time-out names respond() and the timeout it was given, not Response.wait()."""
+        server.on_client_event("response.create", None)
+        with pytest.raises(
+            ds.DashScopeTimeout, match=r"^respond\(\) timed out after 0\.3 s "
+        ) as info:
+            manual.respond(text="Hello there", timeout=0.1 + 0.2)
+        assert info.value.timeout == 0.1 + 0.2
+        assert "Response.wait" not in str(info.value)
+
     def test_nothing_to_send(self, manual: ds.RealtimeSession) -> None:
         """respond() with no input is a ConfigError."""
         with pytest.raises(ds.ConfigError):
