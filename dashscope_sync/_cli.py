@@ -330,7 +330,7 @@ def _voice_turn(
         return "-" if value is None else seconds(value)
 
     print(
-        f"reply: {result.audio_seconds:.2f} s of audio -> {output}\n"
+        f"reply: {seconds(result.audio_seconds)} of audio -> {output}\n"
         f"first text {seconds_or_dash(result.first_text_delay)}, "
         f"first audio {seconds_or_dash(result.first_audio_delay)}, "
         f"total {seconds_or_dash(result.total_time)}",

@@ -225,8 +225,8 @@ class Speaker:
     def __repr__(self) -> str:
         device = "" if self.device_rate == self.rate else f" (device {self.device_rate} Hz)"
         return (
-            f"<Speaker {self.rate} Hz{device} played={self.played_seconds:.2f} s "
-            f"queued={self.queued_seconds:.2f} s underruns={self.underruns}>"
+            f"<Speaker {self.rate} Hz{device} played={seconds(self.played_seconds)} "
+            f"queued={seconds(self.queued_seconds)} underruns={self.underruns}>"
         )
 
     # Lifecycle -------------------------------------------------------------------

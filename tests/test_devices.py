@@ -140,6 +140,13 @@ class TestSpeaker:
         ):
             mic.read(timeout=timeout)
 
+    def test_repr_rounds_durations_by_the_one_rule(self, device: VirtualOutput) -> None:
+        """A Speaker's repr shows its durations as every message does (0.4 s, not 0.40 s)."""
+        spk = ds.Speaker(stream=device)  # not started: nothing plays
+        spk.write(seconds(0.4))
+        assert "played=0 s queued=0.4 s" in repr(spk)
+        spk.close()
+
     def test_close_is_idempotent_and_stops(self, device: VirtualOutput) -> None:
         """close() twice is fine; write() after it raises."""
         spk = ds.Speaker(stream=device).start()
