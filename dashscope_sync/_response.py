@@ -181,7 +181,9 @@ class Interruption:
     """
 
     response_id: str | None
-    played_seconds: float | None
+    played_seconds: float | None = attrs.field(
+        repr=lambda value: "None" if value is None else seconds(value)
+    )
     cancelled: bool
 
 

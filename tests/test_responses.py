@@ -405,6 +405,14 @@ class TestResult:
             "<ResponseResult failed (bad), 98 tokens, first text 0.045 s, total 0.056 s>"
         )
 
+    def test_interruption_repr_rounds_what_was_heard(self) -> None:
+        """An Interruption's repr rounds the seconds played, as every duration shown."""
+        stopped = ds.Interruption(response_id="resp_1", played_seconds=1.23456789, cancelled=True)
+        assert repr(stopped) == (
+            "Interruption(response_id='resp_1', played_seconds=1.235 s, cancelled=True)"
+        )
+        assert stopped.played_seconds == 1.23456789
+
     def test_html_timings_use_the_one_rule(self) -> None:
         """The notebook view's timings are rounded as every other duration (0.008 s, 0.04 s)."""
         result = attrs.evolve(self.make(), first_text_delay=0.00758, total_time=0.04)
