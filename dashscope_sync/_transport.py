@@ -360,13 +360,16 @@ class WebSocketTransport:
         proxy: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        limit: float | None = None,
     ) -> WebSocketTransport:
         """Open the connection and complete the upgrade within ``timeout`` seconds.
 
         ``proxy`` (an ``http://``, ``https://`` or ``socks*://`` URL) is used
         when given; otherwise ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` and
         ``NO_PROXY`` decide, read as requests reads them. Error messages name
-        the host and port, and the proxy without its credentials.
+        the host and port, and the proxy without its credentials. ``limit``
+        is the caller's whole time limit, of which ``timeout`` is what is
+        left: a time-out states it (default: ``timeout``).
 
         Raises:
             APIError: The server refused the upgrade (`AuthenticationError` for
@@ -384,6 +387,8 @@ class WebSocketTransport:
         if ssl_context is not None:
             options["sslopt"] = {"context": ssl_context}
         via = f" through the proxy {_shown_proxy(proxy)}" if proxy else ""
+        if limit is None:
+            limit = timeout
         ws = websocket.WebSocket(
             sslopt=options.pop("sslopt", {}),
             # One thread reads and the session locks sends itself, so the
@@ -417,8 +422,8 @@ class WebSocketTransport:
                 # What websocket-client raised on the way (its time-out, or the
                 # reset the watchdog's shutdown causes) adds nothing to this.
                 raise DashScopeTimeout(
-                    f"connecting to {host}:{port}{via} timed out after {seconds(timeout)}",
-                    timeout=timeout,
+                    f"connecting to {host}:{port}{via} timed out after {seconds(limit)}",
+                    timeout=limit,
                 ) from None
             raise _connect_error(exc, host, port, via) from exc
         except BaseException:
@@ -427,8 +432,8 @@ class WebSocketTransport:
         if watchdog.expired:  # it fired just as the upgrade completed
             ws.shutdown()  # type: ignore[no-untyped-call]
             raise DashScopeTimeout(
-                f"connecting to {host}:{port}{via} timed out after {seconds(timeout)}",
-                timeout=timeout,
+                f"connecting to {host}:{port}{via} timed out after {seconds(limit)}",
+                timeout=limit,
             )
         return cls(ws, max_message_size)
 

@@ -248,8 +248,9 @@ def test_connect_timeout_message_is_rounded() -> None:
     listener = socket.create_server(("127.0.0.1", 0))  # the backlog accepts; nobody answers
     try:
         client = ds.Client("k", base_url=f"ws://127.0.0.1:{listener.getsockname()[1]}/")
-        with pytest.raises(ds.DashScopeTimeout, match=r"timed out after 1\.5 s$"):
+        with pytest.raises(ds.DashScopeTimeout, match=r"timed out after 1\.5 s$") as info:
             client.realtime.connect(model="m", timeout=1.5)
+        assert info.value.timeout == 1.5  # the limit given, not what was left of it
     finally:
         listener.close()
 
