@@ -25,10 +25,12 @@ AUDIO_EXTRA_HINT: Final = "pip install 'dashscope-sync[audio]'"
 _FORMATS: Final = {"int16": ("<i2", 2), "float32": ("<f4", 4)}
 #: The struct item code of each sample format's buffers (``array('h')``, numpy ``<i2``...).
 _ITEM_CODES: Final = {"int16": "h", "float32": "f"}
-#: What to do with samples of the other format, for messages.
-_CONVERT_HINTS: Final = {
-    "int16": "float32 samples in [-1, 1] take `(x * 32767).astype('<i2')`",
-    "float32": "int16 samples take `(x / 32768).astype('<f4')`",
+#: How a message says to convert samples of another kind (struct item code) to each format.
+_SCALED: Final = {
+    ("int16", "e"): "floats in [-1, 1] take `(x * 32767).astype('<i2')`",
+    ("int16", "f"): "floats in [-1, 1] take `(x * 32767).astype('<i2')`",
+    ("int16", "d"): "floats in [-1, 1] take `(x * 32767).astype('<i2')`",
+    ("float32", "h"): "int16 samples take `(x / 32768).astype('<f4')`",
 }
 
 #: soxr's "high quality": about 135 dB SNR on a 1 kHz tone (AUDIO.md), 20-bit-plus.
@@ -74,10 +76,10 @@ def _sample_bytes(pcm: object, sample_format: str, channels: int) -> bytes:
             )
             if code in ("f", "h") and not little:
                 kind = f"big-endian {kind}"
+            how = _SCALED.get((sample_format, code), f"`x.astype('{_FORMATS[sample_format][0]}')`")
             raise ConfigTypeError(
                 f"{what} takes little-endian {sample_format} samples, got {kind}: convert "
-                f"them ({_CONVERT_HINTS[sample_format]}), or make a Resampler with the "
-                "sample_format of your samples"
+                f"them ({how}), or make a Resampler with the sample_format of your samples"
             )
         if view.ndim > 2 or (view.ndim == 2 and view.shape[1] != channels):  # type: ignore[index]
             raise ConfigError(

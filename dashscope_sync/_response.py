@@ -19,14 +19,12 @@ from ._audio import file_path, pcm16_to_wav
 from ._constants import OUTPUT_SAMPLE_RATE
 from ._deadline import Deadline, check_timeout
 from ._errors import (
-    APIError,
-    DashScopeTimeout,
+    DashScopeError,
+    HandlerError,
     ResponseCancelledError,
     ResponseError,
     ResponseFailedError,
     ResponseIncompleteError,
-    SessionClosedError,
-    TransportError,
 )
 from ._events import ConversationItem, Usage
 from ._fmt import seconds
@@ -318,10 +316,11 @@ class Response:
             )
         except KeyboardInterrupt:
             pass  # a second Ctrl-C: stop waiting, the first one propagates
-        except (ResponseError, DashScopeTimeout, APIError, TransportError, SessionClosedError):
+        except HandlerError:
+            raise  # raised once and then cleared: it must not be lost here
+        except DashScopeError:
             # The session may be closing or broken, or the answer slow: the
-            # KeyboardInterrupt is what the caller must see. (A HandlerError
-            # still propagates: it must never be lost.)
+            # KeyboardInterrupt is what the caller must see.
             pass
 
     @property
