@@ -335,7 +335,7 @@ def _voice_turn(
         return "-" if value is None else seconds(value)
 
     print(
-        f"reply: {result.audio_seconds:.2f} s of audio -> {output}\n"
+        f"reply: {seconds(result.audio_seconds)} of audio -> {output}\n"
         f"first text {seconds_or_dash(result.first_text_delay)}, "
         f"first audio {seconds_or_dash(result.first_audio_delay)}, "
         f"total {seconds_or_dash(result.total_time)}",
@@ -379,7 +379,7 @@ def _live(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) ->
     def summary() -> None:
         with lock:
             delays = [b - a for a, b in turns if a is not None and b is not None]
-        text = ", ".join(f"{d:.3f} s" for d in delays) or "-"
+        text = ", ".join(seconds(d) for d in delays) or "-"
         print(f"turns: {len(turns)}; first audio after you stopped: {text}", file=out, flush=True)
 
     with (

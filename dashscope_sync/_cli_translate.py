@@ -21,6 +21,7 @@ from ._events import ResponseAudioTranscriptText, ResponseTextText
 from ._families import (
     ModelFamily,
 )
+from ._fmt import seconds
 
 __all__ = ["translate_file"]
 
@@ -73,5 +74,5 @@ def translate_file(
             output.write_bytes(result.to_wav_bytes())
         except OSError as exc:
             raise ConfigError(f"cannot write {output}: {exc.strerror or exc}") from exc
-        print(f"audio: {result.audio_seconds:.2f} s -> {output}", file=out)
+        print(f"audio: {seconds(result.audio_seconds)} -> {output}", file=out)
     return 0

@@ -296,6 +296,7 @@ class RealtimeService:
             proxy=client.proxy,
             ssl_context=client.ssl_context,
             max_message_size=config.max_message_size,
+            limit=limit,
         )
 
         def reopen(again: float | NotGiven | None) -> RealtimeSession:

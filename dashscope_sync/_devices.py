@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from ._constants import INPUT_SAMPLE_RATE, OUTPUT_SAMPLE_RATE
 from ._deadline import Deadline, check_timeout
 from ._errors import AudioDeviceError, ConfigError, DashScopeError, DashScopeTimeout
+from ._fmt import seconds
 from ._inputs import pcm16_buffer
 from ._resample import resampler_for
 
@@ -224,8 +225,8 @@ class Speaker:
     def __repr__(self) -> str:
         device = "" if self.device_rate == self.rate else f" (device {self.device_rate} Hz)"
         return (
-            f"<Speaker {self.rate} Hz{device} played={self.played_seconds:.2f} s "
-            f"queued={self.queued_seconds:.2f} s underruns={self.underruns}>"
+            f"<Speaker {self.rate} Hz{device} played={seconds(self.played_seconds)} "
+            f"queued={seconds(self.queued_seconds)} underruns={self.underruns}>"
         )
 
     # Lifecycle -------------------------------------------------------------------
@@ -325,7 +326,7 @@ class Speaker:
                 remaining = deadline.remaining()
                 if remaining is not None and remaining <= 0:
                     raise DashScopeTimeout(
-                        f"the speaker's buffer stayed full for {timeout} s", timeout=timeout
+                        f"the speaker's buffer stayed full for {seconds(timeout)}", timeout=timeout
                     )
                 self._changed.wait(remaining)
             if self._closed:
@@ -666,7 +667,9 @@ class Microphone:
         try:
             block = self._blocks.get(timeout=check_timeout(timeout))
         except queue.Empty:
-            raise DashScopeTimeout(f"no audio block within {timeout} s", timeout=timeout) from None
+            raise DashScopeTimeout(
+                f"no audio block within {seconds(timeout)}", timeout=timeout
+            ) from None
         resampler = self._resampler
         return block if resampler is None else resampler.process(block)
 

@@ -2,7 +2,9 @@
 
 Everything the library raises is a `DashScopeError`; no exception of
 websocket-client or requests escapes (they are translated at one boundary
-each, ``_transport.py`` and ``_http.py``, and chained as ``__cause__``)::
+each, ``_transport.py`` and ``_http.py``, and chained as ``__cause__`` only
+where they say more than the message: never for a refused upgrade, whose
+websocket-client exception prints the raw response headers)::
 
     DashScopeError
     ├── ConfigError (ValueError)         a bad argument or configuration, before anything is sent
@@ -28,7 +30,7 @@ rather than on message text; they pickle with those attributes intact.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -60,12 +62,24 @@ __all__ = [
 class DashScopeError(Exception):
     """Base class of every exception raised by `dashscope_sync`."""
 
+    #: The attributes its repr shows after the message, when set: what a
+    #: notebook shows of an exception that is a cell's value.
+    _repr_fields: ClassVar[tuple[str, ...]] = ()
+
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
     def __str__(self) -> str:
         return self.message
+
+    def __repr__(self) -> str:
+        shown = [repr(self.message)]
+        for name in self._repr_fields:
+            value = getattr(self, name, None)
+            if value is not None:
+                shown.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(shown)})"
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Subclasses take keyword data; rebuild through __new__ and restore
@@ -110,6 +124,8 @@ class SessionClosedError(DashScopeError, RuntimeError):
         reason: The close reason, when the connection has closed.
     """
 
+    _repr_fields = ("code", "reason")
+
     def __init__(self, message: str, *, code: int | None = None, reason: str | None = None) -> None:
         super().__init__(message)
         self.code = code
@@ -138,6 +154,8 @@ class TransportError(DashScopeError):
         reason: The close reason sent by the peer, or a description.
     """
 
+    _repr_fields = ("code", "reason")
+
     def __init__(self, message: str, *, code: int | None = None, reason: str | None = None) -> None:
         super().__init__(message)
         self.code = code
@@ -162,6 +180,8 @@ class APIError(DashScopeError):
         event_id: The id of the client event the error answers, when known.
         event: The `ErrorEvent` this error was built from, if any.
     """
+
+    _repr_fields = ("code", "param", "http_status", "request_id", "event_id")
 
     def __init__(
         self,
@@ -225,7 +245,14 @@ class ActiveResponseError(APIError):
     Wait for the running response (or cancel it) before asking for another.
     Under server VAD the server starts responses itself, so explicit requests
     can race it: use manual mode (``turn_detection=None``) to create them yourself.
+    Its message says so, after the server's.
     """
+
+    def __str__(self) -> str:
+        return (
+            f"{super().__str__()}; wait for the running response, or stop it first "
+            "(Response.cancel() or session.interrupt())"
+        )
 
 
 class ResponseError(DashScopeError):
@@ -238,6 +265,8 @@ class ResponseError(DashScopeError):
         result: What the response produced before it ended (a `ResponseResult`),
             or None when nothing is known.
     """
+
+    _repr_fields = ("response_id", "status")
 
     def __init__(
         self,

@@ -264,6 +264,28 @@ class Usage(_ShortRepr):
     input_tokens_details: TokenDetails = attrs.Factory(TokenDetails)
     output_tokens_details: TokenDetails = attrs.Factory(TokenDetails)
 
+    def __repr__(self) -> str:
+        # One short line (a notebook wraps a long one mid-word): each detail
+        # object as its nonzero counts next to its total, e.g.
+        # ``Usage(total_tokens=98, input_tokens=3 (text 3), output_tokens=95 (text 24, audio 71))``.
+        parts = [f"total_tokens={self.total_tokens}"] if self.total_tokens else []
+        for name, count, details in (
+            ("input_tokens", self.input_tokens, self.input_tokens_details),
+            ("output_tokens", self.output_tokens, self.output_tokens_details),
+        ):
+            kinds = ", ".join(
+                f"{kind} {value}"
+                for kind, value in (
+                    ("text", details.text_tokens),
+                    ("audio", details.audio_tokens),
+                    ("image", details.image_tokens),
+                )
+                if value
+            )
+            if count or kinds:
+                parts.append(f"{name}={count}" + (f" ({kinds})" if kinds else ""))
+        return f"Usage({', '.join(parts)})"
+
 
 @attrs.frozen(kw_only=True, repr=False)
 class ResponseInfo(_ShortRepr):

@@ -20,6 +20,7 @@ from ._audio import chunks, load_audio
 from ._constants import INPUT_SAMPLE_RATE
 from ._deadline import check_timeout
 from ._errors import ConfigError, DashScopeError
+from ._fmt import seconds
 from ._inputs import pcm16_buffer
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ class AudioFeed:
 
     def __repr__(self) -> str:
         state = "done" if self.done else "running"
-        return f"<AudioFeed {self.sent_seconds:.2f} s sent, {state}>"
+        return f"<AudioFeed {seconds(self.sent_seconds)} sent, {state}>"
 
     def start(self) -> AudioFeed:
         """Start the feed thread (once); returns the feed."""

@@ -11,9 +11,10 @@ at the end to get the tail.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from typing import Any, Final
 
-from ._errors import ConfigError
+from ._errors import ConfigError, ConfigTypeError
 
 __all__ = ["AUDIO_EXTRA_HINT", "Resampler", "audio_extra_missing", "resampler_for"]
 
@@ -22,6 +23,15 @@ AUDIO_EXTRA_HINT: Final = "pip install 'dashscope-sync[audio]'"
 
 #: Sample formats: numpy dtype and bytes per sample.
 _FORMATS: Final = {"int16": ("<i2", 2), "float32": ("<f4", 4)}
+#: The struct item code of each sample format's buffers (``array('h')``, numpy ``<i2``...).
+_ITEM_CODES: Final = {"int16": "h", "float32": "f"}
+#: How a message says to convert samples of another kind (struct item code) to each format.
+_SCALED: Final = {
+    ("int16", "e"): "floats in [-1, 1] take `(x * 32767).astype('<i2')`",
+    ("int16", "f"): "floats in [-1, 1] take `(x * 32767).astype('<i2')`",
+    ("int16", "d"): "floats in [-1, 1] take `(x * 32767).astype('<i2')`",
+    ("float32", "h"): "int16 samples take `(x / 32768).astype('<f4')`",
+}
 
 #: soxr's "high quality": about 135 dB SNR on a 1 kHz tone (AUDIO.md), 20-bit-plus.
 _QUALITIES: Final = frozenset({"QQ", "LQ", "MQ", "HQ", "VHQ"})
@@ -38,6 +48,45 @@ def audio_extra_missing(*modules: str) -> list[str]:
         if not found:
             missing.append(name)
     return missing
+
+
+def _sample_bytes(pcm: object, sample_format: str, channels: int) -> bytes:
+    """``pcm`` as bytes, refused unless it holds bytes or samples of ``sample_format``.
+
+    A float32 array read as PCM16 (or the reverse) would come out as loud
+    noise, so the buffer's item type is checked, as ``append_audio`` does.
+    """
+    if isinstance(pcm, bytes):
+        return pcm
+    what = f"Resampler(sample_format={sample_format!r})"
+    try:
+        view = memoryview(pcm)  # type: ignore[arg-type]  # anything with the buffer protocol
+    except TypeError:
+        raise ConfigTypeError(
+            f"{what} takes bytes or an array of {sample_format} samples, got {type(pcm).__name__}"
+        ) from None
+    fmt = view.format
+    code = fmt.lstrip("@=<>!")
+    if code not in ("B", "b", "c"):
+        order = fmt[0] if fmt[0] in "@=<>!" else "@"
+        little = order == "<" or (order in "@=" and sys.byteorder == "little")
+        if code != _ITEM_CODES[sample_format] or not little:
+            kind = {"e": "float16", "f": "float32", "d": "float64", "h": "int16"}.get(
+                code, f"{view.itemsize}-byte items of format {fmt!r}"
+            )
+            if code in ("f", "h") and not little:
+                kind = f"big-endian {kind}"
+            how = _SCALED.get((sample_format, code), f"`x.astype('{_FORMATS[sample_format][0]}')`")
+            raise ConfigTypeError(
+                f"{what} takes little-endian {sample_format} samples, got {kind}: convert "
+                f"them ({how}), or make a Resampler with the sample_format of your samples"
+            )
+        if view.ndim > 2 or (view.ndim == 2 and view.shape[1] != channels):  # type: ignore[index]
+            raise ConfigError(
+                f"{what} with {channels} channel(s) takes an array of shape (n, {channels}) "
+                f"or flat interleaved samples, got shape {view.shape}"
+            )
+    return bytes(view)
 
 
 def _import_soxr() -> tuple[Any, Any]:
@@ -63,11 +112,19 @@ class Resampler:
     1 kHz tone keeps more than 100 dB SNR, and what lies above the new Nyquist
     frequency is suppressed by more than 100 dB.
 
+    The input is ``bytes`` or any buffer of bytes or of samples in
+    ``sample_format`` (``array('h')``, a numpy ``int16`` or ``float32``
+    array); samples of another type are refused, never read as if they
+    were the right one.
+
     Thread safety: one thread at a time (it carries filter state).
 
     Raises:
         ConfigError: A bad rate, channel count or quality, or the ``[audio]``
             extra (numpy, soxr) is not installed.
+        ConfigTypeError: (from ``process``/``convert``) samples of another
+            format than ``sample_format`` (a float32 array given to an int16
+            resampler), or not a buffer at all.
     """
 
     def __init__(
@@ -102,7 +159,7 @@ class Resampler:
         return f"<Resampler {self.from_rate} -> {self.to_rate} Hz, {self.channels} ch>"
 
     def _frames(self, pcm: bytes | bytearray | memoryview) -> Any:
-        data = self._carry + bytes(pcm)
+        data = self._carry + _sample_bytes(pcm, self.sample_format, self.channels)
         frame = self._width * self.channels
         cut = len(data) - len(data) % frame
         self._carry = data[cut:]

@@ -19,12 +19,15 @@ from ._audio import file_path, pcm16_to_wav
 from ._constants import OUTPUT_SAMPLE_RATE
 from ._deadline import Deadline, check_timeout
 from ._errors import (
+    DashScopeError,
+    HandlerError,
     ResponseCancelledError,
     ResponseError,
     ResponseFailedError,
     ResponseIncompleteError,
 )
 from ._events import ConversationItem, Usage
+from ._fmt import seconds
 
 if TYPE_CHECKING:
     from ._state import ResponseTrack
@@ -33,6 +36,10 @@ __all__ = ["Interruption", "Response", "ResponseHost", "ResponseResult"]
 
 _T = TypeVar("_T")
 
+#: The longest a Ctrl-C'd wait waits for the ``response.done`` of the response
+#: it cancelled (the server's round trip, normally tens of milliseconds).
+_CANCEL_GRACE: Final = 2.0
+
 _FAILURES: Final[dict[str, type[ResponseError]]] = {
     "failed": ResponseFailedError,
     "cancelled": ResponseCancelledError,
@@ -40,11 +47,25 @@ _FAILURES: Final[dict[str, type[ResponseError]]] = {
 }
 
 
-@attrs.frozen(kw_only=True)
+#: How much of the reply's text a `ResponseResult`'s repr shows.
+_REPR_TEXT: Final = 24
+#: The fields `ResponseResult.__repr__` writes its own way (or leaves out:
+#: the id, and the output, which repeats the text).
+_REPR_OWN: Final = frozenset(
+    {"response_id", "status", "text", "audio", "usage", "output", "status_details"}
+    | {"first_text_delay", "first_audio_delay", "total_time"}
+)
+
+
+@attrs.frozen(kw_only=True, repr=False)
 class ResponseResult:
     """What one response produced, returned by `Response.wait` and `RealtimeSession.respond`.
 
     In a notebook it shows itself: the text and an audio player of the reply.
+    Its ``repr`` (and ``str``) is one line: the status, the start of the
+    text, the audio's length, the tokens and the timings, e.g.
+    ``<ResponseResult completed 'Hello! How can I help y…', 5.64 s of audio,
+    98 tokens, first audio 0.049 s, total 0.056 s>``.
 
     Attributes:
         response_id: The server's id of the response.
@@ -66,7 +87,7 @@ class ResponseResult:
     response_id: str
     status: str
     text: str
-    audio: bytes = attrs.field(repr=lambda a: f"<{len(a)} bytes>")
+    audio: bytes
     usage: Usage | None = None
     output: list[ConversationItem] = attrs.Factory(list)
     status_details: dict[str, Any] | None = None
@@ -79,6 +100,38 @@ class ResponseResult:
     def audio_seconds(self) -> float:
         """How long the reply's audio plays, in seconds."""
         return len(self.audio) / 2 / self.sample_rate
+
+    def __repr__(self) -> str:
+        status = self.status
+        reason = (self.status_details or {}).get("reason")
+        if reason:
+            status += f" ({reason})"
+        parts = [status]
+        text = self.text
+        if text:
+            shown = text if len(text) <= _REPR_TEXT else text[: _REPR_TEXT - 1] + "…"
+            parts[0] += f" {shown!r}"
+        calls = [item.name or item.type for item in self.output if item.type == "function_call"]
+        if calls:
+            parts.append(f"function call {', '.join(calls)}")
+        if self.audio:
+            parts.append(f"{seconds(self.audio_seconds)} of audio")
+        if self.usage is not None:
+            parts.append(f"{self.usage.total_tokens} tokens")
+        # The first audio is the delay a listener hears; the first text stands
+        # in for it in text mode.
+        first = ("first audio", self.first_audio_delay)
+        if first[1] is None:
+            first = ("first text", self.first_text_delay)
+        for name, value in (first, ("total", self.total_time)):
+            if value is not None:
+                parts.append(f"{name} {seconds(value)}")
+        for field in attrs.fields(ResponseResult):
+            value = getattr(self, field.name)
+            if field.name in _REPR_OWN or value == field.default:
+                continue
+            parts.append(field.name if value is True else f"{field.name}={value!r}")
+        return f"<ResponseResult {', '.join(parts)}>"
 
     def to_wav_bytes(self) -> bytes:
         """The reply's audio as a mono PCM16 WAV file at ``sample_rate``."""
@@ -102,7 +155,7 @@ class ResponseResult:
             data = base64.b64encode(self.to_wav_bytes()).decode("ascii")
             parts.append(f'<audio controls src="data:audio/wav;base64,{data}"></audio>')
         timing = ", ".join(
-            f"{name} {value:.3f} s"
+            f"{name} {seconds(value)}"
             for name, value in (
                 ("first text", self.first_text_delay),
                 ("first audio", self.first_audio_delay),
@@ -126,7 +179,9 @@ class Interruption:
     """
 
     response_id: str | None
-    played_seconds: float | None
+    played_seconds: float | None = attrs.field(
+        repr=lambda value: "None" if value is None else seconds(value)
+    )
     cancelled: bool
 
 
@@ -225,6 +280,10 @@ class Response:
             HandlerError: A handler failed (raised first).
             UsageError: Called from inside a handler.
             ConfigError: A bad timeout.
+
+        A ``KeyboardInterrupt`` (Ctrl-C, or a notebook's interrupt) during the
+        wait cancels the response (``response.cancel``), if this session asked
+        for it or it is running, before it propagates: the next turn can start.
         """
         track = self._track
 
@@ -233,7 +292,44 @@ class Response:
                 raise track.error
             return None if track.done is None else _result(track)
 
-        return self._host.wait(ready, Deadline(check_timeout(timeout)), "Response.wait()")
+        deadline = Deadline(check_timeout(timeout))
+        try:
+            return self._host.wait(ready, deadline, "Response.wait()")
+        except KeyboardInterrupt:
+            self._abandon()
+            raise
+
+    def _abandon(self) -> None:
+        """Cancel the response whose wait Ctrl-C stopped, so the next turn can start.
+
+        Left running, the reply would hold the conversation, and the next
+        ``response.create`` would be refused with `ActiveResponseError`.
+        Only a response this session asked for, or one already running: a
+        server-VAD response that has not started may never come, and a
+        cancel kept for it would hit a later one.
+        """
+        track = self._track
+        if track.event_id is None and track.id is None:
+            return
+        try:
+            if not self._host.cancel(track):
+                return
+            # The server ends a cancelled response asynchronously, and refuses
+            # a response.create until then: wait (briefly) for its
+            # response.done, so that the very next respond() is accepted.
+            self._host.wait(
+                lambda: True if track.finished else None,
+                Deadline(_CANCEL_GRACE),
+                "the cancel of an interrupted wait",
+            )
+        except KeyboardInterrupt:
+            pass  # a second Ctrl-C: stop waiting, the first one propagates
+        except HandlerError:
+            raise  # raised once and then cleared: it must not be lost here
+        except DashScopeError:
+            # The session may be closing or broken, or the answer slow: the
+            # KeyboardInterrupt is what the caller must see.
+            pass
 
     @property
     def result(self) -> ResponseResult | None:
@@ -256,6 +352,8 @@ class Response:
         Raises:
             The same as `wait`, when the response ends badly: after a cancel,
             `ResponseCancelledError` once the chunks that came are yielded.
+            Ctrl-C while it waits for the next chunk cancels the response, as
+            for `wait`.
         """
         return self._iterate(lambda track: track.text, timeout, "Response.iter_text()")
 
@@ -292,7 +390,11 @@ class Response:
             return None
 
         while True:
-            fresh, finished = self._host.wait(ready, Deadline(timeout), what)
+            try:
+                fresh, finished = self._host.wait(ready, Deadline(timeout), what)
+            except KeyboardInterrupt:
+                self._abandon()
+                raise
             if finished:
                 return
             position += len(fresh)

@@ -39,6 +39,7 @@ from ._errors import (
     APIError,
     ConfigError,
     ConfigTypeError,
+    DashScopeTimeout,
     SessionClosedError,
     UsageError,
 )
@@ -57,6 +58,7 @@ from ._events import (
     UnknownEvent,
 )
 from ._families import FinishRule, ModelFamily, finish_rule
+from ._fmt import seconds
 from ._inputs import image_buffer, pcm16_buffer
 from ._protocol import dumps, encode_image_append
 from ._resample import resampler_for
@@ -467,7 +469,7 @@ class RealtimeSession:
             # itself: respond() with no input waits for that answer.
             followed = core.follow_function_answer(bool(self._response_fields(instructions, None)))
             if followed is not None:
-                return followed.wait(check_timeout(timeout))
+                return _wait_for_reply(followed, Deadline(check_timeout(timeout)))
             raise ConfigError("respond() needs audio, text or an image")
         deadline = Deadline(check_timeout(timeout))
         # Every argument is checked before the first frame goes out.
@@ -504,7 +506,7 @@ class RealtimeSession:
             self.commit_audio()
         if handle is None:
             handle = self._create_response(fields)
-        return handle.wait(deadline.remaining())
+        return _wait_for_reply(handle, deadline)
 
     def interrupt(self, *, cancel: bool = True) -> Interruption:
         """Barge-in in one call: stop the reply that is playing, now.
@@ -1111,3 +1113,21 @@ def _matches(key: str, event: ServerEvent) -> bool:
     if key == UNKNOWN_KEY:
         return isinstance(event, UnknownEvent)
     return event.type == key
+
+
+def _wait_for_reply(handle: Response, deadline: Deadline) -> ResponseResult:
+    """``handle.wait()`` for `RealtimeSession.respond`, whose time-out names respond().
+
+    The caller gave respond() its timeout for the whole turn, and never saw a
+    `Response`: a message naming ``Response.wait()`` and the time left
+    would point at neither.
+    """
+    try:
+        return handle.wait(deadline.remaining())
+    except DashScopeTimeout:
+        limit = deadline.timeout
+        raise DashScopeTimeout(
+            f"respond() timed out after {seconds(limit)} before the reply was complete "
+            "(it may still be running: session.interrupt() stops it)",
+            timeout=limit,
+        ) from None

@@ -1,11 +1,14 @@
 """The only module that imports websocket-client; its errors stop here.
 
 Every websocket-client or socket exception is translated into the library's
-own tree at this boundary and chained as ``__cause__``: a refused upgrade
-becomes an `APIError` subclass built from the HTTP status and JSON body,
-running out of time a `DashScopeTimeout` (whichever layer noticed it: the
-TCP connect, a proxy's CONNECT, TLS or the upgrade), anything else a
-`TransportError`.
+own tree at this boundary: a refused upgrade becomes an `APIError` subclass
+built from the HTTP status and JSON body, running out of time a
+`DashScopeTimeout` (whichever layer noticed it: the TCP connect, a proxy's
+CONNECT, TLS or the upgrade), anything else a `TransportError`. Only the
+last is chained (``__cause__``), where the socket's or TLS's own error says
+more; the first two carry all there is to know, and websocket-client's
+exception for a refused upgrade prints the response's raw headers, which a
+notebook would show above the error the user needs.
 
 The frame reader is strict where RFC 6455 says the client MUST fail the
 connection: reserved bits or opcodes, masked server frames, fragmented or
@@ -33,6 +36,7 @@ from urllib.parse import unquote, urlsplit
 from ._constants import DEFAULT_MAX_MESSAGE_SIZE
 from ._deadline import Deadline
 from ._errors import APIError, DashScopeTimeout, TransportError, api_error_class
+from ._fmt import seconds
 
 if TYPE_CHECKING:
     import ssl
@@ -499,13 +503,16 @@ class WebSocketTransport:
         proxy: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        limit: float | None = None,
     ) -> WebSocketTransport:
         """Open the connection and complete the upgrade within ``timeout`` seconds.
 
         ``proxy`` (an ``http://``, ``https://`` or ``socks*://`` URL) is used
         when given; otherwise ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` and
         ``NO_PROXY`` decide, read as requests reads them. Error messages name
-        the host and port, and the proxy without its credentials.
+        the host and port, and the proxy without its credentials. ``limit``
+        is the caller's whole time limit, of which ``timeout`` is what is
+        left: a time-out states it (default: ``timeout``).
 
         Raises:
             APIError: The server refused the upgrade (`AuthenticationError` for
@@ -523,6 +530,8 @@ class WebSocketTransport:
         if ssl_context is not None:
             options["sslopt"] = {"context": ssl_context}
         via = f" through the proxy {_shown_proxy(proxy)}" if proxy else ""
+        if limit is None:
+            limit = timeout
         ws = websocket.WebSocket(
             sslopt=options.pop("sslopt", {}),
             # One thread reads and the session locks sends itself, so the
@@ -555,14 +564,16 @@ class WebSocketTransport:
             watchdog.finish()
         except websocket.WebSocketBadStatusException as exc:
             watchdog.finish()
-            raise _handshake_error(exc) from exc
+            raise _handshake_error(exc) from None
         except (websocket.WebSocketException, OSError) as exc:
             expired = watchdog.finish()
             if expired or _timed_out(exc):
+                # What websocket-client raised on the way (its time-out, or the
+                # reset the watchdog's shutdown causes) adds nothing to this.
                 raise DashScopeTimeout(
-                    f"connecting to {host}:{port}{via} timed out after {timeout} s",
-                    timeout=timeout,
-                ) from exc
+                    f"connecting to {host}:{port}{via} timed out after {seconds(limit)}",
+                    timeout=limit,
+                ) from None
             raise _connect_error(exc, host, port, via) from exc
         except BaseException:
             watchdog.finish()
@@ -570,7 +581,8 @@ class WebSocketTransport:
         if watchdog.expired:  # it fired just as the upgrade completed
             ws.shutdown()  # type: ignore[no-untyped-call]
             raise DashScopeTimeout(
-                f"connecting to {host}:{port}{via} timed out after {timeout} s", timeout=timeout
+                f"connecting to {host}:{port}{via} timed out after {seconds(limit)}",
+                timeout=limit,
             )
         return cls(ws, max_message_size)
 

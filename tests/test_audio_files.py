@@ -332,6 +332,45 @@ class TestResampler:
         with pytest.raises(ds.ConfigError):
             ds.Resampler(**kwargs)  # type: ignore[arg-type]
 
+    @pytest.mark.parametrize(
+        ("fmt", "dtype", "named"),
+        [("int16", "<f4", "float32"), ("int16", "<f8", "float64"), ("int16", ">i2", "big-endian"),
+         ("float32", "<i2", "int16"), ("float32", "<f8", "float64")],
+    )  # fmt: skip
+    def test_samples_of_another_format_are_refused(self, fmt: str, dtype: str, named: str) -> None:
+        """Samples that are not the resampler's sample_format raise ConfigTypeError naming them, as append_audio does."""
+        np = pytest.importorskip("numpy")
+        pytest.importorskip("soxr")
+        samples = (0.25 * np.sin(np.arange(4800) / 10)).astype(dtype)
+        for resampler in (ds.Resampler(48000, 16000, sample_format=fmt),
+                          ds.Resampler(16000, 16000, sample_format=fmt)):  # fmt: skip
+            with pytest.raises(ds.ConfigTypeError, match=named):
+                resampler.process(samples)
+            with pytest.raises(ds.ConfigTypeError, match=named):
+                resampler.convert(samples)
+
+    def test_samples_of_its_format_equal_their_bytes(self) -> None:
+        """An array of the resampler's own format (numpy or array('h')) converts as its bytes do."""
+        np = pytest.importorskip("numpy")
+        pytest.importorskip("soxr")
+        wave = np.sin(np.arange(4800) / 10)
+        for fmt, samples in (("int16", (8000 * wave).astype("<i2")),
+                             ("float32", (0.25 * wave).astype("<f4"))):  # fmt: skip
+            expected = ds.Resampler(48000, 16000, sample_format=fmt).convert(samples.tobytes())
+            assert ds.Resampler(48000, 16000, sample_format=fmt).convert(samples) == expected
+        pcm = array.array("h", (8000 * wave).astype("<i2").tolist())
+        expected = ds.Resampler(48000, 16000).convert(pcm.tobytes())
+        assert ds.Resampler(48000, 16000).convert(pcm) == expected
+
+    def test_not_samples_are_refused(self) -> None:
+        """A list, or an array whose channel count differs from the resampler's, is refused."""
+        np = pytest.importorskip("numpy")
+        pytest.importorskip("soxr")
+        with pytest.raises(ds.ConfigTypeError, match="list"):
+            ds.Resampler(48000, 16000).process([1, 2, 3])  # type: ignore[arg-type]
+        with pytest.raises(ds.ConfigError, match=r"shape \(n, 1\)"):
+            ds.Resampler(48000, 16000).process(np.zeros((480, 2), dtype="<i2"))
+
     def test_missing_extra_names_it(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Without soxr, the Resampler raises ConfigError naming the [audio] extra."""
         monkeypatch.setitem(sys.modules, "soxr", None)

@@ -127,6 +127,27 @@ class TestSpeaker:
             spk.write(seconds(0.2), timeout=0.05)
         spk.close()
 
+    def test_timeouts_say_how_long_rounded(self, device: VirtualOutput) -> None:
+        """A Speaker's and a Microphone's timeout messages give the timeout rounded, not 0.30000000000000004."""
+        timeout = 0.1 + 0.2
+        spk = ds.Speaker(stream=device, max_buffer_seconds=0.5)  # not started: nothing drains
+        spk.write(seconds(0.4))
+        with pytest.raises(ds.DashScopeTimeout, match=r"stayed full for 0\.3 s$"):
+            spk.write(seconds(0.2), timeout=timeout)
+        spk.close()
+        with (
+            ds.Microphone(stream=VirtualInput) as mic,
+            pytest.raises(ds.DashScopeTimeout, match=r"no audio block within 0\.3 s$"),
+        ):
+            mic.read(timeout=timeout)
+
+    def test_repr_rounds_durations_by_the_one_rule(self, device: VirtualOutput) -> None:
+        """A Speaker's repr shows its durations as every message does (0.4 s, not 0.40 s)."""
+        spk = ds.Speaker(stream=device)  # not started: nothing plays
+        spk.write(seconds(0.4))
+        assert "played=0 s queued=0.4 s" in repr(spk)
+        spk.close()
+
     def test_close_is_idempotent_and_stops(self, device: VirtualOutput) -> None:
         """close() twice is fine; write() after it raises."""
         spk = ds.Speaker(stream=device).start()

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import ast
 import inspect
+import json
+import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -183,3 +187,49 @@ def test_changelog_lists_new_names(name: str) -> None:
     changelog = (Path(__file__).resolve().parent.parent / "CHANGELOG.md").read_text()
     unreleased = changelog.split("## [Unreleased]", 1)[1].split("\n## ", 1)[0]
     assert f"`{name}" in unreleased
+
+
+_DROP_UNCLOSED = """
+import gc, sys, warnings
+import dashscope_sync as ds
+from dashscope_sync.testing import LocalRealtimeServer
+if sys.argv[1] == "shown":
+    warnings.simplefilter("default", ResourceWarning)  # what the notebook says to run
+with LocalRealtimeServer() as server:
+    session = ds.Client(server.api_key, base_url=server.url).realtime.connect(
+        model=ds.MODEL_QWEN3_OMNI_FLASH_REALTIME
+    )
+    del session
+    gc.collect()
+print("dropped")
+"""
+
+
+def test_notebook_says_resource_warnings_are_hidden() -> None:
+    """The notebook's close cell says a dropped session's ResourceWarning is hidden by default, and how to show it, as a child process proves."""
+    notebook = json.loads(
+        (Path(__file__).resolve().parent.parent / "examples" / "notebook.ipynb").read_text()
+    )
+    text = " ".join(
+        "".join(cell["source"])
+        for cell in notebook["cells"]
+        if "ResourceWarning" in "".join(cell["source"])
+    )
+    text = " ".join(text.split())
+    assert "hidden by default" in text
+    assert 'warnings.simplefilter("default", ResourceWarning)' in text
+    # A plain interpreter, whatever warning settings this run was started with.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONWARNINGS", "PYTHONDEVMODE")}
+    stderr: dict[str, str] = {}
+    for mode in ("default", "shown"):
+        child = subprocess.run(
+            [sys.executable, "-c", _DROP_UNCLOSED, mode],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert child.returncode == 0 and child.stdout.strip() == "dropped", child.stderr
+        stderr[mode] = child.stderr
+    assert "ResourceWarning" not in stderr["default"]
+    assert "ResourceWarning: unclosed" in stderr["shown"]

@@ -258,6 +258,21 @@ class TestAPIErrorFromEvent:
         assert "r1" in text
         assert str(ds.APIError("plain")) == "plain"
 
+    def test_repr_keeps_code_and_param(self) -> None:
+        """repr() of an error (a notebook cell's value) shows its code, param and ids, not the message alone."""
+        exc = ds.APIError.from_event(decode(FRAME_ERROR))  # type: ignore[arg-type]
+        assert repr(exc) == (
+            f"APIError({DOC_ERROR_MESSAGE!r}, code='invalid_value', param='session.modalities')"
+        )
+        refused = ds.AuthenticationError("refused", code="InvalidApiKey", http_status=401)
+        assert (
+            repr(refused) == "AuthenticationError('refused', code='InvalidApiKey', http_status=401)"
+        )
+        assert repr(pickle.loads(pickle.dumps(exc))) == repr(exc)
+        closed = ds.TransportError("connection lost", code=1006, reason="")
+        assert repr(closed) == "TransportError('connection lost', code=1006, reason='')"
+        assert repr(ds.ConfigError("bad")) == "ConfigError('bad')"
+
 
 class TestHandshakeError:
     """_transport._handshake_error maps a refused upgrade to a typed APIError."""

@@ -258,6 +258,18 @@ def endless_body(conn: socket.socket) -> None:
         time.sleep(0.001)
 
 
+def test_connect_timeout_message_is_rounded() -> None:
+    """A server that never answers the upgrade gives a timeout that says 1.5 s, not 1.4999... s."""
+    listener = socket.create_server(("127.0.0.1", 0))  # the backlog accepts; nobody answers
+    try:
+        client = ds.Client("k", base_url=f"ws://127.0.0.1:{listener.getsockname()[1]}/")
+        with pytest.raises(ds.DashScopeTimeout, match=r"timed out after 1\.5 s$") as info:
+            client.realtime.connect(model="m", timeout=1.5)
+        assert info.value.timeout == 1.5  # the limit given, not what was left of it
+    finally:
+        listener.close()
+
+
 @pytest.mark.parametrize("reply", [trickle, endless_body], ids=["trickled", "endless body"])
 def test_connect_timeout_bounds_the_whole_upgrade(reply: Callable[[socket.socket], None]) -> None:
     """A server that trickles its upgrade response, or streams an endless error body, cannot hold connect() past its timeout."""

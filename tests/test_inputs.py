@@ -181,9 +181,10 @@ class TestErrorClass:
 class TestSeconds:
     @pytest.mark.parametrize(
         ("value", "text"),
-        [(1.4999397950000457, "1.5 s"), (30.0, "30 s"), (0.0123, "0.0123 s"), (0.009291, "0.00929 s"),
+        [(1.4999397950000457, "1.5 s"), (30.0, "30 s"), (0.0123, "0.012 s"), (0.009291, "0.009 s"),
+         (0.00758, "0.008 s"), (0.035, "0.035 s"), (0.0002, "0.0002 s"),
          (123.456, "123 s"), (0.00001, "0.00001 s"), (0, "0 s"), (-2.25, "-2.25 s")],
     )  # fmt: skip
     def test_rounds(self, value: float, text: str) -> None:
-        """Durations in messages are rounded for people, with no exponent."""
+        """Durations in messages are rounded to the millisecond (whole seconds from 100 s)."""
         assert seconds(value) == text

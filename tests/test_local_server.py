@@ -667,6 +667,14 @@ def test_wait_for_received(server: LocalRealtimeServer, connect: Connect) -> Non
         server.wait_for_connection(timeout=0.05)
 
 
+def test_wait_timeouts_are_rounded_alike(server: LocalRealtimeServer) -> None:
+    """The local server's wait messages round durations as the library does (0.05 s, never 0.1 s)."""
+    with pytest.raises(TimeoutError, match=r"within 0\.05 s "):
+        server.wait_for_connection(timeout=0.05)
+    with pytest.raises(TimeoutError, match=r"timed out after 0\.05 s waiting"):
+        server.wait_for_received("response.create", timeout=0.05)
+
+
 def test_send_extra_frames(server: LocalRealtimeServer, connect: Connect) -> None:
     """send, send_text and send_binary push frames to every open connection."""
     first, second = connect(), connect()

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import gc
 import io
+import signal
+import sys
 import threading
 import wave
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
+import attrs
 import pytest
 
 import dashscope_sync as ds
@@ -102,6 +108,7 @@ class TestResponseHandle:
                     refused.wait(10)
                 assert isinstance(info.value, ds.APIError)
                 assert info.value.code == "conversation_already_has_active_response"
+                assert "Response.cancel()" in str(info.value)  # it says how to go on
                 assert info.value.event_id == refused.event_id
                 assert running.id and not running.done
                 assert refused.done and refused.id is None
@@ -274,6 +281,18 @@ class TestRespond:
         assert "Hello there" in result.text or "simulated" in result.text
         assert "input_audio_buffer.commit" not in [f["type"] for f in server.received]
 
+    def test_timeout_names_respond(
+        self, server: LocalRealtimeServer, manual: ds.RealtimeSession
+    ) -> None:
+        """respond()'s time-out names respond() and the timeout it was given, not Response.wait()."""
+        server.on_client_event("response.create", None)
+        with pytest.raises(
+            ds.DashScopeTimeout, match=r"^respond\(\) timed out after 0\.3 s "
+        ) as info:
+            manual.respond(text="Hello there", timeout=0.1 + 0.2)
+        assert info.value.timeout == 0.1 + 0.2
+        assert "Response.wait" not in str(info.value)
+
     def test_nothing_to_send(self, manual: ds.RealtimeSession) -> None:
         """respond() with no input is a ConfigError."""
         with pytest.raises(ds.ConfigError):
@@ -350,8 +369,65 @@ class TestResult:
         assert data == self.make().to_wav_bytes()
 
     def test_repr_is_short(self) -> None:
-        """repr() shows the audio's size, not its bytes."""
-        assert "<4800 bytes>" in repr(self.make())
+        """repr() shows how long the audio plays, not its bytes."""
+        assert "0.1 s of audio" in repr(self.make())
+        assert "\\x01" not in repr(self.make())
+
+    def test_repr_fits_a_line(self) -> None:
+        """A full result prints as one line: no None fields, no raw floats, the text once and cut short."""
+        text = "This is a simulated reply from the local DashScope server, long enough."
+        item = ds.ConversationItem(
+            type="message",
+            role="assistant",
+            content=[ds.ContentPart(type="audio", transcript=text)],
+        )
+        usage = ds.Usage(
+            total_tokens=98,
+            input_tokens=3,
+            output_tokens=95,
+            output_tokens_details=ds.TokenDetails(text_tokens=24, audio_tokens=71),
+        )
+        result = ds.ResponseResult(
+            response_id="resp_8NaJ7eAHUtK78wWfTRr4i",
+            status="completed",
+            text=text,
+            audio=bytes(270720),
+            usage=usage,
+            output=[item],
+            first_text_delay=0.045331445999977404,
+            first_audio_delay=0.049185243000010814,
+            total_time=0.05588149400000475,
+        )
+        shown = repr(result)
+        assert shown == (
+            "<ResponseResult completed 'This is a simulated rep…', 5.64 s of audio, 98 tokens, "
+            "first audio 0.049 s, total 0.056 s>"
+        )
+        assert str(result) == shown and "\n" not in shown and len(shown) <= 120
+        failed = attrs.evolve(
+            result,
+            status="failed",
+            status_details={"reason": "bad"},
+            text="",
+            audio=b"",
+            first_audio_delay=None,
+        )
+        assert repr(failed) == (
+            "<ResponseResult failed (bad), 98 tokens, first text 0.045 s, total 0.056 s>"
+        )
+
+    def test_interruption_repr_rounds_what_was_heard(self) -> None:
+        """An Interruption's repr rounds the seconds played, as every duration shown."""
+        stopped = ds.Interruption(response_id="resp_1", played_seconds=1.23456789, cancelled=True)
+        assert repr(stopped) == (
+            "Interruption(response_id='resp_1', played_seconds=1.235 s, cancelled=True)"
+        )
+        assert stopped.played_seconds == 1.23456789
+
+    def test_html_timings_use_the_one_rule(self) -> None:
+        """The notebook view's timings are rounded as every other duration (0.008 s, 0.04 s)."""
+        result = attrs.evolve(self.make(), first_text_delay=0.00758, total_time=0.04)
+        assert "first text 0.008 s, total 0.04 s" in result._repr_html_()
 
 
 class TestAudioHelpers:
@@ -411,3 +487,94 @@ def test_response_cancel() -> None:
             assert info.value.result.audio  # what came before the cancel is kept
             assert handle.cancel() is False
             assert "response.cancel" in [f["type"] for f in slow.received]
+
+
+# Ctrl-C --------------------------------------------------------------------------------
+
+
+def _in_a_response_wait(frame: FrameType | None) -> bool:
+    """Whether ``frame`` is the session's condition wait, called by a Response method."""
+    if frame is None or frame.f_code is not threading.Condition.wait.__code__:
+        return False
+    caller: FrameType | None = frame
+    while caller is not None:
+        if caller.f_code.co_filename.endswith("_response.py"):
+            return True
+        caller = caller.f_back
+    return False
+
+
+@contextlib.contextmanager
+def ctrl_c_in_a_wait(armed: threading.Event) -> Iterator[threading.Event]:
+    """Once ``armed``, raise KeyboardInterrupt in this (main) thread where it blocks in a Response wait.
+
+    A real SIGINT, sent to the main thread as a terminal's or a notebook's
+    interrupt is, at a moment the main thread is known to be blocked: a
+    profile hook sees it call the condition's acquire; a signal that lands
+    elsewhere (the wait had just woken) is let go, and the next block tried.
+    """
+    assert threading.current_thread() is threading.main_thread()
+    blocked = threading.Event()  # the main thread is blocking in a Response wait
+    handled = threading.Event()  # the signal handler ran (signals go one at a time)
+    delivered = threading.Event()  # KeyboardInterrupt was raised in a Response wait
+    main = threading.main_thread().ident
+    assert main is not None
+
+    def hook(frame: FrameType, event: str, arg: object) -> None:
+        if event == "c_call" and armed.is_set() and _in_a_response_wait(frame):
+            blocked.set()
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        handled.set()
+        if not delivered.is_set() and _in_a_response_wait(frame):
+            delivered.set()
+            raise KeyboardInterrupt
+
+    def trigger() -> None:
+        while not delivered.is_set() and blocked.wait(20):
+            blocked.clear()
+            handled.clear()
+            signal.pthread_kill(main, signal.SIGINT)
+            handled.wait(20)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    thread = threading.Thread(target=trigger)
+    thread.start()
+    sys.setprofile(hook)
+    try:
+        yield delivered
+    finally:
+        sys.setprofile(None)
+        delivered.set()
+        blocked.set()  # let the trigger end
+        thread.join(30)
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.parametrize("call", ["respond", "wait", "iter_text"])
+def test_ctrl_c_cancels_the_reply_and_the_next_turn_works(call: str) -> None:
+    """Ctrl-C during respond(), wait() or iter_text() on a slow reply cancels it, and the next respond() works."""
+    with LocalRealtimeServer(delta_delay=0.05, chunk_ms=400) as server:
+        client = ds.Client(server.api_key, base_url=server.url)
+        with client.realtime.connect(model=MODEL) as session:
+            session.update_session(ds.SessionUpdate(turn_detection=None))
+            armed = threading.Event()  # the reply streams
+            session.on(ds.ResponseAudioDelta, lambda event: armed.set())
+            handle: ds.Response | None = None
+            with ctrl_c_in_a_wait(armed), pytest.raises(KeyboardInterrupt):
+                if call == "respond":
+                    session.respond(text="Tell me a long story.", timeout=30)
+                else:
+                    session.append_text("Tell me a long story.")
+                    handle = session.create_response()
+                    if call == "wait":
+                        handle.wait(timeout=30)
+                    else:
+                        for _ in handle.iter_text(timeout=30):
+                            pass
+            assert server.wait_for_received("response.cancel", timeout=10)
+            if handle is not None:
+                with pytest.raises(ds.ResponseCancelledError):
+                    handle.wait(timeout=10)
+            result = session.respond(text="And now a short one.", timeout=30)
+            assert result.status == "completed" and "simulated" in result.text

@@ -8,6 +8,7 @@ import json
 import logging
 import threading
 import time
+import traceback
 from collections.abc import Callable
 
 import pytest
@@ -88,7 +89,18 @@ class TestConnect:
         assert error.code == "InvalidApiKey"
         assert "Invalid API-key" in error.message
         assert error.request_id
-        assert isinstance(error.__cause__, websocket.WebSocketBadStatusException)
+
+    def test_wrong_key_traceback_is_the_error_alone(self, server: LocalRealtimeServer) -> None:
+        """A refused key's traceback shows only the AuthenticationError, not websocket-client's exception with the raw headers."""
+        client = ds.Client("sk-wrong", base_url=server.url)
+        with pytest.raises(ds.AuthenticationError) as info:
+            client.realtime.connect(model=MODEL, timeout=60)
+        error = info.value
+        assert error.__cause__ is None and error.__suppress_context__
+        shown = "".join(traceback.format_exception(error))
+        assert "Handshake status" not in shown and "content-type" not in shown.lower()
+        assert "WebSocketBadStatusException" not in shown and "/websocket/" not in shown
+        assert shown.count("Traceback") == 1
 
     @pytest.mark.parametrize(
         ("status", "cls"),

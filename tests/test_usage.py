@@ -68,3 +68,18 @@ def test_frozen_and_short_repr() -> None:
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         usage.total_tokens = 4  # type: ignore[misc]
     assert repr(usage) == "Usage(total_tokens=3)"
+
+
+def test_repr_fits_a_line() -> None:
+    """A full Usage's repr is one short line, each details object folded next to its count."""
+    usage = ds.Usage(
+        total_tokens=98,
+        input_tokens=3,
+        output_tokens=95,
+        input_tokens_details=ds.TokenDetails(text_tokens=3),
+        output_tokens_details=ds.TokenDetails(text_tokens=24, audio_tokens=71),
+    )
+    assert repr(usage) == (
+        "Usage(total_tokens=98, input_tokens=3 (text 3), output_tokens=95 (text 24, audio 71))"
+    )
+    assert len(repr(usage)) <= 90

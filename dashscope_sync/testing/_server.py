@@ -23,6 +23,7 @@ from typing import Any, Literal, cast
 from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
 
+from .._fmt import seconds
 from ._connection import (
     ConnectionSettings,
     LocalConnection,
@@ -469,7 +470,7 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
         with self._cond:
             if not self._cond.wait_for(lambda: len(self._connections) > self._handed_out, timeout):
                 raise TimeoutError(
-                    f"no new connection to the local server within {timeout:.1f} s "
+                    f"no new connection to the local server within {seconds(timeout)} "
                     f"({len(self._connections)} accepted, {self._handed_out} already returned)"
                 )
             connection = self._connections[self._handed_out]
@@ -498,7 +499,7 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
             if not self._cond.wait_for(lambda: len(frames) >= count, timeout):
                 seen = collections.Counter(str(frame.get("type")) for frame in self._received)
                 raise TimeoutError(
-                    f"timed out after {timeout:.1f} s waiting for {count} {type!r} client "
+                    f"timed out after {seconds(timeout)} waiting for {count} {type!r} client "
                     f"frame(s); got {len(frames)}. Frames received so far: {dict(seen)}"
                 )
             return frames[count - 1]
