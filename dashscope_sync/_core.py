@@ -22,7 +22,7 @@ from ._deadline import Deadline
 from ._dialects import family_for
 from ._dispatch import Dispatcher, HandlerHandle, Handlers
 from ._errors import APIError, DashScopeError, DashScopeTimeout, SessionClosedError, TransportError
-from ._events import ResponseAudioDelta, ServerEvent
+from ._events import ResponseAudioDelta, ResponseDone, ServerEvent
 from ._families import server_error_ends_session
 from ._fmt import seconds
 from ._mailbox import Mailbox
@@ -218,16 +218,46 @@ class SessionCore:
                     self.config.max_handler_backlog,
                     max_backlog_bytes=self.config.max_buffered_bytes,
                     skip=self._stale,
+                    taken=self._handler_took,
                 )
+                mailbox.state.handlers_follow = True
                 mailbox.no_wait_thread = self.dispatcher.start()
         return handle
 
     def _stale(self, event: ServerEvent) -> bool:
-        """For the handler thread: audio queued before its response was interrupted."""
-        state = self.mailbox.state
-        # Unlocked reads of a dict and a str: atomic, and a stale answer only
-        # lets one frame through that arrived before the interrupt.
-        return type(event) is ResponseAudioDelta and state.interrupted(event.response_id)
+        """For the handler thread: audio of a response interrupted since it was queued."""
+        # An unlocked dict lookup: atomic, and interrupt() records the id
+        # under the lock before it returns, so no handler starts on a frame
+        # of it after that.
+        return type(event) is ResponseAudioDelta and self.mailbox.state.interrupted(
+            event.response_id
+        )
+
+    def _handler_took(self, event: ServerEvent) -> None:
+        """For the handler thread: a response is over for handlers when they take its end."""
+        if type(event) is ResponseDone:
+            with self.mailbox.lock:
+                self.mailbox.state.handler_done(event.response.id)
+
+    def interrupted(self, response_id: str) -> bool:
+        """Whether a response was interrupted: its audio must reach nobody now."""
+        return self.mailbox.state.interrupted(response_id)
+
+    def interrupt(self, cancel: bool) -> tuple[str | None, float | None, bool]:
+        """Stop what is playing: the response, the seconds of it heard, whether a cancel went."""
+        response_id, send_cancel, _ = self.mailbox.interrupt(cancel)
+        playing, heard = self.stop_output(response_id)
+        cancelled = False
+        if send_cancel:
+            try:
+                self.send_frame(
+                    f'{{"event_id":"{self.ids.next()}","type":"response.cancel"}}',
+                    "response.cancel",
+                )
+                cancelled = True
+            except SessionClosedError:
+                pass
+        return playing, heard, cancelled
 
     @property
     def dropped_events(self) -> int:

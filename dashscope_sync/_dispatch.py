@@ -143,6 +143,7 @@ class Dispatcher:
         max_backlog: int,
         skip: Callable[[ServerEvent], bool] | None = None,
         max_backlog_bytes: int | None = None,
+        taken: Callable[[ServerEvent], None] | None = None,
     ) -> None:
         # Weak: see the module docstring.
         self._handlers = weakref.ref(handlers)
@@ -155,9 +156,14 @@ class Dispatcher:
         # only makes it drop a little early.
         self._queued_bytes = 0
         self._dropped_bytes = 0
-        self._taken_bytes = 0  # Says an event queued before it became stale must not reach handlers
-        # after all (audio of a response interrupted meanwhile).
+        self._taken_bytes = 0
+        # Says, before each handler, that an event queued before it became
+        # stale must not reach handlers after all (audio of a response
+        # interrupted meanwhile, even while an earlier handler ran).
         self._skip = skip
+        # Told of each event as the handler thread takes it, before its
+        # handlers: what is over for handlers is decided in their order.
+        self._on_taken = taken
         # Events waiting for the handler thread with their message sizes, in
         # arrival order, then STOP. Bounded by put() dropping the oldest;
         # SimpleQueue keeps put() in C.
@@ -245,10 +251,11 @@ class Dispatcher:
         handlers = self._handlers()
         if handlers is None:
             return False
-        if self._skip is not None and self._skip(event):
-            return True
+        if self._on_taken is not None:
+            self._on_taken(event)
+        skip = self._skip
         for handle in handlers.match(event):
-            if not handle.active:
+            if not handle.active or (skip is not None and skip(event)):
                 continue
             self.running = handle
             self.running_type = event.type

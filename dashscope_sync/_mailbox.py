@@ -84,7 +84,7 @@ class Mailbox:
             if effects is DROP:
                 return effects
             if effects is not None and effects.interrupted is not None:
-                self._purge_locked(effects.interrupted)  # a barge-in
+                self._purge_locked()  # a barge-in
             if self.buffer_max:
                 buffer = self.buffer
                 buffer.append(event)
@@ -98,18 +98,18 @@ class Mailbox:
                 self._changed.notify_all()
         return effects
 
-    def interrupt(self) -> tuple[str | None, bool, int]:
-        """Interrupt the running response (see `SessionState.interrupt`).
+    def interrupt(self, cancel: bool = True) -> tuple[str | None, bool, int]:
+        """Interrupt what is playing (see `SessionState.interrupt`).
 
-        Its audio frames still waiting in the pull buffer are removed too:
-        what was not read yet is stale now. Returns the response id, whether
-        to send a cancel, and how many buffered frames were removed.
+        The interrupted audio frames still waiting in the pull buffer are
+        removed too: what was not read yet is stale now. Returns the response
+        id, whether to send a cancel, and how many buffered frames were removed.
         """
         with self.lock:
-            response_id, cancel = self.state.interrupt()
-            removed = self._purge_locked(response_id)
+            response_id, send = self.state.interrupt(cancel)
+            removed = self._purge_locked()
             self._changed.notify_all()
-        return response_id, cancel, removed
+        return response_id, send, removed
 
     def _drop_oldest_locked(self) -> None:
         """Drop the oldest events until both bounds hold again (the newest always stays)."""
@@ -133,16 +133,17 @@ class Mailbox:
         self.buffered_bytes -= self._sizes.popleft()
         return self.buffer.popleft()
 
-    def _purge_locked(self, response_id: str | None) -> int:
-        """Remove an interrupted response's audio from the pull buffer; how many frames."""
+    def _purge_locked(self) -> int:
+        """Remove interrupted responses' audio from the pull buffer; how many frames."""
         assert self.lock.locked()
         buffer = self.buffer
-        if response_id is None or not buffer:
+        if not buffer:
             return 0
+        stale = self.state.interrupted
         kept = [
             (e, size)
             for e, size in zip(buffer, self._sizes, strict=True)
-            if not (type(e) is ResponseAudioDelta and e.response_id == response_id)
+            if not (type(e) is ResponseAudioDelta and stale(e.response_id))
         ]
         removed = len(buffer) - len(kept)
         if removed:

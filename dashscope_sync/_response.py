@@ -61,6 +61,9 @@ class ResponseResult:
         total_time: Seconds from the request to ``response.done``.
         sample_rate: The audio's sample rate: the session's output sample rate
             when the server echoes one, else 24 kHz.
+        interrupted: True when `RealtimeSession.interrupt` (or barge-in) cut
+            the reply while it ran: ``audio`` (and perhaps ``text``) is only
+            what came before, even with a ``"completed"`` status.
     """
 
     response_id: str
@@ -74,6 +77,7 @@ class ResponseResult:
     first_audio_delay: float | None = None
     total_time: float | None = None
     sample_rate: int = OUTPUT_SAMPLE_RATE
+    interrupted: bool = False
 
     @property
     def audio_seconds(self) -> float:
@@ -313,6 +317,7 @@ def _result(track: ResponseTrack) -> ResponseResult:
         first_audio_delay=delay(track.first_audio_at),
         total_time=track.done_at - started,
         sample_rate=track.sample_rate or OUTPUT_SAMPLE_RATE,
+        interrupted=track.interrupted,
     )
     failure = _FAILURES.get(result.status)
     if failure is not None:

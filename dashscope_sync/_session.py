@@ -529,29 +529,22 @@ class RealtimeSession:
         drops the cancelled response's audio: frames still in the pull buffer
         or queued for handlers, and every late ``response.audio.delta`` until
         its ``response.done``, so no stale audio reaches handlers,
-        ``iter_audio()``, `recv` or the speaker. The late frames and the unread
+        ``iter_audio()``, `recv` or the speaker. A reply the server already
+        finished but handlers are still working through (a blocking player)
+        is interrupted too: once this returns, no handler starts on any of its
+        audio, however far behind they are. The late frames and the unread
         ones removed from the pull buffer are counted in `dropped_audio` (a
         frame also queued for handlers is skipped there without counting it
-        twice). Works from any thread, handlers included (it never waits).
+        twice). With ``cancel=False`` a later `Response.cancel` still sends
+        its cancel. A handle's `ResponseResult` says ``interrupted=True``.
+        Works from any thread, handlers included (it never waits).
 
         Returns:
             An `Interruption`: the response that was running (or, with a
             speaker attached, the last one it played; None if neither) and the
             seconds of it the listener heard, from the attached speaker.
         """
-        core = self._core
-        response_id, send_cancel, _ = core.mailbox.interrupt()
-        playing, heard = core.stop_output(response_id)
-        cancelled = False
-        if send_cancel and cancel:
-            try:
-                core.send_frame(
-                    f'{{"event_id":"{core.ids.next()}","type":"response.cancel"}}',
-                    "response.cancel",
-                )
-                cancelled = True
-            except SessionClosedError:
-                pass
+        playing, heard, cancelled = self._core.interrupt(cancel)
         return Interruption(response_id=playing, played_seconds=heard, cancelled=cancelled)
 
     def attach(
@@ -610,7 +603,7 @@ class RealtimeSession:
 
         if speaker is not None:
             resampler_for(output_rate(), speaker.rate)  # no soxr: refused now, not mid-reply
-        attachment = Attachment(speaker, microphone, output_rate)
+        attachment = Attachment(speaker, microphone, output_rate, core.interrupted)
         if speaker is not None:
             attachment.handles = [
                 self.on(ResponseCreated, attachment.on_created),
