@@ -81,6 +81,9 @@ class Connection:
         self.closing = threading.Event()
         # Set when the reader has finished and reported the end.
         self.ended = threading.Event()
+        # Set by `drop` (from a finalizer, which may take no lock): the
+        # program dropped the session, so its end is the one asked for.
+        self.dropped = False
         self._reader = threading.Thread(
             target=self._read_loop,
             name="dashscope_sync-reader",
@@ -296,6 +299,17 @@ class Connection:
         if reader.is_alive():
             self._transport.abort()
             reader.join(_ABORT_JOIN)
+
+    def drop(self) -> None:
+        """The program dropped the session: end it from the reader thread.
+
+        Called by a finalizer, which may run on any thread holding any lock:
+        it takes no lock and sends nothing. It shuts the socket down (one
+        system call), so the reader wakes at once and reports the end; a
+        close handshake would need the send lock.
+        """
+        self.dropped = True
+        self._transport.abort()
 
     def abort(self) -> None:
         """Drop the connection now, without a close handshake (e.g. a failed connect)."""

@@ -121,6 +121,8 @@ class SessionCore:
         return (response_id, None) if output is None else output.interrupt(response_id)
 
     def _on_end(self, code: int, reason: str, error: TransportError | None) -> None:
+        if self.connection.dropped:
+            self.mailbox.closing()  # the program dropped the session: a clean end
         end = self.mailbox.ended(code, reason, error)
         if end.error is None:
             logger.debug("session %s ended (code %d)", self.mailbox.state.session_id, code)
@@ -131,6 +133,8 @@ class SessionCore:
         dispatcher = self.dispatcher  # read after ended(): on() can no longer start one
         if dispatcher is not None:
             dispatcher.stop()  # handlers finish the events already queued
+        if self.connection.dropped:
+            self.closed.set()
 
     # Sending ---------------------------------------------------------------------
 
@@ -319,6 +323,16 @@ class SessionCore:
             if wait and not in_handler:
                 self._join_handlers()
         self._finish_close()
+
+    def drop(self) -> None:
+        """The public session was collected unclosed: have the reader end it.
+
+        For a finalizer: it takes no lock and sends nothing, so it cannot
+        block the collecting thread, whatever that thread holds.
+        """
+        connection = self.connection
+        if not connection.closing.is_set() and not connection.ended.is_set():
+            connection.drop()
 
     def _join_handlers(self) -> None:
         dispatcher = self.dispatcher

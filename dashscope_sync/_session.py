@@ -1061,17 +1061,20 @@ class RealtimeSession:
         return fresh
 
     def __del__(self) -> None:
+        # Only signals: the collector may run here on any thread holding any
+        # lock (the reader inside the mailbox lock, a sender inside the send
+        # lock), so the close work is the reader's (see SessionCore.drop).
         core = getattr(self, "_core", None)
         if core is None or core.connection.closing.is_set():
             return
         try:
+            core.drop()
             warnings.warn(
                 f"unclosed {self!r}: use it in a 'with' block or call close()",
                 ResourceWarning,
                 stacklevel=2,
                 source=self,
             )
-            core.close(wait=False)
         except Exception:
             pass  # at interpreter exit, modules may already be torn down
 
