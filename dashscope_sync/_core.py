@@ -168,6 +168,7 @@ class SessionCore:
     def register(
         self, kind: RequestKind, event_id: str, payload: dict[str, Any] | None = None
     ) -> Request:
+        self.mailbox.check_inherited(f"cannot send {kind.name.lower()} requests")
         with self.mailbox.lock:
             return self.mailbox.state.request(kind, event_id, payload)
 
@@ -193,6 +194,7 @@ class SessionCore:
         self.mailbox.check_can_block(what)
 
     def cancel(self, track: ResponseTrack) -> bool:
+        self.mailbox.check_inherited("Response.cancel()")
         with self.mailbox.lock:
             decision = self.mailbox.state.cancel(track)
         if decision is None:
@@ -211,6 +213,7 @@ class SessionCore:
         self, handlers: Handlers, key: str, fn: Callable[[Any], object]
     ) -> HandlerHandle:
         mailbox = self.mailbox
+        mailbox.check_inherited("cannot add a handler")
         with mailbox.lock:
             if mailbox.state.phase is Phase.CLOSING or mailbox.state.end is not None:
                 raise mailbox.state.closed_error("cannot add a handler")
@@ -301,8 +304,18 @@ class SessionCore:
             reader.join(_ABORT_JOIN)
         self._finish_close()
 
+    @property
+    def inherited(self) -> bool:
+        """True in a forked child: the session is its parent's (see ``_fork``)."""
+        return self.connection.inherited
+
     def close(self, *, wait: bool = True) -> None:
-        """Close the connection and stop the threads; idempotent, any thread."""
+        """Close the connection and stop the threads; idempotent, any thread.
+
+        In a forked child it does nothing: the connection is the parent's.
+        """
+        if self.connection.inherited:
+            return
         with self._close_lock:
             first = not self._close_started
             self._close_started = True

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import threading
 from collections.abc import Callable
 from typing import Final, TypeVar, cast
@@ -21,6 +22,7 @@ from ._deadline import Deadline
 from ._errors import DashScopeTimeout, HandlerError, TransportError, UsageError
 from ._events import ResponseAudioDelta, ServerEvent
 from ._fmt import seconds
+from ._fork import PROCESS, inherited_error
 from ._state import DROP, Effects, End, SessionState
 
 __all__ = ["Mailbox"]
@@ -68,6 +70,10 @@ class Mailbox:
         self._more_failures = 0
         # The thread that must never wait (the handler thread), set by the dispatcher.
         self.no_wait_thread: threading.Thread | None = None
+        # Which process made it: in a forked child nothing feeds it, and its
+        # lock may be held forever by a thread of the parent.
+        self._forks = PROCESS.forks
+        self._pid = os.getpid()
 
     # Fed by the reader thread --------------------------------------------------
 
@@ -105,6 +111,7 @@ class Mailbox:
         removed too: what was not read yet is stale now. Returns the response
         id, whether to send a cancel, and how many buffered frames were removed.
         """
+        self.check_inherited("interrupt()")
         with self.lock:
             response_id, send = self.state.interrupt(cancel)
             removed = self._purge_locked()
@@ -203,7 +210,7 @@ class Mailbox:
 
     def raise_handler_error(self) -> None:
         """Raise the pending handler failure, if any, on this (non-handler) thread."""
-        if self._handler_error is not None:  # cheap unlocked peek
+        if self._handler_error is not None and self._forks == PROCESS.forks:  # unlocked peek
             with self.lock:
                 self._raise_handler_error_locked()
 
@@ -223,7 +230,13 @@ class Mailbox:
 
     # Waiting -----------------------------------------------------------------------
 
+    def check_inherited(self, what: str) -> None:
+        """Raise `UsageError` in a forked child: the session is its parent's."""
+        if self._forks != PROCESS.forks:
+            raise inherited_error(what, self._pid)
+
     def check_can_block(self, what: str) -> None:
+        self.check_inherited(what)
         if threading.current_thread() is self.no_wait_thread:
             raise UsageError(
                 f"{what} blocks, and was called from inside an event handler: handlers run "
@@ -260,6 +273,7 @@ class Mailbox:
 
     def peek(self, read: Callable[[], _T]) -> _T:
         """Run ``read`` under the lock (a consistent snapshot), without waiting."""
+        self.check_inherited("the session")
         with self.lock:
             return read()
 
@@ -271,6 +285,7 @@ class Mailbox:
 
     def next_event(self, deadline: Deadline, what: str) -> ServerEvent | None:
         """Pop the next buffered event; None once the session ended cleanly and all was read."""
+        self.check_inherited(what)
         self._pulled = True
         buffer = self.buffer
         if buffer and self._handler_error is None:

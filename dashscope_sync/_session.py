@@ -999,8 +999,12 @@ class RealtimeSession:
         received (up to ``config.handler_timeout``; a handler still stuck then
         is named in a warning and its thread left behind), and joins the
         threads. Called from a handler, it does not wait for the handler
-        thread. Events already buffered can still be read afterwards.
+        thread. Events already buffered can still be read afterwards. In a
+        process forked after the session opened, it does nothing: the
+        connection is the parent's, which keeps working.
         """
+        if self._core.inherited:
+            return
         self.detach()
         self._core.close()
 
@@ -1065,8 +1069,8 @@ class RealtimeSession:
         # lock (the reader inside the mailbox lock, a sender inside the send
         # lock), so the close work is the reader's (see SessionCore.drop).
         core = getattr(self, "_core", None)
-        if core is None or core.connection.closing.is_set():
-            return
+        if core is None or core.inherited or core.connection.closing.is_set():
+            return  # closed, or a forked child's copy of its parent's session
         try:
             core.drop()
             warnings.warn(
