@@ -64,10 +64,21 @@ class Mailbox:
         self.dropped_events = 0
         self._warned_drop = False
         self._pulled = False  # someone has read the buffer: its overflow is their problem
-        # The first handler failure not yet raised on a caller, and how many
-        # more came after it.
+        # The handler failure being reported, and how many more came after it
+        # while it was owed. Every call blocked when it came raises it (each
+        # a copy: see `_failure_gen`), and so does the next call from a
+        # thread that has not raised it yet (`_next_owes`), which clears it.
         self._handler_error: HandlerError | None = None
         self._more_failures = 0
+        # Bumped when a failure is kept: a wait that began before the bump
+        # was blocked when it came.
+        self._failure_gen = 0
+        # The next call still has to raise `_handler_error`.
+        self._next_owes = False
+        # Threads that raised it as blocked calls (not raised there twice),
+        # and how many blocked calls have yet to raise it.
+        self._raised_on: set[int] = set()
+        self._blocked_owed = 0
         # The thread that must never wait (the handler thread), set by the dispatcher.
         self.no_wait_thread: threading.Thread | None = None
         # Which process made it: in a forked child nothing feeds it, and its
@@ -196,37 +207,78 @@ class Mailbox:
 
     # Fed by the dispatcher -------------------------------------------------------
 
+    def _replaceable(self) -> bool:
+        """Is the failure held (if any) reported already, so a new one is kept instead?"""
+        return self._handler_error is None or not self._next_owes or bool(self._raised_on)
+
     def handler_failed(self, make_error: Callable[[], HandlerError]) -> None:
-        """Keep the first handler failure for the caller; count the ones after it."""
+        """Keep a handler failure for the calls blocked now and the next one; while
+        one is owed to a call that has not seen it, count the ones after it."""
         # Built outside the lock (it runs the exception's __str__), and only
         # when it may be kept: the unlocked peek is decided under the lock.
-        error = make_error() if self._handler_error is None else None
+        error = make_error() if self._replaceable() else None
         with self.lock:
-            if error is not None and self._handler_error is None:
+            if error is not None and self._replaceable():
                 self._handler_error = error
+                self._more_failures = 0
+                self._failure_gen += 1
+                self._next_owes = True
+                self._raised_on = set()
+                self._blocked_owed = self._waiting
             else:
                 self._more_failures += 1
             self._changed.notify_all()
 
     def raise_handler_error(self) -> None:
-        """Raise the pending handler failure, if any, on this (non-handler) thread."""
-        if self._handler_error is not None and self._forks == PROCESS.forks:  # unlocked peek
+        """Raise the handler failure owed to the next call, if any, on this (non-handler) thread."""
+        if self._next_owes and self._forks == PROCESS.forks:  # unlocked peek
             with self.lock:
                 self._raise_handler_error_locked()
 
     def _raise_handler_error_locked(self) -> None:
+        """Raise the failure owed to the next call (then it is cleared), unless this
+        thread already raised it as a blocked call."""
         assert self.lock.locked()
-        error = self._handler_error
-        if error is None or threading.current_thread() is self.no_wait_thread:
+        if (
+            not self._next_owes
+            or threading.current_thread() is self.no_wait_thread
+            or threading.get_ident() in self._raised_on
+        ):
             return
-        more = self._more_failures
-        self._handler_error = None
-        self._more_failures = 0
-        if more:
-            error.more_failures = more
-            error.message = f"{error.message} (and {more} more handler failure(s) after it)"
-            error.args = (error.message,)
+        error = self._copy_failure_locked()
+        self._next_owes = False
+        self._raised_on = set()
+        self._forget_failure_locked()
         raise error from error.__cause__
+
+    def _raise_blocked_locked(self) -> None:
+        """Raise, in a call that was blocked when it came, the failure kept since."""
+        assert self.lock.locked()
+        error = self._copy_failure_locked()
+        if self._next_owes:
+            self._raised_on.add(threading.get_ident())
+        self._blocked_owed = max(0, self._blocked_owed - 1)
+        self._forget_failure_locked()
+        raise error from error.__cause__
+
+    def _forget_failure_locked(self) -> None:
+        """Drop the failure (and what its traceback holds) once nobody is owed it."""
+        if not self._next_owes and self._blocked_owed == 0:
+            self._handler_error = None
+            self._more_failures = 0
+
+    def _copy_failure_locked(self) -> HandlerError:
+        """A fresh `HandlerError` for one caller (each thread raises its own)."""
+        error = self._handler_error
+        assert error is not None
+        more = self._more_failures
+        message = error.message
+        if more:
+            message = f"{message} (and {more} more handler failure(s) after it)"
+        copy = HandlerError(message, handler=error.handler, event=error.event)
+        copy.more_failures = more
+        copy.__cause__ = error.__cause__
+        return copy
 
     # Waiting -----------------------------------------------------------------------
 
@@ -254,8 +306,11 @@ class Mailbox:
         """
         self.check_can_block(what)
         with self.lock:
+            self._raise_handler_error_locked()
+            failures = self._failure_gen
             while True:
-                self._raise_handler_error_locked()
+                if self._failure_gen != failures:
+                    self._raise_blocked_locked()  # a handler failed while this call waited
                 value = ready()
                 if value is not None:
                     return value
@@ -288,11 +343,11 @@ class Mailbox:
         self.check_inherited(what)
         self._pulled = True
         buffer = self.buffer
-        if buffer and self._handler_error is None:
+        if buffer and not self._next_owes:
             # The common case in a burst: an event is there and nothing is to
             # be raised first, so skip the wait loop (decided under the lock).
             with self.lock:
-                if buffer and self._handler_error is None:
+                if buffer and not self._next_owes:
                     return self._pop_locked()
         state = self.state
 
