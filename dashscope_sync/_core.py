@@ -99,7 +99,7 @@ class SessionCore:
             self.stop_output(effects.interrupted)
         dispatcher = self.dispatcher
         if dispatcher is not None:
-            dispatcher.put(event, size)
+            dispatcher.put(event, size, self.mailbox.received - 1)
         if effects is None:
             return
         cancels = [track.id or "" for track in effects.cancel]
@@ -226,7 +226,10 @@ class SessionCore:
                     max_backlog_bytes=self.config.max_buffered_bytes,
                     skip=self._stale,
                     taken=self._handler_took,
+                    on_drop=mailbox.handlers_dropped,
                 )
+                dispatcher = self.dispatcher
+                mailbox.handlers_took = lambda: dispatcher.taken_seq
                 mailbox.state.handlers_follow = True
                 mailbox.no_wait_thread = self.dispatcher.start()
         return handle
@@ -268,8 +271,14 @@ class SessionCore:
 
     @property
     def dropped_events(self) -> int:
+        """Events lost by the pull buffer or the handler backlog, each once."""
+        mailbox = self.mailbox
+        return mailbox.dropped_events + self.dropped_for_handlers - mailbox.dropped_both
+
+    @property
+    def dropped_for_handlers(self) -> int:
         dispatcher = self.dispatcher
-        return self.mailbox.dropped_events + (0 if dispatcher is None else dispatcher.dropped)
+        return 0 if dispatcher is None else dispatcher.dropped
 
     # Lifecycle ---------------------------------------------------------------------
 

@@ -61,7 +61,24 @@ class Mailbox:
         self._sizes: collections.deque[int] = collections.deque()
         self.buffered_bytes = 0
         self.bytes_max = max_buffered_bytes
+        # The arrival number of each buffered event, in step with `buffer`.
+        self._seqs: collections.deque[int] = collections.deque()
+        #: Events delivered (not dropped as interrupted audio), in all; each
+        #: one's arrival number is the count before it. Reader thread only.
+        self.received = 0
+        #: Events the pull buffer dropped when full.
         self.dropped_events = 0
+        # Which events were lost by both the pull buffer and the handler
+        # backlog, so `SessionCore.dropped_events` counts each once. Reader
+        # thread only (both drop there): the arrival numbers each dropped
+        # that the other may still drop, increasing.
+        self._only_buffer: collections.deque[int] = collections.deque()
+        self._only_handlers: collections.deque[int] = collections.deque()
+        #: Events dropped by both.
+        self.dropped_both = 0
+        #: The arrival number of the last event the handler thread took (set
+        #: by the core once a handler thread exists; read without a lock).
+        self.handlers_took: Callable[[], int] | None = None
         self._warned_drop = False
         self._pulled = False  # someone has read the buffer: its overflow is their problem
         # The handler failure being reported, and how many more came after it
@@ -96,23 +113,28 @@ class Mailbox:
         the `Effects` to carry out. ``size`` is the message's size on the
         wire, counted against ``max_buffered_bytes``.
         """
+        warn = None
         with self.lock:
             effects = self.state.receive(event, at)
             if effects is DROP:
                 return effects
+            self.received += 1
             if effects is not None and effects.interrupted is not None:
                 self._purge_locked()  # a barge-in
             if self.buffer_max:
                 buffer = self.buffer
                 buffer.append(event)
                 self._sizes.append(size)
+                self._seqs.append(self.received - 1)
                 self.buffered_bytes += size
                 if len(buffer) > self.buffer_max or (
                     self.bytes_max is not None and self.buffered_bytes > self.bytes_max
                 ):
-                    self._drop_oldest_locked()
+                    warn = self._drop_oldest_locked()
             if self._waiting:
                 self._changed.notify_all()
+        if warn is not None:
+            self._warn_drop(*warn)  # outside the lock: a log handler may be slow
         return effects
 
     def interrupt(self, cancel: bool = True) -> tuple[str | None, bool, int]:
@@ -129,10 +151,13 @@ class Mailbox:
             self._changed.notify_all()
         return response_id, send, removed
 
-    def _drop_oldest_locked(self) -> None:
-        """Drop the oldest events until both bounds hold again (the newest always stays)."""
+    def _drop_oldest_locked(self) -> tuple[int, int] | None:
+        """Drop the oldest events until both bounds hold again (the newest always stays).
+
+        Returns what the one warning reports (events, bytes) when it is due.
+        """
         assert self.lock.locked()
-        buffer, sizes, bytes_max = self.buffer, self._sizes, self.bytes_max
+        buffer, sizes, seqs, bytes_max = self.buffer, self._sizes, self._seqs, self.bytes_max
         dropped = 0
         while len(buffer) > 1 and (
             len(buffer) > self.buffer_max
@@ -140,15 +165,52 @@ class Mailbox:
         ):
             buffer.popleft()
             self.buffered_bytes -= sizes.popleft()
+            self._buffer_dropped(seqs.popleft())
             dropped += 1
         self.dropped_events += dropped
         if dropped and not self._warned_drop:
-            self._warn_drop_locked()
+            self._warned_drop = True
+            return len(buffer), self.buffered_bytes
+        return None
+
+    def _buffer_dropped(self, seq: int) -> None:
+        """The pull buffer dropped event ``seq``: note whether the handlers lost it too."""
+        if _matched(self._only_handlers, seq):
+            self.dropped_both += 1
+            return
+        took = self.handlers_took
+        if took is None:
+            return  # no handler thread: nobody else can drop it
+        handled = took()
+        mine = self._only_buffer
+        while mine and mine[0] <= handled:
+            mine.popleft()  # taken by the handler thread: never dropped there
+        if seq > handled:
+            mine.append(seq)
+
+    def handlers_dropped(self, seq: int) -> None:
+        """The handler backlog dropped event ``seq`` (reader thread): note whether the
+        pull buffer lost it too."""
+        if _matched(self._only_buffer, seq):
+            self.dropped_both += 1
+            return
+        if not self.buffer_max:
+            return  # no pull buffer: it drops nothing
+        try:
+            oldest = self._seqs[0]  # a reader may pop it meanwhile: then it is gone
+        except IndexError:
+            oldest = self.received
+        mine = self._only_handlers
+        while mine and mine[0] < oldest:
+            mine.popleft()  # read from the pull buffer, or removed: never dropped there
+        if seq >= oldest:
+            mine.append(seq)
 
     def _pop_locked(self) -> ServerEvent:
         """The oldest buffered event, taken out (the buffer is not empty)."""
         assert self.lock.locked()
         self.buffered_bytes -= self._sizes.popleft()
+        self._seqs.popleft()
         return self.buffer.popleft()
 
     def _purge_locked(self) -> int:
@@ -159,38 +221,38 @@ class Mailbox:
             return 0
         stale = self.state.interrupted
         kept = [
-            (e, size)
-            for e, size in zip(buffer, self._sizes, strict=True)
+            (e, size, seq)
+            for e, size, seq in zip(buffer, self._sizes, self._seqs, strict=True)
             if not (type(e) is ResponseAudioDelta and stale(e.response_id))
         ]
         removed = len(buffer) - len(kept)
         if removed:
             buffer.clear()  # in place: waiters hold this deque
-            buffer.extend(e for e, _ in kept)
+            buffer.extend(e for e, _, _ in kept)
             self._sizes.clear()
-            self._sizes.extend(size for _, size in kept)
+            self._sizes.extend(size for _, size, _ in kept)
+            self._seqs.clear()
+            self._seqs.extend(seq for _, _, seq in kept)
             self.buffered_bytes = sum(self._sizes)
             self.state.dropped_audio += removed
         return removed
 
-    def _warn_drop_locked(self) -> None:
-        assert self.lock.locked()
-        self._warned_drop = True
+    def _warn_drop(self, events: int, size: int) -> None:
         if self._pulled:
             logger.warning(
                 "event buffer full (%d events, %d bytes): dropping the oldest; read events "
                 "faster, raise max_buffered_events (or max_buffered_bytes), or set it to 0 "
-                "if you only use handlers (session.dropped_events counts them)",
-                len(self.buffer),
-                self.buffered_bytes,
+                "if you only use handlers (session.dropped_from_buffer counts them)",
+                events,
+                size,
             )
         else:
             # Nobody has pulled: a program that uses only handlers or response
             # handles is not doing anything wrong, and memory stays bounded.
             logger.debug(
                 "event buffer full (%d events, %d bytes) and never read: keeping the newest only",
-                len(self.buffer),
-                self.buffered_bytes,
+                events,
+                size,
             )
 
     def ended(self, code: int, reason: str, error: TransportError | None) -> End:
@@ -363,6 +425,20 @@ class Mailbox:
 
         event = cast("ServerEvent | _EndOfStream", self.wait(ready, deadline, what))
         return None if isinstance(event, _EndOfStream) else event
+
+
+def _matched(dropped: collections.deque[int], seq: int) -> bool:
+    """Take ``seq`` out of another consumer's increasing drops, if it is there.
+
+    The ones before it go too: drops come oldest first, so no later drop of
+    this consumer can match them.
+    """
+    while dropped and dropped[0] < seq:
+        dropped.popleft()
+    if dropped and dropped[0] == seq:
+        dropped.popleft()
+        return True
+    return False
 
 
 class _EndOfStream:

@@ -183,11 +183,28 @@ class RealtimeSession:
 
     @property
     def dropped_events(self) -> int:
-        """Events dropped by a full buffer or handler backlog (oldest first).
+        """Received events that a full pull buffer or a full handler backlog dropped
+        (oldest first), each counted once: one lost by both is one dropped event.
 
-        See ``max_buffered_events`` and ``max_handler_backlog``.
+        It never exceeds the events received. Audio of an interrupted response
+        is not in it (see `dropped_audio`). Each consumer's own count is
+        `dropped_from_buffer` and `dropped_for_handlers`; see
+        ``max_buffered_events``, ``max_handler_backlog`` and ``max_buffered_bytes``.
         """
         return self._core.dropped_events
+
+    @property
+    def dropped_from_buffer(self) -> int:
+        """Events the pull buffer (`recv`, `events`, `wait_for`) dropped, oldest first,
+        because it held ``max_buffered_events`` events (or ``max_buffered_bytes``)."""
+        return self._core.mailbox.dropped_events
+
+    @property
+    def dropped_for_handlers(self) -> int:
+        """Events that never reached handlers because the handler backlog held
+        ``max_handler_backlog`` undelivered events (or ``max_buffered_bytes``): the
+        oldest were dropped. Events skipped as stale interrupted audio are not in it."""
+        return self._core.dropped_for_handlers
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
@@ -634,8 +651,9 @@ class RealtimeSession:
 
     @property
     def dropped_audio(self) -> int:
-        """Audio frames of interrupted responses dropped: late ones, and unread ones
-        removed from the pull buffer (see `interrupt`)."""
+        """Audio frames of interrupted responses dropped: late ones (which reached
+        nobody), and unread ones removed from the pull buffer (see `interrupt`).
+        Frames only skipped for handlers are not counted; none is in `dropped_events`."""
         return self._core.mailbox.state.dropped_audio
 
     # Conversation items ----------------------------------------------------------
