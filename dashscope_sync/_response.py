@@ -149,6 +149,9 @@ class ResponseHost(Protocol):
     def check_can_block(self, what: str) -> None:
         """Raise `UsageError` on a thread that must not wait."""
 
+    def interrupted(self, response_id: str) -> bool:
+        """Whether the response was interrupted: none of its audio goes out now."""
+
 
 class Response:
     """A handle on one response: its id, its streamed text and audio, its result.
@@ -258,26 +261,47 @@ class Response:
     def iter_audio(self, timeout: float | None = None) -> Iterator[bytes]:
         """Yield the reply's PCM chunks (24 kHz mono PCM16) as they arrive, until it is done.
 
+        Once `RealtimeSession.interrupt` has returned, no chunk of an
+        interrupted reply is yielded, even one that arrived before it and was
+        not taken yet (a consumer that blocks on each chunk, as a player does).
+
         Raises:
             The same as `iter_text`.
         """
-        return self._iterate(lambda track: track.audio, timeout, "Response.iter_audio()")
+        track = self._track
+        host = self._host
+
+        def stale() -> bool:
+            return track.id is not None and host.interrupted(track.id)
+
+        return self._iterate(lambda t: t.audio, timeout, "Response.iter_audio()", stale)
 
     def _iterate(
-        self, chunks_of: Callable[[ResponseTrack], list[Any]], timeout: float | None, what: str
+        self,
+        chunks_of: Callable[[ResponseTrack], list[Any]],
+        timeout: float | None,
+        what: str,
+        stale: Callable[[], bool] | None = None,
     ) -> Iterator[Any]:
         self._host.check_can_block(what)
         timeout = check_timeout(timeout)
-        return self._chunks(chunks_of, timeout, what)
+        return self._chunks(chunks_of, timeout, what, stale)
 
     def _chunks(
-        self, chunks_of: Callable[[ResponseTrack], list[Any]], timeout: float | None, what: str
+        self,
+        chunks_of: Callable[[ResponseTrack], list[Any]],
+        timeout: float | None,
+        what: str,
+        stale: Callable[[], bool] | None,
     ) -> Iterator[Any]:
         track = self._track
         position = 0
 
         def ready() -> tuple[list[Any], bool] | None:
+            nonlocal position
             chunks = chunks_of(track)
+            if stale is not None and stale():
+                position = len(chunks)  # interrupted: what is left is not given out
             if position < len(chunks):
                 return chunks[position:], False
             if track.finished:
@@ -291,8 +315,11 @@ class Response:
             fresh, finished = self._host.wait(ready, Deadline(timeout), what)
             if finished:
                 return
-            position += len(fresh)
-            yield from fresh
+            for chunk in fresh:
+                if stale is not None and stale():
+                    break  # interrupted while the consumer held the last chunk
+                position += 1
+                yield chunk
 
 
 def _result(track: ResponseTrack) -> ResponseResult:

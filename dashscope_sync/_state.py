@@ -402,6 +402,10 @@ class SessionState:
         self._open: dict[str, None] = {}
         #: A handler thread takes the events (set once, when it starts).
         self.handlers_follow = False
+        # The latest response.created: a consumer may still be playing it
+        # (an iter_audio() loop behind the socket), so interrupt() silences
+        # it too, even when it is over for the reader and the handlers.
+        self._latest: str | None = None
         # Running responses a response.cancel went out for with no handle to
         # record it (interrupt()), until their response.done.
         self._cancelled: set[str] = set()
@@ -503,14 +507,15 @@ class SessionState:
 
         Every response not over for the handler thread is interrupted (the
         running one, and one the handlers are still working through after the
-        reader saw it end): from now on none of its audio reaches anyone.
+        reader saw it end), and the latest one (a response handle's consumer
+        may still be playing it): from now on none of their audio reaches anyone.
         Returns the running response's id (else the latest interrupted one;
         None when there is none) and True when a ``response.cancel`` should go
         out (``cancel``, the response runs, and no cancel was sent for it).
         With ``cancel`` False a later `cancel` still works.
         """
         rid = self.active_response_id
-        for open_id in [*self._open, *([] if rid is None else [rid])]:
+        for open_id in [*self._open, *(r for r in (rid, self._latest) if r is not None)]:
             self._mark_interrupted(open_id)
         if rid is None or self.end is not None:
             return (next(reversed(self._open), None) if self._open else None), False
@@ -647,7 +652,7 @@ class SessionState:
             self._vad_turn_ended = True
 
     def _on_response_created(self, event: ResponseCreated, at: float) -> Effects | None:
-        self.active_response_id = event.response.id
+        self.active_response_id = self._latest = event.response.id
         opened = self._open
         opened[event.response.id] = None
         while len(opened) > _OPEN_KEPT:

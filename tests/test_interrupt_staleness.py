@@ -156,6 +156,22 @@ class TestHandlersLaggingBehind:
         assert got.count("resp_next") == 1
 
 
+class TestIterAudioLaggingBehind:
+    def test_slow_consumer_gets_nothing_after_interrupt(
+        self, server: LocalRealtimeServer, manual: ds.RealtimeSession
+    ) -> None:
+        """An iter_audio() loop behind a reply the reader finished yields none of it once
+        interrupt() has returned."""
+        manual.append_text("Tell me a long story.")
+        response = manual.create_response()
+        chunks = response.iter_audio(timeout=30)
+        first = next(chunks)
+        whole = response.wait(timeout=30)  # the reader has it all; the consumer is behind
+        assert len(whole.audio) > len(first)
+        manual.interrupt()
+        assert list(chunks) == []
+
+
 class FakeSpeaker:
     """A speaker whose write blocks like a device's and records the writing thread."""
 
