@@ -110,8 +110,7 @@ class SessionCore:
             # a barge-in the server will not act on by itself. Not through
             # send(): a handler failure is for the user's thread.
             try:
-                text = f'{{"event_id":"{self.ids.next()}","type":"response.cancel"}}'
-                self.send_frame(text, "response.cancel")
+                self.send_cancel()
             except DashScopeError as exc:
                 logger.debug("sending a cancel of %s failed: %s", response_id, exc)
 
@@ -150,6 +149,13 @@ class SessionCore:
             raise mailbox.peek(lambda: mailbox.state.closed_error(f"cannot send {wire_type}"))
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("sent %s (%d chars)", wire_type, len(text))
+
+    def send_cancel(self) -> None:
+        """Send ``response.cancel`` for the library itself (a handler failure is not
+        raised here: it is for the user's next call)."""
+        self.send_frame(
+            f'{{"event_id":"{self.ids.next()}","type":"response.cancel"}}', "response.cancel"
+        )
 
     def send_simple(self, wire_type: str) -> str:
         event_id = self.ids.next()
@@ -260,10 +266,7 @@ class SessionCore:
         cancelled = False
         if send_cancel:
             try:
-                self.send_frame(
-                    f'{{"event_id":"{self.ids.next()}","type":"response.cancel"}}',
-                    "response.cancel",
-                )
+                self.send_cancel()
                 cancelled = True
             except SessionClosedError:
                 pass
