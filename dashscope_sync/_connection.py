@@ -283,7 +283,8 @@ class Connection:
         grace = _SEND_GRACE if grace is None else min(_SEND_GRACE, grace)
         if self._send_lock.acquire(timeout=grace):
             try:
-                if not self._close_sent and not self.ended.is_set():
+                # A dropped session's socket is shut down: no handshake is possible.
+                if not self._close_sent and not self.ended.is_set() and not self.dropped:
                     self._close_sent = True
                     left = deadline.remaining()
                     bound = (
@@ -296,7 +297,8 @@ class Connection:
                         # the socket timeout: bound the close frame by ours.
                         self._transport.settimeout(max(bound, 0.001) if bound is not None else None)
                         self._transport.send_close(CLOSE_NORMAL)
-                    except (TransportError, DashScopeTimeout):
+                    except (TransportError, DashScopeTimeout, OSError):
+                        # OSError: the reader released the socket meanwhile (the peer closed).
                         logger.debug("sending the close frame failed", exc_info=True)
                         self._transport.abort()
             finally:
