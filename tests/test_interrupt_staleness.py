@@ -17,6 +17,9 @@ from dashscope_sync.testing import LocalRealtimeServer
 MODEL = ds.MODEL_QWEN3_OMNI_FLASH_REALTIME
 #: What a blocking player spends on each chunk.
 CHUNK_SECONDS = 0.1
+#: Chunks in a reply: seconds of blocking playback, so a loaded machine
+#: cannot play them all before the test interrupts.
+CHUNKS = 30
 
 
 def created(rid: str) -> dict[str, Any]:
@@ -84,7 +87,7 @@ def play_then_interrupt(
     session.on(ds.ResponseDone, lambda event: handled_done.set())
     connection = server.connections[0]
     connection.send(created("resp_slow"))
-    for _ in range(12):
+    for _ in range(CHUNKS):
         connection.send(audio("resp_slow"))
     assert player.first.wait(10)
     if wait_for_done:
@@ -107,7 +110,7 @@ class TestHandlersLaggingBehind:
         player, stopped = play_then_interrupt(server, manual, True, manual.interrupt)
         assert player.late == []
         assert stopped.response_id == "resp_slow" and not stopped.cancelled
-        assert player.before < 12
+        assert player.before < CHUNKS
 
     def test_running_reply_whose_done_comes_first(
         self, server: LocalRealtimeServer, manual: ds.RealtimeSession
@@ -231,7 +234,7 @@ class TestAttachedSpeaker:
         manual.on(ds.ResponseDone, lambda event: handled_done.set())
         connection = server.connections[0]
         connection.send(created("resp_spk"))
-        for _ in range(12):
+        for _ in range(CHUNKS):
             connection.send(audio("resp_spk"))
         connection.send(done("resp_spk"))
         assert speaker.first.wait(10)
