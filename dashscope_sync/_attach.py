@@ -80,6 +80,7 @@ class Attachment:
         speaker: SpeakerLike | None,
         microphone: MicrophoneLike | None,
         output_rate: Callable[[], int],
+        interrupted: Callable[[str], bool] = lambda response_id: False,
     ) -> None:
         self.speaker = speaker
         self.microphone = microphone
@@ -94,10 +95,10 @@ class Attachment:
         self._lock = threading.Lock()
         self._starts: dict[str, float] = {}
         self._last: str | None = None
-        # The response interrupted last: its audio still on the handler
-        # thread's way (a delta in hand, the resampler's tail) is not played.
-        # Written under _lock, read by the handler thread without it.
-        self._interrupted: str | None = None
+        # Whether a response was interrupted, from the session's one record
+        # of it: its audio still on the handler thread's way (a delta in
+        # hand, the resampler's tail) is not played.
+        self._interrupted = interrupted
         self.handles: list[HandlerHandle] = []
 
     # Handlers (handler thread) ---------------------------------------------------
@@ -116,7 +117,7 @@ class Attachment:
         speaker = self.speaker
         if speaker is None or speaker.closed:
             return  # closed before the session (a `with` order): nowhere to play
-        if event.response_id == self._interrupted:
+        if self._interrupted(event.response_id):
             return
         if event.response_id != self._playing:
             # A new response: the rate is read once, as it was when it began.
@@ -134,7 +135,7 @@ class Attachment:
         if (
             resampler is not None
             and event.response_id == self._playing
-            and event.response_id != self._interrupted
+            and not self._interrupted(event.response_id)
         ):
             self._write(speaker, resampler.flush())  # the tail the filter held back
         self._playing = self._resampler = None
@@ -156,7 +157,6 @@ class Attachment:
             return response_id, None
         with self._lock:
             rid = response_id if response_id is not None else self._last
-            self._interrupted = rid  # first: no delta of it is written after the stop
             start = None if rid is None else self._starts.get(rid)
         speaker.interrupt()
         if start is None:

@@ -14,6 +14,7 @@ the session, which keeps the books.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Final
 from ._deadline import Deadline
 from ._errors import DashScopeTimeout, TransportError
 from ._fmt import seconds
+from ._fork import PROCESS, inherited_error
 from ._protocol import decode, decode_binary
 from ._transport import OP_BINARY, OP_CLOSE, OP_PING, OP_TEXT, parse_close
 
@@ -81,6 +83,12 @@ class Connection:
         self.closing = threading.Event()
         # Set when the reader has finished and reported the end.
         self.ended = threading.Event()
+        # Set by `drop` (from a finalizer, which may take no lock): the
+        # program dropped the session, so its end is the one asked for.
+        self.dropped = False
+        # Which process owns the socket: a forked child must not touch it.
+        self._forks = PROCESS.forks
+        self.pid = os.getpid()
         self._reader = threading.Thread(
             target=self._read_loop,
             name="dashscope_sync-reader",
@@ -98,6 +106,11 @@ class Connection:
     def reader(self) -> threading.Thread:
         return self._reader
 
+    @property
+    def inherited(self) -> bool:
+        """True in a forked child: the socket and the threads are the parent's."""
+        return self._forks != PROCESS.forks
+
     # Sending ---------------------------------------------------------------------
 
     def send(self, text: str) -> bool:
@@ -107,7 +120,10 @@ class Connection:
             DashScopeTimeout: The peer did not take the frame within
                 ``send_timeout``; the connection is then failed.
             TransportError: The connection failed.
+            UsageError: In a forked child (the connection is the parent's).
         """
+        if self._forks != PROCESS.forks:
+            raise inherited_error("cannot send", self.pid)
         if not self._send_lock.acquire(
             timeout=-1 if self._send_timeout is None else self._send_timeout
         ):
@@ -256,15 +272,19 @@ class Connection:
         """Close within ``timeout`` seconds: the handshake if possible, else an abort.
 
         Idempotent. From the reader thread, or with ``wait=False``, it starts
-        the close and returns without joining the reader.
+        the close and returns without joining the reader. In a forked child it
+        does nothing: the connection is the parent's.
         """
+        if self.inherited:
+            return
         self.closing.set()
         deadline = Deadline(timeout)
         grace = deadline.remaining()
         grace = _SEND_GRACE if grace is None else min(_SEND_GRACE, grace)
         if self._send_lock.acquire(timeout=grace):
             try:
-                if not self._close_sent and not self.ended.is_set():
+                # A dropped session's socket is shut down: no handshake is possible.
+                if not self._close_sent and not self.ended.is_set() and not self.dropped:
                     self._close_sent = True
                     left = deadline.remaining()
                     bound = (
@@ -277,7 +297,8 @@ class Connection:
                         # the socket timeout: bound the close frame by ours.
                         self._transport.settimeout(max(bound, 0.001) if bound is not None else None)
                         self._transport.send_close(CLOSE_NORMAL)
-                    except (TransportError, DashScopeTimeout):
+                    except (TransportError, DashScopeTimeout, OSError):
+                        # OSError: the reader released the socket meanwhile (the peer closed).
                         logger.debug("sending the close frame failed", exc_info=True)
                         self._transport.abort()
             finally:
@@ -297,8 +318,23 @@ class Connection:
             self._transport.abort()
             reader.join(_ABORT_JOIN)
 
+    def drop(self) -> None:
+        """The program dropped the session: end it from the reader thread.
+
+        Called by a finalizer, which may run on any thread holding any lock:
+        it takes no lock and sends nothing. It shuts the socket down (one
+        system call), so the reader wakes at once and reports the end; a
+        close handshake would need the send lock.
+        """
+        if self.inherited:
+            return  # the parent's socket: shutting it down would end its session
+        self.dropped = True
+        self._transport.abort()
+
     def abort(self) -> None:
         """Drop the connection now, without a close handshake (e.g. a failed connect)."""
+        if self.inherited:
+            return
         self.closing.set()
         self._transport.abort()
         if self._reader.ident is None:

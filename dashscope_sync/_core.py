@@ -35,7 +35,7 @@ from ._errors import (
     TransportError,
     UsageError,
 )
-from ._events import ResponseAudioDelta, ServerEvent, SessionInfo
+from ._events import ResponseAudioDelta, ResponseDone, ServerEvent, SessionInfo
 from ._families import server_error_ends_session
 from ._fmt import seconds
 from ._mailbox import Mailbox
@@ -117,7 +117,7 @@ class SessionCore:
             self.stop_output(effects.interrupted)
         dispatcher = self.dispatcher
         if dispatcher is not None:
-            dispatcher.put(event, size)
+            dispatcher.put(event, size, self.mailbox.received - 1)
         if effects is None:
             return
         cancels = [track.id or "" for track in effects.cancel]
@@ -138,6 +138,8 @@ class SessionCore:
         return (response_id, None) if output is None else output.interrupt(response_id)
 
     def _on_end(self, code: int, reason: str, error: TransportError | None) -> None:
+        if self.connection.dropped:
+            self.mailbox.closing()  # the program dropped the session: a clean end
         end = self.mailbox.ended(code, reason, error)
         if end.error is None:
             logger.debug("session %s ended (code %d)", self.mailbox.state.session_id, code)
@@ -148,6 +150,8 @@ class SessionCore:
         dispatcher = self.dispatcher  # read after ended(): on() can no longer start one
         if dispatcher is not None:
             dispatcher.stop()  # handlers finish the events already queued
+        if self.connection.dropped:
+            self.closed.set()
 
     # What the session shows ------------------------------------------------------
 
@@ -260,6 +264,7 @@ class SessionCore:
     ) -> Request:
         """Register a request and send it, in one step (see ``_request_lock``);
         forgotten if the send fails (no answer will come)."""
+        self.mailbox.check_inherited("cannot send requests")
         with self._request_lock:
             with self.mailbox.lock:
                 request = self.mailbox.state.request(kind, event_id, payload)
@@ -292,6 +297,7 @@ class SessionCore:
 
     def create_response(self, event_id: str, text: str) -> Response:
         """Register and send a checked ``response.create`` in one step; its handle."""
+        self.mailbox.check_inherited("create_response()")
         with self._request_lock:
             with self.mailbox.lock:
                 track, request = self.mailbox.state.track_response(event_id, time.monotonic())
@@ -300,6 +306,7 @@ class SessionCore:
 
     def follow_next_response(self) -> Response:
         """A handle on the next response the server starts by itself."""
+        self.mailbox.check_inherited("next_response()")
         with self.mailbox.lock:
             track = self.mailbox.state.follow_next_response(time.monotonic())
         return Response(self, track)
@@ -310,6 +317,7 @@ class SessionCore:
         ``with_fields``: the caller asked for per-response fields, which that
         answer cannot take (`UsageError`).
         """
+        self.mailbox.check_inherited("respond()")
         with self.mailbox.lock:
             state = self.mailbox.state
             if not state.answer_due:
@@ -325,6 +333,7 @@ class SessionCore:
     def send_function_output(self, event_id: str, text: str) -> None:
         """Send a ``function_call_output`` item, booked first: under server VAD the
         server answers it by itself, and that answer must not arrive unbooked."""
+        self.mailbox.check_inherited("send_function_output()")
         mailbox = self.mailbox
         with self._request_lock:  # in wire order with the requests, as the server reads them
             with mailbox.lock:
@@ -335,11 +344,6 @@ class SessionCore:
                 with mailbox.lock:
                     mailbox.state.function_output_unsent(event_id)
                 raise
-
-    def interrupt(self) -> tuple[str | None, bool]:
-        """Interrupt the running response: its id, and whether to send a cancel."""
-        response_id, send_cancel, _ = self.mailbox.interrupt()
-        return response_id, send_cancel
 
     def set_barge_in(self, on: bool) -> None:
         with self.mailbox.lock:
@@ -367,6 +371,7 @@ class SessionCore:
         self.mailbox.check_can_block(what)
 
     def cancel(self, track: ResponseTrack) -> bool:
+        self.mailbox.check_inherited("Response.cancel()")
         with self.mailbox.lock:
             decision = self.mailbox.state.cancel(track)
         if decision is None:
@@ -385,6 +390,7 @@ class SessionCore:
         self, handlers: Handlers, key: str, fn: Callable[[Any], object]
     ) -> HandlerHandle:
         mailbox = self.mailbox
+        mailbox.check_inherited("cannot add a handler")
         with mailbox.lock:
             if mailbox.state.is_closing:
                 raise mailbox.state.closed_error("cannot add a handler")
@@ -396,21 +402,61 @@ class SessionCore:
                     self.config.max_handler_backlog,
                     max_backlog_bytes=self.config.max_buffered_bytes,
                     skip=self._stale,
+                    taken=self._handler_took,
+                    on_drop=mailbox.handlers_dropped,
                 )
+                dispatcher = self.dispatcher
+                mailbox.handlers_took = lambda: dispatcher.taken_seq
+                mailbox.state.handlers_follow = True
                 mailbox.no_wait_thread = self.dispatcher.start()
         return handle
 
     def _stale(self, event: ServerEvent) -> bool:
-        """For the handler thread: audio queued before its response was interrupted."""
-        state = self.mailbox.state
-        # Unlocked reads of a dict and a str: atomic, and a stale answer only
-        # lets one frame through that arrived before the interrupt.
-        return type(event) is ResponseAudioDelta and state.interrupted(event.response_id)
+        """For the handler thread: audio of a response interrupted since it was queued."""
+        # An unlocked dict lookup: atomic, and interrupt() records the id
+        # under the lock before it returns, so no handler starts on a frame
+        # of it after that.
+        return type(event) is ResponseAudioDelta and self.mailbox.state.interrupted(
+            event.response_id
+        )
+
+    def _handler_took(self, event: ServerEvent) -> None:
+        """For the handler thread: a response is over for handlers when they take its end."""
+        if type(event) is ResponseDone:
+            with self.mailbox.lock:
+                self.mailbox.state.handler_done(event.response.id)
+
+    def interrupted(self, response_id: str) -> bool:
+        """Whether a response was interrupted: its audio must reach nobody now."""
+        return self.mailbox.state.interrupted(response_id)
+
+    def interrupt(self, cancel: bool) -> tuple[str | None, float | None, bool]:
+        """Stop what is playing: the response, the seconds of it heard, whether a cancel went."""
+        response_id, send_cancel, _ = self.mailbox.interrupt(cancel)
+        playing, heard = self.stop_output(response_id)
+        cancelled = False
+        if send_cancel:
+            try:
+                self.send_cancel()
+                cancelled = True
+            except SessionClosedError:
+                pass
+        return playing, heard, cancelled
 
     @property
     def dropped_events(self) -> int:
+        """Events lost by the pull buffer or the handler backlog, each once."""
+        mailbox = self.mailbox
+        return mailbox.dropped_events + self.dropped_for_handlers - mailbox.dropped_both
+
+    @property
+    def dropped_from_buffer(self) -> int:
+        return self.mailbox.dropped_events
+
+    @property
+    def dropped_for_handlers(self) -> int:
         dispatcher = self.dispatcher
-        return self.mailbox.dropped_events + (0 if dispatcher is None else dispatcher.dropped)
+        return 0 if dispatcher is None else dispatcher.dropped
 
     # Pulling -------------------------------------------------------------------------
 
@@ -458,8 +504,18 @@ class SessionCore:
             reader.join(_ABORT_JOIN)
         self._finish_close()
 
+    @property
+    def inherited(self) -> bool:
+        """True in a forked child: the session is its parent's (see ``_fork``)."""
+        return self.connection.inherited
+
     def close(self, *, wait: bool = True) -> None:
-        """Close the connection and stop the threads; idempotent, any thread."""
+        """Close the connection and stop the threads; idempotent, any thread.
+
+        In a forked child it does nothing: the connection is the parent's.
+        """
+        if self.connection.inherited:
+            return
         first = self.mailbox.closing()
         dispatcher = self.dispatcher
         in_handler = dispatcher is not None and threading.current_thread() is dispatcher.thread
@@ -477,6 +533,16 @@ class SessionCore:
             if wait and not in_handler:
                 self._join_handlers()
         self._finish_close()
+
+    def drop(self) -> None:
+        """The public session was collected unclosed: have the reader end it.
+
+        For a finalizer: it takes no lock and sends nothing, so it cannot
+        block the collecting thread, whatever that thread holds.
+        """
+        connection = self.connection
+        if not connection.closing.is_set() and not connection.ended.is_set():
+            connection.drop()
 
     def _join_handlers(self) -> None:
         dispatcher = self.dispatcher

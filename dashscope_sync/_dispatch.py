@@ -143,6 +143,8 @@ class Dispatcher:
         max_backlog: int,
         skip: Callable[[ServerEvent], bool] | None = None,
         max_backlog_bytes: int | None = None,
+        taken: Callable[[ServerEvent], None] | None = None,
+        on_drop: Callable[[int], None] | None = None,
     ) -> None:
         # Weak: see the module docstring.
         self._handlers = weakref.ref(handlers)
@@ -155,14 +157,25 @@ class Dispatcher:
         # only makes it drop a little early.
         self._queued_bytes = 0
         self._dropped_bytes = 0
-        self._taken_bytes = 0  # Says an event queued before it became stale must not reach handlers
-        # after all (audio of a response interrupted meanwhile).
+        self._taken_bytes = 0
+        # Says, before each handler, that an event queued before it became
+        # stale must not reach handlers after all (audio of a response
+        # interrupted meanwhile, even while an earlier handler ran).
         self._skip = skip
-        # Events waiting for the handler thread with their message sizes, in
-        # arrival order, then STOP. Bounded by put() dropping the oldest;
-        # SimpleQueue keeps put() in C.
-        self._queue: queue.SimpleQueue[tuple[ServerEvent, int] | _Stop] = queue.SimpleQueue()
+        # Told of each event as the handler thread takes it, before its
+        # handlers: what is over for handlers is decided in their order.
+        self._on_taken = taken
+        # Events waiting for the handler thread with their message sizes and
+        # arrival numbers, in arrival order, then STOP. Bounded by put()
+        # dropping the oldest; SimpleQueue keeps put() in C.
+        self._queue: queue.SimpleQueue[tuple[ServerEvent, int, int] | _Stop] = queue.SimpleQueue()
+        #: Events dropped for handlers (the backlog was full).
         self.dropped = 0
+        # Told the arrival number of each event dropped (reader thread).
+        self._on_drop = on_drop
+        #: The arrival number of the last event the handler thread took
+        #: (written by it only; read by the reader thread).
+        self.taken_seq = -1
         self._warned_drop = False
         # Per handler (by id): its name and how many times it failed, for
         # bounded logging. Handler thread only.
@@ -185,13 +198,14 @@ class Dispatcher:
         self.thread.start()
         return self.thread
 
-    def put(self, event: ServerEvent, size: int = 0) -> None:
-        """Queue an event (its message: ``size`` bytes) for the handlers; never blocks.
+    def put(self, event: ServerEvent, size: int = 0, seq: int = -1) -> None:
+        """Queue an event (its message: ``size`` bytes; ``seq``: its arrival number)
+        for the handlers; never blocks.
 
         Reader thread only.
         """
         q = self._queue
-        q.put((event, size))
+        q.put((event, size, seq))
         self._queued_bytes += size
         limit = self._max_bytes
         while q.qsize() > self._max_backlog or (
@@ -208,13 +222,15 @@ class Dispatcher:
                 return
             self._dropped_bytes += oldest[1]
             self.dropped += 1
+            if self._on_drop is not None:
+                self._on_drop(oldest[2])
             if not self._warned_drop:
                 self._warned_drop = True
                 logger.warning(
                     "event handlers are %d events behind (%d bytes of messages): dropping the "
                     "oldest for handlers (a handler is too slow for the event rate; raise "
                     "max_handler_backlog or max_buffered_bytes to keep more; "
-                    "session.dropped_events counts them)",
+                    "session.dropped_for_handlers counts them)",
                     q.qsize(),
                     self._queued_bytes - self._dropped_bytes - self._taken_bytes,
                 )
@@ -232,7 +248,7 @@ class Dispatcher:
             item = get()
             if item is _Stop.STOP:
                 break
-            event, size = item
+            event, size, self.taken_seq = item
             self._taken_bytes += size
             if not self._dispatch(event):
                 break
@@ -245,10 +261,11 @@ class Dispatcher:
         handlers = self._handlers()
         if handlers is None:
             return False
-        if self._skip is not None and self._skip(event):
-            return True
+        if self._on_taken is not None:
+            self._on_taken(event)
+        skip = self._skip
         for handle in handlers.match(event):
-            if not handle.active:
+            if not handle.active or (skip is not None and skip(event)):
                 continue
             self.running = handle
             self.running_type = event.type

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import threading
 from collections.abc import Callable
 from typing import Final, TypeVar, cast
@@ -21,6 +22,7 @@ from ._deadline import Deadline
 from ._errors import DashScopeTimeout, HandlerError, TransportError, UsageError
 from ._events import ResponseAudioDelta, ServerEvent
 from ._fmt import seconds
+from ._fork import PROCESS, inherited_error
 from ._state import DROP, Effects, End, SessionState
 
 __all__ = ["Mailbox"]
@@ -59,15 +61,47 @@ class Mailbox:
         self._sizes: collections.deque[int] = collections.deque()
         self.buffered_bytes = 0
         self.bytes_max = max_buffered_bytes
+        # The arrival number of each buffered event, in step with `buffer`.
+        self._seqs: collections.deque[int] = collections.deque()
+        #: Events delivered (not dropped as interrupted audio), in all; each
+        #: one's arrival number is the count before it. Reader thread only.
+        self.received = 0
+        #: Events the pull buffer dropped when full.
         self.dropped_events = 0
+        # Which events were lost by both the pull buffer and the handler
+        # backlog, so `SessionCore.dropped_events` counts each once. Reader
+        # thread only (both drop there): the arrival numbers each dropped
+        # that the other may still drop, increasing.
+        self._only_buffer: collections.deque[int] = collections.deque()
+        self._only_handlers: collections.deque[int] = collections.deque()
+        #: Events dropped by both.
+        self.dropped_both = 0
+        #: The arrival number of the last event the handler thread took (set
+        #: by the core once a handler thread exists; read without a lock).
+        self.handlers_took: Callable[[], int] | None = None
         self._warned_drop = False
         self._pulled = False  # someone has read the buffer: its overflow is their problem
-        # The first handler failure not yet raised on a caller, and how many
-        # more came after it.
+        # The handler failure being reported, and how many more came after it
+        # while it was owed. Every call blocked when it came raises it (each
+        # a copy: see `_failure_gen`), and so does the next call from a
+        # thread that has not raised it yet (`_next_owes`), which clears it.
         self._handler_error: HandlerError | None = None
         self._more_failures = 0
+        # Bumped when a failure is kept: a wait that began before the bump
+        # was blocked when it came.
+        self._failure_gen = 0
+        # The next call still has to raise `_handler_error`.
+        self._next_owes = False
+        # Threads that raised it as blocked calls (not raised there twice),
+        # and how many blocked calls have yet to raise it.
+        self._raised_on: set[int] = set()
+        self._blocked_owed = 0
         # The thread that must never wait (the handler thread), set by the dispatcher.
         self.no_wait_thread: threading.Thread | None = None
+        # Which process made it: in a forked child nothing feeds it, and its
+        # lock may be held forever by a thread of the parent.
+        self._forks = PROCESS.forks
+        self._pid = os.getpid()
 
     # Fed by the reader thread --------------------------------------------------
 
@@ -79,40 +113,43 @@ class Mailbox:
         the `Effects` to carry out. ``size`` is the message's size on the
         wire, counted against ``max_buffered_bytes``.
         """
-        full: tuple[int, int] | None = None
+        warn = None
         with self.lock:
             effects = self.state.receive(event, at)
             if effects is DROP:
                 return effects
+            self.received += 1
             if effects is not None and effects.interrupted is not None:
-                self._purge_locked(effects.interrupted)  # a barge-in
+                self._purge_locked()  # a barge-in
             if self.buffer_max:
                 buffer = self.buffer
                 buffer.append(event)
                 self._sizes.append(size)
+                self._seqs.append(self.received - 1)
                 self.buffered_bytes += size
                 if len(buffer) > self.buffer_max or (
                     self.bytes_max is not None and self.buffered_bytes > self.bytes_max
                 ):
-                    full = self._drop_oldest_locked()
+                    warn = self._drop_oldest_locked()
             if self._waiting:
                 self._changed.notify_all()
-        if full is not None:
-            self._warn_drop(*full)  # logged outside the lock: a handler may be slow
+        if warn is not None:
+            self._warn_drop(*warn)  # outside the lock: a log handler may be slow
         return effects
 
-    def interrupt(self) -> tuple[str | None, bool, int]:
-        """Interrupt the running response (see `SessionState.interrupt`).
+    def interrupt(self, cancel: bool = True) -> tuple[str | None, bool, int]:
+        """Interrupt what is playing (see `SessionState.interrupt`).
 
-        Its audio frames still waiting in the pull buffer are removed too:
-        what was not read yet is stale now. Returns the response id, whether
-        to send a cancel, and how many buffered frames were removed.
+        The interrupted audio frames still waiting in the pull buffer are
+        removed too: what was not read yet is stale now. Returns the response
+        id, whether to send a cancel, and how many buffered frames were removed.
         """
+        self.check_inherited("interrupt()")
         with self.lock:
-            response_id, cancel = self.state.interrupt()
-            removed = self._purge_locked(response_id)
+            response_id, send = self.state.interrupt(cancel)
+            removed = self._purge_locked()
             self._changed.notify_all()
-        return response_id, cancel, removed
+        return response_id, send, removed
 
     def _drop_oldest_locked(self) -> tuple[int, int] | None:
         """Drop the oldest events until both bounds hold again (the newest always stays).
@@ -121,7 +158,7 @@ class Mailbox:
         the caller to warn about once the lock is released; else None.
         """
         assert self.lock.locked()
-        buffer, sizes, bytes_max = self.buffer, self._sizes, self.bytes_max
+        buffer, sizes, seqs, bytes_max = self.buffer, self._sizes, self._seqs, self.bytes_max
         dropped = 0
         while len(buffer) > 1 and (
             len(buffer) > self.buffer_max
@@ -129,6 +166,7 @@ class Mailbox:
         ):
             buffer.popleft()
             self.buffered_bytes -= sizes.popleft()
+            self._buffer_dropped(seqs.popleft())
             dropped += 1
         self.dropped_events += dropped
         if dropped and not self._warned_drop:
@@ -136,41 +174,76 @@ class Mailbox:
             return len(buffer), self.buffered_bytes
         return None
 
+    def _buffer_dropped(self, seq: int) -> None:
+        """The pull buffer dropped event ``seq``: note whether the handlers lost it too."""
+        if _matched(self._only_handlers, seq):
+            self.dropped_both += 1
+            return
+        took = self.handlers_took
+        if took is None:
+            return  # no handler thread: nobody else can drop it
+        handled = took()
+        mine = self._only_buffer
+        while mine and mine[0] <= handled:
+            mine.popleft()  # taken by the handler thread: never dropped there
+        if seq > handled:
+            mine.append(seq)
+
+    def handlers_dropped(self, seq: int) -> None:
+        """The handler backlog dropped event ``seq`` (reader thread): note whether the
+        pull buffer lost it too."""
+        if _matched(self._only_buffer, seq):
+            self.dropped_both += 1
+            return
+        if not self.buffer_max:
+            return  # no pull buffer: it drops nothing
+        try:
+            oldest = self._seqs[0]  # a reader may pop it meanwhile: then it is gone
+        except IndexError:
+            oldest = self.received
+        mine = self._only_handlers
+        while mine and mine[0] < oldest:
+            mine.popleft()  # read from the pull buffer, or removed: never dropped there
+        if seq >= oldest:
+            mine.append(seq)
+
     def _pop_locked(self) -> ServerEvent:
         """The oldest buffered event, taken out (the buffer is not empty)."""
         assert self.lock.locked()
         self.buffered_bytes -= self._sizes.popleft()
+        self._seqs.popleft()
         return self.buffer.popleft()
 
-    def _purge_locked(self, response_id: str | None) -> int:
-        """Remove an interrupted response's audio from the pull buffer; how many frames."""
+    def _purge_locked(self) -> int:
+        """Remove interrupted responses' audio from the pull buffer; how many frames."""
         assert self.lock.locked()
         buffer = self.buffer
-        if response_id is None or not buffer:
+        if not buffer:
             return 0
+        stale = self.state.interrupted
         kept = [
-            (e, size)
-            for e, size in zip(buffer, self._sizes, strict=True)
-            if not (type(e) is ResponseAudioDelta and e.response_id == response_id)
+            (e, size, seq)
+            for e, size, seq in zip(buffer, self._sizes, self._seqs, strict=True)
+            if not (type(e) is ResponseAudioDelta and stale(e.response_id))
         ]
         removed = len(buffer) - len(kept)
         if removed:
             buffer.clear()  # in place: waiters hold this deque
-            buffer.extend(e for e, _ in kept)
+            buffer.extend(e for e, _, _ in kept)
             self._sizes.clear()
-            self._sizes.extend(size for _, size in kept)
+            self._sizes.extend(size for _, size, _ in kept)
+            self._seqs.clear()
+            self._seqs.extend(seq for _, _, seq in kept)
             self.buffered_bytes = sum(self._sizes)
             self.state.dropped_audio += removed
         return removed
 
     def _warn_drop(self, events: int, size: int) -> None:
-        """Say once that the buffer overflowed; called without the lock (a log
-        handler may block, and must never hold up the reader or the waiters)."""
         if self._pulled:
             logger.warning(
                 "event buffer full (%d events, %d bytes): dropping the oldest; read events "
                 "faster, raise max_buffered_events (or max_buffered_bytes), or set it to 0 "
-                "if you only use handlers (session.dropped_events counts them)",
+                "if you only use handlers (session.dropped_from_buffer counts them)",
                 events,
                 size,
             )
@@ -199,41 +272,88 @@ class Mailbox:
 
     # Fed by the dispatcher -------------------------------------------------------
 
+    def _replaceable(self) -> bool:
+        """Is the failure held (if any) reported already, so a new one is kept instead?"""
+        return self._handler_error is None or not self._next_owes or bool(self._raised_on)
+
     def handler_failed(self, make_error: Callable[[], HandlerError]) -> None:
-        """Keep the first handler failure for the caller; count the ones after it."""
+        """Keep a handler failure for the calls blocked now and the next one; while
+        one is owed to a call that has not seen it, count the ones after it."""
         # Built outside the lock (it runs the exception's __str__), and only
         # when it may be kept: the unlocked peek is decided under the lock.
-        error = make_error() if self._handler_error is None else None
+        error = make_error() if self._replaceable() else None
         with self.lock:
-            if error is not None and self._handler_error is None:
+            if error is not None and self._replaceable():
                 self._handler_error = error
+                self._more_failures = 0
+                self._failure_gen += 1
+                self._next_owes = True
+                self._raised_on = set()
+                self._blocked_owed = self._waiting
             else:
                 self._more_failures += 1
             self._changed.notify_all()
 
     def raise_handler_error(self) -> None:
-        """Raise the pending handler failure, if any, on this (non-handler) thread."""
-        if self._handler_error is not None:  # cheap unlocked peek
+        """Raise the handler failure owed to the next call, if any, on this (non-handler) thread."""
+        if self._next_owes and self._forks == PROCESS.forks:  # unlocked peek
             with self.lock:
                 self._raise_handler_error_locked()
 
     def _raise_handler_error_locked(self) -> None:
+        """Raise the failure owed to the next call (then it is cleared), unless this
+        thread already raised it as a blocked call."""
         assert self.lock.locked()
-        error = self._handler_error
-        if error is None or threading.current_thread() is self.no_wait_thread:
+        if (
+            not self._next_owes
+            or threading.current_thread() is self.no_wait_thread
+            or threading.get_ident() in self._raised_on
+        ):
             return
-        more = self._more_failures
-        self._handler_error = None
-        self._more_failures = 0
-        if more:
-            error.more_failures = more
-            error.message = f"{error.message} (and {more} more handler failure(s) after it)"
-            error.args = (error.message,)
+        error = self._copy_failure_locked()
+        self._next_owes = False
+        self._raised_on = set()
+        self._forget_failure_locked()
         raise error from error.__cause__
+
+    def _raise_blocked_locked(self) -> None:
+        """Raise, in a call that was blocked when it came, the failure kept since."""
+        assert self.lock.locked()
+        error = self._copy_failure_locked()
+        if self._next_owes:
+            self._raised_on.add(threading.get_ident())
+        self._blocked_owed = max(0, self._blocked_owed - 1)
+        self._forget_failure_locked()
+        raise error from error.__cause__
+
+    def _forget_failure_locked(self) -> None:
+        """Drop the failure (and what its traceback holds) once nobody is owed it."""
+        if not self._next_owes and self._blocked_owed == 0:
+            self._handler_error = None
+            self._more_failures = 0
+
+    def _copy_failure_locked(self) -> HandlerError:
+        """A fresh `HandlerError` for one caller (each thread raises its own)."""
+        error = self._handler_error
+        assert error is not None
+        more = self._more_failures
+        message = error.message
+        if more:
+            message = f"{message} (and {more} more handler failure(s) after it)"
+        copy = HandlerError(message, handler=error.handler, event=error.event)
+        copy.more_failures = more
+        copy.__cause__ = error.__cause__
+        return copy
 
     # Waiting -----------------------------------------------------------------------
 
+    def check_inherited(self, what: str) -> None:
+        """Raise `UsageError` in a forked child: the session is its parent's."""
+        if self._forks != PROCESS.forks:
+            raise inherited_error(what, self._pid)
+
     def check_can_block(self, what: str) -> None:
+        self.check_inherited(what)
         if threading.current_thread() is self.no_wait_thread:
             raise UsageError(
                 f"{what} blocks, and was called from inside an event handler: handlers run "
@@ -251,8 +371,11 @@ class Mailbox:
         """
         self.check_can_block(what)
         with self.lock:
+            self._raise_handler_error_locked()
+            failures = self._failure_gen
             while True:
-                self._raise_handler_error_locked()
+                if self._failure_gen != failures:
+                    self._raise_blocked_locked()  # a handler failed while this call waited
                 value = ready()
                 if value is not None:
                     return value
@@ -270,6 +393,7 @@ class Mailbox:
 
     def peek(self, read: Callable[[], _T]) -> _T:
         """Run ``read`` under the lock (a consistent snapshot), without waiting."""
+        self.check_inherited("the session")
         with self.lock:
             return read()
 
@@ -281,13 +405,14 @@ class Mailbox:
 
     def next_event(self, deadline: Deadline, what: str) -> ServerEvent | None:
         """Pop the next buffered event; None once the session ended cleanly and all was read."""
+        self.check_inherited(what)
         self._pulled = True
         buffer = self.buffer
-        if buffer and self._handler_error is None:
+        if buffer and not self._next_owes:
             # The common case in a burst: an event is there and nothing is to
             # be raised first, so skip the wait loop (decided under the lock).
             with self.lock:
-                if buffer and self._handler_error is None:
+                if buffer and not self._next_owes:
                     return self._pop_locked()
         state = self.state
 
@@ -303,6 +428,20 @@ class Mailbox:
 
         event = cast("ServerEvent | _EndOfStream", self.wait(ready, deadline, what))
         return None if isinstance(event, _EndOfStream) else event
+
+
+def _matched(dropped: collections.deque[int], seq: int) -> bool:
+    """Take ``seq`` out of another consumer's increasing drops, if it is there.
+
+    The ones before it go too: drops come oldest first, so no later drop of
+    this consumer can match them.
+    """
+    while dropped and dropped[0] < seq:
+        dropped.popleft()
+    if dropped and dropped[0] == seq:
+        dropped.popleft()
+        return True
+    return False
 
 
 class _EndOfStream:

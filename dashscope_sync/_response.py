@@ -82,6 +82,9 @@ class ResponseResult:
         total_time: Seconds from the request to ``response.done``.
         sample_rate: The audio's sample rate: the session's output sample rate
             when the server echoes one, else 24 kHz.
+        interrupted: True when `RealtimeSession.interrupt` (or barge-in) cut
+            the reply while it ran: ``audio`` (and perhaps ``text``) is only
+            what came before, even with a ``"completed"`` status.
     """
 
     response_id: str
@@ -95,6 +98,7 @@ class ResponseResult:
     first_audio_delay: float | None = None
     total_time: float | None = None
     sample_rate: int = OUTPUT_SAMPLE_RATE
+    interrupted: bool = False
 
     @property
     def audio_seconds(self) -> float:
@@ -199,6 +203,9 @@ class ResponseHost(Protocol):
 
     def check_can_block(self, what: str) -> None:
         """Raise `UsageError` on a thread that must not wait."""
+
+    def interrupted(self, response_id: str) -> bool:
+        """Whether the response was interrupted: none of its audio goes out now."""
 
 
 class Response:
@@ -360,26 +367,47 @@ class Response:
     def iter_audio(self, timeout: float | None = None) -> Iterator[bytes]:
         """Yield the reply's PCM chunks (24 kHz mono PCM16) as they arrive, until it is done.
 
+        Once `RealtimeSession.interrupt` has returned, no chunk of an
+        interrupted reply is yielded, even one that arrived before it and was
+        not taken yet (a consumer that blocks on each chunk, as a player does).
+
         Raises:
             The same as `iter_text`.
         """
-        return self._iterate(lambda track: track.audio, timeout, "Response.iter_audio()")
+        track = self._track
+        host = self._host
+
+        def stale() -> bool:
+            return track.id is not None and host.interrupted(track.id)
+
+        return self._iterate(lambda t: t.audio, timeout, "Response.iter_audio()", stale)
 
     def _iterate(
-        self, chunks_of: Callable[[ResponseTrack], list[Any]], timeout: float | None, what: str
+        self,
+        chunks_of: Callable[[ResponseTrack], list[Any]],
+        timeout: float | None,
+        what: str,
+        stale: Callable[[], bool] | None = None,
     ) -> Iterator[Any]:
         self._host.check_can_block(what)
         timeout = check_timeout(timeout)
-        return self._chunks(chunks_of, timeout, what)
+        return self._chunks(chunks_of, timeout, what, stale)
 
     def _chunks(
-        self, chunks_of: Callable[[ResponseTrack], list[Any]], timeout: float | None, what: str
+        self,
+        chunks_of: Callable[[ResponseTrack], list[Any]],
+        timeout: float | None,
+        what: str,
+        stale: Callable[[], bool] | None,
     ) -> Iterator[Any]:
         track = self._track
         position = 0
 
         def ready() -> tuple[list[Any], bool] | None:
+            nonlocal position
             chunks = chunks_of(track)
+            if stale is not None and stale():
+                position = len(chunks)  # interrupted: what is left is not given out
             if position < len(chunks):
                 return chunks[position:], False
             if track.finished:
@@ -397,8 +425,11 @@ class Response:
                 raise
             if finished:
                 return
-            position += len(fresh)
-            yield from fresh
+            for chunk in fresh:
+                if stale is not None and stale():
+                    break  # interrupted while the consumer held the last chunk
+                position += 1
+                yield chunk
 
 
 def _result(track: ResponseTrack) -> ResponseResult:
@@ -423,6 +454,7 @@ def _result(track: ResponseTrack) -> ResponseResult:
         first_audio_delay=delay(track.first_audio_at),
         total_time=track.done_at - started,
         sample_rate=track.sample_rate or OUTPUT_SAMPLE_RATE,
+        interrupted=track.interrupted,
     )
     failure = _FAILURES.get(result.status)
     if failure is not None:

@@ -32,7 +32,6 @@ from ._dialects import (
     check_client_event,
     encode_session,
     family_for,
-    takes_client_event,
 )
 from ._dispatch import UNKNOWN_KEY, HandlerHandle, Handlers
 from ._errors import (
@@ -184,11 +183,28 @@ class RealtimeSession:
 
     @property
     def dropped_events(self) -> int:
-        """Events dropped by a full buffer or handler backlog (oldest first).
+        """Received events that a full pull buffer or a full handler backlog dropped
+        (oldest first), each counted once: one lost by both is one dropped event.
 
-        See ``max_buffered_events`` and ``max_handler_backlog``.
+        It never exceeds the events received. Audio of an interrupted response
+        is not in it (see `dropped_audio`). Each consumer's own count is
+        `dropped_from_buffer` and `dropped_for_handlers`; see
+        ``max_buffered_events``, ``max_handler_backlog`` and ``max_buffered_bytes``.
         """
         return self._core.dropped_events
+
+    @property
+    def dropped_from_buffer(self) -> int:
+        """Events the pull buffer (`recv`, `events`, `wait_for`) dropped, oldest first,
+        because it held ``max_buffered_events`` events (or ``max_buffered_bytes``)."""
+        return self._core.dropped_from_buffer
+
+    @property
+    def dropped_for_handlers(self) -> int:
+        """Events that never reached handlers because the handler backlog held
+        ``max_handler_backlog`` undelivered events (or ``max_buffered_bytes``): the
+        oldest were dropped. Events skipped as stale interrupted audio are not in it."""
+        return self._core.dropped_for_handlers
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
@@ -517,26 +533,22 @@ class RealtimeSession:
         drops the cancelled response's audio: frames still in the pull buffer
         or queued for handlers, and every late ``response.audio.delta`` until
         its ``response.done``, so no stale audio reaches handlers,
-        ``iter_audio()``, `recv` or the speaker. The late frames and the unread
+        ``iter_audio()``, `recv` or the speaker. A reply the server already
+        finished but handlers are still working through (a blocking player)
+        is interrupted too: once this returns, no handler starts on any of its
+        audio, however far behind they are. The late frames and the unread
         ones removed from the pull buffer are counted in `dropped_audio` (a
         frame also queued for handlers is skipped there without counting it
-        twice). Works from any thread, handlers included (it never waits).
+        twice). With ``cancel=False`` a later `Response.cancel` still sends
+        its cancel. A handle's `ResponseResult` says ``interrupted=True``.
+        Works from any thread, handlers included (it never waits).
 
         Returns:
             An `Interruption`: the response that was running (or, with a
             speaker attached, the last one it played; None if neither) and the
             seconds of it the listener heard, from the attached speaker.
         """
-        core = self._core
-        response_id, send_cancel = core.interrupt()
-        playing, heard = core.stop_output(response_id)
-        cancelled = False
-        if send_cancel and cancel and takes_client_event(self.family, "response.cancel"):
-            try:
-                core.send_cancel()
-                cancelled = True
-            except SessionClosedError:
-                pass
+        playing, heard, cancelled = self._core.interrupt(cancel)
         return Interruption(response_id=playing, played_seconds=heard, cancelled=cancelled)
 
     def attach(
@@ -589,7 +601,7 @@ class RealtimeSession:
         output_rate = core.output_rate_reader()
         if speaker is not None:
             resampler_for(output_rate(), speaker.rate)  # no soxr: refused now, not mid-reply
-        attachment = Attachment(speaker, microphone, output_rate)
+        attachment = Attachment(speaker, microphone, output_rate, core.interrupted)
         if speaker is not None:
             attachment.handles = [
                 self.on(ResponseCreated, attachment.on_created),
@@ -618,8 +630,9 @@ class RealtimeSession:
 
     @property
     def dropped_audio(self) -> int:
-        """Audio frames of interrupted responses dropped: late ones, and unread ones
-        removed from the pull buffer (see `interrupt`)."""
+        """Audio frames of interrupted responses dropped: late ones (which reached
+        nobody), and unread ones removed from the pull buffer (see `interrupt`).
+        Frames only skipped for handlers are not counted; none is in `dropped_events`."""
         return self._core.dropped_audio
 
     # Conversation items ----------------------------------------------------------
@@ -974,8 +987,12 @@ class RealtimeSession:
         received (up to ``config.handler_timeout``; a handler still stuck then
         is named in a warning and its thread left behind), and joins the
         threads. Called from a handler, it does not wait for the handler
-        thread. Events already buffered can still be read afterwards.
+        thread. Events already buffered can still be read afterwards. In a
+        process forked after the session opened, it does nothing: the
+        connection is the parent's, which keeps working.
         """
+        if self._core.inherited:
+            return
         self.detach()
         self._core.close()
 
@@ -1038,17 +1055,20 @@ class RealtimeSession:
         return fresh
 
     def __del__(self) -> None:
+        # Only signals: the collector may run here on any thread holding any
+        # lock (the reader inside the mailbox lock, a sender inside the send
+        # lock), so the close work is the reader's (see SessionCore.drop).
         core = getattr(self, "_core", None)
-        if core is None or core.connection.closing.is_set():
-            return
+        if core is None or core.inherited or core.connection.closing.is_set():
+            return  # closed, or a forked child's copy of its parent's session
         try:
+            core.drop()
             warnings.warn(
                 f"unclosed {self!r}: use it in a 'with' block or call close()",
                 ResourceWarning,
                 stacklevel=2,
                 source=self,
             )
-            core.close(wait=False)
         except Exception:
             pass  # at interpreter exit, modules may already be torn down
 

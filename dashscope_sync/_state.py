@@ -14,9 +14,12 @@ What it owns:
 - response tracking: which `ResponseTrack` a ``response.created`` /
   ``response.done`` belongs to, a cancel asked for before ``response.created``,
   responses the server starts by itself under server VAD;
-- interruptions (barge-in): the late ``response.audio.delta`` frames of a
-  response the user interrupted are dropped (`DROP`) until its
-  ``response.done``, and counted;
+- interruptions (barge-in): the one record of which responses were
+  interrupted, which every consumer (handlers, the pull buffer, response
+  handles, an attached speaker) consults; their late ``response.audio.delta``
+  frames are dropped (`DROP`) and counted. A response still being played by
+  the handler thread (its ``response.done`` not yet handled) can be
+  interrupted after the reader has seen it end;
 - the configuration the server accepted, for a reconnect to replay;
 - the end state (close code, reason, error).
 
@@ -68,7 +71,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from ._config import SessionUpdate
-from ._dialects import TurnPlan, check_late_update, plan_turn
+from ._dialects import TurnPlan, check_late_update, plan_turn, takes_client_event
 from ._errors import (
     ActiveResponseError,
     APIError,
@@ -112,6 +115,13 @@ __all__ = [
 
 #: The normal close code (RFC 6455).
 CLOSE_NORMAL: Final = 1000
+#: How many interrupted response ids are remembered: the handler thread may
+#: still be working through a response long after its response.done was read,
+#: and ids are never reused, so keeping the latest few is enough.
+_INTERRUPTED_KEPT: Final = 64
+#: How many responses may be open for the handler thread at once (a
+#: response.done lost to a full handler backlog must not keep its id forever).
+_OPEN_KEPT: Final = 16
 #: The close code recorded when a family's server_error ends the session (1011,
 #: "internal error"): the server ends the connection, with its own code.
 _CLOSE_SERVER_ERROR: Final = 1011
@@ -196,6 +206,7 @@ class ResponseTrack:
         "first_audio_at",
         "first_text_at",
         "id",
+        "interrupted",
         "requested_at",
         "sample_rate",
         "status",
@@ -217,6 +228,8 @@ class ResponseTrack:
         self.error: DashScopeError | None = None
         self.cancel_wanted = False
         self.cancel_sent = False
+        # interrupt() cut its audio while it ran (the result says so).
+        self.interrupted = False
         # The output audio's sample rate, from the session when it echoes one.
         self.sample_rate: int | None = None
         # Characters of confirmed text taken from `text`/`stash` events
@@ -411,10 +424,25 @@ class SessionState:
         self._vad_turn_ended = False
         #: The response between its response.created and response.done, if any.
         self.active_response_id: str | None = None
-        # Interrupted responses whose response.done has not come: response id
-        # -> audio frames dropped since. Empty almost always, so receive()
-        # pays one falsy check per event for it.
+        # The interrupted responses (the latest _INTERRUPTED_KEPT), oldest
+        # first: response id -> its audio frames dropped since. Kept after
+        # their response.done, as the handler thread may still hold their
+        # audio. Empty almost always, so receive() pays one falsy check per
+        # event for it.
         self._interrupted: dict[str, int] = {}
+        # Responses not over for the handler thread yet, oldest first: from
+        # their response.created until the handler thread takes their
+        # response.done (or, with no handler thread, until it is read).
+        self._open: dict[str, None] = {}
+        #: A handler thread takes the events (set once, when it starts).
+        self.handlers_follow = False
+        # The latest response.created: a consumer may still be playing it
+        # (an iter_audio() loop behind the socket), so interrupt() silences
+        # it too, even when it is over for the reader and the handlers.
+        self._latest: str | None = None
+        # Running responses a response.cancel went out for with no handle to
+        # record it (interrupt()), until their response.done.
+        self._cancelled: set[str] = set()
         #: Late audio frames of interrupted responses dropped, in all.
         self.dropped_audio = 0
         #: Barge-in: ``speech_started`` during a response interrupts it at
@@ -567,40 +595,71 @@ class SessionState:
         (when the response starts), False when there is nothing to cancel."""
         if track.finished or track.cancel_wanted or self.end is not None:
             return False
+        if not self._takes_cancel:
+            return False  # the family's docs list no response.cancel
         track.cancel_wanted = True
         if track.id is None:
             return None
         track.cancel_sent = True
         return True
 
-    def interrupt(self) -> tuple[str | None, bool]:
+    def interrupt(self, cancel: bool = True) -> tuple[str | None, bool]:
         """The user interrupts what is playing: which response to stop, and whether to cancel it.
 
-        Returns the running response's id (None when none runs) and True when
-        a ``response.cancel`` should go out for it (it runs and no cancel was
-        sent yet). From now until its ``response.done``, its audio frames are
-        dropped by `receive`.
+        Every response not over for the handler thread is interrupted (the
+        running one, and one the handlers are still working through after the
+        reader saw it end), and the latest one (a response handle's consumer
+        may still be playing it): from now on none of their audio reaches anyone.
+        Returns the running response's id (else the latest interrupted one;
+        None when there is none) and True when a ``response.cancel`` should go
+        out (``cancel``, the response runs, and no cancel was sent for it).
+        With ``cancel`` False a later `cancel` still works.
         """
+        cancel = cancel and self._takes_cancel
         rid = self.active_response_id
+        for open_id in [*self._open, *(r for r in (rid, self._latest) if r is not None)]:
+            self._mark_interrupted(open_id)
         if rid is None or self.end is not None:
-            return None, False
-        first = rid not in self._interrupted
-        self._interrupted.setdefault(rid, 0)
+            return (next(reversed(self._open), None) if self._open else None), False
         track = self._running.get(rid)
-        if track is not None:
-            # A later Response.cancel() has nothing left to do.
-            already = track.cancel_sent
-            track.cancel_wanted = track.cancel_sent = True
-            return rid, first and not already
-        return rid, first
+        if track is None:
+            send = cancel and rid not in self._cancelled
+        else:
+            track.interrupted = track.interrupted or not track.finished
+            send = cancel and not track.cancel_sent
+            if cancel:
+                # A later Response.cancel() has nothing left to do.
+                track.cancel_wanted = track.cancel_sent = True
+        if send:
+            self._cancelled.add(rid)
+        return rid, send
+
+    @property
+    def _takes_cancel(self) -> bool:
+        """Whether the family takes ``response.cancel`` (LiveTranslate does not)."""
+        return self.family is None or takes_client_event(self.family, "response.cancel")
+
+    def _mark_interrupted(self, response_id: str) -> bool:
+        """Record an interrupted response; True if it was not interrupted before."""
+        interrupted = self._interrupted
+        if response_id in interrupted:
+            return False
+        interrupted[response_id] = 0
+        while len(interrupted) > _INTERRUPTED_KEPT:
+            del interrupted[next(iter(interrupted))]
+        return True
 
     def interrupted(self, response_id: str) -> bool:
-        """Whether a response was interrupted and its response.done has not come."""
+        """Whether a response was interrupted (its audio must reach nobody now)."""
         return response_id in self._interrupted
 
     def dropped_for(self, response_id: str) -> int:
-        """Audio frames of an interrupted response dropped so far (0 once it is done)."""
+        """Late audio frames of an interrupted response dropped so far."""
         return self._interrupted.get(response_id, 0)
+
+    def handler_done(self, response_id: str) -> None:
+        """The handler thread took a response's ``response.done``: it is over for it."""
+        self._open.pop(response_id, None)
 
     def closing(self) -> bool:
         """close() started: nothing more is sent. True for the first call only
@@ -660,16 +719,21 @@ class SessionState:
     def _on_speech_started(self, event: InputAudioBufferSpeechStarted, at: float) -> Effects | None:
         """Barge-in, decided here rather than in a handler: by the time a
         handler ran, late audio would already have been delivered."""
-        if not self.barge_in or self.active_response_id is None:
+        if not self.barge_in or (self.active_response_id is None and not self._open):
             return None
-        rid, first = self.interrupt()
-        if rid is None or not first:
+        fresh = [
+            r
+            for r in (*self._open, self.active_response_id)
+            if r is not None and r not in self._interrupted
+        ]
+        if not fresh:
             return None
+        rid, send = self.interrupt()
         effects = Effects()
         effects.interrupted = rid
         # Server VAD interrupts the response by itself unless told not to.
         detection = None if self.info is None else self.info.turn_detection
-        effects.cancel_interrupted = (
+        effects.cancel_interrupted = send and (
             detection is not None and detection.get("interrupt_response", True) is False
         )
         return effects
@@ -696,7 +760,11 @@ class SessionState:
             self._vad_turn_ended = True
 
     def _on_response_created(self, event: ResponseCreated, at: float) -> Effects | None:
-        self.active_response_id = event.response.id
+        self.active_response_id = self._latest = event.response.id
+        opened = self._open
+        opened[event.response.id] = None
+        while len(opened) > _OPEN_KEPT:
+            del opened[next(iter(opened))]
         track: ResponseTrack | None = None
         answer_due = self._answer_due
         server_own = self._vad_turn_ended or answer_due
@@ -739,8 +807,9 @@ class SessionState:
         done_id = event.response.id
         if done_id == self.active_response_id:
             self.active_response_id = None
-        if self._interrupted:
-            self._interrupted.pop(done_id, None)
+        self._cancelled.discard(done_id)
+        if not self.handlers_follow:
+            self._open.pop(done_id, None)
         if self._paired:
             for key in [k for k, (_, c) in self._paired.items() if c.response.id == done_id]:
                 del self._paired[key]
@@ -874,7 +943,7 @@ class SessionState:
         self._running.clear()
         self._followers.clear()
         self._paired.clear()
-        self._interrupted.clear()
+        self._cancelled.clear()
         self.active_response_id = None
         return self.end
 

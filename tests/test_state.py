@@ -406,6 +406,23 @@ class TestCancel:
         state.ended(1000, "", None)
         assert state.cancel(track) is False
 
+    def test_livetranslate_never_cancels(self) -> None:
+        """On LiveTranslate, whose docs list no response.cancel, neither a handle's cancel,
+        interrupt() nor barge-in decides to send one; interrupt() still drops the audio."""
+        machine = SessionState()
+        machine.family = ds.ModelFamily.LIVETRANSLATE_V38
+        machine.barge_in = True
+        feed(machine, CREATED)
+        track = machine.follow_next_response(0.0)
+        feed(machine, response_created("r1"))
+        assert machine.cancel(track) is False
+        assert machine.interrupt() == ("r1", False)
+        assert machine.interrupted("r1")
+        feed(machine, response_done("r1"), response_created("r2"))
+        (effects,) = feed(machine, {"type": "input_audio_buffer.speech_started"})
+        assert effects is not None and effects.interrupted == "r2"
+        assert not effects.cancel_interrupted
+
 
 def audio_delta(rid: str, pcm: bytes = b"\x01\x00" * 4) -> dict[str, Any]:
     import base64
@@ -434,7 +451,7 @@ class TestInterrupt:
         assert state.interrupt() == (None, False)
 
     def test_late_audio_is_dropped_until_done(self, state: SessionState) -> None:
-        """Audio deltas after the interrupt are DROP and counted; response.done ends the drop."""
+        """Audio deltas after the interrupt are DROP and counted; the id stays interrupted."""
         feed(state, response_created("resp_1"), audio_delta("resp_1"))
         assert state.interrupt() == ("resp_1", True)
         effects = feed(state, audio_delta("resp_1"), audio_delta("resp_1"))
@@ -443,8 +460,9 @@ class TestInterrupt:
         # Text is not stale sound: the transcript of what was said still arrives.
         assert feed(state, transcript_delta("resp_1", "hi")) == [None]
         feed(state, response_done("resp_1", "cancelled"))
-        assert not state.interrupted("resp_1") and state.dropped_for("resp_1") == 0
-        assert feed(state, audio_delta("resp_1")) == [None]  # not interrupted any more
+        # Handlers may still hold its audio after its response.done: it stays
+        # interrupted (ids are never reused).
+        assert state.interrupted("resp_1") and state.dropped_for("resp_1") == 2
         assert state.dropped_audio == 2
 
     def test_other_responses_audio_passes(self, state: SessionState) -> None:
@@ -479,12 +497,13 @@ class TestInterrupt:
         assert state.interrupt() == ("resp_1", False)
         assert feed(state, audio_delta("resp_1")) == [DROP]
 
-    def test_end_forgets_interruptions(self, state: SessionState) -> None:
-        """The end of the connection clears the interrupted set and the running response."""
+    def test_end_keeps_interruptions(self, state: SessionState) -> None:
+        """The end clears the running response but not the interrupted ids, which
+        handlers still draining their backlog consult."""
         feed(state, response_created("resp_1"))
         state.interrupt()
         state.ended(1000, "", None)
-        assert not state.interrupted("resp_1") and state.active_response_id is None
+        assert state.interrupted("resp_1") and state.active_response_id is None
 
     def test_recorded_barge_in_sequence(self, state: SessionState) -> None:
         """A recorded server-VAD barge-in: speech_started mid-response, late audio, done cancelled."""
