@@ -111,6 +111,11 @@ def _usage(flag: str, message: str) -> _Fail:
     return _Fail(EXIT_USAGE, f"argument {flag}: {message}")
 
 
+def _install(extra: str) -> str:
+    """The pip commands that install ``extra``: from PyPI, and from a source checkout."""
+    return f"pip install 'dashscope-sync[{extra}]' (from a checkout: pip install -e '.[{extra}]')"
+
+
 # Option types: a bad value is argparse's usage error (exit 2), naming the option.
 
 
@@ -347,12 +352,35 @@ def _local_server_class() -> type[LocalRealtimeServer]:
     return LocalRealtimeServer
 
 
+def _check_live_extras(echo: str | None) -> None:
+    """Refuse --mic (or --echo aec) without its extra before connecting, with exit 8."""
+    from ._devices import import_sounddevice
+    from ._resample import audio_extra_missing
+
+    if echo == "aec":
+        missing = audio_extra_missing("pywebrtc_audio", "numpy")
+        if missing:
+            raise _Fail(
+                EXIT_NOT_INSTALLED,
+                f"--echo aec needs {' and '.join(missing)} from the [aec] extra: {_install('aec')}",
+            )
+    missing = audio_extra_missing("sounddevice", "numpy")
+    if missing:
+        raise _Fail(
+            EXIT_NOT_INSTALLED,
+            f"--mic needs {' and '.join(missing)} from the [audio] extra: {_install('audio')}",
+        )
+    try:
+        import_sounddevice()
+    except ConfigError as exc:  # the system's PortAudio library is missing
+        raise _Fail(EXIT_NOT_INSTALLED, f"--mic cannot run: {exc}") from exc
+
+
 def _live(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """A live conversation: microphone in, speaker out, server VAD, barge-in; Ctrl-C ends it."""
-    try:
-        from ._devices import Microphone, Speaker
-    except ImportError as exc:  # the [audio] extra, or the system's PortAudio
-        raise _Fail(EXIT_NOT_INSTALLED, f"--mic cannot run: {exc}") from exc
+    from ._devices import Microphone, Speaker
+
+    _check_live_extras(args.echo)
 
     # Per turn: when the user stopped talking, when the reply's first audio came.
     turns: list[list[float | None]] = []
@@ -457,6 +485,7 @@ def _cmd_talk(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.mic == (args.input is not None):
         raise _usage("input", "talk needs an audio file to send, or --mic (not both)")
     if args.mic:
+        _check_live_extras(args.echo)  # before connecting: exit 8 names what to install
         client = Client(_api_key(), base_url=args.url, workspace=args.workspace, region=args.region)
         return _live(client, args, out, err)
     output = _check_output(args.output)

@@ -140,6 +140,30 @@ class TestTalk:
         assert run("talk")[0] == _cli.EXIT_USAGE
         assert run("talk", "x.wav", "--mic")[0] == _cli.EXIT_USAGE
 
+    @pytest.mark.parametrize(
+        ("hidden", "argv", "extra"),
+        [
+            ("sounddevice", [], "[audio]"),
+            ("pywebrtc_audio", ["--echo", "aec"], "[aec]"),
+        ],
+    )
+    def test_mic_without_its_extra_exits_8_before_connecting(
+        self,
+        server: LocalRealtimeServer,
+        monkeypatch: pytest.MonkeyPatch,
+        hidden: str,
+        argv: list[str],
+        extra: str,
+    ) -> None:
+        """talk --mic without the extra it needs exits 8 naming both pip forms, before connecting."""
+        monkeypatch.setenv("DASHSCOPE_API_KEY", server.api_key or "")
+        monkeypatch.setitem(sys.modules, hidden, None)
+        code, _, err = run("talk", "--mic", *argv, "--url", server.url)
+        assert code == _cli.EXIT_NOT_INSTALLED, err
+        assert f"pip install 'dashscope-sync{extra}'" in err
+        assert f"pip install -e '.{extra}'" in err
+        assert server.handshakes == []
+
     def test_network_failure(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """An unreachable server exits with EXIT_NETWORK."""
         import socket
