@@ -21,6 +21,7 @@ import errno
 import json
 import math
 import os
+import re
 import shlex
 import signal
 import sys
@@ -48,6 +49,7 @@ from ._errors import (
     DashScopeError,
     DashScopeTimeout,
     TransportError,
+    body_summary,
 )
 from ._events import (
     ConversationItemInputAudioTranscriptionCompleted,
@@ -57,8 +59,14 @@ from ._events import (
     ResponseAudioTranscriptDelta,
     ResponseDone,
 )
-from ._families import MODEL_QWEN3_5_LIVETRANSLATE_FLASH_REALTIME, ModelFamily, family_of
+from ._families import (
+    MODEL_QWEN3_5_LIVETRANSLATE_FLASH_REALTIME,
+    ModelFamily,
+    family_of,
+    needs_workspace,
+)
 from ._fmt import seconds
+from ._regions import REGIONS, WORKSPACE_ENV, is_legacy_host
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -182,6 +190,12 @@ def _printable(what: str, *, allow_empty: bool = False) -> Callable[[str], str]:
             ) from None
 
     return check
+
+
+def _region(text: str) -> str:
+    if text not in REGIONS:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(REGIONS)}; got {text!r}")
+    return text
 
 
 def _non_empty(text: str) -> str:
@@ -471,6 +485,20 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
 
 
+def _client(args: argparse.Namespace) -> Client:
+    """The client for a realtime command, refusing a model its endpoint does not serve."""
+    client = Client(_api_key(), base_url=args.url, workspace=args.workspace, region=args.region)
+    family = family_of(args.model)
+    if needs_workspace(family) and is_legacy_host(client.realtime_url):
+        raise _usage(
+            "--workspace",
+            f"{args.model} ({family.title}) is served only on a workspace host, not on "
+            f"{client.realtime_url}: pass --workspace llm-... (or set {WORKSPACE_ENV}), "
+            f"and --region if the workspace is not in {client.region}",
+        )
+    return client
+
+
 def _api_key() -> str:
     key = os.environ.get(API_KEY_ENV, "").strip()
     if not key:
@@ -486,10 +514,10 @@ def _cmd_talk(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise _usage("input", "talk needs an audio file to send, or --mic (not both)")
     if args.mic:
         _check_live_extras(args.echo)  # before connecting: exit 8 names what to install
-        client = Client(_api_key(), base_url=args.url, workspace=args.workspace, region=args.region)
+        client = _client(args)
         return _live(client, args, out, err)
     output = _check_output(args.output)
-    client = Client(_api_key(), base_url=args.url, workspace=args.workspace, region=args.region)
+    client = _client(args)
     pcm = _read_input(args.input)
     return _voice_turn(
         client,
@@ -510,11 +538,12 @@ def _cmd_translate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     family = family_of(args.model)
     if family not in (ModelFamily.LIVETRANSLATE, ModelFamily.LIVETRANSLATE_V38):
         raise _usage(
-            "--model", f"translate needs a LiveTranslate model; {args.model} is {family!r}"
+            "--model",
+            f"translate needs a LiveTranslate model; {args.model} is a {family.title} model",
         )
     output = _check_output(args.output)
     pcm = _read_input(args.input)
-    client = Client(_api_key(), base_url=args.url, workspace=args.workspace, region=args.region)
+    client = _client(args)
     return translate_file(client, args, pcm, output, out, err)
 
 
@@ -689,7 +718,9 @@ def _parser() -> argparse.ArgumentParser:
         type=_printable("a workspace id"),
         help="workspace id (default: DASHSCOPE_WORKSPACE)",
     )
-    talk.add_argument("--region", help="region id (default: DASHSCOPE_REGION, cn-beijing)")
+    talk.add_argument(
+        "--region", type=_region, help="region id (default: DASHSCOPE_REGION, cn-beijing)"
+    )
     talk.add_argument("--fast", action="store_true", help="upload faster than real time")
     talk.add_argument(
         "--timeout", type=_positive_seconds, default=60.0, help="seconds to wait for the reply"
@@ -780,13 +811,23 @@ def _parser() -> argparse.ArgumentParser:
         type=_printable("a workspace id"),
         help="workspace id (default: DASHSCOPE_WORKSPACE)",
     )
-    translate.add_argument("--region", help="region id (default: DASHSCOPE_REGION, cn-beijing)")
+    translate.add_argument(
+        "--region", type=_region, help="region id (default: DASHSCOPE_REGION, cn-beijing)"
+    )
     translate.add_argument("--fast", action="store_true", help="upload faster than real time")
     translate.add_argument(
         "--timeout", type=_positive_seconds, default=60.0, help="seconds to wait"
     )
     translate.set_defaults(run=_cmd_translate)
     return parser
+
+
+def _api_error_text(exc: APIError) -> str:
+    """The refusal in one line: a gateway's HTML page as its status and title, not its markup."""
+    if exc.http_status is not None and re.search(r"<\s*(!doctype|html|title)\b", exc.message, re.I):
+        text = f"the service refused the request: {body_summary(exc.message, exc.http_status)}"
+        return text + (f" (request_id={exc.request_id})" if exc.request_id else "")
+    return str(exc)
 
 
 def main(
@@ -799,7 +840,8 @@ def main(
     run: Callable[[argparse.Namespace, TextIO, TextIO], int] = args.run
 
     def fail(code: int, message: str) -> int:
-        print(f"{PROG}: error: {message}", file=err)
+        # One line, whatever the message holds (a server's text can have newlines).
+        print(f"{PROG}: error: {' '.join(message.split())}", file=err)
         return code
 
     try:
@@ -813,7 +855,7 @@ def main(
     except (TransportError, DashScopeTimeout) as exc:
         return fail(EXIT_NETWORK, str(exc))
     except APIError as exc:
-        return fail(EXIT_API, str(exc))
+        return fail(EXIT_API, _api_error_text(exc))
     except DashScopeError as exc:
         return fail(EXIT_ERROR, str(exc))
     except KeyboardInterrupt:

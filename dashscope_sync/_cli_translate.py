@@ -35,7 +35,8 @@ def translate_file(
     with client.realtime.connect(model=args.model) as session:
         if session.family not in (ModelFamily.LIVETRANSLATE, ModelFamily.LIVETRANSLATE_V38):
             raise ConfigError(
-                f"translate needs a LiveTranslate model; {args.model} is {session.family!r}"
+                f"translate needs a LiveTranslate model; "
+                f"{args.model} is a {session.family.title} model"
             )
         update = SessionUpdate(
             modalities=["text"] if args.text_only else ["text", "audio"],

@@ -366,6 +366,8 @@ class TestUsage:
             (["serve", "--port", "70000"], "--port"),
             (["serve", "--api-key", "a b"], "--api-key"),
             (["talk", SAMPLE, "--workspace", "a b"], "--workspace"),
+            (["talk", SAMPLE, "--region", "mars"], "--region"),
+            (["translate", SAMPLE, "--to", "en", "--region", "mars"], "--region"),
             (["token", "--workspace", ""], "--workspace"),
         ],
     )
@@ -458,3 +460,45 @@ def test_serve_prints_commands_that_work(tmp_path: Path, api_key: str) -> None:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+#: A gateway's error page as nginx writes it: ten lines of markup.
+NGINX_502 = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    "</body>\r\n</html>\r\n" + "<!-- padding -->\r\n" * 3
+)
+
+
+class TestErrorText:
+    """What a failed command says: one line a person can act on, no library internals."""
+
+    @pytest.mark.parametrize("command", ["talk", "token"])
+    def test_html_error_page_is_one_line_with_status_and_title(
+        self, server: LocalRealtimeServer, monkeypatch: pytest.MonkeyPatch, command: str
+    ) -> None:
+        """A gateway's HTML error page is one line with the status and the page's title."""
+        monkeypatch.setenv("DASHSCOPE_API_KEY", server.api_key or "")
+        if command == "talk":
+            server.reject_next_handshakes(502, NGINX_502, content_type="text/html")
+            argv = ["talk", SAMPLE, "--url", server.url, "--fast"]
+        else:
+            server.reject_next_http(502, NGINX_502, content_type="text/html")
+            argv = ["token", "--http-base-url", server.http_base_url]
+        code, _, err = run(*argv)
+        assert code == _cli.EXIT_API, err
+        assert err.count("\n") == 1, err
+        assert "502" in err and "'502 Bad Gateway'" in err
+        assert "<" not in err and "nginx" not in err
+
+    def test_refused_token_connection_says_what_the_socket_said(self) -> None:
+        """token against a closed port says 'cannot connect ...: Connection refused', not urllib3's text."""
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        proc = cli("token", "--http-base-url", f"http://127.0.0.1:{port}")
+        assert proc.returncode == _cli.EXIT_NETWORK
+        line = one_line_error(proc)
+        assert f"cannot connect to 127.0.0.1:{port}: Connection refused" in line
+        for internal in ("HTTPConnection", "Max retries", "NewConnectionError", "urllib3"):
+            assert internal not in line
