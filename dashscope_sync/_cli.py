@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
 from ._audio import load_audio, sample_wav_path
+from ._cli_term import Budget
 from ._cli_translate import translate_file
 from ._client import API_KEY_ENV, Client, _check_token
 from ._config import NOT_GIVEN, SessionUpdate
@@ -67,6 +68,7 @@ from ._families import (
 )
 from ._fmt import seconds
 from ._regions import REGIONS, WORKSPACE_ENV, is_legacy_host
+from ._response import ResponseResult
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -99,6 +101,10 @@ EXIT_NOT_INSTALLED = 8
 EXIT_INTERRUPTED = 130
 
 CHUNK = INPUT_SAMPLE_RATE * 2 // 10  # 100 ms of 16 kHz PCM16: the pace the service wants
+
+#: Seconds a command may wait for the service by default, on top of an upload
+#: paced like speech (``--timeout`` replaces the sum).
+WAIT_DEFAULT = 60.0
 
 #: After the reply is done, how long to wait for the transcript of the
 #: question (it comes from a separate model) before giving up on it.
@@ -265,21 +271,59 @@ def _voice_turn(
     instructions: str | None,
     output: Path,
     realtime: bool,
-    timeout: float,
+    budget: Budget,
     out: TextIO,
     err: TextIO,
 ) -> int:
     """Upload, ask, print what was heard and the reply's text, save its audio, print timings."""
+    with budget.bound():
+        result = _converse(
+            client, model=model, pcm=pcm, text=text, voice=voice, instructions=instructions,
+            realtime=realtime, budget=budget, out=out, err=err,
+        )  # fmt: skip
+    _write_output(output, result.to_wav_bytes())
+
+    def seconds_or_dash(value: float | None) -> str:
+        return "-" if value is None else seconds(value)
+
+    print(
+        f"reply: {result.audio_seconds:.2f} s of audio -> {output}\n"
+        f"first text {seconds_or_dash(result.first_text_delay)}, "
+        f"first audio {seconds_or_dash(result.first_audio_delay)}, "
+        f"total {seconds_or_dash(result.total_time)}",
+        file=out,
+    )
+    return EXIT_OK
+
+
+def _converse(
+    client: Client,
+    *,
+    model: str,
+    pcm: bytes,
+    text: str | None,
+    voice: str | None,
+    instructions: str | None,
+    realtime: bool,
+    budget: Budget,
+    out: TextIO,
+    err: TextIO,
+) -> ResponseResult:
+    """The turn itself, within ``budget``: connect, upload, ask, print as the reply streams."""
     started = time.monotonic()
-    with client.realtime.connect(model=model) as session:
+    budget.stage = "connecting"
+    with client.realtime.connect(model=model, timeout=budget.left()) as session:
+        budget.watch(session)
         print(f"connected: session {session.id} ({seconds(time.monotonic() - started)})", file=err)
+        budget.stage = "configuring the session"
         info = session.update_session(
             SessionUpdate(
                 modalities=["text", "audio"],
                 turn_detection=None,
                 # No voice given: the model family's own default voice.
                 voice=voice or NOT_GIVEN,
-            )
+            ),
+            timeout=budget.left(),
         )
         # LiveTranslate answers by itself: follow it from before the audio.
         translating = session.family in (ModelFamily.LIVETRANSLATE, ModelFamily.LIVETRANSLATE_V38)
@@ -303,6 +347,7 @@ def _voice_turn(
         session.on(ConversationItemInputAudioTranscriptionCompleted, on_transcript)
         session.on(ConversationItemInputAudioTranscriptionFailed, on_transcript)
         total = len(pcm) / 2 / INPUT_SAMPLE_RATE
+        budget.stage = "sending the audio"
         upload_started = time.monotonic()
         for start in range(0, len(pcm), CHUNK):
             if realtime:
@@ -318,6 +363,7 @@ def _voice_turn(
             session.append_text(text)
         session.commit_audio()
         response = follower or session.create_response(instructions=instructions)
+        budget.stage = "waiting for the reply"
         if info.input_audio_transcription is not None:
             # Conversation order: what the user said, then the reply. The
             # transcript comes from a separate model, often mid-reply, so
@@ -325,7 +371,7 @@ def _voice_turn(
             # for the reply's end: done, failed, or the connection lost.
             def watch_reply() -> None:
                 try:
-                    response.wait(timeout)
+                    response.wait(None)  # the budget's timer ends it, by closing the session
                 except Exception:
                     pass  # raised again below, on this thread, by iter_text and wait
                 finally:
@@ -333,29 +379,17 @@ def _voice_turn(
 
             watcher = threading.Thread(target=watch_reply, name="dashscope-sync-cli", daemon=True)
             watcher.start()
-            settled.wait(timeout)
+            settled.wait(budget.left())
             if not transcribed.is_set():
-                transcribed.wait(TRANSCRIPT_GRACE)
+                transcribed.wait(min(TRANSCRIPT_GRACE, budget.left()))
         if heard:
             print(f"you said: {heard[0]}", file=out)
         print("assistant: ", end="", file=out, flush=True)
-        for chunk in response.iter_text(timeout=timeout):
+        # No timeouts of their own: the budget's timer closes the session.
+        for chunk in response.iter_text(timeout=None):
             print(chunk, end="", file=out, flush=True)
         print(file=out)
-        result = response.wait(timeout)
-    _write_output(output, result.to_wav_bytes())
-
-    def seconds_or_dash(value: float | None) -> str:
-        return "-" if value is None else seconds(value)
-
-    print(
-        f"reply: {result.audio_seconds:.2f} s of audio -> {output}\n"
-        f"first text {seconds_or_dash(result.first_text_delay)}, "
-        f"first audio {seconds_or_dash(result.first_audio_delay)}, "
-        f"total {seconds_or_dash(result.total_time)}",
-        file=out,
-    )
-    return EXIT_OK
+        return response.wait(None)
 
 
 def _local_server_class() -> type[LocalRealtimeServer]:
@@ -419,13 +453,17 @@ def _live(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) ->
         text = ", ".join(f"{d:.3f} s" for d in delays) or "-"
         print(f"turns: {len(turns)}; first audio after you stopped: {text}", file=out, flush=True)
 
+    # --timeout bounds getting the conversation going; the conversation
+    # itself lasts until Ctrl-C.
+    budget = Budget(WAIT_DEFAULT if args.timeout is None else args.timeout)
     with (
-        client.realtime.connect(model=args.model) as session,
+        client.realtime.connect(model=args.model, timeout=budget.left()) as session,
         Speaker() as speaker,
         Microphone() as microphone,
     ):
         session.update_session(
-            SessionUpdate(modalities=["text", "audio"], voice=args.voice or NOT_GIVEN)
+            SessionUpdate(modalities=["text", "audio"], voice=args.voice or NOT_GIVEN),
+            timeout=budget.left(),
         )
         session.on(InputAudioBufferSpeechStopped, stopped)
         session.on(ResponseAudioDelta, audio)
@@ -479,7 +517,7 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             instructions=None,
             output=output,
             realtime=False,
-            timeout=args.timeout,
+            budget=Budget(args.timeout),
             out=out,
             err=err,
         )
@@ -509,6 +547,14 @@ def _api_key() -> str:
         raise _Fail(EXIT_NO_KEY, f"no usable API key: {exc}") from exc
 
 
+def _whole_command_timeout(args: argparse.Namespace, pcm: bytes) -> float:
+    """``--timeout``, or by default `WAIT_DEFAULT` plus the upload's length at real-time pace."""
+    if args.timeout is not None:
+        return float(args.timeout)
+    paced = 0.0 if args.fast else len(pcm) / 2 / INPUT_SAMPLE_RATE
+    return WAIT_DEFAULT + paced
+
+
 def _cmd_talk(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.mic == (args.input is not None):
         raise _usage("input", "talk needs an audio file to send, or --mic (not both)")
@@ -528,7 +574,7 @@ def _cmd_talk(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         instructions=args.instructions,
         output=output,
         realtime=not args.fast,
-        timeout=args.timeout,
+        budget=Budget(_whole_command_timeout(args, pcm)),
         out=out,
         err=err,
     )
@@ -544,7 +590,8 @@ def _cmd_translate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     output = _check_output(args.output)
     pcm = _read_input(args.input)
     client = _client(args)
-    return translate_file(client, args, pcm, output, out, err)
+    budget = Budget(_whole_command_timeout(args, pcm))
+    return translate_file(client, args, pcm, output, budget, out, err)
 
 
 def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -597,7 +644,7 @@ def _sigterm_interrupts() -> Iterator[None]:
 
 def _cmd_token(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     client = Client(_api_key(), workspace=args.workspace, http_base_url=args.http_base_url)
-    key = client.tokens.create(args.expire)
+    key = client.tokens.create(args.expire, timeout=args.timeout)
     print(json.dumps({"token": key.token, "expires_at": key.expires_at}), file=out)
     return EXIT_OK
 
@@ -660,7 +707,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--input", default=str(sample_wav_path()), help="audio file (WAV; FLAC...)")
     demo.add_argument("--output", default="reply.wav", help="where to write the reply audio")
     demo.add_argument(
-        "--timeout", type=_positive_seconds, default=30.0, help="seconds to wait for the reply"
+        "--timeout",
+        type=_positive_seconds,
+        default=30.0,
+        help="seconds the whole command may take (default: 30)",
     )
     demo.set_defaults(run=_cmd_demo)
 
@@ -723,7 +773,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     talk.add_argument("--fast", action="store_true", help="upload faster than real time")
     talk.add_argument(
-        "--timeout", type=_positive_seconds, default=60.0, help="seconds to wait for the reply"
+        "--timeout",
+        type=_positive_seconds,
+        default=None,
+        help=f"seconds the whole command may take (default: {WAIT_DEFAULT:g}, plus the audio's "
+        "length unless --fast; with --mic: until the conversation starts)",
     )
     talk.set_defaults(run=_cmd_talk)
 
@@ -767,6 +821,12 @@ def _parser() -> argparse.ArgumentParser:
         "--expire", type=_expire_seconds, default=60, help="lifetime in seconds, 1 to 1800"
     )
     token.add_argument("--workspace", type=_printable("a workspace id"), help="workspace id")
+    token.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=30.0,
+        help="seconds the whole command may take (default: 30)",
+    )
     token.add_argument(
         "--http-base-url",
         type=_url("http", "https"),
@@ -816,7 +876,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     translate.add_argument("--fast", action="store_true", help="upload faster than real time")
     translate.add_argument(
-        "--timeout", type=_positive_seconds, default=60.0, help="seconds to wait"
+        "--timeout",
+        type=_positive_seconds,
+        default=None,
+        help=f"seconds the whole command may take (default: {WAIT_DEFAULT:g}, plus the audio's "
+        "length unless --fast)",
     )
     translate.set_defaults(run=_cmd_translate)
     return parser

@@ -9,7 +9,9 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import wave
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -502,3 +504,48 @@ class TestErrorText:
         assert f"cannot connect to 127.0.0.1:{port}: Connection refused" in line
         for internal in ("HTTPConnection", "Max retries", "NewConnectionError", "urllib3"):
             assert internal not in line
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts TCP connections and never answers anything."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield listener.getsockname()[1]
+
+
+class TestWholeCommandTimeout:
+    """--timeout bounds the whole command: connecting, the upload and the wait together."""
+
+    def test_talk_timeout_bounds_the_connect(self, silent_port: int) -> None:
+        """talk --timeout 0.5 gives up on a server that never answers long before the 10 s connect default."""
+        started = time.monotonic()
+        proc = cli("talk", SAMPLE, "--url", f"ws://127.0.0.1:{silent_port}/", "--fast",
+                   "--timeout", "0.5")  # fmt: skip
+        elapsed = time.monotonic() - started
+        assert proc.returncode == _cli.EXIT_NETWORK
+        line = one_line_error(proc)
+        assert "(--timeout) connecting" in line, line
+        assert elapsed < 8  # the library's connect default alone is 10 s
+
+    def test_token_has_a_timeout(self, silent_port: int) -> None:
+        """token --timeout 0.5 gives up on a server that never answers, with the network exit code."""
+        proc = cli("token", "--http-base-url", f"http://127.0.0.1:{silent_port}",
+                   "--timeout", "0.5")  # fmt: skip
+        assert proc.returncode == _cli.EXIT_NETWORK, proc.stderr
+        assert "timed out after 0.5 s" in one_line_error(proc)
+
+    def test_waiting_for_the_reply_names_the_option_not_an_internal(
+        self, server: LocalRealtimeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A reply that never comes ends at --timeout with a message naming the option and the step."""
+        monkeypatch.setenv("DASHSCOPE_API_KEY", server.api_key or "")
+        server.on_client_event("response.create", [])  # the reply never starts
+        code, _, err = run(
+            "talk", SAMPLE, "--url", server.url, "--fast", "--timeout", "1",
+            "--output", str(tmp_path / "o.wav"),
+        )  # fmt: skip
+        assert code == _cli.EXIT_NETWORK, err
+        assert "timed out after 1 s (--timeout) waiting for the reply" in err
+        assert "Response." not in err and "iter_text" not in err
