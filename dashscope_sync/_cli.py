@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
 from ._audio import load_audio, sample_wav_path
-from ._cli_term import Budget
+from ._cli_term import Budget, Screen, screen_of
 from ._cli_translate import translate_file
 from ._client import API_KEY_ENV, Client, _check_token
 from ._config import NOT_GIVEN, SessionUpdate
@@ -255,12 +255,6 @@ def _write_output(path: Path, data: bytes) -> None:
 # The voice turn ----------------------------------------------------------------
 
 
-def _progress(out: TextIO, text: str) -> None:
-    if out.isatty():
-        out.write(f"\r{text}")
-        out.flush()
-
-
 def _voice_turn(
     client: Client,
     *,
@@ -347,6 +341,7 @@ def _converse(
         session.on(ConversationItemInputAudioTranscriptionCompleted, on_transcript)
         session.on(ConversationItemInputAudioTranscriptionFailed, on_transcript)
         total = len(pcm) / 2 / INPUT_SAMPLE_RATE
+        screen = screen_of(err)
         budget.stage = "sending the audio"
         upload_started = time.monotonic()
         for start in range(0, len(pcm), CHUNK):
@@ -357,8 +352,10 @@ def _converse(
                 time.sleep(max(0.0, due - time.monotonic()))
             session.append_audio(pcm[start : start + CHUNK])
             sent = min(len(pcm), start + CHUNK) / 2 / INPUT_SAMPLE_RATE
-            _progress(err, f"uploading {sent:5.1f} / {total:.1f} s")
-        _progress(err, "\n")
+            if screen is not None:
+                screen.status(f"uploading {sent:5.1f} / {total:.1f} s")
+        if screen is not None:
+            screen.end_status()  # the upload's last state stays on screen
         if text:
             session.append_text(text)
         session.commit_audio()
@@ -898,12 +895,15 @@ def main(
     argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
     """Run the command line; returns the exit code (argparse exits 2 itself on bad usage)."""
-    out = out or sys.stdout
-    err = err or sys.stderr
     args = _parser().parse_args(argv)
     run: Callable[[argparse.Namespace, TextIO, TextIO], int] = args.run
+    screen = Screen(out or sys.stdout, err or sys.stderr)
+    out, err = screen.out, screen.err
 
     def fail(code: int, message: str) -> int:
+        # Never glued onto progress, a caption or a half-written reply; the
+        # progress stays, to show where the command was.
+        screen.finish(keep=True)
         # One line, whatever the message holds (a server's text can have newlines).
         print(f"{PROG}: error: {' '.join(message.split())}", file=err)
         return code
@@ -927,6 +927,7 @@ def main(
     except Exception as exc:
         # The last resort: one line, not a traceback, unless asked for.
         if os.environ.get(DEBUG_ENV):
+            screen.finish()
             traceback.print_exc(file=err)
         detail = str(exc) or repr(exc)
         if isinstance(exc, OSError) and exc.strerror:

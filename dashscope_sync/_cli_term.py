@@ -1,16 +1,19 @@
-"""What the command line's commands share: the --timeout budget of a whole command.
+"""What the command line's commands share: the --timeout budget and the terminal.
 
 A command is several steps (connect, configure, upload, wait for the reply);
 ``--timeout`` bounds them together, as a person reading the option expects,
-not each step on its own.
+not each step on its own. `Screen` keeps what the commands write readable on
+a terminal: an in-place status line never shares a line with other output.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
+import os
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO, cast
 
 from ._deadline import Deadline
 from ._errors import DashScopeError, DashScopeTimeout
@@ -19,7 +22,7 @@ from ._fmt import seconds
 if TYPE_CHECKING:
     from ._session import RealtimeSession
 
-__all__ = ["Budget"]
+__all__ = ["Budget", "Screen", "screen_of"]
 
 
 class Budget:
@@ -79,3 +82,180 @@ class Budget:
         finally:
             if self._timer is not None:
                 self._timer.cancel()
+
+
+def _cells(char: str) -> int:
+    """Terminal columns ``char`` takes: 2 for wide (CJK) characters, 0 for combining marks."""
+    import unicodedata
+
+    if unicodedata.combining(char):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def _tail(text: str, width: int) -> str:
+    """The end of ``text`` that fits ``width`` columns, after an ellipsis if cut."""
+    if sum(_cells(c) for c in text) <= width:
+        return text
+    kept: list[str] = []
+    used = 1  # the ellipsis
+    for char in reversed(text):
+        used += _cells(char)
+        if used > width:
+            break
+        kept.append(char)
+    return "…" + "".join(reversed(kept))
+
+
+class Screen:
+    """Where a command writes: standard output and error, and one status line updated in place.
+
+    On a terminal the status line (upload progress, a live caption) is
+    redrawn on standard error with a carriage return. Anything else written
+    first finishes it (clears it), and a line left unfinished on one stream
+    (a prompt, streamed text) is ended before the other stream writes on the
+    same terminal: the two never share a line, so nothing is erased or
+    glued. A status line is cut to the terminal's width, counting wide
+    characters as two columns, so it never wraps and leaves a stale
+    half-line behind.
+
+    Thread safety: the streams and `status` can be used from any thread
+    (handlers print from the handler thread while the main thread uploads).
+    """
+
+    def __init__(self, out: TextIO, err: TextIO) -> None:
+        self._raw_out = out
+        self._raw_err = err
+        self._err_tty = _isatty(err)
+        # Both streams on one terminal: an unfinished line on one is ended
+        # before the other writes (never for a pipe, which has no screen).
+        self._shared = self._err_tty and _isatty(out)
+        #: Whether a status line is shown at all (standard error is a terminal).
+        self.live = self._err_tty
+        # Guards the writes and the two fields below, from any thread.
+        self._lock = threading.Lock()
+        self._status = False  # a status line is on the screen
+        self._open: TextIO | None = None  # the raw stream whose last line is unfinished
+        self.out: TextIO = cast("TextIO", _Stream(self, out))
+        self.err: TextIO = cast("TextIO", _Stream(self, err))
+
+    @property
+    def shared(self) -> bool:
+        """Standard output and error are the same terminal."""
+        return self._shared
+
+    def status(self, text: str, dim: str = "", *, prefix: str = "") -> None:
+        """Show ``text`` (then ``dim`` in faint type) as the status line; nothing off a terminal.
+
+        What does not fit is cut from the start of ``text``, after the
+        ``prefix`` (kept whole: the upload's progress before a caption).
+        """
+        if not self.live:
+            return
+        width = max(10, _columns(self._raw_err) - 1)
+        prefix = _tail(prefix, width)
+        width = max(1, width - sum(_cells(c) for c in prefix))
+        whole = _tail(text + dim, width)
+        # The faint part is the end of what is kept: as much of ``dim`` as fits.
+        kept = len(whole) - (1 if whole != text + dim else 0)
+        faint_len = min(len(dim), kept)
+        plain, faint = whole[: len(whole) - faint_len], whole[len(whole) - faint_len :]
+        with self._lock:
+            self._end_open(self._raw_err)
+            styled = prefix + plain + (f"\x1b[2m{faint}\x1b[0m" if faint else "")
+            # Marked first: a Ctrl-C landing in the write still leaves it to clear.
+            self._status = True
+            self._raw_err.write(f"\r\x1b[K{styled}")
+            self._raw_err.flush()
+
+    def end_status(self) -> None:
+        """Keep the status line as it stands (end it with a newline)."""
+        with self._lock:
+            if self._status:
+                self._raw_err.write("\n")
+                self._raw_err.flush()
+                self._status = False
+
+    def finish(self, *, keep: bool = False) -> None:
+        """End whatever is unfinished, before a last message: the status line, a partial line.
+
+        With ``keep`` the status line stays as it stands (ended with a
+        newline): after a failure it shows where the command was.
+        """
+        with self._lock:
+            if keep and self._status:
+                self._status = False
+                self._raw_err.write("\n")
+                self._raw_err.flush()
+            self._finish_status()
+            if self._open is not None:
+                self._open.write("\n")
+                self._open.flush()
+                self._open = None
+
+    def _finish_status(self) -> None:
+        if self._status:
+            self._raw_err.write("\r\x1b[K")
+            self._raw_err.flush()
+            self._status = False
+
+    def _end_open(self, writer: TextIO) -> None:
+        """End another stream's unfinished line if it shares the terminal with ``writer``."""
+        if self._open is not None and self._open is not writer and self._shared:
+            self._open.write("\n")
+            self._open.flush()
+            self._open = None
+
+    def _write(self, stream: TextIO, text: str) -> int:
+        if not text:
+            return 0
+        with self._lock:
+            if stream is self._raw_err or self._shared:
+                self._finish_status()
+            self._end_open(stream)
+            # Marked first, as in `status`: at worst an extra newline after a Ctrl-C.
+            self._open = stream
+            written = stream.write(text)
+            if text.endswith("\n"):
+                self._open = None
+            return written
+
+
+class _Stream(io.TextIOBase):
+    """One of a `Screen`'s streams: writes go through the screen's bookkeeping."""
+
+    def __init__(self, screen: Screen, raw: TextIO) -> None:
+        super().__init__()
+        self.screen = screen
+        self._raw = raw
+
+    def write(self, text: str) -> int:
+        return self.screen._write(self._raw, text)
+
+    def flush(self) -> None:
+        self._raw.flush()
+
+    def isatty(self) -> bool:
+        return _isatty(self._raw)
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+
+def screen_of(stream: TextIO) -> Screen | None:
+    """The `Screen` a stream belongs to, if it is one of a screen's."""
+    return stream.screen if isinstance(stream, _Stream) else None
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a closed or minimal stream
+        return False
+
+
+def _columns(stream: TextIO) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or 80
+    except (AttributeError, ValueError, OSError):
+        return 80
