@@ -664,13 +664,16 @@ def _subcommand(
     description: str,
     examples: str,
 ) -> argparse.ArgumentParser:
-    return commands.add_parser(
+    command = commands.add_parser(
         name,
         help=summary,
         description=description,
         epilog=f"examples:\n{examples}\n\n{_EXIT_CODES}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    # An unknown option is reported with this command's usage, not the top level's.
+    command.set_defaults(command_parser=command)
+    return command
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -883,6 +886,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _auth_error_text(exc: AuthenticationError) -> str:
+    """The refused key in one sentence: what the service said, where the key came from."""
+    # The handshake's message starts by saying the connection was refused:
+    # once is enough.
+    message = exc.message.removeprefix("the server refused the connection: ")
+    detail = f"{exc.code}: {message}" if exc.code else message
+    extras = [f"HTTP {exc.http_status}"] if exc.http_status is not None else []
+    if exc.request_id:
+        extras.append(f"request_id={exc.request_id}")
+    tail = f" ({', '.join(extras)})" if extras else ""
+    return f"the key in {API_KEY_ENV} was not accepted: {detail}{tail}"
+
+
 def _api_error_text(exc: APIError) -> str:
     """The refusal in one line: a gateway's HTML page as its status and title, not its markup."""
     if exc.http_status is not None and re.search(r"<\s*(!doctype|html|title)\b", exc.message, re.I):
@@ -895,7 +911,11 @@ def main(
     argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
     """Run the command line; returns the exit code (argparse exits 2 itself on bad usage)."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        command_parser: argparse.ArgumentParser = getattr(args, "command_parser", parser)
+        command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     run: Callable[[argparse.Namespace, TextIO, TextIO], int] = args.run
     screen = Screen(out or sys.stdout, err or sys.stderr)
     out, err = screen.out, screen.err
@@ -913,7 +933,7 @@ def main(
     except _Fail as exc:
         return fail(exc.code, str(exc))
     except AuthenticationError as exc:
-        return fail(EXIT_AUTH, f"the service refused the API key: {exc}")
+        return fail(EXIT_AUTH, _auth_error_text(exc))
     except ConfigError as exc:  # a bad value that got past the option checks
         return fail(EXIT_USAGE, str(exc))
     except (TransportError, DashScopeTimeout) as exc:

@@ -103,6 +103,24 @@ class TestTalk:
         assert code == _cli.EXIT_AUTH
         assert "InvalidApiKey" in err
 
+    @pytest.mark.parametrize("command", ["talk", "token"])
+    def test_refused_key_says_so_once(
+        self, server: LocalRealtimeServer, monkeypatch: pytest.MonkeyPatch, command: str
+    ) -> None:
+        """A refused key is one sentence naming the variable and the service's reason, said once."""
+        monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-wrong")
+        if command == "talk":
+            argv = ["talk", SAMPLE, "--url", server.url, "--fast"]
+        else:
+            argv = ["token", "--http-base-url", server.http_base_url]
+        code, _, err = run(*argv)
+        assert code == _cli.EXIT_AUTH
+        assert err.startswith(
+            "dashscope-sync: error: the key in DASHSCOPE_API_KEY was not accepted: "
+        )
+        assert "InvalidApiKey: Invalid API-key provided. (HTTP 401" in err
+        assert "refused" not in err
+
     def test_bad_input_file(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A file that is not audio exits with EXIT_BAD_INPUT and says what it found, on one line."""
         monkeypatch.setenv("DASHSCOPE_API_KEY", "k")
@@ -219,6 +237,15 @@ def test_unexpected_error_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DASHSCOPE_SYNC_DEBUG", "1")
     code, _, err = run("token")
     assert code == _cli.EXIT_ERROR and "Traceback" in err
+
+
+def test_unknown_option_shows_the_commands_usage() -> None:
+    """talk --bogus is refused with talk's usage line, not the top-level one."""
+    proc = cli("talk", "--bogus")
+    assert proc.returncode == _cli.EXIT_USAGE
+    usage, error = proc.stderr.strip().splitlines()[0], proc.stderr.strip().splitlines()[-1]
+    assert usage.startswith("usage: dashscope-sync talk "), proc.stderr
+    assert error == "dashscope-sync talk: error: unrecognized arguments: --bogus"
 
 
 def test_usage_error() -> None:
