@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
-from ._audio import load_audio, sample_wav_path
+from ._audio import decode_audio, sample_wav_path
 from ._cli_term import Budget, Screen, screen_of
 from ._cli_translate import translate_file
 from ._client import API_KEY_ENV, Client, _check_token
@@ -240,9 +240,22 @@ def _check_output(value: str, flag: str = "--output") -> Path:
 
 def _read_input(value: str) -> bytes:
     try:
-        return load_audio(value)
-    except ConfigError as exc:  # load_audio says what is wrong and how to convert
+        pcm, rate, what = decode_audio(value)
+    except ConfigError as exc:  # decode_audio says what is wrong and how to convert
         raise _Fail(EXIT_BAD_INPUT, str(exc)) from exc
+    if rate == INPUT_SAMPLE_RATE:
+        return pcm
+    from ._resample import Resampler, audio_extra_missing
+
+    missing = audio_extra_missing("numpy", "soxr")
+    if missing:  # the file is fine: what is missing is an extra (exit 8, not 5)
+        raise _Fail(
+            EXIT_NOT_INSTALLED,
+            f"{value}: {what}; converting {rate} Hz to {INPUT_SAMPLE_RATE} Hz needs "
+            f"{' and '.join(missing)} from the [audio] extra: {_install('audio')}; or convert "
+            f"the file first: ffmpeg -i {shlex.quote(value)} -ar {INPUT_SAMPLE_RATE} -ac 1 out.wav",
+        )
+    return Resampler(rate, INPUT_SAMPLE_RATE).convert(pcm)
 
 
 def _write_output(path: Path, data: bytes) -> None:

@@ -152,6 +152,18 @@ class TestTalk:
         )
         assert abs(sent * 3 // 4 - 16000) < 400  # base64 of 0.5 s at 16 kHz PCM16
 
+    def test_resampling_without_the_extra_exits_8(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A 44.1 kHz WAV without the [audio] extra exits 8 (a missing extra), naming both pip forms."""
+        monkeypatch.setenv("DASHSCOPE_API_KEY", "k")
+        monkeypatch.setitem(sys.modules, "soxr", None)
+        wav = write_wav(tmp_path / "cd.wav", bytes(4410 * 2), rate=44100)
+        code, _, err = run("talk", str(wav), "--output", str(tmp_path / "o.wav"))
+        assert code == _cli.EXIT_NOT_INSTALLED, err
+        assert "44100 Hz" in err and "[audio] extra" in err
+        assert "pip install 'dashscope-sync[audio]'" in err and "pip install -e '.[audio]'" in err
+
     def test_mic_and_file_are_exclusive(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:

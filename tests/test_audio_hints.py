@@ -1,0 +1,46 @@
+"""What load_audio says about a file it cannot use: the real problem and the fix that works."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+import dashscope_sync as ds
+
+
+def test_text_file_is_not_told_to_install_soundfile(tmp_path: Path) -> None:
+    """A Markdown file is said to hold text; no audio package is offered as the fix."""
+    path = tmp_path / "README.md"
+    path.write_text("# Notes\n\nSome *Markdown* text, not speech.\n")
+    with pytest.raises(ds.ConfigError) as info:
+        ds.load_audio(path)
+    message = str(info.value)
+    assert "holds text" in message and "'# Notes'" in message
+    assert "soundfile" not in message and "pip install" not in message
+
+
+def test_mp3_hint_converts_the_file_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without soundfile, an MP3's ffmpeg hint names that MP3, not a made-up in.flac."""
+    monkeypatch.setitem(sys.modules, "soundfile", None)
+    path = tmp_path / "my talk.mp3"
+    path.write_bytes(b"ID3\x03\x00" + bytes(200))
+    with pytest.raises(ds.ConfigError) as info:
+        ds.load_audio(path)
+    message = str(info.value)
+    assert "an MP3 file" in message and "soundfile" in message
+    assert f"ffmpeg -i '{path}' -ar 16000 -ac 1 out.wav" in message
+    assert "in.flac" not in message
+
+
+def test_fake_mp3_is_not_said_to_be_missing(tmp_path: Path) -> None:
+    """With soundfile, an MP3 that holds no valid audio is said so, not 'File does not exist'."""
+    pytest.importorskip("soundfile")
+    path = tmp_path / "fake.mp3"
+    path.write_bytes(b"ID3\x03\x00\x00\x00\x00\x00\x00" + b"garbage, not frames " * 10)
+    with pytest.raises(ds.ConfigError) as info:
+        ds.load_audio(path)
+    message = str(info.value)
+    assert "an MP3 file, but its content cannot be decoded" in message
+    assert "does not exist" not in message
