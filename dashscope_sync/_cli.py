@@ -127,7 +127,10 @@ def _usage(flag: str, message: str) -> _Fail:
 
 def _install(extra: str) -> str:
     """The pip commands that install ``extra``: from PyPI, and from a source checkout."""
-    return f"pip install 'dashscope-sync[{extra}]' (from a checkout: pip install -e '.[{extra}]')"
+    return (
+        f"pip install 'dashscope-sync[{extra}]' "
+        f"(from a source checkout: pip install -e '.[{extra}]')"
+    )
 
 
 # Option types: a bad value is argparse's usage error (exit 2), naming the option.
@@ -713,7 +716,8 @@ def _parser() -> argparse.ArgumentParser:
             "Hold one voice turn with the bundled local server: send a spoken question\n"
             "(a bundled sample unless --input), print what was heard and the simulated\n"
             "reply's text, write the reply's audio as WAV, and print timings. Needs the\n"
-            "'testing' extra: pip install 'dashscope-sync[testing]'."
+            "'testing' extra: pip install 'dashscope-sync[testing]' (from a source\n"
+            "checkout: pip install -e '.[testing]')."
         ),
         examples=f"  {PROG} demo\n  {PROG} demo --input question.wav --output answer.wav",
     )
@@ -802,7 +806,8 @@ def _parser() -> argparse.ArgumentParser:
             "Run the local realtime server (simulated replies, temporary keys) until\n"
             "Ctrl-C or SIGTERM, and print ready-to-paste talk and token commands that\n"
             "use it.\n"
-            "Needs the 'testing' extra: pip install 'dashscope-sync[testing]'."
+            "Needs the 'testing' extra: pip install 'dashscope-sync[testing]' (from a\n"
+            "source checkout: pip install -e '.[testing]')."
         ),
         examples=f"  {PROG} serve\n  {PROG} serve --port 8765 --api-key sk-mine",
     )

@@ -44,3 +44,25 @@ def test_fake_mp3_is_not_said_to_be_missing(tmp_path: Path) -> None:
     message = str(info.value)
     assert "an MP3 file, but its content cannot be decoded" in message
     assert "does not exist" not in message
+
+
+@pytest.mark.parametrize("missing", ["soxr", "sounddevice", "pywebrtc_audio"])
+def test_install_hints_work_before_and_after_publishing(
+    monkeypatch: pytest.MonkeyPatch, missing: str
+) -> None:
+    """Each missing-extra hint gives the PyPI form and the form that works from a checkout."""
+    from dashscope_sync._devices import import_sounddevice
+    from dashscope_sync._echo import EchoCanceller
+
+    monkeypatch.setitem(sys.modules, missing, None)
+    extra = "aec" if missing == "pywebrtc_audio" else "audio"
+    with pytest.raises(ds.ConfigError) as info:
+        if missing == "soxr":
+            ds.Resampler(44100, 16000)
+        elif missing == "sounddevice":
+            import_sounddevice()
+        else:
+            EchoCanceller(24000)
+    message = str(info.value)
+    assert f"pip install 'dashscope-sync[{extra}]'" in message
+    assert f"pip install -e '.[{extra}]'" in message

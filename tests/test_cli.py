@@ -451,7 +451,9 @@ class TestUsage:
         """demo without the 'testing' extra exits 8 and names the pip install that fixes it."""
         proc = cli("demo", "--output", str(tmp_path / "r.wav"), hide_websockets=True)
         assert proc.returncode == _cli.EXIT_NOT_INSTALLED
-        assert "pip install 'dashscope-sync[testing]'" in one_line_error(proc)
+        line = one_line_error(proc)
+        assert "pip install 'dashscope-sync[testing]'" in line
+        assert "pip install -e '.[testing]'" in line  # what works from a checkout
 
 
 def test_demo_prints_what_was_heard_before_the_reply(tmp_path: Path) -> None:
