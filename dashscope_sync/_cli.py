@@ -69,6 +69,7 @@ from ._families import (
 from ._fmt import seconds
 from ._regions import REGIONS, WORKSPACE_ENV, is_legacy_host
 from ._response import ResponseResult
+from ._startup import restore_sigint
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -929,6 +930,7 @@ def main(
     argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
     """Run the command line; returns the exit code (argparse exits 2 itself on bad usage)."""
+    restore_sigint()  # from here on, Ctrl-C is a KeyboardInterrupt handled below
     parser = _parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:
