@@ -47,7 +47,7 @@ def check_host(config: RealtimeConfig, realtime_url: str) -> None:
     family = family_for(config)
     if needs_workspace(family) and is_legacy_host(realtime_url):
         raise ConfigError(
-            f"{config.model} ({family!r}) is served only on the workspace host, not on the "
+            f"{config.model} ({family.title}) is served only on the workspace host, not on the "
             f"shared host {realtime_url}: pass Client(workspace=...) or set {WORKSPACE_ENV} "
             "(and the region the workspace is in, region=... or DASHSCOPE_REGION)"
         )
@@ -76,7 +76,7 @@ def _nest(session: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
 
 
 def _refuse(family: ModelFamily, what: str) -> ConfigError:
-    return ConfigError(f"{family!r} refuses {what}")
+    return ConfigError(f"{family.title} refuses {what}")
 
 
 def encode_session(update: SessionUpdate, family: ModelFamily, model: str) -> dict[str, Any]:
@@ -214,7 +214,7 @@ def check_late_update(
             )
     if updated_before and update.voice is not NOT_GIVEN:
         return (
-            f"{family!r} applies the voice of the first session.update only: "
+            f"{family.title} applies the voice of the first session.update only: "
             f"voice={update.voice!r} will be ignored"
         )
     return None

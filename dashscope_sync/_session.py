@@ -396,7 +396,7 @@ class RealtimeSession:
     def _check_creates_responses(self) -> None:
         if self.family in (ModelFamily.LIVETRANSLATE, ModelFamily.LIVETRANSLATE_V38):
             raise UsageError(
-                f"{self.config.model} ({self.family!r}) translates as the audio streams in, "
+                f"{self.config.model} ({self.family.title}) translates as the audio streams in, "
                 "without response.create: follow its responses with next_response(), or "
                 "read the ResponseTextText / ResponseAudioTranscriptText events"
             )
@@ -499,7 +499,7 @@ class RealtimeSession:
         if translating:
             # LiveTranslate answers the audio by itself, with no response.create.
             if pcm is None:
-                raise ConfigError(f"respond() on {self.family!r} needs audio to translate")
+                raise ConfigError(f"respond() on {self.family.title} needs audio to translate")
             server_creates = True
         if server_creates and instructions is not None:
             raise UsageError(
@@ -796,7 +796,7 @@ class RealtimeSession:
         rule = finish_rule(self.family, self.config.model)
         if rule is FinishRule.UNSUPPORTED:
             raise UsageError(
-                f"{self.config.model} ({self.family!r}) has no session.finish (the service "
+                f"{self.config.model} ({self.family.title}) has no session.finish (the service "
                 "rejects it or lacks it): close() ends the session"
             )
         if rule is FinishRule.SEND_ONLY:
