@@ -484,10 +484,15 @@ def _live(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) ->
         session.on(
             ResponseAudioTranscriptDelta, lambda e: print(e.delta, end="", file=out, flush=True)
         )
-        session.on(
-            ConversationItemInputAudioTranscriptionCompleted,
-            lambda e: print(f"you: {e.transcript}", file=out, flush=True),
-        )
+        screen = screen_of(out)
+
+        def heard(event: ConversationItemInputAudioTranscriptionCompleted) -> None:
+            # Barge-in: the user's words can come mid-reply, never glued onto it.
+            if screen is not None:
+                screen.new_line()
+            print(f"you: {event.transcript}", file=out, flush=True)
+
+        session.on(ConversationItemInputAudioTranscriptionCompleted, heard)
         session.on(ResponseDone, done)
         session.attach(speaker=speaker, microphone=microphone, barge_in=True, echo=args.echo)
         print(f"connected: session {session.id}; talk now, Ctrl-C to end", file=err, flush=True)

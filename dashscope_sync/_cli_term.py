@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from ._session import RealtimeSession
 
 __all__ = ["Budget", "Screen", "screen_of"]
+
+logger = logging.getLogger("dashscope_sync")
 
 
 class Budget:
@@ -63,7 +66,10 @@ class Budget:
 
         def expire() -> None:
             self._expired.set()
-            session.close()
+            try:
+                session.close()
+            except Exception:  # the main thread reports the timeout; nothing to add here
+                logger.debug("closing the session at --timeout failed", exc_info=True)
 
         self._timer = threading.Timer(self.left(), expire)
         self._timer.name = "dashscope-sync-cli-timeout"
@@ -175,6 +181,15 @@ class Screen:
                 self._raw_err.write("\n")
                 self._raw_err.flush()
                 self._status = False
+
+    def new_line(self) -> None:
+        """Put what is written next on a line of its own: end a half-written line, if any."""
+        with self._lock:
+            self._finish_status()
+            if self._open is not None:
+                self._open.write("\n")
+                self._open.flush()
+                self._open = None
 
     def finish(self, *, keep: bool = False) -> None:
         """End whatever is unfinished, before a last message: the status line, a partial line.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import io
 import os
 import re
 import signal
@@ -17,6 +18,7 @@ import pytest
 
 import dashscope_sync as ds
 from dashscope_sync import _cli
+from dashscope_sync._cli_term import Screen
 from dashscope_sync.testing import LocalRealtimeServer
 
 from ._proc import INTERRUPTIBLE
@@ -205,3 +207,45 @@ def test_error_after_the_prompt_starts_its_own_line(
     assert code == _cli.EXIT_NETWORK, raw
     assert rows[-2].startswith("assistant:"), rows
     assert rows[-1].startswith("dashscope-sync: error: timed out after 2 s (--timeout)"), rows
+
+
+class TtyText(io.StringIO):
+    """A text stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        raise io.UnsupportedOperation("no descriptor: the width falls back to 80")
+
+
+class TestScreen:
+    """The screen's bookkeeping, without a process: what a terminal would show."""
+
+    def test_new_line_ends_a_half_written_line(self) -> None:
+        """A line started mid-reply (what the user said, on barge-in) gets a line of its own."""
+        out = TtyText()
+        screen = Screen(out, out)
+        print("assistant: The weather in", end="", file=screen.out, flush=True)
+        screen.new_line()
+        print("you: stop", file=screen.out)
+        assert screen_rows(out.getvalue(), 80) == ["assistant: The weather in", "you: stop", ""]
+
+    def test_status_never_wraps_with_wide_characters(self) -> None:
+        """A caption of wide (CJK) characters is cut to the width in columns, keeping its end."""
+        err = TtyText()
+        screen = Screen(TtyText(), err)
+        screen.status("这是一个很长的句子" * 10, "。", prefix="uploading 1.0 / 3.8 s: ")
+        shown = screen_rows(err.getvalue(), 80)[0]
+        width = sum(2 if "\u4e00" <= c <= "\u9fff" or c == "。" else 1 for c in shown)
+        assert width <= 79
+        assert shown.startswith("uploading 1.0 / 3.8 s: …") and shown.endswith("句子。")
+
+    def test_pipe_gets_no_status_and_no_escapes(self) -> None:
+        """Off a terminal there is no status line and no escape sequence, only the lines."""
+        out, err = io.StringIO(), io.StringIO()
+        screen = Screen(out, err)
+        screen.status("uploading 1.0 / 3.8 s")
+        print("assistant: hi", file=screen.out)
+        screen.finish(keep=True)
+        assert (out.getvalue(), err.getvalue()) == ("assistant: hi\n", "")
