@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
 from ._audio import decode_audio, sample_wav_path
-from ._cli_term import Budget, Screen, screen_of
+from ._cli_term import Budget, Finisher, Screen, screen_of
 from ._cli_translate import translate_file
 from ._client import API_KEY_ENV, Client, _check_token
 from ._config import NOT_GIVEN, SessionUpdate
@@ -375,7 +375,14 @@ def _converse(
             screen.end_status()  # the upload's last state stays on screen
         if text:
             session.append_text(text)
-        session.commit_audio()
+        finisher: Finisher | None = None
+        if translating:
+            # LiveTranslate's docs end the audio with session.finish (no
+            # commit): it flushes the translation, which streams in meanwhile.
+            finisher = Finisher(session)
+            finisher.start()
+        else:
+            session.commit_audio()
         response = follower or session.create_response(instructions=instructions)
         budget.stage = "waiting for the reply"
         if info.input_audio_transcription is not None:
@@ -403,7 +410,11 @@ def _converse(
         for chunk in response.iter_text(timeout=None):
             print(chunk, end="", file=out, flush=True)
         print(file=out)
-        return response.wait(None)
+        result = response.wait(None)
+        if finisher is not None:
+            budget.stage = "finishing the session"
+            finisher.result()
+        return result
 
 
 def _local_server_class() -> type[LocalRealtimeServer]:
@@ -441,8 +452,6 @@ def _check_live_extras(echo: str | None) -> None:
 def _live(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """A live conversation: microphone in, speaker out, server VAD, barge-in; Ctrl-C ends it."""
     from ._devices import Microphone, Speaker
-
-    _check_live_extras(args.echo)
 
     # Per turn: when the user stopped talking, when the reply's first audio came.
     turns: list[list[float | None]] = []

@@ -23,7 +23,7 @@ from ._fmt import seconds
 if TYPE_CHECKING:
     from ._session import RealtimeSession
 
-__all__ = ["Budget", "Screen", "screen_of"]
+__all__ = ["Budget", "Finisher", "Screen", "screen_of"]
 
 logger = logging.getLogger("dashscope_sync")
 
@@ -88,6 +88,27 @@ class Budget:
         finally:
             if self._timer is not None:
                 self._timer.cancel()
+
+
+class Finisher(threading.Thread):
+    """``session.finish_session()`` on a thread, its failure kept for the main thread."""
+
+    def __init__(self, session: RealtimeSession) -> None:
+        super().__init__(name="dashscope-sync-cli-finish", daemon=True)
+        self._session = session
+        self._error: BaseException | None = None  # written before run() ends, read after join()
+
+    def run(self) -> None:
+        try:
+            self._session.finish_session(timeout=None)
+        except BaseException as exc:  # raised again on the main thread by result()
+            self._error = exc
+
+    def result(self) -> None:
+        """Wait for the finish; raise what it raised."""
+        self.join()
+        if self._error is not None:
+            raise self._error
 
 
 def _cells(char: str) -> int:

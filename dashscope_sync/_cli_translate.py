@@ -15,9 +15,9 @@ import argparse
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
-from ._cli_term import Budget, Screen, screen_of
+from ._cli_term import Budget, Finisher, Screen, screen_of
 from ._client import Client
 from ._config import NOT_GIVEN, SessionUpdate, Translation
 from ._constants import INPUT_SAMPLE_RATE
@@ -28,9 +28,6 @@ from ._families import (
 )
 from ._fmt import seconds
 from ._response import ResponseResult
-
-if TYPE_CHECKING:
-    from ._session import RealtimeSession
 
 __all__ = ["translate_file"]
 
@@ -102,7 +99,7 @@ def _translate(
         # session.finish flushes: the server translates what it holds, then
         # says session.finished. The translation streams in meanwhile, so the
         # finish waits on a thread of its own (the budget's timer ends it).
-        finisher = _Finisher(session)
+        finisher = Finisher(session)
         finisher.start()
         # On a terminal shared with the caption, the confirmed text is shown
         # by the caption and printed whole at the end: streamed, it would
@@ -125,27 +122,6 @@ def _translate(
         budget.stage = "finishing the session"
         finisher.result()
     return result
-
-
-class _Finisher(threading.Thread):
-    """``session.finish_session()`` on a thread, its failure kept for the main thread."""
-
-    def __init__(self, session: RealtimeSession) -> None:
-        super().__init__(name="dashscope-sync-cli-finish", daemon=True)
-        self._session = session
-        self._error: BaseException | None = None  # written before run() ends, read after join()
-
-    def run(self) -> None:
-        try:
-            self._session.finish_session(timeout=None)
-        except BaseException as exc:  # raised again on the main thread by result()
-            self._error = exc
-
-    def result(self) -> None:
-        """Wait for the finish; raise what it raised."""
-        self.join()
-        if self._error is not None:
-            raise self._error
 
 
 class _Caption:

@@ -109,3 +109,25 @@ def test_translate_needs_target() -> None:
     with pytest.raises(SystemExit) as info:
         run("translate", "x.wav")
     assert info.value.code == 2
+
+
+@pytest.mark.usefixtures("key")
+@pytest.mark.parametrize("command", ["talk", "translate"])
+@pytest.mark.parametrize(
+    "model",
+    [ds.MODEL_QWEN3_5_LIVETRANSLATE_FLASH_REALTIME, ds.MODEL_QWEN3_8_LIVETRANSLATE_FLASH_REALTIME],
+)
+def test_livetranslate_audio_ends_with_finish_not_commit(
+    server: LocalRealtimeServer, tmp_path: Path, command: str, model: str
+) -> None:
+    """On LiveTranslate the audio ends with session.finish, as its docs say; no commit is sent."""
+    extra = ["--to", "en"] if command == "translate" else []
+    code, out, err = run(
+        command, str(ds.sample_wav_path()), *extra, "--model", model, "--url", server.url,
+        "--output", str(tmp_path / "o.wav"), "--fast",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "simulated translation" in out
+    sent = [f["type"] for f in server.received]
+    assert "input_audio_buffer.commit" not in sent
+    assert sent[-1] == "session.finish", sent
