@@ -6,6 +6,8 @@ Start with `Client`; ``client.realtime.connect(...)`` returns a ready
 
 from __future__ import annotations
 
+# First: Ctrl-C while the command line imports the rest ends it in one line.
+from . import _startup  # noqa: F401
 from ._audio import (
     chunks,
     load_audio,

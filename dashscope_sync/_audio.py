@@ -19,7 +19,15 @@ if TYPE_CHECKING:
 
     from typing_extensions import Buffer
 
-__all__ = ["chunks", "file_path", "load_audio", "load_wav", "pcm16_to_wav", "sample_wav_path"]
+__all__ = [
+    "chunks",
+    "decode_audio",
+    "file_path",
+    "load_audio",
+    "load_wav",
+    "pcm16_to_wav",
+    "sample_wav_path",
+]
 
 
 def sample_wav_path() -> Path:
@@ -303,6 +311,13 @@ def _mono(pcm: bytes, channels: int) -> bytes:
     return mixed.tobytes()
 
 
+def _convert_hint(path: str, sample_rate: int = INPUT_SAMPLE_RATE) -> str:
+    """The ffmpeg command that converts this very file to what the service takes."""
+    import shlex
+
+    return f"`ffmpeg -i {shlex.quote(path)} -ar {sample_rate} -ac 1 out.wav`"
+
+
 def _read_with_soundfile(path: str, found: str) -> _Decoded:
     """FLAC, OGG, MP3 (and the rest libsndfile reads) through the optional `soundfile`."""
     try:
@@ -310,17 +325,31 @@ def _read_with_soundfile(path: str, found: str) -> _Decoded:
     except ImportError:
         raise ConfigError(
             f"{path}: {found}; reading it needs the `soundfile` package "
-            "(`pip install soundfile`), or convert it to WAV first "
-            "(`ffmpeg -i in.flac -ar 16000 -ac 1 out.wav`)"
+            f"(`pip install soundfile`), or convert it to WAV first ({_convert_hint(path)})"
         ) from None
     except OSError as exc:  # pragma: no cover - a wheel without its libsndfile
         raise ConfigError(f"{path}: the `soundfile` package cannot load libsndfile: {exc}") from exc
     try:
         samples, rate = soundfile.read(path, dtype="int16", always_2d=True)
     except Exception as exc:  # soundfile raises its own LibsndfileError, RuntimeError...
-        raise ConfigError(f"{path}: {found}, and soundfile cannot read it: {exc}") from exc
+        raise ConfigError(
+            f"{path}: {found}, but its content cannot be decoded ({_libsndfile_reason(exc)}); "
+            f"is it really audio? Convert it with e.g. {_convert_hint(path)}"
+        ) from exc
     channels = int(samples.shape[1])
     return _Decoded(samples.astype("<i2").tobytes(), int(rate), channels, 2, "int")
+
+
+def _libsndfile_reason(exc: Exception) -> str:
+    """libsndfile's reason without the path it repeats, and without its misleading guesses."""
+    text = str(exc)
+    if text.startswith("Error opening ") and ": " in text:
+        text = text.split(": ", 1)[1]
+    # libsndfile says this of a file it opened but could not parse (a
+    # truncated or fake MP3): the file does exist.
+    if text.startswith("File does not exist"):
+        return "libsndfile found no valid audio stream in it"
+    return f"libsndfile: {text.rstrip('.')}"
 
 
 def _sniff(blob: bytes) -> str:
@@ -331,9 +360,66 @@ def _sniff(blob: bytes) -> str:
         return "an OGG file"
     if blob[:3] == b"ID3" or blob[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"):
         return "an MP3 file"
+    if blob[:4] == b"FORM" and blob[8:12] in (b"AIFF", b"AIFC"):
+        return "an AIFF file"
     if blob[:4] == b"RIFF":
         return "a RIFF file that is not WAVE"
     return "not a WAV file"
+
+
+def _text_start(blob: bytes) -> str | None:
+    """The first line of a file that holds text (Markdown, JSON, a script...), else None."""
+    head = blob[:4096]
+    if not head or b"\x00" in head:
+        return None
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # not just a character cut at the end of the sample
+            return None
+        text = head[: exc.start].decode("utf-8")
+    if not all(c.isprintable() or c in "\r\n\t\f" for c in text):
+        return None
+    first = text.strip().split("\n", 1)[0].strip() if text.strip() else ""
+    return first[:40] + ("..." if len(first) > 40 else "")
+
+
+def decode_audio(path: str | PathLike[str]) -> tuple[bytes, int, str]:
+    """Read an audio file as mono PCM16 at its own sample rate (no resampling).
+
+    Returns:
+        The samples, their rate in Hz, and what the file holds for messages
+        (``"44100 Hz, 2 channels, 24-bit integer"``).
+
+    Raises:
+        ConfigError: As `load_audio`, except for the missing ``[audio]`` extra.
+    """
+    name = file_path(path)
+    try:
+        with open(name, "rb") as file:
+            blob = file.read()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{name}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(f"{name}: is a directory, not an audio file") from exc
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read the file: {exc.strerror or exc}") from exc
+    if blob[:4] == b"RIFF" and blob[8:12] == b"WAVE":
+        decoded = _decode_wav(name, blob)
+    else:
+        found = _sniff(blob)
+        first = _text_start(blob) if found == "not a WAV file" else None
+        if first is not None:
+            # No audio library reads text: installing one would not help.
+            raise ConfigError(
+                f"{name}: not a WAV file, nor any audio: it holds text"
+                + (f" (it starts {first!r})" if first else "")
+            )
+        decoded = _read_with_soundfile(name, found)
+    pcm = _mono(_to_pcm16(decoded), decoded.channels)
+    if not pcm:
+        raise ConfigError(f"{name}: the file has no audio")
+    return pcm, decoded.rate, decoded.describe()
 
 
 def load_audio(path: str | PathLike[str], *, sample_rate: int = INPUT_SAMPLE_RATE) -> bytes:
@@ -350,35 +436,19 @@ def load_audio(path: str | PathLike[str], *, sample_rate: int = INPUT_SAMPLE_RAT
             read, or needs resampling without the ``[audio]`` extra; the
             message says what was found and what fixes it.
     """
-    name = file_path(path)
-    try:
-        with open(name, "rb") as file:
-            blob = file.read()
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{name}: no such file") from exc
-    except IsADirectoryError as exc:
-        raise ConfigError(f"{name}: is a directory, not an audio file") from exc
-    except OSError as exc:
-        raise ConfigError(f"{name}: cannot read the file: {exc.strerror or exc}") from exc
-    if blob[:4] == b"RIFF" and blob[8:12] == b"WAVE":
-        decoded = _decode_wav(name, blob)
-    else:
-        decoded = _read_with_soundfile(name, _sniff(blob))
-    pcm = _mono(_to_pcm16(decoded), decoded.channels)
-    if not pcm:
-        raise ConfigError(f"{name}: the file has no audio")
-    if decoded.rate != sample_rate:
+    pcm, rate, what = decode_audio(path)
+    if rate != sample_rate:
         from ._resample import AUDIO_EXTRA_HINT, Resampler, audio_extra_missing
 
         missing = audio_extra_missing("numpy", "soxr")
         if missing:
+            name = file_path(path)
             raise ConfigError(
-                f"{name}: {decoded.describe()}; converting {decoded.rate} Hz to "
-                f"{sample_rate} Hz needs {' and '.join(missing)} from the [audio] extra "
-                f"(`{AUDIO_EXTRA_HINT}`), or convert the file first "
-                f"(`ffmpeg -i in.wav -ar {sample_rate} -ac 1 out.wav`)"
+                f"{name}: {what}; converting {rate} Hz to {sample_rate} Hz needs "
+                f"{' and '.join(missing)} from the [audio] extra ({AUDIO_EXTRA_HINT}), "
+                f"or convert the file first ({_convert_hint(name, sample_rate)})"
             )
-        pcm = Resampler(decoded.rate, sample_rate).convert(pcm)
+        pcm = Resampler(rate, sample_rate).convert(pcm)
     return pcm
 
 

@@ -21,6 +21,7 @@ import errno
 import json
 import math
 import os
+import re
 import shlex
 import signal
 import sys
@@ -32,7 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
-from ._audio import load_audio, sample_wav_path
+from ._audio import decode_audio, sample_wav_path
+from ._cli_term import Budget, Finisher, Screen, screen_of
 from ._cli_translate import translate_file
 from ._client import API_KEY_ENV, Client, _check_token
 from ._config import NOT_GIVEN, SessionUpdate
@@ -48,6 +50,7 @@ from ._errors import (
     DashScopeError,
     DashScopeTimeout,
     TransportError,
+    body_summary,
 )
 from ._events import (
     ConversationItemInputAudioTranscriptionCompleted,
@@ -57,8 +60,16 @@ from ._events import (
     ResponseAudioTranscriptDelta,
     ResponseDone,
 )
-from ._families import MODEL_QWEN3_5_LIVETRANSLATE_FLASH_REALTIME, ModelFamily, family_of
+from ._families import (
+    MODEL_QWEN3_5_LIVETRANSLATE_FLASH_REALTIME,
+    ModelFamily,
+    family_of,
+    needs_workspace,
+)
 from ._fmt import seconds
+from ._regions import REGIONS, WORKSPACE_ENV, is_legacy_host
+from ._response import ResponseResult
+from ._startup import restore_sigint
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -92,6 +103,10 @@ EXIT_INTERRUPTED = 130
 
 CHUNK = INPUT_SAMPLE_RATE * 2 // 10  # 100 ms of 16 kHz PCM16: the pace the service wants
 
+#: Seconds a command may wait for the service by default, on top of an upload
+#: paced like speech (``--timeout`` replaces the sum).
+WAIT_DEFAULT = 60.0
+
 #: After the reply is done, how long to wait for the transcript of the
 #: question (it comes from a separate model) before giving up on it.
 TRANSCRIPT_GRACE = 2.0
@@ -109,6 +124,14 @@ class _Fail(Exception):
 
 def _usage(flag: str, message: str) -> _Fail:
     return _Fail(EXIT_USAGE, f"argument {flag}: {message}")
+
+
+def _install(extra: str) -> str:
+    """The pip commands that install ``extra``: from PyPI, and from a source checkout."""
+    return (
+        f"pip install 'dashscope-sync[{extra}]' "
+        f"(from a source checkout: pip install -e '.[{extra}]')"
+    )
 
 
 # Option types: a bad value is argparse's usage error (exit 2), naming the option.
@@ -179,6 +202,12 @@ def _printable(what: str, *, allow_empty: bool = False) -> Callable[[str], str]:
     return check
 
 
+def _region(text: str) -> str:
+    if text not in REGIONS:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(REGIONS)}; got {text!r}")
+    return text
+
+
 def _non_empty(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("must not be empty")
@@ -215,9 +244,22 @@ def _check_output(value: str, flag: str = "--output") -> Path:
 
 def _read_input(value: str) -> bytes:
     try:
-        return load_audio(value)
-    except ConfigError as exc:  # load_audio says what is wrong and how to convert
+        pcm, rate, what = decode_audio(value)
+    except ConfigError as exc:  # decode_audio says what is wrong and how to convert
         raise _Fail(EXIT_BAD_INPUT, str(exc)) from exc
+    if rate == INPUT_SAMPLE_RATE:
+        return pcm
+    from ._resample import Resampler, audio_extra_missing
+
+    missing = audio_extra_missing("numpy", "soxr")
+    if missing:  # the file is fine: what is missing is an extra (exit 8, not 5)
+        raise _Fail(
+            EXIT_NOT_INSTALLED,
+            f"{value}: {what}; converting {rate} Hz to {INPUT_SAMPLE_RATE} Hz needs "
+            f"{' and '.join(missing)} from the [audio] extra: {_install('audio')}; or convert "
+            f"the file first: ffmpeg -i {shlex.quote(value)} -ar {INPUT_SAMPLE_RATE} -ac 1 out.wav",
+        )
+    return Resampler(rate, INPUT_SAMPLE_RATE).convert(pcm)
 
 
 def _write_output(path: Path, data: bytes) -> None:
@@ -230,12 +272,6 @@ def _write_output(path: Path, data: bytes) -> None:
 # The voice turn ----------------------------------------------------------------
 
 
-def _progress(out: TextIO, text: str) -> None:
-    if out.isatty():
-        out.write(f"\r{text}")
-        out.flush()
-
-
 def _voice_turn(
     client: Client,
     *,
@@ -246,21 +282,59 @@ def _voice_turn(
     instructions: str | None,
     output: Path,
     realtime: bool,
-    timeout: float,
+    budget: Budget,
     out: TextIO,
     err: TextIO,
 ) -> int:
     """Upload, ask, print what was heard and the reply's text, save its audio, print timings."""
+    with budget.bound():
+        result = _converse(
+            client, model=model, pcm=pcm, text=text, voice=voice, instructions=instructions,
+            realtime=realtime, budget=budget, out=out, err=err,
+        )  # fmt: skip
+    _write_output(output, result.to_wav_bytes())
+
+    def seconds_or_dash(value: float | None) -> str:
+        return "-" if value is None else seconds(value)
+
+    print(
+        f"reply: {seconds(result.audio_seconds)} of audio -> {output}\n"
+        f"first text {seconds_or_dash(result.first_text_delay)}, "
+        f"first audio {seconds_or_dash(result.first_audio_delay)}, "
+        f"total {seconds_or_dash(result.total_time)}",
+        file=out,
+    )
+    return EXIT_OK
+
+
+def _converse(
+    client: Client,
+    *,
+    model: str,
+    pcm: bytes,
+    text: str | None,
+    voice: str | None,
+    instructions: str | None,
+    realtime: bool,
+    budget: Budget,
+    out: TextIO,
+    err: TextIO,
+) -> ResponseResult:
+    """The turn itself, within ``budget``: connect, upload, ask, print as the reply streams."""
     started = time.monotonic()
-    with client.realtime.connect(model=model) as session:
+    budget.stage = "connecting"
+    with client.realtime.connect(model=model, timeout=budget.left()) as session:
+        budget.watch(session)
         print(f"connected: session {session.id} ({seconds(time.monotonic() - started)})", file=err)
+        budget.stage = "configuring the session"
         info = session.update_session(
             SessionUpdate(
                 modalities=["text", "audio"],
                 turn_detection=None,
                 # No voice given: the model family's own default voice.
                 voice=voice or NOT_GIVEN,
-            )
+            ),
+            timeout=budget.left(),
         )
         # LiveTranslate answers by itself: follow it from before the audio.
         translating = session.family in (ModelFamily.LIVETRANSLATE, ModelFamily.LIVETRANSLATE_V38)
@@ -284,6 +358,8 @@ def _voice_turn(
         session.on(ConversationItemInputAudioTranscriptionCompleted, on_transcript)
         session.on(ConversationItemInputAudioTranscriptionFailed, on_transcript)
         total = len(pcm) / 2 / INPUT_SAMPLE_RATE
+        screen = screen_of(err)
+        budget.stage = "sending the audio"
         upload_started = time.monotonic()
         for start in range(0, len(pcm), CHUNK):
             if realtime:
@@ -293,17 +369,22 @@ def _voice_turn(
                 time.sleep(max(0.0, due - time.monotonic()))
             session.append_audio(pcm[start : start + CHUNK])
             sent = min(len(pcm), start + CHUNK) / 2 / INPUT_SAMPLE_RATE
-            _progress(err, f"uploading {sent:5.1f} / {total:.1f} s")
-        _progress(err, "\n")
+            if screen is not None:
+                screen.status(f"uploading {sent:5.1f} / {total:.1f} s")
+        if screen is not None:
+            screen.end_status()  # the upload's last state stays on screen
         if text:
             session.append_text(text)
+        finisher: Finisher | None = None
         if translating:
-            # LiveTranslate takes no commit: session.finish ends the speech
-            # and comes back after the last translation, as its docs show.
-            session.finish_session(timeout=timeout)
+            # LiveTranslate's docs end the audio with session.finish (no
+            # commit): it flushes the translation, which streams in meanwhile.
+            finisher = Finisher(session)
+            finisher.start()
         else:
             session.commit_audio()
         response = follower or session.create_response(instructions=instructions)
+        budget.stage = "waiting for the reply"
         if info.input_audio_transcription is not None:
             # Conversation order: what the user said, then the reply. The
             # transcript comes from a separate model, often mid-reply, so
@@ -311,7 +392,7 @@ def _voice_turn(
             # for the reply's end: done, failed, or the connection lost.
             def watch_reply() -> None:
                 try:
-                    response.wait(timeout)
+                    response.wait(None)  # the budget's timer ends it, by closing the session
                 except Exception:
                     pass  # raised again below, on this thread, by iter_text and wait
                 finally:
@@ -319,29 +400,21 @@ def _voice_turn(
 
             watcher = threading.Thread(target=watch_reply, name="dashscope-sync-cli", daemon=True)
             watcher.start()
-            settled.wait(timeout)
+            settled.wait(budget.left())
             if not transcribed.is_set():
-                transcribed.wait(TRANSCRIPT_GRACE)
+                transcribed.wait(min(TRANSCRIPT_GRACE, budget.left()))
         if heard:
             print(f"you said: {heard[0]}", file=out)
         print("assistant: ", end="", file=out, flush=True)
-        for chunk in response.iter_text(timeout=timeout):
+        # No timeouts of their own: the budget's timer closes the session.
+        for chunk in response.iter_text(timeout=None):
             print(chunk, end="", file=out, flush=True)
         print(file=out)
-        result = response.wait(timeout)
-    _write_output(output, result.to_wav_bytes())
-
-    def seconds_or_dash(value: float | None) -> str:
-        return "-" if value is None else seconds(value)
-
-    print(
-        f"reply: {seconds(result.audio_seconds)} of audio -> {output}\n"
-        f"first text {seconds_or_dash(result.first_text_delay)}, "
-        f"first audio {seconds_or_dash(result.first_audio_delay)}, "
-        f"total {seconds_or_dash(result.total_time)}",
-        file=out,
-    )
-    return EXIT_OK
+        result = response.wait(None)
+        if finisher is not None:
+            budget.stage = "finishing the session"
+            finisher.result()
+        return result
 
 
 def _local_server_class() -> type[LocalRealtimeServer]:
@@ -352,12 +425,33 @@ def _local_server_class() -> type[LocalRealtimeServer]:
     return LocalRealtimeServer
 
 
+def _check_live_extras(echo: str | None) -> None:
+    """Refuse --mic (or --echo aec) without its extra before connecting, with exit 8."""
+    from ._devices import import_sounddevice
+    from ._resample import audio_extra_missing
+
+    if echo == "aec":
+        missing = audio_extra_missing("pywebrtc_audio", "numpy")
+        if missing:
+            raise _Fail(
+                EXIT_NOT_INSTALLED,
+                f"--echo aec needs {' and '.join(missing)} from the [aec] extra: {_install('aec')}",
+            )
+    missing = audio_extra_missing("sounddevice", "numpy")
+    if missing:
+        raise _Fail(
+            EXIT_NOT_INSTALLED,
+            f"--mic needs {' and '.join(missing)} from the [audio] extra: {_install('audio')}",
+        )
+    try:
+        import_sounddevice()
+    except ConfigError as exc:  # the system's PortAudio library is missing
+        raise _Fail(EXIT_NOT_INSTALLED, f"--mic cannot run: {exc}") from exc
+
+
 def _live(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """A live conversation: microphone in, speaker out, server VAD, barge-in; Ctrl-C ends it."""
-    try:
-        from ._devices import Microphone, Speaker
-    except ImportError as exc:  # the [audio] extra, or the system's PortAudio
-        raise _Fail(EXIT_NOT_INSTALLED, f"--mic cannot run: {exc}") from exc
+    from ._devices import Microphone, Speaker
 
     # Per turn: when the user stopped talking, when the reply's first audio came.
     turns: list[list[float | None]] = []
@@ -382,23 +476,32 @@ def _live(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) ->
         text = ", ".join(seconds(d) for d in delays) or "-"
         print(f"turns: {len(turns)}; first audio after you stopped: {text}", file=out, flush=True)
 
+    # --timeout bounds getting the conversation going; the conversation
+    # itself lasts until Ctrl-C.
+    budget = Budget(WAIT_DEFAULT if args.timeout is None else args.timeout)
     with (
-        client.realtime.connect(model=args.model) as session,
+        client.realtime.connect(model=args.model, timeout=budget.left()) as session,
         Speaker() as speaker,
         Microphone() as microphone,
     ):
         session.update_session(
-            SessionUpdate(modalities=["text", "audio"], voice=args.voice or NOT_GIVEN)
+            SessionUpdate(modalities=["text", "audio"], voice=args.voice or NOT_GIVEN),
+            timeout=budget.left(),
         )
         session.on(InputAudioBufferSpeechStopped, stopped)
         session.on(ResponseAudioDelta, audio)
         session.on(
             ResponseAudioTranscriptDelta, lambda e: print(e.delta, end="", file=out, flush=True)
         )
-        session.on(
-            ConversationItemInputAudioTranscriptionCompleted,
-            lambda e: print(f"you: {e.transcript}", file=out, flush=True),
-        )
+        screen = screen_of(out)
+
+        def heard(event: ConversationItemInputAudioTranscriptionCompleted) -> None:
+            # Barge-in: the user's words can come mid-reply, never glued onto it.
+            if screen is not None:
+                screen.new_line()
+            print(f"you: {event.transcript}", file=out, flush=True)
+
+        session.on(ConversationItemInputAudioTranscriptionCompleted, heard)
         session.on(ResponseDone, done)
         session.attach(speaker=speaker, microphone=microphone, barge_in=True, echo=args.echo)
         print(f"connected: session {session.id}; talk now, Ctrl-C to end", file=err, flush=True)
@@ -442,10 +545,24 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             instructions=None,
             output=output,
             realtime=False,
-            timeout=args.timeout,
+            budget=Budget(args.timeout),
             out=out,
             err=err,
         )
+
+
+def _client(args: argparse.Namespace) -> Client:
+    """The client for a realtime command, refusing a model its endpoint does not serve."""
+    client = Client(_api_key(), base_url=args.url, workspace=args.workspace, region=args.region)
+    family = family_of(args.model)
+    if needs_workspace(family) and is_legacy_host(client.realtime_url):
+        raise _usage(
+            "--workspace",
+            f"{args.model} ({family.title}) is served only on a workspace host, not on "
+            f"{client.realtime_url}: pass --workspace llm-... (or set {WORKSPACE_ENV}), "
+            f"and --region if the workspace is not in {client.region}",
+        )
+    return client
 
 
 def _api_key() -> str:
@@ -458,14 +575,23 @@ def _api_key() -> str:
         raise _Fail(EXIT_NO_KEY, f"no usable API key: {exc}") from exc
 
 
+def _whole_command_timeout(args: argparse.Namespace, pcm: bytes) -> float:
+    """``--timeout``, or by default `WAIT_DEFAULT` plus the upload's length at real-time pace."""
+    if args.timeout is not None:
+        return float(args.timeout)
+    paced = 0.0 if args.fast else len(pcm) / 2 / INPUT_SAMPLE_RATE
+    return WAIT_DEFAULT + paced
+
+
 def _cmd_talk(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.mic == (args.input is not None):
         raise _usage("input", "talk needs an audio file to send, or --mic (not both)")
     if args.mic:
-        client = Client(_api_key(), base_url=args.url, workspace=args.workspace, region=args.region)
+        _check_live_extras(args.echo)  # before connecting: exit 8 names what to install
+        client = _client(args)
         return _live(client, args, out, err)
     output = _check_output(args.output)
-    client = Client(_api_key(), base_url=args.url, workspace=args.workspace, region=args.region)
+    client = _client(args)
     pcm = _read_input(args.input)
     return _voice_turn(
         client,
@@ -476,7 +602,7 @@ def _cmd_talk(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         instructions=args.instructions,
         output=output,
         realtime=not args.fast,
-        timeout=args.timeout,
+        budget=Budget(_whole_command_timeout(args, pcm)),
         out=out,
         err=err,
     )
@@ -486,12 +612,14 @@ def _cmd_translate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     family = family_of(args.model)
     if family not in (ModelFamily.LIVETRANSLATE, ModelFamily.LIVETRANSLATE_V38):
         raise _usage(
-            "--model", f"translate needs a LiveTranslate model; {args.model} is {family!r}"
+            "--model",
+            f"translate needs a LiveTranslate model; {args.model} is a {family.title} model",
         )
     output = _check_output(args.output)
     pcm = _read_input(args.input)
-    client = Client(_api_key(), base_url=args.url, workspace=args.workspace, region=args.region)
-    return translate_file(client, args, pcm, output, out, err)
+    client = _client(args)
+    budget = Budget(_whole_command_timeout(args, pcm))
+    return translate_file(client, args, pcm, output, budget, out, err)
 
 
 def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -544,7 +672,7 @@ def _sigterm_interrupts() -> Iterator[None]:
 
 def _cmd_token(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     client = Client(_api_key(), workspace=args.workspace, http_base_url=args.http_base_url)
-    key = client.tokens.create(args.expire)
+    key = client.tokens.create(args.expire, timeout=args.timeout)
     print(json.dumps({"token": key.token, "expires_at": key.expires_at}), file=out)
     return EXIT_OK
 
@@ -567,13 +695,16 @@ def _subcommand(
     description: str,
     examples: str,
 ) -> argparse.ArgumentParser:
-    return commands.add_parser(
+    command = commands.add_parser(
         name,
         help=summary,
         description=description,
         epilog=f"examples:\n{examples}\n\n{_EXIT_CODES}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    # An unknown option is reported with this command's usage, not the top level's.
+    command.set_defaults(command_parser=command)
+    return command
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -600,14 +731,18 @@ def _parser() -> argparse.ArgumentParser:
             "Hold one voice turn with the bundled local server: send a spoken question\n"
             "(a bundled sample unless --input), print what was heard and the simulated\n"
             "reply's text, write the reply's audio as WAV, and print timings. Needs the\n"
-            "'testing' extra: pip install 'dashscope-sync[testing]'."
+            "'testing' extra: pip install 'dashscope-sync[testing]' (from a source\n"
+            "checkout: pip install -e '.[testing]')."
         ),
         examples=f"  {PROG} demo\n  {PROG} demo --input question.wav --output answer.wav",
     )
     demo.add_argument("--input", default=str(sample_wav_path()), help="audio file (WAV; FLAC...)")
     demo.add_argument("--output", default="reply.wav", help="where to write the reply audio")
     demo.add_argument(
-        "--timeout", type=_positive_seconds, default=30.0, help="seconds to wait for the reply"
+        "--timeout",
+        type=_positive_seconds,
+        default=30.0,
+        help="seconds the whole command may take (default: 30)",
     )
     demo.set_defaults(run=_cmd_demo)
 
@@ -665,10 +800,16 @@ def _parser() -> argparse.ArgumentParser:
         type=_printable("a workspace id"),
         help="workspace id (default: DASHSCOPE_WORKSPACE)",
     )
-    talk.add_argument("--region", help="region id (default: DASHSCOPE_REGION, cn-beijing)")
+    talk.add_argument(
+        "--region", type=_region, help="region id (default: DASHSCOPE_REGION, cn-beijing)"
+    )
     talk.add_argument("--fast", action="store_true", help="upload faster than real time")
     talk.add_argument(
-        "--timeout", type=_positive_seconds, default=60.0, help="seconds to wait for the reply"
+        "--timeout",
+        type=_positive_seconds,
+        default=None,
+        help=f"seconds the whole command may take (default: {WAIT_DEFAULT:g}, plus the audio's "
+        "length unless --fast; with --mic: until the conversation starts)",
     )
     talk.set_defaults(run=_cmd_talk)
 
@@ -680,7 +821,8 @@ def _parser() -> argparse.ArgumentParser:
             "Run the local realtime server (simulated replies, temporary keys) until\n"
             "Ctrl-C or SIGTERM, and print ready-to-paste talk and token commands that\n"
             "use it.\n"
-            "Needs the 'testing' extra: pip install 'dashscope-sync[testing]'."
+            "Needs the 'testing' extra: pip install 'dashscope-sync[testing]' (from a\n"
+            "source checkout: pip install -e '.[testing]')."
         ),
         examples=f"  {PROG} serve\n  {PROG} serve --port 8765 --api-key sk-mine",
     )
@@ -712,6 +854,12 @@ def _parser() -> argparse.ArgumentParser:
         "--expire", type=_expire_seconds, default=60, help="lifetime in seconds, 1 to 1800"
     )
     token.add_argument("--workspace", type=_printable("a workspace id"), help="workspace id")
+    token.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=30.0,
+        help="seconds the whole command may take (default: 30)",
+    )
     token.add_argument(
         "--http-base-url",
         type=_url("http", "https"),
@@ -756,26 +904,62 @@ def _parser() -> argparse.ArgumentParser:
         type=_printable("a workspace id"),
         help="workspace id (default: DASHSCOPE_WORKSPACE)",
     )
-    translate.add_argument("--region", help="region id (default: DASHSCOPE_REGION, cn-beijing)")
+    translate.add_argument(
+        "--region", type=_region, help="region id (default: DASHSCOPE_REGION, cn-beijing)"
+    )
     translate.add_argument("--fast", action="store_true", help="upload faster than real time")
     translate.add_argument(
-        "--timeout", type=_positive_seconds, default=60.0, help="seconds to wait"
+        "--timeout",
+        type=_positive_seconds,
+        default=None,
+        help=f"seconds the whole command may take (default: {WAIT_DEFAULT:g}, plus the audio's "
+        "length unless --fast)",
     )
     translate.set_defaults(run=_cmd_translate)
     return parser
+
+
+def _auth_error_text(exc: AuthenticationError) -> str:
+    """The refused key in one sentence: what the service said, where the key came from."""
+    # The handshake's message starts by saying the connection was refused:
+    # once is enough.
+    message = exc.message.removeprefix("the server refused the connection: ")
+    detail = f"{exc.code}: {message}" if exc.code else message
+    extras = [f"HTTP {exc.http_status}"] if exc.http_status is not None else []
+    if exc.request_id:
+        extras.append(f"request_id={exc.request_id}")
+    tail = f" ({', '.join(extras)})" if extras else ""
+    return f"the key in {API_KEY_ENV} was not accepted: {detail}{tail}"
+
+
+def _api_error_text(exc: APIError) -> str:
+    """The refusal in one line: a gateway's HTML page as its status and title, not its markup."""
+    if exc.http_status is not None and re.search(r"<\s*(!doctype|html|title)\b", exc.message, re.I):
+        text = f"the service refused the request: {body_summary(exc.message, exc.http_status)}"
+        return text + (f" (request_id={exc.request_id})" if exc.request_id else "")
+    return str(exc)
 
 
 def main(
     argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
     """Run the command line; returns the exit code (argparse exits 2 itself on bad usage)."""
-    out = out or sys.stdout
-    err = err or sys.stderr
-    args = _parser().parse_args(argv)
+    restore_sigint()  # from here on, Ctrl-C is a KeyboardInterrupt handled below
+    parser = _parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        command_parser: argparse.ArgumentParser = getattr(args, "command_parser", parser)
+        command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     run: Callable[[argparse.Namespace, TextIO, TextIO], int] = args.run
+    screen = Screen(out or sys.stdout, err or sys.stderr)
+    out, err = screen.out, screen.err
 
     def fail(code: int, message: str) -> int:
-        print(f"{PROG}: error: {message}", file=err)
+        # Never glued onto progress, a caption or a half-written reply; the
+        # progress stays, to show where the command was.
+        screen.finish(keep=True)
+        # One line, whatever the message holds (a server's text can have newlines).
+        print(f"{PROG}: error: {' '.join(message.split())}", file=err)
         return code
 
     try:
@@ -783,13 +967,13 @@ def main(
     except _Fail as exc:
         return fail(exc.code, str(exc))
     except AuthenticationError as exc:
-        return fail(EXIT_AUTH, f"the service refused the API key: {exc}")
+        return fail(EXIT_AUTH, _auth_error_text(exc))
     except ConfigError as exc:  # a bad value that got past the option checks
         return fail(EXIT_USAGE, str(exc))
     except (TransportError, DashScopeTimeout) as exc:
         return fail(EXIT_NETWORK, str(exc))
     except APIError as exc:
-        return fail(EXIT_API, str(exc))
+        return fail(EXIT_API, _api_error_text(exc))
     except DashScopeError as exc:
         return fail(EXIT_ERROR, str(exc))
     except KeyboardInterrupt:
@@ -797,6 +981,7 @@ def main(
     except Exception as exc:
         # The last resort: one line, not a traceback, unless asked for.
         if os.environ.get(DEBUG_ENV):
+            screen.finish()
             traceback.print_exc(file=err)
         detail = str(exc) or repr(exc)
         if isinstance(exc, OSError) and exc.strerror:

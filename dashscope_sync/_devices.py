@@ -28,7 +28,7 @@ from ._deadline import Deadline, check_timeout
 from ._errors import AudioDeviceError, ConfigError, DashScopeError, DashScopeTimeout
 from ._fmt import seconds
 from ._inputs import pcm16_buffer
-from ._resample import resampler_for
+from ._resample import AUDIO_EXTRA_HINT, resampler_for
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -51,7 +51,7 @@ def import_sounddevice() -> Any:
         import sounddevice
     except ImportError:
         raise ConfigError(
-            "the microphone and speaker need the [audio] extra: pip install 'dashscope-sync[audio]'"
+            f"the microphone and speaker need the [audio] extra: {AUDIO_EXTRA_HINT}"
         ) from None
     except OSError as exc:  # "PortAudio library not found"
         raise ConfigError(

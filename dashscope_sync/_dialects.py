@@ -71,7 +71,7 @@ def check_host(config: RealtimeConfig, realtime_url: str) -> None:
     family = family_for(config)
     if needs_workspace(family) and is_legacy_host(realtime_url):
         raise ConfigError(
-            f"{config.model} ({family!r}) is served only on the workspace host, not on the "
+            f"{config.model} ({family.title}) is served only on the workspace host, not on the "
             f"shared host {realtime_url}: pass Client(workspace=...) or set {WORKSPACE_ENV} "
             "(and the region the workspace is in, region=... or DASHSCOPE_REGION)"
         )
@@ -94,7 +94,7 @@ def check_client_event(family: ModelFamily, model: str, wire_type: str) -> None:
     if listed is None or wire_type in listed:
         return
     raise UsageError(
-        f"{model} ({family!r}) does not take {wire_type}: its docs list only "
+        f"{model} ({family.title}) does not take {wire_type}: its docs list only "
         f"{', '.join(sorted(listed))}. send_raw() sends it anyway"
     )
 
@@ -122,7 +122,7 @@ def _nest(session: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
 
 
 def _refuse(family: ModelFamily, what: str) -> ConfigError:
-    return ConfigError(f"{family!r} refuses {what}")
+    return ConfigError(f"{family.title} refuses {what}")
 
 
 def encode_session(update: SessionUpdate, family: ModelFamily, model: str) -> dict[str, Any]:
@@ -373,7 +373,7 @@ def check_late_update(
             )
     if updated_before and update.voice is not NOT_GIVEN:
         return (
-            f"{family!r} applies the voice of the first session.update only: "
+            f"{family.title} applies the voice of the first session.update only: "
             f"voice={update.voice!r} will be ignored"
         )
     return None
@@ -423,10 +423,10 @@ def plan_turn(
     """
     if family in _LIVETRANSLATE:
         if not audio:
-            raise ConfigError(f"respond() on {family!r} needs audio to translate")
+            raise ConfigError(f"respond() on {family.title} needs audio to translate")
         if detection is None:
             raise UsageError(
-                f"respond() on {family!r} needs turn detection, which ends the speech: with "
+                f"respond() on {family.title} needs turn detection, which ends the speech: with "
                 "turn_detection=None the translation comes at finish_session() (append the "
                 "audio, take next_response(), then call finish_session())"
             )

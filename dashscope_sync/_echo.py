@@ -23,7 +23,10 @@ from ._resample import audio_extra_missing, resampler_for
 
 __all__ = ["AEC_EXTRA_HINT", "EchoCanceller"]
 
-AEC_EXTRA_HINT: Final = "pip install 'dashscope-sync[aec]'"
+#: Both forms, as for the [audio] extra: the published package, and a source checkout.
+AEC_EXTRA_HINT: Final = (
+    "pip install 'dashscope-sync[aec]' (from a source checkout: pip install -e '.[aec]')"
+)
 #: AEC3 works on 10 ms frames.
 _FRAME: Final = INPUT_SAMPLE_RATE // 100 * 2
 #: The most far-end audio kept waiting for the microphone (bytes, 1 s at 16 kHz).

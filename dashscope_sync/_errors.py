@@ -330,6 +330,34 @@ class AudioDeviceError(DashScopeError, OSError):
     """
 
 
+def body_summary(body: bytes | str, http_status: int, reason: str | None = None) -> str:
+    """A reply body that is not the service's JSON, as one line for a message.
+
+    A gateway's HTML error page (a proxy's 502...) is ten lines of markup:
+    it becomes its status and the page's title. Other text has its runs of
+    white space folded and is cut to 200 characters.
+    """
+    import html
+    import re
+
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    status = f"HTTP {http_status}" + (f" {reason}" if reason else "")
+    if re.search(r"<\s*(!doctype\s+html|html|head|body|title)\b", text, re.IGNORECASE):
+        found = re.search(r"<title[^>]*>(.*?)</title", text, re.IGNORECASE | re.DOTALL)
+        if found is None:
+            found = re.search(r"<h1[^>]*>(.*?)</h1", text, re.IGNORECASE | re.DOTALL)
+        if found is not None:
+            title = " ".join(html.unescape(re.sub(r"<[^>]*>", "", found[1])).split())
+            if title:
+                return f"{status}, an HTML page titled {title[:120]!r}"
+        words = " ".join(html.unescape(re.sub(r"<[^>]*>", " ", text)).split())
+        return f"{status}, an HTML page" + (f": {words[:120]}" if words else "")
+    folded = " ".join(text.split())
+    if len(folded) > 200:
+        folded = folded[:199] + "…"
+    return folded or status
+
+
 _AUTH_CODES = frozenset({"InvalidApiKey", "AccessDenied", "AccessDenied.Unpurchased"})
 
 

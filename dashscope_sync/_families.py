@@ -90,6 +90,20 @@ class ModelFamily(enum.Enum):
     def __repr__(self) -> str:
         return f"ModelFamily.{self.name}"
 
+    @property
+    def title(self) -> str:
+        """The family's name for people and messages: ``"Qwen-Omni 3.8"``, ``"LiveTranslate"``..."""
+        return _TITLES[self]
+
+
+_TITLES: Final[Mapping[ModelFamily, str]] = {
+    ModelFamily.OMNI: "Qwen-Omni",
+    ModelFamily.OMNI_V38: "Qwen-Omni 3.8",
+    ModelFamily.LIVETRANSLATE: "LiveTranslate",
+    ModelFamily.LIVETRANSLATE_V38: "LiveTranslate 3.8",
+    ModelFamily.QWEN_AUDIO: "Qwen-Audio",
+}
+
 
 class FinishRule(enum.Enum):
     """What ``session.finish`` does for a model (MODEL_FAMILIES.md §6)."""

@@ -11,7 +11,9 @@ import json
 import re
 import threading
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -24,6 +26,7 @@ from ._errors import (
     DashScopeTimeout,
     TransportError,
     api_error_class,
+    body_summary,
 )
 from ._fmt import seconds
 
@@ -136,31 +139,60 @@ class TokenService:
         return TemporaryKey(token=token, expires_at=float(expires_at))
 
 
-def _timed_out(exc: BaseException) -> bool:
-    """Whether a time-out is somewhere in ``exc``'s wrapped reasons (urllib3 nests them)."""
-    import requests
-    from urllib3.exceptions import NewConnectionError
-    from urllib3.exceptions import TimeoutError as Urllib3Timeout
-
+def _reasons(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and the exceptions it wraps, outermost first (urllib3 nests them)."""
     pending: list[BaseException] = [exc]
     seen: set[int] = set()
     while pending and len(seen) < 20:
-        current = pending.pop()
+        current = pending.pop(0)
         if id(current) in seen:
             continue
         seen.add(id(current))
-        # NewConnectionError subclasses urllib3's ConnectTimeoutError for
-        # history's sake, but is a refusal, not a time-out.
-        if isinstance(current, NewConnectionError):
-            continue
-        if isinstance(current, (TimeoutError, requests.Timeout, Urllib3Timeout)):
-            return True
+        yield current
         pending += [e for e in (current.__cause__, current.__context__) if e is not None]
         pending += [a for a in current.args if isinstance(a, BaseException)]
         reason = getattr(current, "reason", None)
         if isinstance(reason, BaseException):
             pending.append(reason)
-    return False
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether a time-out is somewhere in ``exc``'s wrapped reasons."""
+    import requests
+    from urllib3.exceptions import NewConnectionError
+    from urllib3.exceptions import TimeoutError as Urllib3Timeout
+
+    # NewConnectionError subclasses urllib3's ConnectTimeoutError for
+    # history's sake, but is a refusal, not a time-out.
+    return any(
+        isinstance(reason, (TimeoutError, requests.Timeout, Urllib3Timeout))
+        and not isinstance(reason, NewConnectionError)
+        for reason in _reasons(exc)
+    )
+
+
+def _socket_failure(exc: BaseException, url: str) -> str | None:
+    """What the socket said, in words, for a request that never reached the server.
+
+    urllib3's own text ("HTTPConnectionPool(...): Max retries exceeded...
+    NewConnectionError(...)") names its internals; the operating system's
+    reason ("Connection refused") is what a person can act on.
+    """
+    import socket
+
+    from urllib3.exceptions import NameResolutionError, NewConnectionError
+
+    reasons = list(_reasons(exc))
+    if not any(isinstance(r, (NewConnectionError, NameResolutionError)) for r in reasons):
+        return None
+    parts = urlsplit(url)
+    for reason in reasons:
+        if isinstance(reason, socket.gaierror):
+            return f"cannot resolve host {parts.hostname!r}: {reason.strerror or reason}"
+        if isinstance(reason, OSError) and reason.strerror:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            return f"cannot connect to {parts.hostname}:{port}: {reason.strerror}"
+    return None
 
 
 def _redacted(text: str) -> str:
@@ -202,6 +234,9 @@ def _translated(exc: requests.RequestException, url: str, timeout: float | None)
             "or corporate CA signs it, pass http_session with verify='ca-bundle.pem' "
             f"({_redacted(str(exc))})"
         )
+    failure = _socket_failure(exc, url)
+    if failure is not None:
+        return TransportError(f"POST {url} failed: {failure}")
     return TransportError(f"POST {url} failed: {_redacted(str(exc))}")
 
 
@@ -253,8 +288,7 @@ def _post_json(
             rid = data.get("request_id")
             request_id = rid if isinstance(rid, str) else None
         if not message:
-            text = body.decode("utf-8", "replace").strip()[:200]
-            message = text or f"HTTP {reply.status_code} {reply.reason}"
+            message = body_summary(body, reply.status_code, reply.reason)
         cls = api_error_class(reply.status_code, code)
         raise cls(message, code=code, request_id=request_id, http_status=reply.status_code)
     if not isinstance(data, dict):

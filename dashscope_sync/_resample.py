@@ -19,7 +19,11 @@ from ._errors import ConfigError, ConfigTypeError
 __all__ = ["AUDIO_EXTRA_HINT", "Resampler", "audio_extra_missing", "resampler_for"]
 
 #: What to install for the `[audio]` extra, for messages.
-AUDIO_EXTRA_HINT: Final = "pip install 'dashscope-sync[audio]'"
+#: Both forms: the published package, and a source checkout (where the first
+#: fails until the package is on PyPI).
+AUDIO_EXTRA_HINT: Final = (
+    "pip install 'dashscope-sync[audio]' (from a source checkout: pip install -e '.[audio]')"
+)
 
 #: Sample formats: numpy dtype and bytes per sample.
 _FORMATS: Final = {"int16": ("<i2", 2), "float32": ("<f4", 4)}

@@ -392,7 +392,7 @@ class RealtimeSession:
     def _check_creates_responses(self) -> None:
         if self.family in (ModelFamily.LIVETRANSLATE, ModelFamily.LIVETRANSLATE_V38):
             raise UsageError(
-                f"{self.config.model} ({self.family!r}) translates as the audio streams in, "
+                f"{self.config.model} ({self.family.title}) translates as the audio streams in, "
                 "without response.create: follow its responses with next_response(), or "
                 "read the ResponseTextText / ResponseAudioTranscriptText events "
                 "(send_raw() sends a response.create anyway)"
@@ -781,7 +781,7 @@ class RealtimeSession:
         rule = finish_rule(self.family, self.config.model)
         if rule is FinishRule.UNSUPPORTED:
             raise UsageError(
-                f"{self.config.model} ({self.family!r}) has no session.finish (the service "
+                f"{self.config.model} ({self.family.title}) has no session.finish (the service "
                 "rejects it or lacks it): close() ends the session (send_raw() sends one anyway)"
             )
         if rule is FinishRule.SEND_ONLY:

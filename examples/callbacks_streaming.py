@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import threading
 from collections.abc import Iterator
@@ -56,6 +57,8 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
 def open_client(args: argparse.Namespace) -> Iterator[ds.Client]:
     """Yield a client for the real service, or for a local simulated server (--local)."""
     if not args.local:
+        if not os.environ.get(ds.API_KEY_ENV, "").strip():
+            sys.exit(fail(ds.ConfigError(f"no API key: set {ds.API_KEY_ENV}"), 3))
         # The key from DASHSCOPE_API_KEY; the endpoint resolved from the arguments.
         yield ds.Client(base_url=args.url, workspace=args.workspace, region=args.region)
         return
@@ -63,6 +66,44 @@ def open_client(args: argparse.Namespace) -> Iterator[ds.Client]:
 
     with LocalRealtimeServer() as server:
         yield ds.Client(server.api_key, base_url=server.url, http_base_url=server.http_base_url)
+
+
+# Failing. This block is the same in every example too: one line on stderr and
+# the exit code the dashscope-sync command gives for the same failure (2 usage,
+# 3 no key, 4 key refused, 5 bad input file, 6 network or timeout, 7 other
+# refusal, 8 missing extra, 130 Ctrl-C, 1 anything else).
+
+#: What main() catches: every library error, files, a missing extra, Ctrl-C.
+FAILURES = (ds.DashScopeError, OSError, ImportError, KeyboardInterrupt)
+EXIT_CODES: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], int], ...] = (
+    (KeyboardInterrupt, 130),
+    (ds.AuthenticationError, 4),
+    (ds.APIError, 7),
+    ((ds.TransportError, ds.DashScopeTimeout), 6),
+    (ImportError, 8),  # --local needs the 'testing' extra
+    ((ds.ConfigError, OSError), 2),
+)
+
+
+def fail(exc: BaseException, code: int | None = None) -> int:
+    """Print ``exc`` as one line on stderr; return ``code``, else the command's code for it."""
+    print(f"error: {' '.join(str(exc).split()) or 'interrupted'}", file=sys.stderr)
+    return code if code is not None else next((c for t, c in EXIT_CODES if isinstance(exc, t)), 1)
+
+
+def check_output(path: str) -> None:
+    """Exit 2 unless ``path`` can be written; called before connecting, as a turn costs money."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path) or not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        sys.exit(fail(OSError(f"--output {path}: cannot write a file there"), 2))
+
+
+def load_input(path: str) -> bytes:
+    """The question's audio (16 kHz mono PCM16 WAV), or exit 5 saying what is wrong with it."""
+    try:
+        return ds.load_wav(path)
+    except ds.ConfigError as exc:  # with a conversion hint (ffmpeg, sox) for a wrong format
+        sys.exit(fail(exc, 5))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_connection_options(parser)
     args = parser.parse_args(argv)
+    check_output(args.output)
 
     # State the handlers share with this thread. Handlers run one at a time on
     # the handler thread, so they need no lock among themselves; this thread
@@ -88,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     done = threading.Event()
 
     try:
-        pcm = ds.load_wav(args.wav)
+        pcm = load_input(args.wav)
         config = ds.RealtimeConfig(model=args.model, max_buffered_events=0)  # callbacks only
         with open_client(args) as client, client.realtime.connect(config) as session:
             session.update_session(
@@ -143,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
 
             if not done.wait(args.timeout):
                 print(f"\nerror: no reply within {args.timeout} s", file=sys.stderr)
-                return 1
+                return 6
             print()
             # Leaving the block closes the session: handlers finish the events
             # already received, the threads are joined, and a handler error
@@ -152,9 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\na handler failed: {exc}", file=sys.stderr)
         print(f"  original exception: {exc.__cause__!r}", file=sys.stderr)
         return 1
-    except ds.DashScopeError as exc:  # every library error: bad key, network, timeout...
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except FAILURES as exc:  # one line, and the exit code of the same failure
+        return fail(exc)
 
     if outcome[0] != "completed":
         print(f"the response did not complete: {outcome[0]}", file=sys.stderr)

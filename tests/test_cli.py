@@ -9,7 +9,9 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import wave
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -102,6 +104,24 @@ class TestTalk:
         assert code == _cli.EXIT_AUTH
         assert "InvalidApiKey" in err
 
+    @pytest.mark.parametrize("command", ["talk", "token"])
+    def test_refused_key_says_so_once(
+        self, server: LocalRealtimeServer, monkeypatch: pytest.MonkeyPatch, command: str
+    ) -> None:
+        """A refused key is one sentence naming the variable and the service's reason, said once."""
+        monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-wrong")
+        if command == "talk":
+            argv = ["talk", SAMPLE, "--url", server.url, "--fast"]
+        else:
+            argv = ["token", "--http-base-url", server.http_base_url]
+        code, _, err = run(*argv)
+        assert code == _cli.EXIT_AUTH
+        assert err.startswith(
+            "dashscope-sync: error: the key in DASHSCOPE_API_KEY was not accepted: "
+        )
+        assert "InvalidApiKey: Invalid API-key provided. (HTTP 401" in err
+        assert "refused" not in err
+
     def test_bad_input_file(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A file that is not audio exits with EXIT_BAD_INPUT and says what it found, on one line."""
         monkeypatch.setenv("DASHSCOPE_API_KEY", "k")
@@ -133,6 +153,18 @@ class TestTalk:
         )
         assert abs(sent * 3 // 4 - 16000) < 400  # base64 of 0.5 s at 16 kHz PCM16
 
+    def test_resampling_without_the_extra_exits_8(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A 44.1 kHz WAV without the [audio] extra exits 8 (a missing extra), naming both pip forms."""
+        monkeypatch.setenv("DASHSCOPE_API_KEY", "k")
+        monkeypatch.setitem(sys.modules, "soxr", None)
+        wav = write_wav(tmp_path / "cd.wav", bytes(4410 * 2), rate=44100)
+        code, _, err = run("talk", str(wav), "--output", str(tmp_path / "o.wav"))
+        assert code == _cli.EXIT_NOT_INSTALLED, err
+        assert "44100 Hz" in err and "[audio] extra" in err
+        assert "pip install 'dashscope-sync[audio]'" in err and "pip install -e '.[audio]'" in err
+
     def test_mic_and_file_are_exclusive(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -140,6 +172,30 @@ class TestTalk:
         monkeypatch.setenv("DASHSCOPE_API_KEY", "k")
         assert run("talk")[0] == _cli.EXIT_USAGE
         assert run("talk", "x.wav", "--mic")[0] == _cli.EXIT_USAGE
+
+    @pytest.mark.parametrize(
+        ("hidden", "argv", "extra"),
+        [
+            ("sounddevice", [], "[audio]"),
+            ("pywebrtc_audio", ["--echo", "aec"], "[aec]"),
+        ],
+    )
+    def test_mic_without_its_extra_exits_8_before_connecting(
+        self,
+        server: LocalRealtimeServer,
+        monkeypatch: pytest.MonkeyPatch,
+        hidden: str,
+        argv: list[str],
+        extra: str,
+    ) -> None:
+        """talk --mic without the extra it needs exits 8 naming both pip forms, before connecting."""
+        monkeypatch.setenv("DASHSCOPE_API_KEY", server.api_key or "")
+        monkeypatch.setitem(sys.modules, hidden, None)
+        code, _, err = run("talk", "--mic", *argv, "--url", server.url)
+        assert code == _cli.EXIT_NOT_INSTALLED, err
+        assert f"pip install 'dashscope-sync{extra}'" in err
+        assert f"pip install -e '.{extra}'" in err
+        assert server.handshakes == []
 
     def test_network_failure(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """An unreachable server exits with EXIT_NETWORK."""
@@ -194,6 +250,15 @@ def test_unexpected_error_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DASHSCOPE_SYNC_DEBUG", "1")
     code, _, err = run("token")
     assert code == _cli.EXIT_ERROR and "Traceback" in err
+
+
+def test_unknown_option_shows_the_commands_usage() -> None:
+    """talk --bogus is refused with talk's usage line, not the top-level one."""
+    proc = cli("talk", "--bogus")
+    assert proc.returncode == _cli.EXIT_USAGE
+    usage, error = proc.stderr.strip().splitlines()[0], proc.stderr.strip().splitlines()[-1]
+    assert usage.startswith("usage: dashscope-sync talk "), proc.stderr
+    assert error == "dashscope-sync talk: error: unrecognized arguments: --bogus"
 
 
 def test_usage_error() -> None:
@@ -343,6 +408,8 @@ class TestUsage:
             (["serve", "--port", "70000"], "--port"),
             (["serve", "--api-key", "a b"], "--api-key"),
             (["talk", SAMPLE, "--workspace", "a b"], "--workspace"),
+            (["talk", SAMPLE, "--region", "mars"], "--region"),
+            (["translate", SAMPLE, "--to", "en", "--region", "mars"], "--region"),
             (["token", "--workspace", ""], "--workspace"),
         ],
     )
@@ -385,7 +452,9 @@ class TestUsage:
         """demo without the 'testing' extra exits 8 and names the pip install that fixes it."""
         proc = cli("demo", "--output", str(tmp_path / "r.wav"), hide_websockets=True)
         assert proc.returncode == _cli.EXIT_NOT_INSTALLED
-        assert "pip install 'dashscope-sync[testing]'" in one_line_error(proc)
+        line = one_line_error(proc)
+        assert "pip install 'dashscope-sync[testing]'" in line
+        assert "pip install -e '.[testing]'" in line  # what works from a checkout
 
 
 def test_demo_prints_what_was_heard_before_the_reply(tmp_path: Path) -> None:
@@ -435,3 +504,90 @@ def test_serve_prints_commands_that_work(tmp_path: Path, api_key: str) -> None:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+#: A gateway's error page as nginx writes it: ten lines of markup.
+NGINX_502 = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    "</body>\r\n</html>\r\n" + "<!-- padding -->\r\n" * 3
+)
+
+
+class TestErrorText:
+    """What a failed command says: one line a person can act on, no library internals."""
+
+    @pytest.mark.parametrize("command", ["talk", "token"])
+    def test_html_error_page_is_one_line_with_status_and_title(
+        self, server: LocalRealtimeServer, monkeypatch: pytest.MonkeyPatch, command: str
+    ) -> None:
+        """A gateway's HTML error page is one line with the status and the page's title."""
+        monkeypatch.setenv("DASHSCOPE_API_KEY", server.api_key or "")
+        if command == "talk":
+            server.reject_next_handshakes(502, NGINX_502, content_type="text/html")
+            argv = ["talk", SAMPLE, "--url", server.url, "--fast"]
+        else:
+            server.reject_next_http(502, NGINX_502, content_type="text/html")
+            argv = ["token", "--http-base-url", server.http_base_url]
+        code, _, err = run(*argv)
+        assert code == _cli.EXIT_API, err
+        assert err.count("\n") == 1, err
+        assert "502" in err and "'502 Bad Gateway'" in err
+        assert "<" not in err and "nginx" not in err
+
+    def test_refused_token_connection_says_what_the_socket_said(self) -> None:
+        """token against a closed port says 'cannot connect ...: Connection refused', not urllib3's text."""
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        proc = cli("token", "--http-base-url", f"http://127.0.0.1:{port}")
+        assert proc.returncode == _cli.EXIT_NETWORK
+        line = one_line_error(proc)
+        assert f"cannot connect to 127.0.0.1:{port}: Connection refused" in line
+        for internal in ("HTTPConnection", "Max retries", "NewConnectionError", "urllib3"):
+            assert internal not in line
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts TCP connections and never answers anything."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield listener.getsockname()[1]
+
+
+class TestWholeCommandTimeout:
+    """--timeout bounds the whole command: connecting, the upload and the wait together."""
+
+    def test_talk_timeout_bounds_the_connect(self, silent_port: int) -> None:
+        """talk --timeout 0.5 gives up on a server that never answers long before the 10 s connect default."""
+        started = time.monotonic()
+        proc = cli("talk", SAMPLE, "--url", f"ws://127.0.0.1:{silent_port}/", "--fast",
+                   "--timeout", "0.5")  # fmt: skip
+        elapsed = time.monotonic() - started
+        assert proc.returncode == _cli.EXIT_NETWORK
+        line = one_line_error(proc)
+        assert "(--timeout) connecting" in line, line
+        assert elapsed < 8  # the library's connect default alone is 10 s
+
+    def test_token_has_a_timeout(self, silent_port: int) -> None:
+        """token --timeout 0.5 gives up on a server that never answers, with the network exit code."""
+        proc = cli("token", "--http-base-url", f"http://127.0.0.1:{silent_port}",
+                   "--timeout", "0.5")  # fmt: skip
+        assert proc.returncode == _cli.EXIT_NETWORK, proc.stderr
+        assert "timed out after 0.5 s" in one_line_error(proc)
+
+    def test_waiting_for_the_reply_names_the_option_not_an_internal(
+        self, server: LocalRealtimeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A reply that never comes ends at --timeout with a message naming the option and the step."""
+        monkeypatch.setenv("DASHSCOPE_API_KEY", server.api_key or "")
+        server.on_client_event("response.create", [])  # the reply never starts
+        code, _, err = run(
+            "talk", SAMPLE, "--url", server.url, "--fast", "--timeout", "1",
+            "--output", str(tmp_path / "o.wav"),
+        )  # fmt: skip
+        assert code == _cli.EXIT_NETWORK, err
+        assert "timed out after 1 s (--timeout) waiting for the reply" in err
+        assert "Response." not in err and "iter_text" not in err

@@ -48,13 +48,15 @@ def test_talk_every_model(server: LocalRealtimeServer, tmp_path: Path, model: st
 
 
 @pytest.mark.usefixtures("key")
-def test_talk_omni_38_without_workspace(monkeypatch: pytest.MonkeyPatch) -> None:
-    """talk with Omni 3.8 and no workspace says what to set, with the usage exit code."""
+def test_omni_38_without_workspace_names_the_option() -> None:
+    """A workspace-only model with no workspace names --workspace, not Client(workspace=...)."""
     code, _, err = run(
         "talk", str(ds.sample_wav_path()), "--model", ds.MODEL_QWEN3_8_OMNI_FLASH_REALTIME
     )
     assert code == _cli.EXIT_USAGE
-    assert "DASHSCOPE_WORKSPACE" in err
+    assert "argument --workspace:" in err and "DASHSCOPE_WORKSPACE" in err
+    assert "Client(" not in err and "region=..." not in err
+    assert "ModelFamily" not in err
 
 
 @pytest.mark.usefixtures("key")
@@ -98,7 +100,8 @@ def test_translate_refuses_other_families(server: LocalRealtimeServer) -> None:
         "--model", ds.MODEL_QWEN3_OMNI_FLASH_REALTIME,
     )  # fmt: skip
     assert code == _cli.EXIT_USAGE
-    assert "LiveTranslate" in err and "ModelFamily.OMNI" in err
+    assert "LiveTranslate" in err and "is a Qwen-Omni model" in err
+    assert "ModelFamily" not in err
 
 
 def test_translate_needs_target() -> None:
@@ -106,3 +109,25 @@ def test_translate_needs_target() -> None:
     with pytest.raises(SystemExit) as info:
         run("translate", "x.wav")
     assert info.value.code == 2
+
+
+@pytest.mark.usefixtures("key")
+@pytest.mark.parametrize("command", ["talk", "translate"])
+@pytest.mark.parametrize(
+    "model",
+    [ds.MODEL_QWEN3_5_LIVETRANSLATE_FLASH_REALTIME, ds.MODEL_QWEN3_8_LIVETRANSLATE_FLASH_REALTIME],
+)
+def test_livetranslate_audio_ends_with_finish_not_commit(
+    server: LocalRealtimeServer, tmp_path: Path, command: str, model: str
+) -> None:
+    """On LiveTranslate the audio ends with session.finish, as its docs say; no commit is sent."""
+    extra = ["--to", "en"] if command == "translate" else []
+    code, out, err = run(
+        command, str(ds.sample_wav_path()), *extra, "--model", model, "--url", server.url,
+        "--output", str(tmp_path / "o.wav"), "--fast",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "simulated translation" in out
+    sent = [f["type"] for f in server.received]
+    assert "input_audio_buffer.commit" not in sent
+    assert sent[-1] == "session.finish", sent

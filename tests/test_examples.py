@@ -42,7 +42,7 @@ SCRIPTS = {
     "qwen_audio_smart_turn.py",
     "function_output.py",
 }
-#: Kept under 40 lines, so it has a compact --local switch of its own.
+#: Kept under 50 lines, so it has a compact --local switch of its own.
 COMPACT = {"full_duplex.py"}
 
 
@@ -100,9 +100,9 @@ def test_connection_switch_is_the_same_everywhere() -> None:
 
 
 def test_full_duplex_under_40_lines_on_a_device(tmp_path: Path, audio_device: None) -> None:
-    """full_duplex.py (under 40 lines) plays a reply through a real speaker with --local."""
+    """full_duplex.py (under 50 lines) plays a reply through a real speaker with --local."""
     source = (EXAMPLES / "full_duplex.py").read_text(encoding="utf-8")
-    assert len(source.splitlines()) < 40
+    assert len(source.splitlines()) < 50
     out = ok(run_example("full_duplex.py", cwd=tmp_path))
     assert SIMULATED in out and "[completed]" in out
 
@@ -128,18 +128,18 @@ def test_voice_turn_wav_given_file(tmp_path: Path) -> None:
 
 
 def test_voice_turn_wav_refuses_wrong_format(tmp_path: Path) -> None:
-    """A WAV at the wrong rate fails with exit 1 and a hint on converting it, before connecting."""
+    """A WAV at the wrong rate fails with exit 5 and a hint on converting it, before connecting."""
     (tmp_path / "q.wav").write_bytes(ds.pcm16_to_wav(b"\0\0" * 4800, 48_000))
     proc = run_example("voice_turn_wav.py", "q.wav", cwd=tmp_path)
-    assert proc.returncode == 1
+    assert proc.returncode == 5
     assert "48000 Hz" in proc.stderr and "ffmpeg" in proc.stderr
     assert not (tmp_path / "reply.wav").exists()
 
 
 def test_real_service_needs_a_key(tmp_path: Path) -> None:
-    """Without --local and without DASHSCOPE_API_KEY an example says so and exits 1."""
+    """Without --local and without DASHSCOPE_API_KEY an example says so and exits 3."""
     proc = run_example("voice_turn_wav.py", cwd=tmp_path, local=False)
-    assert proc.returncode == 1
+    assert proc.returncode == 3
     assert "no API key" in proc.stderr and ds.API_KEY_ENV in proc.stderr
 
 

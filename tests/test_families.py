@@ -213,7 +213,7 @@ class TestWorkspaceRefusal:
         message = str(info.value)
         assert "workspace" in message
         assert "DASHSCOPE_WORKSPACE" in message
-        assert "ModelFamily.OMNI_V38" in message
+        assert "Qwen-Omni 3.8" in message and "ModelFamily" not in message
 
     @pytest.mark.usefixtures("no_env")
     def test_refused_on_explicit_legacy_base_url(self) -> None:

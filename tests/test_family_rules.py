@@ -213,7 +213,7 @@ class TestQwenAudioUpdateTiming:
         with _client(server).realtime.connect(model=ds.MODEL_QWEN_AUDIO_3_0_REALTIME_FLASH) as s:
             s.update_session(ds.SessionUpdate(turn_detection=None), timeout=10)
             s.append_audio(b"\x00\x00" * 1600)
-            with pytest.raises(ds.ConfigError, match=r"QWEN_AUDIO.*turn_detection.*new session"):
+            with pytest.raises(ds.ConfigError, match=r"Qwen-Audio.*turn_detection.*new session"):
                 s.update_session(ds.SessionUpdate(turn_detection=ds.TurnDetection()))
             s.update_session(ds.SessionUpdate(instructions="still fine"), timeout=10)
         updates = [f for f in server.received if f.get("type") == "session.update"]

@@ -557,7 +557,7 @@ class TestRespondUnderServerVad:
 def test_live_translation_example_on_omni_fails_at_once(tmp_path: Path) -> None:
     """live_translation.py with an Omni model ends with the ConfigError, not a wait for nothing."""
     proc = run_example("live_translation.py", "--model", FLASH, "--timeout", "5", cwd=tmp_path)
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # the CLI's exit code for a ConfigError
     assert "translation on qwen3-omni-flash-realtime" in proc.stderr
     assert "LiveTranslate" in proc.stderr and "timed out" not in proc.stderr
 

@@ -28,7 +28,8 @@ except ImportError as exc:
         raise
     raise ImportError(
         "dashscope_sync.testing needs the websockets package (15 or newer): "
-        "pip install 'dashscope-sync[testing]'",
+        "pip install 'dashscope-sync[testing]' "
+        "(from a source checkout: pip install -e '.[testing]')",
         name=exc.name,
     ) from exc
 
