@@ -35,7 +35,7 @@ from urllib.parse import unquote, urlsplit
 
 from ._constants import DEFAULT_MAX_MESSAGE_SIZE
 from ._deadline import Deadline
-from ._errors import APIError, DashScopeTimeout, TransportError, api_error_class
+from ._errors import APIError, DashScopeTimeout, TransportError, api_error_class, body_summary
 from ._fmt import seconds
 
 if TYPE_CHECKING:
@@ -94,9 +94,8 @@ def _handshake_error(exc: websocket.WebSocketBadStatusException) -> APIError:
         message = inner.get("message") if isinstance(inner.get("message"), str) else None
         rid = data.get("request_id", inner.get("request_id"))
         request_id = rid if isinstance(rid, str) else None
-    if not message:
-        text = body.decode("utf-8", "replace").strip()[:200]
-        message = text or exc.status_message or f"HTTP {status}"
+    if not message:  # a gateway's page (HTML, text) as one line: never its markup
+        message = body_summary(body, status, exc.status_message)
     cls = api_error_class(status, code)
     return cls(
         f"the server refused the connection: {message}",

@@ -347,6 +347,17 @@ class TestHandshakeError:
         assert "502 Bad Gateway" in exc.message
         assert exc.http_status == 502
 
+    def test_html_page_is_one_line_in_the_library_message(self) -> None:
+        """A gateway's multi-line HTML page becomes one line with its status and title, no markup."""
+        body = (
+            b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+            b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+            b"</body>\r\n</html>\r\n"
+        )
+        exc = _handshake_error(_bad_status(502, body, "Bad Gateway"))
+        assert "\n" not in str(exc) and "<" not in str(exc)
+        assert "HTTP 502 Bad Gateway" in exc.message and "'502 Bad Gateway'" in exc.message
+
     def test_long_html_body_shortened(self) -> None:
         """A long non-JSON body is shortened in the message."""
         body = b"<html>" + b"x" * 10_000 + b"</html>"
