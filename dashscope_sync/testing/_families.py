@@ -72,12 +72,19 @@ class FamilyRules:
     def rejects_finish(self) -> bool:
         return self.finish is FinishRule.UNSUPPORTED
 
-    def session_defaults(self) -> JSONDict:
-        """The family's fields of ``session.created``, over the legacy defaults."""
+    def created_session(self, base: JSONDict) -> JSONDict:
+        """The ``session`` of ``session.created``: the family's fields over ``base``.
+
+        ``base`` is the legacy Omni session. A family whose docs state no
+        default voice (LiveTranslate 3.8, Qwen-Audio 3.1 flash) echoes none,
+        never an Omni voice.
+        """
         family = self.family
-        out: JSONDict = {}
+        out: JSONDict = dict(base)
         voice = default_voice(self.model, family)
-        if voice is not None:
+        if voice is None:
+            out.pop("voice", None)
+        else:
             out["voice"] = voice
         newer_omni = family is ModelFamily.OMNI and is_omni_3_5(self.model)
         if newer_omni or family is ModelFamily.OMNI_V38:
@@ -86,7 +93,16 @@ class FamilyRules:
                 output_audio_format="pcm",
                 input_audio_transcription={"model": _ASR_FLASH},
             )
+        elif family is ModelFamily.LIVETRANSLATE and self.model.startswith("qwen3-"):
+            # The qwen3 LiveTranslate server events show pcm16 in, pcm24 out.
+            out.update(
+                input_audio_format="pcm16",
+                output_audio_format="pcm24",
+                input_audio_transcription={"model": _ASR_FLASH, "language": "en"},
+                translation={"language": "en"},
+            )
         elif family is ModelFamily.LIVETRANSLATE:
+            # 3.5 spells the formats pcm, with the input rate apart (MODEL_FAMILIES.md §4.4).
             out.update(
                 input_audio_format="pcm",
                 output_audio_format="pcm",

@@ -46,7 +46,7 @@ from ._session import (
     simulated_transcript,
     text_tokens,
 )
-from ._vad import EnergyVad, samples_to_ms
+from ._vad import EnergyVad, contains_speech, samples_to_ms
 
 __all__ = ["AutoResponse", "BargeIn", "ProtocolState", "Step"]
 
@@ -95,7 +95,7 @@ class ProtocolState:
     ) -> None:
         #: The model's family, and what the server does about it.
         self.rules = FamilyRules(model)
-        self.session: JSONDict = {**default_session(model), **self.rules.session_defaults()}
+        self.session: JSONDict = self.rules.created_session(default_session(model))
         self.conversation_id = new_id("conv_")
         self.last_committed_audio = bytearray()
         self._chunk_ms = chunk_ms
@@ -342,9 +342,19 @@ class ProtocolState:
             steps.extend(self._auto_response())
         return steps
 
+    def _threshold(self) -> float:
+        settings = self.session.get("turn_detection")
+        threshold = settings.get("threshold") if isinstance(settings, dict) else None
+        return float(threshold) if isinstance(threshold, (int, float)) else 0.5
+
     def flush_for_finish(self) -> list[Step]:
-        """``session.finish`` on LiveTranslate: translate the audio still buffered."""
-        if not self.rules.translates or not self._audio:
+        """``session.finish`` on LiveTranslate: translate the speech still buffered.
+
+        Only speech is translated: buffered silence (the padding a VAD turn
+        leaves behind, or a session that heard nothing) gets no translation,
+        as the docs say ``session.finished`` then comes directly.
+        """
+        if not self.rules.translates or not contains_speech(self._audio, self._threshold()):
             return []
         self._speech_item_id = None
         if self._vad is not None:
