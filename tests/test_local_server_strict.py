@@ -140,3 +140,57 @@ def test_livetranslate_finish_mid_speech_translates_it(raw: Any) -> None:
     connection.send({"type": "session.finish"})
     types = [event["type"] for event in connection.until("session.finished")]
     assert types.count("response.done") == 1
+
+
+# Qwen-Audio takes what its docs allow ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {
+            "type": "message",
+            "role": "system",
+            "content": [{"type": "input_text", "text": "Be brief."}],
+        },
+        {"type": "message", "role": "assistant", "content": [{"type": "text", "text": "Hello."}]},
+        {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": "{}"},
+    ],
+    ids=["system", "assistant", "function_call"],
+)
+def test_qwen_audio_takes_history_items(raw: Any, item: dict[str, Any]) -> None:
+    """Qwen-Audio accepts system and assistant messages and function_call items, and echoes them."""
+    connection, _ = created(raw, ds.MODEL_QWEN_AUDIO_3_0_REALTIME_PLUS)
+    connection.send({"type": "conversation.item.create", "item": item})
+    event = connection.recv()
+    assert event["type"] == "conversation.item.created", event
+    assert event["item"]["type"] == item["type"]
+
+
+def test_qwen_audio_history_is_not_the_user_turn(raw: Any) -> None:
+    """A system message adds context only: the reply still answers the user's text."""
+    connection, _ = created(raw, ds.MODEL_QWEN_AUDIO_3_0_REALTIME_PLUS)
+    system = [{"type": "input_text", "text": "Be brief."}]
+    user = [{"type": "input_text", "text": "What time is it?"}]
+    for role, content in (("system", system), ("user", user)):
+        connection.send(
+            {
+                "type": "conversation.item.create",
+                "item": {"type": "message", "role": role, "content": content},
+            }
+        )
+        connection.until("conversation.item.created")
+    connection.send({"type": "response.create"})
+    done = connection.until("response.done")[-1]
+    text = json.dumps(done["response"]["output"])
+    assert "What time is it?" in text and "Be brief." not in text
+
+
+def test_omni_still_refuses_an_assistant_message(raw: Any) -> None:
+    """Omni's docs show only user text items: an assistant message is an invalid_value error."""
+    connection, _ = created(raw, ds.MODEL_QWEN3_OMNI_FLASH_REALTIME)
+    item = {"type": "message", "role": "assistant", "content": [{"type": "text", "text": "Hi."}]}
+    connection.send({"type": "conversation.item.create", "item": item})
+    event = connection.recv()
+    assert event["type"] == "error"
+    assert event["error"]["param"] == "item.role"

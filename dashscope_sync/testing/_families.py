@@ -65,6 +65,11 @@ class FamilyRules:
         return self.family in (ModelFamily.LIVETRANSLATE, ModelFamily.LIVETRANSLATE_V38)
 
     @property
+    def takes_history(self) -> bool:
+        """Qwen-Audio: ``system``/``assistant`` messages and ``function_call`` items."""
+        return self.family is ModelFamily.QWEN_AUDIO
+
+    @property
     def answers_finish(self) -> bool:
         return self.finish is FinishRule.WAIT_FINISHED
 

@@ -378,7 +378,7 @@ class ProtocolState:
         Under server VAD with automatic responses, a function call output is
         answered at once, with no ``response.create``, as the service does.
         """
-        item, piece = parse_conversation_item(frame.get("item"))
+        item, piece = parse_conversation_item(frame.get("item"), history=self.rules.takes_history)
         if item["id"] in self._items:
             raise ClientEventError(
                 f"Item with id {item['id']!r} already exists.",
@@ -386,7 +386,8 @@ class ProtocolState:
                 param="item.id",
             )
         self._items[item["id"]] = item
-        self._pending.append(piece)
+        if piece is not None:
+            self._pending.append(piece)
         steps: list[Step] = [server_event("conversation.item.created", item=item)]
         if isinstance(piece, FunctionOutput) and self._vad_settings() is not None:
             steps.extend(self._auto_response())
