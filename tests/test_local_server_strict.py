@@ -194,3 +194,223 @@ def test_omni_still_refuses_an_assistant_message(raw: Any) -> None:
     event = connection.recv()
     assert event["type"] == "error"
     assert event["error"]["param"] == "item.role"
+
+
+# Refusals with the service's error envelope --------------------------------------------
+
+
+def update(connection: Raw, session: dict[str, Any]) -> dict[str, Any]:
+    """Send a session.update and return the server's answer (session.updated or error)."""
+    connection.send({"type": "session.update", "event_id": "event_mine", "session": session})
+    while True:
+        event = connection.recv()
+        if event["type"] in ("session.updated", "error"):
+            return event
+
+
+def assert_refused(event: dict[str, Any], param: str) -> None:
+    """An invalid_request_error naming ``param`` and echoing the client's event id."""
+    assert event["type"] == "error", event
+    error = event["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["code"] == "invalid_value"
+    assert error["param"] == param
+    assert error["event_id"] == "event_mine"
+
+
+@pytest.mark.parametrize(
+    ("model", "vad_type"),
+    [
+        (ds.MODEL_QWEN3_OMNI_FLASH_REALTIME, "semantic_vad"),
+        (ds.MODEL_QWEN_OMNI_TURBO_REALTIME, "smart_turn"),
+        (ds.MODEL_QWEN3_8_OMNI_FLASH_REALTIME, "smart_turn"),
+        (ds.MODEL_QWEN3_LIVETRANSLATE_FLASH_REALTIME, "speaker_detection"),
+        (ds.MODEL_QWEN_AUDIO_3_0_REALTIME_PLUS, "semantic_vad"),
+    ],
+)
+def test_turn_detection_type_of_another_family_is_refused(
+    raw: Any, model: str, vad_type: str
+) -> None:
+    """A turn detection type the family does not take is an invalid_value on its type."""
+    connection, _ = created(raw, model)
+    answer = update(connection, {"turn_detection": {"type": vad_type}})
+    assert_refused(answer, "session.turn_detection.type")
+    assert vad_type in answer["error"]["message"]
+
+
+def test_livetranslate_38_refuses_server_vad(raw: Any) -> None:
+    """LiveTranslate 3.8 takes speaker_detection only: server_vad is refused where it is nested."""
+    connection, _ = created(raw, ds.MODEL_QWEN3_8_LIVETRANSLATE_FLASH_REALTIME)
+    answer = update(connection, {"audio": {"input": {"turn_detection": {"type": "server_vad"}}}})
+    assert_refused(answer, "session.audio.input.turn_detection.type")
+
+
+@pytest.mark.parametrize(
+    ("model", "session", "echoed"),
+    [
+        (
+            ds.MODEL_QWEN3_5_OMNI_FLASH_REALTIME,
+            {"turn_detection": {"type": "semantic_vad"}},
+            "semantic_vad",
+        ),
+        (
+            ds.MODEL_QWEN_AUDIO_3_1_REALTIME_PLUS,
+            {"turn_detection": {"type": "smart_turn"}},
+            "smart_turn",
+        ),
+        (
+            ds.MODEL_QWEN3_8_LIVETRANSLATE_FLASH_REALTIME,
+            {"audio": {"input": {"turn_detection": {"threshold": 0.3}}}},
+            "speaker_detection",
+        ),
+    ],
+    ids=["omni35-semantic", "qwen-audio-smart-turn", "livetranslate38-default-type"],
+)
+def test_the_family_turn_detection_is_taken(
+    raw: Any, model: str, session: dict[str, Any], echoed: str
+) -> None:
+    """Each family's own types are echoed; a type left out is the family's default."""
+    connection, _ = created(raw, model)
+    answer = update(connection, session)
+    assert answer["type"] == "session.updated", answer
+    assert answer["session"]["turn_detection"]["type"] == echoed
+
+
+@pytest.mark.parametrize(
+    ("model", "frame"),
+    [
+        (ds.MODEL_QWEN3_LIVETRANSLATE_FLASH_REALTIME, {"type": "input_audio_buffer.commit"}),
+        (ds.MODEL_QWEN3_5_LIVETRANSLATE_FLASH_REALTIME, {"type": "input_audio_buffer.clear"}),
+        (ds.MODEL_QWEN3_8_LIVETRANSLATE_FLASH_REALTIME, {"type": "response.create"}),
+        (ds.MODEL_QWEN3_LIVETRANSLATE_FLASH_REALTIME, {"type": "response.cancel"}),
+        (
+            ds.MODEL_QWEN3_8_LIVETRANSLATE_FLASH_REALTIME,
+            {
+                "type": "conversation.item.create",
+                "item": {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": "x"}],
+                },
+            },
+        ),
+        (
+            ds.MODEL_QWEN3_OMNI_FLASH_REALTIME,
+            {"type": "conversation.item.retrieve", "item_id": "item_1"},
+        ),
+        (
+            ds.MODEL_QWEN_AUDIO_3_0_REALTIME_FLASH,
+            {"type": "input_image_buffer.append", "image": "AAAA"},
+        ),
+        (ds.MODEL_QWEN3_5_OMNI_PLUS_REALTIME, {"type": "session.finish"}),
+    ],
+    ids=lambda value: value if isinstance(value, str) else value["type"],
+)
+def test_client_event_the_family_does_not_list_is_refused(
+    raw: Any, model: str, frame: dict[str, Any]
+) -> None:
+    """A client event the family's docs do not list gets "invalid event type", as Omni 3.5's finish does."""
+    connection, _ = created(raw, model)
+    connection.append(speech_like_pcm16(0.1))
+    connection.send({**frame, "event_id": "event_mine"})
+    event = connection.until("error")[-1]
+    assert event["error"]["code"] == "invalid_event_type"
+    assert event["error"]["message"] == f"invalid event type: {frame['type']}"
+    assert event["error"]["event_id"] == "event_mine"
+
+
+@pytest.mark.parametrize(
+    ("model", "session", "param"),
+    [
+        (
+            ds.MODEL_QWEN3_OMNI_FLASH_REALTIME,
+            {"audio": {"output": {"format": {"type": "pcm", "sample_rate": 24000}}}},
+            "session.audio.output.format",
+        ),
+        (
+            ds.MODEL_QWEN_OMNI_TURBO_REALTIME,
+            {"output_modalities": ["text"]},
+            "session.output_modalities",
+        ),
+        (
+            ds.MODEL_QWEN3_5_OMNI_FLASH_REALTIME,
+            {"audio": {"output": {"voice": "Tina"}}},
+            "session.audio.output.voice",
+        ),
+        (
+            ds.MODEL_QWEN3_8_OMNI_FLASH_REALTIME,
+            {"translation": {"language": "en"}},
+            "session.translation",
+        ),
+        (
+            ds.MODEL_QWEN3_8_LIVETRANSLATE_FLASH_REALTIME,
+            {"modalities": ["text"]},
+            "session.modalities",
+        ),
+        (
+            ds.MODEL_QWEN3_8_LIVETRANSLATE_FLASH_REALTIME,
+            {"turn_detection": None},
+            "session.turn_detection",
+        ),
+        (
+            ds.MODEL_QWEN3_LIVETRANSLATE_FLASH_REALTIME,
+            {"max_history_turns": 5},
+            "session.max_history_turns",
+        ),
+        (
+            ds.MODEL_QWEN_AUDIO_3_0_REALTIME_PLUS,
+            {"enable_voice_clone": True},
+            "session.enable_voice_clone",
+        ),
+    ],
+)
+def test_field_of_the_wrong_shape_is_refused(
+    raw: Any, model: str, session: dict[str, Any], param: str
+) -> None:
+    """A field the family does not take, or not at that level, is an invalid_value naming it."""
+    connection, _ = created(raw, model)
+    assert_refused(update(connection, session), param)
+
+
+@pytest.mark.parametrize(
+    ("model", "session"),
+    [
+        (
+            ds.MODEL_QWEN3_8_LIVETRANSLATE_FLASH_REALTIME,
+            {
+                "output_modalities": ["text", "audio"],
+                "audio": {
+                    "input": {
+                        "format": {"type": "pcm", "sample_rate": 16000},
+                        "turn_detection": {"type": "speaker_detection", "threshold": 0.5},
+                    }
+                },
+                "voice": "default",
+                "enable_voice_clone": True,
+                "voice_clone_options": {"frequency": "once"},
+                "translation": {
+                    "language": "en",
+                    "corpus": {"phrases": {"machine learning": "ML"}},
+                },
+            },
+        ),
+        (
+            ds.MODEL_QWEN3_8_OMNI_FLASH_REALTIME,
+            {"modalities": ["text", "audio"], "audio": {"output": {"voice": "Tina"}}},
+        ),
+        (
+            ds.MODEL_QWEN3_5_OMNI_PLUS_REALTIME,
+            {
+                "voice": "Tina",
+                "audio": {"output": {"format": {"type": "pcm", "sample_rate": 24000}}},
+                "turn_detection": {"type": "semantic_vad"},
+            },
+        ),
+    ],
+    ids=["livetranslate38-doc", "omni38-nested-voice", "omni35-doc"],
+)
+def test_documented_shapes_are_taken(raw: Any, model: str, session: dict[str, Any]) -> None:
+    """The docs' own session.update of each family is accepted."""
+    connection, _ = created(raw, model)
+    answer = update(connection, session)
+    assert answer["type"] == "session.updated", answer

@@ -524,6 +524,12 @@ class LocalConnection:
             if override is not None:
                 self._apply_override(override, frame, client_event_id)
                 return
+            if not self._state.rules.takes_event(event_type):
+                # Known to other families, not listed for this one (as Omni 3.5
+                # answers session.finish).
+                raise ClientEventError(
+                    f"invalid event type: {event_type}", code="invalid_event_type", param="type"
+                )
             state_handler = self._state_handlers.get(event_type)
             if state_handler is not None:
                 with self._lock:

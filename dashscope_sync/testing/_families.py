@@ -9,8 +9,12 @@ family's dialect:
 - ``session.update`` is accepted in the flat and in the nested shape
   (``audio.output.voice``, ``audio.input.turn_detection``,
   ``output_modalities``), and echoed with both kept in step;
-- LiveTranslate translates every committed turn by itself (no
-  ``response.create``), streaming ``text``/``stash`` events;
+- LiveTranslate translates every spoken turn by itself (no
+  ``response.create``), streaming ``text``/``stash`` events; silence is
+  never translated;
+- what the family's docs do not list is refused as the service refuses it:
+  another family's turn detection type, client events (``invalid event
+  type``) and fields of another family or at the wrong level;
 - ``session.finish``: answered with ``session.finished`` (legacy Omni,
   LiveTranslate), accepted without an answer (Omni 3.8), rejected as an
   invalid event type (Omni 3.5, Qwen-Audio);
@@ -34,7 +38,7 @@ from .._families import (
     is_omni_3_5,
     server_error_ends_session,
 )
-from ._session import JSONDict, TextInput, TurnPiece, server_event
+from ._session import ClientEventError, JSONDict, TextInput, TurnPiece, server_event
 
 __all__ = [
     "TURN_DETECTION_TYPES",
@@ -43,6 +47,31 @@ __all__ = [
 
 #: Every turn detection type of every family (MODEL_FAMILIES.md §4).
 TURN_DETECTION_TYPES: Final = ("server_vad", "semantic_vad", "smart_turn", "speaker_detection")
+
+# The client events each family's docs list (MODEL_FAMILIES.md §4-§6, PROTOCOL.md §2).
+# session.finish is left to the finish rule, which also knows the server's knob.
+_OMNI_EVENTS: Final = frozenset(
+    {
+        "session.update",
+        "input_audio_buffer.append",
+        "input_audio_buffer.commit",
+        "input_audio_buffer.clear",
+        "input_image_buffer.append",
+        "conversation.item.create",
+        "response.create",
+        "response.cancel",
+        "session.finish",
+    }
+)
+# Qwen-Audio: audio only (no images), items can be retrieved and deleted, no finish.
+_QWEN_AUDIO_EVENTS: Final = (_OMNI_EVENTS - {"input_image_buffer.append", "session.finish"}) | {
+    "conversation.item.retrieve",
+    "conversation.item.delete",
+}
+# LiveTranslate lists only these: the server drives turns and output by itself.
+_LIVETRANSLATE_EVENTS: Final = frozenset(
+    {"session.update", "input_audio_buffer.append", "input_image_buffer.append", "session.finish"}
+)
 
 _ASR_FLASH: Final = "qwen3-asr-flash-realtime"
 #: Speech shorter than this is "not a turn" for the simulated smart turn.
@@ -58,6 +87,116 @@ class FamilyRules:
         self.finish = finish_rule(self.family, model)
         #: A server_error ends the connection (Qwen-Audio).
         self.server_error_ends = server_error_ends_session(self.family)
+
+    @property
+    def turn_detection_types(self) -> tuple[str, ...]:
+        """The turn detection types this family takes, its default first (MODEL_FAMILIES.md §4)."""
+        family = self.family
+        if family is ModelFamily.LIVETRANSLATE_V38:
+            return ("speaker_detection",)
+        if family is ModelFamily.QWEN_AUDIO:
+            return ("server_vad", "smart_turn")
+        if family is ModelFamily.OMNI_V38 or is_omni_3_5(self.model):
+            # 3.8's types are not documented (Q9); third-party catalogs give semantic_vad.
+            return ("server_vad", "semantic_vad")
+        return ("server_vad",)
+
+    def takes_event(self, event_type: str) -> bool:
+        """Whether this family's docs list the client event (others: "invalid event type")."""
+        family = self.family
+        if family in (ModelFamily.LIVETRANSLATE, ModelFamily.LIVETRANSLATE_V38):
+            return event_type in _LIVETRANSLATE_EVENTS
+        if family is ModelFamily.QWEN_AUDIO:
+            return event_type in _QWEN_AUDIO_EVENTS
+        return event_type in _OMNI_EVENTS
+
+    def _audio_keys(self) -> frozenset[tuple[str, str]]:
+        """The ``audio.<direction>.<key>`` fields this family takes in ``session.update``."""
+        family = self.family
+        formats = frozenset({("input", "format"), ("output", "format")})
+        if family is ModelFamily.OMNI and not is_omni_3_5(self.model):
+            # Turbo and qwen3-flash take the flat shape only; the service drops
+            # nested fields silently (PROTOCOL.md §2.1), which no test could see.
+            return frozenset()
+        if family is ModelFamily.OMNI_V38:
+            return formats | {("output", "voice")}
+        if family is ModelFamily.LIVETRANSLATE_V38:
+            return formats | {("output", "voice"), ("input", "turn_detection")}
+        return formats
+
+    def check_update(self, update: Any) -> None:
+        """Refuse a ``session.update`` field this family does not take, or of its wrong shape.
+
+        Raises:
+            ClientEventError: ``invalid_value`` naming the field.
+        """
+        if not isinstance(update, dict):
+            return  # apply_session_update refuses it
+        family = self.family
+        v38_translate = family is ModelFamily.LIVETRANSLATE_V38
+        misplaced = {
+            "output_modalities": not v38_translate,
+            "modalities": v38_translate,
+            "turn_detection": v38_translate,
+            "translation": not self.translates,
+            "enable_voice_clone": not self._clones_voices,
+            "voice_clone_options": not self._clones_voices,
+            "max_history_turns": family is not ModelFamily.QWEN_AUDIO,
+            "enable_speech_emotion": family is not ModelFamily.QWEN_AUDIO,
+        }
+        for key, refused in misplaced.items():
+            if refused and key in update:
+                raise self._foreign(f"session.{key}")
+        audio = update.get("audio")
+        if "audio" in update and not isinstance(audio, dict):
+            raise ClientEventError(
+                f"Invalid value: {audio!r}. Expected an object.",
+                code="invalid_value",
+                param="session.audio",
+            )
+        allowed = self._audio_keys()
+        for direction, fields in (audio or {}).items():
+            if not isinstance(fields, dict) or not fields:
+                if not any(d == direction for d, _ in allowed):
+                    raise self._foreign(f"session.audio.{direction}")
+                continue
+            for key in fields:
+                if (direction, key) not in allowed:
+                    raise self._foreign(f"session.audio.{direction}.{key}")
+        self._check_turn_type(update.get("turn_detection"), "session.turn_detection")
+        nested = audio.get("input") if isinstance(audio, dict) else None
+        if isinstance(nested, dict):
+            self._check_turn_type(
+                nested.get("turn_detection"), "session.audio.input.turn_detection"
+            )
+
+    @property
+    def _clones_voices(self) -> bool:
+        # Voice cloning is documented for LiveTranslate 3.5 and 3.8 (MODEL_FAMILIES.md §4.4).
+        if self.family is ModelFamily.LIVETRANSLATE_V38:
+            return True
+        return self.family is ModelFamily.LIVETRANSLATE and not self.model.startswith("qwen3-")
+
+    def _foreign(self, param: str) -> ClientEventError:
+        return ClientEventError(
+            f"Unknown parameter: {param!r} is not a field of {self.model} "
+            f"(the {self.family.value} family's session).",
+            code="invalid_value",
+            param=param,
+        )
+
+    def _check_turn_type(self, detection: Any, param: str) -> None:
+        if not isinstance(detection, dict) or "type" not in detection:
+            return  # null is manual mode; a missing type is the family's default
+        types = self.turn_detection_types
+        if detection["type"] not in types:
+            raise ClientEventError(
+                f"Invalid value: {detection['type']!r}. Supported values for {self.model} are: "
+                + ", ".join(repr(t) for t in types)
+                + ".",
+                code="invalid_value",
+                param=f"{param}.type",
+            )
 
     @property
     def translates(self) -> bool:

@@ -217,13 +217,15 @@ def check_modalities(value: Any, param: str) -> list[str]:
     )
 
 
-def _check_turn_detection(value: Any, current: Any) -> JSONDict | None:
+def _check_turn_detection(
+    value: Any, current: Any, default_type: str = "server_vad"
+) -> JSONDict | None:
     param = "session.turn_detection"
     if value is None:
         return None  # manual mode
     if not isinstance(value, dict):
         raise _invalid(value, param, "an object or null")
-    vad_type = value.get("type", "server_vad")
+    vad_type = value.get("type", default_type)
     if vad_type not in _TURN_DETECTION_TYPES:
         raise ClientEventError(
             f"Invalid value: {vad_type!r}. Supported values are: "
@@ -325,7 +327,9 @@ def _validate_session_fields(update: JSONDict, current: JSONDict) -> None:
         )
 
 
-def apply_session_update(current: JSONDict, update: Any) -> JSONDict:
+def apply_session_update(
+    current: JSONDict, update: Any, *, default_turn_type: str = "server_vad"
+) -> JSONDict:
     """Validate a ``session.update`` payload and merge it into ``current``.
 
     Keys given with a null value are set to null (``turn_detection: null``
@@ -336,6 +340,8 @@ def apply_session_update(current: JSONDict, update: Any) -> JSONDict:
     Args:
         current: The connection's session state (not modified).
         update: The ``session`` member of the client event.
+        default_turn_type: The family's turn detection type, for a
+            ``turn_detection`` that names none.
 
     Returns:
         The new full session state, as echoed by ``session.updated``.
@@ -353,15 +359,17 @@ def apply_session_update(current: JSONDict, update: Any) -> JSONDict:
         if key in _READ_ONLY_SESSION_KEYS:
             continue
         if key == "turn_detection":
-            merged[key] = _check_turn_detection(value, current.get(key))
+            merged[key] = _check_turn_detection(value, current.get(key), default_turn_type)
         else:
             merged[key] = copy.deepcopy(value)
     _sync_voice(merged, update)
-    _sync_nested(merged, update, current)
+    _sync_nested(merged, update, current, default_turn_type)
     return merged
 
 
-def _sync_nested(merged: JSONDict, update: JSONDict, current: JSONDict) -> None:
+def _sync_nested(
+    merged: JSONDict, update: JSONDict, current: JSONDict, default_turn_type: str
+) -> None:
     """Take the nested shape of the 3.8 families into the flat keys the server acts on.
 
     ``audio.input.turn_detection`` (LiveTranslate 3.8) drives the simulated
@@ -372,7 +380,7 @@ def _sync_nested(merged: JSONDict, update: JSONDict, current: JSONDict) -> None:
     audio_input = audio.get("input") if isinstance(audio, dict) else None
     if isinstance(audio_input, dict) and "turn_detection" in audio_input:
         merged["turn_detection"] = _check_turn_detection(
-            audio_input["turn_detection"], current.get("turn_detection")
+            audio_input["turn_detection"], current.get("turn_detection"), default_turn_type
         )
     if "output_modalities" in update:
         merged["modalities"] = check_modalities(

@@ -127,7 +127,10 @@ class ProtocolState:
         # apply_session_update returns a new dict, so events already built
         # from the old one are never mutated under a sending thread.
         update = frame.get("session")
-        self.session = apply_session_update(self.session, update)
+        self.rules.check_update(update)
+        self.session = apply_session_update(
+            self.session, update, default_turn_type=self.rules.turn_detection_types[0]
+        )
         before, after = self.rules.update_events(update)
         return [*before, server_event("session.updated", session=self.session), *after]
 
