@@ -19,6 +19,8 @@ from dashscope_sync.testing import LocalRealtimeServer
 from .audio_fakes import VirtualInput, VirtualOutput, wait_until
 
 MODEL = ds.MODEL_QWEN3_OMNI_FLASH_REALTIME
+# A model that takes an output sample rate (audio.output.format): qwen3-flash has the flat shape only.
+RATE_MODEL = ds.MODEL_QWEN3_8_OMNI_FLASH_REALTIME
 RATE = 24000
 # played_seconds is an estimate from the write times and the reported
 # latency; on a loaded machine a write may return late. The bound is loose.
@@ -379,7 +381,11 @@ def peak_hz(pcm: bytes, rate: int) -> float:
 
 
 def play_reply(
-    server: LocalRealtimeServer, device: VirtualOutput, pieces: list[bytes], **update: object
+    server: LocalRealtimeServer,
+    device: VirtualOutput,
+    pieces: list[bytes],
+    model: str = MODEL,
+    **update: object,
 ) -> None:
     """A scripted reply of these audio deltas, played by an attached Speaker to the end."""
     deltas = [
@@ -388,7 +394,7 @@ def play_reply(
     done = [{"type": "response.audio.done"}, {"type": "response.done"}]
     server.script_response([{"type": "response.created"}, *deltas, *done])
     client = ds.Client(server.api_key, base_url=server.url)
-    with client.realtime.connect(model=MODEL) as session, ds.Speaker(stream=device) as spk:
+    with client.realtime.connect(model=model) as session, ds.Speaker(stream=device) as spk:
         session.update_session(ds.SessionUpdate(turn_detection=None, **update))  # type: ignore[arg-type]
         for name, value in update.items():
             assert getattr(session.info, name) == value
@@ -411,7 +417,7 @@ class TestAttachedSpeakerRate:
         t = np.arange(24000) / 48000  # 0.5 s at 48 kHz
         tone = (8000 * np.sin(2 * np.pi * 1000 * t)).astype("<i2").tobytes()
         pieces = [tone[i : i + 9600] for i in range(0, len(tone), 9600)]
-        play_reply(server, device, pieces, output_sample_rate=48000)
+        play_reply(server, device, pieces, RATE_MODEL, output_sample_rate=48000)
         assert device.total() == pytest.approx(0.5, abs=2e-3)  # the filter's tail included
         # Not 500 Hz, as played unconverted.
         assert peak_hz(bytes(device.data), RATE) == pytest.approx(1000, abs=5)
@@ -453,7 +459,7 @@ class TestAttachedSpeakerRate:
         server.script_response([{"type": "response.created"}, *([delta] * 6), *done])
         client = ds.Client(server.api_key, base_url=server.url)
         speaker = RecordingSpeaker()
-        with client.realtime.connect(model=MODEL) as session:
+        with client.realtime.connect(model=RATE_MODEL) as session:
             session.update_session(ds.SessionUpdate(turn_detection=None, output_sample_rate=48000))
             session.attach(speaker=speaker)
             deltas = 0

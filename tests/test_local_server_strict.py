@@ -414,3 +414,130 @@ def test_documented_shapes_are_taken(raw: Any, model: str, session: dict[str, An
     connection, _ = created(raw, model)
     answer = update(connection, session)
     assert answer["type"] == "session.updated", answer
+
+
+# Names: models, voices, languages --------------------------------------------------------
+
+
+def test_unknown_model_gets_an_error_then_a_close(server: LocalRealtimeServer) -> None:
+    """A misspelt model gets an error naming the model (and the likely name), no session, then 1008."""
+    connection = Raw(server, "qwen3-omni-flsh-realtime")
+    try:
+        event = connection.recv()
+        assert event["type"] == "error"
+        assert (event["error"]["code"], event["error"]["param"]) == ("Model.NotExist", "model")
+        assert "Did you mean 'qwen3-omni-flash-realtime'" in event["error"]["message"]
+        opcode, data = connection.ws.recv_data()
+        assert opcode == websocket.ABNF.OPCODE_CLOSE
+        assert int.from_bytes(data[:2], "big") == 1008
+    finally:
+        connection.close()
+
+
+def test_unknown_model_fails_connect(server: LocalRealtimeServer) -> None:
+    """Through the library, connecting to a misspelt model raises an APIError naming it."""
+    client = ds.Client(server.api_key, base_url=server.url)
+    with pytest.raises(ds.APIError, match="qwen3-omni-flsh-realtime") as caught:
+        client.realtime.connect(model="qwen3-omni-flsh-realtime", timeout=10)
+    assert caught.value.code == "Model.NotExist"
+
+
+def test_the_asr_dialect_is_not_simulated(raw: Any) -> None:
+    """A model of another dialect on the same path is refused with a message saying so."""
+    event = raw("qwen3-asr-flash-realtime").recv()
+    assert event["type"] == "error"
+    assert "does not simulate" in event["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("model", "session", "param", "hint"),
+    [
+        (ds.MODEL_QWEN3_OMNI_FLASH_REALTIME, {"voice": "Cheery"}, "session.voice", "Cherry"),
+        (ds.MODEL_QWEN_OMNI_TURBO_REALTIME, {"voice": "Tina"}, "session.voice", None),
+        (
+            ds.MODEL_QWEN3_8_OMNI_FLASH_REALTIME,
+            {"audio": {"output": {"voice": "Tinna"}}},
+            "session.audio.output.voice",
+            "Tina",
+        ),
+        (ds.MODEL_QWEN_AUDIO_3_0_REALTIME_PLUS, {"voice": "Cherry"}, "session.voice", None),
+        (
+            ds.MODEL_QWEN3_LIVETRANSLATE_FLASH_REALTIME,
+            {
+                "input_audio_transcription": {
+                    "model": "qwen3-asr-flash-realtime",
+                    "language": "english",
+                }
+            },
+            "session.input_audio_transcription.language",
+            None,
+        ),
+        (
+            ds.MODEL_QWEN3_5_LIVETRANSLATE_FLASH_REALTIME,
+            {"translation": {"language": "English"}},
+            "session.translation.language",
+            None,
+        ),
+    ],
+    ids=[
+        "flash-typo",
+        "turbo-omni35-voice",
+        "omni38-nested",
+        "qwen-audio-omni-voice",
+        "asr-language",
+        "target",
+    ],
+)
+def test_unknown_voice_or_language_is_refused(
+    raw: Any, model: str, session: dict[str, Any], param: str, hint: str | None
+) -> None:
+    """A voice the model's documented list lacks, or a language that is none, is refused by name."""
+    connection, _ = created(raw, model)
+    answer = update(connection, session)
+    assert_refused(answer, param)
+    if hint is not None:
+        assert f"Did you mean {hint!r}" in answer["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("model", "session"),
+    [
+        (ds.MODEL_QWEN3_OMNI_FLASH_REALTIME_2025_12_01, {"voice": "Eldric Sage"}),
+        (ds.MODEL_QWEN_AUDIO_3_1_REALTIME_PLUS, {"voice": "beth_v3.1"}),
+        (
+            ds.MODEL_QWEN_AUDIO_3_0_REALTIME_FLASH,
+            {"voice": "qwen-audio-3.0-realtime-flash-myvoice-1"},
+        ),
+        (ds.MODEL_QWEN3_5_OMNI_FLASH_REALTIME, {"voice": "Ethan"}),  # no documented list
+        (ds.MODEL_QWEN3_OMNI_FLASH_REALTIME, {"voice": None}),
+        (
+            ds.MODEL_QWEN3_LIVETRANSLATE_FLASH_REALTIME,
+            {
+                "input_audio_transcription": {
+                    "model": "qwen3-asr-flash-realtime",
+                    "language": "zh",
+                },
+                "translation": {"language": "pt-BR"},
+            },
+        ),
+    ],
+    ids=["flash-2025-12-01", "qwen-audio-31", "cloned", "omni35-any", "null", "languages"],
+)
+def test_documented_names_are_taken(raw: Any, model: str, session: dict[str, Any]) -> None:
+    """Documented voices, cloned voices named after the model, and language codes are accepted."""
+    connection, _ = created(raw, model)
+    answer = update(connection, session)
+    assert answer["type"] == "session.updated", answer
+
+
+def test_strict_names_off_accepts_any_name() -> None:
+    """LocalRealtimeServer(strict_names=False) serves a made-up model and takes a made-up voice."""
+    with LocalRealtimeServer(strict_names=False) as server:
+        connection = Raw(server, "my-model")
+        try:
+            assert connection.recv()["type"] == "session.created"
+            answer = update(connection, {"voice": "Nobody"})
+            assert answer["type"] == "session.updated"
+            assert answer["session"]["voice"] == "Nobody"
+        finally:
+            connection.close()

@@ -26,10 +26,16 @@ Everything it says is simulated, and says so.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+import re
+from collections.abc import Collection, Sequence
 from typing import Any, Final
 
+from .._constants import VOICES_QWEN3_OMNI_FLASH, VOICES_QWEN_OMNI_TURBO
 from .._families import (
+    VOICES_QWEN3_8_OMNI_FLASH,
+    VOICES_QWEN_AUDIO_3_0,
+    VOICES_QWEN_AUDIO_3_1_PLUS,
     FinishRule,
     ModelFamily,
     default_voice,
@@ -47,6 +53,59 @@ __all__ = [
 
 #: Every turn detection type of every family (MODEL_FAMILIES.md §4).
 TURN_DETECTION_TYPES: Final = ("server_vad", "semantic_vad", "smart_turn", "speaker_detection")
+
+#: The models the local server answers for (MODEL_FAMILIES.md §1, PROTOCOL.md; the
+#: qwen3 LiveTranslate snapshot from its model page). Others get an ``error``
+#: naming ``model``, then a close, unless the server accepts any name.
+KNOWN_MODELS: Final = frozenset(
+    {
+        "qwen-omni-turbo-realtime",
+        "qwen-omni-turbo-realtime-latest",
+        "qwen-omni-turbo-realtime-2025-05-08",
+        "qwen3-omni-flash-realtime",
+        "qwen3-omni-flash-realtime-latest",
+        "qwen3-omni-flash-realtime-2025-09-15",
+        "qwen3-omni-flash-realtime-2025-12-01",
+        "qwen3.5-omni-plus-realtime",
+        "qwen3.5-omni-flash-realtime",
+        "qwen3.8-omni-flash-realtime",
+        "qwen3-livetranslate-flash-realtime",
+        "qwen3-livetranslate-flash-realtime-2025-09-22",
+        "qwen3.5-livetranslate-flash-realtime",
+        "qwen3.5-livetranslate-flash-realtime-2026-05-19",
+        "qwen3.8-livetranslate-flash-realtime",
+        "qwen-audio-3.0-realtime-plus",
+        "qwen-audio-3.0-realtime-flash",
+        "qwen-audio-3.1-realtime-plus",
+        "qwen-audio-3.1-realtime-flash",
+    }
+)
+# Served on the same path in dialects the local server does not simulate (§4.7).
+_OTHER_DIALECTS: Final = ("qwen3-asr-", "qwen-tts-", "qwen3-tts-")
+# The 32 voices the 2025-12-01 snapshot adds (PROTOCOL.md §2.9).
+_FLASH_2025_12_01_EXTRA: Final = (
+    "Serena", "Chelsie", "Momo", "Vivian", "Moon", "Maia", "Kai", "Bella", "Aiden",
+    "Eldric Sage", "Mia", "Mochi", "Bellona", "Vincent", "Bunny", "Neil", "Arthur", "Nini",
+    "Ebona", "Seren", "Pip", "Stella", "Bodega", "Sonrisa", "Alek", "Dolce", "Sohee",
+    "Ono Anna", "Lenn", "Emilien", "Andre", "Radio Gol",
+)  # fmt: skip
+#: The languages of qwen3-asr-flash-realtime, the input transcription model of
+#: the newer families (SPEECH_FAMILIES.md §B1).
+TRANSCRIPTION_LANGUAGES: Final = frozenset(
+    {
+        "zh", "yue", "en", "ja", "de", "ko", "ru", "fr", "pt", "ar", "it", "es", "hi", "id",
+        "th", "tr", "uk", "vi", "cs", "da", "fil", "fi", "is", "ms", "no", "pl", "sv",
+    }
+)  # fmt: skip
+# No reference lists LiveTranslate's 18 or 60 target languages: only the form
+# of a language code is checked ("en", "zh", "pt-BR"; not "English" or "en_US").
+_LANGUAGE_CODE: Final = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?")
+
+
+def _did_you_mean(value: str, known: Collection[str]) -> str:
+    close = difflib.get_close_matches(value, sorted(known), n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
 
 # The client events each family's docs list (MODEL_FAMILIES.md §4-§6, PROTOCOL.md §2).
 # session.finish is left to the finish rule, which also knows the server's knob.
@@ -81,8 +140,10 @@ AMBIENT_MAX_SAMPLES: Final = 16000 * 6 // 10  # 0.6 s at 16 kHz
 class FamilyRules:
     """The family of one connection's model and what the server does about it."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, *, strict_names: bool = True) -> None:
         self.model = model
+        #: Refuse model names, voices and languages the references do not give.
+        self.strict_names = strict_names
         self.family = family_of(model)
         self.finish = finish_rule(self.family, model)
         #: A server_error ends the connection (Qwen-Audio).
@@ -100,6 +161,99 @@ class FamilyRules:
             # 3.8's types are not documented (Q9); third-party catalogs give semantic_vad.
             return ("server_vad", "semantic_vad")
         return ("server_vad",)
+
+    def model_error(self) -> ClientEventError | None:
+        """The ``error`` for a model the service would not serve, or None.
+
+        The references do not say how the service refuses an unknown model
+        (PROTOCOL.md Q1); the local server sends this error, then closes.
+        """
+        model = self.model
+        if not self.strict_names or model in KNOWN_MODELS:
+            return None
+        if model.startswith(_OTHER_DIALECTS):
+            message = (
+                f"Model {model!r} speaks the ASR or TTS dialect, which the local server "
+                "does not simulate."
+            )
+        else:
+            message = f"Model not exist: {model!r}.{_did_you_mean(model, KNOWN_MODELS)}"
+        return ClientEventError(
+            message + " (LocalRealtimeServer(strict_names=False) accepts any name.)",
+            code="Model.NotExist",
+            param="model",
+        )
+
+    def voices(self) -> frozenset[str] | None:
+        """The system voices of this model, or None where no reference lists them."""
+        name = self.model
+        if name.startswith("qwen-omni-turbo-"):
+            return frozenset(VOICES_QWEN_OMNI_TURBO)
+        if name == "qwen3-omni-flash-realtime-2025-12-01":
+            return frozenset(VOICES_QWEN3_OMNI_FLASH + _FLASH_2025_12_01_EXTRA)
+        if name.startswith("qwen3-omni-flash-"):
+            return frozenset(VOICES_QWEN3_OMNI_FLASH)
+        if self.family is ModelFamily.OMNI_V38:
+            return frozenset(VOICES_QWEN3_8_OMNI_FLASH)
+        if name.startswith("qwen-audio-3.0-"):
+            return frozenset(VOICES_QWEN_AUDIO_3_0)
+        if name.startswith("qwen-audio-3.1-"):
+            return frozenset(VOICES_QWEN_AUDIO_3_0 + VOICES_QWEN_AUDIO_3_1_PLUS)
+        return None  # Omni 3.5 and LiveTranslate: no voice list is documented
+
+    def _check_names(self, update: JSONDict) -> None:
+        if not self.strict_names:
+            return
+        audio = update.get("audio")
+        output = audio.get("output") if isinstance(audio, dict) else None
+        for param, voice in (
+            ("session.voice", update.get("voice")),
+            (
+                "session.audio.output.voice",
+                output.get("voice") if isinstance(output, dict) else None,
+            ),
+        ):
+            self._check_voice(voice, param)
+        transcription = update.get("input_audio_transcription")
+        language = transcription.get("language") if isinstance(transcription, dict) else None
+        if language is not None and language not in TRANSCRIPTION_LANGUAGES:
+            raise ClientEventError(
+                f"Invalid language: {language!r}. Supported values are: "
+                + ", ".join(sorted(TRANSCRIPTION_LANGUAGES))
+                + "."
+                + (
+                    _did_you_mean(language, TRANSCRIPTION_LANGUAGES)
+                    if isinstance(language, str)
+                    else ""
+                ),
+                code="invalid_value",
+                param="session.input_audio_transcription.language",
+            )
+        translation = update.get("translation")
+        target = translation.get("language") if isinstance(translation, dict) else None
+        if target is not None and not (
+            isinstance(target, str) and _LANGUAGE_CODE.fullmatch(target)
+        ):
+            raise ClientEventError(
+                f"Invalid language: {target!r}. Expected a language code such as 'en' or 'zh'.",
+                code="invalid_value",
+                param="session.translation.language",
+            )
+
+    def _check_voice(self, voice: Any, param: str) -> None:
+        voices = self.voices()
+        if voice is None or voices is None or not isinstance(voice, str):
+            return  # null is the default voice; the shape is checked elsewhere
+        if voice in voices or voice.startswith(f"{self.model}-"):
+            return  # a system voice, or one cloned for this model (named after it)
+        raise ClientEventError(
+            f"Invalid voice: {voice!r} is not a voice of {self.model}. Supported voices are: "
+            + ", ".join(sorted(voices))
+            + "."
+            + _did_you_mean(voice, voices),
+            code="invalid_value",
+            param=param,
+        )
 
     def takes_event(self, event_type: str) -> bool:
         """Whether this family's docs list the client event (others: "invalid event type")."""
@@ -163,6 +317,7 @@ class FamilyRules:
             for key in fields:
                 if (direction, key) not in allowed:
                     raise self._foreign(f"session.audio.{direction}.{key}")
+        self._check_names(update)
         self._check_turn_type(update.get("turn_detection"), "session.turn_detection")
         nested = audio.get("input") if isinstance(audio, dict) else None
         if isinstance(nested, dict):

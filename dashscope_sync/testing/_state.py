@@ -83,6 +83,8 @@ class ProtocolState:
         server_vad: Simulate server VAD when ``turn_detection`` is not null.
         reply_audio: ``"speech"`` (synthesised) or ``"echo"`` (the user's
             committed audio, resampled to 24 kHz) as the reply audio.
+        strict_names: Refuse model names, voices and languages the
+            references do not give (False accepts any).
     """
 
     def __init__(
@@ -92,9 +94,10 @@ class ProtocolState:
         chunk_ms: int,
         server_vad: bool = False,
         reply_audio: str = "speech",
+        strict_names: bool = True,
     ) -> None:
         #: The model's family, and what the server does about it.
-        self.rules = FamilyRules(model)
+        self.rules = FamilyRules(model, strict_names=strict_names)
         self.session: JSONDict = self.rules.created_session(default_session(model))
         self.conversation_id = new_id("conv_")
         self.last_committed_audio = bytearray()
