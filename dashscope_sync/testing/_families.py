@@ -6,9 +6,12 @@ family's dialect:
 
 - ``session.created`` carries the family's defaults (voice, transcription
   model, LiveTranslate's translation, Qwen-Audio's history and emotion);
-- ``session.update`` is accepted in the flat and in the nested shape
-  (``audio.output.voice``, ``audio.input.turn_detection``,
-  ``output_modalities``), and echoed with both kept in step;
+- ``session.update`` is accepted in the shapes the family's docs and the
+  official SDK send (the 3.8 families' nested ``audio.output.voice``, and
+  LiveTranslate 3.8's ``audio.input.turn_detection`` and
+  ``output_modalities``), and echoed with the flat keys kept in step;
+- names are checked (``strict_names``): unknown models, voices missing
+  from a documented list, unknown transcription languages;
 - LiveTranslate translates every spoken turn by itself (no
   ``response.create``), streaming ``text``/``stash`` events; silence is
   never translated;

@@ -120,6 +120,16 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
       containing ``"call <name>"``) gets a function call instead of a reply;
       its arguments are the first JSON object in the text, else ``{}``.
 
+    As strict as the service: each family (from the model in the URL) gets
+    only what its docs list. Another family's turn detection type, or a
+    field of another family or at the wrong level (nested ``audio.*`` on
+    turbo and qwen3-flash, ``translation`` outside LiveTranslate...), is an
+    ``invalid_value`` error naming it; a client event the family's docs do
+    not list (``input_audio_buffer.commit`` or ``response.create`` on
+    LiveTranslate, which decides turns itself and translates only speech)
+    is an ``invalid_event_type`` error. Unknown names are refused too, unless
+    ``strict_names=False`` (see below).
+
     Temporary API keys: ``POST /api/v1/tokens?expire_in_seconds=N`` with
     ``Authorization: Bearer <api_key>`` and no body answers 200
     ``{"token": "st-...", "expires_at": <epoch seconds>}`` (N in 1..1800,
