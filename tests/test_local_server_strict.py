@@ -541,3 +541,25 @@ def test_strict_names_off_accepts_any_name() -> None:
             assert answer["session"]["voice"] == "Nobody"
         finally:
             connection.close()
+
+
+# Qwen-Audio's timing rules --------------------------------------------------------------
+
+
+def test_qwen_audio_takes_the_voice_of_the_first_update_only(raw: Any) -> None:
+    """A later voice is ignored, as Qwen-Audio's docs say: the echo keeps the first one."""
+    connection, _ = created(raw, ds.MODEL_QWEN_AUDIO_3_0_REALTIME_PLUS)
+    assert update(connection, {"voice": "longanlingxin"})["session"]["voice"] == "longanlingxin"
+    assert update(connection, {"voice": "longanxiaoxin"})["session"]["voice"] == "longanlingxin"
+
+
+@pytest.mark.parametrize("key", ["turn_detection", "input_audio_format"])
+def test_qwen_audio_refuses_a_late_mode_change(raw: Any, key: str) -> None:
+    """turn_detection and input_audio_format change only before the first audio: refused after it."""
+    connection, _ = created(raw, ds.MODEL_QWEN_AUDIO_3_0_REALTIME_FLASH)
+    value = None if key == "turn_detection" else "pcm"
+    assert update(connection, {key: value})["type"] == "session.updated"
+    connection.append(SILENCE_1S)
+    answer = update(connection, {key: value})
+    assert_refused(answer, f"session.{key}")
+    assert "before the first audio" in answer["error"]["message"]

@@ -267,6 +267,34 @@ class FamilyRules:
             return event_type in _QWEN_AUDIO_EVENTS
         return event_type in _OMNI_EVENTS
 
+    def late_update(self, update: Any, *, updated_before: bool, audio_sent: bool) -> Any:
+        """Qwen-Audio's timing rules for ``session.update`` (MODEL_FAMILIES.md §4.6).
+
+        ``turn_detection`` and ``input_audio_format`` can change only before
+        the first audio: refused after it. ``voice`` applies only in the first
+        update: a later one is dropped (not echoed), as the service ignores it.
+
+        Returns:
+            The update to apply.
+
+        Raises:
+            ClientEventError: ``invalid_value`` naming the late field.
+        """
+        if self.family is not ModelFamily.QWEN_AUDIO or not isinstance(update, dict):
+            return update
+        if audio_sent:
+            for key in ("turn_detection", "input_audio_format"):
+                if key in update:
+                    raise ClientEventError(
+                        f"{key} can be changed only before the first audio; open a new "
+                        "connection to change it.",
+                        code="invalid_value",
+                        param=f"session.{key}",
+                    )
+        if updated_before and "voice" in update:
+            return {key: value for key, value in update.items() if key != "voice"}
+        return update
+
     def _audio_keys(self) -> frozenset[tuple[str, str]]:
         """The ``audio.<direction>.<key>`` fields this family takes in ``session.update``."""
         family = self.family

@@ -120,6 +120,8 @@ class ProtocolState:
         self._speech_onset = 0
         # Conversation items by id, for conversation.item.retrieve/delete.
         self._items: dict[str, JSONDict] = {}
+        # Whether a session.update was accepted (Qwen-Audio takes only the first voice).
+        self._updated = False
 
     def session_created(self) -> JSONDict:
         """Return the ``session.created`` event."""
@@ -131,9 +133,13 @@ class ProtocolState:
         # from the old one are never mutated under a sending thread.
         update = frame.get("session")
         self.rules.check_update(update)
+        update = self.rules.late_update(
+            update, updated_before=self._updated, audio_sent=self._timeline > 0
+        )
         self.session = apply_session_update(
             self.session, update, default_turn_type=self.rules.turn_detection_types[0]
         )
+        self._updated = True
         before, after = self.rules.update_events(update)
         return [*before, server_event("session.updated", session=self.session), *after]
 
