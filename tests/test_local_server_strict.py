@@ -7,6 +7,7 @@ would send.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -48,13 +49,12 @@ class Raw:
 
     def append(self, pcm: bytes) -> None:
         """Append PCM16 in 100 ms packets."""
-        import base64
-
         for start in range(0, len(pcm), 3200):
             chunk = base64.b64encode(pcm[start : start + 3200]).decode("ascii")
             self.send({"type": "input_audio_buffer.append", "audio": chunk})
 
     def close(self) -> None:
+        """Close the handshake, then the socket (the server may have closed first)."""
         self.ws.close()
         self.ws.shutdown()
 
