@@ -623,7 +623,15 @@ def _cmd_translate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    server = _local_server_class()(host=args.host, port=args.port, api_key=args.api_key or None)
+    def log(line: str) -> None:
+        print(line, file=err, flush=True)
+
+    server = _local_server_class()(
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key or None,
+        log_connections=None if args.quiet else log,
+    )
     _start_server(server, args.host, args.port)
     try:
         key = server.api_key or "any-key"
@@ -833,6 +841,11 @@ def _parser() -> argparse.ArgumentParser:
         type=_printable("an API key", allow_empty=True),
         default="sk-local-test",
         help="the key the server accepts ('': any key)",
+    )
+    serve.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print nothing per connection (by default one line each, accepted or refused)",
     )
     serve.set_defaults(run=_cmd_serve)
 

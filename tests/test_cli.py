@@ -285,7 +285,7 @@ def test_serve_until_stopped(signum: int) -> None:
             assert proc.stdout.readline().startswith("HTTP base URL: http://127.0.0.1:")
             assert proc.stdout.readline().strip() == "API key: sk-cli"
             client = ds.Client("sk-cli", base_url=url)
-            with client.realtime.connect(model="m") as session:
+            with client.realtime.connect(model=ds.MODEL_QWEN3_OMNI_FLASH_REALTIME) as session:
                 assert session.id
             proc.send_signal(signum)
             assert proc.wait(timeout=20) == 0

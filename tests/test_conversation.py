@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,11 +26,19 @@ def feed(state: SessionState, *frames: dict[str, Any]) -> None:
         state.receive(decode(json.dumps(frame)), 1.0)
 
 
+@pytest.fixture
+def audio_session(server: LocalRealtimeServer) -> Iterator[ds.RealtimeSession]:
+    """A Qwen-Audio session: the family whose docs list item retrieve and delete."""
+    with _client(server).realtime.connect(model=ds.MODEL_QWEN_AUDIO_3_0_REALTIME_PLUS) as session:
+        yield session
+
+
 class TestItems:
     """create_item, retrieve_item and delete_item against the local server."""
 
-    def test_create_retrieve_delete(self, session: ds.RealtimeSession) -> None:
-        """An item created with an id can be retrieved, then deleted, then is gone."""
+    def test_create_retrieve_delete(self, audio_session: ds.RealtimeSession) -> None:
+        """An item created with an id can be retrieved, then deleted, then is gone (Qwen-Audio)."""
+        session = audio_session
         item = {
             "id": "item_mine_1",
             "type": "message",
@@ -44,8 +53,9 @@ class TestItems:
         with pytest.raises(ds.APIError, match="not found"):
             session.retrieve_item("item_mine_1", timeout=10)
 
-    def test_retrieve_audio_item_as_transcript(self, session: ds.RealtimeSession) -> None:
-        """A committed audio item comes back with its transcript only."""
+    def test_retrieve_audio_item_as_transcript(self, audio_session: ds.RealtimeSession) -> None:
+        """A committed audio item comes back with its transcript only (Qwen-Audio)."""
+        session = audio_session
         session.update_session(ds.SessionUpdate(turn_detection=None), timeout=10)
         session.append_audio(b"\x10\x00" * 1600)
         session.commit_audio()

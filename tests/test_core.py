@@ -310,7 +310,7 @@ class TestPairing:
             thread.join(10)
             server.set_reply_delay(0)
             assert results and results[0].voice == "Ethan"
-            assert session.update_session({"voice": "Serena"}).voice == "Serena"
+            assert session.update_session({"voice": "Jennifer"}).voice == "Jennifer"
 
     def test_refused_create_under_vad_is_not_given_the_servers_response(
         self, server: LocalRealtimeServer, client: ds.Client

@@ -20,6 +20,8 @@ from .audio_fakes import VirtualInput, VirtualOutput, wait_until
 from .conftest import need
 
 MODEL = ds.MODEL_QWEN3_OMNI_FLASH_REALTIME
+# A model that takes an output sample rate (audio.output.format): qwen3-flash has the flat shape only.
+RATE_MODEL = ds.MODEL_QWEN3_8_OMNI_FLASH_REALTIME
 RATE = 24000
 # played_seconds is an estimate from the write times and the reported
 # latency; on a loaded machine a write may return late. The bound is loose.

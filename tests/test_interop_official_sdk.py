@@ -89,10 +89,12 @@ def open_conversation() -> Iterator[Open]:
     """Factory of connected official conversations, closed and joined at teardown."""
     opened: list[tuple[Any, Recorder, LocalRealtimeServer, Any]] = []
 
-    def factory(server: LocalRealtimeServer, api_key: str | None = None) -> tuple[Any, Recorder]:
+    def factory(
+        server: LocalRealtimeServer, api_key: str | None = None, model: str = MODEL
+    ) -> tuple[Any, Recorder]:
         recorder = Recorder()
         conversation = qwen_omni.OmniRealtimeConversation(
-            model=MODEL,
+            model=model,
             callback=recorder,
             url=server.url,
             api_key=api_key or server.api_key,
@@ -235,6 +237,49 @@ def test_vad_turn_with_the_official_sdk(
     assert recorder.wait_for("input_audio_buffer.committed")["item_id"] == started["item_id"]
     assert recorder.wait_for("response.done")["response"]["status"] == "completed"
     assert "response.create" not in [frame["type"] for frame in server.received]
+
+
+@pytest.mark.parametrize(
+    ("model", "voice"),
+    [
+        ("qwen-omni-turbo-realtime", "Chelsie"),
+        ("qwen3.5-omni-flash-realtime", "Tina"),
+        ("qwen3.8-omni-flash-realtime", "Tina"),
+        ("qwen-audio-3.0-realtime-plus", "longanqian"),
+    ],
+)
+def test_manual_turn_in_every_answering_family(
+    make_server: Callable[..., LocalRealtimeServer], open_conversation: Open, model: str, voice: str
+) -> None:
+    """The SDK's flat update, commit and create_response complete a turn on each family that answers."""
+    server = make_server()
+    conversation, recorder = open_conversation(server, model=model)
+    conversation.update_session(
+        output_modalities=AUDIO_AND_TEXT, voice=voice, enable_turn_detection=False
+    )
+    assert recorder.wait_for("session.updated")["session"]["voice"] == voice
+    append_audio(conversation, speech_like_pcm16(1.0))
+    conversation.commit()
+    conversation.create_response()
+    assert recorder.response_done.wait(10)
+    assert recorder.wait_for("response.done")["response"]["status"] == "completed"
+
+
+@pytest.mark.parametrize(
+    "model", ["qwen3-livetranslate-flash-realtime", "qwen3.8-livetranslate-flash-realtime"]
+)
+def test_translation_in_every_livetranslate_family(
+    make_server: Callable[..., LocalRealtimeServer], open_conversation: Open, model: str
+) -> None:
+    """LiveTranslate as its docs flow: stream speech, end_session, one translation, then finished."""
+    server = make_server()
+    conversation, recorder = open_conversation(server, model=model)
+    append_audio(conversation, speech_like_pcm16(1.0))
+    conversation.end_session(timeout=10)
+    assert recorder.types().count("response.done") == 1
+    assert recorder.types()[-1] == "session.finished"
+    transcript = recorder.wait_for("response.audio_transcript.done")["transcript"]
+    assert "simulated translation into en" in transcript
 
 
 def test_official_sdk_connects_with_a_temporary_key(

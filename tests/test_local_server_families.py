@@ -15,6 +15,7 @@ from .test_families import FAMILY_OF_MODEL
 F = ds.ModelFamily
 TRANSLATING = (F.LIVETRANSLATE, F.LIVETRANSLATE_V38)
 SPEECH = ds.load_wav(ds.sample_wav_path())
+SILENCE = b"\x00\x00" * 16000
 
 
 def _client(server: LocalRealtimeServer) -> ds.Client:
@@ -42,7 +43,10 @@ def test_every_model_completes_a_turn(
     with _client(server).realtime.connect(model=model) as session:
         assert session.family is family
         if family in TRANSLATING:
-            result = session.respond(SPEECH, timeout=30)
+            # LiveTranslate's docs list no commit: its own VAD ends the turn.
+            response = session.next_response()
+            session.append_audio(SPEECH + SILENCE)
+            result = response.wait(timeout=30)
             assert "simulated translation into en" in result.text
             assert not [f for f in server.received if f.get("type") == "response.create"]
         else:
@@ -113,10 +117,8 @@ def test_livetranslate_streams_text_and_stash(server: LocalRealtimeServer) -> No
     """A LiveTranslate turn streams the source transcript and the translation as text/stash."""
     model = ds.MODEL_QWEN3_5_LIVETRANSLATE_FLASH_REALTIME
     with _client(server).realtime.connect(model=model) as session:
-        session.update_session(ds.SessionUpdate(turn_detection=None), timeout=10)
         response = session.next_response()
-        session.append_audio(SPEECH)
-        session.finish_session(timeout=30)  # LiveTranslate takes no commit
+        session.append_audio(SPEECH + SILENCE)
         pieces = list(response.iter_text(timeout=30))
         result = response.wait(timeout=30)
         assert "".join(pieces) == result.text

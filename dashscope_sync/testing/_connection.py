@@ -26,7 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from .._families import ModelFamily
-from ._handshake import RequestHeaders, parse_target
+from ._handshake import RequestHeaders, parse_target, peer_text
 from ._responder import CLIENT_CANCELLED, TURN_DETECTED, ResponsePlan, ResponseRunner
 from ._session import (
     ClientEventError,
@@ -62,6 +62,10 @@ _DELTA_TYPES = frozenset(
 )
 
 
+# Policy violation: the references do not say how the service closes (PROTOCOL.md Q1).
+_UNKNOWN_MODEL_CODE = 1008
+
+
 def _dumps(frame: JSONDict) -> str:
     return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
 
@@ -87,6 +91,7 @@ class ConnectionSettings:
     expire_close_reason: str
     server_vad: bool = False
     reply_audio: str = "speech"
+    strict_names: bool = True
 
 
 class ConnectionHost(Protocol):
@@ -96,6 +101,8 @@ class ConnectionHost(Protocol):
     def reply_delay(self) -> float: ...
 
     def _connection_opened(self, connection: LocalConnection) -> bool: ...
+
+    def _connection_started(self, connection: LocalConnection, refusal: str | None) -> None: ...
 
     def _connection_closed(self, connection: LocalConnection) -> None: ...
 
@@ -162,6 +169,7 @@ class LocalConnection:
             chunk_ms=settings.chunk_ms,
             server_vad=settings.server_vad,
             reply_audio=settings.reply_audio,
+            strict_names=settings.strict_names,
         )
         self.session_id: str = self._state.session["id"]
         self.conversation_id = self._state.conversation_id
@@ -198,6 +206,11 @@ class LocalConnection:
             "response.cancel": self._on_response_cancel,
             "session.finish": self._on_session_finish,
         }
+
+    @property
+    def peer(self) -> str:
+        """The client's address, ``HOST:PORT``."""
+        return peer_text(self._ws.remote_address)
 
     def __repr__(self) -> str:
         state = "open" if self.is_open else "closed"
@@ -405,7 +418,15 @@ class LocalConnection:
     def serve(self) -> None:
         """Run the connection until it closes (on the websockets handler thread)."""
         try:
-            if self._host._connection_opened(self):
+            send_created = self._host._connection_opened(self)
+            refusal = self._state.rules.model_error()
+            self._host._connection_started(self, None if refusal is None else refusal.message)
+            if refusal is not None:
+                # No session for a model the service does not serve: say why, then close.
+                self._send_frame(refusal.to_event(None))
+                self._close_quietly(_UNKNOWN_MODEL_CODE, "unknown model")
+                return
+            if send_created:
                 self.send_session_created()
             self.set_keepalive(self._ping_interval, self._ping_timeout)
             max_seconds = self._settings.max_session_seconds
@@ -524,6 +545,12 @@ class LocalConnection:
             if override is not None:
                 self._apply_override(override, frame, client_event_id)
                 return
+            if not self._state.rules.takes_event(event_type):
+                # Known to other families, not listed for this one (as Omni 3.5
+                # answers session.finish).
+                raise ClientEventError(
+                    f"invalid event type: {event_type}", code="invalid_event_type", param="type"
+                )
             state_handler = self._state_handlers.get(event_type)
             if state_handler is not None:
                 with self._lock:

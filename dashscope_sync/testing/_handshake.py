@@ -33,6 +33,7 @@ __all__ = [
     "error_body",
     "http_response",
     "parse_target",
+    "peer_text",
 ]
 
 REALTIME_PATH = "/api-ws/v1/realtime"
@@ -111,6 +112,14 @@ class HandshakeRecord:
     method: str = "GET"
     body: bytes = field(default=b"", repr=False)
     response_body: bytes = field(default=b"", repr=False)
+
+
+def peer_text(address: Any) -> str:
+    """A socket address as ``HOST:PORT`` (IPv6 hosts in brackets)."""
+    if isinstance(address, tuple) and len(address) >= 2:
+        host = f"[{address[0]}]" if ":" in str(address[0]) else str(address[0])
+        return f"{host}:{address[1]}"
+    return str(address)
 
 
 def parse_target(target: str) -> tuple[str, dict[str, str]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import inspect
+import json
 import logging
 import threading
 import time
@@ -37,6 +38,7 @@ from ._handshake import (
     RequestHeaders,
     check_request,
     parse_target,
+    peer_text,
 )
 from ._http import HttpRequest, TemporaryToken, TokenStore, route_http, serve_http
 from ._knobs import ConnectionKnobs, HttpKnobs, ResponseKnobs
@@ -119,6 +121,16 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
       containing ``"call <name>"``) gets a function call instead of a reply;
       its arguments are the first JSON object in the text, else ``{}``.
 
+    As strict as the service: each family (from the model in the URL) gets
+    only what its docs list. Another family's turn detection type, or a
+    field of another family or at the wrong level (nested ``audio.*`` on
+    turbo and qwen3-flash, ``translation`` outside LiveTranslate...), is an
+    ``invalid_value`` error naming it; a client event the family's docs do
+    not list (``input_audio_buffer.commit`` or ``response.create`` on
+    LiveTranslate, which decides turns itself and translates only speech)
+    is an ``invalid_event_type`` error. Unknown names are refused too, unless
+    ``strict_names=False`` (see below).
+
     Temporary API keys: ``POST /api/v1/tokens?expire_in_seconds=N`` with
     ``Authorization: Bearer <api_key>`` and no body answers 200
     ``{"token": "st-...", "expires_at": <epoch seconds>}`` (N in 1..1800,
@@ -178,6 +190,19 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
             user's audio, resampled to 24 kHz) as the reply audio.
         clock: Returns the time in epoch seconds, for temporary-key expiry;
             tests pass a fake clock to expire keys without sleeping.
+        strict_names: Refuse, as the service does, a model name, voice or
+            language the references do not give: an unknown ``model`` gets
+            an ``error`` event (code ``Model.NotExist``, param ``model``) and
+            no ``session.created``, then a close with 1008; an unknown voice
+            (where the model's voices are documented) or transcription
+            language, or a translation language that is not a language code,
+            gets an ``invalid_value`` error naming the field. False accepts
+            any name, for tests that need a made-up one.
+        log_connections: Called on a server thread with one line per
+            WebSocket connection attempt (who, which model, accepted with its
+            session id or refused and why), e.g. to print them as
+            ``dashscope-sync serve`` does. It must not block; what it raises
+            is logged and ignored.
 
     Example:
         >>> import json, websocket
@@ -219,6 +244,8 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
         server_vad: bool = True,
         reply_audio: Literal["speech", "echo"] = "speech",
         clock: Callable[[], float] = time.time,
+        strict_names: bool = True,
+        log_connections: Callable[[str], None] | None = None,
     ) -> None:
         if reply_audio not in ("speech", "echo"):
             raise ValueError(f"reply_audio must be 'speech' or 'echo', got {reply_audio!r}")
@@ -242,7 +269,9 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
             expire_close_reason=expire_close_reason,
             server_vad=server_vad,
             reply_audio=reply_audio,
+            strict_names=strict_names,
         )
+        self._log_connections = log_connections
         self._tokens = TokenStore(clock)
         self._registry = ConnectionRegistry(self._front_door)
 
@@ -614,7 +643,21 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
         with self._lock:
             self._handshakes.append(record)
         logger.debug("handshake %s model=%r -> %d", path, query.get("model"), status)
+        if response is not None:
+            peer = peer_text(ws.remote_address)
+            self._log_connection(
+                f"{peer}: refused, HTTP {status}{_error_code(record.response_body)} "
+                f"(model {query.get('model', '')!r})"
+            )
         return response
+
+    def _log_connection(self, line: str) -> None:
+        if self._log_connections is None:
+            return
+        try:
+            self._log_connections(line)
+        except Exception:  # a broken log must not break the server
+            logger.exception("log_connections raised")
 
     def _front_door(self, sock: Any, first: bytes) -> None:
         serve_http(sock, first, self._handle_http)
@@ -663,6 +706,13 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
         logger.debug("connection %s opened (model=%r)", connection.session_id, connection.model)
         return send_now
 
+    def _connection_started(self, connection: LocalConnection, refusal: str | None) -> None:
+        model = connection.model
+        if refusal is None:
+            self._log_connection(f"{connection.peer}: {connection.session_id} model {model!r}")
+        else:
+            self._log_connection(f"{connection.peer}: refused, {refusal}")
+
     def _connection_closed(self, connection: LocalConnection) -> None:
         logger.debug("connection %s closed", connection.session_id)
 
@@ -693,3 +743,12 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
             if once:
                 del self._reply_rules[event_type]
             return rule
+
+
+def _error_code(body: bytes) -> str:
+    """`` CODE`` of a DashScope JSON error body, or nothing."""
+    try:
+        code = json.loads(body).get("code")
+    except (ValueError, AttributeError):
+        return ""
+    return f" {code}" if isinstance(code, str) and code else ""

@@ -217,13 +217,15 @@ def check_modalities(value: Any, param: str) -> list[str]:
     )
 
 
-def _check_turn_detection(value: Any, current: Any) -> JSONDict | None:
+def _check_turn_detection(
+    value: Any, current: Any, default_type: str = "server_vad"
+) -> JSONDict | None:
     param = "session.turn_detection"
     if value is None:
         return None  # manual mode
     if not isinstance(value, dict):
         raise _invalid(value, param, "an object or null")
-    vad_type = value.get("type", "server_vad")
+    vad_type = value.get("type", default_type)
     if vad_type not in _TURN_DETECTION_TYPES:
         raise ClientEventError(
             f"Invalid value: {vad_type!r}. Supported values are: "
@@ -325,7 +327,9 @@ def _validate_session_fields(update: JSONDict, current: JSONDict) -> None:
         )
 
 
-def apply_session_update(current: JSONDict, update: Any) -> JSONDict:
+def apply_session_update(
+    current: JSONDict, update: Any, *, default_turn_type: str = "server_vad"
+) -> JSONDict:
     """Validate a ``session.update`` payload and merge it into ``current``.
 
     Keys given with a null value are set to null (``turn_detection: null``
@@ -336,6 +340,8 @@ def apply_session_update(current: JSONDict, update: Any) -> JSONDict:
     Args:
         current: The connection's session state (not modified).
         update: The ``session`` member of the client event.
+        default_turn_type: The family's turn detection type, for a
+            ``turn_detection`` that names none.
 
     Returns:
         The new full session state, as echoed by ``session.updated``.
@@ -353,15 +359,17 @@ def apply_session_update(current: JSONDict, update: Any) -> JSONDict:
         if key in _READ_ONLY_SESSION_KEYS:
             continue
         if key == "turn_detection":
-            merged[key] = _check_turn_detection(value, current.get(key))
+            merged[key] = _check_turn_detection(value, current.get(key), default_turn_type)
         else:
             merged[key] = copy.deepcopy(value)
     _sync_voice(merged, update)
-    _sync_nested(merged, update, current)
+    _sync_nested(merged, update, current, default_turn_type)
     return merged
 
 
-def _sync_nested(merged: JSONDict, update: JSONDict, current: JSONDict) -> None:
+def _sync_nested(
+    merged: JSONDict, update: JSONDict, current: JSONDict, default_turn_type: str
+) -> None:
     """Take the nested shape of the 3.8 families into the flat keys the server acts on.
 
     ``audio.input.turn_detection`` (LiveTranslate 3.8) drives the simulated
@@ -372,7 +380,7 @@ def _sync_nested(merged: JSONDict, update: JSONDict, current: JSONDict) -> None:
     audio_input = audio.get("input") if isinstance(audio, dict) else None
     if isinstance(audio_input, dict) and "turn_detection" in audio_input:
         merged["turn_detection"] = _check_turn_detection(
-            audio_input["turn_detection"], current.get("turn_detection")
+            audio_input["turn_detection"], current.get("turn_detection"), default_turn_type
         )
     if "output_modalities" in update:
         merged["modalities"] = check_modalities(
@@ -464,16 +472,37 @@ def simulated_transcript(num_bytes: int, peak: int) -> str:
     return f"[simulated transcript: {seconds:.2f} s of audio, {level}]"
 
 
-def parse_conversation_item(item: Any) -> tuple[JSONDict, TurnPiece]:
+def _message_text(content: Any, part_types: tuple[str, ...]) -> str:
+    if not isinstance(content, list) or not content:
+        raise _invalid(content, "item.content", "a non-empty list of text parts")
+    texts: list[str] = []
+    for index, part in enumerate(content):
+        if (
+            not isinstance(part, dict)
+            or part.get("type") not in part_types
+            or not isinstance(part.get("text"), str)
+        ):
+            expected = " or ".join(f"{{'type': {kind!r}, 'text': <string>}}" for kind in part_types)
+            raise _invalid(part, f"item.content[{index}]", expected)
+        texts.append(part["text"])
+    return "\n".join(texts)
+
+
+def parse_conversation_item(
+    item: Any, *, history: bool = False
+) -> tuple[JSONDict, TurnPiece | None]:
     """Validate the ``item`` of ``conversation.item.create``.
 
     Supports user ``message`` items with ``input_text`` parts and
-    ``function_call_output`` items.
+    ``function_call_output`` items; with ``history`` (Qwen-Audio, whose docs
+    list them) also ``system`` and ``assistant`` messages and
+    ``function_call`` items, which add to the conversation but not to the
+    user turn.
 
     Returns:
         The item as echoed by ``conversation.item.created`` (with a server id
         unless the client gave one, ``object`` and ``status``) and the piece it
-        adds to the next user turn.
+        adds to the next user turn (None for history).
 
     Raises:
         ClientEventError: With ``param`` ``item`` (or a field of it).
@@ -481,25 +510,17 @@ def parse_conversation_item(item: Any) -> tuple[JSONDict, TurnPiece]:
     if not isinstance(item, dict):
         raise _invalid(item, "item", "an object")
     item_type = item.get("type")
-    piece: TurnPiece
+    roles = ("system", "user", "assistant") if history else ("user",)
+    piece: TurnPiece | None
     if item_type == "message":
-        if item.get("role") != "user":
-            raise _invalid(item.get("role"), "item.role", "'user'")
-        content = item.get("content")
-        if not isinstance(content, list) or not content:
-            raise _invalid(content, "item.content", "a non-empty list of input_text parts")
-        texts: list[str] = []
-        for index, part in enumerate(content):
-            if (
-                not isinstance(part, dict)
-                or part.get("type") != "input_text"
-                or not isinstance(part.get("text"), str)
-            ):
-                raise _invalid(
-                    part, f"item.content[{index}]", "{'type': 'input_text', 'text': <string>}"
-                )
-            texts.append(part["text"])
-        piece = TextInput("\n".join(texts))
+        role = item.get("role")
+        if role not in roles:
+            raise _invalid(role, "item.role", " or ".join(repr(r) for r in roles))
+        if role == "user":
+            piece = TextInput(_message_text(item.get("content"), ("input_text",)))
+        else:
+            _message_text(item.get("content"), ("input_text", "text"))
+            piece = None
     elif item_type == "function_call_output":
         call_id, output = item.get("call_id"), item.get("output")
         if not isinstance(call_id, str) or not call_id:
@@ -507,10 +528,23 @@ def parse_conversation_item(item: Any) -> tuple[JSONDict, TurnPiece]:
         if not isinstance(output, str):
             raise _invalid(output, "item.output", "a string")
         piece = FunctionOutput(call_id, output)
+    elif item_type == "function_call" and history:
+        for key in ("call_id", "name"):
+            if not isinstance(item.get(key), str) or not item[key]:
+                raise _invalid(item.get(key), f"item.{key}", "a non-empty string")
+        if not isinstance(item.get("arguments"), str):
+            raise _invalid(item.get("arguments"), "item.arguments", "a JSON string")
+        piece = None
     else:
+        kinds = (
+            ("message", "function_call", "function_call_output")
+            if history
+            else ("message", "function_call_output")
+        )
         raise ClientEventError(
-            f"Invalid value: {item_type!r}. Supported values are: 'message' and "
-            "'function_call_output'.",
+            f"Invalid value: {item_type!r}. Supported values are: "
+            + ", ".join(repr(kind) for kind in kinds)
+            + ".",
             code="invalid_value",
             param="item.type",
         )

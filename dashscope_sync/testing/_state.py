@@ -46,7 +46,7 @@ from ._session import (
     simulated_transcript,
     text_tokens,
 )
-from ._vad import EnergyVad, samples_to_ms
+from ._vad import EnergyVad, contains_speech, samples_to_ms
 
 __all__ = ["AutoResponse", "BargeIn", "ProtocolState", "Step"]
 
@@ -83,6 +83,8 @@ class ProtocolState:
         server_vad: Simulate server VAD when ``turn_detection`` is not null.
         reply_audio: ``"speech"`` (synthesised) or ``"echo"`` (the user's
             committed audio, resampled to 24 kHz) as the reply audio.
+        strict_names: Refuse model names, voices and languages the
+            references do not give (False accepts any).
     """
 
     def __init__(
@@ -92,10 +94,11 @@ class ProtocolState:
         chunk_ms: int,
         server_vad: bool = False,
         reply_audio: str = "speech",
+        strict_names: bool = True,
     ) -> None:
         #: The model's family, and what the server does about it.
-        self.rules = FamilyRules(model)
-        self.session: JSONDict = {**default_session(model), **self.rules.session_defaults()}
+        self.rules = FamilyRules(model, strict_names=strict_names)
+        self.session: JSONDict = self.rules.created_session(default_session(model))
         self.conversation_id = new_id("conv_")
         self.last_committed_audio = bytearray()
         self._chunk_ms = chunk_ms
@@ -117,6 +120,8 @@ class ProtocolState:
         self._speech_onset = 0
         # Conversation items by id, for conversation.item.retrieve/delete.
         self._items: dict[str, JSONDict] = {}
+        # Whether a session.update was accepted (Qwen-Audio takes only the first voice).
+        self._updated = False
 
     def session_created(self) -> JSONDict:
         """Return the ``session.created`` event."""
@@ -127,7 +132,14 @@ class ProtocolState:
         # apply_session_update returns a new dict, so events already built
         # from the old one are never mutated under a sending thread.
         update = frame.get("session")
-        self.session = apply_session_update(self.session, update)
+        self.rules.check_update(update)
+        update = self.rules.late_update(
+            update, updated_before=self._updated, audio_sent=self._timeline > 0
+        )
+        self.session = apply_session_update(
+            self.session, update, default_turn_type=self.rules.turn_detection_types[0]
+        )
+        self._updated = True
         before, after = self.rules.update_events(update)
         return [*before, server_event("session.updated", session=self.session), *after]
 
@@ -342,9 +354,19 @@ class ProtocolState:
             steps.extend(self._auto_response())
         return steps
 
+    def _threshold(self) -> float:
+        settings = self.session.get("turn_detection")
+        threshold = settings.get("threshold") if isinstance(settings, dict) else None
+        return float(threshold) if isinstance(threshold, (int, float)) else 0.5
+
     def flush_for_finish(self) -> list[Step]:
-        """``session.finish`` on LiveTranslate: translate the audio still buffered."""
-        if not self.rules.translates or not self._audio:
+        """``session.finish`` on LiveTranslate: translate the speech still buffered.
+
+        Only speech is translated: buffered silence (the padding a VAD turn
+        leaves behind, or a session that heard nothing) gets no translation,
+        as the docs say ``session.finished`` then comes directly.
+        """
+        if not self.rules.translates or not contains_speech(self._audio, self._threshold()):
             return []
         self._speech_item_id = None
         if self._vad is not None:
@@ -368,7 +390,7 @@ class ProtocolState:
         Under server VAD with automatic responses, a function call output is
         answered at once, with no ``response.create``, as the service does.
         """
-        item, piece = parse_conversation_item(frame.get("item"))
+        item, piece = parse_conversation_item(frame.get("item"), history=self.rules.takes_history)
         if item["id"] in self._items:
             raise ClientEventError(
                 f"Item with id {item['id']!r} already exists.",
@@ -376,7 +398,8 @@ class ProtocolState:
                 param="item.id",
             )
         self._items[item["id"]] = item
-        self._pending.append(piece)
+        if piece is not None:
+            self._pending.append(piece)
         steps: list[Step] = [server_event("conversation.item.created", item=item)]
         if isinstance(piece, FunctionOutput) and self._vad_settings() is not None:
             steps.extend(self._auto_response())

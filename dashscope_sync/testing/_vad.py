@@ -37,6 +37,7 @@ __all__ = [
     "FRAME_MS",
     "VadEvent",
     "EnergyVad",
+    "contains_speech",
     "samples_to_ms",
     "threshold_to_dbfs",
 ]
@@ -144,3 +145,14 @@ class EnergyVad:
                     events.append(VadEvent("stop", frame_start + _FRAME_SAMPLES))
         self._position += len(samples)
         return events
+
+
+def contains_speech(pcm: bytes | bytearray, threshold: float = 0.5) -> bool:
+    """Whether any whole 10 ms frame of ``pcm`` is speech for ``threshold``.
+
+    The same rule as `EnergyVad`, for audio no detector has followed (a
+    LiveTranslate session without turn detection): its trailing partial frame
+    is ignored.
+    """
+    vad = EnergyVad(threshold=threshold, silence_duration_ms=FRAME_MS)
+    return any(event.kind == "start" for event in vad.feed(pcm))
