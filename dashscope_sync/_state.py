@@ -56,7 +56,8 @@ Family rules kept here: with ``server_error_ends`` (Qwen-Audio) a
 ``server_error`` ends the session with that `APIError`; LiveTranslate's
 ``text``/``stash`` events feed a response's confirmed text, and it starts every
 response itself; Qwen-Audio's rules on a late ``session.update``
-(`SessionState.late_update_warning`).
+(`SessionState.late_update_warning`); Qwen-TTS-Realtime's speeches, in the
+`SpeechBook` this state feeds every event first.
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ from ._events import (
     SessionUpdated,
 )
 from ._families import ModelFamily
+from ._speech_state import SpeechBook
 
 __all__ = [
     "CLOSE_NORMAL",
@@ -443,6 +445,9 @@ class SessionState:
         self.audio_sent = False
         # The error event that ended the session under that rule.
         self._fatal: ErrorEvent | None = None
+        #: Qwen-TTS-Realtime's speeches (`SpeechBook`: which audio is whose),
+        #: set once by the owner before any event arrives; None for the others.
+        self.speech: SpeechBook | None = None
 
     # Intents ---------------------------------------------------------------------
 
@@ -619,6 +624,9 @@ class SessionState:
         Returns `DROP` for a late audio frame of an interrupted response: the
         caller must deliver it nowhere.
         """
+        speech = self.speech
+        if speech is not None and speech.receive(event, at):
+            return DROP  # audio of a cancelled speech
         interrupted = self._interrupted
         if interrupted and type(event) is ResponseAudioDelta:
             rid = event.response_id
@@ -876,6 +884,8 @@ class SessionState:
         self._paired.clear()
         self._interrupted.clear()
         self.active_response_id = None
+        if self.speech is not None:
+            self.speech.ended(self._closed_error("the session ended before the speech finished"))
         return self.end
 
     def closed_error(self, what: str) -> DashScopeError:
