@@ -15,11 +15,13 @@ The wire gives responses no link to the text that made them (SPEECH_FAMILIES.md
    saying the buffer was empty means everything was synthesised already: the
    commit is answered, not failed.
 3. A speech is finished when its commit was answered, none of its responses
-   runs, and a response started after the commit went out (or the commit
-   found the buffer empty). That holds whether the response starts before the
-   ``committed`` or after it: the docs disagree on whether a commit creates a
-   response (§E2), and both orders end the speech at the right
-   ``response.done``.
+   runs, and a response started after the ``committed`` (or the commit found
+   the buffer empty): responses that started before it were the server's own
+   cuts of the text (``server_commit``), and the committed tail comes after
+   them (the live trace, §A4). The docs also say a commit "does not create a
+   response" (§E2): a response whose audio arrives without a
+   ``response.created`` is taken as started by its first frame, so the speech
+   still ends at its ``response.done``.
 4. ``session.finished`` says every response is done: each committed speech is finished.
 5. An ``error`` naming one of a speech's frames (an append or its commit)
    fails that speech only.
@@ -77,7 +79,7 @@ class SpeechTrack:
         "first_audio_at",
         "first_sent_at",
         "frame_ids",
-        "responses_after_commit",
+        "responses_after_committed",
         "running",
         "started_at",
     )
@@ -95,7 +97,7 @@ class SpeechTrack:
         self.commit_id: str | None = None
         self.committed = False
         self.empty_commit = False
-        self.responses_after_commit = 0
+        self.responses_after_committed = 0
         self.running: set[str] = set()
         self.finished = False
         self.cancelled = False
@@ -173,7 +175,10 @@ class SpeechBook:
             assert isinstance(event, ResponseAudioDelta)
             track = self._owners.get(event.response_id)
             if track is None:
-                return False
+                # Audio of a response never announced (§E2): it starts here.
+                track = self._created(event.response_id)
+                if track is None:
+                    return False
             if track.cancelled:
                 return True
             if track.first_audio_at is None:
@@ -184,6 +189,8 @@ class SpeechBook:
             self._created(event.response.id)
         elif kind is ResponseDone:
             assert isinstance(event, ResponseDone)
+            if event.response.id not in self._owners:
+                self._created(event.response.id)  # never announced, and no audio
             self._done(event, at)
         elif kind is InputTextBufferCommitted:
             if self._commits:
@@ -201,18 +208,19 @@ class SpeechBook:
                     self._finish(track, at)
         return False
 
-    def _created(self, response_id: str) -> None:
+    def _created(self, response_id: str) -> SpeechTrack | None:
         track = next((t for t in self._open if not t.cancelled), None)
         if track is None:
             # Nobody's (raw appends), or a cancelled speech's late response:
             # a cancelled speech keeps its late responses, to drop their audio.
             track = self._open[0] if self._open else None
             if track is None:
-                return
+                return None
         self._owners[response_id] = track
         track.running.add(response_id)
-        if track.commit_id is not None:
-            track.responses_after_commit += 1
+        if track.committed:
+            track.responses_after_committed += 1
+        return track
 
     def _done(self, event: ResponseDone, at: float) -> None:
         track = self._owners.pop(event.response.id, None)
@@ -254,7 +262,7 @@ class SpeechBook:
         if (
             track.committed
             and not track.running
-            and (track.responses_after_commit or track.empty_commit)
+            and (track.responses_after_committed or track.empty_commit)
         ):
             self._finish(track, at)
 

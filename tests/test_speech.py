@@ -195,14 +195,25 @@ def test_commit_then_response_ends_the_speech_at_response_done() -> None:
     assert track.audio == [b"\x01\x00"] and track.characters == 5
 
 
-def test_response_before_committed_also_ends_the_speech() -> None:
-    """Side A of §E2 (the commit creates no response of its own; the one already asked for
-    carries the text): the speech ends once both the committed and its response.done came."""
+def test_responses_before_committed_are_not_the_end_of_the_speech() -> None:
+    """server_commit: the server's own cut of the text runs before the committed; the speech
+    ends at the response of the committed tail, not at that earlier one."""
     book, track = _book_with_commit()
-    _feed(book, [_created("r1"), _delta("r1", b"\x02\x00"), _done("r1", 5)])
-    assert not track.finished  # the commit is not answered yet
-    _feed(book, [COMMITTED])
-    assert track.finished and track.audio == [b"\x02\x00"]
+    _feed(book, [_created("r1"), _delta("r1", b"\x02\x00"), COMMITTED, _done("r1", 3)])
+    assert not track.finished
+    _feed(book, [_created("r2"), _delta("r2", b"\x03\x00"), _done("r2", 2)])
+    assert track.finished and track.audio == [b"\x02\x00", b"\x03\x00"]
+    assert track.characters == 5
+
+
+def test_a_commit_that_creates_no_response_created_still_ends_the_speech() -> None:
+    """Side A of §E2 (a commit "does not create a response"): audio arriving without a
+    response.created starts that response, and its response.done ends the speech."""
+    book, track = _book_with_commit()
+    _feed(book, [COMMITTED, _delta("r1", b"\x04\x00")])
+    assert not track.finished and track.audio == [b"\x04\x00"]
+    _feed(book, [_done("r1", 5)])
+    assert track.finished and track.error is None
 
 
 def test_an_empty_buffer_error_answering_the_commit_is_not_a_failure() -> None:
@@ -394,14 +405,15 @@ def test_speak_sends_append_then_commit_and_collects_the_audio() -> None:
         assert result.first_audio_delay is not None and result.total_time is not None
 
 
-def test_speak_ends_when_the_response_comes_before_committed() -> None:
-    """Side A of §E2 on the wire: response.created before input_text_buffer.committed."""
+def test_speak_ends_when_the_commit_creates_no_response_created() -> None:
+    """Side A of §E2 on the wire: committed, then audio and response.done with no response.created."""
     with tts_session() as (session, peer, _):
         speech = session.speak("Hi")
         peer.next_event()
         peer.next_event()
-        _respond(peer, "r1", [b"\x05\x00"], 2)
         peer.reply(COMMITTED)
+        peer.reply(_delta("r1", b"\x05\x00"))
+        peer.reply(_done("r1", 2))
         assert speech.wait(10).audio == b"\x05\x00"
 
 
