@@ -65,6 +65,9 @@ logger = logging.getLogger("dashscope_sync")
 
 _E = TypeVar("_E", bound=ServerEvent)
 
+#: The whitespace a text's billed characters leave out (as far as known).
+_WHITESPACE: Final = (" ", "\n", "\t", "\r", "\u3000")
+
 _MIME: Final = {"pcm": "audio/wav", "wav": "audio/wav", "mp3": "audio/mpeg", "opus": "audio/ogg"}
 
 
@@ -405,7 +408,7 @@ class SpeechSession:
                     raise
             return speech
         feeder = threading.Thread(
-            target=self._feed, args=(speech, pieces), name="dashscope-speak", daemon=True
+            target=self._feed, args=(speech, pieces), name="dashscope_sync-speak", daemon=True
         )
         speech._feeder = feeder
         # Registered before the thread starts: speeches keep their call order.
@@ -434,7 +437,7 @@ class SpeechSession:
                     self._send_piece(speech, piece)
             if track.cancelled:
                 return
-            if not track.chars_sent:
+            if not speech._text:
                 raise ConfigError("the text pieces were all empty: nothing to speak")
             self._commit(track)
         except BaseException as exc:
@@ -453,7 +456,8 @@ class SpeechSession:
         frame = _append_frame(event_id, piece)
         book = self._book
         track = speech._track
-        core.peek(lambda: book.sent(track, event_id, len(piece), time.monotonic()))
+        chars = len(piece) - sum(map(piece.count, _WHITESPACE))
+        core.peek(lambda: book.sent(track, event_id, chars, time.monotonic()))
         speech._text.append(piece)
         core.send(frame, "input_text_buffer.append")
 

@@ -12,8 +12,13 @@ The wire gives responses no link to the text that made them (SPEECH_FAMILIES.md
    no speech is open belongs to nobody: raw `append_text` use).
 2. A speech's commit pairs with the next ``input_text_buffer.committed`` (the
    wire order), or with an ``error`` naming the commit's event id. An error
-   saying the buffer was empty means everything was synthesised already: the
-   commit is answered, not failed.
+   saying the buffer was empty means the server had cut all the text into
+   responses of its own already (``server_commit``): the commit is answered,
+   not failed. That error may come before those responses even start (the
+   server queues them), so the speech then ends once nothing of it runs and
+   the characters billed reach the characters sent (whitespace aside); a
+   model that bills no characters (the legacy one bills tokens) ends it once
+   nothing of it runs.
 3. A speech is finished when its commit was answered, none of its responses
    runs, and a response started after the ``committed`` (or the commit found
    the buffer empty): responses that started before it were the server's own
@@ -67,6 +72,7 @@ class SpeechTrack:
     __slots__ = (
         "__weakref__",
         "audio",
+        "billed",
         "cancelled",
         "characters",
         "chars_sent",
@@ -91,7 +97,10 @@ class SpeechTrack:
         self.first_audio_at: float | None = None
         self.done_at: float | None = None
         self.characters = 0
+        # Characters sent, whitespace aside (what the service bills, as far as known).
         self.chars_sent = 0
+        # Did a response of it report billed characters (Qwen3; not the legacy model)?
+        self.billed = False
         # The event ids of its appends and commit: an error naming one fails it.
         self.frame_ids: set[str] = set()
         self.commit_id: str | None = None
@@ -133,7 +142,7 @@ class SpeechBook:
         self._open.append(track)
 
     def sent(self, track: SpeechTrack, event_id: str, chars: int, at: float) -> None:
-        """One of the speech's appends went out."""
+        """One of the speech's appends went out, with ``chars`` characters (whitespace aside)."""
         if track.first_sent_at is None:
             track.first_sent_at = at
         track.chars_sent += chars
@@ -218,7 +227,7 @@ class SpeechBook:
                 return None
         self._owners[response_id] = track
         track.running.add(response_id)
-        if track.committed:
+        if track.committed and not track.empty_commit:
             track.responses_after_committed += 1
         return track
 
@@ -232,8 +241,9 @@ class SpeechBook:
                 self._open.remove(track)  # its late audio is over
             return
         usage = event.response.usage
-        if usage is not None:
+        if usage is not None and usage.characters:
             track.characters += usage.characters
+            track.billed = True
         self._check(track, at)
 
     def _error(self, event: ErrorEvent, at: float) -> None:
@@ -259,10 +269,10 @@ class SpeechBook:
             self._finish(track, at)
 
     def _check(self, track: SpeechTrack, at: float) -> None:
-        if (
-            track.committed
-            and not track.running
-            and (track.responses_after_committed or track.empty_commit)
+        if not track.committed or track.running:
+            return
+        if track.responses_after_committed or (
+            track.empty_commit and (not track.billed or track.characters >= track.chars_sent)
         ):
             self._finish(track, at)
 

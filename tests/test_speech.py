@@ -234,6 +234,22 @@ def test_an_empty_buffer_error_answering_the_commit_is_not_a_failure() -> None:
     assert track.finished and track.error is None and track.audio == [b"\x03\x00"]
 
 
+def test_an_empty_commit_before_the_queued_responses_waits_for_their_characters() -> None:
+    """The empty-buffer error can come before the server's queued cuts start: the speech
+    goes on until the characters billed reach the characters sent."""
+    book = SpeechBook()
+    track = SpeechTrack(0.0)
+    book.open(track)
+    book.sent(track, "a1", 6, 0.0)
+    book.commit_sent(track, "c1")
+    empty = {"type": "error", "error": {"code": "invalid_value", "message": "buffer is empty"}}
+    _feed(book, [_created("r1"), empty, _delta("r1", b"A"), _done("r1", 3), _created("r2")])
+    _feed(book, [_delta("r2", b"B")])
+    assert not track.finished
+    _feed(book, [_done("r2", 3)])
+    assert track.finished and track.audio == [b"A", b"B"]
+
+
 def test_an_error_naming_an_append_fails_that_speech_only() -> None:
     """An error naming one of a speech's frames fails it; the next speech is untouched."""
     book, first = _book_with_commit()
