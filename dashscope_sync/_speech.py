@@ -191,7 +191,7 @@ class Speech:
     def __repr__(self) -> str:
         track = self._track
         state = "done" if track.finished else "speaking"
-        return f"<Speech {state} chars={track.chars_sent} chunks={len(track.audio)}>"
+        return f"<Speech {state} pieces={len(self._text)} chunks={len(track.audio)}>"
 
     def iter_audio(self, timeout: float | None = None) -> Iterator[bytes]:
         """Yield the audio chunks (in the session's format) as they arrive, until the speech ends.
@@ -401,7 +401,7 @@ class SpeechSession:
                 core.change(lambda: book.open(track))
                 try:
                     self._send_piece(speech, text)
-                    self._commit(track)
+                    self._commit(speech)
                 except DashScopeError as exc:
                     failure = exc
                     core.change(lambda: book.fail(track, failure, time.monotonic()))
@@ -439,12 +439,12 @@ class SpeechSession:
                 return
             if not speech._text:
                 raise ConfigError("the text pieces were all empty: nothing to speak")
-            self._commit(track)
+            self._commit(speech)
         except BaseException as exc:
             error = exc if isinstance(exc, DashScopeError) else _source_error(exc)
             book = self._book
             core.change(lambda: book.fail(track, error, time.monotonic()))
-            if track.chars_sent and not core.is_closing:
+            if speech._text and not core.is_closing:
                 with contextlib.suppress(DashScopeError):
                     core.send_simple("input_text_buffer.clear")
         finally:
@@ -456,16 +456,18 @@ class SpeechSession:
         frame = _append_frame(event_id, piece)
         book = self._book
         track = speech._track
-        chars = len(piece) - sum(map(piece.count, _WHITESPACE))
-        core.peek(lambda: book.sent(track, event_id, chars, time.monotonic()))
+        core.peek(lambda: book.sent(track, event_id, time.monotonic()))
         speech._text.append(piece)
         core.send(frame, "input_text_buffer.append")
 
-    def _commit(self, track: SpeechTrack) -> None:
+    def _commit(self, speech: Speech) -> None:
         core = self._core
         event_id = core.ids.next()
         book = self._book
-        core.peek(lambda: book.commit_sent(track, event_id))
+        track = speech._track
+        # What the service bills, as far as known: the text less its whitespace.
+        chars = sum(len(piece) - sum(map(piece.count, _WHITESPACE)) for piece in speech._text)
+        core.peek(lambda: book.commit_sent(track, event_id, chars))
         core.send(_simple(event_id, "input_text_buffer.commit"), "input_text_buffer.commit")
 
     # The wire operations -----------------------------------------------------------

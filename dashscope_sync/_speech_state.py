@@ -84,7 +84,7 @@ class SpeechTrack:
         "finished",
         "first_audio_at",
         "first_sent_at",
-        "frame_ids",
+        "frames",
         "responses_after_committed",
         "running",
         "started_at",
@@ -101,8 +101,8 @@ class SpeechTrack:
         self.chars_sent = 0
         # Did a response of it report billed characters (Qwen3; not the legacy model)?
         self.billed = False
-        # The event ids of its appends and commit: an error naming one fails it.
-        self.frame_ids: set[str] = set()
+        # The event ids of its appends: an error naming one fails it.
+        self.frames: list[str] = []
         self.commit_id: str | None = None
         self.committed = False
         self.empty_commit = False
@@ -130,8 +130,8 @@ class SpeechBook:
         self._commits: collections.deque[SpeechTrack] = collections.deque()
         # Running responses -> the speech they belong to.
         self._owners: dict[str, SpeechTrack] = {}
-        # Frame event ids -> the speech that sent them (rule 5).
-        self._frames: dict[str, SpeechTrack] = {}
+        # Has any speech sent text (errors before that refuse the update)?
+        self._sent_any = False
         #: The errors received so far while nothing but the update was sent (connect).
         self.errors: list[ErrorEvent] = []
 
@@ -141,20 +141,26 @@ class SpeechBook:
         """A speech starts: its text goes out after every earlier speech's."""
         self._open.append(track)
 
-    def sent(self, track: SpeechTrack, event_id: str, chars: int, at: float) -> None:
-        """One of the speech's appends went out, with ``chars`` characters (whitespace aside)."""
+    def sent(self, track: SpeechTrack, event_id: str, at: float) -> None:
+        """One of the speech's appends is going out (registered first, as its error may race it)."""
         if track.first_sent_at is None:
             track.first_sent_at = at
-        track.chars_sent += chars
-        track.frame_ids.add(event_id)
-        self._frames[event_id] = track
+            self._sent_any = True
+        track.frames.append(event_id)
 
-    def commit_sent(self, track: SpeechTrack, event_id: str) -> None:
-        """The speech's commit is going out (registered first: its answer cannot race it)."""
+    def commit_sent(self, track: SpeechTrack, event_id: str, chars: int) -> None:
+        """The speech's commit is going out (registered first: its answer cannot race it),
+        after ``chars`` characters of text (whitespace aside)."""
         track.commit_id = event_id
-        track.frame_ids.add(event_id)
-        self._frames[event_id] = track
+        track.chars_sent = chars
         self._commits.append(track)
+
+    def _track_of(self, event_id: str) -> SpeechTrack | None:
+        """The unfinished speech that sent this frame (an error is rare: a scan is fine)."""
+        for track in self._open:
+            if not track.finished and (event_id == track.commit_id or event_id in track.frames):
+                return track
+        return None
 
     def fail(self, track: SpeechTrack, error: DashScopeError, at: float) -> None:
         """The speech failed on our side (its text source raised, a send failed)."""
@@ -248,11 +254,11 @@ class SpeechBook:
 
     def _error(self, event: ErrorEvent, at: float) -> None:
         named = event.error.event_id
-        track = self._frames.get(named) if named else None
+        track = self._track_of(named) if named else None
         if track is None and not named and self._commits and is_empty_buffer_error(event):
             track = self._commits[0]  # the current docs' errors name no frame
         if track is None:
-            if not self._frames and not self._open:
+            if not self._sent_any:
                 self.errors.append(event)  # before any text: the update's refusal
             return
         if track.commit_id is not None and is_empty_buffer_error(event):
@@ -291,8 +297,6 @@ class SpeechBook:
                 self._open.remove(track)
             for rid in [r for r, t in self._owners.items() if t is track]:
                 del self._owners[rid]
-        for event_id in track.frame_ids:
-            self._frames.pop(event_id, None)
 
     def ended(self, error: DashScopeError) -> None:
         """The session ended: every unfinished speech fails with ``error``."""
@@ -303,4 +307,3 @@ class SpeechBook:
         self._open.clear()
         self._commits.clear()
         self._owners.clear()
-        self._frames.clear()

@@ -175,8 +175,8 @@ def _book_with_commit() -> tuple[SpeechBook, SpeechTrack]:
     book = SpeechBook()
     track = SpeechTrack(0.0)
     book.open(track)
-    book.sent(track, "a1", 5, 0.0)
-    book.commit_sent(track, "c1")
+    book.sent(track, "a1", 0.0)
+    book.commit_sent(track, "c1", 5)
     return book, track
 
 
@@ -240,8 +240,8 @@ def test_an_empty_commit_before_the_queued_responses_waits_for_their_characters(
     book = SpeechBook()
     track = SpeechTrack(0.0)
     book.open(track)
-    book.sent(track, "a1", 6, 0.0)
-    book.commit_sent(track, "c1")
+    book.sent(track, "a1", 0.0)
+    book.commit_sent(track, "c1", 6)
     empty = {"type": "error", "error": {"code": "invalid_value", "message": "buffer is empty"}}
     _feed(book, [_created("r1"), empty, _delta("r1", b"A"), _done("r1", 3), _created("r2")])
     _feed(book, [_delta("r2", b"B")])
@@ -255,7 +255,7 @@ def test_an_error_naming_an_append_fails_that_speech_only() -> None:
     book, first = _book_with_commit()
     second = SpeechTrack(0.0)
     book.open(second)
-    book.sent(second, "a2", 3, 0.0)
+    book.sent(second, "a2", 0.0)
     error = {"type": "error", "error": {"code": "bad", "message": "no", "event_id": "a1"}}
     _feed(book, [error])
     assert first.finished and isinstance(first.error, ds.APIError)
@@ -267,8 +267,8 @@ def test_responses_go_to_speeches_in_order() -> None:
     book, first = _book_with_commit()
     second = SpeechTrack(0.0)
     book.open(second)
-    book.sent(second, "a2", 3, 0.0)
-    book.commit_sent(second, "c2")
+    book.sent(second, "a2", 0.0)
+    book.commit_sent(second, "c2", 3)
     _feed(book, [COMMITTED, _created("r1"), _delta("r1", b"A"), _done("r1")])
     _feed(book, [COMMITTED, _created("r2"), _delta("r2", b"B"), _done("r2")])
     assert first.audio == [b"A"] and second.audio == [b"B"]
