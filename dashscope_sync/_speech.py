@@ -678,7 +678,7 @@ class SpeechService:
 
     def connect(
         self,
-        config: SpeechConfig | None = None,
+        config: SpeechConfig | str | None = None,
         *,
         model: str | None = None,
         voice: str | None = None,
@@ -688,8 +688,9 @@ class SpeechService:
         """Open a session, send its configuration, and return it once the server accepted it.
 
         Args:
-            config: The session's options; or give ``model=``, ``voice=`` and
-                any other `SpeechConfig` field as keywords.
+            config: The session's options; or the model's name (as ``model=``);
+                or give ``model=``, ``voice=`` and any other `SpeechConfig`
+                field as keywords.
             timeout: Seconds for the upgrade, ``session.created`` and
                 ``session.updated`` together; None for no limit; default the
                 client's ``connect_timeout``.
@@ -703,6 +704,10 @@ class SpeechService:
             AuthenticationError, RateLimitError, TransportError, DashScopeTimeout:
                 as `RealtimeService.connect`.
         """
+        if isinstance(config, str):
+            if model is not None:
+                raise ConfigError("give the model once: as the first argument or as model=")
+            config, model = None, config
         if config is None:
             fields = dict(options)
             if model is not None:

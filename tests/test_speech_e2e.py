@@ -77,6 +77,13 @@ def test_connect_returns_with_the_accepted_configuration(client: ds.Client) -> N
         assert result.sample_rate == 16000 and result.audio
 
 
+def test_connect_takes_the_model_as_its_first_argument(client: ds.Client) -> None:
+    """client.speech.connect("model", voice=...) opens that model, as the issue writes it."""
+    with client.speech.connect(ds.MODEL_QWEN3_TTS_INSTRUCT_FLASH_REALTIME, voice="Ethan") as tts:
+        assert tts.model == ds.MODEL_QWEN3_TTS_INSTRUCT_FLASH_REALTIME
+        assert tts.info.voice == "Ethan"
+
+
 def test_a_refused_configuration_fails_connect(client: ds.Client) -> None:
     """A voice the server does not know: connect() raises the APIError that refused it."""
     with pytest.raises(ds.APIError):
