@@ -118,24 +118,22 @@ class SpeechResult:
 
     @property
     def duration(self) -> float | None:
-        """Seconds of PCM audio (None for the compressed formats)."""
-        if self.response_format != "pcm":
-            return None
-        return len(self.audio) / 2 / self.sample_rate
+        """Seconds of audio for PCM and WAV (None for the compressed formats)."""
+        pcm = self.audio if self.response_format == "pcm" else None
+        if self.response_format == "wav":
+            pcm = _join_wav(self.audio)
+        return None if pcm is None else len(pcm) / 2 / self.sample_rate
 
     def to_file_bytes(self) -> bytes:
-        """The bytes of a playable file: WAV for PCM, the audio as is otherwise."""
+        """The bytes of a playable file: WAV for PCM; for WAV, the responses' files joined
+        into one (each response is a file of its own); MP3 and Ogg Opus as they are
+        (their streams concatenate)."""
+        if self.response_format == "wav":
+            joined = _join_wav(self.audio)
+            return self.audio if joined is None else _wav_file(joined, self.sample_rate)
         if self.response_format != "pcm":
             return self.audio
-        import io
-
-        out = io.BytesIO()
-        with wave.open(out, "wb") as wav:
-            wav.setnchannels(1)
-            wav.setsampwidth(2)
-            wav.setframerate(self.sample_rate)
-            wav.writeframes(self.audio)
-        return out.getvalue()
+        return _wav_file(self.audio, self.sample_rate)
 
     def save(self, path: str | PathLike[str]) -> Path:
         """Write a playable file (WAV for PCM; the format's own file otherwise); its path."""
@@ -158,6 +156,44 @@ class SpeechResult:
             f'<audio controls src="data:{mime};base64,{data}"></audio>'
             f"<p><small>{self.characters} characters; {timing}</small></p></div>"
         )
+
+
+def _wav_file(pcm: bytes, rate: int) -> bytes:
+    import io
+
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(pcm)
+    return out.getvalue()
+
+
+def _join_wav(blob: bytes) -> bytes | None:
+    """The PCM of consecutive 16-bit mono WAV files (a streamed one may give no true
+    sizes: its data runs to the end); None if ``blob`` is not such files."""
+    pcm: list[bytes] = []
+    at = 0
+    while at < len(blob):
+        if blob[at : at + 4] != b"RIFF" or blob[at + 8 : at + 12] != b"WAVE":
+            return None
+        end = min(len(blob), at + 8 + int.from_bytes(blob[at + 4 : at + 8], "little"))
+        chunk = at + 12
+        while chunk + 8 <= end:
+            kind = blob[chunk : chunk + 4]
+            size = int.from_bytes(blob[chunk + 4 : chunk + 8], "little")
+            body = chunk + 8
+            if kind == b"fmt " and blob[body + 2 : body + 4] != b"\x01\x00":
+                return None  # not mono
+            if kind == b"data":
+                data_end = min(end, body + size)
+                pcm.append(blob[body:data_end])
+                chunk = data_end
+                break
+            chunk = body + size + (size & 1)
+        at = max(end, chunk)
+    return b"".join(pcm)
 
 
 class Speech:

@@ -596,3 +596,24 @@ def test_speech_result_saves_a_playable_wav_and_renders_a_player(tmp_path: Path)
     mp3 = ds.SpeechResult(audio=b"ID3xyz", response_format="mp3", sample_rate=24000)
     assert mp3.save(tmp_path / "speech.mp3").read_bytes() == b"ID3xyz"
     assert "audio/mpeg" in mp3._repr_html_()
+
+
+def test_speech_result_joins_the_wav_files_of_several_responses(tmp_path: Path) -> None:
+    """A WAV speech of several responses (one file each) saves as one playable WAV of all."""
+    import io
+
+    def wav_bytes(pcm: bytes) -> bytes:
+        out = io.BytesIO()
+        with wave.open(out, "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(16000)
+            wav.writeframes(pcm)
+        return out.getvalue()
+
+    audio = wav_bytes(b"\x01\x00" * 100) + wav_bytes(b"\x02\x00" * 50)
+    result = ds.SpeechResult(audio=audio, response_format="wav", sample_rate=16000)
+    with wave.open(str(result.save(tmp_path / "joined.wav"))) as wav:
+        assert wav.getnframes() == 150
+        assert wav.readframes(150) == b"\x01\x00" * 100 + b"\x02\x00" * 50
+    assert result.duration == 150 / 16000
