@@ -427,7 +427,7 @@ class SpeechSession:
         else:
             pieces = text
         if core.is_closing:
-            raise core.peek(lambda: SessionClosedError("cannot speak: the session is closed"))
+            raise SessionClosedError("cannot speak: the session is closed")
         track = SpeechTrack(time.monotonic())
         book = self._book
         speech = Speech(core, book, self.config, track)
@@ -463,15 +463,19 @@ class SpeechSession:
         track = speech._track
         try:
             for piece in pieces:
-                if track.cancelled:
-                    return
+                if track.finished:
+                    break  # cancelled, or the server refused one of its frames
                 if not isinstance(piece, str):
                     raise ConfigTypeError(
                         f"text pieces must be strings, got {type(piece).__name__}"
                     )
                 if piece:
                     self._send_piece(speech, piece)
-            if track.cancelled:
+            if track.finished:
+                if not track.cancelled and not core.is_closing:
+                    # Refused: its text still buffered would be spoken with the next speech.
+                    with contextlib.suppress(DashScopeError):
+                        core.send_simple("input_text_buffer.clear")
                 return
             if not speech._text:
                 raise ConfigError("the text pieces were all empty: nothing to speak")

@@ -617,3 +617,37 @@ def test_speech_result_joins_the_wav_files_of_several_responses(tmp_path: Path) 
         assert wav.getnframes() == 150
         assert wav.readframes(150) == b"\x01\x00" * 100 + b"\x02\x00" * 50
     assert result.duration == 150 / 16000
+
+
+def test_a_refused_streamed_speech_stops_appending_and_clears() -> None:
+    """An error naming a streamed speech's append fails it; its later pieces are not sent,
+    and its text still buffered is cleared."""
+    with tts_session() as (session, peer, _):
+        refused = threading.Event()
+
+        def pieces() -> Iterator[str]:
+            yield "First piece. "
+            assert refused.wait(10)
+            yield "Never sent."
+
+        speech = session.speak(pieces())
+        append = peer.next_event()
+        error = {"message": "bad text", "code": "invalid_value", "event_id": append["event_id"]}
+        peer.reply({"type": "error", "error": error})
+        with pytest.raises(ds.APIError, match="bad text"):
+            speech.wait(10)
+        refused.set()
+        assert peer.next_event()["type"] == "input_text_buffer.clear"
+
+
+def test_a_dropped_connection_fails_the_speech() -> None:
+    """The connection lost mid-speech: wait() raises TransportError, not a hang."""
+    with tts_session() as (session, peer, _):
+        speech = session.speak("Hi")
+        peer.next_event()
+        peer.next_event()
+        peer.reply(_created("r1"))
+        peer.reset()
+        with pytest.raises(ds.TransportError):
+            speech.wait(10)
+        assert session.closed
