@@ -202,6 +202,7 @@ def test_the_sdk_full_update_is_accepted_by_instruct() -> None:
         (FLASH, "temperature", 0.5),
         (INSTRUCT, "instructions", 7),
         (INSTRUCT, "optimize_instructions", "yes"),
+        (INSTRUCT, "instructions", "x" * 6404),
         (LEGACY, "response_format", "wav"),
         (LEGACY, "sample_rate", 16000),
         (LEGACY, "speech_rate", 1.0),
