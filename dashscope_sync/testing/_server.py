@@ -144,7 +144,9 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
       by ``volume / 50``, at the session's rate; as PCM16 or WAV always, and
       as MP3 or Ogg Opus when ``soundfile`` can encode them (else
       ``session.update`` refuses that format). Each response is one complete
-      file of its format, in deltas of about ``chunk_ms`` of audio.
+      file of its format, in deltas of about ``chunk_ms`` of audio. The
+      other fields (``pitch_rate``, ``bit_rate``, ``instructions``...) are
+      checked and echoed but do not change the audio.
       ``response.cancel`` (sent by the official SDK, not documented) stops the
       response streaming. ``session.finish`` speaks what ``server_commit``
       still buffers (``commit`` mode drops uncommitted text), sends

@@ -12,7 +12,9 @@ What it simulates (documented for users in :class:`LocalRealtimeServer`):
 * the audio is a deterministic speech-like tone pattern (``speech_for_text``)
   of 60 ms per character of the segment, at least 0.3 s, divided by
   ``speech_rate`` and scaled by ``volume`` / 50, at the session's
-  ``sample_rate``;
+  ``sample_rate`` (``voice``, ``pitch_rate``, ``language_type``,
+  ``bit_rate`` and ``instructions`` are checked and echoed, but do not
+  change it);
 * ``pcm`` (16-bit mono little-endian) and ``wav`` always; ``mp3`` and
   ``opus`` (Ogg Opus) when ``soundfile`` with a libsndfile that can write
   them is installed, else ``session.update`` refuses the format. Every
