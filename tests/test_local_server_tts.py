@@ -202,6 +202,7 @@ def test_the_sdk_full_update_is_accepted_by_instruct() -> None:
         (FLASH, "temperature", 0.5),
         (INSTRUCT, "instructions", 7),
         (INSTRUCT, "optimize_instructions", "yes"),
+        (INSTRUCT, "instructions", "x" * 6404),
         (LEGACY, "response_format", "wav"),
         (LEGACY, "sample_rate", 16000),
         (LEGACY, "speech_rate", 1.0),
@@ -501,6 +502,25 @@ def test_errors_name_the_client_event(raw: Raw) -> None:
     assert (other["event_id"], other["code"]) == (other_id, "invalid_event_type")
     raw.send("input_text_buffer.append", text="Still fine. ")
     assert _types(raw.until("response.done")) == RESPONSE_TYPES
+
+
+def test_client_closes_when_the_server_does_not() -> None:
+    """With tts_close_after_finish=False the connection outlives session.finished until the client closes."""
+    with LocalRealtimeServer(tts_close_after_finish=False) as server:
+        peer = Raw(server)
+        try:
+            peer.recv()
+            peer.send("input_text_buffer.append", text="Bye")
+            peer.send("session.finish")
+            assert _types(peer.until("session.finished"))[-1] == "session.finished"
+            late = peer.send("input_text_buffer.append", text="late")
+            error = peer.recv()["error"]
+            assert error["event_id"] == late and "finished" in error["message"]
+        finally:
+            peer.ws.close()
+        connection = server.wait_for_connection()
+        assert connection.wait_closed(10)
+        assert connection.close_code == 1000
 
 
 def test_clear_is_acknowledged(raw: Raw) -> None:

@@ -93,6 +93,7 @@ class ConnectionSettings:
     expire_close_reason: str
     server_vad: bool = False
     reply_audio: str = "speech"
+    tts_close_after_finish: bool = True
 
 
 class ConnectionHost(Protocol):
@@ -493,7 +494,11 @@ class LocalConnection:
 
     def _after_send(self, frame: JSONDict) -> None:
         """Qwen-Audio ends the connection after ``server_error``, TTS after ``session.finished``."""
-        if self._tts is not None and frame.get("type") == "session.finished":
+        if (
+            self._tts is not None
+            and self._settings.tts_close_after_finish
+            and frame.get("type") == "session.finished"
+        ):
             # The client-events page and the SDK say the server closes once the
             # remaining audio is out (SPEECH_FAMILIES.md §A5). On a helper
             # thread, like the close below.

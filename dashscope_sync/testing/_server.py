@@ -144,12 +144,15 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
       by ``volume / 50``, at the session's rate; as PCM16 or WAV always, and
       as MP3 or Ogg Opus when ``soundfile`` can encode them (else
       ``session.update`` refuses that format). Each response is one complete
-      file of its format, in deltas of about ``chunk_ms`` of audio.
+      file of its format, in deltas of about ``chunk_ms`` of audio. The
+      other fields (``pitch_rate``, ``bit_rate``, ``instructions``...) are
+      checked and echoed but do not change the audio.
       ``response.cancel`` (sent by the official SDK, not documented) stops the
       response streaming. ``session.finish`` speaks what ``server_commit``
       still buffers (``commit`` mode drops uncommitted text), sends
       ``session.finished`` after the last ``response.done``, and closes the
-      connection with 1000, as the client-events page says.
+      connection with 1000, as the client-events page says (unless
+      ``tts_close_after_finish`` is False).
 
     Temporary API keys: ``POST /api/v1/tokens?expire_in_seconds=N`` with
     ``Authorization: Bearer <api_key>`` and no body answers 200
@@ -210,6 +213,10 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
             user's audio, resampled to 24 kHz) as the reply audio.
         clock: Returns the time in epoch seconds, for temporary-key expiry;
             tests pass a fake clock to expire keys without sleeping.
+        tts_close_after_finish: Qwen-TTS-Realtime: close the connection
+            (1000) after ``session.finished``, as the client-events page and
+            the SDK say; False leaves closing to the client, as the
+            interaction page says (SPEECH_FAMILIES.md §E, row 1).
 
     Example:
         >>> import json, websocket
@@ -251,6 +258,7 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
         server_vad: bool = True,
         reply_audio: Literal["speech", "echo"] = "speech",
         clock: Callable[[], float] = time.time,
+        tts_close_after_finish: bool = True,
     ) -> None:
         if reply_audio not in ("speech", "echo"):
             raise ValueError(f"reply_audio must be 'speech' or 'echo', got {reply_audio!r}")
@@ -274,6 +282,7 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
             expire_close_reason=expire_close_reason,
             server_vad=server_vad,
             reply_audio=reply_audio,
+            tts_close_after_finish=tts_close_after_finish,
         )
         self._tokens = TokenStore(clock)
         self._registry = ConnectionRegistry(self._front_door)

@@ -12,7 +12,9 @@ What it simulates (documented for users in :class:`LocalRealtimeServer`):
 * the audio is a deterministic speech-like tone pattern (``speech_for_text``)
   of 60 ms per character of the segment, at least 0.3 s, divided by
   ``speech_rate`` and scaled by ``volume`` / 50, at the session's
-  ``sample_rate``;
+  ``sample_rate`` (``voice``, ``pitch_rate``, ``language_type``,
+  ``bit_rate`` and ``instructions`` are checked and echoed, but do not
+  change it);
 * ``pcm`` (16-bit mono little-endian) and ``wav`` always; ``mp3`` and
   ``opus`` (Ogg Opus) when ``soundfile`` with a libsndfile that can write
   them is installed, else ``session.update`` refuses the format. Every
@@ -45,6 +47,7 @@ from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import pairwise
 from typing import Any, Final
 
 from ._audio import speech_for_text
@@ -165,6 +168,8 @@ _TYPES: Final[dict[str, type]] = {
     "optimize_instructions": bool,
     "enable_tn": bool,
 }
+# The documented cap on instructions; counted with the server's token estimate.
+_MAX_INSTRUCTION_TOKENS: Final = 1600
 # Fields the server owns; an update naming them is not an error, they just stay.
 _READ_ONLY: Final = frozenset({"id", "object", "model"})
 
@@ -359,9 +364,10 @@ class TtsStream:
         # As many deltas as chunk_ms pieces of the audio, each an equal share
         # of the encoded bytes (the WAV header rides in the first one).
         pieces = max(1, math.ceil(len(pcm) / (2 * self._rate * self._chunk_ms / 1000)))
-        size = math.ceil(len(data) / pieces)
-        for start in range(0, len(data), size):
-            yield data[start : start + size]
+        bounds = [len(data) * index // pieces for index in range(pieces + 1)]
+        for start, end in pairwise(bounds):
+            if end > start:
+                yield data[start:end]
 
     def body_frames(self) -> Iterator[tuple[JSONDict, bool]]:
         """Yield ``(frame, is_delta)`` from ``output_item.added`` to ``output_item.done``."""
@@ -552,6 +558,8 @@ class TtsState:
                 )
         elif key in _TYPES and not isinstance(value, _TYPES[key]):
             raise _invalid(key, f"Invalid {key}: {value!r}. Expected a {_TYPES[key].__name__}.")
+        elif key == "instructions" and text_tokens(value) > _MAX_INSTRUCTION_TOKENS:
+            raise _invalid(key, f"instructions too long: at most {_MAX_INSTRUCTION_TOKENS} tokens.")
 
     def _check_voice(self, value: Any) -> None:
         if not isinstance(value, str) or not value:
