@@ -117,13 +117,18 @@ def test_speeches_in_a_row_each_get_their_own_audio(tts: ds.SpeechSession) -> No
     assert one.characters < two.characters
 
 
-def test_finish_returns_after_the_audio_still_due_and_ends_cleanly(tts: ds.SpeechSession) -> None:
-    """finish(): session.finished after the last audio, then a clean end (the server closes)."""
-    speech = tts.speak("The tail of the session.")
-    finished = tts.finish(timeout=30)
-    assert isinstance(finished, ds.SessionFinished)
-    assert speech.done and speech.wait(0).audio
-    assert tts.closed and tts.close_code == 1000
+@pytest.mark.parametrize("server_closes", [True, False])
+def test_finish_returns_after_the_audio_still_due_and_ends_cleanly(server_closes: bool) -> None:
+    """finish(): session.finished after the last audio, then a clean end, whether the server
+    closes after it (the client-events page) or leaves that to the client (the interaction page)."""
+    with LocalRealtimeServer(tts_close_after_finish=server_closes) as server:
+        client = ds.Client(server.api_key, base_url=server.url)
+        with client.speech.connect(mode="commit") as tts:
+            speech = tts.speak("The tail of the session.")
+            finished = tts.finish(timeout=30)
+            assert isinstance(finished, ds.SessionFinished)
+            assert speech.done and speech.wait(0).audio
+            assert tts.closed and tts.close_code == 1000
 
 
 def test_attached_speaker_plays_every_speech_and_cancel_stops_it(tts: ds.SpeechSession) -> None:
