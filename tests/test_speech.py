@@ -651,3 +651,13 @@ def test_a_dropped_connection_fails_the_speech() -> None:
         with pytest.raises(ds.TransportError):
             speech.wait(10)
         assert session.closed
+
+
+def test_the_local_server_knows_every_model_voice_and_language_the_client_lists() -> None:
+    """The client's TTS lists and the local server's are the same names (kept in two places:
+    the package cannot import its testing server)."""
+    from dashscope_sync.testing import _tts
+
+    assert set(ds.TTS_MODELS) == set(_tts.TTS_MODELS)
+    assert set(ds.TTS_VOICES) == set(_tts.TTS_VOICES)
+    assert set(ds.TTS_LANGUAGES) == set(_tts.TTS_LANGUAGES)
