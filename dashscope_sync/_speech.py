@@ -64,6 +64,7 @@ __all__ = ["Speech", "SpeechResult", "SpeechService", "SpeechSession"]
 logger = logging.getLogger("dashscope_sync")
 
 _E = TypeVar("_E", bound=ServerEvent)
+_F = TypeVar("_F", bound=Callable[..., object])
 
 #: The whitespace a text's billed characters leave out (as far as known).
 _WHITESPACE: Final = (" ", "\n", "\t", "\r", "\u3000")
@@ -378,10 +379,12 @@ class SpeechSession:
 
     @property
     def model(self) -> str:
+        """The model this session talks to."""
         return self.config.model
 
     @property
     def family(self) -> ModelFamily:
+        """Always `ModelFamily.QWEN_TTS`."""
         return ModelFamily.QWEN_TTS
 
     @property
@@ -391,7 +394,13 @@ class SpeechSession:
 
     @property
     def close_code(self) -> int | None:
+        """The WebSocket close code once the connection has ended (1006: lost)."""
         return self._events.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        """The close reason once the connection has ended."""
+        return self._events.close_reason
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
@@ -635,10 +644,18 @@ class SpeechSession:
     @overload
     def on(self, event_type: str, handler: Callable[[ServerEvent], object]) -> HandlerHandle: ...
 
+    @overload
+    def on(self, event_type: type[ServerEvent] | str) -> Callable[[_F], _F]: ...
+
     def on(
-        self, event_type: type[ServerEvent] | str, handler: Callable[[Any], object]
-    ) -> HandlerHandle:
-        """Call ``handler(event)`` for every event of a type (as `RealtimeSession.on`)."""
+        self,
+        event_type: type[ServerEvent] | str,
+        handler: Callable[[Any], object] | None = None,
+    ) -> HandlerHandle | Callable[[_F], _F]:
+        """Call ``handler(event)`` for every event of a type (as `RealtimeSession.on`,
+        a decorator too)."""
+        if handler is None:
+            return self._events.on(event_type)
         return self._events.on(event_type, handler)
 
     def recv(self, timeout: float | None = None) -> ServerEvent | None:
