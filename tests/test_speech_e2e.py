@@ -164,3 +164,24 @@ def test_realtime_connect_refuses_tts_before_connecting(server: LocalRealtimeSer
     client = ds.Client(server.api_key, base_url=server.url)
     with pytest.raises(ds.ConfigError, match=r"client\.speech\.connect"):
         client.realtime.connect(model=ds.MODEL_QWEN_TTS_REALTIME)
+
+
+def test_a_real_speaker_plays_the_speech_and_cancel_cuts_it_short(tts: ds.SpeechSession) -> None:
+    """With a `Speaker` (on a simulated real-time device) attached, a speech is heard whole,
+    and cancelling a long one stops the sound at once: far less than it is long is heard."""
+    from tests.audio_fakes import VirtualOutput
+
+    device = VirtualOutput(24000, latency=0.05)
+    with ds.Speaker(stream=device) as speaker:
+        tts.attach(speaker=speaker)
+        short = tts.speak("Hi.").wait(30)
+        assert speaker.drain(30)
+        assert device.total() == pytest.approx(short.duration, abs=0.01)
+        before = device.total()
+        long = tts.speak("A long text to cut short. " * 10)
+        next(long.iter_audio(timeout=30))
+        assert long.cancel()
+        speaker.drain(30)
+        assert device.aborts  # the speaker dropped what it had queued
+        assert device.total() - before < 2.0  # the speech is over 10 s long
+        tts.detach()
