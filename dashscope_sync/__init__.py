@@ -106,6 +106,8 @@ from ._events import (
     InputAudioBufferCommitted,
     InputAudioBufferSpeechStarted,
     InputAudioBufferSpeechStopped,
+    InputTextBufferCleared,
+    InputTextBufferCommitted,
     InvalidFrame,
     RateLimit,
     RateLimitsUpdated,
@@ -190,6 +192,21 @@ from ._session import (
     HandlerHandle,
     RealtimeSession,
 )
+from ._speech import (
+    Speech,
+    SpeechResult,
+    SpeechService,
+    SpeechSession,
+)
+from ._speech_config import (
+    MODEL_QWEN3_TTS_FLASH_REALTIME,
+    MODEL_QWEN3_TTS_INSTRUCT_FLASH_REALTIME,
+    MODEL_QWEN_TTS_REALTIME,
+    TTS_LANGUAGES,
+    TTS_MODELS,
+    TTS_VOICES,
+    SpeechConfig,
+)
 from ._version import __version__
 
 __all__ = [
@@ -236,6 +253,8 @@ __all__ = [
     "InputAudioBufferSpeechStarted",
     "InputAudioBufferSpeechStopped",
     "InputAudioTranscription",
+    "InputTextBufferCleared",
+    "InputTextBufferCommitted",
     "Interruption",
     "InvalidFrame",
     "MODALITIES_AUDIO",
@@ -253,6 +272,8 @@ __all__ = [
     "MODEL_QWEN3_OMNI_FLASH_REALTIME_2025_09_15",
     "MODEL_QWEN3_OMNI_FLASH_REALTIME_2025_12_01",
     "MODEL_QWEN3_OMNI_FLASH_REALTIME_LATEST",
+    "MODEL_QWEN3_TTS_FLASH_REALTIME",
+    "MODEL_QWEN3_TTS_INSTRUCT_FLASH_REALTIME",
     "MODEL_QWEN_AUDIO_3_0_REALTIME_FLASH",
     "MODEL_QWEN_AUDIO_3_0_REALTIME_PLUS",
     "MODEL_QWEN_AUDIO_3_1_REALTIME_FLASH",
@@ -260,6 +281,7 @@ __all__ = [
     "MODEL_QWEN_OMNI_TURBO_REALTIME",
     "MODEL_QWEN_OMNI_TURBO_REALTIME_2025_05_08",
     "MODEL_QWEN_OMNI_TURBO_REALTIME_LATEST",
+    "MODEL_QWEN_TTS_REALTIME",
     "Microphone",
     "Modality",
     "ModelFamily",
@@ -306,8 +328,16 @@ __all__ = [
     "SessionUpdate",
     "SessionUpdated",
     "Speaker",
+    "Speech",
+    "SpeechConfig",
+    "SpeechResult",
+    "SpeechService",
+    "SpeechSession",
     "TRANSCRIPTION_MODEL_GUMMY",
     "TRANSCRIPTION_MODEL_QWEN3_ASR_FLASH",
+    "TTS_LANGUAGES",
+    "TTS_MODELS",
+    "TTS_VOICES",
     "TemporaryKey",
     "TokenDetails",
     "TokenService",

@@ -7,6 +7,7 @@ Commands:
     serve   run the local server until Ctrl-C
     token   print a temporary key as JSON
     translate  a LiveTranslate session from a WAV file (_cli_translate.py)
+    speak   text to speech with a Qwen-TTS-Realtime model (_cli_speak.py)
 
 It never shows a traceback: every failure is one line on stderr and an exit
 code with one meaning (see ``EXIT_*``), so scripts can branch on it. Set
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
 from ._audio import decode_audio, sample_wav_path
+from ._cli_speak import SpeakTools, add_speak_command
 from ._cli_term import Budget, Finisher, Screen, screen_of
 from ._cli_translate import translate_file
 from ._client import API_KEY_ENV, Client, _check_token
@@ -929,6 +931,18 @@ def _parser() -> argparse.ArgumentParser:
         "length unless --fast)",
     )
     translate.set_defaults(run=_cmd_translate)
+    add_speak_command(
+        commands,
+        SpeakTools(
+            api_key=_api_key,
+            check_output=_check_output,
+            seconds=_positive_seconds,
+            url=_url("ws", "wss"),
+            workspace=_printable("a workspace id"),
+            non_empty=_non_empty,
+            exit_codes=_EXIT_CODES,
+        ),
+    )
     return parser
 
 

@@ -12,12 +12,14 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ._config import NOT_GIVEN, NotGiven, RealtimeConfig
 from ._deadline import Deadline, check_timeout
-from ._dialects import check_host
+from ._dialects import check_host, family_for
 from ._errors import ConfigError, DashScopeTimeout
+from ._families import ModelFamily
 from ._fmt import seconds
 from ._http import TokenService
 from ._regions import check_workspace, resolve_endpoints
 from ._session import RealtimeSession, open_session
+from ._speech import SpeechService
 from ._transport import WebSocketTransport
 from ._version import __version__
 
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
 
     import requests
 
-__all__ = ["API_KEY_ENV", "Client", "RealtimeService"]
+__all__ = ["API_KEY_ENV", "Client", "RealtimeService", "connect_transport"]
 
 logger = logging.getLogger("dashscope_sync")
 
@@ -198,6 +200,8 @@ class Client:
         self.realtime = RealtimeService(self)
         #: Temporary keys: ``client.tokens.create(expire_in_seconds=60)``.
         self.tokens = TokenService(self)
+        #: Text to speech (Qwen-TTS-Realtime): ``client.speech.connect(...)``.
+        self.speech = SpeechService(self)
 
     def close(self) -> None:
         """Release the HTTP connection pool the client made for itself; idempotent.
@@ -228,6 +232,31 @@ class Client:
         if self.workspace:
             headers["X-DashScope-WorkSpace"] = self.workspace
         return headers
+
+
+def connect_transport(
+    client: Client, config: RealtimeConfig, timeout: float | NotGiven | None
+) -> tuple[WebSocketTransport, Deadline, float | None]:
+    """The upgrade for a session of ``config.model``: the transport, and the
+    connect deadline and its limit (the wait for the first event shares them)."""
+    limit = client.connect_timeout if timeout is NOT_GIVEN else check_timeout(timeout)
+    deadline = Deadline(limit)
+    url = _with_model(client.realtime_url, config.model)
+    headers = {**client.request_headers(), **config.extra_headers}
+    logger.debug("connecting to %s", url)
+    remaining = deadline.remaining()
+    if remaining is not None and remaining <= 0:
+        raise DashScopeTimeout(f"connecting timed out after {seconds(limit)}", timeout=limit)
+    transport = WebSocketTransport.connect(
+        url,
+        headers,
+        timeout=remaining,
+        proxy=client.proxy,
+        ssl_context=client.ssl_context,
+        max_message_size=config.max_message_size,
+        limit=limit,
+    )
+    return transport, deadline, limit
 
 
 class RealtimeService:
@@ -269,8 +298,9 @@ class RealtimeService:
                 before ``session.created``.
             DashScopeTimeout: Not ready within ``timeout``.
             ConfigError: A bad argument, a model that needs the workspace
-                host (Omni 3.8) on a client without a workspace, or a
-                ``base_url`` whose query names another model.
+                host (Omni 3.8) on a client without a workspace, a
+                ``base_url`` whose query names another model, or a
+                text-to-speech model (open those with ``client.speech.connect``).
         """
         if config is None:
             config = RealtimeConfig() if model is None else RealtimeConfig(model=model)
@@ -279,25 +309,14 @@ class RealtimeService:
         elif model is not None and model != config.model:
             raise ConfigError("give the model either in config or as model=, not both")
         client = self._client
+        if family_for(config) is ModelFamily.QWEN_TTS:
+            raise ConfigError(
+                f"{config.model} is a text-to-speech model (Qwen-TTS-Realtime): open it with "
+                "client.speech.connect(model=...)"
+            )
         check_host(config, client.realtime_url)
-        limit = client.connect_timeout if timeout is NOT_GIVEN else check_timeout(timeout)
-        deadline = Deadline(limit)
-        url = _with_model(client.realtime_url, config.model)
-        headers = {**client.request_headers(), **config.extra_headers}
-        logger.debug("connecting to %s", url)
         started = time.monotonic()
-        remaining = deadline.remaining()
-        if remaining is not None and remaining <= 0:
-            raise DashScopeTimeout(f"connecting timed out after {seconds(limit)}", timeout=limit)
-        transport = WebSocketTransport.connect(
-            url,
-            headers,
-            timeout=remaining,
-            proxy=client.proxy,
-            ssl_context=client.ssl_context,
-            max_message_size=config.max_message_size,
-            limit=limit,
-        )
+        transport, deadline, limit = connect_transport(client, config, timeout)
 
         def reopen(again: float | NotGiven | None) -> RealtimeSession:
             return self.connect(config, timeout=timeout if again is NOT_GIVEN else again)

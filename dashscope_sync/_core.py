@@ -41,6 +41,7 @@ from ._fmt import seconds
 from ._mailbox import Mailbox
 from ._protocol import EventIds, encode_audio_append
 from ._response import Response
+from ._speech_state import SpeechBook
 from ._state import CLOSE_NORMAL, DROP, End, Request, RequestKind, ResponseTrack
 
 if TYPE_CHECKING:
@@ -208,6 +209,27 @@ class SessionCore:
     def plan_turn(self, *, audio: bool, image: bool) -> TurnPlan:
         """How a `respond` turn goes: who commits it and who starts its response."""
         return self.mailbox.peek(lambda: self.mailbox.state.plan_turn(audio=audio, image=image))
+
+    def keep_speeches(self, book: SpeechBook) -> None:
+        """Give the state Qwen-TTS-Realtime's books; before the connection starts."""
+        with self.mailbox.lock:
+            self.mailbox.state.speech = book
+
+    def change(self, change: Callable[[], _T]) -> _T:
+        """Run ``change`` on the books under the lock, then wake every waiter
+        (a speech failed or was cancelled on the user's side)."""
+        mailbox = self.mailbox
+        with mailbox.lock:
+            result = change()
+        mailbox.notify()
+        return result
+
+    def interrupt_responses(self, response_ids: list[str]) -> None:
+        """Stop these responses' audio, as `interrupt` stops a reply's (see the state)."""
+        mailbox = self.mailbox
+        with mailbox.lock:
+            mailbox.state.interrupt_responses(response_ids)
+        mailbox.notify()
 
     # Sending ---------------------------------------------------------------------
 

@@ -68,6 +68,8 @@ __all__ = [
     "ConversationItemAmbientAudioTranscriptionDelta",
     "ConversationItemDeleted",
     "ConversationItemRetrieved",
+    "InputTextBufferCleared",
+    "InputTextBufferCommitted",
     "RateLimit",
     "RateLimitsUpdated",
     "ResponseAudioTranscriptText",
@@ -194,6 +196,14 @@ class SessionInfo(_ShortRepr):
     enable_speech_emotion: bool | None = None
     #: LiveTranslate 3.8: the echoed input modalities.
     input_modalities: list[str] = attrs.Factory(list)
+    #: Qwen-TTS-Realtime: ``server_commit`` or ``commit``.
+    mode: str | None = None
+    #: Qwen-TTS-Realtime: the language of the text (``Auto``, ``Chinese``...).
+    language_type: str | None = None
+    #: Qwen-TTS-Realtime: the audio format of the speech (``pcm``, ``wav``, ``mp3``, ``opus``).
+    response_format: str | None = None
+    #: The flat ``sample_rate`` as echoed (Qwen-TTS-Realtime: the speech's rate).
+    sample_rate: int | None = None
 
 
 @attrs.frozen(kw_only=True, repr=False)
@@ -256,6 +266,7 @@ class Usage(_ShortRepr):
         output_tokens: Tokens the model produced.
         input_tokens_details: The input tokens by kind (text, audio, image).
         output_tokens_details: The output tokens by kind (text, audio).
+        characters: Characters of text billed (Qwen3-TTS-Realtime), else 0.
     """
 
     total_tokens: int = 0
@@ -263,6 +274,8 @@ class Usage(_ShortRepr):
     output_tokens: int = 0
     input_tokens_details: TokenDetails = attrs.Factory(TokenDetails)
     output_tokens_details: TokenDetails = attrs.Factory(TokenDetails)
+    #: Qwen3-TTS-Realtime bills characters of text, not tokens.
+    characters: int = 0
 
     def __repr__(self) -> str:
         # One short line (a notebook wraps a long one mid-word): each detail
@@ -284,6 +297,8 @@ class Usage(_ShortRepr):
             )
             if count or kinds:
                 parts.append(f"{name}={count}" + (f" ({kinds})" if kinds else ""))
+        if self.characters:
+            parts.append(f"characters={self.characters}")
         return f"Usage({', '.join(parts)})"
 
 
@@ -812,6 +827,24 @@ class RateLimitsUpdated(ServerEvent):
     rate_limits: list[RateLimit] = attrs.Factory(list)
 
 
+@attrs.frozen(kw_only=True, repr=False)
+class InputTextBufferCommitted(ServerEvent):
+    """``input_text_buffer.committed``: Qwen-TTS-Realtime took the text buffer for synthesis.
+
+    The docs' example has an empty ``item_id``.
+    """
+
+    type: ClassVar[str] = "input_text_buffer.committed"
+    item_id: str = ""
+
+
+@attrs.frozen(kw_only=True, repr=False)
+class InputTextBufferCleared(ServerEvent):
+    """``input_text_buffer.cleared``: Qwen-TTS-Realtime cleared the text buffer as asked."""
+
+    type: ClassVar[str] = "input_text_buffer.cleared"
+
+
 _FAMILY_EVENTS: tuple[type[ServerEvent], ...] = (
     ResponseTextText,
     ResponseAudioTranscriptText,
@@ -823,6 +856,8 @@ _FAMILY_EVENTS: tuple[type[ServerEvent], ...] = (
     ConversationItemRetrieved,
     ConversationItemDeleted,
     RateLimitsUpdated,
+    InputTextBufferCommitted,
+    InputTextBufferCleared,
 )
 
 # The one table, with the family events registered.

@@ -15,6 +15,7 @@ prefix                         family
 ``qwen3.8-livetranslate-``     `ModelFamily.LIVETRANSLATE_V38`
 ``qwen3-livetranslate-``,      `ModelFamily.LIVETRANSLATE`
 ``qwen3.5-livetranslate-``
+``qwen3-tts-``, ``qwen-tts-``  `ModelFamily.QWEN_TTS`
 anything else                  `ModelFamily.OMNI` (the legacy dialect,
                                ``qwen3.5-omni-*`` included)
 =============================  =====================================
@@ -68,7 +69,8 @@ __all__ = [
 class ModelFamily(enum.Enum):
     """The wire dialect a model speaks (``session.family``).
 
-    The values are the official SDK 2.0.2's dialect names.
+    The values of the conversation families are the official SDK 2.0.2's
+    dialect names; the SDK has none for the speech families.
     """
 
     #: ``qwen-omni-turbo-realtime``, ``qwen3-omni-flash-realtime`` and
@@ -86,6 +88,9 @@ class ModelFamily(enum.Enum):
     #: ``qwen-audio-3.*-realtime-*``: smart turn, voiceprints, ambient
     #: transcripts; no ``session.finish``; a ``server_error`` ends the session.
     QWEN_AUDIO = "qwen_audio"
+    #: ``qwen3-tts-*-realtime`` and ``qwen-tts-realtime*``: text in, audio out
+    #: (SPEECH_FAMILIES.md §A). Opened with ``client.speech.connect``.
+    QWEN_TTS = "qwen_tts"
 
     def __repr__(self) -> str:
         return f"ModelFamily.{self.name}"
@@ -181,6 +186,8 @@ _PREFIXES: Final[tuple[tuple[str, ModelFamily], ...]] = (
     ("qwen3.8-livetranslate-", ModelFamily.LIVETRANSLATE_V38),
     ("qwen3-livetranslate-", ModelFamily.LIVETRANSLATE),
     ("qwen3.5-livetranslate-", ModelFamily.LIVETRANSLATE),
+    ("qwen3-tts-", ModelFamily.QWEN_TTS),
+    ("qwen-tts-", ModelFamily.QWEN_TTS),
 )
 
 
@@ -273,6 +280,18 @@ _QWEN_AUDIO_EVENTS: Final = frozenset(
 )
 
 
+#: The client events Qwen-TTS-Realtime's docs list (SPEECH_FAMILIES.md §A2).
+_QWEN_TTS_EVENTS: Final = frozenset(
+    {
+        "session.update",
+        "input_text_buffer.append",
+        "input_text_buffer.commit",
+        "input_text_buffer.clear",
+        "session.finish",
+    }
+)
+
+
 def client_events(family: ModelFamily) -> frozenset[str] | None:
     """The client events a family's docs list, or None where no list is closed.
 
@@ -283,6 +302,8 @@ def client_events(family: ModelFamily) -> frozenset[str] | None:
         return _LIVETRANSLATE_EVENTS
     if family is ModelFamily.QWEN_AUDIO:
         return _QWEN_AUDIO_EVENTS
+    if family is ModelFamily.QWEN_TTS:
+        return _QWEN_TTS_EVENTS
     return None
 
 

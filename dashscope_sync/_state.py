@@ -59,7 +59,8 @@ Family rules kept here: with ``server_error_ends`` (Qwen-Audio) a
 ``server_error`` ends the session with that `APIError`; LiveTranslate's
 ``text``/``stash`` events feed a response's confirmed text, and it starts every
 response itself; Qwen-Audio's rules on a late ``session.update``
-(`SessionState.late_update_warning`).
+(`SessionState.late_update_warning`); Qwen-TTS-Realtime's speeches, in the
+`SpeechBook` this state feeds every event first.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ from __future__ import annotations
 import collections
 import copy
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from ._config import SessionUpdate
@@ -101,6 +102,7 @@ from ._events import (
     SessionUpdated,
 )
 from ._families import ModelFamily
+from ._speech_state import SpeechBook
 
 __all__ = [
     "CLOSE_NORMAL",
@@ -471,6 +473,9 @@ class SessionState:
         self.audio_sent = False
         # The error event that ended the session under that rule.
         self._fatal: ErrorEvent | None = None
+        #: Qwen-TTS-Realtime's speeches (`SpeechBook`: which audio is whose),
+        #: set once by the owner before any event arrives; None for the others.
+        self.speech: SpeechBook | None = None
 
     # Intents ---------------------------------------------------------------------
 
@@ -639,6 +644,13 @@ class SessionState:
         """Whether the family takes ``response.cancel`` (LiveTranslate does not)."""
         return self.family is None or takes_client_event(self.family, "response.cancel")
 
+    def interrupt_responses(self, response_ids: Iterable[str]) -> None:
+        """Stop the audio of these responses from reaching anyone (a cancelled
+        speech's): the same record `interrupt` keeps, which handlers, the pull
+        buffer, ``iter_audio()`` and an attached speaker all follow."""
+        for response_id in response_ids:
+            self._mark_interrupted(response_id)
+
     def _mark_interrupted(self, response_id: str) -> bool:
         """Record an interrupted response; True if it was not interrupted before."""
         interrupted = self._interrupted
@@ -678,6 +690,9 @@ class SessionState:
         Returns `DROP` for a late audio frame of an interrupted response: the
         caller must deliver it nowhere.
         """
+        speech = self.speech
+        if speech is not None and speech.receive(event, at):
+            return DROP  # audio of a cancelled speech
         interrupted = self._interrupted
         if interrupted and type(event) is ResponseAudioDelta:
             rid = event.response_id
@@ -945,6 +960,8 @@ class SessionState:
         self._paired.clear()
         self._cancelled.clear()
         self.active_response_id = None
+        if self.speech is not None:
+            self.speech.ended(self._closed_error("the session ended before the speech finished"))
         return self.end
 
     def closed_error(self, what: str) -> DashScopeError:

@@ -41,6 +41,9 @@ SCRIPTS = {
     "live_translation.py",
     "qwen_audio_smart_turn.py",
     "function_output.py",
+    # Text to speech (tests/test_examples_speech.py).
+    "speak.py",
+    "speak_llm_stream.py",
 }
 #: Kept under 50 lines, so it has a compact --local switch of its own.
 COMPACT = {"full_duplex.py"}

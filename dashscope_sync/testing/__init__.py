@@ -5,7 +5,9 @@ speaks the Qwen-Omni realtime protocol, with simulated (and clearly labelled)
 replies and knobs for the failure modes a client must survive: deterministic
 server VAD with barge-in (on by default), echo replies
 (``reply_audio="echo"``), the temporary-key endpoint ``POST /api/v1/tokens``
-on the same port, and scripted, failing or cut-short responses. The official
+on the same port, and scripted, failing or cut-short responses. A
+Qwen-TTS-Realtime model in the URL gets that family's dialect: text in, a
+simulated voice out (PCM and WAV; MP3 and Opus with ``soundfile``). The official
 ``dashscope`` SDK can talk to it as well as this package's client. It needs
 the ``websockets`` package (an optional extra of ``dashscope_sync``).
 

@@ -28,6 +28,7 @@ from websockets.protocol import State
 from .._families import ModelFamily
 from ._handshake import RequestHeaders, parse_target, peer_text
 from ._responder import CLIENT_CANCELLED, TURN_DETECTED, ResponsePlan, ResponseRunner
+from ._response import ScriptedStream, Stream
 from ._session import (
     ClientEventError,
     JSONDict,
@@ -37,6 +38,7 @@ from ._session import (
 )
 from ._state import AutoResponse, BargeIn, ProtocolState, Step
 from ._transport import StallableServerConnection
+from ._tts import Synthesis, TtsState, is_tts_model
 
 __all__ = [
     "ConnectionHost",
@@ -64,6 +66,8 @@ _DELTA_TYPES = frozenset(
 
 # Policy violation: the references do not say how the service closes (PROTOCOL.md Q1).
 _UNKNOWN_MODEL_CODE = 1008
+_AnyStep = Step | Synthesis
+"""A step of either dialect's state: the Omni ones, or a TTS synthesis."""
 
 
 def _dumps(frame: JSONDict) -> str:
@@ -92,6 +96,7 @@ class ConnectionSettings:
     server_vad: bool = False
     reply_audio: str = "speech"
     strict_names: bool = True
+    tts_close_after_finish: bool = True
 
 
 class ConnectionHost(Protocol):
@@ -173,6 +178,13 @@ class LocalConnection:
         )
         self.session_id: str = self._state.session["id"]
         self.conversation_id = self._state.conversation_id
+        # Qwen-TTS-Realtime speaks a dialect of its own (text in, audio out):
+        # its state replaces the Omni one for every client event.
+        self._tts = (
+            TtsState(self.model, session_id=self.session_id, chunk_ms=settings.chunk_ms)
+            if is_tts_model(self.model)
+            else None
+        )
         self._responder = ResponseRunner(
             self._send_frame,
             delta_delay=settings.delta_delay,
@@ -190,7 +202,7 @@ class LocalConnection:
 
         state = self._state
         # Handlers of the input side return the steps to take (under _lock).
-        self._state_handlers: dict[str, Callable[[JSONDict], Sequence[Step]]] = {
+        self._state_handlers: dict[str, Callable[[JSONDict], Sequence[_AnyStep]]] = {
             "session.update": state.session_update,
             "input_audio_buffer.append": state.audio_append,
             "input_audio_buffer.commit": state.audio_commit,
@@ -206,6 +218,20 @@ class LocalConnection:
             "response.cancel": self._on_response_cancel,
             "session.finish": self._on_session_finish,
         }
+        if self._tts is not None:
+            tts = self._tts
+            self._state_handlers = {
+                "session.update": tts.session_update,
+                "input_text_buffer.append": tts.text_append,
+                "input_text_buffer.commit": tts.text_commit,
+                "input_text_buffer.clear": tts.text_clear,
+            }
+            # response.cancel is not documented for TTS, but the official SDK
+            # sends it (cancel_response): it stops the response streaming.
+            self._handlers = {
+                "response.cancel": self._on_response_cancel,
+                "session.finish": self._on_tts_finish,
+            }
 
     @property
     def peer(self) -> str:
@@ -244,6 +270,8 @@ class LocalConnection:
     def session(self) -> JSONDict:
         """The current session configuration (a deep copy)."""
         with self._lock:
+            if self._tts is not None:
+                return copy.deepcopy(self._tts.session)
             return copy.deepcopy(self._state.session)
 
     @property
@@ -380,7 +408,10 @@ class LocalConnection:
             if self._session_created_sent or self._closed:
                 return
             self._session_created_sent = True
-            event = self._state.session_created()
+            if self._tts is not None:
+                event = self._tts.session_created()
+            else:
+                event = self._state.session_created()
         with contextlib.suppress(ConnectionClosed):
             self._send_frame(event)
 
@@ -481,7 +512,17 @@ class LocalConnection:
         self._after_send(frame)
 
     def _after_send(self, frame: JSONDict) -> None:
-        """Qwen-Audio ends the connection after a ``server_error``."""
+        """Qwen-Audio ends the connection after ``server_error``, TTS after ``session.finished``."""
+        if (
+            self._tts is not None
+            and self._settings.tts_close_after_finish
+            and frame.get("type") == "session.finished"
+        ):
+            # The client-events page and the SDK say the server closes once the
+            # remaining audio is out (SPEECH_FAMILIES.md §A5). On a helper
+            # thread, like the close below.
+            self.close(1000, "session finished", wait=False)
+            return
         if not self._state.rules.server_error_ends or frame.get("type") != "error":
             return
         error = frame.get("error")
@@ -595,9 +636,16 @@ class LocalConnection:
     # ------------------------------------------------------------------
     # Built-in handling of response.* and session.finish (handler thread)
 
-    def _take_steps(self, steps: Sequence[Step]) -> None:
+    def _take_steps(self, steps: Sequence[_AnyStep]) -> None:
         for step in steps:
-            if isinstance(step, BargeIn):
+            if isinstance(step, Synthesis):
+                plan = self._host._take_response_plan()
+                if plan is not None and plan.script is not None:
+                    stream: Stream = ScriptedStream(list(plan.script), conversation_id="")
+                else:
+                    stream = step.stream
+                self._responder.start(stream, plan)
+            elif isinstance(step, BargeIn):
                 if self._responder.cancel(TURN_DETECTED, every=True):
                     logger.debug("connection %s: barge-in cancels the response", self.session_id)
             elif isinstance(step, AutoResponse):
@@ -653,6 +701,19 @@ class LocalConnection:
             raise ClientEventError(
                 "invalid event type: session.finish", code="invalid_event_type", param="type"
             )
+        # Otherwise the last response thread sends it after its response.done.
+        if self._responder.finish_when_idle():
+            self._send_frame(server_event("session.finished"))
+
+    def _on_tts_finish(self, frame: JSONDict) -> None:
+        assert self._tts is not None
+        if not self._settings.support_session_finish:
+            raise ClientEventError(
+                "invalid event type: session.finish", code="invalid_event_type", param="type"
+            )
+        with self._lock:
+            steps = self._tts.finish()
+        self._take_steps(steps)
         # Otherwise the last response thread sends it after its response.done.
         if self._responder.finish_when_idle():
             self._send_frame(server_event("session.finished"))

@@ -48,6 +48,7 @@ from .._families import (
     server_error_ends_session,
 )
 from ._session import ClientEventError, JSONDict, TextInput, TurnPiece, server_event
+from ._tts import TTS_MODELS
 
 __all__ = [
     "TURN_DETECTION_TYPES",
@@ -84,7 +85,9 @@ KNOWN_MODELS: Final = frozenset(
     }
 )
 # Served on the same path in dialects the local server does not simulate (§4.7).
-_OTHER_DIALECTS: Final = ("qwen3-asr-", "qwen-tts-", "qwen3-tts-")
+_OTHER_DIALECTS: Final = ("qwen3-asr-",)
+#: Every model the local server serves: the conversation families and TTS.
+SERVED_MODELS: Final = KNOWN_MODELS | frozenset(TTS_MODELS)
 # The 32 voices the 2025-12-01 snapshot adds (PROTOCOL.md §2.9).
 _FLASH_2025_12_01_EXTRA: Final = (
     "Serena", "Chelsie", "Momo", "Vivian", "Moon", "Maia", "Kai", "Bella", "Aiden",
@@ -134,6 +137,17 @@ _QWEN_AUDIO_EVENTS: Final = (_OMNI_EVENTS - {"input_image_buffer.append", "sessi
 _LIVETRANSLATE_EVENTS: Final = frozenset(
     {"session.update", "input_audio_buffer.append", "input_image_buffer.append", "session.finish"}
 )
+# Qwen-TTS-Realtime (SPEECH_FAMILIES.md §A2), with the response.cancel the SDK sends.
+_TTS_EVENTS: Final = frozenset(
+    {
+        "session.update",
+        "input_text_buffer.append",
+        "input_text_buffer.commit",
+        "input_text_buffer.clear",
+        "session.finish",
+        "response.cancel",
+    }
+)
 
 _ASR_FLASH: Final = "qwen3-asr-flash-realtime"
 #: Speech shorter than this is "not a turn" for the simulated smart turn.
@@ -172,15 +186,14 @@ class FamilyRules:
         (PROTOCOL.md Q1); the local server sends this error, then closes.
         """
         model = self.model
-        if not self.strict_names or model in KNOWN_MODELS:
+        if not self.strict_names or model in SERVED_MODELS:
             return None
         if model.startswith(_OTHER_DIALECTS):
             message = (
-                f"Model {model!r} speaks the ASR or TTS dialect, which the local server "
-                "does not simulate."
+                f"Model {model!r} speaks the ASR dialect, which the local server does not simulate."
             )
         else:
-            message = f"Model not exist: {model!r}.{_did_you_mean(model, KNOWN_MODELS)}"
+            message = f"Model not exist: {model!r}.{_did_you_mean(model, SERVED_MODELS)}"
         return ClientEventError(
             message + " (LocalRealtimeServer(strict_names=False) accepts any name.)",
             code="Model.NotExist",
@@ -265,6 +278,8 @@ class FamilyRules:
             return event_type in _LIVETRANSLATE_EVENTS
         if family is ModelFamily.QWEN_AUDIO:
             return event_type in _QWEN_AUDIO_EVENTS
+        if family is ModelFamily.QWEN_TTS:
+            return event_type in _TTS_EVENTS
         return event_type in _OMNI_EVENTS
 
     def late_update(self, update: Any, *, updated_before: bool, audio_sent: bool) -> Any:

@@ -120,6 +120,41 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
     * With ``session.tools`` set, a user text naming a tool (or instructions
       containing ``"call <name>"``) gets a function call instead of a reply;
       its arguments are the first JSON object in the text, else ``{}``.
+    * Qwen-TTS-Realtime (a ``qwen3-tts-*`` or ``qwen-tts-realtime*`` model
+      in the URL; SPEECH_FAMILIES.md §A) speaks its own dialect. The session
+      (``session.created``: ``mode`` ``server_commit``, ``response_format``
+      ``pcm``, ``sample_rate`` 24000, ``voice`` ``Cherry`` except on the
+      voice-design and voice-clone models) takes one ``session.update``,
+      before any text; a second one, or one after text, gets "Session update
+      error: session already started or finished or failed.". Each field is
+      checked against the documented values and the model (voices, languages,
+      formats, 8/16/24/48 kHz, ``speech_rate``/``pitch_rate`` in [0.5, 2],
+      ``volume`` in [0, 100], ``bit_rate`` in [6, 510], ``instructions`` only
+      on the instruct models, PCM at 24 kHz and no rate controls on the
+      legacy models). ``server_commit`` speaks each complete sentence as it
+      is appended (after a CJK sentence end or a newline, after ``.!?;`` and a
+      space, or every 200 characters) with no ``committed`` event;
+      ``input_text_buffer.commit`` (both modes) answers ``committed`` and
+      speaks the buffer, or is an error on an empty buffer;
+      ``input_text_buffer.clear`` answers ``cleared``. Each response:
+      ``response.created``, ``output_item.added``, ``content_part.added``,
+      ``response.audio.delta`` x N, ``response.audio.done``,
+      ``content_part.done``, ``output_item.done``, ``response.done`` with
+      ``usage.characters`` (the text's length; the legacy models report
+      tokens, 50 audio tokens a second). The audio is the speech pattern, 60
+      ms per character (at least 0.3 s), divided by ``speech_rate`` and scaled
+      by ``volume / 50``, at the session's rate; as PCM16 or WAV always, and
+      as MP3 or Ogg Opus when ``soundfile`` can encode them (else
+      ``session.update`` refuses that format). Each response is one complete
+      file of its format, in deltas of about ``chunk_ms`` of audio. The
+      other fields (``pitch_rate``, ``bit_rate``, ``instructions``...) are
+      checked and echoed but do not change the audio.
+      ``response.cancel`` (sent by the official SDK, not documented) stops the
+      response streaming. ``session.finish`` speaks what ``server_commit``
+      still buffers (``commit`` mode drops uncommitted text), sends
+      ``session.finished`` after the last ``response.done``, and closes the
+      connection with 1000, as the client-events page says (unless
+      ``tts_close_after_finish`` is False).
 
     As strict as the service: each family (from the model in the URL) gets
     only what its docs list. Another family's turn detection type, or a
@@ -203,6 +238,10 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
             session id or refused and why), e.g. to print them as
             ``dashscope-sync serve`` does. It must not block; what it raises
             is logged and ignored.
+        tts_close_after_finish: Qwen-TTS-Realtime: close the connection
+            (1000) after ``session.finished``, as the client-events page and
+            the SDK say; False leaves closing to the client, as the
+            interaction page says (SPEECH_FAMILIES.md §E, row 1).
 
     Example:
         >>> import json, websocket
@@ -246,6 +285,7 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
         clock: Callable[[], float] = time.time,
         strict_names: bool = True,
         log_connections: Callable[[str], None] | None = None,
+        tts_close_after_finish: bool = True,
     ) -> None:
         if reply_audio not in ("speech", "echo"):
             raise ValueError(f"reply_audio must be 'speech' or 'echo', got {reply_audio!r}")
@@ -270,6 +310,7 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
             server_vad=server_vad,
             reply_audio=reply_audio,
             strict_names=strict_names,
+            tts_close_after_finish=tts_close_after_finish,
         )
         self._log_connections = log_connections
         self._tokens = TokenStore(clock)
