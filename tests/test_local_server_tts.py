@@ -523,6 +523,19 @@ def test_client_closes_when_the_server_does_not() -> None:
         assert connection.close_code == 1000
 
 
+def test_finish_refused_when_the_server_does_not_support_it() -> None:
+    """support_session_finish=False refuses a TTS session.finish as an invalid event type too."""
+    with LocalRealtimeServer(support_session_finish=False) as server:
+        peer = Raw(server)
+        try:
+            peer.recv()
+            finish_id = peer.send("session.finish")
+            error = peer.recv()["error"]
+            assert (error["event_id"], error["code"]) == (finish_id, "invalid_event_type")
+        finally:
+            peer.ws.close()
+
+
 def test_clear_is_acknowledged(raw: Raw) -> None:
     """input_text_buffer.clear answers input_text_buffer.cleared."""
     raw.send("input_text_buffer.append", text="Unfinished")
