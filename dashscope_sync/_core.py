@@ -205,6 +205,12 @@ class SessionCore:
         """How a `respond` turn goes: who commits it and who starts its response."""
         return self.mailbox.peek(lambda: self.mailbox.state.plan_turn(audio=audio, image=image))
 
+    def check_commit(self) -> None:
+        """The family's rule on ``input_audio_buffer.commit`` (raises `UsageError`)."""
+        reason = self.mailbox.peek(self.mailbox.state.commit_refusal)
+        if reason is not None:
+            raise UsageError(reason)
+
     # Sending ---------------------------------------------------------------------
 
     def send(self, text: str, wire_type: str) -> None:

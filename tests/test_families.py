@@ -94,10 +94,10 @@ class TestDetection:
 
     @pytest.mark.parametrize(
         "model",
-        ["qwen3-asr-flash-realtime", "qwen-tts-realtime", "my-new-model", "qwen4-omni-realtime"],
+        ["qwen-tts-realtime", "my-new-model", "qwen4-omni-realtime"],
     )
     def test_unknown_names_get_legacy_omni(self, model: str) -> None:
-        """Names the library does not know (ASR and TTS too, as in the SDK) get the Omni dialect."""
+        """Names the library does not know get the Omni dialect (ASR has its own family now)."""
         assert family_for(ds.RealtimeConfig(model=model)) is F.OMNI
 
     def test_prefix_not_substring(self) -> None:
@@ -123,6 +123,7 @@ class TestDetection:
             "livetranslate",
             "livetranslate_v38",
             "qwen_audio",
+            "qwen_asr",
         ]
 
 
