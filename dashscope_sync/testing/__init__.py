@@ -17,6 +17,7 @@ Example:
 """
 
 try:
+    from ._asr import spoken_pcm16, spoken_text
     from ._audio import pcm16_peak_dbfs, resample_pcm16, speech_like_pcm16
     from ._connection import LocalConnection, ReplySpec
     from ._handshake import HandshakeRecord, RequestHeaders
@@ -42,4 +43,6 @@ __all__ = [
     "pcm16_peak_dbfs",
     "resample_pcm16",
     "speech_like_pcm16",
+    "spoken_pcm16",
+    "spoken_text",
 ]
