@@ -26,6 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from .._families import ModelFamily
+from ._asr import AsrState, CloseConnection, is_asr_model
 from ._handshake import RequestHeaders, parse_target
 from ._responder import CLIENT_CANCELLED, TURN_DETECTED, ResponsePlan, ResponseRunner
 from ._session import (
@@ -163,7 +164,13 @@ class LocalConnection:
             server_vad=settings.server_vad,
             reply_audio=settings.reply_audio,
         )
-        self.session_id: str = self._state.session["id"]
+        # Qwen-ASR-Realtime models get a recognition session, which answers every event.
+        self._asr = (
+            AsrState(self.model, server_vad=settings.server_vad)
+            if is_asr_model(self.model)
+            else None
+        )
+        self.session_id: str = (self._asr or self._state).session["id"]
         self.conversation_id = self._state.conversation_id
         self._responder = ResponseRunner(
             self._send_frame,
@@ -182,7 +189,7 @@ class LocalConnection:
 
         state = self._state
         # Handlers of the input side return the steps to take (under _lock).
-        self._state_handlers: dict[str, Callable[[JSONDict], Sequence[Step]]] = {
+        self._state_handlers: dict[str, Callable[[JSONDict], Sequence[Step | CloseConnection]]] = {
             "session.update": state.session_update,
             "input_audio_buffer.append": state.audio_append,
             "input_audio_buffer.commit": state.audio_commit,
@@ -198,6 +205,9 @@ class LocalConnection:
             "response.cancel": self._on_response_cancel,
             "session.finish": self._on_session_finish,
         }
+        if self._asr is not None:
+            self._state_handlers = dict(self._asr.handlers())
+            self._handlers = {}
 
     def __repr__(self) -> str:
         state = "open" if self.is_open else "closed"
@@ -231,13 +241,13 @@ class LocalConnection:
     def session(self) -> JSONDict:
         """The current session configuration (a deep copy)."""
         with self._lock:
-            return copy.deepcopy(self._state.session)
+            return copy.deepcopy((self._asr or self._state).session)
 
     @property
     def last_committed_audio(self) -> bytes:
         """The PCM16 bytes of the most recent ``input_audio_buffer.commit``."""
         with self._lock:
-            return bytes(self._state.last_committed_audio)
+            return bytes((self._asr or self._state).last_committed_audio)
 
     @property
     def response_in_progress(self) -> bool:
@@ -367,7 +377,7 @@ class LocalConnection:
             if self._session_created_sent or self._closed:
                 return
             self._session_created_sent = True
-            event = self._state.session_created()
+            event = (self._asr or self._state).session_created()
         with contextlib.suppress(ConnectionClosed):
             self._send_frame(event)
 
@@ -568,13 +578,15 @@ class LocalConnection:
     # ------------------------------------------------------------------
     # Built-in handling of response.* and session.finish (handler thread)
 
-    def _take_steps(self, steps: Sequence[Step]) -> None:
+    def _take_steps(self, steps: Sequence[Step | CloseConnection]) -> None:
         for step in steps:
             if isinstance(step, BargeIn):
                 if self._responder.cancel(TURN_DETECTED, every=True):
                     logger.debug("connection %s: barge-in cancels the response", self.session_id)
             elif isinstance(step, AutoResponse):
                 self._start_response(None, step)
+            elif isinstance(step, CloseConnection):
+                self.close(step.code, step.reason)
             else:
                 self._send_frame(step)
 
