@@ -7,6 +7,7 @@ Commands:
     serve   run the local server until Ctrl-C
     token   print a temporary key as JSON
     translate  a LiveTranslate session from a WAV file (_cli_translate.py)
+    transcribe  speech recognition of a file or the microphone (_cli_transcribe.py)
 
 It never shows a traceback: every failure is one line on stderr and an exit
 code with one meaning (see ``EXIT_*``), so scripts can branch on it. Set
@@ -29,10 +30,11 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
 from ._audio import load_audio, sample_wav_path
+from ._cli_transcribe import TranscribeKit, add_transcribe
 from ._cli_translate import translate_file
 from ._client import API_KEY_ENV, Client, _check_token
 from ._config import NOT_GIVEN, SessionUpdate
@@ -494,6 +496,30 @@ def _cmd_translate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return translate_file(client, args, pcm, output, out, err)
 
 
+def _transcribe_kit() -> TranscribeKit:
+    """The helpers ``transcribe`` (_cli_transcribe.py) shares with the other commands."""
+
+    def microphone() -> Any:
+        try:
+            from ._devices import Microphone
+        except ImportError as exc:  # the [audio] extra, or the system's PortAudio
+            raise _Fail(EXIT_NOT_INSTALLED, f"--mic cannot run: {exc}") from exc
+        return Microphone()
+
+    return TranscribeKit(
+        subcommand=_subcommand,
+        usage=_usage,
+        client=lambda args: Client(
+            _api_key(), base_url=args.url, workspace=args.workspace, region=args.region
+        ),
+        read_input=_read_input,
+        microphone=microphone,
+        url=_url("ws", "wss"),
+        workspace=_printable("a workspace id"),
+        seconds=_positive_seconds,
+    )
+
+
 def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     server = _local_server_class()(host=args.host, port=args.port, api_key=args.api_key or None)
     _start_server(server, args.host, args.port)
@@ -762,6 +788,7 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout", type=_positive_seconds, default=60.0, help="seconds to wait"
     )
     translate.set_defaults(run=_cmd_translate)
+    add_transcribe(commands, _transcribe_kit(), PROG)
     return parser
 
 
