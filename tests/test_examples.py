@@ -41,6 +41,9 @@ SCRIPTS = {
     "live_translation.py",
     "qwen_audio_smart_turn.py",
     "function_output.py",
+    # Speech recognition (tests/test_examples_transcription.py).
+    "transcribe_file.py",
+    "transcribe_mic.py",
 }
 #: Kept under 40 lines, so it has a compact --local switch of its own.
 COMPACT = {"full_duplex.py"}
