@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 
 import dashscope_sync as ds
 from dashscope_sync.testing import LocalRealtimeServer, spoken_pcm16
+
+from .audio_fakes import VirtualInput
 
 _SILENCE = b"\x00\x00" * 16000  # 1 s at 16 kHz
 
@@ -77,3 +80,44 @@ def test_every_documented_model_connects(server: LocalRealtimeServer) -> None:
         with client.transcription.connect(model, timeout=10) as session:
             session.finish(timeout=10)
             assert session.close_code == 1000
+
+
+class TestMicrophone:
+    def test_attached_microphone_is_transcribed(self, client: ds.Client) -> None:
+        """attach(microphone=...) streams the microphone's blocks; its speech is transcribed."""
+        inputs: list[VirtualInput] = []
+
+        def stream(callback: Callable[..., None]) -> VirtualInput:
+            inputs.append(VirtualInput(callback))
+            return inputs[-1]
+
+        pcm = spoken_pcm16("testing the microphone now") + _SILENCE
+        with (
+            ds.Microphone(stream=stream) as mic,
+            client.transcription.connect(language="en", timeout=10) as session,
+        ):
+            session.attach(microphone=mic)
+            for start in range(0, len(pcm), 3200):
+                inputs[0].push(pcm[start : start + 3200])
+            final = next(t for t in session.transcripts(timeout=10) if t.final)
+            session.detach()
+            session.finish(timeout=10)
+        assert final.text == "testing the microphone now"
+
+    def test_attach_refusals(self, client: ds.Client) -> None:
+        """A microphone at another rate, a second one, or one on an Opus session is refused."""
+        with client.transcription.connect(timeout=10) as session:
+            with pytest.raises(ds.ConfigError, match="48000 Hz"):
+                session.attach(microphone=ds.Microphone(rate=48000, stream=VirtualInput))
+            with ds.Microphone(stream=VirtualInput) as mic:
+                session.attach(microphone=mic)
+                with pytest.raises(ds.UsageError, match="attached already"):
+                    session.attach(microphone=mic)
+                session.detach()
+            session.finish(timeout=10)
+        opus = ds.TranscriptionConfig(input_audio_format="opus")
+        with (
+            client.transcription.connect(opus, timeout=10) as session,
+            pytest.raises(ds.ConfigError, match="Opus"),
+        ):
+            session.attach(microphone=ds.Microphone(stream=VirtualInput))
