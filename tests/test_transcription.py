@@ -483,6 +483,89 @@ class TestTranscripts:
         assert caught.value.item_id == "item_b"
         assert isinstance(seen[0], ds.ConversationItemInputAudioTranscriptionFailed)
 
+    def test_every_documented_server_event_is_typed(self) -> None:
+        """Each server event of SPEECH_FAMILIES.md B3, as its docs write it, decodes to its class."""
+        frames = {
+            ds.SessionCreated: {
+                "event_id": "event_1234",
+                "type": "session.created",
+                "session": {
+                    "id": "sess_001",
+                    "object": "realtime.session",
+                    "model": "qwen3-asr-flash-realtime",
+                    "modalities": ["text"],
+                    "input_audio_format": "pcm16",
+                    "input_audio_transcription": None,
+                    "turn_detection": {
+                        "type": "server_vad",
+                        "threshold": 0.5,
+                        "silence_duration_ms": 200,
+                    },
+                },
+            },
+            ds.InputAudioBufferSpeechStarted: {
+                "event_id": "e",
+                "type": "input_audio_buffer.speech_started",
+                "audio_start_ms": 64,
+                "item_id": "item_x",
+            },
+            ds.InputAudioBufferSpeechStopped: {
+                "event_id": "e",
+                "type": "input_audio_buffer.speech_stopped",
+                "audio_end_ms": 28128,
+                "item_id": "item_x",
+            },
+            ds.InputAudioBufferCommitted: {
+                "event_id": "event_1121",
+                "type": "input_audio_buffer.committed",
+                "previous_item_id": "msg_001",
+                "item_id": "msg_002",
+            },
+            ds.ConversationItemCreated: {
+                "type": "conversation.item.created",
+                "event_id": "e",
+                "previous_item_id": "item_a",
+                "item": {
+                    "id": "item_b",
+                    "object": "realtime.item",
+                    "type": "message",
+                    "status": "completed",
+                    "role": "user",
+                    "content": [{"type": "input_audio", "transcript": None}],
+                },
+            },
+            ds.ConversationItemInputAudioTranscriptionText: text_event("item_b", "今天", "天气"),
+            ds.ConversationItemInputAudioTranscriptionCompleted: completed_event("item_b", "x"),
+            ds.ConversationItemInputAudioTranscriptionFailed: {
+                "type": "conversation.item.input_audio_transcription.failed",
+                "item_id": "item_b",
+                "content_index": 0,
+                "error": {"code": "c", "message": "m", "param": "p"},
+            },
+            ds.SessionFinished: {"event_id": "event_2239", "type": "session.finished"},
+            ds.ErrorEvent: {
+                "event_id": "e",
+                "type": "error",
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "invalid_value",
+                    "message": "Invalid value",
+                    "param": "session.input_audio_transcription.model",
+                    "event_id": "event_123",
+                },
+            },
+        }
+        for cls, frame in frames.items():
+            event = decode(json.dumps(frame))
+            assert type(event) is cls, frame["type"]
+        updated = decode(json.dumps({**frames[ds.SessionCreated], "type": "session.updated"}))
+        assert isinstance(updated, ds.SessionUpdated)
+        assert updated.session.turn_detection == {
+            "type": "server_vad",
+            "threshold": 0.5,
+            "silence_duration_ms": 200,
+        }
+
     def test_completed_carries_language_and_emotion(self) -> None:
         """The completed event's language and emotion are typed fields."""
         event = decode(json.dumps(completed_event("i", "hi", "en")))
