@@ -305,7 +305,7 @@ class TranscriptionSession:
 
     # Sending -------------------------------------------------------------------
 
-    def _configure(self, deadline: Deadline, limit: float | None) -> SessionInfo:
+    def _configure(self, deadline: Deadline) -> SessionInfo:
         """Send the one ``session.update`` and wait for ``session.updated`` (connect)."""
         self._core.late_update_warning(SessionUpdate())  # the family's rule: once only
         session = self.config.as_session()
@@ -637,7 +637,7 @@ class TranscriptionService:
         core, deadline = open_core(self._client, options, timeout)
         session = TranscriptionSession(core, config)
         try:
-            session._configure(deadline, deadline.timeout)
+            session._configure(deadline)
         except BaseException:
             core.abort()
             raise

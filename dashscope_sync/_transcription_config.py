@@ -107,6 +107,11 @@ def _turn_detection(value: Any) -> TurnDetection | None:
     return detection
 
 
+def _copy(value: Any) -> Any:
+    """A copy of a mapping (the caller's dict may change later); anything else as given."""
+    return dict(value) if isinstance(value, Mapping) else value
+
+
 def _extra(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         raise ConfigError(f"extra must be a dict with string keys, got {value!r}")
@@ -151,7 +156,7 @@ class TranscriptionConfig:
     turn_detection: TurnDetection | Mapping[str, Any] | None = attrs.field(
         factory=lambda: TurnDetection(type=VAD_SERVER), converter=_turn_detection
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, validator=_extra)
+    extra: Mapping[str, Any] = attrs.field(factory=dict, converter=_copy, validator=_extra)
 
     @property
     def vad(self) -> bool:

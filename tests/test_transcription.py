@@ -119,6 +119,8 @@ class TestConfigFrame:
             ({"turn_detection": ds.TurnDetection(type="semantic_vad")}, "semantic_vad"),
             ({"turn_detection": {"bogus": 1}}, "bogus"),
             ({"turn_detection": "server_vad"}, "turn_detection"),
+            ({"extra": ["x"]}, "extra"),
+            ({"model": ""}, "model"),
         ],
     )
     def test_bad_values_refused(self, fields: dict[str, object], match: str) -> None:
