@@ -27,7 +27,7 @@ import attrs
 
 from ._attach import MicrophoneLike
 from ._audio import load_audio
-from ._config import NOT_GIVEN, NotGiven, RealtimeConfig, SessionUpdate
+from ._config import NOT_GIVEN, NotGiven, RealtimeConfig, SessionUpdate, TurnDetection
 from ._deadline import Deadline, check_timeout
 from ._errors import (
     APIError,
@@ -251,8 +251,10 @@ class TranscriptionSession:
         # The event API of a conversation session over the same core: the
         # handler registry, recv/events/wait_for. Held only here.
         self._events = RealtimeSession(core)
-        # The attached microphone, if any (attach/detach replace it whole).
+        # The attached microphone, if any.
         self._microphone: MicrophoneLike | None = None
+        # Guards `_microphone`, so two threads attaching cannot both start a stream.
+        self._attach_lock = threading.Lock()
 
     # State ---------------------------------------------------------------------
 
@@ -414,14 +416,21 @@ class TranscriptionSession:
                 f"the microphone captures at {rate} Hz but the session takes "
                 f"{self.config.sample_rate} Hz: use Microphone(rate={self.config.sample_rate})"
             )
-        if self._microphone is not None:
-            raise UsageError("a microphone is attached already: detach() first")
-        self._microphone = microphone
-        microphone.stream_to(self)
+        with self._attach_lock:
+            if self._microphone is not None:
+                raise UsageError("a microphone is attached already: detach() first")
+            self._microphone = microphone
+        try:
+            microphone.stream_to(self)
+        except BaseException:
+            with self._attach_lock:
+                self._microphone = None
+            raise
 
     def detach(self) -> None:
         """Stop the attached microphone's stream; idempotent."""
-        microphone, self._microphone = self._microphone, None
+        with self._attach_lock:
+            microphone, self._microphone = self._microphone, None
         if microphone is not None:
             microphone.stop_streaming()
 
@@ -476,7 +485,15 @@ class TranscriptionSession:
         """Iterate over events until the session closes, as `RealtimeSession.events`."""
         return self._events.events(timeout)
 
-    def wait_for(self, event_type: type[_E] | str, timeout: float | None = None) -> Any:
+    @overload
+    def wait_for(self, event_type: type[_E], timeout: float | None = None) -> _E: ...
+
+    @overload
+    def wait_for(self, event_type: str, timeout: float | None = None) -> ServerEvent: ...
+
+    def wait_for(
+        self, event_type: type[ServerEvent] | str, timeout: float | None = None
+    ) -> ServerEvent:
         """Consume events up to the first of a type, as `RealtimeSession.wait_for`."""
         return self._events.wait_for(event_type, timeout)
 
@@ -583,7 +600,7 @@ class TranscriptionService:
         input_audio_format: str | NotGiven = NOT_GIVEN,
         sample_rate: int | NotGiven = NOT_GIVEN,
         corpus_text: str | NotGiven | None = NOT_GIVEN,
-        turn_detection: Any = NOT_GIVEN,
+        turn_detection: TurnDetection | Mapping[str, Any] | NotGiven | None = NOT_GIVEN,
         extra: Mapping[str, Any] | NotGiven = NOT_GIVEN,
         timeout: float | NotGiven | None = NOT_GIVEN,
     ) -> TranscriptionSession:
@@ -651,7 +668,7 @@ class TranscriptionService:
         *,
         language: str | NotGiven | None = NOT_GIVEN,
         corpus_text: str | NotGiven | None = NOT_GIVEN,
-        turn_detection: Any = NOT_GIVEN,
+        turn_detection: TurnDetection | Mapping[str, Any] | NotGiven | None = NOT_GIVEN,
         sample_rate: int | NotGiven = NOT_GIVEN,
         realtime: bool = False,
         timeout: float | NotGiven | None = NOT_GIVEN,
