@@ -587,3 +587,19 @@ def test_opus_audio_is_buffered_for_a_manual_commit(connect: Connect) -> None:
     send(ws, type="input_audio_buffer.commit")
     (transcript,) = completed(recv_until(ws, COMPLETED))
     assert transcript == "[simulated transcript: 3 bytes of Opus audio, not decoded]"
+
+
+def test_server_vad_false_never_hears_speech() -> None:
+    """With server_vad=False an ASR session in VAD mode sends no VAD events and no turns."""
+    with LocalRealtimeServer(server_vad=False) as quiet:
+        ws = websocket.create_connection(
+            quiet.model_url(MODEL), header=[f"Authorization: Bearer {KEY}"], timeout=10
+        )
+        try:
+            assert recv(ws)["type"] == "session.created"
+            append(ws, spoken_pcm16("nobody hears this") + silence(1.0))
+            assert until_marker(ws) == []
+            send(ws, type="session.finish")
+            assert recv(ws)["type"] == "session.finished"
+        finally:
+            ws.shutdown()  # type: ignore[no-untyped-call]

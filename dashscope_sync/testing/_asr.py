@@ -658,7 +658,7 @@ class AsrState:
         ]
         cut = self._bytes_at(end)
         steps.extend(self._commit(item_id, cut, interims=False))
-        self._buffer_start = end
+        self._buffer_start += cut // 2 * INPUT_SAMPLE_RATE // self._rate
         return steps
 
     def _commit(self, item_id: str, cut: int, *, interims: bool) -> list[AsrStep]:
