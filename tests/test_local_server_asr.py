@@ -603,3 +603,39 @@ def test_server_vad_false_never_hears_speech() -> None:
             assert recv(ws)["type"] == "session.finished"
         finally:
             ws.shutdown()  # type: ignore[no-untyped-call]
+
+
+def test_fail_next_transcription_ends_the_turn_with_failed(
+    connect: Connect, server: LocalRealtimeServer
+) -> None:
+    """The knob makes the next turn end in .failed with the error; the one after completes."""
+    ws = connect(session=MANUAL)
+    error = {"code": "InternalError", "message": "boom", "param": "audio"}
+    server.wait_for_connection().fail_next_transcription(error)
+    append(ws, spoken_pcm16("lost words"))
+    send(ws, type="input_audio_buffer.commit")
+    frames = recv_until(ws, "conversation.item.input_audio_transcription.failed")
+    failed = frames[-1]
+    assert (failed["item_id"], failed["content_index"], failed["error"]) == (
+        frames[0]["item_id"],
+        0,
+        error,
+    )
+    assert COMPLETED not in types(frames)
+    append(ws, spoken_pcm16("found words"))
+    send(ws, type="input_audio_buffer.commit")
+    assert completed(recv_until(ws, COMPLETED)) == ["found words"]
+
+
+def test_fail_next_transcription_needs_an_asr_model(server: LocalRealtimeServer) -> None:
+    """The knob refuses a connection of another family, where no transcription turn exists."""
+    ws = websocket.create_connection(
+        server.model_url("qwen3-omni-flash-realtime"),
+        header=[f"Authorization: Bearer {KEY}"],
+        timeout=10,
+    )
+    try:
+        with pytest.raises(RuntimeError, match="not a Qwen-ASR-Realtime model"):
+            server.wait_for_connection().fail_next_transcription()
+    finally:
+        ws.shutdown()  # type: ignore[no-untyped-call]
