@@ -49,7 +49,7 @@ def demo_clip() -> bytes:
     import dashscope_sync as ds
 
     with wave.open(str(ds.sample_wav_path())) as wav:
-        return wav.readframes(wav.getnframes())
+        return bytes(wav.readframes(wav.getnframes()))
 
 
 def silence(seconds: float, rate: int = RATE) -> bytes:
@@ -176,6 +176,39 @@ def test_a_second_update_is_refused_with_close_code_1007() -> None:
     )
     assert error["error"]["event_id"] == "e2"
     assert (close.code, close.reason) == (1007, "session already started")
+
+
+def state_types(steps: Any) -> list[str]:
+    """The event types among a state machine's steps (interim .text left out)."""
+    return [step["type"] for step in steps if isinstance(step, dict) and step["type"] != TEXT]
+
+
+def appended(pcm: bytes) -> Frame:
+    """An input_audio_buffer.append event carrying ``pcm``."""
+    return {"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm).decode()}
+
+
+def test_state_machine_turns_speech_into_a_vad_turn() -> None:
+    """Without sockets: speech then silence gives the documented VAD turn, in order."""
+    state = AsrState(MODEL)
+    state.session_update({"type": "session.update", "session": VAD_400})
+    steps = state.audio_append(appended(spoken_pcm16("hello again") + silence(1.0)))
+    assert state_types(steps) == [
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+        "conversation.item.created",
+        COMPLETED,
+    ]
+    assert steps[-1]["transcript"] == "hello again"  # type: ignore[index]
+    assert state.session_finish({"type": "session.finish"})[0]["type"] == "session.finished"  # type: ignore[index]
+
+
+def test_state_machine_finish_with_no_speech_is_immediate() -> None:
+    """Without sockets: session.finish with only silence seen answers session.finished alone."""
+    state = AsrState(MODEL)
+    state.audio_append(appended(silence(0.5)))
+    assert state_types(state.session_finish({"type": "session.finish"})) == ["session.finished"]
 
 
 # ---------------------------------------------------------------------------
