@@ -122,7 +122,7 @@ def append_audio(conversation: Any, pcm: bytes) -> None:
 def demo_clip() -> bytes:
     """The bundled demo clip's PCM16 (16 kHz mono)."""
     with wave.open(str(ds.sample_wav_path())) as wav:
-        return wav.readframes(wav.getnframes())
+        return bytes(wav.readframes(wav.getnframes()))
 
 
 def test_vad_recognition_with_the_official_sdk(

@@ -49,7 +49,7 @@ def demo_clip() -> bytes:
     import dashscope_sync as ds
 
     with wave.open(str(ds.sample_wav_path())) as wav:
-        return wav.readframes(wav.getnframes())
+        return bytes(wav.readframes(wav.getnframes()))
 
 
 def silence(seconds: float, rate: int = RATE) -> bytes:
@@ -176,6 +176,39 @@ def test_a_second_update_is_refused_with_close_code_1007() -> None:
     )
     assert error["error"]["event_id"] == "e2"
     assert (close.code, close.reason) == (1007, "session already started")
+
+
+def state_types(steps: Any) -> list[str]:
+    """The event types among a state machine's steps (interim .text left out)."""
+    return [step["type"] for step in steps if isinstance(step, dict) and step["type"] != TEXT]
+
+
+def appended(pcm: bytes) -> Frame:
+    """An input_audio_buffer.append event carrying ``pcm``."""
+    return {"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm).decode()}
+
+
+def test_state_machine_turns_speech_into_a_vad_turn() -> None:
+    """Without sockets: speech then silence gives the documented VAD turn, in order."""
+    state = AsrState(MODEL)
+    state.session_update({"type": "session.update", "session": VAD_400})
+    steps = state.audio_append(appended(spoken_pcm16("hello again") + silence(1.0)))
+    assert state_types(steps) == [
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+        "conversation.item.created",
+        COMPLETED,
+    ]
+    assert steps[-1]["transcript"] == "hello again"  # type: ignore[index]
+    assert state.session_finish({"type": "session.finish"})[0]["type"] == "session.finished"  # type: ignore[index]
+
+
+def test_state_machine_finish_with_no_speech_is_immediate() -> None:
+    """Without sockets: session.finish with only silence seen answers session.finished alone."""
+    state = AsrState(MODEL)
+    state.audio_append(appended(silence(0.5)))
+    assert state_types(state.session_finish({"type": "session.finish"})) == ["session.finished"]
 
 
 # ---------------------------------------------------------------------------
@@ -587,3 +620,55 @@ def test_opus_audio_is_buffered_for_a_manual_commit(connect: Connect) -> None:
     send(ws, type="input_audio_buffer.commit")
     (transcript,) = completed(recv_until(ws, COMPLETED))
     assert transcript == "[simulated transcript: 3 bytes of Opus audio, not decoded]"
+
+
+def test_server_vad_false_never_hears_speech() -> None:
+    """With server_vad=False an ASR session in VAD mode sends no VAD events and no turns."""
+    with LocalRealtimeServer(server_vad=False) as quiet:
+        ws = websocket.create_connection(
+            quiet.model_url(MODEL), header=[f"Authorization: Bearer {KEY}"], timeout=10
+        )
+        try:
+            assert recv(ws)["type"] == "session.created"
+            append(ws, spoken_pcm16("nobody hears this") + silence(1.0))
+            assert until_marker(ws) == []
+            send(ws, type="session.finish")
+            assert recv(ws)["type"] == "session.finished"
+        finally:
+            ws.shutdown()  # type: ignore[no-untyped-call]
+
+
+def test_fail_next_transcription_ends_the_turn_with_failed(
+    connect: Connect, server: LocalRealtimeServer
+) -> None:
+    """The knob makes the next turn end in .failed with the error; the one after completes."""
+    ws = connect(session=MANUAL)
+    error = {"code": "InternalError", "message": "boom", "param": "audio"}
+    server.wait_for_connection().fail_next_transcription(error)
+    append(ws, spoken_pcm16("lost words"))
+    send(ws, type="input_audio_buffer.commit")
+    frames = recv_until(ws, "conversation.item.input_audio_transcription.failed")
+    failed = frames[-1]
+    assert (failed["item_id"], failed["content_index"], failed["error"]) == (
+        frames[0]["item_id"],
+        0,
+        error,
+    )
+    assert COMPLETED not in types(frames)
+    append(ws, spoken_pcm16("found words"))
+    send(ws, type="input_audio_buffer.commit")
+    assert completed(recv_until(ws, COMPLETED)) == ["found words"]
+
+
+def test_fail_next_transcription_needs_an_asr_model(server: LocalRealtimeServer) -> None:
+    """The knob refuses a connection of another family, where no transcription turn exists."""
+    ws = websocket.create_connection(
+        server.model_url("qwen3-omni-flash-realtime"),
+        header=[f"Authorization: Bearer {KEY}"],
+        timeout=10,
+    )
+    try:
+        with pytest.raises(RuntimeError, match="not a Qwen-ASR-Realtime model"):
+            server.wait_for_connection().fail_next_transcription()
+    finally:
+        ws.shutdown()  # type: ignore[no-untyped-call]

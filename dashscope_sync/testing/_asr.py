@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import math
 import sys
 import wave
@@ -440,6 +441,12 @@ class AsrState:
         # The (text, stash) of the current turn's last interim: an unchanged one is not resent.
         self._last_interim: tuple[str, str] | None = None
         self._previous_item_id: str | None = None
+        # FIFO of error objects: the next turns end in .failed instead of .completed.
+        self._failures: collections.deque[JSONDict] = collections.deque()
+
+    def fail_next_transcription(self, error: JSONDict) -> None:
+        """End the next turn with ``.failed`` carrying ``error`` instead of ``.completed``."""
+        self._failures.append(dict(error))
 
     def handlers(self) -> dict[str, Callable[[JSONDict], Sequence[AsrStep]]]:
         """The handler of each client event type the family takes."""
@@ -658,7 +665,7 @@ class AsrState:
         ]
         cut = self._bytes_at(end)
         steps.extend(self._commit(item_id, cut, interims=False))
-        self._buffer_start = end
+        self._buffer_start += cut // 2 * INPUT_SAMPLE_RATE // self._rate
         return steps
 
     def _commit(self, item_id: str, cut: int, *, interims: bool) -> list[AsrStep]:
@@ -694,16 +701,26 @@ class AsrState:
                     end = cut * step // count
                     steps.extend(self._interim(item_id, end - end % 2, step == count))
             transcript, detected = listener.hypothesis(self._audio, cut)
-        steps.append(
-            server_event(
-                "conversation.item.input_audio_transcription.completed",
-                item_id=item_id,
-                content_index=0,
-                language=self._language or detected or "en",
-                emotion="neutral",
-                transcript=transcript,
+        if self._failures:
+            steps.append(
+                server_event(
+                    "conversation.item.input_audio_transcription.failed",
+                    item_id=item_id,
+                    content_index=0,
+                    error=self._failures.popleft(),
+                )
             )
-        )
+        else:
+            steps.append(
+                server_event(
+                    "conversation.item.input_audio_transcription.completed",
+                    item_id=item_id,
+                    content_index=0,
+                    language=self._language or detected or "en",
+                    emotion="neutral",
+                    transcript=transcript,
+                )
+            )
         self.last_committed_audio = bytes(self._audio[:cut])
         del self._audio[:cut]
         self._previous_item_id = item_id

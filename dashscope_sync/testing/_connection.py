@@ -265,6 +265,27 @@ class LocalConnection:
     # ------------------------------------------------------------------
     # Knobs
 
+    def fail_next_transcription(self, error: JSONDict | None = None) -> None:
+        """Make the next turn of this Qwen-ASR-Realtime session fail.
+
+        It ends with ``conversation.item.input_audio_transcription.failed``
+        carrying ``error`` (default: a simulated ``server_error``) instead of
+        ``.completed``. Calls queue up, one per turn.
+
+        Raises:
+            RuntimeError: If the connection's model is not an ASR model.
+        """
+        if self._asr is None:
+            raise RuntimeError(f"{self.model!r} is not a Qwen-ASR-Realtime model")
+        if error is None:
+            error = {
+                "code": "InternalError",
+                "message": "simulated transcription failure (fail_next_transcription)",
+                "param": None,
+            }
+        with self._lock:
+            self._asr.fail_next_transcription(error)
+
     def send(self, frame: JSONDict) -> None:
         """Send an extra JSON event, adding a fresh ``event_id`` if it has none.
 

@@ -152,6 +152,8 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
       ``""`` and other audio a placeholder like the one above. Opus audio
       cannot be decoded here: the VAD never hears it and a manual commit gets
       a placeholder. Other client events are an invalid event type.
+      :meth:`LocalConnection.fail_next_transcription` makes the next turn
+      end in ``.failed`` instead.
 
     Temporary API keys: ``POST /api/v1/tokens?expire_in_seconds=N`` with
     ``Authorization: Bearer <api_key>`` and no body answers 200
