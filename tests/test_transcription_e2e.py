@@ -121,3 +121,31 @@ class TestMicrophone:
             pytest.raises(ds.ConfigError, match="Opus"),
         ):
             session.attach(microphone=ds.Microphone(stream=VirtualInput))
+
+
+def test_failed_turn_raises_from_transcripts_and_transcribe(
+    server: LocalRealtimeServer, client: ds.Client
+) -> None:
+    """A turn the server fails raises TranscriptionFailedError from transcripts() and
+    from transcribe(), and reaches handlers as its event."""
+    pcm = spoken_pcm16("this turn fails") + _SILENCE
+    seen = threading.Event()
+    with client.transcription.connect(timeout=10) as session:
+        session.on(ds.ConversationItemInputAudioTranscriptionFailed, lambda e: seen.set())
+        server.wait_for_connection().fail_next_transcription()
+        ds.stream_pcm(session, pcm, realtime=False)
+        with pytest.raises(ds.TranscriptionFailedError, match="simulated") as caught:
+            list(session.transcripts(timeout=10))
+        assert caught.value.item_id
+        assert seen.wait(10)
+        session.finish(timeout=10)
+
+    def fail_next() -> None:
+        server.wait_for_connection().fail_next_transcription()
+
+    failer = threading.Thread(target=fail_next)
+    failer.start()
+    with pytest.raises(ds.TranscriptionFailedError):
+        # Paced, with 3 s of silence first: the failure is queued before the speech.
+        client.transcription.transcribe(_SILENCE * 3 + pcm, realtime=True)
+    failer.join(10)
