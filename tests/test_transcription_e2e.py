@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Callable
 
@@ -149,3 +150,21 @@ def test_failed_turn_raises_from_transcripts_and_transcribe(
         # Paced, with 3 s of silence first: the failure is queued before the speech.
         client.transcription.transcribe(_SILENCE * 3 + pcm, realtime=True)
     failer.join(10)
+
+
+def test_dropped_session_warns_once_and_closes(client: ds.Client) -> None:
+    """A transcription session collected unclosed emits one ResourceWarning naming it, closes,
+    and leaves no thread behind; a live transcripts() iterator does not keep it alive."""
+    session = client.transcription.connect(timeout=10)
+    core = session._core
+    iterator = session.transcripts(timeout=10)
+    with pytest.warns(ResourceWarning, match="unclosed <TranscriptionSession") as caught:
+        del session
+        gc.collect()
+    assert len([w for w in caught if issubclass(w.category, ResourceWarning)]) == 1
+    assert core.closed.wait(10)
+    del iterator
+    lib = [t for t in threading.enumerate() if t.name.startswith("dashscope_sync-")]
+    for thread in lib:  # closed without waiting (a finalizer only signals): they end soon
+        thread.join(10)
+    assert [t for t in lib if t.is_alive()] == []
