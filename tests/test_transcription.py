@@ -58,6 +58,9 @@ class TestFamily:
         for model in ds.ASR_MODELS:
             with pytest.raises(ds.ConfigError, match=r"client\.transcription\.connect"):
                 client.realtime.connect(model=model, timeout=1)
+        forced = ds.RealtimeConfig(model="my-asr-model", family=ds.ModelFamily.QWEN_ASR)
+        with pytest.raises(ds.ConfigError, match=r"client\.transcription\.connect"):
+            client.realtime.connect(forced, timeout=1)
 
     def test_transcription_refuses_other_family(self) -> None:
         """A conversation model is refused by TranscriptionConfig, naming client.realtime."""
