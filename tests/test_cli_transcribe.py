@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 
+import attrs
 import pytest
 
 import dashscope_sync as ds
 from dashscope_sync import _cli
-from dashscope_sync.testing import LocalRealtimeServer
+from dashscope_sync.testing import LocalRealtimeServer, spoken_pcm16
 
 from ._asr_peer import asr_peer, text_event
+from .audio_fakes import VirtualInput
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -132,3 +135,41 @@ class TestErrors:
             _cli.main(["transcribe", "--help"])
         shown = capsys.readouterr().out
         assert "transcribe --mic" in shown and "exit codes:" in shown
+
+
+class _InterruptAfterFinal(io.StringIO):
+    """Standard output on which the first final line is followed by Ctrl-C (raised on the
+    main thread, where the command writes, as a real Ctrl-C would be)."""
+
+    interrupted = False
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        if text.endswith("\n") and not self.interrupted:
+            self.interrupted = True
+            raise KeyboardInterrupt
+        return written
+
+
+def test_mic_until_ctrl_c(server: LocalRealtimeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--mic streams the microphone and prints each final line; Ctrl-C finishes the session
+    (session.finish sent, its answer awaited) and exits 0."""
+    monkeypatch.setenv("DASHSCOPE_API_KEY", server.api_key or "k")
+    inputs: list[VirtualInput] = []
+
+    def stream(callback: Callable[..., None]) -> VirtualInput:
+        inputs.append(VirtualInput(callback))
+        pcm = spoken_pcm16("speaking into the microphone") + b"\x00\x00" * 16000
+        for start in range(0, len(pcm), 3200):
+            inputs[-1].push(pcm[start : start + 3200])  # queued until the feed reads it
+        return inputs[-1]
+
+    kit = attrs.evolve(_cli._transcribe_kit(), microphone=lambda: ds.Microphone(stream=stream))
+    monkeypatch.setattr(_cli, "_transcribe_kit", lambda: kit)
+    out, err = _InterruptAfterFinal(), io.StringIO()
+    code = _cli.main(["transcribe", "--mic", "--url", server.url], out=out, err=err)
+    assert code == 0, err.getvalue()
+    assert out.interrupted
+    assert out.getvalue() == "speaking into the microphone\n"
+    assert "listening" in err.getvalue()
+    assert [f["type"] for f in server.received].count("session.finish") == 1
