@@ -87,7 +87,9 @@ class TestErrors:
         wav = tmp_path / "a.wav"
         wav.write_bytes(ds.pcm16_to_wav(b"\x01\x00" * 3200, 16000))
         monkeypatch.setenv("DASHSCOPE_API_KEY", "k")
-        script = {"on_append": lambda n: [text_event("i", "partial", " words"), failed]}
+        script = {
+            "on_append": lambda n: [text_event("i", "partial", " words"), failed] if n == 1 else []
+        }
         with asr_peer(**script) as (peer, _):
             code, out, err = run("transcribe", str(wav), "--url", peer.url, "--fast", tty=True)
         assert code == _cli.EXIT_API
