@@ -84,6 +84,7 @@ from ._errors import (
     ResponseFailedError,
     ResponseIncompleteError,
     SessionClosedError,
+    TranscriptionFailedError,
     TransportError,
     UsageError,
 )
@@ -141,12 +142,18 @@ from ._events import (
     VoiceprintAudioListInProgress,
 )
 from ._families import (
+    ASR_EMOTIONS,
+    ASR_LANGUAGES,
+    ASR_MODELS,
     MODEL_QWEN3_5_LIVETRANSLATE_FLASH_REALTIME,
     MODEL_QWEN3_5_LIVETRANSLATE_FLASH_REALTIME_2026_05_19,
     MODEL_QWEN3_5_OMNI_FLASH_REALTIME,
     MODEL_QWEN3_5_OMNI_PLUS_REALTIME,
     MODEL_QWEN3_8_LIVETRANSLATE_FLASH_REALTIME,
     MODEL_QWEN3_8_OMNI_FLASH_REALTIME,
+    MODEL_QWEN3_ASR_FLASH_REALTIME,
+    MODEL_QWEN3_ASR_FLASH_REALTIME_2025_10_27,
+    MODEL_QWEN3_ASR_FLASH_REALTIME_2026_02_10,
     MODEL_QWEN3_LIVETRANSLATE_FLASH_REALTIME,
     MODEL_QWEN_AUDIO_3_0_REALTIME_FLASH,
     MODEL_QWEN_AUDIO_3_0_REALTIME_PLUS,
@@ -207,11 +214,21 @@ from ._speech_config import (
     TTS_VOICES,
     SpeechConfig,
 )
+from ._transcription import (
+    Transcript,
+    TranscriptionResult,
+    TranscriptionService,
+    TranscriptionSession,
+)
+from ._transcription_config import TranscriptionConfig
 from ._version import __version__
 
 __all__ = [
     "APIError",
     "API_KEY_ENV",
+    "ASR_EMOTIONS",
+    "ASR_LANGUAGES",
+    "ASR_MODELS",
     "AUDIO_FORMAT_PCM",
     "AUDIO_FORMAT_PCM16",
     "AUDIO_FORMAT_PCM24",
@@ -267,6 +284,9 @@ __all__ = [
     "MODEL_QWEN3_5_OMNI_PLUS_REALTIME",
     "MODEL_QWEN3_8_LIVETRANSLATE_FLASH_REALTIME",
     "MODEL_QWEN3_8_OMNI_FLASH_REALTIME",
+    "MODEL_QWEN3_ASR_FLASH_REALTIME",
+    "MODEL_QWEN3_ASR_FLASH_REALTIME_2025_10_27",
+    "MODEL_QWEN3_ASR_FLASH_REALTIME_2026_02_10",
     "MODEL_QWEN3_LIVETRANSLATE_FLASH_REALTIME",
     "MODEL_QWEN3_OMNI_FLASH_REALTIME",
     "MODEL_QWEN3_OMNI_FLASH_REALTIME_2025_09_15",
@@ -341,6 +361,12 @@ __all__ = [
     "TemporaryKey",
     "TokenDetails",
     "TokenService",
+    "Transcript",
+    "TranscriptionConfig",
+    "TranscriptionFailedError",
+    "TranscriptionResult",
+    "TranscriptionService",
+    "TranscriptionSession",
     "Translation",
     "TransportError",
     "TurnDetection",

@@ -8,6 +8,7 @@ Commands:
     token   print a temporary key as JSON
     translate  a LiveTranslate session from a WAV file (_cli_translate.py)
     speak   text to speech with a Qwen-TTS-Realtime model (_cli_speak.py)
+    transcribe  speech recognition of a file or the microphone (_cli_transcribe.py)
 
 It never shows a traceback: every failure is one line on stderr and an exit
 code with one meaning (see ``EXIT_*``), so scripts can branch on it. Set
@@ -31,12 +32,13 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
 from ._audio import decode_audio, sample_wav_path
 from ._cli_speak import SpeakTools, add_speak_command
 from ._cli_term import Budget, Finisher, Screen, screen_of
+from ._cli_transcribe import TranscribeKit, add_transcribe
 from ._cli_translate import translate_file
 from ._client import API_KEY_ENV, Client, _check_token
 from ._config import NOT_GIVEN, SessionUpdate
@@ -624,6 +626,30 @@ def _cmd_translate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return translate_file(client, args, pcm, output, budget, out, err)
 
 
+def _transcribe_kit() -> TranscribeKit:
+    """The helpers ``transcribe`` (_cli_transcribe.py) shares with the other commands."""
+
+    def microphone() -> Any:
+        try:
+            from ._devices import Microphone
+        except ImportError as exc:  # the [audio] extra, or the system's PortAudio
+            raise _Fail(EXIT_NOT_INSTALLED, f"--mic cannot run: {exc}") from exc
+        return Microphone()
+
+    return TranscribeKit(
+        subcommand=_subcommand,
+        usage=_usage,
+        client=lambda args: Client(
+            _api_key(), base_url=args.url, workspace=args.workspace, region=args.region
+        ),
+        read_input=_read_input,
+        microphone=microphone,
+        url=_url("ws", "wss"),
+        workspace=_printable("a workspace id"),
+        seconds=_positive_seconds,
+    )
+
+
 def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     def log(line: str) -> None:
         print(line, file=err, flush=True)
@@ -943,6 +969,7 @@ def _parser() -> argparse.ArgumentParser:
             exit_codes=_EXIT_CODES,
         ),
     )
+    add_transcribe(commands, _transcribe_kit(), PROG)
     return parser
 
 

@@ -11,15 +11,16 @@ from typing import TYPE_CHECKING, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ._config import NOT_GIVEN, NotGiven, RealtimeConfig
+from ._core import SessionCore
 from ._deadline import Deadline, check_timeout
-from ._dialects import check_host, family_for
+from ._dialects import check_host, check_realtime_family
 from ._errors import ConfigError, DashScopeTimeout
-from ._families import ModelFamily
 from ._fmt import seconds
 from ._http import TokenService
 from ._regions import check_workspace, resolve_endpoints
 from ._session import RealtimeSession, open_session
 from ._speech import SpeechService
+from ._transcription import TranscriptionService
 from ._transport import WebSocketTransport
 from ._version import __version__
 
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
     import requests
 
-__all__ = ["API_KEY_ENV", "Client", "RealtimeService", "connect_transport"]
+__all__ = ["API_KEY_ENV", "Client", "RealtimeService", "connect_transport", "open_core"]
 
 logger = logging.getLogger("dashscope_sync")
 
@@ -202,6 +203,8 @@ class Client:
         self.tokens = TokenService(self)
         #: Text to speech (Qwen-TTS-Realtime): ``client.speech.connect(...)``.
         self.speech = SpeechService(self)
+        #: Speech recognition (Qwen-ASR-Realtime): ``client.transcription.connect(...)``.
+        self.transcription = TranscriptionService(self)
 
     def close(self) -> None:
         """Release the HTTP connection pool the client made for itself; idempotent.
@@ -309,11 +312,7 @@ class RealtimeService:
         elif model is not None and model != config.model:
             raise ConfigError("give the model either in config or as model=, not both")
         client = self._client
-        if family_for(config) is ModelFamily.QWEN_TTS:
-            raise ConfigError(
-                f"{config.model} is a text-to-speech model (Qwen-TTS-Realtime): open it with "
-                "client.speech.connect(model=...)"
-            )
+        check_realtime_family(config)
         check_host(config, client.realtime_url)
         started = time.monotonic()
         transport, deadline, limit = connect_transport(client, config, timeout)
@@ -329,3 +328,40 @@ class RealtimeService:
             config.model,
         )
         return session
+
+
+def open_core(
+    client: Client, config: RealtimeConfig, timeout: float | NotGiven | None
+) -> tuple[SessionCore, Deadline]:
+    """Connect a session core for a non-conversation family and wait for ``session.created``.
+
+    The steps of `RealtimeService.connect` (host check, upgrade, ready), for
+    the speech sessions' facades. Returns the core and the deadline left
+    for their configuration; on failure the connection is dropped.
+    """
+    check_host(config, client.realtime_url)
+    limit = client.connect_timeout if timeout is NOT_GIVEN else check_timeout(timeout)
+    deadline = Deadline(limit)
+    url = _with_model(client.realtime_url, config.model)
+    headers = {**client.request_headers(), **config.extra_headers}
+    logger.debug("connecting to %s", url)
+    remaining = deadline.remaining()
+    if remaining is not None and remaining <= 0:
+        raise DashScopeTimeout(f"connecting timed out after {seconds(limit)}", timeout=limit)
+    transport = WebSocketTransport.connect(
+        url,
+        headers,
+        timeout=remaining,
+        proxy=client.proxy,
+        ssl_context=client.ssl_context,
+        max_message_size=config.max_message_size,
+        limit=limit,
+    )
+    core = SessionCore(transport, config)
+    core.connection.start()
+    try:
+        core.wait_ready(deadline, limit)
+    except BaseException:
+        core.abort()
+        raise
+    return core, deadline

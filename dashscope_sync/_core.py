@@ -231,6 +231,12 @@ class SessionCore:
             mailbox.state.interrupt_responses(response_ids)
         mailbox.notify()
 
+    def check_commit(self) -> None:
+        """The family's rule on ``input_audio_buffer.commit`` (raises `UsageError`)."""
+        reason = self.mailbox.peek(self.mailbox.state.commit_refusal)
+        if reason is not None:
+            raise UsageError(reason)
+
     # Sending ---------------------------------------------------------------------
 
     def send(self, text: str, wire_type: str) -> None:

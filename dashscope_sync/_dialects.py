@@ -33,6 +33,7 @@ __all__ = [
     "check_client_event",
     "check_host",
     "check_late_update",
+    "check_realtime_family",
     "encode_session",
     "family_for",
     "plan_turn",
@@ -74,6 +75,26 @@ def check_host(config: RealtimeConfig, realtime_url: str) -> None:
             f"{config.model} ({family.title}) is served only on the workspace host, not on the "
             f"shared host {realtime_url}: pass Client(workspace=...) or set {WORKSPACE_ENV} "
             "(and the region the workspace is in, region=... or DASHSCOPE_REGION)"
+        )
+
+
+def check_realtime_family(config: RealtimeConfig) -> None:
+    """Refuse, before connecting, a family ``client.realtime`` cannot speak.
+
+    Raises:
+        ConfigError: A speech recognition model (names ``client.transcription.connect``)
+            or a text-to-speech one (names ``client.speech.connect``).
+    """
+    family = family_for(config)
+    if family is ModelFamily.QWEN_ASR:
+        raise ConfigError(
+            f"{config.model} ({family.title}) is a speech recognition model, not a "
+            "conversation one: open it with client.transcription.connect(model=...)"
+        )
+    if family is ModelFamily.QWEN_TTS:
+        raise ConfigError(
+            f"{config.model} is a text-to-speech model (Qwen-TTS-Realtime): open it with "
+            "client.speech.connect(model=...)"
         )
 
 
@@ -347,7 +368,10 @@ def _check_refusals(
 def check_late_update(
     update: SessionUpdate, family: ModelFamily, *, updated_before: bool, audio_sent: bool
 ) -> str | None:
-    """Qwen-Audio's timing rules for ``session.update`` (MODEL_FAMILIES.md §4.6).
+    """Qwen-Audio's and Qwen-ASR's timing rules for ``session.update``.
+
+    Qwen-ASR takes one ``session.update`` only: a second is `UsageError`.
+    Qwen-Audio (MODEL_FAMILIES.md §4.6):
 
     ``turn_detection`` and ``input_audio_format`` can change only before the
     first audio (a new connection is needed after it): refused. ``voice``
@@ -356,7 +380,18 @@ def check_late_update(
 
     Raises:
         ConfigError: A setting the family takes only before the first audio.
+        UsageError: A second update on Qwen-ASR.
     """
+    if family is ModelFamily.QWEN_ASR:
+        if updated_before:
+            # SPEECH_FAMILIES.md B2: a second one fails ("session already started
+            # or finished or failed") and the server closes with 1007.
+            raise UsageError(
+                f"{family.title} takes session.update once, before the audio: the session "
+                "is configured already (the service would refuse a second one and close); "
+                "open a new session to change it"
+            )
+        return None
     if family is not ModelFamily.QWEN_AUDIO:
         return None
     if audio_sent:

@@ -16,7 +16,8 @@ websocket-client exception prints the raw response headers)::
     ├── APIError                         the service refused (handshake, HTTP or `error` event)
     │   ├── AuthenticationError          401/403, or an auth error code
     │   ├── RateLimitError               429, or a throttling error code
-    │   └── ActiveResponseError          a response was requested while one was running
+    │   ├── ActiveResponseError          a response was requested while one was running
+    │   └── TranscriptionFailedError     the ASR could not transcribe an item (``.failed``)
     ├── ResponseError                    a response ended without completing
     │   ├── ResponseFailedError          status "failed"
     │   ├── ResponseCancelledError       status "cancelled" (response.cancel, barge-in)
@@ -54,6 +55,7 @@ __all__ = [
     "ResponseFailedError",
     "ResponseIncompleteError",
     "SessionClosedError",
+    "TranscriptionFailedError",
     "TransportError",
     "UsageError",
 ]
@@ -253,6 +255,23 @@ class ActiveResponseError(APIError):
             f"{super().__str__()}; wait for the running response, or stop it first "
             "(Response.cancel() or session.interrupt())"
         )
+
+
+class TranscriptionFailedError(APIError):
+    """``conversation.item.input_audio_transcription.failed``: an item could not be transcribed.
+
+    Raised from ``TranscriptionSession.transcripts()`` and ``transcribe()``;
+    the event itself is delivered to handlers and the event buffer as usual.
+
+    Attributes:
+        item_id: The item whose transcription failed.
+    """
+
+    _repr_fields = ("code", "param", "item_id", "type", "event_id")
+
+    def __init__(self, message: str, *, item_id: str = "", **fields: Any) -> None:
+        super().__init__(message, **fields)
+        self.item_id = item_id
 
 
 class ResponseError(DashScopeError):

@@ -446,6 +446,9 @@ class ConversationItemInputAudioTranscriptionCompleted(ServerEvent):
     item_id: str = ""
     content_index: int = 0
     transcript: str = ""
+    #: Qwen-ASR-Realtime: the detected language and the speaker's emotion.
+    language: str | None = None
+    emotion: str | None = None
 
 
 @attrs.frozen(kw_only=True, repr=False)

@@ -16,6 +16,8 @@ prefix                         family
 ``qwen3-livetranslate-``,      `ModelFamily.LIVETRANSLATE`
 ``qwen3.5-livetranslate-``
 ``qwen3-tts-``, ``qwen-tts-``  `ModelFamily.QWEN_TTS`
+``qwen3-asr-flash-realtime``   `ModelFamily.QWEN_ASR` (sessions through
+                               ``client.transcription``)
 anything else                  `ModelFamily.OMNI` (the legacy dialect,
                                ``qwen3.5-omni-*`` included)
 =============================  =====================================
@@ -30,12 +32,18 @@ from typing import Any, Final
 from ._constants import VAD_SEMANTIC, VAD_SERVER
 
 __all__ = [
+    "ASR_EMOTIONS",
+    "ASR_LANGUAGES",
+    "ASR_MODELS",
     "MODEL_QWEN3_5_LIVETRANSLATE_FLASH_REALTIME",
     "MODEL_QWEN3_5_LIVETRANSLATE_FLASH_REALTIME_2026_05_19",
     "MODEL_QWEN3_5_OMNI_FLASH_REALTIME",
     "MODEL_QWEN3_5_OMNI_PLUS_REALTIME",
     "MODEL_QWEN3_8_LIVETRANSLATE_FLASH_REALTIME",
     "MODEL_QWEN3_8_OMNI_FLASH_REALTIME",
+    "MODEL_QWEN3_ASR_FLASH_REALTIME",
+    "MODEL_QWEN3_ASR_FLASH_REALTIME_2025_10_27",
+    "MODEL_QWEN3_ASR_FLASH_REALTIME_2026_02_10",
     "MODEL_QWEN3_LIVETRANSLATE_FLASH_REALTIME",
     "MODEL_QWEN_AUDIO_3_0_REALTIME_FLASH",
     "MODEL_QWEN_AUDIO_3_0_REALTIME_PLUS",
@@ -91,6 +99,9 @@ class ModelFamily(enum.Enum):
     #: ``qwen3-tts-*-realtime`` and ``qwen-tts-realtime*``: text in, audio out
     #: (SPEECH_FAMILIES.md §A). Opened with ``client.speech.connect``.
     QWEN_TTS = "qwen_tts"
+    #: ``qwen3-asr-flash-realtime`` and its snapshots: audio in, live
+    #: transcripts out (SPEECH_FAMILIES.md B); ``client.transcription.connect``.
+    QWEN_ASR = "qwen_asr"
 
     def __repr__(self) -> str:
         return f"ModelFamily.{self.name}"
@@ -107,6 +118,8 @@ _TITLES: Final[Mapping[ModelFamily, str]] = {
     ModelFamily.LIVETRANSLATE: "LiveTranslate",
     ModelFamily.LIVETRANSLATE_V38: "LiveTranslate 3.8",
     ModelFamily.QWEN_AUDIO: "Qwen-Audio",
+    ModelFamily.QWEN_TTS: "Qwen-TTS-Realtime",
+    ModelFamily.QWEN_ASR: "Qwen-ASR-Realtime",
 }
 
 
@@ -150,6 +163,28 @@ MODEL_QWEN_AUDIO_3_1_REALTIME_PLUS: Final = "qwen-audio-3.1-realtime-plus"
 #: ``qwen-audio-3.1-realtime-flash`` (one third-party note says "not on sale").
 MODEL_QWEN_AUDIO_3_1_REALTIME_FLASH: Final = "qwen-audio-3.1-realtime-flash"
 
+#: ``qwen3-asr-flash-realtime``, the stable name (= ``-2025-10-27``).
+MODEL_QWEN3_ASR_FLASH_REALTIME: Final = "qwen3-asr-flash-realtime"
+#: ``qwen3-asr-flash-realtime-2025-10-27``.
+MODEL_QWEN3_ASR_FLASH_REALTIME_2025_10_27: Final = "qwen3-asr-flash-realtime-2025-10-27"
+#: ``qwen3-asr-flash-realtime-2026-02-10``, the latest snapshot.
+MODEL_QWEN3_ASR_FLASH_REALTIME_2026_02_10: Final = "qwen3-asr-flash-realtime-2026-02-10"
+#: Every documented Qwen-ASR-Realtime model name (SPEECH_FAMILIES.md B1); the
+#: local server reads this list too.
+ASR_MODELS: Final = (
+    MODEL_QWEN3_ASR_FLASH_REALTIME,
+    MODEL_QWEN3_ASR_FLASH_REALTIME_2025_10_27,
+    MODEL_QWEN3_ASR_FLASH_REALTIME_2026_02_10,
+)
+#: The ``input_audio_transcription.language`` codes Qwen-ASR-Realtime documents
+#: (``zh`` covers Mandarin, Sichuanese, Minnan and Wu); left out, it detects the language.
+ASR_LANGUAGES: Final = (
+    "zh", "yue", "en", "ja", "de", "ko", "ru", "fr", "pt", "ar", "it", "es", "hi", "id",
+    "th", "tr", "uk", "vi", "cs", "da", "fil", "fi", "is", "ms", "no", "pl", "sv",
+)  # fmt: skip
+#: The ``emotion`` values its transcripts may carry.
+ASR_EMOTIONS: Final = ("surprised", "neutral", "happy", "sad", "disgusted", "angry", "fearful")
+
 #: Qwen-Audio's acoustic + semantic turn detection (``TurnDetection(type=...)``).
 VAD_SMART_TURN: Final = "smart_turn"
 #: LiveTranslate 3.8's turn detection, sent under ``audio.input.turn_detection``.
@@ -188,6 +223,7 @@ _PREFIXES: Final[tuple[tuple[str, ModelFamily], ...]] = (
     ("qwen3.5-livetranslate-", ModelFamily.LIVETRANSLATE),
     ("qwen3-tts-", ModelFamily.QWEN_TTS),
     ("qwen-tts-", ModelFamily.QWEN_TTS),
+    ("qwen3-asr-flash-realtime", ModelFamily.QWEN_ASR),
 )
 
 
@@ -256,6 +292,8 @@ def turn_detection_types(family: ModelFamily, model: str) -> tuple[str, ...] | N
         return (VAD_SPEAKER_DETECTION,)
     if family is ModelFamily.QWEN_AUDIO:
         return (VAD_SERVER, VAD_SMART_TURN)
+    if family is ModelFamily.QWEN_ASR:
+        return (VAD_SERVER,)
     return None
 
 
@@ -290,6 +328,10 @@ _QWEN_TTS_EVENTS: Final = frozenset(
         "session.finish",
     }
 )
+#: The client events Qwen-ASR-Realtime's docs list (SPEECH_FAMILIES.md B2).
+_QWEN_ASR_EVENTS: Final = frozenset(
+    {"session.update", "input_audio_buffer.append", "input_audio_buffer.commit", "session.finish"}
+)
 
 
 def client_events(family: ModelFamily) -> frozenset[str] | None:
@@ -304,6 +346,8 @@ def client_events(family: ModelFamily) -> frozenset[str] | None:
         return _QWEN_AUDIO_EVENTS
     if family is ModelFamily.QWEN_TTS:
         return _QWEN_TTS_EVENTS
+    if family is ModelFamily.QWEN_ASR:
+        return _QWEN_ASR_EVENTS
     return None
 
 

@@ -509,6 +509,25 @@ class SessionState:
         family = ModelFamily.OMNI if self.family is None else self.family
         return plan_turn(family, detection, audio=audio, image=image)
 
+    def commit_refusal(self) -> str | None:
+        """Why ``input_audio_buffer.commit`` must not be sent now, or None.
+
+        Qwen-ASR disables the commit under server VAD (SPEECH_FAMILIES.md B2).
+        Its mode is the ``turn_detection`` of the accepted update (the
+        transcription session always sends one), else the documented default,
+        VAD: the server's echo is not relied on, as its documented examples
+        disagree with its defaults (SPEECH_FAMILIES.md E10).
+        """
+        if self.family is not ModelFamily.QWEN_ASR:
+            return None
+        if self.accepted.get("turn_detection", {}) is None:
+            return None
+        return (
+            f"{'this model' if self.family is None else self.family.title} takes "
+            "input_audio_buffer.commit in manual mode only "
+            "(turn_detection=None): under server VAD the server ends each turn itself"
+        )
+
     def request(
         self,
         kind: RequestKind,

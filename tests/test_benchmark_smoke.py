@@ -114,3 +114,22 @@ def test_breakdown_runs_every_stage() -> None:
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "FAILED" not in proc.stdout
     assert "Mailbox.deliver" in proc.stdout
+
+
+@pytest.mark.timeout(120)
+def test_transcription_benchmark_smoke() -> None:
+    """benchmarks/transcription.py --smoke: every interim reaches both readers, with a latency."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "transcription.py"), "--smoke"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=110,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    data = json.loads(proc.stdout.splitlines()[-1])
+    assert data["problems"] == []
+    for reader in ("floor", "transcripts"):
+        (run,) = data["runs"][reader]
+        assert run["n"] == 20 and run["p50_us"] > 0

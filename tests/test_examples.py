@@ -44,6 +44,9 @@ SCRIPTS = {
     # Text to speech (tests/test_examples_speech.py).
     "speak.py",
     "speak_llm_stream.py",
+    # Speech recognition (tests/test_examples_transcription.py).
+    "transcribe_file.py",
+    "transcribe_mic.py",
 }
 #: Kept under 50 lines, so it has a compact --local switch of its own.
 COMPACT = {"full_duplex.py"}

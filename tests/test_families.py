@@ -94,10 +94,10 @@ class TestDetection:
 
     @pytest.mark.parametrize(
         "model",
-        ["qwen3-asr-flash-realtime", "my-new-model", "qwen4-omni-realtime"],
+        ["my-new-model", "qwen4-omni-realtime"],
     )
     def test_unknown_names_get_legacy_omni(self, model: str) -> None:
-        """Names the library does not know (ASR too, as in the SDK) get the Omni dialect."""
+        """Names the library does not know get the Omni dialect (ASR and TTS have their own)."""
         assert family_for(ds.RealtimeConfig(model=model)) is F.OMNI
 
     def test_prefix_not_substring(self) -> None:

@@ -442,11 +442,19 @@ def test_unknown_model_fails_connect(server: LocalRealtimeServer) -> None:
     assert caught.value.code == "Model.NotExist"
 
 
-def test_the_asr_dialect_is_not_simulated(raw: Any) -> None:
-    """A model of another dialect on the same path is refused with a message saying so."""
-    event = raw("qwen3-asr-flash-realtime").recv()
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [
+        ("qwen3-asr-flash-realtim", "qwen3-asr-flash-realtime"),
+        ("qwen3-tts-flash", "qwen3-tts-flash"),
+    ],
+)
+def test_unknown_speech_model_gets_a_did_you_mean(raw: Any, typo: str, meant: str) -> None:
+    """A misspelt TTS or ASR model is refused like any unknown model, pointing at the real one."""
+    event = raw(typo).recv()
     assert event["type"] == "error"
-    assert "does not simulate" in event["error"]["message"]
+    assert event["error"]["code"] == "Model.NotExist"
+    assert meant in event["error"]["message"]
 
 
 @pytest.mark.parametrize(

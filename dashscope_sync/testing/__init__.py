@@ -11,6 +11,14 @@ simulated voice out (PCM and WAV; MP3 and Opus with ``soundfile``). The official
 ``dashscope`` SDK can talk to it as well as this package's client. It needs
 the ``websockets`` package (an optional extra of ``dashscope_sync``).
 
+Speech recognition: a ``qwen3-asr-flash-realtime*`` model in the URL gets a
+Qwen-ASR-Realtime session (VAD turns with interim ``text``/``stash`` events
+and a final transcript each, manual commit, ``session.finish``; see
+:class:`LocalRealtimeServer`). It transcribes the bundled demo clip as its
+known words and audio made by :func:`spoken_pcm16` as the text hidden in it
+(:func:`spoken_text` reads it back); anything else gets a placeholder that
+describes the audio.
+
 Example:
     >>> from dashscope_sync.testing import LocalRealtimeServer
     >>> with LocalRealtimeServer() as server:
@@ -19,6 +27,7 @@ Example:
 """
 
 try:
+    from ._asr import spoken_pcm16, spoken_text
     from ._audio import pcm16_peak_dbfs, resample_pcm16, speech_like_pcm16
     from ._connection import LocalConnection, ReplySpec
     from ._handshake import HandshakeRecord, RequestHeaders
@@ -45,4 +54,6 @@ __all__ = [
     "pcm16_peak_dbfs",
     "resample_pcm16",
     "speech_like_pcm16",
+    "spoken_pcm16",
+    "spoken_text",
 ]

@@ -26,6 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from .._families import ModelFamily
+from ._asr import AsrState, CloseConnection, is_asr_model
 from ._handshake import RequestHeaders, parse_target, peer_text
 from ._responder import CLIENT_CANCELLED, TURN_DETECTED, ResponsePlan, ResponseRunner
 from ._response import ScriptedStream, Stream
@@ -66,8 +67,8 @@ _DELTA_TYPES = frozenset(
 
 # Policy violation: the references do not say how the service closes (PROTOCOL.md Q1).
 _UNKNOWN_MODEL_CODE = 1008
-_AnyStep = Step | Synthesis
-"""A step of either dialect's state: the Omni ones, or a TTS synthesis."""
+_AnyStep = Step | Synthesis | CloseConnection
+"""A step of any dialect's state: the Omni ones, a TTS synthesis, or an ASR close."""
 
 
 def _dumps(frame: JSONDict) -> str:
@@ -176,7 +177,13 @@ class LocalConnection:
             reply_audio=settings.reply_audio,
             strict_names=settings.strict_names,
         )
-        self.session_id: str = self._state.session["id"]
+        # Qwen-ASR-Realtime models get a recognition session, which answers every event.
+        self._asr = (
+            AsrState(self.model, server_vad=settings.server_vad)
+            if is_asr_model(self.model)
+            else None
+        )
+        self.session_id: str = (self._asr or self._state).session["id"]
         self.conversation_id = self._state.conversation_id
         # Qwen-TTS-Realtime speaks a dialect of its own (text in, audio out):
         # its state replaces the Omni one for every client event.
@@ -233,6 +240,10 @@ class LocalConnection:
                 "session.finish": self._on_tts_finish,
             }
 
+        if self._asr is not None:
+            self._state_handlers = dict(self._asr.handlers())
+            self._handlers = {}
+
     @property
     def peer(self) -> str:
         """The client's address, ``HOST:PORT``."""
@@ -272,13 +283,13 @@ class LocalConnection:
         with self._lock:
             if self._tts is not None:
                 return copy.deepcopy(self._tts.session)
-            return copy.deepcopy(self._state.session)
+            return copy.deepcopy((self._asr or self._state).session)
 
     @property
     def last_committed_audio(self) -> bytes:
         """The PCM16 bytes of the most recent ``input_audio_buffer.commit``."""
         with self._lock:
-            return bytes(self._state.last_committed_audio)
+            return bytes((self._asr or self._state).last_committed_audio)
 
     @property
     def response_in_progress(self) -> bool:
@@ -295,6 +306,27 @@ class LocalConnection:
 
     # ------------------------------------------------------------------
     # Knobs
+
+    def fail_next_transcription(self, error: JSONDict | None = None) -> None:
+        """Make the next turn of this Qwen-ASR-Realtime session fail.
+
+        It ends with ``conversation.item.input_audio_transcription.failed``
+        carrying ``error`` (default: a simulated ``server_error``) instead of
+        ``.completed``. Calls queue up, one per turn.
+
+        Raises:
+            RuntimeError: If the connection's model is not an ASR model.
+        """
+        if self._asr is None:
+            raise RuntimeError(f"{self.model!r} is not a Qwen-ASR-Realtime model")
+        if error is None:
+            error = {
+                "code": "InternalError",
+                "message": "simulated transcription failure (fail_next_transcription)",
+                "param": None,
+            }
+        with self._lock:
+            self._asr.fail_next_transcription(error)
 
     def send(self, frame: JSONDict) -> None:
         """Send an extra JSON event, adding a fresh ``event_id`` if it has none.
@@ -411,7 +443,7 @@ class LocalConnection:
             if self._tts is not None:
                 event = self._tts.session_created()
             else:
-                event = self._state.session_created()
+                event = (self._asr or self._state).session_created()
         with contextlib.suppress(ConnectionClosed):
             self._send_frame(event)
 
@@ -650,6 +682,8 @@ class LocalConnection:
                     logger.debug("connection %s: barge-in cancels the response", self.session_id)
             elif isinstance(step, AutoResponse):
                 self._start_response(None, step)
+            elif isinstance(step, CloseConnection):
+                self.close(step.code, step.reason)
             else:
                 self._send_frame(step)
 

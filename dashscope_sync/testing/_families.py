@@ -47,6 +47,7 @@ from .._families import (
     is_omni_3_5,
     server_error_ends_session,
 )
+from ._asr import ASR_MODELS
 from ._session import ClientEventError, JSONDict, TextInput, TurnPiece, server_event
 from ._tts import TTS_MODELS
 
@@ -84,10 +85,8 @@ KNOWN_MODELS: Final = frozenset(
         "qwen-audio-3.1-realtime-flash",
     }
 )
-# Served on the same path in dialects the local server does not simulate (§4.7).
-_OTHER_DIALECTS: Final = ("qwen3-asr-",)
-#: Every model the local server serves: the conversation families and TTS.
-SERVED_MODELS: Final = KNOWN_MODELS | frozenset(TTS_MODELS)
+#: Every model the local server serves: the conversation families, TTS and ASR.
+SERVED_MODELS: Final = KNOWN_MODELS | frozenset(TTS_MODELS) | frozenset(ASR_MODELS)
 # The 32 voices the 2025-12-01 snapshot adds (PROTOCOL.md §2.9).
 _FLASH_2025_12_01_EXTRA: Final = (
     "Serena", "Chelsie", "Momo", "Vivian", "Moon", "Maia", "Kai", "Bella", "Aiden",
@@ -136,6 +135,10 @@ _QWEN_AUDIO_EVENTS: Final = (_OMNI_EVENTS - {"input_image_buffer.append", "sessi
 # LiveTranslate lists only these: the server drives turns and output by itself.
 _LIVETRANSLATE_EVENTS: Final = frozenset(
     {"session.update", "input_audio_buffer.append", "input_image_buffer.append", "session.finish"}
+)
+# Qwen-ASR-Realtime (SPEECH_FAMILIES.md §B2).
+_ASR_EVENTS: Final = frozenset(
+    {"session.update", "input_audio_buffer.append", "input_audio_buffer.commit", "session.finish"}
 )
 # Qwen-TTS-Realtime (SPEECH_FAMILIES.md §A2), with the response.cancel the SDK sends.
 _TTS_EVENTS: Final = frozenset(
@@ -188,12 +191,7 @@ class FamilyRules:
         model = self.model
         if not self.strict_names or model in SERVED_MODELS:
             return None
-        if model.startswith(_OTHER_DIALECTS):
-            message = (
-                f"Model {model!r} speaks the ASR dialect, which the local server does not simulate."
-            )
-        else:
-            message = f"Model not exist: {model!r}.{_did_you_mean(model, SERVED_MODELS)}"
+        message = f"Model not exist: {model!r}.{_did_you_mean(model, SERVED_MODELS)}"
         return ClientEventError(
             message + " (LocalRealtimeServer(strict_names=False) accepts any name.)",
             code="Model.NotExist",
@@ -280,6 +278,8 @@ class FamilyRules:
             return event_type in _QWEN_AUDIO_EVENTS
         if family is ModelFamily.QWEN_TTS:
             return event_type in _TTS_EVENTS
+        if family is ModelFamily.QWEN_ASR:
+            return event_type in _ASR_EVENTS
         return event_type in _OMNI_EVENTS
 
     def late_update(self, update: Any, *, updated_before: bool, audio_sent: bool) -> Any:

@@ -165,6 +165,42 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
     LiveTranslate, which decides turns itself and translates only speech)
     is an ``invalid_event_type`` error. Unknown names are refused too, unless
     ``strict_names=False`` (see below).
+    * Qwen-ASR-Realtime (``qwen3-asr-flash-realtime`` and its snapshots):
+      speech recognition, no responses. ``session.created`` announces text
+      only, ``pcm16`` at 16 kHz and VAD with the documented defaults
+      (threshold 0.2, 800 ms of silence). ``session.update`` is taken once,
+      before any audio (``input_audio_format`` pcm/opus, ``sample_rate``
+      16000/8000, ``input_audio_transcription.language`` among the 27
+      documented codes and ``corpus.text``, ``turn_detection`` server_vad with
+      threshold in [-1, 1] and ``silence_duration_ms`` in [200, 6000], or null
+      for manual mode); an out-of-range or unknown field is an
+      ``invalid_value`` error naming it, and a second update gets "Session
+      update error: session already started or finished or failed." and a
+      close with 1007. The Omni fields the official SDK adds (``voice``,
+      ``output_audio_format``, ``prefix_padding_ms``, a null
+      ``input_audio_transcription.model``) are accepted. Under VAD (the same
+      energy VAD as above; 8 kHz audio is upsampled onto the 16 kHz timeline)
+      a turn sends ``speech_started``, an interim
+      ``conversation.item.input_audio_transcription.text`` (``text``
+      confirmed, ``stash`` the last two words, still provisional) per 200 ms
+      of speech whenever it changed, then ``speech_stopped``, ``committed``
+      (with ``previous_item_id``), ``conversation.item.created`` and
+      ``.completed`` with ``language`` (configured, else detected) and
+      ``emotion`` (``neutral``); ``input_audio_buffer.commit`` is refused
+      there. In manual mode a commit sends ``committed``, the item, up to five
+      interims and ``.completed`` (an empty buffer is an error).
+      ``session.finish`` ends speech still going on (or, in manual mode,
+      transcribes what was not committed), then sends ``session.finished``
+      (at once when there was no speech); the client closes, and events after
+      it are refused. Transcripts: the bundled demo clip gives its known words
+      (those spoken within the turn, so a clip cut at its pause gives
+      "Hello!" and "What is the weather like in Hangzhou today?"), audio from
+      :func:`spoken_pcm16` gives the text hidden in it, digital silence gives
+      ``""`` and other audio a placeholder like the one above. Opus audio
+      cannot be decoded here: the VAD never hears it and a manual commit gets
+      a placeholder. Other client events are an invalid event type.
+      :meth:`LocalConnection.fail_next_transcription` makes the next turn
+      end in ``.failed`` instead.
 
     Temporary API keys: ``POST /api/v1/tokens?expire_in_seconds=N`` with
     ``Authorization: Bearer <api_key>`` and no body answers 200

@@ -79,3 +79,20 @@ def check_response_modalities_and_buffers(session: ds.RealtimeSession) -> None:
     session.append_audio(array.array("h", [0, 1]))
     session.append_audio(memoryview(b"\x00\x00"))
     session.append_audio("not audio")  # type: ignore[arg-type]
+
+
+def check_transcription(client: ds.Client) -> None:
+    session = client.transcription.connect(language="en")
+    assert_type(session, ds.TranscriptionSession)
+    assert_type(session.append_audio(b"\x00\x00"), str)
+    for transcript in session.transcripts(timeout=5):
+        assert_type(transcript, ds.Transcript)
+        assert_type(transcript.stash, str)
+        assert_type(transcript.speech_start_ms, int | None)
+    assert_type(session.wait_for(ds.SessionFinished), ds.SessionFinished)
+    assert_type(session.wait_for("session.finished"), ds.ServerEvent)
+    assert_type(session.finish(timeout=5), None)
+    result = client.transcription.transcribe("speech.wav", language="en")
+    assert_type(result, ds.TranscriptionResult)
+    assert_type(result.transcripts, tuple[ds.Transcript, ...])
+    assert_type(result.language, str | None)

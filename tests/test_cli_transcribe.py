@@ -1,0 +1,177 @@
+"""``dashscope-sync transcribe``: output on a terminal and piped, and the exit codes."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import attrs
+import pytest
+
+import dashscope_sync as ds
+from dashscope_sync import _cli
+from dashscope_sync.testing import LocalRealtimeServer, spoken_pcm16
+
+from ._asr_peer import asr_peer, text_event
+from .audio_fakes import VirtualInput
+
+pytestmark = pytest.mark.timeout(60)
+
+_WORDS = "Hello! What is the weather like in Hangzhou today?"
+
+
+class _Terminal(io.StringIO):
+    """Standard output that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def run(*argv: str, tty: bool = False) -> tuple[int, str, str]:
+    out: io.StringIO = _Terminal() if tty else io.StringIO()
+    err = io.StringIO()
+    code = _cli.main(list(argv), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def key(server: LocalRealtimeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DASHSCOPE_API_KEY", server.api_key or "k")
+
+
+@pytest.mark.usefixtures("key")
+class TestOutput:
+    def test_piped_prints_final_lines_only(self, server: LocalRealtimeServer) -> None:
+        """Piped, only each utterance's final transcript is written, one per line."""
+        code, out, err = run("transcribe", str(ds.sample_wav_path()), "--url", server.url, "--fast")
+        assert code == 0, err
+        assert out == _WORDS + "\n"
+
+    def test_terminal_shows_interims_in_place(self, server: LocalRealtimeServer) -> None:
+        """On a terminal interims overwrite one line and the final line replaces them."""
+        code, out, err = run(
+            "transcribe", str(ds.sample_wav_path()), "--url", server.url, "--fast", tty=True
+        )
+        assert code == 0, err
+        assert out.count("\r\x1b[K") > 2  # interims, each overwriting the last
+        assert out.endswith("\r\x1b[K" + _WORDS + "\n")
+        assert out.count("\n") == 1
+
+    def test_language_is_sent(self, server: LocalRealtimeServer) -> None:
+        """--language goes into the session's one update."""
+        code, _, err = run(
+            "transcribe",
+            str(ds.sample_wav_path()),
+            "--url",
+            server.url,
+            "--fast",
+            "--language",
+            "en",
+        )
+        assert code == 0, err
+        (update,) = [f for f in server.received if f.get("type") == "session.update"]
+        assert update["session"]["input_audio_transcription"] == {"language": "en"}
+
+
+class TestErrors:
+    def test_interim_line_ended_before_an_error(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        """A failure after an interim ends its line first, then exits 7 with one error line."""
+        failed = {
+            "type": "conversation.item.input_audio_transcription.failed",
+            "item_id": "i",
+            "error": {"code": "asr_failed", "message": "cannot decode"},
+        }
+        wav = tmp_path / "a.wav"
+        wav.write_bytes(ds.pcm16_to_wav(b"\x01\x00" * 3200, 16000))
+        monkeypatch.setenv("DASHSCOPE_API_KEY", "k")
+        script = {
+            "on_append": lambda n: [text_event("i", "partial", " words"), failed] if n == 1 else []
+        }
+        with asr_peer(**script) as (peer, _):
+            code, out, err = run("transcribe", str(wav), "--url", peer.url, "--fast", tty=True)
+        assert code == _cli.EXIT_API
+        assert out.startswith("\r\x1b[Kpartial") and out.endswith("\n")
+        assert err.startswith("dashscope-sync: error:") and "cannot decode" in err
+        assert "Traceback" not in err
+
+    @pytest.mark.usefixtures("key")
+    @pytest.mark.parametrize("argv", [("transcribe",), ("transcribe", "x.wav", "--mic")])
+    def test_file_or_mic(self, argv: tuple[str, ...]) -> None:
+        """Neither a file nor --mic, or both, is a usage error."""
+        code, _, err = run(*argv)
+        assert code == _cli.EXIT_USAGE
+        assert "--mic" in err
+
+    @pytest.mark.usefixtures("key")
+    def test_other_family_model(self) -> None:
+        """A conversation model is a usage error naming --model, before connecting."""
+        code, _, err = run("transcribe", "x.wav", "--model", ds.MODEL_QWEN3_OMNI_FLASH_REALTIME)
+        assert code == _cli.EXIT_USAGE
+        assert "--model" in err
+
+    @pytest.mark.usefixtures("key")
+    def test_missing_file(self, server: LocalRealtimeServer, tmp_path: Path) -> None:
+        """A missing file exits 5 naming it."""
+        missing = tmp_path / "none.wav"
+        code, _, err = run("transcribe", str(missing), "--url", server.url)
+        assert code == _cli.EXIT_BAD_INPUT
+        assert "none.wav" in err
+
+    def test_no_key(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Without DASHSCOPE_API_KEY it exits 3."""
+        monkeypatch.delenv("DASHSCOPE_API_KEY", raising=False)
+        assert run("transcribe", "x.wav")[0] == _cli.EXIT_NO_KEY
+
+    def test_bad_language_is_argparse_usage(self) -> None:
+        """A language the service does not document is refused by argparse (exit 2)."""
+        with pytest.raises(SystemExit) as caught:
+            run("transcribe", "x.wav", "--language", "english")
+        assert caught.value.code == 2
+
+    def test_help_has_examples(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """--help shows examples and the exit codes."""
+        with pytest.raises(SystemExit):
+            _cli.main(["transcribe", "--help"])
+        shown = capsys.readouterr().out
+        assert "transcribe --mic" in shown and "exit codes:" in shown
+
+
+class _InterruptAfterFinal(io.StringIO):
+    """Standard output on which the first final line is followed by Ctrl-C (raised on the
+    main thread, where the command writes, as a real Ctrl-C would be)."""
+
+    interrupted = False
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        if text.endswith("\n") and not self.interrupted:
+            self.interrupted = True
+            raise KeyboardInterrupt
+        return written
+
+
+def test_mic_until_ctrl_c(server: LocalRealtimeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--mic streams the microphone and prints each final line; Ctrl-C finishes the session
+    (session.finish sent, its answer awaited) and exits 0."""
+    monkeypatch.setenv("DASHSCOPE_API_KEY", server.api_key or "k")
+    inputs: list[VirtualInput] = []
+
+    def stream(callback: Callable[..., None]) -> VirtualInput:
+        inputs.append(VirtualInput(callback))
+        pcm = spoken_pcm16("speaking into the microphone") + b"\x00\x00" * 16000
+        for start in range(0, len(pcm), 3200):
+            inputs[-1].push(pcm[start : start + 3200])  # queued until the feed reads it
+        return inputs[-1]
+
+    kit = attrs.evolve(_cli._transcribe_kit(), microphone=lambda: ds.Microphone(stream=stream))
+    monkeypatch.setattr(_cli, "_transcribe_kit", lambda: kit)
+    out, err = _InterruptAfterFinal(), io.StringIO()
+    code = _cli.main(["transcribe", "--mic", "--url", server.url], out=out, err=err)
+    assert code == 0, err.getvalue()
+    assert out.interrupted
+    assert out.getvalue() == "speaking into the microphone\n"
+    assert "listening" in err.getvalue()
+    assert [f["type"] for f in server.received].count("session.finish") == 1
