@@ -123,7 +123,7 @@ def main() -> int:
     text_text = TEXT.decode()
     add("floor: json.loads(transcript frame)", lambda: per_call(lambda: json.loads(text_text)))
 
-    from dashscope_sync import _protocol
+    from dashscope_sync._wire import codec as _protocol
 
     add("ds: decode(audio frame bytes), total", lambda: per_call(lambda: _protocol.decode(AUDIO)))
     add("ds: decode(transcript frame bytes)", lambda: per_call(lambda: _protocol.decode(TEXT)))
@@ -156,7 +156,7 @@ def main() -> int:
     add("ds:   cattrs structure transcript", structure_text)
 
     def deliver() -> float:
-        from dashscope_sync._mailbox import Mailbox
+        from dashscope_sync._core.mailbox import Mailbox
 
         mailbox = Mailbox(N + 10, 1 << 40)  # both bounds on, neither reached
         event = _protocol.decode(AUDIO)
@@ -168,7 +168,7 @@ def main() -> int:
     add("ds: Mailbox.deliver (state, lock, buffer, notify; no waiter)", deliver)
 
     def state_only() -> float:
-        from dashscope_sync._state import SessionState
+        from dashscope_sync._core.state import SessionState
 
         state = SessionState()
         event = _protocol.decode(AUDIO)
@@ -177,8 +177,8 @@ def main() -> int:
     add("ds:   SessionState.receive (audio delta, no response followed)", state_only)
 
     def deliver_and_pop() -> float:
+        from dashscope_sync._core.mailbox import Mailbox
         from dashscope_sync._deadline import Deadline
-        from dashscope_sync._mailbox import Mailbox
 
         mailbox = Mailbox(4096, 64 << 20)
         event = _protocol.decode(AUDIO)
@@ -194,7 +194,7 @@ def main() -> int:
     add("ds: Mailbox.deliver + next_event (same thread)", deliver_and_pop)
 
     def dispatch_put() -> float:
-        from dashscope_sync._dispatch import Dispatcher, Handlers
+        from dashscope_sync._core.dispatch import Dispatcher, Handlers
 
         handlers = Handlers()
         dispatcher = Dispatcher(handlers, lambda make: None, N + 10, max_backlog_bytes=1 << 40)
@@ -222,7 +222,7 @@ def main() -> int:
     def ds_transport() -> float:
         import websocket
 
-        from dashscope_sync._transport import WebSocketTransport
+        from dashscope_sync._core.transport import WebSocketTransport
 
         def make(sock: FakeSocket) -> Callable[[], object]:
             ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=False)

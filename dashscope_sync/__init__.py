@@ -2,33 +2,56 @@
 
 Start with `Client`; ``client.realtime.connect(...)`` returns a ready
 `RealtimeSession`. Everything public is importable from here.
+
+How the package is laid out (all private; at run time a folder imports only those listed
+before it, and all share the top-level ``_constants``, ``_deadline``, ``_errors``,
+``_fmt``, ``_startup`` and ``_version``)::
+
+    _wire/      the wire, no I/O: events, codec, config, dialects, families, regions,
+                speech_config, transcription_config
+    _audio/     audio in and out: files, inputs, resample, devices, echo, feed, attach
+    _core/      the session core: fork, state, speech_state, mailbox, dispatch, transport,
+                connection, response, core
+    _sessions/  the public sessions: conversation, speech, transcription
+    _client/    the Client and its services: client, http
+    _cli/       the dashscope-sync command: main, translate, term, speak, transcribe
+    testing/    the local server for tests (public)
+    _data/      the demo clips
 """
 
 from __future__ import annotations
 
 # First: Ctrl-C while the command line imports the rest ends it in one line.
 from . import _startup  # noqa: F401
-from ._audio import (
+from ._audio.devices import (
+    Microphone,
+    Speaker,
+)
+from ._audio.feed import (
+    AudioFeed,
+    stream_file,
+    stream_pcm,
+)
+from ._audio.files import (
     chunks,
     load_audio,
     load_wav,
     pcm16_to_wav,
     sample_wav_path,
 )
-from ._client import (
+from ._audio.inputs import (
+    image_buffer,
+    pcm16_buffer,
+)
+from ._audio.resample import Resampler
+from ._client.client import (
     API_KEY_ENV,
     Client,
     RealtimeService,
 )
-from ._config import (
-    NOT_GIVEN,
-    FunctionTool,
-    InputAudioTranscription,
-    NotGiven,
-    RealtimeConfig,
-    SessionUpdate,
-    Translation,
-    TurnDetection,
+from ._client.http import (
+    TemporaryKey,
+    TokenService,
 )
 from ._constants import (
     AUDIO_FORMAT_PCM,
@@ -64,9 +87,10 @@ from ._constants import (
     VOICES_QWEN_OMNI_TURBO,
     Modality,
 )
-from ._devices import (
-    Microphone,
-    Speaker,
+from ._core.response import (
+    Interruption,
+    Response,
+    ResponseResult,
 )
 from ._errors import (
     ActiveResponseError,
@@ -88,7 +112,34 @@ from ._errors import (
     TransportError,
     UsageError,
 )
-from ._events import (
+from ._sessions.conversation import (
+    HandlerHandle,
+    RealtimeSession,
+)
+from ._sessions.speech import (
+    Speech,
+    SpeechResult,
+    SpeechService,
+    SpeechSession,
+)
+from ._sessions.transcription import (
+    Transcript,
+    TranscriptionResult,
+    TranscriptionService,
+    TranscriptionSession,
+)
+from ._version import __version__
+from ._wire.config import (
+    NOT_GIVEN,
+    FunctionTool,
+    InputAudioTranscription,
+    NotGiven,
+    RealtimeConfig,
+    SessionUpdate,
+    Translation,
+    TurnDetection,
+)
+from ._wire.events import (
     EVENT_TYPES,
     ContentPart,
     ConversationItem,
@@ -141,7 +192,7 @@ from ._events import (
     VoiceprintAudioListFailed,
     VoiceprintAudioListInProgress,
 )
-from ._families import (
+from ._wire.families import (
     ASR_EMOTIONS,
     ASR_LANGUAGES,
     ASR_MODELS,
@@ -170,42 +221,13 @@ from ._families import (
     VOICES_QWEN_AUDIO_3_1_PLUS,
     ModelFamily,
 )
-from ._feed import (
-    AudioFeed,
-    stream_file,
-    stream_pcm,
-)
-from ._http import (
-    TemporaryKey,
-    TokenService,
-)
-from ._inputs import (
-    image_buffer,
-    pcm16_buffer,
-)
-from ._regions import (
+from ._wire.regions import (
     DEFAULT_REGION,
     REGION_ENV,
     REGIONS,
     WORKSPACE_ENV,
 )
-from ._resample import Resampler
-from ._response import (
-    Interruption,
-    Response,
-    ResponseResult,
-)
-from ._session import (
-    HandlerHandle,
-    RealtimeSession,
-)
-from ._speech import (
-    Speech,
-    SpeechResult,
-    SpeechService,
-    SpeechSession,
-)
-from ._speech_config import (
+from ._wire.speech_config import (
     MODEL_QWEN3_TTS_FLASH_REALTIME,
     MODEL_QWEN3_TTS_INSTRUCT_FLASH_REALTIME,
     MODEL_QWEN_TTS_REALTIME,
@@ -214,14 +236,7 @@ from ._speech_config import (
     TTS_VOICES,
     SpeechConfig,
 )
-from ._transcription import (
-    Transcript,
-    TranscriptionResult,
-    TranscriptionService,
-    TranscriptionSession,
-)
-from ._transcription_config import TranscriptionConfig
-from ._version import __version__
+from ._wire.transcription_config import TranscriptionConfig
 
 __all__ = [
     "APIError",

@@ -2,7 +2,7 @@
 
 Everything the library raises is a `DashScopeError`; no exception of
 websocket-client or requests escapes (they are translated at one boundary
-each, ``_transport.py`` and ``_http.py``, and chained as ``__cause__`` only
+each, ``_core/transport.py`` and ``_client/http.py``, and chained as ``__cause__`` only
 where they say more than the message: never for a refused upgrade, whose
 websocket-client exception prints the raw response headers)::
 
@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ._events import ErrorEvent, ServerEvent
-    from ._response import ResponseResult
+    from ._core.response import ResponseResult
+    from ._wire.events import ErrorEvent, ServerEvent
 
 __all__ = [
     "APIError",

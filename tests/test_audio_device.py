@@ -191,7 +191,7 @@ class TestEchoOnTheLoopback:
     def test_aec_removes_the_speaker_from_the_microphone(self, microphone: ds.Microphone) -> None:
         """Through the loopback (a perfect echo), echo="aec"'s canceller removes most of the speaker's sound."""
         need("pywebrtc_audio")
-        from dashscope_sync._echo import EchoCanceller
+        from dashscope_sync._audio.echo import EchoCanceller
         from dashscope_sync.testing import resample_pcm16, speech_like_pcm16
 
         raw, cleaned = bytearray(), bytearray()

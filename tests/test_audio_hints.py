@@ -51,8 +51,8 @@ def test_install_hints_work_before_and_after_publishing(
     monkeypatch: pytest.MonkeyPatch, missing: str
 ) -> None:
     """Each missing-extra hint gives the PyPI form and the form that works from a checkout."""
-    from dashscope_sync._devices import import_sounddevice
-    from dashscope_sync._echo import EchoCanceller
+    from dashscope_sync._audio.devices import import_sounddevice
+    from dashscope_sync._audio.echo import EchoCanceller
 
     monkeypatch.setitem(sys.modules, missing, None)
     extra = "aec" if missing == "pywebrtc_audio" else "audio"

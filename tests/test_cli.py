@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import dashscope_sync as ds
-from dashscope_sync import _cli
+from dashscope_sync._cli import main as _cli
 from dashscope_sync.testing import LocalRealtimeServer, speech_like_pcm16
 
 from ._proc import INTERRUPTIBLE
@@ -309,7 +309,7 @@ class HideWebsockets:
         return None
 
 sys.meta_path.insert(0, HideWebsockets())
-from dashscope_sync._cli import main
+from dashscope_sync._cli.main import main
 sys.exit(main(sys.argv[1:]))
 """
 

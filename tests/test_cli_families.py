@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import dashscope_sync as ds
-from dashscope_sync import _cli
+from dashscope_sync._cli import main as _cli
 from dashscope_sync.testing import LocalRealtimeServer
 
 from .test_families import FAMILY_OF_MODEL

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dashscope_sync._cli import EXIT_API, EXIT_USAGE, main
+from dashscope_sync._cli.main import EXIT_API, EXIT_USAGE, main
 from dashscope_sync.testing import LocalRealtimeServer
 
 

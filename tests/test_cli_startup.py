@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dashscope_sync import _cli
+from dashscope_sync._cli import main as _cli
 
 from ._proc import INTERRUPTIBLE
 
@@ -26,7 +26,7 @@ import sys, time
 
 class HoldImport:
     def find_spec(self, name, path=None, target=None):
-        if name == "dashscope_sync._audio":
+        if name == "dashscope_sync._audio.files":
             sys.stderr.write("importing\\n")
             sys.stderr.flush()
             time.sleep(30)

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 import dashscope_sync as ds
-from dashscope_sync import _cli
-from dashscope_sync._cli_term import Screen
+from dashscope_sync._cli import main as _cli
+from dashscope_sync._cli.term import Screen
 from dashscope_sync.testing import LocalRealtimeServer
 
 from ._proc import INTERRUPTIBLE

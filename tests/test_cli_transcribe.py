@@ -10,7 +10,7 @@ import attrs
 import pytest
 
 import dashscope_sync as ds
-from dashscope_sync import _cli
+from dashscope_sync._cli import main as _cli
 from dashscope_sync.testing import LocalRealtimeServer, spoken_pcm16
 
 from ._asr_peer import asr_peer, text_event

@@ -1,7 +1,7 @@
 """The session core's promises, each over real sockets against the local server.
 
-Each test here failed on the core that `_state.py`/`_mailbox.py`/`_dispatch.py`/
-`_connection.py` replaced; the issue that asked for the rebuild numbers them.
+Each test here failed on the core that `_core/state.py`/`_core/mailbox.py`/`_core/dispatch.py`/
+`_core/connection.py` replaced; the issue that asked for the rebuild numbers them.
 """
 
 from __future__ import annotations
@@ -519,13 +519,13 @@ class TestConcurrentRequests:
 
 
 def test_only_the_core_reaches_the_mailbox() -> None:
-    """No module but _core.py (and the mailbox itself) touches the mailbox's lock or state:
+    """No module but _core/core.py (and the mailbox itself) touches the mailbox's lock or state:
     the public session talks to SessionCore through its intent methods."""
     package = Path(ds.__file__).parent
     offenders = [
-        path.name
-        for path in sorted(package.glob("*.py"))
-        if path.name not in {"_core.py", "_mailbox.py"}
+        path.relative_to(package).as_posix()
+        for path in sorted(package.rglob("*.py"))
+        if path.relative_to(package).as_posix() not in {"_core/core.py", "_core/mailbox.py"}
         and re.search(r"mailbox\.(lock|state)\b", path.read_text(encoding="utf-8"))
     ]
     assert offenders == []

@@ -381,14 +381,14 @@ class TestCaptureRate:
 
     def test_speaker_native_rate_when_24k_is_refused(self) -> None:
         """An output device that refuses 24 kHz is opened at its native rate (then resampled)."""
-        from dashscope_sync._devices import playback_rate
+        from dashscope_sync._audio.devices import playback_rate
 
         assert playback_rate(self.OutputFortyEightOnly(), None, 24000) == 48000
         assert playback_rate(self.OutputFortyEightOnly(), None, 48000) == 48000
 
     def test_native_rate_when_16k_is_refused(self) -> None:
         """A device that refuses 16 kHz is opened at its native rate (then resampled)."""
-        from dashscope_sync._devices import capture_rate
+        from dashscope_sync._audio.devices import capture_rate
 
         assert capture_rate(self.FortyEightOnly(), None, 16000) == 48000
         assert capture_rate(self.FortyEightOnly(), None, 48000) == 48000

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 import dashscope_sync as ds
-from dashscope_sync._dialects import encode_session
+from dashscope_sync._wire.dialects import encode_session
 from dashscope_sync.testing import LocalRealtimeServer
 
 F = ds.ModelFamily

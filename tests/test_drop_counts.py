@@ -65,9 +65,9 @@ def test_handlers_keep_up_buffer_drops_count_once(server: LocalRealtimeServer) -
 def test_ledger_counts_the_overlap_exactly() -> None:
     """The mailbox's ledger: events dropped by both consumers are counted once, and an
     event read from the buffer then dropped for handlers counts for the handlers only."""
+    from dashscope_sync._core.mailbox import Mailbox
     from dashscope_sync._deadline import Deadline
-    from dashscope_sync._mailbox import Mailbox
-    from dashscope_sync._protocol import decode
+    from dashscope_sync._wire.codec import decode
 
     mailbox = Mailbox(3)
     mailbox.handlers_took = lambda: -1  # a handler thread stuck before its first event

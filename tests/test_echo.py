@@ -23,7 +23,7 @@ def db(pcm: bytes) -> float:
 
 def run_canceller(far24: bytes, near16: bytes) -> bytes:
     """Feed 100 ms of far end then 100 ms of microphone, in turn, as the threads would."""
-    from dashscope_sync._echo import EchoCanceller
+    from dashscope_sync._audio.echo import EchoCanceller
 
     aec = EchoCanceller(24000)
     out = b""

@@ -15,9 +15,9 @@ import websocket
 
 import dashscope_sync as ds
 from dashscope_sync import _errors
-from dashscope_sync._client import _check_token, _with_model
-from dashscope_sync._protocol import decode
-from dashscope_sync._transport import _handshake_error, parse_close
+from dashscope_sync._client.client import _check_token, _with_model
+from dashscope_sync._core.transport import _handshake_error, parse_close
+from dashscope_sync._wire.codec import decode
 
 # The doc's error frame (PROTOCOL.md section 3), verbatim.
 FRAME_ERROR = r"""{"event_id":"event_RoUu4T8yExPMI37GKwaOC","type":"error","error":{"type":"invalid_request_error","code":"invalid_value","message":"Invalid modalities: ['audio']. Supported combinations are: ['text'] and ['audio', 'text'].","param":"session.modalities"}}"""

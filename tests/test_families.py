@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 import dashscope_sync as ds
-from dashscope_sync._dialects import check_host, family_for
-from dashscope_sync._families import FinishRule, default_voice, finish_rule, needs_workspace
+from dashscope_sync._wire.dialects import check_host, family_for
+from dashscope_sync._wire.families import FinishRule, default_voice, finish_rule, needs_workspace
 from dashscope_sync.testing import LocalRealtimeServer
 
 F = ds.ModelFamily

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import dashscope_sync as ds
-from dashscope_sync._protocol import decode
+from dashscope_sync._wire.codec import decode
 from dashscope_sync.testing import LocalRealtimeServer
 
 # Composed from MODEL_FAMILIES.md §7 (the sources' own examples).

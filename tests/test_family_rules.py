@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 import dashscope_sync as ds
-from dashscope_sync._protocol import decode
-from dashscope_sync._state import Phase, RequestKind, SessionState
+from dashscope_sync._core.state import Phase, RequestKind, SessionState
+from dashscope_sync._wire.codec import decode
 from dashscope_sync.testing import LocalRealtimeServer
 
 CREATED = {"type": "session.created", "session": {"id": "sess_1", "turn_detection": None}}

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 import dashscope_sync as ds
-from dashscope_sync._dialects import TurnPlan, check_client_event, encode_session, plan_turn
-from dashscope_sync._families import family_of
-from dashscope_sync._protocol import decode
+from dashscope_sync._wire.codec import decode
+from dashscope_sync._wire.dialects import TurnPlan, check_client_event, encode_session, plan_turn
+from dashscope_sync._wire.families import family_of
 from dashscope_sync.testing import LocalRealtimeServer, speech_like_pcm16
 
 from .test_examples import run_example

@@ -13,7 +13,7 @@ import pytest
 
 import dashscope_sync as ds
 from dashscope_sync._fmt import seconds
-from dashscope_sync._protocol import encode_audio_append, encode_image_append
+from dashscope_sync._wire.codec import encode_audio_append, encode_image_append
 
 PCM = b"\x01\x00\x02\x00\xff\x7f\x00\x80"  # four int16 samples: 1, 2, 32767, -32768
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 16 + b"\xff\xd9"

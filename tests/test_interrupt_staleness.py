@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import dashscope_sync as ds
-from dashscope_sync._state import SessionState
+from dashscope_sync._core.state import SessionState
 from dashscope_sync.testing import LocalRealtimeServer
 
 MODEL = ds.MODEL_QWEN3_OMNI_FLASH_REALTIME
@@ -283,7 +283,7 @@ class TestCancelFalse:
 class TestState:
     def test_interrupt_without_cancel_leaves_cancel_to_the_handle(self) -> None:
         """The state machine: interrupt(cancel=False) marks no cancel on the track."""
-        from dashscope_sync._protocol import decode
+        from dashscope_sync._wire.codec import decode
 
         state = SessionState()
         state.receive(decode(b'{"type":"session.created","session":{"id":"s"}}'), 0.0)
@@ -295,7 +295,7 @@ class TestState:
     def test_handler_order_decides_what_is_over(self) -> None:
         """After the reader read response.done, the reply is still open until the
         handler thread takes it: interrupt() still names and silences it."""
-        from dashscope_sync._protocol import decode
+        from dashscope_sync._wire.codec import decode
 
         state = SessionState()
         state.handlers_follow = True

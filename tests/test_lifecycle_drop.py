@@ -10,7 +10,7 @@ import weakref
 import pytest
 
 import dashscope_sync as ds
-from dashscope_sync._core import SessionCore
+from dashscope_sync._core.core import SessionCore
 from dashscope_sync.testing import LocalRealtimeServer
 
 MODEL = ds.MODEL_QWEN3_OMNI_FLASH_REALTIME

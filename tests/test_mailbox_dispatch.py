@@ -9,12 +9,12 @@ import threading
 import pytest
 
 import dashscope_sync as ds
+from dashscope_sync._core.dispatch import Dispatcher, Handlers
+from dashscope_sync._core.mailbox import Mailbox
 from dashscope_sync._deadline import Deadline
-from dashscope_sync._dispatch import Dispatcher, Handlers
 from dashscope_sync._errors import HandlerError
 from dashscope_sync._fmt import seconds
-from dashscope_sync._mailbox import Mailbox
-from dashscope_sync._protocol import decode
+from dashscope_sync._wire.codec import decode
 
 pytestmark = pytest.mark.timeout(30)
 

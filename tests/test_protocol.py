@@ -17,8 +17,8 @@ import attrs
 import pytest
 
 import dashscope_sync as ds
-from dashscope_sync import _protocol
-from dashscope_sync._protocol import (
+from dashscope_sync._wire import codec as _protocol
+from dashscope_sync._wire.codec import (
     EventIds,
     decode,
     decode_binary,

@@ -47,7 +47,7 @@ def test_readme_names_rates_and_usage_fields() -> None:
 
 def test_readme_command_line_lists_every_command() -> None:
     """The command-line section shows every subcommand, translate included."""
-    from dashscope_sync._cli import _parser
+    from dashscope_sync._cli.main import _parser
 
     commands = next(action for action in _parser()._actions if action.dest == "command").choices
     assert commands is not None

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 import dashscope_sync as ds
-from dashscope_sync._regions import is_legacy_host, resolve_endpoints
+from dashscope_sync._wire.regions import is_legacy_host, resolve_endpoints
 from dashscope_sync.testing import LocalRealtimeServer
 
 LEGACY = {

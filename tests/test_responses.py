@@ -498,7 +498,7 @@ def _in_a_response_wait(frame: FrameType | None) -> bool:
         return False
     caller: FrameType | None = frame
     while caller is not None:
-        if caller.f_code.co_filename.endswith("_response.py"):
+        if caller.f_code.co_filename.endswith("_core/response.py"):
             return True
         caller = caller.f_back
     return False

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import dashscope_sync as ds
-from dashscope_sync._speech_state import SpeechBook, SpeechTrack
+from dashscope_sync._core.speech_state import SpeechBook, SpeechTrack
 from tests._net import OP_TEXT, RawPeer, close_frame, text
 
 MODEL = ds.MODEL_QWEN3_TTS_FLASH_REALTIME
@@ -29,7 +29,7 @@ MODEL = ds.MODEL_QWEN3_TTS_FLASH_REALTIME
 def test_every_documented_tts_model_is_the_tts_family(model: str) -> None:
     """Every documented TTS name and snapshot is recognised as QWEN_TTS."""
     assert ds.ModelFamily.QWEN_TTS.value == "qwen_tts"
-    from dashscope_sync._families import family_of
+    from dashscope_sync._wire.families import family_of
 
     assert family_of(model) is ds.ModelFamily.QWEN_TTS
 
@@ -118,7 +118,7 @@ def test_bad_config_is_refused_with_a_clear_error(
 
 def test_usage_repr_shows_the_billed_characters() -> None:
     """A TTS response.done's usage.characters is decoded and shown."""
-    from dashscope_sync._protocol import decode
+    from dashscope_sync._wire.codec import decode
 
     event = decode(json.dumps(_done("resp_1", 25)))
     assert isinstance(event, ds.ResponseDone)
@@ -129,7 +129,7 @@ def test_usage_repr_shows_the_billed_characters() -> None:
 
 def test_tts_server_events_are_typed() -> None:
     """input_text_buffer.committed/.cleared decode to their classes, not UnknownEvent."""
-    from dashscope_sync._protocol import decode
+    from dashscope_sync._wire.codec import decode
 
     committed = decode('{"type":"input_text_buffer.committed","item_id":""}')
     cleared = decode('{"event_id":"event_1122","type":"input_text_buffer.cleared"}')
@@ -141,7 +141,7 @@ def test_tts_server_events_are_typed() -> None:
 
 
 def _events(*frames: dict[str, Any]) -> list[ds.ServerEvent]:
-    from dashscope_sync._protocol import decode
+    from dashscope_sync._wire.codec import decode
 
     return [decode(json.dumps(f)) for f in frames]
 

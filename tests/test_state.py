@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 import dashscope_sync as ds
-from dashscope_sync._protocol import decode
-from dashscope_sync._state import DROP, Phase, RequestKind, SessionState
+from dashscope_sync._core.state import DROP, Phase, RequestKind, SessionState
+from dashscope_sync._wire.codec import decode
 
 CREATED = {
     "type": "session.created",

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 import dashscope_sync as ds
-from dashscope_sync import _cli
+from dashscope_sync._cli import main as _cli
 from dashscope_sync.testing import LocalRealtimeServer
 
 from .conftest import MODEL

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 import dashscope_sync as ds
-from dashscope_sync._config import SessionUpdate
-from dashscope_sync._events import ErrorEvent, ErrorInfo
-from dashscope_sync._families import client_events, family_of
-from dashscope_sync._protocol import decode
-from dashscope_sync._state import SessionState
-from dashscope_sync._transcription import TranscriptBook
+from dashscope_sync._core.state import SessionState
+from dashscope_sync._sessions.transcription import TranscriptBook
+from dashscope_sync._wire.codec import decode
+from dashscope_sync._wire.config import SessionUpdate
+from dashscope_sync._wire.events import ErrorEvent, ErrorInfo
+from dashscope_sync._wire.families import client_events, family_of
 
 from ._asr_peer import asr_peer, completed_event, text_event
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 import dashscope_sync as ds
-from dashscope_sync._transport import OP_TEXT, WebSocketTransport
+from dashscope_sync._core.transport import OP_TEXT, WebSocketTransport
 
 from ._net import RawPeer, frame, wait_sent
 

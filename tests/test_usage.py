@@ -9,7 +9,7 @@ import attrs
 import pytest
 
 import dashscope_sync as ds
-from dashscope_sync._protocol import _converter
+from dashscope_sync._wire.codec import _converter
 
 from .test_protocol import FRAME_RESPONSE_DONE
 

@@ -25,7 +25,7 @@ from typing import Protocol
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from .._families import ModelFamily
+from .._wire.families import ModelFamily
 from ._asr import AsrState, CloseConnection, is_asr_model
 from ._handshake import RequestHeaders, parse_target, peer_text
 from ._responder import CLIENT_CANCELLED, TURN_DETECTED, ResponsePlan, ResponseRunner

@@ -35,7 +35,7 @@ from collections.abc import Collection, Sequence
 from typing import Any, Final
 
 from .._constants import VOICES_QWEN3_OMNI_FLASH, VOICES_QWEN_OMNI_TURBO
-from .._families import (
+from .._wire.families import (
     VOICES_QWEN3_8_OMNI_FLASH,
     VOICES_QWEN_AUDIO_3_0,
     VOICES_QWEN_AUDIO_3_1_PLUS,

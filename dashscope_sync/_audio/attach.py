@@ -1,0 +1,172 @@
+"""Glue between a session and a speaker / microphone: ``session.attach(...)``.
+
+The speaker is fed from a handler (so on the handler thread, never the
+socket reader), converted to the speaker's rate when the session's output
+rate differs (an ``output_sample_rate`` the user chose). Barge-in is decided
+by the state machine when ``speech_started`` arrives (see
+``SessionState._on_speech_started``), which calls `Attachment.interrupt`
+through the core's output hook at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Protocol
+
+from .._errors import DashScopeError
+from .._wire.events import ResponseAudioDelta, ResponseAudioDone, ResponseCreated
+from .resample import resampler_for
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .._core.dispatch import HandlerHandle
+    from .feed import AudioSink
+    from .resample import Resampler
+
+__all__ = ["Attachment", "MicrophoneLike", "SpeakerLike"]
+
+
+class SpeakerLike(Protocol):
+    """What `RealtimeSession.attach` needs of a speaker (`Speaker` has it)."""
+
+    @property
+    def rate(self) -> int: ...
+
+    @property
+    def played_seconds(self) -> float: ...
+
+    @property
+    def written_seconds(self) -> float: ...
+
+    @property
+    def playing(self) -> bool: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+    def write(self, pcm: bytes) -> None: ...
+
+    def mark_end(self) -> None: ...
+
+    def interrupt(self) -> None: ...
+
+    def set_tap(self, tap: Callable[[bytes], None] | None) -> None: ...
+
+
+class MicrophoneLike(Protocol):
+    """What `RealtimeSession.attach` needs of a microphone (`Microphone` has it)."""
+
+    def stream_to(
+        self,
+        session: AudioSink,
+        *,
+        gate: SpeakerLike | None = None,
+        process: Callable[[bytes], bytes] | None = None,
+    ) -> object: ...
+
+    def stop_streaming(self) -> None: ...
+
+
+class Attachment:
+    """What ``attach`` set up; the session's output hook. See the module docstring.
+
+    Thread safety: `interrupt` from any thread; the handlers run on the
+    handler thread.
+    """
+
+    def __init__(
+        self,
+        speaker: SpeakerLike | None,
+        microphone: MicrophoneLike | None,
+        output_rate: Callable[[], int],
+        interrupted: Callable[[str], bool] = lambda response_id: False,
+    ) -> None:
+        self.speaker = speaker
+        self.microphone = microphone
+        # The session's output sample rate now (it follows session.updated).
+        self._output_rate = output_rate
+        # Handler thread only: the response whose audio is being played, and
+        # the resampler to the speaker's rate for it (None: the rates match).
+        self._playing: str | None = None
+        self._resampler: Resampler | None = None
+        # Guards _starts and _last: where each response's audio starts in the
+        # speaker's stream (its written_seconds then), and the last one fed.
+        self._lock = threading.Lock()
+        self._starts: dict[str, float] = {}
+        self._last: str | None = None
+        # Whether a response was interrupted, from the session's one record
+        # of it: its audio still on the handler thread's way (a delta in
+        # hand, the resampler's tail) is not played.
+        self._interrupted = interrupted
+        self.handles: list[HandlerHandle] = []
+
+    # Handlers (handler thread) ---------------------------------------------------
+
+    def on_created(self, event: ResponseCreated) -> None:
+        speaker = self.speaker
+        if speaker is None:
+            return
+        with self._lock:
+            self._starts[event.response.id] = speaker.written_seconds
+            self._last = event.response.id
+            while len(self._starts) > 8:  # only the latest responses matter
+                del self._starts[next(iter(self._starts))]
+
+    def on_audio(self, event: ResponseAudioDelta) -> None:
+        speaker = self.speaker
+        if speaker is None or speaker.closed:
+            return  # closed before the session (a `with` order): nowhere to play
+        if self._interrupted(event.response_id):
+            return
+        if event.response_id != self._playing:
+            # A new response: the rate is read once, as it was when it began.
+            self._playing = event.response_id
+            self._resampler = resampler_for(self._output_rate(), speaker.rate)
+        resampler = self._resampler
+        pcm = event.delta if resampler is None else resampler.process(event.delta)
+        self._write(speaker, pcm)
+
+    def on_audio_done(self, event: ResponseAudioDone) -> None:
+        speaker = self.speaker
+        if speaker is None:
+            return
+        resampler = self._resampler
+        if (
+            resampler is not None
+            and event.response_id == self._playing
+            and not self._interrupted(event.response_id)
+        ):
+            self._write(speaker, resampler.flush())  # the tail the filter held back
+        self._playing = self._resampler = None
+        speaker.mark_end()
+
+    @staticmethod
+    def _write(speaker: SpeakerLike, pcm: bytes) -> None:
+        try:
+            speaker.write(pcm)
+        except DashScopeError:
+            if not speaker.closed:
+                raise
+
+    # OutputHook ------------------------------------------------------------------
+
+    def interrupt(self, response_id: str | None) -> tuple[str | None, float | None]:
+        speaker = self.speaker
+        if speaker is None:
+            return response_id, None
+        with self._lock:
+            rid = response_id if response_id is not None else self._last
+            start = None if rid is None else self._starts.get(rid)
+        speaker.interrupt()
+        if start is None:
+            return rid, None
+        return rid, max(0.0, speaker.played_seconds - start)
+
+    def detach(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        if self.speaker is not None:
+            self.speaker.set_tap(None)
+        if self.microphone is not None:
+            self.microphone.stop_streaming()

@@ -1,0 +1,341 @@
+"""The I/O shell: the only part of a session that touches the transport.
+
+It runs the reader thread (read, decode, hand on; answer pings; keepalive),
+sends frames under one lock with a bound (``send_timeout``), and closes: a
+close handshake when the socket is free, an abort when it is not, so `close`
+never queues behind a send stuck on a peer that stopped reading.
+
+It knows no protocol beyond WebSocket frames: decoded events go to
+``on_event`` with the size of the message they came in (for byte bounds),
+and the end of the connection to ``on_end``, both provided by
+the session, which keeps the books.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
+
+from .._deadline import Deadline
+from .._errors import DashScopeTimeout, TransportError
+from .._fmt import seconds
+from .._wire.codec import decode, decode_binary
+from .fork import PROCESS, inherited_error
+from .transport import OP_BINARY, OP_CLOSE, OP_PING, OP_TEXT, parse_close
+
+if TYPE_CHECKING:
+    from .._wire.events import ServerEvent
+    from .transport import WebSocketTransport
+
+__all__ = ["CLOSE_KEEPALIVE", "Connection"]
+
+logger = logging.getLogger("dashscope_sync")
+
+#: The normal close code (RFC 6455).
+CLOSE_NORMAL: Final = 1000
+#: The close code used when the keepalive finds the peer dead (as websockets does).
+CLOSE_KEEPALIVE: Final = 1011
+#: Close codes that describe a close but may never be sent in one (RFC 6455 7.4.1).
+_UNSENDABLE: Final = frozenset({1004, 1005, 1006, 1015})
+#: How long `close` waits for a send in progress before aborting the socket
+#: under it: long enough for any healthy send of one frame.
+_SEND_GRACE: Final = 0.25
+#: How long to wait for the reader to notice an aborted socket.
+_ABORT_JOIN: Final = 2.0
+
+
+class Connection:
+    """One WebSocket connection's threads and writes; see the module docstring.
+
+    Thread safety: `send` and `close` may be called from any thread, the
+    reader thread included (it sends pongs and cancels).
+    """
+
+    def __init__(
+        self,
+        transport: WebSocketTransport,
+        *,
+        on_event: Callable[[ServerEvent, int], None],
+        on_end: Callable[[int, str, TransportError | None], None],
+        ping_interval: float | None,
+        ping_timeout: float | None,
+        send_timeout: float | None,
+    ) -> None:
+        self._transport = transport
+        self._on_event = on_event
+        self._on_end = on_end
+        self._ping_interval = ping_interval
+        self._ping_timeout = ping_timeout
+        self._send_timeout = send_timeout
+        # Serialises writes to the socket and orders them against the close
+        # frame: nothing is sent after it. Guards _close_sent and _failure.
+        self._send_lock = threading.Lock()
+        self._close_sent = False
+        # Why the connection failed on our side (a send that timed out), for
+        # the reader to report instead of the bare socket error it then sees.
+        self._failure: TransportError | DashScopeTimeout | None = None
+        # The stop flag: set when close() starts, so the reader knows the end
+        # was asked for.
+        self.closing = threading.Event()
+        # Set when the reader has finished and reported the end.
+        self.ended = threading.Event()
+        # Set by `drop` (from a finalizer, which may take no lock): the
+        # program dropped the session, so its end is the one asked for.
+        self.dropped = False
+        # Which process owns the socket: a forked child must not touch it.
+        self._forks = PROCESS.forks
+        self.pid = os.getpid()
+        self._reader = threading.Thread(
+            target=self._read_loop,
+            name="dashscope_sync-reader",
+            # Daemon: a peer that never answers must not keep the interpreter
+            # alive; close() joins it when the program ends properly.
+            daemon=True,
+        )
+
+    def start(self) -> None:
+        # Sends are bounded by the socket timeout; the reader waits with poll.
+        self._transport.settimeout(self._send_timeout)
+        self._reader.start()
+
+    @property
+    def reader(self) -> threading.Thread:
+        return self._reader
+
+    @property
+    def inherited(self) -> bool:
+        """True in a forked child: the socket and the threads are the parent's."""
+        return self._forks != PROCESS.forks
+
+    # Sending ---------------------------------------------------------------------
+
+    def send(self, text: str) -> bool:
+        """Send one text frame; False if the close frame went out (nothing sent).
+
+        Raises:
+            DashScopeTimeout: The peer did not take the frame within
+                ``send_timeout``; the connection is then failed.
+            TransportError: The connection failed.
+            UsageError: In a forked child (the connection is the parent's).
+        """
+        if self._forks != PROCESS.forks:
+            raise inherited_error("cannot send", self.pid)
+        if not self._send_lock.acquire(
+            timeout=-1 if self._send_timeout is None else self._send_timeout
+        ):
+            raise self._fail(
+                DashScopeTimeout(
+                    f"sending timed out after {seconds(self._send_timeout)}: another send "
+                    "is stuck on a server that is not reading",
+                    timeout=self._send_timeout,
+                )
+            )
+        try:
+            if self._close_sent or self.closing.is_set():
+                return False
+            try:
+                self._transport.send_text(text)
+            except DashScopeTimeout as exc:
+                raise self._fail(
+                    DashScopeTimeout(
+                        f"sending timed out after {seconds(self._send_timeout)}: the "
+                        "server is not reading",
+                        timeout=self._send_timeout,
+                    )
+                ) from exc
+            except TransportError as exc:
+                if self.closing.is_set():
+                    return False  # close() aborted the socket under this send
+                # A failed write leaves a partial frame behind: the connection
+                # is unusable. Wake the reader so the session ends visibly.
+                self._transport.abort()
+                raise exc
+        finally:
+            self._send_lock.release()
+        return True
+
+    def _fail(self, error: DashScopeTimeout) -> DashScopeTimeout:
+        """Fail the connection because of ``error`` (a stuck send); return it to raise."""
+        if self._failure is None:
+            self._failure = error
+        self._transport.abort()
+        return error
+
+    def _send_control(
+        self, send: Callable[..., None], *args: object, closing: bool = False
+    ) -> None:
+        """Send a control frame from the reader, unless the close frame went out."""
+        if not self._send_lock.acquire(
+            timeout=-1 if self._send_timeout is None else self._send_timeout
+        ):
+            self._fail(
+                DashScopeTimeout(
+                    f"a control frame waited over {seconds(self._send_timeout)} for a stuck send",
+                    timeout=self._send_timeout,
+                )
+            )
+            return
+        try:
+            if self._close_sent:
+                return
+            if closing:
+                self._close_sent = True
+            send(*args)
+        except DashScopeTimeout as exc:
+            self._fail(exc)
+        except TransportError:
+            # The reader will see the connection fail on its next read.
+            logger.debug("sending a control frame failed", exc_info=True)
+        finally:
+            self._send_lock.release()
+
+    # The reader thread -------------------------------------------------------------
+
+    def _read_loop(self) -> None:
+        """Read frames until the connection ends; runs on the reader thread."""
+        transport = self._transport
+        on_event = self._on_event
+        interval = self._ping_interval
+        ping_timeout = self._ping_timeout
+        # How long one read may wait with nothing arriving, to run the keepalive.
+        tick = None if interval is None else min(interval, ping_timeout or interval) / 2
+        last_rx = time.monotonic()
+        ping_sent_at: float | None = None
+        code, reason = 1006, "connection lost without a close frame"
+        error: TransportError | None = None
+        try:
+            while True:
+                frame = transport.recv(tick)
+                if frame is None:
+                    now = time.monotonic()
+                    if ping_sent_at is not None:
+                        if ping_timeout is not None and now - ping_sent_at >= ping_timeout:
+                            code = CLOSE_KEEPALIVE
+                            waited = seconds(ping_timeout)
+                            reason = f"keepalive ping timeout: no answer in {waited}"
+                            error = TransportError(
+                                f"the server stopped answering ({reason})", code=code, reason=reason
+                            )
+                            break
+                    elif interval is not None and now - last_rx >= interval:
+                        self._send_control(transport.send_ping, b"keepalive")
+                        ping_sent_at = now
+                    continue
+                if tick is not None:
+                    last_rx = time.monotonic()
+                    ping_sent_at = None
+                opcode, data = frame
+                if opcode == OP_TEXT:
+                    on_event(decode(data), len(data))
+                elif opcode == OP_CLOSE:
+                    code, reason = parse_close(data)
+                    logger.debug("server closed the connection: %d %s", code, reason)
+                    # Complete the close handshake unless we started it; 1005
+                    # ("no status") and the like may not be sent, so echo 1000.
+                    echo = code if 1000 <= code < 5000 and code not in _UNSENDABLE else 1000
+                    self._send_control(transport.send_close, echo, closing=True)
+                    break
+                elif opcode == OP_PING:
+                    self._send_control(transport.send_pong, data)
+                elif opcode == OP_BINARY:
+                    on_event(decode_binary(data), len(data))
+                # Pongs need nothing beyond refreshing last_rx above.
+        except TransportError as exc:
+            error = exc
+            code = exc.code or 1006
+            reason = exc.reason or str(exc)
+        except BaseException as exc:
+            logger.exception("unexpected internal error in the reader thread")
+            code, reason = 1011, f"internal error: {type(exc).__name__}: {exc}"
+            error = TransportError(f"the session failed: {reason}", code=code, reason=reason)
+            error.__cause__ = exc
+        finally:
+            failure = self._failure
+            if failure is not None:
+                # Our own send failed the connection: say so, not "connection lost".
+                code, reason = CLOSE_KEEPALIVE, str(failure)
+                error = TransportError(f"the session failed: {failure}", code=code, reason=reason)
+                error.__cause__ = failure
+            transport.close_socket()
+            try:
+                self._on_end(code, reason, error)
+            finally:
+                self.ended.set()
+
+    # Closing -----------------------------------------------------------------------
+
+    def close(self, timeout: float | None, *, wait: bool = True) -> None:
+        """Close within ``timeout`` seconds: the handshake if possible, else an abort.
+
+        Idempotent. From the reader thread, or with ``wait=False``, it starts
+        the close and returns without joining the reader. In a forked child it
+        does nothing: the connection is the parent's.
+        """
+        if self.inherited:
+            return
+        self.closing.set()
+        deadline = Deadline(timeout)
+        grace = deadline.remaining()
+        grace = _SEND_GRACE if grace is None else min(_SEND_GRACE, grace)
+        if self._send_lock.acquire(timeout=grace):
+            try:
+                # A dropped session's socket is shut down: no handshake is possible.
+                if not self._close_sent and not self.ended.is_set() and not self.dropped:
+                    self._close_sent = True
+                    left = deadline.remaining()
+                    bound = (
+                        self._send_timeout
+                        if left is None
+                        else min(left, self._send_timeout or left)
+                    )
+                    try:
+                        # Nobody else sends now, and the reader does not use
+                        # the socket timeout: bound the close frame by ours.
+                        self._transport.settimeout(max(bound, 0.001) if bound is not None else None)
+                        self._transport.send_close(CLOSE_NORMAL)
+                    except (TransportError, DashScopeTimeout, OSError):
+                        # OSError: the reader released the socket meanwhile (the peer closed).
+                        logger.debug("sending the close frame failed", exc_info=True)
+                        self._transport.abort()
+            finally:
+                self._send_lock.release()
+        else:
+            # A send is stuck on a peer that does not read: do not queue behind it.
+            logger.debug("a send is in progress: aborting the connection to close it")
+            self._transport.abort()
+        reader = self._reader
+        if not reader.is_alive() or not wait or threading.current_thread() is reader:
+            if not reader.is_alive() and not self.ended.is_set() and reader.ident is None:
+                self._transport.close_socket()  # never started
+            return
+        # The reader ends when the server answers the close frame.
+        reader.join(deadline.remaining())
+        if reader.is_alive():
+            self._transport.abort()
+            reader.join(_ABORT_JOIN)
+
+    def drop(self) -> None:
+        """The program dropped the session: end it from the reader thread.
+
+        Called by a finalizer, which may run on any thread holding any lock:
+        it takes no lock and sends nothing. It shuts the socket down (one
+        system call), so the reader wakes at once and reports the end; a
+        close handshake would need the send lock.
+        """
+        if self.inherited:
+            return  # the parent's socket: shutting it down would end its session
+        self.dropped = True
+        self._transport.abort()
+
+    def abort(self) -> None:
+        """Drop the connection now, without a close handshake (e.g. a failed connect)."""
+        if self.inherited:
+            return
+        self.closing.set()
+        self._transport.abort()
+        if self._reader.ident is None:
+            self._transport.close_socket()

@@ -1,0 +1,605 @@
+"""What a session's threads and response handles share: the wiring under `RealtimeSession`.
+
+`SessionCore` connects the parts: the `Connection` (I/O shell) feeds decoded
+events to the `Mailbox` (state machine, pull buffer, the one wait) and to the
+`Dispatcher` (handler thread), and sends deferred cancels the state machine
+asks for. It implements `ResponseHost` for the `Response` handles. It never
+refers to the public `RealtimeSession`, so a session the program drops can be
+collected while these threads run.
+
+The public session talks to it only through intent methods (create a
+response, follow the server's, send a function output, interrupt, the
+accepted configuration...): the mailbox's lock and the state machine stay
+behind this module.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
+
+from .._constants import OUTPUT_SAMPLE_RATE
+from .._deadline import Deadline
+from .._errors import (
+    APIError,
+    DashScopeError,
+    DashScopeTimeout,
+    SessionClosedError,
+    TransportError,
+    UsageError,
+)
+from .._fmt import seconds
+from .._wire.codec import EventIds, encode_audio_append
+from .._wire.config import RealtimeConfig, SessionUpdate
+from .._wire.dialects import TurnPlan, family_for
+from .._wire.events import ResponseAudioDelta, ResponseDone, ServerEvent, SessionInfo
+from .._wire.families import server_error_ends_session
+from .connection import Connection
+from .dispatch import Dispatcher, HandlerHandle, Handlers
+from .mailbox import Mailbox
+from .response import Response
+from .speech_state import SpeechBook
+from .state import CLOSE_NORMAL, DROP, End, Request, RequestKind, ResponseTrack
+
+if TYPE_CHECKING:
+    from .transport import WebSocketTransport
+
+__all__ = ["OutputHook", "SessionCore"]
+
+logger = logging.getLogger("dashscope_sync")
+
+_T = TypeVar("_T")
+
+#: How long a failed connect waits for its reader thread to go.
+_ABORT_JOIN: Final = 1.0
+
+
+class OutputHook(Protocol):
+    """What `RealtimeSession.interrupt` needs of an attached speaker."""
+
+    def interrupt(self, response_id: str | None) -> tuple[str | None, float | None]:
+        """Stop the sound now; the response that was playing (``response_id`` if
+        given, else the last one heard) and the seconds of it the listener heard."""
+
+
+class SessionCore:
+    """What the session's threads and response handles share (never the public session).
+
+    Implements `ResponseHost` for the `Response` handles.
+
+    Thread safety: every method may be called from any thread.
+    """
+
+    def __init__(self, transport: WebSocketTransport, config: RealtimeConfig) -> None:
+        self.config = config
+        self.ids = EventIds()
+        self.mailbox = Mailbox(config.max_buffered_events, config.max_buffered_bytes)
+        family = family_for(config)
+        self.mailbox.state.family = family
+        self.mailbox.state.server_error_ends = server_error_ends_session(family)
+        self.connection = Connection(
+            transport,
+            on_event=self._on_event,
+            on_end=self._on_end,
+            ping_interval=config.ping_interval,
+            ping_timeout=config.ping_timeout,
+            send_timeout=config.send_timeout,
+        )
+        # Created by the first on(), under the mailbox lock.
+        self.dispatcher: Dispatcher | None = None
+        # Held while a request is registered and put on the wire, so that the
+        # state's order of waiting requests is the order the server reads
+        # them in (answers pair by that order). Taken before the mailbox lock
+        # and the connection's send lock, never while holding either.
+        self._request_lock = threading.Lock()
+        # Set when close() has finished, so a second caller can wait for it.
+        self.closed = threading.Event()
+        # Where interrupt() stops the sound and learns what was heard: set by
+        # attach(); read without a lock (one reference, replaced whole).
+        self.output: OutputHook | None = None
+
+    # Reader thread -------------------------------------------------------------
+
+    def _on_event(self, event: ServerEvent, size: int) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("received %s", event.type)
+        effects = self.mailbox.deliver(event, time.monotonic(), size)
+        if effects is DROP:
+            return  # a late audio frame of an interrupted response: nowhere
+        if effects is not None and effects.close:
+            # The state machine ended the session (a family's server_error):
+            # close the socket too, without waiting here on the reader thread.
+            self.connection.close(self.config.close_timeout, wait=False)
+        if effects is not None and effects.interrupted is not None:
+            # A barge-in: silence the speaker before anything else is handled.
+            self.stop_output(effects.interrupted)
+        dispatcher = self.dispatcher
+        if dispatcher is not None:
+            dispatcher.put(event, size, self.mailbox.received - 1)
+        if effects is None:
+            return
+        cancels = [track.id or "" for track in effects.cancel]
+        if effects.cancel_interrupted:
+            cancels.append(effects.interrupted or "")
+        for response_id in cancels:
+            # A cancel asked for before response.created (now it can go), or
+            # a barge-in the server will not act on by itself. Not through
+            # send(): a handler failure is for the user's thread.
+            try:
+                self.send_cancel()
+            except DashScopeError as exc:
+                logger.debug("sending a cancel of %s failed: %s", response_id, exc)
+
+    def stop_output(self, response_id: str | None) -> tuple[str | None, float | None]:
+        """Silence the attached speaker; which response it played, and how much of it."""
+        output = self.output
+        return (response_id, None) if output is None else output.interrupt(response_id)
+
+    def _on_end(self, code: int, reason: str, error: TransportError | None) -> None:
+        if self.connection.dropped:
+            self.mailbox.closing()  # the program dropped the session: a clean end
+        end = self.mailbox.ended(code, reason, error)
+        if end.error is None:
+            logger.debug("session %s ended (code %d)", self.mailbox.state.session_id, code)
+        else:
+            logger.warning(
+                "session %s ended abnormally: %s", self.mailbox.state.session_id, end.error
+            )
+        dispatcher = self.dispatcher  # read after ended(): on() can no longer start one
+        if dispatcher is not None:
+            dispatcher.stop()  # handlers finish the events already queued
+        if self.connection.dropped:
+            self.closed.set()
+
+    # What the session shows ------------------------------------------------------
+
+    @property
+    def session_id(self) -> str:
+        return self.mailbox.state.session_id
+
+    @property
+    def info(self) -> SessionInfo | None:
+        return self.mailbox.state.info
+
+    @property
+    def end(self) -> End | None:
+        return self.mailbox.state.end
+
+    @property
+    def is_closing(self) -> bool:
+        """close() started or the connection ended (the state's one fact)."""
+        return self.mailbox.state.is_closing
+
+    @property
+    def buffered(self) -> int:
+        return len(self.mailbox.buffer)
+
+    @property
+    def dropped_audio(self) -> int:
+        return self.mailbox.state.dropped_audio
+
+    def accepted_config(self) -> dict[str, Any]:
+        """The configuration the server accepted so far, for a reconnect to replay."""
+        return self.mailbox.peek(self.mailbox.state.accepted_config)
+
+    def output_rate_reader(self) -> Callable[[], int]:
+        """A function reading the output sample rate; it refers to the state only, so
+        what keeps it (an attachment) keeps neither the session nor this core."""
+        state = self.mailbox.state
+
+        def output_rate() -> int:
+            info = state.info
+            rate = None if info is None else info.output_sample_rate
+            return rate or OUTPUT_SAMPLE_RATE
+
+        return output_rate
+
+    def raise_handler_error(self) -> None:
+        self.mailbox.raise_handler_error()
+
+    # Family rules, asked of the state ------------------------------------------------
+
+    def late_update_warning(self, update: SessionUpdate) -> str | None:
+        """The family's rules on a late ``session.update`` (raises what it refuses)."""
+        return self.mailbox.peek(lambda: self.mailbox.state.late_update_warning(update))
+
+    def plan_turn(self, *, audio: bool, image: bool) -> TurnPlan:
+        """How a `respond` turn goes: who commits it and who starts its response."""
+        return self.mailbox.peek(lambda: self.mailbox.state.plan_turn(audio=audio, image=image))
+
+    def keep_speeches(self, book: SpeechBook) -> None:
+        """Give the state Qwen-TTS-Realtime's books; before the connection starts."""
+        with self.mailbox.lock:
+            self.mailbox.state.speech = book
+
+    def change(self, change: Callable[[], _T]) -> _T:
+        """Run ``change`` on the books under the lock, then wake every waiter
+        (a speech failed or was cancelled on the user's side)."""
+        mailbox = self.mailbox
+        with mailbox.lock:
+            result = change()
+        mailbox.notify()
+        return result
+
+    def interrupt_responses(self, response_ids: list[str]) -> None:
+        """Stop these responses' audio, as `interrupt` stops a reply's (see the state)."""
+        mailbox = self.mailbox
+        with mailbox.lock:
+            mailbox.state.interrupt_responses(response_ids)
+        mailbox.notify()
+
+    def check_commit(self) -> None:
+        """The family's rule on ``input_audio_buffer.commit`` (raises `UsageError`)."""
+        reason = self.mailbox.peek(self.mailbox.state.commit_refusal)
+        if reason is not None:
+            raise UsageError(reason)
+
+    # Sending ---------------------------------------------------------------------
+
+    def send(self, text: str, wire_type: str) -> None:
+        """Send one client event's text for the user: a handler failure is raised first."""
+        self.mailbox.raise_handler_error()
+        self.send_frame(text, wire_type)
+
+    def send_frame(self, text: str, wire_type: str) -> None:
+        """Send one client event's text, unless the session is closing or over."""
+        mailbox = self.mailbox
+        if not mailbox.state.can_send or not self.connection.send(text):
+            raise mailbox.peek(lambda: mailbox.state.closed_error(f"cannot send {wire_type}"))
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("sent %s (%d chars)", wire_type, len(text))
+
+    def send_simple(self, wire_type: str) -> str:
+        event_id = self.ids.next()
+        self.send(_simple_frame(event_id, wire_type), wire_type)
+        return event_id
+
+    def send_cancel(self, *, for_user: bool = False) -> str:
+        """Send ``response.cancel`` (the one place that frame is built).
+
+        ``for_user``: a call of the user's (a pending handler failure is
+        raised first); otherwise the library's own cancel, which leaves
+        handler failures for the user's next call.
+        """
+        event_id = self.ids.next()
+        text = _simple_frame(event_id, "response.cancel")
+        if for_user:
+            self.send(text, "response.cancel")
+        else:
+            self.send_frame(text, "response.cancel")
+        return event_id
+
+    def send_audio(self, data: bytes | memoryview) -> str:
+        """Send one ``input_audio_buffer.append``; the state notes that audio went out."""
+        state = self.mailbox.state
+        if not state.audio_sent:  # an unlocked peek: set once, never cleared
+            with self.mailbox.lock:
+                state.audio_sent = True
+        event_id = self.ids.next()
+        self.send(encode_audio_append(event_id, data), "input_audio_buffer.append")
+        return event_id
+
+    def request(
+        self,
+        kind: RequestKind,
+        event_id: str,
+        text: str,
+        wire_type: str,
+        payload: dict[str, Any] | None = None,
+    ) -> Request:
+        """Register a request and send it, in one step (see ``_request_lock``);
+        forgotten if the send fails (no answer will come)."""
+        self.mailbox.check_inherited("cannot send requests")
+        with self._request_lock:
+            with self.mailbox.lock:
+                request = self.mailbox.state.request(kind, event_id, payload)
+            self._send_request(request, text, wire_type)
+        return request
+
+    def _send_request(self, request: Request, text: str, wire_type: str) -> None:
+        assert self._request_lock.locked()
+        try:
+            self.send(text, wire_type)
+        except BaseException:
+            with self.mailbox.lock:
+                self.mailbox.state.forget(request)
+            raise
+        if request.kind is RequestKind.UPDATE:
+            with self.mailbox.lock:
+                self.mailbox.state.update_sent = True
+
+    def finish_session(self) -> Request:
+        """Register and send ``session.finish``; the request its answer pairs with."""
+        event_id = self.ids.next()
+        return self.request(
+            RequestKind.FINISH,
+            event_id,
+            _simple_frame(event_id, "session.finish"),
+            "session.finish",
+        )
+
+    # Responses ---------------------------------------------------------------------
+
+    def create_response(self, event_id: str, text: str) -> Response:
+        """Register and send a checked ``response.create`` in one step; its handle."""
+        self.mailbox.check_inherited("create_response()")
+        with self._request_lock:
+            with self.mailbox.lock:
+                track, request = self.mailbox.state.track_response(event_id, time.monotonic())
+            self._send_request(request, text, "response.create")
+        return Response(self, track)
+
+    def follow_next_response(self) -> Response:
+        """A handle on the next response the server starts by itself."""
+        self.mailbox.check_inherited("next_response()")
+        with self.mailbox.lock:
+            track = self.mailbox.state.follow_next_response(time.monotonic())
+        return Response(self, track)
+
+    def follow_function_answer(self, with_fields: bool) -> Response | None:
+        """A handle on the server's own answer to a function output, if one is due.
+
+        ``with_fields``: the caller asked for per-response fields, which that
+        answer cannot take (`UsageError`).
+        """
+        self.mailbox.check_inherited("respond()")
+        with self.mailbox.lock:
+            state = self.mailbox.state
+            if not state.answer_due:
+                return None
+            if with_fields:
+                raise UsageError(
+                    "instructions/modalities/extra need manual mode: under server VAD the server "
+                    "answers a function output by itself"
+                )
+            track = state.follow_function_answer(time.monotonic())
+        return None if track is None else Response(self, track)
+
+    def send_function_output(self, event_id: str, text: str) -> None:
+        """Send a ``function_call_output`` item, booked first: under server VAD the
+        server answers it by itself, and that answer must not arrive unbooked."""
+        self.mailbox.check_inherited("send_function_output()")
+        mailbox = self.mailbox
+        with self._request_lock:  # in wire order with the requests, as the server reads them
+            with mailbox.lock:
+                mailbox.state.function_output_sent(event_id)
+            try:
+                self.send(text, "conversation.item.create")
+            except BaseException:
+                with mailbox.lock:
+                    mailbox.state.function_output_unsent(event_id)
+                raise
+
+    def set_barge_in(self, on: bool) -> None:
+        with self.mailbox.lock:
+            self.mailbox.state.barge_in = on
+
+    def await_request(self, request: Request, timeout: float | None, what: str) -> ServerEvent:
+        """Wait for a request's answer, or raise the error that answered it."""
+
+        def ready() -> ServerEvent | None:
+            if request.error is not None:
+                raise request.error
+            return request.answer
+
+        return self.mailbox.wait(ready, Deadline(timeout), what)
+
+    # ResponseHost ------------------------------------------------------------------
+
+    def wait(self, ready: Callable[[], _T | None], deadline: Deadline, what: str) -> _T:
+        return self.mailbox.wait(ready, deadline, what)
+
+    def peek(self, read: Callable[[], _T]) -> _T:
+        return self.mailbox.peek(read)
+
+    def check_can_block(self, what: str) -> None:
+        self.mailbox.check_can_block(what)
+
+    def cancel(self, track: ResponseTrack) -> bool:
+        self.mailbox.check_inherited("Response.cancel()")
+        with self.mailbox.lock:
+            decision = self.mailbox.state.cancel(track)
+        if decision is None:
+            return True  # sent when the response starts
+        if not decision:
+            return False
+        try:
+            self.send_cancel(for_user=True)
+        except SessionClosedError:
+            return False
+        return True
+
+    # Handlers ----------------------------------------------------------------------
+
+    def add_handler(
+        self, handlers: Handlers, key: str, fn: Callable[[Any], object]
+    ) -> HandlerHandle:
+        mailbox = self.mailbox
+        mailbox.check_inherited("cannot add a handler")
+        with mailbox.lock:
+            if mailbox.state.is_closing:
+                raise mailbox.state.closed_error("cannot add a handler")
+            handle = handlers.add(key, fn)
+            if self.dispatcher is None:
+                self.dispatcher = Dispatcher(
+                    handlers,
+                    mailbox.handler_failed,
+                    self.config.max_handler_backlog,
+                    max_backlog_bytes=self.config.max_buffered_bytes,
+                    skip=self._stale,
+                    taken=self._handler_took,
+                    on_drop=mailbox.handlers_dropped,
+                )
+                dispatcher = self.dispatcher
+                mailbox.handlers_took = lambda: dispatcher.taken_seq
+                mailbox.state.handlers_follow = True
+                mailbox.no_wait_thread = self.dispatcher.start()
+        return handle
+
+    def _stale(self, event: ServerEvent) -> bool:
+        """For the handler thread: audio of a response interrupted since it was queued."""
+        # An unlocked dict lookup: atomic, and interrupt() records the id
+        # under the lock before it returns, so no handler starts on a frame
+        # of it after that.
+        return type(event) is ResponseAudioDelta and self.mailbox.state.interrupted(
+            event.response_id
+        )
+
+    def _handler_took(self, event: ServerEvent) -> None:
+        """For the handler thread: a response is over for handlers when they take its end."""
+        if type(event) is ResponseDone:
+            with self.mailbox.lock:
+                self.mailbox.state.handler_done(event.response.id)
+
+    def interrupted(self, response_id: str) -> bool:
+        """Whether a response was interrupted: its audio must reach nobody now."""
+        return self.mailbox.state.interrupted(response_id)
+
+    def interrupt(self, cancel: bool) -> tuple[str | None, float | None, bool]:
+        """Stop what is playing: the response, the seconds of it heard, whether a cancel went."""
+        response_id, send_cancel, _ = self.mailbox.interrupt(cancel)
+        playing, heard = self.stop_output(response_id)
+        cancelled = False
+        if send_cancel:
+            try:
+                self.send_cancel()
+                cancelled = True
+            except SessionClosedError:
+                pass
+        return playing, heard, cancelled
+
+    @property
+    def dropped_events(self) -> int:
+        """Events lost by the pull buffer or the handler backlog, each once."""
+        mailbox = self.mailbox
+        return mailbox.dropped_events + self.dropped_for_handlers - mailbox.dropped_both
+
+    @property
+    def dropped_from_buffer(self) -> int:
+        return self.mailbox.dropped_events
+
+    @property
+    def dropped_for_handlers(self) -> int:
+        dispatcher = self.dispatcher
+        return 0 if dispatcher is None else dispatcher.dropped
+
+    # Pulling -------------------------------------------------------------------------
+
+    def check_pull(self, what: str) -> None:
+        """Raise `UsageError` where pulling cannot work: a handler, or the buffer off."""
+        mailbox = self.mailbox
+        mailbox.check_can_block(what)
+        if not mailbox.buffer_max:
+            raise UsageError(
+                f"{what} reads the event buffer, which is off (max_buffered_events=0); "
+                "use handlers, or set max_buffered_events"
+            )
+
+    def next_event(self, deadline: Deadline, what: str) -> ServerEvent | None:
+        return self.mailbox.next_event(deadline, what)
+
+    # Lifecycle ---------------------------------------------------------------------
+
+    def wait_ready(self, deadline: Deadline, limit: float | None) -> None:
+        """Wait for ``session.created`` (connect), or raise what came instead."""
+        state = self.mailbox.state
+
+        def ready() -> bool | None:
+            if state.early_error is not None:
+                raise APIError.from_event(state.early_error)
+            if state.info is not None:  # session.created came, even if the end followed
+                return True
+            if state.end is not None:
+                raise state.closed_error("the connection closed before session.created")
+            return None
+
+        try:
+            self.mailbox.wait(ready, deadline, "connect()")
+        except DashScopeTimeout:
+            raise DashScopeTimeout(
+                f"no session.created within {seconds(limit)} of connecting", timeout=limit
+            ) from None
+
+    def abort(self) -> None:
+        """Drop the connection at once (a failed connect) and let the reader go."""
+        self.mailbox.closing()
+        self.connection.abort()
+        reader = self.connection.reader
+        if reader.is_alive() and threading.current_thread() is not reader:
+            reader.join(_ABORT_JOIN)
+        self._finish_close()
+
+    @property
+    def inherited(self) -> bool:
+        """True in a forked child: the session is its parent's (see ``_fork``)."""
+        return self.connection.inherited
+
+    def close(self, *, wait: bool = True) -> None:
+        """Close the connection and stop the threads; idempotent, any thread.
+
+        In a forked child it does nothing: the connection is the parent's.
+        """
+        if self.connection.inherited:
+            return
+        first = self.mailbox.closing()
+        dispatcher = self.dispatcher
+        in_handler = dispatcher is not None and threading.current_thread() is dispatcher.thread
+        if not first:
+            if wait and not in_handler:
+                self.closed.wait(self._close_bound())
+                # A close() from inside a handler could not join the handler
+                # thread; a later close() from outside finishes that job.
+                self._join_handlers()
+            return
+        self.connection.close(self.config.close_timeout, wait=wait)
+        dispatcher = self.dispatcher
+        if dispatcher is not None:
+            dispatcher.stop()  # after the events already queued: handlers finish them
+            if wait and not in_handler:
+                self._join_handlers()
+        self._finish_close()
+
+    def drop(self) -> None:
+        """The public session was collected unclosed: have the reader end it.
+
+        For a finalizer: it takes no lock and sends nothing, so it cannot
+        block the collecting thread, whatever that thread holds.
+        """
+        connection = self.connection
+        if not connection.closing.is_set() and not connection.ended.is_set():
+            connection.drop()
+
+    def _join_handlers(self) -> None:
+        dispatcher = self.dispatcher
+        if dispatcher is None or dispatcher.thread is None:
+            return
+        dispatcher.thread.join(self.config.handler_timeout)
+        stuck = dispatcher.stuck()
+        if stuck is not None:
+            logger.warning(
+                "%s is still running after %s; leaving its thread behind",
+                stuck,
+                seconds(self.config.handler_timeout),
+            )
+
+    def _finish_close(self) -> None:
+        if not self.connection.ended.is_set():
+            # The reader never ran or could not be joined: record the end ourselves.
+            self.mailbox.ended(CLOSE_NORMAL, "", None)
+        self.mailbox.notify()
+        self.closed.set()
+        logger.debug("session %s closed", self.mailbox.state.session_id)
+
+    def _close_bound(self) -> float | None:
+        parts = (self.config.close_timeout, self.config.handler_timeout)
+        if any(p is None for p in parts):
+            return None
+        return sum(p for p in parts if p is not None) + 5.0
+
+
+def _simple_frame(event_id: str, wire_type: str) -> str:
+    """A client event with no fields beyond its id and type (ids and types need no escaping)."""
+    return f'{{"event_id":"{event_id}","type":"{wire_type}"}}'

@@ -1,0 +1,332 @@
+"""Callbacks: the handler registry, the handler thread, and what happens when one fails.
+
+The registry (`Handlers`) belongs to the public session; the handler thread
+reaches it only through a weak reference, between events. So a session the
+program dropped can be collected (and warn) even when a handler's closure
+refers to it: nothing a thread holds keeps it alive.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import queue
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any, Final
+
+from .._errors import HandlerError
+from .._wire.events import ServerEvent, UnknownEvent
+
+__all__ = ["UNKNOWN_KEY", "Dispatcher", "HandlerHandle", "Handlers"]
+
+logger = logging.getLogger("dashscope_sync")
+
+#: The registry key of handlers for every `UnknownEvent`.
+UNKNOWN_KEY: Final = "\0unknown"
+
+
+class _Stop(enum.Enum):
+    """The end-of-queue marker."""
+
+    STOP = "STOP"
+
+
+def _name(fn: object) -> str:
+    """A handler's name for messages; never raises."""
+    try:
+        name = getattr(fn, "__qualname__", None)
+        return name if isinstance(name, str) else repr(fn)
+    except BaseException:  # user code: whatever it raises must not escape
+        return f"<{type(fn).__name__} object>"
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message`` of an exception whose ``__str__`` may itself raise."""
+    try:
+        text = str(exc)
+    except BaseException:  # user code: whatever it raises must not escape
+        text = "<unprintable>"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class HandlerHandle:
+    """What `RealtimeSession.on` returns: call `remove` to unsubscribe.
+
+    Thread safety: `remove` may be called from any thread, including from
+    inside a handler; an event already being dispatched may still reach it.
+    """
+
+    __slots__ = ("_handlers", "_key", "active", "fn")
+
+    def __init__(self, handlers: Handlers, key: str, fn: Callable[[Any], object]) -> None:
+        self._handlers = handlers
+        self._key = key
+        self.fn = fn
+        self.active = True
+
+    def remove(self) -> None:
+        """Stop calling this handler; idempotent."""
+        self._handlers.remove(self)
+
+    @property
+    def key(self) -> str:
+        return self._key
+
+    def __repr__(self) -> str:
+        key = "UnknownEvent" if self._key == UNKNOWN_KEY else self._key
+        state = "active" if self.active else "removed"
+        return f"<HandlerHandle {key!r} -> {_name(self.fn)} ({state})>"
+
+
+class Handlers:
+    """The handler registry: wire type (or ``"*"``, or `UNKNOWN_KEY`) -> handles.
+
+    Thread safety: add and remove from any thread; `match` reads a snapshot
+    without locking (the mapping is replaced, never changed in place).
+    """
+
+    def __init__(self) -> None:
+        # Serialises add/remove, which replace the mapping (copy-on-write).
+        self._lock = threading.Lock()
+        self._by_key: dict[str, tuple[HandlerHandle, ...]] = {}
+
+    def add(self, key: str, fn: Callable[[Any], object]) -> HandlerHandle:
+        handle = HandlerHandle(self, key, fn)
+        with self._lock:
+            self._by_key = {**self._by_key, key: (*self._by_key.get(key, ()), handle)}
+        return handle
+
+    def remove(self, handle: HandlerHandle) -> None:
+        with self._lock:
+            handle.active = False
+            remaining = tuple(h for h in self._by_key.get(handle.key, ()) if h is not handle)
+            by_key = dict(self._by_key)
+            if remaining:
+                by_key[handle.key] = remaining
+            else:
+                by_key.pop(handle.key, None)
+            self._by_key = by_key
+
+    def match(self, event: ServerEvent) -> tuple[HandlerHandle, ...]:
+        """The handles for an event: its type's, then UnknownEvent's, then ``"*"``'s."""
+        by_key = self._by_key
+        matched = by_key.get(event.type, ())
+        if type(event) is UnknownEvent:
+            matched += by_key.get(UNKNOWN_KEY, ())
+        return matched + by_key.get("*", ())
+
+
+#: Failures of one handler after which its failures are logged again (as a count).
+_RELOG_AT: Final = frozenset({10, 100, 1000, 10_000, 100_000})
+
+
+class Dispatcher:
+    """Runs handlers one at a time, in arrival order, on its own thread.
+
+    Events are queued by the reader (`put`), which never waits here: past
+    ``max_backlog`` undelivered events (or ``max_backlog_bytes`` of their
+    messages) the oldest are dropped for handlers,
+    counted in `dropped` and warned about once. A handler that raises is
+    logged (its first failure with a traceback, then counts) and reported
+    through ``report``, which keeps one for the caller's thread.
+
+    Thread safety: `put` from the reader thread; `start`, `stop` and `join`
+    from any thread.
+    """
+
+    def __init__(
+        self,
+        handlers: Handlers,
+        report: Callable[[Callable[[], HandlerError]], None],
+        max_backlog: int,
+        skip: Callable[[ServerEvent], bool] | None = None,
+        max_backlog_bytes: int | None = None,
+        taken: Callable[[ServerEvent], None] | None = None,
+        on_drop: Callable[[int], None] | None = None,
+    ) -> None:
+        # Weak: see the module docstring.
+        self._handlers = weakref.ref(handlers)
+        self._report = report
+        self._max_backlog = max_backlog
+        self._max_bytes = max_backlog_bytes
+        # The bytes of the backlog, as counters with one writer each (no
+        # lock on the hot path): queued and dropped (reader thread), taken
+        # (handler thread). The reader may read `_taken` a little late, which
+        # only makes it drop a little early.
+        self._queued_bytes = 0
+        self._dropped_bytes = 0
+        self._taken_bytes = 0
+        # Says, before each handler, that an event queued before it became
+        # stale must not reach handlers after all (audio of a response
+        # interrupted meanwhile, even while an earlier handler ran).
+        self._skip = skip
+        # Told of each event as the handler thread takes it, before its
+        # handlers: what is over for handlers is decided in their order.
+        self._on_taken = taken
+        # Events waiting for the handler thread with their message sizes and
+        # arrival numbers, in arrival order, then STOP. Bounded by put()
+        # dropping the oldest; SimpleQueue keeps put() in C.
+        self._queue: queue.SimpleQueue[tuple[ServerEvent, int, int] | _Stop] = queue.SimpleQueue()
+        #: Events dropped for handlers (the backlog was full).
+        self.dropped = 0
+        # Told the arrival number of each event dropped (reader thread).
+        self._on_drop = on_drop
+        #: The arrival number of the last event the handler thread took
+        #: (written by it only; read by the reader thread).
+        self.taken_seq = -1
+        self._warned_drop = False
+        # Per handler (by id): its name and how many times it failed, for
+        # bounded logging. Handler thread only.
+        self._failures: dict[int, tuple[str, int]] = {}
+        # The handler running now and its event type, for close()'s warning
+        # about a stuck handler (written by the handler thread only).
+        self.running: HandlerHandle | None = None
+        self.running_type = ""
+        self.thread: threading.Thread | None = None
+        self.stopped = False
+
+    def start(self) -> threading.Thread:
+        self.thread = threading.Thread(
+            target=self._run,
+            name="dashscope_sync-handlers",
+            # Daemon: a handler stuck forever must not keep the interpreter
+            # alive; close() warns about it instead.
+            daemon=True,
+        )
+        self.thread.start()
+        return self.thread
+
+    def put(self, event: ServerEvent, size: int = 0, seq: int = -1) -> None:
+        """Queue an event (its message: ``size`` bytes; ``seq``: its arrival number)
+        for the handlers; never blocks.
+
+        Reader thread only.
+        """
+        q = self._queue
+        q.put((event, size, seq))
+        self._queued_bytes += size
+        limit = self._max_bytes
+        while q.qsize() > self._max_backlog or (
+            limit is not None
+            and self._queued_bytes - self._dropped_bytes - self._taken_bytes > limit
+            and q.qsize() > 1
+        ):
+            try:
+                oldest = q.get_nowait()
+            except queue.Empty:  # the handler thread took it meanwhile
+                return
+            if oldest is _Stop.STOP:  # pragma: no cover - STOP is queued after the reader ends
+                q.put(oldest)
+                return
+            self._dropped_bytes += oldest[1]
+            self.dropped += 1
+            if self._on_drop is not None:
+                self._on_drop(oldest[2])
+            if not self._warned_drop:
+                self._warned_drop = True
+                logger.warning(
+                    "event handlers are %d events behind (%d bytes of messages): dropping the "
+                    "oldest for handlers (a handler is too slow for the event rate; raise "
+                    "max_handler_backlog or max_buffered_bytes to keep more; "
+                    "session.dropped_for_handlers counts them)",
+                    q.qsize(),
+                    self._queued_bytes - self._dropped_bytes - self._taken_bytes,
+                )
+
+    def stop(self) -> None:
+        """Let the handlers finish what is queued, then end the thread."""
+        if not self.stopped:
+            self.stopped = True
+            self._queue.put(_Stop.STOP)
+
+    def _run(self) -> None:
+        """Run handlers for each event; runs on the handler thread until STOP."""
+        get = self._queue.get
+        while True:
+            item = get()
+            if item is _Stop.STOP:
+                break
+            event, size, self.taken_seq = item
+            self._taken_bytes += size
+            if not self._dispatch(event):
+                break
+            # Nothing of the session (handlers, their closures) is held while
+            # waiting for the next event: _dispatch's locals are gone.
+        self._log_failure_counts()
+
+    def _dispatch(self, event: ServerEvent) -> bool:
+        """Run the handlers of one event; False once the session was collected."""
+        handlers = self._handlers()
+        if handlers is None:
+            return False
+        if self._on_taken is not None:
+            self._on_taken(event)
+        skip = self._skip
+        for handle in handlers.match(event):
+            if not handle.active or (skip is not None and skip(event)):
+                continue
+            self.running = handle
+            self.running_type = event.type
+            try:
+                handle.fn(event)
+            except BaseException as exc:
+                try:
+                    self._failed(handle, event, exc)
+                except BaseException:  # pragma: no cover - last resort: never die
+                    logger.exception("reporting a handler failure failed")
+            finally:
+                self.running = None
+        return True
+
+    def _failed(self, handle: HandlerHandle, event: ServerEvent, exc: BaseException) -> None:
+        name = _name(handle.fn)
+        count = self._failures.get(id(handle), (name, 0))[1] + 1
+        self._failures[id(handle)] = (name, count)
+        # Logged before it is reported, so the traceback is in the log by the
+        # time the caller sees the error; guarded, as formatting a traceback
+        # runs the exception's own code, which may raise anything.
+        try:
+            if count == 1:
+                logger.error(
+                    "event handler %s raised while handling %s (later failures of this "
+                    "handler are counted, not logged each time)",
+                    name,
+                    event.type,
+                    exc_info=exc,
+                )
+            elif count in _RELOG_AT:
+                logger.error(
+                    "event handler %s has failed %d times (last on %s: %s)",
+                    name,
+                    count,
+                    event.type,
+                    _describe(exc),
+                )
+        except BaseException:
+            logger.error("event handler %s raised an exception that cannot be logged", name)
+
+        def make_error() -> HandlerError:
+            error = HandlerError(
+                f"event handler {name} raised {_describe(exc)} (while handling {event.type})",
+                handler=handle.fn,
+                event=event,
+            )
+            error.__cause__ = exc
+            return error
+
+        self._report(make_error)
+
+    def _log_failure_counts(self) -> None:
+        for name, count in self._failures.values():
+            if count > 1:
+                logger.error("event handler %s failed %d times in this session", name, count)
+
+    def stuck(self) -> str | None:
+        """What the handler thread is still running, if it is alive."""
+        thread = self.thread
+        running = self.running
+        if thread is None or not thread.is_alive() or running is None:
+            return None
+        return f"event handler {_name(running.fn)} (handling {self.running_type})"

@@ -1,0 +1,841 @@
+"""The only module that imports websocket-client; its errors stop here.
+
+Every websocket-client or socket exception is translated into the library's
+own tree at this boundary: a refused upgrade becomes an `APIError` subclass
+built from the HTTP status and JSON body, running out of time a
+`DashScopeTimeout` (whichever layer noticed it: the TCP connect, a proxy's
+CONNECT, TLS or the upgrade), anything else a `TransportError`. Only the
+last is chained (``__cause__``), where the socket's or TLS's own error says
+more; the first two carry all there is to know, and websocket-client's
+exception for a refused upgrade prints the response's raw headers, which a
+notebook would show above the error the user needs.
+
+The frame reader is strict where RFC 6455 says the client MUST fail the
+connection: reserved bits or opcodes, masked server frames, fragmented or
+oversized control frames and continuation frames out of place are protocol
+errors (close code 1002); a message longer than ``max_message_size``,
+counted across its fragments, is refused before it is buffered (1009). In
+both cases a close frame with that code is sent (best effort) and `recv`
+raises a `TransportError` carrying it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import select
+import socket
+import struct
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import unquote, urlsplit
+
+from .._constants import DEFAULT_MAX_MESSAGE_SIZE
+from .._deadline import Deadline
+from .._errors import APIError, DashScopeTimeout, TransportError, api_error_class, body_summary
+from .._fmt import seconds
+
+if TYPE_CHECKING:
+    import ssl
+
+    # Imported at the first connect, not with the package: websocket-client
+    # and the ssl module it pulls in are a good part of start-up time.
+    import websocket
+
+__all__ = ["OP_BINARY", "OP_CLOSE", "OP_PING", "OP_PONG", "OP_TEXT", "WebSocketTransport"]
+
+# Opcodes (RFC 6455, section 5.2).
+_OP_CONT: Final = 0x0
+OP_TEXT: Final = 0x1
+OP_BINARY: Final = 0x2
+OP_CLOSE: Final = 0x8
+OP_PING: Final = 0x9
+OP_PONG: Final = 0xA
+#: Bytes asked of the socket per read while idle or paced: one audio delta
+#: fits, and an idle session keeps little memory.
+_READ_SMALL: Final = 16 * 1024
+#: Bytes asked per read during a burst (a read filled the small buffer): a
+#: burst of deltas then arrives in few reads.
+_READ_LARGE: Final = 256 * 1024
+#: The largest payload of a control frame (RFC 6455, section 5.5).
+MAX_CONTROL_PAYLOAD: Final = 125
+# What each of the 16 opcodes is: 1 a data frame (continuation, text,
+# binary), 2 a control frame (close, ping, pong), 0 reserved (RFC 6455, 5.2).
+_OPCODE_KIND: Final = (1, 1, 1, 0, 0, 0, 0, 0, 2, 2, 2, 0, 0, 0, 0, 0)
+
+#: The close code for a connection lost without a close frame (RFC 6455).
+CLOSE_ABNORMAL: Final = 1006
+#: The close code for "no status code in the close frame" (RFC 6455).
+CLOSE_NO_STATUS: Final = 1005
+#: The close code for a broken protocol (RFC 6455).
+CLOSE_PROTOCOL_ERROR: Final = 1002
+#: The close code for a message too big to process (RFC 6455).
+CLOSE_MESSAGE_TOO_BIG: Final = 1009
+
+
+def _handshake_error(exc: websocket.WebSocketBadStatusException) -> APIError:
+    """Build the typed error of a refused upgrade from its status and JSON body."""
+    status = exc.status_code
+    body = exc.resp_body or b""
+    code = message = request_id = None
+    try:
+        data: Any = json.loads(body) if body else None
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply to parse
+        data = None
+    if isinstance(data, dict):
+        # DashScope's body is {"code","message","request_id"}; some gateways
+        # nest it as {"error": {"code","message"}}.
+        nested = data.get("error")
+        inner: dict[str, Any] = nested if isinstance(nested, dict) else data
+        code = inner.get("code") if isinstance(inner.get("code"), str) else None
+        message = inner.get("message") if isinstance(inner.get("message"), str) else None
+        rid = data.get("request_id", inner.get("request_id"))
+        request_id = rid if isinstance(rid, str) else None
+    if not message:  # a gateway's page (HTML, text) as one line: never its markup
+        message = body_summary(body, status, exc.status_message)
+    cls = api_error_class(status, code)
+    return cls(
+        f"the server refused the connection: {message}",
+        code=code,
+        request_id=request_id,
+        http_status=status,
+    )
+
+
+def _env(name: str) -> str:
+    """An environment variable, lowercase first (as requests, curl and wget read them)."""
+    return (os.environ.get(name) or os.environ.get(name.upper()) or "").strip()
+
+
+def _bypasses_proxy(host: str, port: int) -> bool:
+    """Whether ``NO_PROXY`` exempts ``host``, matched as requests matches it.
+
+    Entries are host names (matching the host and its subdomains, with or
+    without ``:port``), IP addresses or CIDR blocks; ``*`` alone exempts all.
+    """
+    import ipaddress
+
+    value = _env("no_proxy").replace(" ", "")
+    if value == "*":  # only on its own, as for requests (and curl)
+        return True
+    entries = [e for e in value.split(",") if e]
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is not None:
+        for entry in entries:
+            with contextlib.suppress(ValueError):
+                if address in ipaddress.ip_network(entry, strict=False):
+                    return True
+        return False
+    with_port = f"{host}:{port}"
+    for entry in entries:
+        entry = entry.lstrip(".")
+        if entry in (host, with_port) or host.endswith("." + entry):
+            return True
+        if with_port.endswith("." + entry):
+            return True
+    return False
+
+
+def _resolve_proxy(url: str, proxy: str | None) -> str | None:
+    """The proxy URL to use for ``url``: ``proxy=`` if given, else the environment.
+
+    As requests does for its HTTP calls: ``HTTPS_PROXY`` for ``wss://``
+    (``HTTP_PROXY`` for ``ws://``), then ``ALL_PROXY``, unless ``NO_PROXY``
+    exempts the host; an explicit ``proxy=`` always applies.
+    """
+    if proxy is not None:
+        return proxy
+    parts = urlsplit(url)
+    secure = parts.scheme == "wss"
+    host = parts.hostname or ""
+    port = parts.port or (443 if secure else 80)
+    found = _env("https_proxy" if secure else "http_proxy") or _env("all_proxy")
+    if not found or _bypasses_proxy(host, port):
+        return None
+    return found if "://" in found else f"http://{found}"
+
+
+def _proxy_options(proxy: str | None) -> dict[str, Any]:
+    """websocket-client's options for ``proxy``, which is then the only proxy decision.
+
+    websocket-client would otherwise read the environment its own way (and
+    let ``NO_PROXY`` override an explicit proxy); `_resolve_proxy` decides
+    instead, and ``http_no_proxy`` stops websocket-client from second-guessing.
+    """
+    if proxy is None:
+        # websocket-client reads the environment whenever no proxy host is
+        # given; a placeholder host that "*" exempts makes it connect directly.
+        return {
+            "http_proxy_host": "no-proxy.invalid",
+            "http_proxy_port": 1,
+            "http_no_proxy": ["*"],
+        }
+    parts = urlsplit(proxy)
+    options: dict[str, Any] = {
+        "http_proxy_host": parts.hostname,
+        "http_proxy_port": parts.port or (443 if parts.scheme == "https" else 80),
+        "proxy_type": parts.scheme if parts.scheme in ("socks4", "socks5", "socks5h") else "http",
+        # Matches no host name or address, and is not empty (which would make
+        # websocket-client read NO_PROXY itself).
+        "http_no_proxy": ["\x00"],
+    }
+    if parts.username:
+        options["http_proxy_auth"] = (unquote(parts.username), unquote(parts.password or ""))
+    return options
+
+
+def _shown_proxy(proxy: str) -> str:
+    """The proxy as error messages show it: scheme, host and port, never credentials."""
+    parts = urlsplit(proxy)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}"
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether ``exc`` or an exception it wraps is a time-out.
+
+    websocket-client reports a proxy that never answers CONNECT as a
+    ``WebSocketProxyException`` raised while handling the socket's time-out.
+    """
+    import websocket
+
+    seen: BaseException | None = exc
+    for _ in range(10):  # a chain, not a cycle, but bounded all the same
+        if seen is None:
+            return False
+        if isinstance(seen, (TimeoutError, websocket.WebSocketTimeoutException)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+class _Watchdog:
+    """Shuts the connecting socket down once ``timeout`` has passed in all.
+
+    Thread safety: `watch` and `finish` are called by the connecting thread;
+    the timer thread only shuts the socket down, under ``_lock``, if `finish`
+    has not run yet.
+    """
+
+    def __init__(self, ws: websocket.WebSocket, timeout: float | None) -> None:
+        self._ws = ws
+        # Orders the timer's shutdown against watch() and finish(): after
+        # finish() the socket belongs to the transport and is never touched
+        # here. Guards _sock, _finished and expired.
+        self._lock = threading.Lock()
+        # The socket being connected, before websocket-client has it (TCP,
+        # the proxy's CONNECT and TLS are done on it first).
+        self._sock: socket.socket | None = None
+        self._finished = False
+        self.expired = False
+        self._timer: threading.Timer | None = None
+        if timeout is not None:
+            self._timer = threading.Timer(timeout, self._fire)
+            self._timer.name = "dashscope_sync-connect-watchdog"
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._finished:
+                return
+            self.expired = True
+            self._shutdown(self._ws.sock if self._sock is None else self._sock)
+
+    @staticmethod
+    def _shutdown(sock: socket.socket | None) -> None:
+        if sock is not None:
+            # The plain socket's shutdown, also under TLS: it wakes a handshake
+            # blocked in another thread, where SSLSocket.shutdown would not.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def watch(self, sock: socket.socket) -> None:
+        """Shut ``sock`` down when the time is up (at once if it already is)."""
+        with self._lock:
+            self._sock = sock
+            if self.expired:
+                self._shutdown(sock)
+
+    def finish(self) -> bool:
+        """Stop the timer and wait for it; return whether it fired."""
+        with self._lock:
+            self._finished = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer.join()
+        return self.expired
+
+
+def _open_socket(
+    url: str,
+    proxy: str | None,
+    ssl_context: ssl.SSLContext | None,
+    deadline: Deadline,
+    watchdog: _Watchdog,
+) -> socket.socket:
+    """TCP, an HTTP proxy's ``CONNECT`` and TLS, on a socket the watchdog holds from the start.
+
+    websocket-client would do these steps itself, on a socket nobody else can
+    reach until they are over, each of its reads bounded but not their sum;
+    here every step is bounded by what is left of the one ``deadline``, and
+    the watchdog can cut any of them short.
+
+    Raises what websocket-client raises for the same failures (`OSError`,
+    `ssl.SSLError`, ``WebSocketAddressException``, ``WebSocketProxyException``),
+    for `connect` to translate.
+    """
+    import websocket
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "wss" else 80)
+    where = (host, port)
+    auth: tuple[str, str] | None = None
+    if proxy is not None:
+        options = _proxy_options(proxy)
+        where = (options["http_proxy_host"], options["http_proxy_port"])
+        auth = options.get("http_proxy_auth")
+    try:
+        addresses = socket.getaddrinfo(*where, 0, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    except socket.gaierror as exc:
+        raise websocket.WebSocketAddressException(exc) from exc
+    sock = None
+    for n, (family, kind, proto, _, address) in enumerate(addresses, 1):
+        sock = socket.socket(family, kind, proto)
+        watchdog.watch(sock)
+        try:
+            for option in websocket.DEFAULT_SOCKET_OPTION:
+                sock.setsockopt(*option)
+            sock.settimeout(_time_left(deadline))
+            sock.connect(address)
+            break
+        except OSError as exc:
+            sock.close()
+            # As websocket-client: a refused or unreachable address moves on to the next.
+            if exc.errno not in (errno.ECONNREFUSED, errno.ENETUNREACH) or n == len(addresses):
+                raise
+    assert sock is not None
+    try:
+        if proxy is not None:
+            sock.settimeout(_time_left(deadline))
+            _tunnel(sock, host, port, auth)
+        if parts.scheme == "wss":
+            context = ssl_context or _default_ssl_context()
+            sock.settimeout(_time_left(deadline))
+            # No handshake in wrap_socket: the watchdog must hold the TLS
+            # socket (which takes over the descriptor) before it starts.
+            sock = context.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
+            watchdog.watch(sock)
+            sock.do_handshake()
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _time_left(deadline: Deadline) -> float | None:
+    """The socket timeout for the next connect step: what is left, never 0 (non-blocking)."""
+    left = deadline.remaining()
+    if left is not None and left <= 0:
+        raise TimeoutError("the connect deadline passed")
+    return left
+
+
+#: The longest proxy answer to CONNECT read before giving up on it.
+_MAX_PROXY_HEAD: Final = 64 * 1024
+
+
+def _tunnel(sock: socket.socket, host: str, port: int, auth: tuple[str, str] | None) -> None:
+    """Ask the HTTP proxy on ``sock`` for a tunnel to ``host:port``, as websocket-client does."""
+    import base64
+
+    import websocket
+
+    request = f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+    if auth is not None:
+        user, password = auth
+        credentials = f"{user}:{password}" if password else user
+        token = base64.b64encode(credentials.encode()).decode()
+        request += f"Proxy-Authorization: Basic {token}\r\n"
+    sock.sendall((request + "\r\n").encode())
+    # A byte at a time: whatever follows the answer belongs to TLS or the upgrade.
+    head = bytearray()
+    while not head.endswith(b"\r\n\r\n"):
+        byte = sock.recv(1)
+        if not byte:
+            raise websocket.WebSocketProxyException("Connection to remote host was lost.")
+        head += byte
+        if len(head) > _MAX_PROXY_HEAD:
+            raise websocket.WebSocketProxyException("the proxy's answer to CONNECT is too long")
+    status_line = bytes(head).split(b"\r\n", 1)[0].split()
+    status = int(status_line[1]) if len(status_line) > 1 and status_line[1].isdigit() else None
+    if status != 200:
+        raise websocket.WebSocketProxyException(f"failed CONNECT via proxy status: {status}")
+
+
+def _default_ssl_context() -> ssl.SSLContext:
+    """The context websocket-client builds when given none: the system's CAs, host names checked."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    keylog = os.environ.get("SSLKEYLOGFILE")
+    if keylog is not None:
+        context.keylog_filename = keylog
+    bundle = os.environ.get("WEBSOCKET_CLIENT_CA_BUNDLE")
+    if bundle and os.path.isfile(bundle):
+        context.load_verify_locations(cafile=bundle)
+    elif bundle and os.path.isdir(bundle):
+        context.load_verify_locations(capath=bundle)
+    else:
+        context.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    return context
+
+
+def _connect_error(exc: BaseException, host: str | None, port: int, via: str) -> TransportError:
+    """The `TransportError` of a failed connect, saying what failed and where."""
+    import ssl
+
+    import websocket
+
+    where = f"{host}:{port}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return TransportError(
+            f"the TLS certificate of {where} could not be verified "
+            f"({exc.verify_message or exc.reason}); if a private or corporate CA signs it, "
+            "trust that CA with Client(ssl_context=ssl.create_default_context(cafile=...))"
+        )
+    if isinstance(exc, ssl.SSLError):
+        return TransportError(f"TLS failure connecting to {where}{via}: {exc}")
+    if isinstance(exc, websocket.WebSocketAddressException):
+        return TransportError(f"cannot resolve host {host!r}{via}: {exc}")
+    if "Redirect" in str(exc) and not isinstance(exc, OSError):
+        return TransportError(
+            f"{where}{via} answered the upgrade with a redirect, which is not followed: "
+            "it would carry the API key to another address; connect to the final URL"
+        )
+    if isinstance(exc, websocket.WebSocketProxyException):
+        hint = ""
+        if "407" in str(exc):
+            hint = " (407: the proxy wants credentials, http://user:password@host:port)"
+        return TransportError(f"the proxy refused the tunnel to {where}{via}: {exc}{hint}")
+    if isinstance(exc, ConnectionRefusedError) and via:
+        return TransportError(f"cannot connect to {where}{via}: the proxy refused the connection")
+    if isinstance(exc, ConnectionRefusedError):
+        return TransportError(f"cannot connect to {where}: connection refused")
+    return TransportError(f"cannot connect to {where}{via}: {str(exc) or type(exc).__name__}")
+
+
+class WebSocketTransport:
+    """One WebSocket connection, with websocket-client's errors translated.
+
+    Thread safety: `recv` must be called from one thread only (the session's
+    reader). The send methods are not locked here: the session serialises
+    them with its own send lock, which also orders them against closing.
+    """
+
+    __slots__ = (
+        "_buf",
+        "_errors",
+        "_failed",
+        "_fragment_opcode",
+        "_fragment_size",
+        "_fragments",
+        "_max_message",
+        "_poll",
+        "_pos",
+        "_read",
+        "_timeout_error",
+        "_write_lock",
+        "_ws",
+    )
+
+    def __init__(
+        self, ws: websocket.WebSocket, max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE
+    ) -> None:
+        import websocket
+
+        self._ws = ws
+        # The longest message accepted, counted across fragments (None: no limit).
+        self._max_message = max_message_size
+        # Serializes frames on the socket, so that the reader's close frame on
+        # a protocol error never lands inside a frame another thread is
+        # writing. The session's own send lock orders everything else.
+        self._write_lock = threading.Lock()
+        # Set (under _write_lock) once the reader failed the connection: no
+        # frame may follow its close frame.
+        self._failed: TransportError | None = None
+        # What a failed send may raise, translated in _send.
+        self._errors = (websocket.WebSocketException, OSError, ValueError)
+        self._timeout_error = (websocket.WebSocketTimeoutException, TimeoutError)
+        # Bytes read but not yet parsed start at _pos (reader thread only).
+        self._buf = bytearray()
+        self._pos = 0
+        # Where the socket reads land, reused from read to read (a fresh
+        # object per read costs an allocation and page faults, more than the
+        # read itself). Small while idle, large while a burst lasts (_fill).
+        self._read = memoryview(bytearray(_READ_SMALL))
+        # Waits for readability, so that the reader can run the keepalive
+        # without a socket timeout (which belongs to sends).
+        self._poll: Any = None
+        # The fragmented message received so far, and its opcode.
+        # One bytearray, not a list of parts: a hostile server sending
+        # millions of tiny (or empty) fragments must cost their bytes, not an
+        # object and a list slot each.
+        self._fragments: bytearray | None = None
+        self._fragment_opcode = OP_TEXT
+        self._fragment_size = 0  # bytes in _fragments
+
+    @classmethod
+    def connect(
+        cls,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        timeout: float | None,
+        proxy: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        limit: float | None = None,
+    ) -> WebSocketTransport:
+        """Open the connection and complete the upgrade within ``timeout`` seconds.
+
+        ``proxy`` (an ``http://``, ``https://`` or ``socks*://`` URL) is used
+        when given; otherwise ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` and
+        ``NO_PROXY`` decide, read as requests reads them. Error messages name
+        the host and port, and the proxy without its credentials. ``limit``
+        is the caller's whole time limit, of which ``timeout`` is what is
+        left: a time-out states it (default: ``timeout``).
+
+        Raises:
+            APIError: The server refused the upgrade (`AuthenticationError` for
+                401/403, `RateLimitError` for 429).
+            DashScopeTimeout: The connection or upgrade did not finish in time.
+            TransportError: DNS, TCP, TLS or proxy failure.
+        """
+        import websocket
+
+        parts = urlsplit(url)
+        host = parts.hostname
+        port = parts.port or (443 if parts.scheme == "wss" else 80)
+        proxy = _resolve_proxy(url, proxy)
+        options: dict[str, Any] = _proxy_options(proxy)
+        if ssl_context is not None:
+            options["sslopt"] = {"context": ssl_context}
+        via = f" through the proxy {_shown_proxy(proxy)}" if proxy else ""
+        if limit is None:
+            limit = timeout
+        ws = websocket.WebSocket(
+            sslopt=options.pop("sslopt", {}),
+            # One thread reads and the session locks sends itself, so the
+            # library's own locks would only add cost.
+            enable_multithread=False,
+            # websocket-client's pure-Python UTF-8 check is most of its
+            # receive cost; decoding the text in C validates it anyway.
+            skip_utf8_validation=True,
+        )
+        # websocket-client applies the timeout to each socket operation; the
+        # watchdog makes it one bound on TCP, the proxy, TLS and the upgrade
+        # together, so a peer that trickles (or endlessly streams) its answer
+        # at any step cannot hold connect().
+        deadline = Deadline(timeout)
+        watchdog = _Watchdog(ws, timeout)
+        try:
+            ws.settimeout(timeout)
+            if options.get("proxy_type", "http") == "http":
+                # A SOCKS proxy is left to websocket-client (and python-socks):
+                # bounded from the upgrade on only.
+                options = {"socket": _open_socket(url, proxy, ssl_context, deadline, watchdog)}
+            ws.connect(  # type: ignore[no-untyped-call]
+                url,
+                header=[f"{k}: {v}" for k, v in headers.items()],
+                # A redirect would carry the Authorization header to whatever
+                # host the Location names: refuse it instead.
+                redirect_limit=0,
+                **options,
+            )
+            watchdog.finish()
+        except websocket.WebSocketBadStatusException as exc:
+            watchdog.finish()
+            raise _handshake_error(exc) from None
+        except (websocket.WebSocketException, OSError) as exc:
+            expired = watchdog.finish()
+            if expired or _timed_out(exc):
+                # What websocket-client raised on the way (its time-out, or the
+                # reset the watchdog's shutdown causes) adds nothing to this.
+                raise DashScopeTimeout(
+                    f"connecting to {host}:{port}{via} timed out after {seconds(limit)}",
+                    timeout=limit,
+                ) from None
+            raise _connect_error(exc, host, port, via) from exc
+        except BaseException:
+            watchdog.finish()
+            raise
+        if watchdog.expired:  # it fired just as the upgrade completed
+            ws.shutdown()  # type: ignore[no-untyped-call]
+            raise DashScopeTimeout(
+                f"connecting to {host}:{port}{via} timed out after {seconds(limit)}",
+                timeout=limit,
+            )
+        return cls(ws, max_message_size)
+
+    def settimeout(self, timeout: float | None) -> None:
+        """Set how long a send may block before it fails with `DashScopeTimeout`."""
+        self._ws.settimeout(timeout)
+
+    def recv(self, timeout: float | None) -> tuple[int, bytes] | None:
+        """Return the next whole message or control frame as ``(opcode, payload)``.
+
+        Fragmented messages are reassembled. Control frames are returned to
+        the caller, which answers pings and closes itself.
+
+        Reading is done here rather than by websocket-client's frame reader,
+        which makes two to four ``recv`` calls and many Python calls per
+        frame; this reads up to 256 KiB per call and parses frames out of the
+        buffer, so a burst of small frames costs a fraction of a syscall each.
+
+        Args:
+            timeout: The longest wait for more bytes, in seconds (None: no
+                limit). It does not use the socket's timeout, which bounds sends.
+
+        Returns:
+            The frame, or None when no whole frame arrived within ``timeout``
+            (the connection is intact; call again).
+
+        Raises:
+            TransportError: The connection was lost (``code`` 1006) or the
+                peer broke the protocol (``code`` 1002).
+        """
+        try:
+            return self._recv(timeout)
+        except TransportError as exc:
+            if exc.code in (CLOSE_PROTOCOL_ERROR, CLOSE_MESSAGE_TOO_BIG):
+                self._fail(exc)
+            raise
+
+    def _recv(self, timeout: float | None) -> tuple[int, bytes] | None:
+        while True:
+            frame = self._next_frame()
+            if frame is None:
+                if not self._wait_readable(timeout):
+                    return None
+                self._fill()
+                continue
+            fin, opcode, payload = frame
+            if opcode >= OP_CLOSE:  # control frames: _next_frame checked them
+                return opcode, payload
+            if opcode == _OP_CONT:
+                if self._fragments is None:
+                    raise self._protocol_error("continuation frame without a message")
+                self._fragments += payload
+                self._fragment_size = len(self._fragments)
+                if not fin:
+                    continue
+                opcode, whole = self._fragment_opcode, self._fragments
+                self._fragments = None
+                self._fragment_size = 0
+                return opcode, bytes(whole)
+            if self._fragments is not None:
+                raise self._protocol_error("new message inside a fragmented one")
+            if fin:
+                return opcode, payload
+            self._fragment_opcode, self._fragments = opcode, bytearray(payload)
+            self._fragment_size = len(payload)
+
+    def _fail(self, error: TransportError) -> None:
+        """Fail the connection (RFC 6455, 7.1.7): send a close frame with the error's code.
+
+        Best effort, and never waits: if another thread is writing a frame
+        the close frame is skipped, and the session drops the socket anyway.
+        """
+        if not self._write_lock.acquire(blocking=False):
+            return
+        try:
+            if self._failed is not None:
+                return
+            self._failed = error
+            code = error.code or CLOSE_PROTOCOL_ERROR
+            reason = (error.reason or "").encode("utf-8", "replace")[: MAX_CONTROL_PAYLOAD - 2]
+            with contextlib.suppress(*self._errors):
+                self._ws.send(struct.pack("!H", code) + reason, OP_CLOSE)
+        finally:
+            self._write_lock.release()
+
+    def _wait_readable(self, timeout: float | None) -> bool:
+        """Wait until the socket has bytes to read (or is closed): False on timeout."""
+        sock = self._ws.sock
+        if sock is None:
+            return True  # _fill reports the closed socket
+        pending = getattr(sock, "pending", None)
+        if pending is not None and pending():  # TLS bytes already decrypted
+            return True
+        poller = self._poll
+        if poller is None:
+            if not hasattr(select, "poll"):  # pragma: no cover - Windows
+                readable, _, _ = select.select([sock], [], [], timeout)
+                return bool(readable)
+            poller = self._poll = select.poll()
+            poller.register(sock, select.POLLIN | select.POLLPRI)
+        try:
+            events = poller.poll(None if timeout is None else max(0, int(timeout * 1000) + 1))
+        except (OSError, ValueError):
+            return True  # the socket went away: _fill reports it
+        return bool(events)
+
+    def _next_frame(self) -> tuple[bool, int, bytes] | None:
+        """Parse one frame out of the buffer, or None if it is not all there yet."""
+        buf = self._buf
+        pos = self._pos
+        available = len(buf) - pos
+        if available < 2:
+            return None
+        first, second = buf[pos], buf[pos + 1]
+        if first & 0x70:
+            raise self._protocol_error("reserved bits set (no extension was negotiated)")
+        if second & 0x80:
+            raise self._protocol_error("masked frame from the server")
+        opcode = first & 0x0F
+        kind = _OPCODE_KIND[opcode]
+        if not kind:
+            raise self._protocol_error(f"reserved opcode 0x{opcode:X}")
+        length = second & 0x7F
+        header = 2
+        if length == 126:
+            if available < 4:
+                return None
+            length = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+            header = 4
+        elif length == 127:
+            if available < 10:
+                return None
+            length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+            header = 10
+            if length >> 63:
+                raise self._protocol_error("frame length with the most significant bit set")
+        if kind == 2:
+            if not first & 0x80:
+                raise self._protocol_error(f"fragmented control frame (opcode 0x{opcode:X})")
+            if length > MAX_CONTROL_PAYLOAD:
+                raise self._protocol_error(
+                    f"control frame of {length} bytes (at most {MAX_CONTROL_PAYLOAD})"
+                )
+        elif self._max_message is not None:
+            # Refused from the header, before a byte of it is buffered; a
+            # continuation counts with the fragments before it.
+            size = length + self._fragment_size if opcode == _OP_CONT else length
+            if size > self._max_message:
+                raise self._protocol_error(
+                    f"message of at least {size} bytes is larger than "
+                    f"max_message_size ({self._max_message})",
+                    code=CLOSE_MESSAGE_TOO_BIG,
+                )
+        end = pos + header + length
+        if len(buf) < end:
+            return None
+        payload = bytes(buf[pos + header : end])
+        self._pos = end
+        return bool(first & 0x80), opcode, payload
+
+    def _fill(self) -> None:
+        """Read more bytes into the buffer, dropping what was parsed."""
+        if self._pos:
+            if self._pos == len(self._buf):
+                # All parsed: start afresh, so a burst's capacity is released.
+                self._buf = bytearray()
+            else:
+                # Deleting from the front of a bytearray is O(1) in CPython.
+                del self._buf[: self._pos]
+            self._pos = 0
+        sock = self._ws.sock
+        read = self._read
+        try:
+            if sock is None:
+                raise OSError("socket is closed")
+            count = sock.recv_into(read)
+        except TimeoutError:
+            # A TLS record arrived in part: the rest comes on a later read.
+            return
+        except OSError as exc:
+            raise TransportError(
+                f"connection lost: {exc}", code=CLOSE_ABNORMAL, reason=str(exc)
+            ) from exc
+        if not count:
+            raise TransportError(
+                "connection lost: the peer closed the socket without a close frame",
+                code=CLOSE_ABNORMAL,
+                reason="",
+            )
+        self._buf += read[:count]
+        size = len(read)
+        if count == size and size < _READ_LARGE:
+            self._read = memoryview(bytearray(_READ_LARGE))  # a burst: read more at once
+        elif size > _READ_SMALL and count < _READ_SMALL // 2:
+            self._read = memoryview(bytearray(_READ_SMALL))  # the burst is over
+
+    @staticmethod
+    def _protocol_error(message: str, *, code: int = CLOSE_PROTOCOL_ERROR) -> TransportError:
+        return TransportError(f"protocol error: {message}", code=code, reason=message)
+
+    def _send(self, payload: bytes | str, opcode: int) -> None:
+        try:
+            with self._write_lock:
+                failed = self._failed
+                if failed is not None:
+                    raise TransportError(
+                        f"the connection failed: {failed}", code=failed.code, reason=failed.reason
+                    )
+                self._ws.send(payload, opcode)
+        except self._timeout_error as exc:
+            raise DashScopeTimeout(
+                "sending timed out: the server is not reading", timeout=self._ws.gettimeout()
+            ) from exc
+        except self._errors as exc:
+            raise TransportError(
+                f"sending failed: {str(exc) or type(exc).__name__}",
+                code=CLOSE_ABNORMAL,
+                reason=str(exc),
+            ) from exc
+
+    def send_text(self, text: str) -> None:
+        """Send one text frame."""
+        self._send(text, OP_TEXT)
+
+    def send_ping(self, payload: bytes = b"") -> None:
+        """Send a ping frame."""
+        self._send(payload, OP_PING)
+
+    def send_pong(self, payload: bytes) -> None:
+        """Answer a ping."""
+        self._send(payload, OP_PONG)
+
+    def send_close(self, code: int, reason: str = "") -> None:
+        """Send a close frame (the close handshake's first or second half)."""
+        self._send(struct.pack("!H", code) + reason.encode("utf-8")[:123], OP_CLOSE)
+
+    def abort(self) -> None:
+        """Shut the socket down so a `recv` blocked in another thread returns at once."""
+        sock = self._ws.sock
+        if sock is not None:
+            # Already closed or never connected: nothing to wake.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def close_socket(self) -> None:
+        """Release the socket; idempotent."""
+        # Best effort: the descriptor is gone either way.
+        with contextlib.suppress(OSError):
+            self._ws.shutdown()  # type: ignore[no-untyped-call]
+
+
+def parse_close(payload: bytes) -> tuple[int, str]:
+    """Return ``(code, reason)`` of a close frame's payload."""
+    if len(payload) < 2:
+        return CLOSE_NO_STATUS, ""
+    (code,) = struct.unpack("!H", payload[:2])
+    return code, payload[2:].decode("utf-8", "replace")

@@ -1,0 +1,1 @@
+"""The public sessions, the API only, over the session core."""

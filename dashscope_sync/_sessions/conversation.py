@@ -1,0 +1,1153 @@
+"""The public session: `RealtimeSession`, the API only, delegating to the parts below it.
+
+How a session is put together::
+
+    socket ──► Connection (_core/connection.py: reader thread, keepalive, sends, close)
+                   │ on_event                         on_end
+                   ▼                                    ▼
+               SessionCore (_core/core.py) ──► Mailbox (_core/mailbox.py: SessionState from
+                   │                        _core/state.py + pull buffer + the one wait)
+                   └──► Dispatcher (_core/dispatch.py: handler thread) ──► on() handlers
+
+`SessionCore` is what the threads and the `Response` handles share; it never
+refers to the public `RealtimeSession`, and the handler thread reaches the
+handler registry only weakly, so a session the program drops is collected,
+closed and warned about even when a handler's closure refers to it.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, overload
+
+from .._audio.attach import Attachment, MicrophoneLike, SpeakerLike
+from .._audio.inputs import image_buffer, pcm16_buffer
+from .._audio.resample import resampler_for
+from .._constants import Modality
+from .._core.core import SessionCore
+from .._core.dispatch import UNKNOWN_KEY, HandlerHandle, Handlers
+from .._core.response import Interruption, Response, ResponseResult
+from .._core.state import RequestKind
+from .._deadline import Deadline, check_timeout
+from .._errors import (
+    APIError,
+    ConfigError,
+    ConfigTypeError,
+    DashScopeTimeout,
+    SessionClosedError,
+    UsageError,
+)
+from .._fmt import seconds
+from .._wire.codec import dumps, encode_image_append
+from .._wire.config import NOT_GIVEN, NotGiven, RealtimeConfig, SessionUpdate, check_modalities
+from .._wire.dialects import (
+    check_client_event,
+    encode_session,
+    family_for,
+)
+from .._wire.events import (
+    EVENT_TYPES,
+    ConversationItem,
+    ConversationItemRetrieved,
+    InvalidFrame,
+    ResponseAudioDelta,
+    ResponseAudioDone,
+    ResponseCreated,
+    ServerEvent,
+    SessionFinished,
+    SessionInfo,
+    SessionUpdated,
+    UnknownEvent,
+)
+from .._wire.families import FinishRule, ModelFamily, finish_rule
+
+if TYPE_CHECKING:
+    # Type-checking only (typeshed has it for every Python): any object with
+    # the buffer protocol, as `pcm16_buffer` accepts at run time.
+    from typing_extensions import Buffer
+
+    from .._core.transport import WebSocketTransport
+
+__all__ = ["HandlerHandle", "RealtimeSession", "open_session"]
+
+logger = logging.getLogger("dashscope_sync")
+
+_E = TypeVar("_E", bound=ServerEvent)
+_F = TypeVar("_F", bound=Callable[..., object])
+_T = TypeVar("_T")
+
+#: The most audio one ``input_audio_buffer.append`` may carry (the service's limit).
+MAX_AUDIO_APPEND: Final = 15 * 1024 * 1024
+#: The largest image the service accepts, before base64.
+MAX_IMAGE_BYTES: Final = 500 * 1024
+#: Audio a `respond` call appends per event: 100 ms at 16 kHz, the pace the service wants.
+RESPOND_CHUNK: Final = 3200
+
+
+def open_session(
+    transport: WebSocketTransport,
+    config: RealtimeConfig,
+    deadline: Deadline,
+    limit: float | None,
+    reopen: Callable[[float | NotGiven | None], RealtimeSession] | None,
+) -> RealtimeSession:
+    """Start a session on a connected transport and return it once ``session.created`` came.
+
+    On any failure the connection is dropped at once (no close handshake), so
+    the caller's deadline holds, cleanup included.
+    """
+    core = SessionCore(transport, config)
+    core.connection.start()
+    try:
+        core.wait_ready(deadline, limit)
+    except BaseException:
+        core.abort()
+        raise
+    return RealtimeSession(core, reopen)
+
+
+class RealtimeSession:
+    """A connected realtime session, returned ready by `RealtimeService.connect`.
+
+    Use it as a context manager, or call `close`. Send with the methods below;
+    receive either with callbacks (`on`) or by pulling (`recv`, `events`,
+    iteration, `wait_for`), or both: every event goes to both.
+
+    Thread safety: every method may be called from any thread. Sends are
+    serialised in call order. Several threads may pull events; each event
+    goes to exactly one of them. Handlers run one at a time on the session's
+    own handler thread, never on the thread that reads the socket; from
+    inside a handler you may send and call `close`, but not wait (that
+    raises `UsageError`).
+
+    Attributes:
+        config: The `RealtimeConfig` the session was opened with.
+    """
+
+    def __init__(
+        self,
+        core: SessionCore,
+        reopen: Callable[[float | NotGiven | None], RealtimeSession] | None = None,
+    ) -> None:
+        self._core = core
+        self.config = core.config
+        # Opens a fresh session like this one (the client's connect), for reconnect().
+        self._reopen = reopen
+        # The handler registry. Only this object holds it strongly (the
+        # handler thread holds it weakly): see the module docstring.
+        self._handlers = Handlers()
+
+    # State ---------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """The server's session id, from ``session.created``."""
+        return self._core.session_id
+
+    @property
+    def info(self) -> SessionInfo:
+        """The effective configuration: from ``session.created``, then each ``session.updated``."""
+        info = self._core.info
+        assert info is not None  # connect() returns only after session.created
+        return info
+
+    @property
+    def model(self) -> str:
+        """The model this session talks to."""
+        return self.config.model
+
+    @property
+    def family(self) -> ModelFamily:
+        """The wire dialect of the model: ``config.family``, else chosen from the model name."""
+        return family_for(self.config)
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection has ended or `close` has been called."""
+        return self._core.is_closing
+
+    @property
+    def close_code(self) -> int | None:
+        """The WebSocket close code once the connection has ended (1006: lost)."""
+        end = self._core.end
+        return None if end is None else end.code
+
+    @property
+    def close_reason(self) -> str | None:
+        """The close reason once the connection has ended."""
+        end = self._core.end
+        return None if end is None else end.reason
+
+    @property
+    def dropped_events(self) -> int:
+        """Received events that a full pull buffer or a full handler backlog dropped
+        (oldest first), each counted once: one lost by both is one dropped event.
+
+        It never exceeds the events received. Audio of an interrupted response
+        is not in it (see `dropped_audio`). Each consumer's own count is
+        `dropped_from_buffer` and `dropped_for_handlers`; see
+        ``max_buffered_events``, ``max_handler_backlog`` and ``max_buffered_bytes``.
+        """
+        return self._core.dropped_events
+
+    @property
+    def dropped_from_buffer(self) -> int:
+        """Events the pull buffer (`recv`, `events`, `wait_for`) dropped, oldest first,
+        because it held ``max_buffered_events`` events (or ``max_buffered_bytes``)."""
+        return self._core.dropped_from_buffer
+
+    @property
+    def dropped_for_handlers(self) -> int:
+        """Events that never reached handlers because the handler backlog held
+        ``max_handler_backlog`` undelivered events (or ``max_buffered_bytes``): the
+        oldest were dropped. Events skipped as stale interrupted audio are not in it."""
+        return self._core.dropped_for_handlers
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return (
+            f"<RealtimeSession id={self.id!r} model={self.config.model!r} {state} "
+            f"buffered={self._core.buffered}>"
+        )
+
+    # Sending -------------------------------------------------------------------
+
+    @overload
+    def update_session(
+        self,
+        update: SessionUpdate | Mapping[str, Any],
+        *,
+        wait: Literal[True] = ...,
+        timeout: float | NotGiven | None = ...,
+    ) -> SessionInfo: ...
+
+    @overload
+    def update_session(
+        self,
+        update: SessionUpdate | Mapping[str, Any],
+        *,
+        wait: Literal[False],
+        timeout: float | NotGiven | None = ...,
+    ) -> None: ...
+
+    def update_session(
+        self,
+        update: SessionUpdate | Mapping[str, Any],
+        *,
+        wait: bool = True,
+        timeout: float | NotGiven | None = NOT_GIVEN,
+    ) -> SessionInfo | None:
+        """Send ``session.update`` and, by default, wait for the server's verdict.
+
+        Args:
+            update: The fields to change: a `SessionUpdate` (only the fields
+                set are sent), or a dict sent as the ``session`` object as is.
+            wait: Wait for ``session.updated`` and return its configuration.
+                With False, return at once; the answer still arrives as events.
+            timeout: The longest wait in seconds; None waits forever; default
+                ``config.request_timeout``.
+
+        Returns:
+            The effective `SessionInfo` (with ``wait=True``), else None.
+
+        Raises:
+            APIError: The server answered with an ``error`` (the one naming this
+                request, else the first that names no request).
+            DashScopeTimeout: No answer in time.
+            SessionClosedError: The session is closed.
+            UsageError: ``wait=True`` from inside a handler.
+            HandlerError: A handler failed earlier (raised first).
+        """
+        core = self._core
+        if isinstance(update, SessionUpdate):
+            warning = core.late_update_warning(update)
+            session = encode_session(update, self.family, self.config.model)
+            if warning is not None:
+                logger.warning("%s", warning)
+        elif isinstance(update, Mapping):
+            session = dict(update)
+        else:
+            raise ConfigError(f"update must be a SessionUpdate or a dict, got {update!r}")
+        limit = self._timeout(timeout)
+        if wait:
+            core.check_can_block("update_session(wait=True)")
+        event_id, text = self._event_text("session.update", {"session": session})
+        # Registered even without waiting, before sending (no race): answers
+        # pair with requests in order, and an accepted update is replayed by
+        # reconnect().
+        request = core.request(RequestKind.UPDATE, event_id, text, "session.update", session)
+        if not wait:
+            return None
+        result = core.await_request(request, limit, "update_session()")
+        assert isinstance(result, SessionUpdated)
+        return result.session
+
+    def append_audio(self, pcm: Buffer) -> str:
+        """Append 16 kHz mono PCM16 (little-endian) audio to the input buffer.
+
+        Any C-contiguous buffer of it is taken as it is, without a copy:
+        ``bytes``, ``bytearray``, ``memoryview``, ``array('h')``, a numpy
+        ``int16`` array. The server sends no acknowledgement. Send about
+        100 ms (3200 bytes) at a time for live audio. Returns the event id it
+        sent.
+
+        Raises:
+            ConfigTypeError: Not a buffer, float samples (the message says how
+                to convert), or another sample type or byte order.
+            ConfigError: Empty, an odd number of bytes (not whole 16-bit
+                samples), several channels, a WAV file's bytes (use
+                `load_wav`), or over the service's 15 MiB per append.
+        """
+        data = _audio_bytes(pcm)
+        if len(data) > MAX_AUDIO_APPEND:
+            raise ConfigError(
+                f"audio appends are limited to {MAX_AUDIO_APPEND} bytes by the service, got "
+                f"{len(data)}: append it in smaller chunks"
+            )
+        return self._append_audio(data)
+
+    def _append_audio(self, data: bytes | memoryview) -> str:
+        return self._core.send_audio(data)
+
+    def commit_audio(self) -> str:
+        """Commit the input buffer as a user turn (``input_audio_buffer.commit``).
+
+        In manual mode follow it with `create_response`. Returns the event id.
+        """
+        return self._send_simple("input_audio_buffer.commit")
+
+    def clear_audio(self) -> str:
+        """Drop the uncommitted input audio (``input_audio_buffer.clear``)."""
+        return self._send_simple("input_audio_buffer.clear")
+
+    def append_image(self, jpeg: Buffer) -> str:
+        """Append a JPEG video frame (``input_image_buffer.append``).
+
+        The service wants audio appended before the first image, at most
+        about one image a second, and commits images with the audio.
+
+        Raises:
+            ConfigError: Not JPEG bytes, or over the service's 500 KB limit.
+        """
+        return self._append_image(_image_bytes(jpeg))
+
+    def _append_image(self, data: bytes | memoryview) -> str:
+        check_client_event(self.family, self.config.model, "input_image_buffer.append")
+        event_id = self._core.ids.next()
+        self._core.send(encode_image_append(event_id, data), "input_image_buffer.append")
+        return event_id
+
+    def append_text(self, text: str) -> str:
+        """Add a user text message to the conversation (``conversation.item.create``).
+
+        Follow it with `create_response` for a reply. Returns the event id.
+        """
+        _check_text(text)
+        item = {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": text}],
+        }
+        return self._send_event("conversation.item.create", {"item": item})
+
+    def create_response(
+        self,
+        *,
+        instructions: str | None = None,
+        modalities: Sequence[Modality] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Response:
+        """Ask for a response (``response.create``) and return a handle on it.
+
+        The handle is paired with the ``response.created`` that answers this
+        request (the server echoes no id, so requests pair with those frames
+        in wire order); ``handle.wait()`` returns the `ResponseResult`, and
+        ``iter_text()``/``iter_audio()`` stream it. Events flow to handlers
+        and the iterator as always. If you drop the handle, nothing is kept.
+
+        Under server VAD with automatic responses the server also starts
+        responses itself, so an explicit request can race it (and be refused
+        with `ActiveResponseError`): use manual mode (``turn_detection=None``)
+        to create every response yourself, or `next_response` to follow the
+        server's.
+
+        Args:
+            instructions: Instructions for this response only.
+            modalities: ``["text"]`` or ``["text", "audio"]`` for this response only.
+            extra: More fields of the ``response`` object (any the family's
+                docs list for one response), sent as given, merged last.
+        """
+        self._check_creates_responses()
+        fields = self._response_fields(instructions, modalities, extra)
+        # Under server VAD the server answers a function output by itself:
+        # follow that answer instead of racing it with a second response.create.
+        followed = self._core.follow_function_answer(bool(fields))
+        if followed is not None:
+            return followed
+        return self._create_response(fields)
+
+    def _check_creates_responses(self) -> None:
+        if self.family in (ModelFamily.LIVETRANSLATE, ModelFamily.LIVETRANSLATE_V38):
+            raise UsageError(
+                f"{self.config.model} ({self.family.title}) translates as the audio streams in, "
+                "without response.create: follow its responses with next_response(), or "
+                "read the ResponseTextText / ResponseAudioTranscriptText events "
+                "(send_raw() sends a response.create anyway)"
+            )
+        check_client_event(self.family, self.config.model, "response.create")
+
+    def _create_response(self, fields: dict[str, Any]) -> Response:
+        """Register and send a checked ``response.create``; its handle."""
+        core = self._core
+        event_id, text = self._event_text("response.create", fields)
+        return core.create_response(event_id, text)
+
+    @staticmethod
+    def _response_fields(
+        instructions: str | None,
+        modalities: Sequence[Modality] | None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Check a ``response.create``'s arguments; its fields."""
+        response: dict[str, Any] = {}
+        if instructions is not None:
+            if not isinstance(instructions, str):
+                raise ConfigError(f"instructions must be a string, got {instructions!r}")
+            response["instructions"] = instructions
+        if modalities is not None:
+            response["modalities"] = list(check_modalities(modalities))
+        if extra is not None:
+            if not isinstance(extra, Mapping) or not all(isinstance(k, str) for k in extra):
+                raise ConfigError(f"extra must be a dict with string keys, got {extra!r}")
+            response.update(extra)
+        return {"response": response} if response else {}
+
+    def next_response(self) -> Response:
+        """A handle on the next response the server starts by itself (server VAD).
+
+        Register it before the audio that will trigger the response; it is
+        adopted by the next ``response.created`` that answers no request of yours.
+        Handles take those responses in the order they were asked for; one you
+        drop keeps its place (it only stops collecting text and audio).
+        """
+        return self._core.follow_next_response()
+
+    def respond(
+        self,
+        audio: Buffer | None = None,
+        *,
+        text: str | None = None,
+        image: Buffer | None = None,
+        instructions: str | None = None,
+        timeout: float | None = None,
+    ) -> ResponseResult:
+        """Hold one whole turn: send the input, get the reply. What a notebook cell calls.
+
+        Appends ``audio`` (16 kHz mono PCM16) in 100 ms chunks, then the
+        ``image`` (JPEG; the service wants audio first), then ``text`` as a
+        user message; commits and asks for a response; and waits for it.
+        Under server turn detection with automatic responses (and always on
+        LiveTranslate) the server ends the turn and starts the reply itself:
+        then it sends no commit, appends silence a little longer than the
+        detection's ``silence_duration_ms`` after the audio, so a clip that
+        ends on speech still ends its turn, and follows the server's reply.
+        (On LiveTranslate without turn detection it raises `UsageError`:
+        there only `finish_session` ends the speech.)
+
+        With no input right after `send_function_output` under server VAD,
+        it waits for the answer the server gives that output by itself.
+
+        Args:
+            audio: The user's speech.
+            text: A user text message (with or without audio).
+            image: A JPEG frame, sent after the audio.
+            instructions: Instructions for this response only (manual mode
+                only: under automatic server VAD the server creates the response).
+            timeout: The longest time for the whole turn, in seconds.
+
+        Returns:
+            The `ResponseResult` (text, audio, usage, timings).
+
+        Raises:
+            ConfigError: Nothing to send, or a bad input.
+            UsageError: ``instructions`` under automatic server VAD, or called
+                from a handler.
+            ResponseError, APIError, DashScopeTimeout, TransportError: as
+                `Response.wait`.
+        """
+        core = self._core
+        core.check_can_block("respond()")
+        if audio is None and text is None and image is None:
+            # After send_function_output under server VAD the server answers by
+            # itself: respond() with no input waits for that answer.
+            followed = core.follow_function_answer(bool(self._response_fields(instructions, None)))
+            if followed is not None:
+                return _wait_for_reply(followed, Deadline(check_timeout(timeout)))
+            raise ConfigError("respond() needs audio, text or an image")
+        deadline = Deadline(check_timeout(timeout))
+        # Every argument is checked before the first frame goes out.
+        pcm = None if audio is None else _audio_bytes(audio)
+        jpeg = None if image is None else _image_bytes(image)
+        if text is not None:
+            _check_text(text)
+        fields = self._response_fields(instructions, None)
+        plan = core.plan_turn(audio=pcm is not None, image=jpeg is not None)
+        for wire_type, given in (
+            ("input_image_buffer.append", jpeg),
+            ("conversation.item.create", text),
+        ):
+            if given is not None:  # refused now, not after the audio went out
+                check_client_event(self.family, self.config.model, wire_type)
+        server_creates = plan.server_creates
+        if server_creates and instructions is not None:
+            raise UsageError(
+                "instructions= needs manual mode: under server VAD the server creates the "
+                "response itself (update_session(SessionUpdate(turn_detection=None)))"
+            )
+        handle = self.next_response() if server_creates else None
+        if pcm is not None:
+            for start in range(0, len(pcm), RESPOND_CHUNK):
+                self._append_audio(pcm[start : start + RESPOND_CHUNK])
+        if jpeg is not None:
+            self._append_image(jpeg)
+        if text is not None:
+            self.append_text(text)
+        silence = bytes(plan.trailing_silence_ms * 32)  # 16 kHz PCM16: 32 bytes a millisecond
+        for start in range(0, len(silence), RESPOND_CHUNK):
+            self._append_audio(silence[start : start + RESPOND_CHUNK])
+        if plan.commit:
+            self.commit_audio()
+        if handle is None:
+            handle = self._create_response(fields)
+        return _wait_for_reply(handle, deadline)
+
+    def interrupt(self, *, cancel: bool = True) -> Interruption:
+        """Barge-in in one call: stop the reply that is playing, now.
+
+        Cancels the running response (``response.cancel``, unless ``cancel``
+        is False: under server VAD the server cancels by itself on
+        ``speech_started``), tells an attached `Speaker` to stop at once, and
+        drops the cancelled response's audio: frames still in the pull buffer
+        or queued for handlers, and every late ``response.audio.delta`` until
+        its ``response.done``, so no stale audio reaches handlers,
+        ``iter_audio()``, `recv` or the speaker. A reply the server already
+        finished but handlers are still working through (a blocking player)
+        is interrupted too: once this returns, no handler starts on any of its
+        audio, however far behind they are. The late frames and the unread
+        ones removed from the pull buffer are counted in `dropped_audio` (a
+        frame also queued for handlers is skipped there without counting it
+        twice). With ``cancel=False`` a later `Response.cancel` still sends
+        its cancel. A handle's `ResponseResult` says ``interrupted=True``.
+        Works from any thread, handlers included (it never waits).
+
+        Returns:
+            An `Interruption`: the response that was running (or, with a
+            speaker attached, the last one it played; None if neither) and the
+            seconds of it the listener heard, from the attached speaker.
+        """
+        playing, heard, cancelled = self._core.interrupt(cancel)
+        return Interruption(response_id=playing, played_seconds=heard, cancelled=cancelled)
+
+    def attach(
+        self,
+        *,
+        speaker: SpeakerLike | None = None,
+        microphone: MicrophoneLike | None = None,
+        barge_in: bool = True,
+        echo: str | None = None,
+    ) -> None:
+        """Wire a speaker and a microphone to the session: a voice conversation in one call.
+
+        The speaker plays every ``response.audio.delta`` (from the handler
+        thread); the microphone streams 16 kHz PCM16 into the session. With
+        ``barge_in`` (server VAD), ``input_audio_buffer.speech_started``
+        during a response interrupts it at once, as `interrupt` does: the
+        decision is taken as the event is read, before any later frame.
+
+        Args:
+            speaker: A `Speaker` (or anything with its methods).
+            microphone: A `Microphone` (or anything with its methods).
+            barge_in: Interrupt the reply when the user starts talking.
+            echo: None (headphones: the microphone does not hear the speaker);
+                ``"gate"``: the microphone sends silence while the speaker
+                plays, so the model never hears itself (safe with loudspeakers,
+                but then the user cannot barge in); or ``"aec"``: WebRTC's
+                acoustic echo canceller removes the speaker's sound from the
+                microphone's (the ``[aec]`` extra), keeping barge-in.
+
+        Raises:
+            ConfigError: A bad ``echo``, ``"gate"``/``"aec"`` without both
+                devices, or ``"aec"`` without the ``[aec]`` extra.
+            UsageError: Something is attached already.
+        """
+        if echo not in (None, "gate", "aec"):
+            raise ConfigError(f'echo must be None, "gate" or "aec", got {echo!r}')
+        if echo is not None and (speaker is None or microphone is None):
+            raise ConfigError(f"echo={echo!r} needs both a speaker and a microphone")
+        core = self._core
+        if core.output is not None:
+            raise UsageError("a speaker or microphone is attached already: detach() first")
+        canceller = None
+        if echo == "aec":
+            assert speaker is not None
+            from .._audio.echo import EchoCanceller
+
+            canceller = EchoCanceller(speaker.rate)
+        # Not through the session: the attachment must not keep the session
+        # alive (it is collected when dropped).
+        output_rate = core.output_rate_reader()
+        if speaker is not None:
+            resampler_for(output_rate(), speaker.rate)  # no soxr: refused now, not mid-reply
+        attachment = Attachment(speaker, microphone, output_rate, core.interrupted)
+        if speaker is not None:
+            attachment.handles = [
+                self.on(ResponseCreated, attachment.on_created),
+                self.on(ResponseAudioDelta, attachment.on_audio),
+                self.on(ResponseAudioDone, attachment.on_audio_done),
+            ]
+        core.output = attachment
+        core.set_barge_in(bool(barge_in))
+        if canceller is not None:
+            assert speaker is not None
+            speaker.set_tap(canceller.far)
+        if microphone is not None:
+            microphone.stream_to(
+                self,
+                gate=speaker if echo == "gate" else None,
+                process=None if canceller is None else canceller.near,
+            )
+
+    def detach(self) -> None:
+        """Undo `attach`: stop the microphone's stream, stop feeding the speaker; idempotent."""
+        core = self._core
+        attachment, core.output = core.output, None
+        core.set_barge_in(False)
+        if isinstance(attachment, Attachment):
+            attachment.detach()
+
+    @property
+    def dropped_audio(self) -> int:
+        """Audio frames of interrupted responses dropped: late ones (which reached
+        nobody), and unread ones removed from the pull buffer (see `interrupt`).
+        Frames only skipped for handlers are not counted; none is in `dropped_events`."""
+        return self._core.dropped_audio
+
+    # Conversation items ----------------------------------------------------------
+
+    def create_item(self, item: Mapping[str, Any], previous_item_id: str | None = None) -> str:
+        """Add an item to the conversation (``conversation.item.create``).
+
+        Args:
+            item: The item as the service takes it: a ``message`` (roles
+                ``system``/``user``/``assistant``), a ``function_call`` or a
+                ``function_call_output``. An ``id`` must be new (a duplicate is
+                an ``error``).
+            previous_item_id: Insert after this item (default: at the end).
+
+        Returns:
+            The event id it sent.
+
+        Raises:
+            ConfigError: Not a dict with a string ``type``, or not JSON-serialisable.
+        """
+        if not isinstance(item, Mapping) or not isinstance(item.get("type"), str):
+            raise ConfigError(f"item must be a dict with a string 'type', got {item!r}")
+        fields: dict[str, Any] = {"item": dict(item)}
+        if previous_item_id is not None:
+            fields["previous_item_id"] = _item_id(previous_item_id, "previous_item_id")
+        return self._send_event("conversation.item.create", fields)
+
+    def send_function_output(self, call_id: str, output: object) -> str:
+        """Answer a function call: a ``function_call_output`` item for ``call_id``.
+
+        Under server VAD with automatic responses the service answers the
+        output by itself, with no ``response.create``: get that answer with
+        ``create_response()`` or `next_response` (either follows it, even if it
+        started already, instead of sending a second request that would race
+        it). If the server refuses the output (an ``error`` naming it), no
+        answer is due: a handle following it raises that `APIError`, and the
+        next `create_response` sends ``response.create``. In manual mode,
+        `create_response` asks for the answer as usual.
+
+        Args:
+            call_id: The ``call_id`` of the function call.
+            output: A string, sent as is, or any JSON-serialisable value, sent
+                as its JSON text.
+
+        Returns:
+            The event id it sent.
+
+        Raises:
+            ConfigError: An empty call id, or an output that is not JSON-serialisable.
+        """
+        _item_id(call_id, "call_id")
+        if not isinstance(output, str):
+            try:
+                output = dumps(output)  # type: ignore[arg-type]
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"output is not JSON-serialisable: {exc}") from exc
+        item = {"type": "function_call_output", "call_id": call_id, "output": output}
+        event_id, text = self._event_text("conversation.item.create", {"item": item})
+        self._core.send_function_output(event_id, text)
+        return event_id
+
+    def retrieve_item(
+        self, item_id: str, *, timeout: float | NotGiven | None = NOT_GIVEN
+    ) -> ConversationItem:
+        """Fetch one conversation item (``conversation.item.retrieve``) and wait for it.
+
+        Qwen-Audio returns audio content as its transcript only.
+
+        Args:
+            item_id: The item's id.
+            timeout: The longest wait in seconds; None waits forever; default
+                ``config.request_timeout``.
+
+        Returns:
+            The retrieved `ConversationItem`.
+
+        Raises:
+            APIError: The server refused (e.g. no such item).
+            DashScopeTimeout: No answer in time.
+        """
+        answer = self._item_request(
+            RequestKind.RETRIEVE, "conversation.item.retrieve", item_id, timeout
+        )
+        assert isinstance(answer, ConversationItemRetrieved)
+        return answer.item
+
+    def delete_item(self, item_id: str, *, timeout: float | NotGiven | None = NOT_GIVEN) -> None:
+        """Delete a conversation item (``conversation.item.delete``) and wait for the answer.
+
+        Raises:
+            APIError: The server refused (e.g. no such item).
+            DashScopeTimeout: No answer in time.
+        """
+        self._item_request(RequestKind.DELETE, "conversation.item.delete", item_id, timeout)
+
+    def _item_request(
+        self,
+        kind: RequestKind,
+        wire_type: str,
+        item_id: str,
+        timeout: float | NotGiven | None,
+    ) -> ServerEvent:
+        _item_id(item_id, "item_id")
+        check_client_event(self.family, self.config.model, wire_type)
+        core = self._core
+        limit = self._timeout(timeout)
+        core.check_can_block(f"{wire_type}")
+        event_id, text = self._event_text(wire_type, {"item_id": item_id})
+        request = core.request(kind, event_id, text, wire_type, {"item_id": item_id})
+        return core.await_request(request, limit, f"{wire_type}({item_id!r})")
+
+    def cancel_response(self) -> str:
+        """Cancel the running response (``response.cancel``); the server errors if none runs."""
+        check_client_event(self.family, self.config.model, "response.cancel")
+        return self._core.send_cancel(for_user=True)
+
+    def finish_session(
+        self, *, timeout: float | NotGiven | None = NOT_GIVEN
+    ) -> SessionFinished | None:
+        """Ask the server to flush and finish (``session.finish``), as the model's family does.
+
+        - LiveTranslate (and the legacy Omni models, best effort): sends it and
+          waits for ``session.finished``, after the last transcripts and
+          translations.
+        - Omni 3.8: the server accepts it without an answer: returns None right
+          after sending.
+        - Omni 3.5 (which rejects it) and Qwen-Audio (which has none): raises
+          `UsageError` without sending; `close` ends the session.
+
+        Call `close` after.
+
+        Args:
+            timeout: The longest wait in seconds; None waits forever; default
+                ``config.request_timeout``.
+
+        Returns:
+            The `SessionFinished` event, or None when the family sends none, the
+            model rejected the request, or the session closed without answering.
+
+        Raises:
+            DashScopeTimeout: No answer in time.
+            UsageError: The family has no ``session.finish``.
+        """
+        core = self._core
+        limit = self._timeout(timeout)
+        rule = finish_rule(self.family, self.config.model)
+        if rule is FinishRule.UNSUPPORTED:
+            raise UsageError(
+                f"{self.config.model} ({self.family.title}) has no session.finish (the service "
+                "rejects it or lacks it): close() ends the session (send_raw() sends one anyway)"
+            )
+        if rule is FinishRule.SEND_ONLY:
+            core.send_simple("session.finish")
+            return None
+        core.check_can_block("finish_session()")
+        request = core.finish_session()
+        try:
+            result = core.await_request(request, limit, "finish_session()")
+        except APIError as exc:
+            logger.info("the model rejected session.finish: %s", exc)
+            return None
+        except SessionClosedError:
+            return None
+        assert isinstance(result, SessionFinished)
+        return result
+
+    def send_raw(self, event: Mapping[str, Any]) -> str:
+        """Send any client event as given, adding an ``event_id`` if it has none.
+
+        Returns:
+            The event's ``event_id``.
+
+        Raises:
+            ConfigError: Not a dict with a string ``type``, or not JSON-serialisable.
+        """
+        if not isinstance(event, Mapping) or not isinstance(event.get("type"), str):
+            raise ConfigError(f"event must be a dict with a string 'type', got {event!r}")
+        payload = dict(event)
+        event_id = payload.get("event_id")
+        if not isinstance(event_id, str):
+            event_id = self._core.ids.next()
+            payload = {"event_id": event_id, **payload}
+        self._core.send(self._dumps(payload), payload["type"])
+        return event_id
+
+    def _send_simple(self, wire_type: str) -> str:
+        check_client_event(self.family, self.config.model, wire_type)
+        return self._core.send_simple(wire_type)
+
+    def _send_event(self, wire_type: str, fields: Mapping[str, Any]) -> str:
+        check_client_event(self.family, self.config.model, wire_type)
+        event_id, text = self._event_text(wire_type, fields)
+        self._core.send(text, wire_type)
+        return event_id
+
+    def _event_text(self, wire_type: str, fields: Mapping[str, Any]) -> tuple[str, str]:
+        """A new event id and the client event's JSON text: every frame with fields
+        is built here (the audio and image appends and the id-only frames aside)."""
+        event_id = self._core.ids.next()
+        return event_id, self._dumps({"event_id": event_id, "type": wire_type, **fields})
+
+    @staticmethod
+    def _dumps(payload: Mapping[str, Any]) -> str:
+        try:
+            return dumps(payload)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"the event is not JSON-serialisable: {exc}") from exc
+
+    def _timeout(self, timeout: float | NotGiven | None) -> float | None:
+        if timeout is NOT_GIVEN:
+            return self.config.request_timeout
+        return check_timeout(timeout)
+
+    # Receiving: callbacks ----------------------------------------------------------
+
+    @overload
+    def on(self, event_type: type[_E], handler: Callable[[_E], object]) -> HandlerHandle: ...
+
+    @overload
+    def on(self, event_type: str, handler: Callable[[ServerEvent], object]) -> HandlerHandle: ...
+
+    @overload
+    def on(self, event_type: type[ServerEvent] | str) -> Callable[[_F], _F]: ...
+
+    def on(
+        self,
+        event_type: type[ServerEvent] | str,
+        handler: Callable[[Any], object] | None = None,
+    ) -> HandlerHandle | Callable[[_F], _F]:
+        """Call ``handler(event)`` for every event of a type, from now on.
+
+        ``event_type`` is a wire type (``"response.audio.delta"``), an event
+        class (`ResponseAudioDelta`; `UnknownEvent` matches every unknown
+        type), or ``"*"`` for every event. Handlers run one at a time, in
+        arrival order, on the session's handler thread (never the one that
+        reads the socket); for one event, handlers of its type run first, then
+        `UnknownEvent` handlers, then ``"*"`` handlers, each in registration
+        order. A handler that raises is logged with its traceback and raised
+        as `HandlerError` on your thread at its next call into the session.
+
+        Used as ``@session.on(ds.ResponseTextDelta)``, it returns the
+        function unchanged; called with a handler, it returns a `HandlerHandle`
+        whose ``remove()`` unsubscribes.
+        """
+        key = _handler_key(event_type)
+        if handler is None:
+
+            def decorator(fn: _F) -> _F:
+                self._on(key, fn)
+                return fn
+
+            return decorator
+        return self._on(key, handler)
+
+    def _on(self, key: str, handler: Callable[[Any], object]) -> HandlerHandle:
+        if not callable(handler):
+            raise ConfigError(f"handler must be callable, got {handler!r}")
+        return self._core.add_handler(self._handlers, key, handler)
+
+    # Receiving: pulling ------------------------------------------------------------
+
+    def recv(self, timeout: float | None = None) -> ServerEvent | None:
+        """Return the next event, waiting at most ``timeout`` seconds for it.
+
+        Events come in arrival order, each once, including those that arrived
+        before the first call (since connect). None blocks until one comes; 0
+        or less only takes one already there.
+
+        Returns:
+            The next event, or None once the session closed cleanly (code
+            1000, or by `close`) and every event has been read.
+
+        Raises:
+            DashScopeTimeout: No event within ``timeout``.
+            TransportError: The connection ended abnormally (after the events
+                received before it were read); carries ``code`` and ``reason``.
+            HandlerError: A handler failed.
+            UsageError: Called from a handler, or the buffer is off.
+        """
+        self._core.check_pull("recv()")
+        return self._core.next_event(Deadline(check_timeout(timeout)), "recv()")
+
+    def events(self, timeout: float | None = None) -> Iterator[ServerEvent]:
+        """Iterate over events until the session closes cleanly.
+
+        Args:
+            timeout: The longest wait for each next event, in seconds; its
+                expiry raises `DashScopeTimeout`. None waits forever.
+
+        Raises:
+            The same as `recv`.
+        """
+        self._core.check_pull("events()")
+        return self._iterate(self._core, check_timeout(timeout))
+
+    @staticmethod
+    def _iterate(core: SessionCore, timeout: float | None) -> Iterator[ServerEvent]:
+        while (event := core.next_event(Deadline(timeout), "events()")) is not None:
+            yield event
+
+    def __iter__(self) -> Iterator[ServerEvent]:
+        return self.events()
+
+    @overload
+    def wait_for(self, event_type: type[_E], timeout: float | None = None) -> _E: ...
+
+    @overload
+    def wait_for(self, event_type: str, timeout: float | None = None) -> ServerEvent: ...
+
+    def wait_for(
+        self, event_type: type[ServerEvent] | str, timeout: float | None = None
+    ) -> ServerEvent:
+        """Consume events up to and including the first of a type, and return it.
+
+        The events before it are skipped for `recv`/`events` (handlers still
+        see everything). Because it reads the same buffer, it never misses an
+        event that came before the call.
+
+        Args:
+            event_type: A wire type, an event class (matched with isinstance),
+                or ``"*"``.
+            timeout: The longest wait for the match, in seconds; None forever.
+
+        Raises:
+            DashScopeTimeout: No match in time.
+            SessionClosedError: The session closed cleanly before a match.
+            TransportError, HandlerError, UsageError: as `recv`.
+        """
+        key = _handler_key(event_type)
+        what = f"wait_for({key if key != UNKNOWN_KEY else 'UnknownEvent'})"
+        core = self._core
+        core.check_pull(what)
+        deadline = Deadline(check_timeout(timeout))
+        while True:
+            event = core.next_event(deadline, what)
+            if event is None:
+                raise SessionClosedError(
+                    f"{what}: the session closed first",
+                    code=self.close_code,
+                    reason=self.close_reason,
+                )
+            if _matches(key, event):
+                return event
+
+    # Lifecycle ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the session: idempotent, thread-safe, never raises a handler error.
+
+        Sends a normal close frame (1000), waits up to ``config.close_timeout``
+        for the server's answer, lets handlers finish the events already
+        received (up to ``config.handler_timeout``; a handler still stuck then
+        is named in a warning and its thread left behind), and joins the
+        threads. Called from a handler, it does not wait for the handler
+        thread. Events already buffered can still be read afterwards. In a
+        process forked after the session opened, it does nothing: the
+        connection is the parent's, which keeps working.
+        """
+        if self._core.inherited:
+            return
+        self.detach()
+        self._core.close()
+
+    def __enter__(self) -> RealtimeSession:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+        if exc_type is None:
+            self._core.raise_handler_error()
+
+    def reconnect(
+        self, *, timeout: float | NotGiven | None = NOT_GIVEN, restore: bool = True
+    ) -> RealtimeSession:
+        """Open a new server session like this one, after a drop or the session cap.
+
+        Realtime state lives on the server, so nothing is resent blindly: the
+        new session gets the configuration the server accepted from
+        `update_session` (all fields, merged deeply: a nested voice from one
+        update and a nested format from a later one are both kept; skip with
+        ``restore=False``), but
+        not the conversation, pending audio or handlers. This session is
+        closed if it was not already. Register handlers on the new session.
+
+        Args:
+            timeout: For the connect and the restoring update together, as
+                `RealtimeService.connect`'s ``timeout``.
+            restore: Replay the configuration sent so far.
+
+        Returns:
+            The new, ready session (its own ``id``).
+
+        Raises:
+            The errors of `RealtimeService.connect` and `update_session`.
+        """
+        core = self._core
+        core.check_can_block("reconnect()")
+        if self._reopen is None:
+            raise UsageError("this session was not opened by a Client, so it cannot reconnect")
+        if timeout is not NOT_GIVEN:
+            timeout = check_timeout(timeout)
+        self.close()
+        # Only what the server accepted: a field it refused is not replayed.
+        restored = core.accepted_config()
+        deadline = Deadline(None if isinstance(timeout, NotGiven) else timeout)
+        fresh = self._reopen(timeout)
+        try:
+            if restore and restored:
+                left = NOT_GIVEN if isinstance(timeout, NotGiven) else deadline.remaining()
+                fresh.update_session(restored, timeout=left)
+        except BaseException:
+            fresh.close()
+            raise
+        logger.info("reconnected: session %s replaced by %s", self.id, fresh.id)
+        return fresh
+
+    def __del__(self) -> None:
+        # Only signals: the collector may run here on any thread holding any
+        # lock (the reader inside the mailbox lock, a sender inside the send
+        # lock), so the close work is the reader's (see SessionCore.drop).
+        core = getattr(self, "_core", None)
+        if core is None or core.inherited or core.connection.closing.is_set():
+            return  # closed, or a forked child's copy of its parent's session
+        try:
+            core.drop()
+            warnings.warn(
+                f"unclosed {self!r}: use it in a 'with' block or call close()",
+                ResourceWarning,
+                stacklevel=2,
+                source=self,
+            )
+        except Exception:
+            pass  # at interpreter exit, modules may already be torn down
+
+
+def _audio_bytes(value: object) -> bytes | memoryview:
+    """Check audio for an append (see `pcm16_buffer`): no copy of the caller's buffer."""
+    return pcm16_buffer(value, "audio")
+
+
+def _image_bytes(value: object) -> bytes | memoryview:
+    """Check an image for an append: JPEG bytes within the service's limit."""
+    data = image_buffer(value, "image")
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ConfigError(
+            f"images are limited to {MAX_IMAGE_BYTES} bytes by the service, got {len(data)}"
+        )
+    return data
+
+
+def _item_id(value: object, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _check_text(text: object) -> None:
+    if not isinstance(text, str):
+        raise ConfigTypeError(f"text must be a string, got {type(text).__name__}")
+    if not text:
+        raise ConfigError("text must not be empty")
+
+
+_KNOWN_KEYS: Final = frozenset({*EVENT_TYPES, InvalidFrame.type, "*"})
+
+
+def _handler_key(event_type: object) -> str:
+    """Map what `on`/`wait_for` accept to one registry key."""
+    if isinstance(event_type, str):
+        if event_type not in _KNOWN_KEYS:
+            warnings.warn(
+                f"{event_type!r} is not an event type this library knows: it matches only "
+                "if the server sends that type (check the spelling)",
+                UserWarning,
+                stacklevel=3,
+            )
+        return event_type
+    if isinstance(event_type, type) and issubclass(event_type, ServerEvent):
+        if event_type is UnknownEvent:
+            return UNKNOWN_KEY
+        if event_type is ServerEvent:
+            return "*"
+        if event_type.type:
+            return event_type.type
+    raise ConfigError(
+        f"event type must be a wire type string, an event class or '*', got {event_type!r}"
+    )
+
+
+def _matches(key: str, event: ServerEvent) -> bool:
+    if key == "*":
+        return True
+    if key == UNKNOWN_KEY:
+        return isinstance(event, UnknownEvent)
+    return event.type == key
+
+
+def _wait_for_reply(handle: Response, deadline: Deadline) -> ResponseResult:
+    """``handle.wait()`` for `RealtimeSession.respond`, whose time-out names respond().
+
+    The caller gave respond() its timeout for the whole turn, and never saw a
+    `Response`: a message naming ``Response.wait()`` and the time left
+    would point at neither.
+    """
+    try:
+        return handle.wait(deadline.remaining())
+    except DashScopeTimeout:
+        limit = deadline.timeout
+        raise DashScopeTimeout(
+            f"respond() timed out after {seconds(limit)} before the reply was complete "
+            "(it may still be running: session.interrupt() stops it)",
+            timeout=limit,
+        ) from None

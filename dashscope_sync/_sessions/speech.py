@@ -1,0 +1,870 @@
+"""Text to speech (Qwen-TTS-Realtime): `SpeechService`, `SpeechSession`, `Speech`, `SpeechResult`.
+
+A public facade over the same `SessionCore` as `RealtimeSession`: the
+family's rules live in the state (`SpeechBook`, fed by `SessionState`), its
+configuration in `SpeechConfig`; this module only sends and waits. The
+wire is SPEECH_FAMILIES.md §A.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import threading
+import time
+import warnings
+import wave
+from collections.abc import Callable, Iterable, Iterator
+from os import PathLike
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
+
+import attrs
+
+from .._audio.attach import Attachment, SpeakerLike
+from .._audio.resample import resampler_for
+from .._core.core import SessionCore
+from .._core.dispatch import HandlerHandle
+from .._core.speech_state import SpeechBook, SpeechTrack
+from .._core.state import RequestKind
+from .._deadline import Deadline, check_timeout
+from .._errors import (
+    APIError,
+    ConfigError,
+    ConfigTypeError,
+    DashScopeError,
+    DashScopeTimeout,
+    SessionClosedError,
+    UsageError,
+)
+from .._fmt import seconds
+from .._wire.codec import dumps
+from .._wire.config import NOT_GIVEN, NotGiven
+from .._wire.events import (
+    ResponseAudioDelta,
+    ResponseAudioDone,
+    ResponseCreated,
+    ServerEvent,
+    SessionFinished,
+    SessionInfo,
+    SessionUpdated,
+)
+from .._wire.families import ModelFamily
+from .._wire.speech_config import SpeechConfig
+from .conversation import RealtimeSession
+
+if TYPE_CHECKING:
+    from .._client.client import Client
+
+__all__ = ["Speech", "SpeechResult", "SpeechService", "SpeechSession"]
+
+logger = logging.getLogger("dashscope_sync")
+
+_E = TypeVar("_E", bound=ServerEvent)
+_F = TypeVar("_F", bound=Callable[..., object])
+
+#: The whitespace a text's billed characters leave out (as far as known).
+_WHITESPACE: Final = (" ", "\n", "\t", "\r", "\u3000")
+
+_MIME: Final = {"pcm": "audio/wav", "wav": "audio/wav", "mp3": "audio/mpeg", "opus": "audio/ogg"}
+
+
+def _check_text(text: object, what: str = "text") -> str:
+    if not isinstance(text, str):
+        raise ConfigTypeError(f"{what} must be a string, got {type(text).__name__}")
+    if not text:
+        raise ConfigError(f"{what} must not be empty")
+    return text
+
+
+#: JSON text of one string, as `dumps` writes strings (UTF-8 kept, not escaped).
+_json_string: Final[Callable[[str], str]] = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _append_frame(event_id: str, text: str) -> str:
+    """The ``input_text_buffer.append`` frame: the id needs no escaping, the text does."""
+    return (
+        f'{{"event_id":"{event_id}","type":"input_text_buffer.append","text":{_json_string(text)}}}'
+    )
+
+
+@attrs.frozen(kw_only=True)
+class SpeechResult:
+    """The audio of one `SpeechSession.speak` (or `SpeechService.synthesize`).
+
+    Attributes:
+        audio: The audio bytes in ``response_format`` (PCM: 16-bit mono
+            little-endian at ``sample_rate``), concatenated.
+        response_format: ``"pcm"``, ``"wav"``, ``"mp3"`` or ``"opus"``.
+        sample_rate: The audio's sample rate in Hz.
+        characters: Characters billed (``usage.characters`` of Qwen3; 0 when
+            the server reported none).
+        first_audio_delay: Seconds from the first text sent to the first audio, or None.
+        total_time: Seconds from the first text sent to the end of the speech.
+        text: The text that was spoken.
+        cancelled: True if `Speech.cancel` stopped it (``audio`` is what came before).
+    """
+
+    audio: bytes = attrs.field(repr=lambda b: f"<{len(b)} bytes>")
+    response_format: str
+    sample_rate: int
+    characters: int = 0
+    first_audio_delay: float | None = None
+    total_time: float | None = None
+    text: str = ""
+    cancelled: bool = False
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds of audio for PCM and WAV (None for the compressed formats)."""
+        pcm = self.audio if self.response_format == "pcm" else None
+        if self.response_format == "wav":
+            pcm = _join_wav(self.audio)
+        return None if pcm is None else len(pcm) / 2 / self.sample_rate
+
+    def to_file_bytes(self) -> bytes:
+        """The bytes of a playable file: WAV for PCM; for WAV, the responses' files joined
+        into one (each response is a file of its own); MP3 and Ogg Opus as they are
+        (their streams concatenate)."""
+        if self.response_format == "wav":
+            joined = _join_wav(self.audio)
+            return self.audio if joined is None else _wav_file(joined, self.sample_rate)
+        if self.response_format != "pcm":
+            return self.audio
+        return _wav_file(self.audio, self.sample_rate)
+
+    def save(self, path: str | PathLike[str]) -> Path:
+        """Write a playable file (WAV for PCM; the format's own file otherwise); its path."""
+        target = Path(path)
+        target.write_bytes(self.to_file_bytes())
+        return target
+
+    def _repr_html_(self) -> str:
+        import html  # notebooks only
+
+        data = base64.b64encode(self.to_file_bytes()).decode("ascii")
+        mime = _MIME.get(self.response_format, "audio/wav")
+        timing = ", ".join(
+            f"{name} {seconds(value)}"
+            for name, value in (("first audio", self.first_audio_delay), ("total", self.total_time))
+            if value is not None
+        )
+        return (
+            f"<div><p>{html.escape(self.text[:200])}</p>"
+            f'<audio controls src="data:{mime};base64,{data}"></audio>'
+            f"<p><small>{self.characters} characters; {timing}</small></p></div>"
+        )
+
+
+def _wav_file(pcm: bytes, rate: int) -> bytes:
+    import io
+
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(pcm)
+    return out.getvalue()
+
+
+def _join_wav(blob: bytes) -> bytes | None:
+    """The PCM of consecutive 16-bit mono WAV files (a streamed one may give no true
+    sizes: its data runs to the end); None if ``blob`` is not such files."""
+    pcm: list[bytes] = []
+    at = 0
+    while at < len(blob):
+        if blob[at : at + 4] != b"RIFF" or blob[at + 8 : at + 12] != b"WAVE":
+            return None
+        end = min(len(blob), at + 8 + int.from_bytes(blob[at + 4 : at + 8], "little"))
+        chunk = at + 12
+        while chunk + 8 <= end:
+            kind = blob[chunk : chunk + 4]
+            size = int.from_bytes(blob[chunk + 4 : chunk + 8], "little")
+            body = chunk + 8
+            if kind == b"fmt " and blob[body + 2 : body + 4] != b"\x01\x00":
+                return None  # not mono
+            if kind == b"data":
+                data_end = min(end, body + size)
+                pcm.append(blob[body:data_end])
+                chunk = data_end
+                break
+            chunk = body + size + (size & 1)
+        at = max(end, chunk)
+    return b"".join(pcm)
+
+
+class Speech:
+    """The audio of one `SpeechSession.speak`, as it comes: `iter_audio`, `wait`, `cancel`.
+
+    Thread safety: any method from any thread (not `wait`/`iter_audio` from a handler).
+    """
+
+    def __init__(
+        self, core: SessionCore, book: SpeechBook, config: SpeechConfig, track: SpeechTrack
+    ) -> None:
+        # Not the session: a speech kept does not keep its session from being collected.
+        self._core = core
+        self._book = book
+        self._config = config
+        self._track = track
+        self._text: list[str] = []
+        # The thread sending an iterable's pieces (None for one string).
+        self._feeder: threading.Thread | None = None
+
+    @property
+    def done(self) -> bool:
+        """True once the speech finished, failed or was cancelled."""
+        return self._core.peek(lambda: self._track.finished)
+
+    @property
+    def text(self) -> str:
+        """The text sent so far."""
+        return "".join(self._text)
+
+    def __repr__(self) -> str:
+        track = self._track
+        state = "done" if track.finished else "speaking"
+        return f"<Speech {state} pieces={len(self._text)} chunks={len(track.audio)}>"
+
+    def iter_audio(self, timeout: float | None = None) -> Iterator[bytes]:
+        """Yield the audio chunks (in the session's format) as they arrive, until the speech ends.
+
+        Args:
+            timeout: The longest wait for each next chunk, in seconds; None forever.
+
+        Raises:
+            APIError: The server refused one of this speech's frames.
+            DashScopeTimeout: No chunk within ``timeout``.
+            SessionClosedError, TransportError: The session ended first.
+        """
+        self._core.check_can_block("Speech.iter_audio()")
+        return self._chunks(check_timeout(timeout))
+
+    def _chunks(self, timeout: float | None) -> Iterator[bytes]:
+        track = self._track
+        position = 0
+
+        def ready() -> tuple[list[bytes], bool] | None:
+            if position < len(track.audio):
+                return track.audio[position:], False
+            if track.finished:
+                if track.error is not None:
+                    raise track.error
+                return [], True
+            return None
+
+        while True:
+            fresh, finished = self._core.wait(ready, Deadline(timeout), "Speech.iter_audio()")
+            if finished:
+                return
+            position += len(fresh)
+            yield from fresh
+
+    def wait(self, timeout: float | None = None) -> SpeechResult:
+        """Wait until the speech is complete; its `SpeechResult`.
+
+        Raises:
+            APIError: The server refused one of this speech's frames (the
+                session goes on), or the text source raised (its error).
+            DashScopeTimeout: Not complete within ``timeout``.
+            SessionClosedError, TransportError: The session ended first.
+        """
+        self._core.check_can_block("Speech.wait()")
+        track = self._track
+
+        def ready() -> bool | None:
+            if not track.finished:
+                return None
+            if track.error is not None:
+                raise track.error
+            return True
+
+        try:
+            self._core.wait(ready, Deadline(check_timeout(timeout)), "Speech.wait()")
+        except DashScopeTimeout:
+            raise DashScopeTimeout(
+                f"Speech.wait() timed out after {seconds(timeout)} before the speech was "
+                "complete (speech.cancel() stops it)",
+                timeout=timeout,
+            ) from None
+        return self._result()
+
+    def _result(self) -> SpeechResult:
+        def read() -> SpeechResult:
+            track = self._track
+            start = track.first_sent_at
+            config = self._config
+            return SpeechResult(
+                audio=b"".join(track.audio),
+                response_format=config.response_format,
+                sample_rate=config.sample_rate,
+                characters=track.characters,
+                first_audio_delay=(
+                    None
+                    if start is None or track.first_audio_at is None
+                    else track.first_audio_at - start
+                ),
+                total_time=None
+                if start is None or track.done_at is None
+                else track.done_at - start,
+                text="".join(self._text),
+                cancelled=track.cancelled,
+            )
+
+        return self._core.peek(read)
+
+    def cancel(self) -> bool:
+        """Stop this speech now: its text still buffered is cleared, its audio still to come
+        is dropped, and an attached speaker stops at once. False if it was over already."""
+        track = self._track
+        core = self._core
+        running = core.peek(lambda: sorted(track.running))
+        book = self._book
+        cancelled = core.change(lambda: book.cancel(track, time.monotonic()))
+        if not cancelled:
+            return False
+        # Its audio already read but not yet handled (a blocking player's
+        # backlog) must not play either: one record of interrupted responses.
+        core.interrupt_responses(running)
+        core.stop_output(running[-1] if running else None)
+        with contextlib.suppress(SessionClosedError):
+            core.send_simple("input_text_buffer.clear")
+        return True
+
+
+class SpeechSession:
+    """A Qwen-TTS-Realtime session, returned ready (configured) by `SpeechService.connect`.
+
+    `speak` text (a string, or an iterable of pieces as an LLM streams them)
+    and get a `Speech` for its audio; or drive the wire yourself with
+    `append_text`, `commit_text` and `clear_text`; `finish` ends the session
+    after the audio still due. Receive every event with `on`, `recv`,
+    `events` and `wait_for`, as on `RealtimeSession`. Use it as a context
+    manager, or call `close`.
+
+    Thread safety: every method may be called from any thread; speeches go
+    out one after another, in call order.
+
+    Attributes:
+        config: The `SpeechConfig` the session was opened with.
+    """
+
+    def __init__(self, core: SessionCore, config: SpeechConfig, book: SpeechBook) -> None:
+        self._core = core
+        self.config = config
+        # The same books the state feeds (read and changed under the core's lock).
+        self._book = book
+        self._attachment: Attachment | None = None
+        # Receiving (on/recv/events/wait_for/close) is the conversation session's own code.
+        self._events = RealtimeSession(core)
+        # Held by the thread sending one speech's text, from its first append to
+        # its commit: the server synthesises its buffer in order, so speeches
+        # must not interleave on the wire.
+        self._speaking = threading.Lock()
+
+    # State ---------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """The server's session id, from ``session.created``."""
+        return self._core.session_id
+
+    @property
+    def info(self) -> SessionInfo:
+        """The effective configuration, from ``session.updated``."""
+        info = self._core.info
+        assert info is not None
+        return info
+
+    @property
+    def model(self) -> str:
+        """The model this session talks to."""
+        return self.config.model
+
+    @property
+    def family(self) -> ModelFamily:
+        """Always `ModelFamily.QWEN_TTS`."""
+        return ModelFamily.QWEN_TTS
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection has ended or `close` has been called."""
+        return self._core.is_closing
+
+    @property
+    def close_code(self) -> int | None:
+        """The WebSocket close code once the connection has ended (1006: lost)."""
+        return self._events.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        """The close reason once the connection has ended."""
+        return self._events.close_reason
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        voice = self.config.voice
+        return f"<SpeechSession id={self.id!r} model={self.model!r} voice={voice!r} {state}>"
+
+    # Speaking --------------------------------------------------------------------
+
+    def speak(self, text: str | Iterable[str]) -> Speech:
+        """Speak ``text``; a `Speech` handle for its audio.
+
+        ``text`` is a string, or an iterable of string pieces (an LLM's
+        stream): then a thread of the speech appends each piece as it
+        arrives (empty pieces are skipped), so the first audio can start
+        before the last piece, and this call returns at once. After the last
+        piece the text is committed, in both modes, so the tail is never left
+        waiting. A speech whose text source raises fails with that error
+        (its text still buffered is cleared).
+
+        Raises:
+            ConfigTypeError: ``text`` is neither a string nor an iterable of them.
+            ConfigError: ``text`` is empty.
+            SessionClosedError: The session is closed.
+        """
+        core = self._core
+        if isinstance(text, str):
+            _check_text(text)
+            pieces: Iterable[str] | None = None
+        elif isinstance(text, (bytes, bytearray, memoryview)) or not isinstance(text, Iterable):
+            raise ConfigTypeError(
+                f"text must be a string or an iterable of strings, got {type(text).__name__}"
+            )
+        else:
+            pieces = text
+        if core.is_closing:
+            raise SessionClosedError("cannot speak: the session is closed")
+        track = SpeechTrack(time.monotonic())
+        book = self._book
+        speech = Speech(core, book, self.config, track)
+        if pieces is None:
+            assert isinstance(text, str)
+            with self._speaking:
+                core.change(lambda: book.open(track))
+                try:
+                    self._send_piece(speech, text)
+                    self._commit(speech)
+                except DashScopeError as exc:
+                    failure = exc
+                    core.change(lambda: book.fail(track, failure, time.monotonic()))
+                    raise
+            return speech
+        feeder = threading.Thread(
+            target=self._feed, args=(speech, pieces), name="dashscope_sync-speak", daemon=True
+        )
+        speech._feeder = feeder
+        # Registered before the thread starts: speeches keep their call order.
+        self._speaking.acquire()
+        try:
+            core.change(lambda: book.open(track))
+            feeder.start()
+        except BaseException:
+            self._speaking.release()
+            raise
+        return speech
+
+    def _feed(self, speech: Speech, pieces: Iterable[str]) -> None:
+        """The speech thread: append each piece as it comes, then commit (holds ``_speaking``)."""
+        core = self._core
+        track = speech._track
+        try:
+            for piece in pieces:
+                if track.finished:
+                    break  # cancelled, or the server refused one of its frames
+                if not isinstance(piece, str):
+                    raise ConfigTypeError(
+                        f"text pieces must be strings, got {type(piece).__name__}"
+                    )
+                if piece:
+                    self._send_piece(speech, piece)
+            if track.finished:
+                if not track.cancelled and not core.is_closing:
+                    # Refused: its text still buffered would be spoken with the next speech.
+                    with contextlib.suppress(DashScopeError):
+                        core.send_simple("input_text_buffer.clear")
+                return
+            if not speech._text:
+                raise ConfigError("the text pieces were all empty: nothing to speak")
+            self._commit(speech)
+        except BaseException as exc:
+            error = exc if isinstance(exc, DashScopeError) else _source_error(exc)
+            book = self._book
+            core.change(lambda: book.fail(track, error, time.monotonic()))
+            if speech._text and not core.is_closing:
+                with contextlib.suppress(DashScopeError):
+                    core.send_simple("input_text_buffer.clear")
+        finally:
+            self._speaking.release()
+
+    def _send_piece(self, speech: Speech, piece: str) -> None:
+        core = self._core
+        event_id = core.ids.next()
+        frame = _append_frame(event_id, piece)
+        book = self._book
+        track = speech._track
+        core.peek(lambda: book.sent(track, event_id, time.monotonic()))
+        speech._text.append(piece)
+        core.send(frame, "input_text_buffer.append")
+
+    def _commit(self, speech: Speech) -> None:
+        core = self._core
+        event_id = core.ids.next()
+        book = self._book
+        track = speech._track
+        # What the service bills, as far as known: the text less its whitespace.
+        chars = sum(len(piece) - sum(map(piece.count, _WHITESPACE)) for piece in speech._text)
+        core.peek(lambda: book.commit_sent(track, event_id, chars))
+        core.send(_simple(event_id, "input_text_buffer.commit"), "input_text_buffer.commit")
+
+    # The wire operations -----------------------------------------------------------
+
+    def append_text(self, text: str) -> str:
+        """Send one ``input_text_buffer.append`` (no answer comes); its event id.
+
+        Audio the server makes of it goes to no `Speech` (read it as events).
+
+        Raises:
+            ConfigTypeError, ConfigError: ``text`` is not a non-empty string.
+        """
+        _check_text(text)
+        event_id = self._core.ids.next()
+        self._core.send(_append_frame(event_id, text), "input_text_buffer.append")
+        return event_id
+
+    def commit_text(self) -> str:
+        """Send ``input_text_buffer.commit``: synthesise what is buffered now; its event id."""
+        return self._core.send_simple("input_text_buffer.commit")
+
+    def clear_text(self) -> str:
+        """Send ``input_text_buffer.clear``: drop the text not synthesised yet; its event id."""
+        return self._core.send_simple("input_text_buffer.clear")
+
+    def interrupt(self) -> int:
+        """Cancel every speech still speaking (`Speech.cancel`); how many were."""
+        core = self._core
+        book = self._book
+        tracks = core.peek(book.speaking)
+        count = 0
+        for track in tracks:
+            if Speech(core, book, self.config, track).cancel():
+                count += 1
+        return count
+
+    def finish(self, timeout: float | NotGiven | None = NOT_GIVEN) -> SessionFinished | None:
+        """End the session: ``session.finish``, then wait for ``session.finished``.
+
+        The server sends the audio still due before ``session.finished``, so
+        every committed `Speech` is complete when this returns. The
+        connection is then closed, whoever closes first (the docs disagree on
+        whether the server or the client does). Returns the
+        ``session.finished`` event, or None if the server closed without it.
+
+        Raises:
+            DashScopeTimeout: No answer within ``timeout`` (default
+                ``config.request_timeout``).
+            APIError: The server refused ``session.finish``.
+        """
+        core = self._core
+        limit = self.config.request_timeout if timeout is NOT_GIVEN else check_timeout(timeout)
+        core.check_can_block("finish()")
+        deadline = Deadline(limit)
+        # After the text of every speech started before (a speech thread holds the lock).
+        left = deadline.remaining()
+        if not self._speaking.acquire(timeout=-1 if left is None else max(left, 0.0)):
+            raise DashScopeTimeout(
+                f"finish() timed out after {seconds(limit)} waiting for a speech's text source",
+                timeout=limit,
+            )
+        self._speaking.release()
+        try:
+            request = core.finish_session()
+            result = core.await_request(request, deadline.remaining(), "finish()")
+        except SessionClosedError:
+            self.close()
+            return None
+        except DashScopeTimeout:
+            raise
+        except BaseException:
+            self.close()
+            raise
+        self.close()
+        assert isinstance(result, SessionFinished)
+        return result
+
+    # Audio output ------------------------------------------------------------------
+
+    def attach(self, *, speaker: SpeakerLike, barge_in: bool = True) -> None:
+        """Play every speech through ``speaker`` (a `Speaker`) as its audio arrives.
+
+        With ``barge_in``, `Speech.cancel` and `interrupt` stop the speaker at
+        once (what it had queued is dropped); without, the audio already
+        written plays out.
+
+        Raises:
+            ConfigError: The session's format is not PCM, or the speaker's
+                rate needs the ``[audio]`` extra's resampler.
+            UsageError: A speaker is attached already.
+        """
+        core = self._core
+        if self.config.response_format != "pcm":
+            raise ConfigError(
+                f"a speaker plays PCM; this session's response_format is "
+                f"{self.config.response_format!r}"
+            )
+        if core.output is not None:
+            raise UsageError("a speaker is attached already: detach() first")
+        rate = self.config.sample_rate
+        resampler_for(rate, speaker.rate)  # no resampler: refused now, not mid-speech
+        attachment = Attachment(speaker, None, lambda: rate)
+        attachment.handles = [
+            self.on(ResponseCreated, attachment.on_created),
+            self.on(ResponseAudioDelta, attachment.on_audio),
+            self.on(ResponseAudioDone, attachment.on_audio_done),
+        ]
+        self._attachment = attachment
+        core.output = attachment if barge_in else None
+
+    def detach(self) -> None:
+        """Undo `attach`; the speaker stays open (it is yours)."""
+        attachment = self._attachment
+        if attachment is None:
+            return
+        self._attachment = None
+        self._core.output = None
+        attachment.detach()
+
+    # Receiving (as on RealtimeSession) ----------------------------------------------
+
+    @overload
+    def on(self, event_type: type[_E], handler: Callable[[_E], object]) -> HandlerHandle: ...
+
+    @overload
+    def on(self, event_type: str, handler: Callable[[ServerEvent], object]) -> HandlerHandle: ...
+
+    @overload
+    def on(self, event_type: type[ServerEvent] | str) -> Callable[[_F], _F]: ...
+
+    def on(
+        self,
+        event_type: type[ServerEvent] | str,
+        handler: Callable[[Any], object] | None = None,
+    ) -> HandlerHandle | Callable[[_F], _F]:
+        """Call ``handler(event)`` for every event of a type (as `RealtimeSession.on`,
+        a decorator too)."""
+        if handler is None:
+            return self._events.on(event_type)
+        return self._events.on(event_type, handler)
+
+    def recv(self, timeout: float | None = None) -> ServerEvent | None:
+        """The next event (as `RealtimeSession.recv`)."""
+        return self._events.recv(timeout)
+
+    def events(self, timeout: float | None = None) -> Iterator[ServerEvent]:
+        """Iterate over events until the session closes (as `RealtimeSession.events`)."""
+        return self._events.events(timeout)
+
+    @overload
+    def wait_for(self, event_type: type[_E], timeout: float | None = None) -> _E: ...
+
+    @overload
+    def wait_for(self, event_type: str, timeout: float | None = None) -> ServerEvent: ...
+
+    def wait_for(
+        self, event_type: type[ServerEvent] | str, timeout: float | None = None
+    ) -> ServerEvent:
+        """Consume events up to the first of a type (as `RealtimeSession.wait_for`)."""
+        return self._events.wait_for(event_type, timeout)
+
+    # Lifecycle ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the session: idempotent, thread-safe; unfinished speeches fail."""
+        self.detach()
+        self._events.close()
+
+    def __enter__(self) -> SpeechSession:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+        if exc_type is None:
+            self._core.raise_handler_error()
+
+    def __del__(self) -> None:
+        core = getattr(self, "_core", None)
+        if core is None or core.connection.closing.is_set():
+            return
+        try:
+            warnings.warn(
+                f"unclosed {self!r}: use it in a 'with' block or call close()",
+                ResourceWarning,
+                stacklevel=2,
+                source=self,
+            )
+            core.close(wait=False)
+        except Exception:
+            pass
+
+
+def _simple(event_id: str, wire_type: str) -> str:
+    return f'{{"event_id":"{event_id}","type":"{wire_type}"}}'
+
+
+def _source_error(exc: BaseException) -> DashScopeError:
+    error = UsageError(f"the text source of speak() raised {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
+
+
+class SpeechService:
+    """``client.speech``: opens Qwen-TTS-Realtime sessions, or speaks one text.
+
+    Thread safety: stateless beyond its client; use from any thread.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def connect(
+        self,
+        config: SpeechConfig | str | None = None,
+        *,
+        model: str | None = None,
+        voice: str | None = None,
+        timeout: float | NotGiven | None = NOT_GIVEN,
+        **options: Any,
+    ) -> SpeechSession:
+        """Open a session, send its configuration, and return it once the server accepted it.
+
+        Args:
+            config: The session's options; or the model's name (as ``model=``);
+                or give ``model=``, ``voice=`` and any other `SpeechConfig`
+                field as keywords.
+            timeout: Seconds for the upgrade, ``session.created`` and
+                ``session.updated`` together; None for no limit; default the
+                client's ``connect_timeout``.
+
+        Returns:
+            A ready `SpeechSession` (``session.info`` is the accepted configuration).
+
+        Raises:
+            ConfigError: A bad option (before any network traffic).
+            APIError: The server refused the connection or the configuration.
+            AuthenticationError, RateLimitError, TransportError, DashScopeTimeout:
+                as `RealtimeService.connect`.
+        """
+        if isinstance(config, str):
+            if model is not None:
+                raise ConfigError("give the model once: as the first argument or as model=")
+            config, model = None, config
+        if config is None:
+            fields = dict(options)
+            if model is not None:
+                fields["model"] = model
+            if voice is not None:
+                fields["voice"] = voice
+            try:
+                config = SpeechConfig(**fields)
+            except TypeError as exc:
+                raise ConfigError(f"bad SpeechConfig option: {exc}") from None
+        elif not isinstance(config, SpeechConfig):
+            raise ConfigError(f"config must be a SpeechConfig, got {config!r}")
+        elif model is not None or voice is not None or options:
+            raise ConfigError("give the options either in config or as keywords, not both")
+        from .._client.client import connect_transport  # the client imports this module
+
+        realtime = config.realtime_config()
+        started = time.monotonic()
+        transport, deadline, limit = connect_transport(self._client, realtime, timeout)
+        core = SessionCore(transport, realtime)
+        book = SpeechBook()
+        core.keep_speeches(book)
+        core.connection.start()
+        try:
+            core.wait_ready(deadline, limit)
+            _configure(core, book, config, deadline, limit)
+        except BaseException:
+            core.abort()
+            raise
+        session = SpeechSession(core, config, book)
+        logger.debug(
+            "speech session %s ready in %.3f s (model %s)",
+            session.id,
+            time.monotonic() - started,
+            config.model,
+        )
+        return session
+
+    def synthesize(
+        self,
+        text: str | Iterable[str],
+        *,
+        model: str | None = None,
+        voice: str | None = None,
+        timeout: float | None = None,
+        **options: Any,
+    ) -> SpeechResult:
+        """Speak one text in a session of its own: connect, speak, finish; the `SpeechResult`.
+
+        Args:
+            text: The text (or an iterable of pieces).
+            timeout: The longest time for the whole call; None for no limit.
+            options: Any other `SpeechConfig` field (``response_format``...).
+
+        Raises:
+            The errors of `connect`, `SpeechSession.speak` and `Speech.wait`.
+        """
+        if isinstance(text, str):
+            _check_text(text)
+        deadline = Deadline(check_timeout(timeout))
+        connect_in: float | NotGiven | None = NOT_GIVEN if timeout is None else deadline.remaining()
+        with self.connect(model=model, voice=voice, timeout=connect_in, **options) as session:
+            speech = session.speak(text)
+            session.finish(timeout=deadline.remaining())
+            return speech.wait(deadline.remaining())
+
+
+def _configure(
+    core: SessionCore,
+    book: SpeechBook,
+    config: SpeechConfig,
+    deadline: Deadline,
+    limit: float | None,
+) -> None:
+    """Send the ``session.update`` and wait for ``session.updated`` (or the error refusing it).
+
+    The current docs' errors name no event and no field: any error before
+    any text is the update's refusal.
+    """
+    event_id = core.ids.next()
+    session = config.session()
+    text = dumps({"event_id": event_id, "type": "session.update", "session": session})
+    request = core.request(RequestKind.UPDATE, event_id, text, "session.update", session)
+
+    def ready() -> SessionUpdated | None:
+        if request.error is not None:
+            raise request.error
+        if request.answer is not None:
+            assert isinstance(request.answer, SessionUpdated)
+            return request.answer
+        if book.errors:
+            raise APIError.from_event(book.errors[0])
+        return None
+
+    try:
+        core.wait(ready, deadline, "connect()")
+    except DashScopeTimeout:
+        raise DashScopeTimeout(
+            f"no session.updated within {seconds(limit)} of connecting", timeout=limit
+        ) from None
