@@ -1,4 +1,5 @@
-"""A synchronous, threaded client for DashScope's Qwen-Omni realtime API.
+"""A synchronous, threaded client for DashScope's Qwen realtime API (Omni, LiveTranslate,
+Qwen-Audio, TTS and ASR).
 
 Start with `Client`; ``client.realtime.connect(...)`` returns a ready
 `RealtimeSession`. Everything public is importable from here.

@@ -746,7 +746,10 @@ def _subcommand(
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Talk to DashScope's Qwen-Omni realtime API, or to a local simulator.",
+        description=(
+            "Talk to DashScope's Qwen realtime models (Omni, LiveTranslate, Qwen-Audio, "
+            "TTS, ASR), or to a local simulator."
+        ),
         epilog=(
             "examples:\n"
             f"  {PROG} demo                      # a voice turn, offline, no key\n"

@@ -60,7 +60,7 @@ _SHUTDOWN_TAKES_CODE = "code" in inspect.signature(Server.shutdown).parameters
 class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
     """A real WebSocket server on loopback that speaks the DashScope realtime protocol.
 
-    It implements the Qwen-Omni realtime API (``/api-ws/v1/realtime``) as
+    It implements DashScope's Qwen realtime API (``/api-ws/v1/realtime``) as
     documented: the handshake rules (401/404/400 with DashScope JSON bodies),
     ``session.created`` / ``session.update`` validation, the input audio and
     image buffers, server VAD (opt-in, see below), conversation items, and
