@@ -339,8 +339,8 @@ class TestResampler:
     )  # fmt: skip
     def test_samples_of_another_format_are_refused(self, fmt: str, dtype: str, named: str) -> None:
         """Samples that are not the resampler's sample_format raise ConfigTypeError naming them, as append_audio does."""
-        np = pytest.importorskip("numpy")
-        pytest.importorskip("soxr")
+        np = need("numpy")
+        need("soxr")
         samples = (0.25 * np.sin(np.arange(4800) / 10)).astype(dtype)
         for resampler in (ds.Resampler(48000, 16000, sample_format=fmt),
                           ds.Resampler(16000, 16000, sample_format=fmt)):  # fmt: skip
@@ -351,8 +351,8 @@ class TestResampler:
 
     def test_samples_of_its_format_equal_their_bytes(self) -> None:
         """An array of the resampler's own format (numpy or array('h')) converts as its bytes do."""
-        np = pytest.importorskip("numpy")
-        pytest.importorskip("soxr")
+        np = need("numpy")
+        need("soxr")
         wave = np.sin(np.arange(4800) / 10)
         for fmt, samples in (("int16", (8000 * wave).astype("<i2")),
                              ("float32", (0.25 * wave).astype("<f4"))):  # fmt: skip
@@ -364,8 +364,8 @@ class TestResampler:
 
     def test_not_samples_are_refused(self) -> None:
         """A list, or an array whose channel count differs from the resampler's, is refused."""
-        np = pytest.importorskip("numpy")
-        pytest.importorskip("soxr")
+        np = need("numpy")
+        need("soxr")
         with pytest.raises(ds.ConfigTypeError, match="list"):
             ds.Resampler(48000, 16000).process([1, 2, 3])  # type: ignore[arg-type]
         with pytest.raises(ds.ConfigError, match=r"shape \(n, 1\)"):

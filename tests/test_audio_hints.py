@@ -9,6 +9,8 @@ import pytest
 
 import dashscope_sync as ds
 
+from .conftest import need
+
 
 def test_text_file_is_not_told_to_install_soundfile(tmp_path: Path) -> None:
     """A Markdown file is said to hold text; no audio package is offered as the fix."""
@@ -36,7 +38,7 @@ def test_mp3_hint_converts_the_file_itself(tmp_path: Path, monkeypatch: pytest.M
 
 def test_fake_mp3_is_not_said_to_be_missing(tmp_path: Path) -> None:
     """With soundfile, an MP3 that holds no valid audio is said so, not 'File does not exist'."""
-    pytest.importorskip("soundfile")
+    need("soundfile")
     path = tmp_path / "fake.mp3"
     path.write_bytes(b"ID3\x03\x00\x00\x00\x00\x00\x00" + b"garbage, not frames " * 10)
     with pytest.raises(ds.ConfigError) as info:

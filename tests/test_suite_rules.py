@@ -49,3 +49,15 @@ def test_a_missing_extra_package_skips_only_where_allowed(
         assert "the [test] extra must be complete" in proc.stdout
     else:
         assert proc.returncode == 0
+
+
+def test_no_test_imports_an_extra_package_with_importorskip() -> None:
+    """Test files import the [test] extra's packages through need(), never importorskip,
+    which would turn a broken install into silent skips in CI."""
+    call = "pytest." + "importorskip("  # split, so this file does not name it
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        if path.name != "conftest.py" and call in path.read_text("utf-8")
+    ]
+    assert offenders == []
