@@ -656,6 +656,7 @@ def _transcribe_kit() -> TranscribeKit:
         microphone=microphone,
         url=_url("ws", "wss"),
         workspace=_printable("a workspace id"),
+        region=_region,
         seconds=_positive_seconds,
     )
 

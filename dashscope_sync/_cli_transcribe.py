@@ -51,6 +51,7 @@ class TranscribeKit:
         microphone: Opens the default microphone (no ``[audio]`` extra: exit 8).
         url: The argparse type of a ``ws://``/``wss://`` URL.
         workspace: The argparse type of a workspace id.
+        region: The argparse type of a region id.
         seconds: The argparse type of a positive number of seconds.
     """
 
@@ -63,6 +64,7 @@ class TranscribeKit:
     microphone: Callable[[], AbstractContextManager[Any]]
     url: Callable[[str], str]
     workspace: Callable[[str], str]
+    region: Callable[[str], str]
     seconds: Callable[[str], float]
 
 
@@ -102,7 +104,9 @@ def add_transcribe(
     parser.add_argument(
         "--workspace", type=kit.workspace, help="workspace id (default: DASHSCOPE_WORKSPACE)"
     )
-    parser.add_argument("--region", help="region id (default: DASHSCOPE_REGION, cn-beijing)")
+    parser.add_argument(
+        "--region", type=kit.region, help="region id (default: DASHSCOPE_REGION, cn-beijing)"
+    )
     parser.add_argument("--fast", action="store_true", help="upload faster than real time")
     parser.add_argument(
         "--timeout",

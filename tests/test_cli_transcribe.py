@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -229,3 +230,24 @@ def test_interim_line_ended_before_an_error_on_a_pty(tmp_path: Path) -> None:
     assert rows[0] == "partial words", rows  # the interim, kept and ended
     assert len(rows) == 2 and rows[1].startswith("dashscope-sync: error:"), rows
     assert "cannot decode" in rows[1], rows
+
+
+def test_bad_region_names_the_option(capsys: pytest.CaptureFixture[str]) -> None:
+    """--region mars is argparse's usage error naming --region."""
+    with pytest.raises(SystemExit) as caught:
+        _cli.main(["transcribe", "x.wav", "--region", "mars"])
+    assert caught.value.code == 2
+    assert "--region" in capsys.readouterr().err
+
+
+def test_ctrl_c_on_a_pty_is_one_line_after_the_interim(server: LocalRealtimeServer) -> None:
+    """Ctrl-C mid-file on a terminal keeps the interim's row and prints one error line below it."""
+    with Terminal("transcribe", str(ds.sample_wav_path()), "--url", server.url,
+                  key=server.api_key or "k") as term:  # fmt: skip
+        term.wait_for(b"\x1b[K")  # an interim is shown (the upload is paced: 3.8 s)
+        term.proc.send_signal(signal.SIGINT)
+        code, raw, rows = term.finish()
+    assert code == _cli.EXIT_INTERRUPTED, raw
+    assert "Traceback" not in raw
+    assert len(rows) == 2 and rows[0], rows  # the interim as it stood
+    assert rows[1] == "dashscope-sync: error: interrupted", rows
