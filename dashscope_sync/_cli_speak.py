@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import queue
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -118,11 +120,31 @@ def add_speak_command(
     speak.set_defaults(run=lambda args, out, err: speak_command(args, out, err, tools))
 
 
-def _lines(stream: TextIO) -> Iterator[str]:
-    for line in stream:
-        text = line.strip()
-        if text:
-            yield text
+def _lines(stream: TextIO, budget: Budget) -> Iterator[str]:
+    """The stream's non-empty lines as they are read, read on a thread of their own so
+    that a pipe that stops writing ends at the deadline too (the reader is a daemon)."""
+    lines: queue.Queue[str | BaseException | None] = queue.Queue()
+
+    def read() -> None:
+        try:
+            for line in stream:
+                if line.strip():
+                    lines.put(line.strip())
+            lines.put(None)
+        except BaseException as exc:  # raised again on the command's thread
+            lines.put(exc)
+
+    threading.Thread(target=read, name="dashscope-sync-stdin", daemon=True).start()
+    while True:
+        try:
+            item = lines.get(timeout=budget.left())
+        except queue.Empty:
+            raise budget.error() from None
+        if item is None:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item
 
 
 def speak_command(args: argparse.Namespace, out: TextIO, err: TextIO, tools: SpeakTools) -> int:
@@ -144,12 +166,12 @@ def speak_command(args: argparse.Namespace, out: TextIO, err: TextIO, tools: Spe
     client = Client(
         tools.api_key(), base_url=args.url, workspace=args.workspace, region=args.region
     )
-    texts = _lines(sys.stdin) if args.text == "-" else iter([args.text])
     # Opened before connecting: no [audio] extra or no device fails at no cost.
     speaker = tools.speaker(args.rate) if args.play else None
     budget = Budget(args.timeout)
+    texts = _lines(sys.stdin, budget) if args.text == "-" else iter([args.text])
     with speaker if speaker is not None else contextlib.nullcontext(), budget.bound():
-        results = _speak(client, config, texts, speaker, budget, err)
+        results = _speak(client, config, texts, args.text == "-", speaker, budget, err)
     combined = SpeechResult(
         audio=b"".join(result.audio for result in results),
         response_format=args.format,
@@ -174,6 +196,7 @@ def _speak(
     client: Client,
     config: SpeechConfig,
     texts: Iterator[str],
+    texts_from_stdin: bool,
     speaker: Any,
     budget: Budget,
     err: TextIO,
@@ -186,7 +209,7 @@ def _speak(
         if speaker is not None:
             session.attach(speaker=speaker)
         try:
-            budget.stage = "sending the text"
+            budget.stage = "reading standard input" if texts_from_stdin else "sending the text"
             speeches: list[Speech] = []
             for text in texts:  # each line of standard input as it is read
                 speeches.append(session.speak(text))

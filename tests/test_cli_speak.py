@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import sys
 import wave
 from pathlib import Path
@@ -163,3 +164,20 @@ def test_speak_timeout_on_a_pty_keeps_the_progress_then_one_error_line(tmp_path:
         "speaking: 1 sent",
         "dashscope-sync: error: timed out after 3 s (--timeout) waiting for the audio",
     ], rows
+
+
+def test_speak_stalled_standard_input_ends_at_timeout(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """speak - with a pipe that sends one line and then nothing ends at --timeout (exit 6)."""
+    read_end, write_end = os.pipe()
+    with os.fdopen(read_end) as stdin, os.fdopen(write_end, "w") as writer:
+        writer.write("One line, then the writer falls silent.\n")
+        writer.flush()  # and stays open: no end of input
+        monkeypatch.setattr("sys.stdin", stdin)
+        code, out, err = _run("speak", "-", "--url", url, "--timeout", "2",
+                              "--output", str(tmp_path / "a.wav"))  # fmt: skip
+    assert code == EXIT_NETWORK, err
+    assert out == ""
+    (line,) = err.splitlines()
+    assert line == "dashscope-sync: error: timed out after 2 s (--timeout) reading standard input"
