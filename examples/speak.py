@@ -115,12 +115,16 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         with contextlib.ExitStack() as stack:
+            speaker = None
+            if args.play:  # first, closed with the stack: no [audio] extra fails at no cost
+                try:
+                    speaker = stack.enter_context(ds.Speaker())  # 24 kHz, the default rate
+                except ds.ConfigError as exc:  # the extra (or PortAudio) is missing
+                    return fail(exc, 8)
             client = stack.enter_context(open_client(args))
             session = stack.enter_context(client.speech.connect(model=args.model, voice=args.voice))
             print(f"voice: {session.info.voice}, {session.info.sample_rate} Hz")
-            speaker = None
-            if args.play:  # closed with the stack, also on a failure
-                speaker = stack.enter_context(ds.Speaker(rate=session.config.sample_rate))
+            if speaker is not None:
                 session.attach(speaker=speaker)  # every speech plays as its audio arrives
             speech = session.speak(args.text)
             received = 0
