@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 
@@ -49,6 +50,8 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
 def open_client(args: argparse.Namespace) -> Iterator[ds.Client]:
     """Yield a client for the real service, or for a local simulated server (--local)."""
     if not args.local:
+        if not os.environ.get(ds.API_KEY_ENV, "").strip():
+            sys.exit(fail(ds.ConfigError(f"no API key: set {ds.API_KEY_ENV}"), 3))
         # The key from DASHSCOPE_API_KEY; the endpoint resolved from the arguments.
         yield ds.Client(base_url=args.url, workspace=args.workspace, region=args.region)
         return
@@ -58,6 +61,44 @@ def open_client(args: argparse.Namespace) -> Iterator[ds.Client]:
         yield ds.Client(server.api_key, base_url=server.url, http_base_url=server.http_base_url)
 
 
+# Failing. This block is the same in every example too: one line on stderr and
+# the exit code the dashscope-sync command gives for the same failure (2 usage,
+# 3 no key, 4 key refused, 5 bad input file, 6 network or timeout, 7 other
+# refusal, 8 missing extra, 130 Ctrl-C, 1 anything else).
+
+#: What main() catches: every library error, files, a missing extra, Ctrl-C.
+FAILURES = (ds.DashScopeError, OSError, ImportError, KeyboardInterrupt)
+EXIT_CODES: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], int], ...] = (
+    (KeyboardInterrupt, 130),
+    (ds.AuthenticationError, 4),
+    (ds.APIError, 7),
+    ((ds.TransportError, ds.DashScopeTimeout), 6),
+    (ImportError, 8),  # --local needs the 'testing' extra
+    ((ds.ConfigError, OSError), 2),
+)
+
+
+def fail(exc: BaseException, code: int | None = None) -> int:
+    """Print ``exc`` as one line on stderr; return ``code``, else the command's code for it."""
+    print(f"error: {' '.join(str(exc).split()) or 'interrupted'}", file=sys.stderr)
+    return code if code is not None else next((c for t, c in EXIT_CODES if isinstance(exc, t)), 1)
+
+
+def check_output(path: str) -> None:
+    """Exit 2 unless ``path`` can be written; called before connecting, as a turn costs money."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path) or not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        sys.exit(fail(OSError(f"--output {path}: cannot write a file there"), 2))
+
+
+def load_input(path: str) -> bytes:
+    """The question's audio (16 kHz mono PCM16 WAV), or exit 5 saying what is wrong with it."""
+    try:
+        return ds.load_wav(path)
+    except ds.ConfigError as exc:  # with a conversion hint (ffmpeg, sox) for a wrong format
+        sys.exit(fail(exc, 5))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("text", nargs="?", default=TEXT, help="the text to speak")
@@ -65,39 +106,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--voice", default="Cherry", help="the voice (default %(default)s)")
     parser.add_argument("--output", default="speech.wav", help="where to write the audio")
     parser.add_argument("--play", action="store_true", help="play it (the [audio] extra)")
+    parser.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds allowed for the speech"
+    )
     add_connection_options(parser)
     args = parser.parse_args(argv)
+    check_output(args.output)
 
     try:
-        with (
-            open_client(args) as client,
-            client.speech.connect(model=args.model, voice=args.voice) as session,
-        ):
-            print(f"voice: {session.info.voice}, {session.info.sample_rate} Hz")
+        with contextlib.ExitStack() as stack:
             speaker = None
-            if args.play:
-                speaker = ds.Speaker(rate=session.config.sample_rate)
+            if args.play:  # first, closed with the stack: no [audio] extra fails at no cost
+                try:
+                    speaker = stack.enter_context(ds.Speaker())  # 24 kHz, the default rate
+                except ds.ConfigError as exc:  # the extra (or PortAudio) is missing
+                    return fail(exc, 8)
+            client = stack.enter_context(open_client(args))
+            session = stack.enter_context(client.speech.connect(model=args.model, voice=args.voice))
+            print(f"voice: {session.info.voice}, {session.info.sample_rate} Hz")
+            if speaker is not None:
                 session.attach(speaker=speaker)  # every speech plays as its audio arrives
             speech = session.speak(args.text)
             received = 0
-            for chunk in speech.iter_audio(timeout=30):  # as it arrives
+            for chunk in speech.iter_audio(timeout=args.timeout):  # as it arrives
                 received += len(chunk)
-            result = speech.wait(30)  # already complete: returns at once
+            result = speech.wait(args.timeout)  # already complete: returns at once
             if speaker is not None:
-                speaker.drain(30)
-                speaker.close()
-            result.save(args.output)
-            print(
-                f"spoke {result.characters} characters: {result.duration:.2f} s of audio "
-                f"({received} bytes), first audio after {result.first_audio_delay or 0:.3f} s "
-                f"-> {args.output}"
-            )
-    except ds.DashScopeError as exc:  # every library error: bad key, network, timeout...
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+                speaker.drain(args.timeout)
+    except FAILURES as exc:  # one line, and the exit code of the same failure
+        return fail(exc)
+
+    result.save(args.output)  # 24 kHz mono PCM16 WAV
+    print(
+        f"spoke {result.characters} characters: {result.duration:.2f} s of audio "
+        f"({received} bytes), first audio after {result.first_audio_delay or 0:.3f} s "
+        f"-> {args.output}"
+    )
     return 0
 
 

@@ -6,9 +6,11 @@ background feed) while ``session.transcripts()`` yields `ds.Transcript`
 records: interim ones (``text`` confirmed, ``stash`` provisional: each
 replaces the previous one of its utterance) and each utterance's final one.
 ``finish()`` flushes the last utterance and returns after ``session.finished``;
-the iterator ends there. ``client.transcription.transcribe(path)`` does all of
-it in one call.
+the iterator ends there. ``client.transcription.transcribe(audio)`` does all
+of it in one call.
 
+The file must be 16 kHz mono 16-bit PCM WAV, checked before connecting
+(``transcribe(path)`` itself also reads other files, see ``ds.load_audio``).
 Run against the real service (the API key from ``DASHSCOPE_API_KEY``):
 
     python examples/transcribe_file.py [speech.wav] [--language en]
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import threading
 from collections.abc import Iterator
@@ -50,6 +53,8 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
 def open_client(args: argparse.Namespace) -> Iterator[ds.Client]:
     """Yield a client for the real service, or for a local simulated server (--local)."""
     if not args.local:
+        if not os.environ.get(ds.API_KEY_ENV, "").strip():
+            sys.exit(fail(ds.ConfigError(f"no API key: set {ds.API_KEY_ENV}"), 3))
         # The key from DASHSCOPE_API_KEY; the endpoint resolved from the arguments.
         yield ds.Client(base_url=args.url, workspace=args.workspace, region=args.region)
         return
@@ -59,10 +64,48 @@ def open_client(args: argparse.Namespace) -> Iterator[ds.Client]:
         yield ds.Client(server.api_key, base_url=server.url, http_base_url=server.http_base_url)
 
 
+# Failing. This block is the same in every example too: one line on stderr and
+# the exit code the dashscope-sync command gives for the same failure (2 usage,
+# 3 no key, 4 key refused, 5 bad input file, 6 network or timeout, 7 other
+# refusal, 8 missing extra, 130 Ctrl-C, 1 anything else).
+
+#: What main() catches: every library error, files, a missing extra, Ctrl-C.
+FAILURES = (ds.DashScopeError, OSError, ImportError, KeyboardInterrupt)
+EXIT_CODES: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], int], ...] = (
+    (KeyboardInterrupt, 130),
+    (ds.AuthenticationError, 4),
+    (ds.APIError, 7),
+    ((ds.TransportError, ds.DashScopeTimeout), 6),
+    (ImportError, 8),  # --local needs the 'testing' extra
+    ((ds.ConfigError, OSError), 2),
+)
+
+
+def fail(exc: BaseException, code: int | None = None) -> int:
+    """Print ``exc`` as one line on stderr; return ``code``, else the command's code for it."""
+    print(f"error: {' '.join(str(exc).split()) or 'interrupted'}", file=sys.stderr)
+    return code if code is not None else next((c for t, c in EXIT_CODES if isinstance(exc, t)), 1)
+
+
+def check_output(path: str) -> None:
+    """Exit 2 unless ``path`` can be written; called before connecting, as a turn costs money."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path) or not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        sys.exit(fail(OSError(f"--output {path}: cannot write a file there"), 2))
+
+
+def load_input(path: str) -> bytes:
+    """The question's audio (16 kHz mono PCM16 WAV), or exit 5 saying what is wrong with it."""
+    try:
+        return ds.load_wav(path)
+    except ds.ConfigError as exc:  # with a conversion hint (ffmpeg, sox) for a wrong format
+        sys.exit(fail(exc, 5))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "audio", nargs="?", default=str(ds.sample_wav_path()), help="an audio file (any WAV)"
+        "wav", nargs="?", default=str(ds.sample_wav_path()), help="16 kHz mono PCM16 WAV file"
     )
     parser.add_argument("--language", default=None, help="the spoken language (default: detect)")
     parser.add_argument("--model", default=ds.MODEL_QWEN3_ASR_FLASH_REALTIME, help="model")
@@ -71,11 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
+        pcm = load_input(args.wav)  # before connecting: exit 5, with a conversion hint
         with open_client(args) as client:
             with client.transcription.connect(args.model, language=args.language) as session:
                 # At the pace of speech, on the feed's thread; then finish() from a
                 # thread of ours while this one reads the transcripts.
-                feed = ds.stream_file(session, args.audio)
+                feed = ds.stream_pcm(session, pcm)
 
                 def finish() -> None:
                     feed.wait()
@@ -90,11 +134,10 @@ def main(argv: list[str] | None = None) -> int:
                         interims += 1  # a live caption would show str(transcript) in place
                 print(f"interim transcripts: {interims}")
             result = client.transcription.transcribe(
-                args.audio, model=args.model, language=args.language
+                pcm, model=args.model, language=args.language, timeout=args.timeout
             )
-    except ds.DashScopeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except FAILURES as exc:  # one line, and the exit code of the same failure
+        return fail(exc)
     print(f"transcribe(): {result.text} ({result.language}, {len(result.transcripts)} parts)")
     return 0
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import sys
 import wave
 from pathlib import Path
 
 import pytest
 
-from dashscope_sync._cli.main import EXIT_API, EXIT_USAGE, main
+from dashscope_sync._cli.main import EXIT_API, EXIT_NETWORK, EXIT_NOT_INSTALLED, EXIT_USAGE, main
 from dashscope_sync.testing import LocalRealtimeServer
+
+from .test_cli_terminal import Terminal
 
 
 def _run(*argv: str) -> tuple[int, str, str]:
@@ -82,3 +86,98 @@ def test_speak_help_has_examples() -> None:
     assert exit_info.value.code == 0
     text = out.getvalue()
     assert "examples:" in text and "--voice" in text and "--play" in text
+    assert "exit codes:" in text and "the whole command" in text
+
+
+#: Four lines of about 2.4 s of speech each (the local voice: 60 ms a character).
+_FOUR_LINES = "".join(f"Line {n}: a sentence long enough to take a while.\n" for n in range(4))
+
+
+def test_speak_timeout_bounds_the_whole_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--timeout bounds the speeches together: four of over 1.2 s each exceed 3 s (exit 6)."""
+    # 100 ms of audio a delta, one delta each 50 ms at least: a line takes over 1.2 s to come.
+    with LocalRealtimeServer(delta_delay=0.05) as slow:
+        monkeypatch.setenv("DASHSCOPE_API_KEY", slow.api_key)
+        monkeypatch.setattr("sys.stdin", io.StringIO(_FOUR_LINES))
+        code, out, err = _run("speak", "-", "--url", slow.url, "--timeout", "3",
+                              "--output", str(tmp_path / "a.wav"))  # fmt: skip
+    assert code == EXIT_NETWORK, err
+    assert out == ""
+    (line,) = err.splitlines()
+    assert line == "dashscope-sync: error: timed out after 3 s (--timeout) waiting for the audio"
+    assert not (tmp_path / "a.wav").exists()
+
+
+def test_speak_bogus_option_shows_the_commands_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    """speak --bogus exits 2 with speak's usage, not the top level's."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["speak", "Hi", "--bogus"])
+    assert exit_info.value.code == 2
+    shown = capsys.readouterr().err
+    assert "usage: dashscope-sync speak" in shown and "--bogus" in shown
+
+
+def test_speak_bad_region_names_the_option(capsys: pytest.CaptureFixture[str]) -> None:
+    """--region mars is argparse's usage error naming --region."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["speak", "Hi", "--region", "mars"])
+    assert exit_info.value.code == 2
+    assert "--region" in capsys.readouterr().err
+
+
+def test_speak_play_without_the_audio_extra_exits_8(
+    url: str, monkeypatch: pytest.MonkeyPatch, server: LocalRealtimeServer
+) -> None:
+    """--play without the [audio] extra exits 8 with the install hint, before connecting."""
+    monkeypatch.setitem(sys.modules, "sounddevice", None)  # as without the extra
+    code, out, err = _run("speak", "Hi", "--url", url, "--play")
+    assert code == EXIT_NOT_INSTALLED, err
+    assert err.count("\n") == 1 and "--play" in err and "[audio]" in err
+    assert out == "" and server.received == []  # nothing was sent
+
+
+def test_speak_status_is_cleared_before_the_summary_on_a_pty(
+    server: LocalRealtimeServer, tmp_path: Path
+) -> None:
+    """On a terminal the progress line is cleared: the screen shows the summary line alone."""
+    with Terminal("speak", "Hello there.", "--url", server.url, "--output", "s.wav",
+                  key=server.api_key, cwd=tmp_path) as term:  # fmt: skip
+        code, raw, rows = term.finish()
+    assert code == 0, raw
+    assert "speaking: 1 / 1 done" in raw  # the progress was shown
+    assert len(rows) == 1 and rows[0].startswith("speech: ") and rows[0].endswith("-> s.wav"), rows
+
+
+def test_speak_timeout_on_a_pty_keeps_the_progress_then_one_error_line(tmp_path: Path) -> None:
+    """A timeout on a terminal leaves the progress row as it stood and the error on the next."""
+    with (
+        LocalRealtimeServer(delta_delay=0.2) as slow,  # over 6 s for this line's 30 deltas
+        Terminal("speak", "Line one: a sentence long enough to take a while.", "--url", slow.url,
+                 "--timeout", "3", "--output", "s.wav", key=slow.api_key,
+                 cwd=tmp_path) as term,
+    ):  # fmt: skip
+        code, raw, rows = term.finish()
+    assert code == EXIT_NETWORK, raw
+    assert rows == [
+        "speaking: 1 sent",
+        "dashscope-sync: error: timed out after 3 s (--timeout) waiting for the audio",
+    ], rows
+
+
+def test_speak_stalled_standard_input_ends_at_timeout(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """speak - with a pipe that sends one line and then nothing ends at --timeout (exit 6)."""
+    read_end, write_end = os.pipe()
+    with os.fdopen(read_end) as stdin, os.fdopen(write_end, "w") as writer:
+        writer.write("One line, then the writer falls silent.\n")
+        writer.flush()  # and stays open: no end of input
+        monkeypatch.setattr("sys.stdin", stdin)
+        code, out, err = _run("speak", "-", "--url", url, "--timeout", "2",
+                              "--output", str(tmp_path / "a.wav"))  # fmt: skip
+    assert code == EXIT_NETWORK, err
+    assert out == ""
+    (line,) = err.splitlines()
+    assert line == "dashscope-sync: error: timed out after 2 s (--timeout) reading standard input"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,22 +16,17 @@ from dashscope_sync.testing import LocalRealtimeServer, spoken_pcm16
 
 from ._asr_peer import asr_peer, text_event
 from .audio_fakes import VirtualInput
+from .test_cli_terminal import Terminal, TtyText, screen_rows
 
 pytestmark = pytest.mark.timeout(60)
 
 _WORDS = "Hello! What is the weather like in Hangzhou today?"
 
 
-class _Terminal(io.StringIO):
-    """Standard output that says it is a terminal."""
-
-    def isatty(self) -> bool:
-        return True
-
-
 def run(*argv: str, tty: bool = False) -> tuple[int, str, str]:
-    out: io.StringIO = _Terminal() if tty else io.StringIO()
-    err = io.StringIO()
+    """Run the command in this process; with ``tty``, both streams say they are one terminal."""
+    out: io.StringIO = TtyText() if tty else io.StringIO()
+    err: io.StringIO = TtyText() if tty else io.StringIO()
     code = _cli.main(list(argv), out=out, err=err)
     return code, out.getvalue(), err.getvalue()
 
@@ -49,14 +45,15 @@ class TestOutput:
         assert out == _WORDS + "\n"
 
     def test_terminal_shows_interims_in_place(self, server: LocalRealtimeServer) -> None:
-        """On a terminal interims overwrite one line and the final line replaces them."""
+        """On a terminal interims are the status line (stderr), cleared before the final line."""
         code, out, err = run(
             "transcribe", str(ds.sample_wav_path()), "--url", server.url, "--fast", tty=True
         )
         assert code == 0, err
-        assert out.count("\r\x1b[K") > 2  # interims, each overwriting the last
-        assert out.endswith("\r\x1b[K" + _WORDS + "\n")
-        assert out.count("\n") == 1
+        assert err.count("\r\x1b[K") > 2  # interims, each overwriting the last
+        assert err.endswith("\r\x1b[K")  # the last one cleared, not left behind
+        assert "\n" not in err
+        assert out == _WORDS + "\n"
 
     def test_language_is_sent(self, server: LocalRealtimeServer) -> None:
         """--language goes into the session's one update."""
@@ -93,8 +90,11 @@ class TestErrors:
         with asr_peer(**script) as (peer, _):
             code, out, err = run("transcribe", str(wav), "--url", peer.url, "--fast", tty=True)
         assert code == _cli.EXIT_API
-        assert out.startswith("\r\x1b[Kpartial") and out.endswith("\n")
-        assert err.startswith("dashscope-sync: error:") and "cannot decode" in err
+        assert out == ""
+        assert err.startswith("\r\x1b[Kpartial")
+        rows = screen_rows(err, 80)
+        assert rows[0] == "partial words", rows  # kept, ended with a newline
+        assert rows[1].startswith("dashscope-sync: error:") and "cannot decode" in rows[1], rows
         assert "Traceback" not in err
 
     @pytest.mark.usefixtures("key")
@@ -175,3 +175,79 @@ def test_mic_until_ctrl_c(server: LocalRealtimeServer, monkeypatch: pytest.Monke
     assert out.getvalue() == "speaking into the microphone\n"
     assert "listening" in err.getvalue()
     assert [f["type"] for f in server.received].count("session.finish") == 1
+
+
+@pytest.mark.usefixtures("key")
+def test_timeout_bounds_the_whole_command(server: LocalRealtimeServer) -> None:
+    """--timeout 1 ends a 3.8 s upload paced like speech (each step alone is quick): exit 6."""
+    code, _, err = run("transcribe", str(ds.sample_wav_path()), "--url", server.url,
+                         "--timeout", "1")  # fmt: skip
+    assert code == _cli.EXIT_NETWORK, err
+    (line,) = err.splitlines()
+    assert line.startswith("dashscope-sync: error: timed out after 1 s (--timeout)"), line
+
+
+@pytest.mark.usefixtures("key")
+def test_unanswered_finish_is_bounded_by_timeout(server: LocalRealtimeServer) -> None:
+    """A server that never answers session.finish is given up at --timeout, naming the step."""
+    server.on_client_event("session.finish", None)  # swallowed: no session.finished, ever
+    code, _, err = run("transcribe", str(ds.sample_wav_path()), "--url", server.url, "--fast",
+                         "--timeout", "2")  # fmt: skip
+    assert code == _cli.EXIT_NETWORK, err
+    (line,) = err.splitlines()
+    assert line == (
+        "dashscope-sync: error: timed out after 2 s (--timeout) waiting for the last transcripts"
+    ), line
+
+
+def test_bogus_option_shows_the_commands_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    """transcribe --bogus exits 2 with transcribe's usage, not the top level's."""
+    with pytest.raises(SystemExit) as caught:
+        _cli.main(["transcribe", "--bogus"])
+    assert caught.value.code == 2
+    shown = capsys.readouterr().err
+    assert "usage: dashscope-sync transcribe" in shown and "--bogus" in shown
+
+
+def test_interim_line_ended_before_an_error_on_a_pty(tmp_path: Path) -> None:
+    """On a real terminal a failure keeps the interim on its own row and the error on the next."""
+    failed = {
+        "type": "conversation.item.input_audio_transcription.failed",
+        "item_id": "i",
+        "error": {"code": "asr_failed", "message": "cannot decode"},
+    }
+    wav = tmp_path / "a.wav"
+    wav.write_bytes(ds.pcm16_to_wav(b"\x01\x00" * 3200, 16000))
+    script = {
+        "on_append": lambda n: [text_event("i", "partial", " words"), failed] if n == 1 else []
+    }
+    with (
+        asr_peer(**script) as (peer, _),
+        Terminal("transcribe", str(wav), "--url", peer.url, "--fast", key="k") as term,
+    ):
+        code, raw, rows = term.finish()
+    assert code == _cli.EXIT_API, raw
+    assert rows[0] == "partial words", rows  # the interim, kept and ended
+    assert len(rows) == 2 and rows[1].startswith("dashscope-sync: error:"), rows
+    assert "cannot decode" in rows[1], rows
+
+
+def test_bad_region_names_the_option(capsys: pytest.CaptureFixture[str]) -> None:
+    """--region mars is argparse's usage error naming --region."""
+    with pytest.raises(SystemExit) as caught:
+        _cli.main(["transcribe", "x.wav", "--region", "mars"])
+    assert caught.value.code == 2
+    assert "--region" in capsys.readouterr().err
+
+
+def test_ctrl_c_on_a_pty_is_one_line_after_the_interim(server: LocalRealtimeServer) -> None:
+    """Ctrl-C mid-file on a terminal keeps the interim's row and prints one error line below it."""
+    with Terminal("transcribe", str(ds.sample_wav_path()), "--url", server.url,
+                  key=server.api_key or "k") as term:  # fmt: skip
+        term.wait_for(b"\x1b[K")  # an interim is shown (the upload is paced: 3.8 s)
+        term.proc.send_signal(signal.SIGINT)
+        code, raw, rows = term.finish()
+    assert code == _cli.EXIT_INTERRUPTED, raw
+    assert "Traceback" not in raw
+    assert len(rows) == 2 and rows[0], rows  # the interim as it stood
+    assert rows[1] == "dashscope-sync: error: interrupted", rows

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import wave
 from pathlib import Path
 
 import pytest
 
-from .test_examples import ok, run_example
+from .test_examples import EXAMPLES, ok, run_example
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -42,3 +44,25 @@ def test_speak_llm_stream(tmp_path: Path) -> None:
     assert "first audio" in out and "answer.wav" in out
     # The whole reply was spoken: its audio follows its length (60 ms a character here).
     assert _wav_seconds(tmp_path / "answer.wav") > 5.0
+
+
+#: Runs speak.py --play as without the [audio] extra.
+_NO_EXTRA = """
+import runpy, sys
+sys.modules["sounddevice"] = None
+sys.argv = ["speak.py", "--local", "--play"]
+runpy.run_path({path!r}, run_name="__main__")
+"""
+
+
+def test_speak_play_without_the_audio_extra(tmp_path: Path) -> None:
+    """speak.py --play without the [audio] extra exits 8 with one line, before connecting."""
+    script = _NO_EXTRA.format(path=str(EXAMPLES / "speak.py"))
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 8, proc.stderr
+    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
+    assert "[audio] extra" in proc.stderr
+    assert proc.stdout == ""  # not connected: no "voice:" line

@@ -23,11 +23,11 @@ def test_transcribe_file(tmp_path: Path) -> None:
 
 
 def test_transcribe_file_language(tmp_path: Path) -> None:
-    """transcribe_file.py --language sends the language; a bad one fails before connecting."""
+    """transcribe_file.py --language sends the language; a bad one is a usage error (exit 2)."""
     out = ok(run_example("transcribe_file.py", "--language", "en", cwd=tmp_path))
     assert _WORDS in out
     proc = run_example("transcribe_file.py", "--language", "english", cwd=tmp_path)
-    assert proc.returncode == 1
+    assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("error: language must be")
 
 

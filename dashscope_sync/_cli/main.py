@@ -429,8 +429,8 @@ def _local_server_class() -> type[LocalRealtimeServer]:
     return LocalRealtimeServer
 
 
-def _check_live_extras(echo: str | None) -> None:
-    """Refuse --mic (or --echo aec) without its extra before connecting, with exit 8."""
+def _check_live_extras(echo: str | None, flag: str = "--mic") -> None:
+    """Refuse ``flag`` (or --echo aec) without its extra before connecting, with exit 8."""
     from .._audio.devices import import_sounddevice
     from .._audio.resample import audio_extra_missing
 
@@ -445,12 +445,20 @@ def _check_live_extras(echo: str | None) -> None:
     if missing:
         raise _Fail(
             EXIT_NOT_INSTALLED,
-            f"--mic needs {' and '.join(missing)} from the [audio] extra: {_install('audio')}",
+            f"{flag} needs {' and '.join(missing)} from the [audio] extra: {_install('audio')}",
         )
     try:
         import_sounddevice()
     except ConfigError as exc:  # the system's PortAudio library is missing
-        raise _Fail(EXIT_NOT_INSTALLED, f"--mic cannot run: {exc}") from exc
+        raise _Fail(EXIT_NOT_INSTALLED, f"{flag} cannot run: {exc}") from exc
+
+
+def _open_speaker(rate: int) -> Any:
+    """The default speaker for ``speak --play``; without the [audio] extra, exit 8."""
+    _check_live_extras(None, "--play")
+    from .._audio.devices import Speaker
+
+    return Speaker(rate=rate)
 
 
 def _live(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -643,9 +651,12 @@ def _transcribe_kit() -> TranscribeKit:
             _api_key(), base_url=args.url, workspace=args.workspace, region=args.region
         ),
         read_input=_read_input,
+        budget=lambda args, pcm: Budget(_whole_command_timeout(args, pcm)),
+        wait_default=WAIT_DEFAULT,
         microphone=microphone,
         url=_url("ws", "wss"),
         workspace=_printable("a workspace id"),
+        region=_region,
         seconds=_positive_seconds,
     )
 
@@ -963,13 +974,16 @@ def _parser() -> argparse.ArgumentParser:
     add_speak_command(
         commands,
         SpeakTools(
+            subcommand=_subcommand,
             api_key=_api_key,
             check_output=_check_output,
+            write_output=_write_output,
+            speaker=_open_speaker,
             seconds=_positive_seconds,
             url=_url("ws", "wss"),
             workspace=_printable("a workspace id"),
+            region=_region,
             non_empty=_non_empty,
-            exit_codes=_EXIT_CODES,
         ),
     )
     add_transcribe(commands, _transcribe_kit(), PROG)

@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, TextIO, cast
+from typing import TYPE_CHECKING, Protocol, TextIO, cast
 
 from .._deadline import Deadline
 from .._errors import DashScopeError, DashScopeTimeout
@@ -26,6 +26,12 @@ if TYPE_CHECKING:
 __all__ = ["Budget", "Finisher", "Screen", "screen_of"]
 
 logger = logging.getLogger("dashscope_sync")
+
+
+class _Closable(Protocol):
+    """A session of any family: what `Budget.watch` needs of it."""
+
+    def close(self) -> None: ...
 
 
 class Budget:
@@ -61,7 +67,7 @@ class Budget:
             timeout=self.timeout,
         )
 
-    def watch(self, session: RealtimeSession) -> None:
+    def watch(self, session: _Closable) -> None:
         """Close ``session`` when the time is up (from a timer thread), ending every wait."""
 
         def expire() -> None:

@@ -1,10 +1,15 @@
 """``dashscope-sync transcribe``: a Qwen-ASR-Realtime session from a file or the microphone.
 
-On a terminal the interim transcript is shown in place as it changes (the
-provisional tail dimmed) and each utterance's final transcript replaces it
-on a line of its own; piped, only the final lines are written, one per
-utterance. A line shown in place is always ended before anything else is
-written (an error, Ctrl-C), so nothing is printed over it.
+On a terminal the interim transcript is the status line on standard error,
+shown in place as it changes (the provisional tail faint), and each
+utterance's final transcript goes to standard output on a line of its own;
+piped, only the final lines are written, one per utterance. The status line
+is finished (cleared, or kept and ended after a failure) before anything
+else is written, so nothing is printed over it (`Screen`).
+
+``--timeout`` bounds the whole command from a file (connecting, the upload,
+the last transcripts: a `Budget`); with ``--mic``, getting the session going
+and, after Ctrl-C, finishing it.
 
 The parser is built here (`add_transcribe`); `_cli/main.py` registers it with
 the helpers that carry its exit-code conventions (`TranscribeKit`).
@@ -13,9 +18,7 @@ the helpers that carry its exit-code conventions (`TranscribeKit`).
 from __future__ import annotations
 
 import argparse
-import shutil
 import threading
-import unicodedata
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, TextIO
@@ -28,11 +31,9 @@ from .._errors import DashScopeError
 from .._sessions.transcription import Transcript, TranscriptionSession
 from .._wire.families import ASR_LANGUAGES, MODEL_QWEN3_ASR_FLASH_REALTIME
 from .._wire.transcription_config import TranscriptionConfig
+from .term import Budget, Screen, screen_of
 
 __all__ = ["TranscribeKit", "add_transcribe"]
-
-#: How long the end of a file may take to come back after the audio was sent.
-_FINISH_TIMEOUT = 30.0
 
 
 @attrs.frozen
@@ -44,9 +45,13 @@ class TranscribeKit:
         usage: The usage error (exit 2) for an option and a message.
         client: The `Client` for the parsed arguments (no key: exit 3).
         read_input: Reads the audio file as 16 kHz PCM16 (unusable: exit 5).
+        budget: The whole command's `Budget` for the arguments and the audio
+            (``--timeout``, or the default wait plus the audio's length unless ``--fast``).
+        wait_default: Seconds of the default wait, where there is no audio to add.
         microphone: Opens the default microphone (no ``[audio]`` extra: exit 8).
         url: The argparse type of a ``ws://``/``wss://`` URL.
         workspace: The argparse type of a workspace id.
+        region: The argparse type of a region id.
         seconds: The argparse type of a positive number of seconds.
     """
 
@@ -54,9 +59,12 @@ class TranscribeKit:
     usage: Callable[[str, str], Exception]
     client: Callable[[argparse.Namespace], Client]
     read_input: Callable[[str], bytes]
+    budget: Callable[[argparse.Namespace, bytes], Budget]
+    wait_default: float
     microphone: Callable[[], AbstractContextManager[Any]]
     url: Callable[[str], str]
     workspace: Callable[[str], str]
+    region: Callable[[str], str]
     seconds: Callable[[str], float]
 
 
@@ -71,8 +79,9 @@ def add_transcribe(
         description=(
             "Stream an audio file (any WAV; FLAC/OGG/MP3 with soundfile) or, with --mic,\n"
             "the microphone into a speech recognition session and print what was said.\n"
-            "On a terminal the interim text is shown in place as it changes; piped, only\n"
-            "the final line of each utterance is written. With --mic, Ctrl-C ends."
+            "On a terminal the interim text is shown in place as it changes (on standard\n"
+            "error); each utterance's final line goes to standard output. With --mic,\n"
+            "Ctrl-C ends."
         ),
         examples=(
             f"  DASHSCOPE_API_KEY=sk-... {prog} transcribe speech.wav\n"
@@ -95,13 +104,16 @@ def add_transcribe(
     parser.add_argument(
         "--workspace", type=kit.workspace, help="workspace id (default: DASHSCOPE_WORKSPACE)"
     )
-    parser.add_argument("--region", help="region id (default: DASHSCOPE_REGION, cn-beijing)")
+    parser.add_argument(
+        "--region", type=kit.region, help="region id (default: DASHSCOPE_REGION, cn-beijing)"
+    )
     parser.add_argument("--fast", action="store_true", help="upload faster than real time")
     parser.add_argument(
         "--timeout",
         type=kit.seconds,
-        default=_FINISH_TIMEOUT,
-        help="seconds to wait for each transcript",
+        default=None,
+        help=f"seconds the whole command may take (default: {kit.wait_default:g}, plus the "
+        "audio's length unless --fast; with --mic, to connect and, after Ctrl-C, to finish)",
     )
 
     def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -119,47 +131,52 @@ def _run(kit: TranscribeKit, args: argparse.Namespace, out: TextIO, err: TextIO)
     except DashScopeError as exc:
         raise kit.usage("--model", str(exc)) from exc
     client = kit.client(args)
-    printer = _Printer(out)
-    try:
-        if args.mic:
-            return _from_microphone(kit, client, config, args, printer, err)
-        pcm = kit.read_input(args.input)
-        return _from_file(client, config, pcm, args, printer)
-    finally:
-        printer.end()
+    printer = _Printer(out, screen_of(err))
+    if args.mic:
+        limit = kit.wait_default if args.timeout is None else args.timeout
+        return _from_microphone(kit, client, config, limit, printer, err)
+    pcm = kit.read_input(args.input)
+    budget = kit.budget(args, pcm)
+    with budget.bound():
+        return _from_file(client, config, pcm, args.fast, budget, printer)
 
 
 def _from_file(
     client: Client,
     config: TranscriptionConfig,
     pcm: bytes,
-    args: argparse.Namespace,
+    fast: bool,
+    budget: Budget,
     printer: _Printer,
 ) -> int:
-    with client.transcription.connect(config) as session:
+    budget.stage = "connecting"
+    with client.transcription.connect(config, timeout=budget.left()) as session:
+        budget.watch(session)  # closes the session at the deadline, ending every wait
         # The audio goes out on the feed's thread, then session.finish from a
         # thread of ours, while this one prints the transcripts as they come.
-        feed = stream_pcm(session, pcm, realtime=not args.fast)
+        budget.stage = "sending the audio"
+        feed = stream_pcm(session, pcm, realtime=not fast)
         failure: list[BaseException] = []
 
         def finish() -> None:
             try:
                 feed.wait()
-                session.finish(args.timeout)
+                budget.stage = "waiting for the last transcripts"
+                session.finish(None)  # the budget's timer ends it
             except DashScopeError as exc:
-                if not session.closed:
-                    failure.append(exc)
-                    session.close()  # wakes the reader below
+                failure.append(exc)
+                session.close()  # wakes the reader below
 
         finisher = threading.Thread(target=finish, name="dashscope-sync-transcribe", daemon=True)
         finisher.start()
         try:
-            _print_all(session, printer, args.timeout)
+            _print_all(session, printer, None)
         finally:
             feed.stop()
-        finisher.join(args.timeout)
+        finisher.join()
         if failure:
             raise failure[0]
+    printer.end()
     return 0
 
 
@@ -167,11 +184,14 @@ def _from_microphone(
     kit: TranscribeKit,
     client: Client,
     config: TranscriptionConfig,
-    args: argparse.Namespace,
+    limit: float,
     printer: _Printer,
     err: TextIO,
 ) -> int:
-    with kit.microphone() as microphone, client.transcription.connect(config) as session:
+    with (
+        kit.microphone() as microphone,
+        client.transcription.connect(config, timeout=limit) as session,
+    ):
         session.attach(microphone=microphone)
         print(f"listening: session {session.id}; Ctrl-C to end", file=err, flush=True)
         try:
@@ -180,8 +200,13 @@ def _from_microphone(
             printer.end()
             # The last utterance is transcribed before session.finished.
             session.detach()
-            session.finish(args.timeout)
-            _print_all(session, printer, args.timeout)
+            finishing = Budget(limit)
+            finishing.stage = "finishing the session"
+            with finishing.bound():
+                finishing.watch(session)
+                session.finish(None)
+                _print_all(session, printer, None)
+    printer.end()
     return 0
 
 
@@ -191,61 +216,25 @@ def _print_all(session: TranscriptionSession, printer: _Printer, timeout: float 
 
 
 class _Printer:
-    """Writes transcripts: interims in place on a terminal, final lines always.
+    """Writes transcripts: interims as the screen's status line, final lines always.
 
     Used by one thread (the command's main thread).
     """
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, screen: Screen | None) -> None:
         self.out = out
-        self.tty = out.isatty()
-        # An interim is on the current line, not ended by a newline yet.
-        self.showing = False
+        self.screen = screen if screen is not None and screen.live else None
 
     def show(self, transcript: Transcript) -> None:
-        out = self.out
-        if transcript.final:
-            if self.showing:
-                out.write("\r\x1b[K")
-                self.showing = False
-            if transcript.text:
-                out.write(transcript.text + "\n")
-        elif self.tty:
-            text, stash = _tail(transcript.text, transcript.stash, _columns() - 1)
-            out.write(f"\r\x1b[K{text}\x1b[2m{stash}\x1b[0m")
-            self.showing = True
-        else:
+        if not transcript.final:
+            if self.screen is not None:
+                self.screen.status(transcript.text, transcript.stash)
             return
-        out.flush()
+        self.end()  # the interim gives way to the final line
+        if transcript.text:
+            print(transcript.text, file=self.out, flush=True)
 
     def end(self) -> None:
-        """End a line shown in place, keeping what it showed, before anything else is written."""
-        if self.showing:
-            self.out.write("\n")
-            self.out.flush()
-            self.showing = False
-
-
-def _columns() -> int:
-    return max(10, shutil.get_terminal_size().columns)
-
-
-def _width(char: str) -> int:
-    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
-
-
-def _tail(text: str, stash: str, width: int) -> tuple[str, str]:
-    """The end of ``text + stash`` that fits in ``width`` columns: one row, so
-    the next interim can overwrite it with a carriage return."""
-    kept: list[str] = []
-    used = 0
-    whole = text + stash
-    for char in reversed(whole):
-        used += _width(char)
-        if used > width:
-            break
-        kept.append(char)
-    shown = "".join(reversed(kept))
-    cut = len(whole) - len(shown)
-    split = max(0, len(text) - cut)
-    return shown[:split], shown[split:]
+        """Clear an interim shown in place, before anything else is written."""
+        if self.screen is not None:
+            self.screen.finish()
