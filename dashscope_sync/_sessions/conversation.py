@@ -1073,6 +1073,17 @@ class RealtimeSession:
             pass  # at interpreter exit, modules may already be torn down
 
 
+class EventsOf(RealtimeSession):
+    """The event API (`on`, `recv`, `events`, `wait_for`, `close`) of another session
+    over the same core (`SpeechSession`, `TranscriptionSession`).
+
+    That session owns the finalizer, so a dropped one warns once, under its own name.
+    """
+
+    def __del__(self) -> None:
+        pass
+
+
 def _audio_bytes(value: object) -> bytes | memoryview:
     """Check audio for an append (see `pcm16_buffer`): no copy of the caller's buffer."""
     return pcm16_buffer(value, "audio")

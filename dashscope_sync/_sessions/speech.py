@@ -54,7 +54,7 @@ from .._wire.events import (
 )
 from .._wire.families import ModelFamily
 from .._wire.speech_config import SpeechConfig
-from .conversation import RealtimeSession
+from .conversation import EventsOf
 
 if TYPE_CHECKING:
     from .._client.client import Client
@@ -360,7 +360,7 @@ class SpeechSession:
         self._book = book
         self._attachment: Attachment | None = None
         # Receiving (on/recv/events/wait_for/close) is the conversation session's own code.
-        self._events = RealtimeSession(core)
+        self._events = EventsOf(core)
         # Held by the thread sending one speech's text, from its first append to
         # its commit: the server synthesises its buffer in order, so speeches
         # must not interleave on the wire.
@@ -702,19 +702,22 @@ class SpeechSession:
             self._core.raise_handler_error()
 
     def __del__(self) -> None:
+        # Only signals, as RealtimeSession's: the collector may run here on any
+        # thread holding any lock, so the close work is the reader's (see
+        # SessionCore.drop).
         core = getattr(self, "_core", None)
-        if core is None or core.connection.closing.is_set():
-            return
+        if core is None or core.inherited or core.connection.closing.is_set():
+            return  # closed, or a forked child's copy of its parent's session
         try:
+            core.drop()
             warnings.warn(
                 f"unclosed {self!r}: use it in a 'with' block or call close()",
                 ResourceWarning,
                 stacklevel=2,
                 source=self,
             )
-            core.close(wait=False)
         except Exception:
-            pass
+            pass  # at interpreter exit, modules may already be torn down
 
 
 def _simple(event_id: str, wire_type: str) -> str:

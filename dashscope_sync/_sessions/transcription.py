@@ -53,7 +53,7 @@ from .._wire.events import (
 )
 from .._wire.families import ModelFamily
 from .._wire.transcription_config import TranscriptionConfig
-from .conversation import RealtimeSession
+from .conversation import EventsOf
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -250,7 +250,7 @@ class TranscriptionSession:
         self.config = config
         # The event API of a conversation session over the same core: the
         # handler registry, recv/events/wait_for. Held only here.
-        self._events = RealtimeSession(core)
+        self._events = EventsOf(core)
         # The attached microphone, if any.
         self._microphone: MicrophoneLike | None = None
         # Guards `_microphone`, so two threads attaching cannot both start a stream.
@@ -518,17 +518,20 @@ class TranscriptionSession:
             self._core.raise_handler_error()
 
     def __del__(self) -> None:
+        # Only signals, as RealtimeSession's: the collector may run here on any
+        # thread holding any lock, so the close work is the reader's (see
+        # SessionCore.drop).
         core = getattr(self, "_core", None)
-        if core is None or core.connection.closing.is_set():
-            return
+        if core is None or core.inherited or core.connection.closing.is_set():
+            return  # closed, or a forked child's copy of its parent's session
         try:
+            core.drop()
             warnings.warn(
                 f"unclosed {self!r}: use it in a 'with' block or call close()",
                 ResourceWarning,
                 stacklevel=2,
                 source=self,
             )
-            core.close(wait=False)
         except Exception:
             pass  # at interpreter exit, modules may already be torn down
 
