@@ -13,22 +13,24 @@ How a session is put together::
 refers to the public `RealtimeSession`, and the handler thread reaches the
 handler registry only weakly, so a session the program drops is collected,
 closed and warned about even when a handler's closure refers to it.
+
+What every session shares (its state, `on`, the pull API, `close`, the
+context manager, the finalizer) is `SessionBase`'s (base.py); this module
+adds the conversation's sending.
 """
 
 from __future__ import annotations
 
 import logging
-import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, overload
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, Literal, overload
 
 from .._audio.attach import Attachment, MicrophoneLike, SpeakerLike
 from .._audio.inputs import image_buffer, pcm16_buffer
 from .._audio.resample import resampler_for
 from .._constants import Modality
 from .._core.core import SessionCore
-from .._core.dispatch import UNKNOWN_KEY, HandlerHandle, Handlers
+from .._core.dispatch import HandlerHandle
 from .._core.response import Interruption, Response, ResponseResult
 from .._core.state import RequestKind
 from .._deadline import Deadline, check_timeout
@@ -49,10 +51,8 @@ from .._wire.dialects import (
     family_for,
 )
 from .._wire.events import (
-    EVENT_TYPES,
     ConversationItem,
     ConversationItemRetrieved,
-    InvalidFrame,
     ResponseAudioDelta,
     ResponseAudioDone,
     ResponseCreated,
@@ -60,9 +60,9 @@ from .._wire.events import (
     SessionFinished,
     SessionInfo,
     SessionUpdated,
-    UnknownEvent,
 )
 from .._wire.families import FinishRule, ModelFamily, finish_rule
+from .base import SessionBase
 
 if TYPE_CHECKING:
     # Type-checking only (typeshed has it for every Python): any object with
@@ -74,10 +74,6 @@ if TYPE_CHECKING:
 __all__ = ["HandlerHandle", "RealtimeSession", "open_session"]
 
 logger = logging.getLogger("dashscope_sync")
-
-_E = TypeVar("_E", bound=ServerEvent)
-_F = TypeVar("_F", bound=Callable[..., object])
-_T = TypeVar("_T")
 
 #: The most audio one ``input_audio_buffer.append`` may carry (the service's limit).
 MAX_AUDIO_APPEND: Final = 15 * 1024 * 1024
@@ -109,7 +105,7 @@ def open_session(
     return RealtimeSession(core, reopen)
 
 
-class RealtimeSession:
+class RealtimeSession(SessionBase[RealtimeConfig]):
     """A connected realtime session, returned ready by `RealtimeService.connect`.
 
     Use it as a context manager, or call `close`. Send with the methods below;
@@ -132,79 +128,16 @@ class RealtimeSession:
         core: SessionCore,
         reopen: Callable[[float | NotGiven | None], RealtimeSession] | None = None,
     ) -> None:
-        self._core = core
-        self.config = core.config
+        super().__init__(core, core.config)
         # Opens a fresh session like this one (the client's connect), for reconnect().
         self._reopen = reopen
-        # The handler registry. Only this object holds it strongly (the
-        # handler thread holds it weakly): see the module docstring.
-        self._handlers = Handlers()
 
     # State ---------------------------------------------------------------------
-
-    @property
-    def id(self) -> str:
-        """The server's session id, from ``session.created``."""
-        return self._core.session_id
-
-    @property
-    def info(self) -> SessionInfo:
-        """The effective configuration: from ``session.created``, then each ``session.updated``."""
-        info = self._core.info
-        assert info is not None  # connect() returns only after session.created
-        return info
-
-    @property
-    def model(self) -> str:
-        """The model this session talks to."""
-        return self.config.model
 
     @property
     def family(self) -> ModelFamily:
         """The wire dialect of the model: ``config.family``, else chosen from the model name."""
         return family_for(self.config)
-
-    @property
-    def closed(self) -> bool:
-        """True once the connection has ended or `close` has been called."""
-        return self._core.is_closing
-
-    @property
-    def close_code(self) -> int | None:
-        """The WebSocket close code once the connection has ended (1006: lost)."""
-        end = self._core.end
-        return None if end is None else end.code
-
-    @property
-    def close_reason(self) -> str | None:
-        """The close reason once the connection has ended."""
-        end = self._core.end
-        return None if end is None else end.reason
-
-    @property
-    def dropped_events(self) -> int:
-        """Received events that a full pull buffer or a full handler backlog dropped
-        (oldest first), each counted once: one lost by both is one dropped event.
-
-        It never exceeds the events received. Audio of an interrupted response
-        is not in it (see `dropped_audio`). Each consumer's own count is
-        `dropped_from_buffer` and `dropped_for_handlers`; see
-        ``max_buffered_events``, ``max_handler_backlog`` and ``max_buffered_bytes``.
-        """
-        return self._core.dropped_events
-
-    @property
-    def dropped_from_buffer(self) -> int:
-        """Events the pull buffer (`recv`, `events`, `wait_for`) dropped, oldest first,
-        because it held ``max_buffered_events`` events (or ``max_buffered_bytes``)."""
-        return self._core.dropped_from_buffer
-
-    @property
-    def dropped_for_handlers(self) -> int:
-        """Events that never reached handlers because the handler backlog held
-        ``max_handler_backlog`` undelivered events (or ``max_buffered_bytes``): the
-        oldest were dropped. Events skipped as stale interrupted audio are not in it."""
-        return self._core.dropped_for_handlers
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
@@ -846,168 +779,10 @@ class RealtimeSession:
             return self.config.request_timeout
         return check_timeout(timeout)
 
-    # Receiving: callbacks ----------------------------------------------------------
-
-    @overload
-    def on(self, event_type: type[_E], handler: Callable[[_E], object]) -> HandlerHandle: ...
-
-    @overload
-    def on(self, event_type: str, handler: Callable[[ServerEvent], object]) -> HandlerHandle: ...
-
-    @overload
-    def on(self, event_type: type[ServerEvent] | str) -> Callable[[_F], _F]: ...
-
-    def on(
-        self,
-        event_type: type[ServerEvent] | str,
-        handler: Callable[[Any], object] | None = None,
-    ) -> HandlerHandle | Callable[[_F], _F]:
-        """Call ``handler(event)`` for every event of a type, from now on.
-
-        ``event_type`` is a wire type (``"response.audio.delta"``), an event
-        class (`ResponseAudioDelta`; `UnknownEvent` matches every unknown
-        type), or ``"*"`` for every event. Handlers run one at a time, in
-        arrival order, on the session's handler thread (never the one that
-        reads the socket); for one event, handlers of its type run first, then
-        `UnknownEvent` handlers, then ``"*"`` handlers, each in registration
-        order. A handler that raises is logged with its traceback and raised
-        as `HandlerError` on your thread at its next call into the session.
-
-        Used as ``@session.on(ds.ResponseTextDelta)``, it returns the
-        function unchanged; called with a handler, it returns a `HandlerHandle`
-        whose ``remove()`` unsubscribes.
-        """
-        key = _handler_key(event_type)
-        if handler is None:
-
-            def decorator(fn: _F) -> _F:
-                self._on(key, fn)
-                return fn
-
-            return decorator
-        return self._on(key, handler)
-
-    def _on(self, key: str, handler: Callable[[Any], object]) -> HandlerHandle:
-        if not callable(handler):
-            raise ConfigError(f"handler must be callable, got {handler!r}")
-        return self._core.add_handler(self._handlers, key, handler)
-
-    # Receiving: pulling ------------------------------------------------------------
-
-    def recv(self, timeout: float | None = None) -> ServerEvent | None:
-        """Return the next event, waiting at most ``timeout`` seconds for it.
-
-        Events come in arrival order, each once, including those that arrived
-        before the first call (since connect). None blocks until one comes; 0
-        or less only takes one already there.
-
-        Returns:
-            The next event, or None once the session closed cleanly (code
-            1000, or by `close`) and every event has been read.
-
-        Raises:
-            DashScopeTimeout: No event within ``timeout``.
-            TransportError: The connection ended abnormally (after the events
-                received before it were read); carries ``code`` and ``reason``.
-            HandlerError: A handler failed.
-            UsageError: Called from a handler, or the buffer is off.
-        """
-        self._core.check_pull("recv()")
-        return self._core.next_event(Deadline(check_timeout(timeout)), "recv()")
-
-    def events(self, timeout: float | None = None) -> Iterator[ServerEvent]:
-        """Iterate over events until the session closes cleanly.
-
-        Args:
-            timeout: The longest wait for each next event, in seconds; its
-                expiry raises `DashScopeTimeout`. None waits forever.
-
-        Raises:
-            The same as `recv`.
-        """
-        self._core.check_pull("events()")
-        return self._iterate(self._core, check_timeout(timeout))
-
-    @staticmethod
-    def _iterate(core: SessionCore, timeout: float | None) -> Iterator[ServerEvent]:
-        while (event := core.next_event(Deadline(timeout), "events()")) is not None:
-            yield event
-
-    def __iter__(self) -> Iterator[ServerEvent]:
-        return self.events()
-
-    @overload
-    def wait_for(self, event_type: type[_E], timeout: float | None = None) -> _E: ...
-
-    @overload
-    def wait_for(self, event_type: str, timeout: float | None = None) -> ServerEvent: ...
-
-    def wait_for(
-        self, event_type: type[ServerEvent] | str, timeout: float | None = None
-    ) -> ServerEvent:
-        """Consume events up to and including the first of a type, and return it.
-
-        The events before it are skipped for `recv`/`events` (handlers still
-        see everything). Because it reads the same buffer, it never misses an
-        event that came before the call.
-
-        Args:
-            event_type: A wire type, an event class (matched with isinstance),
-                or ``"*"``.
-            timeout: The longest wait for the match, in seconds; None forever.
-
-        Raises:
-            DashScopeTimeout: No match in time.
-            SessionClosedError: The session closed cleanly before a match.
-            TransportError, HandlerError, UsageError: as `recv`.
-        """
-        key = _handler_key(event_type)
-        what = f"wait_for({key if key != UNKNOWN_KEY else 'UnknownEvent'})"
-        core = self._core
-        core.check_pull(what)
-        deadline = Deadline(check_timeout(timeout))
-        while True:
-            event = core.next_event(deadline, what)
-            if event is None:
-                raise SessionClosedError(
-                    f"{what}: the session closed first",
-                    code=self.close_code,
-                    reason=self.close_reason,
-                )
-            if _matches(key, event):
-                return event
-
     # Lifecycle ----------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Close the session: idempotent, thread-safe, never raises a handler error.
-
-        Sends a normal close frame (1000), waits up to ``config.close_timeout``
-        for the server's answer, lets handlers finish the events already
-        received (up to ``config.handler_timeout``; a handler still stuck then
-        is named in a warning and its thread left behind), and joins the
-        threads. Called from a handler, it does not wait for the handler
-        thread. Events already buffered can still be read afterwards. In a
-        process forked after the session opened, it does nothing: the
-        connection is the parent's, which keeps working.
-        """
-        if self._core.inherited:
-            return
+    def _before_close(self) -> None:
         self.detach()
-        self._core.close()
-
-    def __enter__(self) -> RealtimeSession:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-        if exc_type is None:
-            self._core.raise_handler_error()
 
     def reconnect(
         self, *, timeout: float | NotGiven | None = NOT_GIVEN, restore: bool = True
@@ -1054,24 +829,6 @@ class RealtimeSession:
         logger.info("reconnected: session %s replaced by %s", self.id, fresh.id)
         return fresh
 
-    def __del__(self) -> None:
-        # Only signals: the collector may run here on any thread holding any
-        # lock (the reader inside the mailbox lock, a sender inside the send
-        # lock), so the close work is the reader's (see SessionCore.drop).
-        core = getattr(self, "_core", None)
-        if core is None or core.inherited or core.connection.closing.is_set():
-            return  # closed, or a forked child's copy of its parent's session
-        try:
-            core.drop()
-            warnings.warn(
-                f"unclosed {self!r}: use it in a 'with' block or call close()",
-                ResourceWarning,
-                stacklevel=2,
-                source=self,
-            )
-        except Exception:
-            pass  # at interpreter exit, modules may already be torn down
-
 
 def _audio_bytes(value: object) -> bytes | memoryview:
     """Check audio for an append (see `pcm16_buffer`): no copy of the caller's buffer."""
@@ -1099,40 +856,6 @@ def _check_text(text: object) -> None:
         raise ConfigTypeError(f"text must be a string, got {type(text).__name__}")
     if not text:
         raise ConfigError("text must not be empty")
-
-
-_KNOWN_KEYS: Final = frozenset({*EVENT_TYPES, InvalidFrame.type, "*"})
-
-
-def _handler_key(event_type: object) -> str:
-    """Map what `on`/`wait_for` accept to one registry key."""
-    if isinstance(event_type, str):
-        if event_type not in _KNOWN_KEYS:
-            warnings.warn(
-                f"{event_type!r} is not an event type this library knows: it matches only "
-                "if the server sends that type (check the spelling)",
-                UserWarning,
-                stacklevel=3,
-            )
-        return event_type
-    if isinstance(event_type, type) and issubclass(event_type, ServerEvent):
-        if event_type is UnknownEvent:
-            return UNKNOWN_KEY
-        if event_type is ServerEvent:
-            return "*"
-        if event_type.type:
-            return event_type.type
-    raise ConfigError(
-        f"event type must be a wire type string, an event class or '*', got {event_type!r}"
-    )
-
-
-def _matches(key: str, event: ServerEvent) -> bool:
-    if key == "*":
-        return True
-    if key == UNKNOWN_KEY:
-        return isinstance(event, UnknownEvent)
-    return event.type == key
 
 
 def _wait_for_reply(handle: Response, deadline: Deadline) -> ResponseResult:

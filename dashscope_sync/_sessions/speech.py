@@ -1,6 +1,7 @@
 """Text to speech (Qwen-TTS-Realtime): `SpeechService`, `SpeechSession`, `Speech`, `SpeechResult`.
 
-A public facade over the same `SessionCore` as `RealtimeSession`: the
+A public session over a `SessionCore`, as `RealtimeSession` is, sharing its
+state, receiving and lifecycle through `SessionBase` (base.py): the
 family's rules live in the state (`SpeechBook`, fed by `SessionState`), its
 configuration in `SpeechConfig`; this module only sends and waits. The
 wire is SPEECH_FAMILIES.md §A.
@@ -14,20 +15,17 @@ import json
 import logging
 import threading
 import time
-import warnings
 import wave
 from collections.abc import Callable, Iterable, Iterator
 from os import PathLike
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
 from .._audio.attach import Attachment, SpeakerLike
 from .._audio.resample import resampler_for
 from .._core.core import SessionCore
-from .._core.dispatch import HandlerHandle
 from .._core.speech_state import SpeechBook, SpeechTrack
 from .._core.state import RequestKind
 from .._deadline import Deadline, check_timeout
@@ -47,14 +45,12 @@ from .._wire.events import (
     ResponseAudioDelta,
     ResponseAudioDone,
     ResponseCreated,
-    ServerEvent,
     SessionFinished,
-    SessionInfo,
     SessionUpdated,
 )
 from .._wire.families import ModelFamily
 from .._wire.speech_config import SpeechConfig
-from .conversation import RealtimeSession
+from .base import SessionBase
 
 if TYPE_CHECKING:
     from .._client.client import Client
@@ -62,9 +58,6 @@ if TYPE_CHECKING:
 __all__ = ["Speech", "SpeechResult", "SpeechService", "SpeechSession"]
 
 logger = logging.getLogger("dashscope_sync")
-
-_E = TypeVar("_E", bound=ServerEvent)
-_F = TypeVar("_F", bound=Callable[..., object])
 
 #: The whitespace a text's billed characters leave out (as far as known).
 _WHITESPACE: Final = (" ", "\n", "\t", "\r", "\u3000")
@@ -336,15 +329,15 @@ class Speech:
         return True
 
 
-class SpeechSession:
+class SpeechSession(SessionBase[SpeechConfig]):
     """A Qwen-TTS-Realtime session, returned ready (configured) by `SpeechService.connect`.
 
     `speak` text (a string, or an iterable of pieces as an LLM streams them)
     and get a `Speech` for its audio; or drive the wire yourself with
     `append_text`, `commit_text` and `clear_text`; `finish` ends the session
     after the audio still due. Receive every event with `on`, `recv`,
-    `events` and `wait_for`, as on `RealtimeSession`. Use it as a context
-    manager, or call `close`.
+    `events`, iteration and `wait_for`, as on `RealtimeSession`. Use it as a
+    context manager, or call `close` (speeches not finished then fail).
 
     Thread safety: every method may be called from any thread; speeches go
     out one after another, in call order.
@@ -354,13 +347,10 @@ class SpeechSession:
     """
 
     def __init__(self, core: SessionCore, config: SpeechConfig, book: SpeechBook) -> None:
-        self._core = core
-        self.config = config
+        super().__init__(core, config)
         # The same books the state feeds (read and changed under the core's lock).
         self._book = book
         self._attachment: Attachment | None = None
-        # Receiving (on/recv/events/wait_for/close) is the conversation session's own code.
-        self._events = RealtimeSession(core)
         # Held by the thread sending one speech's text, from its first append to
         # its commit: the server synthesises its buffer in order, so speeches
         # must not interleave on the wire.
@@ -369,41 +359,9 @@ class SpeechSession:
     # State ---------------------------------------------------------------------
 
     @property
-    def id(self) -> str:
-        """The server's session id, from ``session.created``."""
-        return self._core.session_id
-
-    @property
-    def info(self) -> SessionInfo:
-        """The effective configuration, from ``session.updated``."""
-        info = self._core.info
-        assert info is not None
-        return info
-
-    @property
-    def model(self) -> str:
-        """The model this session talks to."""
-        return self.config.model
-
-    @property
     def family(self) -> ModelFamily:
         """Always `ModelFamily.QWEN_TTS`."""
         return ModelFamily.QWEN_TTS
-
-    @property
-    def closed(self) -> bool:
-        """True once the connection has ended or `close` has been called."""
-        return self._core.is_closing
-
-    @property
-    def close_code(self) -> int | None:
-        """The WebSocket close code once the connection has ended (1006: lost)."""
-        return self._events.close_code
-
-    @property
-    def close_reason(self) -> str | None:
-        """The close reason once the connection has ended."""
-        return self._events.close_reason
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
@@ -639,82 +597,8 @@ class SpeechSession:
         self._core.output = None
         attachment.detach()
 
-    # Receiving (as on RealtimeSession) ----------------------------------------------
-
-    @overload
-    def on(self, event_type: type[_E], handler: Callable[[_E], object]) -> HandlerHandle: ...
-
-    @overload
-    def on(self, event_type: str, handler: Callable[[ServerEvent], object]) -> HandlerHandle: ...
-
-    @overload
-    def on(self, event_type: type[ServerEvent] | str) -> Callable[[_F], _F]: ...
-
-    def on(
-        self,
-        event_type: type[ServerEvent] | str,
-        handler: Callable[[Any], object] | None = None,
-    ) -> HandlerHandle | Callable[[_F], _F]:
-        """Call ``handler(event)`` for every event of a type (as `RealtimeSession.on`,
-        a decorator too)."""
-        if handler is None:
-            return self._events.on(event_type)
-        return self._events.on(event_type, handler)
-
-    def recv(self, timeout: float | None = None) -> ServerEvent | None:
-        """The next event (as `RealtimeSession.recv`)."""
-        return self._events.recv(timeout)
-
-    def events(self, timeout: float | None = None) -> Iterator[ServerEvent]:
-        """Iterate over events until the session closes (as `RealtimeSession.events`)."""
-        return self._events.events(timeout)
-
-    @overload
-    def wait_for(self, event_type: type[_E], timeout: float | None = None) -> _E: ...
-
-    @overload
-    def wait_for(self, event_type: str, timeout: float | None = None) -> ServerEvent: ...
-
-    def wait_for(
-        self, event_type: type[ServerEvent] | str, timeout: float | None = None
-    ) -> ServerEvent:
-        """Consume events up to the first of a type (as `RealtimeSession.wait_for`)."""
-        return self._events.wait_for(event_type, timeout)
-
-    # Lifecycle ----------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Close the session: idempotent, thread-safe; unfinished speeches fail."""
+    def _before_close(self) -> None:
         self.detach()
-        self._events.close()
-
-    def __enter__(self) -> SpeechSession:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-        if exc_type is None:
-            self._core.raise_handler_error()
-
-    def __del__(self) -> None:
-        core = getattr(self, "_core", None)
-        if core is None or core.connection.closing.is_set():
-            return
-        try:
-            warnings.warn(
-                f"unclosed {self!r}: use it in a 'with' block or call close()",
-                ResourceWarning,
-                stacklevel=2,
-                source=self,
-            )
-            core.close(wait=False)
-        except Exception:
-            pass
 
 
 def _simple(event_id: str, wire_type: str) -> str:

@@ -1,7 +1,8 @@
 """Speech recognition sessions (Qwen-ASR-Realtime): `TranscriptionSession` and its service.
 
-A public facade over the same `SessionCore` as `RealtimeSession` (state
-machine, mailbox, dispatcher, connection shell), speaking the family's
+A public session over a `SessionCore` (state machine, mailbox, dispatcher,
+connection shell), as `RealtimeSession` is, sharing its state, receiving and
+lifecycle through `SessionBase` (base.py), speaking the family's
 wire (SPEECH_FAMILIES.md B): one ``session.update`` at connect, audio
 appends, commits in manual mode only, ``session.finish`` -> ``session.finished``,
 after which the client closes. The family's rules live in the state (a
@@ -17,11 +18,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from os import PathLike
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
@@ -53,14 +52,13 @@ from .._wire.events import (
 )
 from .._wire.families import ModelFamily
 from .._wire.transcription_config import TranscriptionConfig
-from .conversation import RealtimeSession
+from .base import SessionBase
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
     from .._client.client import Client
     from .._core.core import SessionCore
-    from .._core.dispatch import HandlerHandle
 
 __all__ = [
     "Transcript",
@@ -71,9 +69,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("dashscope_sync")
-
-_E = TypeVar("_E", bound=ServerEvent)
-_F = TypeVar("_F", bound=Callable[..., object])
 
 #: The most audio one ``input_audio_buffer.append`` may carry (the service's limit).
 MAX_AUDIO_APPEND: Final = 15 * 1024 * 1024
@@ -229,13 +224,13 @@ def _failed(event: ConversationItemInputAudioTranscriptionFailed) -> Transcripti
     )
 
 
-class TranscriptionSession:
+class TranscriptionSession(SessionBase[TranscriptionConfig]):
     """A Qwen-ASR-Realtime session, returned configured by ``client.transcription.connect``.
 
     Send audio with `append_audio` (and `commit_audio` in manual mode), read
     live transcripts with `transcripts`, end with `finish`. Every event is
-    also delivered to `on` handlers and to `recv`/`events`/`wait_for`, as on
-    `RealtimeSession`; `transcripts` reads the same buffer (each event goes to
+    also delivered to `on` handlers and to `recv`/`events`/iteration/`wait_for`,
+    as on `RealtimeSession`; `transcripts` reads the same buffer (each event goes to
     one reader).
 
     Thread safety: every method may be called from any thread; sends are
@@ -246,11 +241,7 @@ class TranscriptionSession:
     """
 
     def __init__(self, core: SessionCore, config: TranscriptionConfig) -> None:
-        self._core = core
-        self.config = config
-        # The event API of a conversation session over the same core: the
-        # handler registry, recv/events/wait_for. Held only here.
-        self._events = RealtimeSession(core)
+        super().__init__(core, config)
         # The attached microphone, if any.
         self._microphone: MicrophoneLike | None = None
         # Guards `_microphone`, so two threads attaching cannot both start a stream.
@@ -259,46 +250,9 @@ class TranscriptionSession:
     # State ---------------------------------------------------------------------
 
     @property
-    def id(self) -> str:
-        """The server's session id, from ``session.created``."""
-        return self._core.session_id
-
-    @property
-    def info(self) -> SessionInfo:
-        """The effective configuration, as the server echoed it (``session.updated``)."""
-        info = self._core.info
-        assert info is not None  # connect() returns only after session.created
-        return info
-
-    @property
-    def model(self) -> str:
-        """The model this session talks to."""
-        return self.config.model
-
-    @property
     def family(self) -> ModelFamily:
         """Always `ModelFamily.QWEN_ASR`."""
         return ModelFamily.QWEN_ASR
-
-    @property
-    def closed(self) -> bool:
-        """True once the connection has ended or `close` has been called."""
-        return self._core.is_closing
-
-    @property
-    def close_code(self) -> int | None:
-        """The WebSocket close code once the connection has ended."""
-        return self._events.close_code
-
-    @property
-    def close_reason(self) -> str | None:
-        """The close reason once the connection has ended."""
-        return self._events.close_reason
-
-    @property
-    def dropped_events(self) -> int:
-        """Events dropped by a full buffer or handler backlog (oldest first)."""
-        return self._core.dropped_events
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
@@ -458,79 +412,8 @@ class TranscriptionSession:
         core.check_pull("transcripts()")
         return _iterate_transcripts(core, check_timeout(timeout))
 
-    @overload
-    def on(self, event_type: type[_E], handler: Callable[[_E], object]) -> HandlerHandle: ...
-
-    @overload
-    def on(self, event_type: str, handler: Callable[[ServerEvent], object]) -> HandlerHandle: ...
-
-    @overload
-    def on(self, event_type: type[ServerEvent] | str) -> Callable[[_F], _F]: ...
-
-    def on(
-        self,
-        event_type: type[ServerEvent] | str,
-        handler: Callable[[Any], object] | None = None,
-    ) -> HandlerHandle | Callable[[_F], _F]:
-        """Call ``handler(event)`` for every event of a type, as `RealtimeSession.on` does."""
-        if handler is None:
-            return self._events.on(event_type)
-        return self._events.on(event_type, handler)
-
-    def recv(self, timeout: float | None = None) -> ServerEvent | None:
-        """The next event, as `RealtimeSession.recv`."""
-        return self._events.recv(timeout)
-
-    def events(self, timeout: float | None = None) -> Iterator[ServerEvent]:
-        """Iterate over events until the session closes, as `RealtimeSession.events`."""
-        return self._events.events(timeout)
-
-    @overload
-    def wait_for(self, event_type: type[_E], timeout: float | None = None) -> _E: ...
-
-    @overload
-    def wait_for(self, event_type: str, timeout: float | None = None) -> ServerEvent: ...
-
-    def wait_for(
-        self, event_type: type[ServerEvent] | str, timeout: float | None = None
-    ) -> ServerEvent:
-        """Consume events up to the first of a type, as `RealtimeSession.wait_for`."""
-        return self._events.wait_for(event_type, timeout)
-
-    # Lifecycle ----------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Close the session: idempotent, thread-safe; buffered events stay readable."""
+    def _before_close(self) -> None:
         self.detach()
-        self._core.close()
-
-    def __enter__(self) -> TranscriptionSession:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-        if exc_type is None:
-            self._core.raise_handler_error()
-
-    def __del__(self) -> None:
-        core = getattr(self, "_core", None)
-        if core is None or core.connection.closing.is_set():
-            return
-        try:
-            warnings.warn(
-                f"unclosed {self!r}: use it in a 'with' block or call close()",
-                ResourceWarning,
-                stacklevel=2,
-                source=self,
-            )
-            core.close(wait=False)
-        except Exception:
-            pass  # at interpreter exit, modules may already be torn down
 
 
 def _iterate_transcripts(core: SessionCore, timeout: float | None) -> Iterator[Transcript]:
