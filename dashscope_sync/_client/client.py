@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import platform
 import re
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -15,7 +17,7 @@ from .._core.transport import WebSocketTransport
 from .._deadline import Deadline, check_timeout
 from .._errors import ConfigError, DashScopeTimeout
 from .._fmt import seconds
-from .._sessions.conversation import RealtimeSession, open_session
+from .._sessions.conversation import RealtimeSession
 from .._sessions.speech import SpeechService
 from .._sessions.transcription import TranscriptionService
 from .._version import __version__
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
 
     import requests
 
-__all__ = ["API_KEY_ENV", "Client", "RealtimeService", "connect_transport", "open_core"]
+__all__ = ["API_KEY_ENV", "Client", "RealtimeService", "open_core"]
 
 logger = logging.getLogger("dashscope_sync")
 
@@ -202,9 +204,9 @@ class Client:
         #: Temporary keys: ``client.tokens.create(expire_in_seconds=60)``.
         self.tokens = TokenService(self)
         #: Text to speech (Qwen-TTS-Realtime): ``client.speech.connect(...)``.
-        self.speech = SpeechService(self)
+        self.speech = SpeechService(functools.partial(open_core, self))
         #: Speech recognition (Qwen-ASR-Realtime): ``client.transcription.connect(...)``.
-        self.transcription = TranscriptionService(self)
+        self.transcription = TranscriptionService(functools.partial(open_core, self))
 
     def close(self) -> None:
         """Release the HTTP connection pool the client made for itself; idempotent.
@@ -237,11 +239,21 @@ class Client:
         return headers
 
 
-def connect_transport(
-    client: Client, config: RealtimeConfig, timeout: float | NotGiven | None
-) -> tuple[WebSocketTransport, Deadline, float | None]:
-    """The upgrade for a session of ``config.model``: the transport, and the
-    connect deadline and its limit (the wait for the first event shares them)."""
+def open_core(
+    client: Client,
+    config: RealtimeConfig,
+    timeout: float | NotGiven | None,
+    prepare: Callable[[SessionCore], None] | None = None,
+) -> tuple[SessionCore, Deadline, float | None]:
+    """Connect a session core for ``config`` and wait for ``session.created``.
+
+    The steps every kind of session shares, within one deadline: the host
+    check, the upgrade and the wait for the first event. ``prepare`` runs
+    on the core before its reader starts (a family's books). Returns the
+    core and the deadline (with its limit) left for the configuration; on
+    any failure the connection is dropped at once.
+    """
+    check_host(config, client.realtime_url)
     limit = client.connect_timeout if timeout is NOT_GIVEN else check_timeout(timeout)
     deadline = Deadline(limit)
     url = _with_model(client.realtime_url, config.model)
@@ -259,7 +271,16 @@ def connect_transport(
         max_message_size=config.max_message_size,
         limit=limit,
     )
-    return transport, deadline, limit
+    core = SessionCore(transport, config)
+    try:
+        if prepare is not None:
+            prepare(core)
+        core.connection.start()
+        core.wait_ready(deadline, limit)
+    except BaseException:
+        core.abort()
+        raise
+    return core, deadline, limit
 
 
 class RealtimeService:
@@ -313,14 +334,13 @@ class RealtimeService:
             raise ConfigError("give the model either in config or as model=, not both")
         client = self._client
         check_realtime_family(config)
-        check_host(config, client.realtime_url)
         started = time.monotonic()
-        transport, deadline, limit = connect_transport(client, config, timeout)
+        core, _, _ = open_core(client, config, timeout)
 
         def reopen(again: float | NotGiven | None) -> RealtimeSession:
             return self.connect(config, timeout=timeout if again is NOT_GIVEN else again)
 
-        session = open_session(transport, config, deadline, limit, reopen)
+        session = RealtimeSession(core, reopen)
         logger.debug(
             "session %s ready in %.3f s (model %s)",
             session.id,
@@ -328,40 +348,3 @@ class RealtimeService:
             config.model,
         )
         return session
-
-
-def open_core(
-    client: Client, config: RealtimeConfig, timeout: float | NotGiven | None
-) -> tuple[SessionCore, Deadline]:
-    """Connect a session core for a non-conversation family and wait for ``session.created``.
-
-    The steps of `RealtimeService.connect` (host check, upgrade, ready), for
-    the speech sessions' facades. Returns the core and the deadline left
-    for their configuration; on failure the connection is dropped.
-    """
-    check_host(config, client.realtime_url)
-    limit = client.connect_timeout if timeout is NOT_GIVEN else check_timeout(timeout)
-    deadline = Deadline(limit)
-    url = _with_model(client.realtime_url, config.model)
-    headers = {**client.request_headers(), **config.extra_headers}
-    logger.debug("connecting to %s", url)
-    remaining = deadline.remaining()
-    if remaining is not None and remaining <= 0:
-        raise DashScopeTimeout(f"connecting timed out after {seconds(limit)}", timeout=limit)
-    transport = WebSocketTransport.connect(
-        url,
-        headers,
-        timeout=remaining,
-        proxy=client.proxy,
-        ssl_context=client.ssl_context,
-        max_message_size=config.max_message_size,
-        limit=limit,
-    )
-    core = SessionCore(transport, config)
-    core.connection.start()
-    try:
-        core.wait_ready(deadline, limit)
-    except BaseException:
-        core.abort()
-        raise
-    return core, deadline

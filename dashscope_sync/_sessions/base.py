@@ -23,12 +23,13 @@ from .._core.core import SessionCore
 from .._core.dispatch import UNKNOWN_KEY, HandlerHandle, Handlers
 from .._deadline import Deadline, check_timeout
 from .._errors import ConfigError, SessionClosedError
+from .._wire.config import NotGiven, RealtimeConfig
 from .._wire.events import EVENT_TYPES, InvalidFrame, ServerEvent, SessionInfo, UnknownEvent
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["SessionBase"]
+__all__ = ["OpenCore", "SessionBase"]
 
 _E = TypeVar("_E", bound=ServerEvent)
 _F = TypeVar("_F", bound=Callable[..., object])
@@ -42,6 +43,19 @@ class _Configured(Protocol):
 
 
 _C = TypeVar("_C", bound=_Configured)
+
+
+class OpenCore(Protocol):
+    """How a service opens its sessions' cores: the client's ``open_core``, bound
+    to the client (so the sessions never import the client module)."""
+
+    def __call__(
+        self,
+        config: RealtimeConfig,
+        timeout: float | NotGiven | None,
+        prepare: Callable[[SessionCore], None] | None = None,
+        /,
+    ) -> tuple[SessionCore, Deadline, float | None]: ...
 
 
 class SessionBase(Generic[_C]):

@@ -69,9 +69,8 @@ if TYPE_CHECKING:
     # the buffer protocol, as `pcm16_buffer` accepts at run time.
     from typing_extensions import Buffer
 
-    from .._core.transport import WebSocketTransport
 
-__all__ = ["HandlerHandle", "RealtimeSession", "open_session"]
+__all__ = ["HandlerHandle", "RealtimeSession"]
 
 logger = logging.getLogger("dashscope_sync")
 
@@ -81,28 +80,6 @@ MAX_AUDIO_APPEND: Final = 15 * 1024 * 1024
 MAX_IMAGE_BYTES: Final = 500 * 1024
 #: Audio a `respond` call appends per event: 100 ms at 16 kHz, the pace the service wants.
 RESPOND_CHUNK: Final = 3200
-
-
-def open_session(
-    transport: WebSocketTransport,
-    config: RealtimeConfig,
-    deadline: Deadline,
-    limit: float | None,
-    reopen: Callable[[float | NotGiven | None], RealtimeSession] | None,
-) -> RealtimeSession:
-    """Start a session on a connected transport and return it once ``session.created`` came.
-
-    On any failure the connection is dropped at once (no close handshake), so
-    the caller's deadline holds, cleanup included.
-    """
-    core = SessionCore(transport, config)
-    core.connection.start()
-    try:
-        core.wait_ready(deadline, limit)
-    except BaseException:
-        core.abort()
-        raise
-    return RealtimeSession(core, reopen)
 
 
 class RealtimeSession(SessionBase[RealtimeConfig]):

@@ -50,10 +50,10 @@ from .._wire.events import (
 )
 from .._wire.families import ModelFamily
 from .._wire.speech_config import SpeechConfig
-from .base import SessionBase
+from .base import OpenCore, SessionBase
 
 if TYPE_CHECKING:
-    from .._client.client import Client
+    pass
 
 __all__ = ["Speech", "SpeechResult", "SpeechService", "SpeechSession"]
 
@@ -617,8 +617,8 @@ class SpeechService:
     Thread safety: stateless beyond its client; use from any thread.
     """
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
+    def __init__(self, open_core: OpenCore) -> None:
+        self._open_core = open_core
 
     def connect(
         self,
@@ -666,17 +666,11 @@ class SpeechService:
             raise ConfigError(f"config must be a SpeechConfig, got {config!r}")
         elif model is not None or voice is not None or options:
             raise ConfigError("give the options either in config or as keywords, not both")
-        from .._client.client import connect_transport  # the client imports this module
-
         realtime = config.realtime_config()
         started = time.monotonic()
-        transport, deadline, limit = connect_transport(self._client, realtime, timeout)
-        core = SessionCore(transport, realtime)
         book = SpeechBook()
-        core.keep_speeches(book)
-        core.connection.start()
+        core, deadline, limit = self._open_core(realtime, timeout, lambda c: c.keep_speeches(book))
         try:
-            core.wait_ready(deadline, limit)
             _configure(core, book, config, deadline, limit)
         except BaseException:
             core.abort()

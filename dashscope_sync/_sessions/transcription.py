@@ -52,12 +52,11 @@ from .._wire.events import (
 )
 from .._wire.families import ModelFamily
 from .._wire.transcription_config import TranscriptionConfig
-from .base import SessionBase
+from .base import OpenCore, SessionBase
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
-    from .._client.client import Client
     from .._core.core import SessionCore
 
 __all__ = [
@@ -472,8 +471,8 @@ class TranscriptionService:
     Thread safety: stateless beyond its client; use from any thread.
     """
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
+    def __init__(self, open_core: OpenCore) -> None:
+        self._open_core = open_core
 
     def connect(
         self,
@@ -527,14 +526,12 @@ class TranscriptionService:
         self, config: TranscriptionConfig, timeout: float | NotGiven | None, *, buffered: bool
     ) -> TranscriptionSession:
         """Connect and configure; ``buffered=False`` turns the pull buffer off (handlers only)."""
-        from .._client.client import open_core  # the client module imports this one
-
         options = RealtimeConfig(
             model=config.model,
             family=ModelFamily.QWEN_ASR,
             **({} if buffered else {"max_buffered_events": 0}),
         )
-        core, deadline = open_core(self._client, options, timeout)
+        core, deadline, _ = self._open_core(options, timeout)
         session = TranscriptionSession(core, config)
         try:
             session._configure(deadline)
