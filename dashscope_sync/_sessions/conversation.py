@@ -43,7 +43,7 @@ from .._errors import (
     UsageError,
 )
 from .._fmt import seconds
-from .._wire.codec import dumps, encode_image_append
+from .._wire.codec import check_audio_append, dumps, encode_image_append
 from .._wire.config import NOT_GIVEN, NotGiven, RealtimeConfig, SessionUpdate, check_modalities
 from .._wire.dialects import (
     check_client_event,
@@ -75,7 +75,6 @@ __all__ = ["HandlerHandle", "RealtimeSession"]
 logger = logging.getLogger("dashscope_sync")
 
 #: The most audio one ``input_audio_buffer.append`` may carry (the service's limit).
-MAX_AUDIO_APPEND: Final = 15 * 1024 * 1024
 #: The largest image the service accepts, before base64.
 MAX_IMAGE_BYTES: Final = 500 * 1024
 #: Audio a `respond` call appends per event: 100 ms at 16 kHz, the pace the service wants.
@@ -212,11 +211,7 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
                 `load_wav`), or over the service's 15 MiB per append.
         """
         data = _audio_bytes(pcm)
-        if len(data) > MAX_AUDIO_APPEND:
-            raise ConfigError(
-                f"audio appends are limited to {MAX_AUDIO_APPEND} bytes by the service, got "
-                f"{len(data)}: append it in smaller chunks"
-            )
+        check_audio_append(data)
         return self._append_audio(data)
 
     def _append_audio(self, data: bytes | memoryview) -> str:

@@ -36,7 +36,7 @@ from .._errors import (
     TranscriptionFailedError,
     UsageError,
 )
-from .._wire.codec import dumps
+from .._wire.codec import check_audio_append, dumps
 from .._wire.config import NOT_GIVEN, NotGiven, RealtimeConfig, SessionUpdate, TurnDetection
 from .._wire.events import (
     ConversationItemInputAudioTranscriptionCompleted,
@@ -70,7 +70,6 @@ __all__ = [
 logger = logging.getLogger("dashscope_sync")
 
 #: The most audio one ``input_audio_buffer.append`` may carry (the service's limit).
-MAX_AUDIO_APPEND: Final = 15 * 1024 * 1024
 #: The audio `transcribe` appends per event: 100 ms, the small chunks the docs ask for.
 CHUNK_MS: Final = 100
 #: What `transcribe` waits for the last transcripts past the audio's own length, by default.
@@ -303,11 +302,7 @@ class TranscriptionSession(SessionBase[TranscriptionConfig]):
             data = pcm16_buffer(pcm, "audio")
         else:
             data = _opus_bytes(pcm)
-        if len(data) > MAX_AUDIO_APPEND:
-            raise ConfigError(
-                f"audio appends are limited to {MAX_AUDIO_APPEND} bytes by the service, got "
-                f"{len(data)}: append it in smaller chunks"
-            )
+        check_audio_append(data)
         return self._core.send_audio(data)
 
     def commit_audio(self) -> str:

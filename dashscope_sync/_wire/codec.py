@@ -23,12 +23,15 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 
+from .._errors import ConfigError
 from . import events as _events
 from .events import EVENT_TYPES, InvalidFrame, ServerEvent, UnknownEvent
 from .families import flatten_session_echo
 
 __all__ = [
+    "MAX_AUDIO_APPEND",
     "EventIds",
+    "check_audio_append",
     "b64encode",
     "decode",
     "decode_binary",
@@ -345,6 +348,23 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 def dumps(payload: Mapping[str, Any]) -> str:
     """Compact JSON text of a client event (UTF-8 kept as is, not escaped)."""
     return _dumps(payload)
+
+
+#: The service's limit on one ``input_audio_buffer.append``'s audio (PROTOCOL.md).
+MAX_AUDIO_APPEND: Final = 15 * 1024 * 1024
+
+
+def check_audio_append(data: bytes | memoryview) -> None:
+    """Refuse, before sending, audio over the service's limit for one append.
+
+    Raises:
+        ConfigError: Over ``MAX_AUDIO_APPEND`` bytes.
+    """
+    if len(data) > MAX_AUDIO_APPEND:
+        raise ConfigError(
+            f"audio appends are limited to {MAX_AUDIO_APPEND} bytes by the service, got "
+            f"{len(data)}: append it in smaller chunks"
+        )
 
 
 def encode_audio_append(event_id: str, pcm: bytes | bytearray | memoryview) -> str:
