@@ -416,6 +416,31 @@ class TestFinish:
             assert got == ["one", "two"]
             assert session.closed
 
+    def test_finish_stops_the_microphone_before_session_finish(self) -> None:
+        """finish() stops an attached microphone before sending session.finish, so no audio follows it."""
+        with asr_peer() as (peer, client):
+
+            class StopsBeforeFinish:
+                """A microphone that records how many session.finish frames the server had when stopped."""
+
+                rate = 16000
+
+                def __init__(self) -> None:
+                    self.finishes_at_stop: int | None = None
+
+                def stream_to(self, session: object, **_: object) -> None:
+                    """Starts nothing: the test only checks when the stream is stopped."""
+
+                def stop_streaming(self) -> None:
+                    """Record what the server had received when the stream stopped."""
+                    self.finishes_at_stop = len(peer.frames("session.finish"))
+
+            microphone = StopsBeforeFinish()
+            session = client.transcription.connect(timeout=10)
+            session.attach(microphone=microphone)
+            session.finish(timeout=10)
+        assert microphone.finishes_at_stop == 0
+
     def test_finish_times_out(self) -> None:
         """A server that never answers session.finish makes finish() raise DashScopeTimeout."""
         with (

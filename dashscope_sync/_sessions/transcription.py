@@ -322,7 +322,8 @@ class TranscriptionSession(SessionBase[TranscriptionConfig]):
     def finish(self, timeout: float | NotGiven | None = NOT_GIVEN) -> None:
         """End the session: ``session.finish``, wait for ``session.finished``, then close.
 
-        The server transcribes what it still holds first: the last
+        An attached microphone is detached first (nothing is appended after
+        ``session.finish``). The server transcribes what it still holds first: the last
         transcripts arrive before ``session.finished`` and stay readable
         through `transcripts` (and `recv`) after this returns. As the service
         documents, the client closes the connection then; a server that
@@ -341,6 +342,9 @@ class TranscriptionSession(SessionBase[TranscriptionConfig]):
         core = self._core
         limit = core.config.request_timeout if timeout is NOT_GIVEN else check_timeout(timeout)
         core.check_can_block("finish()")
+        # The microphone first: audio appended after session.finish would reach a
+        # session the server is ending, and its error would come after session.finished.
+        self.detach()
         request = core.finish_session()
         core.await_request(request, limit, "finish()")
         self.close()
