@@ -625,6 +625,15 @@ class TestTranscribe:
         assert result.language == "en"
         assert [t.item_id for t in result.transcripts] == ["item_1", "item_2"]
 
+    def test_timeout_spans_the_real_time_sending(self) -> None:
+        """transcribe(realtime=True, timeout=...) counts the pace of speech: 1 s of audio cannot fit 0.5 s."""
+        with asr_peer() as (peer, client):
+            with pytest.raises(ds.DashScopeTimeout) as caught:
+                client.transcription.transcribe(_PCM * 10, realtime=True, timeout=0.5)
+            assert caught.value.timeout == 0.5
+            assert len(peer.frames("input_audio_buffer.append")) < 10
+            assert peer.frames("session.finish") == []
+
     def test_file_read_and_failure_raised(self, tmp_path: Path) -> None:
         """A WAV path is read with load_audio; a failed item raises TranscriptionFailedError."""
         path = tmp_path / "clip.wav"

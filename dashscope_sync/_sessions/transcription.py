@@ -33,9 +33,11 @@ from .._errors import (
     APIError,
     ConfigError,
     ConfigTypeError,
+    DashScopeTimeout,
     TranscriptionFailedError,
     UsageError,
 )
+from .._fmt import seconds
 from .._wire.codec import check_audio_append, dumps
 from .._wire.config import NOT_GIVEN, NotGiven, RealtimeConfig, SessionUpdate, TurnDetection
 from .._wire.events import (
@@ -566,8 +568,11 @@ class TranscriptionService:
             model: A model name or a `TranscriptionConfig` (PCM only).
             language, corpus_text, turn_detection, sample_rate: As in `connect`.
             realtime: Send at the pace of speech rather than as fast as possible.
-            timeout: The longest wait for the last transcripts after the
-                audio was sent; None forever; default 30 s plus the audio's length.
+            timeout: The longest time for the whole call in seconds:
+                connecting, sending (at the pace of speech too) and waiting
+                for the last transcripts; None for no limit (connecting then
+                takes the client's ``connect_timeout``); default 30 s plus
+                the audio's length.
 
         Returns:
             The `TranscriptionResult`: the text, the final transcripts, the language.
@@ -604,15 +609,19 @@ class TranscriptionService:
             limit: float | None = FINISH_MARGIN + len(pcm) / 2 / config.sample_rate
         else:
             limit = check_timeout(timeout)
+        # One budget from here: connecting, the (real-time) sending and the finish
+        # all spend it, so `timeout` bounds the call the caller waits in.
+        deadline = Deadline(limit)
+        connect_in: float | NotGiven | None = NOT_GIVEN if limit is None else deadline.remaining()
         collector = _Collector()
         # Handlers only: a long file's interim events would overflow the pull buffer.
-        with self._open(config, NOT_GIVEN, buffered=False) as session:
+        with self._open(config, connect_in, buffered=False) as session:
             session.on("*", collector)
-            _send(session, pcm, config, realtime, collector)
+            _send(session, pcm, config, realtime, collector, deadline)
             if collector.failure is None:
                 if not config.vad:
                     session.commit_audio()
-                session.finish(limit)
+                session.finish(deadline.remaining())
         # Closed: the handler thread has handled every event received.
         if collector.failure is not None:
             raise collector.failure
@@ -625,15 +634,33 @@ def _send(
     config: TranscriptionConfig,
     realtime: bool,
     collector: _Collector,
+    deadline: Deadline,
 ) -> None:
-    """Append ``pcm`` in 100 ms pieces; stop early when the server reported a failure."""
+    """Append ``pcm`` in 100 ms pieces; stop early when the server reported a failure.
+
+    Raises:
+        DashScopeTimeout: At the pace of speech, the deadline comes before
+            the audio's end (raised when it comes, not when it is foreseen).
+    """
     size = config.sample_rate * 2 * CHUNK_MS // 1000
     started = time.monotonic()
     for start in range(0, len(pcm), size):
         if realtime:
             due = started + start / 2 / config.sample_rate
+            pause = max(0.0, due - time.monotonic())
+            left = deadline.remaining()
+            if left is not None and pause > left:
+                # The next piece is due after the deadline: wait out the budget
+                # (a failure still ends the wait early), then give up.
+                if collector.failed.wait(left):
+                    return
+                raise DashScopeTimeout(
+                    f"transcribe() did not finish within {seconds(deadline.timeout)}: "
+                    "the audio plays longer at the pace of speech",
+                    timeout=deadline.timeout,
+                )
             # Woken early by a failure; otherwise the pace of speech.
-            collector.failed.wait(max(0.0, due - time.monotonic()))
+            collector.failed.wait(pause)
         if collector.failed.is_set():
             return
         session.append_audio(pcm[start : start + size])
