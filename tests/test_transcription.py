@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import dashscope_sync as ds
-from dashscope_sync._core.state import SessionState
+from dashscope_sync._core.state import SessionState, TranscriptSpans
 from dashscope_sync._sessions.transcription import TranscriptBook
 from dashscope_sync._wire.codec import decode
 from dashscope_sync._wire.config import SessionUpdate
@@ -206,6 +206,20 @@ class TestStateRules:
         state = SessionState()
         state.family = ds.ModelFamily.QWEN_ASR
         return state
+
+    def test_state_records_vad_spans_for_every_reader(self) -> None:
+        """The state feeds its TranscriptSpans every event, and keeps a span past its item's final."""
+        state = self._state()
+        state.spans = TranscriptSpans()
+        frames = [
+            {"type": "input_audio_buffer.speech_started", "audio_start_ms": 64, "item_id": "a"},
+            {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 2128, "item_id": "a"},
+            completed_event("a", "done"),
+        ]
+        for frame in frames:
+            state.receive(decode(json.dumps(frame)), 0.0)
+        assert state.spans.of("a") == (64, 2128)
+        assert state.spans.of("unknown") == (None, None)
 
     def test_second_update_refused(self) -> None:
         """After the one update went out, the state refuses another with the reason."""
@@ -416,6 +430,31 @@ class TestFinish:
             assert got == ["one", "two"]
             assert session.closed
 
+    def test_finish_stops_the_microphone_before_session_finish(self) -> None:
+        """finish() stops an attached microphone before sending session.finish, so no audio follows it."""
+        with asr_peer() as (peer, client):
+
+            class StopsBeforeFinish:
+                """A microphone that records how many session.finish frames the server had when stopped."""
+
+                rate = 16000
+
+                def __init__(self) -> None:
+                    self.finishes_at_stop: int | None = None
+
+                def stream_to(self, session: object, **_: object) -> None:
+                    """Starts nothing: the test only checks when the stream is stopped."""
+
+                def stop_streaming(self) -> None:
+                    """Record what the server had received when the stream stopped."""
+                    self.finishes_at_stop = len(peer.frames("session.finish"))
+
+            microphone = StopsBeforeFinish()
+            session = client.transcription.connect(timeout=10)
+            session.attach(microphone=microphone)
+            session.finish(timeout=10)
+        assert microphone.finishes_at_stop == 0
+
     def test_finish_times_out(self) -> None:
         """A server that never answers session.finish makes finish() raise DashScopeTimeout."""
         with (
@@ -487,6 +526,77 @@ class TestTranscripts:
             session.finish(timeout=10)
         assert caught.value.item_id == "item_b"
         assert isinstance(seen[0], ds.ConversationItemInputAudioTranscriptionFailed)
+
+    def test_restart_after_failure_keeps_the_speech_start(self) -> None:
+        """transcripts() called again after a failure still knows where an item in progress started."""
+        failed = {
+            "type": "conversation.item.input_audio_transcription.failed",
+            "item_id": "item_j",
+            "error": {"code": "asr_failed", "message": "cannot decode"},
+        }
+
+        def speak(n: int) -> list[dict[str, object]]:
+            if n != 1:
+                return []
+            return [
+                {"type": "input_audio_buffer.speech_started", "audio_start_ms": 40, "item_id": "i"},
+                failed,
+                text_event("i", "hel", "lo"),
+                {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 900, "item_id": "i"},
+                completed_event("i", "hello", "en"),
+            ]
+
+        with (
+            asr_peer(on_append=speak) as (_, client),
+            client.transcription.connect(timeout=10) as session,
+        ):
+            session.append_audio(_PCM)
+            with pytest.raises(ds.TranscriptionFailedError):
+                list(session.transcripts(timeout=10))
+            got = []
+            for transcript in session.transcripts(timeout=10):
+                got.append(transcript)
+                if transcript.final:
+                    break
+            session.finish(timeout=10)
+        assert [(str(t), t.speech_start_ms) for t in got] == [("hello", 40), ("hello", 40)]
+        assert got[-1].speech_end_ms == 900
+
+    def test_empty_commit_error_does_not_end_transcripts(self) -> None:
+        """An input_audio_buffer_commit_empty error is skipped: transcripts() goes on to the next final."""
+        commits: list[int] = []
+
+        def on_commit(event: dict[str, object]) -> list[dict[str, object]]:
+            commits.append(1)
+            if len(commits) == 1:
+                return [
+                    {
+                        "type": "error",
+                        "error": {
+                            "type": "invalid_request_error",
+                            "code": "input_audio_buffer_commit_empty",
+                            "message": "Error committing input audio buffer: buffer is empty.",
+                        },
+                    }
+                ]
+            return [
+                {"type": "input_audio_buffer.committed", "item_id": "item_1"},
+                completed_event("item_1", "hello", "en"),
+            ]
+
+        seen: list[ds.ErrorEvent] = []
+        with (
+            asr_peer(on_commit=on_commit) as (_, client),
+            client.transcription.connect(turn_detection=None, timeout=10) as session,
+        ):
+            session.on(ds.ErrorEvent, seen.append)
+            session.commit_audio()
+            session.append_audio(_PCM)
+            session.commit_audio()
+            final = next(t for t in session.transcripts(timeout=10) if t.final)
+            session.finish(timeout=10)
+        assert final.text == "hello"
+        assert [e.error.code for e in seen] == ["input_audio_buffer_commit_empty"]
 
     def test_every_documented_server_event_is_typed(self) -> None:
         """Each server event of SPEECH_FAMILIES.md B3, as its docs write it, decodes to its class."""
@@ -600,6 +710,14 @@ class TestTranscribe:
         assert result.language == "en"
         assert [t.item_id for t in result.transcripts] == ["item_1", "item_2"]
 
+    def test_timeout_spans_the_real_time_sending(self) -> None:
+        """transcribe(realtime=True, timeout=...) counts the pace of speech: 3 s of audio cannot fit 1 s."""
+        with asr_peer() as (peer, client):
+            with pytest.raises(ds.DashScopeTimeout):
+                client.transcription.transcribe(_PCM * 30, realtime=True, timeout=1.0)
+            assert len(peer.frames("input_audio_buffer.append")) < 30
+            assert peer.frames("session.finish") == []
+
     def test_file_read_and_failure_raised(self, tmp_path: Path) -> None:
         """A WAV path is read with load_audio; a failed item raises TranscriptionFailedError."""
         path = tmp_path / "clip.wav"
@@ -629,6 +747,19 @@ class TestTranscribe:
         client = ds.Client("k", base_url="ws://127.0.0.1:9/")
         with pytest.raises(ds.ConfigError, match="Opus"):
             client.transcription.transcribe(_PCM, ds.TranscriptionConfig(input_audio_format="opus"))
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ErrorInfo(code="input_audio_buffer_commit_empty", message="buffer is empty"),
+        ErrorInfo(code="invalid_value", message="x", param="input_audio_buffer.commit"),
+        ErrorInfo(code="invalid_value", message="Error committing input audio buffer: no"),
+    ],
+)
+def test_refused_commit_does_not_end_transcripts(error: ErrorInfo) -> None:
+    """A refused commit's error (by code, param or the documented words) yields nothing and raises nothing."""
+    assert TranscriptBook().take(ErrorEvent(error=error)) is None
 
 
 def test_error_event_raises_from_transcripts() -> None:

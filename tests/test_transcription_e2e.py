@@ -38,6 +38,27 @@ def test_manual_mode_transcribe(client: ds.Client) -> None:
     assert len(result.transcripts) == 1
 
 
+def test_empty_commit_does_not_end_transcripts(client: ds.Client) -> None:
+    """A commit with nothing buffered gets the server's commit_empty error, and transcripts() goes on."""
+    errors: list[ds.ErrorEvent] = []
+    with client.transcription.connect(turn_detection=None, language="en", timeout=10) as session:
+        session.on(ds.ErrorEvent, errors.append)
+        session.commit_audio()
+        session.append_audio(spoken_pcm16("nothing was lost"))
+        session.commit_audio()
+        final = next(t for t in session.transcripts(timeout=10) if t.final)
+        session.finish(timeout=10)
+    assert final.text == "nothing was lost"
+    assert [e.error.code for e in errors] == ["input_audio_buffer_commit_empty"]
+
+
+def test_transcribe_timeout_counts_real_time_sending(client: ds.Client) -> None:
+    """transcribe(realtime=True) raises DashScopeTimeout when the audio plays past the timeout."""
+    pcm = spoken_pcm16("one two three") + _SILENCE * 3
+    with pytest.raises(ds.DashScopeTimeout):
+        client.transcription.transcribe(pcm, realtime=True, timeout=1.0)
+
+
 def test_live_transcripts_interims_then_final(client: ds.Client) -> None:
     """Streaming speech yields interim transcripts of one item, then its final one."""
     pcm = spoken_pcm16("one two three four five six seven eight") + _SILENCE

@@ -42,7 +42,15 @@ from .dispatch import Dispatcher, HandlerHandle, Handlers
 from .mailbox import Mailbox
 from .response import Response
 from .speech_state import SpeechBook
-from .state import CLOSE_NORMAL, DROP, End, Request, RequestKind, ResponseTrack
+from .state import (
+    CLOSE_NORMAL,
+    DROP,
+    End,
+    Request,
+    RequestKind,
+    ResponseTrack,
+    TranscriptSpans,
+)
 
 if TYPE_CHECKING:
     from .transport import WebSocketTransport
@@ -214,6 +222,21 @@ class SessionCore:
         """Give the state Qwen-TTS-Realtime's books; before the connection starts."""
         with self.mailbox.lock:
             self.mailbox.state.speech = book
+
+    def keep_transcript_spans(self) -> None:
+        """Give the state Qwen-ASR-Realtime's VAD spans; before the connection starts."""
+        with self.mailbox.lock:
+            self.mailbox.state.spans = TranscriptSpans()
+
+    def speech_span(self, item_id: str) -> tuple[int | None, int | None]:
+        """Where the server's VAD heard an item's speech start and end (None: not heard)."""
+        state = self.mailbox.state
+
+        def read() -> tuple[int | None, int | None]:
+            spans = state.spans
+            return (None, None) if spans is None else spans.of(item_id)
+
+        return self.mailbox.peek(read)
 
     def change(self, change: Callable[[], _T]) -> _T:
         """Run ``change`` on the books under the lock, then wake every waiter

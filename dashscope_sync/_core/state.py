@@ -60,7 +60,11 @@ Family rules kept here: with ``server_error_ends`` (Qwen-Audio) a
 ``text``/``stash`` events feed a response's confirmed text, and it starts every
 response itself; Qwen-Audio's rules on a late ``session.update``
 (`SessionState.late_update_warning`); Qwen-TTS-Realtime's speeches, in the
-`SpeechBook` this state feeds every event first.
+`SpeechBook` this state feeds every event first; Qwen-ASR-Realtime's VAD spans
+(`TranscriptSpans`, fed the same way, so every reader of the session's
+transcripts sees where each utterance started and ended, whoever consumed the
+``speech_started``/``speech_stopped`` events), and which of its errors end
+a transcript iteration (`ends_transcripts`).
 """
 
 from __future__ import annotations
@@ -113,6 +117,8 @@ __all__ = [
     "RequestKind",
     "ResponseTrack",
     "SessionState",
+    "TranscriptSpans",
+    "ends_transcripts",
 ]
 
 #: The normal close code (RFC 6455).
@@ -124,9 +130,75 @@ _INTERRUPTED_KEPT: Final = 64
 #: How many responses may be open for the handler thread at once (a
 #: response.done lost to a full handler backlog must not keep its id forever).
 _OPEN_KEPT: Final = 16
+#: How many items' VAD spans `TranscriptSpans` keeps: a reader may be far
+#: behind the socket (its events buffered), so a span outlives its item's
+#: final transcript; item ids are never reused, so the latest few suffice.
+_SPANS_KEPT: Final = 64
+#: Qwen-ASR's error for a commit with nothing buffered (the local server's
+#: code; SPEECH_FAMILIES.md B2 documents only the words below).
+_COMMIT_EMPTY: Final = "input_audio_buffer_commit_empty"
+#: The documented words of Qwen-ASR's errors for a refused commit.
+_COMMIT_WORDS: Final = "error committing input audio buffer"
 #: The close code recorded when a family's server_error ends the session (1011,
 #: "internal error"): the server ends the connection, with its own code.
 _CLOSE_SERVER_ERROR: Final = 1011
+
+
+class TranscriptSpans:
+    """Where Qwen-ASR's server VAD heard each item's speech start and end (ms of audio).
+
+    The session's one record, fed every event by `SessionState.receive`
+    under the session's lock, so a restarted ``transcripts()`` (or a
+    handler, or a reader behind the socket) still finds the span of an item
+    in progress. Pure: no I/O, no lock of its own.
+    """
+
+    __slots__ = ("_spans",)
+
+    def __init__(self) -> None:
+        # item id -> [speech start ms, speech end ms], oldest first, the latest _SPANS_KEPT.
+        self._spans: dict[str, list[int | None]] = {}
+
+    def receive(self, event: ServerEvent) -> None:
+        """Take one event: a ``speech_started`` or ``speech_stopped`` records its time."""
+        kind = type(event)
+        if kind is InputAudioBufferSpeechStarted:
+            assert isinstance(event, InputAudioBufferSpeechStarted)
+            self._keep(event.item_id)[0] = event.audio_start_ms
+        elif kind is InputAudioBufferSpeechStopped:
+            assert isinstance(event, InputAudioBufferSpeechStopped)
+            self._keep(event.item_id)[1] = event.audio_end_ms
+
+    def of(self, item_id: str) -> tuple[int | None, int | None]:
+        """The item's speech start and end, each None until heard (or never, manual mode)."""
+        span = self._spans.get(item_id)
+        return (None, None) if span is None else (span[0], span[1])
+
+    def _keep(self, item_id: str) -> list[int | None]:
+        span = self._spans.get(item_id)
+        if span is None:
+            span = self._spans[item_id] = [None, None]
+            if len(self._spans) > _SPANS_KEPT:
+                del self._spans[next(iter(self._spans))]
+        return span
+
+
+def ends_transcripts(event: ErrorEvent) -> bool:
+    """Does this Qwen-ASR ``error`` end a transcript iteration?
+
+    A refused commit does not: ``input_audio_buffer_commit_empty`` (nothing
+    was buffered, as when a commit follows the server's own end of the
+    turn), a ``param`` naming ``input_audio_buffer.commit``, or the
+    documented words "error committing input audio buffer" (SPEECH_FAMILIES.md
+    B2). The audio stream and the transcripts of what was appended go on; the
+    error still reaches handlers and ``recv``. Every other error does (a
+    refused append, the configuration, the server's own failure): what it
+    concerns may never be transcribed, so the reader must hear of it.
+    """
+    info = event.error
+    if info.code == _COMMIT_EMPTY or (info.param or "").startswith("input_audio_buffer.commit"):
+        return False
+    return _COMMIT_WORDS not in info.message.lower()
 
 
 class Phase(enum.Enum):
@@ -476,6 +548,9 @@ class SessionState:
         #: Qwen-TTS-Realtime's speeches (`SpeechBook`: which audio is whose),
         #: set once by the owner before any event arrives; None for the others.
         self.speech: SpeechBook | None = None
+        #: Qwen-ASR-Realtime's VAD spans (`TranscriptSpans`), set once by the
+        #: owner before any event arrives; None for the other families.
+        self.spans: TranscriptSpans | None = None
 
     # Intents ---------------------------------------------------------------------
 
@@ -712,6 +787,9 @@ class SessionState:
         speech = self.speech
         if speech is not None and speech.receive(event, at):
             return DROP  # audio of a cancelled speech
+        spans = self.spans
+        if spans is not None:
+            spans.receive(event)
         interrupted = self._interrupted
         if interrupted and type(event) is ResponseAudioDelta:
             rid = event.response_id

@@ -10,7 +10,9 @@ second update refused, the commit refused under VAD) and its frames in
 `TranscriptionConfig` and the codec; this module only drives them.
 
 `TranscriptBook` turns the transcription events into `Transcript`
-records: pure, no I/O, one per reader.
+records: pure, no I/O, one per reader. Where each utterance's speech
+started and ended is the session's one record, in its state
+(`TranscriptSpans`), so every reader sees it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from os import PathLike
 from typing import TYPE_CHECKING, Any, Final
 
@@ -27,15 +29,17 @@ import attrs
 from .._audio.attach import MicrophoneLike
 from .._audio.files import load_audio
 from .._audio.inputs import pcm16_buffer
-from .._core.state import RequestKind
+from .._core.state import RequestKind, TranscriptSpans, ends_transcripts
 from .._deadline import Deadline, check_timeout
 from .._errors import (
     APIError,
     ConfigError,
     ConfigTypeError,
+    DashScopeTimeout,
     TranscriptionFailedError,
     UsageError,
 )
+from .._fmt import seconds
 from .._wire.codec import check_audio_append, dumps
 from .._wire.config import NOT_GIVEN, NotGiven, RealtimeConfig, SessionUpdate, TurnDetection
 from .._wire.events import (
@@ -43,8 +47,6 @@ from .._wire.events import (
     ConversationItemInputAudioTranscriptionFailed,
     ConversationItemInputAudioTranscriptionText,
     ErrorEvent,
-    InputAudioBufferSpeechStarted,
-    InputAudioBufferSpeechStopped,
     ServerEvent,
     SessionFinished,
     SessionInfo,
@@ -151,28 +153,41 @@ def _unspaced(char: str) -> bool:
     return char >= "\u2e80"
 
 
+#: Where an item's speech started and ended: ``(start ms, end ms)``, None unknown.
+SpanOf = Callable[[str], "tuple[int | None, int | None]"]
+
+
 class TranscriptBook:
     """Turns transcription events into `Transcript` records (pure: no I/O, no lock).
 
-    Remembers where the VAD heard each item's speech start and end, until
-    the item's final transcript. Not thread-safe: one reader owns one.
+    A session's books read the VAD spans from the session's state (``span_of``,
+    `SessionCore.speech_span`), which sees every event whoever consumes it;
+    a book on its own keeps them from the events it takes. Not thread-safe:
+    one reader owns one.
     """
 
-    def __init__(self) -> None:
-        # item id -> [speech start ms, speech end ms], until the item is final.
-        self._speech: dict[str, list[int | None]] = {}
+    def __init__(self, span_of: SpanOf | None = None) -> None:
+        # The spans this book records itself (standalone), else None: the session's state has them.
+        self._own: TranscriptSpans | None = None
+        if span_of is None:
+            self._own = TranscriptSpans()
+            span_of = self._own.of
+        self._span_of = span_of
 
     def take(self, event: ServerEvent) -> Transcript | None:
         """The transcript an event carries, or None; raises what an event reports.
 
         Raises:
             TranscriptionFailedError: A ``...transcription.failed`` event.
-            APIError: An ``error`` event.
+            APIError: An ``error`` event that ends the iteration
+                (`ends_transcripts`: any but a refused commit).
         """
+        if self._own is not None:
+            self._own.receive(event)
         kind = type(event)
         if kind is ConversationItemInputAudioTranscriptionText:
             assert isinstance(event, ConversationItemInputAudioTranscriptionText)
-            start, end = self._speech.get(event.item_id, (None, None))
+            start, end = self._span_of(event.item_id)
             return Transcript(
                 item_id=event.item_id,
                 text=event.text,
@@ -184,7 +199,7 @@ class TranscriptBook:
             )
         if kind is ConversationItemInputAudioTranscriptionCompleted:
             assert isinstance(event, ConversationItemInputAudioTranscriptionCompleted)
-            start, end = self._speech.pop(event.item_id, (None, None))
+            start, end = self._span_of(event.item_id)
             return Transcript(
                 item_id=event.item_id,
                 text=event.transcript,
@@ -194,19 +209,13 @@ class TranscriptBook:
                 speech_start_ms=start,
                 speech_end_ms=end,
             )
-        if kind is InputAudioBufferSpeechStarted:
-            assert isinstance(event, InputAudioBufferSpeechStarted)
-            self._speech[event.item_id] = [event.audio_start_ms, None]
-        elif kind is InputAudioBufferSpeechStopped:
-            assert isinstance(event, InputAudioBufferSpeechStopped)
-            self._speech.setdefault(event.item_id, [None, None])[1] = event.audio_end_ms
-        elif kind is ConversationItemInputAudioTranscriptionFailed:
+        if kind is ConversationItemInputAudioTranscriptionFailed:
             assert isinstance(event, ConversationItemInputAudioTranscriptionFailed)
-            self._speech.pop(event.item_id, None)
             raise _failed(event)
-        elif kind is ErrorEvent:
+        if kind is ErrorEvent:
             assert isinstance(event, ErrorEvent)
-            raise APIError.from_event(event)
+            if ends_transcripts(event):
+                raise APIError.from_event(event)
         return None
 
 
@@ -322,7 +331,8 @@ class TranscriptionSession(SessionBase[TranscriptionConfig]):
     def finish(self, timeout: float | NotGiven | None = NOT_GIVEN) -> None:
         """End the session: ``session.finish``, wait for ``session.finished``, then close.
 
-        The server transcribes what it still holds first: the last
+        An attached microphone is detached first (nothing is appended after
+        ``session.finish``). The server transcribes what it still holds first: the last
         transcripts arrive before ``session.finished`` and stay readable
         through `transcripts` (and `recv`) after this returns. As the service
         documents, the client closes the connection then; a server that
@@ -341,6 +351,9 @@ class TranscriptionSession(SessionBase[TranscriptionConfig]):
         core = self._core
         limit = core.config.request_timeout if timeout is NOT_GIVEN else check_timeout(timeout)
         core.check_can_block("finish()")
+        # The microphone first: audio appended after session.finish would reach a
+        # session the server is ending, and its error would come after session.finished.
+        self.detach()
         request = core.finish_session()
         core.await_request(request, limit, "finish()")
         self.close()
@@ -398,8 +411,13 @@ class TranscriptionSession(SessionBase[TranscriptionConfig]):
         Raises:
             TranscriptionFailedError: An item could not be transcribed (the
                 event is delivered to handlers too); the iteration stops,
-                call `transcripts` again to go on.
-            APIError: The server sent an ``error``.
+                call `transcripts` again to go on (the items in progress keep
+                their ``speech_start_ms``: the session records them).
+            APIError: The server sent an ``error`` that ends the iteration:
+                any but a refused commit (``input_audio_buffer_commit_empty``,
+                a commit's ``param``, "error committing input audio buffer"),
+                which is skipped, as the audio and its transcripts go on
+                (handlers still get it).
             TransportError: The connection ended abnormally.
         """
         core = self._core
@@ -412,7 +430,7 @@ class TranscriptionSession(SessionBase[TranscriptionConfig]):
 
 def _iterate_transcripts(core: SessionCore, timeout: float | None) -> Iterator[Transcript]:
     # A generator over the core only, so an abandoned iterator keeps no session alive.
-    book = TranscriptBook()
+    book = TranscriptBook(core.speech_span)
     while (event := core.next_event(Deadline(timeout), "transcripts()")) is not None:
         transcript = book.take(event)
         if transcript is not None:
@@ -439,8 +457,8 @@ def _opus_bytes(audio: object) -> bytes | memoryview:
 class _Collector:
     """What `transcribe` gathers on the handler thread (read after the session closed)."""
 
-    def __init__(self) -> None:
-        self._book = TranscriptBook()
+    def __init__(self, span_of: SpanOf) -> None:
+        self._book = TranscriptBook(span_of)
         self.finals: list[Transcript] = []
         # The first failure reported; set by the handler thread, read by the
         # sender between chunks (one reference, written once).
@@ -526,7 +544,7 @@ class TranscriptionService:
             family=ModelFamily.QWEN_ASR,
             **({} if buffered else {"max_buffered_events": 0}),
         )
-        core, deadline, _ = self._open_core(options, timeout)
+        core, deadline, _ = self._open_core(options, timeout, lambda c: c.keep_transcript_spans())
         session = TranscriptionSession(core, config)
         try:
             session._configure(deadline)
@@ -562,8 +580,11 @@ class TranscriptionService:
             model: A model name or a `TranscriptionConfig` (PCM only).
             language, corpus_text, turn_detection, sample_rate: As in `connect`.
             realtime: Send at the pace of speech rather than as fast as possible.
-            timeout: The longest wait for the last transcripts after the
-                audio was sent; None forever; default 30 s plus the audio's length.
+            timeout: The longest time for the whole call in seconds:
+                connecting, sending (at the pace of speech too) and waiting
+                for the last transcripts; None for no limit (connecting then
+                takes the client's ``connect_timeout``); default 30 s plus
+                the audio's length.
 
         Returns:
             The `TranscriptionResult`: the text, the final transcripts, the language.
@@ -600,15 +621,19 @@ class TranscriptionService:
             limit: float | None = FINISH_MARGIN + len(pcm) / 2 / config.sample_rate
         else:
             limit = check_timeout(timeout)
-        collector = _Collector()
+        # One budget from here: connecting, the (real-time) sending and the finish
+        # all spend it, so `timeout` bounds the call the caller waits in.
+        deadline = Deadline(limit)
+        connect_in: float | NotGiven | None = NOT_GIVEN if limit is None else deadline.remaining()
         # Handlers only: a long file's interim events would overflow the pull buffer.
-        with self._open(config, NOT_GIVEN, buffered=False) as session:
+        with self._open(config, connect_in, buffered=False) as session:
+            collector = _Collector(session._core.speech_span)
             session.on("*", collector)
-            _send(session, pcm, config, realtime, collector)
+            _send(session, pcm, config, realtime, collector, deadline)
             if collector.failure is None:
                 if not config.vad:
                     session.commit_audio()
-                session.finish(limit)
+                session.finish(deadline.remaining())
         # Closed: the handler thread has handled every event received.
         if collector.failure is not None:
             raise collector.failure
@@ -621,15 +646,33 @@ def _send(
     config: TranscriptionConfig,
     realtime: bool,
     collector: _Collector,
+    deadline: Deadline,
 ) -> None:
-    """Append ``pcm`` in 100 ms pieces; stop early when the server reported a failure."""
+    """Append ``pcm`` in 100 ms pieces; stop early when the server reported a failure.
+
+    Raises:
+        DashScopeTimeout: At the pace of speech, the deadline comes before
+            the audio's end (raised when it comes, not when it is foreseen).
+    """
     size = config.sample_rate * 2 * CHUNK_MS // 1000
     started = time.monotonic()
     for start in range(0, len(pcm), size):
         if realtime:
             due = started + start / 2 / config.sample_rate
+            pause = max(0.0, due - time.monotonic())
+            left = deadline.remaining()
+            if left is not None and pause > left:
+                # The next piece is due after the deadline: wait out the budget
+                # (a failure still ends the wait early), then give up.
+                if collector.failed.wait(left):
+                    return
+                raise DashScopeTimeout(
+                    f"transcribe() did not finish within {seconds(deadline.timeout)}: "
+                    "the audio plays longer at the pace of speech",
+                    timeout=deadline.timeout,
+                )
             # Woken early by a failure; otherwise the pace of speech.
-            collector.failed.wait(max(0.0, due - time.monotonic()))
+            collector.failed.wait(pause)
         if collector.failed.is_set():
             return
         session.append_audio(pcm[start : start + size])
