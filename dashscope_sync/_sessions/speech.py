@@ -658,10 +658,12 @@ class SpeechService:
                 fields["model"] = model
             if voice is not None:
                 fields["voice"] = voice
-            try:
-                config = SpeechConfig(**fields)
-            except TypeError as exc:
-                raise ConfigError(f"bad SpeechConfig option: {exc}") from None
+            # Unknown keywords refused by name, not by catching TypeError: that
+            # would also turn a field's ConfigTypeError into a plain ConfigError.
+            unknown = sorted(set(fields) - {field.name for field in attrs.fields(SpeechConfig)})
+            if unknown:
+                raise ConfigError(f"bad SpeechConfig option: {', '.join(unknown)}")
+            config = SpeechConfig(**fields)
         elif not isinstance(config, SpeechConfig):
             raise ConfigError(f"config must be a SpeechConfig, got {config!r}")
         elif model is not None or voice is not None or options:

@@ -111,6 +111,17 @@ class ModelFamily(enum.Enum):
         """The family's name for people and messages: ``"Qwen-Omni 3.8"``, ``"LiveTranslate"``..."""
         return _TITLES[self]
 
+    @property
+    def opened_with(self) -> str:
+        """The call that opens its sessions, for messages that send a model to the
+        right service: ``"client.speech.connect"``, ``"client.transcription.connect"``
+        or ``"client.realtime.connect"``."""
+        if self is ModelFamily.QWEN_TTS:
+            return "client.speech.connect"
+        if self is ModelFamily.QWEN_ASR:
+            return "client.transcription.connect"
+        return "client.realtime.connect"
+
 
 _TITLES: Final[Mapping[ModelFamily, str]] = {
     ModelFamily.OMNI: "Qwen-Omni",
