@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import logging
 import threading
 import time
 import wave
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -39,7 +38,7 @@ from .._errors import (
     UsageError,
 )
 from .._fmt import seconds
-from .._wire.codec import dumps
+from .._wire.codec import dumps, encode_simple, encode_text_append
 from .._wire.config import NOT_GIVEN, NotGiven
 from .._wire.events import (
     ResponseAudioDelta,
@@ -71,17 +70,6 @@ def _check_text(text: object, what: str = "text") -> str:
     if not text:
         raise ConfigError(f"{what} must not be empty")
     return text
-
-
-#: JSON text of one string, as `dumps` writes strings (UTF-8 kept, not escaped).
-_json_string: Final[Callable[[str], str]] = json.JSONEncoder(ensure_ascii=False).encode
-
-
-def _append_frame(event_id: str, text: str) -> str:
-    """The ``input_text_buffer.append`` frame: the id needs no escaping, the text does."""
-    return (
-        f'{{"event_id":"{event_id}","type":"input_text_buffer.append","text":{_json_string(text)}}}'
-    )
 
 
 @attrs.frozen(kw_only=True)
@@ -463,7 +451,7 @@ class SpeechSession(SessionBase[SpeechConfig]):
     def _send_piece(self, speech: Speech, piece: str) -> None:
         core = self._core
         event_id = core.ids.next()
-        frame = _append_frame(event_id, piece)
+        frame = encode_text_append(event_id, piece)
         book = self._book
         track = speech._track
         core.peek(lambda: book.sent(track, event_id, time.monotonic()))
@@ -478,7 +466,7 @@ class SpeechSession(SessionBase[SpeechConfig]):
         # What the service bills, as far as known: the text less its whitespace.
         chars = sum(len(piece) - sum(map(piece.count, _WHITESPACE)) for piece in speech._text)
         core.peek(lambda: book.commit_sent(track, event_id, chars))
-        core.send(_simple(event_id, "input_text_buffer.commit"), "input_text_buffer.commit")
+        core.send(encode_simple(event_id, "input_text_buffer.commit"), "input_text_buffer.commit")
 
     # The wire operations -----------------------------------------------------------
 
@@ -492,7 +480,7 @@ class SpeechSession(SessionBase[SpeechConfig]):
         """
         _check_text(text)
         event_id = self._core.ids.next()
-        self._core.send(_append_frame(event_id, text), "input_text_buffer.append")
+        self._core.send(encode_text_append(event_id, text), "input_text_buffer.append")
         return event_id
 
     def commit_text(self) -> str:
@@ -599,10 +587,6 @@ class SpeechSession(SessionBase[SpeechConfig]):
 
     def _before_close(self) -> None:
         self.detach()
-
-
-def _simple(event_id: str, wire_type: str) -> str:
-    return f'{{"event_id":"{event_id}","type":"{wire_type}"}}'
 
 
 def _source_error(exc: BaseException) -> DashScopeError:
