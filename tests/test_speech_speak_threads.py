@@ -1,10 +1,13 @@
-"""speak()'s threads: never blocked by an earlier text source, woken by close (review 15, finding 5)."""
+"""speak()'s threads: never blocked by an earlier text source, woken and joined by close (review 15, findings 5 and 8)."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+
+import pytest
 
 import dashscope_sync as ds
 
@@ -115,3 +118,61 @@ def test_close_wakes_a_speak_str_waiting_behind_a_stalled_source(client: ds.Clie
         source.release.set()
         session.close()
         thread.join(PROMPT)
+
+
+def test_close_joins_the_feeder_and_warns_when_it_is_stuck_in_the_source(
+    client: ds.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """close() signals the feeder, waits handler_timeout for it, warns it is stuck in the source,
+    and once the source returns the feeder ends without pulling another piece."""
+    source = StalledSource()
+    session = client.speech.connect(model=MODEL, handler_timeout=0.2)
+    speech = session.speak(source)
+    feeder = speech._feeder
+    assert feeder is not None
+    try:
+        assert source.stalled.wait(PROMPT)
+        with caplog.at_level(logging.WARNING, logger="dashscope_sync"):
+            session.close()
+        assert any("dashscope_sync-speak" in r.getMessage() for r in caplog.records), caplog.text
+    finally:
+        source.release.set()
+        feeder.join(PROMPT)
+    assert not feeder.is_alive()
+    assert not source.resumed, "the feeder pulled another piece after close()"
+    with pytest.raises(ds.SessionClosedError):
+        speech.wait(PROMPT)
+
+
+def test_close_joins_every_feeder_that_ends_within_handler_timeout(client: ds.Client) -> None:
+    """close() returns only after the feeders ended: one released from its stalled source while
+    close() waits, one still waiting for the wire (whose source is never started)."""
+    source = StalledSource()
+    started: list[str] = []
+
+    def later() -> Iterator[str]:
+        started.append("pulled")
+        yield "Never sent."
+
+    session = client.speech.connect(model=MODEL, handler_timeout=PROMPT)
+    try:
+        first = session.speak(source)
+        assert source.stalled.wait(PROMPT)
+        thread, out = _in_thread(lambda: session.speak(later()))
+        thread.join(PROMPT)
+        waiting = out.get("result")
+        assert isinstance(waiting, ds.Speech), out
+        feeder = waiting._feeder
+        assert feeder is not None
+        # The stalled source is released while close() waits, so close() can join both.
+        threading.Timer(1.0, source.release.set).start()
+        session.close()
+        assert first._feeder is not None and not first._feeder.is_alive(), "close() did not join"
+        assert not feeder.is_alive(), "close() left the waiting feeder running"
+        assert not source.resumed, "the feeder pulled another piece after close()"
+        assert started == []
+        with pytest.raises(ds.SessionClosedError):
+            waiting.wait(PROMPT)
+    finally:
+        source.release.set()
+        session.close()

@@ -348,10 +348,10 @@ class SpeechSession(SessionBase[SpeechConfig]):
         # wait (the server synthesises its buffer in order, so speeches must not
         # interleave on the wire). A speech leaves once its text is sent or it failed.
         self._turns: collections.deque[SpeechTrack] = collections.deque()
-        # The threads sending iterables' pieces, still running.
+        # The threads sending iterables' pieces, still running: close() joins them.
         self._feeders: set[threading.Thread] = set()
-        # close() started: speeches still waiting for the wire give up, and no
-        # new speech starts.
+        # close() started: speeches still waiting for the wire give up, a feeder
+        # pulls no further piece, and no new speech starts.
         self._shut = False
 
     # State ---------------------------------------------------------------------
@@ -382,7 +382,9 @@ class SpeechSession(SessionBase[SpeechConfig]):
         Speeches reach the wire one after another, in call order: an iterable
         waits on its own thread, so this call never blocks on an earlier
         speech's source; a string waits here, up to ``config.request_timeout``.
-        `close` wakes the speeches still waiting (they fail).
+        `close` stops them: a source is not pulled again, and `close` waits
+        up to ``config.handler_timeout`` for one still producing a piece (then
+        warns and leaves its thread behind).
 
         Raises:
             ConfigTypeError: ``text`` is neither a string nor an iterable of them.
@@ -488,6 +490,10 @@ class SpeechSession(SessionBase[SpeechConfig]):
             if core.peek(lambda: track.finished):
                 return  # cancelled while it waited: its source is never started
             for piece in pieces:
+                if self._shut:
+                    # close() came while the source was producing this piece: send
+                    # it nothing more and pull no further piece.
+                    raise SessionClosedError("the session closed while the text source ran")
                 if track.finished:
                     break  # cancelled, or the server refused one of its frames
                 if not isinstance(piece, str):
@@ -674,10 +680,28 @@ class SpeechSession(SessionBase[SpeechConfig]):
         self._stop_feeders()
 
     def _stop_feeders(self) -> None:
-        """Tell the speeches still to send that the session is closing (their waits wake)."""
+        """Tell the speeches still to send that the session is closing, and join the
+        feeder threads within ``config.handler_timeout`` (one deadline for all); a
+        feeder still inside the user's text source then is named in a warning and
+        left behind (it sends nothing more when the source returns)."""
         with self._turn_changed:
             self._shut = True
             self._turn_changed.notify_all()
+            feeders = [t for t in self._feeders if t is not threading.current_thread()]
+        limit = self.config.handler_timeout
+        deadline = Deadline(limit)
+        for feeder in feeders:
+            left = deadline.remaining()
+            feeder.join(None if left is None else max(left, 0.0))
+        stuck = [feeder.name for feeder in feeders if feeder.is_alive()]
+        if stuck:
+            logger.warning(
+                "%d speak() text source(s) still running after %s (waiting for the next "
+                "piece); leaving %s behind: it sends nothing more",
+                len(stuck),
+                seconds(limit),
+                ", ".join(stuck),
+            )
 
 
 def _start_error(exc: BaseException) -> DashScopeError:
