@@ -32,7 +32,7 @@ from .._errors import (
     UsageError,
 )
 from .._fmt import seconds
-from .._wire.codec import EventIds, encode_audio_append
+from .._wire.codec import EventIds, encode_audio_append, encode_simple
 from .._wire.config import RealtimeConfig, SessionUpdate
 from .._wire.dialects import TurnPlan, family_for
 from .._wire.events import ResponseAudioDelta, ResponseDone, ServerEvent, SessionInfo
@@ -277,7 +277,7 @@ class SessionCore:
 
     def send_simple(self, wire_type: str) -> str:
         event_id = self.ids.next()
-        self.send(_simple_frame(event_id, wire_type), wire_type)
+        self.send(encode_simple(event_id, wire_type), wire_type)
         return event_id
 
     def send_cancel(self, *, for_user: bool = False) -> str:
@@ -288,7 +288,7 @@ class SessionCore:
         handler failures for the user's next call.
         """
         event_id = self.ids.next()
-        text = _simple_frame(event_id, "response.cancel")
+        text = encode_simple(event_id, "response.cancel")
         if for_user:
             self.send(text, "response.cancel")
         else:
@@ -340,7 +340,7 @@ class SessionCore:
         return self.request(
             RequestKind.FINISH,
             event_id,
-            _simple_frame(event_id, "session.finish"),
+            encode_simple(event_id, "session.finish"),
             "session.finish",
         )
 
@@ -621,8 +621,3 @@ class SessionCore:
         if any(p is None for p in parts):
             return None
         return sum(p for p in parts if p is not None) + 5.0
-
-
-def _simple_frame(event_id: str, wire_type: str) -> str:
-    """A client event with no fields beyond its id and type (ids and types need no escaping)."""
-    return f'{{"event_id":"{event_id}","type":"{wire_type}"}}'

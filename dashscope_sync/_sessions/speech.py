@@ -10,13 +10,13 @@ wire is SPEECH_FAMILIES.md §A.
 from __future__ import annotations
 
 import base64
+import collections
 import contextlib
-import json
 import logging
 import threading
 import time
 import wave
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -39,7 +39,7 @@ from .._errors import (
     UsageError,
 )
 from .._fmt import seconds
-from .._wire.codec import dumps
+from .._wire.codec import dumps, encode_simple, encode_text_append
 from .._wire.config import NOT_GIVEN, NotGiven
 from .._wire.events import (
     ResponseAudioDelta,
@@ -71,17 +71,6 @@ def _check_text(text: object, what: str = "text") -> str:
     if not text:
         raise ConfigError(f"{what} must not be empty")
     return text
-
-
-#: JSON text of one string, as `dumps` writes strings (UTF-8 kept, not escaped).
-_json_string: Final[Callable[[str], str]] = json.JSONEncoder(ensure_ascii=False).encode
-
-
-def _append_frame(event_id: str, text: str) -> str:
-    """The ``input_text_buffer.append`` frame: the id needs no escaping, the text does."""
-    return (
-        f'{{"event_id":"{event_id}","type":"input_text_buffer.append","text":{_json_string(text)}}}'
-    )
 
 
 @attrs.frozen(kw_only=True)
@@ -351,10 +340,19 @@ class SpeechSession(SessionBase[SpeechConfig]):
         # The same books the state feeds (read and changed under the core's lock).
         self._book = book
         self._attachment: Attachment | None = None
-        # Held by the thread sending one speech's text, from its first append to
-        # its commit: the server synthesises its buffer in order, so speeches
-        # must not interleave on the wire.
-        self._speaking = threading.Lock()
+        # Guards _turns, _feeders and _shut; notified when a speech gives up the
+        # wire and when close() starts, so every wait for a turn wakes then.
+        self._turn_changed = threading.Condition()
+        # The speeches whose text is still to be sent, in call order: the first
+        # sends its text, from its first append to its commit, while the others
+        # wait (the server synthesises its buffer in order, so speeches must not
+        # interleave on the wire). A speech leaves once its text is sent or it failed.
+        self._turns: collections.deque[SpeechTrack] = collections.deque()
+        # The threads sending iterables' pieces, still running: close() joins them.
+        self._feeders: set[threading.Thread] = set()
+        # close() started: speeches still waiting for the wire give up, a feeder
+        # pulls no further piece, and no new speech starts.
+        self._shut = False
 
     # State ---------------------------------------------------------------------
 
@@ -381,10 +379,20 @@ class SpeechSession(SessionBase[SpeechConfig]):
         waiting. A speech whose text source raises fails with that error
         (its text still buffered is cleared).
 
+        Speeches reach the wire one after another, in call order: an iterable
+        waits on its own thread, so this call never blocks on an earlier
+        speech's source; a string waits here, up to ``config.request_timeout``.
+        `close` stops them: a source is not pulled again, and `close` waits
+        up to ``config.handler_timeout`` for one still producing a piece (then
+        warns and leaves its thread behind).
+
         Raises:
             ConfigTypeError: ``text`` is neither a string nor an iterable of them.
             ConfigError: ``text`` is empty.
-            SessionClosedError: The session is closed.
+            SessionClosedError: The session is closed (or closes while a string
+                waits for an earlier speech's text).
+            DashScopeTimeout: A string waited longer than ``config.request_timeout``
+                for an earlier speech's text source (nothing of it was sent).
         """
         core = self._core
         if isinstance(text, str):
@@ -396,43 +404,96 @@ class SpeechSession(SessionBase[SpeechConfig]):
             )
         else:
             pieces = text
-        if core.is_closing:
-            raise SessionClosedError("cannot speak: the session is closed")
         track = SpeechTrack(time.monotonic())
         book = self._book
         speech = Speech(core, book, self.config, track)
-        if pieces is None:
-            assert isinstance(text, str)
-            with self._speaking:
-                core.change(lambda: book.open(track))
-                try:
-                    self._send_piece(speech, text)
-                    self._commit(speech)
-                except DashScopeError as exc:
-                    failure = exc
-                    core.change(lambda: book.fail(track, failure, time.monotonic()))
-                    raise
-            return speech
-        feeder = threading.Thread(
-            target=self._feed, args=(speech, pieces), name="dashscope_sync-speak", daemon=True
-        )
-        speech._feeder = feeder
-        # Registered before the thread starts: speeches keep their call order.
-        self._speaking.acquire()
-        try:
+        feeder: threading.Thread | None = None
+        if pieces is not None:
+            feeder = threading.Thread(
+                target=self._feed, args=(speech, pieces), name="dashscope_sync-speak", daemon=True
+            )
+            speech._feeder = feeder
+        with self._turn_changed:
+            if self._shut or core.is_closing:
+                raise SessionClosedError("cannot speak: the session is closed")
+            # Queued and opened together, under the turn lock: the book sees the
+            # speeches in the order they will reach the wire, the call order.
             core.change(lambda: book.open(track))
-            feeder.start()
-        except BaseException:
-            self._speaking.release()
+            self._turns.append(track)
+            if feeder is not None:
+                self._feeders.add(feeder)
+        if feeder is not None:
+            try:
+                feeder.start()
+            except BaseException as exc:
+                self._fail(track, _start_error(exc))
+                self._end_turn(track)
+                with self._turn_changed:
+                    self._feeders.discard(feeder)
+                raise
+            return speech  # at once: the feeder waits for its turn, not the caller
+        assert isinstance(text, str)
+        try:
+            self._await_turn(track, Deadline(self.config.request_timeout))
+            if core.peek(lambda: track.finished):
+                return speech  # cancelled while it waited: nothing of it goes out
+            self._send_piece(speech, text)
+            self._commit(speech)
+        except DashScopeError as exc:
+            self._fail(track, exc)
             raise
+        finally:
+            self._end_turn(track)  # whatever happened, the next speech may send
         return speech
 
+    def _await_turn(self, track: SpeechTrack, deadline: Deadline) -> None:
+        """Wait until ``track`` is first in line for the wire (the speeches before it
+        sent their text), woken by each turn passing on and by close().
+
+        Raises:
+            SessionClosedError: close() started first.
+            DashScopeTimeout: Not its turn by ``deadline``.
+        """
+        with self._turn_changed:
+            while self._turns[0] is not track:
+                if self._shut:
+                    raise SessionClosedError("cannot speak: the session closed first")
+                left = deadline.remaining()
+                if left is not None and left <= 0:
+                    raise DashScopeTimeout(
+                        f"speak() timed out after {seconds(deadline.timeout)} waiting for an "
+                        "earlier speech's text source (config.request_timeout)",
+                        timeout=deadline.timeout,
+                    )
+                self._turn_changed.wait(left)
+            if self._shut:
+                raise SessionClosedError("cannot speak: the session closed first")
+
+    def _end_turn(self, track: SpeechTrack) -> None:
+        """``track`` sent its text (or gave up): the next speech may send."""
+        with self._turn_changed:
+            with contextlib.suppress(ValueError):
+                self._turns.remove(track)
+            self._turn_changed.notify_all()
+
+    def _fail(self, track: SpeechTrack, error: DashScopeError) -> None:
+        """Fail a speech that could not send its text (waking its waiters)."""
+        book = self._book
+        self._core.change(lambda: book.fail(track, error, time.monotonic()))
+
     def _feed(self, speech: Speech, pieces: Iterable[str]) -> None:
-        """The speech thread: append each piece as it comes, then commit (holds ``_speaking``)."""
+        """The speech thread: wait for the wire, append each piece as it comes, then commit."""
         core = self._core
         track = speech._track
         try:
+            self._await_turn(track, Deadline(None))  # unbounded, but close() wakes it
+            if core.peek(lambda: track.finished):
+                return  # cancelled while it waited: its source is never started
             for piece in pieces:
+                if self._shut:
+                    # close() came while the source was producing this piece: send
+                    # it nothing more and pull no further piece.
+                    raise SessionClosedError("the session closed while the text source ran")
                 if track.finished:
                     break  # cancelled, or the server refused one of its frames
                 if not isinstance(piece, str):
@@ -454,16 +515,18 @@ class SpeechSession(SessionBase[SpeechConfig]):
             error = exc if isinstance(exc, DashScopeError) else _source_error(exc)
             book = self._book
             core.change(lambda: book.fail(track, error, time.monotonic()))
-            if speech._text and not core.is_closing:
+            if speech._text and not core.is_closing and not self._shut:
                 with contextlib.suppress(DashScopeError):
                     core.send_simple("input_text_buffer.clear")
         finally:
-            self._speaking.release()
+            self._end_turn(track)
+            with self._turn_changed:
+                self._feeders.discard(threading.current_thread())
 
     def _send_piece(self, speech: Speech, piece: str) -> None:
         core = self._core
         event_id = core.ids.next()
-        frame = _append_frame(event_id, piece)
+        frame = encode_text_append(event_id, piece)
         book = self._book
         track = speech._track
         core.peek(lambda: book.sent(track, event_id, time.monotonic()))
@@ -478,7 +541,7 @@ class SpeechSession(SessionBase[SpeechConfig]):
         # What the service bills, as far as known: the text less its whitespace.
         chars = sum(len(piece) - sum(map(piece.count, _WHITESPACE)) for piece in speech._text)
         core.peek(lambda: book.commit_sent(track, event_id, chars))
-        core.send(_simple(event_id, "input_text_buffer.commit"), "input_text_buffer.commit")
+        core.send(encode_simple(event_id, "input_text_buffer.commit"), "input_text_buffer.commit")
 
     # The wire operations -----------------------------------------------------------
 
@@ -492,7 +555,7 @@ class SpeechSession(SessionBase[SpeechConfig]):
         """
         _check_text(text)
         event_id = self._core.ids.next()
-        self._core.send(_append_frame(event_id, text), "input_text_buffer.append")
+        self._core.send(encode_text_append(event_id, text), "input_text_buffer.append")
         return event_id
 
     def commit_text(self) -> str:
@@ -532,15 +595,8 @@ class SpeechSession(SessionBase[SpeechConfig]):
         limit = self.config.request_timeout if timeout is NOT_GIVEN else check_timeout(timeout)
         core.check_can_block("finish()")
         deadline = Deadline(limit)
-        # After the text of every speech started before (a speech thread holds the lock).
-        left = deadline.remaining()
-        if not self._speaking.acquire(timeout=-1 if left is None else max(left, 0.0)):
-            raise DashScopeTimeout(
-                f"finish() timed out after {seconds(limit)} waiting for a speech's text source",
-                timeout=limit,
-            )
-        self._speaking.release()
         try:
+            self._await_sent(deadline, limit)
             request = core.finish_session()
             result = core.await_request(request, deadline.remaining(), "finish()")
         except SessionClosedError:
@@ -554,6 +610,28 @@ class SpeechSession(SessionBase[SpeechConfig]):
         self.close()
         assert isinstance(result, SessionFinished)
         return result
+
+    def _await_sent(self, deadline: Deadline, limit: float | None) -> None:
+        """Wait until every speech started before has sent its text (woken by each
+        turn passing on, and by close()).
+
+        Raises:
+            SessionClosedError: close() started first.
+            DashScopeTimeout: A text source still running at ``deadline``.
+        """
+        with self._turn_changed:
+            earlier = set(map(id, self._turns))
+            while earlier.intersection(map(id, self._turns)):
+                if self._shut:
+                    raise SessionClosedError("finish(): the session closed first")
+                left = deadline.remaining()
+                if left is not None and left <= 0:
+                    raise DashScopeTimeout(
+                        f"finish() timed out after {seconds(limit)} waiting for a speech's "
+                        "text source",
+                        timeout=limit,
+                    )
+                self._turn_changed.wait(left)
 
     # Audio output ------------------------------------------------------------------
 
@@ -599,10 +677,37 @@ class SpeechSession(SessionBase[SpeechConfig]):
 
     def _before_close(self) -> None:
         self.detach()
+        self._stop_feeders()
+
+    def _stop_feeders(self) -> None:
+        """Tell the speeches still to send that the session is closing, and join the
+        feeder threads within ``config.handler_timeout`` (one deadline for all); a
+        feeder still inside the user's text source then is named in a warning and
+        left behind (it sends nothing more when the source returns)."""
+        with self._turn_changed:
+            self._shut = True
+            self._turn_changed.notify_all()
+            feeders = [t for t in self._feeders if t is not threading.current_thread()]
+        limit = self.config.handler_timeout
+        deadline = Deadline(limit)
+        for feeder in feeders:
+            left = deadline.remaining()
+            feeder.join(None if left is None else max(left, 0.0))
+        stuck = [feeder.name for feeder in feeders if feeder.is_alive()]
+        if stuck:
+            logger.warning(
+                "%d speak() text source(s) still running after %s (waiting for the next "
+                "piece); leaving %s behind: it sends nothing more",
+                len(stuck),
+                seconds(limit),
+                ", ".join(stuck),
+            )
 
 
-def _simple(event_id: str, wire_type: str) -> str:
-    return f'{{"event_id":"{event_id}","type":"{wire_type}"}}'
+def _start_error(exc: BaseException) -> DashScopeError:
+    error = UsageError(f"speak() could not start its thread: {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
 
 
 def _source_error(exc: BaseException) -> DashScopeError:
@@ -658,10 +763,12 @@ class SpeechService:
                 fields["model"] = model
             if voice is not None:
                 fields["voice"] = voice
-            try:
-                config = SpeechConfig(**fields)
-            except TypeError as exc:
-                raise ConfigError(f"bad SpeechConfig option: {exc}") from None
+            # Unknown keywords refused by name, not by catching TypeError: that
+            # would also turn a field's ConfigTypeError into a plain ConfigError.
+            unknown = sorted(set(fields) - {field.name for field in attrs.fields(SpeechConfig)})
+            if unknown:
+                raise ConfigError(f"bad SpeechConfig option: {', '.join(unknown)}")
+            config = SpeechConfig(**fields)
         elif not isinstance(config, SpeechConfig):
             raise ConfigError(f"config must be a SpeechConfig, got {config!r}")
         elif model is not None or voice is not None or options:

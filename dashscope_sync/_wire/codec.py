@@ -38,6 +38,8 @@ __all__ = [
     "dumps",
     "encode_audio_append",
     "encode_image_append",
+    "encode_simple",
+    "encode_text_append",
 ]
 
 logger = logging.getLogger("dashscope_sync")
@@ -385,3 +387,17 @@ def encode_image_append(event_id: str, jpeg: bytes | bytearray | memoryview) -> 
     """The ``input_image_buffer.append`` frame (same reasoning as the audio one)."""
     image = b64encode(jpeg)
     return f'{{"event_id":"{event_id}","type":"input_image_buffer.append","image":"{image}"}}'
+
+
+def encode_simple(event_id: str, wire_type: str) -> str:
+    """A client event with no fields beyond its id and type (ids and types need no escaping)."""
+    return f'{{"event_id":"{event_id}","type":"{wire_type}"}}'
+
+
+def encode_text_append(event_id: str, text: str) -> str:
+    """The ``input_text_buffer.append`` frame (Qwen-TTS-Realtime): only the text is escaped.
+
+    One JSON pass over the text alone, not over a dict holding it: the
+    generated id needs no escaping, and an LLM's stream sends many small pieces.
+    """
+    return f'{{"event_id":"{event_id}","type":"input_text_buffer.append","text":{_dumps(text)}}}'

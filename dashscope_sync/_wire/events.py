@@ -183,9 +183,11 @@ class SessionInfo(_ShortRepr):
     # ``audio.input.format``, ``audio.input.turn_detection``,
     # ``output_modalities``) is decoded into the flat attributes above, so
     # ``info.voice`` is right whichever shape the server used.
-    #: The input audio's sample rate (``audio.input.format.sample_rate`` or a flat ``sample_rate``).
+    #: The input audio's sample rate (``audio.input.format.sample_rate`` or a flat
+    #: ``sample_rate``, except Qwen-TTS-Realtime's, which is the output's); None: not echoed.
     input_sample_rate: int | None = None
-    #: The output audio's sample rate (``audio.output.format.sample_rate``); None: not echoed.
+    #: The output audio's sample rate (``audio.output.format.sample_rate``, or
+    #: Qwen-TTS-Realtime's flat ``sample_rate``); None: not echoed.
     output_sample_rate: int | None = None
     #: LiveTranslate: ``{"language": <target>, "corpus": ..., ...}`` as echoed.
     translation: dict[str, Any] | None = None

@@ -111,6 +111,17 @@ class ModelFamily(enum.Enum):
         """The family's name for people and messages: ``"Qwen-Omni 3.8"``, ``"LiveTranslate"``..."""
         return _TITLES[self]
 
+    @property
+    def opened_with(self) -> str:
+        """The call that opens its sessions, for messages that send a model to the
+        right service: ``"client.speech.connect"``, ``"client.transcription.connect"``
+        or ``"client.realtime.connect"``."""
+        if self is ModelFamily.QWEN_TTS:
+            return "client.speech.connect"
+        if self is ModelFamily.QWEN_ASR:
+            return "client.transcription.connect"
+        return "client.realtime.connect"
+
 
 _TITLES: Final[Mapping[ModelFamily, str]] = {
     ModelFamily.OMNI: "Qwen-Omni",
@@ -430,7 +441,9 @@ def flatten_session_echo(session: Mapping[str, Any]) -> dict[str, Any]:
     ``audio.input.transcription``, ``output_modalities``); each nested value
     fills its flat key when that key is absent or null, so ``SessionInfo``
     reads the same attributes whichever shape the server used. A flat
-    ``sample_rate`` (LiveTranslate 3/3.5) is the input sample rate.
+    ``sample_rate`` (LiveTranslate 3/3.5) is the input sample rate; in a
+    Qwen-TTS-Realtime echo (its model, or its ``response_format``, a field only
+    TTS echoes) it is the speech's, the output rate.
     """
     out = dict(session)
 
@@ -445,8 +458,14 @@ def flatten_session_echo(session: Mapping[str, Any]) -> dict[str, Any]:
     fill("input_audio_format", in_type)
     fill("output_audio_format", out_type)
     fill("input_sample_rate", in_rate)
-    fill("input_sample_rate", session.get("sample_rate"))
     fill("output_sample_rate", out_rate)
+    # TTS takes text, not audio: its flat rate is the audio it sends back.
+    # The echoed model may be a placeholder, so its TTS-only field counts too.
+    model = session.get("model")
+    tts = "response_format" in session or (
+        isinstance(model, str) and family_of(model) is ModelFamily.QWEN_TTS
+    )
+    fill("output_sample_rate" if tts else "input_sample_rate", session.get("sample_rate"))
     audio_input = _get(session, "audio", "input")
     # turn_detection: null (manual mode) is a value here, so "absent" means absent.
     nested = isinstance(audio_input, Mapping) and "turn_detection" in audio_input

@@ -119,10 +119,12 @@ def _choice(name: str, value: object, choices: tuple[Any, ...]) -> None:
 def _check_model(instance: SpeechConfig, attribute: object, model: object) -> None:
     if not isinstance(model, str) or not model.strip():
         raise ConfigTypeError(f"model must be a non-empty string, got {model!r}")
-    if family_of(model) is not ModelFamily.QWEN_TTS:
+    family = family_of(model)
+    if family is not ModelFamily.QWEN_TTS:
+        # Name the service the model does belong to, not always the conversation one.
         raise ConfigError(
-            f"{model!r} is not a Qwen-TTS-Realtime model (e.g. {MODEL_QWEN3_TTS_FLASH_REALTIME}): "
-            "open conversation models with client.realtime.connect()"
+            f"{model!r} ({family.title}) is not a Qwen-TTS-Realtime model (e.g. "
+            f"{MODEL_QWEN3_TTS_FLASH_REALTIME}): open it with {family.opened_with}(model=...)"
         )
 
 

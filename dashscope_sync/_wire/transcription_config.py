@@ -42,9 +42,10 @@ def _model(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         raise ConfigError(f"model must be a non-empty model name, got {value!r}")
     family = family_of(value)
     if family is not ModelFamily.QWEN_ASR:
+        # Name the service the model does belong to (a TTS model is not a conversation one).
         raise ConfigError(
             f"{value} ({family.title}) is not a speech recognition model (e.g. "
-            f"{MODEL_QWEN3_ASR_FLASH_REALTIME}): open it with client.realtime.connect(model=...)"
+            f"{MODEL_QWEN3_ASR_FLASH_REALTIME}): open it with {family.opened_with}(model=...)"
         )
 
 
