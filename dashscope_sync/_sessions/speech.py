@@ -59,9 +59,6 @@ __all__ = ["Speech", "SpeechResult", "SpeechService", "SpeechSession"]
 
 logger = logging.getLogger("dashscope_sync")
 
-#: The whitespace a text's billed characters leave out (as far as known).
-_WHITESPACE: Final = (" ", "\n", "\t", "\r", "\u3000")
-
 _MIME: Final = {"pcm": "audio/wav", "wav": "audio/wav", "mp3": "audio/mpeg", "opus": "audio/ogg"}
 
 
@@ -466,7 +463,7 @@ class SpeechSession(SessionBase[SpeechConfig]):
         frame = _append_frame(event_id, piece)
         book = self._book
         track = speech._track
-        core.peek(lambda: book.sent(track, event_id, time.monotonic()))
+        core.peek(lambda: book.sent(track, event_id, time.monotonic(), piece))
         speech._text.append(piece)
         core.send(frame, "input_text_buffer.append")
 
@@ -475,9 +472,7 @@ class SpeechSession(SessionBase[SpeechConfig]):
         event_id = core.ids.next()
         book = self._book
         track = speech._track
-        # What the service bills, as far as known: the text less its whitespace.
-        chars = sum(len(piece) - sum(map(piece.count, _WHITESPACE)) for piece in speech._text)
-        core.peek(lambda: book.commit_sent(track, event_id, chars))
+        core.peek(lambda: book.commit_sent(track, event_id))
         core.send(_simple(event_id, "input_text_buffer.commit"), "input_text_buffer.commit")
 
     # The wire operations -----------------------------------------------------------
@@ -668,7 +663,7 @@ class SpeechService:
             raise ConfigError("give the options either in config or as keywords, not both")
         realtime = config.realtime_config()
         started = time.monotonic()
-        book = SpeechBook()
+        book = SpeechBook(config.mode)
         core, deadline, limit = self._open_core(realtime, timeout, lambda c: c.keep_speeches(book))
         try:
             _configure(core, book, config, deadline, limit)
