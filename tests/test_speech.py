@@ -679,18 +679,27 @@ def test_finish_returns_after_session_finished_whoever_closes(server_closes: boo
         assert session.closed and session.close_code == 1000
 
 
-def test_cancel_clears_the_text_and_drops_the_late_audio() -> None:
-    """Speech.cancel(): input_text_buffer.clear goes out and later audio of it is dropped."""
+def test_cancel_before_the_commit_clears_the_text_and_drops_the_late_audio() -> None:
+    """Speech.cancel() while its text still streams: input_text_buffer.clear goes out, no
+    commit follows, and later audio of it is dropped."""
+    gate = threading.Event()
+
+    def pieces() -> Iterator[str]:
+        yield "A long text. "
+        gate.wait(30)
+        yield "And more."
+
     with tts_session() as (session, peer, _):
-        speech = session.speak("A long text")
-        peer.next_event()
-        peer.next_event()
-        peer.reply(COMMITTED)
+        speech = session.speak(pieces())
+        assert peer.next_event()["type"] == "input_text_buffer.append"
         peer.reply(_created("r1"))
         peer.reply(_delta("r1", b"\x01\x00"))
         assert next(speech.iter_audio(timeout=10)) == b"\x01\x00"
         assert speech.cancel()
         assert peer.next_event()["type"] == "input_text_buffer.clear"
+        gate.set()
+        assert speech._feeder is not None
+        speech._feeder.join(10)
         peer.reply(_delta("r1", b"\x02\x00"))
         peer.reply(_done("r1"))
         peer.reply({"type": "input_text_buffer.cleared"})
@@ -698,6 +707,40 @@ def test_cancel_clears_the_text_and_drops_the_late_audio() -> None:
         result = speech.wait(0)
         assert result.cancelled and result.audio == b"\x01\x00"
         assert not speech.cancel()
+        assert "input_text_buffer.commit" not in peer.sent_types()
+
+
+def test_cancel_after_the_commit_leaves_the_next_speechs_text_buffered() -> None:
+    """Speech.cancel() once its commit went out sends no clear: the buffer then holds the
+    next speech's text, which a clear would erase."""
+    gate = threading.Event()
+
+    def pieces() -> Iterator[str]:
+        yield "Second "
+        gate.wait(30)
+        yield "speech."
+
+    with tts_session() as (session, peer, _):
+        first = session.speak("First.")
+        assert peer.next_event()["type"] == "input_text_buffer.append"
+        assert peer.next_event()["type"] == "input_text_buffer.commit"
+        peer.reply(COMMITTED)
+        peer.reply(_created("r1"))
+        peer.reply(_delta("r1", b"\x01\x00"))
+        assert next(first.iter_audio(timeout=10)) == b"\x01\x00"
+        second = session.speak(pieces())
+        assert peer.next_event()["text"] == "Second "
+        assert first.cancel()
+        gate.set()
+        assert peer.next_event()["text"] == "speech."
+        assert peer.next_event()["type"] == "input_text_buffer.commit"
+        assert "input_text_buffer.clear" not in peer.sent_types()
+        peer.reply(_done("r1", 6))
+        peer.reply(COMMITTED)
+        _respond(peer, "r2", [b"\x02\x00"], 14)
+        result = second.wait(10)
+        assert result.audio == b"\x02\x00" and result.characters == 14
+        assert first.wait(0).cancelled
 
 
 def test_speech_result_saves_a_playable_wav_and_renders_a_player(tmp_path: Path) -> None:

@@ -186,10 +186,17 @@ class SpeechBook:
         )
         track.chars_sent = track.sent_length - track.trailing_space
 
-    def commit_sent(self, track: SpeechTrack, event_id: str) -> None:
-        """The speech's commit is going out (registered first: its answer cannot race it)."""
+    def commit_sent(self, track: SpeechTrack, event_id: str) -> bool:
+        """The speech's commit is going out (registered first: its answer cannot race it).
+
+        False for a cancelled speech: its commit must not go out, as its cancel
+        clears the buffer it still owns (a commit racing that clear would speak it).
+        """
+        if track.cancelled:
+            return False
         track.commit_id = event_id
         self._commits.append(track)
+        return True
 
     def _track_of(self, event_id: str) -> SpeechTrack | None:
         """The speech still open that sent this frame (an error is rare: a scan is fine)."""

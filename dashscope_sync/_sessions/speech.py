@@ -312,17 +312,26 @@ class Speech:
         is dropped, and an attached speaker stops at once. False if it was over already."""
         track = self._track
         core = self._core
-        running = core.peek(lambda: sorted(track.running))
         book = self._book
-        cancelled = core.change(lambda: book.cancel(track, time.monotonic()))
+
+        def cancel() -> tuple[bool, list[str], bool]:
+            running = sorted(track.running)
+            # Read before the book lets go of it: once its commit went out, the
+            # buffer holds the next speech's text, which a clear would erase.
+            owns_buffer = track.commit_id is None
+            return book.cancel(track, time.monotonic()), running, owns_buffer
+
+        cancelled, running, owns_buffer = core.change(cancel)
         if not cancelled:
             return False
         # Its audio already read but not yet handled (a blocking player's
         # backlog) must not play either: one record of interrupted responses.
+        # Its responses still to come stay its own in the book, which drops their audio.
         core.interrupt_responses(running)
         core.stop_output(running[-1] if running else None)
-        with contextlib.suppress(SessionClosedError):
-            core.send_simple("input_text_buffer.clear")
+        if owns_buffer:
+            with contextlib.suppress(SessionClosedError):
+                core.send_simple("input_text_buffer.clear")
         return True
 
 
@@ -472,7 +481,8 @@ class SpeechSession(SessionBase[SpeechConfig]):
         event_id = core.ids.next()
         book = self._book
         track = speech._track
-        core.peek(lambda: book.commit_sent(track, event_id))
+        if not core.peek(lambda: book.commit_sent(track, event_id)):
+            return  # cancelled meanwhile: its cancel clears its text instead
         core.send(_simple(event_id, "input_text_buffer.commit"), "input_text_buffer.commit")
 
     # The wire operations -----------------------------------------------------------
