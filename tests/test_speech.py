@@ -175,8 +175,8 @@ def _book_with_commit() -> tuple[SpeechBook, SpeechTrack]:
     book = SpeechBook()
     track = SpeechTrack(0.0)
     book.open(track)
-    book.sent(track, "a1", 0.0)
-    book.commit_sent(track, "c1", 5)
+    book.sent(track, "a1", 0.0, "Hello")
+    book.commit_sent(track, "c1")
     return book, track
 
 
@@ -240,8 +240,8 @@ def test_an_empty_commit_before_the_queued_responses_waits_for_their_characters(
     book = SpeechBook()
     track = SpeechTrack(0.0)
     book.open(track)
-    book.sent(track, "a1", 0.0)
-    book.commit_sent(track, "c1", 6)
+    book.sent(track, "a1", 0.0, "Hello!")
+    book.commit_sent(track, "c1")
     empty = {"type": "error", "error": {"code": "invalid_value", "message": "buffer is empty"}}
     _feed(book, [_created("r1"), empty, _delta("r1", b"A"), _done("r1", 3), _created("r2")])
     _feed(book, [_delta("r2", b"B")])
@@ -255,7 +255,7 @@ def test_an_error_naming_an_append_fails_that_speech_only() -> None:
     book, first = _book_with_commit()
     second = SpeechTrack(0.0)
     book.open(second)
-    book.sent(second, "a2", 0.0)
+    book.sent(second, "a2", 0.0, "Hey")
     error = {"type": "error", "error": {"code": "bad", "message": "no", "event_id": "a1"}}
     _feed(book, [error])
     assert first.finished and isinstance(first.error, ds.APIError)
@@ -267,8 +267,8 @@ def test_responses_go_to_speeches_in_order() -> None:
     book, first = _book_with_commit()
     second = SpeechTrack(0.0)
     book.open(second)
-    book.sent(second, "a2", 0.0)
-    book.commit_sent(second, "c2", 3)
+    book.sent(second, "a2", 0.0, "Hey")
+    book.commit_sent(second, "c2")
     _feed(book, [COMMITTED, _created("r1"), _delta("r1", b"A"), _done("r1")])
     _feed(book, [COMMITTED, _created("r2"), _delta("r2", b"B"), _done("r2")])
     assert first.audio == [b"A"] and second.audio == [b"B"]
@@ -290,6 +290,120 @@ def test_a_cancelled_speech_drops_its_late_audio() -> None:
     (late,) = _events(_delta("r1", b"B"))
     assert book.receive(late, 1.0) is True
     assert track.audio == [b"A"] and track.cancelled
+
+
+def _track(book: SpeechBook, text: str, commit: str | None) -> SpeechTrack:
+    """A speech that sent ``text`` in one append and, unless ``commit`` is None, committed."""
+    track = SpeechTrack(0.0)
+    book.open(track)
+    book.sent(track, f"a-{commit}", 0.0, text)
+    if commit is not None:
+        book.commit_sent(track, commit)
+    return track
+
+
+def test_server_commit_cuts_announced_after_the_committed_stay_the_speechs() -> None:
+    """server_commit announces each queued cut only when the one before ends, so cuts
+    starting after the committed are still the speech's until its characters are billed."""
+    book = SpeechBook()
+    first = _track(book, "One two. Three four. Tail", "c1")
+    second = _track(book, "Bee.", "c2")
+    _feed(book, [_created("r1"), _delta("r1", b"1"), COMMITTED, _done("r1", 8)])
+    _feed(book, [_created("r2"), _delta("r2", b"2"), _done("r2", 12)])
+    assert not first.finished  # its tail is still to come
+    _feed(book, [_created("r3"), _delta("r3", b"3"), _done("r3", 5)])
+    assert first.finished and first.audio == [b"1", b"2", b"3"] and first.characters == 25
+    _feed(book, [COMMITTED, _created("r4"), _delta("r4", b"B"), _done("r4", 4)])
+    assert second.finished and second.audio == [b"B"] and second.characters == 4
+
+
+def test_a_speech_cancelled_before_its_response_keeps_it_so_the_next_gets_its_own() -> None:
+    """commit mode: a speech cancelled before its committed keeps its commit's place and its
+    response (audio dropped); the next speech gets only the response of its own commit."""
+    book = SpeechBook("commit")
+    first = _track(book, "A long text.", "c1")
+    second = _track(book, "Short.", "c2")
+    assert book.cancel(first, 1.0)
+    _feed(book, [COMMITTED, _created("r1")])
+    (late,) = _events(_delta("r1", b"LONG"))
+    assert book.receive(late, 1.0) is True
+    _feed(book, [_done("r1", 12), COMMITTED, _created("r2"), _delta("r2", b"S"), _done("r2", 6)])
+    assert second.finished and second.error is None
+    assert second.audio == [b"S"] and second.characters == 6
+    assert first.cancelled and first.audio == [] and first.characters == 0
+
+
+def test_a_cancelled_speechs_later_cuts_stay_its_own_and_are_dropped() -> None:
+    """server_commit: cuts of a cancelled speech starting after its running response ended are
+    still its own (dropped), not nobody's (played) nor the next speech's."""
+    book = SpeechBook()
+    first = _track(book, "One. Two. Three.", "c1")
+    second = _track(book, "Bee.", "c2")
+    _feed(book, [_created("r1"), _delta("r1", b"1"), COMMITTED])
+    assert book.cancel(first, 1.0)
+    _feed(book, [_done("r1", 4), _created("r2")])
+    (late,) = _events(_delta("r2", b"2"))
+    assert book.receive(late, 1.0) is True
+    _feed(book, [_done("r2", 5), _created("r3")])
+    (late,) = _events(_delta("r3", b"3"))
+    assert book.receive(late, 1.0) is True
+    _feed(book, [_done("r3", 7), COMMITTED, _created("r4"), _delta("r4", b"B"), _done("r4", 4)])
+    assert first.audio == [b"1"] and second.audio == [b"B"] and second.finished
+
+
+@pytest.mark.parametrize("named", [True, False])
+def test_an_error_of_other_wording_answering_a_server_cut_commit_is_not_a_failure(
+    named: bool,
+) -> None:
+    """server_commit: whatever its wording, an error answering the commit of a speech the
+    server already cut into responses says its buffer was empty; the speech ends cleanly."""
+    book = SpeechBook()
+    track = _track(book, "One. Two.", "c1")
+    error: dict[str, Any] = {"code": "invalid_value", "message": "Nothing to commit"}
+    if named:
+        error["event_id"] = "c1"
+    _feed(book, [_created("r1"), _delta("r1", b"1"), _done("r1", 4)])
+    _feed(book, [{"type": "error", "error": error}])
+    assert not track.finished
+    _feed(book, [_created("r2"), _delta("r2", b"2"), _done("r2", 5)])
+    assert track.finished and track.error is None and track.audio == [b"1", b"2"]
+
+
+def test_a_later_commit_answer_does_not_end_a_speech_still_short_of_its_characters() -> None:
+    """A later speech's committed can come between two cuts of an earlier one: the earlier
+    speech keeps its next cut, and the later speech gets only its own."""
+    book = SpeechBook()
+    first = _track(book, "One. Two.", "c1")
+    second = _track(book, "Bee.", "c2")
+    _feed(book, [_created("r1"), COMMITTED, _delta("r1", b"1"), _done("r1", 4), COMMITTED])
+    assert not first.finished and not second.finished
+    _feed(book, [_created("r2"), _delta("r2", b"2"), _done("r2", 5)])
+    assert first.finished and first.audio == [b"1", b"2"]
+    _feed(book, [_created("r3"), _delta("r3", b"B"), _done("r3", 4)])
+    assert second.finished and second.audio == [b"B"]
+
+
+def test_a_speech_billed_less_than_sent_ends_at_session_finished() -> None:
+    """A service billing fewer characters than the text has: the speech ends cleanly at
+    session.finished, its audio its own."""
+    book = SpeechBook()
+    track = _track(book, "Hello world.", "c1")
+    empty = {"type": "error", "error": {"code": "invalid_value", "message": "buffer is empty"}}
+    _feed(book, [_created("r1"), empty, _delta("r1", b"1"), _done("r1", 10)])
+    assert not track.finished
+    _feed(book, [{"type": "session.finished"}])
+    assert track.finished and track.error is None and track.audio == [b"1"]
+
+
+def test_the_billing_estimate_leaves_out_only_the_trailing_whitespace() -> None:
+    """The book counts what the service bills: every character sent but the whitespace at the
+    end, across pieces."""
+    book = SpeechBook()
+    track = SpeechTrack(0.0)
+    book.open(track)
+    for piece in ("Hi there. ", "Hi ", "there.", " \n", "\n"):
+        book.sent(track, "a", 0.0, piece)
+    assert track.chars_sent == len("Hi there. Hi there.")
 
 
 # The wire, against a scripted raw server ---------------------------------------------------
@@ -565,18 +679,27 @@ def test_finish_returns_after_session_finished_whoever_closes(server_closes: boo
         assert session.closed and session.close_code == 1000
 
 
-def test_cancel_clears_the_text_and_drops_the_late_audio() -> None:
-    """Speech.cancel(): input_text_buffer.clear goes out and later audio of it is dropped."""
+def test_cancel_before_the_commit_clears_the_text_and_drops_the_late_audio() -> None:
+    """Speech.cancel() while its text still streams: input_text_buffer.clear goes out, no
+    commit follows, and later audio of it is dropped."""
+    gate = threading.Event()
+
+    def pieces() -> Iterator[str]:
+        yield "A long text. "
+        gate.wait(30)
+        yield "And more."
+
     with tts_session() as (session, peer, _):
-        speech = session.speak("A long text")
-        peer.next_event()
-        peer.next_event()
-        peer.reply(COMMITTED)
+        speech = session.speak(pieces())
+        assert peer.next_event()["type"] == "input_text_buffer.append"
         peer.reply(_created("r1"))
         peer.reply(_delta("r1", b"\x01\x00"))
         assert next(speech.iter_audio(timeout=10)) == b"\x01\x00"
         assert speech.cancel()
         assert peer.next_event()["type"] == "input_text_buffer.clear"
+        gate.set()
+        assert speech._feeder is not None
+        speech._feeder.join(10)
         peer.reply(_delta("r1", b"\x02\x00"))
         peer.reply(_done("r1"))
         peer.reply({"type": "input_text_buffer.cleared"})
@@ -584,6 +707,40 @@ def test_cancel_clears_the_text_and_drops_the_late_audio() -> None:
         result = speech.wait(0)
         assert result.cancelled and result.audio == b"\x01\x00"
         assert not speech.cancel()
+        assert "input_text_buffer.commit" not in peer.sent_types()
+
+
+def test_cancel_after_the_commit_leaves_the_next_speechs_text_buffered() -> None:
+    """Speech.cancel() once its commit went out sends no clear: the buffer then holds the
+    next speech's text, which a clear would erase."""
+    gate = threading.Event()
+
+    def pieces() -> Iterator[str]:
+        yield "Second "
+        gate.wait(30)
+        yield "speech."
+
+    with tts_session() as (session, peer, _):
+        first = session.speak("First.")
+        assert peer.next_event()["type"] == "input_text_buffer.append"
+        assert peer.next_event()["type"] == "input_text_buffer.commit"
+        peer.reply(COMMITTED)
+        peer.reply(_created("r1"))
+        peer.reply(_delta("r1", b"\x01\x00"))
+        assert next(first.iter_audio(timeout=10)) == b"\x01\x00"
+        second = session.speak(pieces())
+        assert peer.next_event()["text"] == "Second "
+        assert first.cancel()
+        gate.set()
+        assert peer.next_event()["text"] == "speech."
+        assert peer.next_event()["type"] == "input_text_buffer.commit"
+        assert "input_text_buffer.clear" not in peer.sent_types()
+        peer.reply(_done("r1", 6))
+        peer.reply(COMMITTED)
+        _respond(peer, "r2", [b"\x02\x00"], 14)
+        result = second.wait(10)
+        assert result.audio == b"\x02\x00" and result.characters == 14
+        assert first.wait(0).cancelled
 
 
 def test_speech_result_saves_a_playable_wav_and_renders_a_player(tmp_path: Path) -> None:

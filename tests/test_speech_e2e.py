@@ -53,16 +53,49 @@ def tts(client: ds.Client) -> Iterator[ds.SpeechSession]:
         yield session
 
 
-def test_synthesize_returns_audio_that_follows_the_text(client: ds.Client, tmp_path: Path) -> None:
-    """synthesize(): one call, PCM whose length follows the text, the billed characters, a WAV."""
-    short = client.speech.synthesize("Hi there.", timeout=30)
-    long = client.speech.synthesize("Hi there. " * 6, timeout=30)
+def _pcm_length(text: str, rate: int = 24000) -> int:
+    """The local server's PCM byte count for ``text`` cut into segments (60 ms a character)."""
+    from dashscope_sync.testing._tts import synthesize_pcm
+
+    return len(synthesize_pcm(text, sample_rate=rate))
+
+
+@pytest.fixture
+def paced() -> Iterator[ds.Client]:
+    """A client of a local server that streams its deltas paced, so parts overlap the calls."""
+    with LocalRealtimeServer(delta_delay=0.002, chunk_ms=100) as srv:
+        yield ds.Client(srv.api_key, base_url=srv.url)
+
+
+def test_synthesize_returns_audio_that_follows_the_text(paced: ds.Client, tmp_path: Path) -> None:
+    """synthesize(): one call, PCM of every part of the text, every character billed, a WAV."""
+    short_text = "Hi there."
+    long_text = " ".join([short_text] * 6)
+    short = paced.speech.synthesize(short_text, timeout=30)
+    long = paced.speech.synthesize(long_text, timeout=30)
     assert short.response_format == "pcm" and short.sample_rate == 24000
-    assert short.characters > 0 and long.characters > short.characters
-    assert len(long.audio) > 3 * len(short.audio) > 0
+    assert short.characters == len(short_text) and long.characters == len(long_text)
+    assert len(short.audio) == _pcm_length(short_text)
+    assert len(long.audio) == _pcm_length(long_text)
     path = long.save(tmp_path / "long.wav")
     with wave.open(str(path)) as wav:
         assert wav.getnframes() == len(long.audio) // 2
+
+
+@pytest.mark.parametrize("mode", ["server_commit", "commit"])
+def test_a_speech_of_several_sentences_gets_every_part_and_the_next_only_its_own(
+    paced: ds.Client, mode: str
+) -> None:
+    """Several sentences, cut by the server or not, then a second speech: the first gets all
+    its parts and characters, the second exactly its own."""
+    first_text = "One two three four. Five six seven eight. Nine ten tail"
+    second_text = "Bee bee."
+    with paced.speech.connect(mode=mode) as tts:
+        first = tts.speak(first_text)
+        second = tts.speak(second_text)
+        one, two = first.wait(30), second.wait(30)
+    assert one.characters == len(first_text) and len(one.audio) == _pcm_length(first_text)
+    assert two.characters == len(second_text) and len(two.audio) == _pcm_length(second_text)
 
 
 def test_connect_returns_with_the_accepted_configuration(client: ds.Client) -> None:
@@ -131,23 +164,30 @@ def test_finish_returns_after_the_audio_still_due_and_ends_cleanly(server_closes
             assert tts.closed and tts.close_code == 1000
 
 
-def test_attached_speaker_plays_every_speech_and_cancel_stops_it(tts: ds.SpeechSession) -> None:
-    """attach(speaker=): the speech's PCM reaches the speaker; cancel() interrupts it (barge-in)."""
+def test_attached_speaker_plays_every_speech_and_cancel_stops_it(paced: ds.Client) -> None:
+    """attach(speaker=): the speech's PCM reaches the speaker; cancel() interrupts it (barge-in)
+    and not one byte of it is written after, though the server goes on sending its parts."""
     speaker = RecordingSpeaker()
-    tts.attach(speaker=speaker)
-    # Handlers run in arrival order: once response.done is handled, so is every delta.
-    done = threading.Event()
-    tts.on(ds.ResponseDone, lambda _: done.set())
-    result = tts.speak("Played through the speaker.").wait(30)
-    assert done.wait(30)
-    with speaker.lock:
-        assert bytes(speaker.written) == result.audio
-    long = tts.speak("A long text to interrupt. " * 20)
-    next(long.iter_audio(timeout=30))
-    assert long.cancel()
-    assert speaker.interrupts == 1
-    assert long.wait(30).cancelled
-    tts.detach()
+    with paced.speech.connect() as tts:
+        tts.attach(speaker=speaker)
+        # Handlers run in arrival order: once response.done is handled, so is every delta.
+        done = threading.Event()
+        tts.on(ds.ResponseDone, lambda _: done.set())
+        result = tts.speak("Played through the speaker.").wait(30)
+        assert done.wait(30)
+        with speaker.lock:
+            assert bytes(speaker.written) == result.audio
+        long = tts.speak("A long text to interrupt. " * 20)
+        next(long.iter_audio(timeout=30))
+        assert long.cancel()
+        with speaker.lock:
+            at_cancel = len(speaker.written)
+        assert speaker.interrupts == 1
+        assert long.wait(30).cancelled
+        # session.finished comes after every part the server still had to send.
+        assert isinstance(tts.finish(timeout=60), ds.SessionFinished)
+        with speaker.lock:
+            assert len(speaker.written) == at_cancel
 
 
 def test_attach_refuses_a_compressed_format(client: ds.Client) -> None:
@@ -166,13 +206,14 @@ def test_realtime_connect_refuses_tts_before_connecting(server: LocalRealtimeSer
         client.realtime.connect(model=ds.MODEL_QWEN_TTS_REALTIME)
 
 
-def test_a_real_speaker_plays_the_speech_and_cancel_cuts_it_short(tts: ds.SpeechSession) -> None:
+def test_a_real_speaker_plays_the_speech_and_cancel_cuts_it_short(paced: ds.Client) -> None:
     """With a `Speaker` (on a simulated real-time device) attached, a speech is heard whole,
-    and cancelling a long one stops the sound at once: far less than it is long is heard."""
+    and cancelling a long one stops the sound at once: far less than it is long is heard,
+    though the server goes on sending its parts."""
     from tests.audio_fakes import VirtualOutput, wait_until
 
     device = VirtualOutput(24000, latency=0.05)
-    with ds.Speaker(stream=device) as speaker:
+    with ds.Speaker(stream=device) as speaker, paced.speech.connect() as tts:
         tts.attach(speaker=speaker)
         # Handlers run in arrival order: once response.done is handled, every delta was written.
         done = threading.Event()
@@ -187,6 +228,7 @@ def test_a_real_speaker_plays_the_speech_and_cancel_cuts_it_short(tts: ds.Speech
         long = tts.speak("A long text to cut short. " * 10)
         next(long.iter_audio(timeout=30))
         assert long.cancel()
+        # session.finished comes after every part the server still had to send.
+        assert isinstance(tts.finish(timeout=60), ds.SessionFinished)
         speaker.drain(30)
         assert device.total() - before < 2.0  # the speech is over 10 s long
-        tts.detach()

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 import dashscope_sync as ds
+from dashscope_sync.testing import LocalRealtimeServer
 
 MODEL = ds.MODEL_QWEN3_TTS_FLASH_REALTIME
 
@@ -176,3 +177,24 @@ def test_close_joins_every_feeder_that_ends_within_handler_timeout(client: ds.Cl
     finally:
         source.release.set()
         session.close()
+
+
+def test_cancelling_a_speech_still_waiting_for_its_turn_clears_nothing(
+    server: LocalRealtimeServer, client: ds.Client
+) -> None:
+    """A speech cancelled while it waits behind a streaming one sends no clear: the buffer
+    holds the earlier speech's text, which is still spoken whole."""
+    source = StalledSource()
+    with client.speech.connect(model=MODEL, mode="commit") as session:
+        first = session.speak(source)
+        try:
+            assert source.stalled.wait(PROMPT)
+            waiting = session.speak(iter(["Never sent."]))
+            assert waiting.cancel()
+        finally:
+            source.release.set()
+        result = first.wait(PROMPT)
+        assert result.text == "First part. Second part.Third part."
+        assert result.characters == len(result.text)
+    sent = [frame["type"] for frame in server.received]
+    assert "input_text_buffer.clear" not in sent

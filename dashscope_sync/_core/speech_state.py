@@ -8,29 +8,36 @@ The wire gives responses no link to the text that made them (SPEECH_FAMILIES.md
 §A4): the server synthesises its text buffer in order. So the rules are:
 
 1. Speeches are kept in the order their text went out. A ``response.created``
-   belongs to the oldest speech not finished yet (a response that starts when
-   no speech is open belongs to nobody: raw `append_text` use).
+   belongs to the oldest speech whose text is not all spoken yet, a cancelled
+   one included (a response that starts when no speech is open belongs to
+   nobody: raw `append_text` use).
 2. A speech's commit pairs with the next ``input_text_buffer.committed`` (the
-   wire order), or with an ``error`` naming the commit's event id. An error
-   saying the buffer was empty means the server had cut all the text into
-   responses of its own already (``server_commit``): the commit is answered,
-   not failed. That error may come before those responses even start (the
-   server queues them), so the speech then ends once nothing of it runs and
-   the characters billed reach the characters sent (whitespace aside); a
-   model that bills no characters (the legacy one bills tokens) ends it once
-   nothing of it runs.
+   wire order, cancelled speeches' commits included), or with an ``error``
+   naming the commit's event id. An error saying the buffer was empty (or, in
+   ``server_commit``, any error answering the commit once the server has cut
+   that speech's text into responses of its own, whatever its wording) means
+   the server had synthesised all the text already: the commit is answered,
+   not failed.
 3. A speech is finished when its commit was answered, none of its responses
-   runs, and a response started after the ``committed`` (or the commit found
-   the buffer empty): responses that started before it were the server's own
-   cuts of the text (``server_commit``), and the committed tail comes after
-   them (the live trace, §A4). The docs also say a commit "does not create a
+   runs, and: in ``commit`` mode, a response started after the ``committed``
+   (the live trace, §A4); in ``server_commit``, the characters billed reach
+   the characters sent, as the server announces each queued cut only when
+   the one before ends, so cuts still start after the ``committed``. A model
+   that bills no characters (the legacy one bills tokens) falls back to the
+   ``commit`` rule. Should the service bill fewer characters than sent, the
+   speech ends at ``session.finished`` (rule 4; `finish()`): no other event
+   marks its end, as a later commit's answer may come between two of its
+   cuts. The docs also say a commit "does not create a
    response" (§E2): a response whose audio arrives without a
    ``response.created`` is taken as started by its first frame, so the speech
    still ends at its ``response.done``.
 4. ``session.finished`` says every response is done: each committed speech is finished.
 5. An ``error`` naming one of a speech's frames (an append or its commit)
    fails that speech only.
-6. A cancelled speech's late audio is dropped (``receive`` returns True).
+6. A cancelled speech is finished at once, but keeps its place by rules 1-3
+   until its text is spoken out: its later responses stay its own, and their
+   audio is dropped (``receive`` returns True), so nothing of it plays after
+   the cancel and the next speech gets only its own audio.
 """
 
 from __future__ import annotations
@@ -85,9 +92,13 @@ class SpeechTrack:
         "first_audio_at",
         "first_sent_at",
         "frames",
+        "heard",
+        "responses",
         "responses_after_committed",
         "running",
+        "sent_length",
         "started_at",
+        "trailing_space",
     )
 
     def __init__(self, started_at: float) -> None:
@@ -97,8 +108,10 @@ class SpeechTrack:
         self.first_audio_at: float | None = None
         self.done_at: float | None = None
         self.characters = 0
-        # Characters sent, whitespace aside (what the service bills, as far as known).
+        # Characters sent but the trailing whitespace (what the service bills, as far as known).
         self.chars_sent = 0
+        self.sent_length = 0
+        self.trailing_space = 0
         # Did a response of it report billed characters (Qwen3; not the legacy model)?
         self.billed = False
         # The event ids of its appends: an error naming one fails it.
@@ -106,7 +119,11 @@ class SpeechTrack:
         self.commit_id: str | None = None
         self.committed = False
         self.empty_commit = False
+        # Its responses so far, and those started after its commit was answered.
+        self.responses = 0
         self.responses_after_committed = 0
+        # Characters billed for it, a cancelled speech's too (rule 3 ends it by them).
+        self.heard = 0
         self.running: set[str] = set()
         self.finished = False
         self.cancelled = False
@@ -123,15 +140,24 @@ class SpeechBook:
     Not thread-safe by itself: the caller holds the session's lock.
     """
 
-    def __init__(self) -> None:
-        # Unfinished speeches, oldest first (rule 1).
+    def __init__(self, mode: str = "server_commit") -> None:
+        # In ``commit`` mode the server synthesises only what a commit sends, so the
+        # response after the committed is the speech's last; ``server_commit`` cuts
+        # the text itself and announces each queued cut only when the one before
+        # ends, so only the characters billed tell the last cut (rule 3).
+        self._server_cuts = mode != "commit"
+        # Speeches whose responses may still come, oldest first (rule 1): the
+        # unfinished ones, and the cancelled ones until their text is spoken out.
         self._open: collections.deque[SpeechTrack] = collections.deque()
-        # Commits waiting for their committed (or error), in wire order (rule 2).
+        # Commits waiting for their committed (or error), in wire order (rule 2),
+        # cancelled speeches' included: the server answers them all the same.
         self._commits: collections.deque[SpeechTrack] = collections.deque()
         # Running responses -> the speech they belong to.
         self._owners: dict[str, SpeechTrack] = {}
         # Has any speech sent text (errors before that refuse the update)?
         self._sent_any = False
+        # Has any response reported billed characters (Qwen3; the legacy model bills tokens)?
+        self._bills_characters = False
         #: The errors received so far while nothing but the update was sent (connect).
         self.errors: list[ErrorEvent] = []
 
@@ -141,24 +167,41 @@ class SpeechBook:
         """A speech starts: its text goes out after every earlier speech's."""
         self._open.append(track)
 
-    def sent(self, track: SpeechTrack, event_id: str, at: float) -> None:
-        """One of the speech's appends is going out (registered first, as its error may race it)."""
+    def sent(self, track: SpeechTrack, event_id: str, at: float, text: str = "") -> None:
+        """One of the speech's appends (of ``text``) is going out (registered first, as its
+        error may race it)."""
         if track.first_sent_at is None:
             track.first_sent_at = at
             self._sent_any = True
         track.frames.append(event_id)
+        # What the service bills, as far as known: every character sent but the
+        # whitespace at the end, which no cut takes (the local server's rule).
+        # Counting less (all whitespace aside) would end a speech before its last
+        # cut whenever the service bills inner whitespace; if it bills less than
+        # this, the speech ends at session.finished (rule 3).
+        track.sent_length += len(text)
+        stripped = text.rstrip()
+        track.trailing_space = (
+            track.trailing_space + len(text) if not stripped else len(text) - len(stripped)
+        )
+        track.chars_sent = track.sent_length - track.trailing_space
 
-    def commit_sent(self, track: SpeechTrack, event_id: str, chars: int) -> None:
-        """The speech's commit is going out (registered first: its answer cannot race it),
-        after ``chars`` characters of text (whitespace aside)."""
+    def commit_sent(self, track: SpeechTrack, event_id: str) -> bool:
+        """The speech's commit is going out (registered first: its answer cannot race it).
+
+        False for a cancelled speech: its commit must not go out, as its cancel
+        clears the buffer it still owns (a commit racing that clear would speak it).
+        """
+        if track.cancelled:
+            return False
         track.commit_id = event_id
-        track.chars_sent = chars
         self._commits.append(track)
+        return True
 
     def _track_of(self, event_id: str) -> SpeechTrack | None:
-        """The unfinished speech that sent this frame (an error is rare: a scan is fine)."""
+        """The speech still open that sent this frame (an error is rare: a scan is fine)."""
         for track in self._open:
-            if not track.finished and (event_id == track.commit_id or event_id in track.frames):
+            if event_id == track.commit_id or event_id in track.frames:
                 return track
         return None
 
@@ -170,11 +213,18 @@ class SpeechBook:
         self._finish(track, at)
 
     def cancel(self, track: SpeechTrack, at: float) -> bool:
-        """The user cancels the speech: its audio still to come is dropped. False if it was over."""
+        """The user cancels the speech: its audio still to come is dropped. False if it was over.
+
+        It keeps its place (rules 1, 2) until its text is spoken out, so that
+        its later responses are still its own (their audio dropped), not the
+        next speech's.
+        """
         if track.finished:
             return False
         track.cancelled = True
-        self._finish(track, at)
+        track.finished = True
+        track.done_at = at
+        self._settle(track, at)
         return True
 
     def speaking(self) -> list[SpeechTrack]:
@@ -209,30 +259,27 @@ class SpeechBook:
             self._done(event, at)
         elif kind is InputTextBufferCommitted:
             if self._commits:
-                track = self._commits.popleft()
-                track.committed = True
-                self._check(track, at)
+                self._answered(self._commits.popleft(), at, empty=False)
         elif kind is ErrorEvent:
             assert isinstance(event, ErrorEvent)
             self._error(event, at)
         elif kind is SessionFinished:
             for track in list(self._open):
-                if track.commit_id is not None:
+                if track.commit_id is not None or track.cancelled:
                     track.committed = True
                     track.running.clear()
-                    self._finish(track, at)
+                    self._release(track, at)
         return False
 
     def _created(self, response_id: str) -> SpeechTrack | None:
-        track = next((t for t in self._open if not t.cancelled), None)
+        # Rule 1: the oldest speech whose text is not all spoken, a cancelled one
+        # included (its audio is then dropped); nobody's with none (raw appends).
+        track = self._open[0] if self._open else None
         if track is None:
-            # Nobody's (raw appends), or a cancelled speech's late response:
-            # a cancelled speech keeps its late responses, to drop their audio.
-            track = self._open[0] if self._open else None
-            if track is None:
-                return None
+            return None
         self._owners[response_id] = track
         track.running.add(response_id)
+        track.responses += 1
         if track.committed and not track.empty_commit:
             track.responses_after_committed += 1
         return track
@@ -242,61 +289,99 @@ class SpeechBook:
         if track is None:
             return
         track.running.discard(event.response.id)
-        if track.cancelled:
-            if not track.running and track in self._open:
-                self._open.remove(track)  # its late audio is over
-            return
         usage = event.response.usage
         if usage is not None and usage.characters:
-            track.characters += usage.characters
-            track.billed = True
-        self._check(track, at)
+            track.heard += usage.characters
+            self._bills_characters = True
+            if not track.cancelled:
+                track.characters += usage.characters
+                track.billed = True
+        self._settle(track, at)
+
+    def _answered(self, track: SpeechTrack, at: float, *, empty: bool) -> None:
+        """Rule 2: the speech's commit is answered (``empty``: the buffer was empty)."""
+        track.committed = True
+        track.empty_commit = track.empty_commit or empty
+        # No earlier speech ends here, though one may wait for characters it will
+        # not be billed: the server answers a commit at once, so this answer can
+        # fall between two cuts of an earlier speech still speaking (rule 3).
+        self._settle(track, at)
 
     def _error(self, event: ErrorEvent, at: float) -> None:
         named = event.error.event_id
         track = self._track_of(named) if named else None
-        if track is None and not named and self._commits and is_empty_buffer_error(event):
-            track = self._commits[0]  # the current docs' errors name no frame
+        if track is None and not named and self._commits:
+            oldest = self._commits[0]
+            # The current docs' errors name no frame. An error while a commit waits is
+            # its answer if it says the buffer was empty, or, in server_commit, once
+            # the server has cut that speech's text into responses of its own:
+            # the only thing the commit can then find is an empty buffer.
+            if is_empty_buffer_error(event) or (self._server_cuts and oldest.responses):
+                track = oldest
         if track is None:
             if not self._sent_any:
                 self.errors.append(event)  # before any text: the update's refusal
             return
-        if track.commit_id is not None and is_empty_buffer_error(event):
+        answers_commit = named == track.commit_id or not named
+        if (
+            answers_commit
+            and track in self._commits
+            and (is_empty_buffer_error(event) or (self._server_cuts and track.responses))
+        ):
             # Rule 2: everything was synthesised before the commit came.
-            if track in self._commits:
-                self._commits.remove(track)
-            track.committed = track.empty_commit = True
-            self._check(track, at)
+            self._commits.remove(track)
+            self._answered(track, at, empty=True)
             return
         if track in self._commits:
             self._commits.remove(track)
-        if not track.finished:
+        if track.cancelled:
+            track.committed = True  # refused: nothing more of it will come
+            self._settle(track, at)
+        elif not track.finished:
             track.error = APIError.from_event(event)
             self._finish(track, at)
 
-    def _check(self, track: SpeechTrack, at: float) -> None:
-        if not track.committed or track.running:
+    def _settle(self, track: SpeechTrack, at: float) -> None:
+        """Ends the speech (rule 3) once all its text is spoken out."""
+        if track.running:
             return
-        if track.responses_after_committed or (
-            track.empty_commit and (not track.billed or track.characters >= track.chars_sent)
-        ):
+        if track.cancelled and track.commit_id is None:
+            # Cancelled before its commit: its buffered text was cleared, so
+            # nothing of it comes once its running responses are done.
+            self._release(track, at)
+            return
+        if not track.committed:
+            return
+        if track.empty_commit and not self._bills_characters:
+            # A model that bills no characters: nothing of it runs, so it is over.
+            self._release(track, at)
+        elif self._server_cuts and self._bills_characters:
+            if track.heard >= track.chars_sent:
+                self._release(track, at)
+        elif track.responses_after_committed or track.empty_commit:
+            self._release(track, at)
+
+    def _release(self, track: SpeechTrack, at: float) -> None:
+        """No response of the speech will come any more: it leaves the books."""
+        if not track.finished:
             self._finish(track, at)
+            return
+        if track in self._open:
+            self._open.remove(track)
+        if track in self._commits:
+            self._commits.remove(track)
+        for rid in [r for r, t in self._owners.items() if t is track]:
+            del self._owners[rid]
 
     def _finish(self, track: SpeechTrack, at: float) -> None:
         track.finished = True
         track.done_at = at
-        if track.cancelled:
-            # Its running responses stay owned (and it stays open for the ones
-            # starting with no other speech open), so that their late audio is dropped.
-            if track in self._commits:
-                self._commits.remove(track)
-            if not track.running and track in self._open:
-                self._open.remove(track)
-        else:
-            if track in self._open:
-                self._open.remove(track)
-            for rid in [r for r, t in self._owners.items() if t is track]:
-                del self._owners[rid]
+        if track in self._open:
+            self._open.remove(track)
+        if track in self._commits:
+            self._commits.remove(track)
+        for rid in [r for r, t in self._owners.items() if t is track]:
+            del self._owners[rid]
 
     def ended(self, error: DashScopeError) -> None:
         """The session ended: every unfinished speech fails with ``error``."""

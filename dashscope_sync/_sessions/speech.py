@@ -59,9 +59,6 @@ __all__ = ["Speech", "SpeechResult", "SpeechService", "SpeechSession"]
 
 logger = logging.getLogger("dashscope_sync")
 
-#: The whitespace a text's billed characters leave out (as far as known).
-_WHITESPACE: Final = (" ", "\n", "\t", "\r", "\u3000")
-
 _MIME: Final = {"pcm": "audio/wav", "wav": "audio/wav", "mp3": "audio/mpeg", "opus": "audio/ogg"}
 
 
@@ -304,17 +301,28 @@ class Speech:
         is dropped, and an attached speaker stops at once. False if it was over already."""
         track = self._track
         core = self._core
-        running = core.peek(lambda: sorted(track.running))
         book = self._book
-        cancelled = core.change(lambda: book.cancel(track, time.monotonic()))
+
+        def cancel() -> tuple[bool, list[str], bool]:
+            running = sorted(track.running)
+            # Read before the book lets go of it: the buffer is this speech's
+            # only between its first append and its commit. Before (still
+            # waiting for its turn) and after, it holds another speech's text,
+            # which a clear would erase.
+            owns_buffer = track.first_sent_at is not None and track.commit_id is None
+            return book.cancel(track, time.monotonic()), running, owns_buffer
+
+        cancelled, running, owns_buffer = core.change(cancel)
         if not cancelled:
             return False
         # Its audio already read but not yet handled (a blocking player's
         # backlog) must not play either: one record of interrupted responses.
+        # Its responses still to come stay its own in the book, which drops their audio.
         core.interrupt_responses(running)
         core.stop_output(running[-1] if running else None)
-        with contextlib.suppress(SessionClosedError):
-            core.send_simple("input_text_buffer.clear")
+        if owns_buffer:
+            with contextlib.suppress(SessionClosedError):
+                core.send_simple("input_text_buffer.clear")
         return True
 
 
@@ -529,7 +537,7 @@ class SpeechSession(SessionBase[SpeechConfig]):
         frame = encode_text_append(event_id, piece)
         book = self._book
         track = speech._track
-        core.peek(lambda: book.sent(track, event_id, time.monotonic()))
+        core.peek(lambda: book.sent(track, event_id, time.monotonic(), piece))
         speech._text.append(piece)
         core.send(frame, "input_text_buffer.append")
 
@@ -538,9 +546,8 @@ class SpeechSession(SessionBase[SpeechConfig]):
         event_id = core.ids.next()
         book = self._book
         track = speech._track
-        # What the service bills, as far as known: the text less its whitespace.
-        chars = sum(len(piece) - sum(map(piece.count, _WHITESPACE)) for piece in speech._text)
-        core.peek(lambda: book.commit_sent(track, event_id, chars))
+        if not core.peek(lambda: book.commit_sent(track, event_id)):
+            return  # cancelled meanwhile: its cancel clears its text instead
         core.send(encode_simple(event_id, "input_text_buffer.commit"), "input_text_buffer.commit")
 
     # The wire operations -----------------------------------------------------------
@@ -775,7 +782,7 @@ class SpeechService:
             raise ConfigError("give the options either in config or as keywords, not both")
         realtime = config.realtime_config()
         started = time.monotonic()
-        book = SpeechBook()
+        book = SpeechBook(config.mode)
         core, deadline, limit = self._open_core(realtime, timeout, lambda c: c.keep_speeches(book))
         try:
             _configure(core, book, config, deadline, limit)
