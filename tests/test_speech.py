@@ -351,6 +351,27 @@ def test_a_cancelled_speechs_later_cuts_stay_its_own_and_are_dropped() -> None:
     assert first.audio == [b"1"] and second.audio == [b"B"] and second.finished
 
 
+@pytest.mark.parametrize("mode", ["commit", "server_commit"])
+def test_a_refused_speech_keeps_its_running_response_so_the_next_gets_its_own(mode: str) -> None:
+    """An error naming a speech's append fails it at once, but its running response stays its
+    own (late audio dropped, not billed to anyone else); the next speech gets only its own."""
+    book = SpeechBook(mode)
+    first = _track(book, "A long text.", "c1")
+    _feed(book, [COMMITTED, _created("r1"), _delta("r1", b"A")])
+    refused = {"type": "error", "error": {"code": "bad", "message": "no", "event_id": "a-c1"}}
+    _feed(book, [refused])
+    assert first.finished and isinstance(first.error, ds.APIError)
+    second = _track(book, "Bee.", "c2")
+    (late,) = _events(_delta("r1", b"LATE"))
+    assert book.receive(late, 1.0) is True
+    _feed(book, [_done("r1", 12)])
+    assert not second.finished and second.audio == [] and second.characters == 0
+    _feed(book, [COMMITTED, _created("r2"), _delta("r2", b"B"), _done("r2", 4)])
+    assert second.finished and second.error is None
+    assert second.audio == [b"B"] and second.characters == 4
+    assert first.audio == [b"A"]
+
+
 @pytest.mark.parametrize("named", [True, False])
 def test_an_error_of_other_wording_answering_a_server_cut_commit_is_not_a_failure(
     named: bool,
@@ -588,6 +609,49 @@ def test_an_error_naming_a_speech_frame_fails_the_speech_not_the_session() -> No
         peer.reply(COMMITTED)
         _respond(peer, "r2", [b"\x07\x00"], 5)
         assert second.wait(10).audio == b"\x07\x00"
+
+
+@pytest.mark.parametrize("mode", ["commit", "server_commit"])
+def test_a_refused_speechs_late_audio_reaches_nobody_and_the_next_speech_gets_its_own(
+    mode: str,
+) -> None:
+    """An error naming speech A's append while its response runs fails A.wait() at once; the
+    rest of that response is A's, dropped: speech B spoken next gets only its own audio and
+    characters, and handlers see none of A's late audio (its other events still reach them)."""
+    with tts_session(mode=mode) as (session, peer, _):
+        audio_seen: list[bytes] = []
+        done_seen: list[str] = []
+        all_done = threading.Event()
+
+        def on_done(event: ds.ResponseDone) -> None:
+            done_seen.append(event.response.id)
+            if event.response.id == "r2":
+                all_done.set()
+
+        session.on(ds.ResponseAudioDelta, lambda event: audio_seen.append(event.delta))
+        session.on(ds.ResponseDone, on_done)
+        first = session.speak("A long text.")
+        append = peer.next_event()
+        assert peer.next_event()["type"] == "input_text_buffer.commit"
+        peer.reply(COMMITTED)
+        peer.reply(_created("r1"))
+        peer.reply(_delta("r1", b"\x01\x00"))
+        error = {"code": "invalid_value", "message": "bad text", "event_id": append["event_id"]}
+        peer.reply({"type": "error", "error": error})
+        with pytest.raises(ds.APIError, match="bad text"):
+            first.wait(10)
+        second = session.speak("Bee.")
+        assert peer.next_event()["text"] == "Bee."
+        assert peer.next_event()["type"] == "input_text_buffer.commit"
+        peer.reply(_delta("r1", b"\x0a\x00"))
+        peer.reply(_done("r1", 12))
+        peer.reply(COMMITTED)
+        _respond(peer, "r2", [b"\x02\x00"], 4)
+        result = second.wait(10)
+        assert result.audio == b"\x02\x00" and result.characters == 4
+        assert all_done.wait(10)
+        assert b"\x0a\x00" not in audio_seen and b"\x02\x00" in audio_seen
+        assert done_seen == ["r1", "r2"]
 
 
 def test_speak_streams_pieces_and_audio_starts_before_the_last_piece() -> None:

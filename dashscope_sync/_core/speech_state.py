@@ -33,11 +33,15 @@ The wire gives responses no link to the text that made them (SPEECH_FAMILIES.md
    still ends at its ``response.done``.
 4. ``session.finished`` says every response is done: each committed speech is finished.
 5. An ``error`` naming one of a speech's frames (an append or its commit)
-   fails that speech only.
+   fails that speech only, and is its commit's answer: nothing more of its
+   text will be spoken but the responses of it already running. It is
+   silenced (rule 6) until they are done.
 6. A cancelled speech is finished at once, but keeps its place by rules 1-3
    until its text is spoken out: its later responses stay its own, and their
    audio is dropped (``receive`` returns True), so nothing of it plays after
-   the cancel and the next speech gets only its own audio.
+   the cancel and the next speech gets only its own audio. A speech failed by
+   an error (rule 5) is silenced the same way: it ends for the user at once,
+   yet its running responses stay its own, their audio dropped.
 """
 
 from __future__ import annotations
@@ -93,6 +97,7 @@ class SpeechTrack:
         "first_sent_at",
         "frames",
         "heard",
+        "refused",
         "responses",
         "responses_after_committed",
         "running",
@@ -127,6 +132,8 @@ class SpeechTrack:
         self.running: set[str] = set()
         self.finished = False
         self.cancelled = False
+        # Did an error name one of its frames (rule 5: only its running responses are to come)?
+        self.refused = False
         self.error: DashScopeError | None = None
 
     def __repr__(self) -> str:
@@ -210,7 +217,10 @@ class SpeechBook:
         if track.finished:
             return
         track.error = error
-        self._finish(track, at)
+        # Nothing more of it goes out (its buffered text is cleared): like a
+        # refused speech, its running responses stay its own, their audio dropped.
+        track.refused = True
+        self._silence(track, at)
 
     def cancel(self, track: SpeechTrack, at: float) -> bool:
         """The user cancels the speech: its audio still to come is dropped. False if it was over.
@@ -222,10 +232,15 @@ class SpeechBook:
         if track.finished:
             return False
         track.cancelled = True
+        self._silence(track, at)
+        return True
+
+    def _silence(self, track: SpeechTrack, at: float) -> None:
+        """Rule 6: the speech ends for the user now, but keeps its place in the books
+        until its text is spoken out (`_settle`); its audio meanwhile is dropped."""
         track.finished = True
         track.done_at = at
         self._settle(track, at)
-        return True
 
     def speaking(self) -> list[SpeechTrack]:
         """The speeches not finished yet, oldest first."""
@@ -244,8 +259,8 @@ class SpeechBook:
                 track = self._created(event.response_id)
                 if track is None:
                     return False
-            if track.cancelled:
-                return True
+            if track.finished:
+                return True  # silenced (rule 6): cancelled, or failed by an error
             if track.first_audio_at is None:
                 track.first_audio_at = at
             track.audio.append(event.delta)
@@ -293,7 +308,7 @@ class SpeechBook:
         if usage is not None and usage.characters:
             track.heard += usage.characters
             self._bills_characters = True
-            if not track.cancelled:
+            if not track.finished:
                 track.characters += usage.characters
                 track.billed = True
         self._settle(track, at)
@@ -332,22 +347,23 @@ class SpeechBook:
             self._commits.remove(track)
             self._answered(track, at, empty=True)
             return
+        # Rule 5: the error answers its commit; only its running responses are to come.
         if track in self._commits:
             self._commits.remove(track)
-        if track.cancelled:
-            track.committed = True  # refused: nothing more of it will come
-            self._settle(track, at)
-        elif not track.finished:
+        track.refused = True
+        if track.finished:
+            self._settle(track, at)  # cancelled (or failed before): still silenced
+        else:
             track.error = APIError.from_event(event)
-            self._finish(track, at)
+            self._silence(track, at)
 
     def _settle(self, track: SpeechTrack, at: float) -> None:
         """Ends the speech (rule 3) once all its text is spoken out."""
         if track.running:
             return
-        if track.cancelled and track.commit_id is None:
-            # Cancelled before its commit: its buffered text was cleared, so
-            # nothing of it comes once its running responses are done.
+        if track.refused or (track.cancelled and track.commit_id is None):
+            # Refused (rule 5), or cancelled before its commit (its buffered text
+            # was cleared): nothing of it comes once its running responses are done.
             self._release(track, at)
             return
         if not track.committed:
