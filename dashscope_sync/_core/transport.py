@@ -829,9 +829,14 @@ class WebSocketTransport:
 
     def _send_all(self, data: bytes) -> None:
         ws = self._ws
-        with ws.lock:  # websocket-client's own send loop, as in its send_frame
-            while data:
-                data = data[ws._send(data) :]
+        # websocket-client's frame lock (its send_frame takes it too), then the
+        # socket's own sendall: its timeout is the send timeout, and a TLS socket
+        # retries its partial writes itself. No private websocket-client call.
+        with ws.lock:
+            sock = ws.sock
+            if sock is None:
+                raise TransportError("sending failed: the socket is closed", code=CLOSE_ABNORMAL)
+            sock.sendall(data)
 
     def send_ping(self, payload: bytes = b"") -> None:
         """Send a ping frame."""
