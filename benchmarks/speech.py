@@ -20,7 +20,8 @@ counted:
   the commit on the wire, per piece, next to the CPU of encoding the same
   frames alone (the JSON text of each append and its masked WebSocket frame,
   websocket-client's ``ABNF``) and of encoding and writing them on a raw
-  socket (the floor of any client). Target: within 2x of encoding alone.
+  socket, one write each (the floor of a client that writes each frame on
+  its own). Target: within 2x of encoding alone.
 """
 
 from __future__ import annotations

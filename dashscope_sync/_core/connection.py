@@ -17,8 +17,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from .._deadline import Deadline
 from .._errors import DashScopeTimeout, TransportError
@@ -26,6 +26,8 @@ from .._fmt import seconds
 from .._wire.codec import decode, decode_binary
 from .fork import PROCESS, inherited_error
 from .transport import OP_BINARY, OP_CLOSE, OP_PING, OP_TEXT, parse_close
+
+_T = TypeVar("_T")
 
 if TYPE_CHECKING:
     from .._wire.events import ServerEvent
@@ -116,12 +118,27 @@ class Connection:
     def send(self, text: str) -> bool:
         """Send one text frame; False if the close frame went out (nothing sent).
 
+        See `send_many` for what it raises.
+        """
+        return self._send_with(self._transport.send_text, text)
+
+    def send_many(self, texts: Sequence[str]) -> bool:
+        """Send several text frames, in order, with one write; False if the close
+        frame went out (nothing sent). One send as far as the lock, the timeout
+        and failures go.
+
         Raises:
             DashScopeTimeout: The peer did not take the frame within
                 ``send_timeout``; the connection is then failed.
             TransportError: The connection failed.
             UsageError: In a forked child (the connection is the parent's).
         """
+        if len(texts) == 1:
+            return self._send_with(self._transport.send_text, texts[0])
+        return self._send_with(self._transport.send_texts, texts)
+
+    def _send_with(self, send: Callable[[_T], None], arg: _T) -> bool:
+        """``send(arg)`` under the send lock and ``send_timeout``: the one send path."""
         if self._forks != PROCESS.forks:
             raise inherited_error("cannot send", self.pid)
         if not self._send_lock.acquire(
@@ -138,7 +155,7 @@ class Connection:
             if self._close_sent or self.closing.is_set():
                 return False
             try:
-                self._transport.send_text(text)
+                send(arg)
             except DashScopeTimeout as exc:
                 raise self._fail(
                     DashScopeTimeout(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 from .._constants import OUTPUT_SAMPLE_RATE
@@ -274,6 +274,15 @@ class SessionCore:
             raise mailbox.peek(lambda: mailbox.state.closed_error(f"cannot send {wire_type}"))
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("sent %s (%d chars)", wire_type, len(text))
+
+    def send_many(self, texts: Sequence[str], wire_type: str) -> None:
+        """`send` for several client events' texts (each its own frame), in one write."""
+        self.mailbox.raise_handler_error()
+        mailbox = self.mailbox
+        if not mailbox.state.can_send or not self.connection.send_many(texts):
+            raise mailbox.peek(lambda: mailbox.state.closed_error(f"cannot send {wire_type}"))
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("sent %d %s", len(texts), wire_type)
 
     def send_simple(self, wire_type: str) -> str:
         event_id = self.ids.next()

@@ -29,7 +29,7 @@ import select
 import socket
 import struct
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote, urlsplit
 
@@ -783,6 +783,10 @@ class WebSocketTransport:
         return TransportError(f"protocol error: {message}", code=code, reason=message)
 
     def _send(self, payload: bytes | str, opcode: int) -> None:
+        self._write(self._ws.send, payload, opcode)
+
+    def _write(self, send: Callable[..., object], *args: object) -> None:
+        """Call ``send`` under the write lock, mapping its failures to ours."""
         try:
             with self._write_lock:
                 failed = self._failed
@@ -790,7 +794,7 @@ class WebSocketTransport:
                     raise TransportError(
                         f"the connection failed: {failed}", code=failed.code, reason=failed.reason
                     )
-                self._ws.send(payload, opcode)
+                send(*args)
         except self._timeout_error as exc:
             raise DashScopeTimeout(
                 "sending timed out: the server is not reading", timeout=self._ws.gettimeout()
@@ -805,6 +809,34 @@ class WebSocketTransport:
     def send_text(self, text: str) -> None:
         """Send one text frame."""
         self._send(text, OP_TEXT)
+
+    def send_texts(self, texts: Sequence[str]) -> None:
+        """Send several text frames, in order, with one write of their joined bytes.
+
+        Each is its own frame, masked and framed by websocket-client's `ABNF` as
+        `send_text` would; only the system calls are shared.
+        """
+        from websocket import ABNF
+
+        ws = self._ws
+        frames = []
+        for text in texts:
+            frame = ABNF.create_frame(text, OP_TEXT)
+            if ws.get_mask_key is not None:
+                frame.get_mask_key = ws.get_mask_key
+            frames.append(frame.format())
+        self._write(self._send_all, b"".join(frames))
+
+    def _send_all(self, data: bytes) -> None:
+        ws = self._ws
+        # websocket-client's frame lock (its send_frame takes it too), then the
+        # socket's own sendall: its timeout is the send timeout, and a TLS socket
+        # retries its partial writes itself. No private websocket-client call.
+        with ws.lock:
+            sock = ws.sock
+            if sock is None:
+                raise TransportError("sending failed: the socket is closed", code=CLOSE_ABNORMAL)
+            sock.sendall(data)
 
     def send_ping(self, payload: bytes = b"") -> None:
         """Send a ping frame."""

@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 import wave
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -356,8 +356,11 @@ class SpeechSession(SessionBase[SpeechConfig]):
         # wait (the server synthesises its buffer in order, so speeches must not
         # interleave on the wire). A speech leaves once its text is sent or it failed.
         self._turns: collections.deque[SpeechTrack] = collections.deque()
-        # The threads sending iterables' pieces, still running: close() joins them.
+        # The threads sending iterables' pieces and pulling their sources, still
+        # running: close() joins them.
         self._feeders: set[threading.Thread] = set()
+        # The text sources being pulled by their own threads: close() stops them.
+        self._sources: set[_Source] = set()
         # close() started: speeches still waiting for the wire give up, a feeder
         # pulls no further piece, and no new speech starts.
         self._shut = False
@@ -382,7 +385,9 @@ class SpeechSession(SessionBase[SpeechConfig]):
         ``text`` is a string, or an iterable of string pieces (an LLM's
         stream): then a thread of the speech appends each piece as it
         arrives (empty pieces are skipped), so the first audio can start
-        before the last piece, and this call returns at once. After the last
+        before the last piece, and this call returns at once. (The source is
+        pulled on a second thread, so pieces that come while the wire is
+        busy leave together, one append each, in one write.) After the last
         piece the text is committed, in both modes, so the tail is never left
         waiting. A speech whose text source raises fails with that error
         (its text still buffered is cleared).
@@ -497,19 +502,26 @@ class SpeechSession(SessionBase[SpeechConfig]):
             self._await_turn(track, Deadline(None))  # unbounded, but close() wakes it
             if core.peek(lambda: track.finished):
                 return  # cancelled while it waited: its source is never started
-            for piece in pieces:
-                if self._shut:
-                    # close() came while the source was producing this piece: send
-                    # it nothing more and pull no further piece.
-                    raise SessionClosedError("the session closed while the text source ran")
-                if track.finished:
-                    break  # cancelled, or the server refused one of its frames
-                if not isinstance(piece, str):
-                    raise ConfigTypeError(
-                        f"text pieces must be strings, got {type(piece).__name__}"
-                    )
-                if piece:
-                    self._send_piece(speech, piece)
+            source = _Source(pieces, lambda: not self._shut and not track.finished)
+            self._start_source(source)
+            try:
+                while True:
+                    batch = source.take()
+                    if self._shut:
+                        # close() came while the source was producing a piece: send
+                        # it nothing more and pull no further piece.
+                        raise SessionClosedError("the session closed while the text source ran")
+                    if track.finished:
+                        break  # cancelled, or the server refused one of its frames
+                    if batch is None:
+                        if source.error is not None:
+                            raise source.error
+                        break
+                    self._send_pieces(speech, batch)
+            finally:
+                source.stop()
+                with self._turn_changed:
+                    self._sources.discard(source)
             if track.finished:
                 if not track.cancelled and not core.is_closing:
                     # Refused: its text still buffered would be spoken with the next speech.
@@ -530,6 +542,62 @@ class SpeechSession(SessionBase[SpeechConfig]):
             self._end_turn(track)
             with self._turn_changed:
                 self._feeders.discard(threading.current_thread())
+
+    def _start_source(self, source: _Source) -> None:
+        """Start the thread pulling ``source`` (the feeder's turn came)."""
+        puller = threading.Thread(
+            target=self._pull, args=(source,), name="dashscope_sync-speak-source", daemon=True
+        )
+        with self._turn_changed:
+            if self._shut:
+                raise SessionClosedError("the session closed before the text source started")
+            self._feeders.add(puller)
+            self._sources.add(source)
+        try:
+            puller.start()
+        except BaseException as exc:
+            with self._turn_changed:
+                self._feeders.discard(puller)
+                self._sources.discard(source)
+            raise _start_error(exc) from exc
+
+    def _pull(self, source: _Source) -> None:
+        """The source's thread: pull its pieces for the feeder (see `_Source`)."""
+        try:
+            source.run()
+        finally:
+            with self._turn_changed:
+                self._feeders.discard(threading.current_thread())
+
+    def _send_pieces(self, speech: Speech, batch: list[object]) -> None:
+        """Append the pieces already pulled with one write, each its own frame (empty
+        ones skipped); each is registered with its speech before any goes out."""
+        core = self._core
+        frames: list[str] = []
+        sent: list[tuple[str, str]] = []
+        wrong: type | None = None
+        for piece in batch:
+            if not isinstance(piece, str):
+                wrong = type(piece)  # the pieces before it still go out, as they came
+                break
+            if piece:
+                event_id = core.ids.next()
+                frames.append(encode_text_append(event_id, piece))
+                sent.append((event_id, piece))
+        if frames:
+            book = self._book
+            track = speech._track
+            now = time.monotonic()
+
+            def register() -> None:
+                for event_id, piece in sent:
+                    book.sent(track, event_id, now, piece)
+
+            core.peek(register)
+            speech._text.extend(piece for _, piece in sent)
+            core.send_many(frames, "input_text_buffer.append")
+        if wrong is not None:
+            raise ConfigTypeError(f"text pieces must be strings, got {wrong.__name__}")
 
     def _send_piece(self, speech: Speech, piece: str) -> None:
         core = self._core
@@ -694,6 +762,8 @@ class SpeechSession(SessionBase[SpeechConfig]):
         with self._turn_changed:
             self._shut = True
             self._turn_changed.notify_all()
+            for source in self._sources:
+                source.stop()
             feeders = [t for t in self._feeders if t is not threading.current_thread()]
         limit = self.config.handler_timeout
         deadline = Deadline(limit)
@@ -709,6 +779,81 @@ class SpeechSession(SessionBase[SpeechConfig]):
                 seconds(limit),
                 ", ".join(stuck),
             )
+
+
+# How many pieces a text source's thread pulls ahead of the feeder sending them.
+_PULL_AHEAD: Final = 256
+
+
+class _Source:
+    """A speech's text source, pulled on a thread of its own into a bounded queue.
+
+    The feeder takes every piece pulled so far at once and sends them with one
+    write: a piece that comes alone goes out alone, at once, and pieces that
+    come faster than the wire takes them share a system call. The source is
+    not pulled again once ``may_pull`` says no (close, cancel, refusal) or the
+    feeder stopped it; the pull under way when that happens runs to its end.
+    """
+
+    def __init__(self, pieces: Iterable[object], may_pull: Callable[[], bool]) -> None:
+        self._pieces = pieces
+        self._may_pull = may_pull
+        # Guards what follows; notified when pieces come, are taken, or it ends.
+        self._changed = threading.Condition()
+        self._queue: collections.deque[object] = collections.deque()
+        self._ended = False
+        self._stopped = False
+        # What the source raised (read by the feeder once it ended).
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        changed = self._changed
+        queue = self._queue
+        try:
+            pieces = iter(self._pieces)
+            while True:
+                with changed:
+                    while len(queue) >= _PULL_AHEAD and not self._stopped:
+                        changed.wait()
+                    if self._stopped:
+                        return
+                if not self._may_pull():
+                    return
+                try:
+                    piece = next(pieces)
+                except StopIteration:
+                    return
+                with changed:
+                    queue.append(piece)
+                    if len(queue) == 1:
+                        changed.notify_all()
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            with changed:
+                self._ended = True
+                changed.notify_all()
+
+    def take(self) -> list[object] | None:
+        """Wait for pieces: every one pulled and not yet taken, or None once the
+        source ended (see ``error``) or was stopped with nothing left."""
+        changed = self._changed
+        queue = self._queue
+        with changed:
+            while not queue and not self._ended and not self._stopped:
+                changed.wait()
+            if not queue:
+                return None
+            batch = list(queue)
+            queue.clear()
+            changed.notify_all()
+            return batch
+
+    def stop(self) -> None:
+        """Pull no further piece, and wake the feeder waiting for one."""
+        with self._changed:
+            self._stopped = True
+            self._changed.notify_all()
 
 
 def _start_error(exc: BaseException) -> DashScopeError:
