@@ -11,7 +11,6 @@ everything it had to say about the earlier events.
 from __future__ import annotations
 
 import base64
-import json
 import wave
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -31,6 +30,8 @@ from dashscope_sync.testing._asr import (
     is_asr_model,
     spoken_text,
 )
+
+from .test_local_server_vad import append, recv, recv_until, send, until_marker
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -55,44 +56,6 @@ def demo_clip() -> bytes:
 def silence(seconds: float, rate: int = RATE) -> bytes:
     """Digital silence."""
     return bytes(2 * round(seconds * rate))
-
-
-def send(ws: websocket.WebSocket, **frame: Any) -> None:
-    """Send one client event."""
-    ws.send(json.dumps(frame))
-
-
-def recv(ws: websocket.WebSocket) -> Frame:
-    """Receive one JSON frame."""
-    frame = json.loads(ws.recv())
-    assert isinstance(frame, dict)
-    return frame
-
-
-def recv_until(ws: websocket.WebSocket, event_type: str) -> list[Frame]:
-    """Receive frames up to and including the first one of ``event_type``."""
-    frames = [recv(ws)]
-    while frames[-1]["type"] != event_type:
-        frames.append(recv(ws))
-    return frames
-
-
-def until_marker(ws: websocket.WebSocket) -> list[Frame]:
-    """Send a marker event and return every frame that arrives before its error."""
-    send(ws, type="test.marker", event_id="event_marker")
-    frames: list[Frame] = []
-    while True:
-        frame = recv(ws)
-        if frame["type"] == "error" and frame["error"].get("event_id") == "event_marker":
-            return frames
-        frames.append(frame)
-
-
-def append(ws: websocket.WebSocket, pcm: bytes, chunk: int = 3200) -> None:
-    """Append audio in 100 ms packets (at 16 kHz)."""
-    for start in range(0, len(pcm), chunk):
-        audio = base64.b64encode(pcm[start : start + chunk]).decode()
-        send(ws, type="input_audio_buffer.append", audio=audio)
 
 
 def types(frames: list[Frame]) -> list[str]:
