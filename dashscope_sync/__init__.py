@@ -88,6 +88,7 @@ from ._constants import (
     VOICES_QWEN_OMNI_TURBO,
     Modality,
 )
+from ._conversation.tools import ToolCall
 from ._core.response import (
     Interruption,
     Response,
@@ -124,10 +125,10 @@ from ._sessions.speech import (
     SpeechSession,
 )
 from ._sessions.transcription import (
-    Transcript,
     TranscriptionResult,
     TranscriptionService,
     TranscriptionSession,
+    Utterance,
 )
 from ._version import __version__
 from ._wire.config import (
@@ -377,7 +378,7 @@ __all__ = [
     "TemporaryKey",
     "TokenDetails",
     "TokenService",
-    "Transcript",
+    "ToolCall",
     "TranscriptionConfig",
     "TranscriptionFailedError",
     "TranscriptionResult",
@@ -389,6 +390,7 @@ __all__ = [
     "UnknownEvent",
     "Usage",
     "UsageError",
+    "Utterance",
     "VAD_SEMANTIC",
     "VAD_SERVER",
     "VAD_SMART_TURN",

@@ -2,7 +2,7 @@
 
 A Qwen-ASR-Realtime session (``client.transcription.connect``) is configured
 once, at connect. The audio goes out in 100 ms appends (here from a
-background feed) while ``session.transcripts()`` yields `ds.Transcript`
+background feed) while ``session.transcripts()`` yields `ds.Utterance`
 records: interim ones (``text`` confirmed, ``stash`` provisional: each
 replaces the previous one of its utterance) and each utterance's final one.
 ``finish()`` flushes the last utterance and returns after ``session.finished``;

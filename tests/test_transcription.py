@@ -18,7 +18,7 @@ import pytest
 
 import dashscope_sync as ds
 from dashscope_sync._core.state import SessionState, TranscriptSpans
-from dashscope_sync._sessions.transcription import TranscriptBook
+from dashscope_sync._sessions.transcription import UtteranceBook
 from dashscope_sync._wire.codec import decode
 from dashscope_sync._wire.config import SessionUpdate
 from dashscope_sync._wire.events import ErrorEvent, ErrorInfo
@@ -138,7 +138,7 @@ class TestConfigFrame:
 class TestTranscriptBook:
     def test_interim_final_and_speech_times(self) -> None:
         """Text events become interim transcripts, completed the final one, with VAD times."""
-        book = TranscriptBook()
+        book = UtteranceBook()
         frames = [
             {
                 "type": "input_audio_buffer.speech_started",
@@ -156,7 +156,7 @@ class TestTranscriptBook:
         out = [book.take(decode(json.dumps(f))) for f in frames]
         assert out[0] is None and out[2] is None
         interim, final = out[1], out[3]
-        assert interim == ds.Transcript(
+        assert interim == ds.Utterance(
             item_id="item_b",
             text="今天",
             stash="天气不错",
@@ -165,7 +165,7 @@ class TestTranscriptBook:
             speech_start_ms=64,
         )
         assert str(interim) == "今天天气不错"
-        assert final == ds.Transcript(
+        assert final == ds.Utterance(
             item_id="item_b",
             text="今天天气怎么样",
             final=True,
@@ -181,7 +181,7 @@ class TestTranscriptBook:
             item_id="item_x", error=ErrorInfo(code="asr_error", message="bad audio")
         )
         with pytest.raises(ds.TranscriptionFailedError, match="bad audio") as caught:
-            TranscriptBook().take(event)
+            UtteranceBook().take(event)
         assert caught.value.item_id == "item_x"
         assert caught.value.code == "asr_error"
         assert isinstance(caught.value, ds.APIError)
@@ -189,11 +189,11 @@ class TestTranscriptBook:
     def test_result_joins_finals(self) -> None:
         """The result joins English with spaces, Chinese without, and takes the main language."""
         finals = [
-            ds.Transcript(item_id="a", text="Hello there.", final=True, language="en"),
-            ds.Transcript(item_id="b", text="How are you?", final=True, language="en"),
-            ds.Transcript(item_id="c", text="你好。", final=True, language="zh"),
-            ds.Transcript(item_id="d", text="再见。", final=True, language="zh"),
-            ds.Transcript(item_id="e", text="Bye", final=True, language="en"),
+            ds.Utterance(item_id="a", text="Hello there.", final=True, language="en"),
+            ds.Utterance(item_id="b", text="How are you?", final=True, language="en"),
+            ds.Utterance(item_id="c", text="你好。", final=True, language="zh"),
+            ds.Utterance(item_id="d", text="再见。", final=True, language="zh"),
+            ds.Utterance(item_id="e", text="Bye", final=True, language="en"),
         ]
         result = ds.TranscriptionResult.of(finals)
         assert result.text == "Hello there. How are you?你好。再见。Bye"
@@ -759,11 +759,11 @@ class TestTranscribe:
 )
 def test_refused_commit_does_not_end_transcripts(error: ErrorInfo) -> None:
     """A refused commit's error (by code, param or the documented words) yields nothing and raises nothing."""
-    assert TranscriptBook().take(ErrorEvent(error=error)) is None
+    assert UtteranceBook().take(ErrorEvent(error=error)) is None
 
 
 def test_error_event_raises_from_transcripts() -> None:
     """An error event stops transcripts() with its APIError."""
     event = ErrorEvent(error=ErrorInfo(type="server_error", message="boom"))
     with pytest.raises(ds.APIError, match="boom"):
-        TranscriptBook().take(event)
+        UtteranceBook().take(event)

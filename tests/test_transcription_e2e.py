@@ -65,7 +65,7 @@ def test_live_transcripts_interims_then_final(client: ds.Client) -> None:
     with client.transcription.connect(language="en", timeout=10) as session:
         sender = threading.Thread(target=lambda: ds.stream_pcm(session, pcm, realtime=False).wait())
         sender.start()
-        got: list[ds.Transcript] = []
+        got: list[ds.Utterance] = []
         for transcript in session.transcripts(timeout=10):
             got.append(transcript)
             if transcript.final:

@@ -28,7 +28,7 @@ import attrs
 from .._audio.feed import stream_pcm
 from .._client.client import Client
 from .._errors import DashScopeError
-from .._sessions.transcription import Transcript, TranscriptionSession
+from .._sessions.transcription import TranscriptionSession, Utterance
 from .._wire.families import ASR_LANGUAGES, MODEL_QWEN3_ASR_FLASH_REALTIME
 from .._wire.transcription_config import TranscriptionConfig
 from .term import Budget, Screen, screen_of
@@ -225,7 +225,7 @@ class _Printer:
         self.out = out
         self.screen = screen if screen is not None and screen.live else None
 
-    def show(self, transcript: Transcript) -> None:
+    def show(self, transcript: Utterance) -> None:
         if not transcript.final:
             if self.screen is not None:
                 self.screen.status(transcript.text, transcript.stash)

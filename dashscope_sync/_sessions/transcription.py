@@ -9,7 +9,7 @@ after which the client closes. The family's rules live in the state (a
 second update refused, the commit refused under VAD) and its frames in
 `TranscriptionConfig` and the codec; this module only drives them.
 
-`TranscriptBook` turns the transcription events into `Transcript`
+`UtteranceBook` turns the transcription events into `Utterance`
 records: pure, no I/O, one per reader. Where each utterance's speech
 started and ended is the session's one record, in its state
 (`TranscriptSpans`), so every reader sees it.
@@ -62,8 +62,8 @@ if TYPE_CHECKING:
     from .._core.core import SessionCore
 
 __all__ = [
-    "Transcript",
-    "TranscriptBook",
+    "Utterance",
+    "UtteranceBook",
     "TranscriptionResult",
     "TranscriptionService",
     "TranscriptionSession",
@@ -81,7 +81,7 @@ _UNSPACED: Final = frozenset({"zh", "yue", "ja"})
 
 
 @attrs.frozen(kw_only=True)
-class Transcript:
+class Utterance:
     """One transcript of one item (an utterance), interim or final.
 
     Interim ones come many times a second while the user speaks: each
@@ -121,16 +121,16 @@ class TranscriptionResult:
     Attributes:
         text: The final transcripts joined (by a space, none after Chinese
             or Japanese text).
-        transcripts: The final `Transcript` of each utterance, in order.
+        transcripts: The final `Utterance` of each utterance, in order.
         language: The language most of the utterances were in, when given.
     """
 
     text: str
-    transcripts: tuple[Transcript, ...]
+    transcripts: tuple[Utterance, ...]
     language: str | None
 
     @classmethod
-    def of(cls, finals: list[Transcript]) -> TranscriptionResult:
+    def of(cls, finals: list[Utterance]) -> TranscriptionResult:
         """The result of these final transcripts."""
         text = ""
         for transcript in finals:
@@ -157,8 +157,8 @@ def _unspaced(char: str) -> bool:
 SpanOf = Callable[[str], "tuple[int | None, int | None]"]
 
 
-class TranscriptBook:
-    """Turns transcription events into `Transcript` records (pure: no I/O, no lock).
+class UtteranceBook:
+    """Turns transcription events into `Utterance` records (pure: no I/O, no lock).
 
     A session's books read the VAD spans from the session's state (``span_of``,
     `SessionCore.speech_span`), which sees every event whoever consumes it;
@@ -174,7 +174,7 @@ class TranscriptBook:
             span_of = self._own.of
         self._span_of = span_of
 
-    def take(self, event: ServerEvent) -> Transcript | None:
+    def take(self, event: ServerEvent) -> Utterance | None:
         """The transcript an event carries, or None; raises what an event reports.
 
         Raises:
@@ -188,7 +188,7 @@ class TranscriptBook:
         if kind is ConversationItemInputAudioTranscriptionText:
             assert isinstance(event, ConversationItemInputAudioTranscriptionText)
             start, end = self._span_of(event.item_id)
-            return Transcript(
+            return Utterance(
                 item_id=event.item_id,
                 text=event.text,
                 stash=event.stash,
@@ -200,7 +200,7 @@ class TranscriptBook:
         if kind is ConversationItemInputAudioTranscriptionCompleted:
             assert isinstance(event, ConversationItemInputAudioTranscriptionCompleted)
             start, end = self._span_of(event.item_id)
-            return Transcript(
+            return Utterance(
                 item_id=event.item_id,
                 text=event.transcript,
                 final=True,
@@ -397,7 +397,7 @@ class TranscriptionSession(SessionBase[TranscriptionConfig]):
 
     # Receiving ---------------------------------------------------------------------
 
-    def transcripts(self, timeout: float | None = None) -> Iterator[Transcript]:
+    def transcripts(self, timeout: float | None = None) -> Iterator[Utterance]:
         """Yield the transcripts as they come, until ``session.finished`` or the end.
 
         Interim transcripts (``final=False``) replace the previous one of
@@ -428,9 +428,9 @@ class TranscriptionSession(SessionBase[TranscriptionConfig]):
         self.detach()
 
 
-def _iterate_transcripts(core: SessionCore, timeout: float | None) -> Iterator[Transcript]:
+def _iterate_transcripts(core: SessionCore, timeout: float | None) -> Iterator[Utterance]:
     # A generator over the core only, so an abandoned iterator keeps no session alive.
-    book = TranscriptBook(core.speech_span)
+    book = UtteranceBook(core.speech_span)
     while (event := core.next_event(Deadline(timeout), "transcripts()")) is not None:
         transcript = book.take(event)
         if transcript is not None:
@@ -458,8 +458,8 @@ class _Collector:
     """What `transcribe` gathers on the handler thread (read after the session closed)."""
 
     def __init__(self, span_of: SpanOf) -> None:
-        self._book = TranscriptBook(span_of)
-        self.finals: list[Transcript] = []
+        self._book = UtteranceBook(span_of)
+        self.finals: list[Utterance] = []
         # The first failure reported; set by the handler thread, read by the
         # sender between chunks (one reference, written once).
         self.failure: APIError | None = None

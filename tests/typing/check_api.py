@@ -86,7 +86,7 @@ def check_transcription(client: ds.Client) -> None:
     assert_type(session, ds.TranscriptionSession)
     assert_type(session.append_audio(b"\x00\x00"), str)
     for transcript in session.transcripts(timeout=5):
-        assert_type(transcript, ds.Transcript)
+        assert_type(transcript, ds.Utterance)
         assert_type(transcript.stash, str)
         assert_type(transcript.speech_start_ms, int | None)
     assert_type(session.wait_for(ds.SessionFinished), ds.SessionFinished)
@@ -94,5 +94,5 @@ def check_transcription(client: ds.Client) -> None:
     assert_type(session.finish(timeout=5), None)
     result = client.transcription.transcribe("speech.wav", language="en")
     assert_type(result, ds.TranscriptionResult)
-    assert_type(result.transcripts, tuple[ds.Transcript, ...])
+    assert_type(result.transcripts, tuple[ds.Utterance, ...])
     assert_type(result.language, str | None)

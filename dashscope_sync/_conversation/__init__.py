@@ -1,0 +1,1 @@
+"""The conversation layer: tools, transcripts, recordings and latency, built on the sessions."""
