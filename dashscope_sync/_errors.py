@@ -351,7 +351,9 @@ class ToolError(DashScopeError, RuntimeError):
     timeout: the model got the error as the call's output either way. Raised
     only with ``RealtimeConfig(on_tool_error="raise")``, on the caller's
     thread at its next call into the session (as a `HandlerError` is),
-    chained (``__cause__``) to the tool's own exception when it raised.
+    chained (``__cause__``) to the tool's own exception when it raised. The
+    conversation went on meanwhile: the model's answer to the error may be
+    running when this is raised (let it end before the next turn).
 
     Attributes:
         call: The `ToolCall` record of the failed call (``call.error`` says why).
