@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import threading
+import warnings
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -509,3 +512,28 @@ class TestClose:
         finally:
             release.set()
             session.close()
+
+    def test_register_on_a_closed_session(self, server: LocalRealtimeServer) -> None:
+        """Registering on a closed session raises SessionClosedError and starts no thread."""
+        session = connect(server)
+        session.close()
+        with pytest.raises(ds.SessionClosedError):
+            session.tool(lambda: "", name="late")
+        assert not any(t.name == "dashscope_sync-tools" for t in threading.enumerate())
+
+    def test_dropped_session_with_a_tool_is_collected(self, server: LocalRealtimeServer) -> None:
+        """A dropped session whose tool refers to it is collected and warned about; the
+        tool worker ends with it (the leak check joins it)."""
+
+        def open_and_drop() -> weakref.ref[ds.RealtimeSession]:
+            session = connect(server)
+            session.tool(lambda: session.id, name="whoami")
+            return weakref.ref(session)
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ref = open_and_drop()
+            for _ in range(3):
+                gc.collect()
+        assert ref() is None
+        assert any(issubclass(w.category, ResourceWarning) for w in caught)

@@ -1,4 +1,4 @@
-"""Tools that run themselves: the registry of a session's tools, and the worker that runs them.
+"""Tools that run themselves: the worker that runs a session's registered tools.
 
 The state machine decides which calls of a finished reply are due (the tool
 book, ``_core/tool_book.py``); the core hands each reply's calls to the
@@ -34,61 +34,25 @@ import json
 import logging
 import threading
 import time
-import types
 import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-import attrs
-
 from .._fmt import seconds
-from .schema import ArgumentsError, Signature, jsonable, parse_arguments
+from .registry import ToolEntry, ToolRegistry
+from .schema import ArgumentsError, jsonable, parse_arguments
 from .tools import Tool, ToolCall
 
 if TYPE_CHECKING:
     from .._core.core import SessionCore
     from .._core.tool_book import DueCall
 
-__all__ = ["ToolRegistry", "ToolRunner"]
+__all__ = ["ToolRunner"]
 
 logger = logging.getLogger("dashscope_sync")
 
 #: The longest error text sent to the model or logged.
 _ERROR_CHARS: Final = 500
-
-
-@attrs.frozen
-class _Entry:
-    tool: Tool
-    signature: Signature
-
-
-class ToolRegistry:
-    """A session's registered tools: name -> tool, and how to call each.
-
-    Thread safety: `entries` may be read from any thread without a lock (the
-    mapping is replaced whole, never changed in place); `lock` serialises
-    registrations, each of which waits for the server's acceptance.
-    """
-
-    def __init__(self) -> None:
-        # Held by a registration from its check to the server's answer, so two
-        # registrations never declare lists that leave each other out.
-        self.lock = threading.Lock()
-        self.entries: Mapping[str, _Entry] = types.MappingProxyType({})
-
-    def tools(self) -> Mapping[str, Tool]:
-        """A read-only snapshot: name -> `Tool`."""
-        return types.MappingProxyType({n: e.tool for n, e in self.entries.items()})
-
-    def replace(self, entries: Mapping[str, _Entry]) -> None:
-        """Publish a new set of tools (the caller holds `lock`)."""
-        self.entries = types.MappingProxyType(dict(entries))
-
-
-def entry(tool: Tool, signature: Signature) -> _Entry:
-    """A registry entry: the public record and its argument binder."""
-    return _Entry(tool, signature)
 
 
 class _Stop:
@@ -130,6 +94,8 @@ class ToolRunner:
         self._changed = threading.Condition(threading.Lock())
         # Set by stop(): abandon the reply in hand and end the thread.
         self._stopping = threading.Event()
+        # The worker: joined by close() (it never waits for a stuck tool, so it
+        # ends at once); a daemon, as the handler thread is.
         self.thread = threading.Thread(target=self._run, name="dashscope_sync-tools", daemon=True)
 
     def start(self) -> None:
@@ -172,7 +138,7 @@ class ToolRunner:
         core = self._core
         response_id = calls[0].response_id
         registry = self._registry()
-        entries: Mapping[str, _Entry] = {} if registry is None else registry.entries
+        entries: Mapping[str, ToolEntry] = {} if registry is None else registry.entries
         declared = core.declared_tool_names()
         # A call of a tool declared by hand (not registered) is the program's to answer.
         ours = [c for c in calls if c.name in entries or c.name not in declared]
@@ -195,7 +161,7 @@ class ToolRunner:
             core.tools_ran(response_id, records, follow_up)
 
     def _run_calls(
-        self, calls: list[DueCall], entries: Mapping[str, _Entry]
+        self, calls: list[DueCall], entries: Mapping[str, ToolEntry]
     ) -> list[tuple[ToolCall, BaseException | None]]:
         """Run a reply's calls concurrently; their records (and what a failed one
         raised), in the reply's order."""

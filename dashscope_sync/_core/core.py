@@ -449,8 +449,11 @@ class SessionCore:
         """Have the state pick out the function calls of finished replies, and
         ``worker`` run them; once, at the first registration."""
         with self.mailbox.lock:
-            if self.mailbox.state.tools is None:
-                self.mailbox.state.tools = ToolBook()
+            state = self.mailbox.state
+            if state.is_closing:
+                raise state.closed_error("cannot register a tool")
+            if state.tools is None:
+                state.tools = ToolBook()
             self.tools = worker
 
     def declared_tool_names(self) -> frozenset[str]:
@@ -458,11 +461,12 @@ class SessionCore:
         accepted = self.mailbox.peek(lambda: self.mailbox.state.accepted.get("tools"))
         names = set()
         for tool in accepted if isinstance(accepted, list) else ():
-            if isinstance(tool, dict):
-                function = tool.get("function")
-                name = function.get("name") if isinstance(function, dict) else tool.get("name")
-                if isinstance(name, str):
-                    names.add(name)
+            function = tool.get("function") if isinstance(tool, dict) else None
+            name = function.get("name") if isinstance(function, dict) else None
+            if name is None and isinstance(tool, dict):
+                name = tool.get("name")  # a flat tool declared by hand
+            if isinstance(name, str):
+                names.add(name)
         return frozenset(names)
 
     def tool_called(self, call: ToolCall, cause: BaseException | None = None) -> None:

@@ -22,7 +22,6 @@ adds the conversation's sending.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, overload
 
@@ -32,8 +31,8 @@ from .._audio.attach import Attachment, MicrophoneLike, SpeakerLike
 from .._audio.inputs import image_buffer, pcm16_buffer
 from .._audio.resample import resampler_for
 from .._constants import Modality
-from .._conversation.runner import ToolRegistry, ToolRunner, entry
-from .._conversation.schema import signature_of
+from .._conversation.registry import ToolRegistry
+from .._conversation.runner import ToolRunner
 from .._conversation.tools import Tool
 from .._core.core import SessionCore
 from .._core.dispatch import HandlerHandle
@@ -90,8 +89,6 @@ TOOL_TIMEOUT: Final = 30.0
 #: The most replies that call tools `respond` follows in one turn before it
 #: returns the last of them (a model that keeps calling tools).
 MAX_TOOL_ROUNDS: Final = 8
-#: A tool name the service takes (the Chat-Completions rule).
-_TOOL_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 _Fn = TypeVar("_Fn", bound=Callable[..., object])
 
@@ -537,7 +534,25 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
         """
 
         def register(function: _Fn) -> _Fn:
-            self._add_tool(function, name, description, timeout)
+            family = self.family
+            if not takes_tools(family, self.config.model):
+                raise ConfigError(
+                    f"{self.config.model} ({family.title}) takes no tools: function calling "
+                    "needs Qwen-Omni 3.5 or newer, Omni 3.8 or Qwen-Audio"
+                )
+            core = self._core
+            if core.tools is None:
+                runner = ToolRunner(core, self._tool_registry)
+                core.keep_tools(runner)  # refused on a closed session: no thread is left
+                runner.start()
+            self._tool_registry.register(
+                function,
+                name,
+                description,
+                timeout,
+                accepted=self._accepted_tools,
+                declare=self._declare,
+            )
             return function
 
         return register if fn is None else register(fn)
@@ -554,79 +569,14 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
             ConfigError: No tool of that name is registered.
             APIError, DashScopeTimeout, UsageError: as `tool`.
         """
-        registry = self._tool_registry
-        with registry.lock:
-            if name not in registry.entries:
-                raise ConfigError(
-                    f"no tool {name!r} is registered (the tools are: "
-                    f"{', '.join(registry.entries) or 'none'})"
-                )
-            kept = {n: e for n, e in registry.entries.items() if n != name}
-            self._declare_tools([e.tool for e in kept.values()], set(registry.entries))
-            registry.replace(kept)
+        self._tool_registry.remove(name, accepted=self._accepted_tools, declare=self._declare)
 
-    def _add_tool(
-        self,
-        fn: Callable[..., object],
-        name: str | None,
-        description: str | None,
-        timeout: float | None,
-    ) -> None:
-        family = self.family
-        if not takes_tools(family, self.config.model):
-            raise ConfigError(
-                f"{self.config.model} ({family.title}) takes no tools: function calling "
-                "needs Qwen-Omni 3.5 or newer, Omni 3.8 or Qwen-Audio"
-            )
-        if not callable(fn):
-            raise ConfigError(f"a tool must be a function, got {fn!r}")
-        if name is None:
-            name = getattr(fn, "__name__", None)
-        if not isinstance(name, str) or not _TOOL_NAME.fullmatch(name):
-            raise ConfigError(
-                f"a tool name must be 1 to 64 letters, digits, '_' or '-', got {name!r}"
-            )
-        if description is not None and not isinstance(description, str):
-            raise ConfigError(f"description must be a string, got {description!r}")
-        limit = check_timeout(timeout)
-        signature = signature_of(fn, name)
-        tool = Tool(
-            name=name,
-            description=signature.description if description is None else description,
-            parameters=signature.parameters,
-            function=fn,
-            timeout=limit,
-        )
-        core = self._core
-        registry = self._tool_registry
-        with registry.lock:
-            if name in registry.entries or name in core.declared_tool_names():
-                raise ConfigError(f"a tool named {name!r} is declared already")
-            if core.tools is None:
-                runner = ToolRunner(core, registry)
-                core.keep_tools(runner)
-                runner.start()
-            tools = [e.tool for e in registry.entries.values()] + [tool]
-            self._declare_tools(tools, set(registry.entries))
-            registry.replace({**registry.entries, name: entry(tool, signature)})
-
-    def _hand_declared(self, registered: set[str]) -> list[dict[str, Any]]:
-        """The tools the server accepted that were not registered with tool()."""
+    def _accepted_tools(self) -> list[Any]:
         accepted = self._core.accepted_config().get("tools")
-        kept = []
-        for wire in accepted if isinstance(accepted, list) else ():
-            if not isinstance(wire, dict):
-                continue
-            function = wire.get("function")
-            tool_name = function.get("name") if isinstance(function, dict) else wire.get("name")
-            if tool_name not in registered:
-                kept.append(wire)
-        return kept
+        return accepted if isinstance(accepted, list) else []
 
-    def _declare_tools(self, tools: list[Tool], registered: set[str]) -> None:
-        """One ``session.update`` with every tool: these, and those declared by hand."""
-        wire = [*self._hand_declared(registered), *(tool.as_dict() for tool in tools)]
-        self.update_session(SessionUpdate(tools=wire))
+    def _declare(self, tools: list[dict[str, Any]]) -> None:
+        self.update_session(SessionUpdate(tools=tools))
 
     def interrupt(self, *, cancel: bool = True) -> Interruption:
         """Barge-in in one call: stop the reply that is playing, now.
