@@ -537,3 +537,26 @@ class TestClose:
                 gc.collect()
         assert ref() is None
         assert any(issubclass(w.category, ResourceWarning) for w in caught)
+
+
+def test_respond_stops_following_after_max_rounds(
+    manual: ds.RealtimeSession, server: LocalRealtimeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """respond() follows at most MAX_TOOL_ROUNDS replies, then returns the last with a warning."""
+    from dashscope_sync._sessions.conversation import MAX_TOOL_ROUNDS
+
+    count: list[int] = []
+
+    @manual.tool
+    def again() -> int:
+        """Again."""
+        count.append(1)
+        return len(count)
+
+    for _ in range(MAX_TOOL_ROUNDS + 1):
+        server.script_response(one_call("again", "{}"))
+    with caplog.at_level(logging.WARNING, logger="dashscope_sync"):
+        result = manual.respond(text="go", timeout=LONG)
+    assert len(result.tool_rounds) == MAX_TOOL_ROUNDS - 1
+    assert [c.result for c in result.turn_tool_calls] == list(range(1, MAX_TOOL_ROUNDS + 1))
+    assert any("still calling tools" in r.getMessage() for r in caplog.records)

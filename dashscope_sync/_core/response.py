@@ -294,6 +294,11 @@ class Response:
     def wait(self, timeout: float | None = None) -> ResponseResult:
         """Wait for ``response.done`` and return the result.
 
+        When the response called tools registered with
+        `RealtimeSession.tool`, it returns once they have run and their
+        outputs went back, with their records in ``tool_calls`` (`follow_up`
+        is then the reply that answers them).
+
         Args:
             timeout: The longest wait in seconds; None waits forever.
 
@@ -363,7 +368,7 @@ class Response:
 
     @property
     def result(self) -> ResponseResult | None:
-        """The result once completed, else None (never raises)."""
+        """The result once completed and its registered tools ran, else None (never raises)."""
         track = self._track
 
         def read() -> ResponseResult | None:

@@ -988,8 +988,8 @@ def _follow_tools(handle: Response, deadline: Deadline) -> ResponseResult:
         if follow_up is None or len(rounds) + 1 >= MAX_TOOL_ROUNDS:
             if follow_up is not None:
                 logger.warning(
-                    "respond(): the model still calls tools after %d replies; returning the "
-                    "last (its follow-up is result.tool_rounds' next reply, still running)",
+                    "respond(): the model was still calling tools after %d replies: returning "
+                    "the last (its tools ran; the reply answering them was not waited for)",
                     MAX_TOOL_ROUNDS,
                 )
             break
