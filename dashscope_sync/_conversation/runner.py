@@ -38,8 +38,9 @@ import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from .._errors import DashScopeError
 from .._fmt import seconds
-from .registry import ToolEntry, ToolRegistry
+from .registry import ToolEntry, ToolRegistry, tool_name
 from .schema import ArgumentsError, jsonable, parse_arguments
 from .tools import Tool, ToolCall
 
@@ -139,7 +140,8 @@ class ToolRunner:
         response_id = calls[0].response_id
         registry = self._registry()
         entries: Mapping[str, ToolEntry] = {} if registry is None else registry.entries
-        declared = core.declared_tool_names()
+        accepted = core.accepted_config().get("tools")
+        declared = {tool_name(w) for w in accepted} if isinstance(accepted, list) else set()
         # A call of a tool declared by hand (not registered) is the program's to answer.
         ours = [c for c in calls if c.name in entries or c.name not in declared]
         follow_up = None
@@ -155,7 +157,7 @@ class ToolRunner:
                 core.tool_called(record, cause)
             outputs = [(r.call_id, r.output or "") for r in records]
             follow_up = core.answer_tools(outputs, ask_next=len(ours) == len(calls))
-        except Exception as exc:  # the session closed under us: nothing more to send
+        except DashScopeError as exc:  # the session closed under us: nothing more to send
             logger.debug("answering the tool calls of %s stopped: %s", response_id, exc)
         finally:
             core.tools_ran(response_id, records, follow_up)

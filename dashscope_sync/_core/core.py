@@ -445,29 +445,23 @@ class SessionCore:
 
     # Tools -------------------------------------------------------------------------
 
-    def keep_tools(self, worker: ToolWorker) -> None:
+    def keep_tools(self, worker: ToolWorker) -> bool:
         """Have the state pick out the function calls of finished replies, and
-        ``worker`` run them; once, at the first registration."""
+        ``worker`` run them: True when it is the session's worker now (start
+        it); False when another registration set one first.
+
+        Raises:
+            SessionClosedError: The session is closing or over.
+        """
         with self.mailbox.lock:
             state = self.mailbox.state
             if state.is_closing:
                 raise state.closed_error("cannot register a tool")
-            if state.tools is None:
-                state.tools = ToolBook()
+            if self.tools is not None:
+                return False
+            state.tools = ToolBook()
             self.tools = worker
-
-    def declared_tool_names(self) -> frozenset[str]:
-        """The names of the tools the server accepted (registered or declared by hand)."""
-        accepted = self.mailbox.peek(lambda: self.mailbox.state.accepted.get("tools"))
-        names = set()
-        for tool in accepted if isinstance(accepted, list) else ():
-            function = tool.get("function") if isinstance(tool, dict) else None
-            name = function.get("name") if isinstance(function, dict) else None
-            if name is None and isinstance(tool, dict):
-                name = tool.get("name")  # a flat tool declared by hand
-            if isinstance(name, str):
-                names.add(name)
-        return frozenset(names)
+            return True
 
     def tool_called(self, call: ToolCall, cause: BaseException | None = None) -> None:
         """Every finished tool call passes here, in each reply's order (tool worker).

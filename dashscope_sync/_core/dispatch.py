@@ -126,9 +126,8 @@ class Handlers:
         """The handles for an event: its type's, then UnknownEvent's, then ``"*"``'s
         (for a `ToolCall`: its own handlers only)."""
         by_key = self._by_key
-        if type(event) is ToolCall:
+        if isinstance(event, ToolCall):
             return by_key.get(TOOL_CALL_KEY, ())
-        assert isinstance(event, ServerEvent)
         matched = by_key.get(event.type, ())
         if type(event) is UnknownEvent:
             matched += by_key.get(UNKNOWN_KEY, ())
@@ -293,11 +292,10 @@ class Dispatcher:
         handlers = self._handlers()
         if handlers is None:
             return False
-        record = not isinstance(event, ServerEvent)
-        if self._on_taken is not None and not record:
-            assert isinstance(event, ServerEvent)
+        is_event = isinstance(event, ServerEvent)
+        if self._on_taken is not None and isinstance(event, ServerEvent):
             self._on_taken(event)
-        skip = None if record else self._skip
+        skip = self._skip if is_event else None  # a record is never stale audio
         for handle in handlers.match(event):
             if not handle.active or (skip is not None and skip(event)):  # type: ignore[arg-type]
                 continue

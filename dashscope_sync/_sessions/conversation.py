@@ -543,8 +543,8 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
             core = self._core
             if core.tools is None:
                 runner = ToolRunner(core, self._tool_registry)
-                core.keep_tools(runner)  # refused on a closed session: no thread is left
-                runner.start()
+                if core.keep_tools(runner):  # refused on a closed session: no thread is left
+                    runner.start()
             self._tool_registry.register(
                 function,
                 name,
