@@ -21,6 +21,9 @@ What it owns:
   the handler thread (its ``response.done`` not yet handled) can be
   interrupted after the reader has seen it end;
 - the configuration the server accepted, for a reconnect to replay;
+- once a tool is registered, which function calls of a finished reply the
+  library answers (`ToolBook`, fed every call event; `Effects.tool_calls`),
+  and the handle of that reply, whose wait ends at `SessionState.tools_ran`;
 - the end state (close code, reason, error).
 
 Pairing rules (by identity, never by position, where the wire allows it). They
