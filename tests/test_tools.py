@@ -202,6 +202,27 @@ class TestRegistering:
         with pytest.raises(ds.ConfigError, match="parameter 'thing'"):
             manual.tool(bad)
 
+    def test_not_from_a_handler(
+        self, manual: ds.RealtimeSession, server: LocalRealtimeServer
+    ) -> None:
+        """Registering waits for the server, so a handler cannot do it (UsageError, nothing sent)."""
+        raised: list[BaseException] = []
+        ran = threading.Event()
+
+        def register(event: ds.ServerEvent) -> None:
+            try:
+                manual.tool(lambda: "", name="inside")
+            except ds.UsageError as exc:
+                raised.append(exc)
+            ran.set()
+
+        manual.on(ds.ResponseDone, register)
+        manual.respond(text="hello", timeout=LONG)
+        assert ran.wait(LONG)
+        assert len(raised) == 1 and "handler" in str(raised[0])
+        assert "inside" not in manual.tools
+        assert not any("tools" in f["session"] for f in received(server, "session.update"))
+
     def test_bad_on_tool_error(self) -> None:
         """on_tool_error takes "send" or "raise" only."""
         with pytest.raises(ds.ConfigError, match="on_tool_error"):

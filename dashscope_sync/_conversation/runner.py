@@ -184,7 +184,11 @@ class ToolRunner:
                 else:
                     self._start(job, found.tool, args, kwargs)
             jobs.append((call, arguments, job))
-        self._wait([job for _, _, job in jobs if job.thread is not None])
+        started = [job for _, _, job in jobs if job.thread is not None]
+        self._wait(started)
+        for job in started:
+            if job.done and job.thread is not None:
+                job.thread.join()  # ending now: it only had to return after marking done
         return [self._record(call, arguments, job) for call, arguments, job in jobs]
 
     def _start(self, job: _Job, tool: Tool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:

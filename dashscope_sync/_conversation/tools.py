@@ -51,7 +51,7 @@ class ToolCall:
         result: What the tool returned (None when it failed).
         error: Why the call failed (unknown tool, bad arguments, an
             exception, a timeout), as sent to the model; None when it worked.
-        duration: Seconds the tool ran (None when it never ran).
+        duration: Seconds the tool ran (None when it never ran, or overran its timeout).
         response_id: The response that made the call.
         output: The ``function_call_output`` text sent to the model (the
             result as JSON, or ``{"error": ...}``); None when nothing was sent.
