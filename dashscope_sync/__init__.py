@@ -88,7 +88,7 @@ from ._constants import (
     VOICES_QWEN_OMNI_TURBO,
     Modality,
 )
-from ._conversation.tools import ToolCall
+from ._conversation.tools import Tool, ToolCall
 from ._core.response import (
     Interruption,
     Response,
@@ -110,6 +110,7 @@ from ._errors import (
     ResponseFailedError,
     ResponseIncompleteError,
     SessionClosedError,
+    ToolError,
     TranscriptionFailedError,
     TransportError,
     UsageError,
@@ -378,7 +379,9 @@ __all__ = [
     "TemporaryKey",
     "TokenDetails",
     "TokenService",
+    "Tool",
     "ToolCall",
+    "ToolError",
     "TranscriptionConfig",
     "TranscriptionFailedError",
     "TranscriptionResult",

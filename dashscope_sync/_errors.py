@@ -23,6 +23,7 @@ websocket-client exception prints the raw response headers)::
     │   ├── ResponseCancelledError       status "cancelled" (response.cancel, barge-in)
     │   └── ResponseIncompleteError      status "incomplete" (e.g. max_tokens reached)
     ├── HandlerError                     a callback registered with `session.on` raised
+    ├── ToolError (RuntimeError)         a tool the model called failed (``on_tool_error="raise"``)
     └── AudioDeviceError (OSError)       a microphone or speaker could not be opened or failed
 
 Exceptions carry their data as attributes, so code branches on attributes
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ._conversation.tools import ToolCall
     from ._core.response import ResponseResult
     from ._wire.events import ErrorEvent, ServerEvent
 
@@ -55,6 +57,7 @@ __all__ = [
     "ResponseFailedError",
     "ResponseIncompleteError",
     "SessionClosedError",
+    "ToolError",
     "TranscriptionFailedError",
     "TransportError",
     "UsageError",
@@ -338,6 +341,31 @@ class HandlerError(DashScopeError):
         super().__init__(message)
         self.handler = handler
         self.event = event
+        self.more_failures = 0
+
+
+class ToolError(DashScopeError, RuntimeError):
+    """A tool registered with `RealtimeSession.tool` failed when the model called it.
+
+    Unknown tool, arguments that did not parse or fit, an exception, a
+    timeout: the model got the error as the call's output either way. Raised
+    only with ``RealtimeConfig(on_tool_error="raise")``, on the caller's
+    thread at its next call into the session (as a `HandlerError` is),
+    chained (``__cause__``) to the tool's own exception when it raised. The
+    conversation went on meanwhile: the model's answer to the error may be
+    running when this is raised (let it end before the next turn).
+
+    Attributes:
+        call: The `ToolCall` record of the failed call (``call.error`` says why).
+        more_failures: How many more tool or handler failures came after this
+            one before it was raised (they were counted, not kept).
+    """
+
+    _repr_fields = ("call",)
+
+    def __init__(self, message: str, *, call: ToolCall | None = None) -> None:
+        super().__init__(message)
+        self.call = call
         self.more_failures = 0
 
 

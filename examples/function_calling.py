@@ -1,24 +1,14 @@
 """Function calling: the model asks this program for the weather, then answers with it.
 
-Shows the tool loop of the realtime API:
-
-1. Declare the tools in the session (``SessionUpdate(tools=[ds.FunctionTool(...)])``,
-   each with a JSON Schema of its parameters).
-2. Ask a question. Instead of answering, the model may call a tool: the reply
-   then carries ``response.function_call_arguments.done`` events
-   (`ds.ResponseFunctionCallArgumentsDone`) with ``call_id``, ``name`` and
-   ``arguments`` (JSON text).
-3. Run the function here, and send its result back with
-   ``session.send_function_output(call_id, output)`` (a ``function_call_output``
-   conversation item with the same ``call_id``).
-4. Ask for another response: the model answers using the result (or calls
-   more tools; the loop below allows a few rounds).
+``@session.tool`` registers a Python function as a tool: its docstring and type hints
+become the JSON Schema the model sees, and when the model calls it the library runs
+it, sends the result back and gets the model's answer. ``respond()`` follows that loop
+to the final reply; ``result.turn_tool_calls`` says which tools ran, with what.
+(examples/function_output.py shows the same loop by hand, with ``send_function_output``.)
 
 On the real service, tools need a qwen3.5-omni realtime model or newer
-(qwen3.5-omni-flash-realtime is the default here); older models ignore them.
-The local server calls a tool when the user's text names it, with the first
-JSON object in the text as the arguments, so the question below names
-``get_weather`` and gives its arguments.
+(qwen3.5-omni-flash-realtime is the default here). The local server calls a tool when
+the user's text names it, with the first JSON object in the text as the arguments.
 
 Run against the real service (the API key from ``DASHSCOPE_API_KEY``):
 
@@ -33,31 +23,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import Literal
 
 import dashscope_sync as ds
 
 #: Tools need qwen3.5 or newer on the real service.
 MODEL = "qwen3.5-omni-flash-realtime"
 QUESTION = 'Please use get_weather with {"city": "Hangzhou"}: do I need an umbrella today?'
-MAX_ROUNDS = 3  # tool calls answered before giving up on a final answer
-
-WEATHER_TOOL = ds.FunctionTool(
-    name="get_weather",
-    description="Get today's weather forecast for a city.",
-    parameters={
-        "type": "object",
-        "properties": {
-            "city": {"type": "string", "description": "The city, e.g. Hangzhou"},
-            "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
-        },
-        "required": ["city"],
-    },
-)
+Unit = Literal["celsius", "fahrenheit"]
 
 # Where to connect. This block is the same in every example: by default the real
 # service (API key from DASHSCOPE_API_KEY); with --local, a simulated server in
@@ -130,86 +106,36 @@ def load_input(path: str) -> bytes:
         sys.exit(fail(exc, 5))
 
 
-def get_weather(city: str, unit: str = "celsius") -> dict[str, Any]:
-    """The tool itself: a stand-in for a real weather service, with fixed data."""
-    celsius = 24
+def get_weather(city: str, unit: Unit = "celsius") -> dict[str, object]:
+    """Get today's weather forecast for a city.
+
+    Args:
+        city: The city, e.g. Hangzhou.
+        unit: The temperature unit.
+    """
+    celsius = 24  # a stand-in for a real weather service, with fixed data
     temperature = celsius if unit == "celsius" else round(celsius * 9 / 5 + 32)
-    return {
-        "city": city,
-        "forecast": "light rain in the afternoon",
-        "temperature": temperature,
-        "unit": unit,
-        "chance_of_rain": 0.7,
-    }
-
-
-def run_tool(name: str, arguments: str) -> dict[str, Any]:
-    """Run the tool the model asked for; errors go back to the model as data."""
-    try:
-        kwargs = json.loads(arguments or "{}")
-        if name != WEATHER_TOOL.name:
-            return {"error": f"unknown tool {name!r}"}
-        if not isinstance(kwargs, dict) or not isinstance(kwargs.get("city"), str):
-            return {"error": "get_weather needs a 'city' string"}
-        return get_weather(kwargs["city"], kwargs.get("unit", "celsius"))
-    except (ValueError, TypeError) as exc:  # the model wrote bad JSON or bad arguments
-        return {"error": f"bad arguments: {exc}"}
+    return {"city": city, "forecast": "light rain in the afternoon", "temperature": temperature}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("question", nargs="?", default=QUESTION, help="what to ask")
     parser.add_argument("--model", default=MODEL, help="model name (default %(default)s)")
-    parser.add_argument(
-        "--timeout", type=float, default=30.0, help="longest wait for each next event, in seconds"
-    )
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds for the whole turn")
     add_connection_options(parser)
     args = parser.parse_args(argv)
 
     try:
         with open_client(args) as client, client.realtime.connect(model=args.model) as session:
-            session.update_session(
-                ds.SessionUpdate(
-                    modalities=["text"],  # text replies keep the example short
-                    turn_detection=None,  # manual mode: we ask for every response
-                    tools=[WEATHER_TOOL],
-                    tool_choice="auto",  # the model decides whether to call it
-                )
-            )
+            session.update_session(ds.SessionUpdate(modalities=["text"], turn_detection=None))
+            session.tool(get_weather)  # declared to the model; run by the library when called
             print(f"you: {args.question}")
-            session.append_text(args.question)
-
-            for _ in range(MAX_ROUNDS):
-                response = session.create_response()
-                calls: list[ds.ResponseFunctionCallArgumentsDone] = []
-                texting = False  # this response's text is being printed
-                # Read this response's events: text to show, function calls to run.
-                for event in session.events(timeout=args.timeout):
-                    if isinstance(event, ds.ResponseTextDelta):
-                        if not texting:
-                            print("assistant: ", end="")
-                            texting = True
-                        print(event.delta, end="", flush=True)
-                    elif isinstance(event, ds.ResponseFunctionCallArgumentsDone):
-                        print(f"[model calls {event.name}({event.arguments}), id {event.call_id}]")
-                        calls.append(event)
-                    elif isinstance(event, ds.ErrorEvent):
-                        print(f"error: {event.error.code}: {event.error.message}", file=sys.stderr)
-                        return 7
-                    elif isinstance(event, ds.ResponseDone):
-                        break
-                response.wait(args.timeout)  # raises if the response failed or was cancelled
-                if texting:
-                    print()
-                if not calls:  # a plain answer: the loop is over
-                    return 0
-                for call in calls:
-                    output = run_tool(call.name, call.arguments)
-                    print(f"[{call.name} returned {json.dumps(output)}]")
-                    # A function_call_output item (a dict would be sent as compact JSON).
-                    session.send_function_output(call.call_id, json.dumps(output))
-            print(f"error: still calling tools after {MAX_ROUNDS} rounds", file=sys.stderr)
-            return 1
+            result = session.respond(text=args.question, timeout=args.timeout)
+            for call in result.turn_tool_calls:
+                print(f"[{call.name}({call.raw_arguments}), id {call.call_id}: {call.output}]")
+            print(f"assistant: {result.text}")
+            return 0
     except FAILURES as exc:  # one line, and the exit code of the same failure
         return fail(exc)
 

@@ -28,11 +28,12 @@ from .._errors import (
     DashScopeError,
     DashScopeTimeout,
     SessionClosedError,
+    ToolError,
     TransportError,
     UsageError,
 )
 from .._fmt import seconds
-from .._wire.codec import EventIds, encode_audio_append, encode_simple
+from .._wire.codec import EventIds, dumps, encode_audio_append, encode_simple
 from .._wire.config import RealtimeConfig, SessionUpdate
 from .._wire.dialects import TurnPlan, family_for
 from .._wire.events import ResponseAudioDelta, ResponseDone, ServerEvent, SessionInfo
@@ -51,8 +52,10 @@ from .state import (
     ResponseTrack,
     TranscriptSpans,
 )
+from .tool_book import DueCall, ToolBook
 
 if TYPE_CHECKING:
+    from .._conversation.tools import ToolCall
     from .transport import WebSocketTransport
 
 __all__ = ["OutputHook", "SessionCore"]
@@ -71,6 +74,19 @@ class OutputHook(Protocol):
     def interrupt(self, response_id: str | None) -> tuple[str | None, float | None]:
         """Stop the sound now; the response that was playing (``response_id`` if
         given, else the last one heard) and the seconds of it the listener heard."""
+
+
+class ToolWorker(Protocol):
+    """What the core needs of the tool worker (``_conversation/runner.py``)."""
+
+    def submit(self, calls: tuple[DueCall, ...]) -> None:
+        """Run one reply's due calls and answer them; never blocks."""
+
+    def stop(self) -> None:
+        """Abandon what runs and end the worker; only signals."""
+
+    def join(self, timeout: float | None) -> None:
+        """Wait for the worker thread to end."""
 
 
 class SessionCore:
@@ -108,6 +124,9 @@ class SessionCore:
         # Where interrupt() stops the sound and learns what was heard: set by
         # attach(); read without a lock (one reference, replaced whole).
         self.output: OutputHook | None = None
+        # Runs the registered tools the model calls: set once, by the first
+        # session.tool(), under the mailbox lock; read by the reader without it.
+        self.tools: ToolWorker | None = None
 
     # Reader thread -------------------------------------------------------------
 
@@ -129,6 +148,10 @@ class SessionCore:
             dispatcher.put(event, size, self.mailbox.received - 1)
         if effects is None:
             return
+        if effects.tool_calls:
+            worker = self.tools
+            if worker is not None:
+                worker.submit(effects.tool_calls)  # after the handlers got response.done
         cancels = [track.id or "" for track in effects.cancel]
         if effects.cancel_interrupted:
             cancels.append(effects.interrupted or "")
@@ -159,6 +182,9 @@ class SessionCore:
         dispatcher = self.dispatcher  # read after ended(): on() can no longer start one
         if dispatcher is not None:
             dispatcher.stop()  # handlers finish the events already queued
+        worker = self.tools
+        if worker is not None:
+            worker.stop()  # nothing can be answered any more
         if self.connection.dropped:
             self.closed.set()
 
@@ -331,10 +357,15 @@ class SessionCore:
             self._send_request(request, text, wire_type)
         return request
 
-    def _send_request(self, request: Request, text: str, wire_type: str) -> None:
+    def _send_request(
+        self, request: Request, text: str, wire_type: str, *, for_user: bool = True
+    ) -> None:
         assert self._request_lock.locked()
         try:
-            self.send(text, wire_type)
+            if for_user:
+                self.send(text, wire_type)
+            else:
+                self.send_frame(text, wire_type)
         except BaseException:
             with self.mailbox.lock:
                 self.mailbox.state.forget(request)
@@ -390,20 +421,105 @@ class SessionCore:
             track = state.follow_function_answer(time.monotonic())
         return None if track is None else Response(self, track)
 
-    def send_function_output(self, event_id: str, text: str) -> None:
+    def send_function_output(self, event_id: str, text: str, *, for_user: bool = True) -> None:
         """Send a ``function_call_output`` item, booked first: under server VAD the
-        server answers it by itself, and that answer must not arrive unbooked."""
+        server answers it by itself, and that answer must not arrive unbooked.
+
+        ``for_user``: a call of the user's (a pending handler failure is raised
+        first); otherwise the tool worker's, which leaves it for the user.
+        """
         self.mailbox.check_inherited("send_function_output()")
         mailbox = self.mailbox
         with self._request_lock:  # in wire order with the requests, as the server reads them
             with mailbox.lock:
                 mailbox.state.function_output_sent(event_id)
             try:
-                self.send(text, "conversation.item.create")
+                if for_user:
+                    self.send(text, "conversation.item.create")
+                else:
+                    self.send_frame(text, "conversation.item.create")
             except BaseException:
                 with mailbox.lock:
                     mailbox.state.function_output_unsent(event_id)
                 raise
+
+    # Tools -------------------------------------------------------------------------
+
+    def keep_tools(self, worker: ToolWorker) -> bool:
+        """Have the state pick out the function calls of finished replies, and
+        ``worker`` run them: True when it is the session's worker now (start
+        it); False when another registration set one first.
+
+        Raises:
+            SessionClosedError: The session is closing or over.
+        """
+        with self.mailbox.lock:
+            state = self.mailbox.state
+            if state.is_closing:
+                raise state.closed_error("cannot register a tool")
+            if self.tools is not None:
+                return False
+            state.tools = ToolBook()
+            self.tools = worker
+            return True
+
+    def tool_called(self, call: ToolCall, cause: BaseException | None = None) -> None:
+        """Every finished tool call passes here, in each reply's order (tool worker).
+
+        It goes to ``on(ToolCall)`` handlers; a failed one, with
+        ``on_tool_error="raise"``, is kept as the `ToolError` the program's
+        next call raises (``cause``: what the tool raised, as its ``__cause__``).
+        """
+        dispatcher = self.dispatcher
+        if dispatcher is not None:
+            dispatcher.put_record(call)
+        if call.error is not None and self.config.on_tool_error == "raise":
+
+            def make_error() -> ToolError:
+                error = ToolError(f"tool call {call.name} failed: {call.error}", call=call)
+                error.__cause__ = cause
+                return error
+
+            self.mailbox.handler_failed(make_error)
+
+    def answer_tools(
+        self, outputs: Sequence[tuple[str, str]], *, ask_next: bool
+    ) -> ResponseTrack | None:
+        """Send the outputs of a reply's tool calls, in order, and get the next reply
+        (tool worker): under server VAD with automatic responses the server answers
+        by itself, and that answer is followed; otherwise ``response.create`` goes.
+        Returns the next reply's track (None when ``ask_next`` is False)."""
+        for call_id, output in outputs:
+            event_id = self.ids.next()
+            item = {"type": "function_call_output", "call_id": call_id, "output": output}
+            text = dumps({"event_id": event_id, "type": "conversation.item.create", "item": item})
+            self.send_function_output(event_id, text, for_user=False)
+        if not ask_next:
+            return None
+        with self.mailbox.lock:
+            followed = self.mailbox.state.follow_function_answer(time.monotonic())
+        if followed is not None:
+            return followed
+        event_id = self.ids.next()
+        with self._request_lock:
+            with self.mailbox.lock:
+                track, request = self.mailbox.state.track_response(event_id, time.monotonic())
+            self._send_request(
+                request,
+                encode_simple(event_id, "response.create"),
+                "response.create",
+                for_user=False,
+            )
+        return track
+
+    def tools_ran(
+        self, response_id: str, calls: tuple[ToolCall, ...], follow_up: ResponseTrack | None
+    ) -> None:
+        """A reply's tool calls were answered: its handle's wait returns now."""
+        mailbox = self.mailbox
+        with mailbox.lock:
+            mailbox.state.tools_ran(response_id, calls, follow_up)
+        mailbox.notify()
 
     def set_barge_in(self, on: bool) -> None:
         with self.mailbox.lock:
@@ -587,6 +703,13 @@ class SessionCore:
                 self._join_handlers()
             return
         self.connection.close(self.config.close_timeout, wait=wait)
+        worker = self.tools
+        if worker is not None:
+            # A tool still running is abandoned, never waited for: the worker
+            # itself ends at once (see _conversation/runner.py).
+            worker.stop()
+            if wait:
+                worker.join(self.config.close_timeout)
         dispatcher = self.dispatcher
         if dispatcher is not None:
             dispatcher.stop()  # after the events already queued: handlers finish them

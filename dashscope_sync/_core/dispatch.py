@@ -16,15 +16,28 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Final
 
+from .._conversation.tools import ToolCall
 from .._errors import HandlerError
 from .._wire.events import ServerEvent, UnknownEvent
 
-__all__ = ["UNKNOWN_KEY", "Dispatcher", "HandlerHandle", "Handlers"]
+__all__ = ["TOOL_CALL_KEY", "UNKNOWN_KEY", "Dispatched", "Dispatcher", "HandlerHandle", "Handlers"]
 
 logger = logging.getLogger("dashscope_sync")
 
 #: The registry key of handlers for every `UnknownEvent`.
 UNKNOWN_KEY: Final = "\0unknown"
+#: The registry key of handlers for every `ToolCall` (not an event: ``"*"``
+#: handlers, which take server events, never get one).
+TOOL_CALL_KEY: Final = "\0tool_call"
+
+#: What the handler thread hands to handlers: a server event, or a record of
+#: the library's own (a finished tool call).
+Dispatched = ServerEvent | ToolCall
+
+
+def _kind(item: Dispatched) -> str:
+    """What a handler was handling, for messages: the wire type, or the record's class."""
+    return item.type if isinstance(item, ServerEvent) else type(item).__name__
 
 
 class _Stop(enum.Enum):
@@ -109,9 +122,12 @@ class Handlers:
                 by_key.pop(handle.key, None)
             self._by_key = by_key
 
-    def match(self, event: ServerEvent) -> tuple[HandlerHandle, ...]:
-        """The handles for an event: its type's, then UnknownEvent's, then ``"*"``'s."""
+    def match(self, event: Dispatched) -> tuple[HandlerHandle, ...]:
+        """The handles for an event: its type's, then UnknownEvent's, then ``"*"``'s
+        (for a `ToolCall`: its own handlers only)."""
         by_key = self._by_key
+        if isinstance(event, ToolCall):
+            return by_key.get(TOOL_CALL_KEY, ())
         matched = by_key.get(event.type, ())
         if type(event) is UnknownEvent:
             matched += by_key.get(UNKNOWN_KEY, ())
@@ -166,9 +182,12 @@ class Dispatcher:
         # handlers: what is over for handlers is decided in their order.
         self._on_taken = taken
         # Events waiting for the handler thread with their message sizes and
-        # arrival numbers, in arrival order, then STOP. Bounded by put()
-        # dropping the oldest; SimpleQueue keeps put() in C.
-        self._queue: queue.SimpleQueue[tuple[ServerEvent, int, int] | _Stop] = queue.SimpleQueue()
+        # arrival numbers, in arrival order, then STOP; records (`put_record`)
+        # have no arrival number. Bounded by put() dropping the oldest;
+        # SimpleQueue keeps put() in C.
+        self._queue: queue.SimpleQueue[tuple[Dispatched, int, int | None] | _Stop] = (
+            queue.SimpleQueue()
+        )
         #: Events dropped for handlers (the backlog was full).
         self.dropped = 0
         # Told the arrival number of each event dropped (reader thread).
@@ -221,6 +240,8 @@ class Dispatcher:
                 q.put(oldest)
                 return
             self._dropped_bytes += oldest[1]
+            if oldest[2] is None:
+                continue  # a record (a ToolCall), not an event: not counted
             self.dropped += 1
             if self._on_drop is not None:
                 self._on_drop(oldest[2])
@@ -235,6 +256,14 @@ class Dispatcher:
                     self._queued_bytes - self._dropped_bytes - self._taken_bytes,
                 )
 
+    def put_record(self, record: ToolCall) -> None:
+        """Queue a record of the library's own for its handlers; never blocks, any thread.
+
+        Not counted against the backlog: records come one per tool call, and
+        the reader's drop accounting knows only events.
+        """
+        self._queue.put((record, 0, None))
+
     def stop(self) -> None:
         """Let the handlers finish what is queued, then end the thread."""
         if not self.stopped:
@@ -248,7 +277,9 @@ class Dispatcher:
             item = get()
             if item is _Stop.STOP:
                 break
-            event, size, self.taken_seq = item
+            event, size, seq = item
+            if seq is not None:
+                self.taken_seq = seq
             self._taken_bytes += size
             if not self._dispatch(event):
                 break
@@ -256,19 +287,20 @@ class Dispatcher:
             # waiting for the next event: _dispatch's locals are gone.
         self._log_failure_counts()
 
-    def _dispatch(self, event: ServerEvent) -> bool:
+    def _dispatch(self, event: Dispatched) -> bool:
         """Run the handlers of one event; False once the session was collected."""
         handlers = self._handlers()
         if handlers is None:
             return False
-        if self._on_taken is not None:
+        is_event = isinstance(event, ServerEvent)
+        if self._on_taken is not None and isinstance(event, ServerEvent):
             self._on_taken(event)
-        skip = self._skip
+        skip = self._skip if is_event else None  # a record is never stale audio
         for handle in handlers.match(event):
-            if not handle.active or (skip is not None and skip(event)):
+            if not handle.active or (skip is not None and skip(event)):  # type: ignore[arg-type]
                 continue
             self.running = handle
-            self.running_type = event.type
+            self.running_type = _kind(event)
             try:
                 handle.fn(event)
             except BaseException as exc:
@@ -280,7 +312,7 @@ class Dispatcher:
                 self.running = None
         return True
 
-    def _failed(self, handle: HandlerHandle, event: ServerEvent, exc: BaseException) -> None:
+    def _failed(self, handle: HandlerHandle, event: Dispatched, exc: BaseException) -> None:
         name = _name(handle.fn)
         count = self._failures.get(id(handle), (name, 0))[1] + 1
         self._failures[id(handle)] = (name, count)
@@ -293,7 +325,7 @@ class Dispatcher:
                     "event handler %s raised while handling %s (later failures of this "
                     "handler are counted, not logged each time)",
                     name,
-                    event.type,
+                    _kind(event),
                     exc_info=exc,
                 )
             elif count in _RELOG_AT:
@@ -301,7 +333,7 @@ class Dispatcher:
                     "event handler %s has failed %d times (last on %s: %s)",
                     name,
                     count,
-                    event.type,
+                    _kind(event),
                     _describe(exc),
                 )
         except BaseException:
@@ -309,9 +341,9 @@ class Dispatcher:
 
         def make_error() -> HandlerError:
             error = HandlerError(
-                f"event handler {name} raised {_describe(exc)} (while handling {event.type})",
+                f"event handler {name} raised {_describe(exc)} (while handling {_kind(event)})",
                 handler=handle.fn,
-                event=event,
+                event=event if isinstance(event, ServerEvent) else None,
             )
             error.__cause__ = exc
             return error

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Final, TypeVar, cast
 
 from .._deadline import Deadline
-from .._errors import DashScopeTimeout, HandlerError, TransportError, UsageError
+from .._errors import DashScopeTimeout, HandlerError, ToolError, TransportError, UsageError
 from .._fmt import seconds
 from .._wire.events import ResponseAudioDelta, ServerEvent
 from .fork import PROCESS, inherited_error
@@ -85,7 +85,8 @@ class Mailbox:
         # while it was owed. Every call blocked when it came raises it (each
         # a copy: see `_failure_gen`), and so does the next call from a
         # thread that has not raised it yet (`_next_owes`), which clears it.
-        self._handler_error: HandlerError | None = None
+        # A failed tool's `ToolError` (on_tool_error="raise") takes the same path.
+        self._handler_error: HandlerError | ToolError | None = None
         self._more_failures = 0
         # Bumped when a failure is kept: a wait that began before the bump
         # was blocked when it came.
@@ -276,7 +277,7 @@ class Mailbox:
         """Is the failure held (if any) reported already, so a new one is kept instead?"""
         return self._handler_error is None or not self._next_owes or bool(self._raised_on)
 
-    def handler_failed(self, make_error: Callable[[], HandlerError]) -> None:
+    def handler_failed(self, make_error: Callable[[], HandlerError | ToolError]) -> None:
         """Keep a handler failure for the calls blocked now and the next one; while
         one is owed to a call that has not seen it, count the ones after it."""
         # Built outside the lock (it runs the exception's __str__), and only
@@ -332,15 +333,19 @@ class Mailbox:
             self._handler_error = None
             self._more_failures = 0
 
-    def _copy_failure_locked(self) -> HandlerError:
-        """A fresh `HandlerError` for one caller (each thread raises its own)."""
+    def _copy_failure_locked(self) -> HandlerError | ToolError:
+        """A fresh `HandlerError` (or `ToolError`) for one caller (each thread raises its own)."""
         error = self._handler_error
         assert error is not None
         more = self._more_failures
         message = error.message
         if more:
             message = f"{message} (and {more} more handler failure(s) after it)"
-        copy = HandlerError(message, handler=error.handler, event=error.event)
+        copy: HandlerError | ToolError
+        if isinstance(error, ToolError):
+            copy = ToolError(message, call=error.call)
+        else:
+            copy = HandlerError(message, handler=error.handler, event=error.event)
         copy.more_failures = more
         copy.__cause__ = error.__cause__
         return copy

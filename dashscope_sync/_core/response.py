@@ -30,6 +30,7 @@ from .._fmt import seconds
 from .._wire.events import ConversationItem, Usage
 
 if TYPE_CHECKING:
+    from .._conversation.tools import ToolCall
     from .state import ResponseTrack
 
 __all__ = ["Interruption", "Response", "ResponseHost", "ResponseResult"]
@@ -53,7 +54,7 @@ _REPR_TEXT: Final = 24
 #: the id, and the output, which repeats the text).
 _REPR_OWN: Final = frozenset(
     {"response_id", "status", "text", "audio", "usage", "output", "status_details"}
-    | {"first_text_delay", "first_audio_delay", "total_time"}
+    | {"first_text_delay", "first_audio_delay", "total_time", "tool_calls", "tool_rounds"}
 )
 
 
@@ -85,6 +86,13 @@ class ResponseResult:
         interrupted: True when `RealtimeSession.interrupt` (or barge-in) cut
             the reply while it ran: ``audio`` (and perhaps ``text``) is only
             what came before, even with a ``"completed"`` status.
+        tool_calls: The calls this reply made of tools registered with
+            `RealtimeSession.tool`, each a `ToolCall` (how it ended), in the
+            reply's order; empty when it called none.
+        tool_rounds: For the final reply `RealtimeSession.respond` returns:
+            the earlier replies of the same turn that called tools, oldest
+            first (each with its ``tool_calls``); `turn_tool_calls` lists
+            their calls. Empty otherwise.
     """
 
     response_id: str
@@ -99,6 +107,14 @@ class ResponseResult:
     total_time: float | None = None
     sample_rate: int = OUTPUT_SAMPLE_RATE
     interrupted: bool = False
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_rounds: tuple[ResponseResult, ...] = ()
+
+    @property
+    def turn_tool_calls(self) -> tuple[ToolCall, ...]:
+        """Every tool call of the turn, in order: those of `tool_rounds`, then this reply's."""
+        earlier = tuple(call for result in self.tool_rounds for call in result.tool_calls)
+        return earlier + self.tool_calls
 
     @property
     def audio_seconds(self) -> float:
@@ -118,6 +134,8 @@ class ResponseResult:
         calls = [item.name or item.type for item in self.output if item.type == "function_call"]
         if calls:
             parts.append(f"function call {', '.join(calls)}")
+        if self.tool_rounds:
+            parts.append(f"after {len(self.turn_tool_calls)} tool call(s)")
         if self.audio:
             parts.append(f"{seconds(self.audio_seconds)} of audio")
         if self.usage is not None:
@@ -228,6 +246,9 @@ class Response:
         self._host = host
         self._track = track
         self.event_id = track.event_id
+        # The one handle `follow_up` gives out (a second handle on the same
+        # track, dropped, would stop the track collecting for the first).
+        self._follow_up: Response | None = None
 
     def __del__(self) -> None:
         # Only a signal, as finalizers must be (no lock, nothing sent): the
@@ -273,6 +294,11 @@ class Response:
     def wait(self, timeout: float | None = None) -> ResponseResult:
         """Wait for ``response.done`` and return the result.
 
+        When the response called tools registered with
+        `RealtimeSession.tool`, it returns once they have run and their
+        outputs went back, with their records in ``tool_calls`` (`follow_up`
+        is then the reply that answers them).
+
         Args:
             timeout: The longest wait in seconds; None waits forever.
 
@@ -297,7 +323,9 @@ class Response:
         def ready() -> ResponseResult | None:
             if track.error is not None:
                 raise track.error
-            return None if track.done is None else _result(track)
+            if track.done is None or track.tools_pending:
+                return None  # registered tools it called have not run yet
+            return _result(track)
 
         deadline = Deadline(check_timeout(timeout))
         try:
@@ -340,15 +368,33 @@ class Response:
 
     @property
     def result(self) -> ResponseResult | None:
-        """The result once completed, else None (never raises)."""
+        """The result once completed and its registered tools ran, else None (never raises)."""
         track = self._track
 
         def read() -> ResponseResult | None:
-            if track.done is None or track.status != "completed":
+            if track.done is None or track.status != "completed" or track.tools_pending:
                 return None
             return _result(track)
 
         return self._host.peek(read)
+
+    @property
+    def follow_up(self) -> Response | None:
+        """The reply that answers this one's tool calls, once they have run.
+
+        When this reply called tools registered with `RealtimeSession.tool`,
+        the library sent their outputs and asked for the next reply (or, under
+        server VAD, follows the one the server starts by itself): a handle on
+        it, once ``wait()`` has returned. None when it called no registered
+        tool, or before its tools have run.
+        """
+        if self._follow_up is not None:
+            return self._follow_up
+        track = self._track
+        follow_up = self._host.peek(lambda: None if track.tools_pending else track.follow_up)
+        if follow_up is not None:
+            self._follow_up = Response(self._host, follow_up)
+        return self._follow_up
 
     def iter_text(self, timeout: float | None = None) -> Iterator[str]:
         """Yield the reply's text chunks as they arrive, until it is done.
@@ -455,6 +501,7 @@ def _result(track: ResponseTrack) -> ResponseResult:
         total_time=track.done_at - started,
         sample_rate=track.sample_rate or OUTPUT_SAMPLE_RATE,
         interrupted=track.interrupted,
+        tool_calls=tuple(track.tool_calls),
     )
     failure = _FAILURES.get(result.status)
     if failure is not None:

@@ -21,6 +21,9 @@ What it owns:
   the handler thread (its ``response.done`` not yet handled) can be
   interrupted after the reader has seen it end;
 - the configuration the server accepted, for a reconnect to replay;
+- once a tool is registered, which function calls of a finished reply the
+  library answers (`ToolBook`, fed every call event; `Effects.tool_calls`),
+  and the handle of that reply, whose wait ends at `SessionState.tools_ran`;
 - the end state (close code, reason, error).
 
 Pairing rules (by identity, never by position, where the wire allows it). They
@@ -96,6 +99,7 @@ from .._wire.events import (
     ResponseAudioTranscriptText,
     ResponseCreated,
     ResponseDone,
+    ResponseFunctionCallArgumentsDone,
     ResponseTextDelta,
     ResponseTextDone,
     ResponseTextText,
@@ -107,6 +111,7 @@ from .._wire.events import (
 )
 from .._wire.families import ModelFamily
 from .speech_state import SpeechBook
+from .tool_book import DueCall, ToolBook
 
 __all__ = [
     "CLOSE_NORMAL",
@@ -279,12 +284,15 @@ class ResponseTrack:
         "event_id",
         "first_audio_at",
         "first_text_at",
+        "follow_up",
         "id",
         "interrupted",
         "requested_at",
         "sample_rate",
         "status",
         "text",
+        "tool_calls",
+        "tools_pending",
         "unwatched",
     )
 
@@ -306,6 +314,13 @@ class ResponseTrack:
         self.interrupted = False
         # The output audio's sample rate, from the session when it echoes one.
         self.sample_rate: int | None = None
+        # The response called registered tools that have not run yet: its
+        # handle's wait() goes on until they have (`SessionState.tools_ran`).
+        self.tools_pending = False
+        # The records of those calls, and the reply that answers their
+        # outputs (the library asked for it, or follows the server's own).
+        self.tool_calls: tuple[Any, ...] = ()
+        self.follow_up: ResponseTrack | None = None
         # Characters of confirmed text taken from `text`/`stash` events
         # (LiveTranslate); None while the response streams plain deltas.
         self._confirmed: int | None = None
@@ -374,7 +389,7 @@ class ResponseTrack:
 class Effects:
     """What the caller must do after an input: send these frames, stop the sound."""
 
-    __slots__ = ("cancel", "cancel_interrupted", "close", "interrupted")
+    __slots__ = ("cancel", "cancel_interrupted", "close", "interrupted", "tool_calls")
 
     def __init__(self) -> None:
         # Responses whose cancel was asked for before response.created: send
@@ -386,6 +401,8 @@ class Effects:
         self.cancel_interrupted = False
         # The state ended the session (a family's server_error): close the socket.
         self.close = False
+        # A reply ended calling registered tools: run them and answer (the core's tool worker).
+        self.tool_calls: tuple[DueCall, ...] = ()
 
 
 #: What `SessionState.receive` returns for an event that must go nowhere: a
@@ -409,6 +426,9 @@ _FED: Final = frozenset(
         ResponseAudioTranscriptDone,
     }
 )
+
+#: The events the tool book reads (once the program registered a tool).
+_CALL_EVENTS: Final = frozenset({ResponseFunctionCallArgumentsDone, ResponseDone})
 
 _ACTIVE_RESPONSE: Final = "conversation_already_has_active_response"
 
@@ -551,6 +571,9 @@ class SessionState:
         #: Qwen-ASR-Realtime's VAD spans (`TranscriptSpans`), set once by the
         #: owner before any event arrives; None for the other families.
         self.spans: TranscriptSpans | None = None
+        #: The function calls the library answers (`ToolBook`), set when the
+        #: program registers its first tool; None until then.
+        self.tools: ToolBook | None = None
 
     # Intents ---------------------------------------------------------------------
 
@@ -799,6 +822,13 @@ class SessionState:
                 return DROP
         handler = _HANDLERS.get(type(event))
         effects = handler(self, event, at) if handler is not None else None
+        due: tuple[DueCall, ...] = ()
+        tools = self.tools
+        if tools is not None and type(event) in _CALL_EVENTS:
+            due = tools.receive(event)
+            if due:
+                effects = Effects() if effects is None else effects
+                effects.tool_calls = due
         running = self._running
         if running:
             kind = type(event)
@@ -811,7 +841,23 @@ class SessionState:
                 track = running.pop(event.response.id, None)
                 if track is not None:
                     track._feed(event, at)
+                    track.tools_pending = bool(due)
+                if due:
+                    assert tools is not None
+                    tools.waiting[event.response.id] = track
         return effects
+
+    def tools_ran(
+        self, response_id: str, calls: tuple[Any, ...], follow_up: ResponseTrack | None
+    ) -> None:
+        """A reply's tool calls have run and been answered: its handle's wait
+        returns now, with their records and the reply that answers them."""
+        tools = self.tools
+        track = None if tools is None else tools.waiting.pop(response_id, None)
+        if track is not None:
+            track.tool_calls = calls
+            track.follow_up = follow_up
+            track.tools_pending = False
 
     def _on_session_created(self, event: SessionCreated, at: float) -> None:
         self.session_id = event.session.id
@@ -1052,6 +1098,14 @@ class SessionState:
         ended = self._closed_error("the session ended before the response finished")
         for track in [*self._running.values(), *self._followers]:
             track.fail(ended)
+        if self.tools is not None:
+            for waiting in self.tools.waiting.values():
+                if waiting is not None and waiting.tools_pending:
+                    waiting.tools_pending = False
+                    waiting.error = self._closed_error(
+                        "the session ended before the reply's tool calls were answered"
+                    )
+            self.tools.waiting.clear()
         self._running.clear()
         self._followers.clear()
         self._paired.clear()

@@ -19,8 +19,9 @@ from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar, overload
 
+from .._conversation.tools import ToolCall
 from .._core.core import SessionCore
-from .._core.dispatch import UNKNOWN_KEY, HandlerHandle, Handlers
+from .._core.dispatch import TOOL_CALL_KEY, UNKNOWN_KEY, HandlerHandle, Handlers
 from .._deadline import Deadline, check_timeout
 from .._errors import ConfigError, SessionClosedError
 from .._wire.config import NotGiven, RealtimeConfig
@@ -153,21 +154,29 @@ class SessionBase(Generic[_C]):
     def on(self, event_type: type[_E], handler: Callable[[_E], object]) -> HandlerHandle: ...
 
     @overload
+    def on(
+        self, event_type: type[ToolCall], handler: Callable[[ToolCall], object]
+    ) -> HandlerHandle: ...
+
+    @overload
     def on(self, event_type: str, handler: Callable[[ServerEvent], object]) -> HandlerHandle: ...
 
     @overload
-    def on(self, event_type: type[ServerEvent] | str) -> Callable[[_F], _F]: ...
+    def on(self, event_type: type[ServerEvent] | type[ToolCall] | str) -> Callable[[_F], _F]: ...
 
     def on(
         self,
-        event_type: type[ServerEvent] | str,
+        event_type: type[ServerEvent] | type[ToolCall] | str,
         handler: Callable[[Any], object] | None = None,
     ) -> HandlerHandle | Callable[[_F], _F]:
         """Call ``handler(event)`` for every event of a type, from now on.
 
         ``event_type`` is a wire type (``"response.audio.delta"``), an event
         class (`ResponseAudioDelta`; `UnknownEvent` matches every unknown
-        type), or ``"*"`` for every event. Handlers run one at a time, in
+        type), or ``"*"`` for every event; or `ToolCall` for every finished
+        call of a tool registered with `RealtimeSession.tool` (in each
+        reply's order, after that reply's ``response.done``; ``"*"`` handlers
+        get none). Handlers run one at a time, in
         arrival order, on the session's handler thread (never the one that
         reads the socket); for one event, handlers of its type run first, then
         `UnknownEvent` handlers, then ``"*"`` handlers, each in registration
@@ -258,6 +267,11 @@ class SessionBase(Generic[_C]):
             TransportError, HandlerError, UsageError: as `recv`.
         """
         key = _handler_key(event_type)
+        if key == TOOL_CALL_KEY:
+            raise ConfigError(
+                "wait_for(ToolCall): tool calls are not events of the buffer; read them with "
+                "on(ToolCall, ...) or ResponseResult.tool_calls"
+            )
         what = f"wait_for({key if key != UNKNOWN_KEY else 'UnknownEvent'})"
         core = self._core
         core.check_pull(what)
@@ -349,6 +363,8 @@ def _handler_key(event_type: object) -> str:
                 stacklevel=3,
             )
         return event_type
+    if event_type is ToolCall:
+        return TOOL_CALL_KEY
     if isinstance(event_type, type) and issubclass(event_type, ServerEvent):
         if event_type is UnknownEvent:
             return UNKNOWN_KEY

@@ -23,12 +23,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, Literal, overload
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, overload
+
+import attrs
 
 from .._audio.attach import Attachment, MicrophoneLike, SpeakerLike
 from .._audio.inputs import image_buffer, pcm16_buffer
 from .._audio.resample import resampler_for
 from .._constants import Modality
+from .._conversation.registry import ToolRegistry
+from .._conversation.runner import ToolRunner
+from .._conversation.tools import Tool
 from .._core.core import SessionCore
 from .._core.dispatch import HandlerHandle
 from .._core.response import Interruption, Response, ResponseResult
@@ -61,7 +66,7 @@ from .._wire.events import (
     SessionInfo,
     SessionUpdated,
 )
-from .._wire.families import FinishRule, ModelFamily, finish_rule
+from .._wire.families import FinishRule, ModelFamily, finish_rule, takes_tools
 from .base import SessionBase
 
 if TYPE_CHECKING:
@@ -79,6 +84,13 @@ logger = logging.getLogger("dashscope_sync")
 MAX_IMAGE_BYTES: Final = 500 * 1024
 #: Audio a `respond` call appends per event: 100 ms at 16 kHz, the pace the service wants.
 RESPOND_CHUNK: Final = 3200
+#: How long a registered tool's call may run by default, in seconds.
+TOOL_TIMEOUT: Final = 30.0
+#: The most replies that call tools `respond` follows in one turn before it
+#: returns the last of them (a model that keeps calling tools).
+MAX_TOOL_ROUNDS: Final = 8
+
+_Fn = TypeVar("_Fn", bound=Callable[..., object])
 
 
 class RealtimeSession(SessionBase[RealtimeConfig]):
@@ -107,6 +119,9 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
         super().__init__(core, core.config)
         # Opens a fresh session like this one (the client's connect), for reconnect().
         self._reopen = reopen
+        # The tools registered with tool(): the session's only strong reference
+        # (the tool worker holds it weakly, as the handler thread does handlers).
+        self._tool_registry = ToolRegistry()
 
     # State ---------------------------------------------------------------------
 
@@ -373,6 +388,13 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
                 only: under automatic server VAD the server creates the response).
             timeout: The longest time for the whole turn, in seconds.
 
+        When the reply calls tools registered with `tool`, they run, their
+        outputs go back, and respond() follows the model's next reply, until
+        one calls no tool (at most ``MAX_TOOL_ROUNDS`` replies, within the one
+        ``timeout``): it returns that final reply, whose ``tool_rounds`` are
+        the replies that called tools before it and ``turn_tool_calls`` every
+        `ToolCall` of the turn.
+
         Returns:
             The `ResponseResult` (text, audio, usage, timings).
 
@@ -390,7 +412,7 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
             # itself: respond() with no input waits for that answer.
             followed = core.follow_function_answer(bool(self._response_fields(instructions, None)))
             if followed is not None:
-                return _wait_for_reply(followed, Deadline(check_timeout(timeout)))
+                return _follow_tools(followed, Deadline(check_timeout(timeout)))
             raise ConfigError("respond() needs audio, text or an image")
         deadline = Deadline(check_timeout(timeout))
         # Every argument is checked before the first frame goes out.
@@ -427,7 +449,134 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
             self.commit_audio()
         if handle is None:
             handle = self._create_response(fields)
-        return _wait_for_reply(handle, deadline)
+        return _follow_tools(handle, deadline)
+
+    # Tools that run themselves ------------------------------------------------------
+
+    @overload
+    def tool(
+        self,
+        fn: _Fn,
+        /,
+        *,
+        name: str | None = ...,
+        description: str | None = ...,
+        timeout: float | None = ...,
+    ) -> _Fn: ...
+
+    @overload
+    def tool(
+        self,
+        fn: None = ...,
+        /,
+        *,
+        name: str | None = ...,
+        description: str | None = ...,
+        timeout: float | None = ...,
+    ) -> Callable[[_Fn], _Fn]: ...
+
+    def tool(
+        self,
+        fn: _Fn | None = None,
+        /,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        timeout: float | None = TOOL_TIMEOUT,
+    ) -> _Fn | Callable[[_Fn], _Fn]:
+        """Register a Python function the model may call; the library runs it.
+
+        Use it as ``@session.tool``, ``@session.tool(name=..., timeout=...)``,
+        or call ``session.tool(fn, ...)``; each returns the function unchanged.
+        The tool's description is the docstring's first paragraph, and its
+        parameters' JSON Schema comes from the type hints (str, int, float,
+        bool, Literal, enums, lists, tuples, ``X | None``, TypedDict, attrs
+        classes and dataclasses; a parameter with a default, or that may be
+        None, is not required), with each parameter's description from a
+        Google-style ``Args:`` section.
+
+        Registering declares the whole list at once: one ``session.update``
+        carrying every registered tool and the tools declared by hand with
+        `update_session` (kept), and waits for the server's acceptance. From
+        then on, when a reply calls a registered tool, the library parses
+        and checks the arguments, runs the function on its tool worker thread
+        (never the socket reader's or the handlers'; a reply's calls run
+        concurrently), sends each result as a ``function_call_output`` (a
+        string as is, anything else as JSON), and asks for the next reply as
+        the turn mode wants (under server VAD the server answers by itself).
+        An unknown tool, bad arguments, an exception, a timeout: the model
+        gets ``{"error": "..."}``, a warning is logged, and with
+        ``RealtimeConfig(on_tool_error="raise")`` the program's next call
+        raises `ToolError`. Each call is a `ToolCall`, given to
+        ``on(ToolCall, ...)`` handlers and on the reply's
+        ``ResponseResult.tool_calls``; that reply's ``wait()`` returns once
+        its tools have run, and `respond` follows the loop to the final answer.
+
+        A call that overruns its ``timeout`` is abandoned, not stopped (Python
+        cannot stop a thread): it runs on by itself, its result is thrown
+        away, and `close` does not wait for it.
+
+        Args:
+            fn: The function (positional only).
+            name: The name the model calls it by (default ``fn.__name__``):
+                letters, digits, ``_`` and ``-``, at most 64.
+            description: What it does, for the model (default: the docstring's
+                first paragraph).
+            timeout: The longest a call may run, in seconds (None: no limit).
+
+        Raises:
+            ConfigError: The family takes no tools (LiveTranslate, the legacy
+                Omni models), a bad name or timeout, a name already taken, or
+                a parameter whose type hint cannot be described.
+            APIError: The server refused the update (the tool is not registered).
+            DashScopeTimeout: No answer within ``config.request_timeout``.
+            UsageError: Called from inside a handler (it waits).
+        """
+
+        def register(function: _Fn) -> _Fn:
+            family = self.family
+            if not takes_tools(family, self.config.model):
+                raise ConfigError(
+                    f"{self.config.model} ({family.title}) takes no tools: function calling "
+                    "needs Qwen-Omni 3.5 or newer, Omni 3.8 or Qwen-Audio"
+                )
+            core = self._core
+            if core.tools is None:
+                runner = ToolRunner(core, self._tool_registry)
+                if core.keep_tools(runner):  # refused on a closed session: no thread is left
+                    runner.start()
+            self._tool_registry.register(
+                function,
+                name,
+                description,
+                timeout,
+                accepted=self._accepted_tools,
+                declare=self._declare,
+            )
+            return function
+
+        return register if fn is None else register(fn)
+
+    @property
+    def tools(self) -> Mapping[str, Tool]:
+        """The registered tools, read-only: name -> `Tool` (a snapshot)."""
+        return self._tool_registry.tools()
+
+    def remove_tool(self, name: str) -> None:
+        """Unregister a tool: one ``session.update`` declaring the rest, waited for.
+
+        Raises:
+            ConfigError: No tool of that name is registered.
+            APIError, DashScopeTimeout, UsageError: as `tool`.
+        """
+        self._tool_registry.remove(name, accepted=self._accepted_tools, declare=self._declare)
+
+    def _accepted_tools(self) -> list[Any]:
+        accepted = self._core.accepted_config().get("tools")
+        return accepted if isinstance(accepted, list) else []
+
+    def _declare(self, tools: list[dict[str, Any]]) -> None:
+        self.update_session(SessionUpdate(tools=tools))
 
     def interrupt(self, *, cancel: bool = True) -> Interruption:
         """Barge-in in one call: stop the reply that is playing, now.
@@ -828,6 +977,27 @@ def _check_text(text: object) -> None:
         raise ConfigTypeError(f"text must be a string, got {type(text).__name__}")
     if not text:
         raise ConfigError("text must not be empty")
+
+
+def _follow_tools(handle: Response, deadline: Deadline) -> ResponseResult:
+    """Wait for a turn's reply, following the tool loop to the final answer (`respond`)."""
+    rounds: list[ResponseResult] = []
+    while True:
+        result = _wait_for_reply(handle, deadline)
+        follow_up = handle.follow_up
+        if follow_up is None or len(rounds) + 1 >= MAX_TOOL_ROUNDS:
+            if follow_up is not None:
+                logger.warning(
+                    "respond(): the model was still calling tools after %d replies: returning "
+                    "the last (its tools ran; the reply answering them was not waited for)",
+                    MAX_TOOL_ROUNDS,
+                )
+            break
+        rounds.append(result)
+        handle = follow_up
+    if not rounds:
+        return result
+    return attrs.evolve(result, tool_rounds=tuple(rounds))
 
 
 def _wait_for_reply(handle: Response, deadline: Deadline) -> ResponseResult:

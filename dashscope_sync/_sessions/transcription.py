@@ -539,11 +539,8 @@ class TranscriptionService:
         self, config: TranscriptionConfig, timeout: float | NotGiven | None, *, buffered: bool
     ) -> TranscriptionSession:
         """Connect and configure; ``buffered=False`` turns the pull buffer off (handlers only)."""
-        options = RealtimeConfig(
-            model=config.model,
-            family=ModelFamily.QWEN_ASR,
-            **({} if buffered else {"max_buffered_events": 0}),
-        )
+        unbuffered: dict[str, Any] = {} if buffered else {"max_buffered_events": 0}
+        options = RealtimeConfig(model=config.model, family=ModelFamily.QWEN_ASR, **unbuffered)
         core, deadline, _ = self._open_core(options, timeout, lambda c: c.keep_transcript_spans())
         session = TranscriptionSession(core, config)
         try:

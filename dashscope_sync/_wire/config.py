@@ -234,6 +234,12 @@ class RealtimeConfig:
         family: Force a `ModelFamily` (or its value, ``"omni_v38"``...) for a
             model name the library does not know yet; None (the default)
             chooses it from the model name. Read it back as ``session.family``.
+        on_tool_error: What a failed call of a tool registered with
+            `RealtimeSession.tool` does (an unknown tool, bad arguments, an
+            exception, a timeout): ``"send"`` (the default) sends the error to
+            the model as the call's output and logs a warning; ``"raise"``
+            also raises it as `ToolError` at the program's next call into the
+            session, as a failed handler's `HandlerError` is.
 
     The ``repr`` hides the values of ``extra_headers``, which may be credentials.
     """
@@ -257,6 +263,12 @@ class RealtimeConfig:
     max_buffered_bytes: int | None = attrs.field(
         default=DEFAULT_MAX_BUFFERED_BYTES, validator=_number(1, integer=True, allow_none=True)
     )
+    on_tool_error: Literal["send", "raise"] = attrs.field(default="send")
+
+    @on_tool_error.validator
+    def _check_on_tool_error(self, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value not in ("send", "raise"):
+            _fail(attribute, value, '"send" or "raise"')
 
     @model.validator
     def _check_model(self, attribute: attrs.Attribute[Any], value: Any) -> None:

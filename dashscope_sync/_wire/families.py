@@ -69,6 +69,7 @@ __all__ = [
     "is_omni_3_5",
     "needs_workspace",
     "server_error_ends_session",
+    "takes_tools",
     "transcription_model",
     "turn_detection_types",
 ]
@@ -263,6 +264,20 @@ def is_flat_only(model: str) -> bool:
     without an error (PROTOCOL.md §2.1), so such fields must never reach them.
     """
     return model.strip().lower().startswith(("qwen-omni-turbo-", "qwen3-omni-flash-"))
+
+
+def takes_tools(family: ModelFamily, model: str) -> bool:
+    """Does the model take ``session.tools`` (function calling)?
+
+    Omni 3.5 and newer, Omni 3.8 and Qwen-Audio do (PROTOCOL.md §2.1 and
+    point 9, MODEL_FAMILIES.md §4); LiveTranslate translates and calls
+    nothing; the legacy Omni models (turbo, qwen3-flash) ignore tools. A
+    model name the library does not know (Omni by default) is given the
+    benefit of the doubt.
+    """
+    if family in (ModelFamily.OMNI_V38, ModelFamily.QWEN_AUDIO):
+        return True
+    return family is ModelFamily.OMNI and not is_flat_only(model)
 
 
 #: The input transcription model of the 3.5 and 3.8 families and LiveTranslate.

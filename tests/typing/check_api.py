@@ -38,6 +38,31 @@ def check(session: ds.RealtimeSession) -> None:
     assert_type(session.send_function_output("call_1", {"ok": True}), str)
 
 
+def check_tools(session: ds.RealtimeSession) -> None:
+    @session.tool
+    def weather(city: str) -> str:
+        return city
+
+    assert_type(weather("Paris"), str)  # the function, unchanged
+
+    @session.tool(name="clock", timeout=None)
+    def clock() -> int:
+        return 0
+
+    assert_type(clock(), int)
+    assert_type(session.tool(weather, name="w2")("Paris"), str)
+    assert_type(session.tools["weather"], ds.Tool)
+
+    def on_call(call: ds.ToolCall) -> None:
+        assert_type(call.error, str | None)
+
+    assert_type(session.on(ds.ToolCall, on_call), ds.HandlerHandle)
+    result = session.respond(text="hi")
+    assert_type(result.tool_calls, tuple[ds.ToolCall, ...])
+    assert_type(result.turn_tool_calls, tuple[ds.ToolCall, ...])
+    assert_type(session.create_response().follow_up, ds.Response | None)
+
+
 def check_usage(usage: ds.Usage) -> None:
     assert_type(usage.total_tokens, int)
     assert_type(usage.input_tokens, int)

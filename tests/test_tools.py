@@ -1,0 +1,583 @@
+"""Tools that run themselves, over loopback against the local server: registration, running, failures, close."""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import threading
+import warnings
+import weakref
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import dashscope_sync as ds
+from dashscope_sync.testing import LocalRealtimeServer
+
+OMNI_35 = ds.MODEL_QWEN3_5_OMNI_FLASH_REALTIME
+#: Every family that takes tools: (model, whether it needs a workspace).
+TOOL_MODELS = [
+    OMNI_35,
+    ds.MODEL_QWEN3_8_OMNI_FLASH_REALTIME,
+    ds.MODEL_QWEN_AUDIO_3_0_REALTIME_PLUS,
+]
+#: A bound for waits that only a broken library reaches.
+LONG = 20.0
+
+
+def connect(
+    server: LocalRealtimeServer, model: str = OMNI_35, **options: Any
+) -> ds.RealtimeSession:
+    client = ds.Client(server.api_key, base_url=server.url, workspace="ws-test")
+    return client.realtime.connect(ds.RealtimeConfig(model=model, **options))
+
+
+@pytest.fixture
+def manual(server: LocalRealtimeServer) -> Iterator[ds.RealtimeSession]:
+    """An Omni 3.5 session in manual mode, text replies."""
+    with connect(server) as session:
+        session.update_session(ds.SessionUpdate(turn_detection=None, modalities=["text"]))
+        yield session
+
+
+def received(server: LocalRealtimeServer, kind: str) -> list[dict[str, Any]]:
+    return [frame for frame in server.received if frame.get("type") == kind]
+
+
+def outputs(server: LocalRealtimeServer) -> list[dict[str, Any]]:
+    """The function_call_output items the server received, in order."""
+    items = [frame["item"] for frame in received(server, "conversation.item.create")]
+    return [item for item in items if item.get("type") == "function_call_output"]
+
+
+def two_calls(first: tuple[str, str], second: tuple[str, str]) -> list[dict[str, Any]]:
+    """A scripted reply that calls two tools at once."""
+    items = [
+        {"type": "function_call", "call_id": f"call_{i}", "name": name, "arguments": arguments}
+        for i, (name, arguments) in enumerate((first, second))
+    ]
+    return [
+        {"type": "response.created"},
+        *(
+            {
+                "type": "response.function_call_arguments.done",
+                "call_id": item["call_id"],
+                "name": item["name"],
+                "arguments": item["arguments"],
+            }
+            for item in items
+        ),
+        {"type": "response.done", "response": {"status": "completed", "output": items}},
+    ]
+
+
+def one_call(name: str, arguments: str) -> list[dict[str, Any]]:
+    """A scripted reply that calls one tool (its item only in response.done)."""
+    item = {"type": "function_call", "call_id": "call_0", "name": name, "arguments": arguments}
+    return [
+        {"type": "response.created"},
+        {"type": "response.done", "response": {"status": "completed", "output": [item]}},
+    ]
+
+
+class TestRegistering:
+    """session.tool declares the whole list at once and waits for its acceptance."""
+
+    def test_forms_and_one_update_with_every_tool(
+        self, manual: ds.RealtimeSession, server: LocalRealtimeServer
+    ) -> None:
+        """Decorator, decorator with options and call form each return fn; each update lists every tool."""
+
+        @manual.tool
+        def weather(city: str) -> str:
+            """The weather in a city."""
+            return city
+
+        @manual.tool(name="clock", description="The time.", timeout=2.5)
+        def time_now() -> str:
+            return "noon"
+
+        def add(a: int, b: int) -> int:
+            """Add two numbers."""
+            return a + b
+
+        assert manual.tool(add, timeout=None) is add
+        assert weather("x") == "x" and time_now() == "noon"
+        updates = [
+            f["session"] for f in received(server, "session.update") if "tools" in f["session"]
+        ]
+        assert [[t["function"]["name"] for t in u["tools"]] for u in updates] == [
+            ["weather"],
+            ["weather", "clock"],
+            ["weather", "clock", "add"],
+        ]
+        assert updates[-1]["tools"][2] == {
+            "type": "function",
+            "function": {
+                "name": "add",
+                "description": "Add two numbers.",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+                    "required": ["a", "b"],
+                },
+            },
+        }
+        tools = manual.tools
+        assert list(tools) == ["weather", "clock", "add"]
+        assert tools["clock"].description == "The time." and tools["clock"].timeout == 2.5
+        assert tools["add"].timeout is None and tools["add"].function is add
+        with pytest.raises(TypeError):
+            tools["other"] = tools["add"]  # type: ignore[index]
+        assert [t["function"]["name"] for t in manual.info.tools] == ["weather", "clock", "add"]
+
+    def test_hand_declared_tools_are_kept(
+        self, manual: ds.RealtimeSession, server: LocalRealtimeServer
+    ) -> None:
+        """Tools declared by hand with update_session stay in the declared list."""
+        manual.update_session(ds.SessionUpdate(tools=[ds.FunctionTool(name="manual_tool")]))
+
+        @manual.tool
+        def mine() -> str:
+            """Mine."""
+            return ""
+
+        last = received(server, "session.update")[-1]["session"]["tools"]
+        assert [t["function"]["name"] for t in last] == ["manual_tool", "mine"]
+        with pytest.raises(ds.ConfigError, match="'manual_tool' is declared already"):
+            manual.tool(lambda: None, name="manual_tool")
+
+    def test_duplicate_and_bad_names(self, manual: ds.RealtimeSession) -> None:
+        """A name already taken, or one the service would refuse, is a ConfigError."""
+        manual.tool(lambda: "", name="once")
+        with pytest.raises(ds.ConfigError, match="declared already"):
+            manual.tool(lambda: "", name="once")
+        with pytest.raises(ds.ConfigError, match="tool name"):
+            manual.tool(lambda: "", name="has space")
+        with pytest.raises(ds.ConfigError, match="timeout"):
+            manual.tool(lambda: "", name="t", timeout=-1)
+        with pytest.raises(ds.ConfigError, match="must be a function"):
+            manual.tool(3, name="n")  # type: ignore[call-overload]
+
+    def test_refused_update_registers_nothing(
+        self, manual: ds.RealtimeSession, server: LocalRealtimeServer
+    ) -> None:
+        """The server's refusal is raised, and the tool is not registered."""
+        server.inject_error("session.update", {"type": "invalid_request_error", "message": "no"})
+        with pytest.raises(ds.APIError, match="no"):
+            manual.tool(lambda: "", name="refused")
+        assert "refused" not in manual.tools
+
+    def test_remove_tool(self, manual: ds.RealtimeSession, server: LocalRealtimeServer) -> None:
+        """remove_tool declares the rest; an unknown name is a ConfigError."""
+        manual.tool(lambda: "", name="a")
+        manual.tool(lambda: "", name="b")
+        manual.remove_tool("a")
+        assert list(manual.tools) == ["b"]
+        last = received(server, "session.update")[-1]["session"]["tools"]
+        assert [t["function"]["name"] for t in last] == ["b"]
+        with pytest.raises(ds.ConfigError, match="no tool 'a'"):
+            manual.remove_tool("a")
+
+    @pytest.mark.parametrize(
+        "model", [ds.MODEL_QWEN3_LIVETRANSLATE_FLASH_REALTIME, ds.MODEL_QWEN3_OMNI_FLASH_REALTIME]
+    )
+    def test_family_without_tools(self, server: LocalRealtimeServer, model: str) -> None:
+        """LiveTranslate and the legacy models refuse a tool before anything is sent."""
+        with connect(server, model) as session:
+            sent = len(server.received)
+            with pytest.raises(ds.ConfigError, match="takes no tools"):
+                session.tool(lambda: "", name="nope")
+            assert len(server.received) == sent
+            assert not session.tools
+
+    def test_unsupported_hint_names_the_parameter(self, manual: ds.RealtimeSession) -> None:
+        """A parameter the model cannot be told about is refused at registration."""
+
+        def bad(thing: object) -> None:
+            """Bad."""
+
+        with pytest.raises(ds.ConfigError, match="parameter 'thing'"):
+            manual.tool(bad)
+
+    def test_not_from_a_handler(
+        self, manual: ds.RealtimeSession, server: LocalRealtimeServer
+    ) -> None:
+        """Registering waits for the server, so a handler cannot do it (UsageError, nothing sent)."""
+        raised: list[BaseException] = []
+        ran = threading.Event()
+
+        def register(event: ds.ServerEvent) -> None:
+            try:
+                manual.tool(lambda: "", name="inside")
+            except ds.UsageError as exc:
+                raised.append(exc)
+            ran.set()
+
+        manual.on(ds.ResponseDone, register)
+        manual.respond(text="hello", timeout=LONG)
+        assert ran.wait(LONG)
+        assert len(raised) == 1 and "handler" in str(raised[0])
+        assert "inside" not in manual.tools
+        assert not any("tools" in f["session"] for f in received(server, "session.update"))
+
+    def test_bad_on_tool_error(self) -> None:
+        """on_tool_error takes "send" or "raise" only."""
+        with pytest.raises(ds.ConfigError, match="on_tool_error"):
+            ds.RealtimeConfig(on_tool_error="ignore")  # type: ignore[arg-type]
+
+
+class TestRunning:
+    """A reply that calls a registered tool: it runs, its output goes back, the next reply comes."""
+
+    @pytest.mark.parametrize("model", TOOL_MODELS)
+    @pytest.mark.parametrize("vad", [False, True], ids=["manual", "server_vad"])
+    def test_each_family_and_turn_mode(
+        self, server: LocalRealtimeServer, model: str, vad: bool
+    ) -> None:
+        """respond() follows the loop to the final answer; no double response under server VAD."""
+        with connect(server, model) as session:
+            if not vad:
+                session.update_session(ds.SessionUpdate(turn_detection=None))
+            threads = []
+
+            @session.tool
+            def get_weather(city: str) -> dict[str, str]:
+                """The weather in a city."""
+                threads.append(threading.current_thread().name)
+                return {"city": city, "sky": "rain"}
+
+            result = session.respond(text='get_weather {"city": "Paris"}', timeout=LONG)
+            assert "I received the output of function call" in result.text
+            assert '{"city":"Paris","sky":"rain"}' in result.text
+            (call,) = result.turn_tool_calls
+            assert (call.name, call.arguments, call.result) == (
+                "get_weather",
+                {"city": "Paris"},
+                {"city": "Paris", "sky": "rain"},
+            )
+            assert call.ok and call.duration is not None and f'"{call.output}"' in result.text
+            assert len(result.tool_rounds) == 1 and result.tool_rounds[0].tool_calls == (call,)
+            assert threads == ["dashscope_sync-tool-get_weather"]
+            assert outputs(server) == [
+                {"type": "function_call_output", "call_id": call.call_id, "output": call.output}
+            ]
+            # Manual mode: the library asks for the answer; under VAD the server answers itself.
+            assert len(received(server, "response.create")) == (1 if vad else 2)
+
+    def test_wait_returns_after_the_tools_with_their_records(
+        self, manual: ds.RealtimeSession, server: LocalRealtimeServer
+    ) -> None:
+        """Response.wait() of the calling reply returns once its tools ran; follow_up is the answer."""
+        release = threading.Event()
+
+        @manual.tool
+        def slow(n: int) -> int:
+            """Slow."""
+            release.wait(LONG)
+            return n * 2
+
+        manual.append_text('slow {"n": 21}')
+        handle = manual.create_response()
+        server.wait_for_received("response.create", timeout=LONG)
+        with pytest.raises(ds.DashScopeTimeout):
+            handle.wait(timeout=0.2)  # the reply is done, its tool is not
+        assert handle.result is None and handle.follow_up is None
+        release.set()
+        result = handle.wait(timeout=LONG)
+        assert [c.result for c in result.tool_calls] == [42]
+        follow_up = handle.follow_up
+        assert follow_up is not None and handle.follow_up is follow_up
+        assert "42" in follow_up.wait(timeout=LONG).text
+
+    def test_concurrent_calls_answered_in_order(
+        self, manual: ds.RealtimeSession, server: LocalRealtimeServer
+    ) -> None:
+        """Two calls of one reply run at the same time; their outputs go in the reply's order."""
+        both = threading.Barrier(2, timeout=LONG)
+
+        @manual.tool
+        def first() -> str:
+            """First."""
+            both.wait()  # returns only when the second runs too
+            return "one"
+
+        @manual.tool
+        def second() -> str:
+            """Second."""
+            both.wait()
+            return "two"
+
+        server.script_response(two_calls(("second", "{}"), ("first", "{}")))
+        result = manual.respond(text="go", timeout=LONG)
+        calls = result.turn_tool_calls
+        assert [(c.name, c.result, c.error) for c in calls] == [
+            ("second", "two", None),
+            ("first", "one", None),
+        ]
+        assert [item["output"] for item in outputs(server)] == ["two", "one"]
+        assert [item["call_id"] for item in outputs(server)] == ["call_0", "call_1"]
+        assert len(received(server, "response.create")) == 2  # one per reply, not per call
+
+    def test_tool_call_handlers_in_order(
+        self, manual: ds.RealtimeSession, server: LocalRealtimeServer
+    ) -> None:
+        """on(ToolCall) handlers get each call after its reply's response.done; "*" gets none."""
+        seen: list[str] = []
+        every: list[object] = []
+        manual.on(ds.ResponseDone, lambda e: seen.append("done"))
+        manual.on(ds.ToolCall, lambda c: seen.append(f"call {c.name}"))
+        manual.on("*", every.append)
+        manual.tool(lambda: "x", name="ping")
+        manual.respond(text="ping", timeout=LONG)
+        finished = threading.Event()
+        manual.on(ds.ResponseDone, lambda e: finished.set())
+        manual.respond(text="hello", timeout=LONG)
+        assert finished.wait(LONG)
+        assert seen[:3] == ["done", "call ping", "done"]
+        assert not any(isinstance(e, ds.ToolCall) for e in every)
+        with pytest.raises(ds.ConfigError, match="ToolCall"):
+            manual.wait_for(ds.ToolCall)  # type: ignore[arg-type]
+
+    def test_hand_declared_call_is_left_to_the_program(
+        self, manual: ds.RealtimeSession, server: LocalRealtimeServer
+    ) -> None:
+        """A call of a tool declared by hand gets no output and no next reply from the library."""
+        manual.update_session(ds.SessionUpdate(tools=[ds.FunctionTool(name="by_hand")]))
+        manual.tool(lambda: "", name="registered")
+        result = manual.respond(text="by_hand", timeout=LONG)
+        assert result.tool_calls == () and result.output[0].name == "by_hand"
+        assert outputs(server) == [] and len(received(server, "response.create")) == 1
+
+
+class TestFailures:
+    """Each failure sends an error the model can read, is logged once, and never stalls."""
+
+    def run_failing(
+        self,
+        session: ds.RealtimeSession,
+        server: LocalRealtimeServer,
+        caplog: pytest.LogCaptureFixture,
+        text: str,
+    ) -> ds.ToolCall:
+        with caplog.at_level(logging.WARNING, logger="dashscope_sync"):
+            result = session.respond(text=text, timeout=LONG)
+        (call,) = result.turn_tool_calls
+        assert call.error is not None and not call.ok and call.result is None
+        assert call.output == json.dumps({"error": call.error}, separators=(",", ":"))
+        assert outputs(server)[-1]["output"] == call.output
+        assert "I received the output of function call" in result.text  # the loop went on
+        warnings = [r for r in caplog.records if "tool call" in r.getMessage()]
+        assert len(warnings) == 1 and call.error in warnings[0].getMessage()
+        return call
+
+    def test_unknown_tool(
+        self,
+        manual: ds.RealtimeSession,
+        server: LocalRealtimeServer,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        """A tool that is neither registered nor declared gets an "unknown tool" error."""
+        manual.tool(lambda: "", name="known")
+        server.script_response(one_call("ghost", ""))
+        call = self.run_failing(manual, server, caplog, "go")
+        assert call.error == "unknown tool 'ghost' (the tools are: known)"
+
+    @pytest.mark.parametrize(
+        ("arguments", "error"),
+        [
+            ('{"n": "three"}', 'bad arguments for half: n: expected an integer, got "three"'),
+            ("{}", "bad arguments for half: missing required argument(s) n"),
+        ],
+    )
+    def test_bad_arguments(
+        self,
+        manual: ds.RealtimeSession,
+        server: LocalRealtimeServer,
+        caplog: pytest.LogCaptureFixture,
+        arguments: str,
+        error: str,
+    ) -> None:
+        """Arguments that do not fit are an error naming the argument; the tool does not run."""
+        ran = []
+
+        @manual.tool
+        def half(n: int) -> float:
+            """Half."""
+            ran.append(n)
+            return n / 2
+
+        call = self.run_failing(manual, server, caplog, f"half {arguments}")
+        assert call.error == error and ran == [] and call.duration is None
+
+    def test_arguments_that_do_not_parse(
+        self,
+        manual: ds.RealtimeSession,
+        server: LocalRealtimeServer,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        """Arguments that are not JSON are an error, with arguments None and the raw text kept."""
+        manual.tool(lambda: "", name="f")
+        server.script_response(one_call("f", "{oops"))
+        call = self.run_failing(manual, server, caplog, "go")
+        assert call.error.startswith("bad arguments for f: the arguments are not valid JSON")
+        assert call.arguments is None and call.raw_arguments == "{oops"
+
+    def test_exception(
+        self,
+        manual: ds.RealtimeSession,
+        server: LocalRealtimeServer,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        """A tool that raises sends its exception as the error; the default only sends it."""
+
+        @manual.tool
+        def broken() -> str:
+            """Broken."""
+            raise ValueError("no data today")
+
+        call = self.run_failing(manual, server, caplog, "broken")
+        assert call.error == "broken raised ValueError: no data today"
+        assert call.duration is not None
+        manual.respond(text="hello", timeout=LONG)  # no ToolError with on_tool_error="send"
+
+    def test_result_that_is_not_json(
+        self,
+        manual: ds.RealtimeSession,
+        server: LocalRealtimeServer,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        """A result that cannot be sent as JSON is an error too."""
+        manual.tool(lambda: object(), name="opaque")
+        call = self.run_failing(manual, server, caplog, "opaque")
+        assert "not JSON-serialisable" in call.error
+
+    def test_timeout(
+        self,
+        manual: ds.RealtimeSession,
+        server: LocalRealtimeServer,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        """A call past its timeout is abandoned: the model hears so and the loop goes on."""
+        release = threading.Event()
+
+        @manual.tool(timeout=0.2)
+        def stuck() -> str:
+            """Stuck."""
+            release.wait(LONG)
+            return "late"
+
+        try:
+            call = self.run_failing(manual, server, caplog, "stuck")
+            assert call.error == (
+                "stuck did not finish within 0.2 s; it was abandoned (it may still be running)"
+            )
+        finally:
+            release.set()
+
+    def test_on_tool_error_raise(self, server: LocalRealtimeServer) -> None:
+        """With on_tool_error="raise" the program gets ToolError, after the model got the error."""
+        with connect(server, on_tool_error="raise") as session:
+            session.update_session(ds.SessionUpdate(turn_detection=None))
+
+            @session.tool
+            def broken() -> str:
+                """Broken."""
+                raise KeyError("gone")
+
+            with pytest.raises(ds.ToolError) as info:
+                session.respond(text="broken", timeout=LONG)
+            error = info.value
+            assert isinstance(error, RuntimeError) and isinstance(error, ds.DashScopeError)
+            assert error.call is not None and error.call.name == "broken"
+            assert isinstance(error.__cause__, KeyError)
+            # The conversation did not stall: the error went out and the answer was asked for.
+            server.wait_for_received("response.create", count=2, timeout=LONG)
+            assert "KeyError" in outputs(server)[0]["output"]
+            # The answer to the error is under way: the next turn waits for it to end.
+            session.wait_for(ds.ResponseDone, timeout=LONG)  # the reply that called the tool
+            answer = session.wait_for(ds.ResponseDone, timeout=LONG)
+            assert "KeyError" in answer.response.output[0].content[0].value
+            assert "hello" in session.respond(text="hello", timeout=LONG).text  # raised once
+
+
+class TestClose:
+    """close() never waits for a tool that does not return."""
+
+    def test_close_with_a_stuck_tool(self, server: LocalRealtimeServer) -> None:
+        """close() returns while a tool without a timeout is stuck; the waiting handle fails."""
+        started, release = threading.Event(), threading.Event()
+        session = connect(server)
+        try:
+            session.update_session(ds.SessionUpdate(turn_detection=None))
+
+            @session.tool(timeout=None)
+            def stuck() -> str:
+                """Stuck."""
+                started.set()
+                release.wait(LONG)
+                return "late"
+
+            session.append_text("stuck")
+            handle = session.create_response()
+            assert started.wait(LONG)
+            closer = threading.Thread(target=session.close)
+            closer.start()
+            closer.join(LONG)
+            assert not closer.is_alive()
+            with pytest.raises(ds.SessionClosedError, match="tool calls"):
+                handle.wait(timeout=LONG)
+            assert not any(t.name == "dashscope_sync-tools" for t in threading.enumerate())
+        finally:
+            release.set()
+            session.close()
+
+    def test_register_on_a_closed_session(self, server: LocalRealtimeServer) -> None:
+        """Registering on a closed session raises SessionClosedError and starts no thread."""
+        session = connect(server)
+        session.close()
+        with pytest.raises(ds.SessionClosedError):
+            session.tool(lambda: "", name="late")
+        assert not any(t.name == "dashscope_sync-tools" for t in threading.enumerate())
+
+    def test_dropped_session_with_a_tool_is_collected(self, server: LocalRealtimeServer) -> None:
+        """A dropped session whose tool refers to it is collected and warned about; the
+        tool worker ends with it (the leak check joins it)."""
+
+        def open_and_drop() -> weakref.ref[ds.RealtimeSession]:
+            session = connect(server)
+            session.tool(lambda: session.id, name="whoami")
+            return weakref.ref(session)
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ref = open_and_drop()
+            for _ in range(3):
+                gc.collect()
+        assert ref() is None
+        assert any(issubclass(w.category, ResourceWarning) for w in caught)
+
+
+def test_respond_stops_following_after_max_rounds(
+    manual: ds.RealtimeSession, server: LocalRealtimeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """respond() follows at most MAX_TOOL_ROUNDS replies, then returns the last with a warning."""
+    from dashscope_sync._sessions.conversation import MAX_TOOL_ROUNDS
+
+    count: list[int] = []
+
+    @manual.tool
+    def again() -> int:
+        """Again."""
+        count.append(1)
+        return len(count)
+
+    for _ in range(MAX_TOOL_ROUNDS + 1):
+        server.script_response(one_call("again", "{}"))
+    with caplog.at_level(logging.WARNING, logger="dashscope_sync"):
+        result = manual.respond(text="go", timeout=LONG)
+    assert len(result.tool_rounds) == MAX_TOOL_ROUNDS - 1
+    assert [c.result for c in result.turn_tool_calls] == list(range(1, MAX_TOOL_ROUNDS + 1))
+    assert any("still calling tools" in r.getMessage() for r in caplog.records)
