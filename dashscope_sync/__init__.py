@@ -89,6 +89,7 @@ from ._constants import (
     Modality,
 )
 from ._conversation.tools import ToolCall
+from ._conversation.transcript import Transcript, Turn
 from ._core.response import (
     Interruption,
     Response,
@@ -379,6 +380,7 @@ __all__ = [
     "TokenDetails",
     "TokenService",
     "ToolCall",
+    "Transcript",
     "TranscriptionConfig",
     "TranscriptionFailedError",
     "TranscriptionResult",
@@ -386,6 +388,7 @@ __all__ = [
     "TranscriptionSession",
     "Translation",
     "TransportError",
+    "Turn",
     "TurnDetection",
     "UnknownEvent",
     "Usage",

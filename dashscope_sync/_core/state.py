@@ -75,6 +75,7 @@ import enum
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
+from .._conversation.book import TranscriptBook, Truncation
 from .._errors import (
     ActiveResponseError,
     APIError,
@@ -374,7 +375,7 @@ class ResponseTrack:
 class Effects:
     """What the caller must do after an input: send these frames, stop the sound."""
 
-    __slots__ = ("cancel", "cancel_interrupted", "close", "interrupted")
+    __slots__ = ("cancel", "cancel_interrupted", "close", "interrupted", "truncate")
 
     def __init__(self) -> None:
         # Responses whose cancel was asked for before response.created: send
@@ -386,6 +387,8 @@ class Effects:
         self.cancel_interrupted = False
         # The state ended the session (a family's server_error): close the socket.
         self.close = False
+        # A reply cut by interrupt(truncate=True) ended: replace its item with what was heard.
+        self.truncate: Truncation | None = None
 
 
 #: What `SessionState.receive` returns for an event that must go nowhere: a
@@ -551,6 +554,9 @@ class SessionState:
         #: Qwen-ASR-Realtime's VAD spans (`TranscriptSpans`), set once by the
         #: owner before any event arrives; None for the other families.
         self.spans: TranscriptSpans | None = None
+        #: The conversation's transcript (`TranscriptBook`), set once by the
+        #: owner before any event arrives; None when none is kept.
+        self.transcript: TranscriptBook | None = None
 
     # Intents ---------------------------------------------------------------------
 
@@ -720,6 +726,8 @@ class SessionState:
             self._mark_interrupted(open_id)
         if rid is None or self.end is not None:
             return (next(reversed(self._open), None) if self._open else None), False
+        if self.transcript is not None:
+            self.transcript.cut(rid)
         track = self._running.get(rid)
         if track is None:
             send = cancel and rid not in self._cancelled
@@ -799,6 +807,11 @@ class SessionState:
                 return DROP
         handler = _HANDLERS.get(type(event))
         effects = handler(self, event, at) if handler is not None else None
+        if self.transcript is not None:
+            truncation = self.transcript.receive(event, at)
+            if truncation is not None:
+                effects = effects or Effects()
+                effects.truncate = truncation
         running = self._running
         if running:
             kind = type(event)
