@@ -236,7 +236,10 @@ class TestTruncation:
         assert book.heard("r1", 1.2, truncate=True) is None  # not done yet
         (cut,) = feed(book, done("r1", "cancelled"))
         assert cut == Truncation("item_a", "item_u", "one")
-        recreated = {"id": "item_new", "type": "message", "role": "assistant", "content": []}
+        other = {"id": "item_other", "type": "message", "role": "assistant", "content": []}
+        recreated = {**other, "id": "item_new", "content": [{"type": "text", "text": "one"}]}
+        feed(book, {"type": "conversation.item.created", "item": other})
+        assert book.snapshot()[-1].item_id == "item_a"  # not the echo of the re-created item
         feed(book, {"type": "conversation.item.created", "item": recreated})
         assert book.snapshot()[-1].item_id == "item_new"
 

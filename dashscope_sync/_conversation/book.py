@@ -227,8 +227,9 @@ class TranscriptBook:
         self._replies: dict[str, _Draft] = {}
         # The conversation's item ids in order, for where a re-created item goes.
         self._items: list[str] = []
-        # Truncated turns whose re-created item's echo has not come yet, oldest first.
-        self._recreating: list[_Draft] = []
+        # Truncated turns whose re-created item's echo has not come yet, oldest
+        # first, with the text it holds.
+        self._recreating: list[tuple[_Draft, str]] = []
 
     # Events ----------------------------------------------------------------------
 
@@ -275,9 +276,12 @@ class TranscriptBook:
                 draft.text = typed
                 draft.ended_at = at if draft.ended_at is None else draft.ended_at
         elif item.role == "assistant" and self._recreating and item.id:
-            reply = next((d for d in self._turns if d.item_id == item.id), None)
-            if reply is None:  # not a response's own item: the re-created one
-                self._recreating.pop(0).item_id = item.id
+            draft, heard = self._recreating[0]
+            said = "".join(p.text or p.transcript or "" for p in item.content)
+            if said == heard and not any(d.item_id == item.id for d in self._turns):
+                # The echo of the item a truncation re-created: the turn's item now.
+                self._recreating.pop(0)
+                draft.item_id = item.id
 
     def _on_item_deleted(self, event: ConversationItemDeleted, at: float) -> None:
         if event.item_id in self._items:
@@ -414,7 +418,7 @@ class TranscriptBook:
             previous = self._items[index - 1] if index > 0 else None
         text = draft.heard()
         if text:
-            self._recreating.append(draft)
+            self._recreating.append((draft, text))
         return Truncation(item_id, previous, text)
 
     def add_tool_call(self, call: ToolCall) -> None:

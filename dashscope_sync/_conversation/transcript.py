@@ -146,15 +146,12 @@ class Transcript:
         for turn in self.turns:
             who = "User" if turn.role == "user" else "Assistant"
             text = _md(turn.heard_text)
-            if turn.interrupted and turn.heard_text != turn.text:
-                rest = (
-                    turn.text[len(turn.heard_text) :]
-                    if turn.text.startswith(turn.heard_text)
-                    else turn.text
-                )
-                text = f"{text} ~~{_md(rest.strip())}~~ *(interrupted)*".strip()
-            elif turn.interrupted:
-                text += " *(interrupted)*"
+            if turn.interrupted:
+                heard = turn.heard_text
+                rest = turn.text[len(heard) :].strip() if turn.text.startswith(heard) else ""
+                if rest:
+                    text += f" ~~{_md(rest)}~~"
+                text = f"{text} *(interrupted)*".strip()
             for call in turn.tool_calls:
                 outcome = f"error: {call.error}" if call.error is not None else repr(call.result)
                 text += f"\n\n> tool `{call.name}`({call.raw_arguments}) -> {_md(outcome)}"
