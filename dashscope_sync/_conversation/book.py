@@ -82,6 +82,7 @@ class _Draft:
     """One turn being built (mutated only by the book, under the caller's lock)."""
 
     __slots__ = (
+        "_parts",
         "audio",
         "calls",
         "confirmed",
@@ -90,13 +91,13 @@ class _Draft:
         "done",
         "ended_at",
         "item_id",
+        "length",
         "pieces",
         "played",
         "response_id",
         "role",
         "started_at",
         "stash",
-        "text",
         "truncate",
         "usage",
     )
@@ -107,7 +108,10 @@ class _Draft:
         self.ended_at: float | None = None
         self.item_id: str | None = None
         self.response_id: str | None = None
-        self.text = ""
+        # The text's pieces, joined when read (a reply's many deltas are not
+        # copied into one growing string each), and its length in characters.
+        self._parts: list[str] = []
+        self.length = 0
         # A user transcription's provisional tail (``stash``), shown after the text.
         self.stash = ""
         # Assistant: (characters of text before the piece, audio bytes arrived then).
@@ -126,10 +130,25 @@ class _Draft:
         self.usage: Usage | None = None
         self.calls: list[ToolCall] = []
 
-    def add_text(self, piece: str) -> None:
+    @property
+    def text(self) -> str:
+        parts = self._parts
+        if len(parts) > 1:
+            parts[:] = ["".join(parts)]
+        return parts[0] if parts else ""
+
+    @text.setter
+    def text(self, value: str) -> None:
+        self._parts = [value] if value else []
+        self.length = len(value)
+
+    def add_text(self, piece: str, *, stamp: bool = True) -> None:
+        """Append a piece; ``stamp`` it with the audio that had arrived (replies)."""
         if piece:
-            self.pieces.append((len(self.text), self.audio))
-            self.text += piece
+            if stamp:
+                self.pieces.append((self.length, self.audio))
+            self._parts.append(piece)
+            self.length += len(piece)
 
     @property
     def cut(self) -> bool:
@@ -235,7 +254,14 @@ class TranscriptBook:
 
     def receive(self, event: ServerEvent, at: float) -> Truncation | None:
         """Take one event; a truncation to carry out now (the cut reply ended), if any."""
-        handler = _HANDLERS.get(type(event))
+        kind = type(event)
+        if kind is ResponseAudioDelta:
+            # Most events of a spoken reply: counted here, without a handler call.
+            draft = self._replies.get(event.response_id)  # type: ignore[attr-defined]
+            if draft is not None:
+                draft.audio += len(event.delta)  # type: ignore[attr-defined]
+            return None
+        handler = _HANDLERS.get(kind)
         return None if handler is None else handler(self, event, at - self._origin)
 
     def _on_session(self, event: SessionCreated | SessionUpdated, at: float) -> None:
@@ -317,7 +343,7 @@ class TranscriptBook:
             if event.text is not None:
                 draft.text, draft.stash = event.text, event.stash or ""
             else:
-                draft.text += event.delta
+                draft.add_text(event.delta, stamp=False)
 
     def _on_response_created(self, event: ResponseCreated, at: float) -> None:
         draft = _Draft("assistant", at)
@@ -358,13 +384,8 @@ class TranscriptBook:
     ) -> None:
         draft = self._reply(event.response_id, event.item_id)
         final = event.text if type(event) is ResponseTextDone else event.transcript  # type: ignore[union-attr]
-        if draft is not None and (draft.confirmed is not None or not draft.text):
+        if draft is not None and (draft.confirmed is not None or not draft.length):
             self._confirm(draft, final)
-
-    def _on_audio(self, event: ResponseAudioDelta, at: float) -> None:
-        draft = self._replies.get(event.response_id)
-        if draft is not None:
-            draft.audio += len(event.delta)
 
     def _on_response_done(self, event: ResponseDone, at: float) -> Truncation | None:
         draft = self._replies.get(event.response.id)
@@ -384,7 +405,7 @@ class TranscriptBook:
         """``interrupt()`` stopped this running response: freeze what had arrived."""
         draft = self._replies.get(response_id)
         if draft is not None and not draft.done and draft.cut_chars is None:
-            draft.cut_chars, draft.cut_audio = len(draft.text), draft.audio
+            draft.cut_chars, draft.cut_audio = draft.length, draft.audio
 
     def heard(
         self, response_id: str | None, played_seconds: float | None, *, truncate: bool = False
@@ -480,6 +501,5 @@ _HANDLERS: Final[dict[type[ServerEvent], _Handler]] = {
     ResponseAudioTranscriptText: TranscriptBook._on_confirmed,
     ResponseTextDone: TranscriptBook._on_text_done,
     ResponseAudioTranscriptDone: TranscriptBook._on_text_done,
-    ResponseAudioDelta: TranscriptBook._on_audio,
     ResponseDone: TranscriptBook._on_response_done,
 }
