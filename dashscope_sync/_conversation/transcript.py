@@ -17,6 +17,7 @@ from typing import Any, Final, Literal, overload
 import attrs
 
 from .._errors import ConfigError
+from .._fmt import seconds
 from .._wire.events import TokenDetails, Usage
 from .tools import ToolCall
 
@@ -26,6 +27,10 @@ __all__ = ["Transcript", "Turn"]
 _VERSION: Final = 1
 
 Role = Literal["user", "assistant"]
+
+
+def _time_repr(value: float | None) -> str:
+    return "None" if value is None else seconds(value)
 
 
 @attrs.frozen(kw_only=True)
@@ -51,14 +56,16 @@ class Turn:
         response_id: The response that produced it (assistant turns).
         usage: The response's token usage, from ``response.done``.
         tool_calls: The tool calls the response made, in order.
+
+    Thread safety: immutable; share it freely.
     """
 
     role: Role
     text: str
     heard_text: str
     interrupted: bool = False
-    started_at: float | None = None
-    ended_at: float | None = None
+    started_at: float | None = attrs.field(default=None, repr=_time_repr)
+    ended_at: float | None = attrs.field(default=None, repr=_time_repr)
     item_id: str | None = None
     response_id: str | None = None
     usage: Usage | None = None
