@@ -125,6 +125,32 @@ class TestTranscript:
         assert reply.heard_text and reply.text.startswith(reply.heard_text)
         assert len(reply.heard_text) < len(reply.text)
 
+    def test_a_barge_in_under_server_vad_keeps_conversation_order(self) -> None:
+        """Under server VAD, a reply cut by the user's speech is interrupted, between the two user turns."""
+        from dashscope_sync.testing import speech_like_pcm16
+
+        with (
+            LocalRealtimeServer(server_vad=True, delta_delay=0.05) as server,
+            _client(server).realtime.connect(model=MODEL) as session,
+        ):
+            session.attach(barge_in=True)
+            first = session.next_response()
+            session.append_audio(speech_like_pcm16(1.0) + bytes(16000 * 2))
+            for _ in first.iter_audio(timeout=10):
+                break
+            second = session.next_response()
+            session.append_audio(speech_like_pcm16(0.5) + bytes(16000 * 2))
+            with pytest.raises(ds.ResponseCancelledError):
+                first.wait(timeout=10)
+            second.wait(timeout=30)
+            session.detach()
+            turns = session.transcript
+        assert [turn.role for turn in turns] == ["user", "assistant", "user", "assistant"]
+        assert turns[1].response_id == first.id and turns[1].interrupted
+        assert turns[3].response_id == second.id and not turns[3].interrupted
+        assert turns[0].text and turns[2].text  # the input transcriptions
+        assert turns[0].started_at <= turns[1].started_at <= turns[2].started_at  # type: ignore[operator]
+
 
 class TestTruncate:
     def test_the_servers_history_holds_what_was_heard(
