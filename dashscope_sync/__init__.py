@@ -89,6 +89,7 @@ from ._constants import (
     Modality,
 )
 from ._conversation.tools import Tool, ToolCall
+from ._conversation.transcript import Transcript, Turn
 from ._core.response import (
     Interruption,
     Response,
@@ -382,6 +383,7 @@ __all__ = [
     "Tool",
     "ToolCall",
     "ToolError",
+    "Transcript",
     "TranscriptionConfig",
     "TranscriptionFailedError",
     "TranscriptionResult",
@@ -389,6 +391,7 @@ __all__ = [
     "TranscriptionSession",
     "Translation",
     "TransportError",
+    "Turn",
     "TurnDetection",
     "UnknownEvent",
     "Usage",

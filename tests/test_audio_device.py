@@ -224,3 +224,63 @@ class TestEchoOnTheLoopback:
         reduction = db(bytes(raw[settled])) - db(bytes(cleaned[settled]))
         print(f"loopback aec: echo reduced by {reduction:.1f} dB")
         assert reduction > 10
+
+
+class TestTranscriptOnTheLoopback:
+    def test_a_cut_reply_keeps_the_words_the_device_played(self, microphone: ds.Microphone) -> None:
+        """interrupt() on a real device: heard_text holds the words of the seconds played, and no
+        reply sound is captured after the cut beyond a block and the loopback's delay."""
+        need("numpy")
+        from dashscope_sync.testing import LocalRealtimeServer
+
+        recorded, stop = bytearray(), threading.Event()
+        recorder = record(microphone, stop, recorded)
+        try:
+            with (
+                LocalRealtimeServer(delta_delay=0.005) as server,
+                ds.Client(server.api_key, base_url=server.url).realtime.connect(
+                    model=ds.MODEL_QWEN3_OMNI_FLASH_REALTIME
+                ) as session,
+                ds.Speaker() as speaker,
+            ):
+                session.update_session(ds.SessionUpdate(turn_detection=None), timeout=10)
+                session.attach(speaker=speaker)
+                session.append_text("Tell me a long story, with very many words in it, please.")
+                response = session.create_response()
+                waiter = threading.Event()
+                while speaker.played_seconds < 1.5:
+                    waiter.wait(0.01)
+                stopped = session.interrupt()
+                with contextlib.suppress(ds.ResponseCancelledError):
+                    response.wait(timeout=10)
+                waiter.wait(0.5)  # the last samples travel through the loopback
+                reply = session.transcript[-1]
+                block = speaker.block_ms / 1000
+        finally:
+            stop.set()
+            recorder.join(5)
+        played = stopped.played_seconds
+        assert played is not None and reply.interrupted
+        assert reply.heard_text and reply.text.startswith(reply.heard_text)
+        # The local server speaks 60 ms of audio per character of the reply:
+        # the words kept are those of the seconds played, give or take a word or two.
+        chars = played / 0.060
+        print(
+            f"loopback transcript: played {played:.3f} s (~{chars:.0f} chars), heard_text "
+            f"{len(reply.heard_text)} of {len(reply.text)} chars: {reply.heard_text!r}"
+        )
+        assert chars - 20 <= len(reply.heard_text) <= chars + 5
+        sound = _sound_span(bytes(recorded))
+        assert sound <= played + block + 0.3
+
+
+def _sound_span(pcm: bytes, rate: int = 16000) -> float:
+    """Seconds from the first to the last 10 ms frame above -40 dBFS (speech has pauses)."""
+    import numpy as np
+
+    x = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+    frame = rate // 100
+    n = len(x) // frame
+    rms = np.sqrt(np.mean(x[: n * frame].reshape(n, frame) ** 2, axis=1))
+    loud = np.flatnonzero(rms > 32768 * 10 ** (-40 / 20))
+    return 0.0 if not len(loud) else float(loud[-1] - loud[0] + 1) / 100

@@ -581,3 +581,22 @@ def test_respond_stops_following_after_max_rounds(
     assert len(result.tool_rounds) == MAX_TOOL_ROUNDS - 1
     assert [c.result for c in result.turn_tool_calls] == list(range(1, MAX_TOOL_ROUNDS + 1))
     assert any("still calling tools" in r.getMessage() for r in caplog.records)
+
+
+def test_tool_calls_land_on_the_transcript_turn_that_made_them(
+    manual: ds.RealtimeSession,
+) -> None:
+    """A reply's tool calls are on its assistant turn in session.transcript, with their results."""
+
+    @manual.tool
+    def double(n: int) -> int:
+        """Double a number."""
+        return n * 2
+
+    result = manual.respond(text='double {"n": 21}', timeout=LONG)
+    assert "42" in result.text
+    calling = [turn for turn in manual.transcript if turn.tool_calls]
+    assert len(calling) == 1
+    (call,) = calling[0].tool_calls
+    assert (call.name, call.arguments, call.result) == ("double", {"n": 21}, 42)
+    assert calling[0].response_id == result.tool_rounds[0].response_id

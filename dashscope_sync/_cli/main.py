@@ -42,6 +42,7 @@ from .._constants import (
     MODEL_QWEN3_OMNI_FLASH_REALTIME,
     VOICE_CHERRY,
 )
+from .._conversation.transcript import Transcript
 from .._core.response import ResponseResult
 from .._errors import (
     APIError,
@@ -74,6 +75,7 @@ from .._wire.regions import REGIONS, WORKSPACE_ENV, is_legacy_host
 from .speak import SpeakTools, add_speak_command
 from .term import Budget, Finisher, Screen, screen_of
 from .transcribe import TranscribeKit, add_transcribe
+from .transcript import save_transcript
 from .translate import translate_file
 
 if TYPE_CHECKING:
@@ -289,14 +291,17 @@ def _voice_turn(
     budget: Budget,
     out: TextIO,
     err: TextIO,
+    transcript: Path | None = None,
 ) -> int:
     """Upload, ask, print what was heard and the reply's text, save its audio, print timings."""
     with budget.bound():
-        result = _converse(
+        result, turns = _converse(
             client, model=model, pcm=pcm, text=text, voice=voice, instructions=instructions,
             realtime=realtime, budget=budget, out=out, err=err,
         )  # fmt: skip
     _write_output(output, result.to_wav_bytes())
+    if transcript is not None:
+        save_transcript(transcript, turns, out)
 
     def seconds_or_dash(value: float | None) -> str:
         return "-" if value is None else seconds(value)
@@ -323,8 +328,9 @@ def _converse(
     budget: Budget,
     out: TextIO,
     err: TextIO,
-) -> ResponseResult:
-    """The turn itself, within ``budget``: connect, upload, ask, print as the reply streams."""
+) -> tuple[ResponseResult, Transcript]:
+    """The turn itself, within ``budget``: connect, upload, ask, print as the reply streams;
+    the reply and the session's transcript."""
     started = time.monotonic()
     budget.stage = "connecting"
     with client.realtime.connect(model=model, timeout=budget.left()) as session:
@@ -418,7 +424,7 @@ def _converse(
         if finisher is not None:
             budget.stage = "finishing the session"
             finisher.result()
-        return result
+        return result, session.transcript
 
 
 def _local_server_class() -> type[LocalRealtimeServer]:
@@ -525,6 +531,8 @@ def _live(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) ->
         finally:
             session.detach()
         summary()
+        if args.transcript is not None:
+            save_transcript(Path(args.transcript), session.transcript, out)
     return EXIT_OK
 
 
@@ -598,6 +606,8 @@ def _whole_command_timeout(args: argparse.Namespace, pcm: bytes) -> float:
 def _cmd_talk(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.mic == (args.input is not None):
         raise _usage("input", "talk needs an audio file to send, or --mic (not both)")
+    if args.transcript is not None:
+        _check_output(args.transcript, "--transcript")  # before connecting, as --output
     if args.mic:
         _check_live_extras(args.echo)  # before connecting: exit 8 names what to install
         client = _client(args)
@@ -617,6 +627,7 @@ def _cmd_talk(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         budget=Budget(_whole_command_timeout(args, pcm)),
         out=out,
         err=err,
+        transcript=None if args.transcript is None else Path(args.transcript),
     )
 
 
@@ -628,6 +639,8 @@ def _cmd_translate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             f"translate needs a LiveTranslate model; {args.model} is a {family.title} model",
         )
     output = _check_output(args.output)
+    if args.transcript is not None:
+        _check_output(args.transcript, "--transcript")
     pcm = _read_input(args.input)
     client = _client(args)
     budget = Budget(_whole_command_timeout(args, pcm))
@@ -831,6 +844,11 @@ def _parser() -> argparse.ArgumentParser:
         "barge-in); 'aec' cancels the echo (the [aec] extra)",
     )
     talk.add_argument("--output", default="reply.wav", help="where to write the reply audio")
+    talk.add_argument(
+        "--transcript",
+        metavar="FILE",
+        help="write the conversation's transcript at the end (.md: Markdown, else JSON)",
+    )
     talk.add_argument("--text", help="a text message to send with the audio")
     talk.add_argument(
         "--voice", type=_non_empty, default=None, help="reply voice (default: the model's own)"
@@ -949,6 +967,11 @@ def _parser() -> argparse.ArgumentParser:
         help="a LiveTranslate model",
     )
     translate.add_argument("--output", default="translated.wav", help="the translated audio")
+    translate.add_argument(
+        "--transcript",
+        metavar="FILE",
+        help="write the source and translation turns at the end (.md: Markdown, else JSON)",
+    )
     translate.add_argument("--voice", type=_non_empty, help="the voice of the translation")
     translate.add_argument("--text-only", action="store_true", help="no translated audio")
     translate.add_argument(

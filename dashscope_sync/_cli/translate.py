@@ -19,6 +19,7 @@ from typing import TextIO
 
 from .._client.client import Client
 from .._constants import INPUT_SAMPLE_RATE
+from .._conversation.transcript import Transcript
 from .._core.response import ResponseResult
 from .._errors import ConfigError
 from .._fmt import seconds
@@ -28,6 +29,7 @@ from .._wire.families import (
     ModelFamily,
 )
 from .term import Budget, Finisher, Screen, screen_of
+from .transcript import save_transcript
 
 __all__ = ["translate_file"]
 
@@ -46,19 +48,21 @@ def translate_file(
 ) -> int:
     """Translate ``pcm``; print the translation as it firms up; write the audio. Returns 0."""
     with budget.bound():
-        result = _translate(client, args, pcm, budget, out, err)
+        result, transcript = _translate(client, args, pcm, budget, out, err)
     if result.audio:
         try:
             output.write_bytes(result.to_wav_bytes())
         except OSError as exc:
             raise ConfigError(f"cannot write {output}: {exc.strerror or exc}") from exc
         print(f"audio: {seconds(result.audio_seconds)} -> {output}", file=out)
+    if args.transcript is not None:
+        save_transcript(Path(args.transcript), transcript, out)
     return 0
 
 
 def _translate(
     client: Client, args: argparse.Namespace, pcm: bytes, budget: Budget, out: TextIO, err: TextIO
-) -> ResponseResult:
+) -> tuple[ResponseResult, Transcript]:
     screen = screen_of(err)
     caption = _Caption(screen)
     started = time.monotonic()
@@ -121,7 +125,7 @@ def _translate(
             print(prefix + "".join(pieces), file=out)
         budget.stage = "finishing the session"
         finisher.result()
-    return result
+        return result, session.transcript
 
 
 class _Caption:

@@ -335,7 +335,7 @@ class RealtimeService:
         client = self._client
         check_realtime_family(config)
         started = time.monotonic()
-        core, _, _ = open_core(client, config, timeout)
+        core, _, _ = open_core(client, config, timeout, lambda c: c.keep_transcript())
 
         def reopen(again: float | NotGiven | None) -> RealtimeSession:
             return self.connect(config, timeout=timeout if again is NOT_GIVEN else again)

@@ -22,6 +22,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 from .._constants import OUTPUT_SAMPLE_RATE
+from .._conversation.book import TranscriptBook, Truncation
+from .._conversation.tools import ToolCall
+from .._conversation.transcript import Transcript
 from .._deadline import Deadline
 from .._errors import (
     APIError,
@@ -33,7 +36,13 @@ from .._errors import (
     UsageError,
 )
 from .._fmt import seconds
-from .._wire.codec import EventIds, dumps, encode_audio_append, encode_simple
+from .._wire.codec import (
+    EventIds,
+    dumps,
+    encode_audio_append,
+    encode_item_replacement,
+    encode_simple,
+)
 from .._wire.config import RealtimeConfig, SessionUpdate
 from .._wire.dialects import TurnPlan, family_for
 from .._wire.events import ResponseAudioDelta, ResponseDone, ServerEvent, SessionInfo
@@ -142,7 +151,8 @@ class SessionCore:
             self.connection.close(self.config.close_timeout, wait=False)
         if effects is not None and effects.interrupted is not None:
             # A barge-in: silence the speaker before anything else is handled.
-            self.stop_output(effects.interrupted)
+            playing, heard = self.stop_output(effects.interrupted)
+            self._heard(playing, heard, truncate=False)
         dispatcher = self.dispatcher
         if dispatcher is not None:
             dispatcher.put(event, size, self.mailbox.received - 1)
@@ -152,6 +162,8 @@ class SessionCore:
             worker = self.tools
             if worker is not None:
                 worker.submit(effects.tool_calls)  # after the handlers got response.done
+        if effects.truncate is not None:
+            self._send_truncation(effects.truncate)
         cancels = [track.id or "" for track in effects.cancel]
         if effects.cancel_interrupted:
             cancels.append(effects.interrupted or "")
@@ -253,6 +265,53 @@ class SessionCore:
         """Give the state Qwen-ASR-Realtime's VAD spans; before the connection starts."""
         with self.mailbox.lock:
             self.mailbox.state.spans = TranscriptSpans()
+
+    def keep_transcript(self) -> None:
+        """Keep the conversation's transcript (text only); before the connection starts.
+
+        Its clock starts now: turn times are seconds since this call.
+        """
+        with self.mailbox.lock:
+            self.mailbox.state.transcript = TranscriptBook(time.monotonic())
+
+    def transcript(self) -> Transcript | None:
+        """A consistent snapshot of the transcript (None when none is kept)."""
+        state = self.mailbox.state
+
+        def read() -> Transcript | None:
+            book = state.transcript
+            return None if book is None else book.snapshot()
+
+        return self.mailbox.peek(read)
+
+    def add_tool_call(self, call: ToolCall) -> None:
+        """Attach a finished tool call to its response's turn in the transcript."""
+        with self.mailbox.lock:
+            book = self.mailbox.state.transcript
+            if book is not None:
+                book.add_tool_call(call)
+
+    def _heard(self, response_id: str | None, played: float | None, *, truncate: bool) -> None:
+        """Tell the transcript what the listener heard of a stopped reply; with
+        ``truncate``, replace its item now if it has ended (else the state asks
+        for that at its ``response.done``)."""
+        with self.mailbox.lock:
+            book = self.mailbox.state.transcript
+            cut = None if book is None else book.heard(response_id, played, truncate=truncate)
+        if cut is not None:
+            self._send_truncation(cut)
+
+    def _send_truncation(self, cut: Truncation) -> None:
+        """Send the item replacement a truncating interrupt() asked for. The
+        library's own frames: a failure is logged, and the server's refusal
+        reaches handlers as an ``error`` event."""
+        frames = encode_item_replacement(self.ids, cut.item_id, cut.text, cut.previous_item_id)
+        for text in frames:
+            try:
+                self.send_frame(text, "conversation.item.*")
+            except DashScopeError as exc:
+                logger.debug("replacing the cut item %s failed: %s", cut.item_id, exc)
+                return
 
     def speech_span(self, item_id: str) -> tuple[int | None, int | None]:
         """Where the server's VAD heard an item's speech start and end (None: not heard)."""
@@ -469,7 +528,9 @@ class SessionCore:
         It goes to ``on(ToolCall)`` handlers; a failed one, with
         ``on_tool_error="raise"``, is kept as the `ToolError` the program's
         next call raises (``cause``: what the tool raised, as its ``__cause__``).
+        The transcript's turn of the reply that made the call gets it first.
         """
+        self.add_tool_call(call)
         dispatcher = self.dispatcher
         if dispatcher is not None:
             dispatcher.put_record(call)
@@ -606,8 +667,14 @@ class SessionCore:
         """Whether a response was interrupted: its audio must reach nobody now."""
         return self.mailbox.state.interrupted(response_id)
 
-    def interrupt(self, cancel: bool) -> tuple[str | None, float | None, bool]:
-        """Stop what is playing: the response, the seconds of it heard, whether a cancel went."""
+    def interrupt(
+        self, cancel: bool, truncate: bool = False
+    ) -> tuple[str | None, float | None, bool]:
+        """Stop what is playing: the response, the seconds of it heard, whether a cancel went.
+
+        ``truncate``: replace the cut reply's item by what was heard, once it
+        has ended (now, or from the reader at its ``response.done``).
+        """
         response_id, send_cancel, _ = self.mailbox.interrupt(cancel)
         playing, heard = self.stop_output(response_id)
         cancelled = False
@@ -617,6 +684,7 @@ class SessionCore:
                 cancelled = True
             except SessionClosedError:
                 pass
+        self._heard(playing, heard, truncate=truncate)
         return playing, heard, cancelled
 
     @property

@@ -78,6 +78,7 @@ import enum
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
+from .._conversation.book import TranscriptBook, Truncation
 from .._errors import (
     ActiveResponseError,
     APIError,
@@ -389,7 +390,7 @@ class ResponseTrack:
 class Effects:
     """What the caller must do after an input: send these frames, stop the sound."""
 
-    __slots__ = ("cancel", "cancel_interrupted", "close", "interrupted", "tool_calls")
+    __slots__ = ("cancel", "cancel_interrupted", "close", "interrupted", "tool_calls", "truncate")
 
     def __init__(self) -> None:
         # Responses whose cancel was asked for before response.created: send
@@ -403,6 +404,8 @@ class Effects:
         self.close = False
         # A reply ended calling registered tools: run them and answer (the core's tool worker).
         self.tool_calls: tuple[DueCall, ...] = ()
+        # A reply cut by interrupt(truncate=True) ended: replace its item with what was heard.
+        self.truncate: Truncation | None = None
 
 
 #: What `SessionState.receive` returns for an event that must go nowhere: a
@@ -574,6 +577,9 @@ class SessionState:
         #: The function calls the library answers (`ToolBook`), set when the
         #: program registers its first tool; None until then.
         self.tools: ToolBook | None = None
+        #: The conversation's transcript (`TranscriptBook`), set once by the
+        #: owner before any event arrives; None when none is kept.
+        self.transcript: TranscriptBook | None = None
 
     # Intents ---------------------------------------------------------------------
 
@@ -743,6 +749,8 @@ class SessionState:
             self._mark_interrupted(open_id)
         if rid is None or self.end is not None:
             return (next(reversed(self._open), None) if self._open else None), False
+        if self.transcript is not None:
+            self.transcript.cut(rid)
         track = self._running.get(rid)
         if track is None:
             send = cancel and rid not in self._cancelled
@@ -829,6 +837,11 @@ class SessionState:
             if due:
                 effects = Effects() if effects is None else effects
                 effects.tool_calls = due
+        if self.transcript is not None:
+            truncation = self.transcript.receive(event, at)
+            if truncation is not None:
+                effects = effects or Effects()
+                effects.truncate = truncation
         running = self._running
         if running:
             kind = type(event)

@@ -34,6 +34,7 @@ from .._constants import Modality
 from .._conversation.registry import ToolRegistry
 from .._conversation.runner import ToolRunner
 from .._conversation.tools import Tool
+from .._conversation.transcript import Transcript
 from .._core.core import SessionCore
 from .._core.dispatch import HandlerHandle
 from .._core.response import Interruption, Response, ResponseResult
@@ -66,7 +67,7 @@ from .._wire.events import (
     SessionInfo,
     SessionUpdated,
 )
-from .._wire.families import FinishRule, ModelFamily, finish_rule, takes_tools
+from .._wire.families import FinishRule, ModelFamily, finish_rule, replaces_items, takes_tools
 from .base import SessionBase
 
 if TYPE_CHECKING:
@@ -129,6 +130,19 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
     def family(self) -> ModelFamily:
         """The wire dialect of the model: ``config.family``, else chosen from the model name."""
         return family_for(self.config)
+
+    @property
+    def transcript(self) -> Transcript:
+        """The conversation so far, as heard: a `Transcript` snapshot, kept by the session.
+
+        User turns (the input transcription where enabled, else the text
+        sent) and assistant turns (the reply's text or audio transcript; on
+        LiveTranslate the translations), in conversation order, with what the
+        listener heard of a reply cut by `interrupt`. Text only: no audio is
+        kept. Each read is a consistent copy; it does not change afterwards.
+        """
+        transcript = self._core.transcript()
+        return Transcript() if transcript is None else transcript
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
@@ -578,7 +592,7 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
     def _declare(self, tools: list[dict[str, Any]]) -> None:
         self.update_session(SessionUpdate(tools=tools))
 
-    def interrupt(self, *, cancel: bool = True) -> Interruption:
+    def interrupt(self, *, cancel: bool = True, truncate: bool = False) -> Interruption:
         """Barge-in in one call: stop the reply that is playing, now.
 
         Cancels the running response (``response.cancel``, unless ``cancel``
@@ -597,12 +611,40 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
         its cancel. A handle's `ResponseResult` says ``interrupted=True``.
         Works from any thread, handlers included (it never waits).
 
+        The `transcript` records the cut reply as ``interrupted`` with its
+        ``heard_text``: the part whose audio the attached speaker played
+        (without a speaker: the part whose audio had arrived).
+
+        Args:
+            cancel: Send ``response.cancel`` for the running response.
+            truncate: Make the model's history match what was heard: once the
+                cut reply's ``response.done`` has arrived (now, or later from
+                the session's reader), its item is deleted and an assistant
+                message holding ``heard_text`` is created at its place
+                (``conversation.item.delete``, then ``conversation.item.create``
+                with ``previous_item_id``), so the next reply does not build on
+                words the listener never heard. Needs a family whose docs list
+                both item operations (Qwen-Audio). A reply with no heard text
+                is only deleted.
+
         Returns:
             An `Interruption`: the response that was running (or, with a
             speaker attached, the last one it played; None if neither) and the
             seconds of it the listener heard, from the attached speaker.
+
+        Raises:
+            UsageError: ``truncate`` on a family without the item operations
+                (raised before anything is stopped or sent).
         """
-        playing, heard, cancelled = self._core.interrupt(cancel)
+        if truncate and not replaces_items(self.family):
+            raise UsageError(
+                f"{self.config.model} ({self.family.title}) does not document "
+                "conversation.item.delete with conversation.item.create, which "
+                "interrupt(truncate=True) needs: interrupt() without truncate, then "
+                "session.transcript's heard_text says what was heard (delete_item() and "
+                "create_item() replace the item by hand where the model takes them)"
+            )
+        playing, heard, cancelled = self._core.interrupt(cancel, truncate)
         return Interruption(response_id=playing, played_seconds=heard, cancelled=cancelled)
 
     def attach(

@@ -38,6 +38,7 @@ __all__ = [
     "dumps",
     "encode_audio_append",
     "encode_image_append",
+    "encode_item_replacement",
     "encode_simple",
     "encode_text_append",
 ]
@@ -387,6 +388,32 @@ def encode_image_append(event_id: str, jpeg: bytes | bytearray | memoryview) -> 
     """The ``input_image_buffer.append`` frame (same reasoning as the audio one)."""
     image = b64encode(jpeg)
     return f'{{"event_id":"{event_id}","type":"input_image_buffer.append","image":"{image}"}}'
+
+
+def encode_item_replacement(
+    ids: EventIds, item_id: str, text: str, previous_item_id: str | None
+) -> list[str]:
+    """The frames that replace an assistant item by one holding ``text`` at its place:
+    ``conversation.item.delete``, then (unless ``text`` is empty) a
+    ``conversation.item.create`` of an assistant ``message`` with one ``text``
+    part, after ``previous_item_id`` (at the end when None)."""
+    frames = [
+        dumps({"event_id": ids.next(), "type": "conversation.item.delete", "item_id": item_id})
+    ]
+    if text:
+        create: dict[str, Any] = {
+            "event_id": ids.next(),
+            "type": "conversation.item.create",
+            "item": {
+                "type": "message",
+                "role": "assistant",
+                "content": [{"type": "text", "text": text}],
+            },
+        }
+        if previous_item_id is not None:
+            create["previous_item_id"] = previous_item_id
+        frames.append(dumps(create))
+    return frames
 
 
 def encode_simple(event_id: str, wire_type: str) -> str:

@@ -377,6 +377,26 @@ def client_events(family: ModelFamily) -> frozenset[str] | None:
     return None
 
 
+def replaces_items(family: ModelFamily) -> bool:
+    """Do the family's docs list both item operations a truncating
+    ``interrupt()`` needs (``conversation.item.delete`` and ``.create``)?
+
+    Only Qwen-Audio's do. The Omni docs list ``conversation.item.create``
+    alone, and whether their servers take ``conversation.item.delete`` is
+    an open question (PROTOCOL.md Q5); LiveTranslate, TTS and ASR take no
+    items.
+    """
+    listed = client_events(family)
+    return (
+        listed is not None
+        and {
+            "conversation.item.delete",
+            "conversation.item.create",
+        }
+        <= listed
+    )
+
+
 def needs_workspace(family: ModelFamily) -> bool:
     """Must this family connect through the workspace host?
 

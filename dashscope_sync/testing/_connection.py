@@ -292,6 +292,15 @@ class LocalConnection:
             return bytes((self._asr or self._state).last_committed_audio)
 
     @property
+    def conversation(self) -> list[JSONDict]:
+        """The conversation's items in order, as the server keeps them (copies):
+        user audio and text, each response's output (its content as sent, so
+        a cancelled reply holds only what went out), items created with
+        ``previous_item_id`` at their place, deleted ones gone."""
+        with self._lock:
+            return self._state.conversation
+
+    @property
     def response_in_progress(self) -> bool:
         """Whether a response is being streamed (or queued behind one)."""
         return self._responder.in_progress
@@ -545,6 +554,9 @@ class LocalConnection:
 
     def _after_send(self, frame: JSONDict) -> None:
         """Qwen-Audio ends the connection after ``server_error``, TTS after ``session.finished``."""
+        if frame.get("type") in ("conversation.item.created", "response.done"):
+            with self._lock:
+                self._state.record_sent(frame)
         if (
             self._tts is not None
             and self._settings.tts_close_after_finish

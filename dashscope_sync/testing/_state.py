@@ -118,7 +118,9 @@ class ProtocolState:
         self._speech_item_id: str | None = None
         # Timeline sample where the current speech began (for smart turn).
         self._speech_onset = 0
-        # Conversation items by id, for conversation.item.retrieve/delete.
+        # The conversation's items by id, in conversation order (a response's
+        # items from its conversation.item.created), for the conversation view
+        # and conversation.item.retrieve/delete/create with previous_item_id.
         self._items: dict[str, JSONDict] = {}
         # Whether a session.update was accepted (Qwen-Audio takes only the first voice).
         self._updated = False
@@ -397,13 +399,54 @@ class ProtocolState:
                 code="invalid_value",
                 param="item.id",
             )
-        self._items[item["id"]] = item
+        previous = frame.get("previous_item_id")
+        if previous is not None and (not isinstance(previous, str) or previous not in self._items):
+            raise ClientEventError(
+                f"Item with id {previous!r} not found.",
+                code="invalid_value",
+                param="previous_item_id",
+            )
+        self._insert_item(item, previous)
         if piece is not None:
             self._pending.append(piece)
-        steps: list[Step] = [server_event("conversation.item.created", item=item)]
+        created = server_event("conversation.item.created", item=item)
+        if previous is not None:
+            created["previous_item_id"] = previous
+        steps: list[Step] = [created]
         if isinstance(piece, FunctionOutput) and self._vad_settings() is not None:
             steps.extend(self._auto_response())
         return steps
+
+    def _insert_item(self, item: JSONDict, previous: str | None) -> None:
+        """Add an item at the end, or right after ``previous`` (a known item)."""
+        if previous is None:
+            self._items[item["id"]] = item
+            return
+        items = list(self._items.items())
+        at = next(i for i, (key, _) in enumerate(items) if key == previous) + 1
+        items.insert(at, (item["id"], item))
+        self._items = dict(items)
+
+    def record_sent(self, frame: JSONDict) -> None:
+        """Keep the conversation's view of a frame the server sent: a response's
+        assistant item from its ``conversation.item.created`` (its place), and
+        its content from ``response.done`` (what was actually sent)."""
+        kind = frame.get("type")
+        if kind == "conversation.item.created":
+            item = frame.get("item")
+            if isinstance(item, dict) and item.get("id") not in self._items:
+                self._items[item["id"]] = copy.deepcopy(item)
+        elif kind == "response.done":
+            response = frame.get("response")
+            output = response.get("output") if isinstance(response, dict) else None
+            for item in output if isinstance(output, list) else ():
+                if isinstance(item, dict) and item.get("id") in self._items:
+                    self._items[item["id"]] = copy.deepcopy(item)
+
+    @property
+    def conversation(self) -> list[JSONDict]:
+        """The conversation's items in order, as the server keeps them (copies)."""
+        return copy.deepcopy(list(self._items.values()))
 
     def item_retrieve(self, frame: JSONDict) -> list[Step]:
         """``conversation.item.retrieve``: the item (audio as its transcript only)."""

@@ -1,0 +1,191 @@
+"""session.transcript over a real socket: replies, user transcriptions, cut replies, truncation."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+import dashscope_sync as ds
+from dashscope_sync.testing import LocalRealtimeServer
+
+from .audio_fakes import VirtualOutput, wait_until
+
+MODEL = ds.MODEL_QWEN3_OMNI_FLASH_REALTIME
+#: The family whose docs list the item operations a truncation needs.
+AUDIO_MODEL = ds.MODEL_QWEN_AUDIO_3_0_REALTIME_PLUS
+SPEECH = ds.load_wav(ds.sample_wav_path())
+LONG = "Tell me a long story, please, with very many words in it, one after another."
+
+
+def _client(server: LocalRealtimeServer) -> ds.Client:
+    return ds.Client(server.api_key, base_url=server.url)
+
+
+@pytest.fixture
+def slow_server() -> Iterator[LocalRealtimeServer]:
+    """A server whose replies stream slowly enough to be cut mid-way."""
+    with LocalRealtimeServer(delta_delay=0.02) as srv:
+        yield srv
+
+
+def first_audio(session: ds.RealtimeSession) -> threading.Event:
+    """An event set by the first reply audio a handler sees."""
+    seen = threading.Event()
+    session.on(ds.ResponseAudioDelta, lambda event: seen.set())
+    return seen
+
+
+class TestTranscript:
+    def test_a_text_turn_and_its_reply(self, session: ds.RealtimeSession) -> None:
+        """The user's text and the model's reply are two turns, with the reply's id and usage."""
+        session.update_session(ds.SessionUpdate(turn_detection=None), timeout=10)
+        session.append_text("What is the weather like?")
+        result = session.create_response().wait(timeout=30)
+        user, reply = session.transcript
+        assert (user.role, user.text) == ("user", "What is the weather like?")
+        assert (reply.role, reply.text, reply.heard_text) == ("assistant", result.text, result.text)
+        assert reply.response_id == result.response_id and not reply.interrupted
+        assert reply.usage == result.usage
+        assert reply.started_at is not None and reply.ended_at is not None
+        assert 0 <= user.ended_at <= reply.started_at <= reply.ended_at  # type: ignore[operator]
+
+    def test_the_users_transcription_comes_before_the_reply(
+        self, session: ds.RealtimeSession
+    ) -> None:
+        """An audio turn shows the input transcription, in front of the reply answering it."""
+        session.update_session(ds.SessionUpdate(turn_detection=None), timeout=10)
+        result = session.respond(audio=SPEECH, timeout=30)
+        transcribed = session.wait_for(
+            ds.ConversationItemInputAudioTranscriptionCompleted, timeout=10
+        )
+        user, reply = session.transcript
+        assert (user.role, user.text) == ("user", transcribed.transcript)
+        assert (reply.role, reply.text) == ("assistant", result.text)
+
+    def test_livetranslate_keeps_source_and_translation(self, server: LocalRealtimeServer) -> None:
+        """On LiveTranslate the transcript holds the source speech and its translation."""
+        model = ds.MODEL_QWEN3_5_LIVETRANSLATE_FLASH_REALTIME
+        with _client(server).realtime.connect(model=model) as session:
+            response = session.next_response()
+            session.append_audio(SPEECH + b"\x00\x00" * 16000)
+            result = response.wait(timeout=30)
+            source, translation = session.transcript
+        assert source.role == "user" and source.text
+        assert (translation.role, translation.text) == ("assistant", result.text)
+
+    def test_a_reply_cut_without_a_speaker_heard_what_had_arrived(
+        self, slow_server: LocalRealtimeServer
+    ) -> None:
+        """interrupt() without a speaker: text whose audio never came is in text, not heard_text."""
+        with _client(slow_server).realtime.connect(model=MODEL) as session:
+            session.update_session(ds.SessionUpdate(turn_detection=None), timeout=10)
+            audio_came = first_audio(session)
+            session.append_text(LONG)
+            response = session.create_response()
+            assert audio_came.wait(10)
+            connection = slow_server.connections[0]
+            connection.stall()  # the reply cannot end before the late text is in
+            try:
+                stopped = session.interrupt()
+                late = {
+                    "type": "response.audio_transcript.delta",
+                    "response_id": stopped.response_id,
+                    "delta": " UNHEARD",
+                }
+                connection.send(late)
+            finally:
+                connection.resume()
+            with pytest.raises(ds.ResponseCancelledError):
+                response.wait(timeout=10)
+            reply = session.transcript[-1]
+        assert reply.interrupted and reply.response_id == response.id
+        assert "UNHEARD" in reply.text and "UNHEARD" not in reply.heard_text
+        assert reply.heard_text and reply.text.startswith(reply.heard_text)
+
+    def test_a_reply_cut_on_a_speaker_heard_what_was_played(self) -> None:
+        """With a speaker, heard_text is the part played: a non-empty proper prefix of the text."""
+        device = VirtualOutput(24000, latency=0.1)
+        with (
+            LocalRealtimeServer(delta_delay=0.005) as server,
+            _client(server).realtime.connect(model=MODEL) as session,
+            ds.Speaker(stream=device) as speaker,
+        ):
+            session.update_session(ds.SessionUpdate(turn_detection=None), timeout=10)
+            session.attach(speaker=speaker)
+            session.append_text(LONG)
+            response = session.create_response()
+            assert wait_until(lambda: device.heard() > 0.6, timeout=10)
+            stopped = session.interrupt()
+            with pytest.raises(ds.ResponseCancelledError):
+                response.wait(timeout=10)
+            reply = session.transcript[-1]
+        assert stopped.played_seconds is not None and reply.interrupted
+        assert reply.heard_text and reply.text.startswith(reply.heard_text)
+        assert len(reply.heard_text) < len(reply.text)
+
+    def test_a_barge_in_under_server_vad_keeps_conversation_order(self) -> None:
+        """Under server VAD, a reply cut by the user's speech is interrupted, between the two user turns."""
+        from dashscope_sync.testing import speech_like_pcm16
+
+        with (
+            LocalRealtimeServer(server_vad=True, delta_delay=0.05) as server,
+            _client(server).realtime.connect(model=MODEL) as session,
+        ):
+            session.attach(barge_in=True)
+            first = session.next_response()
+            session.append_audio(speech_like_pcm16(1.0) + bytes(16000 * 2))
+            for _ in first.iter_audio(timeout=10):
+                break
+            second = session.next_response()
+            session.append_audio(speech_like_pcm16(0.5) + bytes(16000 * 2))
+            with pytest.raises(ds.ResponseCancelledError):
+                first.wait(timeout=10)
+            second.wait(timeout=30)
+            session.detach()
+            turns = session.transcript
+        assert [turn.role for turn in turns] == ["user", "assistant", "user", "assistant"]
+        assert turns[1].response_id == first.id and turns[1].interrupted
+        assert turns[3].response_id == second.id and not turns[3].interrupted
+        assert turns[0].text and turns[2].text  # the input transcriptions
+        assert turns[0].started_at <= turns[1].started_at <= turns[2].started_at  # type: ignore[operator]
+
+
+class TestTruncate:
+    def test_the_servers_history_holds_what_was_heard(
+        self, slow_server: LocalRealtimeServer
+    ) -> None:
+        """interrupt(truncate=True) replaces the cut item by heard_text at its place, on the server."""
+        with _client(slow_server).realtime.connect(model=AUDIO_MODEL) as session:
+            session.update_session(ds.SessionUpdate(turn_detection=None), timeout=10)
+            audio_came = first_audio(session)
+            session.append_text(LONG)
+            response = session.create_response()
+            assert audio_came.wait(10)
+            session.interrupt(truncate=True)
+            with pytest.raises(ds.ResponseCancelledError):
+                response.wait(timeout=10)
+            created = slow_server.wait_for_received("conversation.item.create", count=2, timeout=10)
+            session.append_text("And then?")
+            session.create_response().wait(timeout=30)
+            history = slow_server.connections[0].conversation
+            cut = session.transcript[1]
+        assert cut.interrupted and cut.heard_text and cut.item_id is not None
+        assert created["item"]["content"] == [{"type": "text", "text": cut.heard_text}]
+        roles = [(item["role"], item["content"][0].get("text")) for item in history[:3]]
+        assert roles == [("user", LONG), ("assistant", cut.heard_text), ("user", "And then?")]
+        assert history[1]["id"] == cut.item_id  # the re-created item, at the cut one's place
+
+    def test_a_family_without_item_operations_refuses_before_anything(
+        self, slow_server: LocalRealtimeServer
+    ) -> None:
+        """On Omni, interrupt(truncate=True) raises UsageError and cancels nothing."""
+        with _client(slow_server).realtime.connect(model=MODEL) as session:
+            session.update_session(ds.SessionUpdate(turn_detection=None), timeout=10)
+            session.append_text("Hello")
+            response = session.create_response()
+            with pytest.raises(ds.UsageError, match=r"truncate=True"):
+                session.interrupt(truncate=True)
+            assert response.wait(timeout=30).status == "completed"
+        assert not [f for f in slow_server.received if f["type"] == "response.cancel"]
