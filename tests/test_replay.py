@@ -26,6 +26,7 @@ from dashscope_sync.testing import (
     Replay,
     ReplayDivergence,
     speech_like_pcm16,
+    spoken_pcm16,
 )
 
 from ._capture import CaptureRelay
@@ -444,6 +445,18 @@ class TestDiverging:
         divergence = replayed.wait(10)
         assert divergence is not None and divergence.index is None
 
+    def test_server_closing_ends_the_run(self, peer: Callable[..., Raw], tmp_path: Path) -> None:
+        """A server closed during a long recorded gap closes at once (1001), and the run diverged."""
+        script = [created(), line(60.0, "in", "response.done")]
+        with LocalRealtimeServer() as server:
+            replay = server.replay(write(tmp_path, script), speed=1.0)
+            raw = Raw(server)
+            raw.recv()
+        assert raw.close_code() == 1001
+        divergence = replay.wait(10)
+        assert divergence is not None
+        assert "got the server closed the connection (1001)" in divergence.message
+
     def test_wait_times_out_saying_where(
         self, peer: Callable[..., Raw], server: LocalRealtimeServer, replayed: Replay
     ) -> None:
@@ -553,3 +566,38 @@ class TestReplayingACapturedConversation:
         )
         assert [e.error.code for e in errors] == ["replay_diverged"]
         assert errors[0].error.message == divergence.message
+
+
+def audio_turn(url: str, api_key: str) -> Any:
+    """A Qwen-Audio text turn in manual mode."""
+    model = ds.MODEL_QWEN_AUDIO_3_0_REALTIME_PLUS
+    with ds.Client(api_key, base_url=url).realtime.connect(model=model) as session:
+        session.update_session(ds.SessionUpdate(turn_detection=None), timeout=10)
+        return session.respond(text="Hi", timeout=30)
+
+
+def synthesize(url: str, api_key: str) -> Any:
+    """A Qwen-TTS synthesis of two sentences."""
+    client = ds.Client(api_key, base_url=url)
+    return client.speech.synthesize("Hello there. How are you?", model=ds.TTS_MODELS[0])
+
+
+def transcribe(url: str, api_key: str) -> Any:
+    """A Qwen-ASR transcription of audio whose words are known."""
+    client = ds.Client(api_key, base_url=url)
+    return client.transcription.transcribe(spoken_pcm16("replay this please"))
+
+
+@pytest.mark.parametrize("program", [audio_turn, synthesize, transcribe])
+def test_other_families_replay_too(
+    server: LocalRealtimeServer, tmp_path: Path, program: Callable[[str, str], Any]
+) -> None:
+    """Qwen-Audio, Qwen-TTS and Qwen-ASR programs captured live get the same results replayed."""
+    with LocalRealtimeServer() as upstream, CaptureRelay(upstream, tmp_path) as relay:
+        live = program(relay.url, upstream.api_key or "")
+        path = relay.wait_written()
+    replay = server.replay(path, speed=None)
+    replayed = program(server.url, server.api_key or "")
+    assert replay.wait(10) is None
+    assert replayed.text == live.text
+    assert getattr(replayed, "audio", None) == getattr(live, "audio", None)

@@ -381,8 +381,15 @@ class _Run:
     def _closed(self) -> ReplayDivergence | None:
         if self._complete():
             return None
-        code = self._ws.close_code
-        closed = "the connection closed" + ("" if code is None else f" ({code})")
+        protocol = self._ws.protocol
+        sent, received = protocol.close_sent, protocol.close_rcvd
+        if sent is not None and not protocol.close_rcvd_then_sent:
+            # The server shutting down, not the client's doing: say so.
+            closed = f"the server closed the connection ({sent.code})"
+        elif received is not None:
+            closed = f"the connection closed ({received.code})"
+        else:
+            closed = f"the connection was lost ({self._ws.close_code})"
         if self._out_first():
             expected = self._outs[self._matched]
             return self._divergence(expected.index, expected.type, None, closed=closed)
