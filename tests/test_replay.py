@@ -61,7 +61,13 @@ SCRIPT = [
     created(),
     line(0.10, "out", "response.create", event_id="event_c1", response={}),
     line(0.12, "in", "response.created", event_id="event_s1", response={"id": "resp_1"}),
-    line(0.14, "in", "response.done", event_id="event_s2", response={"id": "resp_1"}),
+    line(
+        0.14,
+        "in",
+        "response.done",
+        event_id="event_s2",
+        response={"id": "resp_1", "status": "completed", "output": []},
+    ),
 ]
 
 
@@ -292,6 +298,17 @@ class TestFollowing:
         raw.ws.close()
         assert replay.wait(10) is None
 
+    def test_recording_without_session_created_gets_one(
+        self, server: LocalRealtimeServer, tmp_path: Path
+    ) -> None:
+        """A recording begun after the handshake still lets the library connect: a minimal session.created comes first."""
+        replay = server.replay(write(tmp_path, SCRIPT[1:]), speed=None)
+        client = ds.Client(server.api_key, base_url=server.url)
+        with client.realtime.connect(model=MODEL) as session:
+            assert session.id == "sess_recorded"
+            assert session.create_response().wait(timeout=10).status == "completed"
+        assert replay.wait(10) is None
+
     def test_omitted_audio_is_silence_of_the_recorded_length(
         self, peer: Callable[..., Raw], server: LocalRealtimeServer, tmp_path: Path
     ) -> None:
@@ -456,6 +473,13 @@ class TestDiverging:
         divergence = replay.wait(10)
         assert divergence is not None
         assert "got the server closed the connection (1001)" in divergence.message
+
+    def test_wait_checks_its_timeout(self, replayed: Replay) -> None:
+        """A negative or non-numeric timeout is a ConfigError, as everywhere in the library."""
+        with pytest.raises(ds.ConfigError, match="timeout"):
+            replayed.wait(-1)
+        with pytest.raises(ds.ConfigError, match="timeout"):
+            replayed.wait("soon")  # type: ignore[arg-type]
 
     def test_wait_times_out_saying_where(
         self, peer: Callable[..., Raw], server: LocalRealtimeServer, replayed: Replay

@@ -11,6 +11,9 @@ server frame and the last of those client frames; a client frame
 recorded causality holds (a reply never comes before the request it
 answered) while the client's own pacing may differ from the recording's.
 
+A recording begun after the handshake (no ``session.created`` in it) is
+preceded by a minimal ``session.created``: the recorded session id and model.
+
 Ids: server frames keep their recorded ids (``session.created`` announces
 the recorded session). The ids the client chose (each event's ``event_id``
 and the ``item.id`` of a ``conversation.item.create``) differ from run to
@@ -35,11 +38,12 @@ import attrs
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection
 
+from .._deadline import check_timeout
 from .._errors import ConfigError, ConfigTypeError, DashScopeTimeout
 from .._fmt import seconds
 from ._handshake import parse_target, peer_text
 from ._recording import RecordedFrame, Recording, fill_omitted
-from ._session import JSONDict, error_event
+from ._session import JSONDict, error_event, server_event
 
 __all__ = ["Replay", "ReplayDivergence", "check_speed", "serve_replay"]
 
@@ -171,7 +175,9 @@ class Replay:
         Raises:
             DashScopeTimeout: Not done within ``timeout``; the message says
                 where the latest run stands.
+            ConfigError: ``timeout`` is negative or not a number.
         """
+        timeout = check_timeout(timeout)
         with self._cond:
             if not self._cond.wait_for(lambda: self._runs > 0 and self._open == 0, timeout):
                 raise DashScopeTimeout(
@@ -285,6 +291,15 @@ class _Run:
                 ),
                 None,
             )
+        if not any(frame.type == "session.created" for frame in self._ins):
+            # A recording begun after the handshake: the client still waits for one.
+            session = {
+                "id": self._recording.session_id,
+                "object": "realtime.session",
+                "model": self._recording.model,
+            }
+            with contextlib.suppress(ConnectionClosed):
+                self._ws.send(json.dumps(server_event("session.created", session=session)))
         start = time.monotonic()
         last_in_at, last_in_t = start, 0.0
         while True:

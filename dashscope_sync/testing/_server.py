@@ -710,7 +710,8 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
         another ``replay()``; those already open keep their answers) gets the
         whole recording from its start. Its model (the URL's ``model``) must
         be the recorded one, else it diverges at once. The recorded server
-        frames (``session.created`` first) are sent in order, each once the
+        frames (``session.created`` first; a minimal one with the recorded
+        session id and model if the recording has none) are sent in order, each once the
         client frames recorded before it have come and its recorded gap has
         passed, divided by ``speed``; the client's frames are matched to the
         recorded ones by type and order, never by event id. Audio left out of
