@@ -153,6 +153,18 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if math.isnan(value) or value <= 0:
+        raise argparse.ArgumentTypeError(
+            f"must be a number > 0 ('inf': as fast as possible), got {text!r}"
+        )
+    return value
+
+
 def _expire_seconds(text: str) -> int:
     try:
         value = int(text)
@@ -678,12 +690,22 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     def log(line: str) -> None:
         print(line, file=err, flush=True)
 
+    if args.speed is not None and args.replay is None:
+        raise _usage("--speed", "goes with --replay")
     server = _local_server_class()(
         host=args.host,
         port=args.port,
         api_key=args.api_key or None,
         log_connections=None if args.quiet else log,
     )
+    replay = None
+    if args.replay is not None:
+        speed = 1.0 if args.speed is None else args.speed
+        try:
+            # Read and checked before listening: a bad recording fails at once.
+            replay = server.replay(args.replay, speed=speed)
+        except ConfigError as exc:
+            raise _Fail(EXIT_BAD_INPUT, f"--replay: {exc}") from exc
     _start_server(server, args.host, args.port)
     try:
         key = server.api_key or "any-key"
@@ -691,6 +713,13 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"realtime URL: {server.url}", file=out)
         print(f"HTTP base URL: {server.http_base_url}", file=out)
         print(f"API key: {key}", file=out)
+        if replay is not None:
+            pace = "as fast as possible" if replay.speed is None else f"speed {replay.speed:g}"
+            print(
+                f"Replaying {len(replay.recording)} frames of {replay.recording.source} "
+                f"({pace}) to every client of model {replay.recording.model}",
+                file=out,
+            )
         print("Try it from another shell:", file=out)
         print(
             f"  {env} {PROG} talk {shlex.quote(str(sample_wav_path()))} "
@@ -892,7 +921,10 @@ def _parser() -> argparse.ArgumentParser:
             "Needs the 'testing' extra: pip install 'dashscope-sync[testing]' (from a\n"
             "source checkout: pip install -e '.[testing]')."
         ),
-        examples=f"  {PROG} serve\n  {PROG} serve --port 8765 --api-key sk-mine",
+        examples=(
+            f"  {PROG} serve\n  {PROG} serve --port 8765 --api-key sk-mine\n"
+            f"  {PROG} serve --replay call/frames.jsonl --speed inf"
+        ),
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=_port, default=0, help="port (default: a free one)")
@@ -906,6 +938,19 @@ def _parser() -> argparse.ArgumentParser:
         "--quiet",
         action="store_true",
         help="print nothing per connection (by default one line each, accepted or refused)",
+    )
+    serve.add_argument(
+        "--replay",
+        metavar="RECORDING",
+        default=None,
+        help="answer every client with this recording (a frames.jsonl or its directory) "
+        "instead of the simulator; a client that diverges gets an error naming the frame",
+    )
+    serve.add_argument(
+        "--speed",
+        type=_speed,
+        default=None,
+        help="with --replay: how much faster than recorded (default: 1; 'inf': at once)",
     )
     serve.set_defaults(run=_cmd_serve)
 

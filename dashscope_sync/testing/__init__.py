@@ -19,6 +19,11 @@ known words and audio made by :func:`spoken_pcm16` as the text hidden in it
 (:func:`spoken_text` reads it back); anything else gets a placeholder that
 describes the audio.
 
+Replay: :meth:`LocalRealtimeServer.replay` answers clients with a recorded
+session (``frames.jsonl``, read by :class:`Recording`) instead of the
+simulator, matching their frames by type and order; the :class:`Replay` it
+returns records the first :class:`ReplayDivergence`.
+
 Example:
     >>> from dashscope_sync.testing import LocalRealtimeServer
     >>> with LocalRealtimeServer() as server:
@@ -32,6 +37,8 @@ try:
     from ._connection import LocalConnection, ReplySpec
     from ._handshake import HandshakeRecord, RequestHeaders
     from ._http import TemporaryToken
+    from ._recording import RecordedFrame, Recording
+    from ._replay import Replay, ReplayDivergence
     from ._server import LocalRealtimeServer
 except ImportError as exc:
     # websockets is an optional extra; say how to get it, not just its name.
@@ -48,6 +55,10 @@ __all__ = [
     "HandshakeRecord",
     "LocalConnection",
     "LocalRealtimeServer",
+    "RecordedFrame",
+    "Recording",
+    "Replay",
+    "ReplayDivergence",
     "ReplySpec",
     "RequestHeaders",
     "TemporaryToken",

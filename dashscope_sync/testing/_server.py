@@ -42,6 +42,8 @@ from ._handshake import (
 )
 from ._http import HttpRequest, TemporaryToken, TokenStore, route_http, serve_http
 from ._knobs import ConnectionKnobs, HttpKnobs, ResponseKnobs
+from ._recording import Recording
+from ._replay import Replay, check_speed, serve_replay
 from ._responder import ResponsePlan
 from ._session import JSONDict
 from ._transport import WEBSOCKETS_LOGGER, ConnectionRegistry, StallableServerConnection
@@ -381,6 +383,8 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
         self._reply_rules: dict[str, tuple[Override, bool]] = {}
         self._reply_delay = 0.0
         self._hold_session_created = False
+        # The recording new connections are answered from (replay()), or None.
+        self._replay: Replay | None = None
         self._ping_interval = ping_interval
         self._ping_timeout = ping_timeout
 
@@ -697,6 +701,60 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
             return self._reply_delay
 
     # ------------------------------------------------------------------
+    # Knobs: replay
+
+    def replay(self, recording: object, *, speed: float | None = 1.0) -> Replay:
+        """Answer new connections with a recorded session instead of the simulator.
+
+        Each connection accepted from now on (until :meth:`stop_replay` or
+        another ``replay()``; those already open keep their answers) gets the
+        whole recording from its start. Its model (the URL's ``model``) must
+        be the recorded one, else it diverges at once. The recorded server
+        frames (``session.created`` first; a minimal one with the recorded
+        session id and model if the recording has none) are sent in order, each once the
+        client frames recorded before it have come and its recorded gap has
+        passed, divided by ``speed``; the client's frames are matched to the
+        recorded ones by type and order, never by event id. Audio left out of
+        the recording is sent as silence of the recorded length (zero bytes).
+        Server frames keep their recorded ids, except that a recorded client
+        id (an ``event_id``, a created item's ``id``) in them becomes the id
+        this client used in the matching frame.
+
+        A client that diverges (another type, a frame where the recording has
+        none, closing before it ends) gets an ``error`` event with code
+        ``replay_diverged`` naming the first frame that differs (its index
+        and line, what was expected and what came), then a close with 1008;
+        the returned handle records it. The other knobs and records of the
+        server (``connections``, ``stall``, ``inject_error``...) do not apply
+        to a replayed connection, except :attr:`received`.
+
+        Args:
+            recording: A recording directory, its ``frames.jsonl`` path, a
+                loaded `Recording`, or the file's lines (JSON strings or
+                objects, the header first).
+            speed: How much faster than recorded to go (2.0: twice as fast);
+                None or ``float("inf")``: as fast as possible.
+
+        Returns:
+            The `Replay`: ``wait(timeout)``, ``error``, ``done``, ``completed``.
+
+        Raises:
+            ConfigError: The recording cannot be read or is not in the
+                format (the message names the line), or ``speed`` is not > 0.
+            ConfigTypeError: ``recording`` or ``speed`` has the wrong type.
+        """
+        checked = check_speed(speed)
+        replay = Replay(Recording.load(recording), checked)
+        with self._lock:
+            self._replay = replay
+        return replay
+
+    def stop_replay(self) -> None:
+        """Answer new connections with the simulator again (replays under way go on)."""
+        with self._lock:
+            self._replay = None
+
+    # ------------------------------------------------------------------
     # websockets hooks (server threads)
 
     def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
@@ -764,6 +822,10 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
         assert isinstance(ws, StallableServerConnection)
         with self._lock:
             ping_interval, ping_timeout = self._ping_interval, self._ping_timeout
+            replay = self._replay
+        if replay is not None:
+            serve_replay(replay, ws, record=self._record_frame, log=self._log_connection)
+            return
         connection = LocalConnection(
             ws,
             self,
@@ -794,6 +856,9 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
         logger.debug("connection %s closed", connection.session_id)
 
     def _record_received(self, connection: LocalConnection, frame: JSONDict) -> None:
+        self._record_frame(frame)
+
+    def _record_frame(self, frame: JSONDict) -> None:
         with self._cond:
             self._received.append(frame)
             event_type = frame.get("type")
