@@ -221,6 +221,12 @@ class Speaker:
         # Called with each block as it goes to the device (the echo canceller's
         # far end); replaced whole, read by the player thread without a lock.
         self._tap: Callable[[bytes], None] | None = None
+        # notify_playback(): (position in written frames, callback) to call
+        # when that sample is given to the device, oldest first.
+        self._watches: collections.deque[tuple[int, Callable[[float], None]]] = collections.deque()
+        # When the sound the latest interrupt() stopped went silent (monotonic
+        # seconds); None while the player thread has yet to abort the stream.
+        self._silent_at: float | None = None
 
     def __repr__(self) -> str:
         device = "" if self.device_rate == self.rate else f" (device {self.device_rate} Hz)"
@@ -375,6 +381,10 @@ class Speaker:
         """
         with self._changed:
             now = time.monotonic()
+            # Nothing sounding (the device played out at _play_end): silent
+            # already; else silent once the player thread aborts the stream.
+            self._silent_at = self._play_end if self._play_end <= now else None
+            self._watches.clear()  # their samples were queued: they never play now
             discarded = len(self._queue) // 2
             self._queue.clear()
             # What the device holds but has not played is discarded too.
@@ -398,6 +408,36 @@ class Speaker:
             self._ended = False
             self.interrupts += 1
             self._changed.notify_all()
+
+    def wait_silent(self, timeout: float | None = 0.5) -> float | None:
+        """Wait until the sound the latest `interrupt` stopped is silent.
+
+        Returns:
+            When it went silent (``time.monotonic()`` seconds): when the
+            player thread's abort of the output stream returned, or when the
+            device had played everything out if that was earlier. None if
+            that did not happen within ``timeout`` seconds, or `interrupt`
+            was never called.
+        """
+        deadline = Deadline(check_timeout(timeout))
+        with self._changed:
+            while self._silent_at is None and self.interrupts and not self._closed:
+                remaining = deadline.remaining()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._changed.wait(remaining)
+            return self._silent_at
+
+    def notify_playback(self, callback: Callable[[float], None]) -> None:
+        """Call ``callback(at)`` once the next sample written reaches the device.
+
+        ``at`` is when that sample sounds (``time.monotonic()`` seconds): when
+        the block holding it was given to the device, plus what the device
+        still held ahead of it. Called on the player thread; it must not
+        block. Forgotten by `interrupt` (that sample never plays then).
+        """
+        with self._lock:
+            self._watches.append((self._written_frames, callback))
 
     def set_tap(self, tap: Callable[[bytes], None] | None) -> None:
         """Call ``tap(block)`` on the player thread with each block given to the device
@@ -446,6 +486,22 @@ class Speaker:
         return heard
 
     # The player thread ---------------------------------------------------------------
+
+    def _due_watches_locked(self, given: int) -> list[tuple[int, Callable[[float], None]]]:
+        """The watches whose sample is among the first ``given`` frames written."""
+        assert self._lock.locked()
+        watches = self._watches
+        due = []
+        while watches and watches[0][0] < given:
+            due.append(watches.popleft())
+        return due
+
+    @staticmethod
+    def _call_watch(callback: Callable[[float], None], at: float) -> None:
+        try:
+            callback(at)
+        except Exception:
+            logger.exception("a playback callback of the speaker failed")
 
     def _next_block_locked(self) -> tuple[bytes | None, float | None]:
         """The block to write now, or how long to wait (None: until notified)."""
@@ -497,6 +553,9 @@ class Speaker:
                         break
                     self._changed.wait(wait)
                 generation = self._generation
+                # Where the block starts among the frames written (the queue
+                # holds the frames written after it).
+                offset = self._written_frames - len(self._queue) // 2 - len(block or b"") // 2
                 # The end of what was written: the resampler's held-back tail must play too.
                 last = self._ended and not self._queue
             resampler = self._resampler
@@ -505,6 +564,10 @@ class Speaker:
                 if resampler is not None:
                     resampler.flush()  # the interrupted audio's tail is not played
                 stream.abort()
+                with self._changed:
+                    if self._silent_at is None:
+                        self._silent_at = time.monotonic()
+                        self._changed.notify_all()
                 stream.start()
                 continue
             out = block
@@ -520,6 +583,10 @@ class Speaker:
                 if generation != self._generation:
                     # Interrupted while writing: the block is discarded with the rest.
                     self._written_frames -= frames
+                    if out:
+                        # The device took it and sounds it until the abort
+                        # the interrupt asked for (next round of the loop).
+                        self._silent_at = None
                     continue
                 if returned - called > duration / 4:
                     # The write waited for room: the device buffer is full, so
@@ -532,6 +599,11 @@ class Speaker:
                 self._timeline.append((end - duration, end, frames))
                 self._play_end = end
                 self._changed.notify_all()
+                due = self._due_watches_locked(offset + frames)
+            for position, callback in due:
+                # When the watched sample sounds: the block's start, plus the
+                # frames ahead of it in the block.
+                self._call_watch(callback, end - duration + max(0, position - offset) / self.rate)
             tap = self._tap
             if tap is not None:
                 try:

@@ -75,6 +75,7 @@ import enum
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
+from .._conversation.latency import LatencyBook, ResponseTiming
 from .._errors import (
     ActiveResponseError,
     APIError,
@@ -285,6 +286,7 @@ class ResponseTrack:
         "sample_rate",
         "status",
         "text",
+        "timing",
         "unwatched",
     )
 
@@ -306,6 +308,10 @@ class ResponseTrack:
         self.interrupted = False
         # The output audio's sample rate, from the session when it echoes one.
         self.sample_rate: int | None = None
+        # The latency book's record of the response, from response.created:
+        # the figures that come after response.done (an attached speaker's
+        # playback start) reach the result through it.
+        self.timing: ResponseTiming | None = None
         # Characters of confirmed text taken from `text`/`stash` events
         # (LiveTranslate); None while the response streams plain deltas.
         self._confirmed: int | None = None
@@ -331,6 +337,7 @@ class ResponseTrack:
         self.id, self.status = other.id, other.status
         self.text, self.audio = other.text, other.audio
         self.first_text_at, self.first_audio_at = other.first_text_at, other.first_audio_at
+        self.timing = other.timing
         other.text, other.audio = [], []
 
     def _feed(self, event: ServerEvent, at: float) -> None:
@@ -551,6 +558,8 @@ class SessionState:
         #: Qwen-ASR-Realtime's VAD spans (`TranscriptSpans`), set once by the
         #: owner before any event arrives; None for the other families.
         self.spans: TranscriptSpans | None = None
+        #: When each response's milestones happened (`session.metrics`).
+        self.latency = LatencyBook()
 
     # Intents ---------------------------------------------------------------------
 
@@ -798,6 +807,7 @@ class SessionState:
                 self.dropped_audio += 1
                 return DROP
         handler = _HANDLERS.get(type(event))
+        self.latency.receive(event, at)
         effects = handler(self, event, at) if handler is not None else None
         running = self._running
         if running:
@@ -899,8 +909,12 @@ class SessionState:
                 track = request.track
             elif not server_own:
                 track = self._next_follower()
+        timing = self.latency.created(
+            event.response.id, at, None if track is None else track.requested_at
+        )
         if track is None:
             return None
+        track.timing = timing
         return self._start(track, event)
 
     def _start(self, track: ResponseTrack, event: ResponseCreated) -> Effects | None:
