@@ -184,6 +184,9 @@ class TestTalkMic:
         output = "".join(lines)
         assert code == 0, output
         assert "turns: 1; first audio after you stopped:" in output
+        assert "latency over 1 response:" in output
+        assert "end of speech to first audio: p50" in output
+        assert "playback start: p50" in output
         assert "Traceback" not in output
 
 
