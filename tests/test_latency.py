@@ -272,6 +272,28 @@ class TestManualMode:
         assert "first audible" in result._repr_html_()
 
 
+class TestLeadingSilenceKnob:
+    def test_replies_start_with_the_silence_asked_for(self) -> None:
+        """LocalRealtimeServer(leading_silence_ms=...) starts each reply's audio with that much
+        silence: the first audio is not the first audible audio then."""
+        with LocalRealtimeServer(leading_silence_ms=300, delta_delay=0.01) as srv:
+            client = ds.Client(srv.api_key, base_url=srv.url)
+            with client.realtime.connect(model=MODEL) as session:
+                session.update_session(ds.SessionUpdate(turn_detection=None))
+                result = session.respond(speech_like_pcm16(0.5), timeout=30)
+        silence = 24000 * 300 // 1000 * 2
+        assert result.audio[:silence] == bytes(silence)
+        assert audible(result.audio[silence : silence + 4800])
+        assert result.first_audio_delay is not None and result.first_audible_delay is not None
+        assert result.first_audible_delay > result.first_audio_delay
+        assert result.end_of_speech_to_first_audio is not None
+
+    def test_negative_silence_is_refused(self) -> None:
+        """A negative leading_silence_ms is a ValueError, before anything starts."""
+        with pytest.raises(ValueError, match="leading_silence_ms"):
+            LocalRealtimeServer(leading_silence_ms=-1)
+
+
 class TestServerVad:
     def test_end_of_speech_is_speech_stopped(self, paced_session: ds.RealtimeSession) -> None:
         """Under server VAD the end of speech is speech_stopped's arrival: after the handle

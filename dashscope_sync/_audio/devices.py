@@ -453,6 +453,12 @@ class Speaker:
             return self._heard_locked(time.monotonic()) / self.rate
 
     @property
+    def device_latency(self) -> float:
+        """The output latency the device reported when it opened (``latency`` until then), seconds:
+        how long a sample given to it takes to sound when its buffer is full."""
+        return self._device_latency
+
+    @property
     def written_seconds(self) -> float:
         """Seconds of audio written, less what `interrupt` discarded: played + still to play."""
         return self._written_frames / self.rate
