@@ -459,3 +459,43 @@ class TestSpeakerClock:
         speaker.write(tone(0.3))
         assert speaker.drain(timeout=10)
         assert forgotten == [] and len(heard) == 1
+
+
+class RoomyOutput(VirtualOutput):
+    """A real-time virtual device that says how much room it has, as sounddevice's streams
+    do, and counts the writes that had to wait for room (blocking the player thread)."""
+
+    def __init__(self) -> None:
+        super().__init__(24000, latency=0.1)
+        self.blocked = 0
+
+    @property
+    def write_available(self) -> int:
+        queued = max(0.0, self.total() - self.heard())
+        return max(0, int((self.latency - queued) * self.rate))
+
+    def write(self, data: bytes) -> None:
+        if len(data) // 2 > self.write_available:
+            self.blocked += 1  # the write waits for room: the player thread is held
+        super().write(data)
+
+
+class TestSpeakerWaitsForRoom:
+    def test_the_player_never_blocks_in_a_write(self) -> None:
+        """Given a stream that says its room, the speaker waits for room where interrupt()
+        wakes it, never inside a write: an interrupt is not held by a full device."""
+        device = RoomyOutput()
+        with ds.Speaker(stream=device, jitter_ms=0) as speaker:
+            speaker.write(tone(0.6))
+            assert speaker.drain(timeout=10)
+            sounding = threading.Event()
+            speaker.notify_playback(lambda at: sounding.set())
+            speaker.write(tone(2.0))
+            assert sounding.wait(10)
+            assert not speaker.drain(timeout=0.3)  # the device is full of the tone now
+            called = time.monotonic()
+            speaker.interrupt()
+            silent = speaker.wait_silent(timeout=10)
+        assert device.blocked == 0
+        assert silent is not None and device.aborts and called <= device.aborts[-1] <= silent
+        assert device.heard() < 0.6 + 2.0

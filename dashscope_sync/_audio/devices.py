@@ -43,6 +43,9 @@ logger = logging.getLogger("dashscope_sync")
 
 #: PortAudio's system library, by the Debian/Ubuntu package that ships it.
 PORTAUDIO_PACKAGE: Final = "libportaudio2"
+#: The speaker gives each block to the device in pieces this long, checking
+#: for an interrupt between them: how long an interrupt may wait for a write.
+_WRITE_PIECE_MS: Final = 10
 
 
 def import_sounddevice() -> Any:
@@ -139,7 +142,9 @@ class Speaker:
     playback resumes.
 
     `interrupt` drops everything queued and aborts the stream, discarding
-    what sits in the device buffer: sound stops within one block.
+    what sits in the device buffer: sound stops at once (the player thread
+    waits for room in the device where an interrupt wakes it, never inside a
+    blocking write, when the stream says its room, as sounddevice's do).
     `played_seconds` counts what reached the listener: audio written to the
     device, less what is still inside it (the output latency PortAudio
     reports), less what an interrupt discarded.
@@ -218,6 +223,7 @@ class Speaker:
         self.interrupts = 0
         self._thread: threading.Thread | None = None
         self._device_latency = self.latency
+        self._ask_room = False  # set by start(): see there
         # Called with each block as it goes to the device (the echo canceller's
         # far end); replaced whole, read by the player thread without a lock.
         self._tap: Callable[[bytes], None] | None = None
@@ -277,6 +283,10 @@ class Speaker:
         reported = getattr(stream, "latency", None)
         if isinstance(reported, (int, float)) and reported > 0:
             self._device_latency = float(reported)
+        # sounddevice's streams say how much room they have (a stand-in may
+        # not): the player thread then waits for room where an interrupt
+        # wakes it, never inside a blocking write. Player thread only after this.
+        self._ask_room = hasattr(type(stream), "write_available")
         thread = threading.Thread(target=self._run, name="dashscope_sync-speaker", daemon=True)
         with self._lock:
             self._thread = thread
@@ -376,8 +386,9 @@ class Speaker:
     def interrupt(self) -> None:
         """Stop the sound now: drop what is queued and what sits in the device buffer.
 
-        Never blocks: the player thread aborts the device stream as soon as
-        the block it is writing is accepted (within one block).
+        Never blocks: the player thread aborts the device stream at once, or,
+        with a stream that cannot say its room, once the 10 ms piece it is
+        writing is accepted. `wait_silent` says when that happened.
         """
         with self._changed:
             now = time.monotonic()
@@ -502,6 +513,39 @@ class Speaker:
             due.append(watches.popleft())
         return due
 
+    def _write_pieces(self, stream: OutputStreamLike, out: bytes, generation: int) -> None:
+        """Write a block in pieces of `_WRITE_PIECE_MS`, never blocking inside PortAudio
+        when the stream can say how much room it has; stop at an interrupt.
+
+        A blocking write into a full device returns only at the device's next
+        period (measured on PipeWire: up to 85 ms), and an interrupt would wait
+        for it before the abort. Waiting for room here instead, on the
+        condition `interrupt` notifies, the abort follows the interrupt at once
+        (``interrupt_to_silence``).
+        """
+        step = max(2, self.device_rate * _WRITE_PIECE_MS // 1000 * 2)
+        for start in range(0, len(out), step):
+            piece = out[start : start + step]
+            frames = len(piece) // 2
+            while self._ask_room:
+                try:
+                    available = int(stream.write_available)  # type: ignore[attr-defined]
+                except Exception as exc:  # a host API that cannot say: blocking writes
+                    logger.debug("the output stream cannot say its room (%s)", exc)
+                    self._ask_room = False
+                    break
+                if available >= frames:
+                    break
+                with self._changed:
+                    if self._generation != generation or self._closed:
+                        return
+                    self._changed.wait((frames - available) / self.device_rate)
+            # An unlocked read of an int: at worst one more piece is written,
+            # and the abort that follows drops it.
+            if self._generation != generation:
+                return
+            stream.write(piece)
+
     @staticmethod
     def _call_watch(callback: Callable[[float], None], at: float) -> None:
         try:
@@ -581,7 +625,7 @@ class Speaker:
                 out = resampler.process(block) + (resampler.flush() if last else b"")
             called = time.monotonic()
             if out:
-                stream.write(out)
+                self._write_pieces(stream, out, generation)
             returned = time.monotonic()
             frames = len(block) // 2
             duration = frames / self.rate
