@@ -499,3 +499,35 @@ class TestSpeakerWaitsForRoom:
         assert device.blocked == 0
         assert silent is not None and device.aborts and called <= device.aborts[-1] <= silent
         assert device.heard() < 0.6 + 2.0
+
+
+class TestSpeechMetrics:
+    def test_a_speech_session_summarises_its_speeches(self, client: ds.Client) -> None:
+        """SpeechSession.metrics has one first-audio and total time per finished speech, equal
+        to the speeches' results; a cancelled speech is left out."""
+        with client.speech.connect(
+            model=ds.MODEL_QWEN3_TTS_FLASH_REALTIME, voice="Cherry"
+        ) as session:
+            assert session.metrics.responses == 0
+            results = [session.speak(text).wait(timeout=30) for text in ("Hello.", "Goodbye.")]
+            release, pulled = threading.Event(), threading.Event()
+
+            def pieces() -> Iterator[str]:
+                pulled.set()
+                yield "Never "
+                release.wait(30)  # still speaking when it is cancelled
+                yield "finished."
+
+            cut = session.speak(pieces())
+            assert pulled.wait(30)
+            assert cut.cancel()
+            release.set()
+            assert cut.wait(timeout=30).cancelled
+            metrics = session.metrics
+        assert metrics.responses == 2
+        firsts = sorted(r.first_audio_delay for r in results if r.first_audio_delay is not None)
+        assert len(firsts) == 2
+        assert metrics.first_audio_delay.p50 == pytest.approx(sum(firsts) / 2)
+        assert metrics.first_audio_delay.max == firsts[-1]
+        assert metrics.total_time.max == max(r.total_time or 0 for r in results)
+        assert metrics.end_of_speech_to_first_audio.count == 0

@@ -105,6 +105,10 @@ class Metrics:
         total_time: From the request to ``response.done``.
         interrupt_to_silence: From each `interrupt()` with a speaker
             attached to the last sample played.
+
+    A `SpeechSession`'s metrics count its speeches that finished whole
+    (``responses`` is their number): ``first_audio_delay`` and ``total_time``
+    as `SpeechResult` has them, from the speech's first text sent.
     """
 
     responses: int = 0
@@ -126,6 +130,15 @@ class Metrics:
             responses=responses,
             interrupt_to_silence=summarize(interrupts),
             **summaries,
+        )
+
+    @classmethod
+    def from_speeches(cls, timings: Sequence[tuple[float | None, float]]) -> Metrics:
+        """Summarise a speech session's (first audio delay, total time) per speech."""
+        return cls(
+            responses=len(timings),
+            first_audio_delay=summarize(first for first, _ in timings if first is not None),
+            total_time=summarize(total for _, total in timings),
         )
 
     def lines(self) -> list[str]:

@@ -538,6 +538,12 @@ class SessionCore:
         )
         return Metrics.from_values(responses, columns, interrupts)
 
+    def speech_metrics(self) -> Metrics:
+        """A speech session's figures, one per finished speech: first audio and total time."""
+        book = self.mailbox.state.speech
+        timings = [] if book is None else self.mailbox.peek(lambda: list(book.timings))
+        return Metrics.from_speeches(timings)
+
     @property
     def dropped_events(self) -> int:
         """Events lost by the pull buffer or the handler backlog, each once."""
