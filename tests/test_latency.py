@@ -19,7 +19,7 @@ import pytest
 
 import dashscope_sync as ds
 from dashscope_sync._audio.level import AUDIBLE_PEAK, audible
-from dashscope_sync._conversation.latency import FIGURES, LatencyBook
+from dashscope_sync._conversation.latency import FIGURES, KEPT, LatencyBook
 from dashscope_sync._conversation.metrics import Metrics, percentile, snapshot, summarize
 from dashscope_sync._wire.codec import decode
 from dashscope_sync.testing import LocalRealtimeServer, speech_like_pcm16
@@ -180,6 +180,16 @@ class TestLatencyBook:
         stopped = {"type": "input_audio_buffer.speech_stopped", "reason": "turn_invalid"}
         book.receive(event(stopped), 1.0)
         assert book.created("r1", 2.0, None).speech_ended_at is None
+
+    def test_the_book_keeps_the_latest_responses_only(self) -> None:
+        """Past KEPT responses the oldest are forgotten, so a long session's book stays small."""
+        book = LatencyBook()
+        for number in range(KEPT + 5):
+            book.created(f"r{number}", float(number), None)
+        assert len(book.responses) == KEPT and "r0" not in book.responses
+        book.receive(audio("r0", tone(0.05)), 1e6)  # a forgotten response: nothing happens
+        book.receive(audio(f"r{KEPT + 4}", tone(0.05)), 1e6)
+        assert book.responses[f"r{KEPT + 4}"].first_audible_at == 1e6
 
     def test_snapshot_counts_each_figure_where_it_applied(self) -> None:
         """The snapshot has one column per figure, with only the values that exist."""

@@ -119,6 +119,10 @@ class LatencyBook:
         self._speech_ended_at: float | None = None
         # response id -> its timing, oldest first (the latest KEPT).
         self.responses: collections.OrderedDict[str, ResponseTiming] = collections.OrderedDict()
+        # The responses still waiting for their first audible chunk / first
+        # text: every other delta costs one dict miss (the hot path).
+        self._unheard: dict[str, ResponseTiming] = {}
+        self._untold: dict[str, ResponseTiming] = {}
         #: Seconds from each `interrupt()` with a speaker to its silence (the latest KEPT).
         self.interrupts: collections.deque[float] = collections.deque(maxlen=KEPT)
 
@@ -138,7 +142,10 @@ class LatencyBook:
         responses = self.responses
         responses[response_id] = timing
         while len(responses) > KEPT:
-            responses.popitem(last=False)
+            oldest, _ = responses.popitem(last=False)
+            self._unheard.pop(oldest, None)
+            self._untold.pop(oldest, None)
+        self._unheard[response_id] = self._untold[response_id] = timing
         return timing
 
     def receive(self, event: ServerEvent, at: float) -> None:
@@ -146,21 +153,25 @@ class LatencyBook:
         kind = type(event)
         if kind is ResponseAudioDelta:
             assert isinstance(event, ResponseAudioDelta)
-            timing = self.responses.get(event.response_id)
+            timing = self._unheard.get(event.response_id)
             if timing is None:
-                return
+                return  # heard already (or nobody's): nothing to check
             if timing.first_audio_at is None:
                 timing.first_audio_at = at
             # Checked only until the first audible chunk: free afterwards.
-            if timing.first_audible_at is None and audible(event.delta):
+            if audible(event.delta):
                 timing.first_audible_at = at
+                del self._unheard[event.response_id]
         elif kind in _TEXT:
-            timing = self.responses.get(event.response_id)  # type: ignore[attr-defined]
-            if timing is not None and timing.first_text_at is None:
+            timing = self._untold.pop(event.response_id, None)  # type: ignore[attr-defined]
+            if timing is not None:
                 timing.first_text_at = at
         elif kind is ResponseDone:
             assert isinstance(event, ResponseDone)
-            timing = self.responses.get(event.response.id)
+            rid = event.response.id
+            self._unheard.pop(rid, None)
+            self._untold.pop(rid, None)
+            timing = self.responses.get(rid)
             if timing is not None and timing.done_at is None:
                 timing.done_at = at
         elif kind is InputAudioBufferSpeechStopped:

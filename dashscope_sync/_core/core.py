@@ -65,7 +65,7 @@ _T = TypeVar("_T")
 #: How long a failed connect waits for its reader thread to go.
 _ABORT_JOIN: Final = 1.0
 #: The longest `interrupt()` waits for an attached speaker to confirm the
-#: silence (normally one block write, tens of milliseconds).
+#: silence (normally about a millisecond: its player thread's abort).
 _SILENCE_WAIT: Final = 0.5
 
 

@@ -212,9 +212,9 @@ class Interruption:
         interrupt_to_silence: With a `Speaker` attached, seconds from the
             ``interrupt()`` call to the last sample played: until the
             speaker's player thread aborted the output stream (PortAudio
-            drops what the device buffer held; it first finishes the block
-            it is writing, at most ``block_ms``), or 0 when the speaker had
-            already played everything out. A sound server's own period past
+            drops what the device buffer held; with a stream that cannot say
+            its room, it first finishes the 10 ms piece it is writing), or 0
+            when the speaker had already played everything out. A sound server's own period past
             PortAudio (PipeWire's quantum, about 20 ms) is not reported by
             PortAudio, so not included. None without a speaker, or when the
             speaker did not confirm its abort within half a second.
