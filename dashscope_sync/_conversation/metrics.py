@@ -104,7 +104,9 @@ class Metrics:
         playback_start: From the request to the first sample an attached speaker played.
         total_time: From the request to ``response.done``.
         interrupt_to_silence: From each `interrupt()` with a speaker
-            attached to the last sample played.
+            attached to the last sample played (a barge-in the server's VAD
+            triggers is not timed: it is decided on the socket's reader
+            thread, which never waits for the speaker).
 
     A `SpeechSession`'s metrics count its speeches that finished whole
     (``responses`` is their number): ``first_audio_delay`` and ``total_time``
