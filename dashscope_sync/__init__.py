@@ -88,6 +88,7 @@ from ._constants import (
     VOICES_QWEN_OMNI_TURBO,
     Modality,
 )
+from ._conversation.metrics import LatencySummary, Metrics
 from ._conversation.tools import Tool, ToolCall
 from ._conversation.transcript import Transcript, Turn
 from ._core.response import (
@@ -293,6 +294,7 @@ __all__ = [
     "InputTextBufferCommitted",
     "Interruption",
     "InvalidFrame",
+    "LatencySummary",
     "MODALITIES_AUDIO",
     "MODALITIES_TEXT",
     "MODALITY_AUDIO",
@@ -321,6 +323,7 @@ __all__ = [
     "MODEL_QWEN_OMNI_TURBO_REALTIME_2025_05_08",
     "MODEL_QWEN_OMNI_TURBO_REALTIME_LATEST",
     "MODEL_QWEN_TTS_REALTIME",
+    "Metrics",
     "Microphone",
     "Modality",
     "ModelFamily",

@@ -113,6 +113,103 @@ class TestLoopback:
         assert heard - 0.1 <= seconds <= heard + block + 0.2
 
 
+class TestLatencyOnTheLoopback:
+    def test_interrupt_silences_the_reply_within_the_device_bound(
+        self, microphone: ds.Microphone
+    ) -> None:
+        """A reply played through a Speaker, interrupted mid-way: no sample of it is captured
+        later than the call plus 50 ms plus the devices' latencies (and a margin for a loaded
+        machine), and interrupt_to_silence and playback_start are set and plausible."""
+        import time
+
+        from dashscope_sync.testing import LocalRealtimeServer
+
+        blocks: list[tuple[float, bytes]] = []  # (arrival, block), by the recorder thread
+        stop = threading.Event()
+
+        def run() -> None:
+            while not stop.is_set():
+                with contextlib.suppress(ds.DashScopeTimeout):
+                    block = microphone.read(timeout=0.5)
+                    blocks.append((time.monotonic(), block))
+
+        recorder = threading.Thread(target=run, name="test-recorder", daemon=True)
+        recorder.start()
+        try:
+            with (
+                LocalRealtimeServer() as server,
+                ds.Client(server.api_key, base_url=server.url).realtime.connect() as session,
+                ds.Speaker() as speaker,
+            ):
+                session.update_session(ds.SessionUpdate(turn_detection=None))
+                session.attach(speaker=speaker)
+                sounding = threading.Event()
+                speaker.notify_playback(lambda at: sounding.set())
+                session.append_text("Tell me a long story.")  # about 5 s of speech
+                handle = session.create_response()
+                assert sounding.wait(10)
+                threading.Event().wait(0.6)  # some of the reply plays
+                called = time.monotonic()
+                stopped = session.interrupt()
+                try:
+                    result = handle.wait(timeout=10)
+                except ds.ResponseError as exc:
+                    assert exc.result is not None
+                    result = exc.result
+                threading.Event().wait(0.5)  # a tail would travel through the loopback
+                session.detach()
+                bound = called + 0.05 + speaker.device_latency + microphone.latency
+        finally:
+            stop.set()
+            recorder.join(5)
+        first, last = loud_span(blocks)
+        assert first is not None and last is not None, "the reply was not captured"
+        assert first < called  # it played before the interrupt
+        print(
+            f"loopback: last reply sample captured {last - called:.3f} s after interrupt() "
+            f"(upper bound); interrupt_to_silence {stopped.interrupt_to_silence}; "
+            f"playback_start {result.playback_start}"
+        )
+        # Margin for a loaded machine: the reply would otherwise sound for seconds more.
+        assert last <= bound + 0.3
+        assert stopped.interrupt_to_silence is not None
+        assert 0 <= stopped.interrupt_to_silence <= 0.5
+        assert result.playback_start is not None
+        assert result.first_audio_delay is not None
+        assert result.first_audio_delay <= result.playback_start <= 5.0
+
+
+def loud_span(
+    blocks: list[tuple[float, bytes]], rate: int = 16000
+) -> tuple[float | None, float | None]:
+    """Upper bounds of when the first and the last loud sample (-40 dBFS) were captured.
+
+    A sample is captured before the block holding it, and every later block,
+    arrives, by at least the audio between it and that block's end (95 % of
+    it: the device's clock may run a little slow): the least such bound over
+    the next blocks leaves out a late read by the test's thread.
+    """
+    from array import array
+
+    ends: list[tuple[float, int]] = []
+    total = 0
+    for arrival, block in blocks:
+        total += len(block) // 2
+        ends.append((arrival, total))
+    first = last = None
+    start = 0
+    for number, (_, block) in enumerate(blocks):
+        samples = array("h", block)
+        loud = [k for k, v in enumerate(samples) if abs(v) >= 328]
+        for k in (loud[:1] + loud[-1:]) if loud else []:
+            index = start + k
+            at = min(a - 0.95 * (end - 1 - index) / rate for a, end in ends[number : number + 20])
+            first = at if first is None else first
+            last = at
+        start += len(samples)
+    return first, last
+
+
 class TestTalkMic:
     def test_live_conversation_on_the_loopback(self, audio_device: None) -> None:
         """``talk --mic`` hears speech played into the loopback, replies, and ends cleanly on Ctrl-C."""
@@ -184,6 +281,9 @@ class TestTalkMic:
         output = "".join(lines)
         assert code == 0, output
         assert "turns: 1; first audio after you stopped:" in output
+        assert "latency over 1 response:" in output
+        assert "end of speech to first audio: p50" in output
+        assert "playback start: p50" in output
         assert "Traceback" not in output
 
 

@@ -87,6 +87,29 @@ class TestTalk:
         assert create["response"]["instructions"] == "be brief"
         assert (tmp_path / "o.wav").exists()
 
+    def test_prints_the_latency_summary(
+        self, server: LocalRealtimeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """talk ends with the session's latency summary on stderr, one line per figure."""
+        monkeypatch.setenv("DASHSCOPE_API_KEY", server.api_key or "")
+        wav = write_wav(tmp_path / "in.wav", speech_like_pcm16(0.3))
+        code, out, err = run(
+            "talk", str(wav), "--url", server.url, "--fast", "--output", str(tmp_path / "o.wav")
+        )
+        assert code == 0, err
+        lines = err.splitlines()
+        start = lines.index("latency over 1 response:")
+        figures = [line.split(":")[0].strip() for line in lines[start + 1 :]]
+        assert figures == [
+            "end of speech to first audio",
+            "first audio delay",
+            "first audible delay",
+            "first text delay",
+            "total time",
+        ]
+        assert all(line.endswith("(n=1)") for line in lines[start + 1 :])
+        assert "latency over" not in out
+
     def test_missing_key(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """No DASHSCOPE_API_KEY exits with EXIT_NO_KEY and says what to set."""
         monkeypatch.delenv("DASHSCOPE_API_KEY", raising=False)

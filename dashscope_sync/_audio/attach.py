@@ -81,6 +81,7 @@ class Attachment:
         microphone: MicrophoneLike | None,
         output_rate: Callable[[], int],
         interrupted: Callable[[str], bool] = lambda response_id: False,
+        on_playback: Callable[[str, float], None] | None = None,
     ) -> None:
         self.speaker = speaker
         self.microphone = microphone
@@ -99,6 +100,9 @@ class Attachment:
         # of it: its audio still on the handler thread's way (a delta in
         # hand, the resampler's tail) is not played.
         self._interrupted = interrupted
+        # Told (on the speaker's player thread) when each response's first
+        # sample sounded: the core's playback_start figure.
+        self._on_playback = on_playback
         self.handles: list[HandlerHandle] = []
 
     # Handlers (handler thread) ---------------------------------------------------
@@ -123,6 +127,7 @@ class Attachment:
             # A new response: the rate is read once, as it was when it began.
             self._playing = event.response_id
             self._resampler = resampler_for(self._output_rate(), speaker.rate)
+            self._watch_playback(speaker, event.response_id)
         resampler = self._resampler
         pcm = event.delta if resampler is None else resampler.process(event.delta)
         self._write(speaker, pcm)
@@ -140,6 +145,15 @@ class Attachment:
             self._write(speaker, resampler.flush())  # the tail the filter held back
         self._playing = self._resampler = None
         speaker.mark_end()
+
+    def _watch_playback(self, speaker: SpeakerLike, response_id: str) -> None:
+        """Learn when this response's first sample (the next one written) sounds."""
+        report = self._on_playback
+        # Optional for a speaker (`Speaker` has it; a stand-in may not).
+        notify = getattr(speaker, "notify_playback", None)
+        if report is None or notify is None:
+            return
+        notify(lambda at: report(response_id, at))
 
     @staticmethod
     def _write(speaker: SpeakerLike, pcm: bytes) -> None:
@@ -162,6 +176,15 @@ class Attachment:
         if start is None:
             return rid, None
         return rid, max(0.0, speaker.played_seconds - start)
+
+    def silenced_at(self, timeout: float) -> float | None:
+        """When the sound the last `interrupt` stopped went silent (monotonic seconds).
+
+        Waits up to ``timeout`` seconds for the speaker's player thread to
+        abort its stream; None without a speaker (or one that cannot say).
+        """
+        wait = getattr(self.speaker, "wait_silent", None)
+        return None if wait is None else wait(timeout)
 
     def detach(self) -> None:
         for handle in self.handles:

@@ -43,6 +43,9 @@ logger = logging.getLogger("dashscope_sync")
 
 #: PortAudio's system library, by the Debian/Ubuntu package that ships it.
 PORTAUDIO_PACKAGE: Final = "libportaudio2"
+#: The speaker gives each block to the device in pieces this long, checking
+#: for an interrupt between them: how long an interrupt may wait for a write.
+_WRITE_PIECE_MS: Final = 10
 
 
 def import_sounddevice() -> Any:
@@ -139,7 +142,9 @@ class Speaker:
     playback resumes.
 
     `interrupt` drops everything queued and aborts the stream, discarding
-    what sits in the device buffer: sound stops within one block.
+    what sits in the device buffer: sound stops at once (the player thread
+    waits for room in the device where an interrupt wakes it, never inside a
+    blocking write, when the stream says its room, as sounddevice's do).
     `played_seconds` counts what reached the listener: audio written to the
     device, less what is still inside it (the output latency PortAudio
     reports), less what an interrupt discarded.
@@ -218,9 +223,16 @@ class Speaker:
         self.interrupts = 0
         self._thread: threading.Thread | None = None
         self._device_latency = self.latency
+        self._ask_room = False  # set by start(): see there
         # Called with each block as it goes to the device (the echo canceller's
         # far end); replaced whole, read by the player thread without a lock.
         self._tap: Callable[[bytes], None] | None = None
+        # notify_playback(): (position in written frames, callback) to call
+        # when that sample is given to the device, oldest first.
+        self._watches: collections.deque[tuple[int, Callable[[float], None]]] = collections.deque()
+        # When the sound the latest interrupt() stopped went silent (monotonic
+        # seconds); None while the player thread has yet to abort the stream.
+        self._silent_at: float | None = None
 
     def __repr__(self) -> str:
         device = "" if self.device_rate == self.rate else f" (device {self.device_rate} Hz)"
@@ -271,6 +283,10 @@ class Speaker:
         reported = getattr(stream, "latency", None)
         if isinstance(reported, (int, float)) and reported > 0:
             self._device_latency = float(reported)
+        # sounddevice's streams say how much room they have (a stand-in may
+        # not): the player thread then waits for room where an interrupt
+        # wakes it, never inside a blocking write. Player thread only after this.
+        self._ask_room = hasattr(type(stream), "write_available")
         thread = threading.Thread(target=self._run, name="dashscope_sync-speaker", daemon=True)
         with self._lock:
             self._thread = thread
@@ -370,11 +386,16 @@ class Speaker:
     def interrupt(self) -> None:
         """Stop the sound now: drop what is queued and what sits in the device buffer.
 
-        Never blocks: the player thread aborts the device stream as soon as
-        the block it is writing is accepted (within one block).
+        Never blocks: the player thread aborts the device stream at once, or,
+        with a stream that cannot say its room, once the 10 ms piece it is
+        writing is accepted. `wait_silent` says when that happened.
         """
         with self._changed:
             now = time.monotonic()
+            # Nothing sounding (the device played out at _play_end): silent
+            # already; else silent once the player thread aborts the stream.
+            self._silent_at = self._play_end if self._play_end <= now else None
+            self._watches.clear()  # their samples were queued: they never play now
             discarded = len(self._queue) // 2
             self._queue.clear()
             # What the device holds but has not played is discarded too.
@@ -399,6 +420,36 @@ class Speaker:
             self.interrupts += 1
             self._changed.notify_all()
 
+    def wait_silent(self, timeout: float | None = 0.5) -> float | None:
+        """Wait until the sound the latest `interrupt` stopped is silent.
+
+        Returns:
+            When it went silent (``time.monotonic()`` seconds): when the
+            player thread's abort of the output stream returned, or when the
+            device had played everything out if that was earlier. None if
+            that did not happen within ``timeout`` seconds, or `interrupt`
+            was never called.
+        """
+        deadline = Deadline(check_timeout(timeout))
+        with self._changed:
+            while self._silent_at is None and self.interrupts and not self._closed:
+                remaining = deadline.remaining()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._changed.wait(remaining)
+            return self._silent_at
+
+    def notify_playback(self, callback: Callable[[float], None]) -> None:
+        """Call ``callback(at)`` once the next sample written reaches the device.
+
+        ``at`` is when that sample sounds (``time.monotonic()`` seconds): when
+        the block holding it was given to the device, plus what the device
+        still held ahead of it. Called on the player thread; it must not
+        block. Forgotten by `interrupt` (that sample never plays then).
+        """
+        with self._lock:
+            self._watches.append((self._written_frames, callback))
+
     def set_tap(self, tap: Callable[[bytes], None] | None) -> None:
         """Call ``tap(block)`` on the player thread with each block given to the device
         (for an echo canceller's reference); None removes it. It must not block."""
@@ -411,6 +462,12 @@ class Speaker:
         """Seconds of audio that reached the listener (device latency accounted for)."""
         with self._lock:
             return self._heard_locked(time.monotonic()) / self.rate
+
+    @property
+    def device_latency(self) -> float:
+        """The output latency the device reported when it opened (``latency`` until then), seconds:
+        how long a sample given to it takes to sound when its buffer is full."""
+        return self._device_latency
 
     @property
     def written_seconds(self) -> float:
@@ -446,6 +503,55 @@ class Speaker:
         return heard
 
     # The player thread ---------------------------------------------------------------
+
+    def _due_watches_locked(self, given: int) -> list[tuple[int, Callable[[float], None]]]:
+        """The watches whose sample is among the first ``given`` frames written."""
+        assert self._lock.locked()
+        watches = self._watches
+        due = []
+        while watches and watches[0][0] < given:
+            due.append(watches.popleft())
+        return due
+
+    def _write_pieces(self, stream: OutputStreamLike, out: bytes, generation: int) -> None:
+        """Write a block in pieces of `_WRITE_PIECE_MS`, never blocking inside PortAudio
+        when the stream can say how much room it has; stop at an interrupt.
+
+        A blocking write into a full device returns only at the device's next
+        period (measured on PipeWire: up to 85 ms), and an interrupt would wait
+        for it before the abort. Waiting for room here instead, on the
+        condition `interrupt` notifies, the abort follows the interrupt at once
+        (``interrupt_to_silence``).
+        """
+        step = max(2, self.device_rate * _WRITE_PIECE_MS // 1000 * 2)
+        for start in range(0, len(out), step):
+            piece = out[start : start + step]
+            frames = len(piece) // 2
+            while self._ask_room:
+                try:
+                    available = int(stream.write_available)  # type: ignore[attr-defined]
+                except Exception as exc:  # a host API that cannot say: blocking writes
+                    logger.debug("the output stream cannot say its room (%s)", exc)
+                    self._ask_room = False
+                    break
+                if available >= frames:
+                    break
+                with self._changed:
+                    if self._generation != generation or self._closed:
+                        return
+                    self._changed.wait((frames - available) / self.device_rate)
+            # An unlocked read of an int: at worst one more piece is written,
+            # and the abort that follows drops it.
+            if self._generation != generation:
+                return
+            stream.write(piece)
+
+    @staticmethod
+    def _call_watch(callback: Callable[[float], None], at: float) -> None:
+        try:
+            callback(at)
+        except Exception:
+            logger.exception("a playback callback of the speaker failed")
 
     def _next_block_locked(self) -> tuple[bytes | None, float | None]:
         """The block to write now, or how long to wait (None: until notified)."""
@@ -497,6 +603,9 @@ class Speaker:
                         break
                     self._changed.wait(wait)
                 generation = self._generation
+                # Where the block starts among the frames written (the queue
+                # holds the frames written after it).
+                offset = self._written_frames - len(self._queue) // 2 - len(block or b"") // 2
                 # The end of what was written: the resampler's held-back tail must play too.
                 last = self._ended and not self._queue
             resampler = self._resampler
@@ -505,6 +614,10 @@ class Speaker:
                 if resampler is not None:
                     resampler.flush()  # the interrupted audio's tail is not played
                 stream.abort()
+                with self._changed:
+                    if self._silent_at is None:
+                        self._silent_at = time.monotonic()
+                        self._changed.notify_all()
                 stream.start()
                 continue
             out = block
@@ -512,7 +625,7 @@ class Speaker:
                 out = resampler.process(block) + (resampler.flush() if last else b"")
             called = time.monotonic()
             if out:
-                stream.write(out)
+                self._write_pieces(stream, out, generation)
             returned = time.monotonic()
             frames = len(block) // 2
             duration = frames / self.rate
@@ -520,6 +633,10 @@ class Speaker:
                 if generation != self._generation:
                     # Interrupted while writing: the block is discarded with the rest.
                     self._written_frames -= frames
+                    if out:
+                        # The device took it and sounds it until the abort
+                        # the interrupt asked for (next round of the loop).
+                        self._silent_at = None
                     continue
                 if returned - called > duration / 4:
                     # The write waited for room: the device buffer is full, so
@@ -532,6 +649,11 @@ class Speaker:
                 self._timeline.append((end - duration, end, frames))
                 self._play_end = end
                 self._changed.notify_all()
+                due = self._due_watches_locked(offset + frames)
+            for position, callback in due:
+                # When the watched sample sounds: the block's start, plus the
+                # frames ahead of it in the block.
+                self._call_watch(callback, end - duration + max(0, position - offset) / self.rate)
             tap = self._tap
             if tap is not None:
                 try:

@@ -42,6 +42,7 @@ from .._constants import (
     MODEL_QWEN3_OMNI_FLASH_REALTIME,
     VOICE_CHERRY,
 )
+from .._conversation.metrics import Metrics
 from .._conversation.transcript import Transcript
 from .._core.response import ResponseResult
 from .._errors import (
@@ -307,13 +308,14 @@ def _voice_turn(
 ) -> int:
     """Upload, ask, print what was heard and the reply's text, save its audio, print timings."""
     with budget.bound():
-        result, turns = _converse(
+        result, turns, metrics = _converse(
             client, model=model, pcm=pcm, text=text, voice=voice, instructions=instructions,
             realtime=realtime, budget=budget, out=out, err=err,
         )  # fmt: skip
     _write_output(output, result.to_wav_bytes())
     if transcript is not None:
         save_transcript(transcript, turns, out)
+    _print_metrics(metrics, err)
 
     def seconds_or_dash(value: float | None) -> str:
         return "-" if value is None else seconds(value)
@@ -340,9 +342,9 @@ def _converse(
     budget: Budget,
     out: TextIO,
     err: TextIO,
-) -> tuple[ResponseResult, Transcript]:
-    """The turn itself, within ``budget``: connect, upload, ask, print as the reply streams;
-    the reply and the session's transcript."""
+) -> tuple[ResponseResult, Transcript, Metrics]:
+    """The turn itself, within ``budget``: connect, upload, ask, print as the reply
+    streams; the reply, the session's transcript and its latency figures."""
     started = time.monotonic()
     budget.stage = "connecting"
     with client.realtime.connect(model=model, timeout=budget.left()) as session:
@@ -436,7 +438,19 @@ def _converse(
         if finisher is not None:
             budget.stage = "finishing the session"
             finisher.result()
-        return result, session.transcript
+        return result, session.transcript, session.metrics
+
+
+def _print_metrics(metrics: Metrics, err: TextIO) -> None:
+    """The session's latency summary, one line per figure that applied (status output)."""
+    lines = metrics.lines()
+    if not lines:
+        return
+    plural = "" if metrics.responses == 1 else "s"
+    print(f"latency over {metrics.responses} response{plural}:", file=err)
+    for line in lines:
+        print(f"  {line}", file=err)
+    err.flush()
 
 
 def _local_server_class() -> type[LocalRealtimeServer]:
@@ -545,6 +559,7 @@ def _live(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) ->
         summary()
         if args.transcript is not None:
             save_transcript(Path(args.transcript), session.transcript, out)
+        _print_metrics(session.metrics, err)
     return EXIT_OK
 
 

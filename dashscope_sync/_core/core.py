@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 from .._constants import OUTPUT_SAMPLE_RATE
 from .._conversation.book import TranscriptBook, Truncation
+from .._conversation.metrics import Metrics, snapshot
 from .._conversation.tools import ToolCall
 from .._conversation.transcript import Transcript
 from .._deadline import Deadline
@@ -75,6 +76,9 @@ _T = TypeVar("_T")
 
 #: How long a failed connect waits for its reader thread to go.
 _ABORT_JOIN: Final = 1.0
+#: The longest `interrupt()` waits for an attached speaker to confirm the
+#: silence (normally about a millisecond: its player thread's abort).
+_SILENCE_WAIT: Final = 0.5
 
 
 class OutputHook(Protocol):
@@ -83,6 +87,10 @@ class OutputHook(Protocol):
     def interrupt(self, response_id: str | None) -> tuple[str | None, float | None]:
         """Stop the sound now; the response that was playing (``response_id`` if
         given, else the last one heard) and the seconds of it the listener heard."""
+
+    def silenced_at(self, timeout: float) -> float | None:
+        """When the sound the last `interrupt` stopped went silent (``time.monotonic()``
+        seconds), waiting up to ``timeout`` seconds; None if it cannot say."""
 
 
 class ToolWorker(Protocol):
@@ -669,12 +677,14 @@ class SessionCore:
 
     def interrupt(
         self, cancel: bool, truncate: bool = False
-    ) -> tuple[str | None, float | None, bool]:
-        """Stop what is playing: the response, the seconds of it heard, whether a cancel went.
+    ) -> tuple[str | None, float | None, bool, float | None]:
+        """Stop what is playing: the response, the seconds of it heard, whether a
+        cancel went, and the seconds from the call until the speaker was silent.
 
         ``truncate``: replace the cut reply's item by what was heard, once it
         has ended (now, or from the reader at its ``response.done``).
         """
+        called = time.monotonic()
         response_id, send_cancel, _ = self.mailbox.interrupt(cancel)
         playing, heard = self.stop_output(response_id)
         cancelled = False
@@ -685,7 +695,38 @@ class SessionCore:
             except SessionClosedError:
                 pass
         self._heard(playing, heard, truncate=truncate)
-        return playing, heard, cancelled
+        # After the cancel went out: the server must not wait for the speaker.
+        output = self.output
+        silent = None if output is None else output.silenced_at(_SILENCE_WAIT)
+        to_silence = None if silent is None else max(0.0, silent - called)
+        if to_silence is not None:
+            with self.mailbox.lock:
+                self.mailbox.state.latency.interrupted(to_silence)
+        return playing, heard, cancelled, to_silence
+
+    def commit_audio(self, text: str) -> None:
+        """Send ``input_audio_buffer.commit``: in manual mode the end of the user's speech."""
+        with self.mailbox.lock:
+            self.mailbox.state.latency.speech_ended(time.monotonic())
+        self.send(text, "input_audio_buffer.commit")
+
+    def playback_started(self, response_id: str, at: float) -> None:
+        """An attached speaker played the response's first sample at ``at`` (its player thread)."""
+        with self.mailbox.lock:
+            self.mailbox.state.latency.played(response_id, at)
+
+    def metrics(self) -> Metrics:
+        """The latency figures so far, summarised (the numbers copied under the lock)."""
+        responses, columns, interrupts = self.mailbox.peek(
+            lambda: snapshot(self.mailbox.state.latency)
+        )
+        return Metrics.from_values(responses, columns, interrupts)
+
+    def speech_metrics(self) -> Metrics:
+        """A speech session's figures, one per finished speech: first audio and total time."""
+        book = self.mailbox.state.speech
+        timings = [] if book is None else self.mailbox.peek(lambda: list(book.timings))
+        return Metrics.from_speeches(timings)
 
     @property
     def dropped_events(self) -> int:

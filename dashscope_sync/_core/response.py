@@ -54,7 +54,9 @@ _REPR_TEXT: Final = 24
 #: the id, and the output, which repeats the text).
 _REPR_OWN: Final = frozenset(
     {"response_id", "status", "text", "audio", "usage", "output", "status_details"}
-    | {"first_text_delay", "first_audio_delay", "total_time", "tool_calls", "tool_rounds"}
+    | {"first_text_delay", "first_audio_delay", "total_time"}
+    | {"first_audible_delay", "end_of_speech_to_first_audio", "playback_start"}
+    | {"tool_calls", "tool_rounds"}
 )
 
 
@@ -81,6 +83,21 @@ class ResponseResult:
         first_text_delay: Seconds from the request to the first text, or None.
         first_audio_delay: Seconds from the request to the first audio, or None.
         total_time: Seconds from the request to ``response.done``.
+        first_audible_delay: Seconds from the request to the first audio
+            chunk that is not silence (a sample at -50 dBFS or louder), or
+            None (no audio, or only silence). Later than
+            ``first_audio_delay`` when the reply starts with silence.
+        end_of_speech_to_first_audio: Seconds from the end of the user's
+            speech to the first audio: from the arrival of
+            ``input_audio_buffer.speech_stopped`` under server VAD, or from
+            the `commit_audio` call in manual mode (`respond` commits for
+            you). None for a turn with no speech (text) or no audio.
+        playback_start: With a `Speaker` attached, seconds from the request
+            to the moment the reply's first sample sounded out of the device
+            (the speaker's estimate: when the block holding it was given to
+            the device, plus what the device still held ahead of it). None
+            without a speaker, or while it has not played yet (read
+            ``Response.result`` again later: the value arrives then).
         sample_rate: The audio's sample rate: the session's output sample rate
             when the server echoes one, else 24 kHz.
         interrupted: True when `RealtimeSession.interrupt` (or barge-in) cut
@@ -116,6 +133,10 @@ class ResponseResult:
         earlier = tuple(call for result in self.tool_rounds for call in result.tool_calls)
         return earlier + self.tool_calls
 
+    first_audible_delay: float | None = None
+    end_of_speech_to_first_audio: float | None = None
+    playback_start: float | None = None
+
     @property
     def audio_seconds(self) -> float:
         """How long the reply's audio plays, in seconds."""
@@ -145,7 +166,7 @@ class ResponseResult:
         first = ("first audio", self.first_audio_delay)
         if first[1] is None:
             first = ("first text", self.first_text_delay)
-        for name, value in (first, ("total", self.total_time)):
+        for name, value in (first, *self._latencies(), ("total", self.total_time)):
             if value is not None:
                 parts.append(f"{name} {seconds(value)}")
         for field in attrs.fields(ResponseResult):
@@ -154,6 +175,15 @@ class ResponseResult:
                 continue
             parts.append(field.name if value is True else f"{field.name}={value!r}")
         return f"<ResponseResult {', '.join(parts)}>"
+
+    def _latencies(self) -> tuple[tuple[str, float | None], ...]:
+        """The listener's figures the repr adds: each only where it says something new."""
+        audible = self.first_audible_delay
+        return (
+            ("first audible", None if audible == self.first_audio_delay else audible),
+            ("speech end to audio", self.end_of_speech_to_first_audio),
+            ("playback", self.playback_start),
+        )
 
     def to_wav_bytes(self) -> bytes:
         """The reply's audio as a mono PCM16 WAV file at ``sample_rate``."""
@@ -181,6 +211,7 @@ class ResponseResult:
             for name, value in (
                 ("first text", self.first_text_delay),
                 ("first audio", self.first_audio_delay),
+                *self._latencies(),
                 ("total", self.total_time),
             )
             if value is not None
@@ -189,7 +220,7 @@ class ResponseResult:
         return "".join(parts)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False)
 class Interruption:
     """What `RealtimeSession.interrupt` stopped.
 
@@ -198,13 +229,33 @@ class Interruption:
         played_seconds: Seconds of that response the listener heard, from the
             attached `Speaker` (device latency accounted for); None without one.
         cancelled: Whether a ``response.cancel`` was sent for it.
+        interrupt_to_silence: With a `Speaker` attached, seconds from the
+            ``interrupt()`` call to the last sample played: until the
+            speaker's player thread aborted the output stream (PortAudio
+            drops what the device buffer held; with a stream that cannot say
+            its room, it first finishes the 10 ms piece it is writing), or 0
+            when the speaker had already played everything out. A sound server's own period past
+            PortAudio (PipeWire's quantum, about 20 ms) is not reported by
+            PortAudio, so not included. None without a speaker, or when the
+            speaker did not confirm its abort within half a second.
     """
 
     response_id: str | None
-    played_seconds: float | None = attrs.field(
-        repr=lambda value: "None" if value is None else seconds(value)
-    )
+    played_seconds: float | None
     cancelled: bool
+    interrupt_to_silence: float | None = None
+
+    def __repr__(self) -> str:
+        def shown(value: float | None) -> str:
+            return "None" if value is None else seconds(value)
+
+        silence = self.interrupt_to_silence
+        return (
+            f"Interruption(response_id={self.response_id!r}, "
+            f"played_seconds={shown(self.played_seconds)}, cancelled={self.cancelled!r}"
+            + ("" if silence is None else f", interrupt_to_silence={shown(silence)}")
+            + ")"
+        )
 
 
 class ResponseHost(Protocol):
@@ -484,6 +535,7 @@ def _result(track: ResponseTrack) -> ResponseResult:
     assert done is not None and track.done_at is not None
     info = done.response
     started = track.requested_at
+    timing = track.timing
 
     def delay(at: float | None) -> float | None:
         return None if at is None else at - started
@@ -502,6 +554,11 @@ def _result(track: ResponseTrack) -> ResponseResult:
         sample_rate=track.sample_rate or OUTPUT_SAMPLE_RATE,
         interrupted=track.interrupted,
         tool_calls=tuple(track.tool_calls),
+        first_audible_delay=None if timing is None else delay(timing.first_audible_at),
+        end_of_speech_to_first_audio=(
+            None if timing is None else timing.end_of_speech_to_first_audio
+        ),
+        playback_start=None if timing is None else delay(timing.playback_at),
     )
     failure = _FAILURES.get(result.status)
     if failure is not None:

@@ -49,6 +49,7 @@ from __future__ import annotations
 import collections
 from typing import Final
 
+from .._conversation.latency import KEPT
 from .._errors import APIError, DashScopeError
 from .._wire.events import (
     ErrorEvent,
@@ -167,6 +168,9 @@ class SpeechBook:
         self._bills_characters = False
         #: The errors received so far while nothing but the update was sent (connect).
         self.errors: list[ErrorEvent] = []
+        #: (first audio delay, total time) of each speech that finished whole,
+        #: from its first text sent, in seconds (the latest KEPT): `session.metrics`.
+        self.timings: collections.deque[tuple[float | None, float]] = collections.deque(maxlen=KEPT)
 
     # Intents (the sender) ------------------------------------------------------
 
@@ -392,6 +396,10 @@ class SpeechBook:
     def _finish(self, track: SpeechTrack, at: float) -> None:
         track.finished = True
         track.done_at = at
+        start = track.first_sent_at
+        if start is not None and not track.cancelled and track.error is None:
+            first = None if track.first_audio_at is None else track.first_audio_at - start
+            self.timings.append((first, at - start))
         if track in self._open:
             self._open.remove(track)
         if track in self._commits:

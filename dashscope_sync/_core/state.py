@@ -79,6 +79,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from .._conversation.book import TranscriptBook, Truncation
+from .._conversation.latency import LatencyBook, ResponseTiming
 from .._errors import (
     ActiveResponseError,
     APIError,
@@ -292,6 +293,7 @@ class ResponseTrack:
         "sample_rate",
         "status",
         "text",
+        "timing",
         "tool_calls",
         "tools_pending",
         "unwatched",
@@ -322,6 +324,10 @@ class ResponseTrack:
         # outputs (the library asked for it, or follows the server's own).
         self.tool_calls: tuple[Any, ...] = ()
         self.follow_up: ResponseTrack | None = None
+        # The latency book's record of the response, from response.created:
+        # the figures that come after response.done (an attached speaker's
+        # playback start) reach the result through it.
+        self.timing: ResponseTiming | None = None
         # Characters of confirmed text taken from `text`/`stash` events
         # (LiveTranslate); None while the response streams plain deltas.
         self._confirmed: int | None = None
@@ -347,6 +353,7 @@ class ResponseTrack:
         self.id, self.status = other.id, other.status
         self.text, self.audio = other.text, other.audio
         self.first_text_at, self.first_audio_at = other.first_text_at, other.first_audio_at
+        self.timing = other.timing
         other.text, other.audio = [], []
 
     def _feed(self, event: ServerEvent, at: float) -> None:
@@ -580,6 +587,8 @@ class SessionState:
         #: The conversation's transcript (`TranscriptBook`), set once by the
         #: owner before any event arrives; None when none is kept.
         self.transcript: TranscriptBook | None = None
+        #: When each response's milestones happened (`session.metrics`).
+        self.latency = LatencyBook()
 
     # Intents ---------------------------------------------------------------------
 
@@ -829,6 +838,7 @@ class SessionState:
                 self.dropped_audio += 1
                 return DROP
         handler = _HANDLERS.get(type(event))
+        self.latency.receive(event, at)
         effects = handler(self, event, at) if handler is not None else None
         due: tuple[DueCall, ...] = ()
         tools = self.tools
@@ -958,8 +968,12 @@ class SessionState:
                 track = request.track
             elif not server_own:
                 track = self._next_follower()
+        timing = self.latency.created(
+            event.response.id, at, None if track is None else track.requested_at
+        )
         if track is None:
             return None
+        track.timing = timing
         return self._start(track, event)
 
     def _start(self, track: ResponseTrack, event: ResponseCreated) -> Effects | None:

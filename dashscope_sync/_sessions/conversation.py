@@ -31,6 +31,7 @@ from .._audio.attach import Attachment, MicrophoneLike, SpeakerLike
 from .._audio.inputs import image_buffer, pcm16_buffer
 from .._audio.resample import resampler_for
 from .._constants import Modality
+from .._conversation.metrics import Metrics
 from .._conversation.registry import ToolRegistry
 from .._conversation.runner import ToolRunner
 from .._conversation.tools import Tool
@@ -49,7 +50,7 @@ from .._errors import (
     UsageError,
 )
 from .._fmt import seconds
-from .._wire.codec import check_audio_append, dumps, encode_image_append
+from .._wire.codec import check_audio_append, dumps, encode_image_append, encode_simple
 from .._wire.config import NOT_GIVEN, NotGiven, RealtimeConfig, SessionUpdate, check_modalities
 from .._wire.dialects import (
     check_client_event,
@@ -251,7 +252,11 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
 
         In manual mode follow it with `create_response`. Returns the event id.
         """
-        return self._send_simple("input_audio_buffer.commit")
+        check_client_event(self.family, self.config.model, "input_audio_buffer.commit")
+        event_id = self._core.ids.next()
+        # Through the core: the end of the user's speech, for the latency figures.
+        self._core.commit_audio(encode_simple(event_id, "input_audio_buffer.commit"))
+        return event_id
 
     def clear_audio(self) -> str:
         """Drop the uncommitted input audio (``input_audio_buffer.clear``)."""
@@ -609,7 +614,10 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
         frame also queued for handlers is skipped there without counting it
         twice). With ``cancel=False`` a later `Response.cancel` still sends
         its cancel. A handle's `ResponseResult` says ``interrupted=True``.
-        Works from any thread, handlers included (it never waits).
+        Works from any thread, handlers included. It never waits for the
+        server; with a `Speaker` attached it waits for the speaker to confirm
+        the silence (normally within one block, at most half a second) to
+        report ``interrupt_to_silence``.
 
         The `transcript` records the cut reply as ``interrupted`` with its
         ``heard_text``: the part whose audio the attached speaker played
@@ -630,7 +638,8 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
         Returns:
             An `Interruption`: the response that was running (or, with a
             speaker attached, the last one it played; None if neither) and the
-            seconds of it the listener heard, from the attached speaker.
+            seconds of it the listener heard, from the attached speaker, and
+            how long the speaker took to fall silent (``interrupt_to_silence``).
 
         Raises:
             UsageError: ``truncate`` on a family without the item operations
@@ -644,8 +653,13 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
                 "session.transcript's heard_text says what was heard (delete_item() and "
                 "create_item() replace the item by hand where the model takes them)"
             )
-        playing, heard, cancelled = self._core.interrupt(cancel, truncate)
-        return Interruption(response_id=playing, played_seconds=heard, cancelled=cancelled)
+        playing, heard, cancelled, to_silence = self._core.interrupt(cancel, truncate)
+        return Interruption(
+            response_id=playing,
+            played_seconds=heard,
+            cancelled=cancelled,
+            interrupt_to_silence=to_silence,
+        )
 
     def attach(
         self,
@@ -697,7 +711,9 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
         output_rate = core.output_rate_reader()
         if speaker is not None:
             resampler_for(output_rate(), speaker.rate)  # no soxr: refused now, not mid-reply
-        attachment = Attachment(speaker, microphone, output_rate, core.interrupted)
+        attachment = Attachment(
+            speaker, microphone, output_rate, core.interrupted, on_playback=core.playback_started
+        )
         if speaker is not None:
             attachment.handles = [
                 self.on(ResponseCreated, attachment.on_created),
@@ -723,6 +739,19 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
         core.set_barge_in(False)
         if isinstance(attachment, Attachment):
             attachment.detach()
+
+    @property
+    def metrics(self) -> Metrics:
+        """The latency figures of the session's responses so far, summarised: a `Metrics`.
+
+        A snapshot (read it again for fresh figures): per figure of
+        `ResponseResult` (``end_of_speech_to_first_audio``,
+        ``first_audio_delay``, ``first_audible_delay``, ``first_text_delay``,
+        ``playback_start``, ``total_time``) and for `interrupt`'s
+        ``interrupt_to_silence``, a `LatencySummary` (count, p50, p95, max)
+        over every response it applied to, followed by a handle or not.
+        """
+        return self._core.metrics()
 
     @property
     def dropped_audio(self) -> int:

@@ -25,6 +25,7 @@ import attrs
 
 from .._audio.attach import Attachment, SpeakerLike
 from .._audio.resample import resampler_for
+from .._conversation.metrics import Metrics
 from .._core.core import SessionCore
 from .._core.speech_state import SpeechBook, SpeechTrack
 from .._core.state import RequestKind
@@ -640,6 +641,16 @@ class SpeechSession(SessionBase[SpeechConfig]):
     def clear_text(self) -> str:
         """Send ``input_text_buffer.clear``: drop the text not synthesised yet; its event id."""
         return self._core.send_simple("input_text_buffer.clear")
+
+    @property
+    def metrics(self) -> Metrics:
+        """The latency figures of the session's speeches so far: a `Metrics` snapshot.
+
+        One value per speech that finished whole (not cancelled or failed):
+        ``first_audio_delay`` (from its first text sent to its first audio)
+        and ``total_time`` (to its end), as its `SpeechResult` has them.
+        """
+        return self._core.speech_metrics()
 
     def interrupt(self) -> int:
         """Cancel every speech still speaking (`Speech.cancel`); how many were."""

@@ -98,6 +98,7 @@ class ConnectionSettings:
     reply_audio: str = "speech"
     strict_names: bool = True
     tts_close_after_finish: bool = True
+    leading_silence_ms: int = 0
 
 
 class ConnectionHost(Protocol):
@@ -175,6 +176,7 @@ class LocalConnection:
             chunk_ms=settings.chunk_ms,
             server_vad=settings.server_vad,
             reply_audio=settings.reply_audio,
+            leading_silence_ms=settings.leading_silence_ms,
             strict_names=settings.strict_names,
         )
         # Qwen-ASR-Realtime models get a recognition session, which answers every event.

@@ -52,6 +52,7 @@ class ResponseStream:
             synthesises speech-like audio for ``reply_text``.
         stash: Stream the text as LiveTranslate does: ``response.text.text`` /
             ``response.audio_transcript.text`` events with ``text`` and ``stash``.
+        leading_silence_ms: Silence streamed before the reply's audio.
     """
 
     def __init__(
@@ -68,6 +69,7 @@ class ResponseStream:
         input_audio_tokens: int,
         audio: bytes | None = None,
         stash: bool = False,
+        leading_silence_ms: int = 0,
     ) -> None:
         self.response_id = new_id("resp_")
         # LiveTranslate streams its text as `.text` events (confirmed text so
@@ -86,6 +88,7 @@ class ResponseStream:
         self._input_text_tokens = input_text_tokens
         self._input_audio_tokens = input_audio_tokens
         self._audio = audio
+        self._leading = bytes(OUTPUT_SAMPLE_RATE * leading_silence_ms // 1000 * 2)
         # Progress, updated only after the consumer came back for the next
         # frame, i.e. once the previous frame was sent.
         self._text_sent: list[str] = []
@@ -267,6 +270,8 @@ class ResponseStream:
     def _audio_deltas(self, text: str) -> Iterator[tuple[JSONDict, bool]]:
         words = split_words(text)
         audio = self._audio if self._audio is not None else speech_for_text(text)
+        if self._leading:
+            audio = self._leading + audio
         chunk = self._chunk_bytes
         n_words = len(words)
         n_chunks = (len(audio) + chunk - 1) // chunk

@@ -259,6 +259,10 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
         server_vad: Simulate server VAD (see above) for sessions whose
             ``turn_detection`` is not null (default True); False never
             sends VAD events.
+        leading_silence_ms: Silence at the start of every reply's audio, in
+            milliseconds, as a real model may send before its voice (its
+            first deltas are zeros): what tells ``first_audible_delay`` from
+            ``first_audio_delay``. 0 (the default): the voice starts at once.
         reply_audio: ``"speech"`` (a synthetic voice) or ``"echo"`` (the
             user's audio, resampled to 24 kHz) as the reply audio.
         clock: Returns the time in epoch seconds, for temporary-key expiry;
@@ -324,6 +328,7 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
         strict_names: bool = True,
         log_connections: Callable[[str], None] | None = None,
         tts_close_after_finish: bool = True,
+        leading_silence_ms: int = 0,
     ) -> None:
         if reply_audio not in ("speech", "echo"):
             raise ValueError(f"reply_audio must be 'speech' or 'echo', got {reply_audio!r}")
@@ -331,6 +336,8 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
             raise ValueError(f"chunk_ms must be > 0, got {chunk_ms!r}")
         if delta_delay < 0:
             raise ValueError(f"delta_delay must be >= 0, got {delta_delay!r}")
+        if leading_silence_ms < 0:
+            raise ValueError(f"leading_silence_ms must be >= 0, got {leading_silence_ms!r}")
         self.api_key = api_key
         self.host = host
         self.model_default = model_default
@@ -349,6 +356,7 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
             reply_audio=reply_audio,
             strict_names=strict_names,
             tts_close_after_finish=tts_close_after_finish,
+            leading_silence_ms=leading_silence_ms,
         )
         self._log_connections = log_connections
         self._tokens = TokenStore(clock)

@@ -85,6 +85,7 @@ class ProtocolState:
             committed audio, resampled to 24 kHz) as the reply audio.
         strict_names: Refuse model names, voices and languages the
             references do not give (False accepts any).
+        leading_silence_ms: Silence before the voice of every reply's audio.
     """
 
     def __init__(
@@ -95,6 +96,7 @@ class ProtocolState:
         server_vad: bool = False,
         reply_audio: str = "speech",
         strict_names: bool = True,
+        leading_silence_ms: int = 0,
     ) -> None:
         #: The model's family, and what the server does about it.
         self.rules = FamilyRules(model, strict_names=strict_names)
@@ -104,6 +106,7 @@ class ProtocolState:
         self._chunk_ms = chunk_ms
         self._server_vad = server_vad
         self._echo = reply_audio == "echo"
+        self._leading_silence_ms = leading_silence_ms
         self._audio = bytearray()
         # Timeline sample of self._audio[0], and of the end of all audio appended.
         self._buffer_start = 0
@@ -526,6 +529,7 @@ class ProtocolState:
                 audio_tokens(piece.num_bytes, INPUT_SAMPLE_RATE) for piece in heard
             ),
             audio=audio,
+            leading_silence_ms=self._leading_silence_ms,
         )
         return stream, plan
 

@@ -1,0 +1,190 @@
+"""The latency book: when each response's milestones happened, on one clock.
+
+Pure bookkeeping (no threads, locks or clocks): `SessionState` feeds it every
+received event with its arrival time, and the core feeds it the intents that
+carry a time of their own (a manual commit, the first sample an attached
+speaker played, how long an interrupt took to silence it), all under the
+session's lock. Every time is the core's ``time.monotonic()`` reading, the
+one clock the state machine is given.
+
+Where a user's turn ends (the start of ``end_of_speech_to_first_audio``):
+under server VAD, the arrival of ``input_audio_buffer.speech_stopped``; in
+manual mode, the ``input_audio_buffer.commit`` intent. The latest one is
+given to the next ``response.created``.
+
+What "the request" is (the start of the other delays): for a response a
+handle follows, the handle's own start (the ``response.create`` intent, or
+the ``next_response()`` call), as `ResponseResult` has always counted; for a
+response nobody follows (a server-VAD reply heard through handlers or an
+attached speaker), the user's end of speech, else its ``response.created``.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Final
+
+from .._audio.level import audible
+from .._wire.events import (
+    InputAudioBufferSpeechStopped,
+    ResponseAudioDelta,
+    ResponseAudioTranscriptDelta,
+    ResponseAudioTranscriptText,
+    ResponseDone,
+    ResponseTextDelta,
+    ResponseTextText,
+    ServerEvent,
+)
+
+__all__ = ["FIGURES", "KEPT", "LatencyBook", "ResponseTiming"]
+
+#: How many responses (and interrupts) the book keeps for `session.metrics`:
+#: a few floats each, so a long session costs at most a few megabytes.
+KEPT: Final = 10_000
+
+#: The per-response figures, in the order a summary shows them.
+FIGURES: Final = (
+    "end_of_speech_to_first_audio",
+    "first_audio_delay",
+    "first_audible_delay",
+    "first_text_delay",
+    "playback_start",
+    "total_time",
+)
+
+_TEXT: Final = frozenset(
+    {ResponseTextDelta, ResponseAudioTranscriptDelta, ResponseTextText, ResponseAudioTranscriptText}
+)
+
+
+class ResponseTiming:
+    """The clock readings of one response (monotonic seconds; None: not yet, or never).
+
+    Mutated only by `LatencyBook` (under the session's lock); a
+    `ResponseTrack` holds the same object, so its result sees a speaker's
+    playback start that arrives after ``response.done``.
+    """
+
+    __slots__ = (
+        "created_at",
+        "done_at",
+        "first_audible_at",
+        "first_audio_at",
+        "first_text_at",
+        "playback_at",
+        "requested_at",
+        "speech_ended_at",
+    )
+
+    def __init__(self, requested_at: float, created_at: float, speech_ended_at: float | None):
+        self.requested_at = requested_at
+        self.created_at = created_at
+        self.speech_ended_at = speech_ended_at
+        self.first_audio_at: float | None = None
+        self.first_audible_at: float | None = None
+        self.first_text_at: float | None = None
+        self.playback_at: float | None = None
+        self.done_at: float | None = None
+
+    def since_request(self, at: float | None) -> float | None:
+        return None if at is None else at - self.requested_at
+
+    @property
+    def end_of_speech_to_first_audio(self) -> float | None:
+        if self.speech_ended_at is None or self.first_audio_at is None:
+            return None
+        return self.first_audio_at - self.speech_ended_at
+
+    def figures(self) -> tuple[float | None, ...]:
+        """The values of `FIGURES`, in order."""
+        since = self.since_request
+        return (
+            self.end_of_speech_to_first_audio,
+            since(self.first_audio_at),
+            since(self.first_audible_at),
+            since(self.first_text_at),
+            since(self.playback_at),
+            since(self.done_at),
+        )
+
+
+class LatencyBook:
+    """The session's `ResponseTiming` records and interrupt figures; see the module docstring.
+
+    Not thread-safe by itself: the session's lock serialises every call.
+    """
+
+    def __init__(self) -> None:
+        # The latest end of the user's speech not yet given to a response.
+        self._speech_ended_at: float | None = None
+        # response id -> its timing, oldest first (the latest KEPT).
+        self.responses: collections.OrderedDict[str, ResponseTiming] = collections.OrderedDict()
+        # The responses still waiting for their first audible chunk / first
+        # text: every other delta costs one dict miss (the hot path).
+        self._unheard: dict[str, ResponseTiming] = {}
+        self._untold: dict[str, ResponseTiming] = {}
+        #: Seconds from each `interrupt()` with a speaker to its silence (the latest KEPT).
+        self.interrupts: collections.deque[float] = collections.deque(maxlen=KEPT)
+
+    def speech_ended(self, at: float) -> None:
+        """The user's turn ended at ``at`` (a manual commit; VAD's comes as an event)."""
+        self._speech_ended_at = at
+
+    def created(self, response_id: str, at: float, requested_at: float | None) -> ResponseTiming:
+        """A ``response.created`` arrived at ``at``; ``requested_at`` is its handle's start."""
+        timing = self.responses.get(response_id)
+        if timing is not None:
+            return timing  # a duplicate created: the first one counts
+        speech_end, self._speech_ended_at = self._speech_ended_at, None
+        if requested_at is None:
+            requested_at = at if speech_end is None else speech_end
+        timing = ResponseTiming(requested_at, at, speech_end)
+        responses = self.responses
+        responses[response_id] = timing
+        while len(responses) > KEPT:
+            oldest, _ = responses.popitem(last=False)
+            self._unheard.pop(oldest, None)
+            self._untold.pop(oldest, None)
+        self._unheard[response_id] = self._untold[response_id] = timing
+        return timing
+
+    def receive(self, event: ServerEvent, at: float) -> None:
+        """Take one received event (every one: only the few that matter are looked at)."""
+        kind = type(event)
+        if kind is ResponseAudioDelta:
+            assert isinstance(event, ResponseAudioDelta)
+            timing = self._unheard.get(event.response_id)
+            if timing is None:
+                return  # heard already (or nobody's): nothing to check
+            if timing.first_audio_at is None:
+                timing.first_audio_at = at
+            # Checked only until the first audible chunk: free afterwards.
+            if audible(event.delta):
+                timing.first_audible_at = at
+                del self._unheard[event.response_id]
+        elif kind in _TEXT:
+            timing = self._untold.pop(event.response_id, None)  # type: ignore[attr-defined]
+            if timing is not None:
+                timing.first_text_at = at
+        elif kind is ResponseDone:
+            assert isinstance(event, ResponseDone)
+            rid = event.response.id
+            self._unheard.pop(rid, None)
+            self._untold.pop(rid, None)
+            timing = self.responses.get(rid)
+            if timing is not None and timing.done_at is None:
+                timing.done_at = at
+        elif kind is InputAudioBufferSpeechStopped:
+            assert isinstance(event, InputAudioBufferSpeechStopped)
+            if event.reason != "turn_invalid":  # a filler: no response follows it
+                self._speech_ended_at = at
+
+    def played(self, response_id: str, at: float) -> None:
+        """An attached speaker played the response's first sample at ``at``."""
+        timing = self.responses.get(response_id)
+        if timing is not None and timing.playback_at is None:
+            timing.playback_at = at
+
+    def interrupted(self, to_silence: float) -> None:
+        """An ``interrupt()`` silenced the speaker ``to_silence`` seconds after the call."""
+        self.interrupts.append(to_silence)
