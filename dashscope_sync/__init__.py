@@ -88,6 +88,7 @@ from ._constants import (
     VOICES_QWEN_OMNI_TURBO,
     Modality,
 )
+from ._conversation.recorder import Recorder
 from ._conversation.tools import ToolCall
 from ._core.response import (
     Interruption,
@@ -333,6 +334,7 @@ __all__ = [
     "RealtimeConfig",
     "RealtimeService",
     "RealtimeSession",
+    "Recorder",
     "Resampler",
     "Response",
     "ResponseAudioDelta",

@@ -36,7 +36,7 @@ from .._wire.codec import EventIds, encode_audio_append, encode_simple
 from .._wire.config import RealtimeConfig, SessionUpdate
 from .._wire.dialects import TurnPlan, family_for
 from .._wire.events import ResponseAudioDelta, ResponseDone, ServerEvent, SessionInfo
-from .._wire.families import server_error_ends_session
+from .._wire.families import ModelFamily, server_error_ends_session
 from .connection import Connection
 from .dispatch import Dispatcher, HandlerHandle, Handlers
 from .mailbox import Mailbox
@@ -55,7 +55,7 @@ from .state import (
 if TYPE_CHECKING:
     from .transport import WebSocketTransport
 
-__all__ = ["OutputHook", "SessionCore"]
+__all__ = ["OutputHook", "Recording", "SessionCore"]
 
 logger = logging.getLogger("dashscope_sync")
 
@@ -71,6 +71,19 @@ class OutputHook(Protocol):
     def interrupt(self, response_id: str | None) -> tuple[str | None, float | None]:
         """Stop the sound now; the response that was playing (``response_id`` if
         given, else the last one heard) and the seconds of it the listener heard."""
+
+
+class Recording(Protocol):
+    """What the core feeds a recorder (`Recorder` has it)."""
+
+    def put(self, item: tuple[float, str, bytes | str, ServerEvent | None]) -> None:
+        """Take one frame that crossed the socket (see `Connection.tap`); never blocks."""
+
+    def interrupted(self, at: float, response_id: str | None) -> None:
+        """The reply ``response_id`` was interrupted at monotonic time ``at``; never blocks."""
+
+    def finish(self) -> None:
+        """The program dropped the session: complete the files without being waited for."""
 
 
 class SessionCore:
@@ -108,6 +121,9 @@ class SessionCore:
         # Where interrupt() stops the sound and learns what was heard: set by
         # attach(); read without a lock (one reference, replaced whole).
         self.output: OutputHook | None = None
+        # The recorder told of interrupts: set by record_frames(); read
+        # without a lock (one reference, replaced whole).
+        self._recording: Recording | None = None
 
     # Reader thread -------------------------------------------------------------
 
@@ -143,6 +159,10 @@ class SessionCore:
 
     def stop_output(self, response_id: str | None) -> tuple[str | None, float | None]:
         """Silence the attached speaker; which response it played, and how much of it."""
+        recording = self._recording
+        if recording is not None:
+            # First: what the speaker still plays after this moment is not heard.
+            recording.interrupted(time.monotonic(), response_id)
         output = self.output
         return (response_id, None) if output is None else output.interrupt(response_id)
 
@@ -160,6 +180,9 @@ class SessionCore:
         if dispatcher is not None:
             dispatcher.stop()  # handlers finish the events already queued
         if self.connection.dropped:
+            recording = self._recording
+            if recording is not None:
+                recording.finish()  # nobody will close it: it ends by itself
             self.closed.set()
 
     # What the session shows ------------------------------------------------------
@@ -171,6 +194,11 @@ class SessionCore:
     @property
     def info(self) -> SessionInfo | None:
         return self.mailbox.state.info
+
+    @property
+    def family(self) -> ModelFamily:
+        """The wire dialect of the session's model."""
+        return family_for(self.config)
 
     @property
     def end(self) -> End | None:
@@ -259,6 +287,12 @@ class SessionCore:
         reason = self.mailbox.peek(self.mailbox.state.commit_refusal)
         if reason is not None:
             raise UsageError(reason)
+
+    def record_frames(self, recording: Recording | None) -> None:
+        """Start (or, with None, stop) handing every frame in and out to ``recording``,
+        and telling it of interrupts. Frames that crossed before are not handed on."""
+        self._recording = recording
+        self.connection.tap = None if recording is None else recording.put
 
     # Sending ---------------------------------------------------------------------
 

@@ -1,0 +1,405 @@
+"""session.record(): frames.jsonl line by line, audio=False, conversation.wav's channels, lifecycle."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import struct
+import threading
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import dashscope_sync as ds
+from dashscope_sync._audio.mixdown import Channel, write_stereo_wav
+from dashscope_sync._wire.payloads import blank_payloads, blank_payloads_in, client_frame_type
+from dashscope_sync.testing import LocalRealtimeServer, spoken_pcm16
+
+from .audio_fakes import VirtualOutput, wait_until
+from .conftest import need
+
+MODEL = ds.MODEL_QWEN3_OMNI_FLASH_REALTIME
+#: A key no frame or header of the recording may contain.
+FAKE_KEY = "sk-recorder-FAKE-KEY-7f3a9c"
+
+
+def read_lines(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The header and the frame lines of a recording (each line must be JSON on its own)."""
+    text = (folder / "frames.jsonl").read_text(encoding="utf-8")
+    assert text.endswith("\n")
+    lines = [json.loads(line) for line in text.splitlines()]
+    return lines[0], lines[1:]
+
+
+def read_wav(path: Path) -> tuple[int, list[int], list[int]]:
+    """A stereo PCM16 WAV's rate and its left and right samples."""
+    with wave.open(str(path), "rb") as wav:
+        assert wav.getnchannels() == 2 and wav.getsampwidth() == 2
+        rate = wav.getframerate()
+        data = wav.readframes(wav.getnframes())
+    samples = struct.unpack(f"<{len(data) // 2}h", data)
+    return rate, list(samples[0::2]), list(samples[1::2])
+
+
+def tone(seconds: float, rate: int = 16000, level: int = 12000) -> bytes:
+    """A 440 Hz tone, mono PCM16."""
+    count = int(seconds * rate)
+    return struct.pack(
+        f"<{count}h", *(int(level * math.sin(2 * math.pi * 440 * n / rate)) for n in range(count))
+    )
+
+
+def audible(samples: list[int], threshold: int = 200) -> list[int]:
+    """Indices of the samples louder than ``threshold``."""
+    return [i for i, s in enumerate(samples) if abs(s) > threshold]
+
+
+@pytest.fixture
+def keyed() -> Iterator[LocalRealtimeServer]:
+    """A local server whose API key is recognisable in any file."""
+    with LocalRealtimeServer(api_key=FAKE_KEY) as srv:
+        yield srv
+
+
+@pytest.fixture
+def manual(keyed: LocalRealtimeServer) -> Iterator[ds.RealtimeSession]:
+    """A manual-mode conversation on the keyed server."""
+    client = ds.Client(keyed.api_key, base_url=keyed.url)
+    with client.realtime.connect(model=MODEL) as session:
+        session.update_session(ds.SessionUpdate(turn_detection=None))
+        yield session
+
+
+# Pure: payload blanking and the mixdown ------------------------------------------------------
+
+
+class TestPayloads:
+    def test_blanks_audio_and_counts_decoded_bytes(self) -> None:
+        """A delta's base64 is emptied in place and its decoded length noted, for every padding."""
+        for size in (4800, 4801, 4802):
+            b64 = base64.b64encode(bytes(size)).decode()
+            frame = json.dumps(
+                {"type": "response.audio.delta", "response_id": "r", "delta": b64},
+                separators=(",", ":"),
+            ).encode()
+            blanked = blank_payloads(frame, "response.audio.delta")
+            assert blanked is not None
+            text, omitted = blanked
+            assert omitted == {"delta": size}
+            assert json.loads(text) == {
+                "type": "response.audio.delta",
+                "response_id": "r",
+                "delta": "",
+            }
+
+    def test_other_shapes_fall_back_to_the_parsed_frame(self) -> None:
+        """A spaced key or an escaped value is left to the parsed path, which blanks it too."""
+        frame = b'{"type": "response.audio.delta", "delta": "AAAA"}'
+        assert blank_payloads(frame, "response.audio.delta") is None
+        assert blank_payloads(b'{"type":"x","delta":"AA\\/A"}', "response.audio.delta") is None
+        obj = json.loads(frame)
+        assert blank_payloads_in(obj) == {"delta": 3} and obj["delta"] == ""
+        assert blank_payloads(b'{"type":"response.done"}', "response.done") == (
+            b'{"type":"response.done"}',
+            {},
+        )
+
+    def test_client_frame_type(self) -> None:
+        """The type of a frame the library wrote is read without parsing; other shapes give None."""
+        assert client_frame_type(b'{"event_id":"e1","type":"input_audio_buffer.append"}') == (
+            "input_audio_buffer.append"
+        )
+        assert client_frame_type(b'{"type":"x","event_id":"e1"}') is None
+
+
+class TestMixdown:
+    def test_chunks_stay_contiguous_and_pauses_are_silence(self, tmp_path: Path) -> None:
+        """A chunk goes at max(its time, the channel's end); a later one leaves silence before it."""
+        left, right = Channel(100, tmp_path), Channel(100, tmp_path)
+        try:
+            one = struct.pack("<10h", *([1000] * 10))
+            left.add(0.0, one, 100)
+            left.add(0.05, one, 100)  # streamed ahead: right after the first
+            left.add(0.5, one, 100)  # after a pause
+            right.add(0.1, struct.pack("<5h", *([-7] * 5)), 100)
+            right.cut(0.12)
+            frames = write_stereo_wav(tmp_path / "out.wav", left, right)
+        finally:
+            left.close()
+            right.close()
+        rate, lsamples, rsamples = read_wav(tmp_path / "out.wav")
+        assert rate == 100 and frames == 60
+        assert lsamples[:20] == [1000] * 20 and lsamples[20:50] == [0] * 30
+        assert lsamples[50:60] == [1000] * 10
+        assert rsamples[10:12] == [-7, -7] and rsamples[12:] == [0] * 48
+
+
+# Over a socket: frames.jsonl ------------------------------------------------------------------
+
+
+class TestFrames:
+    def test_format_line_by_line(
+        self, keyed: LocalRealtimeServer, manual: ds.RealtimeSession, tmp_path: Path
+    ) -> None:
+        """A header, then every frame in and out in wire order with rising offsets; no key."""
+        folder = tmp_path / "rec"
+        seen: list[str] = []
+        manual.on("*", lambda event: seen.append(event.type))
+        with manual.record(folder) as recorder:
+            assert isinstance(recorder, ds.Recorder) and folder.is_dir()
+            manual.append_audio(tone(0.3))
+            manual.commit_audio()
+            result = manual.create_response().wait(timeout=10)
+            # A frame of the server's own, after the reply: the last one recorded.
+            keyed.send({"type": "test.marker"})
+            marker = manual.wait_for(ds.UnknownEvent, timeout=10)
+        assert marker.type == "test.marker"
+        header, lines = read_lines(folder)
+        assert list(header) == ["recording", "model", "family", "session_id", "started"]
+        assert header["recording"] == 1 and header["model"] == MODEL
+        assert header["family"] == "omni" and header["session_id"] == manual.id
+        assert header["started"].endswith("+00:00")
+        for line in lines:
+            assert set(line) == {"t", "dir", "frame"} and line["dir"] in ("in", "out")
+        offsets = [line["t"] for line in lines]
+        assert offsets == sorted(offsets) and offsets[0] >= 0
+        out = [line["frame"] for line in lines if line["dir"] == "out"]
+        connection = keyed.connections[0]
+        # Every client frame since record(), in the order the server read them.
+        assert out == connection.received[-len(out) :]
+        assert [f["type"] for f in out] == [
+            "input_audio_buffer.append",
+            "input_audio_buffer.commit",
+            "response.create",
+        ]
+        inbound = [line["frame"]["type"] for line in lines if line["dir"] == "in"]
+        # The frames the session received after record(), in order (session.created
+        # and the update's answer came before it, and are not recorded).
+        assert inbound == seen[-len(inbound) :] and "session.created" not in inbound
+        assert inbound[-1] == "test.marker"
+        # The reply's audio, byte for byte, in the deltas.
+        audio = b"".join(
+            base64.b64decode(line["frame"]["delta"])
+            for line in lines
+            if line["frame"]["type"] == "response.audio.delta"
+        )
+        assert audio == result.audio
+        # The request's order: the response.create went out before response.created came in.
+        types = [(line["dir"], line["frame"]["type"]) for line in lines]
+        assert types.index(("out", "response.create")) < types.index(("in", "response.created"))
+        for path in folder.iterdir():
+            data = path.read_bytes()
+            assert FAKE_KEY.encode() not in data and b"Authorization" not in data
+            assert b"api_key" not in data and keyed.url.encode() not in data
+
+    def test_audio_false_keeps_lengths_not_audio(
+        self, manual: ds.RealtimeSession, tmp_path: Path
+    ) -> None:
+        """audio=False empties each audio payload, notes its decoded length, and writes no WAV."""
+        folder = tmp_path / "rec"
+        with manual.record(folder, audio=False):
+            manual.append_audio(tone(0.3))
+            manual.commit_audio()
+            result = manual.create_response().wait(timeout=10)
+        _, lines = read_lines(folder)
+        append = next(
+            line for line in lines if line["frame"]["type"] == "input_audio_buffer.append"
+        )
+        assert append["frame"]["audio"] == "" and append["omitted"] == {"audio": 9600}
+        deltas = [line for line in lines if line["frame"]["type"] == "response.audio.delta"]
+        assert deltas and all(line["frame"]["delta"] == "" for line in deltas)
+        assert sum(line["omitted"]["delta"] for line in deltas) == len(result.audio)
+        others = [line for line in lines if line not in deltas and line is not append]
+        assert others and all("omitted" not in line for line in others)
+        assert sorted(p.name for p in folder.iterdir()) == ["frames.jsonl"]
+
+    def test_invalid_frames_get_a_note(
+        self, keyed: LocalRealtimeServer, manual: ds.RealtimeSession, tmp_path: Path
+    ) -> None:
+        """A binary frame and text that is not JSON become "invalid" lines; the file stays JSONL."""
+        folder = tmp_path / "rec"
+        with manual.record(folder):
+            keyed.send_binary(b"\x00\x01\x02")
+            keyed.send_text("not json {")
+            keyed.send_text('{\n"type": "test.spread",\n"n": 1}')
+            keyed.send({"type": "test.marker"})
+            manual.wait_for(ds.UnknownEvent, timeout=10)
+        _, lines = read_lines(folder)
+        invalid = [line["invalid"] for line in lines if "invalid" in line]
+        assert [entry["length"] for entry in invalid] == [3, 10]
+        spread = next(line for line in lines if line.get("frame", {}).get("type") == "test.spread")
+        assert spread["frame"] == {"type": "test.spread", "n": 1}
+
+
+# Over a socket: conversation.wav -----------------------------------------------------------
+
+
+class TestConversationWav:
+    def test_user_left_reply_right_on_one_clock(
+        self, manual: ds.RealtimeSession, tmp_path: Path
+    ) -> None:
+        """The appended tone is on the left where it was sent; the reply, whole, on the right."""
+        need("soxr", "the user's 16 kHz audio is resampled to 24 kHz")
+        folder = tmp_path / "rec"
+        with manual.record(folder):
+            manual.append_audio(tone(0.5))
+            manual.commit_audio()
+            result = manual.create_response().wait(timeout=10)
+        _, lines = read_lines(folder)
+        rate, left, right = read_wav(folder / "conversation.wav")
+        assert rate == 24000
+        sent = next(line["t"] for line in lines if line["dir"] == "out")
+        heard = audible(left)
+        # The tone starts where it was appended (the resampler's lag is a few ms) and lasts 0.5 s.
+        assert abs(heard[0] / rate - sent) < 0.02
+        assert abs((heard[-1] - heard[0]) / rate - 0.5) < 0.02
+        first = next(line["t"] for line in lines if line["frame"]["type"] == "response.audio.delta")
+        start = round(first * rate)
+        # Streamed faster than real time, the reply is contiguous from its first delta.
+        reply = struct.pack(f"<{len(right) - start}h", *right[start:])
+        assert reply[: len(result.audio)] == result.audio
+        assert not any(right[:start]) and not any(reply[len(result.audio) :])
+
+    def test_interrupt_without_speaker_cuts_the_reply(self, tmp_path: Path) -> None:
+        """Without a speaker, the right channel stops at the interrupt: later audio is not kept."""
+        with LocalRealtimeServer(delta_delay=0.02) as srv:
+            client = ds.Client(srv.api_key, base_url=srv.url)
+            with client.realtime.connect(model=MODEL) as session:
+                session.update_session(ds.SessionUpdate(turn_detection=None))
+                folder = tmp_path / "rec"
+                with session.record(folder):
+                    session.append_text("Tell me a long story.")
+                    response = session.create_response()
+                    got = 0
+                    with pytest.raises(ds.ResponseCancelledError):
+                        for chunk in response.iter_audio(timeout=10):
+                            got += len(chunk)
+                            if got >= 24000:  # 0.5 s received, 2.5 s of it streamed ahead
+                                stopped = session.interrupt()
+        assert stopped.cancelled
+        _, lines = read_lines(folder)
+        cancel = next(line["t"] for line in lines if line["frame"]["type"] == "response.cancel")
+        first = next(line["t"] for line in lines if line["frame"]["type"] == "response.audio.delta")
+        received = sum(
+            len(base64.b64decode(line["frame"]["delta"]))
+            for line in lines
+            if line["frame"]["type"] == "response.audio.delta"
+        )
+        rate, _, right = read_wav(folder / "conversation.wav")
+        kept = len(audible(right, 0))
+        # Cut at the interrupt: what a real-time player would have played by then.
+        assert kept <= round((cancel - first) * rate) + 2400
+        assert kept < received // 2
+
+    def test_interrupted_reply_stops_where_playback_stopped(self, tmp_path: Path) -> None:
+        """With a speaker, the right channel is what it played: cut where the interrupt stopped it."""
+        with LocalRealtimeServer(delta_delay=0.02) as srv:
+            client = ds.Client(srv.api_key, base_url=srv.url)
+            # A deep device buffer: 0.4 s given to the device is never heard.
+            device = VirtualOutput(latency=0.4)
+            speaker = ds.Speaker(stream=device, jitter_ms=0)
+            with speaker, client.realtime.connect(model=MODEL) as session:
+                session.update_session(ds.SessionUpdate(turn_detection=None))
+                folder = tmp_path / "rec"
+                recorder = session.record(folder)
+                session.attach(speaker=speaker)
+                session.append_text("Tell me a long story.")
+                response = session.create_response()
+                assert wait_until(lambda: device.heard() >= 0.6, timeout=10)
+                stopped = session.interrupt()
+                with pytest.raises(ds.ResponseCancelledError):
+                    response.wait(timeout=10)
+                heard = device.heard()
+                session.detach()
+                recorder.close()
+        assert stopped.played_seconds is not None
+        rate, _, right = read_wav(folder / "conversation.wav")
+        played = audible(right, 0)
+        recorded = (played[-1] - played[0] + 1) / rate
+        # What the device played (within a block, 50 ms), not what it was given.
+        assert abs(recorded - heard) < 0.12, (recorded, heard)
+        assert recorded < 2.0  # not the whole reply the server streamed ahead
+
+
+# Lifecycle ---------------------------------------------------------------------------------
+
+
+class TestLifecycle:
+    def test_session_close_closes_the_recorder(self, client: ds.Client, tmp_path: Path) -> None:
+        """Closing the session completes the files and joins the recorder's thread."""
+        with client.realtime.connect(model=MODEL) as session:
+            recorder = session.record(tmp_path / "rec", audio=False)
+            session.append_text("hi")
+            assert not recorder.closed
+        assert recorder.closed
+        assert not [t for t in threading.enumerate() if t.name == "dashscope_sync-recorder"]
+        _, lines = read_lines(tmp_path / "rec")
+        assert lines[-1]["frame"]["type"] == "conversation.item.create"
+        recorder.close()  # idempotent
+
+    def test_one_recording_at_a_time_and_none_after_close(
+        self, session: ds.RealtimeSession, tmp_path: Path
+    ) -> None:
+        """A second record() while one runs is a UsageError; after close() nothing more is written."""
+        first = session.record(tmp_path / "one", audio=False)
+        with pytest.raises(ds.UsageError):
+            session.record(tmp_path / "two")
+        session.append_text("recorded")
+        first.close()
+        session.append_text("not recorded")
+        with session.record(tmp_path / "two", audio=False):
+            session.append_text("recorded again")
+        texts = [
+            line["frame"]["item"]["content"][0]["text"]
+            for folder in ("one", "two")
+            for line in read_lines(tmp_path / folder)[1]
+            if line["dir"] == "out"
+        ]
+        assert texts == ["recorded", "recorded again"]
+
+    def test_bad_paths_and_a_closed_session(self, client: ds.Client, tmp_path: Path) -> None:
+        """A file where the folder goes, a bad audio flag and a closed session are typed errors."""
+        (tmp_path / "file").write_text("x")
+        with client.realtime.connect(model=MODEL) as session:
+            with pytest.raises(ds.ConfigError):
+                session.record(tmp_path / "file")
+            with pytest.raises(ds.ConfigTypeError):
+                session.record(tmp_path / "rec", audio="yes")  # type: ignore[arg-type]
+            with pytest.raises(ds.ConfigTypeError):
+                session.record(3)  # type: ignore[arg-type]
+        with pytest.raises(ds.SessionClosedError):
+            session.record(tmp_path / "late")
+        assert not (tmp_path / "rec").exists()
+
+    def test_speech_and_transcription_sessions_record(
+        self, client: ds.Client, tmp_path: Path
+    ) -> None:
+        """A TTS session records its speech on the right; an ASR session its audio on the left."""
+        need("soxr", "the ASR's 16 kHz audio is resampled to 24 kHz")
+        model = ds.MODEL_QWEN3_TTS_FLASH_REALTIME
+        with (
+            client.speech.connect(model=model, voice="Cherry") as tts,
+            tts.record(tmp_path / "tts"),
+        ):
+            result = tts.speak("Hello there.").wait(timeout=10)
+        header, lines = read_lines(tmp_path / "tts")
+        assert header["family"] == "qwen_tts"
+        assert {line["dir"] for line in lines} == {"in", "out"}
+        _, left, right = read_wav(tmp_path / "tts" / "conversation.wav")
+        assert not any(left) and len(audible(right, 0)) > 0
+        assert struct.pack(f"<{len(right)}h", *right).strip(b"\x00") == result.audio.strip(b"\x00")
+        with (
+            client.transcription.connect(turn_detection=None, language="en", timeout=10) as asr,
+            asr.record(tmp_path / "asr"),
+        ):
+            asr.append_audio(spoken_pcm16("hello"))
+            asr.commit_audio()
+            next(t for t in asr.transcripts(timeout=10) if t.final)
+        header, lines = read_lines(tmp_path / "asr")
+        assert header["family"] == "qwen_asr"
+        _, left, right = read_wav(tmp_path / "asr" / "conversation.wav")
+        assert audible(left) and not any(right)
