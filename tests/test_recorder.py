@@ -217,6 +217,30 @@ class TestFrames:
         assert others and all("omitted" not in line for line in others)
         assert sorted(p.name for p in folder.iterdir()) == ["frames.jsonl"]
 
+    def test_audio_of_any_shape_is_blanked(
+        self, keyed: LocalRealtimeServer, manual: ds.RealtimeSession, tmp_path: Path
+    ) -> None:
+        """A delta spaced out, with its audio not last, is blanked too; flush() writes it now."""
+        pcm = bytes(range(200)) * 3
+        delta = base64.b64encode(pcm).decode()
+        folder = tmp_path / "rec"
+        with manual.record(folder, audio=False) as recorder:
+            keyed.send_text(
+                '{"type": "response.audio.delta", "delta": "%s", "response_id": "r1",'
+                ' "item_id": "i1", "output_index": 0, "content_index": 0}' % delta
+            )
+            keyed.send({"type": "test.marker"})
+            manual.wait_for(ds.UnknownEvent, timeout=10)
+            recorder.flush(timeout=10)
+            _, lines = read_lines(folder)  # complete while the recording runs
+            assert recorder.path == folder and not recorder.closed
+        (line,) = [line for line in lines if line["frame"]["type"] == "response.audio.delta"]
+        assert line["frame"]["delta"] == "" and line["omitted"] == {"delta": 600}
+        assert line["frame"]["response_id"] == "r1"
+        assert delta.encode() not in (folder / "frames.jsonl").read_bytes()
+        with pytest.raises(ds.DashScopeError):
+            recorder.flush()  # closed
+
     def test_invalid_frames_get_a_note(
         self, keyed: LocalRealtimeServer, manual: ds.RealtimeSession, tmp_path: Path
     ) -> None:
@@ -338,7 +362,8 @@ class TestLifecycle:
         assert recorder.closed
         assert not [t for t in threading.enumerate() if t.name == "dashscope_sync-recorder"]
         _, lines = read_lines(tmp_path / "rec")
-        assert lines[-1]["frame"]["type"] == "conversation.item.create"
+        out = [line["frame"]["type"] for line in lines if line["dir"] == "out"]
+        assert out == ["conversation.item.create"]
         recorder.close()  # idempotent
 
     def test_one_recording_at_a_time_and_none_after_close(

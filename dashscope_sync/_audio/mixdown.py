@@ -14,8 +14,10 @@ Thread safety: a channel is used by one thread at a time (the recorder's).
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from array import array
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, BinaryIO, Final
 
 from .resample import resampler_for
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
 
     from .resample import Resampler
 
-__all__ = ["Channel", "write_stereo_wav"]
+__all__ = ["Channel", "write_buffers", "write_stereo_wav"]
 
 logger = logging.getLogger("dashscope_sync")
 
@@ -34,6 +36,26 @@ logger = logging.getLogger("dashscope_sync")
 _PAUSE: Final = 0.05
 #: Frames interleaved per step at the end (10 s at 24 kHz: under 2 MB in memory).
 _MIX_FRAMES: Final = 240_000
+#: Buffers per gathered write (Linux's IOV_MAX is 1024).
+_IOV_MAX: Final = 1024
+
+
+def write_buffers(fd: int, buffers: Sequence[bytes | memoryview]) -> None:
+    """Write ``buffers`` to ``fd`` in order, gathered (``os.writev``): no joined copy.
+
+    Raises:
+        OSError: The write failed (a full disk).
+    """
+    writev = getattr(os, "writev", None)
+    for start in range(0, len(buffers), _IOV_MAX):
+        batch = buffers[start : start + _IOV_MAX]
+        written = writev(fd, batch) if writev is not None else 0
+        if written == sum(map(len, batch)):
+            continue
+        # A short write (or no writev): the rest, one buffer at a time.
+        rest = memoryview(b"".join(batch))[written:]
+        while rest:
+            rest = rest[os.write(fd, rest) :]
 
 
 class Channel:
@@ -50,12 +72,15 @@ class Channel:
         self.rate = rate
         # Closed by close(): it lives as long as the recording.
         self._file: BinaryIO = tempfile.TemporaryFile(  # noqa: SIM115
-            prefix=".channel-", dir=directory
+            prefix=".channel-", dir=directory, buffering=0
         )
         #: Where the next chunk may start, in frames: the end of the last one.
         self.end = 0
         self._resampler: Resampler | None = None
         self._from_rate = rate
+        # Chunks placed but not written yet, contiguous from _pending_at (frames).
+        self._pending: list[bytes | memoryview] = []
+        self._pending_at = 0
 
     def add(self, at: float, pcm: bytes | memoryview, rate: int) -> None:
         """Place mono PCM16 at ``rate`` at ``at`` seconds (or right after the previous chunk)."""
@@ -78,23 +103,35 @@ class Channel:
     def _place(self, position: int, data: bytes | memoryview) -> None:
         if not data:
             return
-        start = max(position, self.end)
-        self._file.seek(start * 2)
-        self._file.write(data)
-        self.end = start + len(data) // 2
+        if position > self.end:
+            self.write()  # a pause: the next run starts further on
+            self._pending_at = self.end = position
+        self._pending.append(data)  # a reference: the chunk is not copied
+        self.end += len(data) // 2
+
+    def write(self) -> None:
+        """Write the chunks placed since the last call (one gathered write)."""
+        pending = self._pending
+        if pending:
+            self._file.seek(self._pending_at * 2)
+            write_buffers(self._file.fileno(), pending)
+            self._pending = []
+        self._pending_at = self.end
 
     def cut(self, at: float) -> None:
         """Drop what lies after ``at`` seconds (the rest of an interrupted reply)."""
         position = round(at * self.rate)
         if position < self.end:
+            self.write()
             self._file.truncate(position * 2)
-            self.end = position
+            self._pending_at = self.end = position
             if self._resampler is not None:
                 self._resampler.flush()  # its held-back tail is of the cut audio
 
     def finish(self) -> None:
-        """Place what the resampler still holds."""
+        """Place what the resampler still holds, and write everything."""
         self._flush()
+        self.write()
 
     def read(self, start: int, frames: int) -> bytes:
         """``frames`` frames from ``start`` (zeros past the end, and in pauses)."""
@@ -116,6 +153,8 @@ def write_stereo_wav(
     """
     import wave  # on use: it costs start-up time
 
+    left.write()
+    right.write()
     rate = left.rate
     total = max(left.end, right.end) if frames is None else frames
     with wave.open(str(path), "wb") as out:

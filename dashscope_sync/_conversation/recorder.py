@@ -36,10 +36,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
-from .._audio.mixdown import Channel, write_stereo_wav
-from .._errors import DashScopeError
+from .._audio.mixdown import Channel, write_buffers, write_stereo_wav
+from .._core.connection import FRAME_IN, FRAME_OUT
+from .._deadline import check_timeout
+from .._errors import DashScopeError, DashScopeTimeout
+from .._fmt import seconds
 from .._wire.events import InvalidFrame, ResponseAudioDelta
 from .._wire.payloads import (
+    PAYLOAD_KEYS,
+    USER_AUDIO_FIELD,
+    USER_AUDIO_TYPE,
     blank_payloads,
     blank_payloads_in,
     client_frame_type,
@@ -56,12 +62,18 @@ logger = logging.getLogger("dashscope_sync")
 
 #: How often (seconds) the recorder thread writes what came since.
 FLUSH_INTERVAL: Final = 0.1
+#: How soon the recorder thread looks again after a round that found this many
+#: frames or more: during a burst the frames (and their decoded events) are let
+#: go within milliseconds, so the reader's allocations stay in warm memory.
+_BUSY_ITEMS: Final = 32
+_BUSY_INTERVAL: Final = 0.002
 #: The version of the ``frames.jsonl`` format (the header's ``recording``).
 FORMAT_VERSION: Final = 1
 #: Interrupted responses remembered, so their late audio stays off the recording.
 _CUT_KEEP: Final = 8
 
 # The kinds of what the deque carries besides frames ("in", "out").
+_FLUSH: Final = "flush"  # (t, _FLUSH, an Event to set once written, None)
 _PLAYED: Final = "played"  # (t, _PLAYED, a block the speaker played, its rate)
 _CUT: Final = "cut"  # (t, _CUT, the interrupted response's id or None, None)
 _SPEAKER: Final = "speaker"  # (t, _SPEAKER, the speaker's rate or None: detached, None)
@@ -116,10 +128,13 @@ class Recorder:
         # The stop flag: set by close() (or the session's end); the thread
         # drains what is left, finishes the files and ends.
         self._stop = threading.Event()
-        self._frames = open(path / "frames.jsonl", "wb")  # noqa: SIM115 - the thread closes it
+        # Wakes the thread before its next round: a flush() or close() waits on it.
+        self._wake = threading.Event()
+        # Unbuffered: each round's lines go out in one gathered write.
+        self._frames = open(path / "frames.jsonl", "wb", buffering=0)  # noqa: SIM115
         header_line = {"recording": FORMAT_VERSION, **header}
         header_line["started"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-        self._frames.write(_dumps(header_line).encode() + b"\n")
+        write_buffers(self._frames.fileno(), [_dumps(header_line).encode(), b"\n"])
         # The recorder thread's own state, from here on.
         self._last_t = 0.0
         self._left: Channel | None = None
@@ -130,6 +145,8 @@ class Recorder:
         self._played_rate: int | None = None  # a speaker's rate: its blocks are the right channel
         self._cut: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._last_reply: str | None = None
+        # An audio line's ``"omitted"`` text, by decoded size (most deltas share one).
+        self._omitted_text: dict[int, bytes] = {}
         self._thread = threading.Thread(target=self._run, name="dashscope_sync-recorder")
         self._thread.start()
 
@@ -144,9 +161,11 @@ class Recorder:
 
     # Fed by the session's threads (never blocking) -------------------------------
 
-    def put(self, item: tuple[float, str, bytes | str, ServerEvent | None]) -> None:
-        """A frame that crossed the socket (``Connection.tap``)."""
-        self._items.append(item)
+    @property
+    def put(self) -> Callable[[tuple[float, str, bytes | str, ServerEvent | None]], None]:
+        """Takes a frame that crossed the socket (``Connection.tap``): the deque's own
+        append, so the reader pays no Python call for it."""
+        return self._items.append
 
     def interrupted(self, at: float, response_id: str | None) -> None:
         """The reply was interrupted at ``at``: what it would play after that is not heard."""
@@ -163,6 +182,37 @@ class Recorder:
     def finish(self) -> None:
         """Stop recording without waiting (the session ended unclosed); the thread ends itself."""
         self._stop.set()
+        self._wake.set()
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until every frame that crossed the socket before this call is in
+        ``frames.jsonl`` (written to the operating system, not fsynced).
+
+        Args:
+            timeout: The longest wait, in seconds; None waits as long as it takes.
+
+        Raises:
+            DashScopeTimeout: Not written within ``timeout``.
+            DashScopeError: Writing the recording failed, or it is closed.
+        """
+        limit = check_timeout(timeout)
+        if self._closed:
+            raise DashScopeError(f"this recorder is closed ({str(self.path)!r})")
+        written = threading.Event()
+        self._items.append((time.monotonic(), _FLUSH, written, None))
+        self._wake.set()
+        if not self._thread.is_alive():
+            written.set()  # it failed: nothing more will be written
+        if not written.wait(limit):
+            raise DashScopeTimeout(
+                f"the recording was not written within {seconds(limit)}", timeout=limit
+            )
+        self._raise_error()
+
+    def _raise_error(self) -> None:
+        error = self.error
+        if error is not None:
+            raise DashScopeError(f"recording to {str(self.path)!r} failed: {error}") from error
 
     # Closing ------------------------------------------------------------------------
 
@@ -178,11 +228,10 @@ class Recorder:
         if first and self._on_close is not None:
             self._on_close(self)  # no frame is handed on after this
         self._stop.set()
+        self._wake.set()
         if threading.current_thread() is not self._thread:
             self._thread.join()
-        error = self.error
-        if error is not None:
-            raise DashScopeError(f"recording to {str(self.path)!r} failed: {error}") from error
+        self._raise_error()
 
     def __enter__(self) -> Recorder:
         return self
@@ -199,92 +248,151 @@ class Recorder:
 
     def _run(self) -> None:
         try:
-            while not self._stop.wait(FLUSH_INTERVAL):
+            interval = FLUSH_INTERVAL
+            while not self._stop.is_set():
+                # Batches: a burst of frames costs the reader no wake-up of this thread.
+                self._wake.wait(interval)
+                self._wake.clear()
+                busy = len(self._items) >= _BUSY_ITEMS
                 self._drain()
+                interval = _BUSY_INTERVAL if busy else FLUSH_INTERVAL
             self._drain()
             self._finish()
         except BaseException as exc:
             logger.exception("recording to %r failed", str(self.path))
             self.error = exc
         finally:
+            while self._items:  # popped, not iterated: the tap may still append
+                _, kind, data, _ = self._items.popleft()
+                if kind == _FLUSH:
+                    data.set()  # a flush() waiting on a thread that failed
             self._frames.close()
             for channel in (self._left, self._right):
                 if channel is not None:
                     channel.close()
 
     def _drain(self) -> None:
+        """Write what came since the last round.
+
+        The hot path of a burst, so kept flat: no call per frame beyond the
+        byte searches, and each line handed to one gathered write as its
+        parts (the frame's own bytes are never copied).
+        """
         items = self._items
-        lines: list[bytes] = []
-        while items:
-            t, kind, data, extra = items.popleft()
-            at = t - self._started
-            if kind == "in":
-                lines.append(self._frame_in(at, data, extra))
-            elif kind == "out":
-                lines.append(self._frame_out(at, data))
+        popleft = items.popleft
+        out: list[bytes] = []  # the buffers of frames.jsonl's new lines, written at once
+        flushed: list[threading.Event] = []
+        started, last = self._started, self._last_t
+        keep_audio = self.audio
+        right, audio_delta = self._right, ResponseAudioDelta
+        # The reply audio's one base64 field and its key (the common case, inlined).
+        ((field, delta_key),) = PAYLOAD_KEYS[ResponseAudioDelta.type]
+        delta_field, key_size = field.encode(), len(delta_key)
+        omitted_text = self._omitted_text
+        frame_in, frame_out = FRAME_IN, FRAME_OUT
+        for _ in range(len(items)):
+            t, kind, data, event = popleft()
+            at = t - started
+            # Offsets never go back: frames in and out are handed on by two threads.
+            if at < last:
+                at = last
+            else:
+                last = at
+            if kind is frame_in:
+                cls = type(event)
+                if cls is audio_delta:
+                    self._last_reply = event.response_id
+                    if right is not None and self._played_rate is None:
+                        self._reply_audio(at, event)
+                    # The base64 text's span, from the decoded audio's length
+                    # (strict base64: exactly 4 characters per 3 bytes, padded),
+                    # so its kilobytes are never scanned.
+                    size = len(event.delta)
+                    start = data.find(delta_key) + key_size
+                    end = start + (size + 2) // 3 * 4
+                    head, tail = data[:start], data[end:]
+                    if (
+                        start >= key_size
+                        and (
+                            tail == b'"}'  # the field last, as the service sends it
+                            or (tail[:1] == b'"' and b"\n" not in tail and b"\r" not in tail)
+                        )
+                        and b"\n" not in head
+                        and b"\r" not in head
+                    ):
+                        if keep_audio:
+                            out += (b'{"t":%.6f,"dir":"in","frame":' % at, data, b"}\n")
+                        else:
+                            omitted = omitted_text.get(size)
+                            if omitted is None:
+                                omitted = omitted_text[size] = b',"omitted":{"%s":%d}}\n' % (
+                                    delta_field,
+                                    size,
+                                )
+                            out += (b'{"t":%.6f,"dir":"in","frame":' % at, head, tail, omitted)
+                    else:
+                        out.append(self._parsed_line(at, b"in", dict(event.raw)))
+                    continue
+                elif cls is InvalidFrame:
+                    out.append(self._invalid_line(at, data, event))
+                    continue
+                if b"\n" in data or b"\r" in data:
+                    # Valid JSON over several lines: one line of it instead.
+                    out.append(self._parsed_line(at, b"in", dict(event.raw)))
+                else:
+                    out += (b'{"t":%.6f,"dir":"in","frame":' % at, data, b"}\n")
+            elif kind is frame_out:
+                out.append(self._frame_out(at, data))
             elif kind == _PLAYED:
-                if self._right is not None and self._played_rate is not None:
-                    self._right.add(at, data, extra)
+                if right is not None and self._played_rate is not None:
+                    right.add(at, data, event)
             elif kind == _CUT:
                 self._on_cut(at, data)
-            else:  # _SPEAKER
+            elif kind == _SPEAKER:
                 self._played_rate = data
-        if lines:
-            self._frames.write(b"".join(lines))
-            self._frames.flush()
+            else:  # _FLUSH
+                flushed.append(data)
+        self._last_t = last
+        if out:
+            write_buffers(self._frames.fileno(), out)
+        for channel in (self._left, right):
+            if channel is not None:
+                channel.write()
+        for written in flushed:
+            written.set()
 
-    def _offset(self, at: float) -> float:
-        # Offsets never go back: frames in and out are handed on by two threads.
-        if at < self._last_t:
-            return self._last_t
-        self._last_t = at
-        return at
-
-    def _frame_in(self, at: float, data: bytes, event: ServerEvent) -> bytes:
-        t = self._offset(at)
-        if type(event) is InvalidFrame:
-            obj = parse_object(data)  # a frame of the wrong shape is still JSON
-            if obj is None:
-                invalid = {"length": event.length, "error": event.error}
-                return b'{"t":%.6f,"dir":"in","invalid":%s}\n' % (t, _dumps(invalid).encode())
-            return self._parsed_line(t, b"in", obj)
-        if type(event) is ResponseAudioDelta:
-            self._reply_audio(at, event)
-        if b"\n" in data or b"\r" in data:
-            # Valid JSON over several lines: one line of it instead.
-            return self._parsed_line(t, b"in", dict(event.raw))
-        if self.audio:
-            return b'{"t":%.6f,"dir":"in","frame":%s}\n' % (t, data)
-        blanked = blank_payloads(data, event.type)
-        if blanked is None:
-            return self._parsed_line(t, b"in", dict(event.raw))
-        return _line(t, b"in", *blanked)
+    def _invalid_line(self, at: float, data: bytes, event: InvalidFrame) -> bytes:
+        obj = parse_object(data)  # a frame of the wrong shape is still JSON
+        if obj is not None:
+            return self._parsed_line(at, b"in", obj)
+        invalid = {"length": event.length, "error": event.error}
+        return b'{"t":%.6f,"dir":"in","invalid":%s}\n' % (at, _dumps(invalid).encode())
 
     def _frame_out(self, at: float, text: str) -> bytes:
-        t = self._offset(at)
         data = text.encode()
         wire_type = client_frame_type(data)
         if self.audio:
-            if wire_type == "input_audio_buffer.append":
-                where = payload_text(data, "audio")
+            if wire_type == USER_AUDIO_TYPE:
+                where = payload_text(data, USER_AUDIO_FIELD)
                 if where is not None:
                     self._user_audio(at, binascii.a2b_base64(data[where[0] : where[1]]))
-                    return b'{"t":%.6f,"dir":"out","frame":%s}\n' % (t, data)
+                    return b'{"t":%.6f,"dir":"out","frame":%s}\n' % (at, data)
             elif wire_type is not None:
-                return b'{"t":%.6f,"dir":"out","frame":%s}\n' % (t, data)
+                return b'{"t":%.6f,"dir":"out","frame":%s}\n' % (at, data)
             obj = parse_object(data)
             if obj is None:  # pragma: no cover - the library sends JSON objects only
                 return b""
-            if obj.get("type") == "input_audio_buffer.append" and isinstance(obj.get("audio"), str):
-                self._user_audio(at, binascii.a2b_base64(obj["audio"]))
-            return self._parsed_line(t, b"out", obj)
+            audio = obj.get(USER_AUDIO_FIELD)
+            if obj.get("type") == USER_AUDIO_TYPE and isinstance(audio, str):
+                self._user_audio(at, binascii.a2b_base64(audio))
+            return self._parsed_line(at, b"out", obj)
         blanked = None if wire_type is None else blank_payloads(data, wire_type)
         if blanked is None:
             obj = parse_object(data)
             if obj is None:  # pragma: no cover - the library sends JSON objects only
                 return b""
-            return self._parsed_line(t, b"out", obj)
-        return _line(t, b"out", *blanked)
+            return self._parsed_line(at, b"out", obj)
+        return _line(at, b"out", *blanked)
 
     def _parsed_line(self, t: float, direction: bytes, obj: dict[str, Any]) -> bytes:
         omitted = {} if self.audio else blank_payloads_in(obj)
@@ -298,8 +406,7 @@ class Recorder:
             self._left.add(at, pcm, rate)
 
     def _reply_audio(self, at: float, event: ResponseAudioDelta) -> None:
-        self._last_reply = event.response_id
-        if self._right is None or self._played_rate is not None or event.response_id in self._cut:
+        if self._right is None or event.response_id in self._cut:
             return
         rate = self._output_rate()
         if rate is not None:
@@ -329,6 +436,16 @@ def _line(t: float, direction: bytes, frame: bytes, omitted: Mapping[str, int]) 
     """One ``frames.jsonl`` line."""
     if not omitted:
         return b'{"t":%.6f,"dir":"%s","frame":%s}\n' % (t, direction, frame)
+    if len(omitted) == 1:
+        ((field, size),) = omitted.items()
+        if field.isidentifier():  # a field name that needs no escaping (all of them)
+            return b'{"t":%.6f,"dir":"%s","frame":%s,"omitted":{"%s":%d}}\n' % (
+                t,
+                direction,
+                frame,
+                field.encode(),
+                size,
+            )
     return b'{"t":%.6f,"dir":"%s","frame":%s,"omitted":%s}\n' % (
         t,
         direction,

@@ -17,6 +17,9 @@ from typing import Any, Final
 
 __all__ = [
     "PAYLOAD_FIELDS",
+    "PAYLOAD_KEYS",
+    "USER_AUDIO_FIELD",
+    "USER_AUDIO_TYPE",
     "b64_length",
     "blank_payloads",
     "blank_payloads_in",
@@ -31,6 +34,15 @@ PAYLOAD_FIELDS: Final[dict[str, tuple[str, ...]]] = {
     "input_audio_buffer.append": ("audio",),
     "input_image_buffer.append": ("image",),
 }
+
+#: Each media field's key as compact JSON writes it, before its string: ``"delta":"``.
+PAYLOAD_KEYS: Final[dict[str, tuple[tuple[str, bytes], ...]]] = {
+    wire_type: tuple((field, b'"' + field.encode() + b'":"') for field in fields)
+    for wire_type, fields in PAYLOAD_FIELDS.items()
+}
+#: The client frame carrying the user's audio, and its field.
+USER_AUDIO_TYPE: Final = "input_audio_buffer.append"
+USER_AUDIO_FIELD: Final = "audio"
 
 _EQUALS: Final = ord("=")
 
@@ -49,7 +61,10 @@ def payload_text(frame: bytes, field: str) -> tuple[int, int] | None:
     (compact); None when the key is spelled otherwise or the value holds an
     escape (base64 holds none, though JSON allows ``\\/``): callers then parse.
     """
-    key = b'"' + field.encode() + b'":"'
+    return _find(frame, b'"' + field.encode() + b'":"')
+
+
+def _find(frame: bytes, key: bytes) -> tuple[int, int] | None:
     start = frame.find(key)
     if start < 0:
         return None
@@ -67,12 +82,12 @@ def blank_payloads(frame: bytes, wire_type: str) -> tuple[bytes, dict[str, int]]
     does not have the expected shape (use `blank_payloads_in` on the parsed
     frame instead). The media itself is never copied.
     """
-    fields = PAYLOAD_FIELDS.get(wire_type)
-    if fields is None:
+    keys = PAYLOAD_KEYS.get(wire_type)
+    if keys is None:
         return frame, {}
     omitted: dict[str, int] = {}
-    for field in fields:
-        where = payload_text(frame, field)
+    for field, key in keys:
+        where = _find(frame, key)
         if where is None:
             return None
         start, end = where
