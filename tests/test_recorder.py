@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import math
 import struct
@@ -16,6 +17,7 @@ import pytest
 
 import dashscope_sync as ds
 from dashscope_sync._audio.mixdown import Channel, write_stereo_wav
+from dashscope_sync._cli import main as cli
 from dashscope_sync._wire.payloads import blank_payloads, blank_payloads_in, client_frame_type
 from dashscope_sync.testing import LocalRealtimeServer, spoken_pcm16
 
@@ -226,8 +228,8 @@ class TestFrames:
         folder = tmp_path / "rec"
         with manual.record(folder, audio=False) as recorder:
             keyed.send_text(
-                '{"type": "response.audio.delta", "delta": "%s", "response_id": "r1",'
-                ' "item_id": "i1", "output_index": 0, "content_index": 0}' % delta
+                f'{{"type": "response.audio.delta", "delta": "{delta}", "response_id": "r1",'
+                ' "item_id": "i1", "output_index": 0, "content_index": 0}'
             )
             keyed.send({"type": "test.marker"})
             manual.wait_for(ds.UnknownEvent, timeout=10)
@@ -428,3 +430,56 @@ class TestLifecycle:
         assert header["family"] == "qwen_asr"
         _, left, right = read_wav(tmp_path / "asr" / "conversation.wav")
         assert audible(left) and not any(right)
+
+
+class TestTalkRecord:
+    def test_talk_records_the_turn(
+        self, keyed: LocalRealtimeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """talk --record DIR writes the turn's frames (never the key) and its two-channel WAV."""
+        need("soxr", "the WAV's left channel is resampled")
+        monkeypatch.setenv("DASHSCOPE_API_KEY", FAKE_KEY)
+        wav = tmp_path / "in.wav"
+        _write_wav(wav, tone(0.4))
+        out, err = io.StringIO(), io.StringIO()
+        folder = tmp_path / "call"
+        code = cli.main(
+            ["talk", str(wav), "--url", keyed.url, "--fast", "--record", str(folder),
+             "--output", str(tmp_path / "reply.wav")],
+            out=out, err=err,
+        )  # fmt: skip
+        assert code == 0, err.getvalue()
+        assert f"recording to {folder}" in err.getvalue()
+        header, lines = read_lines(folder)
+        assert header["model"] == ds.MODEL_QWEN3_OMNI_FLASH_REALTIME
+        out_types = [line["frame"]["type"] for line in lines if line["dir"] == "out"]
+        assert "input_audio_buffer.append" in out_types and out_types[-1] == "response.create"
+        assert any(line["frame"]["type"] == "response.done" for line in lines)
+        _, left, right = read_wav(folder / "conversation.wav")
+        assert audible(left) and audible(right, 0)
+        for path in folder.iterdir():
+            assert FAKE_KEY.encode() not in path.read_bytes()
+
+    def test_record_into_a_file_is_refused_before_connecting(
+        self, keyed: LocalRealtimeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """talk --record naming a file exits with the usage code, and no connection is made."""
+        monkeypatch.setenv("DASHSCOPE_API_KEY", FAKE_KEY)
+        (tmp_path / "taken").write_text("x")
+        wav = _write_wav(tmp_path / "in.wav", tone(0.1))
+        out, err = io.StringIO(), io.StringIO()
+        code = cli.main(
+            ["talk", str(wav), "--url", keyed.url, "--record", str(tmp_path / "taken")],
+            out=out, err=err,
+        )  # fmt: skip
+        assert code == cli.EXIT_USAGE
+        assert "--record" in err.getvalue() and not keyed.connections
+
+
+def _write_wav(path: Path, pcm: bytes, rate: int = 16000) -> Path:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(pcm)
+    return path

@@ -77,6 +77,7 @@ from .transcribe import TranscribeKit, add_transcribe
 from .translate import translate_file
 
 if TYPE_CHECKING:
+    from .._sessions.conversation import RealtimeSession
     from ..testing import LocalRealtimeServer
 
 __all__ = ["main"]
@@ -246,6 +247,31 @@ def _check_output(value: str, flag: str = "--output") -> Path:
     return path
 
 
+def _check_record(value: str | None) -> Path | None:
+    """``--record DIR``: refused before connecting when DIR is a file or cannot be made."""
+    if value is None:
+        return None
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise _usage("--record", f"{value} is a file; name a folder to record into")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _usage("--record", f"cannot create {value}: {exc.strerror or exc}") from exc
+    return path
+
+
+def _start_recording(session: RealtimeSession, folder: Path, err: TextIO) -> None:
+    """``--record``: the session records into ``folder`` until it closes; without the
+    [audio] extra (which mixes the WAV) the frames only, with a note."""
+    from .._audio.resample import audio_extra_missing
+
+    audio = not audio_extra_missing("numpy", "soxr")
+    session.record(folder, audio=audio)  # completed when the session closes
+    note = "" if audio else f" (frames only: conversation.wav needs {_install('audio')})"
+    print(f"recording to {folder}{note}", file=err, flush=True)
+
+
 def _read_input(value: str) -> bytes:
     try:
         pcm, rate, what = decode_audio(value)
@@ -289,12 +315,13 @@ def _voice_turn(
     budget: Budget,
     out: TextIO,
     err: TextIO,
+    record: Path | None = None,
 ) -> int:
     """Upload, ask, print what was heard and the reply's text, save its audio, print timings."""
     with budget.bound():
         result = _converse(
             client, model=model, pcm=pcm, text=text, voice=voice, instructions=instructions,
-            realtime=realtime, budget=budget, out=out, err=err,
+            realtime=realtime, budget=budget, out=out, err=err, record=record,
         )  # fmt: skip
     _write_output(output, result.to_wav_bytes())
 
@@ -323,6 +350,7 @@ def _converse(
     budget: Budget,
     out: TextIO,
     err: TextIO,
+    record: Path | None = None,
 ) -> ResponseResult:
     """The turn itself, within ``budget``: connect, upload, ask, print as the reply streams."""
     started = time.monotonic()
@@ -330,6 +358,8 @@ def _converse(
     with client.realtime.connect(model=model, timeout=budget.left()) as session:
         budget.watch(session)
         print(f"connected: session {session.id} ({seconds(time.monotonic() - started)})", file=err)
+        if record is not None:
+            _start_recording(session, record, err)
         budget.stage = "configuring the session"
         info = session.update_session(
             SessionUpdate(
@@ -515,6 +545,8 @@ def _live(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) ->
 
         session.on(ConversationItemInputAudioTranscriptionCompleted, heard)
         session.on(ResponseDone, done)
+        if args.record is not None:
+            _start_recording(session, args.record, err)
         session.attach(speaker=speaker, microphone=microphone, barge_in=True, echo=args.echo)
         print(f"connected: session {session.id}; talk now, Ctrl-C to end", file=err, flush=True)
         try:
@@ -598,6 +630,7 @@ def _whole_command_timeout(args: argparse.Namespace, pcm: bytes) -> float:
 def _cmd_talk(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.mic == (args.input is not None):
         raise _usage("input", "talk needs an audio file to send, or --mic (not both)")
+    args.record = _check_record(args.record)
     if args.mic:
         _check_live_extras(args.echo)  # before connecting: exit 8 names what to install
         client = _client(args)
@@ -617,6 +650,7 @@ def _cmd_talk(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         budget=Budget(_whole_command_timeout(args, pcm)),
         out=out,
         err=err,
+        record=args.record,
     )
 
 
@@ -812,7 +846,7 @@ def _parser() -> argparse.ArgumentParser:
             f"  {API_KEY_ENV}=sk-... {PROG} talk question.wav\n"
             f"  {PROG} talk question.wav --text 'Answer briefly.' --voice Ethan --output a.wav\n"
             f"  {PROG} talk question.wav --url ws://127.0.0.1:8765/api-ws/v1/realtime --fast\n"
-            f"  {PROG} talk --mic --echo gate"
+            f"  {PROG} talk --mic --echo gate --record call/"
         ),
     )
     talk.add_argument(
@@ -852,6 +886,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     talk.add_argument(
         "--region", type=_region, help="region id (default: DASHSCOPE_REGION, cn-beijing)"
+    )
+    talk.add_argument(
+        "--record",
+        metavar="DIR",
+        help="record the session into DIR: frames.jsonl (every frame, never the key) and "
+        "conversation.wav (you left, the assistant right)",
     )
     talk.add_argument("--fast", action="store_true", help="upload faster than real time")
     talk.add_argument(
