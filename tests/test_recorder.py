@@ -7,6 +7,9 @@ import io
 import json
 import math
 import struct
+import subprocess
+import sys
+import textwrap
 import threading
 import wave
 from collections.abc import Iterator
@@ -387,6 +390,33 @@ class TestLifecycle:
             if line["dir"] == "out"
         ]
         assert texts == ["recorded", "recorded again"]
+
+    def test_a_recording_never_closed_is_completed_at_exit(self, tmp_path: Path) -> None:
+        """A program that ends without closing its session still leaves complete files."""
+        need("soxr", "the WAV's left channel is resampled")
+        code = textwrap.dedent(
+            f"""
+            import dashscope_sync as ds
+            from dashscope_sync.testing import LocalRealtimeServer
+            server = LocalRealtimeServer().start()
+            client = ds.Client(server.api_key, base_url=server.url)
+            session = client.realtime.connect(model={MODEL!r})
+            session.update_session(ds.SessionUpdate(turn_detection=None))
+            session.record({str(tmp_path / "rec")!r})
+            session.append_audio(bytes(3200))
+            session.append_text("left open")
+            session.create_response().wait(timeout=10)
+            server.close()
+            """
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert proc.returncode == 0, proc.stderr
+        _, lines = read_lines(tmp_path / "rec")
+        assert any(line["frame"]["type"] == "response.done" for line in lines)
+        rate, _, right = read_wav(tmp_path / "rec" / "conversation.wav")
+        assert rate == 24000 and audible(right, 0)
 
     def test_bad_paths_and_a_closed_session(self, client: ds.Client, tmp_path: Path) -> None:
         """A file where the folder goes, a bad audio flag and a closed session are typed errors."""

@@ -24,12 +24,14 @@ and writes:
 
 from __future__ import annotations
 
+import atexit
 import binascii
 import collections
 import json
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -147,8 +149,15 @@ class Recorder:
         self._last_reply: str | None = None
         # An audio line's ``"omitted"`` text, by decoded size (most deltas share one).
         self._omitted_text: dict[int, bytes] = {}
-        self._thread = threading.Thread(target=self._run, name="dashscope_sync-recorder")
+        self._thread = threading.Thread(
+            target=self._run,
+            name="dashscope_sync-recorder",
+            # Daemon: a recording never closed must not hang the interpreter's
+            # exit; the exit hook below completes its files first.
+            daemon=True,
+        )
         self._thread.start()
+        _open_at_exit(self)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "recording"
@@ -430,6 +439,33 @@ class Recorder:
             write_stereo_wav(self.path / "conversation.wav", left, right)
         if self._transcript is not None:
             (self.path / "transcript.json").write_text(self._transcript(), encoding="utf-8")
+
+
+#: Recorders not closed yet, completed when the interpreter exits (weakly: a
+#: recorder is never kept alive by this). Guarded by _OPEN_LOCK.
+_OPEN: weakref.WeakSet[Recorder] = weakref.WeakSet()
+_OPEN_LOCK: Final = threading.Lock()
+_HOOKED = False
+
+
+def _open_at_exit(recorder: Recorder) -> None:
+    global _HOOKED
+    with _OPEN_LOCK:
+        _OPEN.add(recorder)
+        if not _HOOKED:
+            atexit.register(_close_all)
+            _HOOKED = True
+
+
+def _close_all() -> None:
+    """At exit: complete every recording still open (its files would be cut short)."""
+    with _OPEN_LOCK:
+        open_now = list(_OPEN)
+    for recorder in open_now:
+        try:
+            recorder.close()
+        except Exception:
+            logger.debug("completing a recording at exit failed", exc_info=True)
 
 
 def _line(t: float, direction: bytes, frame: bytes, omitted: Mapping[str, int]) -> bytes:
