@@ -353,6 +353,34 @@ class TestConversationWav:
         assert abs(recorded - heard) < 0.12, (recorded, heard)
         assert recorded < 2.0  # not the whole reply the server streamed ahead
 
+    def test_interrupted_reply_on_the_loopback_device(
+        self, audio_device: None, tmp_path: Path
+    ) -> None:
+        """On a real device, the right channel holds what the speaker played of a cut reply."""
+        with LocalRealtimeServer(delta_delay=0.02) as srv:
+            client = ds.Client(srv.api_key, base_url=srv.url)
+            with ds.Speaker() as speaker, client.realtime.connect(model=MODEL) as session:
+                session.update_session(ds.SessionUpdate(turn_detection=None))
+                folder = tmp_path / "rec"
+                session.attach(speaker=speaker)
+                recorder = session.record(folder)
+                session.append_text("Tell me a long story.")
+                response = session.create_response()
+                assert wait_until(lambda: speaker.played_seconds >= 0.6, timeout=10)
+                stopped = session.interrupt()
+                with pytest.raises(ds.ResponseCancelledError):
+                    response.wait(timeout=10)
+                recorder.close()
+        assert stopped.played_seconds is not None
+        rate, _, right = read_wav(folder / "conversation.wav")
+        played = audible(right, 0)
+        recorded = (played[-1] - played[0] + 1) / rate
+        print(f"loopback: recorded {recorded:.3f} s, heard {stopped.played_seconds:.3f} s")
+        # What the speaker says was heard, within a block (measured here: within 10 ms;
+        # without the cut at the interrupt, the device's buffer more: about 0.1 s).
+        assert abs(recorded - stopped.played_seconds) < speaker.block_ms / 1000 + 0.05
+        assert recorded < 2.0
+
 
 # Lifecycle ---------------------------------------------------------------------------------
 
