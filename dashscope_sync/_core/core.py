@@ -74,7 +74,7 @@ class OutputHook(Protocol):
 
 
 class Recording(Protocol):
-    """What the core feeds a recorder (`Recorder` has it)."""
+    """What the core feeds a recording (`RecordWriter` has it)."""
 
     def put(self, item: tuple[float, str, bytes | str, ServerEvent | None]) -> None:
         """Take one frame that crossed the socket (see `Connection.tap`); never blocks."""

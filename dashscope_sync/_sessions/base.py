@@ -28,6 +28,7 @@ from .._audio.attach import Attachment
 from .._audio.files import file_path
 from .._audio.resample import AUDIO_EXTRA_HINT, audio_extra_missing
 from .._constants import OUTPUT_SAMPLE_RATE
+from .._conversation.record_writer import RecordWriter
 from .._conversation.recorder import Recorder
 from .._core.core import SessionCore
 from .._core.dispatch import UNKNOWN_KEY, HandlerHandle, Handlers
@@ -95,9 +96,11 @@ class SessionBase(Generic[_C]):
         # collected, closed and warned about even when a handler's closure
         # refers to it.
         self._handlers = Handlers()
-        # Guards _recorder: one recording at a time.
+        # Guards _recorder and _writer: one recording at a time.
         self._record_lock = threading.Lock()
         self._recorder: Recorder | None = None
+        # The running recording's writer, fed the attached speaker's playback.
+        self._writer: RecordWriter | None = None
 
     # State ---------------------------------------------------------------------
 
@@ -350,9 +353,9 @@ class SessionBase(Generic[_C]):
                 core.record_frames(None)
                 session = this()
                 if session is not None:
-                    session._recording_stopped(recorder)
+                    session._recording_stopped()
 
-            recorder = Recorder(
+            writer = RecordWriter(
                 folder,
                 audio=audio,
                 header={"model": self.model, "family": core.family.value, "session_id": self.id},
@@ -360,11 +363,11 @@ class SessionBase(Generic[_C]):
                 output_rate=output_rate,
                 wav_rate=wav_rate,
                 transcript=None,
-                on_close=stopped,
             )
-            self._recorder = recorder
-            core.record_frames(recorder)
-            self._recording_started(recorder)
+            recorder = Recorder(writer, stopped)
+            self._recorder, self._writer = recorder, writer
+            core.record_frames(writer)
+            self._recording_started(writer)
         return recorder
 
     def _recording_rates(self) -> tuple[Callable[[], int | None], Callable[[], int | None]]:
@@ -375,31 +378,35 @@ class SessionBase(Generic[_C]):
         """The attached speaker's `Attachment`, whose playback a recording keeps."""
         return None
 
-    def _recording_started(self, recorder: Recorder) -> None:
+    def _recording_started(self, writer: RecordWriter) -> None:
         """Feed the recording what the attached speaker plays, if one is."""
         attachment = self._attachment_for_recording()
-        if not recorder.audio or attachment is None or attachment.speaker is None:
+        if not writer.audio or attachment is None or attachment.speaker is None:
             return
         rate = attachment.speaker.rate
-        recorder.speaker(rate)
-        attachment.set_tap("recorder", lambda block: recorder.played(block, rate))
+        writer.speaker(rate)
+        attachment.set_tap("recorder", lambda block: writer.played(block, rate))
 
-    def _recording_stopped(self, recorder: Recorder) -> None:
+    def _recording_stopped(self) -> None:
         attachment = self._attachment_for_recording()
         if attachment is not None:
             attachment.set_tap("recorder", None)
 
+    def _running_writer(self) -> RecordWriter | None:
+        recorder, writer = self._recorder, self._writer
+        return None if recorder is None or recorder.closed else writer
+
     def _speaker_attached(self) -> None:
         """For ``attach``: a running recording keeps what the new speaker plays."""
-        recorder = self._recorder
-        if recorder is not None and not recorder.closed:
-            self._recording_started(recorder)
+        writer = self._running_writer()
+        if writer is not None:
+            self._recording_started(writer)
 
     def _speaker_detached(self, attachment: Attachment) -> None:
         """For ``detach``: a running recording keeps the reply's own audio again."""
-        recorder = self._recorder
-        if recorder is not None and not recorder.closed and attachment.speaker is not None:
-            recorder.speaker(None)
+        writer = self._running_writer()
+        if writer is not None and attachment.speaker is not None:
+            writer.speaker(None)
 
     def _close_recorder(self) -> None:
         recorder = self._recorder
