@@ -314,13 +314,16 @@ class SessionBase(Generic[_C]):
             ConfigError: ``path`` is a file, or cannot be created; or ``audio``
                 needs resampling and the ``[audio]`` extra is missing.
             ConfigTypeError: ``path`` is not a path, or ``audio`` not a bool.
-            UsageError: A recording of this session is running already.
+            UsageError: A recording of this session is running already, or
+                this is a forked child's copy of the session.
             SessionClosedError: The session is closed.
         """
         folder = Path(file_path(path))
         if not isinstance(audio, bool):
             raise ConfigTypeError(f"audio must be True or False, got {audio!r}")
         core = self._core
+        if core.inherited:
+            raise UsageError("cannot record in a forked child: the connection is the parent's")
         if core.is_closing:
             raise SessionClosedError("cannot record: the session is closed")
         input_rate, output_rate = self._recording_rates()
@@ -333,6 +336,10 @@ class SessionBase(Generic[_C]):
                     f"the [audio] extra: {AUDIO_EXTRA_HINT}; or record(audio=False)"
                 )
         with self._record_lock:
+            # Again under the lock: close() takes it after the session is
+            # closing, so a recording it does not see is refused here.
+            if core.is_closing:
+                raise SessionClosedError("cannot record: the session is closed")
             running = self._recorder
             if running is not None and not running.closed:
                 raise UsageError(
@@ -409,7 +416,8 @@ class SessionBase(Generic[_C]):
             writer.speaker(None)
 
     def _close_recorder(self) -> None:
-        recorder = self._recorder
+        with self._record_lock:
+            recorder = self._recorder
         if recorder is None:
             return
         try:
