@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import math
+import os
 import struct
 import subprocess
 import sys
@@ -517,6 +518,67 @@ class TestTalkRecord:
         assert audible(left) and audible(right, 0)
         for path in folder.iterdir():
             assert FAKE_KEY.encode() not in path.read_bytes()
+
+    def test_talk_mic_records_the_live_conversation(
+        self, audio_device: None, tmp_path: Path
+    ) -> None:
+        """talk --mic --record on the loopback: the user's speech on the left, the reply played
+        on the right, and the files complete after Ctrl-C."""
+        import signal
+
+        from dashscope_sync.testing import resample_pcm16, speech_like_pcm16
+
+        from ._proc import INTERRUPTIBLE
+
+        need("soxr", "the WAV's left channel is resampled")
+        folder = tmp_path / "call"
+        with LocalRealtimeServer(server_vad=True) as server:
+            env = {**os.environ, ds.API_KEY_ENV: server.api_key or ""}
+            argv = ["talk", "--mic", "--echo", "gate", "--url", server.url, "--record", str(folder)]
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "dashscope_sync", *argv],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env=env,
+                **INTERRUPTIBLE,
+            )
+            lines: list[str] = []
+            seen = threading.Condition()
+
+            def pump() -> None:
+                for line in proc.stdout:  # type: ignore[union-attr]
+                    with seen:
+                        lines.append(line)
+                        seen.notify_all()
+
+            def wait_line(text: str, timeout: float) -> bool:
+                with seen:
+                    return seen.wait_for(lambda: any(text in line for line in lines), timeout)
+
+            reader = threading.Thread(target=pump, daemon=True)
+            reader.start()
+            try:
+                assert wait_line("talk now", 20), lines
+                assert any(f"recording to {folder}" in line for line in lines)
+                question = resample_pcm16(speech_like_pcm16(1.0), 16000, 24000)
+                with ds.Speaker() as user:
+                    user.write(question)
+                    assert user.drain(timeout=5)
+                assert wait_line("[completed]", 20) or wait_line("[cancelled]", 1), lines
+            finally:
+                proc.send_signal(signal.SIGINT)
+                code = proc.wait(15)
+                reader.join(5)
+                if proc.stdout is not None:
+                    proc.stdout.close()
+        assert code == 0, "".join(lines)
+        _, frames = read_lines(folder)
+        types = [(line["dir"], line["frame"]["type"]) for line in frames]
+        assert ("out", "input_audio_buffer.append") in types and ("in", "response.done") in types
+        _, left, right = read_wav(folder / "conversation.wav")
+        assert len(audible(left)) > 16000 * 0.5  # the question, heard by the microphone
+        assert audible(right, 0)  # the reply, as the speaker played it
 
     def test_record_into_a_file_is_refused_before_connecting(
         self, keyed: LocalRealtimeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
