@@ -1,11 +1,10 @@
 """What `Recorder` writes, on its own thread: `RecordWriter`.
 
 The I/O shell hands each frame that crosses the socket to `RecordWriter.put`
-(``Connection.tap``, set by `SessionCore.record_frames`): one ``deque``
+(``Connection.tap``, set by `SessionCore.record_frames`): a ``deque``
 append of references, so the reader thread does no file I/O, JSON or
 base64 work. The ``dashscope_sync-recorder`` thread drains the deque in
-batches (every `FLUSH_INTERVAL`, or within milliseconds while frames keep
-coming, so a burst costs the reader no wake-ups) and writes:
+batches (every `FLUSH_INTERVAL`, or once 64 frames wait) and writes:
 
 - ``frames.jsonl``: a header line ``{"recording": 1, "model", "family",
   "session_id", "started"}``, then one line per frame, in the order they
@@ -61,11 +60,8 @@ logger = logging.getLogger("dashscope_sync")
 
 #: How often (seconds) the recorder thread writes what came since.
 FLUSH_INTERVAL: Final = 0.1
-#: How soon the recorder thread looks again after a round that found this many
-#: frames or more: during a burst the frames (and their decoded events) are let
-#: go within milliseconds, so the reader's allocations stay in warm memory.
-_BUSY_ITEMS: Final = 32
-_BUSY_INTERVAL: Final = 0.002
+#: Frames waiting that wake the recorder thread before its next round.
+_WAKE_ITEMS: Final = 64
 #: The version of the ``frames.jsonl`` format (the header's ``recording``).
 FORMAT_VERSION: Final = 1
 #: Interrupted responses remembered, so their late audio stays off the recording.
@@ -155,9 +151,19 @@ class RecordWriter:
 
     @property
     def put(self) -> Callable[[tuple[float, str, bytes | str, ServerEvent | None]], None]:
-        """Takes a frame that crossed the socket (``Connection.tap``): the deque's own
-        append, so the reader pays no Python call for it."""
-        return self._items.append
+        """Takes a frame that crossed the socket (``Connection.tap``)."""
+        items = self._items
+        append, wake = items.append, self._wake.set
+
+        def put(item: tuple[float, str, bytes | str, ServerEvent | None]) -> None:
+            append(item)
+            # Every WAKE_ITEMS frames, the thread is woken (Event.set: a lock held
+            # for a moment), so a burst's frames are let go while still in warm
+            # memory instead of piling up until the next round.
+            if not len(items) % _WAKE_ITEMS:
+                wake()
+
+        return put
 
     def interrupted(self, at: float, response_id: str | None) -> None:
         """The reply was interrupted at ``at``: what it would play after that is not heard."""
@@ -225,14 +231,11 @@ class RecordWriter:
 
     def _run(self) -> None:
         try:
-            interval = FLUSH_INTERVAL
             while not self._stop.is_set():
-                # Batches: a burst of frames costs the reader no wake-up of this thread.
-                self._wake.wait(interval)
+                # Batches: a burst wakes this thread once per _WAKE_ITEMS frames.
+                self._wake.wait(FLUSH_INTERVAL)
                 self._wake.clear()
-                busy = len(self._items) >= _BUSY_ITEMS
                 self._drain()
-                interval = _BUSY_INTERVAL if busy else FLUSH_INTERVAL
             self._drain()
             self._finish()
         except BaseException as exc:
