@@ -36,26 +36,20 @@ logger = logging.getLogger("dashscope_sync")
 _PAUSE: Final = 0.05
 #: Frames interleaved per step at the end (10 s at 24 kHz: under 2 MB in memory).
 _MIX_FRAMES: Final = 240_000
-#: Buffers per gathered write (Linux's IOV_MAX is 1024).
-_IOV_MAX: Final = 1024
 
 
 def write_buffers(fd: int, buffers: Sequence[bytes | memoryview]) -> None:
-    """Write ``buffers`` to ``fd`` in order, gathered (``os.writev``): no joined copy.
+    """Write ``buffers`` to ``fd`` in order, joined into one system call.
+
+    Joining first measured cheaper than ``os.writev`` over thousands of small
+    buffers (a round of frames), and no slower for large ones.
 
     Raises:
         OSError: The write failed (a full disk).
     """
-    writev = getattr(os, "writev", None)
-    for start in range(0, len(buffers), _IOV_MAX):
-        batch = buffers[start : start + _IOV_MAX]
-        written = writev(fd, batch) if writev is not None else 0
-        if written == sum(map(len, batch)):
-            continue
-        # A short write (or no writev): the rest, one buffer at a time.
-        rest = memoryview(b"".join(batch))[written:]
-        while rest:
-            rest = rest[os.write(fd, rest) :]
+    data = memoryview(b"".join(buffers))
+    while data:
+        data = data[os.write(fd, data) :]
 
 
 class Channel:
@@ -106,11 +100,11 @@ class Channel:
         if position > self.end:
             self.write()  # a pause: the next run starts further on
             self._pending_at = self.end = position
-        self._pending.append(data)  # a reference: the chunk is not copied
+        self._pending.append(data)  # a reference: copied once, when written
         self.end += len(data) // 2
 
     def write(self) -> None:
-        """Write the chunks placed since the last call (one gathered write)."""
+        """Write the chunks placed since the last call (one system call)."""
         pending = self._pending
         if pending:
             self._file.seek(self._pending_at * 2)

@@ -121,7 +121,7 @@ class RecordWriter:
         self._stop = threading.Event()
         # Wakes the thread before its next round: a flush() or close() waits on it.
         self._wake = threading.Event()
-        # Unbuffered: each round's lines go out in one gathered write.
+        # Unbuffered: each round's lines go out in one write.
         self._frames = open(path / "frames.jsonl", "wb", buffering=0)  # noqa: SIM115
         header_line = {"recording": FORMAT_VERSION, **header}
         header_line["started"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
@@ -255,8 +255,8 @@ class RecordWriter:
         """Write what came since the last round.
 
         The hot path of a burst, so kept flat: no call per frame beyond the
-        byte searches, and each line handed to one gathered write as its
-        parts (the frame's own bytes are never copied).
+        byte searches, and each line handed on as its parts, joined once for
+        the round's one write.
         """
         items = self._items
         popleft = items.popleft
