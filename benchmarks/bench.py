@@ -38,6 +38,8 @@ SERVER_PY = HERE / "server.py"
 
 ALL_CONTENDERS = ["floor", "floor_queue", "ds_callback", "ds_iter", "dashscope", "openai"]
 OURS = ["ds_callback", "ds_iter"]
+#: Run only when named in --contenders: ds_callback with a recording running.
+RECORDING = ["ds_record", "ds_record_lean"]
 FLOORS = ["floor", "floor_queue"]
 #: Contenders that need an optional package, and the module that must import.
 NEEDS = {"dashscope": "dashscope", "openai": "openai"}
@@ -58,6 +60,8 @@ IMPORT_OF = {
     "floor_queue": "floor",
     "ds_callback": "dashscope_sync",
     "ds_iter": "dashscope_sync",
+    "ds_record": "dashscope_sync",
+    "ds_record_lean": "dashscope_sync",
     "dashscope": "dashscope",
     "openai": "openai",
 }
@@ -765,7 +769,7 @@ def main() -> int:
     if args.contenders:
         wanted = args.contenders.split(",")
         for c in wanted:
-            if c not in ALL_CONTENDERS:
+            if c not in ALL_CONTENDERS + RECORDING:
                 parser.error(f"unknown contender {c!r}")
     else:
         wanted = FLOORS + OURS if args.smoke else list(ALL_CONTENDERS)

@@ -19,6 +19,11 @@ Contenders (all read the same frames from ``server.py``):
     dashscope_sync through ``session.on(...)`` handlers (with
     ``max_buffered_events=0``), and through ``for event in session.events()``.
     Public API only.
+``ds_record`` / ``ds_record_lean``
+    ``ds_callback`` with ``session.record(folder)`` running (``audio=True``;
+    ``_lean``: ``audio=False``), the recording flushed (``Recorder.flush``)
+    before ``response.done`` counts as seen, so the recorder thread's work is
+    inside the measured window. Not run unless named in ``--contenders``.
 ``dashscope``
     The official SDK's ``OmniRealtimeConversation`` (its ``on_event``
     callback gets a dict; audio is base64-decoded there, as a user must).
@@ -351,6 +356,36 @@ class DsCallback(DsIter):
         return got[0]
 
 
+class DsRecord(DsCallback):
+    """ds_callback with a recording running: every frame and the audio kept."""
+
+    audio = True
+
+    def connect(self, port: int, model: str) -> None:
+        import tempfile
+
+        super().connect(port, model)
+        self.folder = tempfile.mkdtemp(prefix="bench-record-")
+        self.recorder = self.session.record(self.folder, audio=self.audio)
+
+    def finish(self) -> None:
+        super().finish()
+        # The recorder thread's work for the burst counts: wait for it.
+        self.recorder.flush(TIMEOUT)
+
+    def close(self) -> None:
+        import shutil
+
+        self.session.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class DsRecordLean(DsRecord):
+    """ds_callback with a recording of the frames only (``audio=False``)."""
+
+    audio = False
+
+
 class Official(Contender):
     """dashscope's OmniRealtimeConversation: callbacks on its websocket-client thread."""
 
@@ -469,6 +504,8 @@ CONTENDERS: dict[str, type[Contender]] = {
     "floor_queue": FloorQueue,
     "ds_callback": DsCallback,
     "ds_iter": DsIter,
+    "ds_record": DsRecord,
+    "ds_record_lean": DsRecordLean,
     "dashscope": Official,
     "openai": OpenAIClient,
 }

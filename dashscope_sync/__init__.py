@@ -89,6 +89,7 @@ from ._constants import (
     Modality,
 )
 from ._conversation.metrics import LatencySummary, Metrics
+from ._conversation.recorder import Recorder
 from ._conversation.tools import Tool, ToolCall
 from ._conversation.transcript import Transcript, Turn
 from ._core.response import (
@@ -338,6 +339,7 @@ __all__ = [
     "RealtimeConfig",
     "RealtimeService",
     "RealtimeSession",
+    "Recorder",
     "Resampler",
     "Response",
     "ResponseAudioDelta",

@@ -104,6 +104,9 @@ class Attachment:
         # sample sounded: the core's playback_start figure.
         self._on_playback = on_playback
         self.handles: list[HandlerHandle] = []
+        # What the speaker's one tap feeds (the echo canceller, a recorder),
+        # by name; changed by the session's thread, installed whole.
+        self._taps: dict[str, Callable[[bytes], None]] = {}
 
     # Handlers (handler thread) ---------------------------------------------------
 
@@ -185,6 +188,32 @@ class Attachment:
         """
         wait = getattr(self.speaker, "wait_silent", None)
         return None if wait is None else wait(timeout)
+
+    # The speaker's tap ------------------------------------------------------------
+
+    def set_tap(self, name: str, tap: Callable[[bytes], None] | None) -> None:
+        """Feed ``tap`` each block the speaker plays, beside the other taps (None: stop)."""
+        speaker = self.speaker
+        if speaker is None:
+            return
+        taps = dict(self._taps)
+        if tap is None:
+            taps.pop(name, None)
+        else:
+            taps[name] = tap
+        self._taps = taps
+        if not taps:
+            speaker.set_tap(None)
+        elif len(taps) == 1:
+            speaker.set_tap(next(iter(taps.values())))
+        else:
+            every = tuple(taps.values())
+
+            def fan_out(block: bytes) -> None:
+                for each in every:
+                    each(block)
+
+            speaker.set_tap(fan_out)
 
     def detach(self) -> None:
         for handle in self.handles:

@@ -80,6 +80,7 @@ from .transcript import save_transcript
 from .translate import translate_file
 
 if TYPE_CHECKING:
+    from .._sessions.conversation import RealtimeSession
     from ..testing import LocalRealtimeServer
 
 __all__ = ["main"]
@@ -261,6 +262,31 @@ def _check_output(value: str, flag: str = "--output") -> Path:
     return path
 
 
+def _check_record(value: str | None) -> Path | None:
+    """``--record DIR``: refused before connecting when DIR is a file or cannot be made."""
+    if value is None:
+        return None
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise _usage("--record", f"{value} is a file; name a folder to record into")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _usage("--record", f"cannot create {value}: {exc.strerror or exc}") from exc
+    return path
+
+
+def _start_recording(session: RealtimeSession, folder: Path, err: TextIO) -> None:
+    """``--record``: the session records into ``folder`` until it closes; without the
+    [audio] extra (which mixes the WAV) the frames only, with a note."""
+    from .._audio.resample import audio_extra_missing
+
+    audio = not audio_extra_missing("numpy", "soxr")
+    session.record(folder, audio=audio)  # completed when the session closes
+    note = "" if audio else f" (frames only: conversation.wav needs {_install('audio')})"
+    print(f"recording to {folder}{note}", file=err, flush=True)
+
+
 def _read_input(value: str) -> bytes:
     try:
         pcm, rate, what = decode_audio(value)
@@ -305,12 +331,13 @@ def _voice_turn(
     out: TextIO,
     err: TextIO,
     transcript: Path | None = None,
+    record: Path | None = None,
 ) -> int:
     """Upload, ask, print what was heard and the reply's text, save its audio, print timings."""
     with budget.bound():
         result, turns, metrics = _converse(
             client, model=model, pcm=pcm, text=text, voice=voice, instructions=instructions,
-            realtime=realtime, budget=budget, out=out, err=err,
+            realtime=realtime, budget=budget, out=out, err=err, record=record,
         )  # fmt: skip
     _write_output(output, result.to_wav_bytes())
     if transcript is not None:
@@ -342,6 +369,7 @@ def _converse(
     budget: Budget,
     out: TextIO,
     err: TextIO,
+    record: Path | None = None,
 ) -> tuple[ResponseResult, Transcript, Metrics]:
     """The turn itself, within ``budget``: connect, upload, ask, print as the reply
     streams; the reply, the session's transcript and its latency figures."""
@@ -350,6 +378,8 @@ def _converse(
     with client.realtime.connect(model=model, timeout=budget.left()) as session:
         budget.watch(session)
         print(f"connected: session {session.id} ({seconds(time.monotonic() - started)})", file=err)
+        if record is not None:
+            _start_recording(session, record, err)
         budget.stage = "configuring the session"
         info = session.update_session(
             SessionUpdate(
@@ -547,6 +577,8 @@ def _live(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) ->
 
         session.on(ConversationItemInputAudioTranscriptionCompleted, heard)
         session.on(ResponseDone, done)
+        if args.record is not None:
+            _start_recording(session, args.record, err)
         session.attach(speaker=speaker, microphone=microphone, barge_in=True, echo=args.echo)
         print(f"connected: session {session.id}; talk now, Ctrl-C to end", file=err, flush=True)
         try:
@@ -635,6 +667,7 @@ def _cmd_talk(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise _usage("input", "talk needs an audio file to send, or --mic (not both)")
     if args.transcript is not None:
         _check_output(args.transcript, "--transcript")  # before connecting, as --output
+    args.record = _check_record(args.record)
     if args.mic:
         _check_live_extras(args.echo)  # before connecting: exit 8 names what to install
         client = _client(args)
@@ -655,6 +688,7 @@ def _cmd_talk(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out=out,
         err=err,
         transcript=None if args.transcript is None else Path(args.transcript),
+        record=args.record,
     )
 
 
@@ -869,7 +903,7 @@ def _parser() -> argparse.ArgumentParser:
             f"  {API_KEY_ENV}=sk-... {PROG} talk question.wav\n"
             f"  {PROG} talk question.wav --text 'Answer briefly.' --voice Ethan --output a.wav\n"
             f"  {PROG} talk question.wav --url ws://127.0.0.1:8765/api-ws/v1/realtime --fast\n"
-            f"  {PROG} talk --mic --echo gate"
+            f"  {PROG} talk --mic --echo gate --record call/"
         ),
     )
     talk.add_argument(
@@ -914,6 +948,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     talk.add_argument(
         "--region", type=_region, help="region id (default: DASHSCOPE_REGION, cn-beijing)"
+    )
+    talk.add_argument(
+        "--record",
+        metavar="DIR",
+        help="record the session into DIR: frames.jsonl (every frame, never the key) and "
+        "conversation.wav (you left, the assistant right)",
     )
     talk.add_argument("--fast", action="store_true", help="upload faster than real time")
     talk.add_argument(

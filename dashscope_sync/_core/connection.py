@@ -9,6 +9,12 @@ It knows no protocol beyond WebSocket frames: decoded events go to
 ``on_event`` with the size of the message they came in (for byte bounds),
 and the end of the connection to ``on_end``, both provided by
 the session, which keeps the books.
+
+A frame tap (`tap`, set by a recorder) sees the text of every frame that
+crossed the socket, in and out, as ``(monotonic time, FRAME_IN or FRAME_OUT,
+text, event)``: one call per frame handing references on (the received
+bytes, the sent str, the decoded event or None), so the reader does no
+file I/O, parsing or base64 work for it.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ if TYPE_CHECKING:
     from .._wire.events import ServerEvent
     from .transport import WebSocketTransport
 
-__all__ = ["CLOSE_KEEPALIVE", "Connection"]
+__all__ = ["CLOSE_KEEPALIVE", "FRAME_IN", "FRAME_OUT", "Connection", "FrameTap"]
 
 logger = logging.getLogger("dashscope_sync")
 
@@ -48,6 +54,14 @@ _UNSENDABLE: Final = frozenset({1004, 1005, 1006, 1015})
 _SEND_GRACE: Final = 0.25
 #: How long to wait for the reader to notice an aborted socket.
 _ABORT_JOIN: Final = 2.0
+#: A frame tap's direction: received from the server.
+FRAME_IN: Final = "in"
+#: A frame tap's direction: sent to the server.
+FRAME_OUT: Final = "out"
+
+#: Takes ``(monotonic time, FRAME_IN | FRAME_OUT, frame text, decoded event or None)``;
+#: must not block (it runs on the reader, and under the send lock).
+FrameTap = Callable[[tuple[float, str, "bytes | str", "ServerEvent | None"]], None]
 
 
 class Connection:
@@ -90,6 +104,9 @@ class Connection:
         self.dropped = False
         # Which process owns the socket: a forked child must not touch it.
         self._forks = PROCESS.forks
+        # Sees every frame in and out (a recorder); replaced whole by the
+        # session's core and read once per frame without a lock.
+        self.tap: FrameTap | None = None
         self.pid = os.getpid()
         self._reader = threading.Thread(
             target=self._read_loop,
@@ -156,6 +173,15 @@ class Connection:
                 return False
             try:
                 send(arg)
+                tap = self.tap
+                if tap is not None:
+                    # Under the send lock: the tap sees the frames in wire order.
+                    now = time.monotonic()
+                    if isinstance(arg, str):
+                        tap((now, FRAME_OUT, arg, None))
+                    else:
+                        for text in arg:  # type: ignore[attr-defined]
+                            tap((now, FRAME_OUT, text, None))
             except DashScopeTimeout as exc:
                 raise self._fail(
                     DashScopeTimeout(
@@ -247,7 +273,11 @@ class Connection:
                     ping_sent_at = None
                 opcode, data = frame
                 if opcode == OP_TEXT:
-                    on_event(decode(data), len(data))
+                    event = decode(data)
+                    tap = self.tap
+                    if tap is not None:
+                        tap((time.monotonic(), FRAME_IN, data, event))
+                    on_event(event, len(data))
                 elif opcode == OP_CLOSE:
                     code, reason = parse_close(data)
                     logger.debug("server closed the connection: %d %s", code, reason)
@@ -259,7 +289,11 @@ class Connection:
                 elif opcode == OP_PING:
                     self._send_control(transport.send_pong, data)
                 elif opcode == OP_BINARY:
-                    on_event(decode_binary(data), len(data))
+                    event = decode_binary(data)
+                    tap = self.tap
+                    if tap is not None:
+                        tap((time.monotonic(), FRAME_IN, data, event))
+                    on_event(event, len(data))
                 # Pongs need nothing beyond refreshing last_rx above.
         except TransportError as exc:
             error = exc

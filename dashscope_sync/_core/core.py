@@ -47,7 +47,7 @@ from .._wire.codec import (
 from .._wire.config import RealtimeConfig, SessionUpdate
 from .._wire.dialects import TurnPlan, family_for
 from .._wire.events import ResponseAudioDelta, ResponseDone, ServerEvent, SessionInfo
-from .._wire.families import server_error_ends_session
+from .._wire.families import ModelFamily, server_error_ends_session
 from .connection import Connection
 from .dispatch import Dispatcher, HandlerHandle, Handlers
 from .mailbox import Mailbox
@@ -68,7 +68,7 @@ if TYPE_CHECKING:
     from .._conversation.tools import ToolCall
     from .transport import WebSocketTransport
 
-__all__ = ["OutputHook", "SessionCore"]
+__all__ = ["OutputHook", "Recording", "SessionCore"]
 
 logger = logging.getLogger("dashscope_sync")
 
@@ -104,6 +104,19 @@ class ToolWorker(Protocol):
 
     def join(self, timeout: float | None) -> None:
         """Wait for the worker thread to end."""
+
+
+class Recording(Protocol):
+    """What the core feeds a recording (`RecordWriter` has it)."""
+
+    def put(self, item: tuple[float, str, bytes | str, ServerEvent | None]) -> None:
+        """Take one frame that crossed the socket (see `Connection.tap`); never blocks."""
+
+    def interrupted(self, at: float, response_id: str | None) -> None:
+        """The reply ``response_id`` was interrupted at monotonic time ``at``; never blocks."""
+
+    def finish(self) -> None:
+        """The program dropped the session: complete the files without being waited for."""
 
 
 class SessionCore:
@@ -144,6 +157,9 @@ class SessionCore:
         # Runs the registered tools the model calls: set once, by the first
         # session.tool(), under the mailbox lock; read by the reader without it.
         self.tools: ToolWorker | None = None
+        # The recorder told of interrupts: set by record_frames(); read
+        # without a lock (one reference, replaced whole).
+        self._recording: Recording | None = None
 
     # Reader thread -------------------------------------------------------------
 
@@ -186,6 +202,10 @@ class SessionCore:
 
     def stop_output(self, response_id: str | None) -> tuple[str | None, float | None]:
         """Silence the attached speaker; which response it played, and how much of it."""
+        recording = self._recording
+        if recording is not None:
+            # First: what the speaker still plays after this moment is not heard.
+            recording.interrupted(time.monotonic(), response_id)
         output = self.output
         return (response_id, None) if output is None else output.interrupt(response_id)
 
@@ -206,6 +226,9 @@ class SessionCore:
         if worker is not None:
             worker.stop()  # nothing can be answered any more
         if self.connection.dropped:
+            recording = self._recording
+            if recording is not None:
+                recording.finish()  # nobody will close it: it ends by itself
             self.closed.set()
 
     # What the session shows ------------------------------------------------------
@@ -217,6 +240,11 @@ class SessionCore:
     @property
     def info(self) -> SessionInfo | None:
         return self.mailbox.state.info
+
+    @property
+    def family(self) -> ModelFamily:
+        """The wire dialect of the session's model."""
+        return family_for(self.config)
 
     @property
     def end(self) -> End | None:
@@ -352,6 +380,12 @@ class SessionCore:
         reason = self.mailbox.peek(self.mailbox.state.commit_refusal)
         if reason is not None:
             raise UsageError(reason)
+
+    def record_frames(self, recording: Recording | None) -> None:
+        """Start (or, with None, stop) handing every frame in and out to ``recording``,
+        and telling it of interrupts. Frames that crossed before are not handed on."""
+        self._recording = recording
+        self.connection.tap = None if recording is None else recording.put
 
     # Sending ---------------------------------------------------------------------
 

@@ -14,16 +14,27 @@ intent methods (never the mailbox's lock or state).
 
 from __future__ import annotations
 
+import logging
+import threading
 import warnings
+import weakref
 from collections.abc import Callable, Iterator
+from os import PathLike
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar, overload
 
+from .._audio.attach import Attachment
+from .._audio.files import file_path
+from .._audio.resample import AUDIO_EXTRA_HINT, audio_extra_missing
+from .._constants import OUTPUT_SAMPLE_RATE
+from .._conversation.record_writer import RecordWriter
+from .._conversation.recorder import Recorder
 from .._conversation.tools import ToolCall
 from .._core.core import SessionCore
 from .._core.dispatch import TOOL_CALL_KEY, UNKNOWN_KEY, HandlerHandle, Handlers
 from .._deadline import Deadline, check_timeout
-from .._errors import ConfigError, SessionClosedError
+from .._errors import ConfigError, ConfigTypeError, DashScopeError, SessionClosedError, UsageError
 from .._wire.config import NotGiven, RealtimeConfig
 from .._wire.events import EVENT_TYPES, InvalidFrame, ServerEvent, SessionInfo, UnknownEvent
 
@@ -31,6 +42,8 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 __all__ = ["OpenCore", "SessionBase"]
+
+logger = logging.getLogger("dashscope_sync")
 
 _E = TypeVar("_E", bound=ServerEvent)
 _F = TypeVar("_F", bound=Callable[..., object])
@@ -84,6 +97,11 @@ class SessionBase(Generic[_C]):
         # collected, closed and warned about even when a handler's closure
         # refers to it.
         self._handlers = Handlers()
+        # Guards _recorder and _writer: one recording at a time.
+        self._record_lock = threading.Lock()
+        self._recorder: Recorder | None = None
+        # The running recording's writer, fed the attached speaker's playback.
+        self._writer: RecordWriter | None = None
 
     # State ---------------------------------------------------------------------
 
@@ -287,6 +305,147 @@ class SessionBase(Generic[_C]):
             if _matches(key, event):
                 return event
 
+    # Recording ----------------------------------------------------------------------
+
+    def record(self, path: str | PathLike[str], *, audio: bool = True) -> Recorder:
+        """Record the session from now on into the folder ``path`` (created if missing).
+
+        Writes ``frames.jsonl`` (every frame in and out, with its time and
+        direction; never the URL, the API key or a header) and, with
+        ``audio``, ``conversation.wav``: stereo PCM16 at the output rate, the
+        user's appended audio on the left, the assistant's on the right, on
+        one clock (with a speaker attached, what it played: an interrupted
+        reply stops where playback stopped). With ``audio=False`` each audio
+        and image payload in the frames is replaced by ``""`` and its decoded
+        length noted, and no audio is kept. Frames that came before this
+        call are not recorded. Recording runs until the `Recorder` is closed
+        (a ``with`` block) or the session is.
+
+        Returns:
+            The `Recorder`.
+
+        Raises:
+            ConfigError: ``path`` is a file, or cannot be created; or ``audio``
+                needs resampling and the ``[audio]`` extra is missing.
+            ConfigTypeError: ``path`` is not a path, or ``audio`` not a bool.
+            UsageError: A recording of this session is running already, or
+                this is a forked child's copy of the session.
+            SessionClosedError: The session is closed.
+        """
+        folder = Path(file_path(path))
+        if not isinstance(audio, bool):
+            raise ConfigTypeError(f"audio must be True or False, got {audio!r}")
+        core = self._core
+        if core.inherited:
+            raise UsageError("cannot record in a forked child: the connection is the parent's")
+        if core.is_closing:
+            raise SessionClosedError("cannot record: the session is closed")
+        input_rate, output_rate = self._recording_rates()
+        wav_rate = output_rate() or OUTPUT_SAMPLE_RATE
+        if audio and any(rate() not in (None, wav_rate) for rate in (input_rate, output_rate)):
+            missing = audio_extra_missing("numpy", "soxr")
+            if missing:
+                raise ConfigError(
+                    f"recording audio resamples it, which needs {' and '.join(missing)} from "
+                    f"the [audio] extra: {AUDIO_EXTRA_HINT}; or record(audio=False)"
+                )
+        with self._record_lock:
+            # Again under the lock: close() takes it after the session is
+            # closing, so a recording it does not see is refused here.
+            if core.is_closing:
+                raise SessionClosedError("cannot record: the session is closed")
+            running = self._recorder
+            if running is not None and not running.closed:
+                raise UsageError(
+                    f"this session is being recorded already (to {str(running.path)!r}): "
+                    "close that recorder first"
+                )
+            if folder.exists() and not folder.is_dir():
+                raise ConfigError(f"{str(folder)!r} is a file, not a folder to record into")
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(f"cannot create the folder {str(folder)!r}: {exc}") from exc
+            # The recorder refers to the session weakly: the core holds the
+            # recorder, and a dropped session must still be collected.
+            this = weakref.ref(self)
+
+            def stopped(recorder: Recorder) -> None:
+                core.record_frames(None)
+                session = this()
+                if session is not None:
+                    session._recording_stopped()
+
+            def transcript() -> str:
+                # On the recorder thread, at the end: the conversation as it stands then.
+                snapshot = core.transcript()
+                return "" if snapshot is None else snapshot.to_json()
+
+            kept = core.transcript() is not None  # a book is set before the session starts
+            writer = RecordWriter(
+                folder,
+                audio=audio,
+                header={"model": self.model, "family": core.family.value, "session_id": self.id},
+                input_rate=input_rate,
+                output_rate=output_rate,
+                wav_rate=wav_rate,
+                transcript=transcript if kept else None,
+            )
+            recorder = Recorder(writer, stopped)
+            self._recorder, self._writer = recorder, writer
+            core.record_frames(writer)
+            self._recording_started(writer)
+        return recorder
+
+    def _recording_rates(self) -> tuple[Callable[[], int | None], Callable[[], int | None]]:
+        """Readers of the rates of the audio appended and received (None: no PCM that way)."""
+        return (lambda: None), (lambda: None)
+
+    def _attachment_for_recording(self) -> Attachment | None:
+        """The attached speaker's `Attachment`, whose playback a recording keeps."""
+        return None
+
+    def _recording_started(self, writer: RecordWriter) -> None:
+        """Feed the recording what the attached speaker plays, if one is."""
+        attachment = self._attachment_for_recording()
+        if not writer.audio or attachment is None or attachment.speaker is None:
+            return
+        rate = attachment.speaker.rate
+        writer.speaker(rate)
+        attachment.set_tap("recorder", lambda block: writer.played(block, rate))
+
+    def _recording_stopped(self) -> None:
+        attachment = self._attachment_for_recording()
+        if attachment is not None:
+            attachment.set_tap("recorder", None)
+
+    def _running_writer(self) -> RecordWriter | None:
+        recorder, writer = self._recorder, self._writer
+        return None if recorder is None or recorder.closed else writer
+
+    def _speaker_attached(self) -> None:
+        """For ``attach``: a running recording keeps what the new speaker plays."""
+        writer = self._running_writer()
+        if writer is not None:
+            self._recording_started(writer)
+
+    def _speaker_detached(self, attachment: Attachment) -> None:
+        """For ``detach``: a running recording keeps the reply's own audio again."""
+        writer = self._running_writer()
+        if writer is not None and attachment.speaker is not None:
+            writer.speaker(None)
+
+    def _close_recorder(self) -> None:
+        with self._record_lock:
+            recorder = self._recorder
+        if recorder is None:
+            return
+        try:
+            recorder.close()
+        except DashScopeError as exc:
+            # close() never raises: the recorder thread logged the failure.
+            logger.debug("closing the recorder: %s", exc)
+
     # Lifecycle ----------------------------------------------------------------------
 
     def close(self) -> None:
@@ -301,12 +460,13 @@ class SessionBase(Generic[_C]):
         read afterwards; work still waiting for the server (a `Speech` not
         finished) fails with `SessionClosedError`. In a process forked after
         the session opened, it does nothing: the connection is the parent's,
-        which keeps working.
+        which keeps working. A recording (`record`) is completed last.
         """
         if self._core.inherited:
             return
         self._before_close()
         self._core.close()
+        self._close_recorder()
 
     def _before_close(self) -> None:
         """What the session undoes before its connection closes (an attachment)."""

@@ -30,7 +30,7 @@ import attrs
 from .._audio.attach import Attachment, MicrophoneLike, SpeakerLike
 from .._audio.inputs import image_buffer, pcm16_buffer
 from .._audio.resample import resampler_for
-from .._constants import Modality
+from .._constants import INPUT_SAMPLE_RATE, Modality
 from .._conversation.metrics import Metrics
 from .._conversation.registry import ToolRegistry
 from .._conversation.runner import ToolRunner
@@ -723,8 +723,8 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
         core.output = attachment
         core.set_barge_in(bool(barge_in))
         if canceller is not None:
-            assert speaker is not None
-            speaker.set_tap(canceller.far)
+            attachment.set_tap("echo", canceller.far)
+        self._speaker_attached()
         if microphone is not None:
             microphone.stream_to(
                 self,
@@ -739,6 +739,7 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
         core.set_barge_in(False)
         if isinstance(attachment, Attachment):
             attachment.detach()
+            self._speaker_detached(attachment)
 
     @property
     def metrics(self) -> Metrics:
@@ -970,6 +971,23 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
         if timeout is NOT_GIVEN:
             return self.config.request_timeout
         return check_timeout(timeout)
+
+    # Recording ----------------------------------------------------------------------
+
+    def _recording_rates(self) -> tuple[Callable[[], int | None], Callable[[], int | None]]:
+        core = self._core
+        output_rate = core.output_rate_reader()
+
+        def input_rate() -> int | None:
+            info = core.info
+            rate = None if info is None else info.input_sample_rate
+            return rate or INPUT_SAMPLE_RATE
+
+        return input_rate, output_rate
+
+    def _attachment_for_recording(self) -> Attachment | None:
+        attachment = self._core.output
+        return attachment if isinstance(attachment, Attachment) else None
 
     # Lifecycle ----------------------------------------------------------------------
 

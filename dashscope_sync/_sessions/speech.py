@@ -751,6 +751,7 @@ class SpeechSession(SessionBase[SpeechConfig]):
         ]
         self._attachment = attachment
         core.output = attachment if barge_in else None
+        self._speaker_attached()
 
     def detach(self) -> None:
         """Undo `attach`; the speaker stays open (it is yours)."""
@@ -760,6 +761,15 @@ class SpeechSession(SessionBase[SpeechConfig]):
         self._attachment = None
         self._core.output = None
         attachment.detach()
+        self._speaker_detached(attachment)
+
+    def _attachment_for_recording(self) -> Attachment | None:
+        return self._attachment
+
+    def _recording_rates(self) -> tuple[Callable[[], int | None], Callable[[], int | None]]:
+        # Text in; the speech's audio out, when it is PCM.
+        rate = self.config.sample_rate if self.config.response_format == "pcm" else None
+        return (lambda: None), (lambda: rate)
 
     def _before_close(self) -> None:
         self.detach()

@@ -424,6 +424,12 @@ class TranscriptionSession(SessionBase[TranscriptionConfig]):
         core.check_pull("transcripts()")
         return _iterate_transcripts(core, check_timeout(timeout))
 
+    def _recording_rates(self) -> tuple[Callable[[], int | None], Callable[[], int | None]]:
+        # Audio in, when it is PCM; text out.
+        config = self.config
+        rate = config.sample_rate if config.input_audio_format == "pcm" else None
+        return (lambda: rate), (lambda: None)
+
     def _before_close(self) -> None:
         self.detach()
 

@@ -1,0 +1,434 @@
+"""What `Recorder` writes, on its own thread: `RecordWriter`.
+
+The I/O shell hands each frame that crosses the socket to `RecordWriter.put`
+(``Connection.tap``, set by `SessionCore.record_frames`): a ``deque``
+append of references, so the reader thread does no file I/O, JSON or
+base64 work. The ``dashscope_sync-recorder`` thread drains the deque in
+batches (every `FLUSH_INTERVAL`, or once 64 frames wait) and writes:
+
+- ``frames.jsonl``: a header line ``{"recording": 1, "model", "family",
+  "session_id", "started"}``, then one line per frame, in the order they
+  crossed the socket: ``{"t": seconds since the recording started
+  (monotonic), "dir": "in" | "out", "frame": {...}}``. With ``audio=False``
+  each media field (`PAYLOAD_FIELDS`) holds ``""`` and the line gets
+  ``"omitted": {field: decoded bytes}``. A frame that is not a JSON object
+  (a binary frame, broken text) gets a line ``{"t", "dir", "invalid":
+  {"length", "error"}}`` instead. The frames are the server's and the
+  library's own; the URL, the API key and the headers are never written.
+- ``conversation.wav`` (``audio=True``): stereo PCM16, the user's appended
+  audio on the left, the assistant's on the right (with a speaker attached,
+  what it played), on the recording's clock (see `_audio/mixdown.py`).
+- ``transcript.json``, at close, when a transcript provider was given.
+"""
+
+from __future__ import annotations
+
+import binascii
+import collections
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from .._audio.mixdown import Channel, write_buffers, write_stereo_wav
+from .._core.connection import FRAME_IN, FRAME_OUT
+from .._deadline import check_timeout
+from .._errors import DashScopeError, DashScopeTimeout
+from .._fmt import seconds
+from .._wire.events import InvalidFrame, ResponseAudioDelta
+from .._wire.payloads import (
+    PAYLOAD_KEYS,
+    USER_AUDIO_FIELD,
+    USER_AUDIO_TYPE,
+    blank_payloads,
+    blank_payloads_in,
+    client_frame_type,
+    parse_object,
+    payload_text,
+)
+
+if TYPE_CHECKING:
+    from .._wire.events import ServerEvent
+
+__all__ = ["FLUSH_INTERVAL", "RecordWriter"]
+
+logger = logging.getLogger("dashscope_sync")
+
+#: How often (seconds) the recorder thread writes what came since.
+FLUSH_INTERVAL: Final = 0.1
+#: Frames waiting that wake the recorder thread before its next round.
+_WAKE_ITEMS: Final = 64
+#: The version of the ``frames.jsonl`` format (the header's ``recording``).
+FORMAT_VERSION: Final = 1
+#: Interrupted responses remembered, so their late audio stays off the recording.
+_CUT_KEEP: Final = 8
+
+# The kinds of what the deque carries besides frames ("in", "out").
+_FLUSH: Final = "flush"  # (t, _FLUSH, an Event to set once written, None)
+_PLAYED: Final = "played"  # (t, _PLAYED, a block the speaker played, its rate)
+_CUT: Final = "cut"  # (t, _CUT, the interrupted response's id or None, None)
+_SPEAKER: Final = "speaker"  # (t, _SPEAKER, the speaker's rate or None: detached, None)
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+class RecordWriter:
+    """Writes one recording on its own thread; see the module docstring.
+
+    The session feeds it (`put` through the connection's tap, `interrupted`
+    through the core, `played` and `speaker` through an attachment); the
+    public `Recorder` flushes and closes it.
+
+    Thread safety: every method may be called from any thread; the feeding
+    ones never block. `close` is idempotent and waits for the files.
+
+    Attributes:
+        path: The folder written to.
+        audio: Whether audio (and image) payloads are kept, and the WAV written.
+        error: Why writing failed (also raised by `close`), or None.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        audio: bool,
+        header: Mapping[str, object],
+        input_rate: Callable[[], int | None],
+        output_rate: Callable[[], int | None],
+        wav_rate: int,
+        transcript: Callable[[], str] | None = None,
+    ) -> None:
+        self.path = path
+        self.audio = audio
+        self.error: BaseException | None = None
+        self._input_rate = input_rate
+        self._output_rate = output_rate
+        self._transcript = transcript
+        self._started = time.monotonic()
+        # Frames and audio for the recorder thread, appended by the reader, the
+        # senders, the speaker's player and interrupts: a deque's append and
+        # popleft are atomic, so no lock; the thread drains it in batches.
+        self._items: collections.deque[tuple[float, str, Any, Any]] = collections.deque()
+        # Set by close(): flush() refuses, as nothing more comes.
+        self._closed = False
+        # The stop flag: set by close() (or the session's end); the thread
+        # drains what is left, finishes the files and ends.
+        self._stop = threading.Event()
+        # Wakes the thread before its next round: a flush() or close() waits on it.
+        self._wake = threading.Event()
+        # Unbuffered: each round's lines go out in one write.
+        self._frames = open(path / "frames.jsonl", "wb", buffering=0)  # noqa: SIM115
+        header_line = {"recording": FORMAT_VERSION, **header}
+        header_line["started"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        write_buffers(self._frames.fileno(), [_dumps(header_line).encode(), b"\n"])
+        # The recorder thread's own state, from here on.
+        self._last_t = 0.0
+        self._left: Channel | None = None
+        self._right: Channel | None = None
+        if audio:
+            self._left = Channel(wav_rate, path)
+            self._right = Channel(wav_rate, path)
+        self._played_rate: int | None = None  # a speaker's rate: its blocks are the right channel
+        self._cut: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._last_reply: str | None = None
+        # An audio line's ``"omitted"`` text, by decoded size (most deltas share one).
+        self._omitted_text: dict[int, bytes] = {}
+        self._thread = threading.Thread(
+            target=self._run,
+            name="dashscope_sync-recorder",
+            # Daemon: a recording never closed must not hang the interpreter's
+            # exit; `Recorder`'s exit hook completes its files first.
+            daemon=True,
+        )
+        self._thread.start()
+
+    # Fed by the session's threads (never blocking) -------------------------------
+
+    @property
+    def put(self) -> Callable[[tuple[float, str, bytes | str, ServerEvent | None]], None]:
+        """Takes a frame that crossed the socket (``Connection.tap``)."""
+        items = self._items
+        append, wake = items.append, self._wake.set
+
+        def put(item: tuple[float, str, bytes | str, ServerEvent | None]) -> None:
+            append(item)
+            # Every WAKE_ITEMS frames, the thread is woken (Event.set: a lock held
+            # for a moment), so a burst's frames are let go while still in warm
+            # memory instead of piling up until the next round.
+            if not len(items) % _WAKE_ITEMS:
+                wake()
+
+        return put
+
+    def interrupted(self, at: float, response_id: str | None) -> None:
+        """The reply was interrupted at ``at``: what it would play after that is not heard."""
+        self._items.append((at, _CUT, response_id, None))
+
+    def played(self, block: bytes, rate: int) -> None:
+        """A block the speaker gave its device (the speaker's tap; its player thread)."""
+        self._items.append((time.monotonic(), _PLAYED, block, rate))
+
+    def speaker(self, rate: int | None) -> None:
+        """A speaker was attached (its rate) or detached (None): the right channel's source."""
+        self._items.append((time.monotonic(), _SPEAKER, rate, None))
+
+    def finish(self) -> None:
+        """Stop recording without waiting (the session ended unclosed); the thread ends itself."""
+        self._stop.set()
+        self._wake.set()
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until every frame that crossed the socket before this call is in
+        ``frames.jsonl`` (written to the operating system, not fsynced).
+
+        Args:
+            timeout: The longest wait, in seconds; None waits as long as it takes.
+
+        Raises:
+            DashScopeTimeout: Not written within ``timeout``.
+            DashScopeError: Writing the recording failed, or it is closed.
+        """
+        limit = check_timeout(timeout)
+        if self._closed:
+            raise DashScopeError(f"this recorder is closed ({str(self.path)!r})")
+        written = threading.Event()
+        self._items.append((time.monotonic(), _FLUSH, written, None))
+        self._wake.set()
+        if not self._thread.is_alive():
+            written.set()  # it failed: nothing more will be written
+        if not written.wait(limit):
+            raise DashScopeTimeout(
+                f"the recording was not written within {seconds(limit)}", timeout=limit
+            )
+        self._raise_error()
+
+    def _raise_error(self) -> None:
+        error = self.error
+        if error is not None:
+            raise DashScopeError(f"recording to {str(self.path)!r} failed: {error}") from error
+
+    # Closing ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Write what is left, complete the files and end the thread; idempotent.
+
+        Raises:
+            DashScopeError: Writing the recording failed (``error`` says why).
+        """
+        self._closed = True
+        self._stop.set()
+        self._wake.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+        self._raise_error()
+
+    # The recorder thread ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                # Batches: a burst wakes this thread once per _WAKE_ITEMS frames.
+                self._wake.wait(FLUSH_INTERVAL)
+                self._wake.clear()
+                self._drain()
+            self._drain()
+            self._finish()
+        except BaseException as exc:
+            logger.exception("recording to %r failed", str(self.path))
+            self.error = exc
+        finally:
+            while self._items:  # popped, not iterated: the tap may still append
+                _, kind, data, _ = self._items.popleft()
+                if kind == _FLUSH:
+                    data.set()  # a flush() waiting on a thread that failed
+            self._frames.close()
+            for channel in (self._left, self._right):
+                if channel is not None:
+                    channel.close()
+
+    def _drain(self) -> None:
+        """Write what came since the last round.
+
+        The hot path of a burst, so kept flat: no call per frame beyond the
+        byte searches, and each line handed on as its parts, joined once for
+        the round's one write.
+        """
+        items = self._items
+        popleft = items.popleft
+        out: list[bytes] = []  # the buffers of frames.jsonl's new lines, written at once
+        flushed: list[threading.Event] = []
+        started, last = self._started, self._last_t
+        keep_audio = self.audio
+        right, audio_delta = self._right, ResponseAudioDelta
+        # The reply audio's one base64 field and its key (the common case, inlined).
+        ((field, delta_key),) = PAYLOAD_KEYS[ResponseAudioDelta.type]
+        delta_field, key_size = field.encode(), len(delta_key)
+        omitted_text = self._omitted_text
+        frame_in, frame_out = FRAME_IN, FRAME_OUT
+        for _ in range(len(items)):
+            t, kind, data, event = popleft()
+            at = t - started
+            # Offsets never go back: frames in and out are handed on by two threads.
+            if at < last:
+                at = last
+            else:
+                last = at
+            if kind is frame_in:
+                cls = type(event)
+                if cls is audio_delta:
+                    self._last_reply = event.response_id
+                    if right is not None and self._played_rate is None:
+                        self._reply_audio(at, event)
+                    # The base64 text's span, from the decoded audio's length
+                    # (strict base64: exactly 4 characters per 3 bytes, padded),
+                    # so its kilobytes are never scanned.
+                    size = len(event.delta)
+                    start = data.find(delta_key) + key_size
+                    end = start + (size + 2) // 3 * 4
+                    head, tail = data[:start], data[end:]
+                    if (
+                        start >= key_size
+                        and (
+                            tail == b'"}'  # the field last, as the service sends it
+                            or (tail[:1] == b'"' and b"\n" not in tail and b"\r" not in tail)
+                        )
+                        and b"\n" not in head
+                        and b"\r" not in head
+                    ):
+                        if keep_audio:
+                            out += (b'{"t":%.6f,"dir":"in","frame":' % at, data, b"}\n")
+                        else:
+                            omitted = omitted_text.get(size)
+                            if omitted is None:
+                                omitted = omitted_text[size] = b',"omitted":{"%s":%d}}\n' % (
+                                    delta_field,
+                                    size,
+                                )
+                            out += (b'{"t":%.6f,"dir":"in","frame":' % at, head, tail, omitted)
+                    else:
+                        out.append(self._parsed_line(at, b"in", dict(event.raw)))
+                    continue
+                elif cls is InvalidFrame:
+                    out.append(self._invalid_line(at, data, event))
+                    continue
+                if b"\n" in data or b"\r" in data:
+                    # Valid JSON over several lines: one line of it instead.
+                    out.append(self._parsed_line(at, b"in", dict(event.raw)))
+                else:
+                    out += (b'{"t":%.6f,"dir":"in","frame":' % at, data, b"}\n")
+            elif kind is frame_out:
+                out.append(self._frame_out(at, data))
+            elif kind == _PLAYED:
+                if right is not None and self._played_rate is not None:
+                    right.add(at, data, event)
+            elif kind == _CUT:
+                self._on_cut(at, data)
+            elif kind == _SPEAKER:
+                self._played_rate = data
+            else:  # _FLUSH
+                flushed.append(data)
+        self._last_t = last
+        if out:
+            write_buffers(self._frames.fileno(), out)
+        for channel in (self._left, right):
+            if channel is not None:
+                channel.write()
+        for written in flushed:
+            written.set()
+
+    def _invalid_line(self, at: float, data: bytes, event: InvalidFrame) -> bytes:
+        obj = parse_object(data)  # a frame of the wrong shape is still JSON
+        if obj is not None:
+            return self._parsed_line(at, b"in", obj)
+        invalid = {"length": event.length, "error": event.error}
+        return b'{"t":%.6f,"dir":"in","invalid":%s}\n' % (at, _dumps(invalid).encode())
+
+    def _frame_out(self, at: float, text: str) -> bytes:
+        data = text.encode()
+        wire_type = client_frame_type(data)
+        if self.audio:
+            if wire_type == USER_AUDIO_TYPE:
+                where = payload_text(data, USER_AUDIO_FIELD)
+                if where is not None:
+                    self._user_audio(at, binascii.a2b_base64(data[where[0] : where[1]]))
+                    return b'{"t":%.6f,"dir":"out","frame":%s}\n' % (at, data)
+            elif wire_type is not None:
+                return b'{"t":%.6f,"dir":"out","frame":%s}\n' % (at, data)
+            obj = parse_object(data)
+            if obj is None:  # pragma: no cover - the library sends JSON objects only
+                return b""
+            audio = obj.get(USER_AUDIO_FIELD)
+            if obj.get("type") == USER_AUDIO_TYPE and isinstance(audio, str):
+                self._user_audio(at, binascii.a2b_base64(audio))
+            return self._parsed_line(at, b"out", obj)
+        blanked = None if wire_type is None else blank_payloads(data, wire_type)
+        if blanked is None:
+            obj = parse_object(data)
+            if obj is None:  # pragma: no cover - the library sends JSON objects only
+                return b""
+            return self._parsed_line(at, b"out", obj)
+        return _line(at, b"out", *blanked)
+
+    def _parsed_line(self, t: float, direction: bytes, obj: dict[str, Any]) -> bytes:
+        omitted = {} if self.audio else blank_payloads_in(obj)
+        return _line(t, direction, _dumps(obj).encode(), omitted)
+
+    # The audio ---------------------------------------------------------------------------
+
+    def _user_audio(self, at: float, pcm: bytes) -> None:
+        rate = self._input_rate()
+        if self._left is not None and rate is not None:
+            self._left.add(at, pcm, rate)
+
+    def _reply_audio(self, at: float, event: ResponseAudioDelta) -> None:
+        if self._right is None or event.response_id in self._cut:
+            return
+        rate = self._output_rate()
+        if rate is not None:
+            self._right.add(at, event.delta, rate)
+
+    def _on_cut(self, at: float, response_id: str | None) -> None:
+        if self._right is not None:
+            self._right.cut(at)
+        cut = response_id if response_id is not None else self._last_reply
+        if cut is not None:
+            self._cut[cut] = None
+            while len(self._cut) > _CUT_KEEP:
+                self._cut.popitem(last=False)
+
+    def _finish(self) -> None:
+        """Mix the WAV and write the transcript (the recorder thread, at the end)."""
+        left, right = self._left, self._right
+        if left is not None and right is not None:
+            left.finish()
+            right.finish()
+            write_stereo_wav(self.path / "conversation.wav", left, right)
+        if self._transcript is not None:
+            (self.path / "transcript.json").write_text(self._transcript(), encoding="utf-8")
+
+
+def _line(t: float, direction: bytes, frame: bytes, omitted: Mapping[str, int]) -> bytes:
+    """One ``frames.jsonl`` line."""
+    if not omitted:
+        return b'{"t":%.6f,"dir":"%s","frame":%s}\n' % (t, direction, frame)
+    if len(omitted) == 1:
+        ((field, size),) = omitted.items()
+        if field.isidentifier():  # a field name that needs no escaping (all of them)
+            return b'{"t":%.6f,"dir":"%s","frame":%s,"omitted":{"%s":%d}}\n' % (
+                t,
+                direction,
+                frame,
+                field.encode(),
+                size,
+            )
+    return b'{"t":%.6f,"dir":"%s","frame":%s,"omitted":%s}\n' % (
+        t,
+        direction,
+        frame,
+        _dumps(omitted).encode(),
+    )
