@@ -44,7 +44,6 @@ from dashscope_sync._cli import main as cli_main
 from dashscope_sync._cli import speak as cli_speak
 from dashscope_sync._cli import transcribe as cli_transcribe
 from dashscope_sync._cli import translate as cli_translate
-from dashscope_sync._sessions.base import SessionBase
 from dashscope_sync.testing import LocalRealtimeServer
 
 from .conftest import need
@@ -60,6 +59,8 @@ _MARKER = re.compile(r"^<!--\s*(\w[\w-]*)\s*(?::\s*(.*?))?\s*-->$")
 #: What a marker may say, and whether it must give a reason.
 _MARKERS = {"skip": True, "continue": False, "offline": True}
 _CLI = "dashscope-sync"
+#: What a page may leave open, closed after its block ran.
+SESSIONS = (ds.RealtimeSession, ds.SpeechSession, ds.TranscriptionSession)
 
 
 @dataclass(frozen=True)
@@ -229,7 +230,7 @@ def test_python_block_runs(block: Block, stage: Stage, monkeypatch: pytest.Monke
             exec(compile(part.code, part.id, "exec"), namespace)
     finally:
         for value in namespace.values():  # a page may leave a session open on purpose
-            if isinstance(value, SessionBase):
+            if isinstance(value, SESSIONS):
                 value.close()
 
 
@@ -318,6 +319,19 @@ def test_cli_reference_is_generated_from_the_parsers() -> None:
         for action in parser._actions:  # every option of every command is on the page
             for flag in action.option_strings:
                 assert re.search(rf"{re.escape(flag)}\b", built), (name, flag)
+
+
+def test_every_page_is_in_the_nav_and_every_link_resolves() -> None:
+    """mkdocs.yml lists every page once, and every relative link of the docs and the README points at a file that exists."""
+    nav = re.findall(r":\s*(\S+\.md)\s*$", (ROOT / "mkdocs.yml").read_text(), re.M)
+    pages = sorted(str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md"))
+    assert sorted(nav) == pages
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+            if "://" in target:
+                continue
+            assert (page.parent / target).exists(), f"{page.relative_to(ROOT)}: {target}"
 
 
 def test_site_builds_strictly(tmp_path: Path) -> None:
