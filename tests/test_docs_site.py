@@ -24,6 +24,7 @@ pytest in a child process and must pass. The MkDocs build itself (``mkdocs build
 from __future__ import annotations
 
 import ast
+import base64
 import importlib.util
 import io
 import os
@@ -36,6 +37,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 
@@ -294,11 +296,9 @@ def test_cli_blocks_hold_only_commands() -> None:
 # The site itself -----------------------------------------------------------------------
 
 
-def _hook() -> Any:
-    """docs/hooks/cli_reference.py, the MkDocs hook that writes the command-line reference."""
-    spec = importlib.util.spec_from_file_location(
-        "cli_reference", DOCS / "hooks" / "cli_reference.py"
-    )
+def _hook(name: str = "cli_reference") -> Any:
+    """A MkDocs hook of docs/hooks/, imported as the build imports it."""
+    spec = importlib.util.spec_from_file_location(name, DOCS / "hooks" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -319,6 +319,26 @@ def test_cli_reference_is_generated_from_the_parsers() -> None:
         for action in parser._actions:  # every option of every command is on the page
             for flag in action.option_strings:
                 assert re.search(rf"{re.escape(flag)}\b", built), (name, flag)
+
+
+def test_performance_plots_are_drawn_from_the_results() -> None:
+    """Each plot marker of the performance page becomes an SVG image with a bar per contender and column of the current benchmarks/RESULTS.md."""
+    plots = _hook("benchmark_plots")
+    page = (DOCS / "performance.md").read_text(encoding="utf-8")
+    markers = list(plots.MARKER.finditer(page))
+    assert len(markers) >= 4
+    built = plots.render(page)
+    assert not plots.MARKER.search(built)
+    images = re.findall(r"\]\(data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)\)", built)
+    assert len(images) == len(markers)
+    for marker, image in zip(markers, images, strict=True):
+        svg = ElementTree.fromstring(base64.b64decode(image))
+        _, rows = plots.table(marker.group("table").strip())
+        columns = marker.group("columns").split(",")
+        bars = [e for e in svg if e.tag.endswith("rect")]
+        assert len(bars) == len(columns) * (len(rows) + 1)  # + the legend's swatches
+        labels = {e.text for e in svg if e.tag.endswith("text")}
+        assert {row[0] for row in rows} <= labels
 
 
 def test_every_page_is_in_the_nav_and_every_link_resolves() -> None:
