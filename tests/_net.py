@@ -491,7 +491,7 @@ class TLSRelay(_Threaded):
 
 
 #: ``DASHSCOPE_SYNC_SOAK=1`` runs the long versions of the fault and leak
-#: tests (by hand; their figures are in the README's Guarantees section).
+#: tests (by hand; their figures are on the docs' Guarantees page, docs/guarantees.md).
 SOAK = os.environ.get("DASHSCOPE_SYNC_SOAK") == "1"
 
 
@@ -507,7 +507,7 @@ def read_head(conn: socket.socket) -> bytes | None:
 
 
 def report(name: str, **figures: object) -> None:
-    """Print figures for the README's Guarantees section (visible with ``pytest -s``)."""
+    """Print figures for the docs' Guarantees page (visible with ``pytest -s``)."""
     shown = ", ".join(f"{k}={v}" for k, v in figures.items())
     print(f"\n[guarantees] {name}: {shown}", file=sys.stderr)
 

@@ -1,4 +1,4 @@
-"""The README documents what users otherwise find only with dir(), and says it truly."""
+"""The docs (README and docs/) document what users otherwise find only with dir(), and say it truly."""
 
 from __future__ import annotations
 
@@ -19,15 +19,24 @@ import dashscope_sync as ds
 from dashscope_sync import _errors
 from dashscope_sync.testing import LocalRealtimeServer
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+DOCS = ROOT / "docs"
+#: The README and every page of the documentation site, as one text.
+ALL_DOCS = "\n".join([README, *(p.read_text() for p in sorted(DOCS.rglob("*.md")))])
 
 
-def section(title: str) -> str:
-    """The README text from a heading to the next heading of the same or a higher level."""
-    match = re.search(rf"^(#+) {re.escape(title)}\n", README, re.M)
+def page(name: str) -> str:
+    """A page of the documentation site, by its path under docs/."""
+    return (DOCS / name).read_text()
+
+
+def section(title: str, text: str = README) -> str:
+    """The text from a heading to the next heading of the same or a higher level."""
+    match = re.search(rf"^(#+) {re.escape(title)}\n", text, re.M)
     assert match, title
     level = len(match.group(1))
-    rest = README[match.end() :]
+    rest = text[match.end() :]
     end = re.search(rf"^#{{1,{level}}} ", rest, re.M)
     return rest[: end.start()] if end else rest
 
@@ -45,10 +54,13 @@ def drawn_tree(text: str) -> list[tuple[int, str, str | None]]:
     return drawn
 
 
+ERRORS_PAGE = page("guides/errors-and-timeouts.md")
+
+
 class TestErrorTree:
-    def test_readme_draws_the_whole_tree(self) -> None:
-        """README's Errors block draws every exception class, under its true parent."""
-        block = section("Errors").split("```")[1]
+    def test_docs_draw_the_whole_tree(self) -> None:
+        """The errors page's tree draws every exception class, under its true parent."""
+        block = section("Errors", ERRORS_PAGE).split("```")[1]
         drawn = drawn_tree(block)
         assert sorted(name for _, name, _ in drawn) == sorted(_errors.__all__)
         for index, (column, name, builtin) in enumerate(drawn):
@@ -59,9 +71,9 @@ class TestErrorTree:
             if builtin:
                 assert builtin in [base.__name__ for base in cls.__mro__], name
 
-    def test_readme_tree_matches_the_module_docstring(self) -> None:
-        """README and the _errors docstring draw the same tree."""
-        readme = [(n, b) for _, n, b in drawn_tree(section("Errors").split("```")[1])]
+    def test_docs_tree_matches_the_module_docstring(self) -> None:
+        """The errors page and the _errors docstring draw the same tree."""
+        readme = [(n, b) for _, n, b in drawn_tree(section("Errors", ERRORS_PAGE).split("```")[1])]
         module = [(n, b) for _, n, b in drawn_tree(_errors.__doc__ or "")]
         assert readme == module
 
@@ -80,21 +92,21 @@ class TestErrorTree:
         "ds.Modality",
     ],
 )
-def test_readme_shows_public_helpers(usage: str) -> None:
-    """Public helpers users had to find with dir() are shown in the README."""
-    assert usage in README
+def test_docs_show_public_helpers(usage: str) -> None:
+    """Public helpers users had to find with dir() are shown in the docs."""
+    assert usage in ALL_DOCS
 
 
-def test_readme_says_iterators_raise_after_cancel() -> None:
-    """README says iter_text()/iter_audio() raise ResponseCancelledError at the end after a cancel."""
-    text = " ".join(section("A whole turn in one call, and responses you can hold").split())
+def test_docs_say_iterators_raise_after_cancel() -> None:
+    """The conversations guide says iter_text()/iter_audio() raise ResponseCancelledError at the end after a cancel."""
+    text = " ".join(section("Responses you can hold", page("guides/conversations.md")).split())
     assert re.search(
         r"`iter_text\(\)` and `iter_audio\(\)`[^.]*raise `ResponseCancelledError`", text
     )
 
 
 def test_iterators_do_raise_after_cancel() -> None:
-    """What the README says: after a cancel, iter_text() yields what came, then raises."""
+    """What the docs say: after a cancel, iter_text() yields what came, then raises."""
     with LocalRealtimeServer(delta_delay=0.05) as slow:  # paced: still running when cancelled
         client = ds.Client(slow.api_key, base_url=slow.url)
         with client.realtime.connect(model=ds.MODEL_QWEN3_OMNI_FLASH_REALTIME) as session:
@@ -111,11 +123,11 @@ def test_iterators_do_raise_after_cancel() -> None:
 
 
 class TestLocalServerKnobs:
-    """The README's local-server signatures are the real ones."""
+    """The local-server page's signatures are the real ones."""
 
     @staticmethod
     def code_blocks() -> list[str]:
-        return section("The local server").split("```python\n")[1:]
+        return page("guides/local-server.md").split("```python\n")[1:]
 
     def test_constructor(self) -> None:
         """Every constructor argument is shown with its true default."""
@@ -176,7 +188,7 @@ def test_server_vad_default_is_stated_truly() -> None:
     doc = " ".join((LocalRealtimeServer.__doc__ or "").split())
     assert "It is on by default (``server_vad=True``)" in doc
     assert "off unless" not in doc
-    assert "Server VAD is on by default (`server_vad=True`)" in README
+    assert "Server VAD is on by default (`server_vad=True`)" in page("guides/local-server.md")
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """Leaks and bounded memory over real sockets, and sends from many threads.
 
 Cycle counts are short here; ``DASHSCOPE_SYNC_SOAK=1`` runs the long
-versions (figures in the README's Guarantees section). Linux only where
+versions (figures on the docs' Guarantees page). Linux only where
 file descriptors are counted (``/proc/self/fd``).
 """
 

@@ -454,10 +454,11 @@ class Response:
             timeout: The longest wait for each next chunk, in seconds.
 
         Raises:
-            The same as `wait`, when the response ends badly: after a cancel,
-            `ResponseCancelledError` once the chunks that came are yielded.
-            Ctrl-C while it waits for the next chunk cancels the response, as
-            for `wait`.
+            ResponseError: As `wait`, when the response ends badly: after a
+                cancel, `ResponseCancelledError` once the chunks that came are
+                yielded. Ctrl-C while it waits for the next chunk cancels the
+                response, as for `wait`.
+            DashScopeError: The other errors of `wait`.
         """
         return self._iterate(lambda track: track.text, timeout, "Response.iter_text()")
 
@@ -469,7 +470,7 @@ class Response:
         not taken yet (a consumer that blocks on each chunk, as a player does).
 
         Raises:
-            The same as `iter_text`.
+            DashScopeError: The same as `iter_text`.
         """
         track = self._track
         host = self._host

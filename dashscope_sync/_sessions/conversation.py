@@ -1016,7 +1016,8 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
             The new, ready session (its own ``id``).
 
         Raises:
-            The errors of `RealtimeService.connect` and `update_session`.
+            DashScopeError: The errors of `RealtimeService.connect` and
+                `update_session`.
         """
         core = self._core
         core.check_can_block("reconnect()")

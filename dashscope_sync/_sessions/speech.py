@@ -981,7 +981,8 @@ class SpeechService:
             options: Any other `SpeechConfig` field (``response_format``...).
 
         Raises:
-            The errors of `connect`, `SpeechSession.speak` and `Speech.wait`.
+            DashScopeError: The errors of `connect`, `SpeechSession.speak` and
+                `Speech.wait`.
         """
         if isinstance(text, str):
             _check_text(text)

@@ -514,8 +514,12 @@ class TranscriptionService:
         Args:
             model: A model name (default ``qwen3-asr-flash-realtime``) or a
                 `TranscriptionConfig`.
-            language, input_audio_format, sample_rate, corpus_text,
-            turn_detection, extra: The `TranscriptionConfig` fields.
+            language: The `TranscriptionConfig` field.
+            input_audio_format: The `TranscriptionConfig` field.
+            sample_rate: The `TranscriptionConfig` field.
+            corpus_text: The `TranscriptionConfig` field.
+            turn_detection: The `TranscriptionConfig` field.
+            extra: The `TranscriptionConfig` field.
             timeout: Seconds for the upgrade, ``session.created`` and
                 ``session.updated`` together; None for no limit; default the
                 client's ``connect_timeout``.
@@ -524,7 +528,9 @@ class TranscriptionService:
             ConfigError: A bad setting (before connecting), or a model of
                 another family.
             APIError: The server refused the connection or the configuration.
-            AuthenticationError, RateLimitError, TransportError,
+            AuthenticationError: As `RealtimeService.connect`.
+            RateLimitError: As `RealtimeService.connect`.
+            TransportError: As `RealtimeService.connect`.
             DashScopeTimeout: As `RealtimeService.connect`.
         """
         given = {
@@ -581,7 +587,10 @@ class TranscriptionService:
         Args:
             audio: A file path, or PCM16 bytes (or any buffer `append_audio` takes).
             model: A model name or a `TranscriptionConfig` (PCM only).
-            language, corpus_text, turn_detection, sample_rate: As in `connect`.
+            language: As in `connect`.
+            corpus_text: As in `connect`.
+            turn_detection: As in `connect`.
+            sample_rate: As in `connect`.
             realtime: Send at the pace of speech rather than as fast as possible.
             timeout: The longest time for the whole call in seconds:
                 connecting, sending (at the pace of speech too) and waiting

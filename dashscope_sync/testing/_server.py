@@ -285,7 +285,7 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
             the SDK say; False leaves closing to the client, as the
             interaction page says (SPEECH_FAMILIES.md §E, row 1).
 
-    Example:
+    Examples:
         >>> import json, websocket
         >>> with LocalRealtimeServer() as server:
         ...     ws = websocket.create_connection(
