@@ -523,6 +523,43 @@ class TestWithSpeaker:
         assert "interrupt_to_silence=" in repr(stopped)
         assert paced_session.metrics.interrupt_to_silence.count == 1
 
+    def test_an_interrupt_of_a_silent_speaker_stops_nothing(
+        self,
+        server: LocalRealtimeServer,
+        manual: ds.RealtimeSession,
+        speaker: ds.Speaker,
+        device: VirtualOutput,
+    ) -> None:
+        """interrupt() once the reply has played out names no reply and has no time to silence,
+        so the metrics leave it out; one that stops a reply still sounding is counted."""
+        manual.attach(speaker=speaker)
+        handled = threading.Event()
+        manual.on(ds.ResponseDone, lambda e: handled.set())
+        delta = base64.b64encode(tone(0.3)).decode()
+        server.script_response(
+            [
+                {"type": "response.created"},
+                {"type": "response.audio.delta", "delta": delta},
+                {"type": "response.audio.done"},
+                {"type": "response.done", "response": {"status": "completed"}},
+            ]
+        )
+        manual.create_response().wait(timeout=30)
+        assert handled.wait(30)  # the speaker has every chunk
+        assert speaker.drain(timeout=30) and device.total() > 0
+        idle = [manual.interrupt() for _ in range(3)]
+        nothing = ds.Interruption(response_id=None, played_seconds=None, cancelled=False)
+        assert idle == [nothing] * 3
+        assert manual.metrics.interrupt_to_silence.count == 0
+        sounding = threading.Event()
+        speaker.notify_playback(lambda at: sounding.set())
+        handle = manual.create_response()  # a simulated reply: seconds of audio
+        assert sounding.wait(30)
+        stopped = manual.interrupt()
+        assert stopped.response_id == handle.id and stopped.interrupt_to_silence is not None
+        summary = manual.metrics.interrupt_to_silence
+        assert (summary.count, summary.max) == (1, stopped.interrupt_to_silence)
+
     def test_without_a_speaker_no_time_to_silence(self, manual: ds.RealtimeSession) -> None:
         """interrupt() with no speaker attached has no interrupt_to_silence to report."""
         manual.append_text("Tell me a long story.")

@@ -235,7 +235,9 @@ class Interruption:
     """What `RealtimeSession.interrupt` stopped.
 
     Attributes:
-        response_id: The response that was running, or None if none was.
+        response_id: The response that was running; else, with a speaker
+            attached, the one it was still playing; None if neither (an
+            interrupt while nothing runs or sounds stopped nothing).
         played_seconds: Seconds of that response the listener heard, from the
             attached `Speaker` (device latency accounted for); None without one.
         cancelled: Whether a ``response.cancel`` was sent for it.
@@ -243,11 +245,13 @@ class Interruption:
             ``interrupt()`` call to the last sample played: until the
             speaker's player thread aborted the output stream (PortAudio
             drops what the device buffer held; with a stream that cannot say
-            its room, it first finishes the 10 ms piece it is writing), or 0
-            when the speaker had already played everything out. A sound server's own period past
+            its room, it first finishes the 10 ms piece it is writing), or
+            until it played out if that came first. A sound server's own period past
             PortAudio (PipeWire's quantum, about 20 ms) is not reported by
-            PortAudio, so not included. None without a speaker, or when the
-            speaker did not confirm its abort within half a second.
+            PortAudio, so not included. None without a speaker, when nothing
+            was queued or sounding at the call (it silenced nothing, and
+            `RealtimeSession.metrics` does not count it), or when the speaker
+            did not confirm its abort within half a second.
     """
 
     response_id: str | None

@@ -637,9 +637,11 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
 
         Returns:
             An `Interruption`: the response that was running (or, with a
-            speaker attached, the last one it played; None if neither) and the
+            speaker attached, the one it was still playing; None if neither:
+            a reply that finished playing is not what this stopped) and the
             seconds of it the listener heard, from the attached speaker, and
-            how long the speaker took to fall silent (``interrupt_to_silence``).
+            how long the speaker took to fall silent (``interrupt_to_silence``;
+            None when nothing was sounding, and then not in `metrics`).
 
         Raises:
             UsageError: ``truncate`` on a family without the item operations
