@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+import attrs
 import pytest
 
 import dashscope_sync as ds
@@ -449,6 +450,21 @@ class TestMetrics:
         assert metrics.end_of_speech_to_first_audio.count == 3
         assert metrics.interrupt_to_silence.count == 0
         assert manual.metrics is not metrics  # a fresh snapshot each time
+
+    def test_metrics_are_immutable_snapshots_and_say_so(self, manual: ds.RealtimeSession) -> None:
+        """A Metrics snapshot and its summaries are frozen and stay as taken while the session
+        goes on, and both classes' docstrings say how threads may share them."""
+        manual.respond(text="hi", timeout=30)
+        metrics = manual.metrics
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            metrics.responses = 0  # type: ignore[misc]
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            metrics.total_time.count = 0  # type: ignore[misc]
+        manual.respond(text="again", timeout=30)
+        assert metrics.responses == metrics.total_time.count == 1
+        assert manual.metrics.total_time.count == 2
+        for cls in (ds.Metrics, ds.LatencySummary):
+            assert "Thread safety: immutable" in (cls.__doc__ or ""), cls.__name__
 
     def test_metrics_may_be_read_while_replies_stream(
         self, paced_session: ds.RealtimeSession

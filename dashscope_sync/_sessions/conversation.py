@@ -753,6 +753,8 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
         ``playback_start``, ``total_time``) and for `interrupt`'s
         ``interrupt_to_silence``, a `LatencySummary` (count, p50, p95, max)
         over every response it applied to, followed by a handle or not.
+        May be read from any thread, handlers included: each read copies the
+        figures under the session's lock.
         """
         return self._core.metrics()
 
