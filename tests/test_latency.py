@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+import attrs
 import pytest
 
 import dashscope_sync as ds
@@ -181,6 +182,55 @@ class TestLatencyBook:
         book.receive(event(stopped), 1.0)
         assert book.created("r1", 2.0, None).speech_ended_at is None
 
+    def test_a_tool_turn_keeps_its_end_of_speech_for_the_answer(self) -> None:
+        """A reply that only calls tools passes the turn's end of speech on to the answer the
+        user hears; the answer's delays still start at its own request."""
+        book = LatencyBook()
+        book.speech_ended(5.0)
+        calling = book.created("r1", 5.2, requested_at=5.1)
+        args = {"type": "response.function_call_arguments.done", "response_id": "r1"}
+        book.receive(event({**args, "call_id": "c1", "name": "f", "arguments": "{}"}), 5.3)
+        book.receive(event({"type": "response.done", "response": {"id": "r1"}}), 5.4)
+        answer = book.created("r2", 5.7, requested_at=5.6)
+        book.receive(audio("r2", tone(0.05)), 5.9)
+        book.receive(event({"type": "response.done", "response": {"id": "r2"}}), 6.0)
+        assert calling.end_of_speech_to_first_audio is None
+        assert answer.end_of_speech_to_first_audio == pytest.approx(0.9)
+        assert answer.since_request(answer.first_audio_at) == pytest.approx(0.3)
+        assert book.created("r3", 7.0, None).speech_ended_at is None  # the turn is over
+
+    def test_a_tool_turn_ends_where_the_user_heard_or_spoke(self) -> None:
+        """The end of speech is not passed on by a calling reply that sounded, nor by a cut
+        one, nor past a silent final answer or a new end of speech."""
+        call = {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"}
+
+        def done(rid: str, status: str = "completed") -> ds.ServerEvent:
+            info = {"id": rid, "status": status, "output": [call]}
+            return event({"type": "response.done", "response": info})
+
+        book = LatencyBook()
+        book.speech_ended(1.0)
+        spoken = book.created("r1", 1.1, None)
+        book.receive(audio("r1", tone(0.05)), 1.2)  # "let me check": the user heard that
+        book.receive(done("r1"), 1.3)
+        assert spoken.end_of_speech_to_first_audio == pytest.approx(0.2)
+        assert book.created("r2", 1.4, None).speech_ended_at is None
+        book.speech_ended(2.0)
+        book.created("r3", 2.1, None)
+        book.receive(done("r3", "cancelled"), 2.2)
+        assert book.created("r4", 2.3, None).speech_ended_at is None
+        book.speech_ended(3.0)
+        book.created("r5", 3.1, None)
+        book.receive(done("r5"), 3.2)
+        assert book.created("r6", 3.3, None).speech_ended_at == 3.0  # text mode: no audio
+        book.receive(event({"type": "response.done", "response": {"id": "r6"}}), 3.4)
+        assert book.created("r7", 3.5, None).speech_ended_at is None
+        book.speech_ended(4.0)
+        book.created("r8", 4.1, None)
+        book.receive(done("r8"), 4.2)
+        book.receive(event({"type": "input_audio_buffer.speech_stopped"}), 4.5)
+        assert book.created("r9", 4.6, None).speech_ended_at == 4.5
+
     def test_the_book_keeps_the_latest_responses_only(self) -> None:
         """Past KEPT responses the oldest are forgotten, so a long session's book stays small."""
         book = LatencyBook()
@@ -334,6 +384,55 @@ class TestServerVad:
         assert metrics.total_time.count == 1 and metrics.playback_start.count == 0
 
 
+def tool_session(server: LocalRealtimeServer) -> ds.RealtimeSession:
+    """An Omni 3.5 session (a family that takes tools) with a registered tool."""
+    client = ds.Client(server.api_key, base_url=server.url, workspace="ws-test")
+    session = client.realtime.connect(model=ds.MODEL_QWEN3_5_OMNI_FLASH_REALTIME)
+
+    @session.tool
+    def ping() -> str:
+        """Ping."""
+        return "pong"
+
+    return session
+
+
+ONE_CALL = [
+    {"type": "response.created"},
+    {
+        "type": "response.done",
+        "response": {
+            "status": "completed",
+            "output": [{"type": "function_call", "call_id": "c0", "name": "ping", "arguments": ""}],
+        },
+    },
+]
+
+
+class TestToolTurns:
+    @pytest.mark.parametrize("vad", [False, True], ids=["manual", "server_vad"])
+    def test_end_of_speech_reaches_the_answer_the_user_hears(
+        self, server: LocalRealtimeServer, vad: bool
+    ) -> None:
+        """In a voice turn whose reply calls a tool, end_of_speech_to_first_audio is measured
+        to the follow-up's first audio (it spans the calling reply), and is in the metrics."""
+        with tool_session(server) as session:
+            if not vad:
+                session.update_session(ds.SessionUpdate(turn_detection=None))
+            server.script_response(ONE_CALL)
+            result = session.respond(speech_like_pcm16(1.0), timeout=30)
+            (calling,) = result.tool_rounds
+            assert [call.result for call in result.turn_tool_calls] == ["pong"]
+            assert calling.end_of_speech_to_first_audio is None  # it made no sound
+            assert calling.total_time is not None and result.first_audio_delay is not None
+            assert result.end_of_speech_to_first_audio is not None
+            # The follow-up was asked for after the calling reply ended, and in manual mode
+            # the calling reply's request came after the commit.
+            spanned = calling.total_time if not vad else 0.0
+            assert result.end_of_speech_to_first_audio >= spanned + result.first_audio_delay
+            assert session.metrics.end_of_speech_to_first_audio.count == 1
+
+
 class TestMetrics:
     def test_metrics_summarise_every_response(self, manual: ds.RealtimeSession) -> None:
         """session.metrics counts each response once per figure, and its p50/max match the
@@ -351,6 +450,21 @@ class TestMetrics:
         assert metrics.end_of_speech_to_first_audio.count == 3
         assert metrics.interrupt_to_silence.count == 0
         assert manual.metrics is not metrics  # a fresh snapshot each time
+
+    def test_metrics_are_immutable_snapshots_and_say_so(self, manual: ds.RealtimeSession) -> None:
+        """A Metrics snapshot and its summaries are frozen and stay as taken while the session
+        goes on, and both classes' docstrings say how threads may share them."""
+        manual.respond(text="hi", timeout=30)
+        metrics = manual.metrics
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            metrics.responses = 0  # type: ignore[misc]
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            metrics.total_time.count = 0  # type: ignore[misc]
+        manual.respond(text="again", timeout=30)
+        assert metrics.responses == metrics.total_time.count == 1
+        assert manual.metrics.total_time.count == 2
+        for cls in (ds.Metrics, ds.LatencySummary):
+            assert "Thread safety: immutable" in (cls.__doc__ or ""), cls.__name__
 
     def test_metrics_may_be_read_while_replies_stream(
         self, paced_session: ds.RealtimeSession
@@ -424,6 +538,43 @@ class TestWithSpeaker:
         assert 0 <= stopped.interrupt_to_silence <= returned - called
         assert "interrupt_to_silence=" in repr(stopped)
         assert paced_session.metrics.interrupt_to_silence.count == 1
+
+    def test_an_interrupt_of_a_silent_speaker_stops_nothing(
+        self,
+        server: LocalRealtimeServer,
+        manual: ds.RealtimeSession,
+        speaker: ds.Speaker,
+        device: VirtualOutput,
+    ) -> None:
+        """interrupt() once the reply has played out names no reply and has no time to silence,
+        so the metrics leave it out; one that stops a reply still sounding is counted."""
+        manual.attach(speaker=speaker)
+        handled = threading.Event()
+        manual.on(ds.ResponseDone, lambda e: handled.set())
+        delta = base64.b64encode(tone(0.3)).decode()
+        server.script_response(
+            [
+                {"type": "response.created"},
+                {"type": "response.audio.delta", "delta": delta},
+                {"type": "response.audio.done"},
+                {"type": "response.done", "response": {"status": "completed"}},
+            ]
+        )
+        manual.create_response().wait(timeout=30)
+        assert handled.wait(30)  # the speaker has every chunk
+        assert speaker.drain(timeout=30) and device.total() > 0
+        idle = [manual.interrupt() for _ in range(3)]
+        nothing = ds.Interruption(response_id=None, played_seconds=None, cancelled=False)
+        assert idle == [nothing] * 3
+        assert manual.metrics.interrupt_to_silence.count == 0
+        sounding = threading.Event()
+        speaker.notify_playback(lambda at: sounding.set())
+        handle = manual.create_response()  # a simulated reply: seconds of audio
+        assert sounding.wait(30)
+        stopped = manual.interrupt()
+        assert stopped.response_id == handle.id and stopped.interrupt_to_silence is not None
+        summary = manual.metrics.interrupt_to_silence
+        assert (summary.count, summary.max) == (1, stopped.interrupt_to_silence)
 
     def test_without_a_speaker_no_time_to_silence(self, manual: ds.RealtimeSession) -> None:
         """interrupt() with no speaker attached has no interrupt_to_silence to report."""

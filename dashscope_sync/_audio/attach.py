@@ -91,11 +91,13 @@ class Attachment:
         # the resampler to the speaker's rate for it (None: the rates match).
         self._playing: str | None = None
         self._resampler: Resampler | None = None
-        # Guards _starts and _last: where each response's audio starts in the
-        # speaker's stream (its written_seconds then), and the last one fed.
+        # Guards _starts, _last and _sounding: where each response's audio
+        # starts in the speaker's stream (its written_seconds then), the last
+        # one fed, and whether the latest interrupt found anything sounding.
         self._lock = threading.Lock()
         self._starts: dict[str, float] = {}
         self._last: str | None = None
+        self._sounding = False
         # Whether a response was interrupted, from the session's one record
         # of it: its audio still on the handler thread's way (a delta in
         # hand, the resampler's tail) is not played.
@@ -169,11 +171,20 @@ class Attachment:
     # OutputHook ------------------------------------------------------------------
 
     def interrupt(self, response_id: str | None) -> tuple[str | None, float | None]:
+        """Stop the speaker. With no running ``response_id``, the reply it was
+        playing is the last one fed, but only if something was still queued or
+        sounding: an interrupt of a silent speaker stopped no reply."""
         speaker = self.speaker
         if speaker is None:
             return response_id, None
+        # Read before the stop: audio written after this was not sounding at
+        # the call, and interrupt() discards it.
+        sounding = speaker.playing
         with self._lock:
-            rid = response_id if response_id is not None else self._last
+            self._sounding = sounding
+            rid = response_id
+            if rid is None and sounding:
+                rid = self._last
             start = None if rid is None else self._starts.get(rid)
         speaker.interrupt()
         if start is None:
@@ -184,8 +195,14 @@ class Attachment:
         """When the sound the last `interrupt` stopped went silent (monotonic seconds).
 
         Waits up to ``timeout`` seconds for the speaker's player thread to
-        abort its stream; None without a speaker (or one that cannot say).
+        abort its stream; None without a speaker (or one that cannot say),
+        and None when nothing was sounding at that interrupt: it silenced
+        nothing, so it has no time to silence (rather than a 0 that would
+        pull the metrics' percentiles down).
         """
+        with self._lock:
+            if not self._sounding:
+                return None
         wait = getattr(self.speaker, "wait_silent", None)
         return None if wait is None else wait(timeout)
 

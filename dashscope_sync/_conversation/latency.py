@@ -10,13 +10,23 @@ one clock the state machine is given.
 Where a user's turn ends (the start of ``end_of_speech_to_first_audio``):
 under server VAD, the arrival of ``input_audio_buffer.speech_stopped``; in
 manual mode, the ``input_audio_buffer.commit`` intent. The latest one is
-given to the next ``response.created``.
+given to the next ``response.created``. A turn goes on through its tool
+calls: when a reply that got the end of speech finishes (``completed``)
+having called functions without a sound, the user is still waiting, so the
+same end of speech is given to the replies created after it (the answers to
+the calls' outputs) until one of them sounds or finishes without calling
+more; a new end of speech replaces it. So ``end_of_speech_to_first_audio``
+of a tool turn is measured to the first audio the user hears in it: the
+follow-up's.
 
 What "the request" is (the start of the other delays): for a response a
 handle follows, the handle's own start (the ``response.create`` intent, or
 the ``next_response()`` call), as `ResponseResult` has always counted; for a
 response nobody follows (a server-VAD reply heard through handlers or an
 attached speaker), the user's end of speech, else its ``response.created``.
+The answer to a tool turn's outputs is a response of its own: its delays
+start at its own request (the ``response.create`` after the outputs), and
+only ``end_of_speech_to_first_audio`` spans the whole turn.
 """
 
 from __future__ import annotations
@@ -31,6 +41,8 @@ from .._wire.events import (
     ResponseAudioTranscriptDelta,
     ResponseAudioTranscriptText,
     ResponseDone,
+    ResponseFunctionCallArgumentsDone,
+    ResponseInfo,
     ResponseTextDelta,
     ResponseTextText,
     ServerEvent,
@@ -66,6 +78,7 @@ class ResponseTiming:
     """
 
     __slots__ = (
+        "calls_tools",
         "created_at",
         "done_at",
         "first_audible_at",
@@ -85,6 +98,8 @@ class ResponseTiming:
         self.first_text_at: float | None = None
         self.playback_at: float | None = None
         self.done_at: float | None = None
+        # Whether the response called a function (its arguments' done event).
+        self.calls_tools = False
 
     def since_request(self, at: float | None) -> float | None:
         return None if at is None else at - self.requested_at
@@ -117,6 +132,10 @@ class LatencyBook:
     def __init__(self) -> None:
         # The latest end of the user's speech not yet given to a response.
         self._speech_ended_at: float | None = None
+        # The end of speech of a turn still waiting for a sound after a reply
+        # that only called tools: given to every response created until one
+        # sounds or ends the turn (see the module docstring).
+        self._turn_end: float | None = None
         # response id -> its timing, oldest first (the latest KEPT).
         self.responses: collections.OrderedDict[str, ResponseTiming] = collections.OrderedDict()
         # The responses still waiting for their first audible chunk / first
@@ -129,6 +148,7 @@ class LatencyBook:
     def speech_ended(self, at: float) -> None:
         """The user's turn ended at ``at`` (a manual commit; VAD's comes as an event)."""
         self._speech_ended_at = at
+        self._turn_end = None  # a new turn: the old one's tool answers no longer count
 
     def created(self, response_id: str, at: float, requested_at: float | None) -> ResponseTiming:
         """A ``response.created`` arrived at ``at``; ``requested_at`` is its handle's start."""
@@ -136,6 +156,8 @@ class LatencyBook:
         if timing is not None:
             return timing  # a duplicate created: the first one counts
         speech_end, self._speech_ended_at = self._speech_ended_at, None
+        if speech_end is None:
+            speech_end = self._turn_end  # an answer to a tool turn's outputs
         if requested_at is None:
             requested_at = at if speech_end is None else speech_end
         timing = ResponseTiming(requested_at, at, speech_end)
@@ -158,6 +180,8 @@ class LatencyBook:
                 return  # heard already (or nobody's): nothing to check
             if timing.first_audio_at is None:
                 timing.first_audio_at = at
+                if timing.speech_ended_at is not None and timing.speech_ended_at == self._turn_end:
+                    self._turn_end = None  # the tool turn's answer sounds: it has its figure
             # Checked only until the first audible chunk: free afterwards.
             if audible(event.delta):
                 timing.first_audible_at = at
@@ -174,10 +198,29 @@ class LatencyBook:
             timing = self.responses.get(rid)
             if timing is not None and timing.done_at is None:
                 timing.done_at = at
+                self._turn_goes_on(timing, event.response)
         elif kind is InputAudioBufferSpeechStopped:
             assert isinstance(event, InputAudioBufferSpeechStopped)
             if event.reason != "turn_invalid":  # a filler: no response follows it
-                self._speech_ended_at = at
+                self.speech_ended(at)
+        elif kind is ResponseFunctionCallArgumentsDone:
+            assert isinstance(event, ResponseFunctionCallArgumentsDone)
+            timing = self.responses.get(event.response_id)
+            if timing is not None:
+                timing.calls_tools = True
+
+    def _turn_goes_on(self, timing: ResponseTiming, info: ResponseInfo) -> None:
+        """A response of a user's turn ended: does the turn wait on for its tools' answer?"""
+        speech_end = timing.speech_ended_at
+        if speech_end is None or timing.first_audio_at is not None:
+            return  # no user's turn, or the user heard this one
+        if (info.status or "completed") != "completed":
+            return  # cut or failed: what comes next is up to the program
+        if timing.calls_tools or any(item.type == "function_call" for item in info.output):
+            if self._speech_ended_at is None:  # unless the user has spoken again since
+                self._turn_end = speech_end
+        elif speech_end == self._turn_end:
+            self._turn_end = None  # the turn's last reply, silent (a text reply)
 
     def played(self, response_id: str, at: float) -> None:
         """An attached speaker played the response's first sample at ``at``."""

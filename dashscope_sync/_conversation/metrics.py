@@ -46,6 +46,8 @@ class LatencySummary:
         p50: The median, in seconds.
         p95: The 95th percentile, in seconds (linear interpolation, as numpy's default).
         max: The largest value, in seconds.
+
+    Thread safety: immutable (numbers only); share it freely between threads.
     """
 
     count: int = 0
@@ -106,11 +108,18 @@ class Metrics:
         interrupt_to_silence: From each `interrupt()` with a speaker
             attached to the last sample played (a barge-in the server's VAD
             triggers is not timed: it is decided on the socket's reader
-            thread, which never waits for the speaker).
+            thread, which never waits for the speaker; an interrupt that
+            found the speaker silent is not counted: it silenced nothing).
 
     A `SpeechSession`'s metrics count its speeches that finished whole
     (``responses`` is their number): ``first_audio_delay`` and ``total_time``
     as `SpeechResult` has them, from the speech's first text sent.
+
+    Thread safety: immutable (numbers and `LatencySummary` records); share it
+    freely. ``session.metrics`` may be read from any thread, handlers
+    included, while the session runs: each read copies the figures under
+    the session's lock, so a snapshot is consistent (no response half
+    counted) and never changes afterwards.
     """
 
     responses: int = 0

@@ -86,11 +86,12 @@ class OutputHook(Protocol):
 
     def interrupt(self, response_id: str | None) -> tuple[str | None, float | None]:
         """Stop the sound now; the response that was playing (``response_id`` if
-        given, else the last one heard) and the seconds of it the listener heard."""
+        given, else the one still sounding, if any) and the seconds of it heard."""
 
     def silenced_at(self, timeout: float) -> float | None:
         """When the sound the last `interrupt` stopped went silent (``time.monotonic()``
-        seconds), waiting up to ``timeout`` seconds; None if it cannot say."""
+        seconds), waiting up to ``timeout`` seconds; None if it cannot say, or
+        if nothing was sounding at that interrupt (no figure to count)."""
 
 
 class ToolWorker(Protocol):

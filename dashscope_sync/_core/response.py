@@ -82,6 +82,12 @@ class ResponseResult:
         status_details: The server's ``status_details``, if any.
         first_text_delay: Seconds from the request to the first text, or None.
         first_audio_delay: Seconds from the request to the first audio, or None.
+            For the reply that answers tool outputs (the final reply
+            `RealtimeSession.respond` returns after tool calls, a
+            ``follow_up``), "the request" is its own: the ``response.create``
+            sent after the outputs (under server VAD, when the library began
+            following the server's answer), so the tools' time is not in it;
+            ``end_of_speech_to_first_audio`` covers the whole turn.
         total_time: Seconds from the request to ``response.done``.
         first_audible_delay: Seconds from the request to the first audio
             chunk that is not silence (a sample at -50 dBFS or louder), or
@@ -91,7 +97,11 @@ class ResponseResult:
             speech to the first audio: from the arrival of
             ``input_audio_buffer.speech_stopped`` under server VAD, or from
             the `commit_audio` call in manual mode (`respond` commits for
-            you). None for a turn with no speech (text) or no audio.
+            you). None for a turn with no speech (text) or no audio. In a
+            turn whose reply calls tools without a sound, it is the answer's
+            (the first audio the user hears in the turn), and None on the
+            calling reply; a calling reply that speaks ("let me check") has
+            it, and the answer then has None.
         playback_start: With a `Speaker` attached, seconds from the request
             to the moment the reply's first sample sounded out of the device
             (the speaker's estimate: when the block holding it was given to
@@ -225,7 +235,9 @@ class Interruption:
     """What `RealtimeSession.interrupt` stopped.
 
     Attributes:
-        response_id: The response that was running, or None if none was.
+        response_id: The response that was running; else, with a speaker
+            attached, the one it was still playing; None if neither (an
+            interrupt while nothing runs or sounds stopped nothing).
         played_seconds: Seconds of that response the listener heard, from the
             attached `Speaker` (device latency accounted for); None without one.
         cancelled: Whether a ``response.cancel`` was sent for it.
@@ -233,11 +245,13 @@ class Interruption:
             ``interrupt()`` call to the last sample played: until the
             speaker's player thread aborted the output stream (PortAudio
             drops what the device buffer held; with a stream that cannot say
-            its room, it first finishes the 10 ms piece it is writing), or 0
-            when the speaker had already played everything out. A sound server's own period past
+            its room, it first finishes the 10 ms piece it is writing), or
+            until it played out if that came first. A sound server's own period past
             PortAudio (PipeWire's quantum, about 20 ms) is not reported by
-            PortAudio, so not included. None without a speaker, or when the
-            speaker did not confirm its abort within half a second.
+            PortAudio, so not included. None without a speaker, when nothing
+            was queued or sounding at the call (it silenced nothing, and
+            `RealtimeSession.metrics` does not count it), or when the speaker
+            did not confirm its abort within half a second.
     """
 
     response_id: str | None

@@ -637,9 +637,11 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
 
         Returns:
             An `Interruption`: the response that was running (or, with a
-            speaker attached, the last one it played; None if neither) and the
+            speaker attached, the one it was still playing; None if neither:
+            a reply that finished playing is not what this stopped) and the
             seconds of it the listener heard, from the attached speaker, and
-            how long the speaker took to fall silent (``interrupt_to_silence``).
+            how long the speaker took to fall silent (``interrupt_to_silence``;
+            None when nothing was sounding, and then not in `metrics`).
 
         Raises:
             UsageError: ``truncate`` on a family without the item operations
@@ -751,6 +753,8 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
         ``playback_start``, ``total_time``) and for `interrupt`'s
         ``interrupt_to_silence``, a `LatencySummary` (count, p50, p95, max)
         over every response it applied to, followed by a handle or not.
+        May be read from any thread, handlers included: each read copies the
+        figures under the session's lock.
         """
         return self._core.metrics()
 

@@ -649,6 +649,8 @@ class SpeechSession(SessionBase[SpeechConfig]):
         One value per speech that finished whole (not cancelled or failed):
         ``first_audio_delay`` (from its first text sent to its first audio)
         and ``total_time`` (to its end), as its `SpeechResult` has them.
+        May be read from any thread: each read copies them under the
+        session's lock.
         """
         return self._core.speech_metrics()
 
