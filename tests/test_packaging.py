@@ -116,3 +116,48 @@ def test_license_file_matches_declared_licence() -> None:
     assert "License :: OSI Approved :: MIT License" in config["metadata"]["classifiers"]
     text = (ROOT / "LICENSE").read_text()
     assert text.startswith("MIT License") and "Permission is hereby granted, free of charge" in text
+
+
+def supported_pythons() -> list[tuple[int, int]]:
+    """The (3, X) versions setup.cfg's classifiers list, in order."""
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    prefix = "Programming Language :: Python :: 3."
+    return sorted(
+        (3, int(line.removeprefix(prefix)))
+        for line in config["metadata"]["classifiers"].splitlines()
+        if line.startswith(prefix) and line.removeprefix(prefix).isdigit()
+    )
+
+
+def test_ci_runs_the_oldest_and_newest_python_the_metadata_lists() -> None:
+    """.ci/supported-pythons, which picks the Pythons .ci/every-python runs the suite
+    on, gives exactly the oldest and newest of setup.cfg's classifiers."""
+    versions = supported_pythons()
+    proc = subprocess.run(
+        ["bash", str(ROOT / ".ci" / "supported-pythons")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    oldest, newest = versions[0], versions[-1]
+    assert proc.stdout.split() == [f"{oldest[0]}.{oldest[1]}", f"{newest[0]}.{newest[1]}"]
+    every_python = (ROOT / ".ci" / "every-python").read_text()
+    assert "$(bash .ci/supported-pythons)" in every_python
+    assert "bash .ci/every-python" in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_metadata_lists_one_range_of_pythons_from_python_requires() -> None:
+    """The classifiers name every minor version from python_requires' on, with no gap,
+    and the type checker and linter target that oldest version."""
+    versions = supported_pythons()
+    oldest = versions[0]
+    assert versions == [(3, minor) for minor in range(oldest[1], versions[-1][1] + 1)]
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    assert config["options"]["python_requires"] == f">={oldest[0]}.{oldest[1]}"
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert f'python_version = "{oldest[0]}.{oldest[1]}"' in pyproject
+    assert f'target-version = "py{oldest[0]}{oldest[1]}"' in pyproject
