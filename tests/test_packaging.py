@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import os
 import shutil
 import subprocess
 import sys
@@ -161,3 +162,37 @@ def test_metadata_lists_one_range_of_pythons_from_python_requires() -> None:
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert f'python_version = "{oldest[0]}.{oldest[1]}"' in pyproject
     assert f'target-version = "py{oldest[0]}{oldest[1]}"' in pyproject
+
+
+@pytest.mark.parametrize("pyenv", ["absent", "without the version"])
+def test_every_python_skips_a_python_it_cannot_find(tmp_path: Path, pyenv: str) -> None:
+    """.ci/every-python prints a line for a supported Python found neither through pyenv
+    nor on PATH and goes on: a machine without it (or without pyenv) does not fail CI."""
+    shutil.copytree(ROOT / ".ci", tmp_path / ".ci")
+    (tmp_path / "setup.cfg").write_text(
+        "[metadata]\nclassifiers =\n"
+        "    Programming Language :: Python :: 3.98\n"
+        "    Programming Language :: Python :: 3.99\n"
+    )
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").symlink_to(sys.executable)
+    if pyenv == "without the version":
+        fake = bin_dir / "pyenv"
+        fake.write_text("#!/bin/sh\necho \"pyenv: version '$2' not installed\" >&2\nexit 1\n")
+        fake.chmod(0o755)
+    env = {"PATH": f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin", "HOME": str(tmp_path)}
+    proc = subprocess.run(
+        ["bash", str(tmp_path / ".ci" / "every-python")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    for version in ("3.98", "3.99"):
+        assert f"every-python: SKIPPED Python {version}: not found" in "\n".join(lines)
+    assert lines[-1] == "every-python: passed on Python (none)"
+    assert not list(tmp_path.glob(".venv-*"))
