@@ -180,9 +180,10 @@ class FakeSpeaker:
 
     rate = 24000
 
-    def __init__(self) -> None:
+    def __init__(self, block: float = CHUNK_SECONDS) -> None:
         # Guards writes.
         self._lock = threading.Lock()
+        self._block = block
         self.writes: list[tuple[str, bool]] = []  # (thread name, after the interrupt)
         self.returned = threading.Event()
         self.first = threading.Event()
@@ -196,7 +197,7 @@ class FakeSpeaker:
         with self._lock:
             self.writes.append((threading.current_thread().name, self.returned.is_set()))
         self.first.set()
-        time.sleep(CHUNK_SECONDS)
+        time.sleep(self._block)
 
     def mark_end(self) -> None:
         pass
@@ -213,7 +214,9 @@ class TestAttachedSpeaker:
         self, server: LocalRealtimeServer, manual: ds.RealtimeSession
     ) -> None:
         """An attached speaker is written from the handler thread, never the socket reader."""
-        speaker = FakeSpeaker()
+        # Not blocking: which thread writes does not depend on how long a write takes,
+        # and a blocking one would play the whole default reply in real time (~5 s).
+        speaker = FakeSpeaker(block=0.0)
         manual.attach(speaker=speaker)
         done_seen = threading.Event()
         manual.on(ds.ResponseDone, lambda event: done_seen.set())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import os
 import shutil
 import subprocess
 import sys
@@ -116,3 +117,81 @@ def test_license_file_matches_declared_licence() -> None:
     assert "License :: OSI Approved :: MIT License" in config["metadata"]["classifiers"]
     text = (ROOT / "LICENSE").read_text()
     assert text.startswith("MIT License") and "Permission is hereby granted, free of charge" in text
+
+
+def supported_pythons() -> list[tuple[int, int]]:
+    """The (3, X) versions setup.cfg's classifiers list, in order."""
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    prefix = "Programming Language :: Python :: 3."
+    return sorted(
+        (3, int(line.removeprefix(prefix)))
+        for line in config["metadata"]["classifiers"].splitlines()
+        if line.startswith(prefix) and line.removeprefix(prefix).isdigit()
+    )
+
+
+def test_ci_runs_every_python_the_metadata_lists() -> None:
+    """.ci/supported-pythons, which picks the Pythons .ci/every-python runs the suite
+    on, gives exactly setup.cfg's classifiers, oldest (and newest) included."""
+    versions = supported_pythons()
+    proc = subprocess.run(
+        ["bash", str(ROOT / ".ci" / "supported-pythons")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [f"{major}.{minor}" for major, minor in versions]
+    every_python = (ROOT / ".ci" / "every-python").read_text()
+    assert "versions=$(bash .ci/supported-pythons)" in every_python.splitlines()
+    assert "bash .ci/every-python" in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_metadata_lists_one_range_of_pythons_from_python_requires() -> None:
+    """The classifiers name every minor version from python_requires' on, with no gap,
+    and the type checker and linter target that oldest version."""
+    versions = supported_pythons()
+    oldest = versions[0]
+    assert versions == [(3, minor) for minor in range(oldest[1], versions[-1][1] + 1)]
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    assert config["options"]["python_requires"] == f">={oldest[0]}.{oldest[1]}"
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert f'python_version = "{oldest[0]}.{oldest[1]}"' in pyproject
+    assert f'target-version = "py{oldest[0]}{oldest[1]}"' in pyproject
+
+
+@pytest.mark.parametrize("pyenv", ["absent", "without the version"])
+def test_every_python_skips_a_python_it_cannot_find(tmp_path: Path, pyenv: str) -> None:
+    """.ci/every-python prints a line for a supported Python found neither through pyenv
+    nor on PATH and goes on: a machine without it (or without pyenv) does not fail CI."""
+    shutil.copytree(ROOT / ".ci", tmp_path / ".ci")
+    (tmp_path / "setup.cfg").write_text(
+        "[metadata]\nclassifiers =\n"
+        "    Programming Language :: Python :: 3.98\n"
+        "    Programming Language :: Python :: 3.99\n"
+    )
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").symlink_to(sys.executable)
+    if pyenv == "without the version":
+        fake = bin_dir / "pyenv"
+        fake.write_text("#!/bin/sh\necho \"pyenv: version '$2' not installed\" >&2\nexit 1\n")
+        fake.chmod(0o755)
+    env = {"PATH": f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin", "HOME": str(tmp_path)}
+    proc = subprocess.run(
+        ["bash", str(tmp_path / ".ci" / "every-python")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    for version in ("3.98", "3.99"):
+        assert f"every-python: SKIPPED Python {version}: not found" in "\n".join(lines)
+    assert lines[-1] == "every-python: passed on Python (none)"
+    assert not list(tmp_path.glob(".venv-*"))

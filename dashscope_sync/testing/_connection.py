@@ -407,9 +407,11 @@ class LocalConnection:
             name=f"dashscope-local-close-{self.session_id}",
             daemon=True,
         )
+        # Started under the lock: join() snapshots _aux_threads under it, and a
+        # listed thread that has not started yet cannot be joined.
         with self._lock:
             self._aux_threads.append(thread)
-        thread.start()
+            thread.start()
 
     def drop(self) -> None:
         """Cut the TCP connection abruptly, with no close frame (the client sees 1006)."""
