@@ -192,6 +192,35 @@ class TestHeard:
         (turn,) = book.snapshot()
         assert (turn.heard_text, turn.interrupted) == ("all of it", False)
 
+    def test_played_seconds_that_round_below_the_total_are_the_whole_reply(self) -> None:
+        """5.1 s played of a 5.1 s reply (5.1 * 24000 floats just under 122400 samples) was heard whole."""
+        book = TranscriptBook(origin=0.0)
+        feed(book, *reply("r1", "item_a", ["It", " said", ' "hi".'], 1.7), done("r1"))
+        assert book.heard("r1", 5.1, truncate=True) is None
+        (turn,) = book.snapshot()
+        assert (turn.heard_text, turn.interrupted) == ('It said "hi".', False)
+
+    def test_a_few_samples_short_of_the_end_is_the_whole_reply(self) -> None:
+        """A speaker a few ms short of the end (resampling moves it) heard it all; 0.1 s short did not."""
+        book = TranscriptBook(origin=0.0)
+        feed(book, *reply("r1", "item_a", ["one", " two", " three"], 1.0), done("r1"))
+        book.heard("r1", 3.0 - 0.004)
+        assert not book.snapshot()[0].interrupted
+        book.heard("r1", 2.9)
+        (turn,) = book.snapshot()
+        assert (turn.heard_text, turn.interrupted) == ("one two", True)
+
+    def test_a_running_reply_played_up_to_its_cut_heard_all_that_had_arrived(self) -> None:
+        """A cut reply whose arrived audio the speaker played to within rounding heard every arrived word."""
+        state = SessionState()
+        state.transcript = book = TranscriptBook(origin=0.0)
+        for frame in reply("r1", "item_a", ["It", " said", ' "hi".'], 1.7):
+            state.receive(decode(json.dumps(frame).encode()), 1.0)
+        rid, _ = state.interrupt()
+        book.heard(rid, 5.1)
+        (turn,) = book.snapshot()
+        assert (turn.text, turn.heard_text) == ('It said "hi".', 'It said "hi".')
+
     def test_without_a_speaker_the_text_whose_audio_had_arrived_was_heard(self) -> None:
         """interrupt() with no speaker: heard_text is the text whose audio had arrived at the cut."""
         state = SessionState()

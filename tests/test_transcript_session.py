@@ -125,6 +125,29 @@ class TestTranscript:
         assert reply.heard_text and reply.text.startswith(reply.heard_text)
         assert len(reply.heard_text) < len(reply.text)
 
+    def test_an_interrupt_after_the_reply_played_out_cuts_nothing(self) -> None:
+        """interrupt(truncate=True) once a reply has played to its end: not interrupted, no item operation."""
+        device = VirtualOutput(24000, latency=0.05)
+        with (
+            LocalRealtimeServer() as server,
+            _client(server).realtime.connect(model=AUDIO_MODEL) as session,
+            ds.Speaker(stream=device) as speaker,
+        ):
+            session.update_session(ds.SessionUpdate(turn_detection=None), timeout=10)
+            session.attach(speaker=speaker)
+            # "hi" gets a 5.1 s reply: 5.1 * 24000 floats just under its 122400 samples.
+            result = session.respond(text="hi", timeout=30)
+            assert wait_until(lambda: speaker.written_seconds >= result.audio_seconds, timeout=10)
+            assert speaker.drain(timeout=30)
+            session.interrupt(truncate=True)
+            session.respond(text="And then?", timeout=30)  # what interrupt() sent came before it
+            reply = session.transcript[1]
+        assert (reply.response_id, reply.interrupted) == (result.response_id, False)
+        assert reply.heard_text == reply.text == result.text
+        sent = [frame["type"] for frame in server.received]
+        assert "conversation.item.delete" not in sent
+        assert sent.count("conversation.item.create") == 2  # the two questions only
+
     def test_a_barge_in_under_server_vad_keeps_conversation_order(self) -> None:
         """Under server VAD, a reply cut by the user's speech is interrupted, between the two user turns."""
         from dashscope_sync.testing import speech_like_pcm16

@@ -65,6 +65,11 @@ __all__ = ["TranscriptBook", "Truncation", "heard_text"]
 
 #: PCM16: two bytes a sample.
 _SAMPLE_BYTES: Final = 2
+#: A reply whose audio played to within this many seconds of its end was heard
+#: whole: the speaker's seconds are floats, and resampling to the device's rate
+#: moves a reply's end by a few samples, so "played it all" rarely comes out as
+#: exactly the reply's bytes. Far shorter than any word.
+_WHOLE_WITHIN: Final = 0.01
 
 
 @attrs.frozen
@@ -419,7 +424,10 @@ class TranscriptBook:
         if draft is None:
             return None
         if played_seconds is not None:
-            played = int(played_seconds * self._rate) * _SAMPLE_BYTES
+            played = round(played_seconds * self._rate) * _SAMPLE_BYTES
+            total = draft.audio if draft.cut_audio is None else draft.cut_audio
+            if played >= total - round(_WHOLE_WITHIN * self._rate) * _SAMPLE_BYTES:
+                played = max(played, total)  # all of it: never floored below the total
             draft.played = played if draft.played is None else min(draft.played, played)
         if not truncate or not draft.interrupted:
             return None
