@@ -10,7 +10,7 @@ import pytest
 
 import dashscope_sync as ds
 from dashscope_sync._conversation.book import TranscriptBook, Truncation, heard_text
-from dashscope_sync._core.state import SessionState
+from dashscope_sync._core.state import RequestKind, SessionState
 from dashscope_sync._wire.codec import decode
 
 #: 24 kHz PCM16: bytes per second of reply audio.
@@ -283,6 +283,55 @@ class TestTruncation:
         book = TranscriptBook(origin=0.0)
         feed(book, *reply("r1", "item_a", ["one"], 1.0), done("r1"))
         assert book.heard("r1", 2.0, truncate=True) is None
+
+
+class TestReplacement:
+    """interrupt(truncate=True)'s two steps in the state: no sockets, threads or clocks."""
+
+    def cut_reply(self) -> tuple[SessionState, Any]:
+        """A state whose running second item was cut with truncate; the response.done's effects."""
+        state = SessionState()
+        state.transcript = book = TranscriptBook(origin=0.0)
+        frames = [*user_audio("item_u"), *reply("r1", "item_a", ["one", " two"], 1.0)]
+        item = {"id": "item_a", "type": "message", "role": "assistant", "content": []}
+        frames.append({"type": "conversation.item.created", "item": item})
+        for frame in frames:
+            state.receive(decode(json.dumps(frame).encode()), 1.0)
+        rid, _ = state.interrupt()
+        assert book.heard(rid, 1.2, truncate=True) is None
+        assert state.truncating  # owed from the interrupt on
+        effects = state.receive(decode(json.dumps(done("r1", "cancelled")).encode()), 1.0)
+        return state, effects
+
+    def test_the_re_create_waits_for_the_servers_deleted(self) -> None:
+        """The state asks for the re-create only once conversation.item.deleted answered the delete."""
+        state, effects = self.cut_reply()
+        replacement = effects.truncate
+        assert replacement.cut == Truncation("item_a", "item_u", "one") and state.truncating
+        request = state.request(RequestKind.DELETE, "ev_del", {"item_id": "item_a"})
+        state.replacements.deleting(replacement, request, "the re-create")
+        other = {"type": "conversation.item.deleted", "item_id": "item_other"}
+        assert state.receive(decode(json.dumps(other).encode()), 1.0) is None
+        deleted = {"type": "conversation.item.deleted", "item_id": "item_a"}
+        effects = state.receive(decode(json.dumps(deleted).encode()), 1.0)
+        assert effects.recreate == (replacement,) and replacement.refused is None
+        assert state.truncating  # until the core sent the re-create
+        state.replacements.close(replacement)
+        assert not state.truncating
+
+    def test_a_refused_delete_is_not_followed_by_the_re_create(self) -> None:
+        """An error naming the delete ends the replacement as refused: the cut item is never doubled."""
+        state, effects = self.cut_reply()
+        replacement = effects.truncate
+        request = state.request(RequestKind.DELETE, "ev_del", {"item_id": "item_a"})
+        state.replacements.deleting(replacement, request, "the re-create")
+        error = {
+            "type": "error",
+            "error": {"type": "invalid_request_error", "message": "no item", "event_id": "ev_del"},
+        }
+        effects = state.receive(decode(json.dumps(error).encode()), 1.0)
+        assert effects.recreate == (replacement,)
+        assert isinstance(replacement.refused, ds.APIError)
 
 
 class TestRecords:

@@ -200,6 +200,53 @@ class TestTruncate:
         assert roles == [("user", LONG), ("assistant", cut.heard_text), ("user", "And then?")]
         assert history[1]["id"] == cut.item_id  # the re-created item, at the cut one's place
 
+    def test_the_next_turn_reaches_the_server_after_the_replacement(
+        self, slow_server: LocalRealtimeServer
+    ) -> None:
+        """A turn asked for while the cut reply has not ended goes after the delete and re-create."""
+        with _client(slow_server).realtime.connect(model=AUDIO_MODEL) as session:
+            session.update_session(ds.SessionUpdate(turn_detection=None), timeout=10)
+            audio_came = first_audio(session)
+            session.append_text(LONG)
+            response = session.create_response()
+            assert audio_came.wait(10)
+            connection = slow_server.connections[0]
+            connection.stall()  # the cancel waits unread: the cut reply cannot end yet
+            results: list[object] = []
+
+            def next_turn() -> None:
+                try:
+                    results.append(session.respond(text="And then?", timeout=30))
+                except BaseException as exc:  # handed to the test's thread
+                    results.append(exc)
+
+            try:
+                session.interrupt(truncate=True)
+                asking = threading.Thread(target=next_turn, name="next-turn")
+                asking.start()
+            finally:
+                connection.resume()
+            asking.join(30)
+            with pytest.raises(ds.ResponseCancelledError):
+                response.wait(timeout=10)
+            cut = session.transcript[1]
+        assert not asking.is_alive() and isinstance(results[0], ds.ResponseResult)
+        sent = [
+            (frame["type"], frame.get("item", {}).get("role"))
+            for frame in slow_server.received
+            if frame["type"].startswith(("conversation.item.", "response."))
+        ]
+        assert sent[-5:] == [
+            ("response.cancel", None),
+            ("conversation.item.delete", None),
+            ("conversation.item.create", "assistant"),
+            ("conversation.item.create", "user"),
+            ("response.create", None),
+        ]
+        history = slow_server.connections[0].conversation
+        roles = [(item["role"], item["content"][0].get("text")) for item in history[:3]]
+        assert roles == [("user", LONG), ("assistant", cut.heard_text), ("user", "And then?")]
+
     def test_a_family_without_item_operations_refuses_before_anything(
         self, slow_server: LocalRealtimeServer
     ) -> None:

@@ -254,6 +254,8 @@ class TranscriptBook:
         # Truncated turns whose re-created item's echo has not come yet, oldest
         # first, with the text it holds.
         self._recreating: list[tuple[_Draft, str]] = []
+        # Replies cut by a truncating interrupt() whose response.done has not come.
+        self._owed: set[str] = set()
 
     # Events ----------------------------------------------------------------------
 
@@ -433,11 +435,18 @@ class TranscriptBook:
             return None
         if not draft.done:
             draft.truncate = True
+            self._owed.add(draft.response_id or "")
             return None
         return self._truncation(draft)
 
+    @property
+    def owes_truncation(self) -> bool:
+        """Whether a reply cut with ``truncate`` has still to end (its truncation is due then)."""
+        return bool(self._owed)
+
     def _truncation(self, draft: _Draft) -> Truncation | None:
         draft.truncate = False
+        self._owed.discard(draft.response_id or "")
         item_id = draft.item_id
         if item_id is None:
             return None  # the reply never made an item: nothing to change
