@@ -284,6 +284,19 @@ class TestTruncation:
         feed(book, *reply("r1", "item_a", ["one"], 1.0), done("r1"))
         assert book.heard("r1", 2.0, truncate=True) is None
 
+    def test_a_cut_first_item_is_left_whole(self) -> None:
+        """A cut reply that is the conversation's first item cannot be re-created at its place: skipped."""
+        book = TranscriptBook(origin=0.0)
+        feed(book, *reply("r1", "item_a", ["Hello", " there"], 1.0), done("r1"))
+        user = {"id": "item_u", "type": "message", "role": "user", "content": []}
+        feed(book, {"type": "conversation.item.created", "item": user})
+        cut = book.heard("r1", 1.2, truncate=True)
+        assert cut is not None and (cut.item_id, cut.text) == ("item_a", "Hello")
+        assert "first item" in cut.skip
+        assert book.snapshot()[0].item_id == "item_a"
+        # Nothing heard: only a delete, which needs no place.
+        assert book.heard("r1", 0.0, truncate=True) == Truncation("item_a", None, "")
+
 
 class TestReplacement:
     """interrupt(truncate=True)'s two steps in the state: no sockets, threads or clocks."""

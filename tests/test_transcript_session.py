@@ -247,6 +247,30 @@ class TestTruncate:
         roles = [(item["role"], item["content"][0].get("text")) for item in history[:3]]
         assert roles == [("user", LONG), ("assistant", cut.heard_text), ("user", "And then?")]
 
+    def test_a_cut_first_item_is_left_whole(self, caplog: pytest.LogCaptureFixture) -> None:
+        """A cut greeting (the first item) is not re-created after the items that follow it."""
+        device = VirtualOutput(24000, latency=0.1)
+        with (
+            LocalRealtimeServer() as server,
+            _client(server).realtime.connect(model=AUDIO_MODEL) as session,
+            ds.Speaker(stream=device) as speaker,
+        ):
+            session.update_session(ds.SessionUpdate(turn_detection=None), timeout=10)
+            session.attach(speaker=speaker)
+            greeting = session.create_response().wait(timeout=30)  # the assistant speaks first
+            assert wait_until(lambda: device.heard() > 0.5, timeout=10)
+            session.append_text("Stop, I have a question.")
+            with caplog.at_level("WARNING", logger="dashscope_sync"):
+                session.interrupt(truncate=True)
+            session.respond(text="Go on.", timeout=30)  # after anything interrupt() sent
+            history = server.connections[0].conversation
+            cut = session.transcript[0]
+        assert cut.interrupted and cut.item_id == greeting.output[0].id
+        assert [item["role"] for item in history[:3]] == ["assistant", "user", "user"]
+        assert history[0]["id"] == cut.item_id
+        assert "conversation.item.delete" not in [frame["type"] for frame in server.received]
+        assert "first item" in caplog.text
+
     def test_a_family_without_item_operations_refuses_before_anything(
         self, slow_server: LocalRealtimeServer
     ) -> None:

@@ -75,12 +75,14 @@ _WHOLE_WITHIN: Final = 0.01
 @attrs.frozen
 class Truncation:
     """Make the model's history match what was heard: delete ``item_id``, then
-    re-create an assistant message holding ``text`` after ``previous_item_id``
-    (at the end when None); with an empty ``text``, only delete."""
+    re-create an assistant message holding ``text`` after ``previous_item_id``;
+    with an empty ``text``, only delete. A non-empty ``skip`` says why it
+    cannot be done (nothing is to be sent)."""
 
     item_id: str
     previous_item_id: str | None
     text: str
+    skip: str = ""
 
 
 class _Draft:
@@ -367,6 +369,8 @@ class TranscriptBook:
     def _on_item_added(self, event: ResponseOutputItemAdded, at: float) -> None:
         if event.item.type == "message":
             self._reply(event.response_id, event.item.id)
+            if event.item.id:
+                self._place(event.item.id, None)  # a reply's item goes at the end
 
     def _on_delta(self, event: ResponseTextDelta | ResponseAudioTranscriptDelta, at: float) -> None:
         draft = self._reply(event.response_id, event.item_id)
@@ -450,11 +454,20 @@ class TranscriptBook:
         item_id = draft.item_id
         if item_id is None:
             return None  # the reply never made an item: nothing to change
-        previous = None
-        if item_id in self._items:
-            index = self._items.index(item_id)
-            previous = self._items[index - 1] if index > 0 else None
+        index = self._items.index(item_id) if item_id in self._items else None
+        previous = None if not index else self._items[index - 1]
         text = draft.heard()
+        if text and previous is None:
+            # The protocol documents no way to create an item at the beginning
+            # (nor is the place of an item never seen known): re-created at the
+            # end, it would follow the items after it. Left whole instead.
+            where = "the conversation's first item" if index == 0 else "an item of unknown place"
+            skip = (
+                f"the cut reply's item {item_id} is {where}, and DashScope documents no "
+                "way to create an item there: it is left whole in the server's history "
+                "(session.transcript's heard_text says what was heard)"
+            )
+            return Truncation(item_id, None, text, skip)
         if text:
             self._recreating.append((draft, text))
         return Truncation(item_id, previous, text)

@@ -351,6 +351,10 @@ class SessionCore:
         Not under ``_request_lock`` (the reader sends this): a DELETE request's
         answer pairs by the item's id, not by wire order."""
         cut = replacement.cut
+        if cut.skip:
+            logger.warning("interrupt(truncate=True): %s", cut.skip)
+            self._close_replacement(replacement)
+            return
         (delete_id, delete), *create = encode_item_replacement(
             self.ids, cut.item_id, cut.text, cut.previous_item_id
         )

@@ -636,7 +636,8 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
                 item or asks for a reply waits (at most ``request_timeout``;
                 not on the handler thread). Needs a family whose docs list
                 both item operations (Qwen-Audio). A reply with no heard text
-                is only deleted.
+                is only deleted; one that is the conversation's first item is
+                left whole (no documented way to create an item there; logged).
 
         Returns:
             An `Interruption`: the response that was running (or, with a
