@@ -332,6 +332,22 @@ class TestReplacement:
         state.replacements.close(replacement)
         assert not state.truncating
 
+    def test_abandoning_frees_what_waited(self) -> None:
+        """Truncations given up (their answer never came) hold nothing back, owed or under way."""
+        state, _ = self.cut_reply()
+        assert state.truncating
+        state.abandon_truncations()
+        assert not state.truncating
+        fresh = SessionState()
+        fresh.transcript = book = TranscriptBook(origin=0.0)
+        for frame in reply("r1", "item_a", ["one", " two"], 1.0):
+            fresh.receive(decode(json.dumps(frame).encode()), 1.0)
+        rid, _ = fresh.interrupt()
+        book.heard(rid, 0.5, truncate=True)
+        assert fresh.truncating
+        fresh.abandon_truncations()
+        assert not fresh.truncating
+
     def test_a_refused_delete_is_not_followed_by_the_re_create(self) -> None:
         """An error naming the delete ends the replacement as refused: the cut item is never doubled."""
         state, effects = self.cut_reply()

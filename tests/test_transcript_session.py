@@ -247,6 +247,33 @@ class TestTruncate:
         roles = [(item["role"], item["content"][0].get("text")) for item in history[:3]]
         assert roles == [("user", LONG), ("assistant", cut.heard_text), ("user", "And then?")]
 
+    def test_a_delete_never_answered_holds_the_next_turn_only_once(
+        self, slow_server: LocalRealtimeServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """With no conversation.item.deleted, a send waits request_timeout once, then nothing waits."""
+        config = ds.RealtimeConfig(model=AUDIO_MODEL, request_timeout=0.5)
+        with _client(slow_server).realtime.connect(config) as session:
+            session.update_session(ds.SessionUpdate(turn_detection=None), timeout=10)
+            audio_came = first_audio(session)
+            session.append_text(LONG)
+            response = session.create_response()
+            assert audio_came.wait(10)
+            connection = slow_server.connections[0]
+            connection.stall()  # nothing sent from now on is read, so nothing is answered
+            try:
+                stopped = session.interrupt(truncate=True)
+                ended = {"type": "response.done", "response": {"id": stopped.response_id}}
+                connection.send({**ended, "response": {**ended["response"], "status": "cancelled"}})
+                with pytest.raises(ds.ResponseCancelledError):
+                    response.wait(timeout=10)
+                with caplog.at_level("WARNING", logger="dashscope_sync"):
+                    session.append_text("Are you there?")
+                    session.append_text("Hello?")
+            finally:
+                connection.resume()
+        given_up = [r for r in caplog.records if "given up" in r.getMessage()]
+        assert len(given_up) == 1
+
     def test_a_cut_first_item_is_left_whole(self, caplog: pytest.LogCaptureFixture) -> None:
         """A cut greeting (the first item) is not re-created after the items that follow it."""
         device = VirtualOutput(24000, latency=0.1)

@@ -448,6 +448,11 @@ class TranscriptBook:
         """Whether a reply cut with ``truncate`` has still to end (its truncation is due then)."""
         return bool(self._owed)
 
+    def forget_owed_truncations(self) -> None:
+        """Stop counting the truncations owed as due (`owes_truncation`); each
+        still comes at its reply's ``response.done``, if that ever arrives."""
+        self._owed.clear()
+
     def _truncation(self, draft: _Draft) -> Truncation | None:
         draft.truncate = False
         self._owed.discard(draft.response_id or "")

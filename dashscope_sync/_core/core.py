@@ -407,17 +407,22 @@ class SessionCore:
         """
         mailbox = self.mailbox
         state = mailbox.state
-        if not state.truncating or threading.current_thread() is mailbox.no_wait_thread:
-            return  # an unlocked peek: the usual case costs nothing
+        if threading.current_thread() is mailbox.no_wait_thread:
+            return
 
         def settled() -> bool:
-            return not state.truncating or state.end is not None
+            # Checked under the lock: a reply's owed truncation becomes one
+            # under way within one delivery, never visible half-way.
+            return not state.truncating or state.is_closing
 
         timeout = self.config.request_timeout
         if not mailbox.wait_quietly(settled, Deadline(timeout)):
+            with mailbox.lock:
+                state.abandon_truncations()  # or every later send would wait as long
             logger.warning(
-                "interrupt(truncate=True)'s item replacement is not done after %s: "
-                "sending on; the next reply may still see the cut words",
+                "interrupt(truncate=True)'s item replacement is not done after %s "
+                "(no conversation.item.deleted?): given up; the next reply may "
+                "still see the cut words",
                 seconds(timeout),
             )
 

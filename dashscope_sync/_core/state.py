@@ -946,6 +946,13 @@ class SessionState:
         book = self.transcript
         return self.replacements.busy or (book is not None and book.owes_truncation)
 
+    def abandon_truncations(self) -> None:
+        """Stop holding anything back for the truncations owed or under way (their
+        answers never came): what is still to come of them is not sent."""
+        self.replacements.abandon()
+        if self.transcript is not None:
+            self.transcript.forget_owed_truncations()
+
     def _on_item_retrieved(self, event: ConversationItemRetrieved, at: float) -> None:
         self._answer_item(RequestKind.RETRIEVE, event.item.id, event)
 

@@ -84,6 +84,10 @@ class Replacements:
             done.append(replacement)
         return tuple(done)
 
+    def abandon(self) -> None:
+        """Give every replacement up (its answer never came): none holds anything back."""
+        self._open.clear()
+
     def close(self, replacement: Replacement) -> None:
         """Its frames are all sent (or never will be): it no longer holds anything back."""
         if replacement in self._open:
