@@ -10,7 +10,7 @@ import pytest
 
 import dashscope_sync as ds
 from dashscope_sync._conversation.book import TranscriptBook, Truncation, heard_text
-from dashscope_sync._core.state import SessionState
+from dashscope_sync._core.state import RequestKind, SessionState
 from dashscope_sync._wire.codec import decode
 
 #: 24 kHz PCM16: bytes per second of reply audio.
@@ -192,6 +192,35 @@ class TestHeard:
         (turn,) = book.snapshot()
         assert (turn.heard_text, turn.interrupted) == ("all of it", False)
 
+    def test_played_seconds_that_round_below_the_total_are_the_whole_reply(self) -> None:
+        """5.1 s played of a 5.1 s reply (5.1 * 24000 floats just under 122400 samples) was heard whole."""
+        book = TranscriptBook(origin=0.0)
+        feed(book, *reply("r1", "item_a", ["It", " said", ' "hi".'], 1.7), done("r1"))
+        assert book.heard("r1", 5.1, truncate=True) is None
+        (turn,) = book.snapshot()
+        assert (turn.heard_text, turn.interrupted) == ('It said "hi".', False)
+
+    def test_a_few_samples_short_of_the_end_is_the_whole_reply(self) -> None:
+        """A speaker a few ms short of the end (resampling moves it) heard it all; 0.1 s short did not."""
+        book = TranscriptBook(origin=0.0)
+        feed(book, *reply("r1", "item_a", ["one", " two", " three"], 1.0), done("r1"))
+        book.heard("r1", 3.0 - 0.004)
+        assert not book.snapshot()[0].interrupted
+        book.heard("r1", 2.9)
+        (turn,) = book.snapshot()
+        assert (turn.heard_text, turn.interrupted) == ("one two", True)
+
+    def test_a_running_reply_played_up_to_its_cut_heard_all_that_had_arrived(self) -> None:
+        """A cut reply whose arrived audio the speaker played to within rounding heard every arrived word."""
+        state = SessionState()
+        state.transcript = book = TranscriptBook(origin=0.0)
+        for frame in reply("r1", "item_a", ["It", " said", ' "hi".'], 1.7):
+            state.receive(decode(json.dumps(frame).encode()), 1.0)
+        rid, _ = state.interrupt()
+        book.heard(rid, 5.1)
+        (turn,) = book.snapshot()
+        assert (turn.text, turn.heard_text) == ('It said "hi".', 'It said "hi".')
+
     def test_without_a_speaker_the_text_whose_audio_had_arrived_was_heard(self) -> None:
         """interrupt() with no speaker: heard_text is the text whose audio had arrived at the cut."""
         state = SessionState()
@@ -254,6 +283,84 @@ class TestTruncation:
         book = TranscriptBook(origin=0.0)
         feed(book, *reply("r1", "item_a", ["one"], 1.0), done("r1"))
         assert book.heard("r1", 2.0, truncate=True) is None
+
+    def test_a_cut_first_item_is_left_whole(self) -> None:
+        """A cut reply that is the conversation's first item cannot be re-created at its place: skipped."""
+        book = TranscriptBook(origin=0.0)
+        feed(book, *reply("r1", "item_a", ["Hello", " there"], 1.0), done("r1"))
+        user = {"id": "item_u", "type": "message", "role": "user", "content": []}
+        feed(book, {"type": "conversation.item.created", "item": user})
+        cut = book.heard("r1", 1.2, truncate=True)
+        assert cut is not None and (cut.item_id, cut.text) == ("item_a", "Hello")
+        assert "first item" in cut.skip
+        assert book.snapshot()[0].item_id == "item_a"
+        # Nothing heard: only a delete, which needs no place.
+        assert book.heard("r1", 0.0, truncate=True) == Truncation("item_a", None, "")
+
+
+class TestReplacement:
+    """interrupt(truncate=True)'s two steps in the state: no sockets, threads or clocks."""
+
+    def cut_reply(self) -> tuple[SessionState, Any]:
+        """A state whose running second item was cut with truncate; the response.done's effects."""
+        state = SessionState()
+        state.transcript = book = TranscriptBook(origin=0.0)
+        frames = [*user_audio("item_u"), *reply("r1", "item_a", ["one", " two"], 1.0)]
+        item = {"id": "item_a", "type": "message", "role": "assistant", "content": []}
+        frames.append({"type": "conversation.item.created", "item": item})
+        for frame in frames:
+            state.receive(decode(json.dumps(frame).encode()), 1.0)
+        rid, _ = state.interrupt()
+        assert book.heard(rid, 1.2, truncate=True) is None
+        assert state.truncating  # owed from the interrupt on
+        effects = state.receive(decode(json.dumps(done("r1", "cancelled")).encode()), 1.0)
+        return state, effects
+
+    def test_the_re_create_waits_for_the_servers_deleted(self) -> None:
+        """The state asks for the re-create only once conversation.item.deleted answered the delete."""
+        state, effects = self.cut_reply()
+        replacement = effects.truncate
+        assert replacement.cut == Truncation("item_a", "item_u", "one") and state.truncating
+        request = state.request(RequestKind.DELETE, "ev_del", {"item_id": "item_a"})
+        state.replacements.deleting(replacement, request, "the re-create")
+        other = {"type": "conversation.item.deleted", "item_id": "item_other"}
+        assert state.receive(decode(json.dumps(other).encode()), 1.0) is None
+        deleted = {"type": "conversation.item.deleted", "item_id": "item_a"}
+        effects = state.receive(decode(json.dumps(deleted).encode()), 1.0)
+        assert effects.recreate == (replacement,) and replacement.refused is None
+        assert state.truncating  # until the core sent the re-create
+        state.replacements.close(replacement)
+        assert not state.truncating
+
+    def test_abandoning_frees_what_waited(self) -> None:
+        """Truncations given up (their answer never came) hold nothing back, owed or under way."""
+        state, _ = self.cut_reply()
+        assert state.truncating
+        state.abandon_truncations()
+        assert not state.truncating
+        fresh = SessionState()
+        fresh.transcript = book = TranscriptBook(origin=0.0)
+        for frame in reply("r1", "item_a", ["one", " two"], 1.0):
+            fresh.receive(decode(json.dumps(frame).encode()), 1.0)
+        rid, _ = fresh.interrupt()
+        book.heard(rid, 0.5, truncate=True)
+        assert fresh.truncating
+        fresh.abandon_truncations()
+        assert not fresh.truncating
+
+    def test_a_refused_delete_is_not_followed_by_the_re_create(self) -> None:
+        """An error naming the delete ends the replacement as refused: the cut item is never doubled."""
+        state, effects = self.cut_reply()
+        replacement = effects.truncate
+        request = state.request(RequestKind.DELETE, "ev_del", {"item_id": "item_a"})
+        state.replacements.deleting(replacement, request, "the re-create")
+        error = {
+            "type": "error",
+            "error": {"type": "invalid_request_error", "message": "no item", "event_id": "ev_del"},
+        }
+        effects = state.receive(decode(json.dumps(error).encode()), 1.0)
+        assert effects.recreate == (replacement,)
+        assert isinstance(replacement.refused, ds.APIError)
 
 
 class TestRecords:

@@ -125,6 +125,29 @@ class TestTranscript:
         assert reply.heard_text and reply.text.startswith(reply.heard_text)
         assert len(reply.heard_text) < len(reply.text)
 
+    def test_an_interrupt_after_the_reply_played_out_cuts_nothing(self) -> None:
+        """interrupt(truncate=True) once a reply has played to its end: not interrupted, no item operation."""
+        device = VirtualOutput(24000, latency=0.05)
+        with (
+            LocalRealtimeServer() as server,
+            _client(server).realtime.connect(model=AUDIO_MODEL) as session,
+            ds.Speaker(stream=device) as speaker,
+        ):
+            session.update_session(ds.SessionUpdate(turn_detection=None), timeout=10)
+            session.attach(speaker=speaker)
+            # "hi" gets a 5.1 s reply: 5.1 * 24000 floats just under its 122400 samples.
+            result = session.respond(text="hi", timeout=30)
+            assert wait_until(lambda: speaker.written_seconds >= result.audio_seconds, timeout=10)
+            assert speaker.drain(timeout=30)
+            session.interrupt(truncate=True)
+            session.respond(text="And then?", timeout=30)  # what interrupt() sent came before it
+            reply = session.transcript[1]
+        assert (reply.response_id, reply.interrupted) == (result.response_id, False)
+        assert reply.heard_text == reply.text == result.text
+        sent = [frame["type"] for frame in server.received]
+        assert "conversation.item.delete" not in sent
+        assert sent.count("conversation.item.create") == 2  # the two questions only
+
     def test_a_barge_in_under_server_vad_keeps_conversation_order(self) -> None:
         """Under server VAD, a reply cut by the user's speech is interrupted, between the two user turns."""
         from dashscope_sync.testing import speech_like_pcm16
@@ -176,6 +199,104 @@ class TestTruncate:
         roles = [(item["role"], item["content"][0].get("text")) for item in history[:3]]
         assert roles == [("user", LONG), ("assistant", cut.heard_text), ("user", "And then?")]
         assert history[1]["id"] == cut.item_id  # the re-created item, at the cut one's place
+
+    def test_the_next_turn_reaches_the_server_after_the_replacement(
+        self, slow_server: LocalRealtimeServer
+    ) -> None:
+        """A turn asked for while the cut reply has not ended goes after the delete and re-create."""
+        with _client(slow_server).realtime.connect(model=AUDIO_MODEL) as session:
+            session.update_session(ds.SessionUpdate(turn_detection=None), timeout=10)
+            audio_came = first_audio(session)
+            session.append_text(LONG)
+            response = session.create_response()
+            assert audio_came.wait(10)
+            connection = slow_server.connections[0]
+            connection.stall()  # the cancel waits unread: the cut reply cannot end yet
+            results: list[object] = []
+
+            def next_turn() -> None:
+                try:
+                    results.append(session.respond(text="And then?", timeout=30))
+                except BaseException as exc:  # handed to the test's thread
+                    results.append(exc)
+
+            try:
+                session.interrupt(truncate=True)
+                asking = threading.Thread(target=next_turn, name="next-turn")
+                asking.start()
+            finally:
+                connection.resume()
+            asking.join(30)
+            with pytest.raises(ds.ResponseCancelledError):
+                response.wait(timeout=10)
+            cut = session.transcript[1]
+        assert not asking.is_alive() and isinstance(results[0], ds.ResponseResult)
+        sent = [
+            (frame["type"], frame.get("item", {}).get("role"))
+            for frame in slow_server.received
+            if frame["type"].startswith(("conversation.item.", "response."))
+        ]
+        assert sent[-5:] == [
+            ("response.cancel", None),
+            ("conversation.item.delete", None),
+            ("conversation.item.create", "assistant"),
+            ("conversation.item.create", "user"),
+            ("response.create", None),
+        ]
+        history = slow_server.connections[0].conversation
+        roles = [(item["role"], item["content"][0].get("text")) for item in history[:3]]
+        assert roles == [("user", LONG), ("assistant", cut.heard_text), ("user", "And then?")]
+
+    def test_a_delete_never_answered_holds_the_next_turn_only_once(
+        self, slow_server: LocalRealtimeServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """With no conversation.item.deleted, a send waits request_timeout once, then nothing waits."""
+        config = ds.RealtimeConfig(model=AUDIO_MODEL, request_timeout=0.5)
+        with _client(slow_server).realtime.connect(config) as session:
+            session.update_session(ds.SessionUpdate(turn_detection=None), timeout=10)
+            audio_came = first_audio(session)
+            session.append_text(LONG)
+            response = session.create_response()
+            assert audio_came.wait(10)
+            connection = slow_server.connections[0]
+            connection.stall()  # nothing sent from now on is read, so nothing is answered
+            try:
+                stopped = session.interrupt(truncate=True)
+                ended = {"type": "response.done", "response": {"id": stopped.response_id}}
+                connection.send({**ended, "response": {**ended["response"], "status": "cancelled"}})
+                with pytest.raises(ds.ResponseCancelledError):
+                    response.wait(timeout=10)
+                with caplog.at_level("WARNING", logger="dashscope_sync"):
+                    session.append_text("Are you there?")
+                    session.append_text("Hello?")
+            finally:
+                connection.resume()
+        given_up = [r for r in caplog.records if "given up" in r.getMessage()]
+        assert len(given_up) == 1
+
+    def test_a_cut_first_item_is_left_whole(self, caplog: pytest.LogCaptureFixture) -> None:
+        """A cut greeting (the first item) is not re-created after the items that follow it."""
+        device = VirtualOutput(24000, latency=0.1)
+        with (
+            LocalRealtimeServer() as server,
+            _client(server).realtime.connect(model=AUDIO_MODEL) as session,
+            ds.Speaker(stream=device) as speaker,
+        ):
+            session.update_session(ds.SessionUpdate(turn_detection=None), timeout=10)
+            session.attach(speaker=speaker)
+            greeting = session.create_response().wait(timeout=30)  # the assistant speaks first
+            assert wait_until(lambda: device.heard() > 0.5, timeout=10)
+            session.append_text("Stop, I have a question.")
+            with caplog.at_level("WARNING", logger="dashscope_sync"):
+                session.interrupt(truncate=True)
+            session.respond(text="Go on.", timeout=30)  # after anything interrupt() sent
+            history = server.connections[0].conversation
+            cut = session.transcript[0]
+        assert cut.interrupted and cut.item_id == greeting.output[0].id
+        assert [item["role"] for item in history[:3]] == ["assistant", "user", "user"]
+        assert history[0]["id"] == cut.item_id
+        assert "conversation.item.delete" not in [frame["type"] for frame in server.received]
+        assert "first item" in caplog.text
 
     def test_a_family_without_item_operations_refuses_before_anything(
         self, slow_server: LocalRealtimeServer

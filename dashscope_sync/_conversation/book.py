@@ -65,17 +65,24 @@ __all__ = ["TranscriptBook", "Truncation", "heard_text"]
 
 #: PCM16: two bytes a sample.
 _SAMPLE_BYTES: Final = 2
+#: A reply whose audio played to within this many seconds of its end was heard
+#: whole: the speaker's seconds are floats, and resampling to the device's rate
+#: moves a reply's end by a few samples, so "played it all" rarely comes out as
+#: exactly the reply's bytes. Far shorter than any word.
+_WHOLE_WITHIN: Final = 0.01
 
 
 @attrs.frozen
 class Truncation:
     """Make the model's history match what was heard: delete ``item_id``, then
-    re-create an assistant message holding ``text`` after ``previous_item_id``
-    (at the end when None); with an empty ``text``, only delete."""
+    re-create an assistant message holding ``text`` after ``previous_item_id``;
+    with an empty ``text``, only delete. A non-empty ``skip`` says why it
+    cannot be done (nothing is to be sent)."""
 
     item_id: str
     previous_item_id: str | None
     text: str
+    skip: str = ""
 
 
 class _Draft:
@@ -249,6 +256,8 @@ class TranscriptBook:
         # Truncated turns whose re-created item's echo has not come yet, oldest
         # first, with the text it holds.
         self._recreating: list[tuple[_Draft, str]] = []
+        # Replies cut by a truncating interrupt() whose response.done has not come.
+        self._owed: set[str] = set()
 
     # Events ----------------------------------------------------------------------
 
@@ -360,6 +369,8 @@ class TranscriptBook:
     def _on_item_added(self, event: ResponseOutputItemAdded, at: float) -> None:
         if event.item.type == "message":
             self._reply(event.response_id, event.item.id)
+            if event.item.id:
+                self._place(event.item.id, None)  # a reply's item goes at the end
 
     def _on_delta(self, event: ResponseTextDelta | ResponseAudioTranscriptDelta, at: float) -> None:
         draft = self._reply(event.response_id, event.item_id)
@@ -419,25 +430,49 @@ class TranscriptBook:
         if draft is None:
             return None
         if played_seconds is not None:
-            played = int(played_seconds * self._rate) * _SAMPLE_BYTES
+            played = round(played_seconds * self._rate) * _SAMPLE_BYTES
+            total = draft.audio if draft.cut_audio is None else draft.cut_audio
+            if played >= total - round(_WHOLE_WITHIN * self._rate) * _SAMPLE_BYTES:
+                played = max(played, total)  # all of it: never floored below the total
             draft.played = played if draft.played is None else min(draft.played, played)
         if not truncate or not draft.interrupted:
             return None
         if not draft.done:
             draft.truncate = True
+            self._owed.add(draft.response_id or "")
             return None
         return self._truncation(draft)
 
+    @property
+    def owes_truncation(self) -> bool:
+        """Whether a reply cut with ``truncate`` has still to end (its truncation is due then)."""
+        return bool(self._owed)
+
+    def forget_owed_truncations(self) -> None:
+        """Stop counting the truncations owed as due (`owes_truncation`); each
+        still comes at its reply's ``response.done``, if that ever arrives."""
+        self._owed.clear()
+
     def _truncation(self, draft: _Draft) -> Truncation | None:
         draft.truncate = False
+        self._owed.discard(draft.response_id or "")
         item_id = draft.item_id
         if item_id is None:
             return None  # the reply never made an item: nothing to change
-        previous = None
-        if item_id in self._items:
-            index = self._items.index(item_id)
-            previous = self._items[index - 1] if index > 0 else None
+        index = self._items.index(item_id) if item_id in self._items else None
+        previous = None if not index else self._items[index - 1]
         text = draft.heard()
+        if text and previous is None:
+            # The protocol documents no way to create an item at the beginning
+            # (nor is the place of an item never seen known): re-created at the
+            # end, it would follow the items after it. Left whole instead.
+            where = "the conversation's first item" if index == 0 else "an item of unknown place"
+            skip = (
+                f"the cut reply's item {item_id} is {where}, and DashScope documents no "
+                "way to create an item there: it is left whole in the server's history "
+                "(session.transcript's heard_text says what was heard)"
+            )
+            return Truncation(item_id, None, text, skip)
         if text:
             self._recreating.append((draft, text))
         return Truncation(item_id, previous, text)

@@ -44,7 +44,8 @@ class Turn:
         heard_text: For an assistant turn cut by ``interrupt()``, the part of
             ``text`` the listener heard (from the attached speaker's played
             seconds mapped onto the text's timing); equal to ``text`` when
-            nothing was cut.
+            nothing was cut (a reply the speaker had played to its end when
+            ``interrupt()`` came included).
         interrupted: ``interrupt()`` cut this reply before all of it was heard.
         started_at: When the turn started (the user's speech start, or the
             response's ``response.created``), in seconds since the session
@@ -52,12 +53,15 @@ class Turn:
         ended_at: When it ended (speech stop or commit, ``response.done``), in
             seconds since the session started; None while it runs.
         item_id: The conversation item holding it (after a truncating
-            ``interrupt()``, the item re-created with ``heard_text``).
+            ``interrupt()``, the item re-created with ``heard_text``; a cut
+            first item is left whole and keeps its id).
         response_id: The response that produced it (assistant turns).
         usage: The response's token usage, from ``response.done``.
         tool_calls: The tool calls the response made, in order.
 
-    Thread safety: immutable; share it freely.
+    Thread safety: immutable; share it freely. Its `ToolCall` records are the
+    ones ``ResponseResult.tool_calls`` and ``on(ToolCall)`` handlers get: read
+    them, do not change their ``arguments`` or ``result`` in place.
     """
 
     role: Role
@@ -121,7 +125,10 @@ class Transcript:
     Iterate it, index it, or take ``len``; `to_markdown` and `to_json` write
     it, `from_json` reads it back (equal). In a notebook it shows as a table.
 
-    Thread safety: immutable; share it freely.
+    Thread safety: immutable; share it freely (each `Turn`'s `ToolCall`
+    records are shared too: see `Turn`). A new snapshot comes from
+    ``session.transcript`` on any thread, consistent with the events delivered
+    so far.
 
     Attributes:
         turns: The turns, in the order the conversation holds them (a user's

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 from .._constants import OUTPUT_SAMPLE_RATE
-from .._conversation.book import TranscriptBook, Truncation
+from .._conversation.book import TranscriptBook
 from .._conversation.metrics import Metrics, snapshot
 from .._conversation.tools import ToolCall
 from .._conversation.transcript import Transcript
@@ -63,6 +63,7 @@ from .state import (
     TranscriptSpans,
 )
 from .tool_book import DueCall, ToolBook
+from .truncation import Replacement
 
 if TYPE_CHECKING:
     from .._conversation.tools import ToolCall
@@ -189,6 +190,8 @@ class SessionCore:
                 worker.submit(effects.tool_calls)  # after the handlers got response.done
         if effects.truncate is not None:
             self._send_truncation(effects.truncate)
+        for replacement in effects.recreate:
+            self._recreate(replacement)
         cancels = [track.id or "" for track in effects.cancel]
         if effects.cancel_interrupted:
             cancels.append(effects.interrupted or "")
@@ -333,22 +336,96 @@ class SessionCore:
         ``truncate``, replace its item now if it has ended (else the state asks
         for that at its ``response.done``)."""
         with self.mailbox.lock:
-            book = self.mailbox.state.transcript
+            state = self.mailbox.state
+            book = state.transcript
             cut = None if book is None else book.heard(response_id, played, truncate=truncate)
-        if cut is not None:
-            self._send_truncation(cut)
+            replacement = None if cut is None else state.replacements.open(cut)
+        if replacement is not None:
+            self._send_truncation(replacement)
 
-    def _send_truncation(self, cut: Truncation) -> None:
-        """Send the item replacement a truncating interrupt() asked for. The
-        library's own frames: a failure is logged, and the server's refusal
-        reaches handlers as an ``error`` event."""
-        frames = encode_item_replacement(self.ids, cut.item_id, cut.text, cut.previous_item_id)
-        for text in frames:
+    def _send_truncation(self, replacement: Replacement) -> None:
+        """Send the delete of a truncating interrupt()'s cut item; its re-create
+        waits for the server's ``conversation.item.deleted`` (see `_recreate`).
+        The library's own frames: a failure is logged, and the server's refusal
+        reaches handlers as an ``error`` event.
+
+        Not under ``_request_lock`` (the reader sends this): a DELETE request's
+        answer pairs by the item's id, not by wire order."""
+        cut = replacement.cut
+        if cut.skip:
+            logger.warning("interrupt(truncate=True): %s", cut.skip)
+            self._close_replacement(replacement)
+            return
+        (delete_id, delete), *create = encode_item_replacement(
+            self.ids, cut.item_id, cut.text, cut.previous_item_id
+        )
+        mailbox = self.mailbox
+        with mailbox.lock:
+            state = mailbox.state
+            request = state.request(RequestKind.DELETE, delete_id, {"item_id": cut.item_id})
+            state.replacements.deleting(replacement, request, create[0][1] if create else None)
+        try:
+            self.send_frame(delete, "conversation.item.delete")
+        except DashScopeError as exc:
+            logger.debug("replacing the cut item %s failed: %s", cut.item_id, exc)
+            with mailbox.lock:
+                mailbox.state.forget(request)
+            self._close_replacement(replacement)
+
+    def _recreate(self, replacement: Replacement) -> None:
+        """The server answered a truncation's delete (reader): send the re-create,
+        unless it refused (then the cut item stays whole, never doubled)."""
+        cut = replacement.cut
+        if replacement.refused is not None:
+            logger.warning(
+                "the server refused to delete the cut item %s (%s): it is left whole",
+                cut.item_id,
+                replacement.refused,
+            )
+        elif replacement.create is not None:
             try:
-                self.send_frame(text, "conversation.item.*")
+                self.send_frame(replacement.create, "conversation.item.create")
             except DashScopeError as exc:
-                logger.debug("replacing the cut item %s failed: %s", cut.item_id, exc)
-                return
+                logger.debug("re-creating the cut item %s failed: %s", cut.item_id, exc)
+        self._close_replacement(replacement)
+
+    def _close_replacement(self, replacement: Replacement) -> None:
+        """A replacement's frames are all out: what waited for them may go now."""
+        mailbox = self.mailbox
+        with mailbox.lock:
+            mailbox.state.replacements.close(replacement)
+        mailbox.notify()
+
+    def await_truncations(self) -> None:
+        """Hold a frame that adds to the conversation or asks for a reply until
+        the truncations under way are on the wire, so the next reply never
+        builds on words the listener did not hear.
+
+        A truncation is due from the truncating interrupt() (or the cut
+        reply's ``response.done``) until its re-create went, one round trip
+        after its delete. Bounded by ``request_timeout`` (then a warning, and
+        the frame goes); not on the handler thread, which may not wait.
+        """
+        mailbox = self.mailbox
+        state = mailbox.state
+        if threading.current_thread() is mailbox.no_wait_thread:
+            return
+
+        def settled() -> bool:
+            # Checked under the lock: a reply's owed truncation becomes one
+            # under way within one delivery, never visible half-way.
+            return not state.truncating or state.is_closing
+
+        timeout = self.config.request_timeout
+        if not mailbox.wait_quietly(settled, Deadline(timeout)):
+            with mailbox.lock:
+                state.abandon_truncations()  # or every later send would wait as long
+            logger.warning(
+                "interrupt(truncate=True)'s item replacement is not done after %s "
+                "(no conversation.item.deleted?): given up; the next reply may "
+                "still see the cut words",
+                seconds(timeout),
+            )
 
     def speech_span(self, item_id: str) -> tuple[int | None, int | None]:
         """Where the server's VAD heard an item's speech start and end (None: not heard)."""
@@ -391,8 +468,13 @@ class SessionCore:
     # Sending ---------------------------------------------------------------------
 
     def send(self, text: str, wire_type: str) -> None:
-        """Send one client event's text for the user: a handler failure is raised first."""
+        """Send one client event's text for the user: a handler failure is raised first.
+
+        An item the program adds waits for a truncation under way (`await_truncations`).
+        """
         self.mailbox.raise_handler_error()
+        if wire_type == "conversation.item.create":
+            self.await_truncations()
         self.send_frame(text, wire_type)
 
     def send_frame(self, text: str, wire_type: str) -> None:
@@ -491,6 +573,7 @@ class SessionCore:
     def create_response(self, event_id: str, text: str) -> Response:
         """Register and send a checked ``response.create`` in one step; its handle."""
         self.mailbox.check_inherited("create_response()")
+        self.await_truncations()
         with self._request_lock:
             with self.mailbox.lock:
                 track, request = self.mailbox.state.track_response(event_id, time.monotonic())
@@ -531,6 +614,7 @@ class SessionCore:
         first); otherwise the tool worker's, which leaves it for the user.
         """
         self.mailbox.check_inherited("send_function_output()")
+        self.await_truncations()
         mailbox = self.mailbox
         with self._request_lock:  # in wire order with the requests, as the server reads them
             with mailbox.lock:
@@ -605,6 +689,7 @@ class SessionCore:
         if followed is not None:
             return followed
         event_id = self.ids.next()
+        self.await_truncations()
         with self._request_lock:
             with self.mailbox.lock:
                 track, request = self.mailbox.state.track_response(event_id, time.monotonic())

@@ -396,6 +396,24 @@ class Mailbox:
                 finally:
                     self._waiting -= 1
 
+    def wait_quietly(self, settled: Callable[[], bool], deadline: Deadline) -> bool:
+        """Wait until ``settled()`` (called under the lock) holds; False when out of time.
+
+        Unlike `wait`, a handler failure is left for the program's next call:
+        the library's own threads (the tool worker) wait here too.
+        """
+        with self.lock:
+            while not settled():
+                remaining = deadline.remaining()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._waiting += 1
+                try:
+                    self._changed.wait(remaining)
+                finally:
+                    self._waiting -= 1
+            return True
+
     def peek(self, read: Callable[[], _T]) -> _T:
         """Run ``read`` under the lock (a consistent snapshot), without waiting."""
         self.check_inherited("the session")

@@ -78,7 +78,7 @@ import enum
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
-from .._conversation.book import TranscriptBook, Truncation
+from .._conversation.book import TranscriptBook
 from .._conversation.latency import LatencyBook, ResponseTiming
 from .._errors import (
     ActiveResponseError,
@@ -114,6 +114,7 @@ from .._wire.events import (
 from .._wire.families import ModelFamily
 from .speech_state import SpeechBook
 from .tool_book import DueCall, ToolBook
+from .truncation import Replacement, Replacements
 
 __all__ = [
     "CLOSE_NORMAL",
@@ -397,7 +398,15 @@ class ResponseTrack:
 class Effects:
     """What the caller must do after an input: send these frames, stop the sound."""
 
-    __slots__ = ("cancel", "cancel_interrupted", "close", "interrupted", "tool_calls", "truncate")
+    __slots__ = (
+        "cancel",
+        "cancel_interrupted",
+        "close",
+        "interrupted",
+        "recreate",
+        "tool_calls",
+        "truncate",
+    )
 
     def __init__(self) -> None:
         # Responses whose cancel was asked for before response.created: send
@@ -412,7 +421,9 @@ class Effects:
         # A reply ended calling registered tools: run them and answer (the core's tool worker).
         self.tool_calls: tuple[DueCall, ...] = ()
         # A reply cut by interrupt(truncate=True) ended: replace its item with what was heard.
-        self.truncate: Truncation | None = None
+        self.truncate: Replacement | None = None
+        # The server answered these replacements' deletes: send each re-create (or give up).
+        self.recreate: tuple[Replacement, ...] = ()
 
 
 #: What `SessionState.receive` returns for an event that must go nowhere: a
@@ -439,6 +450,8 @@ _FED: Final = frozenset(
 
 #: The events the tool book reads (once the program registered a tool).
 _CALL_EVENTS: Final = frozenset({ResponseFunctionCallArgumentsDone, ResponseDone})
+#: The events that answer a ``conversation.item.delete`` (a truncation's included).
+_DELETE_ANSWERS: Final = frozenset({ConversationItemDeleted, ErrorEvent})
 
 _ACTIVE_RESPONSE: Final = "conversation_already_has_active_response"
 
@@ -589,6 +602,8 @@ class SessionState:
         self.transcript: TranscriptBook | None = None
         #: When each response's milestones happened (`session.metrics`).
         self.latency = LatencyBook()
+        #: interrupt(truncate=True)'s item replacements under way.
+        self.replacements = Replacements()
 
     # Intents ---------------------------------------------------------------------
 
@@ -851,7 +866,12 @@ class SessionState:
             truncation = self.transcript.receive(event, at)
             if truncation is not None:
                 effects = effects or Effects()
-                effects.truncate = truncation
+                effects.truncate = self.replacements.open(truncation)
+        if self.replacements.busy and type(event) in _DELETE_ANSWERS:
+            answered = self.replacements.answered()
+            if answered:
+                effects = effects or Effects()
+                effects.recreate = answered
         running = self._running
         if running:
             kind = type(event)
@@ -918,6 +938,20 @@ class SessionState:
             detection is not None and detection.get("interrupt_response", True) is False
         )
         return effects
+
+    @property
+    def truncating(self) -> bool:
+        """Whether a truncating interrupt() still owes frames: a cut reply's
+        replacement is due at its ``response.done``, or under way."""
+        book = self.transcript
+        return self.replacements.busy or (book is not None and book.owes_truncation)
+
+    def abandon_truncations(self) -> None:
+        """Stop holding anything back for the truncations owed or under way (their
+        answers never came): what is still to come of them is not sent."""
+        self.replacements.abandon()
+        if self.transcript is not None:
+            self.transcript.forget_owed_truncations()
 
     def _on_item_retrieved(self, event: ConversationItemRetrieved, at: float) -> None:
         self._answer_item(RequestKind.RETRIEVE, event.item.id, event)

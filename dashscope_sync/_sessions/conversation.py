@@ -627,13 +627,17 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
             cancel: Send ``response.cancel`` for the running response.
             truncate: Make the model's history match what was heard: once the
                 cut reply's ``response.done`` has arrived (now, or later from
-                the session's reader), its item is deleted and an assistant
+                the session's reader), its item is deleted and, once the
+                server answers ``conversation.item.deleted``, an assistant
                 message holding ``heard_text`` is created at its place
-                (``conversation.item.delete``, then ``conversation.item.create``
-                with ``previous_item_id``), so the next reply does not build on
-                words the listener never heard. Needs a family whose docs list
+                (``conversation.item.create`` with ``previous_item_id``), so
+                the next reply does not build on words the listener never
+                heard: until then, what the program sends next that adds an
+                item or asks for a reply waits (at most ``request_timeout``;
+                not on the handler thread). Needs a family whose docs list
                 both item operations (Qwen-Audio). A reply with no heard text
-                is only deleted.
+                is only deleted; one that is the conversation's first item is
+                left whole (no documented way to create an item there; logged).
 
         Returns:
             An `Interruption`: the response that was running (or, with a

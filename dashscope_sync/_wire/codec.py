@@ -392,17 +392,22 @@ def encode_image_append(event_id: str, jpeg: bytes | bytearray | memoryview) -> 
 
 def encode_item_replacement(
     ids: EventIds, item_id: str, text: str, previous_item_id: str | None
-) -> list[str]:
-    """The frames that replace an assistant item by one holding ``text`` at its place:
-    ``conversation.item.delete``, then (unless ``text`` is empty) a
-    ``conversation.item.create`` of an assistant ``message`` with one ``text``
-    part, after ``previous_item_id`` (at the end when None)."""
+) -> list[tuple[str, str]]:
+    """The frames that replace an assistant item by one holding ``text`` at its place,
+    each with its event id: ``conversation.item.delete``, then (unless ``text`` is
+    empty) a ``conversation.item.create`` of an assistant ``message`` with one
+    ``text`` part, after ``previous_item_id`` (at the end when None)."""
+    delete_id = ids.next()
     frames = [
-        dumps({"event_id": ids.next(), "type": "conversation.item.delete", "item_id": item_id})
+        (
+            delete_id,
+            dumps({"event_id": delete_id, "type": "conversation.item.delete", "item_id": item_id}),
+        )
     ]
     if text:
+        create_id = ids.next()
         create: dict[str, Any] = {
-            "event_id": ids.next(),
+            "event_id": create_id,
             "type": "conversation.item.create",
             "item": {
                 "type": "message",
@@ -412,7 +417,7 @@ def encode_item_replacement(
         }
         if previous_item_id is not None:
             create["previous_item_id"] = previous_item_id
-        frames.append(dumps(create))
+        frames.append((create_id, dumps(create)))
     return frames
 
 
