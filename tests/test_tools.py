@@ -600,3 +600,20 @@ def test_tool_calls_land_on_the_transcript_turn_that_made_them(
     (call,) = calling[0].tool_calls
     assert (call.name, call.arguments, call.result) == ("double", {"n": 21}, 42)
     assert calling[0].response_id == result.tool_rounds[0].response_id
+
+
+def test_function_output_frame_comes_from_the_codec() -> None:
+    """The function_call_output frame both answer paths send is built by _wire.codec alone."""
+    from dashscope_sync._wire.codec import encode_function_output
+
+    frame = json.loads(encode_function_output("event_1", "call_1", '{"a":"é"}'))
+    assert frame == {
+        "event_id": "event_1",
+        "type": "conversation.item.create",
+        "item": {"type": "function_call_output", "call_id": "call_1", "output": '{"a":"é"}'},
+    }
+    import inspect
+
+    from dashscope_sync._core import core
+
+    assert '"type": "function_call_output"' not in inspect.getsource(core)

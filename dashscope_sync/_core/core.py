@@ -39,8 +39,8 @@ from .._errors import (
 from .._fmt import seconds
 from .._wire.codec import (
     EventIds,
-    dumps,
     encode_audio_append,
+    encode_function_output,
     encode_item_replacement,
     encode_simple,
 )
@@ -594,8 +594,7 @@ class SessionCore:
         Returns the next reply's track (None when ``ask_next`` is False)."""
         for call_id, output in outputs:
             event_id = self.ids.next()
-            item = {"type": "function_call_output", "call_id": call_id, "output": output}
-            text = dumps({"event_id": event_id, "type": "conversation.item.create", "item": item})
+            text = encode_function_output(event_id, call_id, output)
             self.send_function_output(event_id, text, for_user=False)
         if not ask_next:
             return None

@@ -50,7 +50,13 @@ from .._errors import (
     UsageError,
 )
 from .._fmt import seconds
-from .._wire.codec import check_audio_append, dumps, encode_image_append, encode_simple
+from .._wire.codec import (
+    check_audio_append,
+    dumps,
+    encode_function_output,
+    encode_image_append,
+    encode_simple,
+)
 from .._wire.config import NOT_GIVEN, NotGiven, RealtimeConfig, SessionUpdate, check_modalities
 from .._wire.dialects import (
     check_client_event,
@@ -815,9 +821,8 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
                 output = dumps(output)  # type: ignore[arg-type]
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"output is not JSON-serialisable: {exc}") from exc
-        item = {"type": "function_call_output", "call_id": call_id, "output": output}
-        event_id, text = self._event_text("conversation.item.create", {"item": item})
-        self._core.send_function_output(event_id, text)
+        event_id = self._core.ids.next()
+        self._core.send_function_output(event_id, encode_function_output(event_id, call_id, output))
         return event_id
 
     def retrieve_item(
