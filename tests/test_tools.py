@@ -617,3 +617,39 @@ def test_function_output_frame_comes_from_the_codec() -> None:
     from dashscope_sync._core import core
 
     assert '"type": "function_call_output"' not in inspect.getsource(core)
+
+
+def test_reconnect_carries_the_registered_tools(
+    manual: ds.RealtimeSession, server: LocalRealtimeServer
+) -> None:
+    """reconnect() gives the new session the same tools, declared once, and they answer calls."""
+
+    @manual.tool
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        return f"rain in {city}"
+
+    before = manual.tools["get_weather"]
+    updates = len(received(server, "session.update"))
+    with manual.reconnect(timeout=LONG) as fresh:
+        assert fresh.tools == {"get_weather": before}
+        (restoring,) = received(server, "session.update")[updates:]
+        assert [t["function"]["name"] for t in restoring["session"]["tools"]] == ["get_weather"]
+        result = fresh.respond(text='get_weather {"city": "Paris"}', timeout=LONG)
+        (call,) = result.turn_tool_calls
+        assert call.result == "rain in Paris" and "rain in Paris" in result.text
+        assert outputs(server)[-1]["call_id"] == call.call_id
+
+
+def test_reconnect_without_restore_carries_no_tools(
+    manual: ds.RealtimeSession, server: LocalRealtimeServer
+) -> None:
+    """reconnect(restore=False) starts with no tools registered, as none are declared."""
+
+    @manual.tool
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        return city
+
+    with manual.reconnect(restore=False, timeout=LONG) as fresh:
+        assert fresh.tools == {}

@@ -565,11 +565,7 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
                     f"{self.config.model} ({family.title}) takes no tools: function calling "
                     "needs Qwen-Omni 3.5 or newer, Omni 3.8 or Qwen-Audio"
                 )
-            core = self._core
-            if core.tools is None:
-                runner = ToolRunner(core, self._tool_registry)
-                if core.keep_tools(runner):  # refused on a closed session: no thread is left
-                    runner.start()
+            self._start_tool_worker()
             self._tool_registry.register(
                 function,
                 name,
@@ -581,6 +577,14 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
             return function
 
         return register if fn is None else register(fn)
+
+    def _start_tool_worker(self) -> None:
+        """Have the core pick out the calls of registered tools, and start their worker."""
+        core = self._core
+        if core.tools is None:
+            runner = ToolRunner(core, self._tool_registry)
+            if core.keep_tools(runner):  # refused on a closed session: no thread is left
+                runner.start()
 
     @property
     def tools(self) -> Mapping[str, Tool]:
@@ -1008,9 +1012,12 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
         new session gets the configuration the server accepted from
         `update_session` (all fields, merged deeply: a nested voice from one
         update and a nested format from a later one are both kept; skip with
-        ``restore=False``), but
-        not the conversation, pending audio or handlers. This session is
-        closed if it was not already. Register handlers on the new session.
+        ``restore=False``), and the tools registered with `tool` (the same
+        `Tool` records, declared by that one restoring update, run by the new
+        session's tool worker; not with ``restore=False``, which starts with
+        none), but not the conversation, pending audio or handlers. This
+        session is closed if it was not already. Register handlers on the new
+        session.
 
         Args:
             timeout: For the connect and the restoring update together, as
@@ -1036,6 +1043,11 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
         deadline = Deadline(None if isinstance(timeout, NotGiven) else timeout)
         fresh = self._reopen(timeout)
         try:
+            if restore and self._tool_registry.entries:
+                # Before the restoring update declares them: the tools answer
+                # from the new session's first reply on.
+                fresh._start_tool_worker()
+                fresh._tool_registry.adopt(self._tool_registry)
             if restore and restored:
                 left = NOT_GIVEN if isinstance(timeout, NotGiven) else deadline.remaining()
                 fresh.update_session(restored, timeout=left)
