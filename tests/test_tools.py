@@ -560,11 +560,11 @@ class TestClose:
         assert any(issubclass(w.category, ResourceWarning) for w in caught)
 
 
-def test_respond_stops_following_after_max_rounds(
+def test_tool_loop_stops_after_max_rounds(
     manual: ds.RealtimeSession, server: LocalRealtimeServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """respond() follows at most MAX_TOOL_ROUNDS replies, then returns the last with a warning."""
-    from dashscope_sync._sessions.conversation import MAX_TOOL_ROUNDS
+    """The loop itself stops at MAX_TOOL_ROUNDS: the last outputs go, no response.create follows."""
+    from dashscope_sync._core.tool_book import MAX_TOOL_ROUNDS
 
     count: list[int] = []
 
@@ -574,13 +574,21 @@ def test_respond_stops_following_after_max_rounds(
         count.append(1)
         return len(count)
 
-    for _ in range(MAX_TOOL_ROUNDS + 1):
+    for _ in range(MAX_TOOL_ROUNDS):
         server.script_response(one_call("again", "{}"))
+    # What a further round would get; without the bound the loop takes it.
+    server.script_response([{"type": "response.created"}, {"type": "response.done"}])
     with caplog.at_level(logging.WARNING, logger="dashscope_sync"):
         result = manual.respond(text="go", timeout=LONG)
     assert len(result.tool_rounds) == MAX_TOOL_ROUNDS - 1
     assert [c.result for c in result.turn_tool_calls] == list(range(1, MAX_TOOL_ROUNDS + 1))
     assert any("still calling tools" in r.getMessage() for r in caplog.records)
+    # Nothing runs on after respond(): the next turn gets the scripted reply.
+    after = manual.respond(text="next", timeout=LONG)
+    assert after.tool_calls == () and len(count) == MAX_TOOL_ROUNDS
+    # One response.create for the turn, one per round but the last, one for the next turn.
+    assert len(received(server, "response.create")) == MAX_TOOL_ROUNDS + 1
+    assert len(outputs(server)) == MAX_TOOL_ROUNDS
 
 
 def test_tool_calls_land_on_the_transcript_turn_that_made_them(

@@ -156,7 +156,7 @@ class ToolRunner:
             for record, cause in finished:
                 core.tool_called(record, cause)
             outputs = [(r.call_id, r.output or "") for r in records]
-            follow_up = core.answer_tools(outputs, ask_next=len(ours) == len(calls))
+            follow_up = core.answer_tools(response_id, outputs, ask_next=len(ours) == len(calls))
         except DashScopeError as exc:  # the session closed under us: nothing more to send
             logger.debug("answering the tool calls of %s stopped: %s", response_id, exc)
         finally:

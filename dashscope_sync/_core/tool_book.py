@@ -10,7 +10,12 @@ calls are not due: the model did not finish asking.
 
 It also holds, until the calls have run, the `ResponseTrack` of each reply
 that made them, so that its handle's ``wait()`` returns only then, with
-the `ToolCall` records (`SessionState.tools_ran`).
+the `ToolCall` records (`SessionState.tools_ran`); and what decides whether
+their outputs get a next reply (`SessionState.plan_tool_answers`): the
+reply's place in its turn's tool loop (at most `MAX_TOOL_ROUNDS` replies
+that call tools, then the outputs go with no next reply), and whether
+``interrupt()`` came while they ran (then their answer must not play).
+Replies whose answer nobody hears (`silenced`) make no calls that are due.
 """
 
 from __future__ import annotations
@@ -24,7 +29,12 @@ from .._wire.events import ResponseDone, ResponseFunctionCallArgumentsDone, Serv
 if TYPE_CHECKING:
     from .state import ResponseTrack
 
-__all__ = ["DueCall", "ToolBook"]
+__all__ = ["MAX_TOOL_ROUNDS", "DueCall", "ToolAnswers", "ToolBook"]
+
+#: How many replies of one turn may call registered tools: the outputs of the
+#: last go back, but no reply is asked for (or heard) after them, so a model
+#: stuck calling tools stops spending tokens and running functions.
+MAX_TOOL_ROUNDS: Final = 8
 
 #: How many replies' argument events are kept while their response.done is
 #: awaited (a reply whose end was lost must not keep them forever).
@@ -48,10 +58,35 @@ class DueCall:
     response_id: str
 
 
+class ToolAnswers:
+    """How the outputs of one reply's calls are answered (`SessionState.plan_tool_answers`).
+
+    Attributes:
+        answers: Per output, in order, the track that takes the server's own
+            answer to it (server VAD with automatic responses: one answer per
+            output); None in manual mode.
+        follow_up: The answer the turn goes on with (the last output's,
+            under server VAD), else None.
+        create: Send ``response.create`` (manual mode) for the next reply.
+        round: The replies of the turn that called tools, this one included.
+        stopped: Why no next reply is wanted: ``"limit"`` (`MAX_TOOL_ROUNDS`),
+            ``"interrupted"``, or None.
+    """
+
+    __slots__ = ("answers", "create", "follow_up", "round", "stopped")
+
+    def __init__(self, round: int) -> None:
+        self.answers: list[ResponseTrack | None] = []
+        self.follow_up: ResponseTrack | None = None
+        self.create = False
+        self.round = round
+        self.stopped: str | None = None
+
+
 class ToolBook:
     """See the module docstring. Not thread-safe: the session's lock serialises it."""
 
-    __slots__ = ("_seen", "waiting")
+    __slots__ = ("_seen", "answering", "cut", "rounds", "silenced", "waiting")
 
     def __init__(self) -> None:
         # Reply id -> its calls from the arguments' done events, in arrival order.
@@ -59,6 +94,18 @@ class ToolBook:
         #: Reply id -> the track of the reply whose calls are running (None:
         #: nobody follows it), until `SessionState.tools_ran`.
         self.waiting: dict[str, ResponseTrack | None] = {}
+        #: Reply id -> its place in its turn's tool loop (1 for the first reply
+        #: that calls tools), while its calls run.
+        self.rounds: dict[str, int] = {}
+        #: Replies whose calls were running when ``interrupt()`` came: their
+        #: outputs go, but no answer to them may play.
+        self.cut: set[str] = set()
+        #: The answers the tool worker planned (`ToolAnswers.answers`), kept
+        #: until they start, so that ``interrupt()`` can silence them.
+        self.answering: list[ResponseTrack] = []
+        #: Running replies nobody hears (an answer superseded or not wanted):
+        #: their calls are not due, until their ``response.done``.
+        self.silenced: set[str] = set()
 
     def receive(self, event: ServerEvent) -> tuple[DueCall, ...]:
         """Take a function-call event or a ``response.done``; the calls now due, if any."""
@@ -76,6 +123,9 @@ class ToolBook:
         assert isinstance(event, ResponseDone)
         info = event.response
         seen = self._seen.pop(info.id, {})
+        if info.id in self.silenced:
+            self.silenced.discard(info.id)
+            return ()  # nobody hears this reply: the loop does not go on from it
         if (info.status or "completed") != "completed":
             return ()
         items = [item for item in info.output if item.type == "function_call"]

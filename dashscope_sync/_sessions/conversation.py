@@ -94,9 +94,6 @@ MAX_IMAGE_BYTES: Final = 500 * 1024
 RESPOND_CHUNK: Final = 3200
 #: How long a registered tool's call may run by default, in seconds.
 TOOL_TIMEOUT: Final = 30.0
-#: The most replies that call tools `respond` follows in one turn before it
-#: returns the last of them (a model that keeps calling tools).
-MAX_TOOL_ROUNDS: Final = 8
 
 _Fn = TypeVar("_Fn", bound=Callable[..., object])
 
@@ -415,10 +412,12 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
 
         When the reply calls tools registered with `tool`, they run, their
         outputs go back, and respond() follows the model's next reply, until
-        one calls no tool (at most ``MAX_TOOL_ROUNDS`` replies, within the one
-        ``timeout``): it returns that final reply, whose ``tool_rounds`` are
-        the replies that called tools before it and ``turn_tool_calls`` every
-        `ToolCall` of the turn.
+        one calls no tool (within the one ``timeout``): it returns that final
+        reply, whose ``tool_rounds`` are the replies that called tools before
+        it and ``turn_tool_calls`` every `ToolCall` of the turn. The loop
+        itself stops after ``MAX_TOOL_ROUNDS`` (8) replies that call tools:
+        the last one's outputs go, no reply is asked for (or heard) after
+        them, and respond() returns that reply with nothing left running.
 
         Returns:
             The `ResponseResult` (text, audio, usage, timings).
@@ -1092,13 +1091,9 @@ def _follow_tools(handle: Response, deadline: Deadline) -> ResponseResult:
     while True:
         result = _wait_for_reply(handle, deadline)
         follow_up = handle.follow_up
-        if follow_up is None or len(rounds) + 1 >= MAX_TOOL_ROUNDS:
-            if follow_up is not None:
-                logger.warning(
-                    "respond(): the model was still calling tools after %d replies: returning "
-                    "the last (its tools ran; the reply answering them was not waited for)",
-                    MAX_TOOL_ROUNDS,
-                )
+        # The loop itself stops after MAX_TOOL_ROUNDS replies that call tools
+        # (no follow-up then: see SessionState.plan_tool_answers).
+        if follow_up is None:
             break
         rounds.append(result)
         handle = follow_up
