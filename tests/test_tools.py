@@ -82,6 +82,30 @@ def one_call(name: str, arguments: str) -> list[dict[str, Any]]:
     ]
 
 
+class _Seen:
+    """What a session's handlers saw: responses created, done, and with audio delivered."""
+
+    def __init__(self, session: ds.RealtimeSession) -> None:
+        self.created: list[str] = []
+        self.audio: set[str] = set()
+        self._done: set[str] = set()
+        # Guards _done; notified by the handler thread at each response.done.
+        self._changed = threading.Condition()
+        session.on(ds.ResponseCreated, lambda e: self.created.append(e.response.id))
+        session.on(ds.ResponseAudioDelta, lambda e: self.audio.add(e.response_id))
+        session.on(ds.ResponseDone, self._on_done)
+
+    def _on_done(self, event: ds.ResponseDone) -> None:
+        with self._changed:
+            self._done.add(event.response.id)
+            self._changed.notify_all()
+
+    def wait_done(self, response_id: str | None) -> None:
+        """Wait until the handlers took that response's response.done."""
+        with self._changed:
+            assert self._changed.wait_for(lambda: response_id in self._done, LONG)
+
+
 class TestRegistering:
     """session.tool declares the whole list at once and waits for its acceptance."""
 
@@ -320,6 +344,49 @@ class TestRunning:
         assert [item["output"] for item in outputs(server)] == ["two", "one"]
         assert [item["call_id"] for item in outputs(server)] == ["call_0", "call_1"]
         assert len(received(server, "response.create")) == 2  # one per reply, not per call
+
+    def test_two_calls_under_server_vad_follow_one_answer(
+        self, server: LocalRealtimeServer
+    ) -> None:
+        """Server VAD answers each output: respond() gets the last answer; the other is never heard."""
+        with connect(server) as session:
+            session.tool(lambda: "one", name="first")
+            session.tool(lambda: "two", name="second")
+            seen = _Seen(session)
+            server.script_response(two_calls(("first", "{}"), ("second", "{}")))
+            result = session.respond(text="go", timeout=LONG)
+            assert [c.name for c in result.turn_tool_calls] == ["first", "second"]
+            seen.wait_done(result.response_id)
+            # The server started one answer per output; the last saw both.
+            calling, superseded, answer = seen.created
+            assert len(received(server, "response.create")) == 1
+            assert result.response_id == answer and result.tool_rounds[0].response_id == calling
+            assert 'call_1: "two"' in result.text and result.audio
+            # The superseded answer's audio reached no one (handlers, speaker, buffer).
+            assert superseded not in seen.audio and answer in seen.audio
+            # No answer is left over for a later respond() to pick up.
+            with pytest.raises(ds.ConfigError, match="needs audio"):
+                session.respond(timeout=LONG)
+
+    def test_registered_and_hand_declared_call_under_server_vad(
+        self, server: LocalRealtimeServer
+    ) -> None:
+        """Under VAD the answer to the library's output is not heard; the program's answer is."""
+        with connect(server) as session:
+            session.update_session(ds.SessionUpdate(tools=[ds.FunctionTool(name="by_hand")]))
+            session.tool(lambda: "ours", name="registered")
+            seen = _Seen(session)
+            server.script_response(two_calls(("registered", "{}"), ("by_hand", "{}")))
+            calling = session.respond(text="go", timeout=LONG)
+            assert [c.name for c in calling.tool_calls] == ["registered"]
+            hand = next(o for o in calling.output if o.name == "by_hand")
+            session.send_function_output(hand.call_id or "", "theirs")
+            answer = session.respond(timeout=LONG)
+            seen.wait_done(answer.response_id)
+            assert 'call_1: "theirs"' in answer.text and answer.audio
+            ours = [r for r in seen.created if r not in (calling.response_id, answer.response_id)]
+            assert len(ours) == 1 and ours[0] not in seen.audio
+            assert answer.response_id in seen.audio
 
     def test_tool_call_handlers_in_order(
         self, manual: ds.RealtimeSession, server: LocalRealtimeServer

@@ -527,7 +527,10 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
         (never the socket reader's or the handlers'; a reply's calls run
         concurrently), sends each result as a ``function_call_output`` (a
         string as is, anything else as JSON), and asks for the next reply as
-        the turn mode wants (under server VAD the server answers by itself).
+        the turn mode wants (under server VAD the server answers each output
+        by itself: the last answer, the one that saw every output, is
+        followed, and the earlier ones are silenced: never heard, never
+        followed).
         An unknown tool, bad arguments, an exception, a timeout: the model
         gets ``{"error": "..."}``, a warning is logged, and with
         ``RealtimeConfig(on_tool_error="raise")`` the program's next call
