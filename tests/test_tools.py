@@ -388,6 +388,45 @@ class TestRunning:
             assert len(ours) == 1 and ours[0] not in seen.audio
             assert answer.response_id in seen.audio
 
+    @pytest.mark.parametrize("vad", [False, True], ids=["manual", "server_vad"])
+    def test_interrupt_while_a_tool_runs(self, server: LocalRealtimeServer, vad: bool) -> None:
+        """interrupt() during a tool: its output still goes, but no answer to it is asked for or heard."""
+        with connect(server) as session:
+            if not vad:
+                session.update_session(ds.SessionUpdate(turn_detection=None))
+            running, release = threading.Event(), threading.Event()
+
+            @session.tool
+            def slow() -> str:
+                """Slow."""
+                running.set()
+                release.wait(LONG)
+                return "late"
+
+            seen = _Seen(session)
+            server.script_response(one_call("slow", "{}"))
+            session.append_text("slow")
+            handle = session.create_response()
+            assert running.wait(LONG)
+            session.interrupt()  # the user said "never mind"
+            release.set()
+            result = handle.wait(timeout=LONG)
+            assert [c.result for c in result.tool_calls] == ["late"]
+            assert handle.follow_up is None
+            # The output went (the history stays whole): the item.create after the text.
+            output = server.wait_for_received("conversation.item.create", count=2, timeout=LONG)
+            assert output["item"]["type"] == "function_call_output"
+            if vad:
+                # The server's own answer to it starts, but is cancelled and never heard.
+                server.wait_for_received("response.cancel", timeout=LONG)
+                answer = [r for r in seen.created if r != result.response_id]
+                seen.wait_done(answer[0])
+                assert len(answer) == 1 and answer[0] not in seen.audio
+            # The next turn is answered normally, and nothing else was asked for.
+            after = session.respond(text="hello", timeout=LONG)
+            assert after.audio and not after.interrupted
+            assert len(received(server, "response.create")) == 2
+
     def test_tool_call_handlers_in_order(
         self, manual: ds.RealtimeSession, server: LocalRealtimeServer
     ) -> None:

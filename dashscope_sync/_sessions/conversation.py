@@ -635,6 +635,15 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
         ``heard_text``: the part whose audio the attached speaker played
         (without a speaker: the part whose audio had arrived).
 
+        Registered tools still running are not stopped (Python cannot stop a
+        thread): they finish and their outputs go back, so the model's
+        history stays whole, but their answer never plays. In manual mode no
+        reply is asked for after them; under server VAD the server's own
+        answer is silenced (its audio reaches no one) and cancelled as it
+        starts; an answer asked for already but not started is silenced and
+        cancelled the same way. The calling reply's ``follow_up`` is then
+        None (or that cancelled answer).
+
         Args:
             cancel: Send ``response.cancel`` for the running response.
             truncate: Make the model's history match what was heard: once the
