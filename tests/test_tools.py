@@ -447,6 +447,32 @@ class TestRunning:
         with pytest.raises(ds.ConfigError, match="ToolCall"):
             manual.wait_for(ds.ToolCall)  # type: ignore[arg-type]
 
+    def test_tool_call_record_is_never_dropped_for_handlers(
+        self, server: LocalRealtimeServer
+    ) -> None:
+        """A full handler backlog drops events, never a ToolCall: on(ToolCall) gets it, in order."""
+        with connect(server, max_handler_backlog=4) as session:
+            session.update_session(ds.SessionUpdate(turn_detection=None))  # spoken replies
+            gate = threading.Event()
+            order: list[str] = []
+            got = threading.Event()
+            session.on(ds.ResponseDone, lambda e: (order.append("done"), gate.wait(LONG)))
+
+            def on_call(call: ds.ToolCall) -> None:
+                order.append(f"call {call.name}")
+                got.set()
+
+            session.on(ds.ToolCall, on_call)
+            session.tool(lambda: "pong", name="ping")
+            server.script_response(one_call("ping", "{}"))
+            result = session.respond(text="go", timeout=LONG)
+            assert [c.name for c in result.turn_tool_calls] == ["ping"]
+            # The answer's audio overflowed the backlog behind the blocked handler.
+            assert session.dropped_for_handlers > 0
+            gate.set()
+            assert got.wait(LONG)
+            assert order[:2] == ["done", "call ping"]
+
     def test_hand_declared_call_is_left_to_the_program(
         self, manual: ds.RealtimeSession, server: LocalRealtimeServer
     ) -> None:
