@@ -473,6 +473,34 @@ class TestRunning:
             assert got.wait(LONG)
             assert order[:2] == ["done", "call ping"]
 
+    def test_one_read_only_record_for_every_reader(
+        self, manual: ds.RealtimeSession, server: LocalRealtimeServer
+    ) -> None:
+        """The record a handler gets is the result's; its arguments refuse changes, yet dump as JSON."""
+        handled: list[ds.ToolCall] = []
+        got = threading.Event()
+        manual.on(ds.ToolCall, lambda call: (handled.append(call), got.set()))
+
+        @manual.tool
+        def weather(city: str) -> str:
+            """The weather in a city."""
+            return city
+
+        result = manual.respond(text='weather {"city": "Paris"}', timeout=LONG)
+        assert got.wait(LONG)
+        (call,) = result.turn_tool_calls
+        assert handled == [call] and handled[0] is call
+        with pytest.raises(TypeError, match="read-only"):
+            call.arguments["city"] = "Rome"  # type: ignore[index]
+        with pytest.raises(TypeError, match="read-only"):
+            call.arguments.update(city="Rome")  # type: ignore[union-attr]
+        assert call.arguments == {"city": "Paris"} and isinstance(call.arguments, dict)
+        assert json.loads(json.dumps(call.arguments)) == {"city": "Paris"}
+        copy = dict(call.arguments or {})
+        copy["city"] = "Rome"
+        again = ds.Transcript.from_json(manual.transcript.to_json())
+        assert [c.arguments for t in again for c in t.tool_calls] == [{"city": "Paris"}]
+
     def test_hand_declared_call_is_left_to_the_program(
         self, manual: ds.RealtimeSession, server: LocalRealtimeServer
     ) -> None:
