@@ -821,3 +821,68 @@ def test_reconnect_without_restore_carries_no_tools(
 
     with manual.reconnect(restore=False, timeout=LONG) as fresh:
         assert fresh.tools == {}
+
+
+class TestToolBookPlan:
+    """The pure decision of how a reply's tool outputs are answered (no sockets)."""
+
+    @staticmethod
+    def book(round: int = 0, cut: bool = False) -> Any:
+        from dashscope_sync._core.tool_book import ToolBook
+
+        book = ToolBook()
+        if round:
+            book.rounds["r"] = round
+        if cut:
+            book.cut.add("r")
+        return book
+
+    @staticmethod
+    def track() -> Any:
+        from dashscope_sync._core.state import ResponseTrack
+
+        return ResponseTrack(None, 0.0)
+
+    def test_manual_mode_asks_until_the_limit(self) -> None:
+        """Manual mode: response.create unless the limit, an interrupt or the program's calls stop it."""
+        from dashscope_sync._core.tool_book import MAX_TOOL_ROUNDS
+
+        plan = self.book().plan("r", 2, True, False, self.track)
+        assert plan.create and plan.answers == [None, None] and plan.round == 1
+        last = self.book(MAX_TOOL_ROUNDS).plan("r", 1, True, False, self.track)
+        assert not last.create and last.stopped == "limit"
+        cut = self.book(cut=True).plan("r", 1, True, False, self.track)
+        assert not cut.create and cut.stopped == "interrupted"
+        assert not self.book().plan("r", 1, False, False, self.track).create
+
+    def test_server_vad_follows_the_last_answer_and_silences_the_rest(self) -> None:
+        """Server VAD: one answer per output; the last is followed, the others silenced, not cancelled."""
+        plan = self.book().plan("r", 3, True, True, self.track)
+        first, second, last = plan.answers
+        assert plan.follow_up is last and not plan.create
+        assert first.silent and second.silent and not last.silent
+        assert not (first.cancel_wanted or second.cancel_wanted or last.cancel_wanted)
+
+    def test_server_vad_stopped_turn_cancels_only_its_last_answer(self) -> None:
+        """Past the limit (or cut) the last answer is silenced and cancelled; for the program's calls it is not cancelled."""
+        from dashscope_sync._core.tool_book import MAX_TOOL_ROUNDS
+
+        stopped = self.book(MAX_TOOL_ROUNDS).plan("r", 2, True, True, self.track)
+        assert stopped.follow_up is None and all(t.silent for t in stopped.answers)
+        assert [t.cancel_wanted for t in stopped.answers] == [False, True]
+        theirs = self.book().plan("r", 2, False, True, self.track)
+        assert theirs.follow_up is None and all(t.silent for t in theirs.answers)
+        assert not any(t.cancel_wanted for t in theirs.answers)
+
+    def test_cut_turns_silences_what_has_not_started(self) -> None:
+        """interrupt() marks running turns cut and silences planned or requested answers not started."""
+        book = self.book()
+        book.waiting["running"] = None
+        plan = book.plan("r", 1, True, True, self.track)
+        requested = self.track()
+        requested.tool_round = 1
+        plain = self.track()  # a reply the program asked for: not the tool loop's
+        book.cut_turns([requested, plain], cancel=True)
+        assert "running" in book.cut
+        assert plan.follow_up is not None and plan.follow_up.silent and plan.follow_up.cancel_wanted
+        assert requested.silent and requested.cancel_wanted and not plain.silent

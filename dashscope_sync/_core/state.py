@@ -113,7 +113,7 @@ from .._wire.events import (
 )
 from .._wire.families import ModelFamily
 from .speech_state import SpeechBook
-from .tool_book import MAX_TOOL_ROUNDS, DueCall, ToolAnswers, ToolBook
+from .tool_book import DueCall, ToolAnswers, ToolBook
 
 __all__ = [
     "CLOSE_NORMAL",
@@ -736,46 +736,16 @@ class SessionState:
     def plan_tool_answers(
         self, response_id: str, outputs: int, ask_next: bool, at: float
     ) -> ToolAnswers:
-        """How the tool worker answers a reply's ``outputs`` outputs (see `ToolAnswers`).
-
-        The turn goes on (``ask_next``: every call was the library's) unless
-        the reply was the `MAX_TOOL_ROUNDS`-th of its turn to call tools, or
-        ``interrupt()`` came while they ran. In manual mode it goes on with a
-        ``response.create``. Under server VAD with automatic responses the
-        server answers each output by itself: the answers before the last saw
-        only some of the outputs, so they are silenced (never heard, never
-        followed, their calls not run; not cancelled, as ``response.cancel``
-        names no response and one that arrived after its reply ended would
-        cancel the next, the answer that saw every output). The last is
-        followed, or, when the turn must not go on, silenced and cancelled as
-        it starts (not when the program still owes outputs of its own: their
-        answer comes next).
-        """
+        """How the tool worker answers a reply's ``outputs`` outputs: `ToolBook.plan`."""
         tools = self.tools
-        round = 1 if tools is None else tools.rounds.pop(response_id, 1)
-        plan = ToolAnswers(round)
-        if tools is not None and response_id in tools.cut:
-            plan.stopped = "interrupted"
-        elif round >= MAX_TOOL_ROUNDS:
-            plan.stopped = "limit"
-        go_on = ask_next and plan.stopped is None
-        if not _auto_responds(self.info):
-            plan.answers = [None] * outputs
-            plan.create = go_on and outputs > 0
-            return plan
-        for index in range(outputs):
-            track = ResponseTrack(None, at)
-            track.tool_round = round
-            if index < outputs - 1 or not go_on:
-                track.silent = True
-                track.cancel_wanted = index == outputs - 1 and plan.stopped is not None
-            else:
-                plan.follow_up = track
-            plan.answers.append(track)
-        if tools is not None:
-            unstarted = [t for t in tools.answering if t.id is None and not t.finished]
-            tools.answering = [*unstarted, *(t for t in plan.answers if t is not None)]
-        return plan
+        assert tools is not None, "the tool worker runs only once a ToolBook is set"
+        return tools.plan(
+            response_id,
+            outputs,
+            ask_next,
+            _auto_responds(self.info),
+            lambda: ResponseTrack(None, at),
+        )
 
     def follow_next_response(self, at: float) -> ResponseTrack:
         """A track for the next response the server starts by itself (server VAD).
@@ -819,7 +789,9 @@ class SessionState:
         With ``cancel`` False a later `cancel` still works.
         """
         cancel = cancel and self._takes_cancel
-        self._cut_tool_turns(cancel)
+        if self.tools is not None:
+            requested = [r.track for r in self._pending if r.kind is RequestKind.RESPONSE]
+            self.tools.cut_turns([t for t in requested if t is not None], cancel)
         rid = self.active_response_id
         for open_id in [*self._open, *(r for r in (rid, self._latest) if r is not None)]:
             self._mark_interrupted(open_id)
@@ -839,23 +811,6 @@ class SessionState:
         if send:
             self._cancelled.add(rid)
         return rid, send
-
-    def _cut_tool_turns(self, cancel: bool) -> None:
-        """``interrupt()`` came while tools run: what answers them must not play.
-
-        The tools cannot be stopped, and their outputs still go (the history
-        stays whole), but no reply is asked for after them; an answer asked
-        for already, not started yet, is silenced (and cancelled as it starts).
-        """
-        tools = self.tools
-        if tools is None:
-            return
-        tools.cut.update(tools.waiting)
-        waiting = [r.track for r in self._pending if r.kind is RequestKind.RESPONSE]
-        for track in [*waiting, *tools.answering]:
-            if track is not None and track.id is None and track.tool_round and not track.silent:
-                track.silent = True
-                track.cancel_wanted = track.cancel_wanted or cancel
 
     @property
     def _takes_cancel(self) -> bool:

@@ -20,6 +20,7 @@ Replies whose answer nobody hears (`silenced`) make no calls that are due.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Final
 
 import attrs
@@ -106,6 +107,69 @@ class ToolBook:
         #: Running replies nobody hears (an answer superseded or not wanted):
         #: their calls are not due, until their ``response.done``.
         self.silenced: set[str] = set()
+
+    def plan(
+        self,
+        response_id: str,
+        outputs: int,
+        ask_next: bool,
+        auto: bool,
+        new_track: Callable[[], ResponseTrack],
+    ) -> ToolAnswers:
+        """How the tool worker answers the ``outputs`` outputs of a reply's calls.
+
+        The turn goes on (``ask_next``: every call was the library's) unless
+        the reply was the `MAX_TOOL_ROUNDS`-th of its turn to call tools, or
+        ``interrupt()`` came while they ran. In manual mode it goes on with a
+        ``response.create``. Under server VAD with automatic responses
+        (``auto``) the server answers each output by itself, each answer a
+        ``new_track()``: the answers before the last saw only some of the
+        outputs, so they are silenced (never heard, never followed, their
+        calls not run; not cancelled, as ``response.cancel`` names no
+        response and one that arrived after its reply ended would cancel the
+        next, the answer that saw every output). The last is followed, or,
+        when the turn must not go on, silenced, and cancelled as it starts
+        (not when the program still owes outputs of its own: their answer
+        comes next, and a late cancel would hit it).
+        """
+        round = self.rounds.pop(response_id, 1)
+        plan = ToolAnswers(round)
+        if response_id in self.cut:
+            plan.stopped = "interrupted"
+        elif round >= MAX_TOOL_ROUNDS:
+            plan.stopped = "limit"
+        go_on = ask_next and plan.stopped is None
+        if not auto:
+            plan.answers = [None] * outputs
+            plan.create = go_on and outputs > 0
+            return plan
+        for index in range(outputs):
+            track = new_track()
+            track.tool_round = round
+            if index < outputs - 1 or not go_on:
+                track.silent = True
+                track.cancel_wanted = index == outputs - 1 and plan.stopped is not None
+            else:
+                plan.follow_up = track
+            plan.answers.append(track)
+        unstarted = [t for t in self.answering if t.id is None and not t.finished]
+        self.answering = [*unstarted, *(t for t in plan.answers if t is not None)]
+        return plan
+
+    def cut_turns(self, requested: Iterable[ResponseTrack], cancel: bool) -> None:
+        """``interrupt()`` came: no answer to the outputs of tools running now may play.
+
+        The tools cannot be stopped, and their outputs still go (the history
+        stays whole), but no reply is asked for after them; an answer asked
+        for already (``requested``: the tracks of the ``response.create``
+        requests waiting) or planned, not started yet, is silenced (and, with
+        ``cancel``, cancelled as it starts).
+        """
+        self.cut.update(self.waiting)
+        for track in [*requested, *self.answering]:
+            if track.id is None and track.tool_round and not track.silent:
+                track.silent = True
+                track.cancel_wanted = track.cancel_wanted or cancel
 
     def receive(self, event: ServerEvent) -> tuple[DueCall, ...]:
         """Take a function-call event or a ``response.done``; the calls now due, if any."""
