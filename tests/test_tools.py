@@ -364,6 +364,9 @@ class TestRunning:
             assert 'call_1: "two"' in result.text and result.audio
             # The superseded answer's audio reached no one (handlers, speaker, buffer).
             assert superseded not in seen.audio and answer in seen.audio
+            turns = {t.response_id: t for t in session.transcript if t.role == "assistant"}
+            assert turns[superseded].interrupted and turns[superseded].heard_text == ""
+            assert not turns[answer].interrupted and turns[answer].heard_text == result.text
             # No answer is left over for a later respond() to pick up.
             with pytest.raises(ds.ConfigError, match="needs audio"):
                 session.respond(timeout=LONG)

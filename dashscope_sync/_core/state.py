@@ -891,6 +891,12 @@ class SessionState:
             if truncation is not None:
                 effects = effects or Effects()
                 effects.truncate = truncation
+            if (
+                type(event) is ResponseCreated
+                and tools is not None
+                and event.response.id in tools.silenced
+            ):
+                self.transcript.cut(event.response.id)  # a silenced answer: nothing was heard
         running = self._running
         ended: ResponseTrack | None = None
         if running:
