@@ -192,6 +192,27 @@ class TestDispatcher:
         assert any("failed 12 times in this session" in r.message for r in caplog.records)
 
 
+def test_a_trimmed_tool_call_record_is_kept_in_its_place() -> None:
+    """Trimming the backlog drops events but never a ToolCall record, which keeps its order."""
+    from dashscope_sync._core.dispatch import TOOL_CALL_KEY
+
+    handlers = Handlers()
+    seen: list[str] = []
+    handlers.add("response.text.delta", lambda event: seen.append(event.delta))
+    handlers.add(TOOL_CALL_KEY, lambda call: seen.append(call.name))
+    dispatcher = Dispatcher(handlers, lambda make: None, max_backlog=3)
+    events = [decode(f'{{"type":"response.text.delta","delta":"{n}"}}'.encode()) for n in range(5)]
+    dispatcher.put(events[0], seq=0)
+    dispatcher.put_record(ds.ToolCall(name="ping", call_id="c", arguments={}, raw_arguments="{}"))
+    for seq in range(1, 5):  # the record reaches the front and is trimmed there
+        dispatcher.put(events[seq], seq=seq)
+    thread = dispatcher.start()
+    dispatcher.stop()
+    thread.join(10)
+    assert dispatcher.dropped == 2
+    assert seen == ["ping", "2", "3", "4"]
+
+
 class TestByteBounds:
     def test_pull_buffer_drops_the_oldest_past_its_bytes(self) -> None:
         """Past max_buffered_bytes the oldest events go and are counted; reads give their bytes back; the newest always stays."""

@@ -82,6 +82,30 @@ def one_call(name: str, arguments: str) -> list[dict[str, Any]]:
     ]
 
 
+class _Seen:
+    """What a session's handlers saw: responses created, done, and with audio delivered."""
+
+    def __init__(self, session: ds.RealtimeSession) -> None:
+        self.created: list[str] = []
+        self.audio: set[str] = set()
+        self._done: set[str] = set()
+        # Guards _done; notified by the handler thread at each response.done.
+        self._changed = threading.Condition()
+        session.on(ds.ResponseCreated, lambda e: self.created.append(e.response.id))
+        session.on(ds.ResponseAudioDelta, lambda e: self.audio.add(e.response_id))
+        session.on(ds.ResponseDone, self._on_done)
+
+    def _on_done(self, event: ds.ResponseDone) -> None:
+        with self._changed:
+            self._done.add(event.response.id)
+            self._changed.notify_all()
+
+    def wait_done(self, response_id: str | None) -> None:
+        """Wait until the handlers took that response's response.done."""
+        with self._changed:
+            assert self._changed.wait_for(lambda: response_id in self._done, LONG)
+
+
 class TestRegistering:
     """session.tool declares the whole list at once and waits for its acceptance."""
 
@@ -321,6 +345,91 @@ class TestRunning:
         assert [item["call_id"] for item in outputs(server)] == ["call_0", "call_1"]
         assert len(received(server, "response.create")) == 2  # one per reply, not per call
 
+    def test_two_calls_under_server_vad_follow_one_answer(
+        self, server: LocalRealtimeServer
+    ) -> None:
+        """Server VAD answers each output: respond() gets the last answer; the other is never heard."""
+        with connect(server) as session:
+            session.tool(lambda: "one", name="first")
+            session.tool(lambda: "two", name="second")
+            seen = _Seen(session)
+            server.script_response(two_calls(("first", "{}"), ("second", "{}")))
+            result = session.respond(text="go", timeout=LONG)
+            assert [c.name for c in result.turn_tool_calls] == ["first", "second"]
+            seen.wait_done(result.response_id)
+            # The server started one answer per output; the last saw both.
+            calling, superseded, answer = seen.created
+            assert len(received(server, "response.create")) == 1
+            assert result.response_id == answer and result.tool_rounds[0].response_id == calling
+            assert 'call_1: "two"' in result.text and result.audio
+            # The superseded answer's audio reached no one (handlers, speaker, buffer).
+            assert superseded not in seen.audio and answer in seen.audio
+            turns = {t.response_id: t for t in session.transcript if t.role == "assistant"}
+            assert turns[superseded].interrupted and turns[superseded].heard_text == ""
+            assert not turns[answer].interrupted and turns[answer].heard_text == result.text
+            # No answer is left over for a later respond() to pick up.
+            with pytest.raises(ds.ConfigError, match="needs audio"):
+                session.respond(timeout=LONG)
+
+    def test_registered_and_hand_declared_call_under_server_vad(
+        self, server: LocalRealtimeServer
+    ) -> None:
+        """Under VAD the answer to the library's output is not heard; the program's answer is."""
+        with connect(server) as session:
+            session.update_session(ds.SessionUpdate(tools=[ds.FunctionTool(name="by_hand")]))
+            session.tool(lambda: "ours", name="registered")
+            seen = _Seen(session)
+            server.script_response(two_calls(("registered", "{}"), ("by_hand", "{}")))
+            calling = session.respond(text="go", timeout=LONG)
+            assert [c.name for c in calling.tool_calls] == ["registered"]
+            hand = next(o for o in calling.output if o.name == "by_hand")
+            session.send_function_output(hand.call_id or "", "theirs")
+            answer = session.respond(timeout=LONG)
+            seen.wait_done(answer.response_id)
+            assert 'call_1: "theirs"' in answer.text and answer.audio
+            ours = [r for r in seen.created if r not in (calling.response_id, answer.response_id)]
+            assert len(ours) == 1 and ours[0] not in seen.audio
+            assert answer.response_id in seen.audio
+
+    @pytest.mark.parametrize("vad", [False, True], ids=["manual", "server_vad"])
+    def test_interrupt_while_a_tool_runs(self, server: LocalRealtimeServer, vad: bool) -> None:
+        """interrupt() during a tool: its output still goes, but no answer to it is asked for or heard."""
+        with connect(server) as session:
+            if not vad:
+                session.update_session(ds.SessionUpdate(turn_detection=None))
+            running, release = threading.Event(), threading.Event()
+
+            @session.tool
+            def slow() -> str:
+                """Slow."""
+                running.set()
+                release.wait(LONG)
+                return "late"
+
+            seen = _Seen(session)
+            server.script_response(one_call("slow", "{}"))
+            session.append_text("slow")
+            handle = session.create_response()
+            assert running.wait(LONG)
+            session.interrupt()  # the user said "never mind"
+            release.set()
+            result = handle.wait(timeout=LONG)
+            assert [c.result for c in result.tool_calls] == ["late"]
+            assert handle.follow_up is None
+            # The output went (the history stays whole): the item.create after the text.
+            output = server.wait_for_received("conversation.item.create", count=2, timeout=LONG)
+            assert output["item"]["type"] == "function_call_output"
+            if vad:
+                # The server's own answer to it starts, but is cancelled and never heard.
+                server.wait_for_received("response.cancel", timeout=LONG)
+                answer = [r for r in seen.created if r != result.response_id]
+                seen.wait_done(answer[0])
+                assert len(answer) == 1 and answer[0] not in seen.audio
+            # The next turn is answered normally, and nothing else was asked for.
+            after = session.respond(text="hello", timeout=LONG)
+            assert after.audio and not after.interrupted
+            assert len(received(server, "response.create")) == 2
+
     def test_tool_call_handlers_in_order(
         self, manual: ds.RealtimeSession, server: LocalRealtimeServer
     ) -> None:
@@ -340,6 +449,60 @@ class TestRunning:
         assert not any(isinstance(e, ds.ToolCall) for e in every)
         with pytest.raises(ds.ConfigError, match="ToolCall"):
             manual.wait_for(ds.ToolCall)  # type: ignore[arg-type]
+
+    def test_tool_call_record_is_never_dropped_for_handlers(
+        self, server: LocalRealtimeServer
+    ) -> None:
+        """A full handler backlog drops events, never a ToolCall: on(ToolCall) gets it, in order."""
+        with connect(server, max_handler_backlog=4) as session:
+            session.update_session(ds.SessionUpdate(turn_detection=None))  # spoken replies
+            gate = threading.Event()
+            order: list[str] = []
+            got = threading.Event()
+            session.on(ds.ResponseDone, lambda e: (order.append("done"), gate.wait(LONG)))
+
+            def on_call(call: ds.ToolCall) -> None:
+                order.append(f"call {call.name}")
+                got.set()
+
+            session.on(ds.ToolCall, on_call)
+            session.tool(lambda: "pong", name="ping")
+            server.script_response(one_call("ping", "{}"))
+            result = session.respond(text="go", timeout=LONG)
+            assert [c.name for c in result.turn_tool_calls] == ["ping"]
+            # The answer's audio overflowed the backlog behind the blocked handler.
+            assert session.dropped_for_handlers > 0
+            gate.set()
+            assert got.wait(LONG)
+            assert order[:2] == ["done", "call ping"]
+
+    def test_one_read_only_record_for_every_reader(
+        self, manual: ds.RealtimeSession, server: LocalRealtimeServer
+    ) -> None:
+        """The record a handler gets is the result's; its arguments refuse changes, yet dump as JSON."""
+        handled: list[ds.ToolCall] = []
+        got = threading.Event()
+        manual.on(ds.ToolCall, lambda call: (handled.append(call), got.set()))
+
+        @manual.tool
+        def weather(city: str) -> str:
+            """The weather in a city."""
+            return city
+
+        result = manual.respond(text='weather {"city": "Paris"}', timeout=LONG)
+        assert got.wait(LONG)
+        (call,) = result.turn_tool_calls
+        assert handled == [call] and handled[0] is call
+        with pytest.raises(TypeError, match="read-only"):
+            call.arguments["city"] = "Rome"  # type: ignore[index]
+        with pytest.raises(TypeError, match="read-only"):
+            call.arguments.update(city="Rome")  # type: ignore[union-attr]
+        assert call.arguments == {"city": "Paris"} and isinstance(call.arguments, dict)
+        assert json.loads(json.dumps(call.arguments)) == {"city": "Paris"}
+        copy = dict(call.arguments or {})
+        copy["city"] = "Rome"
+        again = ds.Transcript.from_json(manual.transcript.to_json())
+        assert [c.arguments for t in again for c in t.tool_calls] == [{"city": "Paris"}]
 
     def test_hand_declared_call_is_left_to_the_program(
         self, manual: ds.RealtimeSession, server: LocalRealtimeServer
@@ -560,11 +723,11 @@ class TestClose:
         assert any(issubclass(w.category, ResourceWarning) for w in caught)
 
 
-def test_respond_stops_following_after_max_rounds(
+def test_tool_loop_stops_after_max_rounds(
     manual: ds.RealtimeSession, server: LocalRealtimeServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """respond() follows at most MAX_TOOL_ROUNDS replies, then returns the last with a warning."""
-    from dashscope_sync._sessions.conversation import MAX_TOOL_ROUNDS
+    """The loop itself stops at MAX_TOOL_ROUNDS: the last outputs go, no response.create follows."""
+    from dashscope_sync._core.tool_book import MAX_TOOL_ROUNDS
 
     count: list[int] = []
 
@@ -574,13 +737,21 @@ def test_respond_stops_following_after_max_rounds(
         count.append(1)
         return len(count)
 
-    for _ in range(MAX_TOOL_ROUNDS + 1):
+    for _ in range(MAX_TOOL_ROUNDS):
         server.script_response(one_call("again", "{}"))
+    # What a further round would get; without the bound the loop takes it.
+    server.script_response([{"type": "response.created"}, {"type": "response.done"}])
     with caplog.at_level(logging.WARNING, logger="dashscope_sync"):
         result = manual.respond(text="go", timeout=LONG)
     assert len(result.tool_rounds) == MAX_TOOL_ROUNDS - 1
     assert [c.result for c in result.turn_tool_calls] == list(range(1, MAX_TOOL_ROUNDS + 1))
     assert any("still calling tools" in r.getMessage() for r in caplog.records)
+    # Nothing runs on after respond(): the next turn gets the scripted reply.
+    after = manual.respond(text="next", timeout=LONG)
+    assert after.tool_calls == () and len(count) == MAX_TOOL_ROUNDS
+    # One response.create for the turn, one per round but the last, one for the next turn.
+    assert len(received(server, "response.create")) == MAX_TOOL_ROUNDS + 1
+    assert len(outputs(server)) == MAX_TOOL_ROUNDS
 
 
 def test_tool_calls_land_on_the_transcript_turn_that_made_them(
@@ -600,3 +771,121 @@ def test_tool_calls_land_on_the_transcript_turn_that_made_them(
     (call,) = calling[0].tool_calls
     assert (call.name, call.arguments, call.result) == ("double", {"n": 21}, 42)
     assert calling[0].response_id == result.tool_rounds[0].response_id
+
+
+def test_function_output_frame_comes_from_the_codec() -> None:
+    """The function_call_output frame both answer paths send is built by _wire.codec alone."""
+    from dashscope_sync._wire.codec import encode_function_output
+
+    frame = json.loads(encode_function_output("event_1", "call_1", '{"a":"é"}'))
+    assert frame == {
+        "event_id": "event_1",
+        "type": "conversation.item.create",
+        "item": {"type": "function_call_output", "call_id": "call_1", "output": '{"a":"é"}'},
+    }
+    import inspect
+
+    from dashscope_sync._core import core
+
+    assert '"type": "function_call_output"' not in inspect.getsource(core)
+
+
+def test_reconnect_carries_the_registered_tools(
+    manual: ds.RealtimeSession, server: LocalRealtimeServer
+) -> None:
+    """reconnect() gives the new session the same tools, declared once, and they answer calls."""
+
+    @manual.tool
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        return f"rain in {city}"
+
+    before = manual.tools["get_weather"]
+    updates = len(received(server, "session.update"))
+    with manual.reconnect(timeout=LONG) as fresh:
+        assert fresh.tools == {"get_weather": before}
+        (restoring,) = received(server, "session.update")[updates:]
+        assert [t["function"]["name"] for t in restoring["session"]["tools"]] == ["get_weather"]
+        result = fresh.respond(text='get_weather {"city": "Paris"}', timeout=LONG)
+        (call,) = result.turn_tool_calls
+        assert call.result == "rain in Paris" and "rain in Paris" in result.text
+        assert outputs(server)[-1]["call_id"] == call.call_id
+
+
+def test_reconnect_without_restore_carries_no_tools(
+    manual: ds.RealtimeSession, server: LocalRealtimeServer
+) -> None:
+    """reconnect(restore=False) starts with no tools registered, as none are declared."""
+
+    @manual.tool
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        return city
+
+    with manual.reconnect(restore=False, timeout=LONG) as fresh:
+        assert fresh.tools == {}
+
+
+class TestToolBookPlan:
+    """The pure decision of how a reply's tool outputs are answered (no sockets)."""
+
+    @staticmethod
+    def book(round: int = 0, cut: bool = False) -> Any:
+        from dashscope_sync._core.tool_book import ToolBook
+
+        book = ToolBook()
+        if round:
+            book.rounds["r"] = round
+        if cut:
+            book.cut.add("r")
+        return book
+
+    @staticmethod
+    def track() -> Any:
+        from dashscope_sync._core.state import ResponseTrack
+
+        return ResponseTrack(None, 0.0)
+
+    def test_manual_mode_asks_until_the_limit(self) -> None:
+        """Manual mode: response.create unless the limit, an interrupt or the program's calls stop it."""
+        from dashscope_sync._core.tool_book import MAX_TOOL_ROUNDS
+
+        plan = self.book().plan("r", 2, True, False, self.track)
+        assert plan.create and plan.answers == [None, None] and plan.round == 1
+        last = self.book(MAX_TOOL_ROUNDS).plan("r", 1, True, False, self.track)
+        assert not last.create and last.stopped == "limit"
+        cut = self.book(cut=True).plan("r", 1, True, False, self.track)
+        assert not cut.create and cut.stopped == "interrupted"
+        assert not self.book().plan("r", 1, False, False, self.track).create
+
+    def test_server_vad_follows_the_last_answer_and_silences_the_rest(self) -> None:
+        """Server VAD: one answer per output; the last is followed, the others silenced, not cancelled."""
+        plan = self.book().plan("r", 3, True, True, self.track)
+        first, second, last = plan.answers
+        assert plan.follow_up is last and not plan.create
+        assert first.silent and second.silent and not last.silent
+        assert not (first.cancel_wanted or second.cancel_wanted or last.cancel_wanted)
+
+    def test_server_vad_stopped_turn_cancels_only_its_last_answer(self) -> None:
+        """Past the limit (or cut) the last answer is silenced and cancelled; for the program's calls it is not cancelled."""
+        from dashscope_sync._core.tool_book import MAX_TOOL_ROUNDS
+
+        stopped = self.book(MAX_TOOL_ROUNDS).plan("r", 2, True, True, self.track)
+        assert stopped.follow_up is None and all(t.silent for t in stopped.answers)
+        assert [t.cancel_wanted for t in stopped.answers] == [False, True]
+        theirs = self.book().plan("r", 2, False, True, self.track)
+        assert theirs.follow_up is None and all(t.silent for t in theirs.answers)
+        assert not any(t.cancel_wanted for t in theirs.answers)
+
+    def test_cut_turns_silences_what_has_not_started(self) -> None:
+        """interrupt() marks running turns cut and silences planned or requested answers not started."""
+        book = self.book()
+        book.waiting["running"] = None
+        plan = book.plan("r", 1, True, True, self.track)
+        requested = self.track()
+        requested.tool_round = 1
+        plain = self.track()  # a reply the program asked for: not the tool loop's
+        book.cut_turns([requested, plain], cancel=True)
+        assert "running" in book.cut
+        assert plan.follow_up is not None and plan.follow_up.silent and plan.follow_up.cancel_wanted
+        assert requested.silent and requested.cancel_wanted and not plain.silent

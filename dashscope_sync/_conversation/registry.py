@@ -135,6 +135,13 @@ class ToolRegistry:
             declare([*self._by_hand(accepted()), *(e.tool.as_dict() for e in kept.values())])
             self._publish(kept)
 
+    def adopt(self, other: ToolRegistry) -> None:
+        """Register ``other``'s tools here as they are, declaring nothing: the
+        caller declares them (`RealtimeSession.reconnect` replays the accepted
+        ``tools`` list, which holds them)."""
+        with self._lock:
+            self._publish({**other.entries, **self.entries})
+
     def _by_hand(self, accepted: list[Any]) -> list[dict[str, Any]]:
         """The accepted tools that were not registered here: declared by hand, kept."""
         return [

@@ -16,7 +16,9 @@ reader or the handler thread. For each reply it:
    `SessionCore.tool_called` (``on(ds.ToolCall)`` handlers, the program's
    `ToolError` with ``on_tool_error="raise"``), sends the outputs in that
    order, and asks for the next reply the way the family and turn mode want
-   (`SessionCore.answer_tools`);
+   (`SessionCore.answer_tools`; the state decides, `plan_tool_answers`: under
+   server VAD the last of the server's answers is followed and the others
+   silenced; past `MAX_TOOL_ROUNDS`, or after an ``interrupt()``, none);
 4. releases the reply's handle (`SessionCore.tools_ran`): its ``wait()``
    returns with the records.
 
@@ -156,7 +158,7 @@ class ToolRunner:
             for record, cause in finished:
                 core.tool_called(record, cause)
             outputs = [(r.call_id, r.output or "") for r in records]
-            follow_up = core.answer_tools(outputs, ask_next=len(ours) == len(calls))
+            follow_up = core.answer_tools(response_id, outputs, ask_next=len(ours) == len(calls))
         except DashScopeError as exc:  # the session closed under us: nothing more to send
             logger.debug("answering the tool calls of %s stopped: %s", response_id, exc)
         finally:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
 
@@ -12,9 +13,49 @@ from .._fmt import seconds
 __all__ = ["Tool", "ToolCall"]
 
 
+class _ReadOnlyDict(dict[str, Any]):
+    """A dict that refuses changes: `ToolCall.arguments`, shared by every reader.
+
+    Still a dict (``json.dumps``, ``isinstance``, ``==``, ``dict(...)`` for a
+    copy to change), so programs that read the arguments keep working.
+    """
+
+    __slots__ = ()
+
+    def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError(
+            "ToolCall.arguments is read-only (the record is shared by every reader); "
+            "copy it with dict(call.arguments) to change it"
+        )
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_ReadOnlyDict, (dict(self),))
+
+    def __copy__(self) -> _ReadOnlyDict:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> _ReadOnlyDict:
+        return _ReadOnlyDict(copy.deepcopy(dict(self), memo))
+
+
+def _read_only(arguments: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if arguments is None or isinstance(arguments, _ReadOnlyDict):
+        return arguments
+    return _ReadOnlyDict(arguments)
+
+
 @attrs.frozen(kw_only=True)
 class Tool:
     """A Python function registered with `RealtimeSession.tool`, as the model sees it.
+
+    Thread safety: frozen, so it may be read from any thread (do not change
+    the ``parameters`` mapping: the session's registry shares it).
+    ``function`` runs on the session's tool threads, concurrently when one
+    reply calls the tool several times, so it must be safe to run on
+    several threads at once.
 
     Attributes:
         name: The name the model calls it by.
@@ -43,10 +84,20 @@ class Tool:
 class ToolCall:
     """One call the model made of a registered tool, and how it ended.
 
+    Thread safety: one record is shared: the same object goes to
+    ``on(ToolCall)`` handlers (on the handler thread), to the calling reply's
+    ``ResponseResult.tool_calls`` and to the transcript (read from any
+    thread). It is frozen and ``arguments`` is a read-only dict, so it may
+    be read from any thread; values nested in ``arguments`` and ``result``
+    (what the tool returned) are the same objects for every reader: copy
+    them before changing them.
+
     Attributes:
         name: The tool the model asked for (perhaps one that is not registered).
         call_id: The server's id of the call, which the output answers.
-        arguments: The arguments as parsed, or None when they did not parse.
+        arguments: The arguments as parsed (a read-only dict: it raises
+            `TypeError` on a change; ``dict(call.arguments)`` is a copy to
+            change), or None when they did not parse.
         raw_arguments: The arguments as the model wrote them (a JSON text).
         result: What the tool returned (None when it failed).
         error: Why the call failed (unknown tool, bad arguments, an
@@ -59,7 +110,7 @@ class ToolCall:
 
     name: str
     call_id: str
-    arguments: dict[str, Any] | None
+    arguments: dict[str, Any] | None = attrs.field(converter=_read_only)
     raw_arguments: str
     result: object = None
     error: str | None = None

@@ -39,8 +39,8 @@ from .._errors import (
 from .._fmt import seconds
 from .._wire.codec import (
     EventIds,
-    dumps,
     encode_audio_append,
+    encode_function_output,
     encode_item_replacement,
     encode_simple,
 )
@@ -606,19 +606,27 @@ class SessionCore:
             track = state.follow_function_answer(time.monotonic())
         return None if track is None else Response(self, track)
 
-    def send_function_output(self, event_id: str, text: str, *, for_user: bool = True) -> None:
+    def send_function_output(
+        self,
+        event_id: str,
+        text: str,
+        *,
+        for_user: bool = True,
+        answer: ResponseTrack | None = None,
+    ) -> None:
         """Send a ``function_call_output`` item, booked first: under server VAD the
         server answers it by itself, and that answer must not arrive unbooked.
 
         ``for_user``: a call of the user's (a pending handler failure is raised
         first); otherwise the tool worker's, which leaves it for the user.
+        ``answer``: the track that takes the server's own answer to it.
         """
         self.mailbox.check_inherited("send_function_output()")
         self.await_truncations()
         mailbox = self.mailbox
         with self._request_lock:  # in wire order with the requests, as the server reads them
             with mailbox.lock:
-                mailbox.state.function_output_sent(event_id)
+                mailbox.state.function_output_sent(event_id, answer)
             try:
                 if for_user:
                     self.send(text, "conversation.item.create")
@@ -671,28 +679,39 @@ class SessionCore:
             self.mailbox.handler_failed(make_error)
 
     def answer_tools(
-        self, outputs: Sequence[tuple[str, str]], *, ask_next: bool
+        self, response_id: str, outputs: Sequence[tuple[str, str]], *, ask_next: bool
     ) -> ResponseTrack | None:
         """Send the outputs of a reply's tool calls, in order, and get the next reply
-        (tool worker): under server VAD with automatic responses the server answers
-        by itself, and that answer is followed; otherwise ``response.create`` goes.
-        Returns the next reply's track (None when ``ask_next`` is False)."""
-        for call_id, output in outputs:
-            event_id = self.ids.next()
-            item = {"type": "function_call_output", "call_id": call_id, "output": output}
-            text = dumps({"event_id": event_id, "type": "conversation.item.create", "item": item})
-            self.send_function_output(event_id, text, for_user=False)
-        if not ask_next:
-            return None
+        (tool worker), as `SessionState.plan_tool_answers` decides: under server
+        VAD with automatic responses the server answers each output by itself,
+        and the last answer is followed; otherwise ``response.create`` goes.
+        Returns the next reply's track (None when the turn does not go on)."""
         with self.mailbox.lock:
-            followed = self.mailbox.state.follow_function_answer(time.monotonic())
-        if followed is not None:
-            return followed
+            plan = self.mailbox.state.plan_tool_answers(
+                response_id, len(outputs), ask_next, time.monotonic()
+            )
+        if plan.stopped == "limit" and ask_next:
+            logger.warning(
+                "the model was still calling tools after %d replies: their outputs were sent, "
+                "but no further reply is asked for (or heard) in this turn",
+                plan.round,
+            )
+        for (call_id, output), answer in zip(outputs, plan.answers, strict=True):
+            event_id = self.ids.next()
+            text = encode_function_output(event_id, call_id, output)
+            self.send_function_output(event_id, text, for_user=False, answer=answer)
+        if not plan.create:
+            return plan.follow_up
         event_id = self.ids.next()
         self.await_truncations()
         with self._request_lock:
             with self.mailbox.lock:
-                track, request = self.mailbox.state.track_response(event_id, time.monotonic())
+                state = self.mailbox.state
+                track, request = state.track_response(event_id, time.monotonic())
+                track.tool_round = plan.round
+                if response_id in (state.tools.cut if state.tools is not None else ()):
+                    # interrupt() came while the outputs went: nobody may hear it.
+                    track.silent = track.cancel_wanted = True
             self._send_request(
                 request,
                 encode_simple(event_id, "response.create"),

@@ -8,7 +8,9 @@ refers to it: nothing a thread holds keeps it alive.
 
 from __future__ import annotations
 
+import collections
 import enum
+import itertools
 import logging
 import queue
 import threading
@@ -188,6 +190,19 @@ class Dispatcher:
         self._queue: queue.SimpleQueue[tuple[Dispatched, int, int | None] | _Stop] = (
             queue.SimpleQueue()
         )
+        # Records are never dropped: one the reader's trimming takes off the
+        # front waits here (appended by the reader, taken by the handler
+        # thread; deque ends are thread-safe) with its place in the order,
+        # and goes to the handlers before the first later item.
+        self._ahead: collections.deque[tuple[tuple[int, int], ToolCall]] = collections.deque()
+        # Each record's place: (the arrival number of the last event queued
+        # before it, a count of records), so that it sorts after that event
+        # and before the next. Written by the reader thread only.
+        self._last_seq = -1
+        # itertools.count: its next() is atomic, records come from any thread.
+        self._record_no = itertools.count()
+        # The place of each record in the queue (handler thread pops them).
+        self._places: dict[int, tuple[int, int]] = {}
         #: Events dropped for handlers (the backlog was full).
         self.dropped = 0
         # Told the arrival number of each event dropped (reader thread).
@@ -225,6 +240,7 @@ class Dispatcher:
         """
         q = self._queue
         q.put((event, size, seq))
+        self._last_seq = seq
         self._queued_bytes += size
         limit = self._max_bytes
         while q.qsize() > self._max_backlog or (
@@ -241,7 +257,11 @@ class Dispatcher:
                 return
             self._dropped_bytes += oldest[1]
             if oldest[2] is None:
-                continue  # a record (a ToolCall), not an event: not counted
+                # A record (a ToolCall) is never dropped: it goes first.
+                record = oldest[0]
+                assert isinstance(record, ToolCall)
+                self._ahead.append((self._places.pop(id(record)), record))
+                continue
             self.dropped += 1
             if self._on_drop is not None:
                 self._on_drop(oldest[2])
@@ -259,9 +279,11 @@ class Dispatcher:
     def put_record(self, record: ToolCall) -> None:
         """Queue a record of the library's own for its handlers; never blocks, any thread.
 
-        Not counted against the backlog: records come one per tool call, and
-        the reader's drop accounting knows only events.
+        Not counted against the backlog, and never dropped: records come one
+        per tool call (each ``on(ToolCall)`` handler gets every call), and the
+        reader's drop accounting knows only events.
         """
+        self._places[id(record)] = (self._last_seq, next(self._record_no))
         self._queue.put((record, 0, None))
 
     def stop(self) -> None:
@@ -273,12 +295,24 @@ class Dispatcher:
     def _run(self) -> None:
         """Run handlers for each event; runs on the handler thread until STOP."""
         get = self._queue.get
+        ahead = self._ahead
         while True:
             item = get()
             if item is _Stop.STOP:
+                while ahead:
+                    if not self._dispatch(ahead.popleft()[1]):
+                        return
                 break
             event, size, seq = item
-            if seq is not None:
+            if ahead:
+                # Records trimmed off the front that came before this item.
+                place = (seq, -1) if seq is not None else self._places.get(id(event), (-1, -1))
+                while ahead and ahead[0][0] < place:
+                    if not self._dispatch(ahead.popleft()[1]):
+                        return
+            if seq is None:
+                self._places.pop(id(event), None)
+            else:
                 self.taken_seq = seq
             self._taken_bytes += size
             if not self._dispatch(event):

@@ -113,7 +113,7 @@ from .._wire.events import (
 )
 from .._wire.families import ModelFamily
 from .speech_state import SpeechBook
-from .tool_book import DueCall, ToolBook
+from .tool_book import DueCall, ToolAnswers, ToolBook
 from .truncation import Replacement, Replacements
 
 __all__ = [
@@ -292,10 +292,12 @@ class ResponseTrack:
         "interrupted",
         "requested_at",
         "sample_rate",
+        "silent",
         "status",
         "text",
         "timing",
         "tool_calls",
+        "tool_round",
         "tools_pending",
         "unwatched",
     )
@@ -325,6 +327,13 @@ class ResponseTrack:
         # outputs (the library asked for it, or follows the server's own).
         self.tool_calls: tuple[Any, ...] = ()
         self.follow_up: ResponseTrack | None = None
+        # The replies before it in its turn that called registered tools (it
+        # answers their outputs); 0 for a turn's first reply.
+        self.tool_round = 0
+        # Nobody may hear it (a tool answer superseded, past the loop's bound,
+        # or asked for before an interrupt()): from its response.created its
+        # audio reaches no one, and its calls are not run.
+        self.silent = False
         # The latency book's record of the response, from response.created:
         # the figures that come after response.done (an attached speaker's
         # playback start) reach the result through it.
@@ -571,6 +580,9 @@ class SessionState:
         # The event ids of those outputs, oldest first, until the answer
         # starts: an error naming one means the server refused it.
         self._outputs_due: list[str] = []
+        # The tool worker's outputs whose answers have a track of their own
+        # (`plan_tool_answers`), by output event id, until the answer starts.
+        self._answer_tracks: dict[str, ResponseTrack] = {}
         # Tracks following that answer (create_response() right after the
         # output): they fail with the refusal, if it comes.
         self._answer_followers: list[ResponseTrack] = []
@@ -681,13 +693,20 @@ class SessionState:
         track = ResponseTrack(event_id, at)
         return track, self.request(RequestKind.RESPONSE, event_id, track=track)
 
-    def function_output_sent(self, event_id: str = "") -> bool:
+    def function_output_sent(self, event_id: str = "", answer: ResponseTrack | None = None) -> bool:
         """A ``function_call_output`` item is being sent (``event_id``): under
         server VAD with automatic responses the server answers it by itself, so
-        its next response is its own. Returns True if this call made an answer due."""
+        its next response is its own (``answer``, if given, takes it: the tool
+        worker's `plan_tool_answers`). Returns True if this call made an answer due.
+
+        Each output gets an answer of its own, in order: the service (and the
+        local server, which models it) starts a reply after every output.
+        """
         if not _auto_responds(self.info):
             return False
         self._outputs_due.append(event_id)
+        if answer is not None:
+            self._answer_tracks[event_id] = answer
         first = not self._answer_due
         self._answer_due = True
         return first
@@ -700,6 +719,9 @@ class SessionState:
         """A function output will get no answer (unsent, or refused with ``error``)."""
         if event_id in self._outputs_due:
             self._outputs_due.remove(event_id)
+        own = self._answer_tracks.pop(event_id, None)
+        if own is not None and error is not None:
+            own.fail(error)
         if self._outputs_due or not self._answer_due:
             return  # another output is still answered (or the answer started)
         self._answer_due = False
@@ -725,6 +747,20 @@ class SessionState:
         if pending:
             self._answer_followers.append(track)
         return track
+
+    def plan_tool_answers(
+        self, response_id: str, outputs: int, ask_next: bool, at: float
+    ) -> ToolAnswers:
+        """How the tool worker answers a reply's ``outputs`` outputs: `ToolBook.plan`."""
+        tools = self.tools
+        assert tools is not None, "the tool worker runs only once a ToolBook is set"
+        return tools.plan(
+            response_id,
+            outputs,
+            ask_next,
+            _auto_responds(self.info),
+            lambda: ResponseTrack(None, at),
+        )
 
     def follow_next_response(self, at: float) -> ResponseTrack:
         """A track for the next response the server starts by itself (server VAD).
@@ -768,6 +804,9 @@ class SessionState:
         With ``cancel`` False a later `cancel` still works.
         """
         cancel = cancel and self._takes_cancel
+        if self.tools is not None:
+            requested = [r.track for r in self._pending if r.kind is RequestKind.RESPONSE]
+            self.tools.cut_turns([t for t in requested if t is not None], cancel)
         rid = self.active_response_id
         for open_id in [*self._open, *(r for r in (rid, self._latest) if r is not None)]:
             self._mark_interrupted(open_id)
@@ -867,12 +906,19 @@ class SessionState:
             if truncation is not None:
                 effects = effects or Effects()
                 effects.truncate = self.replacements.open(truncation)
+            if (
+                type(event) is ResponseCreated
+                and tools is not None
+                and event.response.id in tools.silenced
+            ):
+                self.transcript.cut(event.response.id)  # a silenced answer: nothing was heard
         if self.replacements.busy and type(event) in _DELETE_ANSWERS:
             answered = self.replacements.answered()
             if answered:
                 effects = effects or Effects()
                 effects.recreate = answered
         running = self._running
+        ended: ResponseTrack | None = None
         if running:
             kind = type(event)
             if kind in _FED:
@@ -881,13 +927,17 @@ class SessionState:
                     track._feed(event, at)
             elif kind is ResponseDone:
                 assert isinstance(event, ResponseDone)
-                track = running.pop(event.response.id, None)
+                track = ended = running.pop(event.response.id, None)
                 if track is not None:
                     track._feed(event, at)
                     track.tools_pending = bool(due)
                 if due:
                     assert tools is not None
                     tools.waiting[event.response.id] = track
+        if due:
+            assert tools is not None and isinstance(event, ResponseDone)
+            # Its place in the turn's tool loop: one after the reply it answers.
+            tools.rounds[event.response.id] = (0 if ended is None else ended.tool_round) + 1
         return effects
 
     def tools_ran(
@@ -897,6 +947,9 @@ class SessionState:
         returns now, with their records and the reply that answers them."""
         tools = self.tools
         track = None if tools is None else tools.waiting.pop(response_id, None)
+        if tools is not None:
+            tools.rounds.pop(response_id, None)
+            tools.cut.discard(response_id)
         if track is not None:
             track.tool_calls = calls
             track.follow_up = follow_up
@@ -983,12 +1036,15 @@ class SessionState:
         track: ResponseTrack | None = None
         answer_due = self._answer_due
         server_own = self._vad_turn_ended or answer_due
-        self._vad_turn_ended = self._answer_due = False
+        self._vad_turn_ended = False
         self._unclaimed = None
         if answer_due:
-            self._outputs_due.clear()
+            # The answer to the oldest output due: each gets one of its own.
+            answered = self._outputs_due.pop(0) if self._outputs_due else ""
+            track = self._answer_tracks.pop(answered, None)
+            self._answer_due = bool(self._outputs_due)
             self._answer_followers.clear()
-        if server_own:
+        if track is None and server_own:  # (else: the tool worker's own track for it)
             track = self._next_follower()
             if track is None and answer_due:
                 # The answer to a function output: keep it for the caller who
@@ -1012,6 +1068,11 @@ class SessionState:
 
     def _start(self, track: ResponseTrack, event: ResponseCreated) -> Effects | None:
         track._start(event)
+        if track.silent:
+            self._mark_interrupted(event.response.id)  # its audio reaches no one
+            track.interrupted = True
+            if self.tools is not None:
+                self.tools.silenced.add(event.response.id)
         if self.info is not None:
             track.sample_rate = self.info.output_sample_rate
         self._running[event.response.id] = track
@@ -1157,8 +1218,9 @@ class SessionState:
                 request.track.fail(failure)
         self._pending.clear()
         ended = self._closed_error("the session ended before the response finished")
-        for track in [*self._running.values(), *self._followers]:
+        for track in [*self._running.values(), *self._followers, *self._answer_tracks.values()]:
             track.fail(ended)
+        self._answer_tracks.clear()
         if self.tools is not None:
             for waiting in self.tools.waiting.values():
                 if waiting is not None and waiting.tools_pending:

@@ -10,11 +10,17 @@ calls are not due: the model did not finish asking.
 
 It also holds, until the calls have run, the `ResponseTrack` of each reply
 that made them, so that its handle's ``wait()`` returns only then, with
-the `ToolCall` records (`SessionState.tools_ran`).
+the `ToolCall` records (`SessionState.tools_ran`); and what decides whether
+their outputs get a next reply (`SessionState.plan_tool_answers`): the
+reply's place in its turn's tool loop (at most `MAX_TOOL_ROUNDS` replies
+that call tools, then the outputs go with no next reply), and whether
+``interrupt()`` came while they ran (then their answer must not play).
+Replies whose answer nobody hears (`silenced`) make no calls that are due.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Final
 
 import attrs
@@ -24,7 +30,12 @@ from .._wire.events import ResponseDone, ResponseFunctionCallArgumentsDone, Serv
 if TYPE_CHECKING:
     from .state import ResponseTrack
 
-__all__ = ["DueCall", "ToolBook"]
+__all__ = ["MAX_TOOL_ROUNDS", "DueCall", "ToolAnswers", "ToolBook"]
+
+#: How many replies of one turn may call registered tools: the outputs of the
+#: last go back, but no reply is asked for (or heard) after them, so a model
+#: stuck calling tools stops spending tokens and running functions.
+MAX_TOOL_ROUNDS: Final = 8
 
 #: How many replies' argument events are kept while their response.done is
 #: awaited (a reply whose end was lost must not keep them forever).
@@ -48,10 +59,35 @@ class DueCall:
     response_id: str
 
 
+class ToolAnswers:
+    """How the outputs of one reply's calls are answered (`SessionState.plan_tool_answers`).
+
+    Attributes:
+        answers: Per output, in order, the track that takes the server's own
+            answer to it (server VAD with automatic responses: one answer per
+            output); None in manual mode.
+        follow_up: The answer the turn goes on with (the last output's,
+            under server VAD), else None.
+        create: Send ``response.create`` (manual mode) for the next reply.
+        round: The replies of the turn that called tools, this one included.
+        stopped: Why no next reply is wanted: ``"limit"`` (`MAX_TOOL_ROUNDS`),
+            ``"interrupted"``, or None.
+    """
+
+    __slots__ = ("answers", "create", "follow_up", "round", "stopped")
+
+    def __init__(self, round: int) -> None:
+        self.answers: list[ResponseTrack | None] = []
+        self.follow_up: ResponseTrack | None = None
+        self.create = False
+        self.round = round
+        self.stopped: str | None = None
+
+
 class ToolBook:
     """See the module docstring. Not thread-safe: the session's lock serialises it."""
 
-    __slots__ = ("_seen", "waiting")
+    __slots__ = ("_seen", "answering", "cut", "rounds", "silenced", "waiting")
 
     def __init__(self) -> None:
         # Reply id -> its calls from the arguments' done events, in arrival order.
@@ -59,6 +95,81 @@ class ToolBook:
         #: Reply id -> the track of the reply whose calls are running (None:
         #: nobody follows it), until `SessionState.tools_ran`.
         self.waiting: dict[str, ResponseTrack | None] = {}
+        #: Reply id -> its place in its turn's tool loop (1 for the first reply
+        #: that calls tools), while its calls run.
+        self.rounds: dict[str, int] = {}
+        #: Replies whose calls were running when ``interrupt()`` came: their
+        #: outputs go, but no answer to them may play.
+        self.cut: set[str] = set()
+        #: The answers the tool worker planned (`ToolAnswers.answers`), kept
+        #: until they start, so that ``interrupt()`` can silence them.
+        self.answering: list[ResponseTrack] = []
+        #: Running replies nobody hears (an answer superseded or not wanted):
+        #: their calls are not due, until their ``response.done``.
+        self.silenced: set[str] = set()
+
+    def plan(
+        self,
+        response_id: str,
+        outputs: int,
+        ask_next: bool,
+        auto: bool,
+        new_track: Callable[[], ResponseTrack],
+    ) -> ToolAnswers:
+        """How the tool worker answers the ``outputs`` outputs of a reply's calls.
+
+        The turn goes on (``ask_next``: every call was the library's) unless
+        the reply was the `MAX_TOOL_ROUNDS`-th of its turn to call tools, or
+        ``interrupt()`` came while they ran. In manual mode it goes on with a
+        ``response.create``. Under server VAD with automatic responses
+        (``auto``) the server answers each output by itself, each answer a
+        ``new_track()``: the answers before the last saw only some of the
+        outputs, so they are silenced (never heard, never followed, their
+        calls not run; not cancelled, as ``response.cancel`` names no
+        response and one that arrived after its reply ended would cancel the
+        next, the answer that saw every output). The last is followed, or,
+        when the turn must not go on, silenced, and cancelled as it starts
+        (not when the program still owes outputs of its own: their answer
+        comes next, and a late cancel would hit it).
+        """
+        round = self.rounds.pop(response_id, 1)
+        plan = ToolAnswers(round)
+        if response_id in self.cut:
+            plan.stopped = "interrupted"
+        elif round >= MAX_TOOL_ROUNDS:
+            plan.stopped = "limit"
+        go_on = ask_next and plan.stopped is None
+        if not auto:
+            plan.answers = [None] * outputs
+            plan.create = go_on and outputs > 0
+            return plan
+        for index in range(outputs):
+            track = new_track()
+            track.tool_round = round
+            if index < outputs - 1 or not go_on:
+                track.silent = True
+                track.cancel_wanted = index == outputs - 1 and plan.stopped is not None
+            else:
+                plan.follow_up = track
+            plan.answers.append(track)
+        unstarted = [t for t in self.answering if t.id is None and not t.finished]
+        self.answering = [*unstarted, *(t for t in plan.answers if t is not None)]
+        return plan
+
+    def cut_turns(self, requested: Iterable[ResponseTrack], cancel: bool) -> None:
+        """``interrupt()`` came: no answer to the outputs of tools running now may play.
+
+        The tools cannot be stopped, and their outputs still go (the history
+        stays whole), but no reply is asked for after them; an answer asked
+        for already (``requested``: the tracks of the ``response.create``
+        requests waiting) or planned, not started yet, is silenced (and, with
+        ``cancel``, cancelled as it starts).
+        """
+        self.cut.update(self.waiting)
+        for track in [*requested, *self.answering]:
+            if track.id is None and track.tool_round and not track.silent:
+                track.silent = True
+                track.cancel_wanted = track.cancel_wanted or cancel
 
     def receive(self, event: ServerEvent) -> tuple[DueCall, ...]:
         """Take a function-call event or a ``response.done``; the calls now due, if any."""
@@ -76,6 +187,9 @@ class ToolBook:
         assert isinstance(event, ResponseDone)
         info = event.response
         seen = self._seen.pop(info.id, {})
+        if info.id in self.silenced:
+            self.silenced.discard(info.id)
+            return ()  # nobody hears this reply: the loop does not go on from it
         if (info.status or "completed") != "completed":
             return ()
         items = [item for item in info.output if item.type == "function_call"]

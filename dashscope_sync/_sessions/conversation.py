@@ -50,7 +50,13 @@ from .._errors import (
     UsageError,
 )
 from .._fmt import seconds
-from .._wire.codec import check_audio_append, dumps, encode_image_append, encode_simple
+from .._wire.codec import (
+    check_audio_append,
+    dumps,
+    encode_function_output,
+    encode_image_append,
+    encode_simple,
+)
 from .._wire.config import NOT_GIVEN, NotGiven, RealtimeConfig, SessionUpdate, check_modalities
 from .._wire.dialects import (
     check_client_event,
@@ -88,9 +94,6 @@ MAX_IMAGE_BYTES: Final = 500 * 1024
 RESPOND_CHUNK: Final = 3200
 #: How long a registered tool's call may run by default, in seconds.
 TOOL_TIMEOUT: Final = 30.0
-#: The most replies that call tools `respond` follows in one turn before it
-#: returns the last of them (a model that keeps calling tools).
-MAX_TOOL_ROUNDS: Final = 8
 
 _Fn = TypeVar("_Fn", bound=Callable[..., object])
 
@@ -409,10 +412,12 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
 
         When the reply calls tools registered with `tool`, they run, their
         outputs go back, and respond() follows the model's next reply, until
-        one calls no tool (at most ``MAX_TOOL_ROUNDS`` replies, within the one
-        ``timeout``): it returns that final reply, whose ``tool_rounds`` are
-        the replies that called tools before it and ``turn_tool_calls`` every
-        `ToolCall` of the turn.
+        one calls no tool (within the one ``timeout``): it returns that final
+        reply, whose ``tool_rounds`` are the replies that called tools before
+        it and ``turn_tool_calls`` every `ToolCall` of the turn. The loop
+        itself stops after ``MAX_TOOL_ROUNDS`` (8) replies that call tools:
+        the last one's outputs go, no reply is asked for (or heard) after
+        them, and respond() returns that reply with nothing left running.
 
         Returns:
             The `ResponseResult` (text, audio, usage, timings).
@@ -522,7 +527,10 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
         (never the socket reader's or the handlers'; a reply's calls run
         concurrently), sends each result as a ``function_call_output`` (a
         string as is, anything else as JSON), and asks for the next reply as
-        the turn mode wants (under server VAD the server answers by itself).
+        the turn mode wants (under server VAD the server answers each output
+        by itself: the last answer, the one that saw every output, is
+        followed, and the earlier ones are silenced: never heard, never
+        followed).
         An unknown tool, bad arguments, an exception, a timeout: the model
         gets ``{"error": "..."}``, a warning is logged, and with
         ``RealtimeConfig(on_tool_error="raise")`` the program's next call
@@ -559,11 +567,7 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
                     f"{self.config.model} ({family.title}) takes no tools: function calling "
                     "needs Qwen-Omni 3.5 or newer, Omni 3.8 or Qwen-Audio"
                 )
-            core = self._core
-            if core.tools is None:
-                runner = ToolRunner(core, self._tool_registry)
-                if core.keep_tools(runner):  # refused on a closed session: no thread is left
-                    runner.start()
+            self._start_tool_worker()
             self._tool_registry.register(
                 function,
                 name,
@@ -575,6 +579,14 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
             return function
 
         return register if fn is None else register(fn)
+
+    def _start_tool_worker(self) -> None:
+        """Have the core pick out the calls of registered tools, and start their worker."""
+        core = self._core
+        if core.tools is None:
+            runner = ToolRunner(core, self._tool_registry)
+            if core.keep_tools(runner):  # refused on a closed session: no thread is left
+                runner.start()
 
     @property
     def tools(self) -> Mapping[str, Tool]:
@@ -622,6 +634,15 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
         The `transcript` records the cut reply as ``interrupted`` with its
         ``heard_text``: the part whose audio the attached speaker played
         (without a speaker: the part whose audio had arrived).
+
+        Registered tools still running are not stopped (Python cannot stop a
+        thread): they finish and their outputs go back, so the model's
+        history stays whole, but their answer never plays. In manual mode no
+        reply is asked for after them; under server VAD the server's own
+        answer is silenced (its audio reaches no one) and cancelled as it
+        starts; an answer asked for already but not started is silenced and
+        cancelled the same way. The calling reply's ``follow_up`` is then
+        None (or that cancelled answer).
 
         Args:
             cancel: Send ``response.cancel`` for the running response.
@@ -823,9 +844,8 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
                 output = dumps(output)  # type: ignore[arg-type]
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"output is not JSON-serialisable: {exc}") from exc
-        item = {"type": "function_call_output", "call_id": call_id, "output": output}
-        event_id, text = self._event_text("conversation.item.create", {"item": item})
-        self._core.send_function_output(event_id, text)
+        event_id = self._core.ids.next()
+        self._core.send_function_output(event_id, encode_function_output(event_id, call_id, output))
         return event_id
 
     def retrieve_item(
@@ -1011,9 +1031,12 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
         new session gets the configuration the server accepted from
         `update_session` (all fields, merged deeply: a nested voice from one
         update and a nested format from a later one are both kept; skip with
-        ``restore=False``), but
-        not the conversation, pending audio or handlers. This session is
-        closed if it was not already. Register handlers on the new session.
+        ``restore=False``), and the tools registered with `tool` (the same
+        `Tool` records, declared by that one restoring update, run by the new
+        session's tool worker; not with ``restore=False``, which starts with
+        none), but not the conversation, pending audio or handlers. This
+        session is closed if it was not already. Register handlers on the new
+        session.
 
         Args:
             timeout: For the connect and the restoring update together, as
@@ -1039,6 +1062,11 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
         deadline = Deadline(None if isinstance(timeout, NotGiven) else timeout)
         fresh = self._reopen(timeout)
         try:
+            if restore and self._tool_registry.entries:
+                # Before the restoring update declares them: the tools answer
+                # from the new session's first reply on.
+                fresh._start_tool_worker()
+                fresh._tool_registry.adopt(self._tool_registry)
             if restore and restored:
                 left = NOT_GIVEN if isinstance(timeout, NotGiven) else deadline.remaining()
                 fresh.update_session(restored, timeout=left)
@@ -1083,13 +1111,9 @@ def _follow_tools(handle: Response, deadline: Deadline) -> ResponseResult:
     while True:
         result = _wait_for_reply(handle, deadline)
         follow_up = handle.follow_up
-        if follow_up is None or len(rounds) + 1 >= MAX_TOOL_ROUNDS:
-            if follow_up is not None:
-                logger.warning(
-                    "respond(): the model was still calling tools after %d replies: returning "
-                    "the last (its tools ran; the reply answering them was not waited for)",
-                    MAX_TOOL_ROUNDS,
-                )
+        # The loop itself stops after MAX_TOOL_ROUNDS replies that call tools
+        # (no follow-up then: see SessionState.plan_tool_answers).
+        if follow_up is None:
             break
         rounds.append(result)
         handle = follow_up

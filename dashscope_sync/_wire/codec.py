@@ -421,6 +421,14 @@ def encode_item_replacement(
     return frames
 
 
+def encode_function_output(event_id: str, call_id: str, output: str) -> str:
+    """The ``conversation.item.create`` of a ``function_call_output`` item: the
+    answer to the model's call ``call_id`` (PROTOCOL.md 2.8; the item's own id
+    is left to the server)."""
+    item = {"type": "function_call_output", "call_id": call_id, "output": output}
+    return dumps({"event_id": event_id, "type": "conversation.item.create", "item": item})
+
+
 def encode_simple(event_id: str, wire_type: str) -> str:
     """A client event with no fields beyond its id and type (ids and types need no escaping)."""
     return f'{{"event_id":"{event_id}","type":"{wire_type}"}}'
