@@ -183,9 +183,11 @@ class TestFrames:
             "response.create",
         ]
         inbound = [line["frame"]["type"] for line in lines if line["dir"] == "in"]
-        # The frames the session received after record(), in order (session.created
-        # and the update's answer came before it, and are not recorded).
-        assert inbound == seen[-len(inbound) :] and "session.created" not in inbound
+        # First the session's opening (session.created, at 0: connect sent nothing),
+        # then the frames received after record(), in order (the answer to the
+        # update sent after connect, before record(), is not recorded).
+        assert inbound[0] == "session.created" and lines[0]["t"] == 0
+        assert inbound[1:] == seen[-len(inbound) + 1 :] and "session.updated" not in inbound
         assert inbound[-1] == "test.marker"
         # The reply's audio, byte for byte, in the deltas.
         audio = b"".join(

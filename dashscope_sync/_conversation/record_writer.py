@@ -9,7 +9,9 @@ batches (every `FLUSH_INTERVAL`, or once 64 frames wait) and writes:
 - ``frames.jsonl``: a header line ``{"recording": 1, "model", "family",
   "session_id", "started"}``, then one line per frame, in the order they
   crossed the socket: ``{"t": seconds since the recording started
-  (monotonic), "dir": "in" | "out", "frame": {...}}``. With ``audio=False``
+  (monotonic), "dir": "in" | "out", "frame": {...}}``; first the frames of
+  the session's opening (``opening``: kept by the core until ``connect``
+  returned), at ``t`` 0, then those from the recording's start on. With ``audio=False``
   each media field (`PAYLOAD_FIELDS`) holds ``""`` and the line gets
   ``"omitted": {field: decoded bytes}``. A frame that is not a JSON object
   (a binary frame, broken text) gets a line ``{"t", "dir", "invalid":
@@ -29,7 +31,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -102,6 +104,7 @@ class RecordWriter:
         output_rate: Callable[[], int | None],
         wav_rate: int,
         transcript: Callable[[], str] | None = None,
+        opening: Iterable[tuple[float, str, bytes | str, ServerEvent | None]] = (),
     ) -> None:
         self.path = path
         self.audio = audio
@@ -112,8 +115,9 @@ class RecordWriter:
         self._started = time.monotonic()
         # Frames and audio for the recorder thread, appended by the reader, the
         # senders, the speaker's player and interrupts: a deque's append and
-        # popleft are atomic, so no lock; the thread drains it in batches.
-        self._items: collections.deque[tuple[float, str, Any, Any]] = collections.deque()
+        # popleft are atomic, so no lock; the thread drains it in batches. The
+        # session's opening goes first: its offsets, before the start, become 0.
+        self._items: collections.deque[tuple[float, str, Any, Any]] = collections.deque(opening)
         # Set by close(): flush() refuses, as nothing more comes.
         self._closed = False
         # The stop flag: set by close() (or the session's end); the thread
