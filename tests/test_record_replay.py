@@ -14,7 +14,7 @@ MODEL = ds.MODEL_QWEN3_OMNI_FLASH_REALTIME
 
 def program(
     url: str, api_key: str, record: Path | None = None
-) -> tuple[list[ds.ServerEvent], list[ds.ResponseResult], ds.Transcript]:
+) -> tuple[ds.SessionInfo, list[ds.ServerEvent], list[ds.ResponseResult], ds.Transcript]:
     """A program under test: a text turn and a voice turn in manual mode, perhaps recorded."""
     events: list[ds.ServerEvent] = []
     client = ds.Client(api_key, base_url=url)
@@ -33,8 +33,8 @@ def program(
         ]
         if recorder is not None:
             recorder.close()
-        transcript = session.transcript
-    return events, results, transcript
+        transcript, info = session.transcript, session.info
+    return info, events, results, transcript
 
 
 def shape(events: list[ds.ServerEvent]) -> list[object]:
@@ -50,14 +50,15 @@ def test_a_recorded_session_replays_to_the_same_events(tmp_path: Path) -> None:
     """What session.record() wrote, replayed by LocalRealtimeServer.replay, gives the program the same events."""
     folder = tmp_path / "call"
     with LocalRealtimeServer() as live_server:
-        live, live_results, live_transcript = program(
+        live_info, live, live_results, live_transcript = program(
             live_server.url, live_server.api_key, record=folder
         )
     with LocalRealtimeServer() as server:
         replay = server.replay(folder, speed=None)
-        replayed, results, transcript = program(server.url, server.api_key)
+        info, replayed, results, transcript = program(server.url, server.api_key)
         assert replay.wait(10) is None
-    # The recording began after connect: the replay opens with a session.created of its own.
+    # The recording holds the session's opening: the replay announces the recorded session.
+    assert info == live_info
     assert shape(replayed) == shape(live)
     assert len(replayed) == len(live)
     assert [(r.text, len(r.audio)) for r in results] == [
@@ -71,7 +72,7 @@ def test_the_recording_keeps_the_transcript(tmp_path: Path) -> None:
     """A conversation's recording holds transcript.json: the session's transcript at its end."""
     folder = tmp_path / "call"
     with LocalRealtimeServer() as server:
-        _, results, transcript = program(server.url, server.api_key, record=folder)
+        _, _, results, transcript = program(server.url, server.api_key, record=folder)
     saved = ds.Transcript.from_json((folder / "transcript.json").read_text(encoding="utf-8"))
     assert saved == transcript
     assert [turn.role for turn in saved] == ["user", "assistant", "user", "assistant"]
@@ -89,3 +90,40 @@ def test_a_recording_without_audio_holds_no_audio(tmp_path: Path) -> None:
         line["frame"].get(field) == "" for line in omitted for field in line["omitted"]
     )
     assert not (folder / "conversation.wav").exists()
+
+
+def speaking(url: str, api_key: str, record: Path | None = None) -> tuple[list[object], bytes]:
+    """A program under test that configures at connect: a speech session's session.update."""
+    events: list[ds.ServerEvent] = []
+    client = ds.Client(api_key, base_url=url)
+    with client.speech.connect(
+        model=ds.MODEL_QWEN3_TTS_FLASH_REALTIME, voice="Cherry", timeout=10
+    ) as session:
+        info = session.info
+        session.on("*", events.append)
+        recorder = None if record is None else session.record(record, audio=False)
+        speech = session.speak("Hello there.").wait(timeout=10)
+        if recorder is not None:
+            recorder.close()
+    return [info, *shape(events)], speech.audio
+
+
+def test_a_session_configured_at_connect_replays_from_its_recording(tmp_path: Path) -> None:
+    """A recording started right after connect holds the connect's session.update: it replays."""
+    folder = tmp_path / "speech"
+    with LocalRealtimeServer() as live_server:
+        live, live_audio = speaking(live_server.url, live_server.api_key, record=folder)
+    lines = [json.loads(text) for text in (folder / "frames.jsonl").read_text().splitlines()]
+    opening = [(line["dir"], line["frame"]["type"]) for line in lines[1:4]]
+    assert opening == [
+        ("in", "session.created"),
+        ("out", "session.update"),
+        ("in", "session.updated"),
+    ]
+    assert all(line["t"] == 0 for line in lines[1:4])
+    with LocalRealtimeServer() as server:
+        replay = server.replay(folder, speed=None)
+        replayed, audio = speaking(server.url, server.api_key)
+        assert replay.wait(10) is None
+    assert replayed == live
+    assert len(audio) == len(live_audio) > 0

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,9 @@ import pytest
 import dashscope_sync as ds
 from dashscope_sync._audio.mixdown import Channel, write_stereo_wav
 from dashscope_sync._cli import main as cli
+from dashscope_sync._conversation.record_lines import in_lines
+from dashscope_sync._conversation.record_writer import RecordWriter
+from dashscope_sync._wire.codec import decode
 from dashscope_sync._wire.payloads import blank_payloads, blank_payloads_in, client_frame_type
 from dashscope_sync.testing import LocalRealtimeServer, spoken_pcm16
 
@@ -57,6 +61,11 @@ def tone(seconds: float, rate: int = 16000, level: int = 12000) -> bytes:
     return struct.pack(
         f"<{count}h", *(int(level * math.sin(2 * math.pi * 440 * n / rate)) for n in range(count))
     )
+
+
+def b64(size: int) -> str:
+    """Base64 of ``size`` bytes of audio-like data."""
+    return base64.b64encode(bytes(range(256)) * (size // 256) + bytes(size % 256)).decode()
 
 
 def audible(samples: list[int], threshold: int = 200) -> list[int]:
@@ -122,6 +131,79 @@ class TestPayloads:
         assert client_frame_type(b'{"type":"x","event_id":"e1"}') is None
 
 
+class TestLines:
+    def test_a_round_formats_each_frame_as_alone(self) -> None:
+        """in_lines writes every shape of received frame as one JSON line, payloads blanked or kept."""
+        frames = [
+            {"type": "response.audio.delta", "response_id": "r", "delta": b64(4800)},
+            {"type": "response.audio_transcript.delta", "response_id": "r", "delta": "Hi"},
+            {"type": "response.audio.delta", "response_id": "r", "delta": b64(4801)},
+            {"type": "response.audio.delta", "delta": b64(4802), "response_id": "r"},
+            # A value that quotes the key: never taken for the field itself.
+            {"type": "response.audio.delta", "delta": b64(3), "note": 'x"delta":"AAAA'},
+            {"type": "response.done", "response": {"id": "r", "status": "completed"}},
+        ]
+        datas = [json.dumps(f, separators=(",", ":")).encode() for f in frames]
+        datas.insert(2, b'{\n"type": "test.spread",\r\n"n": 1}')  # JSON over lines
+        datas.insert(4, b"not json {")
+        events = [decode(data) for data in datas]
+        ats = [0.5 * i for i in range(len(datas))]
+        for audio in (False, True):
+            text, deltas = in_lines(ats, datas, events, audio=audio, omitted={})
+            assert text.endswith(b"\n") and b"\r" not in text
+            lines = [json.loads(line) for line in text.splitlines()]
+            assert [line["t"] for line in lines] == ats
+            assert [lines[i]["frame"]["type"] for i in deltas] == ["response.audio.delta"] * 4
+            assert lines[2]["frame"] == {"type": "test.spread", "n": 1}
+            assert lines[4]["invalid"]["length"] == 10 and "frame" not in lines[4]
+            kept = [
+                line["frame"]
+                for line in lines
+                if "frame" in line and line["frame"] != lines[2]["frame"]
+            ]
+            if audio:
+                assert kept == frames and all("omitted" not in line for line in lines)
+                continue
+            sizes = [4800, 4801, 4802, 3]
+            assert [lines[i]["omitted"] for i in deltas] == [{"delta": n} for n in sizes]
+            assert kept[4]["note"] == 'x"delta":"AAAA'
+            blanked = [
+                {**f, "delta": ""} if f["type"] == "response.audio.delta" else f for f in frames
+            ]
+            assert kept == blanked
+
+    def test_offsets_start_at_zero_and_never_go_back(self, tmp_path: Path) -> None:
+        """The opening comes first at t 0; a frame handed on late by another thread keeps t rising."""
+        created = b'{"type":"session.created","session":{"id":"s"}}'
+        opening = [(time.monotonic() - 5, "in", created, decode(created))]
+        writer = RecordWriter(
+            tmp_path,
+            audio=False,
+            header={},
+            input_rate=lambda: None,
+            output_rate=lambda: None,
+            wav_rate=24000,
+            opening=opening,
+        )
+        now = time.monotonic()
+        for t, kind, text in [
+            (now + 0.2, "in", b'{"type":"test.a"}'),
+            (now + 0.1, "out", '{"type":"test.b"}'),  # sent meanwhile, handed on after
+            (now + 0.3, "in", b'{"type":"test.c"}'),
+        ]:
+            writer.put((t, kind, text, decode(text) if kind == "in" else None))
+        writer.close()
+        _, lines = read_lines(tmp_path)
+        assert [line["frame"]["type"] for line in lines] == [
+            "session.created",
+            "test.a",
+            "test.b",
+            "test.c",
+        ]
+        offsets = [line["t"] for line in lines]
+        assert offsets[0] == 0 and offsets[1] == offsets[2] < offsets[3]
+
+
 class TestMixdown:
     def test_chunks_stay_contiguous_and_pauses_are_silence(self, tmp_path: Path) -> None:
         """A chunk goes at max(its time, the channel's end); a later one leaves silence before it."""
@@ -183,9 +265,11 @@ class TestFrames:
             "response.create",
         ]
         inbound = [line["frame"]["type"] for line in lines if line["dir"] == "in"]
-        # The frames the session received after record(), in order (session.created
-        # and the update's answer came before it, and are not recorded).
-        assert inbound == seen[-len(inbound) :] and "session.created" not in inbound
+        # First the session's opening (session.created, at 0: connect sent nothing),
+        # then the frames received after record(), in order (the answer to the
+        # update sent after connect, before record(), is not recorded).
+        assert inbound[0] == "session.created" and lines[0]["t"] == 0
+        assert inbound[1:] == seen[-len(inbound) + 1 :] and "session.updated" not in inbound
         assert inbound[-1] == "test.marker"
         # The reply's audio, byte for byte, in the deltas.
         audio = b"".join(

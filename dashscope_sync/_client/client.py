@@ -336,6 +336,7 @@ class RealtimeService:
         check_realtime_family(config)
         started = time.monotonic()
         core, _, _ = open_core(client, config, timeout, lambda c: c.keep_transcript())
+        core.opened()
 
         def reopen(again: float | NotGiven | None) -> RealtimeSession:
             return self.connect(config, timeout=timeout if again is NOT_GIVEN else again)

@@ -9,7 +9,9 @@ batches (every `FLUSH_INTERVAL`, or once 64 frames wait) and writes:
 - ``frames.jsonl``: a header line ``{"recording": 1, "model", "family",
   "session_id", "started"}``, then one line per frame, in the order they
   crossed the socket: ``{"t": seconds since the recording started
-  (monotonic), "dir": "in" | "out", "frame": {...}}``. With ``audio=False``
+  (monotonic), "dir": "in" | "out", "frame": {...}}``; first the frames of
+  the session's opening (``opening``: kept by the core until ``connect``
+  returned), at ``t`` 0, then those from the recording's start on. With ``audio=False``
   each media field (`PAYLOAD_FIELDS`) holds ``""`` and the line gets
   ``"omitted": {field: decoded bytes}``. A frame that is not a JSON object
   (a binary frame, broken text) gets a line ``{"t", "dir", "invalid":
@@ -25,12 +27,13 @@ from __future__ import annotations
 
 import binascii
 import collections
-import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
+from itertools import accumulate, compress, islice, repeat
+from operator import is_not, le, sub
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -39,20 +42,18 @@ from .._core.connection import FRAME_IN, FRAME_OUT
 from .._deadline import check_timeout
 from .._errors import DashScopeError, DashScopeTimeout
 from .._fmt import seconds
-from .._wire.events import InvalidFrame, ResponseAudioDelta
 from .._wire.payloads import (
-    PAYLOAD_KEYS,
     USER_AUDIO_FIELD,
     USER_AUDIO_TYPE,
     blank_payloads,
-    blank_payloads_in,
     client_frame_type,
     parse_object,
     payload_text,
 )
+from .record_lines import dumps, frame_line, in_lines, parsed_line
 
 if TYPE_CHECKING:
-    from .._wire.events import ServerEvent
+    from .._wire.events import ResponseAudioDelta, ServerEvent
 
 __all__ = ["FLUSH_INTERVAL", "RecordWriter"]
 
@@ -73,7 +74,8 @@ _PLAYED: Final = "played"  # (t, _PLAYED, a block the speaker played, its rate)
 _CUT: Final = "cut"  # (t, _CUT, the interrupted response's id or None, None)
 _SPEAKER: Final = "speaker"  # (t, _SPEAKER, the speaker's rate or None: detached, None)
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+#: Takes the oldest item of a deque: mapped over a round, the pops run in C.
+_popleft: Final = collections.deque.popleft
 
 
 class RecordWriter:
@@ -102,6 +104,7 @@ class RecordWriter:
         output_rate: Callable[[], int | None],
         wav_rate: int,
         transcript: Callable[[], str] | None = None,
+        opening: Iterable[tuple[float, str, bytes | str, ServerEvent | None]] = (),
     ) -> None:
         self.path = path
         self.audio = audio
@@ -112,8 +115,9 @@ class RecordWriter:
         self._started = time.monotonic()
         # Frames and audio for the recorder thread, appended by the reader, the
         # senders, the speaker's player and interrupts: a deque's append and
-        # popleft are atomic, so no lock; the thread drains it in batches.
-        self._items: collections.deque[tuple[float, str, Any, Any]] = collections.deque()
+        # popleft are atomic, so no lock; the thread drains it in batches. The
+        # session's opening goes first: its offsets, before the start, become 0.
+        self._items: collections.deque[tuple[float, str, Any, Any]] = collections.deque(opening)
         # Set by close(): flush() refuses, as nothing more comes.
         self._closed = False
         # The stop flag: set by close() (or the session's end); the thread
@@ -125,7 +129,7 @@ class RecordWriter:
         self._frames = open(path / "frames.jsonl", "wb", buffering=0)  # noqa: SIM115
         header_line = {"recording": FORMAT_VERSION, **header}
         header_line["started"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-        write_buffers(self._frames.fileno(), [_dumps(header_line).encode(), b"\n"])
+        write_buffers(self._frames.fileno(), [dumps(header_line).encode(), b"\n"])
         # The recorder thread's own state, from here on.
         self._last_t = 0.0
         self._left: Channel | None = None
@@ -252,106 +256,86 @@ class RecordWriter:
                     channel.close()
 
     def _drain(self) -> None:
-        """Write what came since the last round.
+        """Write what came since the last round, in one write.
 
-        The hot path of a burst, so kept flat: no call per frame beyond the
-        byte searches, and each line handed on as its parts, joined once for
-        the round's one write.
+        The hot path of a burst: the round's items are taken and split with
+        C-level passes (`record_lines` formats the received frames' lines the
+        same way), so Python's work per frame is the least it can be.
         """
         items = self._items
-        popleft = items.popleft
-        out: list[bytes] = []  # the buffers of frames.jsonl's new lines, written at once
+        batch = list(map(_popleft, repeat(items, len(items))))
+        out: list[bytes] = []  # frames.jsonl's new lines, written at once
         flushed: list[threading.Event] = []
-        started, last = self._started, self._last_t
-        keep_audio = self.audio
-        right, audio_delta = self._right, ResponseAudioDelta
-        # The reply audio's one base64 field and its key (the common case, inlined).
-        ((field, delta_key),) = PAYLOAD_KEYS[ResponseAudioDelta.type]
-        delta_field, key_size = field.encode(), len(delta_key)
-        omitted_text = self._omitted_text
-        frame_in, frame_out = FRAME_IN, FRAME_OUT
-        for _ in range(len(items)):
-            t, kind, data, event = popleft()
-            at = t - started
-            # Offsets never go back: frames in and out are handed on by two threads.
-            if at < last:
-                at = last
+        if batch:
+            ts, kinds, datas, events = zip(*batch, strict=True)
+            # Offsets never go back: frames in and out are handed on by two
+            # threads (and the session's opening, older, comes at 0).
+            started, last = self._started, self._last_t
+            if ts[0] - started >= last and all(map(le, ts, islice(ts, 1, None))):
+                ats = list(map(sub, ts, repeat(started)))  # in order, as nearly always
             else:
-                last = at
-            if kind is frame_in:
-                cls = type(event)
-                if cls is audio_delta:
-                    self._last_reply = event.response_id
-                    if right is not None and self._played_rate is None:
-                        self._reply_audio(at, event)
-                    # The base64 text's span, from the decoded audio's length
-                    # (strict base64: exactly 4 characters per 3 bytes, padded),
-                    # so its kilobytes are never scanned.
-                    size = len(event.delta)
-                    start = data.find(delta_key) + key_size
-                    end = start + (size + 2) // 3 * 4
-                    head, tail = data[:start], data[end:]
-                    if (
-                        start >= key_size
-                        and (
-                            tail == b'"}'  # the field last, as the service sends it
-                            or (tail[:1] == b'"' and b"\n" not in tail and b"\r" not in tail)
-                        )
-                        and b"\n" not in head
-                        and b"\r" not in head
-                    ):
-                        if keep_audio:
-                            out += (b'{"t":%.6f,"dir":"in","frame":' % at, data, b"}\n")
-                        else:
-                            omitted = omitted_text.get(size)
-                            if omitted is None:
-                                omitted = omitted_text[size] = b',"omitted":{"%s":%d}}\n' % (
-                                    delta_field,
-                                    size,
-                                )
-                            out += (b'{"t":%.6f,"dir":"in","frame":' % at, head, tail, omitted)
-                    else:
-                        out.append(self._parsed_line(at, b"in", dict(event.raw)))
-                    continue
-                elif cls is InvalidFrame:
-                    out.append(self._invalid_line(at, data, event))
-                    continue
-                if b"\n" in data or b"\r" in data:
-                    # Valid JSON over several lines: one line of it instead.
-                    out.append(self._parsed_line(at, b"in", dict(event.raw)))
-                else:
-                    out += (b'{"t":%.6f,"dir":"in","frame":' % at, data, b"}\n")
-            elif kind is frame_out:
-                out.append(self._frame_out(at, data))
-            elif kind == _PLAYED:
-                if right is not None and self._played_rate is not None:
-                    right.add(at, data, event)
-            elif kind == _CUT:
-                self._on_cut(at, data)
-            elif kind == _SPEAKER:
-                self._played_rate = data
-            else:  # _FLUSH
-                flushed.append(data)
-        self._last_t = last
+                ats = list(accumulate(map(sub, ts, repeat(started)), max, initial=last))
+                del ats[0]
+            self._last_t = ats[-1]
+            start = 0
+            for i in compress(range(len(batch)), map(is_not, kinds, repeat(FRAME_IN))):
+                if start < i:
+                    self._frames_in(ats[start:i], datas[start:i], events[start:i], out)
+                self._other(ats[i], kinds[i], datas[i], events[i], out, flushed)
+                start = i + 1
+            if start < len(batch):
+                self._frames_in(ats[start:], datas[start:], events[start:], out)
         if out:
             write_buffers(self._frames.fileno(), out)
-        for channel in (self._left, right):
+        for channel in (self._left, self._right):
             if channel is not None:
                 channel.write()
         for written in flushed:
             written.set()
 
-    def _invalid_line(self, at: float, data: bytes, event: InvalidFrame) -> bytes:
-        obj = parse_object(data)  # a frame of the wrong shape is still JSON
-        if obj is not None:
-            return self._parsed_line(at, b"in", obj)
-        invalid = {"length": event.length, "error": event.error}
-        return b'{"t":%.6f,"dir":"in","invalid":%s}\n' % (at, _dumps(invalid).encode())
+    def _frames_in(
+        self,
+        ats: Sequence[float],
+        datas: Sequence[bytes],
+        events: Sequence[ServerEvent],
+        out: list[bytes],
+    ) -> None:
+        """Received frames, one after another: their lines, and the reply audio in them."""
+        lines, deltas = in_lines(ats, datas, events, audio=self.audio, omitted=self._omitted_text)
+        out.append(lines)
+        if deltas:
+            self._last_reply = events[deltas[-1]].response_id  # type: ignore[attr-defined]
+            if self._right is not None and self._played_rate is None:
+                for i in deltas:
+                    self._reply_audio(ats[i], events[i])  # type: ignore[arg-type]
+
+    def _other(
+        self,
+        at: float,
+        kind: str,
+        data: Any,
+        extra: Any,
+        out: list[bytes],
+        flushed: list[threading.Event],
+    ) -> None:
+        """One item that is not a received frame: a sent frame, played audio, an interrupt..."""
+        if kind == FRAME_OUT:
+            out.append(self._frame_out(at, data))
+        elif kind == _PLAYED:
+            if self._right is not None and self._played_rate is not None:
+                self._right.add(at, data, extra)  # the block and its rate
+        elif kind == _CUT:
+            self._on_cut(at, data)
+        elif kind == _SPEAKER:
+            self._played_rate = data
+        else:  # _FLUSH
+            flushed.append(data)
 
     def _frame_out(self, at: float, text: str) -> bytes:
         data = text.encode()
         wire_type = client_frame_type(data)
-        if self.audio:
+        audio = self.audio
+        if audio:
             if wire_type == USER_AUDIO_TYPE:
                 where = payload_text(data, USER_AUDIO_FIELD)
                 if where is not None:
@@ -362,21 +346,17 @@ class RecordWriter:
             obj = parse_object(data)
             if obj is None:  # pragma: no cover - the library sends JSON objects only
                 return b""
-            audio = obj.get(USER_AUDIO_FIELD)
-            if obj.get("type") == USER_AUDIO_TYPE and isinstance(audio, str):
-                self._user_audio(at, binascii.a2b_base64(audio))
-            return self._parsed_line(at, b"out", obj)
+            pcm = obj.get(USER_AUDIO_FIELD)
+            if obj.get("type") == USER_AUDIO_TYPE and isinstance(pcm, str):
+                self._user_audio(at, binascii.a2b_base64(pcm))
+            return parsed_line(at, b"out", obj, audio=audio)
         blanked = None if wire_type is None else blank_payloads(data, wire_type)
         if blanked is None:
             obj = parse_object(data)
             if obj is None:  # pragma: no cover - the library sends JSON objects only
                 return b""
-            return self._parsed_line(at, b"out", obj)
-        return _line(at, b"out", *blanked)
-
-    def _parsed_line(self, t: float, direction: bytes, obj: dict[str, Any]) -> bytes:
-        omitted = {} if self.audio else blank_payloads_in(obj)
-        return _line(t, direction, _dumps(obj).encode(), omitted)
+            return parsed_line(at, b"out", obj, audio=audio)
+        return frame_line(at, b"out", *blanked)
 
     # The audio ---------------------------------------------------------------------------
 
@@ -410,25 +390,3 @@ class RecordWriter:
             write_stereo_wav(self.path / "conversation.wav", left, right)
         if self._transcript is not None:
             (self.path / "transcript.json").write_text(self._transcript(), encoding="utf-8")
-
-
-def _line(t: float, direction: bytes, frame: bytes, omitted: Mapping[str, int]) -> bytes:
-    """One ``frames.jsonl`` line."""
-    if not omitted:
-        return b'{"t":%.6f,"dir":"%s","frame":%s}\n' % (t, direction, frame)
-    if len(omitted) == 1:
-        ((field, size),) = omitted.items()
-        if field.isidentifier():  # a field name that needs no escaping (all of them)
-            return b'{"t":%.6f,"dir":"%s","frame":%s,"omitted":{"%s":%d}}\n' % (
-                t,
-                direction,
-                frame,
-                field.encode(),
-                size,
-            )
-    return b'{"t":%.6f,"dir":"%s","frame":%s,"omitted":%s}\n' % (
-        t,
-        direction,
-        frame,
-        _dumps(omitted).encode(),
-    )

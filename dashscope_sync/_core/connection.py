@@ -10,11 +10,11 @@ It knows no protocol beyond WebSocket frames: decoded events go to
 and the end of the connection to ``on_end``, both provided by
 the session, which keeps the books.
 
-A frame tap (`tap`, set by a recorder) sees the text of every frame that
-crossed the socket, in and out, as ``(monotonic time, FRAME_IN or FRAME_OUT,
-text, event)``: one call per frame handing references on (the received
-bytes, the sent str, the decoded event or None), so the reader does no
-file I/O, parsing or base64 work for it.
+A frame tap (`tap`, set by a recorder, and by the core while the session
+opens) sees the text of every frame that crossed the socket, in and out, as
+``(monotonic time, FRAME_IN or FRAME_OUT, text, event)``: one call per frame
+handing references on (the received bytes, the sent str, the decoded event
+or None), so the reader does no file I/O, parsing or base64 work for it.
 """
 
 from __future__ import annotations
@@ -104,7 +104,8 @@ class Connection:
         self.dropped = False
         # Which process owns the socket: a forked child must not touch it.
         self._forks = PROCESS.forks
-        # Sees every frame in and out (a recorder); replaced whole by the
+        # Sees every frame in and out (a recorder, or the core keeping the
+        # session's opening until connect returns); replaced whole by the
         # session's core and read once per frame without a lock.
         self.tap: FrameTap | None = None
         self.pid = os.getpid()

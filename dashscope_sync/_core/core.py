@@ -48,7 +48,7 @@ from .._wire.config import RealtimeConfig, SessionUpdate
 from .._wire.dialects import TurnPlan, family_for
 from .._wire.events import ResponseAudioDelta, ResponseDone, ServerEvent, SessionInfo
 from .._wire.families import ModelFamily, server_error_ends_session
-from .connection import Connection
+from .connection import Connection, FrameTap
 from .dispatch import Dispatcher, HandlerHandle, Handlers
 from .mailbox import Mailbox
 from .response import Response
@@ -80,6 +80,8 @@ _ABORT_JOIN: Final = 1.0
 #: The longest `interrupt()` waits for an attached speaker to confirm the
 #: silence (normally about a millisecond: its player thread's abort).
 _SILENCE_WAIT: Final = 0.5
+#: The most frames of a session's opening kept for a recording: a handful come.
+_OPENING_MAX: Final = 32
 
 
 class OutputHook(Protocol):
@@ -162,6 +164,20 @@ class SessionCore:
         # The recorder told of interrupts: set by record_frames(); read
         # without a lock (one reference, replaced whole).
         self._recording: Recording | None = None
+        # The frames that cross while the session opens (session.created, a
+        # connect-time session.update and its answer), so that a recording
+        # holds the whole session: appended through the tap by the reader and
+        # the senders (a list's append is atomic) until opened(); bounded, so
+        # a core never told it opened keeps no more than a handful.
+        self._opening: list[tuple[float, str, bytes | str, ServerEvent | None]] = []
+        opening = self._opening
+
+        def keep_opening(item: tuple[float, str, bytes | str, ServerEvent | None]) -> None:
+            if len(opening) < _OPENING_MAX:
+                opening.append(item)
+
+        self._keep_opening: FrameTap = keep_opening
+        self.connection.tap = keep_opening
 
     # Reader thread -------------------------------------------------------------
 
@@ -459,9 +475,21 @@ class SessionCore:
         if reason is not None:
             raise UsageError(reason)
 
+    def opened(self) -> None:
+        """The session's connect is returning: the frames of its opening are all kept."""
+        connection = self.connection
+        # Unless a recording took the tap already (it has the opening).
+        if connection.tap is self._keep_opening:
+            connection.tap = None
+
+    def opening(self) -> tuple[tuple[float, str, bytes | str, ServerEvent | None], ...]:
+        """The frames that crossed while the session opened, as the tap saw them."""
+        return tuple(self._opening)
+
     def record_frames(self, recording: Recording | None) -> None:
         """Start (or, with None, stop) handing every frame in and out to ``recording``,
-        and telling it of interrupts. Frames that crossed before are not handed on."""
+        and telling it of interrupts. Frames that crossed before are not handed on
+        (the opening's are in `opening`)."""
         self._recording = recording
         self.connection.tap = None if recording is None else recording.put
 

@@ -308,7 +308,7 @@ class SessionBase(Generic[_C]):
     # Recording ----------------------------------------------------------------------
 
     def record(self, path: str | PathLike[str], *, audio: bool = True) -> Recorder:
-        """Record the session from now on into the folder ``path`` (created if missing).
+        """Record the session into the folder ``path``: its opening, then from now on.
 
         Writes ``frames.jsonl`` (every frame in and out, with its time and
         direction; never the URL, the API key or a header) and, with
@@ -317,9 +317,13 @@ class SessionBase(Generic[_C]):
         one clock (with a speaker attached, what it played: an interrupted
         reply stops where playback stopped). With ``audio=False`` each audio
         and image payload in the frames is replaced by ``""`` and its decoded
-        length noted, and no audio is kept. Frames that came before this
-        call are not recorded. Recording runs until the `Recorder` is closed
-        (a ``with`` block) or the session is.
+        length noted, and no audio is kept. The recording opens with the
+        frames of the session's opening (``session.created``, and the
+        ``session.update`` that ``connect`` sent and its answer, if it sent
+        one), at offset 0, then holds every frame from this call on: one
+        started right after ``connect`` holds the whole session. Recording
+        runs until the `Recorder` is closed (a ``with`` block) or the session
+        is. The folder is created if missing.
 
         Returns:
             The `Recorder`.
@@ -390,6 +394,7 @@ class SessionBase(Generic[_C]):
                 output_rate=output_rate,
                 wav_rate=wav_rate,
                 transcript=transcript if kept else None,
+                opening=core.opening(),
             )
             recorder = Recorder(writer, stopped)
             self._recorder, self._writer = recorder, writer

@@ -957,6 +957,7 @@ class SpeechService:
         except BaseException:
             core.abort()
             raise
+        core.opened()
         session = SpeechSession(core, config, book)
         logger.debug(
             "speech session %s ready in %.3f s (model %s)",

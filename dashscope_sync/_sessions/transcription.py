@@ -560,6 +560,7 @@ class TranscriptionService:
         except BaseException:
             core.abort()
             raise
+        core.opened()
         logger.debug("transcription session %s ready (model %s)", session.id, config.model)
         return session
 
