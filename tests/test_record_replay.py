@@ -127,3 +127,23 @@ def test_a_session_configured_at_connect_replays_from_its_recording(tmp_path: Pa
         assert replay.wait(10) is None
     assert replayed == live
     assert len(audio) == len(live_audio) > 0
+
+
+def test_every_request_is_recorded_before_its_answer(tmp_path: Path) -> None:
+    """frames.jsonl never holds a server answer before the client frame it answers."""
+    folder = tmp_path / "call"
+    with LocalRealtimeServer() as server:
+        client = ds.Client(server.api_key, base_url=server.url)
+        with client.realtime.connect(model=MODEL) as session, session.record(folder, audio=False):
+            for turn in range(60):
+                session.update_session(ds.SessionUpdate(instructions=f"Turn {turn}."), timeout=10)
+    lines = [json.loads(text) for text in (folder / "frames.jsonl").read_text().splitlines()[1:]]
+    sent = 0
+    for line in lines:
+        kind = line["frame"]["type"]
+        if kind == "session.update":
+            sent += 1
+        elif kind == "session.updated":
+            assert sent > 0, "an answer was recorded before the update it answers"
+            sent -= 1
+    assert sent == 0

@@ -173,16 +173,19 @@ class Connection:
             if self._close_sent or self.closing.is_set():
                 return False
             try:
-                send(arg)
                 tap = self.tap
                 if tap is not None:
-                    # Under the send lock: the tap sees the frames in wire order.
+                    # Under the send lock, and before the write: the tap sees the
+                    # frames in wire order, and a frame always before the server's
+                    # answer to it (which the reader may tap as soon as it is
+                    # written). A write that then fails fails the connection.
                     now = time.monotonic()
                     if isinstance(arg, str):
                         tap((now, FRAME_OUT, arg, None))
                     else:
                         for text in arg:  # type: ignore[attr-defined]
                             tap((now, FRAME_OUT, text, None))
+                send(arg)
             except DashScopeTimeout as exc:
                 raise self._fail(
                     DashScopeTimeout(
