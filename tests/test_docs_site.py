@@ -356,6 +356,11 @@ def test_every_page_is_in_the_nav_and_every_link_resolves() -> None:
 
 def test_site_builds_strictly(tmp_path: Path) -> None:
     """mkdocs build --strict passes: no broken link, no missing reference, no warning."""
+    if sys.version_info < (3, 11):
+        pytest.skip(
+            "the documentation toolchain (mkdocs-material 9.8, mkdocstrings 1.0.7) needs "
+            "Python 3.11; CI builds the site on its default Python"
+        )
     need("mkdocs", "the documentation site's builder")
     need("material", "the documentation site's theme")
     child = subprocess.run(
