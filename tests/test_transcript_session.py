@@ -274,6 +274,43 @@ class TestTruncate:
         given_up = [r for r in caplog.records if "given up" in r.getMessage()]
         assert len(given_up) == 1
 
+    def test_a_late_deleted_still_recreates_what_was_heard(
+        self, slow_server: LocalRealtimeServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A delete answered after the hold gave up still re-creates the heard part at its place."""
+        config = ds.RealtimeConfig(model=AUDIO_MODEL, request_timeout=0.5)
+        with _client(slow_server).realtime.connect(config) as session:
+            session.update_session(ds.SessionUpdate(turn_detection=None), timeout=10)
+            audio_came = first_audio(session)
+            session.append_text(LONG)
+            response = session.create_response()
+            assert audio_came.wait(10)
+            connection = slow_server.connections[0]
+            connection.stall()  # the delete waits unread until the hold has given up
+            try:
+                stopped = session.interrupt(truncate=True)
+                ended = {"type": "response.done", "response": {"id": stopped.response_id}}
+                connection.send({**ended, "response": {**ended["response"], "status": "cancelled"}})
+                with pytest.raises(ds.ResponseCancelledError):
+                    response.wait(timeout=10)
+                with caplog.at_level("WARNING", logger="dashscope_sync"):
+                    session.append_text("And then?")  # held 0.5 s, then it goes
+            finally:
+                connection.resume()
+            with caplog.at_level("WARNING", logger="dashscope_sync"):
+                created = slow_server.wait_for_received(
+                    "conversation.item.create", count=3, timeout=10
+                )
+            session.create_response().wait(timeout=30)
+            history = slow_server.connections[0].conversation
+            cut = session.transcript[1]
+        assert cut.interrupted and cut.heard_text
+        assert created["item"]["role"] == "assistant"  # the late re-create
+        roles = [(item["role"], item["content"][0].get("text")) for item in history[:3]]
+        assert roles == [("user", LONG), ("assistant", cut.heard_text), ("user", "And then?")]
+        assert "re-created if the server's answer still comes" in caplog.text
+        assert "after the hold gave it up" in caplog.text
+
     def test_a_cut_first_item_is_left_whole(self, caplog: pytest.LogCaptureFixture) -> None:
         """A cut greeting (the first item) is not re-created after the items that follow it."""
         device = VirtualOutput(24000, latency=0.1)

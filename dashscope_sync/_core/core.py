@@ -399,6 +399,12 @@ class SessionCore:
                 replacement.refused,
             )
         elif replacement.create is not None:
+            if not replacement.holding:
+                logger.warning(
+                    "the server deleted the cut item %s after the hold gave it up: what "
+                    "was heard is re-created at its place now, for the replies from now on",
+                    cut.item_id,
+                )
             try:
                 self.send_frame(replacement.create, "conversation.item.create")
             except DashScopeError as exc:
@@ -438,8 +444,9 @@ class SessionCore:
                 state.abandon_truncations()  # or every later send would wait as long
             logger.warning(
                 "interrupt(truncate=True)'s item replacement is not done after %s "
-                "(no conversation.item.deleted?): given up; the next reply may "
-                "still see the cut words",
+                "(no conversation.item.deleted yet): given up as a hold, the program's "
+                "frames go now, so the next reply may see the cut reply whole or not at "
+                "all; what was heard is re-created if the server's answer still comes",
                 seconds(timeout),
             )
 
