@@ -310,6 +310,7 @@ class TestTruncate:
         assert created["item"]["role"] == "assistant"  # the late re-create
         roles = [(item["role"], item["content"][0].get("text")) for item in history[:3]]
         assert roles == [("user", LONG), ("assistant", cut.heard_text), ("user", "And then?")]
+        assert history[1]["id"] == cut.item_id  # the transcript follows the late re-create
         assert "re-created if the server's answer still comes" in caplog.text
         assert "after the hold gave it up" in caplog.text
 
