@@ -348,6 +348,19 @@ class TestReplacement:
         fresh.abandon_truncations()
         assert not fresh.truncating
 
+    def test_a_given_up_replacement_still_re_creates_on_a_late_deleted(self) -> None:
+        """After the hold gave a replacement up, a late deleted still asks for its re-create."""
+        state, effects = self.cut_reply()
+        replacement = effects.truncate
+        request = state.request(RequestKind.DELETE, "ev_del", {"item_id": "item_a"})
+        state.replacements.deleting(replacement, request, "the re-create")
+        state.abandon_truncations()
+        assert not state.truncating  # nothing waits for it any more
+        deleted = {"type": "conversation.item.deleted", "item_id": "item_a"}
+        effects = state.receive(decode(json.dumps(deleted).encode()), 1.0)
+        assert effects is not None and effects.recreate == (replacement,)
+        assert replacement.refused is None
+
     def test_a_refused_delete_is_not_followed_by_the_re_create(self) -> None:
         """An error naming the delete ends the replacement as refused: the cut item is never doubled."""
         state, effects = self.cut_reply()

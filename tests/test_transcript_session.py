@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
 import dashscope_sync as ds
+from dashscope_sync._core import core as core_module
 from dashscope_sync.testing import LocalRealtimeServer
 
 from .audio_fakes import VirtualOutput, wait_until
@@ -273,6 +275,134 @@ class TestTruncate:
                 connection.resume()
         given_up = [r for r in caplog.records if "given up" in r.getMessage()]
         assert len(given_up) == 1
+
+    def test_a_late_deleted_still_recreates_what_was_heard(
+        self, slow_server: LocalRealtimeServer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A delete answered after the hold gave up still re-creates the heard part at its place."""
+        config = ds.RealtimeConfig(model=AUDIO_MODEL, request_timeout=0.5)
+        with _client(slow_server).realtime.connect(config) as session:
+            session.update_session(ds.SessionUpdate(turn_detection=None), timeout=10)
+            audio_came = first_audio(session)
+            session.append_text(LONG)
+            response = session.create_response()
+            assert audio_came.wait(10)
+            connection = slow_server.connections[0]
+            connection.stall()  # the delete waits unread until the hold has given up
+            try:
+                stopped = session.interrupt(truncate=True)
+                ended = {"type": "response.done", "response": {"id": stopped.response_id}}
+                connection.send({**ended, "response": {**ended["response"], "status": "cancelled"}})
+                with pytest.raises(ds.ResponseCancelledError):
+                    response.wait(timeout=10)
+                with caplog.at_level("WARNING", logger="dashscope_sync"):
+                    session.append_text("And then?")  # held 0.5 s, then it goes
+            finally:
+                connection.resume()
+            with caplog.at_level("WARNING", logger="dashscope_sync"):
+                created = slow_server.wait_for_received(
+                    "conversation.item.create", count=3, timeout=10
+                )
+            session.create_response().wait(timeout=30)
+            history = slow_server.connections[0].conversation
+            cut = session.transcript[1]
+        assert cut.interrupted and cut.heard_text
+        assert created["item"]["role"] == "assistant"  # the late re-create
+        roles = [(item["role"], item["content"][0].get("text")) for item in history[:3]]
+        assert roles == [("user", LONG), ("assistant", cut.heard_text), ("user", "And then?")]
+        assert history[1]["id"] == cut.item_id  # the transcript follows the late re-create
+        assert "re-created if the server's answer still comes" in caplog.text
+        assert "after the hold gave it up" in caplog.text
+
+    @staticmethod
+    def cut_with_the_delete_unanswered(
+        server: LocalRealtimeServer, session: ds.RealtimeSession
+    ) -> None:
+        """Cut a long reply with truncate while the server swallows every delete."""
+        session.update_session(ds.SessionUpdate(turn_detection=None), timeout=10)
+        audio_came = first_audio(session)
+        session.append_text(LONG)
+        response = session.create_response()
+        assert audio_came.wait(10)
+        server.on_client_event("conversation.item.delete", None)
+        session.interrupt(truncate=True)
+        with pytest.raises(ds.ResponseCancelledError):
+            response.wait(timeout=10)
+        server.wait_for_received("conversation.item.delete", timeout=10)
+
+    def test_respond_keeps_its_own_timeout_while_a_replacement_holds(
+        self, slow_server: LocalRealtimeServer
+    ) -> None:
+        """respond(timeout=1.0) raises DashScopeTimeout at its deadline, sending nothing held."""
+        config = ds.RealtimeConfig(model=AUDIO_MODEL, request_timeout=None)
+        with _client(slow_server).realtime.connect(config) as session:
+            self.cut_with_the_delete_unanswered(slow_server, session)
+            outcome: list[BaseException | ds.ResponseResult] = []
+            took: list[float] = []
+
+            def next_turn() -> None:
+                began = time.monotonic()
+                try:
+                    outcome.append(session.respond(text="And then?", timeout=1.0))
+                except BaseException as exc:  # handed to the test's thread
+                    outcome.append(exc)
+                took.append(time.monotonic() - began)
+
+            asking = threading.Thread(target=next_turn, name="next-turn")
+            asking.start()
+            asking.join(20)
+            hung = asking.is_alive()
+        asking.join(10)  # close() releases a hold that never ended
+        assert not hung
+        assert isinstance(outcome[0], ds.DashScopeTimeout) and outcome[0].timeout == 1.0
+        assert "respond() timed out after 1 s" in str(outcome[0])
+        assert took[0] < 5.0  # its 1 s, not request_timeout's (or no) limit
+        sent = [frame["type"] for frame in slow_server.received]
+        assert sent.count("conversation.item.create") == 1  # only LONG: "And then?" never went
+        assert sent.count("response.create") == 1
+
+    def test_the_hold_is_bounded_with_no_timeout_anywhere(
+        self, slow_server: LocalRealtimeServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """With request_timeout=None and no caller timeout, the hold still ends at its own bound."""
+        monkeypatch.setattr(core_module, "TRUNCATION_HOLD_LIMIT", 0.5, raising=False)  # not 10 s
+        config = ds.RealtimeConfig(model=AUDIO_MODEL, request_timeout=None)
+        with _client(slow_server).realtime.connect(config) as session:
+            self.cut_with_the_delete_unanswered(slow_server, session)
+            results: list[object] = []
+
+            def next_turn() -> None:
+                try:
+                    session.append_text("And then?")
+                    results.append(session.create_response().wait(timeout=30))
+                except BaseException as exc:  # handed to the test's thread
+                    results.append(exc)
+
+            asking = threading.Thread(target=next_turn, name="next-turn")
+            asking.start()
+            asking.join(40)
+            hung = asking.is_alive()
+        asking.join(10)
+        assert not hung and isinstance(results[0], ds.ResponseResult)
+        assert "And then?" in results[0].text
+
+    def test_short_timeouts_do_not_renew_the_hold(self, slow_server: LocalRealtimeServer) -> None:
+        """The hold's bound counts from the first frame it held: calls that time out do not renew it."""
+        config = ds.RealtimeConfig(model=AUDIO_MODEL, request_timeout=2.0)
+        with _client(slow_server).realtime.connect(config) as session:
+            self.cut_with_the_delete_unanswered(slow_server, session)
+            timed_out: list[float] = []
+            for attempt in range(40):  # 40 x 0.2 s: far past the 2 s bound
+                began = time.monotonic()
+                with pytest.raises(ds.DashScopeTimeout) as raised:  # the hold's, or the reply's
+                    session.respond(text=f"Try {attempt}", timeout=0.2)
+                timed_out.append(time.monotonic() - began)
+                if "still under way" not in str(raised.value):
+                    break  # the hold let this one go: its reply was what timed out
+            went = slow_server.wait_for_received("conversation.item.create", count=2, timeout=10)
+        assert went["item"]["content"][0]["text"] == f"Try {attempt}"
+        assert attempt > 0  # the first attempts were held, then one went
+        assert max(timed_out) < 1.5  # each kept its own 0.2 s, none waited out the 2 s hold
 
     def test_a_cut_first_item_is_left_whole(self, caplog: pytest.LogCaptureFixture) -> None:
         """A cut greeting (the first item) is not re-created after the items that follow it."""

@@ -82,6 +82,11 @@ _ABORT_JOIN: Final = 1.0
 _SILENCE_WAIT: Final = 0.5
 #: The most frames of a session's opening kept for a recording: a handful come.
 _OPENING_MAX: Final = 32
+#: The longest interrupt(truncate=True)'s replacement holds the program's frames
+#: back in all when ``request_timeout`` is None (no limit for the program's own
+#: waits): a server that never answers the delete must not stall every later
+#: send. The default ``request_timeout``, so both configs hold alike.
+TRUNCATION_HOLD_LIMIT: Final = 10.0
 
 
 class OutputHook(Protocol):
@@ -171,6 +176,11 @@ class SessionCore:
         # a core never told it opened keeps no more than a handful.
         self._opening: list[tuple[float, str, bytes | str, ServerEvent | None]] = []
         opening = self._opening
+        # When the current truncation hold began to hold a frame back (None:
+        # none held yet), so that the hold's bound spans every call it holds,
+        # not each afresh (short caller timeouts would renew it forever).
+        # Guarded by the mailbox lock.
+        self._held_since: float | None = None
 
         def keep_opening(item: tuple[float, str, bytes | str, ServerEvent | None]) -> None:
             if len(opening) < _OPENING_MAX:
@@ -353,6 +363,8 @@ class SessionCore:
         for that at its ``response.done``)."""
         with self.mailbox.lock:
             state = self.mailbox.state
+            if not state.truncating:
+                self._held_since = None  # any earlier hold is over: a new one starts afresh
             book = state.transcript
             cut = None if book is None else book.heard(response_id, played, truncate=truncate)
             replacement = None if cut is None else state.replacements.open(cut)
@@ -399,6 +411,12 @@ class SessionCore:
                 replacement.refused,
             )
         elif replacement.create is not None:
+            if not replacement.holding:
+                logger.warning(
+                    "the server deleted the cut item %s after the hold gave it up: what "
+                    "was heard is re-created at its place now, for the replies from now on",
+                    cut.item_id,
+                )
             try:
                 self.send_frame(replacement.create, "conversation.item.create")
             except DashScopeError as exc:
@@ -412,15 +430,20 @@ class SessionCore:
             mailbox.state.replacements.close(replacement)
         mailbox.notify()
 
-    def await_truncations(self) -> None:
+    def await_truncations(self, deadline: Deadline | None = None, what: str = "") -> None:
         """Hold a frame that adds to the conversation or asks for a reply until
         the truncations under way are on the wire, so the next reply never
         builds on words the listener did not hear.
 
         A truncation is due from the truncating interrupt() (or the cut
         reply's ``response.done``) until its re-create went, one round trip
-        after its delete. Bounded by ``request_timeout`` (then a warning, and
-        the frame goes); not on the handler thread, which may not wait.
+        after its delete. The hold is bounded by ``request_timeout`` (or
+        `TRUNCATION_HOLD_LIMIT` when that is None), counted from the first
+        frame it held: then a warning, the replacements stop holding (each
+        still finishes if its answer comes later), and the frame goes.
+        ``deadline``: the caller's own (``what`` names the call); when it ends
+        first, `DashScopeTimeout` is raised and the frame is not sent. Not on
+        the handler thread, which may not wait.
         """
         mailbox = self.mailbox
         state = mailbox.state
@@ -432,16 +455,39 @@ class SessionCore:
             # under way within one delivery, never visible half-way.
             return not state.truncating or state.is_closing
 
-        timeout = self.config.request_timeout
-        if not mailbox.wait_quietly(settled, Deadline(timeout)):
-            with mailbox.lock:
-                state.abandon_truncations()  # or every later send would wait as long
-            logger.warning(
-                "interrupt(truncate=True)'s item replacement is not done after %s "
-                "(no conversation.item.deleted?): given up; the next reply may "
-                "still see the cut words",
-                seconds(timeout),
+        limit = self.config.request_timeout
+        if limit is None:
+            limit = TRUNCATION_HOLD_LIMIT
+        with mailbox.lock:
+            if settled():
+                return
+            now = time.monotonic()
+            if self._held_since is None:
+                self._held_since = now
+            hold = Deadline(max(0.0, self._held_since + limit - now))
+        left = None if deadline is None else deadline.remaining()
+        hold_left = hold.remaining()
+        assert hold_left is not None
+        caller_first = left is not None and left < hold_left
+        if mailbox.wait_quietly(settled, deadline if caller_first and deadline else hold):
+            return
+        if caller_first and deadline is not None:
+            raise DashScopeTimeout(
+                f"{what or 'the call'} timed out after {seconds(deadline.timeout)}: "
+                "interrupt(truncate=True)'s item replacement was still under way "
+                "(no conversation.item.deleted yet), so it sent nothing more",
+                timeout=deadline.timeout,
             )
+        with mailbox.lock:
+            state.abandon_truncations()  # or every later send would wait as long
+            self._held_since = None
+        logger.warning(
+            "interrupt(truncate=True)'s item replacement is not done after %s "
+            "(no conversation.item.deleted yet): given up as a hold, the program's "
+            "frames go now, so the next reply may see the cut reply whole or not at "
+            "all; what was heard is re-created if the server's answer still comes",
+            seconds(limit),
+        )
 
     def speech_span(self, item_id: str) -> tuple[int | None, int | None]:
         """Where the server's VAD heard an item's speech start and end (None: not heard)."""
@@ -495,14 +541,17 @@ class SessionCore:
 
     # Sending ---------------------------------------------------------------------
 
-    def send(self, text: str, wire_type: str) -> None:
+    def send(
+        self, text: str, wire_type: str, *, deadline: Deadline | None = None, what: str = ""
+    ) -> None:
         """Send one client event's text for the user: a handler failure is raised first.
 
-        An item the program adds waits for a truncation under way (`await_truncations`).
+        An item the program adds waits for a truncation under way
+        (`await_truncations`, with the caller's ``deadline``, if any).
         """
         self.mailbox.raise_handler_error()
         if wire_type == "conversation.item.create":
-            self.await_truncations()
+            self.await_truncations(deadline, what)
         self.send_frame(text, wire_type)
 
     def send_frame(self, text: str, wire_type: str) -> None:
@@ -598,10 +647,16 @@ class SessionCore:
 
     # Responses ---------------------------------------------------------------------
 
-    def create_response(self, event_id: str, text: str) -> Response:
-        """Register and send a checked ``response.create`` in one step; its handle."""
+    def create_response(
+        self, event_id: str, text: str, *, deadline: Deadline | None = None, what: str = ""
+    ) -> Response:
+        """Register and send a checked ``response.create`` in one step; its handle.
+
+        ``deadline``: the caller's, which a truncation's hold keeps to (``what``
+        names the call in its `DashScopeTimeout`).
+        """
         self.mailbox.check_inherited("create_response()")
-        self.await_truncations()
+        self.await_truncations(deadline, what or "create_response()")
         with self._request_lock:
             with self.mailbox.lock:
                 track, request = self.mailbox.state.track_response(event_id, time.monotonic())

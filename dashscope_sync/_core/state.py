@@ -912,7 +912,7 @@ class SessionState:
                 and event.response.id in tools.silenced
             ):
                 self.transcript.cut(event.response.id)  # a silenced answer: nothing was heard
-        if self.replacements.busy and type(event) in _DELETE_ANSWERS:
+        if self.replacements.under_way and type(event) in _DELETE_ANSWERS:
             answered = self.replacements.answered()
             if answered:
                 effects = effects or Effects()
@@ -1001,7 +1001,8 @@ class SessionState:
 
     def abandon_truncations(self) -> None:
         """Stop holding anything back for the truncations owed or under way (their
-        answers never came): what is still to come of them is not sent."""
+        answers have not come): each still finishes if its answer comes later
+        (a replacement's re-create, an owed one's at its reply's ``response.done``)."""
         self.replacements.abandon()
         if self.transcript is not None:
             self.transcript.forget_owed_truncations()

@@ -15,6 +15,12 @@ From the moment a replacement is known until its last frame is on the wire
 frames that add to the conversation or ask for a reply wait for it (see
 ``SessionCore.await_truncations``), so the next reply never builds on words
 the listener did not hear.
+
+A hold that runs out of time gives the replacement up as a *hold* only
+(`Replacements.abandon`): it stops holding frames back, but stays under way,
+so a late ``conversation.item.deleted`` still sends the re-create (else the
+model would lose the whole reply, the words heard included). Only the
+delete's answer (deleted or refused) closes it.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ __all__ = ["Replacement", "Replacements"]
 class Replacement:
     """One cut item being replaced (mutated only under the mailbox lock)."""
 
-    __slots__ = ("create", "cut", "delete", "refused")
+    __slots__ = ("create", "cut", "delete", "holding", "refused")
 
     def __init__(self, cut: Truncation) -> None:
         self.cut = cut
@@ -42,6 +48,9 @@ class Replacement:
         self.create: str | None = None
         # The server's refusal of the delete (then the re-create never goes).
         self.refused: DashScopeError | None = None
+        # Whether the program's frames wait for it: False once the hold gave it
+        # up (it still re-creates when the delete's answer comes, only late).
+        self.holding = True
 
     def __repr__(self) -> str:
         return f"<Replacement of {self.cut.item_id}>"
@@ -58,7 +67,13 @@ class Replacements:
 
     @property
     def busy(self) -> bool:
-        """Whether a replacement still has frames to send (or an answer to wait for)."""
+        """Whether a replacement the program's frames wait for still has frames
+        to send (or an answer to wait for)."""
+        return any(replacement.holding for replacement in self._open)
+
+    @property
+    def under_way(self) -> bool:
+        """Whether any replacement, given up by the hold or not, awaits its answer."""
         return bool(self._open)
 
     def open(self, cut: Truncation) -> Replacement:
@@ -85,8 +100,10 @@ class Replacements:
         return tuple(done)
 
     def abandon(self) -> None:
-        """Give every replacement up (its answer never came): none holds anything back."""
-        self._open.clear()
+        """Stop holding frames back for every replacement (its answer has not come):
+        each stays under way, so a late answer still finishes it (`answered`)."""
+        for replacement in self._open:
+            replacement.holding = False
 
     def close(self, replacement: Replacement) -> None:
         """Its frames are all sent (or never will be): it no longer holds anything back."""

@@ -288,12 +288,20 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
         Follow it with `create_response` for a reply. Returns the event id.
         """
         _check_text(text)
+        return self._append_text(text)
+
+    def _append_text(self, text: str, deadline: Deadline | None = None) -> str:
+        """`append_text` of a checked text (``deadline``: respond()'s, which a
+        truncation's hold keeps to)."""
         item = {
             "type": "message",
             "role": "user",
             "content": [{"type": "input_text", "text": text}],
         }
-        return self._send_event("conversation.item.create", {"item": item})
+        check_client_event(self.family, self.config.model, "conversation.item.create")
+        event_id, frame = self._event_text("conversation.item.create", {"item": item})
+        self._core.send(frame, "conversation.item.create", deadline=deadline, what="respond()")
+        return event_id
 
     def create_response(
         self,
@@ -341,11 +349,16 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
             )
         check_client_event(self.family, self.config.model, "response.create")
 
-    def _create_response(self, fields: dict[str, Any]) -> Response:
-        """Register and send a checked ``response.create``; its handle."""
+    def _create_response(
+        self, fields: dict[str, Any], deadline: Deadline | None = None
+    ) -> Response:
+        """Register and send a checked ``response.create``; its handle.
+        ``deadline``: respond()'s, which a truncation's hold keeps to."""
         core = self._core
         event_id, text = self._event_text("response.create", fields)
-        return core.create_response(event_id, text)
+        if deadline is None:
+            return core.create_response(event_id, text)
+        return core.create_response(event_id, text, deadline=deadline, what="respond()")
 
     @staticmethod
     def _response_fields(
@@ -465,14 +478,14 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
         if jpeg is not None:
             self._append_image(jpeg)
         if text is not None:
-            self.append_text(text)
+            self._append_text(text, deadline)
         silence = bytes(plan.trailing_silence_ms * 32)  # 16 kHz PCM16: 32 bytes a millisecond
         for start in range(0, len(silence), RESPOND_CHUNK):
             self._append_audio(silence[start : start + RESPOND_CHUNK])
         if plan.commit:
             self.commit_audio()
         if handle is None:
-            handle = self._create_response(fields)
+            handle = self._create_response(fields, deadline)
         return _follow_tools(handle, deadline)
 
     # Tools that run themselves ------------------------------------------------------
@@ -654,11 +667,15 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
                 (``conversation.item.create`` with ``previous_item_id``), so
                 the next reply does not build on words the listener never
                 heard: until then, what the program sends next that adds an
-                item or asks for a reply waits (at most ``request_timeout``;
-                not on the handler thread). Needs a family whose docs list
-                both item operations (Qwen-Audio). A reply with no heard text
-                is only deleted; one that is the conversation's first item is
-                left whole (no documented way to create an item there; logged).
+                item or asks for a reply waits (at most ``request_timeout``,
+                or 10 s when that is None, in all, and never past the call's
+                own timeout: `respond` raises `DashScopeTimeout` at its
+                deadline, the held frames unsent; not on the handler thread).
+                A delete answered after that still gets its re-create. Needs
+                a family whose docs list both item operations (Qwen-Audio). A
+                reply with no heard text is only deleted; one that is the
+                conversation's first item is left whole (no documented way to
+                create an item there; logged).
 
         Returns:
             An `Interruption`: the response that was running (or, with a
