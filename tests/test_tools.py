@@ -889,3 +889,22 @@ class TestToolBookPlan:
         assert "running" in book.cut
         assert plan.follow_up is not None and plan.follow_up.silent and plan.follow_up.cancel_wanted
         assert requested.silent and requested.cancel_wanted and not plain.silent
+
+    def test_cut_turns_cancels_only_the_last_answer_of_the_library_calls(self) -> None:
+        """A cut cancels only the latest plan's last answer, and none when the program still owes outputs."""
+        book = self.book()
+        earlier = book.plan("a", 1, True, True, self.track)
+        latest = book.plan("b", 2, True, True, self.track)
+        book.cut_turns([], cancel=True)
+        assert all(t.silent for t in [*earlier.answers, *latest.answers])
+        assert [t.cancel_wanted for t in [*earlier.answers, *latest.answers]] == [
+            False,
+            False,
+            True,
+        ]
+        mixed = self.book()
+        ours = mixed.plan("a", 1, True, True, self.track)
+        theirs = mixed.plan("b", 1, False, True, self.track)
+        mixed.cut_turns([], cancel=True)
+        assert all(t.silent for t in [*ours.answers, *theirs.answers])
+        assert not any(t.cancel_wanted for t in [*ours.answers, *theirs.answers])

@@ -87,7 +87,7 @@ class ToolAnswers:
 class ToolBook:
     """See the module docstring. Not thread-safe: the session's lock serialises it."""
 
-    __slots__ = ("_seen", "answering", "cut", "rounds", "silenced", "waiting")
+    __slots__ = ("_last_answer", "_seen", "answering", "cut", "rounds", "silenced", "waiting")
 
     def __init__(self) -> None:
         # Reply id -> its calls from the arguments' done events, in arrival order.
@@ -104,6 +104,9 @@ class ToolBook:
         #: The answers the tool worker planned (`ToolAnswers.answers`), kept
         #: until they start, so that ``interrupt()`` can silence them.
         self.answering: list[ResponseTrack] = []
+        # The last answer of the latest plan, when every call of its reply was
+        # the library's: the one answer a cut may cancel (see `cut_turns`).
+        self._last_answer: ResponseTrack | None = None
         #: Running replies nobody hears (an answer superseded or not wanted):
         #: their calls are not due, until their ``response.done``.
         self.silenced: set[str] = set()
@@ -154,6 +157,7 @@ class ToolBook:
             plan.answers.append(track)
         unstarted = [t for t in self.answering if t.id is None and not t.finished]
         self.answering = [*unstarted, *(t for t in plan.answers if t is not None)]
+        self._last_answer = plan.answers[-1] if ask_next and plan.answers else None
         return plan
 
     def cut_turns(self, requested: Iterable[ResponseTrack], cancel: bool) -> None:
@@ -163,13 +167,23 @@ class ToolBook:
         stays whole), but no reply is asked for after them; an answer asked
         for already (``requested``: the tracks of the ``response.create``
         requests waiting) or planned, not started yet, is silenced (and, with
-        ``cancel``, cancelled as it starts).
+        ``cancel``, cancelled as it starts). Of the planned answers only the
+        last of the latest plan is cancelled, and only when every call of its
+        reply was the library's, as `plan` decides: ``response.cancel`` names
+        no response, so a cancel sent as an earlier answer starts could land
+        after it ended and cancel the next reply, the program's own answer to
+        its calls included.
         """
         self.cut.update(self.waiting)
-        for track in [*requested, *self.answering]:
+        for track in requested:
             if track.id is None and track.tool_round and not track.silent:
                 track.silent = True
                 track.cancel_wanted = track.cancel_wanted or cancel
+        for track in self.answering:
+            if track.id is None and track.tool_round and not track.silent:
+                track.silent = True
+                if track is self._last_answer:
+                    track.cancel_wanted = track.cancel_wanted or cancel
 
     def receive(self, event: ServerEvent) -> tuple[DueCall, ...]:
         """Take a function-call event or a ``response.done``; the calls now due, if any."""
