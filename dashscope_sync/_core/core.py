@@ -119,6 +119,9 @@ class Recording(Protocol):
     def interrupted(self, at: float, response_id: str | None) -> None:
         """The reply ``response_id`` was interrupted at monotonic time ``at``; never blocks."""
 
+    def muted(self, response_id: str) -> None:
+        """The reply ``response_id`` started silenced: nobody hears its audio; never blocks."""
+
     def finish(self) -> None:
         """The program dropped the session: complete the files without being waited for."""
 
@@ -195,6 +198,11 @@ class SessionCore:
             # A barge-in: silence the speaker before anything else is handled.
             playing, heard = self.stop_output(effects.interrupted)
             self._heard(playing, heard, truncate=False)
+        if effects is not None and effects.muted is not None:
+            recording = self._recording
+            if recording is not None:
+                # Before its first audio frame is read (this thread reads next).
+                recording.muted(effects.muted)
         dispatcher = self.dispatcher
         if dispatcher is not None:
             dispatcher.put(event, size, self.mailbox.received - 1)

@@ -412,6 +412,7 @@ class Effects:
         "cancel_interrupted",
         "close",
         "interrupted",
+        "muted",
         "recreate",
         "tool_calls",
         "truncate",
@@ -425,6 +426,9 @@ class Effects:
         self.interrupted: str | None = None
         # ... and send response.cancel for it (the server will not cancel it itself).
         self.cancel_interrupted = False
+        # A response nobody hears started (a silenced tool answer): its audio
+        # stays off the recording, as a cut reply's does.
+        self.muted: str | None = None
         # The state ended the session (a family's server_error): close the socket.
         self.close = False
         # A reply ended calling registered tools: run them and answer (the core's tool worker).
@@ -1068,20 +1072,22 @@ class SessionState:
 
     def _start(self, track: ResponseTrack, event: ResponseCreated) -> Effects | None:
         track._start(event)
+        effects = None
         if track.silent:
             self._mark_interrupted(event.response.id)  # its audio reaches no one
             track.interrupted = True
             if self.tools is not None:
                 self.tools.silenced.add(event.response.id)
+            effects = Effects()
+            effects.muted = event.response.id
         if self.info is not None:
             track.sample_rate = self.info.output_sample_rate
         self._running[event.response.id] = track
         if track.cancel_wanted and not track.cancel_sent:
             track.cancel_sent = True
-            effects = Effects()
+            effects = effects or Effects()
             effects.cancel.append(track)
-            return effects
-        return None
+        return effects
 
     def _on_response_done(self, event: ResponseDone, at: float) -> None:
         done_id = event.response.id
