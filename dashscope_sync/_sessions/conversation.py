@@ -845,7 +845,9 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"output is not JSON-serialisable: {exc}") from exc
         event_id = self._core.ids.next()
-        self._core.send_function_output(event_id, encode_function_output(event_id, call_id, output))
+        self._core.send_function_output(
+            event_id, encode_function_output(event_id, call_id, output), call_id=call_id
+        )
         return event_id
 
     def retrieve_item(
