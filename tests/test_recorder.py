@@ -31,6 +31,7 @@ from dashscope_sync.testing import LocalRealtimeServer, spoken_pcm16
 
 from .audio_fakes import VirtualOutput, wait_until
 from .conftest import need
+from .test_tools import two_calls
 
 MODEL = ds.MODEL_QWEN3_OMNI_FLASH_REALTIME
 #: A key no frame or header of the recording may contain.
@@ -409,6 +410,36 @@ class TestConversationWav:
         # Cut at the interrupt: what a real-time player would have played by then.
         assert kept <= round((cancel - first) * rate) + 2400
         assert kept < received // 2
+
+    def test_silenced_tool_answer_stays_off_the_recording(self, tmp_path: Path) -> None:
+        """Without a speaker, a two-call tool turn under server VAD records only the answer heard."""
+        with LocalRealtimeServer() as srv:
+            client = ds.Client(srv.api_key, base_url=srv.url, workspace="ws-test")
+            with client.realtime.connect(model=ds.MODEL_QWEN3_5_OMNI_FLASH_REALTIME) as session:
+                session.tool(lambda: "one", name="first")
+                session.tool(lambda: "two", name="second")
+                folder = tmp_path / "rec"
+                with session.record(folder):
+                    srv.script_response(two_calls(("first", "{}"), ("second", "{}")))
+                    # Its response.done was read, so every delta before it is on the tap.
+                    result = session.respond(text="go", timeout=20)
+        _, lines = read_lines(folder)
+        deltas = [
+            line["frame"] for line in lines if line["frame"].get("type") == "response.audio.delta"
+        ]
+        # The server streamed two answers' audio: the silenced one, then the one heard.
+        assert {d["response_id"] for d in deltas} - {result.response_id}
+        first = next(
+            line["t"]
+            for line in lines
+            if line["frame"].get("type") == "response.audio.delta"
+            and line["frame"]["response_id"] == result.response_id
+        )
+        rate, _, right = read_wav(folder / "conversation.wav")
+        start = round(first * rate)
+        reply = struct.pack(f"<{len(right) - start}h", *right[start:])
+        assert result.audio and reply[: len(result.audio)] == result.audio
+        assert not any(right[:start]) and not any(reply[len(result.audio) :])
 
     def test_interrupted_reply_stops_where_playback_stopped(self, tmp_path: Path) -> None:
         """With a speaker, the right channel is what it played: cut where the interrupt stopped it."""

@@ -340,3 +340,37 @@ class TestToolBook:
 def test_which_families_take_tools(family: ModelFamily, model: str, takes: bool) -> None:
     """Omni 3.5+, Omni 3.8 and Qwen-Audio take tools; LiveTranslate and the legacy models do not."""
     assert takes_tools(family, model) is takes
+
+    def test_mixed_reply_hears_the_answer_to_the_output_that_completes_it(self) -> None:
+        """Registered and hand-declared calls: the answer to whichever output comes last is the one heard."""
+        from dashscope_sync._core.state import ResponseTrack
+
+        done = decode(
+            json.dumps(
+                {
+                    "type": "response.done",
+                    "response": {
+                        "id": "r1",
+                        "status": "completed",
+                        "output": [call_item("c1", "ours", "{}"), call_item("c2", "theirs", "{}")],
+                    },
+                }
+            )
+        )
+
+        def new_track() -> ResponseTrack:
+            return ResponseTrack(None, 0.0)
+
+        # The program's output first: its answer is silenced, the library's is left to follow.
+        book = ToolBook(lambda name: name == "ours")
+        book.receive(done)
+        assert book.program_output("c2") and book.answer_owed
+        plan = book.plan("r1", 1, False, True, new_track)
+        assert plan.answers == [None] and plan.follow_up is None and not book.answer_owed
+        # The library's output first: its answer is silenced, the program's is heard.
+        book = ToolBook(lambda name: name == "ours")
+        book.receive(done)
+        plan = book.plan("r1", 1, False, True, new_track)
+        (silenced,) = plan.answers
+        assert silenced is not None and silenced.silent and not silenced.cancel_wanted
+        assert not book.program_output("c2") and not book.answer_owed

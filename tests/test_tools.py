@@ -391,6 +391,45 @@ class TestRunning:
             assert len(ours) == 1 and ours[0] not in seen.audio
             assert answer.response_id in seen.audio
 
+    @pytest.mark.parametrize("late", [False, True], ids=["respond_at_once", "after_its_answer"])
+    def test_program_answering_first_hears_the_answer_that_saw_the_registered_tool(
+        self, server: LocalRealtimeServer, late: bool
+    ) -> None:
+        """Under VAD, when the program's output goes before the registered tool's, the answer heard saw both."""
+        with connect(server) as session:
+            session.update_session(ds.SessionUpdate(tools=[ds.FunctionTool(name="by_hand")]))
+            theirs_sent = threading.Event()
+
+            def registered() -> str:
+                assert theirs_sent.wait(LONG)  # the program's output goes first
+                return "ours"
+
+            session.tool(registered, name="registered")
+            seen = _Seen(session)
+            server.script_response(two_calls(("registered", "{}"), ("by_hand", "{}")))
+            session.append_text("go")
+            calling = session.create_response()
+            done = session.wait_for(ds.ResponseDone, timeout=LONG)
+            hand = next(o for o in done.response.output if o.name == "by_hand")
+            session.send_function_output(hand.call_id or "", "theirs")
+            if late:
+                # The silenced answer to the program's output ended before respond():
+                # the answer to the library's output is still the one to follow.
+                session.wait_for(ds.ResponseDone, timeout=LONG)
+            theirs_sent.set()
+            answer = session.respond(timeout=LONG)
+            seen.wait_done(answer.response_id)
+            called = calling.wait(timeout=LONG)
+            assert [c.name for c in called.tool_calls] == ["registered"]
+            # The answer heard came after the library's output: it saw both outputs.
+            assert 'call_0: "ours"' in answer.text and answer.audio
+            assert [o["output"] for o in outputs(server)] == ["theirs", "ours"]
+            early = [r for r in seen.created if r not in (called.response_id, answer.response_id)]
+            assert len(early) == 1 and early[0] not in seen.audio
+            assert answer.response_id in seen.audio
+            turns = {t.response_id: t for t in session.transcript if t.role == "assistant"}
+            assert turns[early[0]].interrupted and turns[early[0]].heard_text == ""
+
     @pytest.mark.parametrize("vad", [False, True], ids=["manual", "server_vad"])
     def test_interrupt_while_a_tool_runs(self, server: LocalRealtimeServer, vad: bool) -> None:
         """interrupt() during a tool: its output still goes, but no answer to it is asked for or heard."""
@@ -889,3 +928,22 @@ class TestToolBookPlan:
         assert "running" in book.cut
         assert plan.follow_up is not None and plan.follow_up.silent and plan.follow_up.cancel_wanted
         assert requested.silent and requested.cancel_wanted and not plain.silent
+
+    def test_cut_turns_cancels_only_the_last_answer_of_the_library_calls(self) -> None:
+        """A cut cancels only the latest plan's last answer, and none when the program still owes outputs."""
+        book = self.book()
+        earlier = book.plan("a", 1, True, True, self.track)
+        latest = book.plan("b", 2, True, True, self.track)
+        book.cut_turns([], cancel=True)
+        assert all(t.silent for t in [*earlier.answers, *latest.answers])
+        assert [t.cancel_wanted for t in [*earlier.answers, *latest.answers]] == [
+            False,
+            False,
+            True,
+        ]
+        mixed = self.book()
+        ours = mixed.plan("a", 1, True, True, self.track)
+        theirs = mixed.plan("b", 1, False, True, self.track)
+        mixed.cut_turns([], cancel=True)
+        assert all(t.silent for t in [*ours.answers, *theirs.answers])
+        assert not any(t.cancel_wanted for t in [*ours.answers, *theirs.answers])

@@ -73,6 +73,7 @@ _FLUSH: Final = "flush"  # (t, _FLUSH, an Event to set once written, None)
 _PLAYED: Final = "played"  # (t, _PLAYED, a block the speaker played, its rate)
 _CUT: Final = "cut"  # (t, _CUT, the interrupted response's id or None, None)
 _SPEAKER: Final = "speaker"  # (t, _SPEAKER, the speaker's rate or None: detached, None)
+_MUTED: Final = "muted"  # (t, _MUTED, the id of a response nobody hears, None)
 
 #: Takes the oldest item of a deque: mapped over a round, the pops run in C.
 _popleft: Final = collections.deque.popleft
@@ -172,6 +173,10 @@ class RecordWriter:
     def interrupted(self, at: float, response_id: str | None) -> None:
         """The reply was interrupted at ``at``: what it would play after that is not heard."""
         self._items.append((at, _CUT, response_id, None))
+
+    def muted(self, response_id: str) -> None:
+        """The reply started silenced (a tool answer nobody hears): none of its audio is heard."""
+        self._items.append((time.monotonic(), _MUTED, response_id, None))
 
     def played(self, block: bytes, rate: int) -> None:
         """A block the speaker gave its device (the speaker's tap; its player thread)."""
@@ -328,6 +333,8 @@ class RecordWriter:
             self._on_cut(at, data)
         elif kind == _SPEAKER:
             self._played_rate = data
+        elif kind == _MUTED:
+            self._keep_off(data)
         else:  # _FLUSH
             flushed.append(data)
 
@@ -377,9 +384,13 @@ class RecordWriter:
             self._right.cut(at)
         cut = response_id if response_id is not None else self._last_reply
         if cut is not None:
-            self._cut[cut] = None
-            while len(self._cut) > _CUT_KEEP:
-                self._cut.popitem(last=False)
+            self._keep_off(cut)
+
+    def _keep_off(self, response_id: str) -> None:
+        """None of that reply's audio from now on goes to the right channel."""
+        self._cut[response_id] = None
+        while len(self._cut) > _CUT_KEEP:
+            self._cut.popitem(last=False)
 
     def _finish(self) -> None:
         """Mix the WAV and write the transcript (the recorder thread, at the end)."""

@@ -110,6 +110,12 @@ class ToolRunner:
             self._queue.append(calls)
             self._changed.notify_all()
 
+    def owns(self, name: str) -> bool:
+        """Is a call of ``name`` a registered tool's (the core's question, under its lock)?"""
+        registry = self._registry()
+        # A dict lookup, atomic: the program may register a tool meanwhile.
+        return registry is not None and name in registry.entries
+
     def stop(self) -> None:
         """Abandon what is running and end the worker; only signals."""
         self._stopping.set()

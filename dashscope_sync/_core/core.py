@@ -108,6 +108,10 @@ class ToolWorker(Protocol):
     def submit(self, calls: tuple[DueCall, ...]) -> None:
         """Run one reply's due calls and answer them; never blocks."""
 
+    def owns(self, name: str) -> bool:
+        """Is a call of ``name`` the worker's to answer (a registered tool)?
+        Called under the mailbox lock: a lookup, no lock of its own."""
+
     def stop(self) -> None:
         """Abandon what runs and end the worker; only signals."""
 
@@ -123,6 +127,9 @@ class Recording(Protocol):
 
     def interrupted(self, at: float, response_id: str | None) -> None:
         """The reply ``response_id`` was interrupted at monotonic time ``at``; never blocks."""
+
+    def muted(self, response_id: str) -> None:
+        """The reply ``response_id`` started silenced: nobody hears its audio; never blocks."""
 
     def finish(self) -> None:
         """The program dropped the session: complete the files without being waited for."""
@@ -205,6 +212,11 @@ class SessionCore:
             # A barge-in: silence the speaker before anything else is handled.
             playing, heard = self.stop_output(effects.interrupted)
             self._heard(playing, heard, truncate=False)
+        if effects is not None and effects.muted is not None:
+            recording = self._recording
+            if recording is not None:
+                # Before its first audio frame is read (this thread reads next).
+                recording.muted(effects.muted)
         dispatcher = self.dispatcher
         if dispatcher is not None:
             dispatcher.put(event, size, self.mailbox.received - 1)
@@ -696,6 +708,7 @@ class SessionCore:
         *,
         for_user: bool = True,
         answer: ResponseTrack | None = None,
+        call_id: str = "",
     ) -> None:
         """Send a ``function_call_output`` item, booked first: under server VAD the
         server answers it by itself, and that answer must not arrive unbooked.
@@ -703,13 +716,14 @@ class SessionCore:
         ``for_user``: a call of the user's (a pending handler failure is raised
         first); otherwise the tool worker's, which leaves it for the user.
         ``answer``: the track that takes the server's own answer to it.
+        ``call_id``: the program's call it answers (see `SessionState.function_output_sent`).
         """
         self.mailbox.check_inherited("send_function_output()")
         self.await_truncations()
         mailbox = self.mailbox
         with self._request_lock:  # in wire order with the requests, as the server reads them
             with mailbox.lock:
-                mailbox.state.function_output_sent(event_id, answer)
+                mailbox.state.function_output_sent(event_id, answer, call_id, time.monotonic())
             try:
                 if for_user:
                     self.send(text, "conversation.item.create")
@@ -736,7 +750,7 @@ class SessionCore:
                 raise state.closed_error("cannot register a tool")
             if self.tools is not None:
                 return False
-            state.tools = ToolBook()
+            state.tools = ToolBook(worker.owns)
             self.tools = worker
             return True
 

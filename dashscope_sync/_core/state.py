@@ -412,6 +412,7 @@ class Effects:
         "cancel_interrupted",
         "close",
         "interrupted",
+        "muted",
         "recreate",
         "tool_calls",
         "truncate",
@@ -425,6 +426,9 @@ class Effects:
         self.interrupted: str | None = None
         # ... and send response.cancel for it (the server will not cancel it itself).
         self.cancel_interrupted = False
+        # A response nobody hears started (a silenced tool answer): its audio
+        # stays off the recording, as a cut reply's does.
+        self.muted: str | None = None
         # The state ended the session (a family's server_error): close the socket.
         self.close = False
         # A reply ended calling registered tools: run them and answer (the core's tool worker).
@@ -693,17 +697,30 @@ class SessionState:
         track = ResponseTrack(event_id, at)
         return track, self.request(RequestKind.RESPONSE, event_id, track=track)
 
-    def function_output_sent(self, event_id: str = "", answer: ResponseTrack | None = None) -> bool:
+    def function_output_sent(
+        self,
+        event_id: str = "",
+        answer: ResponseTrack | None = None,
+        call_id: str = "",
+        at: float = 0.0,
+    ) -> bool:
         """A ``function_call_output`` item is being sent (``event_id``): under
         server VAD with automatic responses the server answers it by itself, so
         its next response is its own (``answer``, if given, takes it: the tool
         worker's `plan_tool_answers`). Returns True if this call made an answer due.
 
         Each output gets an answer of its own, in order: the service (and the
-        local server, which models it) starts a reply after every output.
+        local server, which models it) starts a reply after every output. The
+        program's output (``call_id``) of a reply whose registered tools still
+        run is answered before the library's outputs go, by an answer that
+        does not see them: it is silenced (`ToolBook.program_output`).
         """
         if not _auto_responds(self.info):
             return False
+        tools = self.tools
+        if answer is None and call_id and tools is not None and tools.program_output(call_id):
+            answer = ResponseTrack(None, at)
+            answer.silent = True
         self._outputs_due.append(event_id)
         if answer is not None:
             self._answer_tracks[event_id] = answer
@@ -734,8 +751,14 @@ class SessionState:
 
     @property
     def answer_due(self) -> bool:
-        """Will (or did) the server answer a function output by itself, unfollowed yet?"""
-        return self._answer_due or self._unclaimed is not None
+        """Will (or did) the server answer a function output by itself, unfollowed yet?
+
+        Also while the program's output, answered first but silenced, waits
+        for the library's outputs of the same reply (`ToolBook.answer_owed`).
+        """
+        tools = self.tools
+        owed = tools is not None and tools.answer_owed
+        return self._answer_due or self._unclaimed is not None or owed
 
     def follow_function_answer(self, at: float) -> ResponseTrack | None:
         """A track for the server's own answer to a function output, if one is due
@@ -948,6 +971,7 @@ class SessionState:
         tools = self.tools
         track = None if tools is None else tools.waiting.pop(response_id, None)
         if tools is not None:
+            tools.forget(response_id)
             tools.rounds.pop(response_id, None)
             tools.cut.discard(response_id)
         if track is not None:
@@ -1069,20 +1093,22 @@ class SessionState:
 
     def _start(self, track: ResponseTrack, event: ResponseCreated) -> Effects | None:
         track._start(event)
+        effects = None
         if track.silent:
             self._mark_interrupted(event.response.id)  # its audio reaches no one
             track.interrupted = True
             if self.tools is not None:
                 self.tools.silenced.add(event.response.id)
+            effects = Effects()
+            effects.muted = event.response.id
         if self.info is not None:
             track.sample_rate = self.info.output_sample_rate
         self._running[event.response.id] = track
         if track.cancel_wanted and not track.cancel_sent:
             track.cancel_sent = True
-            effects = Effects()
+            effects = effects or Effects()
             effects.cancel.append(track)
-            return effects
-        return None
+        return effects
 
     def _on_response_done(self, event: ResponseDone, at: float) -> None:
         done_id = event.response.id

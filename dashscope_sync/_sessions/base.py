@@ -315,7 +315,8 @@ class SessionBase(Generic[_C]):
         ``audio``, ``conversation.wav``: stereo PCM16 at the output rate, the
         user's appended audio on the left, the assistant's on the right, on
         one clock (with a speaker attached, what it played: an interrupted
-        reply stops where playback stopped). With ``audio=False`` each audio
+        reply stops where playback stopped; a tool answer nobody hears is
+        never on it). With ``audio=False`` each audio
         and image payload in the frames is replaced by ``""`` and its decoded
         length noted, and no audio is kept. The recording opens with the
         frames of the session's opening (``session.created``, and the

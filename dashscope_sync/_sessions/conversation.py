@@ -862,7 +862,9 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"output is not JSON-serialisable: {exc}") from exc
         event_id = self._core.ids.next()
-        self._core.send_function_output(event_id, encode_function_output(event_id, call_id, output))
+        self._core.send_function_output(
+            event_id, encode_function_output(event_id, call_id, output), call_id=call_id
+        )
         return event_id
 
     def retrieve_item(
@@ -1052,8 +1054,13 @@ class RealtimeSession(SessionBase[RealtimeConfig]):
         `Tool` records, declared by that one restoring update, run by the new
         session's tool worker; not with ``restore=False``, which starts with
         none), but not the conversation, pending audio or handlers. This
-        session is closed if it was not already. Register handlers on the new
-        session.
+        session is closed if it was not already, and with it what belongs to
+        it: its recording (`record`) is completed and the new session is not
+        recorded (call ``record`` on it, with a new folder, to go on); an
+        attached speaker and microphone are detached (`attach` them to the
+        new session); its `transcript` and `metrics` stay readable on this
+        object, and the new session's start empty. Register handlers on the
+        new session.
 
         Args:
             timeout: For the connect and the restoring update together, as
