@@ -393,6 +393,9 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
         self._hold_session_created = False
         # The recording new connections are answered from (replay()), or None.
         self._replay: Replay | None = None
+        # The connections a replay answers (guarded by _lock): close() closes
+        # them itself where websockets' shutdown() leaves open connections be.
+        self._replaying: set[ServerConnection] = set()
         self._ping_interval = ping_interval
         self._ping_timeout = ping_timeout
 
@@ -474,6 +477,10 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
             # first; shutdown() then closes what opened in the meantime.
             for connection in connections:
                 connection.close(_SHUTDOWN_CODE, _SHUTDOWN_REASON)
+            with self._lock:
+                replaying = list(self._replaying)
+            for ws in replaying:  # a replay's handler ends when its connection closes
+                ws.close(_SHUTDOWN_CODE, _SHUTDOWN_REASON)
             for connection in connections:
                 connection.join(self._close_timeout + 1.0)
             server.shutdown()
@@ -832,7 +839,13 @@ class LocalRealtimeServer(HttpKnobs, ConnectionKnobs, ResponseKnobs):
             ping_interval, ping_timeout = self._ping_interval, self._ping_timeout
             replay = self._replay
         if replay is not None:
-            serve_replay(replay, ws, record=self._record_frame, log=self._log_connection)
+            with self._lock:
+                self._replaying.add(ws)
+            try:
+                serve_replay(replay, ws, record=self._record_frame, log=self._log_connection)
+            finally:
+                with self._lock:
+                    self._replaying.discard(ws)
             return
         connection = LocalConnection(
             ws,
