@@ -98,11 +98,13 @@ class Raw:
 
     def close_code(self) -> int | None:
         """Read until the server's close frame; its code (None if none came)."""
-        opcode, data = self.ws.recv_data(control_frame=True)
-        while opcode != websocket.ABNF.OPCODE_CLOSE:
+        try:
             opcode, data = self.ws.recv_data(control_frame=True)
-        self.ws.close()
-        self.ws.shutdown()  # close() skips this once the close handshake is done
+            while opcode != websocket.ABNF.OPCODE_CLOSE:
+                opcode, data = self.ws.recv_data(control_frame=True)
+        finally:  # a test that failed here must not leak the socket into the next one
+            self.ws.close()
+            self.ws.shutdown()  # close() skips this once the close handshake is done
         return int.from_bytes(data[:2], "big") if len(data) >= 2 else None
 
 
