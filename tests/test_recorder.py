@@ -23,6 +23,7 @@ import pytest
 import dashscope_sync as ds
 from dashscope_sync._audio.mixdown import Channel, write_stereo_wav
 from dashscope_sync._cli import main as cli
+from dashscope_sync._conversation import record_writer
 from dashscope_sync._conversation.record_lines import in_lines
 from dashscope_sync._conversation.record_writer import RecordWriter
 from dashscope_sync._wire.codec import decode
@@ -531,6 +532,75 @@ class TestLifecycle:
         assert any(line["frame"]["type"] == "response.done" for line in lines)
         rate, _, right = read_wav(tmp_path / "rec" / "conversation.wav")
         assert rate == 24000 and audible(right, 0)
+
+    def test_close_on_a_stuck_disk_returns_within_close_timeout(
+        self,
+        keyed: LocalRealtimeServer,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        """A disk that stalls a write does not hang session.close(): the recorder says so."""
+        stalled, release = threading.Event(), threading.Event()
+        real = record_writer.write_buffers
+
+        def stuck(fd: int, buffers: list[bytes]) -> None:
+            stalled.set()  # as on an NFS hang: the write returns once the disk does
+            release.wait()
+            real(fd, buffers)
+
+        client = ds.Client(keyed.api_key, base_url=keyed.url)
+        session = client.realtime.connect(ds.RealtimeConfig(model=MODEL, close_timeout=0.5))
+        try:
+            recorder = session.record(tmp_path / "rec", audio=False)
+            monkeypatch.setattr(record_writer, "write_buffers", stuck)
+            session.append_text("hi")
+            assert stalled.wait(10)
+            closer = threading.Thread(target=session.close, daemon=True)
+            closer.start()
+            closer.join(20)  # generous: the bound is 0.5 s per step
+            assert not closer.is_alive(), "close() waited for a stuck disk"
+            assert isinstance(recorder.error, ds.DashScopeTimeout)
+            assert recorder.error.timeout == 0.5
+            assert "may stay incomplete" in caplog.text
+            with pytest.raises(ds.DashScopeTimeout):
+                recorder.close(0)
+        finally:
+            release.set()
+            session.close()
+        for thread in threading.enumerate():
+            if thread.name == "dashscope_sync-recorder":
+                thread.join(10)  # released: it completes the files after all
+        out = [line["frame"] for line in read_lines(tmp_path / "rec")[1] if line["dir"] == "out"]
+        assert out[-1]["item"]["content"][0]["text"] == "hi"
+
+    def test_a_stuck_disk_does_not_hang_the_exit(self, tmp_path: Path) -> None:
+        """The exit hook waits close_timeout for a recording whose disk stalls, then exits."""
+        code = textwrap.dedent(
+            f"""
+            import threading
+            import dashscope_sync as ds
+            from dashscope_sync._conversation import record_writer
+            from dashscope_sync.testing import LocalRealtimeServer
+            stalled = threading.Event()
+            def stuck(fd, buffers):
+                stalled.set()
+                threading.Event().wait()  # never returns
+            server = LocalRealtimeServer().start()
+            client = ds.Client(server.api_key, base_url=server.url)
+            session = client.realtime.connect(ds.RealtimeConfig(model={MODEL!r}, close_timeout=0.5))
+            session.record({str(tmp_path / "rec")!r}, audio=False)
+            record_writer.write_buffers = stuck
+            session.append_text("left open")
+            assert stalled.wait(10)
+            server.close()
+            """
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "may stay incomplete" in proc.stderr
 
     def test_bad_paths_and_a_closed_session(self, client: ds.Client, tmp_path: Path) -> None:
         """A file where the folder goes, a bad audio flag and a closed session are typed errors."""

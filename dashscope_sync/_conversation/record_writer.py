@@ -213,22 +213,41 @@ class RecordWriter:
 
     def _raise_error(self) -> None:
         error = self.error
+        if isinstance(error, DashScopeTimeout):
+            raise error
         if error is not None:
             raise DashScopeError(f"recording to {str(self.path)!r} failed: {error}") from error
 
     # Closing ------------------------------------------------------------------------
 
-    def close(self) -> None:
+    def close(self, timeout: float | None = None) -> None:
         """Write what is left, complete the files and end the thread; idempotent.
 
+        Args:
+            timeout: The longest wait for the files, in seconds; None waits
+                as long as it takes. A thread still writing then (a stuck
+                disk) is left to finish as a daemon, which cannot hold up the
+                interpreter's exit: ``error`` becomes a `DashScopeTimeout`,
+                as the files may stay incomplete.
+
         Raises:
+            DashScopeTimeout: The files were not complete within ``timeout``.
             DashScopeError: Writing the recording failed (``error`` says why).
         """
+        limit = check_timeout(timeout)
         self._closed = True
         self._stop.set()
         self._wake.set()
-        if threading.current_thread() is not self._thread:
-            self._thread.join()
+        thread = self._thread
+        if threading.current_thread() is not thread:
+            thread.join(limit)
+            if thread.is_alive() and self.error is None:
+                self.error = DashScopeTimeout(
+                    f"the recording to {str(self.path)!r} was not complete within "
+                    f"{seconds(limit)}: its files may stay incomplete",
+                    timeout=limit,
+                )
+                logger.warning("%s", self.error)
         self._raise_error()
 
     # The recorder thread ---------------------------------------------------------------
