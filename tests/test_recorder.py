@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import errno
 import io
 import json
 import math
@@ -616,6 +617,53 @@ class TestLifecycle:
             session.record(tmp_path / "late")
         assert not (tmp_path / "rec").exists()
 
+    def test_a_folder_where_frames_jsonl_goes_is_a_config_error(
+        self, session: ds.RealtimeSession, tmp_path: Path
+    ) -> None:
+        """A folder named frames.jsonl in the target is a ConfigError, and recording goes on working."""
+        (tmp_path / "rec" / "frames.jsonl").mkdir(parents=True)
+        with pytest.raises(ds.ConfigError, match="cannot record into") as caught:
+            session.record(tmp_path / "rec", audio=False)
+        assert isinstance(caught.value.__cause__, IsADirectoryError)
+        assert not [t for t in threading.enumerate() if t.name == "dashscope_sync-recorder"]
+        with session.record(tmp_path / "good", audio=False):
+            session.append_text("recorded")
+        assert read_lines(tmp_path / "good")[1][-1]["dir"] == "out"
+
+    @pytest.mark.parametrize("failing", ["header", "second channel"])
+    def test_a_failure_while_opening_closes_what_was_opened(
+        self,
+        session: ds.RealtimeSession,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        failing: str,
+    ) -> None:
+        """A full disk at the header or at the WAV's second channel is a ConfigError, no file left open."""
+        full = OSError(errno.ENOSPC, "No space left on device")
+        if failing == "header":
+
+            def no_space(fd: int, buffers: list[bytes]) -> None:
+                raise full
+
+            monkeypatch.setattr(record_writer, "write_buffers", no_space)
+        else:
+            need("soxr", "recording audio resamples the user's")
+            made: list[Channel] = []
+
+            def channel(rate: int, directory: Path) -> Channel:
+                if made:
+                    raise full
+                made.append(Channel(rate, directory))
+                return made[0]
+
+            monkeypatch.setattr(record_writer, "Channel", channel)
+        folder = tmp_path / "rec"
+        with pytest.raises(ds.ConfigError, match="No space left") as caught:
+            session.record(folder, audio=True)
+        assert caught.value.__cause__ is full
+        assert not _open_under(folder)
+        assert not [t for t in threading.enumerate() if t.name == "dashscope_sync-recorder"]
+
     def test_speech_and_transcription_sessions_record(
         self, client: ds.Client, tmp_path: Path
     ) -> None:
@@ -749,6 +797,20 @@ class TestTalkRecord:
         )  # fmt: skip
         assert code == cli.EXIT_USAGE
         assert "--record" in err.getvalue() and not keyed.connections
+
+
+def _open_under(folder: Path) -> list[str]:
+    """The files under ``folder`` this process holds open (Linux's /proc)."""
+    fds = Path("/proc/self/fd")
+    if not fds.is_dir():
+        pytest.skip("needs /proc/self/fd to see the open files")
+    links = []
+    for fd in fds.iterdir():
+        try:
+            links.append(os.readlink(fd))
+        except OSError:
+            continue  # the descriptor listing the folder itself, closed since
+    return [link for link in links if link.startswith(str(folder))]
 
 
 def _write_wav(path: Path, pcm: bytes, rate: int = 16000) -> Path:

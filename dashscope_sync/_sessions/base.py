@@ -329,8 +329,10 @@ class SessionBase(Generic[_C]):
             The `Recorder`.
 
         Raises:
-            ConfigError: ``path`` is a file, or cannot be created; or ``audio``
-                needs resampling and the ``[audio]`` extra is missing.
+            ConfigError: ``path`` is a file, or cannot be created or written
+                into (a folder named ``frames.jsonl`` in it, a read-only
+                folder, a full disk; the `OSError` is the ``__cause__``); or
+                ``audio`` needs resampling and the ``[audio]`` extra is missing.
             ConfigTypeError: ``path`` is not a path, or ``audio`` not a bool.
             UsageError: A recording of this session is running already, or
                 this is a forked child's copy of the session.
