@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import errno
 import io
 import json
 import math
@@ -23,6 +24,7 @@ import pytest
 import dashscope_sync as ds
 from dashscope_sync._audio.mixdown import Channel, write_stereo_wav
 from dashscope_sync._cli import main as cli
+from dashscope_sync._conversation import record_writer
 from dashscope_sync._conversation.record_lines import in_lines
 from dashscope_sync._conversation.record_writer import RecordWriter
 from dashscope_sync._wire.codec import decode
@@ -563,6 +565,75 @@ class TestLifecycle:
         rate, _, right = read_wav(tmp_path / "rec" / "conversation.wav")
         assert rate == 24000 and audible(right, 0)
 
+    def test_close_on_a_stuck_disk_returns_within_close_timeout(
+        self,
+        keyed: LocalRealtimeServer,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        """A disk that stalls a write does not hang session.close(): the recorder says so."""
+        stalled, release = threading.Event(), threading.Event()
+        real = record_writer.write_buffers
+
+        def stuck(fd: int, buffers: list[bytes]) -> None:
+            stalled.set()  # as on an NFS hang: the write returns once the disk does
+            release.wait()
+            real(fd, buffers)
+
+        client = ds.Client(keyed.api_key, base_url=keyed.url)
+        session = client.realtime.connect(ds.RealtimeConfig(model=MODEL, close_timeout=0.5))
+        try:
+            recorder = session.record(tmp_path / "rec", audio=False)
+            monkeypatch.setattr(record_writer, "write_buffers", stuck)
+            session.append_text("hi")
+            assert stalled.wait(10)
+            closer = threading.Thread(target=session.close, daemon=True)
+            closer.start()
+            closer.join(20)  # generous: the bound is 0.5 s per step
+            assert not closer.is_alive(), "close() waited for a stuck disk"
+            assert isinstance(recorder.error, ds.DashScopeTimeout)
+            assert recorder.error.timeout == 0.5
+            assert "may stay incomplete" in caplog.text
+            with pytest.raises(ds.DashScopeTimeout):
+                recorder.close(0)
+        finally:
+            release.set()
+            session.close()
+        for thread in threading.enumerate():
+            if thread.name == "dashscope_sync-recorder":
+                thread.join(10)  # released: it completes the files after all
+        out = [line["frame"] for line in read_lines(tmp_path / "rec")[1] if line["dir"] == "out"]
+        assert out[-1]["item"]["content"][0]["text"] == "hi"
+
+    def test_a_stuck_disk_does_not_hang_the_exit(self, tmp_path: Path) -> None:
+        """The exit hook waits close_timeout for a recording whose disk stalls, then exits."""
+        code = textwrap.dedent(
+            f"""
+            import threading
+            import dashscope_sync as ds
+            from dashscope_sync._conversation import record_writer
+            from dashscope_sync.testing import LocalRealtimeServer
+            stalled = threading.Event()
+            def stuck(fd, buffers):
+                stalled.set()
+                threading.Event().wait()  # never returns
+            server = LocalRealtimeServer().start()
+            client = ds.Client(server.api_key, base_url=server.url)
+            session = client.realtime.connect(ds.RealtimeConfig(model={MODEL!r}, close_timeout=0.5))
+            session.record({str(tmp_path / "rec")!r}, audio=False)
+            record_writer.write_buffers = stuck
+            session.append_text("left open")
+            assert stalled.wait(10)
+            server.close()
+            """
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "may stay incomplete" in proc.stderr
+
     def test_bad_paths_and_a_closed_session(self, client: ds.Client, tmp_path: Path) -> None:
         """A file where the folder goes, a bad audio flag and a closed session are typed errors."""
         (tmp_path / "file").write_text("x")
@@ -576,6 +647,53 @@ class TestLifecycle:
         with pytest.raises(ds.SessionClosedError):
             session.record(tmp_path / "late")
         assert not (tmp_path / "rec").exists()
+
+    def test_a_folder_where_frames_jsonl_goes_is_a_config_error(
+        self, session: ds.RealtimeSession, tmp_path: Path
+    ) -> None:
+        """A folder named frames.jsonl in the target is a ConfigError, and recording goes on working."""
+        (tmp_path / "rec" / "frames.jsonl").mkdir(parents=True)
+        with pytest.raises(ds.ConfigError, match="cannot record into") as caught:
+            session.record(tmp_path / "rec", audio=False)
+        assert isinstance(caught.value.__cause__, IsADirectoryError)
+        assert not [t for t in threading.enumerate() if t.name == "dashscope_sync-recorder"]
+        with session.record(tmp_path / "good", audio=False):
+            session.append_text("recorded")
+        assert read_lines(tmp_path / "good")[1][-1]["dir"] == "out"
+
+    @pytest.mark.parametrize("failing", ["header", "second channel"])
+    def test_a_failure_while_opening_closes_what_was_opened(
+        self,
+        session: ds.RealtimeSession,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        failing: str,
+    ) -> None:
+        """A full disk at the header or at the WAV's second channel is a ConfigError, no file left open."""
+        full = OSError(errno.ENOSPC, "No space left on device")
+        if failing == "header":
+
+            def no_space(fd: int, buffers: list[bytes]) -> None:
+                raise full
+
+            monkeypatch.setattr(record_writer, "write_buffers", no_space)
+        else:
+            need("soxr", "recording audio resamples the user's")
+            made: list[Channel] = []
+
+            def channel(rate: int, directory: Path) -> Channel:
+                if made:
+                    raise full
+                made.append(Channel(rate, directory))
+                return made[0]
+
+            monkeypatch.setattr(record_writer, "Channel", channel)
+        folder = tmp_path / "rec"
+        with pytest.raises(ds.ConfigError, match="No space left") as caught:
+            session.record(folder, audio=True)
+        assert caught.value.__cause__ is full
+        assert not _open_under(folder)
+        assert not [t for t in threading.enumerate() if t.name == "dashscope_sync-recorder"]
 
     def test_speech_and_transcription_sessions_record(
         self, client: ds.Client, tmp_path: Path
@@ -710,6 +828,20 @@ class TestTalkRecord:
         )  # fmt: skip
         assert code == cli.EXIT_USAGE
         assert "--record" in err.getvalue() and not keyed.connections
+
+
+def _open_under(folder: Path) -> list[str]:
+    """The files under ``folder`` this process holds open (Linux's /proc)."""
+    fds = Path("/proc/self/fd")
+    if not fds.is_dir():
+        pytest.skip("needs /proc/self/fd to see the open files")
+    links = []
+    for fd in fds.iterdir():
+        try:
+            links.append(os.readlink(fd))
+        except OSError:
+            continue  # the descriptor listing the folder itself, closed since
+    return [link for link in links if link.startswith(str(folder))]
 
 
 def _write_wav(path: Path, pcm: bytes, rate: int = 16000) -> Path:

@@ -35,12 +35,12 @@ from datetime import datetime, timezone
 from itertools import accumulate, compress, islice, repeat
 from operator import is_not, le, sub
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
 from .._audio.mixdown import Channel, write_buffers, write_stereo_wav
 from .._core.connection import FRAME_IN, FRAME_OUT
 from .._deadline import check_timeout
-from .._errors import DashScopeError, DashScopeTimeout
+from .._errors import ConfigError, DashScopeError, DashScopeTimeout
 from .._fmt import seconds
 from .._wire.payloads import (
     USER_AUDIO_FIELD,
@@ -77,6 +77,33 @@ _MUTED: Final = "muted"  # (t, _MUTED, the id of a response nobody hears, None)
 
 #: Takes the oldest item of a deque: mapped over a round, the pops run in C.
 _popleft: Final = collections.deque.popleft
+
+
+def _open_files(
+    path: Path, header: Mapping[str, object], audio: bool, wav_rate: int
+) -> tuple[BinaryIO, Channel | None, Channel | None]:
+    """``frames.jsonl`` with its header written, and the WAV's two channels (``audio``).
+
+    The one boundary where the folder's files are opened: an `OSError` (a
+    folder where the file goes, a read-only folder, a full disk) closes what
+    was opened and becomes a `ConfigError`, the folder being unusable.
+    """
+    opened: list[BinaryIO | Channel] = []
+    try:
+        # Unbuffered: each round's lines go out in one write.
+        frames = open(path / "frames.jsonl", "wb", buffering=0)  # noqa: SIM115
+        opened.append(frames)
+        write_buffers(frames.fileno(), [dumps(header).encode(), b"\n"])
+        if not audio:
+            return frames, None, None
+        left = Channel(wav_rate, path)
+        opened.append(left)
+        right = Channel(wav_rate, path)
+    except OSError as exc:
+        for done in reversed(opened):
+            done.close()
+        raise ConfigError(f"cannot record into the folder {str(path)!r}: {exc}") from exc
+    return frames, left, right
 
 
 class RecordWriter:
@@ -126,18 +153,11 @@ class RecordWriter:
         self._stop = threading.Event()
         # Wakes the thread before its next round: a flush() or close() waits on it.
         self._wake = threading.Event()
-        # Unbuffered: each round's lines go out in one write.
-        self._frames = open(path / "frames.jsonl", "wb", buffering=0)  # noqa: SIM115
         header_line = {"recording": FORMAT_VERSION, **header}
         header_line["started"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-        write_buffers(self._frames.fileno(), [dumps(header_line).encode(), b"\n"])
+        self._frames, self._left, self._right = _open_files(path, header_line, audio, wav_rate)
         # The recorder thread's own state, from here on.
         self._last_t = 0.0
-        self._left: Channel | None = None
-        self._right: Channel | None = None
-        if audio:
-            self._left = Channel(wav_rate, path)
-            self._right = Channel(wav_rate, path)
         self._played_rate: int | None = None  # a speaker's rate: its blocks are the right channel
         self._cut: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._last_reply: str | None = None
@@ -218,22 +238,41 @@ class RecordWriter:
 
     def _raise_error(self) -> None:
         error = self.error
+        if isinstance(error, DashScopeTimeout):
+            raise error
         if error is not None:
             raise DashScopeError(f"recording to {str(self.path)!r} failed: {error}") from error
 
     # Closing ------------------------------------------------------------------------
 
-    def close(self) -> None:
+    def close(self, timeout: float | None = None) -> None:
         """Write what is left, complete the files and end the thread; idempotent.
 
+        Args:
+            timeout: The longest wait for the files, in seconds; None waits
+                as long as it takes. A thread still writing then (a stuck
+                disk) is left to finish as a daemon, which cannot hold up the
+                interpreter's exit: ``error`` becomes a `DashScopeTimeout`,
+                as the files may stay incomplete.
+
         Raises:
+            DashScopeTimeout: The files were not complete within ``timeout``.
             DashScopeError: Writing the recording failed (``error`` says why).
         """
+        limit = check_timeout(timeout)
         self._closed = True
         self._stop.set()
         self._wake.set()
-        if threading.current_thread() is not self._thread:
-            self._thread.join()
+        thread = self._thread
+        if threading.current_thread() is not thread:
+            thread.join(limit)
+            if thread.is_alive() and self.error is None:
+                self.error = DashScopeTimeout(
+                    f"the recording to {str(self.path)!r} was not complete within "
+                    f"{seconds(limit)}: its files may stay incomplete",
+                    timeout=limit,
+                )
+                logger.warning("%s", self.error)
         self._raise_error()
 
     # The recorder thread ---------------------------------------------------------------

@@ -42,8 +42,17 @@ class Recorder:
             and ``conversation.wav`` is written.
     """
 
-    def __init__(self, writer: RecordWriter, on_close: Callable[[Recorder], None]) -> None:
+    def __init__(
+        self,
+        writer: RecordWriter,
+        on_close: Callable[[Recorder], None],
+        *,
+        exit_timeout: float | None = None,
+    ) -> None:
         self._writer = writer
+        # The exit hook's bound on the files (the session's close_timeout):
+        # a stuck disk must not hang the interpreter's exit.
+        self._exit_timeout = exit_timeout
         self.path: Path = writer.path
         self.audio: bool = writer.audio
         # Undoes what the session set up (the frame tap, the speaker's tap).
@@ -64,7 +73,8 @@ class Recorder:
 
     @property
     def error(self) -> BaseException | None:
-        """Why writing failed (a full disk...), or None; `close` raises it too."""
+        """Why writing failed (a full disk...; a `DashScopeTimeout`: not complete
+        within `close`'s timeout), or None; `close` raises it too."""
         return self._writer.error
 
     def flush(self, timeout: float | None = None) -> None:
@@ -81,18 +91,28 @@ class Recorder:
         """
         self._writer.flush(timeout)
 
-    def close(self) -> None:
+    def close(self, timeout: float | None = None) -> None:
         """Stop recording and complete the files (mixing the WAV); idempotent.
 
+        Args:
+            timeout: The longest wait for the files, in seconds; None (the
+                default) waits as long as it takes. The session's close
+                waits ``config.close_timeout``. A recorder thread still
+                writing then (a stuck disk) finishes on its own as a daemon,
+                and `error` is a `DashScopeTimeout`: the files may stay
+                incomplete.
+
         Raises:
+            DashScopeTimeout: The files were not complete within ``timeout``.
             DashScopeError: Writing the recording failed (`error` says why).
+            ConfigError: A bad ``timeout``.
         """
         with self._lock:
             first = not self._closed
             self._closed = True
         if first:
             self._on_close(self)  # no frame is handed on after this
-        self._writer.close()
+        self._writer.close(timeout)
 
     def __enter__(self) -> Recorder:
         return self
@@ -128,6 +148,6 @@ def _close_all() -> None:
         open_now = list(_OPEN)
     for recorder in open_now:
         try:
-            recorder.close()
+            recorder.close(recorder._exit_timeout)
         except Exception:
             logger.debug("completing a recording at exit failed", exc_info=True)

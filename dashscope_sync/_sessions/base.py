@@ -330,8 +330,10 @@ class SessionBase(Generic[_C]):
             The `Recorder`.
 
         Raises:
-            ConfigError: ``path`` is a file, or cannot be created; or ``audio``
-                needs resampling and the ``[audio]`` extra is missing.
+            ConfigError: ``path`` is a file, or cannot be created or written
+                into (a folder named ``frames.jsonl`` in it, a read-only
+                folder, a full disk; the `OSError` is the ``__cause__``); or
+                ``audio`` needs resampling and the ``[audio]`` extra is missing.
             ConfigTypeError: ``path`` is not a path, or ``audio`` not a bool.
             UsageError: A recording of this session is running already, or
                 this is a forked child's copy of the session.
@@ -397,7 +399,7 @@ class SessionBase(Generic[_C]):
                 transcript=transcript if kept else None,
                 opening=core.opening(),
             )
-            recorder = Recorder(writer, stopped)
+            recorder = Recorder(writer, stopped, exit_timeout=core.config.close_timeout)
             self._recorder, self._writer = recorder, writer
             core.record_frames(writer)
             self._recording_started(writer)
@@ -447,7 +449,8 @@ class SessionBase(Generic[_C]):
         if recorder is None:
             return
         try:
-            recorder.close()
+            # Bounded: a stuck disk must not hang close() (the writer warns).
+            recorder.close(self._core.config.close_timeout)
         except DashScopeError as exc:
             # close() never raises: the recorder thread logged the failure.
             logger.debug("closing the recorder: %s", exc)
@@ -466,7 +469,9 @@ class SessionBase(Generic[_C]):
         read afterwards; work still waiting for the server (a `Speech` not
         finished) fails with `SessionClosedError`. In a process forked after
         the session opened, it does nothing: the connection is the parent's,
-        which keeps working. A recording (`record`) is completed last.
+        which keeps working. A recording (`record`) is completed last, within
+        ``config.close_timeout`` more (files still being written then, on a
+        stuck disk, are left to a daemon thread; the recorder's ``error`` says so).
         """
         if self._core.inherited:
             return
