@@ -231,6 +231,22 @@ class TestLatencyBook:
         book.receive(event({"type": "input_audio_buffer.speech_stopped"}), 4.5)
         assert book.created("r9", 4.6, None).speech_ended_at == 4.5
 
+    def test_a_silenced_answer_neither_takes_nor_ends_the_tool_turn(self) -> None:
+        """A silenced answer (heard by no one) takes no end of speech and does not end the
+        turn: the answer the user hears after it gets the turn's figure."""
+        book = LatencyBook()
+        book.speech_ended(5.0)
+        book.created("r1", 5.2, None)
+        args = {"type": "response.function_call_arguments.done", "response_id": "r1"}
+        book.receive(event({**args, "call_id": "c1", "name": "f", "arguments": "{}"}), 5.3)
+        book.receive(event({"type": "response.done", "response": {"id": "r1"}}), 5.4)
+        silenced = book.created("r2", 5.5, None, silent=True)
+        book.receive(event({"type": "response.done", "response": {"id": "r2"}}), 5.6)
+        heard = book.created("r3", 5.7, None)
+        book.receive(audio("r3", tone(0.05)), 5.9)
+        assert silenced.speech_ended_at is None
+        assert heard.end_of_speech_to_first_audio == pytest.approx(0.9)
+
     def test_the_book_keeps_the_latest_responses_only(self) -> None:
         """Past KEPT responses the oldest are forgotten, so a long session's book stays small."""
         book = LatencyBook()
@@ -430,6 +446,37 @@ class TestToolTurns:
             # the calling reply's request came after the commit.
             spanned = calling.total_time if not vad else 0.0
             assert result.end_of_speech_to_first_audio >= spanned + result.first_audio_delay
+            assert session.metrics.end_of_speech_to_first_audio.count == 1
+
+
+TWO_CALLS = [
+    {"type": "response.created"},
+    {
+        "type": "response.done",
+        "response": {
+            "status": "completed",
+            "output": [
+                {"type": "function_call", "call_id": f"c{i}", "name": "ping", "arguments": ""}
+                for i in range(2)
+            ],
+        },
+    },
+]
+
+
+class TestToolTurnsUnderServerVad:
+    def test_two_calls_keep_the_figure_on_the_answer_heard(
+        self, server: LocalRealtimeServer
+    ) -> None:
+        """Under server VAD a reply calling two tools gets one answer per output, the first
+        silenced: the answer the user hears still has end_of_speech_to_first_audio."""
+        with tool_session(server) as session:
+            server.script_response(TWO_CALLS)
+            result = session.respond(speech_like_pcm16(1.0), timeout=30)
+            assert [call.result for call in result.turn_tool_calls] == ["pong", "pong"]
+            assert result.audio_seconds > 0
+            assert result.end_of_speech_to_first_audio is not None
+            assert result.end_of_speech_to_first_audio >= result.first_audio_delay
             assert session.metrics.end_of_speech_to_first_audio.count == 1
 
 

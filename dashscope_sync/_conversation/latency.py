@@ -17,7 +17,12 @@ same end of speech is given to the replies created after it (the answers to
 the calls' outputs) until one of them sounds or finishes without calling
 more; a new end of speech replaces it. So ``end_of_speech_to_first_audio``
 of a tool turn is measured to the first audio the user hears in it: the
-follow-up's.
+follow-up's. A silenced response (the state's: an answer to some of a
+reply's outputs under server VAD, superseded by the answer to the last one;
+an answer nobody may hear after ``interrupt()``) is heard by no one, so it
+neither takes an end of speech nor ends a turn: its audio never reaches the
+book, and a turn it "ended" would leave the answer the user hears without
+its figure.
 
 What "the request" is (the start of the other delays): for a response a
 handle follows, the handle's own start (the ``response.create`` intent, or
@@ -150,14 +155,21 @@ class LatencyBook:
         self._speech_ended_at = at
         self._turn_end = None  # a new turn: the old one's tool answers no longer count
 
-    def created(self, response_id: str, at: float, requested_at: float | None) -> ResponseTiming:
-        """A ``response.created`` arrived at ``at``; ``requested_at`` is its handle's start."""
+    def created(
+        self, response_id: str, at: float, requested_at: float | None, *, silent: bool = False
+    ) -> ResponseTiming:
+        """A ``response.created`` arrived at ``at``; ``requested_at`` is its handle's start.
+
+        ``silent``: nobody will hear the response (see the module docstring).
+        """
         timing = self.responses.get(response_id)
         if timing is not None:
             return timing  # a duplicate created: the first one counts
-        speech_end, self._speech_ended_at = self._speech_ended_at, None
-        if speech_end is None:
-            speech_end = self._turn_end  # an answer to a tool turn's outputs
+        speech_end: float | None = None
+        if not silent:
+            speech_end, self._speech_ended_at = self._speech_ended_at, None
+            if speech_end is None:
+                speech_end = self._turn_end  # an answer to a tool turn's outputs
         if requested_at is None:
             requested_at = at if speech_end is None else speech_end
         timing = ResponseTiming(requested_at, at, speech_end)

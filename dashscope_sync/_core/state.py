@@ -1059,7 +1059,10 @@ class SessionState:
             elif not server_own:
                 track = self._next_follower()
         timing = self.latency.created(
-            event.response.id, at, None if track is None else track.requested_at
+            event.response.id,
+            at,
+            None if track is None else track.requested_at,
+            silent=track is not None and track.silent,
         )
         if track is None:
             return None
