@@ -702,6 +702,7 @@ class SessionState:
         Each output gets an answer of its own, in order: the service (and the
         local server, which models it) starts a reply after every output.
         """
+        self.latency.output_sent()
         if not _auto_responds(self.info):
             return False
         self._outputs_due.append(event_id)
@@ -754,13 +755,18 @@ class SessionState:
         """How the tool worker answers a reply's ``outputs`` outputs: `ToolBook.plan`."""
         tools = self.tools
         assert tools is not None, "the tool worker runs only once a ToolBook is set"
-        return tools.plan(
+        plan = tools.plan(
             response_id,
             outputs,
             ask_next,
             _auto_responds(self.info),
             lambda: ResponseTrack(None, at),
         )
+        if plan.stopped is not None and ask_next:
+            # Nobody hears an answer in this turn (the program owes no output of its
+            # own): its end of speech must not reach a later reply.
+            self.latency.turn_stopped()
+        return plan
 
     def follow_next_response(self, at: float) -> ResponseTrack:
         """A track for the next response the server starts by itself (server VAD).
@@ -804,6 +810,8 @@ class SessionState:
         With ``cancel`` False a later `cancel` still works.
         """
         cancel = cancel and self._takes_cancel
+        # A tool turn still waiting for its answer gets none the user waits for.
+        self.latency.turn_stopped()
         if self.tools is not None:
             requested = [r.track for r in self._pending if r.kind is RequestKind.RESPONSE]
             self.tools.cut_turns([t for t in requested if t is not None], cancel)
