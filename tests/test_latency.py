@@ -295,6 +295,10 @@ class TestLatencyBook:
         counts = {name: len(column) for name, column in zip(FIGURES, columns, strict=True)}
         assert counts["first_audio_delay"] == 1 and counts["first_audible_delay"] == 0
         assert counts["end_of_speech_to_first_audio"] == 0
+        book.created("r2", 2.0, None, silent=True)  # a silenced tool answer: heard by no one
+        book.receive(audio("r2", tone(0.05)), 2.1)
+        responses, columns, _ = snapshot(book)
+        assert responses == 1 and [len(column) for column in columns] == list(counts.values())
 
 
 # Through a session -------------------------------------------------------------------------
@@ -530,6 +534,19 @@ class TestToolTurnsUnderServerVad:
             assert result.end_of_speech_to_first_audio is not None
             assert result.end_of_speech_to_first_audio >= result.first_audio_delay
             assert session.metrics.end_of_speech_to_first_audio.count == 1
+
+    def test_silenced_answers_are_not_in_the_metrics(self, server: LocalRealtimeServer) -> None:
+        """The silenced answer to the first of two outputs is heard by no one, so
+        session.metrics counts only the calling reply and the answer heard."""
+        with tool_session(server) as session:
+            ended = Ended(session)
+            server.script_response(TWO_CALLS)
+            session.respond(speech_like_pcm16(1.0), timeout=30)
+            assert ended.wait(3)  # the calling reply and both answers
+            metrics = session.metrics
+            assert metrics.responses == 2
+            assert metrics.total_time.count == 2 and metrics.first_audio_delay.count == 1
+            assert metrics.first_text_delay.count == 1
 
 
 class Ended:

@@ -96,10 +96,17 @@ class ResponseTiming:
         "first_text_at",
         "playback_at",
         "requested_at",
+        "silent",
         "speech_ended_at",
     )
 
-    def __init__(self, requested_at: float, created_at: float, speech_ended_at: float | None):
+    def __init__(
+        self,
+        requested_at: float,
+        created_at: float,
+        speech_ended_at: float | None,
+        silent: bool = False,
+    ):
         self.requested_at = requested_at
         self.created_at = created_at
         self.speech_ended_at = speech_ended_at
@@ -110,6 +117,9 @@ class ResponseTiming:
         self.done_at: float | None = None
         # Whether the response called a function (its arguments' done event).
         self.calls_tools = False
+        # Nobody hears the response (a silenced tool answer): `session.metrics`
+        # leaves it out, as its early, soundless figures would skew the summary.
+        self.silent = silent
 
     def since_request(self, at: float | None) -> float | None:
         return None if at is None else at - self.requested_at
@@ -195,7 +205,7 @@ class LatencyBook:
                     self.turn_stopped()  # a reply to something else: the calls went unanswered
         if requested_at is None:
             requested_at = at if speech_end is None else speech_end
-        timing = ResponseTiming(requested_at, at, speech_end)
+        timing = ResponseTiming(requested_at, at, speech_end, silent)
         responses = self.responses
         responses[response_id] = timing
         while len(responses) > KEPT:
