@@ -191,6 +191,7 @@ class TestLatencyBook:
         args = {"type": "response.function_call_arguments.done", "response_id": "r1"}
         book.receive(event({**args, "call_id": "c1", "name": "f", "arguments": "{}"}), 5.3)
         book.receive(event({"type": "response.done", "response": {"id": "r1"}}), 5.4)
+        book.output_sent()
         answer = book.created("r2", 5.7, requested_at=5.6)
         book.receive(audio("r2", tone(0.05)), 5.9)
         book.receive(event({"type": "response.done", "response": {"id": "r2"}}), 6.0)
@@ -222,6 +223,7 @@ class TestLatencyBook:
         book.speech_ended(3.0)
         book.created("r5", 3.1, None)
         book.receive(done("r5"), 3.2)
+        book.output_sent()
         assert book.created("r6", 3.3, None).speech_ended_at == 3.0  # text mode: no audio
         book.receive(event({"type": "response.done", "response": {"id": "r6"}}), 3.4)
         assert book.created("r7", 3.5, None).speech_ended_at is None
@@ -230,6 +232,47 @@ class TestLatencyBook:
         book.receive(done("r8"), 4.2)
         book.receive(event({"type": "input_audio_buffer.speech_stopped"}), 4.5)
         assert book.created("r9", 4.6, None).speech_ended_at == 4.5
+
+    def test_a_silenced_answer_neither_takes_nor_ends_the_tool_turn(self) -> None:
+        """A silenced answer (heard by no one) takes no end of speech and does not end the
+        turn: the answer the user hears after it gets the turn's figure."""
+        book = LatencyBook()
+        book.speech_ended(5.0)
+        book.created("r1", 5.2, None)
+        args = {"type": "response.function_call_arguments.done", "response_id": "r1"}
+        book.receive(event({**args, "call_id": "c1", "name": "f", "arguments": "{}"}), 5.3)
+        book.receive(event({"type": "response.done", "response": {"id": "r1"}}), 5.4)
+        book.output_sent()
+        book.output_sent()
+        silenced = book.created("r2", 5.5, None, silent=True)
+        book.receive(event({"type": "response.done", "response": {"id": "r2"}}), 5.6)
+        heard = book.created("r3", 5.7, None)
+        book.receive(audio("r3", tone(0.05)), 5.9)
+        assert silenced.speech_ended_at is None
+        assert heard.end_of_speech_to_first_audio == pytest.approx(0.9)
+
+    def test_a_tool_turn_without_an_answer_keeps_its_end_of_speech(self) -> None:
+        """A tool turn that gets no answer (no output sent, or stopped) gives its end of
+        speech to no later reply, and an output sent after the stop does not revive it."""
+        call = {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"}
+
+        def calling_turn(rid: str, at: float) -> None:
+            book.speech_ended(at)
+            book.created(rid, at + 0.1, None)
+            book.receive(
+                event({"type": "response.done", "response": {"id": rid, "output": [call]}}),
+                at + 0.2,
+            )
+
+        book = LatencyBook()
+        calling_turn("r1", 1.0)  # the program never answers the call
+        assert book.created("r2", 4.0, None).speech_ended_at is None
+        book.output_sent()  # a late output: that turn is over all the same
+        assert book.created("r3", 5.0, None).speech_ended_at is None
+        calling_turn("r4", 6.0)
+        book.turn_stopped()  # interrupt(), or the tool loop's limit
+        book.output_sent()
+        assert book.created("r5", 9.0, None).speech_ended_at is None
 
     def test_the_book_keeps_the_latest_responses_only(self) -> None:
         """Past KEPT responses the oldest are forgotten, so a long session's book stays small."""
@@ -252,6 +295,10 @@ class TestLatencyBook:
         counts = {name: len(column) for name, column in zip(FIGURES, columns, strict=True)}
         assert counts["first_audio_delay"] == 1 and counts["first_audible_delay"] == 0
         assert counts["end_of_speech_to_first_audio"] == 0
+        book.created("r2", 2.0, None, silent=True)  # a silenced tool answer: heard by no one
+        book.receive(audio("r2", tone(0.05)), 2.1)
+        responses, columns, _ = snapshot(book)
+        assert responses == 1 and [len(column) for column in columns] == list(counts.values())
 
 
 # Through a session -------------------------------------------------------------------------
@@ -409,6 +456,15 @@ ONE_CALL = [
 ]
 
 
+def calling_reply(name: str) -> list[dict[str, object]]:
+    """A scripted reply that calls the function ``name`` and says nothing."""
+    call = {"type": "function_call", "call_id": "c0", "name": name, "arguments": ""}
+    return [
+        {"type": "response.created"},
+        {"type": "response.done", "response": {"status": "completed", "output": [call]}},
+    ]
+
+
 class TestToolTurns:
     @pytest.mark.parametrize("vad", [False, True], ids=["manual", "server_vad"])
     def test_end_of_speech_reaches_the_answer_the_user_hears(
@@ -431,6 +487,157 @@ class TestToolTurns:
             spanned = calling.total_time if not vad else 0.0
             assert result.end_of_speech_to_first_audio >= spanned + result.first_audio_delay
             assert session.metrics.end_of_speech_to_first_audio.count == 1
+
+    def test_a_call_the_program_answers_keeps_the_figure(self, server: LocalRealtimeServer) -> None:
+        """A tool declared by hand: the reply to the program's own output is the turn's answer,
+        and gets its end_of_speech_to_first_audio."""
+        with tool_session(server) as session:
+            session.update_session(
+                ds.SessionUpdate(turn_detection=None, tools=[ds.FunctionTool(name="by_hand")])
+            )
+            server.script_response(calling_reply("by_hand"))
+            calling = session.respond(speech_like_pcm16(1.0), timeout=30)
+            session.send_function_output(calling.output[0].call_id or "", "done")
+            answer = session.create_response().wait(timeout=30)
+            assert answer.end_of_speech_to_first_audio is not None
+            assert calling.total_time is not None
+            assert answer.end_of_speech_to_first_audio >= calling.total_time
+            assert session.metrics.end_of_speech_to_first_audio.count == 1
+
+
+TWO_CALLS = [
+    {"type": "response.created"},
+    {
+        "type": "response.done",
+        "response": {
+            "status": "completed",
+            "output": [
+                {"type": "function_call", "call_id": f"c{i}", "name": "ping", "arguments": ""}
+                for i in range(2)
+            ],
+        },
+    },
+]
+
+
+class TestToolTurnsUnderServerVad:
+    def test_two_calls_keep_the_figure_on_the_answer_heard(
+        self, server: LocalRealtimeServer
+    ) -> None:
+        """Under server VAD a reply calling two tools gets one answer per output, the first
+        silenced: the answer the user hears still has end_of_speech_to_first_audio."""
+        with tool_session(server) as session:
+            server.script_response(TWO_CALLS)
+            result = session.respond(speech_like_pcm16(1.0), timeout=30)
+            assert [call.result for call in result.turn_tool_calls] == ["pong", "pong"]
+            assert result.audio_seconds > 0
+            assert result.end_of_speech_to_first_audio is not None
+            assert result.end_of_speech_to_first_audio >= result.first_audio_delay
+            assert session.metrics.end_of_speech_to_first_audio.count == 1
+
+    def test_silenced_answers_are_not_in_the_metrics(self, server: LocalRealtimeServer) -> None:
+        """The silenced answer to the first of two outputs is heard by no one, so
+        session.metrics counts only the calling reply and the answer heard."""
+        with tool_session(server) as session:
+            ended = Ended(session)
+            server.script_response(TWO_CALLS)
+            session.respond(speech_like_pcm16(1.0), timeout=30)
+            assert ended.wait(3)  # the calling reply and both answers
+            metrics = session.metrics
+            assert metrics.responses == 2
+            assert metrics.total_time.count == 2 and metrics.first_audio_delay.count == 1
+            assert metrics.first_text_delay.count == 1
+
+
+class Ended:
+    """Counts the responses a session's handlers saw end, and waits for a number of them."""
+
+    def __init__(self, session: ds.RealtimeSession) -> None:
+        self._count = 0
+        # Guards _count; notified by the handler thread at each response.done.
+        self._changed = threading.Condition()
+        session.on(ds.ResponseDone, self._on_done)
+
+    def _on_done(self, event: ds.ResponseDone) -> None:
+        with self._changed:
+            self._count += 1
+            self._changed.notify_all()
+
+    def wait(self, count: int) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: self._count >= count, timeout=30)
+
+
+class TestToolTurnsWithoutAnswer:
+    """A tool turn that ends with no answer heard leaks its end of speech into no later reply."""
+
+    def then_a_text_turn(self, session: ds.RealtimeSession) -> None:
+        after = session.respond(text="Something else.", timeout=30)
+        assert after.audio_seconds > 0 and after.first_audio_delay is not None
+        assert after.end_of_speech_to_first_audio is None
+        assert session.metrics.end_of_speech_to_first_audio.count == 0
+
+    @pytest.mark.parametrize("vad", [False, True], ids=["manual", "server_vad"])
+    def test_interrupt_while_the_tool_runs(self, server: LocalRealtimeServer, vad: bool) -> None:
+        """interrupt() during the tool of a voice turn: the next text turn has no end of speech."""
+        with tool_session(server) as session:
+            if not vad:
+                session.update_session(ds.SessionUpdate(turn_detection=None))
+            running, release = threading.Event(), threading.Event()
+
+            @session.tool
+            def slow() -> str:
+                """Slow."""
+                running.set()
+                release.wait(30)
+                return "late"
+
+            server.script_response(calling_reply("slow"))
+            ended = Ended(session)
+            results: list[ds.ResponseResult] = []
+            turn = threading.Thread(
+                target=lambda: results.append(session.respond(speech_like_pcm16(1.0), timeout=30))
+            )
+            turn.start()
+            try:
+                assert running.wait(30)
+                session.interrupt()
+            finally:
+                release.set()
+                turn.join(30)
+            assert [call.result for call in results[0].turn_tool_calls] == ["late"]
+            server.wait_for_received("conversation.item.create", count=1, timeout=30)
+            if vad:  # the server's own answer is cancelled: the next turn waits for its end
+                server.wait_for_received("response.cancel", timeout=30)
+                assert ended.wait(2)  # the calling reply and the cancelled answer
+            self.then_a_text_turn(session)
+
+    def test_the_tool_loop_limit_under_server_vad(self, server: LocalRealtimeServer) -> None:
+        """A voice turn stopped by the tool loop's limit (the last answer silenced and cancelled):
+        the next text turn has no end of speech."""
+        from dashscope_sync._core.tool_book import MAX_TOOL_ROUNDS
+
+        with tool_session(server) as session:
+            ended = Ended(session)
+            for _ in range(MAX_TOOL_ROUNDS):
+                server.script_response(ONE_CALL)
+            result = session.respond(speech_like_pcm16(1.0), timeout=30)
+            assert len(result.turn_tool_calls) == MAX_TOOL_ROUNDS
+            server.wait_for_received("response.cancel", timeout=30)
+            assert ended.wait(MAX_TOOL_ROUNDS + 1)  # the last, cancelled answer too
+            self.then_a_text_turn(session)
+
+    def test_a_call_the_program_leaves_unanswered(self, server: LocalRealtimeServer) -> None:
+        """A voice turn whose reply calls a tool declared by hand, never answered: the next
+        text turn has no end of speech."""
+        with tool_session(server) as session:
+            session.update_session(
+                ds.SessionUpdate(turn_detection=None, tools=[ds.FunctionTool(name="by_hand")])
+            )
+            server.script_response(calling_reply("by_hand"))
+            calling = session.respond(speech_like_pcm16(1.0), timeout=30)
+            assert calling.output[0].name == "by_hand" and calling.tool_calls == ()
+            self.then_a_text_turn(session)
 
 
 class TestMetrics:

@@ -105,6 +105,11 @@ class _Seen:
         with self._changed:
             assert self._changed.wait_for(lambda: response_id in self._done, LONG)
 
+    def wait_ended(self, count: int) -> None:
+        """Wait until the handlers took ``count`` responses' response.done."""
+        with self._changed:
+            assert self._changed.wait_for(lambda: len(self._done) >= count, LONG)
+
 
 class TestRegistering:
     """session.tool declares the whole list at once and waits for its acceptance."""
@@ -791,6 +796,42 @@ def test_tool_loop_stops_after_max_rounds(
     # One response.create for the turn, one per round but the last, one for the next turn.
     assert len(received(server, "response.create")) == MAX_TOOL_ROUNDS + 1
     assert len(outputs(server)) == MAX_TOOL_ROUNDS
+
+
+def test_tool_loop_stops_after_max_rounds_under_server_vad(
+    server: LocalRealtimeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Under server VAD the loop stops at MAX_TOOL_ROUNDS too: the server's own answer to the
+    last outputs is silenced and cancelled, never heard, and the next turn is answered."""
+    from dashscope_sync._core.tool_book import MAX_TOOL_ROUNDS
+
+    count: list[int] = []
+    with connect(server) as session:
+
+        @session.tool
+        def again() -> int:
+            """Again."""
+            count.append(1)
+            return len(count)
+
+        seen = _Seen(session)
+        for _ in range(MAX_TOOL_ROUNDS):
+            server.script_response(one_call("again", "{}"))
+        with caplog.at_level(logging.WARNING, logger="dashscope_sync"):
+            result = session.respond(text="go", timeout=LONG)
+        assert len(result.tool_rounds) == MAX_TOOL_ROUNDS - 1
+        assert [c.result for c in result.turn_tool_calls] == list(range(1, MAX_TOOL_ROUNDS + 1))
+        assert any("still calling tools" in r.getMessage() for r in caplog.records)
+        server.wait_for_received("response.cancel", timeout=LONG)
+        seen.wait_ended(MAX_TOOL_ROUNDS + 1)  # the calling replies and the cancelled answer
+        assert len(seen.created) == MAX_TOOL_ROUNDS + 1
+        assert seen.created[-1] not in seen.audio
+        after = session.respond(text="next", timeout=LONG)
+        assert after.tool_calls == () and after.audio and len(count) == MAX_TOOL_ROUNDS
+        # The server answers each output by itself: a response.create per turn only.
+        assert len(received(server, "response.create")) == 2
+        assert len(received(server, "response.cancel")) == 1
+        assert len(outputs(server)) == MAX_TOOL_ROUNDS
 
 
 def test_tool_calls_land_on_the_transcript_turn_that_made_them(

@@ -14,10 +14,20 @@ given to the next ``response.created``. A turn goes on through its tool
 calls: when a reply that got the end of speech finishes (``completed``)
 having called functions without a sound, the user is still waiting, so the
 same end of speech is given to the replies created after it (the answers to
-the calls' outputs) until one of them sounds or finishes without calling
-more; a new end of speech replaces it. So ``end_of_speech_to_first_audio``
-of a tool turn is measured to the first audio the user hears in it: the
-follow-up's.
+the calls' outputs: a response created after a function output went, the
+library's or the program's) until one of them sounds or finishes without
+calling more; a new end of speech replaces it. So
+``end_of_speech_to_first_audio`` of a tool turn is measured to the first
+audio the user hears in it: the follow-up's. A turn whose tools get no
+answer stops waiting, so that its end of speech never lands on a later,
+unrelated reply: at an ``interrupt()``, when the tool loop stops with no
+next reply (`turn_stopped`), and at the first reply created with no output
+sent since (a call the program left unanswered). A silenced response (the
+state's: an answer to some of a reply's outputs under server VAD,
+superseded by the answer to the last one; an answer nobody may hear after
+``interrupt()``) is heard by no one, so it neither takes an end of speech
+nor ends a turn: its audio never reaches the book, and a turn it "ended"
+would leave the answer the user hears without its figure.
 
 What "the request" is (the start of the other delays): for a response a
 handle follows, the handle's own start (the ``response.create`` intent, or
@@ -86,10 +96,17 @@ class ResponseTiming:
         "first_text_at",
         "playback_at",
         "requested_at",
+        "silent",
         "speech_ended_at",
     )
 
-    def __init__(self, requested_at: float, created_at: float, speech_ended_at: float | None):
+    def __init__(
+        self,
+        requested_at: float,
+        created_at: float,
+        speech_ended_at: float | None,
+        silent: bool = False,
+    ):
         self.requested_at = requested_at
         self.created_at = created_at
         self.speech_ended_at = speech_ended_at
@@ -100,6 +117,9 @@ class ResponseTiming:
         self.done_at: float | None = None
         # Whether the response called a function (its arguments' done event).
         self.calls_tools = False
+        # Nobody hears the response (a silenced tool answer): `session.metrics`
+        # leaves it out, as its early, soundless figures would skew the summary.
+        self.silent = silent
 
     def since_request(self, at: float | None) -> float | None:
         return None if at is None else at - self.requested_at
@@ -136,6 +156,9 @@ class LatencyBook:
         # that only called tools: given to every response created until one
         # sounds or ends the turn (see the module docstring).
         self._turn_end: float | None = None
+        # A function output went since that turn began waiting: the next
+        # response is its answer (else the turn was left unanswered).
+        self._answered = False
         # response id -> its timing, oldest first (the latest KEPT).
         self.responses: collections.OrderedDict[str, ResponseTiming] = collections.OrderedDict()
         # The responses still waiting for their first audible chunk / first
@@ -148,19 +171,41 @@ class LatencyBook:
     def speech_ended(self, at: float) -> None:
         """The user's turn ended at ``at`` (a manual commit; VAD's comes as an event)."""
         self._speech_ended_at = at
-        self._turn_end = None  # a new turn: the old one's tool answers no longer count
+        self.turn_stopped()  # a new turn: the old one's tool answers no longer count
 
-    def created(self, response_id: str, at: float, requested_at: float | None) -> ResponseTiming:
-        """A ``response.created`` arrived at ``at``; ``requested_at`` is its handle's start."""
+    def output_sent(self) -> None:
+        """A ``function_call_output`` is going out: the next response answers it."""
+        if self._turn_end is not None:
+            self._answered = True
+
+    def turn_stopped(self) -> None:
+        """The tool turn waiting for an answer gets none (``interrupt()``, the loop's
+        limit): no later response takes its end of speech."""
+        self._turn_end = None
+        self._answered = False
+
+    def created(
+        self, response_id: str, at: float, requested_at: float | None, *, silent: bool = False
+    ) -> ResponseTiming:
+        """A ``response.created`` arrived at ``at``; ``requested_at`` is its handle's start.
+
+        ``silent``: nobody will hear the response (see the module docstring).
+        """
         timing = self.responses.get(response_id)
         if timing is not None:
             return timing  # a duplicate created: the first one counts
-        speech_end, self._speech_ended_at = self._speech_ended_at, None
-        if speech_end is None:
-            speech_end = self._turn_end  # an answer to a tool turn's outputs
+        speech_end: float | None = None
+        if not silent:
+            speech_end, self._speech_ended_at = self._speech_ended_at, None
+            if speech_end is None and self._turn_end is not None:
+                if self._answered:
+                    speech_end = self._turn_end  # an answer to a tool turn's outputs
+                    self._answered = False  # (its own calls, if any, wait anew)
+                else:
+                    self.turn_stopped()  # a reply to something else: the calls went unanswered
         if requested_at is None:
             requested_at = at if speech_end is None else speech_end
-        timing = ResponseTiming(requested_at, at, speech_end)
+        timing = ResponseTiming(requested_at, at, speech_end, silent)
         responses = self.responses
         responses[response_id] = timing
         while len(responses) > KEPT:
@@ -219,8 +264,9 @@ class LatencyBook:
         if timing.calls_tools or any(item.type == "function_call" for item in info.output):
             if self._speech_ended_at is None:  # unless the user has spoken again since
                 self._turn_end = speech_end
+                self._answered = False
         elif speech_end == self._turn_end:
-            self._turn_end = None  # the turn's last reply, silent (a text reply)
+            self.turn_stopped()  # the turn's last reply, silent (a text reply)
 
     def played(self, response_id: str, at: float) -> None:
         """An attached speaker played the response's first sample at ``at``."""

@@ -95,7 +95,9 @@ class Metrics:
     `LatencySummary` over the responses it applied to (the latest 10 000),
     with the meaning the `ResponseResult` field of the same name has. For a
     response that no handle followed (a server-VAD reply played through an
-    attached speaker), "the request" is the end of the user's speech.
+    attached speaker), "the request" is the end of the user's speech. A
+    response nobody hears (under server VAD, the answer to some of a tool
+    reply's outputs, superseded by the answer to the last) is not counted.
 
     Attributes:
         responses: How many responses the figures cover.
@@ -195,8 +197,12 @@ class Metrics:
 def snapshot(book: LatencyBook) -> tuple[int, list[list[float]], list[float]]:
     """Copy the book's numbers (under the session's lock): responses, columns, interrupts."""
     columns: list[list[float]] = [[] for _ in FIGURES]
+    heard = 0
     for timing in book.responses.values():
+        if timing.silent:
+            continue  # nobody heard it (see Metrics)
+        heard += 1
         for column, value in zip(columns, timing.figures(), strict=True):
             if value is not None:
                 column.append(value)
-    return len(book.responses), columns, list(book.interrupts)
+    return heard, columns, list(book.interrupts)

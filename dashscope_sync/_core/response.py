@@ -101,7 +101,10 @@ class ResponseResult:
             turn whose reply calls tools without a sound, it is the answer's
             (the first audio the user hears in the turn), and None on the
             calling reply; a calling reply that speaks ("let me check") has
-            it, and the answer then has None.
+            it, and the answer then has None. A tool turn in which no answer
+            is heard (``interrupt()`` while its tools run, the tool loop's
+            limit, a call left unanswered) has it on no reply, later ones
+            included.
         playback_start: With a `Speaker` attached, seconds from the request
             to the moment the reply's first sample sounded out of the device
             (the speaker's estimate: when the block holding it was given to

@@ -715,6 +715,7 @@ class SessionState:
         run is answered before the library's outputs go, by an answer that
         does not see them: it is silenced (`ToolBook.program_output`).
         """
+        self.latency.output_sent()
         if not _auto_responds(self.info):
             return False
         tools = self.tools
@@ -777,13 +778,18 @@ class SessionState:
         """How the tool worker answers a reply's ``outputs`` outputs: `ToolBook.plan`."""
         tools = self.tools
         assert tools is not None, "the tool worker runs only once a ToolBook is set"
-        return tools.plan(
+        plan = tools.plan(
             response_id,
             outputs,
             ask_next,
             _auto_responds(self.info),
             lambda: ResponseTrack(None, at),
         )
+        if plan.stopped is not None and ask_next:
+            # Nobody hears an answer in this turn (the program owes no output of its
+            # own): its end of speech must not reach a later reply.
+            self.latency.turn_stopped()
+        return plan
 
     def follow_next_response(self, at: float) -> ResponseTrack:
         """A track for the next response the server starts by itself (server VAD).
@@ -827,6 +833,8 @@ class SessionState:
         With ``cancel`` False a later `cancel` still works.
         """
         cancel = cancel and self._takes_cancel
+        # A tool turn still waiting for its answer gets none the user waits for.
+        self.latency.turn_stopped()
         if self.tools is not None:
             requested = [r.track for r in self._pending if r.kind is RequestKind.RESPONSE]
             self.tools.cut_turns([t for t in requested if t is not None], cancel)
@@ -1084,7 +1092,10 @@ class SessionState:
             elif not server_own:
                 track = self._next_follower()
         timing = self.latency.created(
-            event.response.id, at, None if track is None else track.requested_at
+            event.response.id,
+            at,
+            None if track is None else track.requested_at,
+            silent=track is not None and track.silent,
         )
         if track is None:
             return None
