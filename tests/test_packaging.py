@@ -146,7 +146,9 @@ def test_ci_runs_every_python_the_metadata_lists() -> None:
     assert proc.stdout.split() == [f"{major}.{minor}" for major, minor in versions]
     every_python = (ROOT / ".ci" / "every-python").read_text()
     assert "versions=$(bash .ci/supported-pythons)" in every_python.splitlines()
-    assert "bash .ci/every-python" in (ROOT / ".ci" / "run").read_text().splitlines()
+    run = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert "bash .ci/every-python prepare" in run
+    assert 'bash .ci/every-python run >"$every_log" 2>&1 &' in run
 
 
 def test_metadata_lists_one_range_of_pythons_from_python_requires() -> None:
