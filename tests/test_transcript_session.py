@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from collections.abc import Iterator
@@ -137,8 +138,69 @@ class TestTranscript:
         ):
             session.update_session(ds.SessionUpdate(turn_detection=None), timeout=10)
             session.attach(speaker=speaker)
-            # "hi" gets a 5.1 s reply: 5.1 * 24000 floats just under its 122400 samples.
+            # A scripted 12010-sample reply rather than the simulated 5.1 s one the speaker
+            # would play in real time; like 5.1 s, 12010 / 24000 * 24000 floats just under
+            # its sample count.
+            pcm = b"\x10\x20" * 12010
+            server.script_response(
+                [
+                    {"type": "response.created"},
+                    {
+                        "type": "response.output_item.added",
+                        "output_index": 0,
+                        "item": {
+                            "type": "message",
+                            "role": "assistant",
+                            "status": "in_progress",
+                            "content": [],
+                        },
+                    },
+                    {
+                        "type": "response.content_part.added",
+                        "output_index": 0,
+                        "content_index": 0,
+                        "part": {"type": "audio", "transcript": ""},
+                    },
+                    {
+                        "type": "response.audio_transcript.delta",
+                        "output_index": 0,
+                        "content_index": 0,
+                        "delta": "Hello there.",
+                    },
+                    {
+                        "type": "response.audio.delta",
+                        "output_index": 0,
+                        "content_index": 0,
+                        "delta": base64.b64encode(pcm).decode(),
+                    },
+                    {"type": "response.audio.done", "output_index": 0, "content_index": 0},
+                    {
+                        "type": "response.audio_transcript.done",
+                        "output_index": 0,
+                        "content_index": 0,
+                        "transcript": "Hello there.",
+                    },
+                    {
+                        "type": "response.content_part.done",
+                        "output_index": 0,
+                        "content_index": 0,
+                        "part": {"type": "audio", "transcript": "Hello there."},
+                    },
+                    {
+                        "type": "response.output_item.done",
+                        "output_index": 0,
+                        "item": {
+                            "type": "message",
+                            "role": "assistant",
+                            "status": "completed",
+                            "content": [{"type": "audio", "transcript": "Hello there."}],
+                        },
+                    },
+                    {"type": "response.done", "response": {"status": "completed"}},
+                ]
+            )
             result = session.respond(text="hi", timeout=30)
+            assert result.audio_seconds == 12010 / 24000
             assert wait_until(lambda: speaker.written_seconds >= result.audio_seconds, timeout=10)
             assert speaker.drain(timeout=30)
             session.interrupt(truncate=True)
