@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -74,6 +75,17 @@ def test_reconnect_detaches_the_speaker_for_the_new_session_to_attach(
         fresh = session.reconnect(timeout=LONG)
         with fresh:
             fresh.attach(speaker=speaker)  # free again: no UsageError
+            # A 0.3 s scripted reply: drain() waits for the device to play it in real time,
+            # and the simulated reply to "hi" lasts 5 s.
+            pcm = b"\x10\x20" * 7200
+            server.script_response(
+                [
+                    {"type": "response.created"},
+                    {"type": "response.audio.delta", "delta": base64.b64encode(pcm).decode()},
+                    {"type": "response.audio.done"},
+                    {"type": "response.done", "response": {"status": "completed"}},
+                ]
+            )
             result = fresh.respond(text="hi", timeout=LONG)
             assert result.audio
             speaker.drain(timeout=LONG)
