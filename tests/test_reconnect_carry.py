@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from pathlib import Path
 
 import dashscope_sync as ds
@@ -86,7 +87,12 @@ def test_reconnect_detaches_the_speaker_for_the_new_session_to_attach(
                     {"type": "response.done", "response": {"status": "completed"}},
                 ]
             )
+            handled = threading.Event()  # set once the handlers gave the speaker every chunk
+            fresh.on(ds.ResponseDone, lambda event: handled.set())
             result = fresh.respond(text="hi", timeout=LONG)
             assert result.audio
-            speaker.drain(timeout=LONG)
+            # respond() returns on response.done, maybe before the handler thread has written
+            # the audio to the speaker: drain() then would have nothing to wait for yet.
+            assert handled.wait(LONG)
+            assert speaker.drain(timeout=LONG)
             assert bytes(device.data).endswith(result.audio)
