@@ -46,6 +46,20 @@ def speaker(device: VirtualOutput) -> Iterator[ds.Speaker]:
         yield spk
 
 
+class HeldOutput(VirtualOutput):
+    """A device whose writes wait until the test lets them through."""
+
+    def __init__(self) -> None:
+        super().__init__(RATE, latency=0.1)
+        self.entered = threading.Event()  # set once a write() waits on release
+        self.release = threading.Event()  # lets every write through
+
+    def write(self, data: bytes) -> None:
+        self.entered.set()
+        self.release.wait(10)
+        super().write(data)
+
+
 class TestSpeaker:
     def test_played_seconds_follows_the_listener(
         self, speaker: ds.Speaker, device: VirtualOutput
@@ -99,6 +113,21 @@ class TestSpeaker:
         speaker.write(seconds(0.3))
         assert speaker.drain(timeout=5)
         assert speaker.played_seconds == pytest.approx(before + 0.3, abs=TOLERANCE)
+
+    def test_drain_waits_for_the_block_being_written(self) -> None:
+        """drain() counts a block the player took off the queue but has not written yet as unheard."""
+        device = HeldOutput()
+        with ds.Speaker(stream=device) as spk:
+            try:
+                spk.write(seconds(0.02))  # one block: the queue is empty while it is written
+                spk.mark_end()
+                assert device.entered.wait(5)
+                assert spk.playing
+                assert not spk.drain(timeout=0.2)  # the block is still in write()
+            finally:
+                device.release.set()
+            assert spk.drain(timeout=5)
+        assert device.total() == pytest.approx(0.02, abs=1e-3)
 
     def test_dry_queue_mid_stream_is_an_underrun(self, speaker: ds.Speaker) -> None:
         """The queue running dry before mark_end() counts one underrun; after it, none."""

@@ -279,6 +279,18 @@ class TestCancelFalse:
         result = response.wait(timeout=30)
         assert result.status == "completed" and result.interrupted
         manual.append_text("Again.")
+        # A short scripted reply: a simulated one streams for 1.5 s at this server's pace.
+        server.script_response(
+            [
+                {"type": "response.created"},
+                {
+                    "type": "response.audio.delta",
+                    "delta": base64.b64encode(b"\x10\x20" * 2400).decode(),
+                },
+                {"type": "response.audio.done"},
+                {"type": "response.done", "response": {"status": "completed"}},
+            ]
+        )
         whole = manual.create_response().wait(timeout=30)
         assert not whole.interrupted
 

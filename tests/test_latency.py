@@ -706,13 +706,28 @@ def speaker(device: VirtualOutput) -> Iterator[ds.Speaker]:
 
 class TestWithSpeaker:
     def test_playback_start_is_after_the_first_audio(
-        self, manual: ds.RealtimeSession, speaker: ds.Speaker, device: VirtualOutput
+        self,
+        server: LocalRealtimeServer,
+        manual: ds.RealtimeSession,
+        speaker: ds.Speaker,
+        device: VirtualOutput,
     ) -> None:
         """With a speaker attached, playback_start comes after the first audio (the jitter
         buffer fills first) and the session's metrics count it."""
         manual.attach(speaker=speaker)
         handled = threading.Event()
         manual.on(ds.ResponseDone, lambda e: handled.set())
+        # Three chunks, each longer than the jitter buffer, instead of the simulated reply's
+        # seconds of speech: drain() waits for the device to play it all in real time.
+        delta = base64.b64encode(tone(0.15)).decode()
+        server.script_response(
+            [
+                {"type": "response.created"},
+                *[{"type": "response.audio.delta", "delta": delta}] * 3,
+                {"type": "response.audio.done"},
+                {"type": "response.done", "response": {"status": "completed"}},
+            ]
+        )
         handle = manual.create_response()
         handle.wait(timeout=30)
         assert handled.wait(30)  # the handlers wrote every chunk to the speaker

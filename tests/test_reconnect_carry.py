@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import threading
 from pathlib import Path
 
 import dashscope_sync as ds
@@ -74,7 +76,23 @@ def test_reconnect_detaches_the_speaker_for_the_new_session_to_attach(
         fresh = session.reconnect(timeout=LONG)
         with fresh:
             fresh.attach(speaker=speaker)  # free again: no UsageError
+            # A 0.3 s scripted reply: drain() waits for the device to play it in real time,
+            # and the simulated reply to "hi" lasts 5 s.
+            pcm = b"\x10\x20" * 7200
+            server.script_response(
+                [
+                    {"type": "response.created"},
+                    {"type": "response.audio.delta", "delta": base64.b64encode(pcm).decode()},
+                    {"type": "response.audio.done"},
+                    {"type": "response.done", "response": {"status": "completed"}},
+                ]
+            )
+            handled = threading.Event()  # set once the handlers gave the speaker every chunk
+            fresh.on(ds.ResponseDone, lambda event: handled.set())
             result = fresh.respond(text="hi", timeout=LONG)
             assert result.audio
-            speaker.drain(timeout=LONG)
+            # respond() returns on response.done, maybe before the handler thread has written
+            # the audio to the speaker: drain() then would have nothing to wait for yet.
+            assert handled.wait(LONG)
+            assert speaker.drain(timeout=LONG)
             assert bytes(device.data).endswith(result.audio)

@@ -420,6 +420,8 @@ class TestDiverging:
         raw.recv()
         raw.ws.send("hello")
         assert "got '<not JSON>'" in raw.recv()["error"]["message"]
+        # Answering the server's close ends the run now, not after its 5 s close_timeout.
+        assert raw.close_code() == 1008
         divergence = replayed.wait(10)
         assert divergence is not None and divergence.got == "<not JSON>"
 
@@ -467,7 +469,9 @@ class TestDiverging:
     def test_server_closing_ends_the_run(self, peer: Callable[..., Raw], tmp_path: Path) -> None:
         """A server closed during a long recorded gap closes at once (1001), and the run diverged."""
         script = [created(), line(60.0, "in", "response.done")]
-        with LocalRealtimeServer() as server:
+        # The peer reads the close only once the server is gone: a short close_timeout
+        # spares waiting 5 s for the reply it cannot send yet.
+        with LocalRealtimeServer(close_timeout=0.2) as server:
             replay = server.replay(write(tmp_path, script), speed=1.0)
             raw = Raw(server)
             raw.recv()
@@ -544,7 +548,7 @@ class TestReplayingACapturedConversation:
 
     def test_recorded_pacing(self, server: LocalRealtimeServer, tmp_path: Path) -> None:
         """At speed 1 a reply streams no faster than recorded (half of it as a generous bound)."""
-        path, (live, _) = capture(tmp_path, delta_delay=0.01)
+        path, (live, _) = capture(tmp_path, delta_delay=0.005)
         replay = server.replay(path, speed=1.0)
         events, _ = converse(server.url, server.api_key)
         assert replay.wait(10) is None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -23,6 +25,42 @@ LONG = "Tell me a long story, please, with very many words in it, one after anot
 
 def _client(server: LocalRealtimeServer) -> ds.Client:
     return ds.Client(server.api_key, base_url=server.url)
+
+
+def _audio_reply(pcm: bytes, text: str) -> list[dict[str, Any]]:
+    """A whole scripted audio message (one item, one audio part), much shorter than a
+    simulated reply, for tests that would otherwise wait for seconds of speech."""
+    at = {"output_index": 0, "content_index": 0}
+    return [
+        {"type": "response.created"},
+        {
+            "type": "response.output_item.added",
+            "output_index": 0,
+            "item": {
+                "type": "message",
+                "role": "assistant",
+                "status": "in_progress",
+                "content": [],
+            },
+        },
+        {"type": "response.content_part.added", **at, "part": {"type": "audio", "transcript": ""}},
+        {"type": "response.audio_transcript.delta", **at, "delta": text},
+        {"type": "response.audio.delta", **at, "delta": base64.b64encode(pcm).decode()},
+        {"type": "response.audio.done", **at},
+        {"type": "response.audio_transcript.done", **at, "transcript": text},
+        {"type": "response.content_part.done", **at, "part": {"type": "audio", "transcript": text}},
+        {
+            "type": "response.output_item.done",
+            "output_index": 0,
+            "item": {
+                "type": "message",
+                "role": "assistant",
+                "status": "completed",
+                "content": [{"type": "audio", "transcript": text}],
+            },
+        },
+        {"type": "response.done", "response": {"status": "completed"}},
+    ]
 
 
 @pytest.fixture
@@ -137,8 +175,12 @@ class TestTranscript:
         ):
             session.update_session(ds.SessionUpdate(turn_detection=None), timeout=10)
             session.attach(speaker=speaker)
-            # "hi" gets a 5.1 s reply: 5.1 * 24000 floats just under its 122400 samples.
+            # A scripted 12010-sample reply rather than the simulated 5.1 s one the speaker
+            # would play in real time; like 5.1 s, 12010 / 24000 * 24000 floats just under
+            # its sample count.
+            server.script_response(_audio_reply(b"\x10\x20" * 12010, "Hello there."))
             result = session.respond(text="hi", timeout=30)
+            assert result.audio_seconds == 12010 / 24000
             assert wait_until(lambda: speaker.written_seconds >= result.audio_seconds, timeout=10)
             assert speaker.drain(timeout=30)
             session.interrupt(truncate=True)
@@ -163,6 +205,8 @@ class TestTranscript:
             session.append_audio(speech_like_pcm16(1.0) + bytes(16000 * 2))
             for _ in first.iter_audio(timeout=10):
                 break
+            # The second reply is short: a simulated one streams for 2.5 s at this pace.
+            server.script_response(_audio_reply(bytes(4800), "Yes?"))
             second = session.next_response()
             session.append_audio(speech_like_pcm16(0.5) + bytes(16000 * 2))
             with pytest.raises(ds.ResponseCancelledError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -162,15 +163,15 @@ def test_failed_turn_raises_from_transcripts_and_transcribe(
         assert seen.wait(10)
         session.finish(timeout=10)
 
-    def fail_next() -> None:
+    def fail_next(frame: dict[str, Any]) -> list[dict[str, Any]]:
         server.wait_for_connection().fail_next_transcription()
+        return []  # this first append, of the leading silence, is dropped
 
-    failer = threading.Thread(target=fail_next)
-    failer.start()
+    # The server queues the failure as the first append arrives, before the speech: no
+    # race, so no need to send seconds of silence at the pace of speech first.
+    server.on_client_event("input_audio_buffer.append", fail_next, once=True)
     with pytest.raises(ds.TranscriptionFailedError):
-        # Paced, with 3 s of silence first: the failure is queued before the speech.
-        client.transcription.transcribe(_SILENCE * 3 + pcm, realtime=True)
-    failer.join(10)
+        client.transcription.transcribe(_SILENCE + pcm)
 
 
 def test_dropped_session_warns_once_and_closes(client: ds.Client) -> None:

@@ -218,6 +218,9 @@ class Speaker:
         self._timeline: collections.deque[tuple[float, float, int]] = collections.deque()
         self._heard_frames = 0
         self._play_end = 0.0  # when everything given to the device will have been heard
+        # A block taken off the queue whose write has not reached _play_end yet: the queue
+        # is empty and _play_end stale meanwhile, yet that block is still to be heard.
+        self._writing = False
         self._written_frames = 0  # accepted by write(), less what interrupt() discarded
         self.underruns = 0
         self.interrupts = 0
@@ -371,14 +374,17 @@ class Speaker:
             self._changed.notify_all()
             while True:
                 now = time.monotonic()
-                if self._closed or (not self._queue and now >= self._play_end):
+                if self._closed or (
+                    not self._queue and not self._writing and now >= self._play_end
+                ):
                     return True
                 if self._thread is None:
                     return False  # never started: nothing will play
                 remaining = deadline.remaining()
                 if remaining is not None and remaining <= 0:
                     return False
-                wake = max(0.001, self._play_end - now) if not self._queue else None
+                idle = not self._queue and not self._writing
+                wake = max(0.001, self._play_end - now) if idle else None
                 if remaining is not None:
                     wake = remaining if wake is None else min(wake, remaining)
                 self._changed.wait(wake)
@@ -488,7 +494,7 @@ class Speaker:
     def playing(self) -> bool:
         """Whether audio is queued or still sounding."""
         with self._lock:
-            return bool(self._queue) or time.monotonic() < self._play_end
+            return bool(self._queue) or self._writing or time.monotonic() < self._play_end
 
     def _heard_locked(self, now: float) -> int:
         assert self._lock.locked()
@@ -603,6 +609,7 @@ class Speaker:
                         break
                     self._changed.wait(wait)
                 generation = self._generation
+                self._writing = block is not None
                 # Where the block starts among the frames written (the queue
                 # holds the frames written after it).
                 offset = self._written_frames - len(self._queue) // 2 - len(block or b"") // 2
@@ -630,6 +637,7 @@ class Speaker:
             frames = len(block) // 2
             duration = frames / self.rate
             with self._changed:
+                self._writing = False
                 if generation != self._generation:
                     # Interrupted while writing: the block is discarded with the rest.
                     self._written_frames -= frames
