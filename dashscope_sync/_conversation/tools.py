@@ -114,7 +114,9 @@ class ToolCall:
     raw_arguments: str
     result: object = None
     error: str | None = None
-    duration: float | None = None
+    duration: float | None = attrs.field(
+        default=None, repr=lambda v: "None" if v is None else seconds(v)
+    )
     response_id: str | None = None
     output: str | None = None
 
