@@ -188,6 +188,7 @@ class TestLines:
             wav_rate=24000,
             opening=opening,
         )
+        writer.start()
         now = time.monotonic()
         for t, kind, text in [
             (now + 0.2, "in", b'{"type":"test.a"}'),

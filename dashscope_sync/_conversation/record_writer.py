@@ -109,7 +109,8 @@ def _open_files(
 class RecordWriter:
     """Writes one recording on its own thread; see the module docstring.
 
-    The session feeds it (`put` through the connection's tap, `interrupted`
+    `start` opens the folder's files and starts the thread (the constructor
+    does no I/O). The session then feeds it (`put` through the connection's tap, `interrupted`
     through the core, `played` and `speaker` through an attachment); the
     public `Recorder` flushes and closes it.
 
@@ -140,7 +141,15 @@ class RecordWriter:
         self._input_rate = input_rate
         self._output_rate = output_rate
         self._transcript = transcript
-        self._started = time.monotonic()
+        self._header = header
+        self._wav_rate = wav_rate
+        # Set by start(), which does the folder's I/O and starts the thread: no
+        # I/O and no thread in a constructor.
+        self._started: float
+        self._frames: BinaryIO
+        self._left: Channel | None
+        self._right: Channel | None
+        self._thread: threading.Thread
         # Frames and audio for the recorder thread, appended by the reader, the
         # senders, the speaker's player and interrupts: a deque's append and
         # popleft are atomic, so no lock; the thread drains it in batches. The
@@ -153,9 +162,6 @@ class RecordWriter:
         self._stop = threading.Event()
         # Wakes the thread before its next round: a flush() or close() waits on it.
         self._wake = threading.Event()
-        header_line = {"recording": FORMAT_VERSION, **header}
-        header_line["started"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-        self._frames, self._left, self._right = _open_files(path, header_line, audio, wav_rate)
         # The recorder thread's own state, from here on.
         self._last_t = 0.0
         self._played_rate: int | None = None  # a speaker's rate: its blocks are the right channel
@@ -163,6 +169,21 @@ class RecordWriter:
         self._last_reply: str | None = None
         # An audio line's ``"omitted"`` text, by decoded size (most deltas share one).
         self._omitted_text: dict[int, bytes] = {}
+
+    def start(self) -> None:
+        """Open the folder's files (the header written) and start the recorder thread.
+
+        Called once, before the writer is fed or closed.
+
+        Raises:
+            ConfigError: The folder's files cannot be written (see `_open_files`).
+        """
+        self._started = time.monotonic()
+        header_line = {"recording": FORMAT_VERSION, **self._header}
+        header_line["started"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        self._frames, self._left, self._right = _open_files(
+            self.path, header_line, self.audio, self._wav_rate
+        )
         self._thread = threading.Thread(
             target=self._run,
             name="dashscope_sync-recorder",

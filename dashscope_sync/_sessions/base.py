@@ -399,6 +399,7 @@ class SessionBase(Generic[_C]):
                 transcript=transcript if kept else None,
                 opening=core.opening(),
             )
+            writer.start()
             recorder = Recorder(writer, stopped, exit_timeout=core.config.close_timeout)
             self._recorder, self._writer = recorder, writer
             core.record_frames(writer)
