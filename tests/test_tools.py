@@ -89,11 +89,23 @@ class _Seen:
         self.created: list[str] = []
         self.audio: set[str] = set()
         self._done: set[str] = set()
-        # Guards _done; notified by the handler thread at each response.done.
+        # Guards created and _done; notified by the handler thread at each
+        # response.created and response.done.
         self._changed = threading.Condition()
-        session.on(ds.ResponseCreated, lambda e: self.created.append(e.response.id))
+        session.on(ds.ResponseCreated, self._on_created)
         session.on(ds.ResponseAudioDelta, lambda e: self.audio.add(e.response_id))
         session.on(ds.ResponseDone, self._on_done)
+
+    def _on_created(self, event: ds.ResponseCreated) -> None:
+        with self._changed:
+            self.created.append(event.response.id)
+            self._changed.notify_all()
+
+    def wait_created(self, count: int) -> list[str]:
+        """Wait until the handlers took ``count`` response.created events; return their ids."""
+        with self._changed:
+            assert self._changed.wait_for(lambda: len(self.created) >= count, LONG)
+            return list(self.created)
 
     def _on_done(self, event: ds.ResponseDone) -> None:
         with self._changed:
@@ -466,7 +478,9 @@ class TestRunning:
             if vad:
                 # The server's own answer to it starts, but is cancelled and never heard.
                 server.wait_for_received("response.cancel", timeout=LONG)
-                answer = [r for r in seen.created if r != result.response_id]
+                # The cancel leaves from the reader, which may be ahead of the
+                # handler thread: wait for the handlers to take the answer's start.
+                answer = [r for r in seen.wait_created(2) if r != result.response_id]
                 seen.wait_done(answer[0])
                 assert len(answer) == 1 and answer[0] not in seen.audio
             # The next turn is answered normally, and nothing else was asked for.
