@@ -1,0 +1,359 @@
+"""Many sessions, one reader: `Reactor` reads every socket of its sessions on one thread.
+
+Without a reactor each session has a reader thread and a handler thread, so
+each event costs two thread wake-ups. A reactor's thread waits on all its
+sessions' sockets at once (`selectors`), and one wake-up serves every socket
+that is ready: it reads what each holds (never blocking: the sockets are
+non-blocking), parses the frames with the same `framing` parser, and hands
+each frame to its `Connection` exactly as that connection's own reader
+would (decode, ``on_event``, pongs, the close handshake, ``on_end``).
+Keepalive deadlines for all sessions come from one timer heap on the same
+thread. Sends stay on the caller's thread.
+
+Handlers run on a `HandlerPool`: a few threads shared by all the sessions,
+each session's handlers one at a time and in order (its `Dispatcher` never
+has two pool tasks at once), never on the reader. A handler that does not
+return holds one pool thread: when every pool thread is busy and work has
+waited over `_STALL` seconds, the pool adds a thread (up to
+``max_handler_threads``), so a stuck handler delays other sessions by that
+much at most, and extra threads retire once idle.
+
+Isolation: everything the reactor's thread does for one connection is
+guarded (`Connection.readable` turns any failure into that session's end);
+it never waits for a peer (control frames it sends are skipped when the
+socket is full, see the transport); a hostile frame fails one connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import logging
+import queue
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
+
+from .._deadline import Deadline
+from .._errors import ConfigError, UsageError
+from .._fmt import seconds
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+__all__ = ["HandlerPool", "Reactor"]
+
+logger = logging.getLogger("dashscope_sync")
+
+#: How long queued handler work may wait with every pool thread busy before
+#: the pool adds a thread (a handler is stuck or slow).
+_STALL: Final = 0.2
+#: How long an extra pool thread stays idle before it ends.
+_RETIRE: Final = 5.0
+#: How long `Reactor.close` waits for the reader thread to end (it ends
+#: every connection still open first, without waiting for peers).
+_JOIN: Final = 5.0
+
+
+def _count(value: object, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an int of at least {minimum}, got {value!r}")
+    return value
+
+
+class HandlerPool:
+    """The threads shared by a reactor's sessions' handlers; see the module docstring.
+
+    Thread safety: `submit` from any thread; `check` from the reactor's
+    thread; `close` once, from the thread closing the reactor.
+    """
+
+    def __init__(self, size: int, max_size: int) -> None:
+        self._size = size
+        self._max = max_size
+        # Tasks (a session's Dispatcher._drain) in submission order, then one
+        # None per thread to stop them. Unbounded: each session has at most
+        # one task queued at a time.
+        self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        # Guards _threads, _idle, _progress and _closed.
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._idle = 0
+        # When a task last finished or a thread became idle (monotonic).
+        self._progress = time.monotonic()
+        self._closed = False
+        self._names = itertools.count(1)
+        for _ in range(size):
+            self._spawn()
+
+    @property
+    def threads(self) -> int:
+        """How many pool threads are alive now."""
+        with self._lock:
+            return len(self._threads)
+
+    def _spawn(self) -> None:
+        thread = threading.Thread(
+            target=self._work,
+            name=f"dashscope_sync-handlers-{next(self._names)}",
+            # Daemon: a handler stuck forever must not keep the interpreter
+            # alive; close() warns about it instead.
+            daemon=True,
+        )
+        self._threads.append(thread)
+        thread.start()
+
+    def submit(self, task: Callable[[], None]) -> None:
+        self._queue.put(task)
+
+    def idle_hint(self) -> bool:
+        """Whether no work waits (unlocked: a hint for the reactor's select timeout)."""
+        return self._queue.empty()
+
+    def check(self, now: float) -> None:
+        """Add a thread if work has waited `_STALL` with every thread busy."""
+        if self._queue.empty():
+            return
+        with self._lock:
+            if self._closed or self._idle or len(self._threads) >= self._max:
+                return
+            if now - self._progress < _STALL:
+                return
+            logger.warning(
+                "event handlers have kept all %d handler threads busy for %s: adding one "
+                "(a handler is stuck or slow)",
+                len(self._threads),
+                seconds(now - self._progress),
+            )
+            self._progress = now
+            self._spawn()
+
+    def _work(self) -> None:
+        get = self._queue.get
+        me = threading.current_thread()
+        while True:
+            with self._lock:
+                self._idle += 1
+                self._progress = time.monotonic()
+                extra = len(self._threads) > self._size
+            try:
+                task = get(timeout=_RETIRE) if extra else get()
+            except queue.Empty:
+                with self._lock:
+                    self._idle -= 1
+                    if len(self._threads) > self._size:
+                        self._threads.remove(me)
+                        return
+                continue
+            with self._lock:
+                self._idle -= 1
+            if task is None:
+                return
+            try:
+                task()
+            except BaseException:  # pragma: no cover - Dispatcher catches handler failures
+                logger.exception("unexpected internal error in a handler thread")
+            del task  # hold nothing of a session while waiting
+
+    def close(self, timeout: float | None) -> None:
+        """Let queued work finish, end the threads; join them within ``timeout``."""
+        with self._lock:
+            self._closed = True
+            threads = list(self._threads)
+        for _ in threads:
+            self._queue.put(None)
+        deadline = Deadline(timeout)
+        for thread in threads:
+            thread.join(deadline.remaining())
+        stuck = [t.name for t in threads if t.is_alive()]
+        if stuck:
+            logger.warning(
+                "%d handler threads still run a handler after %s; leaving them behind",
+                len(stuck),
+                seconds(timeout),
+            )
+
+
+class Reactor:
+    """One reader thread for many sessions, and a small pool for their handlers.
+
+    Pass it to clients (``Client(..., reactor=reactor)``): every session they
+    open is then read by this reactor's thread, and their handlers run on its
+    pool. Use it as a context manager, or call `close` (which ends the
+    sessions still open on it) after the sessions are closed.
+
+    Args:
+        handler_threads: Pool threads for handlers (default 4); each
+            session's handlers still run one at a time, in order.
+        max_handler_threads: The most pool threads when handlers are stuck
+            or slow (default 64; see the module docstring).
+
+    Thread safety: share it between threads and clients; `close` from any
+    thread but the reactor's own and its handlers.
+    """
+
+    def __init__(self, *, handler_threads: int = 4, max_handler_threads: int = 64) -> None:
+        size = _count(handler_threads, "handler_threads", 1)
+        most = _count(max_handler_threads, "max_handler_threads", size)
+        self._selector = selectors.DefaultSelector()
+        # Wakes the reader when a connection is added or the reactor closes:
+        # one byte on a socket pair the selector watches.
+        self._wake_in, self._wake_out = socket.socketpair()
+        self._wake_in.setblocking(False)
+        self._wake_out.setblocking(False)
+        self._selector.register(self._wake_in, selectors.EVENT_READ, None)
+        # Guards _adding and _closed: connections handed over by other
+        # threads, for the reader to register.
+        self._lock = threading.Lock()
+        self._adding: list[Connection] = []
+        self._closed = False
+        # The stop flag of the reader thread.
+        self._stop = threading.Event()
+        # Reader thread only: each connection's descriptor as registered (it
+        # must be unregistered before the socket closes), and the keepalive
+        # heap of (when, tie-breaker, connection).
+        self._fds: dict[Connection, int] = {}
+        self._timers: list[tuple[float, int, Connection]] = []
+        self._order = itertools.count()
+        #: The handler threads shared by the sessions.
+        self.pool = HandlerPool(size, most)
+        self._thread = threading.Thread(
+            target=self._run,
+            name="dashscope_sync-reactor",
+            # Daemon: as a session's reader; close() joins it.
+            daemon=True,
+        )
+        self._thread.start()
+
+    @property
+    def thread(self) -> threading.Thread:
+        """The reader thread."""
+        return self._thread
+
+    @property
+    def sessions(self) -> int:
+        """How many connections the reactor reads now."""
+        return len(self._fds) + len(self._adding)
+
+    def __enter__(self) -> Reactor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{self.sessions} sessions"
+        return f"<Reactor {state}, {self.pool.threads} handler threads>"
+
+    # For connections ------------------------------------------------------------
+
+    def add(self, connection: Connection) -> None:
+        """Start reading ``connection`` (its socket is non-blocking); any thread."""
+        with self._lock:
+            if self._closed:
+                raise UsageError("the reactor is closed: open sessions on an open one")
+            self._adding.append(connection)
+        self._wake()
+
+    def forget(self, connection: Connection) -> None:
+        """Stop watching ``connection``; on the reader thread, before its socket closes."""
+        fd = self._fds.pop(connection, None)
+        if fd is not None:
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self._selector.unregister(fd)
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):  # already woken, or closed
+            self._wake_out.send(b"\0")
+
+    # The reader thread ------------------------------------------------------------
+
+    def _run(self) -> None:
+        select = self._selector.select
+        timers = self._timers
+        pool = self.pool
+        try:
+            while not self._stop.is_set():
+                timeout = None if not timers else max(0.0, timers[0][0] - time.monotonic())
+                if not pool.idle_hint():
+                    timeout = _STALL if timeout is None else min(timeout, _STALL)
+                ready = select(timeout)
+                now = time.monotonic()
+                for key, _ in ready:
+                    connection = key.data
+                    if connection is None:
+                        self._take_new(now)
+                    else:
+                        connection.readable(now)
+                while timers and timers[0][0] <= now:
+                    _, _, connection = heapq.heappop(timers)
+                    after = connection.tick(now)
+                    if after is not None:
+                        heapq.heappush(timers, (after, next(self._order), connection))
+                pool.check(now)
+        except BaseException:  # pragma: no cover - last resort: end every session
+            logger.exception("unexpected internal error in the reactor thread")
+        finally:
+            self._end_all()
+
+    def _take_new(self, now: float) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            while self._wake_in.recv(4096):
+                pass
+        with self._lock:
+            adding, self._adding = self._adding, []
+        for connection in adding:
+            fd = connection.fileno()
+            try:
+                if fd < 0:
+                    raise OSError("the socket is closed")
+                self._selector.register(fd, selectors.EVENT_READ, connection)
+            except (OSError, ValueError, KeyError) as exc:
+                connection.end_shared(f"the reactor could not watch the socket: {exc}")
+                continue
+            self._fds[connection] = fd
+            after = connection.tick(now)
+            if after is not None:
+                heapq.heappush(self._timers, (after, next(self._order), connection))
+            # Bytes that arrived before registration (session.created) wait in
+            # the socket, which the selector reports; TLS bytes OpenSSL already
+            # decrypted do not show there: read them now.
+            connection.readable(now)
+
+    def _end_all(self) -> None:
+        """The reactor closes: end every connection it still reads."""
+        with self._lock:
+            adding, self._adding = self._adding, []
+        for connection in [*self._fds, *adding]:
+            connection.end_shared("the reactor was closed")
+        self._fds.clear()
+
+    # Closing ---------------------------------------------------------------------
+
+    def close(self, timeout: float | None = 10.0) -> None:
+        """End the sessions still open on it, stop the reader and the pool; idempotent.
+
+        Sessions still open end with a `TransportError` (code 1006): close
+        them first for a clean close handshake. Handlers finish the events
+        already queued within ``timeout`` seconds (None: no limit), after
+        which a stuck one is left behind with a warning.
+        """
+        if threading.current_thread() is self._thread:
+            raise UsageError("close() the reactor from your own thread, not its reader")
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        deadline = Deadline(timeout)
+        self._stop.set()
+        self._wake()
+        left = deadline.remaining()
+        self._thread.join(_JOIN if left is None else min(left, _JOIN))
+        self.pool.close(deadline.remaining())
+        self._selector.close()
+        self._wake_in.close()
+        self._wake_out.close()
