@@ -26,6 +26,7 @@ socket is full, see the transport); a hostile frame fails one connection.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import heapq
 import itertools
@@ -65,28 +66,61 @@ def _count(value: object, name: str, minimum: int) -> int:
     return value
 
 
+class _Worker:
+    """One pool thread's chunk of tasks and when its running task started.
+
+    The chunk is shared with the reactor's stall check: both take tasks with
+    ``popleft`` (atomic), so each task runs exactly once, on whichever side
+    took it.
+    """
+
+    __slots__ = ("chunk", "since", "thread")
+
+    def __init__(self) -> None:
+        self.chunk: collections.deque[Callable[[], None]] = collections.deque()
+        # When the task running now started (monotonic); None between tasks.
+        self.since: float | None = None
+        self.thread: threading.Thread | None = None
+
+
 class HandlerPool:
     """The threads shared by a reactor's sessions' handlers; see the module docstring.
 
-    Thread safety: `submit` from any thread; `check` from the reactor's
-    thread; `close` once, from the thread closing the reactor.
+    Tasks the reactor's thread submits while it handles one wake-up's
+    sockets are queued together, as one chunk, when it is done with them
+    (`flush`): one pool thread wakes for the lot instead of one per session,
+    and does not fight the reader for the GIL in the middle of its batch.
+    A task that runs over `_STALL` has the rest of its chunk taken back and
+    queued for another thread (`check`), so a stuck handler holds only
+    itself.
+
+    Thread safety: `submit` from any thread; `flush` and `check` from the
+    reactor's thread; `close` once, from the thread closing the reactor.
     """
 
     def __init__(self, size: int, max_size: int) -> None:
         self._size = size
         self._max = max_size
-        # Tasks (a session's Dispatcher._drain) in submission order, then one
-        # None per thread to stop them. Unbounded: each session has at most
-        # one task queued at a time.
-        self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        # Guards _threads, _idle, _progress and _closed.
+        # Chunks of tasks (a session's Dispatcher._drain each) in submission
+        # order, then one None per thread to stop them. Unbounded: each
+        # session has at most one task queued at a time.
+        self._queue: queue.SimpleQueue[collections.deque[Callable[[], None]] | None] = (
+            queue.SimpleQueue()
+        )
+        # The reactor's thread id, whose submissions wait for flush(), and
+        # those submissions (that thread only).
+        self.reader_ident: int | None = None
+        self._deferred: list[Callable[[], None]] = []
+        # Guards _workers, _idle, _progress and _closed.
         self._lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
+        self._workers: list[_Worker] = []
         self._idle = 0
-        # When a task last finished or a thread became idle (monotonic).
+        # When a chunk was last taken or a thread became idle (monotonic).
         self._progress = time.monotonic()
         self._closed = False
         self._names = itertools.count(1)
+        # When check() last looked for stuck tasks (reactor thread only).
+        self._checked = 0.0
         for _ in range(size):
             self._spawn()
 
@@ -94,76 +128,112 @@ class HandlerPool:
     def threads(self) -> int:
         """How many pool threads are alive now."""
         with self._lock:
-            return len(self._threads)
+            return len(self._workers)
 
     def _spawn(self) -> None:
-        thread = threading.Thread(
+        worker = _Worker()
+        worker.thread = threading.Thread(
             target=self._work,
+            args=(worker,),
             name=f"dashscope_sync-handlers-{next(self._names)}",
             # Daemon: a handler stuck forever must not keep the interpreter
             # alive; close() warns about it instead.
             daemon=True,
         )
-        self._threads.append(thread)
-        thread.start()
+        self._workers.append(worker)
+        worker.thread.start()
 
     def submit(self, task: Callable[[], None]) -> None:
-        self._queue.put(task)
+        if threading.get_ident() == self.reader_ident:
+            self._deferred.append(task)
+        else:
+            self._queue.put(collections.deque((task,)))
+
+    def flush(self) -> None:
+        """Queue what the reactor's thread submitted since the last flush, as one chunk."""
+        deferred = self._deferred
+        if deferred:
+            self._deferred = []
+            self._queue.put(collections.deque(deferred))
 
     def idle_hint(self) -> bool:
-        """Whether no work waits (unlocked: a hint for the reactor's select timeout)."""
-        return self._queue.empty()
+        """Whether no work waits or runs long (unlocked: a hint for the select timeout)."""
+        return self._queue.empty() and not any(w.since is not None for w in self._workers)
 
     def check(self, now: float) -> None:
-        """Add a thread if work has waited `_STALL` with every thread busy."""
+        """Requeue the rest of a chunk stuck behind a slow task; add a thread if
+        work has waited `_STALL` with every thread busy."""
+        if now - self._checked < _STALL / 4:
+            return
+        self._checked = now
+        for worker in self._workers:  # replaced, never changed in place, under the lock
+            since = worker.since
+            if since is None or now - since < _STALL or not worker.chunk:
+                continue
+            taken: collections.deque[Callable[[], None]] = collections.deque()
+            with contextlib.suppress(IndexError):
+                while True:
+                    taken.append(worker.chunk.popleft())
+            if taken:
+                self._queue.put(taken)
         if self._queue.empty():
             return
         with self._lock:
-            if self._closed or self._idle or len(self._threads) >= self._max:
+            if self._closed or self._idle or len(self._workers) >= self._max:
                 return
             if now - self._progress < _STALL:
                 return
             logger.warning(
                 "event handlers have kept all %d handler threads busy for %s: adding one "
                 "(a handler is stuck or slow)",
-                len(self._threads),
+                len(self._workers),
                 seconds(now - self._progress),
             )
             self._progress = now
+            self._workers = list(self._workers)
             self._spawn()
 
-    def _work(self) -> None:
+    def _work(self, me: _Worker) -> None:
         get = self._queue.get
-        me = threading.current_thread()
         while True:
             with self._lock:
                 self._idle += 1
                 self._progress = time.monotonic()
-                extra = len(self._threads) > self._size
+                extra = len(self._workers) > self._size
             try:
-                task = get(timeout=_RETIRE) if extra else get()
+                chunk = get(timeout=_RETIRE) if extra else get()
             except queue.Empty:
                 with self._lock:
                     self._idle -= 1
-                    if len(self._threads) > self._size:
-                        self._threads.remove(me)
+                    if len(self._workers) > self._size:
+                        self._workers = [w for w in self._workers if w is not me]
                         return
                 continue
             with self._lock:
                 self._idle -= 1
-            if task is None:
+                self._progress = time.monotonic()
+            if chunk is None:
                 return
-            try:
-                task()
-            except BaseException:  # pragma: no cover - Dispatcher catches handler failures
-                logger.exception("unexpected internal error in a handler thread")
-            del task  # hold nothing of a session while waiting
+            me.chunk = chunk
+            clock = time.monotonic
+            while True:
+                try:
+                    task = chunk.popleft()
+                except IndexError:
+                    break
+                me.since = clock()
+                try:
+                    task()
+                except BaseException:  # pragma: no cover - Dispatcher catches handler failures
+                    logger.exception("unexpected internal error in a handler thread")
+                me.since = None
+            del task, chunk  # hold nothing of a session while waiting
 
     def close(self, timeout: float | None) -> None:
         """Let queued work finish, end the threads; join them within ``timeout``."""
         with self._lock:
             self._closed = True
-            threads = list(self._threads)
+            threads = [w.thread for w in self._workers if w.thread is not None]
         for _ in threads:
             self._queue.put(None)
         deadline = Deadline(timeout)
@@ -276,6 +346,7 @@ class Reactor:
         select = self._selector.select
         timers = self._timers
         pool = self.pool
+        pool.reader_ident = threading.get_ident()
         try:
             while not self._stop.is_set():
                 timeout = None if not timers else max(0.0, timers[0][0] - time.monotonic())
@@ -289,16 +360,19 @@ class Reactor:
                         self._take_new(now)
                     else:
                         connection.readable(now)
+                pool.flush()  # the handlers' work of this wake-up, as one chunk
                 while timers and timers[0][0] <= now:
                     _, _, connection = heapq.heappop(timers)
                     after = connection.tick(now)
                     if after is not None:
                         heapq.heappush(timers, (after, next(self._order), connection))
+                pool.flush()
                 pool.check(now)
         except BaseException:  # pragma: no cover - last resort: end every session
             logger.exception("unexpected internal error in the reactor thread")
         finally:
             self._end_all()
+            pool.flush()
 
     def _take_new(self, now: float) -> None:
         with contextlib.suppress(BlockingIOError, OSError):
