@@ -53,6 +53,9 @@ class ReaderLoop(Protocol):
     def forget(self, connection: Connection) -> None:
         """Stop watching ``connection``'s socket; on the reading thread, before it closes."""
 
+    def schedule(self, connection: Connection, when: float) -> None:
+        """Call ``connection.tick`` at monotonic time ``when``; on the reading thread."""
+
 
 __all__ = ["CLOSE_KEEPALIVE", "FRAME_IN", "FRAME_OUT", "Connection", "FrameTap"]
 
@@ -133,6 +136,12 @@ class Connection:
         # Reads the socket instead of a thread of our own (shared mode).
         self._reactor = reactor
         self._started = False
+        # Shared mode: when bytes last arrived (the reactor's thread only), and
+        # a control frame waiting for a user's send to end, as (send, args,
+        # closing, since): sent by that sender as it releases the send lock,
+        # or failing the connection after send_timeout (tick).
+        self._last_bytes = time.monotonic()
+        self._deferred: tuple[Callable[..., None], tuple[object, ...], bool, float] | None = None
         self._reader = threading.Thread(
             target=self._read_loop,
             name="dashscope_sync-reader",
@@ -253,8 +262,21 @@ class Connection:
                 self._transport.abort()
                 raise exc
         finally:
+            if self._deferred is not None:
+                self._send_deferred(wait=True)
             self._send_lock.release()
         return True
+
+    def _send_deferred(self, *, wait: bool) -> None:
+        """Send the control frame the reactor could not (shared mode); under the send lock."""
+        deferred, self._deferred = self._deferred, None
+        if deferred is None or self._close_sent:
+            return
+        send, args, _, _ = deferred
+        try:
+            send(*args, wait=wait)
+        except (TransportError, DashScopeTimeout):
+            logger.debug("sending a deferred control frame failed", exc_info=True)
 
     def _fail(self, error: DashScopeTimeout) -> DashScopeTimeout:
         """Fail the connection because of ``error`` (a stuck send); return it to raise."""
@@ -273,9 +295,13 @@ class Connection:
         """
         if self._reactor is not None:
             if not self._send_lock.acquire(blocking=False):
-                logger.debug("a send is in progress: control frame skipped")
                 if closing:
-                    self._close_sent = True  # unlocked: the reader ends right after
+                    return  # the reader ends now and releases the socket anyway
+                # A user's send holds the lock: it sends this as it finishes
+                # (a pong answers the latest ping: one is enough).
+                self._deferred = (send, args, closing, time.monotonic())
+                reactor = self._reactor
+                reactor.schedule(self, time.monotonic() + _SEND_GRACE)
                 return
             try:
                 if self._close_sent:
@@ -432,23 +458,29 @@ class Connection:
         transport = self._transport
         on_event = self._on_event
         try:
-            transport.read_available()
-            frame = transport.next_frame()
-            if frame is not None:
-                self._last_rx = now
-                self._ping_sent_at = None
-            while frame is not None:
-                opcode, data = frame
-                if opcode == OP_TEXT:
-                    event = decode(data)
-                    tap = self.tap
-                    if tap is not None:
-                        tap((time.monotonic(), FRAME_IN, data, event))
-                    on_event(event, len(data))
-                elif self._control(opcode, data):
-                    self._finish(self._close_code, self._close_reason, None)
-                    return False
+            while True:
+                if transport.read_available():
+                    # Bytes keep a peer alive, as they keep the thread's read
+                    # from timing out: a frame trickling in is no dead peer.
+                    self._last_bytes = now
                 frame = transport.next_frame()
+                if frame is not None:
+                    self._last_rx = now
+                    self._ping_sent_at = None
+                while frame is not None:
+                    opcode, data = frame
+                    if opcode == OP_TEXT:
+                        event = decode(data)
+                        tap = self.tap
+                        if tap is not None:
+                            tap((time.monotonic(), FRAME_IN, data, event))
+                        on_event(event, len(data))
+                    elif self._control(opcode, data):
+                        self._finish(self._close_code, self._close_reason, None)
+                        return False
+                    frame = transport.next_frame()
+                if not transport.pending():
+                    break
         except TransportError as exc:
             self._finish(exc.code or 1006, exc.reason or str(exc), exc)
             return False
@@ -462,14 +494,36 @@ class Connection:
         never, the connection ended or has no keepalive)."""
         if self.ended.is_set():
             return None
+        deferred = self._deferred
+        if deferred is not None and self._send_lock.acquire(blocking=False):
+            try:  # the send that held the lock ended before the frame was deferred
+                self._send_deferred(wait=False)
+            finally:
+                self._send_lock.release()
+            deferred = None
+        if deferred is not None:
+            send_timeout = self._send_timeout
+            if send_timeout is not None and now - deferred[3] >= send_timeout:
+                # As the reader thread would have: waited send_timeout for the
+                # send lock, then failed the connection.
+                self._fail(
+                    DashScopeTimeout(
+                        f"a control frame waited over {seconds(send_timeout)} for a stuck send",
+                        timeout=send_timeout,
+                    )
+                )
+                return None  # the abort wakes the selector: readable() reports the end
         interval = self._ping_interval
         if interval is None:
-            return None
-        error = self.keepalive(now)
-        if error is not None:
-            self._finish(error.code or CLOSE_KEEPALIVE, error.reason or "", error)
-            return None
-        return now + min(interval, self._ping_timeout or interval) / 2
+            return None if deferred is None else now + _SEND_GRACE
+        tick = min(interval, self._ping_timeout or interval) / 2
+        if now - self._last_bytes >= tick:
+            # Only when nothing arrived for a tick, as the reader thread runs it.
+            error = self.keepalive(now)
+            if error is not None:
+                self._finish(error.code or CLOSE_KEEPALIVE, error.reason or "", error)
+                return None
+        return now + (tick if deferred is None else min(tick, _SEND_GRACE))
 
     def fileno(self) -> int:
         return self._transport.fileno()
@@ -498,7 +552,11 @@ class Connection:
         deadline = Deadline(timeout)
         grace = deadline.remaining()
         grace = _SEND_GRACE if grace is None else min(_SEND_GRACE, grace)
-        if self._send_lock.acquire(timeout=grace):
+        if self._reactor is not None and self.on_reader():
+            # The reactor's thread (a family's server error ends the session)
+            # waits for nothing: the close frame goes now or is skipped.
+            self._send_control(self._transport.send_close, CLOSE_NORMAL, closing=True)
+        elif self._send_lock.acquire(timeout=grace):
             try:
                 # A dropped session's socket is shut down: no handshake is possible.
                 if not self._close_sent and not self.ended.is_set() and not self.dropped:

@@ -288,6 +288,9 @@ class Reactor:
         # heap of (when, tie-breaker, connection).
         self._fds: dict[Connection, int] = {}
         self._timers: list[tuple[float, int, Connection]] = []
+        # Each connection's live heap entry as (tie-breaker, when): an entry
+        # whose tie-breaker is not this one is stale, and dropped when popped.
+        self._live: dict[Connection, tuple[int, float]] = {}
         self._order = itertools.count()
         #: The handler threads shared by the sessions.
         self.pool = HandlerPool(size, most)
@@ -335,6 +338,24 @@ class Reactor:
         if fd is not None:
             with contextlib.suppress(KeyError, ValueError, OSError):
                 self._selector.unregister(fd)
+        self._live.pop(connection, None)
+        timers = self._timers
+        if any(entry[2] is connection for entry in timers):
+            # Not left for its tick to drop: until then it would keep the
+            # session's buffers alive (O(sessions), and sessions end rarely).
+            timers[:] = [entry for entry in timers if entry[2] is not connection]
+            heapq.heapify(timers)
+
+    def schedule(self, connection: Connection, when: float) -> None:
+        """Call ``connection.tick`` at ``when`` (monotonic) too; on the reader thread."""
+        live = self._live.get(connection)
+        if live is None or when < live[1]:
+            self._push(connection, when)
+
+    def _push(self, connection: Connection, when: float) -> None:
+        order = next(self._order)
+        self._live[connection] = (order, when)
+        heapq.heappush(self._timers, (when, order, connection))
 
     def _wake(self) -> None:
         with contextlib.suppress(BlockingIOError, OSError):  # already woken, or closed
@@ -362,10 +383,14 @@ class Reactor:
                         connection.readable(now)
                 pool.flush()  # the handlers' work of this wake-up, as one chunk
                 while timers and timers[0][0] <= now:
-                    _, _, connection = heapq.heappop(timers)
+                    _, order, connection = heapq.heappop(timers)
+                    live = self._live.get(connection)
+                    if live is None or live[0] != order:
+                        continue  # replaced by an earlier one (schedule)
+                    del self._live[connection]
                     after = connection.tick(now)
-                    if after is not None:
-                        heapq.heappush(timers, (after, next(self._order), connection))
+                    if after is not None and connection not in self._live:
+                        self._push(connection, after)
                 pool.flush()
                 pool.check(now)
         except BaseException:  # pragma: no cover - last resort: end every session
@@ -392,7 +417,7 @@ class Reactor:
             self._fds[connection] = fd
             after = connection.tick(now)
             if after is not None:
-                heapq.heappush(self._timers, (after, next(self._order), connection))
+                self._push(connection, after)
             # Bytes that arrived before registration (session.created) wait in
             # the socket, which the selector reports; TLS bytes OpenSSL already
             # decrypted do not show there: read them now.

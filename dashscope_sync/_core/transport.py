@@ -599,11 +599,14 @@ class WebSocketTransport:
         sock = self._ws.sock
         return -1 if sock is None else sock.fileno()
 
-    def read_available(self) -> None:
-        """Read what the socket holds into the parser, never blocking.
+    def read_available(self) -> int:
+        """One read of what the socket holds into the parser, never blocking; the
+        bytes read (0: nothing yet).
 
-        Under TLS, what OpenSSL decrypted already (``pending()``) is read
-        too, as no selector sees it.
+        One read per call, so that the frames are parsed (and a message over
+        ``max_message_size`` refused) before more is read. Under TLS, call
+        again while `pending` says OpenSSL holds decrypted bytes, which no
+        selector sees.
 
         Raises:
             TransportError: The connection was lost (``code`` 1006).
@@ -612,27 +615,34 @@ class WebSocketTransport:
 
         sock = self._ws.sock
         read = self._read
-        while True:
-            try:
-                if sock is None:
-                    raise OSError("socket is closed")
-                count = sock.recv_into(read)
-            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                return  # nothing (or only part of a TLS record) yet
-            except OSError as exc:
-                raise TransportError(
-                    f"connection lost: {exc}", code=CLOSE_ABNORMAL, reason=str(exc)
-                ) from exc
-            if not count:
-                raise TransportError(
-                    "connection lost: the peer closed the socket without a close frame",
-                    code=CLOSE_ABNORMAL,
-                    reason="",
-                )
-            self._parser.feed(read[:count])
-            pending = getattr(sock, "pending", None)
-            if count < len(read) and (pending is None or not pending()):
-                return
+        try:
+            if sock is None:
+                raise OSError("socket is closed")
+            count = sock.recv_into(read)
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return 0  # nothing (or only part of a TLS record) yet
+        except OSError as exc:
+            raise TransportError(
+                f"connection lost: {exc}", code=CLOSE_ABNORMAL, reason=str(exc)
+            ) from exc
+        if not count:
+            raise TransportError(
+                "connection lost: the peer closed the socket without a close frame",
+                code=CLOSE_ABNORMAL,
+                reason="",
+            )
+        self._parser.feed(read[:count])
+        size = len(read)
+        if count == size and size < _READ_LARGE:
+            self._read = memoryview(bytearray(_READ_LARGE))  # a burst: read more at once
+        elif size > _READ_SMALL and count < _READ_SMALL // 2:
+            self._read = memoryview(bytearray(_READ_SMALL))  # the burst is over
+        return count
+
+    def pending(self) -> bool:
+        """Whether TLS holds decrypted bytes not yet read (a selector cannot see them)."""
+        pending = getattr(self._ws.sock, "pending", None)
+        return pending is not None and pending() > 0
 
     def next_frame(self) -> tuple[int, bytes] | None:
         """The next frame of what `read_available` read, or None (as `recv`)."""
