@@ -13,10 +13,10 @@ thread. Sends stay on the caller's thread.
 Handlers run on a `HandlerPool`: a few threads shared by all the sessions,
 each session's handlers one at a time and in order (its `Dispatcher` never
 has two pool tasks at once), never on the reader. A handler that does not
-return holds one pool thread: when every pool thread is busy and work has
-waited over `_STALL` seconds, the pool adds a thread (up to
-``max_handler_threads``), so a stuck handler delays other sessions by that
-much at most, and extra threads retire once idle.
+return holds one pool thread: when work waits while every pool thread has
+been running one task for over `_STALL` seconds, the pool adds a thread (up
+to ``max_handler_threads``), so stuck handlers delay other sessions by about
+that much, and extra threads retire once idle.
 
 Isolation: everything the reactor's thread does for one connection is
 guarded (`Connection.readable` turns any failure into that session's end);
@@ -31,7 +31,6 @@ import contextlib
 import heapq
 import itertools
 import logging
-import queue
 import selectors
 import socket
 import threading
@@ -66,18 +65,27 @@ def _count(value: object, name: str, minimum: int) -> int:
     return value
 
 
+#: What a pool thread is handed: a chunk of tasks, or None (end).
+_Chunk = collections.deque[Callable[[], None]]
+
+
 class _Worker:
-    """One pool thread's chunk of tasks and when its running task started.
+    """One pool thread: its hand-off slot, its chunk, and when its task started.
 
     The chunk is shared with the reactor's stall check: both take tasks with
     ``popleft`` (atomic), so each task runs exactly once, on whichever side
     took it.
     """
 
-    __slots__ = ("chunk", "since", "thread")
+    __slots__ = ("chunk", "handed", "since", "thread", "wake")
 
     def __init__(self) -> None:
-        self.chunk: collections.deque[Callable[[], None]] = collections.deque()
+        self.chunk: _Chunk = collections.deque()
+        # Released (as a semaphore) when a chunk or the end is handed over.
+        self.wake = threading.Lock()
+        self.wake.acquire()
+        # What was handed over (set under the pool's lock before wake).
+        self.handed: _Chunk | None = None
         # When the task running now started (monotonic); None between tasks.
         self.since: float | None = None
         self.thread: threading.Thread | None = None
@@ -87,12 +95,13 @@ class HandlerPool:
     """The threads shared by a reactor's sessions' handlers; see the module docstring.
 
     Tasks the reactor's thread submits while it handles one wake-up's
-    sockets are queued together, as one chunk, when it is done with them
-    (`flush`): one pool thread wakes for the lot instead of one per session,
-    and does not fight the reader for the GIL in the middle of its batch.
-    A task that runs over `_STALL` has the rest of its chunk taken back and
-    queued for another thread (`check`), so a stuck handler holds only
-    itself.
+    sockets are handed over together, as one chunk, when it is done with
+    them (`flush`): one pool thread wakes for the lot instead of one per
+    session, and does not fight the reader for the GIL in the middle of its
+    batch. The thread that became idle last is woken first (its caches are
+    warm, and the others sleep on). A task that runs over `_STALL` has the
+    rest of its chunk taken back and handed to another thread (`check`), so
+    a stuck handler holds only itself.
 
     Thread safety: `submit` from any thread; `flush` and `check` from the
     reactor's thread; `close` once, from the thread closing the reactor.
@@ -101,23 +110,20 @@ class HandlerPool:
     def __init__(self, size: int, max_size: int) -> None:
         self._size = size
         self._max = max_size
-        # Chunks of tasks (a session's Dispatcher._drain each) in submission
-        # order, then one None per thread to stop them. Unbounded: each
-        # session has at most one task queued at a time.
-        self._queue: queue.SimpleQueue[collections.deque[Callable[[], None]] | None] = (
-            queue.SimpleQueue()
-        )
+        # Guards _idle, _backlog, _closed and replacing _workers (read
+        # without it: the list is replaced whole, never changed in place).
+        self._lock = threading.Lock()
+        # Idle threads, the last one to become idle at the end (woken first).
+        self._idle: list[_Worker] = []
+        # Chunks no thread was free for, in order. Unbounded: each session
+        # has at most one task pending at a time.
+        self._backlog: collections.deque[_Chunk] = collections.deque()
+        self._closed = False
         # The reactor's thread id, whose submissions wait for flush(), and
         # those submissions (that thread only).
         self.reader_ident: int | None = None
         self._deferred: list[Callable[[], None]] = []
-        # Guards _workers, _idle, _progress and _closed.
-        self._lock = threading.Lock()
         self._workers: list[_Worker] = []
-        self._idle = 0
-        # When a chunk was last taken or a thread became idle (monotonic).
-        self._progress = time.monotonic()
-        self._closed = False
         self._names = itertools.count(1)
         # When check() last looked for stuck tasks (reactor thread only).
         self._checked = 0.0
@@ -127,8 +133,7 @@ class HandlerPool:
     @property
     def threads(self) -> int:
         """How many pool threads are alive now."""
-        with self._lock:
-            return len(self._workers)
+        return len(self._workers)
 
     def _spawn(self) -> None:
         worker = _Worker()
@@ -140,82 +145,101 @@ class HandlerPool:
             # alive; close() warns about it instead.
             daemon=True,
         )
-        self._workers.append(worker)
+        self._workers = [*self._workers, worker]
         worker.thread.start()
+
+    def _hand(self, chunk: _Chunk) -> None:
+        """Give ``chunk`` to the last idle thread, or queue it for the first free one."""
+        with self._lock:
+            if not self._idle:
+                self._backlog.append(chunk)
+                return
+            worker = self._idle.pop()
+            worker.handed = chunk
+        worker.wake.release()
 
     def submit(self, task: Callable[[], None]) -> None:
         if threading.get_ident() == self.reader_ident:
             self._deferred.append(task)
         else:
-            self._queue.put(collections.deque((task,)))
+            self._hand(collections.deque((task,)))
 
     def flush(self) -> None:
-        """Queue what the reactor's thread submitted since the last flush, as one chunk."""
+        """Hand over what the reactor's thread submitted since the last flush, as one chunk."""
         deferred = self._deferred
         if deferred:
             self._deferred = []
-            self._queue.put(collections.deque(deferred))
+            self._hand(collections.deque(deferred))
 
     def idle_hint(self) -> bool:
-        """Whether no work waits or runs long (unlocked: a hint for the select timeout)."""
-        return self._queue.empty() and not any(w.since is not None for w in self._workers)
+        """Whether no work waits or runs (unlocked: a hint for the select timeout)."""
+        return not self._backlog and not any(w.since is not None for w in self._workers)
 
     def check(self, now: float) -> None:
-        """Requeue the rest of a chunk stuck behind a slow task; add a thread if
-        work has waited `_STALL` with every thread busy."""
+        """Hand the rest of a chunk stuck behind a slow task to another thread; add a
+        thread when work waits while every thread has run one task over `_STALL`."""
         if now - self._checked < _STALL / 4:
             return
         self._checked = now
-        for worker in self._workers:  # replaced, never changed in place, under the lock
+        for worker in self._workers:
             since = worker.since
             if since is None or now - since < _STALL or not worker.chunk:
                 continue
-            taken: collections.deque[Callable[[], None]] = collections.deque()
+            taken: _Chunk = collections.deque()
             with contextlib.suppress(IndexError):
                 while True:
                     taken.append(worker.chunk.popleft())
             if taken:
-                self._queue.put(taken)
-        if self._queue.empty():
+                self._hand(taken)
+        if not self._backlog:
             return
         with self._lock:
-            if self._closed or self._idle or len(self._workers) >= self._max:
+            workers = self._workers
+            if self._closed or self._idle or len(workers) >= self._max:
                 return
-            if now - self._progress < _STALL:
-                return
+            for worker in workers:
+                since = worker.since
+                if since is None or now - since < _STALL:
+                    return  # a thread is between tasks: it takes the backlog next
             logger.warning(
-                "event handlers have kept all %d handler threads busy for %s: adding one "
-                "(a handler is stuck or slow)",
-                len(self._workers),
-                seconds(now - self._progress),
+                "event handlers have kept all %d handler threads busy for over %s: adding "
+                "one (a handler is stuck or slow)",
+                len(workers),
+                seconds(_STALL),
             )
-            self._progress = now
-            self._workers = list(self._workers)
             self._spawn()
 
-    def _work(self, me: _Worker) -> None:
-        get = self._queue.get
+    def _next(self, me: _Worker) -> _Chunk | None:
+        """The next chunk for ``me``: the backlog's first, else wait to be handed one."""
         while True:
             with self._lock:
-                self._idle += 1
-                self._progress = time.monotonic()
-                extra = len(self._workers) > self._size
-            try:
-                chunk = get(timeout=_RETIRE) if extra else get()
-            except queue.Empty:
-                with self._lock:
-                    self._idle -= 1
-                    if len(self._workers) > self._size:
-                        self._workers = [w for w in self._workers if w is not me]
-                        return
-                continue
+                if self._backlog:
+                    return self._backlog.popleft()
+                if self._closed:
+                    return None
+                self._idle.append(me)
+            extra = len(self._workers) > self._size
+            if me.wake.acquire(timeout=_RETIRE) if extra else me.wake.acquire():
+                return me.handed
             with self._lock:
-                self._idle -= 1
-                self._progress = time.monotonic()
+                if me in self._idle and len(self._workers) > self._size:
+                    # Idle for _RETIRE while more threads than asked for: retire.
+                    self._idle.remove(me)
+                    self._workers = [w for w in self._workers if w is not me]
+                    return None
+            # Handed something just as the wait ended: it is in the slot.
+            me.wake.acquire()
+            return me.handed
+
+    def _work(self, me: _Worker) -> None:
+        clock = time.monotonic
+        while True:
+            chunk = self._next(me)
+            me.handed = None
             if chunk is None:
                 return
             me.chunk = chunk
-            clock = time.monotonic
+            task: Callable[[], None] | None = None
             while True:
                 try:
                     task = chunk.popleft()
@@ -227,15 +251,19 @@ class HandlerPool:
                 except BaseException:  # pragma: no cover - Dispatcher catches handler failures
                     logger.exception("unexpected internal error in a handler thread")
                 me.since = None
-            del task, chunk  # hold nothing of a session while waiting
+            # Hold nothing of a session while waiting.
+            task = None
+            me.chunk = chunk = collections.deque()
 
     def close(self, timeout: float | None) -> None:
-        """Let queued work finish, end the threads; join them within ``timeout``."""
+        """Let handed and queued work finish, end the threads; join them within ``timeout``."""
         with self._lock:
             self._closed = True
+            idle, self._idle = self._idle, []
             threads = [w.thread for w in self._workers if w.thread is not None]
-        for _ in threads:
-            self._queue.put(None)
+        for worker in idle:
+            worker.handed = None
+            worker.wake.release()
         deadline = Deadline(timeout)
         for thread in threads:
             thread.join(deadline.remaining())
