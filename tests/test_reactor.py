@@ -7,6 +7,8 @@ where handlers run.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -262,3 +264,32 @@ def test_a_peer_that_stops_reading_does_not_stall_the_reader(
         sender.join(30)
         assert failures and isinstance(failures[0], (ds.DashScopeTimeout, ds.TransportError))
     healthy.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_a_forked_child_cannot_use_the_parents_reactor(
+    server: LocalRealtimeServer, reactor: ds.Reactor
+) -> None:
+    """In a forked child, opening a session on the parent's reactor is a UsageError and
+    closing it does nothing; the parent's session on it works on."""
+    client = ds.Client(server.api_key, base_url=server.url, reactor=reactor)
+    session = client.realtime.connect(model=MODEL)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 64
+        try:
+            code = 0
+            try:
+                client.realtime.connect(model=MODEL, timeout=10)
+            except ds.UsageError as exc:
+                code |= 1 if "forked" in str(exc) else 0
+            reactor.close()
+            code |= 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 3
+    assert session.respond(text="still mine", timeout=20).status == "completed"
+    session.close()

@@ -31,6 +31,7 @@ import contextlib
 import heapq
 import itertools
 import logging
+import os
 import selectors
 import socket
 import threading
@@ -41,6 +42,7 @@ from typing import TYPE_CHECKING, Final
 from .._deadline import Deadline
 from .._errors import ConfigError, UsageError
 from .._fmt import seconds
+from .fork import PROCESS
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -296,6 +298,9 @@ class Reactor:
 
     def __init__(self, *, handler_threads: int = 4, max_handler_threads: int = 64) -> None:
         size = _count(handler_threads, "handler_threads", 1)
+        # Which process owns the threads: a forked child must not use them (see fork.py).
+        self._forks = PROCESS.forks
+        self._pid = os.getpid()
         most = _count(max_handler_threads, "max_handler_threads", size)
         self._selector = selectors.DefaultSelector()
         # Wakes the reader when a connection is added or the reactor closes:
@@ -354,6 +359,13 @@ class Reactor:
 
     def add(self, connection: Connection) -> None:
         """Start reading ``connection`` (its socket is non-blocking); any thread."""
+        if self._forks != PROCESS.forks:
+            # Before the lock: a parent's thread may have held it at the fork.
+            raise UsageError(
+                f"this reactor was made by process {self._pid}, and this is a child it "
+                f"forked ({os.getpid()}): its reader thread is the parent's; make a new "
+                "Reactor in the child"
+            )
         with self._lock:
             if self._closed:
                 raise UsageError("the reactor is closed: open sessions on an open one")
@@ -469,6 +481,8 @@ class Reactor:
         already queued within ``timeout`` seconds (None: no limit), after
         which a stuck one is left behind with a warning.
         """
+        if self._forks != PROCESS.forks:
+            return  # the parent's threads and sockets: nothing here is the child's
         if threading.current_thread() is self._thread:
             raise UsageError("close() the reactor from your own thread, not its reader")
         with self._lock:
