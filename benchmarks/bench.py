@@ -36,7 +36,15 @@ ROOT = HERE.parent
 CONTENDERS_PY = HERE / "contenders.py"
 SERVER_PY = HERE / "server.py"
 
-ALL_CONTENDERS = ["floor", "floor_queue", "ds_callback", "ds_iter", "dashscope", "openai"]
+ALL_CONTENDERS = [
+    "floor",
+    "floor_queue",
+    "ds_callback",
+    "ds_iter",
+    "ds_shared",
+    "dashscope",
+    "openai",
+]
 OURS = ["ds_callback", "ds_iter"]
 #: Run only when named in --contenders: ds_callback with a recording running.
 RECORDING = ["ds_record", "ds_record_lean"]
@@ -45,7 +53,7 @@ FLOORS = ["floor", "floor_queue"]
 NEEDS = {"dashscope": "dashscope", "openai": "openai"}
 #: Scale runs callbacks (or one consumer for everything): ds_iter would need a
 #: consumer thread per session, and the raw floor has no threads to share.
-SCALE_CONTENDERS = ["floor_queue", "ds_callback", "dashscope", "openai"]
+SCALE_CONTENDERS = ["floor_queue", "ds_callback", "ds_shared", "dashscope", "openai"]
 WORKLOADS = ["burst", "paced", "upload", "rss", "import", "scale"]
 
 IMPORTS = {
@@ -60,6 +68,7 @@ IMPORT_OF = {
     "floor_queue": "floor",
     "ds_callback": "dashscope_sync",
     "ds_iter": "dashscope_sync",
+    "ds_shared": "dashscope_sync",
     "ds_record": "dashscope_sync",
     "ds_record_lean": "dashscope_sync",
     "dashscope": "dashscope",

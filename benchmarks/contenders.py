@@ -19,6 +19,9 @@ Contenders (all read the same frames from ``server.py``):
     dashscope_sync through ``session.on(...)`` handlers (with
     ``max_buffered_events=0``), and through ``for event in session.events()``.
     Public API only.
+``ds_shared``
+    ``ds_callback`` in shared mode: every session of the process on one
+    ``ds.Reactor()`` (one reader thread, handlers on its pool of 4).
 ``ds_record`` / ``ds_record_lean``
     ``ds_callback`` with ``session.record(folder)`` running (``audio=True``;
     ``_lean``: ``audio=False``), the recording flushed (``Recorder.flush``)
@@ -356,6 +359,25 @@ class DsCallback(DsIter):
         return got[0]
 
 
+class DsShared(DsCallback):
+    """ds_callback with every session on one reactor (shared mode)."""
+
+    reactor: Any = None
+
+    def connect(self, port: int, model: str) -> None:
+        import dashscope_sync as ds
+
+        self.ds = ds
+        if DsShared.reactor is None:
+            # One for the process, as a server holding many calls would have;
+            # its threads are daemons and end with the process.
+            DsShared.reactor = ds.Reactor()
+        client = ds.Client(
+            API_KEY, base_url=f"ws://127.0.0.1:{port}{URL_PATH}", reactor=DsShared.reactor
+        )
+        self.session = client.realtime.connect(self.config(ds, model))
+
+
 class DsRecord(DsCallback):
     """ds_callback with a recording running: every frame and the audio kept."""
 
@@ -503,6 +525,7 @@ CONTENDERS: dict[str, type[Contender]] = {
     "floor": Floor,
     "floor_queue": FloorQueue,
     "ds_callback": DsCallback,
+    "ds_shared": DsShared,
     "ds_iter": DsIter,
     "ds_record": DsRecord,
     "ds_record_lean": DsRecordLean,

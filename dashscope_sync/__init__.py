@@ -92,6 +92,7 @@ from ._conversation.metrics import LatencySummary, Metrics
 from ._conversation.recorder import Recorder
 from ._conversation.tools import Tool, ToolCall
 from ._conversation.transcript import Transcript, Turn
+from ._core.reactor import Reactor
 from ._core.response import (
     Interruption,
     Response,
@@ -336,6 +337,7 @@ __all__ = [
     "RateLimit",
     "RateLimitError",
     "RateLimitsUpdated",
+    "Reactor",
     "RealtimeConfig",
     "RealtimeService",
     "RealtimeSession",

@@ -319,11 +319,19 @@ class RawPeer:
 
 
 @contextlib.contextmanager
-def raw_session(peer: RawPeer, **config: object) -> Iterator[ds.RealtimeSession]:
-    """A session connected to ``peer`` (``session.created`` already pulled), closed afterwards."""
+def raw_session(
+    peer: RawPeer, reactor: ds.Reactor | None = None, **config: object
+) -> Iterator[ds.RealtimeSession]:
+    """A session connected to ``peer`` (``session.created`` already pulled), closed
+    afterwards; read by ``reactor`` if given (shared mode)."""
     options: dict[str, object] = {"model": "m", "close_timeout": 1.0}
     options.update(config)
-    client = ds.Client("k", base_url=peer.url)
+    # Given only when set: in shared mode the test's reactor is the default.
+    client = (
+        ds.Client("k", base_url=peer.url)
+        if reactor is None
+        else ds.Client("k", base_url=peer.url, reactor=reactor)
+    )
     try:
         with client.realtime.connect(ds.RealtimeConfig(**options), timeout=10) as session:  # type: ignore[arg-type]
             if peer.created and options.get("max_buffered_events") != 0:

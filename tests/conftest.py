@@ -66,6 +66,55 @@ def no_thread_leaks() -> Iterator[None]:
     assert not still, f"threads left running: {still}"
 
 
+# Shared mode (issue 18) -----------------------------------------------------------
+
+#: Set to 1 to run every test in shared mode: each test's clients read their
+#: sessions on one ds.Reactor (the whole suite again, for a full check).
+SHARED_ENV = "DASHSCOPE_SYNC_TEST_SHARED"
+#: The marker of modules whose tests run in both modes (parametrized, not
+#: copied): ``pytestmark = pytest.mark.both_modes``.
+BOTH_MODES = "both_modes"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"{BOTH_MODES}: run each test with threads and again in shared mode"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker(BOTH_MODES) is not None:
+        metafunc.fixturenames.append("io_mode")
+        metafunc.parametrize("io_mode", ["threads", "shared"])
+
+
+@pytest.fixture(autouse=True)
+def _io_mode(request: pytest.FixtureRequest, no_thread_leaks: None) -> Iterator[None]:
+    """In shared mode, give every Client made without a reactor this test's one.
+
+    After the leak check's start (its end then sees the reactor's threads
+    joined) and before any fixture that connects.
+    """
+    callspec = getattr(request.node, "callspec", None)
+    mode = callspec.params.get("io_mode") if callspec is not None else None
+    if mode != "shared" and os.environ.get(SHARED_ENV) != "1":
+        yield
+        return
+    reactor = ds.Reactor()
+    original = ds.Client.__init__
+
+    def init(self: ds.Client, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("reactor", reactor)
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    ds.Client.__init__ = init  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        ds.Client.__init__ = original  # type: ignore[method-assign]
+        reactor.close()
+
+
 @pytest.fixture
 def server() -> Iterator[LocalRealtimeServer]:
     with LocalRealtimeServer() as srv:

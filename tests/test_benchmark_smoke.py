@@ -133,3 +133,18 @@ def test_transcription_benchmark_smoke() -> None:
     for reader in ("floor", "transcripts"):
         (run,) = data["runs"][reader]
         assert run["n"] == 20 and run["p50_us"] > 0
+
+
+@pytest.mark.timeout(120)
+def test_framing_benchmark_runs() -> None:
+    """benchmarks/framing.py --quick parses and encodes every case with both implementations."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "framing.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=110,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert proc.stdout.count("parse ") == 2 and proc.stdout.count("encode ") == 2

@@ -34,7 +34,8 @@ from ._net import (
     wait_sent,
 )
 
-pytestmark = pytest.mark.timeout(300)
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = [pytest.mark.timeout(300), pytest.mark.both_modes]
 
 RUNS = soak(100, 2000)
 

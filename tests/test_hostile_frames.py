@@ -38,7 +38,8 @@ from ._net import (
     text,
 )
 
-pytestmark = pytest.mark.timeout(60)
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = [pytest.mark.timeout(60), pytest.mark.both_modes]
 
 BEFORE = text({"type": "response.text.delta", "delta": "before"})
 SENTINEL = {"type": "x.sentinel"}

@@ -24,7 +24,8 @@ from dashscope_sync.testing import LocalRealtimeServer
 
 from ._net import MiniServer, RawPeer, raw_session, report, soak, text
 
-pytestmark = pytest.mark.timeout(600)
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = [pytest.mark.timeout(600), pytest.mark.both_modes]
 
 needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts /proc/self/fd")
 

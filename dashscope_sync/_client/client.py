@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .._core.core import SessionCore
+from .._core.reactor import Reactor
 from .._core.transport import WebSocketTransport
 from .._deadline import Deadline, check_timeout
 from .._errors import ConfigError, DashScopeTimeout
@@ -136,6 +137,10 @@ class Client:
             ``ssl.create_default_context(cafile="corporate-ca.pem")`` to trust
             a private or corporate CA (verification stays on). For the HTTP
             calls, give ``http_session`` a ``verify="corporate-ca.pem"``.
+        reactor: A `Reactor` to read this client's sessions on its one
+            thread and run their handlers on its pool (shared mode, for many
+            sessions in one process); None (default): each session has its
+            own reader and handler threads.
 
     Raises:
         ConfigError: No API key, or a bad argument.
@@ -157,6 +162,7 @@ class Client:
         http_timeout: float | None = 30.0,
         proxy: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        reactor: Reactor | None = None,
     ) -> None:
         if api_key is None:
             api_key = os.environ.get(API_KEY_ENV) or None
@@ -199,6 +205,10 @@ class Client:
         if ssl_context is not None and not _is_ssl_context(ssl_context):
             raise ConfigError(f"ssl_context must be an ssl.SSLContext, got {ssl_context!r}")
         self.ssl_context = ssl_context
+        if reactor is not None and not isinstance(reactor, Reactor):
+            raise ConfigError(f"reactor must be a dashscope_sync.Reactor, got {reactor!r}")
+        #: The `Reactor` reading this client's sessions, or None (a thread each).
+        self.reactor = reactor
         #: Realtime sessions: ``client.realtime.connect(...)``.
         self.realtime = RealtimeService(self)
         #: Temporary keys: ``client.tokens.create(expire_in_seconds=60)``.
@@ -271,7 +281,7 @@ def open_core(
         max_message_size=config.max_message_size,
         limit=limit,
     )
-    core = SessionCore(transport, config)
+    core = SessionCore(transport, config, client.reactor)
     try:
         if prepare is not None:
             prepare(core)

@@ -24,7 +24,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Final, TypeVar
+from typing import TYPE_CHECKING, Final, Protocol, TypeVar
 
 from .._deadline import Deadline
 from .._errors import DashScopeTimeout, TransportError
@@ -38,6 +38,24 @@ _T = TypeVar("_T")
 if TYPE_CHECKING:
     from .._wire.events import ServerEvent
     from .transport import WebSocketTransport
+
+
+class ReaderLoop(Protocol):
+    """What a connection needs of a reactor reading it (`Reactor` has it)."""
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The thread that reads (and calls `Connection.readable` and `tick`)."""
+
+    def add(self, connection: Connection) -> None:
+        """Start reading ``connection``'s socket; any thread."""
+
+    def forget(self, connection: Connection) -> None:
+        """Stop watching ``connection``'s socket; on the reading thread, before it closes."""
+
+    def schedule(self, connection: Connection, when: float) -> None:
+        """Call ``connection.tick`` at monotonic time ``when``; on the reading thread."""
+
 
 __all__ = ["CLOSE_KEEPALIVE", "FRAME_IN", "FRAME_OUT", "Connection", "FrameTap"]
 
@@ -80,6 +98,7 @@ class Connection:
         ping_interval: float | None,
         ping_timeout: float | None,
         send_timeout: float | None,
+        reactor: ReaderLoop | None = None,
     ) -> None:
         self._transport = transport
         self._on_event = on_event
@@ -109,6 +128,21 @@ class Connection:
         # session's core and read once per frame without a lock.
         self.tap: FrameTap | None = None
         self.pid = os.getpid()
+        # The keepalive's clock: when a frame last arrived, and when the
+        # unanswered ping went out (reader thread, or the reactor's, only).
+        self._last_rx = time.monotonic()
+        self._ping_sent_at: float | None = None
+        # What the close frame said, for the end report (reader only).
+        self._close_code, self._close_reason = 1006, "connection lost without a close frame"
+        # Reads the socket instead of a thread of our own (shared mode).
+        self._reactor = reactor
+        self._started = False
+        # Shared mode: when bytes last arrived (the reactor's thread only), and
+        # a control frame waiting for a user's send to end, as (send, args,
+        # closing, since): sent by that sender as it releases the send lock,
+        # or failing the connection after send_timeout (tick).
+        self._last_bytes = time.monotonic()
+        self._deferred: tuple[Callable[..., None], tuple[object, ...], bool, float] | None = None
         self._reader = threading.Thread(
             target=self._read_loop,
             name="dashscope_sync-reader",
@@ -120,7 +154,37 @@ class Connection:
     def start(self) -> None:
         # Sends are bounded by the socket timeout; the reader waits with poll.
         self._transport.settimeout(self._send_timeout)
-        self._reader.start()
+        self._started = True
+        if self._reactor is None:
+            self._reader.start()
+        else:
+            self._last_rx = time.monotonic()
+            self._transport.set_nonblocking()
+            try:
+                self._reactor.add(self)
+            except BaseException:
+                self._started = False  # so that abort() releases the socket
+                raise
+
+    @property
+    def shared(self) -> bool:
+        """Whether a reactor reads this connection (no reader thread of its own)."""
+        return self._reactor is not None
+
+    def on_reader(self) -> bool:
+        """Whether the calling thread is the one reading this connection."""
+        current = threading.current_thread()
+        reactor = self._reactor
+        return current is (self._reader if reactor is None else reactor.thread)
+
+    def join(self, timeout: float | None) -> None:
+        """Wait up to ``timeout`` seconds for the end to be reported (never from the reader)."""
+        if not self._started or self.on_reader():
+            return
+        if self._reactor is None:
+            self._reader.join(timeout)
+        else:
+            self.ended.wait(timeout)
 
     @property
     def reader(self) -> threading.Thread:
@@ -202,8 +266,21 @@ class Connection:
                 self._transport.abort()
                 raise exc
         finally:
+            if self._deferred is not None:
+                self._send_deferred(wait=True)
             self._send_lock.release()
         return True
+
+    def _send_deferred(self, *, wait: bool) -> None:
+        """Send the control frame the reactor could not (shared mode); under the send lock."""
+        deferred, self._deferred = self._deferred, None
+        if deferred is None or self._close_sent:
+            return
+        send, args, _, _ = deferred
+        try:
+            send(*args, wait=wait)
+        except (TransportError, DashScopeTimeout):
+            logger.debug("sending a deferred control frame failed", exc_info=True)
 
     def _fail(self, error: DashScopeTimeout) -> DashScopeTimeout:
         """Fail the connection because of ``error`` (a stuck send); return it to raise."""
@@ -215,7 +292,36 @@ class Connection:
     def _send_control(
         self, send: Callable[..., None], *args: object, closing: bool = False
     ) -> None:
-        """Send a control frame from the reader, unless the close frame went out."""
+        """Send a control frame from the reader, unless the close frame went out.
+
+        A reactor's thread never waits: not for a send in progress (the frame is
+        then skipped), nor for room on the socket (see the transport's ``wait``).
+        """
+        if self._reactor is not None:
+            if not self._send_lock.acquire(blocking=False):
+                if closing:
+                    return  # the reader ends now and releases the socket anyway
+                # A user's send holds the lock: it sends this as it finishes
+                # (a pong answers the latest ping: one is enough).
+                self._deferred = (send, args, closing, time.monotonic())
+                reactor = self._reactor
+                reactor.schedule(self, time.monotonic() + _SEND_GRACE)
+                return
+            try:
+                if self._close_sent:
+                    return
+                if closing:
+                    self._close_sent = True
+                send(*args, wait=False)
+            except DashScopeTimeout:
+                # Part of the frame is out and the rest has no room: the
+                # connection is unusable, and the reader must not wait for it.
+                self._transport.abort()
+            except TransportError:
+                logger.debug("sending a control frame failed", exc_info=True)
+            finally:
+                self._send_lock.release()
+            return
         if not self._send_lock.acquire(
             timeout=-1 if self._send_timeout is None else self._send_timeout
         ):
@@ -250,31 +356,20 @@ class Connection:
         ping_timeout = self._ping_timeout
         # How long one read may wait with nothing arriving, to run the keepalive.
         tick = None if interval is None else min(interval, ping_timeout or interval) / 2
-        last_rx = time.monotonic()
-        ping_sent_at: float | None = None
         code, reason = 1006, "connection lost without a close frame"
         error: TransportError | None = None
         try:
             while True:
                 frame = transport.recv(tick)
                 if frame is None:
-                    now = time.monotonic()
-                    if ping_sent_at is not None:
-                        if ping_timeout is not None and now - ping_sent_at >= ping_timeout:
-                            code = CLOSE_KEEPALIVE
-                            waited = seconds(ping_timeout)
-                            reason = f"keepalive ping timeout: no answer in {waited}"
-                            error = TransportError(
-                                f"the server stopped answering ({reason})", code=code, reason=reason
-                            )
-                            break
-                    elif interval is not None and now - last_rx >= interval:
-                        self._send_control(transport.send_ping, b"keepalive")
-                        ping_sent_at = now
+                    error = self.keepalive(time.monotonic())
+                    if error is not None:
+                        code, reason = error.code or CLOSE_KEEPALIVE, error.reason or ""
+                        break
                     continue
                 if tick is not None:
-                    last_rx = time.monotonic()
-                    ping_sent_at = None
+                    self._last_rx = time.monotonic()
+                    self._ping_sent_at = None
                 opcode, data = frame
                 if opcode == OP_TEXT:
                     event = decode(data)
@@ -282,44 +377,169 @@ class Connection:
                     if tap is not None:
                         tap((time.monotonic(), FRAME_IN, data, event))
                     on_event(event, len(data))
-                elif opcode == OP_CLOSE:
-                    code, reason = parse_close(data)
-                    logger.debug("server closed the connection: %d %s", code, reason)
-                    # Complete the close handshake unless we started it; 1005
-                    # ("no status") and the like may not be sent, so echo 1000.
-                    echo = code if 1000 <= code < 5000 and code not in _UNSENDABLE else 1000
-                    self._send_control(transport.send_close, echo, closing=True)
+                elif self._control(opcode, data):
+                    code, reason = self._close_code, self._close_reason
                     break
-                elif opcode == OP_PING:
-                    self._send_control(transport.send_pong, data)
-                elif opcode == OP_BINARY:
-                    event = decode_binary(data)
-                    tap = self.tap
-                    if tap is not None:
-                        tap((time.monotonic(), FRAME_IN, data, event))
-                    on_event(event, len(data))
-                # Pongs need nothing beyond refreshing last_rx above.
         except TransportError as exc:
             error = exc
             code = exc.code or 1006
             reason = exc.reason or str(exc)
         except BaseException as exc:
-            logger.exception("unexpected internal error in the reader thread")
-            code, reason = 1011, f"internal error: {type(exc).__name__}: {exc}"
-            error = TransportError(f"the session failed: {reason}", code=code, reason=reason)
-            error.__cause__ = exc
+            code, reason, error = self._internal_error(exc)
         finally:
-            failure = self._failure
-            if failure is not None:
-                # Our own send failed the connection: say so, not "connection lost".
-                code, reason = CLOSE_KEEPALIVE, str(failure)
-                error = TransportError(f"the session failed: {failure}", code=code, reason=reason)
-                error.__cause__ = failure
-            transport.close_socket()
-            try:
-                self._on_end(code, reason, error)
+            self._finish(code, reason, error)
+
+    def _control(self, opcode: int, data: bytes) -> bool:
+        """Handle a frame other than text; True when it ended the connection (a close)."""
+        transport = self._transport
+        if opcode == OP_CLOSE:
+            code, reason = parse_close(data)
+            logger.debug("server closed the connection: %d %s", code, reason)
+            # Complete the close handshake unless we started it; 1005
+            # ("no status") and the like may not be sent, so echo 1000.
+            echo = code if 1000 <= code < 5000 and code not in _UNSENDABLE else 1000
+            self._send_control(transport.send_close, echo, closing=True)
+            self._close_code, self._close_reason = code, reason
+            return True
+        if opcode == OP_PING:
+            self._send_control(transport.send_pong, data)
+        elif opcode == OP_BINARY:
+            event = decode_binary(data)
+            tap = self.tap
+            if tap is not None:
+                tap((time.monotonic(), FRAME_IN, data, event))
+            self._on_event(event, len(data))
+        # Pongs need nothing beyond refreshing the keepalive's clock.
+        return False
+
+    def keepalive(self, now: float) -> TransportError | None:
+        """Run the keepalive at monotonic time ``now``: ping after ``ping_interval``
+        of silence; the error that ends the connection once a ping went unanswered
+        for ``ping_timeout``."""
+        ping_sent_at = self._ping_sent_at
+        if ping_sent_at is not None:
+            ping_timeout = self._ping_timeout
+            if ping_timeout is not None and now - ping_sent_at >= ping_timeout:
+                reason = f"keepalive ping timeout: no answer in {seconds(ping_timeout)}"
+                return TransportError(
+                    f"the server stopped answering ({reason})", code=CLOSE_KEEPALIVE, reason=reason
+                )
+        elif self._ping_interval is not None and now - self._last_rx >= self._ping_interval:
+            self._send_control(self._transport.send_ping, b"keepalive")
+            self._ping_sent_at = now
+        return None
+
+    @staticmethod
+    def _internal_error(exc: BaseException) -> tuple[int, str, TransportError]:
+        logger.exception("unexpected internal error in the reader thread")
+        reason = f"internal error: {type(exc).__name__}: {exc}"
+        error = TransportError(f"the session failed: {reason}", code=1011, reason=reason)
+        error.__cause__ = exc
+        return 1011, reason, error
+
+    def _finish(self, code: int, reason: str, error: TransportError | None) -> None:
+        """Report the end (once, from the reader): release the socket, tell the session."""
+        failure = self._failure
+        if failure is not None:
+            # Our own send failed the connection: say so, not "connection lost".
+            code, reason = CLOSE_KEEPALIVE, str(failure)
+            error = TransportError(f"the session failed: {failure}", code=code, reason=reason)
+            error.__cause__ = failure
+        reactor = self._reactor
+        if reactor is not None:
+            reactor.forget(self)  # before the descriptor is closed under its selector
+        self._transport.close_socket()
+        try:
+            self._on_end(code, reason, error)
+        finally:
+            self.ended.set()
+
+    # Shared mode: a reactor reads the socket ------------------------------------------
+
+    def readable(self, now: float) -> bool:
+        """Read and handle every frame the socket holds; False once the connection
+        ended (reported). On the reactor's thread only; never blocks on the socket."""
+        transport = self._transport
+        on_event = self._on_event
+        try:
+            while True:
+                if transport.read_available():
+                    # Bytes keep a peer alive, as they keep the thread's read
+                    # from timing out: a frame trickling in is no dead peer.
+                    self._last_bytes = now
+                frame = transport.next_frame()
+                if frame is not None:
+                    self._last_rx = now
+                    self._ping_sent_at = None
+                while frame is not None:
+                    opcode, data = frame
+                    if opcode == OP_TEXT:
+                        event = decode(data)
+                        tap = self.tap
+                        if tap is not None:
+                            tap((time.monotonic(), FRAME_IN, data, event))
+                        on_event(event, len(data))
+                    elif self._control(opcode, data):
+                        self._finish(self._close_code, self._close_reason, None)
+                        return False
+                    frame = transport.next_frame()
+                if not transport.pending():
+                    break
+        except TransportError as exc:
+            self._finish(exc.code or 1006, exc.reason or str(exc), exc)
+            return False
+        except BaseException as exc:
+            self._finish(*self._internal_error(exc))
+            return False
+        return True
+
+    def tick(self, now: float) -> float | None:
+        """The keepalive from the reactor's timer heap: when to call again (None:
+        never, the connection ended or has no keepalive)."""
+        if self.ended.is_set():
+            return None
+        deferred = self._deferred
+        if deferred is not None and self._send_lock.acquire(blocking=False):
+            try:  # the send that held the lock ended before the frame was deferred
+                self._send_deferred(wait=False)
             finally:
-                self.ended.set()
+                self._send_lock.release()
+            deferred = None
+        if deferred is not None:
+            send_timeout = self._send_timeout
+            if send_timeout is not None and now - deferred[3] >= send_timeout:
+                # As the reader thread would have: waited send_timeout for the
+                # send lock, then failed the connection.
+                self._fail(
+                    DashScopeTimeout(
+                        f"a control frame waited over {seconds(send_timeout)} for a stuck send",
+                        timeout=send_timeout,
+                    )
+                )
+                return None  # the abort wakes the selector: readable() reports the end
+        interval = self._ping_interval
+        if interval is None:
+            return None if deferred is None else now + _SEND_GRACE
+        tick = min(interval, self._ping_timeout or interval) / 2
+        if now - self._last_bytes >= tick:
+            # Only when nothing arrived for a tick, as the reader thread runs it.
+            error = self.keepalive(now)
+            if error is not None:
+                self._finish(error.code or CLOSE_KEEPALIVE, error.reason or "", error)
+                return None
+        return now + (tick if deferred is None else min(tick, _SEND_GRACE))
+
+    def fileno(self) -> int:
+        return self._transport.fileno()
+
+    def end_shared(self, reason: str) -> None:
+        """The reactor stops reading this connection (it closes): end it now.
+        On the reactor's thread only."""
+        if self.ended.is_set():
+            return
+        self._transport.abort()
+        error = TransportError(f"the session ended: {reason}", code=1006, reason=reason)
+        self._finish(1006, reason, error)
 
     # Closing -----------------------------------------------------------------------
 
@@ -336,7 +556,11 @@ class Connection:
         deadline = Deadline(timeout)
         grace = deadline.remaining()
         grace = _SEND_GRACE if grace is None else min(_SEND_GRACE, grace)
-        if self._send_lock.acquire(timeout=grace):
+        if self._reactor is not None and self.on_reader():
+            # The reactor's thread (a family's server error ends the session)
+            # waits for nothing: the close frame goes now or is skipped.
+            self._send_control(self._transport.send_close, CLOSE_NORMAL, closing=True)
+        elif self._send_lock.acquire(timeout=grace):
             try:
                 # A dropped session's socket is shut down: no handshake is possible.
                 if not self._close_sent and not self.ended.is_set() and not self.dropped:
@@ -362,16 +586,17 @@ class Connection:
             # A send is stuck on a peer that does not read: do not queue behind it.
             logger.debug("a send is in progress: aborting the connection to close it")
             self._transport.abort()
-        reader = self._reader
-        if not reader.is_alive() or not wait or threading.current_thread() is reader:
-            if not reader.is_alive() and not self.ended.is_set() and reader.ident is None:
+        if not self._started:
+            if not self.ended.is_set():
                 self._transport.close_socket()  # never started
             return
+        if self.ended.is_set() or not wait or self.on_reader():
+            return
         # The reader ends when the server answers the close frame.
-        reader.join(deadline.remaining())
-        if reader.is_alive():
+        self.join(deadline.remaining())
+        if not self.ended.is_set():
             self._transport.abort()
-            reader.join(_ABORT_JOIN)
+            self.join(_ABORT_JOIN)
 
     def drop(self) -> None:
         """The program dropped the session: end it from the reader thread.
@@ -392,5 +617,5 @@ class Connection:
             return
         self.closing.set()
         self._transport.abort()
-        if self._reader.ident is None:
+        if not self._started:
             self._transport.close_socket()

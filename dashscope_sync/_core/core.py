@@ -67,6 +67,7 @@ from .truncation import Replacement
 
 if TYPE_CHECKING:
     from .._conversation.tools import ToolCall
+    from .reactor import Reactor
     from .transport import WebSocketTransport
 
 __all__ = ["OutputHook", "Recording", "SessionCore"]
@@ -143,8 +144,16 @@ class SessionCore:
     Thread safety: every method may be called from any thread.
     """
 
-    def __init__(self, transport: WebSocketTransport, config: RealtimeConfig) -> None:
+    def __init__(
+        self,
+        transport: WebSocketTransport,
+        config: RealtimeConfig,
+        reactor: Reactor | None = None,
+    ) -> None:
         self.config = config
+        # Reads the socket and runs the handlers in shared mode (None: this
+        # session's own reader and handler threads).
+        self._reactor = reactor
         self.ids = EventIds()
         self.mailbox = Mailbox(config.max_buffered_events, config.max_buffered_bytes)
         family = family_for(config)
@@ -157,6 +166,7 @@ class SessionCore:
             ping_interval=config.ping_interval,
             ping_timeout=config.ping_timeout,
             send_timeout=config.send_timeout,
+            reactor=reactor,
         )
         # Created by the first on(), under the mailbox lock.
         self.dispatcher: Dispatcher | None = None
@@ -885,12 +895,21 @@ class SessionCore:
                     skip=self._stale,
                     taken=self._handler_took,
                     on_drop=mailbox.handlers_dropped,
+                    pool=None if self._reactor is None else self._reactor.pool,
+                    on_thread=None if self._reactor is None else self._handlers_on,
                 )
                 dispatcher = self.dispatcher
                 mailbox.handlers_took = lambda: dispatcher.taken_seq
                 mailbox.state.handlers_follow = True
-                mailbox.no_wait_thread = self.dispatcher.start()
+                thread = self.dispatcher.start()
+                if thread is not None:  # shared mode: set per batch (_handlers_on)
+                    mailbox.no_wait_thread = thread
         return handle
+
+    def _handlers_on(self, thread: threading.Thread | None) -> None:
+        """Shared mode: the pool thread now running this session's handlers (None: none),
+        where blocking calls are refused as on a handler thread of its own."""
+        self.mailbox.no_wait_thread = thread
 
     def _stale(self, event: ServerEvent) -> bool:
         """For the handler thread: audio of a response interrupted since it was queued."""
@@ -1020,9 +1039,7 @@ class SessionCore:
         """Drop the connection at once (a failed connect) and let the reader go."""
         self.mailbox.closing()
         self.connection.abort()
-        reader = self.connection.reader
-        if reader.is_alive() and threading.current_thread() is not reader:
-            reader.join(_ABORT_JOIN)
+        self.connection.join(_ABORT_JOIN)
         self._finish_close()
 
     @property
@@ -1074,9 +1091,9 @@ class SessionCore:
 
     def _join_handlers(self) -> None:
         dispatcher = self.dispatcher
-        if dispatcher is None or dispatcher.thread is None:
+        if dispatcher is None:
             return
-        dispatcher.thread.join(self.config.handler_timeout)
+        dispatcher.join(self.config.handler_timeout)
         stuck = dispatcher.stuck()
         if stuck is not None:
             logger.warning(

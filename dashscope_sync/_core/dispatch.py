@@ -16,13 +16,21 @@ import queue
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from .._conversation.tools import ToolCall
 from .._errors import HandlerError
 from .._wire.events import ServerEvent, UnknownEvent
 
-__all__ = ["TOOL_CALL_KEY", "UNKNOWN_KEY", "Dispatched", "Dispatcher", "HandlerHandle", "Handlers"]
+__all__ = [
+    "TOOL_CALL_KEY",
+    "UNKNOWN_KEY",
+    "Dispatched",
+    "Dispatcher",
+    "HandlerHandle",
+    "Handlers",
+    "Pool",
+]
 
 logger = logging.getLogger("dashscope_sync")
 
@@ -136,6 +144,17 @@ class Handlers:
         return matched + by_key.get("*", ())
 
 
+class Pool(Protocol):
+    """Threads shared by many sessions' handlers (a reactor's `HandlerPool`)."""
+
+    def submit(self, task: Callable[[], None]) -> None:
+        """Run ``task`` on one of the pool's threads; never blocks."""
+
+
+#: Events one session's handlers handle before a pool thread turns to the
+#: next session with events waiting: no session keeps a thread to itself.
+_POOL_BATCH: Final = 64
+
 #: Failures of one handler after which its failures are logged again (as a count).
 _RELOG_AT: Final = frozenset({10, 100, 1000, 10_000, 100_000})
 
@@ -150,6 +169,10 @@ class Dispatcher:
     logged (its first failure with a traceback, then counts) and reported
     through ``report``, which keeps one for the caller's thread.
 
+    With a ``pool`` (shared mode) there is no thread of its own: the events
+    are handled by the pool's threads, one batch at a time and never two at
+    once, so handlers still run one at a time in arrival order.
+
     Thread safety: `put` from the reader thread; `start`, `stop` and `join`
     from any thread.
     """
@@ -163,7 +186,19 @@ class Dispatcher:
         max_backlog_bytes: int | None = None,
         taken: Callable[[ServerEvent], None] | None = None,
         on_drop: Callable[[int], None] | None = None,
+        pool: Pool | None = None,
+        on_thread: Callable[[threading.Thread | None], None] | None = None,
     ) -> None:
+        # Where the handlers run in shared mode (None: a thread of our own).
+        self._pool = pool
+        # Told which pool thread runs this session's handlers, and None after.
+        self._on_thread = on_thread
+        # Guards _scheduled: whether a pool task for this session is queued
+        # or running (so that one runs at a time). Shared mode only.
+        self._schedule_lock = threading.Lock()
+        self._scheduled = False
+        # Set once STOP was handled (or the session collected): join() waits on it.
+        self._done = threading.Event()
         # Weak: see the module docstring.
         self._handlers = weakref.ref(handlers)
         self._report = report
@@ -221,7 +256,10 @@ class Dispatcher:
         self.thread: threading.Thread | None = None
         self.stopped = False
 
-    def start(self) -> threading.Thread:
+    def start(self) -> threading.Thread | None:
+        """Start the handler thread (None in shared mode: the pool runs handlers)."""
+        if self._pool is not None:
+            return None
         self.thread = threading.Thread(
             target=self._run,
             name="dashscope_sync-handlers",
@@ -241,6 +279,8 @@ class Dispatcher:
         q = self._queue
         q.put((event, size, seq))
         self._last_seq = seq
+        if self._pool is not None:
+            self._schedule()
         self._queued_bytes += size
         limit = self._max_bytes
         while q.qsize() > self._max_backlog or (
@@ -285,41 +325,102 @@ class Dispatcher:
         """
         self._places[id(record)] = (self._last_seq, next(self._record_no))
         self._queue.put((record, 0, None))
+        if self._pool is not None:
+            self._schedule()
 
     def stop(self) -> None:
         """Let the handlers finish what is queued, then end the thread."""
         if not self.stopped:
             self.stopped = True
             self._queue.put(_Stop.STOP)
+            if self._pool is not None:
+                self._schedule()
+
+    def join(self, timeout: float | None) -> None:
+        """Wait up to ``timeout`` seconds for the handlers to finish (after `stop`)."""
+        if self._pool is None:
+            if self.thread is not None:
+                self.thread.join(timeout)
+        else:
+            self._done.wait(timeout)  # a stuck handler: the caller warns (stuck())
+
+    def _schedule(self) -> None:
+        """Have a pool thread run the queue, unless one is already on it."""
+        with self._schedule_lock:
+            if self._scheduled or self._done.is_set():
+                return
+            self._scheduled = True
+        assert self._pool is not None
+        self._pool.submit(self._drain)
+
+    def _drain(self) -> None:
+        """Run handlers for up to a batch of events; on a pool thread, never two at once."""
+        q = self._queue
+        current = threading.current_thread()
+        self.thread = current
+        if self._on_thread is not None:
+            self._on_thread(current)
+        ended = False
+        try:
+            for _ in range(_POOL_BATCH):
+                try:
+                    item = q.get_nowait()
+                except queue.Empty:
+                    break
+                if not self._take(item):
+                    ended = True
+                    break
+        finally:
+            self.thread = None
+            if self._on_thread is not None:
+                self._on_thread(None)
+        if ended:
+            self._log_failure_counts()
+            self._done.set()
+            return
+        with self._schedule_lock:
+            # Checked under the lock put() schedules under: an event queued
+            # after this check finds _scheduled False and schedules itself.
+            if q.empty():
+                self._scheduled = False
+                return
+        assert self._pool is not None
+        self._pool.submit(self._drain)  # the rest after the other sessions' turns
 
     def _run(self) -> None:
         """Run handlers for each event; runs on the handler thread until STOP."""
         get = self._queue.get
-        ahead = self._ahead
-        while True:
-            item = get()
-            if item is _Stop.STOP:
-                while ahead:
-                    if not self._dispatch(ahead.popleft()[1]):
-                        return
-                break
-            event, size, seq = item
-            if ahead:
-                # Records trimmed off the front that came before this item.
-                place = (seq, -1) if seq is not None else self._places.get(id(event), (-1, -1))
-                while ahead and ahead[0][0] < place:
-                    if not self._dispatch(ahead.popleft()[1]):
-                        return
-            if seq is None:
-                self._places.pop(id(event), None)
-            else:
-                self.taken_seq = seq
-            self._taken_bytes += size
-            if not self._dispatch(event):
-                break
+        while self._take(get()):
             # Nothing of the session (handlers, their closures) is held while
-            # waiting for the next event: _dispatch's locals are gone.
+            # waiting for the next event: _take's locals are gone.
+            pass
         self._log_failure_counts()
+        self._done.set()
+
+    def _take(self, item: tuple[Dispatched, int, int | None] | _Stop) -> bool:
+        """Run the handlers of one queued item, after the records trimmed off the
+        front that came before it; False at STOP or once the session was collected.
+
+        One handler thread (or pool task) at a time.
+        """
+        ahead = self._ahead
+        if item is _Stop.STOP:
+            while ahead:
+                if not self._dispatch(ahead.popleft()[1]):
+                    return False
+            return False
+        event, size, seq = item
+        if ahead:
+            place = (seq, -1) if seq is not None else self._places.get(id(event), (-1, -1))
+            while ahead and ahead[0][0] < place:
+                if not self._dispatch(ahead.popleft()[1]):
+                    return False
+        if seq is None:
+            self._places.pop(id(event), None)
+        else:
+            self.taken_seq = seq
+        self._taken_bytes += size
+        return self._dispatch(event)
 
     def _dispatch(self, event: Dispatched) -> bool:
         """Run the handlers of one event; False once the session was collected."""

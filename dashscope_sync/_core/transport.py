@@ -10,13 +10,12 @@ more; the first two carry all there is to know, and websocket-client's
 exception for a refused upgrade prints the response's raw headers, which a
 notebook would show above the error the user needs.
 
-The frame reader is strict where RFC 6455 says the client MUST fail the
-connection: reserved bits or opcodes, masked server frames, fragmented or
-oversized control frames and continuation frames out of place are protocol
-errors (close code 1002); a message longer than ``max_message_size``,
-counted across its fragments, is refused before it is buffered (1009). In
-both cases a close frame with that code is sent (best effort) and `recv`
-raises a `TransportError` carrying it.
+Frames are parsed and built by `framing` (the one framing implementation,
+shared with the reactor's non-blocking reads): strict where RFC 6455 says
+the client MUST fail the connection (close code 1002), and refusing a
+message over ``max_message_size`` from its header (1009). In both cases a
+close frame with that code is sent (best effort) and `recv` raises a
+`TransportError` carrying it. websocket-client does the handshake only.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 import select
 import socket
@@ -37,6 +37,20 @@ from .._constants import DEFAULT_MAX_MESSAGE_SIZE
 from .._deadline import Deadline
 from .._errors import APIError, DashScopeTimeout, TransportError, api_error_class, body_summary
 from .._fmt import seconds
+from .framing import (
+    CLOSE_MESSAGE_TOO_BIG,
+    CLOSE_PROTOCOL_ERROR,
+    MAX_CONTROL_PAYLOAD,
+    OP_BINARY,
+    OP_CLOSE,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    FrameParser,
+    encode_frame,
+)
+
+logger = logging.getLogger("dashscope_sync")
 
 if TYPE_CHECKING:
     import ssl
@@ -47,33 +61,17 @@ if TYPE_CHECKING:
 
 __all__ = ["OP_BINARY", "OP_CLOSE", "OP_PING", "OP_PONG", "OP_TEXT", "WebSocketTransport"]
 
-# Opcodes (RFC 6455, section 5.2).
-_OP_CONT: Final = 0x0
-OP_TEXT: Final = 0x1
-OP_BINARY: Final = 0x2
-OP_CLOSE: Final = 0x8
-OP_PING: Final = 0x9
-OP_PONG: Final = 0xA
 #: Bytes asked of the socket per read while idle or paced: one audio delta
 #: fits, and an idle session keeps little memory.
 _READ_SMALL: Final = 16 * 1024
 #: Bytes asked per read during a burst (a read filled the small buffer): a
 #: burst of deltas then arrives in few reads.
 _READ_LARGE: Final = 256 * 1024
-#: The largest payload of a control frame (RFC 6455, section 5.5).
-MAX_CONTROL_PAYLOAD: Final = 125
-# What each of the 16 opcodes is: 1 a data frame (continuation, text,
-# binary), 2 a control frame (close, ping, pong), 0 reserved (RFC 6455, 5.2).
-_OPCODE_KIND: Final = (1, 1, 1, 0, 0, 0, 0, 0, 2, 2, 2, 0, 0, 0, 0, 0)
 
 #: The close code for a connection lost without a close frame (RFC 6455).
 CLOSE_ABNORMAL: Final = 1006
 #: The close code for "no status code in the close frame" (RFC 6455).
 CLOSE_NO_STATUS: Final = 1005
-#: The close code for a broken protocol (RFC 6455).
-CLOSE_PROTOCOL_ERROR: Final = 1002
-#: The close code for a message too big to process (RFC 6455).
-CLOSE_MESSAGE_TOO_BIG: Final = 1009
 
 
 def _handshake_error(exc: websocket.WebSocketBadStatusException) -> APIError:
@@ -441,16 +439,13 @@ class WebSocketTransport:
     """
 
     __slots__ = (
-        "_buf",
         "_errors",
         "_failed",
-        "_fragment_opcode",
-        "_fragment_size",
-        "_fragments",
-        "_max_message",
+        "_nonblocking",
+        "_parser",
         "_poll",
-        "_pos",
         "_read",
+        "_send_timeout",
         "_timeout_error",
         "_write_lock",
         "_ws",
@@ -462,8 +457,6 @@ class WebSocketTransport:
         import websocket
 
         self._ws = ws
-        # The longest message accepted, counted across fragments (None: no limit).
-        self._max_message = max_message_size
         # Serializes frames on the socket, so that the reader's close frame on
         # a protocol error never lands inside a frame another thread is
         # writing. The session's own send lock orders everything else.
@@ -474,9 +467,13 @@ class WebSocketTransport:
         # What a failed send may raise, translated in _send.
         self._errors = (websocket.WebSocketException, OSError, ValueError)
         self._timeout_error = (websocket.WebSocketTimeoutException, TimeoutError)
-        # Bytes read but not yet parsed start at _pos (reader thread only).
-        self._buf = bytearray()
-        self._pos = 0
+        # Frames out of the bytes read (reader thread only): the framing
+        # shared with the reactor, strict as RFC 6455 says a client must be.
+        self._parser = FrameParser(max_message_size)
+        # Set once a reactor reads the socket: it is non-blocking, and sends
+        # bound themselves by _send_timeout (seconds, None: no bound).
+        self._nonblocking = False
+        self._send_timeout: float | None = None
         # Where the socket reads land, reused from read to read (a fresh
         # object per read costs an allocation and page faults, more than the
         # read itself). Small while idle, large while a burst lasts (_fill).
@@ -484,13 +481,6 @@ class WebSocketTransport:
         # Waits for readability, so that the reader can run the keepalive
         # without a socket timeout (which belongs to sends).
         self._poll: Any = None
-        # The fragmented message received so far, and its opcode.
-        # One bytearray, not a list of parts: a hostile server sending
-        # millions of tiny (or empty) fragments must cost their bytes, not an
-        # object and a list slot each.
-        self._fragments: bytearray | None = None
-        self._fragment_opcode = OP_TEXT
-        self._fragment_size = 0  # bytes in _fragments
 
     @classmethod
     def connect(
@@ -587,7 +577,80 @@ class WebSocketTransport:
 
     def settimeout(self, timeout: float | None) -> None:
         """Set how long a send may block before it fails with `DashScopeTimeout`."""
-        self._ws.settimeout(timeout)
+        self._send_timeout = timeout
+        if not self._nonblocking:
+            self._ws.settimeout(timeout)
+
+    # Non-blocking mode: a reactor reads the socket ----------------------------------
+
+    def set_nonblocking(self) -> None:
+        """Hand reading to a reactor: the socket never blocks a read again.
+
+        Reads then go through `read_available` and `next_frame` on the
+        reactor's thread; sends wait for room themselves (see `_send_all`).
+        """
+        self._nonblocking = True
+        sock = self._ws.sock
+        if sock is not None:
+            sock.setblocking(False)
+
+    def fileno(self) -> int:
+        """The socket's descriptor, for a selector (-1 once it is closed)."""
+        sock = self._ws.sock
+        return -1 if sock is None else sock.fileno()
+
+    def read_available(self) -> int:
+        """One read of what the socket holds into the parser, never blocking; the
+        bytes read (0: nothing yet).
+
+        One read per call, so that the frames are parsed (and a message over
+        ``max_message_size`` refused) before more is read. Under TLS, call
+        again while `pending` says OpenSSL holds decrypted bytes, which no
+        selector sees.
+
+        Raises:
+            TransportError: The connection was lost (``code`` 1006).
+        """
+        import ssl
+
+        sock = self._ws.sock
+        read = self._read
+        try:
+            if sock is None:
+                raise OSError("socket is closed")
+            count = sock.recv_into(read)
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return 0  # nothing (or only part of a TLS record) yet
+        except OSError as exc:
+            raise TransportError(
+                f"connection lost: {exc}", code=CLOSE_ABNORMAL, reason=str(exc)
+            ) from exc
+        if not count:
+            raise TransportError(
+                "connection lost: the peer closed the socket without a close frame",
+                code=CLOSE_ABNORMAL,
+                reason="",
+            )
+        self._parser.feed(read[:count])
+        size = len(read)
+        if count == size and size < _READ_LARGE:
+            self._read = memoryview(bytearray(_READ_LARGE))  # a burst: read more at once
+        elif size > _READ_SMALL and count < _READ_SMALL // 2:
+            self._read = memoryview(bytearray(_READ_SMALL))  # the burst is over
+        return count
+
+    def pending(self) -> bool:
+        """Whether TLS holds decrypted bytes not yet read (a selector cannot see them)."""
+        pending = getattr(self._ws.sock, "pending", None)
+        return pending is not None and pending() > 0
+
+    def next_frame(self) -> tuple[int, bytes] | None:
+        """The next frame of what `read_available` read, or None (as `recv`)."""
+        try:
+            return self._parser.next_frame()
+        except TransportError as exc:
+            self._fail(exc)
+            raise
 
     def recv(self, timeout: float | None) -> tuple[int, bytes] | None:
         """Return the next whole message or control frame as ``(opcode, payload)``.
@@ -620,33 +683,14 @@ class WebSocketTransport:
             raise
 
     def _recv(self, timeout: float | None) -> tuple[int, bytes] | None:
+        parser = self._parser
         while True:
-            frame = self._next_frame()
-            if frame is None:
-                if not self._wait_readable(timeout):
-                    return None
-                self._fill()
-                continue
-            fin, opcode, payload = frame
-            if opcode >= OP_CLOSE:  # control frames: _next_frame checked them
-                return opcode, payload
-            if opcode == _OP_CONT:
-                if self._fragments is None:
-                    raise self._protocol_error("continuation frame without a message")
-                self._fragments += payload
-                self._fragment_size = len(self._fragments)
-                if not fin:
-                    continue
-                opcode, whole = self._fragment_opcode, self._fragments
-                self._fragments = None
-                self._fragment_size = 0
-                return opcode, bytes(whole)
-            if self._fragments is not None:
-                raise self._protocol_error("new message inside a fragmented one")
-            if fin:
-                return opcode, payload
-            self._fragment_opcode, self._fragments = opcode, bytearray(payload)
-            self._fragment_size = len(payload)
+            frame = parser.next_frame()
+            if frame is not None:
+                return frame
+            if not self._wait_readable(timeout):
+                return None
+            self._fill()
 
     def _fail(self, error: TransportError) -> None:
         """Fail the connection (RFC 6455, 7.1.7): send a close frame with the error's code.
@@ -663,7 +707,8 @@ class WebSocketTransport:
             code = error.code or CLOSE_PROTOCOL_ERROR
             reason = (error.reason or "").encode("utf-8", "replace")[: MAX_CONTROL_PAYLOAD - 2]
             with contextlib.suppress(*self._errors):
-                self._ws.send(struct.pack("!H", code) + reason, OP_CLOSE)
+                frame = encode_frame(OP_CLOSE, struct.pack("!H", code) + reason)
+                (self._send_once if self._nonblocking else self._send_all)(frame)
         finally:
             self._write_lock.release()
 
@@ -688,70 +733,8 @@ class WebSocketTransport:
             return True  # the socket went away: _fill reports it
         return bool(events)
 
-    def _next_frame(self) -> tuple[bool, int, bytes] | None:
-        """Parse one frame out of the buffer, or None if it is not all there yet."""
-        buf = self._buf
-        pos = self._pos
-        available = len(buf) - pos
-        if available < 2:
-            return None
-        first, second = buf[pos], buf[pos + 1]
-        if first & 0x70:
-            raise self._protocol_error("reserved bits set (no extension was negotiated)")
-        if second & 0x80:
-            raise self._protocol_error("masked frame from the server")
-        opcode = first & 0x0F
-        kind = _OPCODE_KIND[opcode]
-        if not kind:
-            raise self._protocol_error(f"reserved opcode 0x{opcode:X}")
-        length = second & 0x7F
-        header = 2
-        if length == 126:
-            if available < 4:
-                return None
-            length = int.from_bytes(buf[pos + 2 : pos + 4], "big")
-            header = 4
-        elif length == 127:
-            if available < 10:
-                return None
-            length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
-            header = 10
-            if length >> 63:
-                raise self._protocol_error("frame length with the most significant bit set")
-        if kind == 2:
-            if not first & 0x80:
-                raise self._protocol_error(f"fragmented control frame (opcode 0x{opcode:X})")
-            if length > MAX_CONTROL_PAYLOAD:
-                raise self._protocol_error(
-                    f"control frame of {length} bytes (at most {MAX_CONTROL_PAYLOAD})"
-                )
-        elif self._max_message is not None:
-            # Refused from the header, before a byte of it is buffered; a
-            # continuation counts with the fragments before it.
-            size = length + self._fragment_size if opcode == _OP_CONT else length
-            if size > self._max_message:
-                raise self._protocol_error(
-                    f"message of at least {size} bytes is larger than "
-                    f"max_message_size ({self._max_message})",
-                    code=CLOSE_MESSAGE_TOO_BIG,
-                )
-        end = pos + header + length
-        if len(buf) < end:
-            return None
-        payload = bytes(buf[pos + header : end])
-        self._pos = end
-        return bool(first & 0x80), opcode, payload
-
     def _fill(self) -> None:
-        """Read more bytes into the buffer, dropping what was parsed."""
-        if self._pos:
-            if self._pos == len(self._buf):
-                # All parsed: start afresh, so a burst's capacity is released.
-                self._buf = bytearray()
-            else:
-                # Deleting from the front of a bytearray is O(1) in CPython.
-                del self._buf[: self._pos]
-            self._pos = 0
+        """Read more bytes into the parser."""
         sock = self._ws.sock
         read = self._read
         try:
@@ -771,19 +754,19 @@ class WebSocketTransport:
                 code=CLOSE_ABNORMAL,
                 reason="",
             )
-        self._buf += read[:count]
+        self._parser.feed(read[:count])
         size = len(read)
         if count == size and size < _READ_LARGE:
             self._read = memoryview(bytearray(_READ_LARGE))  # a burst: read more at once
         elif size > _READ_SMALL and count < _READ_SMALL // 2:
             self._read = memoryview(bytearray(_READ_SMALL))  # the burst is over
 
-    @staticmethod
-    def _protocol_error(message: str, *, code: int = CLOSE_PROTOCOL_ERROR) -> TransportError:
-        return TransportError(f"protocol error: {message}", code=code, reason=message)
-
-    def _send(self, payload: bytes | str, opcode: int) -> None:
-        self._write(self._ws.send, payload, opcode)
+    def _send(self, payload: bytes | str, opcode: int, wait: bool = True) -> None:
+        data = payload.encode("utf-8") if isinstance(payload, str) else payload
+        self._write(
+            self._send_all if wait or not self._nonblocking else self._send_once,
+            encode_frame(opcode, data),
+        )
 
     def _write(self, send: Callable[..., object], *args: object) -> None:
         """Call ``send`` under the write lock, mapping its failures to ours."""
@@ -797,7 +780,8 @@ class WebSocketTransport:
                 send(*args)
         except self._timeout_error as exc:
             raise DashScopeTimeout(
-                "sending timed out: the server is not reading", timeout=self._ws.gettimeout()
+                "sending timed out: the server is not reading",
+                timeout=self._send_timeout if self._nonblocking else self._ws.gettimeout(),
             ) from exc
         except self._errors as exc:
             raise TransportError(
@@ -813,42 +797,92 @@ class WebSocketTransport:
     def send_texts(self, texts: Sequence[str]) -> None:
         """Send several text frames, in order, with one write of their joined bytes.
 
-        Each is its own frame, masked and framed by websocket-client's `ABNF` as
-        `send_text` would; only the system calls are shared.
+        Each is its own frame, masked and framed as `send_text` would; only
+        the system calls are shared.
         """
-        from websocket import ABNF
-
-        ws = self._ws
-        frames = []
-        for text in texts:
-            frame = ABNF.create_frame(text, OP_TEXT)
-            if ws.get_mask_key is not None:
-                frame.get_mask_key = ws.get_mask_key
-            frames.append(frame.format())
-        self._write(self._send_all, b"".join(frames))
+        self._write(
+            self._send_all, b"".join(encode_frame(OP_TEXT, t.encode("utf-8")) for t in texts)
+        )
 
     def _send_all(self, data: bytes) -> None:
         ws = self._ws
-        # websocket-client's frame lock (its send_frame takes it too), then the
-        # socket's own sendall: its timeout is the send timeout, and a TLS socket
-        # retries its partial writes itself. No private websocket-client call.
+        # websocket-client's frame lock, then the socket's own writes, each
+        # bounded by the send timeout as websocket-client bounds them (not
+        # sendall, whose timeout bounds the whole: a long append to a peer
+        # that reads slowly but steadily must not fail). No private
+        # websocket-client call.
         with ws.lock:
             sock = ws.sock
             if sock is None:
                 raise TransportError("sending failed: the socket is closed", code=CLOSE_ABNORMAL)
-            sock.sendall(data)
+            if self._nonblocking:
+                self._send_nonblocking(sock, data)
+                return
+            view = memoryview(data)
+            while view:
+                view = view[sock.send(view) :]
 
-    def send_ping(self, payload: bytes = b"") -> None:
-        """Send a ping frame."""
-        self._send(payload, OP_PING)
+    def _send_nonblocking(self, sock: socket.socket, data: bytes) -> None:
+        """``sendall`` on a non-blocking socket (a reactor's), each wait for room
+        bounded by the send timeout.
 
-    def send_pong(self, payload: bytes) -> None:
-        """Answer a ping."""
-        self._send(payload, OP_PONG)
+        Waits for room with poll on the sending thread: the reactor's reader
+        never waits for a send.
+        """
+        import ssl
 
-    def send_close(self, code: int, reason: str = "") -> None:
+        deadline = Deadline(self._send_timeout)
+        view = memoryview(data)
+        poller: Any = None
+        while view:
+            try:
+                sent = sock.send(view)
+            except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                sent = 0
+            if sent:
+                view = view[sent:]
+                # The bound is on each wait for room, as for a blocking socket.
+                deadline = Deadline(self._send_timeout)
+                continue
+            left = deadline.remaining()
+            if left is not None and left <= 0:
+                raise TimeoutError("the send timeout passed")
+            if poller is None:
+                poller = select.poll()
+                poller.register(sock, select.POLLOUT)
+            poller.poll(None if left is None else int(left * 1000) + 1)
+
+    def _send_once(self, data: bytes) -> None:
+        """One non-blocking write of a control frame, for a reactor's thread, which
+        must never wait for a peer: a frame that finds no room is skipped (the peer
+        is not reading; sends will find out), one that fits in part fails the
+        connection, as the rest cannot wait."""
+        import ssl
+
+        with self._ws.lock:
+            sock = self._ws.sock
+            if sock is None:
+                raise TransportError("sending failed: the socket is closed", code=CLOSE_ABNORMAL)
+            try:
+                sent = sock.send(data)
+            except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                sent = 0
+            if not sent:
+                logger.debug("no room for a control frame: skipped")
+            elif sent < len(data):
+                raise TimeoutError("no room for the rest of a control frame")
+
+    def send_ping(self, payload: bytes = b"", *, wait: bool = True) -> None:
+        """Send a ping frame (``wait=False``: see `_send_once`)."""
+        self._send(payload, OP_PING, wait)
+
+    def send_pong(self, payload: bytes, *, wait: bool = True) -> None:
+        """Answer a ping (``wait=False``: see `_send_once`)."""
+        self._send(payload, OP_PONG, wait)
+
+    def send_close(self, code: int, reason: str = "", *, wait: bool = True) -> None:
         """Send a close frame (the close handshake's first or second half)."""
-        self._send(struct.pack("!H", code) + reason.encode("utf-8")[:123], OP_CLOSE)
+        self._send(struct.pack("!H", code) + reason.encode("utf-8")[:123], OP_CLOSE, wait)
 
     def abort(self) -> None:
         """Shut the socket down so a `recv` blocked in another thread returns at once."""

@@ -1,0 +1,500 @@
+"""Many sessions, one reader: `Reactor` reads every socket of its sessions on one thread.
+
+Without a reactor each session has a reader thread and a handler thread, so
+each event costs two thread wake-ups. A reactor's thread waits on all its
+sessions' sockets at once (`selectors`), and one wake-up serves every socket
+that is ready: it reads what each holds (never blocking: the sockets are
+non-blocking), parses the frames with the same `framing` parser, and hands
+each frame to its `Connection` exactly as that connection's own reader
+would (decode, ``on_event``, pongs, the close handshake, ``on_end``).
+Keepalive deadlines for all sessions come from one timer heap on the same
+thread. Sends stay on the caller's thread.
+
+Handlers run on a `HandlerPool`: a few threads shared by all the sessions,
+each session's handlers one at a time and in order (its `Dispatcher` never
+has two pool tasks at once), never on the reader. A handler that does not
+return holds one pool thread: when work waits while every pool thread has
+been running one task for over `_STALL` seconds, the pool adds a thread (up
+to ``max_handler_threads``), so stuck handlers delay other sessions by about
+that much, and extra threads retire once idle.
+
+Isolation: everything the reactor's thread does for one connection is
+guarded (`Connection.readable` turns any failure into that session's end);
+it never waits for a peer (control frames it sends are skipped when the
+socket is full, see the transport); a hostile frame fails one connection.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import heapq
+import itertools
+import logging
+import os
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
+
+from .._deadline import Deadline
+from .._errors import ConfigError, UsageError
+from .._fmt import seconds
+from .fork import PROCESS
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+__all__ = ["HandlerPool", "Reactor"]
+
+logger = logging.getLogger("dashscope_sync")
+
+#: How long queued handler work may wait with every pool thread busy before
+#: the pool adds a thread (a handler is stuck or slow).
+_STALL: Final = 0.2
+#: How long an extra pool thread stays idle before it ends.
+_RETIRE: Final = 5.0
+#: How long `Reactor.close` waits for the reader thread to end (it ends
+#: every connection still open first, without waiting for peers).
+_JOIN: Final = 5.0
+
+
+def _count(value: object, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an int of at least {minimum}, got {value!r}")
+    return value
+
+
+#: What a pool thread is handed: a chunk of tasks, or None (end).
+_Chunk = collections.deque[Callable[[], None]]
+
+
+class _Worker:
+    """One pool thread: its hand-off slot, its chunk, and when its task started.
+
+    The chunk is shared with the reactor's stall check: both take tasks with
+    ``popleft`` (atomic), so each task runs exactly once, on whichever side
+    took it.
+    """
+
+    __slots__ = ("chunk", "handed", "since", "thread", "wake")
+
+    def __init__(self) -> None:
+        self.chunk: _Chunk = collections.deque()
+        # Released (as a semaphore) when a chunk or the end is handed over.
+        self.wake = threading.Lock()
+        self.wake.acquire()
+        # What was handed over (set under the pool's lock before wake).
+        self.handed: _Chunk | None = None
+        # When the task running now started (monotonic); None between tasks.
+        self.since: float | None = None
+        self.thread: threading.Thread | None = None
+
+
+class HandlerPool:
+    """The threads shared by a reactor's sessions' handlers; see the module docstring.
+
+    Tasks the reactor's thread submits while it handles one wake-up's
+    sockets are handed over together, as one chunk, when it is done with
+    them (`flush`): one pool thread wakes for the lot instead of one per
+    session, and does not fight the reader for the GIL in the middle of its
+    batch. The thread that became idle last is woken first (its caches are
+    warm, and the others sleep on). A task that runs over `_STALL` has the
+    rest of its chunk taken back and handed to another thread (`check`), so
+    a stuck handler holds only itself.
+
+    Thread safety: `submit` from any thread; `flush` and `check` from the
+    reactor's thread; `close` once, from the thread closing the reactor.
+    """
+
+    def __init__(self, size: int, max_size: int) -> None:
+        self._size = size
+        self._max = max_size
+        # Guards _idle, _backlog, _closed and replacing _workers (read
+        # without it: the list is replaced whole, never changed in place).
+        self._lock = threading.Lock()
+        # Idle threads, the last one to become idle at the end (woken first).
+        self._idle: list[_Worker] = []
+        # Chunks no thread was free for, in order. Unbounded: each session
+        # has at most one task pending at a time.
+        self._backlog: collections.deque[_Chunk] = collections.deque()
+        self._closed = False
+        # The reactor's thread id, whose submissions wait for flush(), and
+        # those submissions (that thread only).
+        self.reader_ident: int | None = None
+        self._deferred: list[Callable[[], None]] = []
+        self._workers: list[_Worker] = []
+        self._names = itertools.count(1)
+        # When check() last looked for stuck tasks (reactor thread only).
+        self._checked = 0.0
+        for _ in range(size):
+            self._spawn()
+
+    @property
+    def threads(self) -> int:
+        """How many pool threads are alive now."""
+        return len(self._workers)
+
+    def _spawn(self) -> None:
+        worker = _Worker()
+        worker.thread = threading.Thread(
+            target=self._work,
+            args=(worker,),
+            name=f"dashscope_sync-handlers-{next(self._names)}",
+            # Daemon: a handler stuck forever must not keep the interpreter
+            # alive; close() warns about it instead.
+            daemon=True,
+        )
+        self._workers = [*self._workers, worker]
+        worker.thread.start()
+
+    def _hand(self, chunk: _Chunk) -> None:
+        """Give ``chunk`` to the last idle thread, or queue it for the first free one."""
+        with self._lock:
+            if not self._idle:
+                self._backlog.append(chunk)
+                return
+            worker = self._idle.pop()
+            worker.handed = chunk
+        worker.wake.release()
+
+    def submit(self, task: Callable[[], None]) -> None:
+        if threading.get_ident() == self.reader_ident:
+            self._deferred.append(task)
+        else:
+            self._hand(collections.deque((task,)))
+
+    def flush(self) -> None:
+        """Hand over what the reactor's thread submitted since the last flush, as one chunk."""
+        deferred = self._deferred
+        if deferred:
+            self._deferred = []
+            self._hand(collections.deque(deferred))
+
+    def idle_hint(self) -> bool:
+        """Whether no work waits or runs (unlocked: a hint for the select timeout)."""
+        return not self._backlog and not any(w.since is not None for w in self._workers)
+
+    def check(self, now: float) -> None:
+        """Hand the rest of a chunk stuck behind a slow task to another thread; add a
+        thread when work waits while every thread has run one task over `_STALL`."""
+        if now - self._checked < _STALL / 4:
+            return
+        self._checked = now
+        for worker in self._workers:
+            since = worker.since
+            if since is None or now - since < _STALL or not worker.chunk:
+                continue
+            taken: _Chunk = collections.deque()
+            with contextlib.suppress(IndexError):
+                while True:
+                    taken.append(worker.chunk.popleft())
+            if taken:
+                self._hand(taken)
+        if not self._backlog:
+            return
+        with self._lock:
+            workers = self._workers
+            if self._closed or self._idle or len(workers) >= self._max:
+                return
+            for worker in workers:
+                since = worker.since
+                if since is None or now - since < _STALL:
+                    return  # a thread is between tasks: it takes the backlog next
+            logger.warning(
+                "event handlers have kept all %d handler threads busy for over %s: adding "
+                "one (a handler is stuck or slow)",
+                len(workers),
+                seconds(_STALL),
+            )
+            self._spawn()
+
+    def _next(self, me: _Worker) -> _Chunk | None:
+        """The next chunk for ``me``: the backlog's first, else wait to be handed one."""
+        while True:
+            with self._lock:
+                if self._backlog:
+                    return self._backlog.popleft()
+                if self._closed:
+                    return None
+                self._idle.append(me)
+            extra = len(self._workers) > self._size
+            if me.wake.acquire(timeout=_RETIRE) if extra else me.wake.acquire():
+                return me.handed
+            with self._lock:
+                if me in self._idle and len(self._workers) > self._size:
+                    # Idle for _RETIRE while more threads than asked for: retire.
+                    self._idle.remove(me)
+                    self._workers = [w for w in self._workers if w is not me]
+                    return None
+            # Handed something just as the wait ended: it is in the slot.
+            me.wake.acquire()
+            return me.handed
+
+    def _work(self, me: _Worker) -> None:
+        clock = time.monotonic
+        while True:
+            chunk = self._next(me)
+            me.handed = None
+            if chunk is None:
+                return
+            me.chunk = chunk
+            task: Callable[[], None] | None = None
+            while True:
+                try:
+                    task = chunk.popleft()
+                except IndexError:
+                    break
+                me.since = clock()
+                try:
+                    task()
+                except BaseException:  # pragma: no cover - Dispatcher catches handler failures
+                    logger.exception("unexpected internal error in a handler thread")
+                me.since = None
+            # Hold nothing of a session while waiting.
+            task = None
+            me.chunk = chunk = collections.deque()
+
+    def close(self, timeout: float | None) -> None:
+        """Let handed and queued work finish, end the threads; join them within ``timeout``."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            threads = [w.thread for w in self._workers if w.thread is not None]
+        for worker in idle:
+            worker.handed = None
+            worker.wake.release()
+        deadline = Deadline(timeout)
+        for thread in threads:
+            thread.join(deadline.remaining())
+        stuck = [t.name for t in threads if t.is_alive()]
+        if stuck:
+            logger.warning(
+                "%d handler threads still run a handler after %s; leaving them behind",
+                len(stuck),
+                seconds(timeout),
+            )
+
+
+class Reactor:
+    """One reader thread for many sessions, and a small pool for their handlers.
+
+    Pass it to clients (``Client(..., reactor=reactor)``): every session they
+    open is then read by this reactor's thread, and their handlers run on its
+    pool. Use it as a context manager, or call `close` (which ends the
+    sessions still open on it) after the sessions are closed.
+
+    Args:
+        handler_threads: Pool threads for handlers (default 4); each
+            session's handlers still run one at a time, in order.
+        max_handler_threads: The most pool threads when handlers are stuck
+            or slow (default 64; see the module docstring).
+
+    Thread safety: share it between threads and clients; `close` from any
+    thread but the reactor's own and its handlers.
+    """
+
+    def __init__(self, *, handler_threads: int = 4, max_handler_threads: int = 64) -> None:
+        size = _count(handler_threads, "handler_threads", 1)
+        # Which process owns the threads: a forked child must not use them (see fork.py).
+        self._forks = PROCESS.forks
+        self._pid = os.getpid()
+        most = _count(max_handler_threads, "max_handler_threads", size)
+        self._selector = selectors.DefaultSelector()
+        # Wakes the reader when a connection is added or the reactor closes:
+        # one byte on a socket pair the selector watches.
+        self._wake_in, self._wake_out = socket.socketpair()
+        self._wake_in.setblocking(False)
+        self._wake_out.setblocking(False)
+        self._selector.register(self._wake_in, selectors.EVENT_READ, None)
+        # Guards _adding and _closed: connections handed over by other
+        # threads, for the reader to register.
+        self._lock = threading.Lock()
+        self._adding: list[Connection] = []
+        self._closed = False
+        # The stop flag of the reader thread.
+        self._stop = threading.Event()
+        # Reader thread only: each connection's descriptor as registered (it
+        # must be unregistered before the socket closes), and the keepalive
+        # heap of (when, tie-breaker, connection).
+        self._fds: dict[Connection, int] = {}
+        self._timers: list[tuple[float, int, Connection]] = []
+        # Each connection's live heap entry as (tie-breaker, when): an entry
+        # whose tie-breaker is not this one is stale, and dropped when popped.
+        self._live: dict[Connection, tuple[int, float]] = {}
+        self._order = itertools.count()
+        #: The handler threads shared by the sessions.
+        self.pool = HandlerPool(size, most)
+        self._thread = threading.Thread(
+            target=self._run,
+            name="dashscope_sync-reactor",
+            # Daemon: as a session's reader; close() joins it.
+            daemon=True,
+        )
+        self._thread.start()
+
+    @property
+    def thread(self) -> threading.Thread:
+        """The reader thread."""
+        return self._thread
+
+    @property
+    def sessions(self) -> int:
+        """How many connections the reactor reads now."""
+        return len(self._fds) + len(self._adding)
+
+    def __enter__(self) -> Reactor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{self.sessions} sessions"
+        return f"<Reactor {state}, {self.pool.threads} handler threads>"
+
+    # For connections ------------------------------------------------------------
+
+    def add(self, connection: Connection) -> None:
+        """Start reading ``connection`` (its socket is non-blocking); any thread."""
+        if self._forks != PROCESS.forks:
+            # Before the lock: a parent's thread may have held it at the fork.
+            raise UsageError(
+                f"this reactor was made by process {self._pid}, and this is a child it "
+                f"forked ({os.getpid()}): its reader thread is the parent's; make a new "
+                "Reactor in the child"
+            )
+        with self._lock:
+            if self._closed:
+                raise UsageError("the reactor is closed: open sessions on an open one")
+            self._adding.append(connection)
+        self._wake()
+
+    def forget(self, connection: Connection) -> None:
+        """Stop watching ``connection``; on the reader thread, before its socket closes."""
+        fd = self._fds.pop(connection, None)
+        if fd is not None:
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self._selector.unregister(fd)
+        self._live.pop(connection, None)
+        timers = self._timers
+        if any(entry[2] is connection for entry in timers):
+            # Not left for its tick to drop: until then it would keep the
+            # session's buffers alive (O(sessions), and sessions end rarely).
+            timers[:] = [entry for entry in timers if entry[2] is not connection]
+            heapq.heapify(timers)
+
+    def schedule(self, connection: Connection, when: float) -> None:
+        """Call ``connection.tick`` at ``when`` (monotonic) too; on the reader thread."""
+        live = self._live.get(connection)
+        if live is None or when < live[1]:
+            self._push(connection, when)
+
+    def _push(self, connection: Connection, when: float) -> None:
+        order = next(self._order)
+        self._live[connection] = (order, when)
+        heapq.heappush(self._timers, (when, order, connection))
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):  # already woken, or closed
+            self._wake_out.send(b"\0")
+
+    # The reader thread ------------------------------------------------------------
+
+    def _run(self) -> None:
+        select = self._selector.select
+        timers = self._timers
+        pool = self.pool
+        pool.reader_ident = threading.get_ident()
+        try:
+            while not self._stop.is_set():
+                timeout = None if not timers else max(0.0, timers[0][0] - time.monotonic())
+                if not pool.idle_hint():
+                    timeout = _STALL if timeout is None else min(timeout, _STALL)
+                ready = select(timeout)
+                now = time.monotonic()
+                for key, _ in ready:
+                    connection = key.data
+                    if connection is None:
+                        self._take_new(now)
+                    else:
+                        connection.readable(now)
+                pool.flush()  # the handlers' work of this wake-up, as one chunk
+                while timers and timers[0][0] <= now:
+                    _, order, connection = heapq.heappop(timers)
+                    live = self._live.get(connection)
+                    if live is None or live[0] != order:
+                        continue  # replaced by an earlier one (schedule)
+                    del self._live[connection]
+                    after = connection.tick(now)
+                    if after is not None and connection not in self._live:
+                        self._push(connection, after)
+                pool.flush()
+                pool.check(now)
+        except BaseException:  # pragma: no cover - last resort: end every session
+            logger.exception("unexpected internal error in the reactor thread")
+        finally:
+            self._end_all()
+            pool.flush()
+
+    def _take_new(self, now: float) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            while self._wake_in.recv(4096):
+                pass
+        with self._lock:
+            adding, self._adding = self._adding, []
+        for connection in adding:
+            fd = connection.fileno()
+            try:
+                if fd < 0:
+                    raise OSError("the socket is closed")
+                self._selector.register(fd, selectors.EVENT_READ, connection)
+            except (OSError, ValueError, KeyError) as exc:
+                connection.end_shared(f"the reactor could not watch the socket: {exc}")
+                continue
+            self._fds[connection] = fd
+            after = connection.tick(now)
+            if after is not None:
+                self._push(connection, after)
+            # Bytes that arrived before registration (session.created) wait in
+            # the socket, which the selector reports; TLS bytes OpenSSL already
+            # decrypted do not show there: read them now.
+            connection.readable(now)
+
+    def _end_all(self) -> None:
+        """The reactor closes: end every connection it still reads."""
+        with self._lock:
+            adding, self._adding = self._adding, []
+        for connection in [*self._fds, *adding]:
+            connection.end_shared("the reactor was closed")
+        self._fds.clear()
+
+    # Closing ---------------------------------------------------------------------
+
+    def close(self, timeout: float | None = 10.0) -> None:
+        """End the sessions still open on it, stop the reader and the pool; idempotent.
+
+        Sessions still open end with a `TransportError` (code 1006): close
+        them first for a clean close handshake. Handlers finish the events
+        already queued within ``timeout`` seconds (None: no limit), after
+        which a stuck one is left behind with a warning.
+        """
+        if self._forks != PROCESS.forks:
+            return  # the parent's threads and sockets: nothing here is the child's
+        if threading.current_thread() is self._thread:
+            raise UsageError("close() the reactor from your own thread, not its reader")
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        deadline = Deadline(timeout)
+        self._stop.set()
+        self._wake()
+        left = deadline.remaining()
+        self._thread.join(_JOIN if left is None else min(left, _JOIN))
+        self.pool.close(deadline.remaining())
+        self._selector.close()
+        self._wake_in.close()
+        self._wake_out.close()

@@ -1,0 +1,295 @@
+"""Shared mode: many sessions read by one `ds.Reactor` thread, handlers on its pool.
+
+Every session here talks to the local server (or a raw peer) over real
+loopback sockets; only the public API is used, plus thread names to check
+where handlers run.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+import dashscope_sync as ds
+from dashscope_sync.testing import LocalRealtimeServer
+
+from ._net import OP_PING, OP_PONG, RawPeer, frame, raw_session
+
+pytestmark = pytest.mark.timeout(60)
+
+MODEL = ds.MODEL_QWEN3_OMNI_FLASH_REALTIME
+
+
+@pytest.fixture
+def reactor() -> Iterator[ds.Reactor]:
+    with ds.Reactor() as shared:
+        yield shared
+
+
+def connect(
+    server: LocalRealtimeServer, reactor: ds.Reactor, **config: object
+) -> ds.RealtimeSession:
+    client = ds.Client(server.api_key, base_url=server.url, reactor=reactor)
+    return client.realtime.connect(ds.RealtimeConfig(model=MODEL, **config), timeout=10)  # type: ignore[arg-type]
+
+
+def library_threads() -> set[str]:
+    return {t.name for t in threading.enumerate() if t.name.startswith("dashscope_sync-")}
+
+
+def test_arguments_are_checked() -> None:
+    """A bad pool size and a reactor that is not one are ConfigErrors, before any thread starts."""
+    with pytest.raises(ds.ConfigError, match="handler_threads"):
+        ds.Reactor(handler_threads=0)
+    with pytest.raises(ds.ConfigError, match="max_handler_threads"):
+        ds.Reactor(handler_threads=4, max_handler_threads=2)
+    with pytest.raises(ds.ConfigError, match="reactor must be"):
+        ds.Client("k", reactor="yes")  # type: ignore[arg-type]
+
+
+def test_sessions_share_one_reader_and_pair_their_responses(
+    server: LocalRealtimeServer, reactor: ds.Reactor
+) -> None:
+    """Eight sessions on one reactor, each answering its own request from its own thread,
+    start no reader or handler thread of their own."""
+    before = library_threads()
+    sessions = [connect(server, reactor) for _ in range(8)]
+    results: dict[int, ds.ResponseResult] = {}
+    errors: list[BaseException] = []
+
+    def ask(i: int) -> None:
+        try:
+            sessions[i].on("response.done", lambda _e: None)  # handlers on the pool
+            results[i] = sessions[i].respond(text=f"question {i}", timeout=20)
+        except BaseException as exc:
+            errors.append(exc)
+
+    askers = [threading.Thread(target=ask, args=(i,)) for i in range(8)]
+    for t in askers:
+        t.start()
+    for t in askers:
+        t.join(30)
+    assert not errors, errors
+    assert len(results) == 8 and all(r.status == "completed" and r.text for r in results.values())
+    # Pairing: each session got the reply to its own question.
+    for i, result in results.items():
+        assert f'"question {i}"' in result.text
+    assert len({r.response_id for r in results.values()}) == 8
+    assert library_threads() == before  # the reactor's threads only, however many sessions
+    assert reactor.sessions == 8
+    for session in sessions:
+        session.close()
+    assert reactor.sessions == 0
+
+
+def test_handlers_in_order_one_at_a_time_never_on_the_reader(
+    server: LocalRealtimeServer,
+) -> None:
+    """Each session's handlers see its events in arrival order, one at a time, on pool
+    threads (never the reactor's), while four sessions stream at once on two pool threads."""
+    with ds.Reactor(handler_threads=2) as reactor:
+        sessions = [connect(server, reactor) for _ in range(4)]
+        seen: list[list[str]] = [[] for _ in sessions]
+        pulled: list[list[str]] = [[] for _ in sessions]
+        threads: set[str] = set()
+        overlap: list[int] = []
+        running = [0] * len(sessions)
+        done = [threading.Event() for _ in sessions]
+
+        def handler(i: int, event: ds.ServerEvent) -> None:
+            running[i] += 1
+            if running[i] != 1:
+                overlap.append(i)
+            threads.add(threading.current_thread().name)
+            seen[i].append(event.type)
+            threading.Event().wait(0.0005)  # long enough for another to overlap, if one could
+            running[i] -= 1
+            if event.type == "response.done":
+                done[i].set()
+
+        for i, session in enumerate(sessions):
+            session.on("*", lambda e, i=i: handler(i, e))
+        for session in sessions:
+            session.create_response(instructions="say something long")
+        for i, session in enumerate(sessions):
+            while True:
+                event = session.recv(timeout=20)
+                pulled[i].append(event.type)
+                if event.type == "response.done":
+                    break
+        for event in done:
+            assert event.wait(20)
+        for session in sessions:
+            session.close()
+    assert not overlap
+    assert threads and all(name.startswith("dashscope_sync-handlers-") for name in threads)
+    for i in range(len(sessions)):
+        # Handlers were added after session.created arrived: compare from there.
+        assert len(seen[i]) > 3
+        assert pulled[i][len(pulled[i]) - len(seen[i]) :] == seen[i]
+
+
+def test_close_ends_sessions_still_open(server: LocalRealtimeServer) -> None:
+    """Closing the reactor ends a session still open on it with a TransportError, and
+    its threads end; opening a session on a closed reactor is a UsageError."""
+    reactor = ds.Reactor()
+    session = connect(server, reactor)
+    reactor.close(timeout=10)
+    with pytest.raises(ds.TransportError, match="reactor was closed"):
+        session.wait_for(ds.ResponseDone, timeout=10)
+    session.close()
+    assert not any(n in library_threads() for n in ("dashscope_sync-reactor",))
+    with pytest.raises(ds.UsageError, match="reactor is closed"):
+        connect(server, reactor)
+
+
+def test_a_hostile_frame_ends_only_its_session(
+    server: LocalRealtimeServer, reactor: ds.Reactor
+) -> None:
+    """A masked frame from one peer fails that session with 1002; another session on the
+    same reactor answers its request after it."""
+    healthy = connect(server, reactor)
+    peer = RawPeer()
+    with raw_session(peer, reactor) as hostile:
+        peer.send(frame(b"{}", mask=b"abcd"))
+        with pytest.raises(ds.TransportError) as info:
+            hostile.recv(timeout=10)
+        assert info.value.code == 1002
+        assert healthy.respond(text="still there?", timeout=20).status == "completed"
+    healthy.close()
+
+
+def test_a_vanished_peer_ends_only_its_session(
+    server: LocalRealtimeServer, reactor: ds.Reactor
+) -> None:
+    """A connection the server drops (no close frame) ends its session with 1006; the other goes on."""
+    gone, healthy = connect(server, reactor), connect(server, reactor)
+    server.connections[0].drop()
+    with pytest.raises(ds.TransportError) as info:
+        gone.wait_for(ds.ResponseDone, timeout=10)
+    assert info.value.code == 1006
+    assert healthy.respond(text="hello", timeout=20).status == "completed"
+    gone.close()
+    healthy.close()
+
+
+def test_a_stuck_handler_does_not_stall_another_session(server: LocalRealtimeServer) -> None:
+    """With one pool thread, a handler that never returns (until released) does not keep
+    another session's handlers from running: the pool adds a thread."""
+    release = threading.Event()
+    with ds.Reactor(handler_threads=1) as reactor:
+        stuck, other = connect(server, reactor), connect(server, reactor)
+        entered = threading.Event()
+        got_done = threading.Event()
+
+        def block(_event: ds.ServerEvent) -> None:
+            entered.set()
+            release.wait(30)
+
+        stuck.on("response.created", block)
+        other.on("response.done", lambda _e: got_done.set())
+        try:
+            stuck.create_response()
+            assert entered.wait(20)
+            other.create_response()
+            assert got_done.wait(20), "the other session's handler never ran"
+        finally:
+            release.set()
+        stuck.close()
+        other.close()
+
+
+def test_a_raising_handler_fails_only_its_session(
+    server: LocalRealtimeServer, reactor: ds.Reactor
+) -> None:
+    """A handler that raises is reported to its own session's next call; the other
+    session's calls and handlers are unaffected."""
+    bad, good = connect(server, reactor), connect(server, reactor)
+    raised = threading.Event()
+
+    def boom(_event: ds.ServerEvent) -> None:
+        raised.set()
+        raise RuntimeError("boom")
+
+    bad.on("response.created", boom)
+    good_done = threading.Event()
+    good.on("response.done", lambda _e: good_done.set())
+    bad.create_response()
+    assert raised.wait(20)
+    with pytest.raises(ds.HandlerError, match="boom"):
+        bad.wait_for(ds.ResponseDone, timeout=20)
+    assert good.respond(text="fine?", timeout=20).status == "completed"
+    assert good_done.wait(20)
+    bad.close()
+    good.close()
+
+
+def test_keepalive_from_the_timer_heap(reactor: ds.Reactor) -> None:
+    """A peer that answers no ping is found dead by the reactor's keepalive (1011); a ping
+    from a peer is answered with a pong."""
+    mute = RawPeer(answer_pings=False)
+    with raw_session(mute, reactor, ping_interval=0.2, ping_timeout=0.5) as session:
+        mute.send(frame(b"are you there", OP_PING))
+        assert mute.wait_for_frame(OP_PONG, b"are you there")
+        with pytest.raises(ds.TransportError) as info:
+            session.recv(timeout=20)
+        assert info.value.code == 1011
+        assert "keepalive" in str(info.value)
+
+
+def test_a_peer_that_stops_reading_does_not_stall_the_reader(
+    server: LocalRealtimeServer, reactor: ds.Reactor
+) -> None:
+    """A send stuck on a peer that reads nothing fails after send_timeout on the sending
+    thread, while another session on the same reactor keeps answering."""
+    peer = RawPeer(read=False)
+    healthy = connect(server, reactor)
+    with raw_session(peer, reactor, send_timeout=1.0) as stalled:
+        failures: list[BaseException] = []
+
+        def flood() -> None:
+            try:
+                for _ in range(64):
+                    stalled.append_audio(bytes(1 << 20))
+            except BaseException as exc:
+                failures.append(exc)
+
+        sender = threading.Thread(target=flood)
+        sender.start()
+        assert healthy.respond(text="hello", timeout=20).status == "completed"
+        sender.join(30)
+        assert failures and isinstance(failures[0], (ds.DashScopeTimeout, ds.TransportError))
+    healthy.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_a_forked_child_cannot_use_the_parents_reactor(
+    server: LocalRealtimeServer, reactor: ds.Reactor
+) -> None:
+    """In a forked child, opening a session on the parent's reactor is a UsageError and
+    closing it does nothing; the parent's session on it works on."""
+    client = ds.Client(server.api_key, base_url=server.url, reactor=reactor)
+    session = client.realtime.connect(model=MODEL)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 64
+        try:
+            code = 0
+            try:
+                client.realtime.connect(model=MODEL, timeout=10)
+            except ds.UsageError as exc:
+                code |= 1 if "forked" in str(exc) else 0
+            reactor.close()
+            code |= 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 3
+    assert session.respond(text="still mine", timeout=20).status == "completed"
+    session.close()
