@@ -27,20 +27,22 @@ def test_many_sessions_each_get_their_own_answer_on_a_few_threads(tmp_path: Path
     out = ok(run_example("many_sessions.py", cwd=tmp_path))
     assert "sessions: 200 on one reactor" in out
     assert "replies OK: 200/200" in out
-    assert sorted(_threads(out)) == [
-        *(f"dashscope_sync-handlers-{n}" for n in range(1, 5)),
-        "dashscope_sync-reactor",
-    ]
+    threads = _threads(out)
+    # One reader and the pool's 4 (it may add one if the machine stalls a handler).
+    assert threads.count("dashscope_sync-reactor") == 1
+    handlers = [n for n in threads if re.fullmatch(r"dashscope_sync-handlers-\d+", n)]
+    assert len(handlers) == len(threads) - 1 and 4 <= len(handlers) < 10, threads
     handled = re.search(r"^handlers ran on: (\d+) pool thread", out, re.M)
     assert handled and 1 <= int(handled.group(1)) <= 4, out
     assert re.search(r"^connected in [\d.]+ s, answered in [\d.]+ s$", out, re.M)
 
 
 def test_many_sessions_threads_do_not_grow_with_sessions(tmp_path: Path) -> None:
-    """Two sessions use the same library threads as the default two hundred."""
+    """Two sessions use about the same library threads as the default two hundred (a
+    reader and the handler pool, never a thread per session)."""
     out = ok(run_example("many_sessions.py", "--sessions", "2", cwd=tmp_path))
     assert "replies OK: 2/2" in out
-    assert len(_threads(out)) == 5
+    assert 5 <= len(_threads(out)) < 10
 
 
 def test_many_sessions_refuses_a_count_below_one(tmp_path: Path) -> None:
