@@ -47,6 +47,8 @@ SCRIPTS = {
     # Speech recognition (tests/test_examples_transcription.py).
     "transcribe_file.py",
     "transcribe_mic.py",
+    # Many sessions on one reactor (tests/test_examples_many_sessions.py).
+    "many_sessions.py",
 }
 #: Kept under 50 lines, so it has a compact --local switch of its own.
 COMPACT = {"full_duplex.py"}

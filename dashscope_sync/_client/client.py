@@ -138,9 +138,12 @@ class Client:
             a private or corporate CA (verification stays on). For the HTTP
             calls, give ``http_session`` a ``verify="corporate-ca.pem"``.
         reactor: A `Reactor` to read this client's sessions on its one
-            thread and run their handlers on its pool (shared mode, for many
-            sessions in one process); None (default): each session has its
-            own reader and handler threads.
+            thread and run their handlers on its pool (shared mode, for
+            hundreds of sessions in one process): every session the client
+            opens (realtime, speech, transcription), with the same API. Several
+            clients may share one; close it after their sessions (it ends
+            those still open). None (default): each session has its own
+            reader and handler threads.
 
     Raises:
         ConfigError: No API key, or a bad argument.

@@ -290,7 +290,14 @@ class Reactor:
         handler_threads: Pool threads for handlers (default 4); each
             session's handlers still run one at a time, in order.
         max_handler_threads: The most pool threads when handlers are stuck
-            or slow (default 64; see the module docstring).
+            or slow (default 64): a thread is added when handler work waits
+            while every pool thread has been busy with one handler for a
+            fraction of a second, and an added thread ends after a few
+            seconds idle.
+
+    Raises:
+        ConfigError: A count that is not an int, below 1, or a maximum
+            below ``handler_threads``.
 
     Thread safety: share it between threads and clients; `close` from any
     thread but the reactor's own and its handlers.
