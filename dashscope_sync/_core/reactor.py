@@ -309,10 +309,11 @@ class Reactor:
         self._wake_in.setblocking(False)
         self._wake_out.setblocking(False)
         self._selector.register(self._wake_in, selectors.EVENT_READ, None)
-        # Guards _adding and _closed: connections handed over by other
-        # threads, for the reader to register.
+        # Guards _adding, _flushing and _closed: connections handed over by
+        # other threads, for the reader to register, or to write to.
         self._lock = threading.Lock()
         self._adding: list[Connection] = []
+        self._flushing: list[Connection] = []
         self._closed = False
         # The stop flag of the reader thread.
         self._stop = threading.Event()
@@ -320,6 +321,9 @@ class Reactor:
         # must be unregistered before the socket closes), and the keepalive
         # heap of (when, tie-breaker, connection).
         self._fds: dict[Connection, int] = {}
+        # Reader thread only: the connections watched for room to write too
+        # (their outbox holds bytes the socket did not take).
+        self._writing: set[Connection] = set()
         self._timers: list[tuple[float, int, Connection]] = []
         # Each connection's live heap entry as (tie-breaker, when): an entry
         # whose tie-breaker is not this one is stale, and dropped when popped.
@@ -379,6 +383,7 @@ class Reactor:
             with contextlib.suppress(KeyError, ValueError, OSError):
                 self._selector.unregister(fd)
         self._live.pop(connection, None)
+        self._writing.discard(connection)
         timers = self._timers
         if any(entry[2] is connection for entry in timers):
             # Not left for its tick to drop: until then it would keep the
@@ -391,6 +396,31 @@ class Reactor:
         live = self._live.get(connection)
         if live is None or when < live[1]:
             self._push(connection, when)
+
+    def want_write(self, connection: Connection, on: bool) -> None:
+        """Call ``connection.writable`` when its socket has room (``on``), or no
+        longer; on the reader thread. Watched only while bytes wait: a socket
+        with room is ready at every select."""
+        fd = self._fds.get(connection)
+        if fd is None or (connection in self._writing) is on:
+            return
+        events = selectors.EVENT_READ | selectors.EVENT_WRITE if on else selectors.EVENT_READ
+        try:
+            self._selector.modify(fd, events, connection)
+        except (KeyError, ValueError, OSError):  # pragma: no cover - ended meanwhile
+            return
+        if on:
+            self._writing.add(connection)
+        else:
+            self._writing.discard(connection)
+
+    def flush_soon(self, connection: Connection) -> None:
+        """Have the reader thread call ``connection.writable`` soon; any thread."""
+        with self._lock:
+            if self._closed:
+                return
+            self._flushing.append(connection)
+        self._wake()
 
     def _push(self, connection: Connection, when: float) -> None:
         order = next(self._order)
@@ -415,12 +445,15 @@ class Reactor:
                     timeout = _STALL if timeout is None else min(timeout, _STALL)
                 ready = select(timeout)
                 now = time.monotonic()
-                for key, _ in ready:
+                for key, events in ready:
                     connection = key.data
                     if connection is None:
                         self._take_new(now)
-                    else:
+                        continue
+                    if events & selectors.EVENT_READ:
                         connection.readable(now)
+                    if events & selectors.EVENT_WRITE:
+                        connection.writable(now)
                 pool.flush()  # the handlers' work of this wake-up, as one chunk
                 while timers and timers[0][0] <= now:
                     _, order, connection = heapq.heappop(timers)
@@ -429,8 +462,9 @@ class Reactor:
                         continue  # replaced by an earlier one (schedule)
                     del self._live[connection]
                     after = connection.tick(now)
-                    if after is not None and connection not in self._live:
-                        self._push(connection, after)
+                    if after is not None:
+                        # Unless the tick scheduled an earlier call itself.
+                        self.schedule(connection, after)
                 pool.flush()
                 pool.check(now)
         except BaseException:  # pragma: no cover - last resort: end every session
@@ -445,6 +479,10 @@ class Reactor:
                 pass
         with self._lock:
             adding, self._adding = self._adding, []
+            flushing, self._flushing = self._flushing, []
+        for connection in flushing:
+            if connection in self._fds:  # still read here: not ended meanwhile
+                connection.writable(now)
         for connection in adding:
             fd = connection.fileno()
             try:
