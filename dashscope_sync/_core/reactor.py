@@ -79,7 +79,7 @@ class _Worker:
     took it.
     """
 
-    __slots__ = ("chunk", "handed", "since", "thread", "wake")
+    __slots__ = ("chunk", "handed", "since", "task", "thread", "wake")
 
     def __init__(self) -> None:
         self.chunk: _Chunk = collections.deque()
@@ -90,7 +90,19 @@ class _Worker:
         self.handed: _Chunk | None = None
         # When the task running now started (monotonic); None between tasks.
         self.since: float | None = None
+        # The task running now (or last run), for close()'s warning about a stuck one.
+        self.task: Callable[[], None] | None = None
         self.thread: threading.Thread | None = None
+
+
+def _describe(task: Callable[[], None] | None) -> str:
+    """What a pool task runs, for a warning: its owner's ``stuck()`` if it has one
+    (a `Dispatcher` names the handler and the event it handles), else the task."""
+    stuck = getattr(getattr(task, "__self__", None), "stuck", None)
+    described = stuck() if callable(stuck) else None
+    if isinstance(described, str):
+        return described
+    return "a handler" if task is None else f"the task {getattr(task, '__qualname__', task)}"
 
 
 class HandlerPool:
@@ -136,6 +148,10 @@ class HandlerPool:
     def threads(self) -> int:
         """How many pool threads are alive now."""
         return len(self._workers)
+
+    def runs_on(self, thread: threading.Thread) -> bool:
+        """Whether ``thread`` is one of the pool's."""
+        return any(worker.thread is thread for worker in self._workers)
 
     def _spawn(self) -> None:
         worker = _Worker()
@@ -247,6 +263,7 @@ class HandlerPool:
                     task = chunk.popleft()
                 except IndexError:
                     break
+                me.task = task
                 me.since = clock()
                 try:
                     task()
@@ -254,28 +271,43 @@ class HandlerPool:
                     logger.exception("unexpected internal error in a handler thread")
                 me.since = None
             # Hold nothing of a session while waiting.
-            task = None
+            task = me.task = None
             me.chunk = chunk = collections.deque()
 
-    def close(self, timeout: float | None) -> None:
-        """Let handed and queued work finish, end the threads; join them within ``timeout``."""
+    def close(self, deadline: Deadline) -> None:
+        """Let handed and queued work finish, end the threads; join them by
+        ``deadline`` (one spanning the caller's whole close). A thread still running a handler
+        then is left behind (a daemon, ending when its handler returns), with a
+        warning naming the handler; see `Reactor.close`."""
         with self._lock:
             self._closed = True
+            workers = list(self._workers)
+            # Tasks queued behind a running one would wait for it: the free
+            # threads take them (the reactor's thread no longer checks).
+            for worker in workers:
+                taken: _Chunk = collections.deque()
+                with contextlib.suppress(IndexError):
+                    while True:
+                        taken.append(worker.chunk.popleft())
+                if taken:
+                    self._backlog.append(taken)
             idle, self._idle = self._idle, []
-            threads = [w.thread for w in self._workers if w.thread is not None]
         for worker in idle:
             worker.handed = None
             worker.wake.release()
-        deadline = Deadline(timeout)
-        for thread in threads:
-            thread.join(deadline.remaining())
-        stuck = [t.name for t in threads if t.is_alive()]
-        if stuck:
-            logger.warning(
-                "%d handler threads still run a handler after %s; leaving them behind",
-                len(stuck),
-                seconds(timeout),
-            )
+        for worker in workers:
+            if worker.thread is not None:
+                worker.thread.join(deadline.remaining())
+        for worker in workers:
+            thread = worker.thread
+            if thread is not None and thread.is_alive():
+                logger.warning(
+                    "the reactor closed with %s still running on %s after %s; leaving that "
+                    "thread behind (a daemon: it ends when the handler returns)",
+                    _describe(worker.task),
+                    thread.name,
+                    seconds(deadline.timeout),
+                )
 
 
 class Reactor:
@@ -515,14 +547,38 @@ class Reactor:
         """End the sessions still open on it, stop the reader and the pool; idempotent.
 
         Sessions still open end with a `TransportError` (code 1006): close
-        them first for a clean close handshake. Handlers finish the events
-        already queued within ``timeout`` seconds (None: no limit), after
-        which a stuck one is left behind with a warning.
+        them first for a clean close handshake. Then, within ``timeout``
+        seconds in all (None: no limit):
+
+        - the reader thread ends (at once: it never waits on a peer or a
+          handler);
+        - the handlers finish the events already queued, on the pool threads
+          (events queued behind a stuck handler go to the free threads).
+
+        Like a session's ``close`` and its ``handler_timeout``: a pool thread
+        whose handler has not returned by then is left behind, with one
+        warning per thread naming the handler and the event it handles
+        (Python cannot stop a thread). It is a daemon, so it never keeps the
+        program from exiting, and it ends by itself as soon as its handler
+        returns (it takes no more work). So ``close`` returns within about
+        ``timeout`` whatever the handlers do; the test suite's leak check
+        still sees such a thread until its handler returns (a test that
+        leaves a handler stuck releases it).
+
+        Raises:
+            UsageError: Called from the reactor's own thread or from a handler
+                (which it would wait for).
         """
         if self._forks != PROCESS.forks:
             return  # the parent's threads and sockets: nothing here is the child's
-        if threading.current_thread() is self._thread:
+        current = threading.current_thread()
+        if current is self._thread:
             raise UsageError("close() the reactor from your own thread, not its reader")
+        if self.pool.runs_on(current):
+            raise UsageError(
+                "close() the reactor from your own thread, not a handler: it waits for "
+                "the handlers to finish"
+            )
         with self._lock:
             if self._closed:
                 return
@@ -532,7 +588,7 @@ class Reactor:
         self._wake()
         left = deadline.remaining()
         self._thread.join(_JOIN if left is None else min(left, _JOIN))
-        self.pool.close(deadline.remaining())
+        self.pool.close(deadline)
         self._selector.close()
         self._wake_in.close()
         self._wake_out.close()
