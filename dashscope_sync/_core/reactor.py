@@ -324,8 +324,32 @@ class Reactor:
         max_handler_threads: The most pool threads when handlers are stuck
             or slow (default 64; see the module docstring).
 
-    Thread safety: share it between threads and clients; `close` from any
-    thread but the reactor's own and its handlers.
+    Threads: ``dashscope_sync-reactor`` reads every socket, runs the
+    keepalive and writes what a session must send from there (a cancel, a
+    pong) as the socket takes it; ``dashscope_sync-handlers-N`` run the
+    handlers (``handler_threads`` of them, more while handlers are stuck,
+    the extra ones ending after 5 s idle). All are daemons; `close` joins
+    them. Nothing else runs per session: sends stay on the calling thread.
+
+    Thread safety: share it between threads and clients; open sessions on it
+    from any threads at once. `close` from any thread but the reactor's own
+    and a handler's (`UsageError`); it is idempotent, and waits for what its
+    docstring says, within its ``timeout``. In a process forked from the one
+    that made it, it is the parent's: opening a session on it is a
+    `UsageError` (make a new Reactor in the child) and `close` does nothing.
+
+    What one session's fault can do to the others: a hostile frame, a peer
+    that vanishes, stops reading or stops answering pings, or a send stuck on
+    one ends or fails that session only (its own error, as with threads); the
+    reactor's thread never waits for a peer, a send lock or a handler. A
+    handler that is slow or never returns holds one pool thread: the other
+    sessions' handlers go on on the others, and the pool adds a thread when
+    all are busy for 0.2 s (so they are delayed by about that much, up to
+    ``max_handler_threads`` stuck handlers). What it cannot avoid: every
+    session shares one thread's CPU for reading and decoding, so a flood of
+    events on one session delays the others' events by the time they take
+    to decode (about 30-60 us each), and sessions on one reactor share one
+    interpreter's GIL with the handlers.
     """
 
     def __init__(self, *, handler_threads: int = 4, max_handler_threads: int = 64) -> None:
