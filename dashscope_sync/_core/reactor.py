@@ -8,7 +8,11 @@ non-blocking), parses the frames with the same `framing` parser, and hands
 each frame to its `Connection` exactly as that connection's own reader
 would (decode, ``on_event``, pongs, the close handshake, ``on_end``).
 Keepalive deadlines for all sessions come from one timer heap on the same
-thread. Sends stay on the caller's thread.
+thread. Sends stay on the caller's thread, except what a connection must
+send from the reader (the state machine's cancels and item replacements,
+pongs, pings): that goes through the connection's outbox (see `outbox`),
+which this thread writes as each socket takes it, watching a socket for room
+(``EVENT_WRITE``) only while bytes wait for it.
 
 Handlers run on a `HandlerPool`: a few threads shared by all the sessions,
 each session's handlers one at a time and in order (its `Dispatcher` never
@@ -20,8 +24,9 @@ that much, and extra threads retire once idle.
 
 Isolation: everything the reactor's thread does for one connection is
 guarded (`Connection.readable` turns any failure into that session's end);
-it never waits for a peer (control frames it sends are skipped when the
-socket is full, see the transport); a hostile frame fails one connection.
+it never waits for a peer or a send lock (the outbox); an outbox that cannot
+move for ``send_timeout`` fails its own connection; a hostile frame fails
+one connection.
 """
 
 from __future__ import annotations
