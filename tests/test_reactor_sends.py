@@ -280,27 +280,9 @@ def test_pongs_wait_in_the_outbox_until_the_peer_reads_again(
     healthy.close()
 
 
-def test_an_outbox_that_cannot_drain_fails_only_its_session(
-    server: LocalRealtimeServer, reactor: ds.Reactor
-) -> None:
-    """A pong that cannot leave for send_timeout (the peer reads nothing) fails its
-    session with the stuck send's reason, as thread mode does; the other session
-    answers before and after."""
-    healthy = connect(server, reactor)
-    peer = stalling_peer()
-    with raw_session(peer, reactor, send_timeout=1.0, ping_interval=None) as stalled:
-        flood_pings(peer)
-        assert healthy.respond(text="still there?", timeout=30).status == "completed"
-        with pytest.raises(ds.TransportError) as info:
-            stalled.wait_for(ds.ResponseDone, timeout=30)
-        assert info.value.code == 1011
-        assert "the server is not reading" in (info.value.reason or ""), info.value
-    assert healthy.respond(text="and now?", timeout=30).status == "completed"
-    healthy.close()
-
-
-def reply_events(step: str) -> list[dict[str, object]]:
-    """A scripted audio reply (``resp_1``, item ``item_a``): its start, or its cancelled end."""
+def reply_events(step: str, words: str = "Once upon a time ") -> list[dict[str, object]]:
+    """A scripted audio reply (``resp_1``, item ``item_a``) starting with ``words``: its
+    start, or its cancelled end."""
     at = {"response_id": "resp_1", "item_id": "item_a", "output_index": 0, "content_index": 0}
     if step == "start":
         audio = base64.b64encode(bytes(24000)).decode()  # half a second at 24 kHz, 16 bit
@@ -320,7 +302,7 @@ def reply_events(step: str) -> list[dict[str, object]]:
                 "item": {"id": "item_a", "type": "message", "role": "assistant", "content": []},
             },
             {"type": "response.content_part.added", **at, "part": {"type": "audio"}},
-            {"type": "response.audio_transcript.delta", **at, "delta": "Once upon a time "},
+            {"type": "response.audio_transcript.delta", **at, "delta": words},
             {"type": "response.audio.delta", **at, "delta": audio},
             {"type": "response.audio_transcript.delta", **at, "delta": "there was a king."},
             {"type": "response.audio.delta", **at, "delta": audio},
@@ -374,4 +356,35 @@ def test_a_truncation_behind_a_stuck_send_waits_for_it_without_stalling_the_reac
         ], types
         heard = [p for op, p in drain.frames() if op == OP_TEXT and isinstance(p, bytes)][-2]
         assert b'"assistant"' in heard and b"Once upon a time" in heard
+    healthy.close()
+
+
+def test_an_outbox_that_cannot_drain_fails_only_its_session(
+    server: LocalRealtimeServer, reactor: ds.Reactor
+) -> None:
+    """A re-create larger than the socket can hold, for a peer that reads nothing, fails
+    its session once it has not moved for send_timeout (thread mode's stuck-send reason);
+    the other session answers meanwhile, and after."""
+    healthy = connect(server, reactor)
+    peer = RawPeer(read=False)
+    # More than the client's send buffer and the peer's receive buffer hold together.
+    words = "word " * (send_buffer_max() // 5 * 2)
+    with raw_session(
+        peer, reactor, model=AUDIO_MODEL, send_timeout=5.0, ping_interval=None
+    ) as stalled:
+        stalled.create_response()
+        peer.send(b"".join(text(event) for event in reply_events("start", words)))
+        stalled.wait_for(ds.ResponseAudioDelta, timeout=30)
+        stalled.interrupt(truncate=True)  # heard: all of it (all its audio arrived)
+        peer.send(b"".join(text(event) for event in reply_events("end")))
+        peer.send(text({"type": "conversation.item.deleted", "item_id": "item_a"}))
+        assert healthy.respond(text="still there?", timeout=30).status == "completed"
+        assert not stalled.closed  # the stuck re-create did not hold the reactor 5 s
+        with pytest.raises(ds.TransportError) as info:
+            stalled.wait_for(ds.SessionUpdated, timeout=60)
+        assert info.value.code == 1011
+        assert "sending timed out after 5 s: the server is not reading" in (
+            info.value.reason or ""
+        ), info.value
+    assert healthy.respond(text="and now?", timeout=30).status == "completed"
     healthy.close()
