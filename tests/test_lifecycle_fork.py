@@ -14,7 +14,12 @@ from dashscope_sync.testing import LocalRealtimeServer
 
 MODEL = ds.MODEL_QWEN3_OMNI_FLASH_REALTIME
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+pytestmark = [
+    pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only"),
+    # A forked child has none of its parent's threads: neither a session's
+    # reader nor a reactor's (shared mode).
+    pytest.mark.both_modes,
+]
 
 #: Exit codes the child reports: each step's outcome as one bit.
 SEND_REFUSED = 1
@@ -22,6 +27,10 @@ WAIT_REFUSED = 2
 HANDLER_REFUSED = 4
 CLOSE_QUIET = 8
 FAILED = 64
+#: Exit codes of a child opening sessions of its own.
+OWN_SESSION_WORKS = 1
+PARENT_REACTOR_REFUSED = 2
+OWN_REACTOR_WORKS = 4
 
 
 def child(session: ds.RealtimeSession) -> int:
@@ -104,3 +113,38 @@ def test_child_that_exits_leaves_the_parent_working(server: LocalRealtimeServer)
         assert session.create_response().wait(timeout=30).status == "completed"
         assert not any(f["type"] == "session.finish" for f in server.connections[0].received)
     assert session.close_code == 1000
+
+
+def test_child_opens_sessions_of_its_own(server: LocalRealtimeServer) -> None:
+    """A forked child can open a session of its own, except on its parent's reactor (a
+    UsageError naming the fork: its thread is the parent's), and on a Reactor it makes."""
+    client = ds.Client(server.api_key, base_url=server.url)  # the test's reactor, if shared
+    with client.realtime.connect(model=MODEL) as session:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            code = FAILED
+            try:
+                code = 0
+                try:
+                    with client.realtime.connect(model=MODEL, timeout=10) as own:
+                        if own.respond(text="the child's", timeout=20).status == "completed":
+                            code |= OWN_SESSION_WORKS
+                except ds.UsageError as exc:
+                    if "forked" in str(exc) and "new Reactor" in str(exc):
+                        code |= PARENT_REACTOR_REFUSED
+                with ds.Reactor() as mine:
+                    mine_client = ds.Client(server.api_key, base_url=server.url, reactor=mine)
+                    with mine_client.realtime.connect(model=MODEL, timeout=10) as own:
+                        if own.respond(text="the child's", timeout=20).status == "completed":
+                            code |= OWN_REACTOR_WORKS
+            except BaseException:
+                code |= FAILED
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        seen = os.waitstatus_to_exitcode(status)
+        first = OWN_SESSION_WORKS if client.reactor is None else PARENT_REACTOR_REFUSED
+        assert seen == first | OWN_REACTOR_WORKS, seen
+        assert session.respond(text="still mine", timeout=20).status == "completed"

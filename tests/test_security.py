@@ -22,7 +22,8 @@ from dashscope_sync.testing import LocalRealtimeServer
 
 from ._net import ConnectProxy, TLSRelay
 
-pytestmark = pytest.mark.timeout(60)
+# Both modes: TLS and CONNECT proxies carry shared-mode (non-blocking) sockets too.
+pytestmark = [pytest.mark.timeout(60), pytest.mark.both_modes]
 
 MODEL = ds.MODEL_QWEN3_OMNI_FLASH_REALTIME
 PATH = "/api-ws/v1/realtime"

@@ -10,6 +10,12 @@ It knows no protocol beyond WebSocket frames: decoded events go to
 and the end of the connection to ``on_end``, both provided by
 the session, which keeps the books.
 
+Shared mode (a `Reactor` reads the socket): the reactor's thread serves
+every session, so it never waits on one. What this connection sends on that
+thread (the state machine's cancels and item replacements, pongs, pings)
+goes through its `Outbox` (see ``outbox.py``: why, and the order it keeps
+with the user's sends).
+
 A frame tap (`tap`, set by a recorder, and by the core while the session
 opens) sees the text of every frame that crossed the socket, in and out, as
 ``(monotonic time, FRAME_IN or FRAME_OUT, text, event)``: one call per frame
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -31,7 +38,8 @@ from .._errors import DashScopeTimeout, TransportError
 from .._fmt import seconds
 from .._wire.codec import decode, decode_binary
 from .fork import PROCESS, inherited_error
-from .transport import OP_BINARY, OP_CLOSE, OP_PING, OP_TEXT, parse_close
+from .outbox import Outbox
+from .transport import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, parse_close
 
 _T = TypeVar("_T")
 
@@ -55,6 +63,13 @@ class ReaderLoop(Protocol):
 
     def schedule(self, connection: Connection, when: float) -> None:
         """Call ``connection.tick`` at monotonic time ``when``; on the reading thread."""
+
+    def want_write(self, connection: Connection, on: bool) -> None:
+        """Call ``connection.writable`` when its socket has room (``on``), or stop; on
+        the reading thread."""
+
+    def flush_soon(self, connection: Connection) -> None:
+        """Call ``connection.writable`` on the reading thread soon; any thread."""
 
 
 __all__ = ["CLOSE_KEEPALIVE", "FRAME_IN", "FRAME_OUT", "Connection", "FrameTap"]
@@ -137,12 +152,12 @@ class Connection:
         # Reads the socket instead of a thread of our own (shared mode).
         self._reactor = reactor
         self._started = False
-        # Shared mode: when bytes last arrived (the reactor's thread only), and
-        # a control frame waiting for a user's send to end, as (send, args,
-        # closing, since): sent by that sender as it releases the send lock,
-        # or failing the connection after send_timeout (tick).
+        # Shared mode: when bytes last arrived (the reactor's thread only).
         self._last_bytes = time.monotonic()
-        self._deferred: tuple[Callable[..., None], tuple[object, ...], bool, float] | None = None
+        # Shared mode: what the reactor's thread sends, without waiting.
+        # Posted on that thread; written under the send lock, by the reactor
+        # as the socket takes it or by a user's send before its own frame.
+        self._outbox = Outbox()
         self._reader = threading.Thread(
             target=self._read_loop,
             name="dashscope_sync-reader",
@@ -223,6 +238,9 @@ class Connection:
         """``send(arg)`` under the send lock and ``send_timeout``: the one send path."""
         if self._forks != PROCESS.forks:
             raise inherited_error("cannot send", self.pid)
+        reactor = self._reactor
+        if reactor is not None and threading.current_thread() is reactor.thread:
+            return self._post(arg)  # type: ignore[arg-type]
         if not self._send_lock.acquire(
             timeout=-1 if self._send_timeout is None else self._send_timeout
         ):
@@ -237,6 +255,9 @@ class Connection:
             if self._close_sent or self.closing.is_set():
                 return False
             try:
+                if self._outbox:
+                    # Frames the reactor's thread decided on before this one go first.
+                    self._write_outbox(wait=True)
                 tap = self.tap
                 if tap is not None:
                     # Under the send lock, and before the write: the tap sees the
@@ -266,21 +287,77 @@ class Connection:
                 self._transport.abort()
                 raise exc
         finally:
-            if self._deferred is not None:
-                self._send_deferred(wait=True)
             self._send_lock.release()
+            if self._outbox and reactor is not None:
+                # Posted while this send held the lock: the reactor writes it now.
+                reactor.flush_soon(self)
         return True
 
-    def _send_deferred(self, *, wait: bool) -> None:
-        """Send the control frame the reactor could not (shared mode); under the send lock."""
-        deferred, self._deferred = self._deferred, None
-        if deferred is None or self._close_sent:
+    # Shared mode: the outbox -----------------------------------------------------------
+
+    def _post(self, texts: str | Sequence[str]) -> bool:
+        """A send on the reactor's thread: into the outbox, written as the socket
+        takes it (never waiting); False if the connection is closing or over."""
+        if self._close_sent or self.closing.is_set() or self.ended.is_set():
+            return False
+        now = time.monotonic()
+        for text in (texts,) if isinstance(texts, str) else texts:
+            self._outbox.post(OP_TEXT, text, now)
+        self._flush(now)
+        return True
+
+    def _flush(self, now: float) -> None:
+        """Write what the outbox holds as far as the socket takes it now; watch for
+        room while bytes wait. On the reactor's thread only."""
+        reactor = self._reactor
+        assert reactor is not None
+        if not self._outbox:
+            reactor.want_write(self, False)
             return
-        send, args, _, _ = deferred
+        if not self._send_lock.acquire(blocking=False):
+            # A user's send holds it: it writes the outbox before its own frame,
+            # or has this called again as it ends (flush_soon). The tick keeps
+            # the bound meanwhile.
+            reactor.schedule(self, now + _SEND_GRACE)
+            return
         try:
-            send(*args, wait=wait)
-        except (TransportError, DashScopeTimeout):
-            logger.debug("sending a deferred control frame failed", exc_info=True)
+            done = self._write_outbox(wait=False)
+        except TransportError:
+            # The socket failed: the next read reports the end.
+            logger.debug("writing the outbox failed", exc_info=True)
+            self._outbox.clear()
+            done = True
+        finally:
+            self._send_lock.release()
+        reactor.want_write(self, not done)
+        if not done:
+            reactor.schedule(self, now + _SEND_GRACE)
+
+    def _write_outbox(self, *, wait: bool) -> bool:
+        """`Outbox.write` under the send lock (held): True once it is empty."""
+        tap = None if self.tap is None else self._tap_out
+        return self._outbox.write(self._transport, tap, wait=wait, more=not self._close_sent)
+
+    def _tap_out(self, text: str) -> None:
+        tap = self.tap
+        if tap is not None:
+            tap((time.monotonic(), FRAME_OUT, text, None))
+
+    def writable(self, now: float) -> None:
+        """The socket has room (or a user's send ended): write the outbox. On the
+        reactor's thread only."""
+        if not self.ended.is_set():
+            self._flush(now)
+
+    def _stuck(self, send_timeout: float) -> DashScopeTimeout:
+        """The error of an outbox that did not move for ``send_timeout``, worded as
+        thread mode words the same stall."""
+        if self._send_lock.locked():
+            what = "a control frame" if self._outbox.head_is_control else "a frame"
+            message = f"{what} waited over {seconds(send_timeout)} for a stuck send"
+        else:
+            message = f"sending timed out after {seconds(send_timeout)}: the server is not reading"
+        return DashScopeTimeout(message, timeout=send_timeout)
 
     def _fail(self, error: DashScopeTimeout) -> DashScopeTimeout:
         """Fail the connection because of ``error`` (a stuck send); return it to raise."""
@@ -289,34 +366,38 @@ class Connection:
         self._transport.abort()
         return error
 
-    def _send_control(
-        self, send: Callable[..., None], *args: object, closing: bool = False
-    ) -> None:
+    def _send_control(self, opcode: int, payload: bytes, *, closing: bool = False) -> None:
         """Send a control frame from the reader, unless the close frame went out.
 
-        A reactor's thread never waits: not for a send in progress (the frame is
-        then skipped), nor for room on the socket (see the transport's ``wait``).
+        A reactor's thread never waits: pings and pongs go through the outbox;
+        the close frame goes now if the socket takes it whole, else is skipped
+        (the reader ends and releases the socket anyway).
         """
         if self._reactor is not None:
+            if not closing:
+                if self._close_sent or self.ended.is_set():
+                    return
+                now = time.monotonic()
+                if opcode == OP_PONG:
+                    self._outbox.post_pong(payload, now)
+                else:
+                    self._outbox.post(opcode, payload, now)
+                self._flush(now)
+                return
             if not self._send_lock.acquire(blocking=False):
-                if closing:
-                    return  # the reader ends now and releases the socket anyway
-                # A user's send holds the lock: it sends this as it finishes
-                # (a pong answers the latest ping: one is enough).
-                self._deferred = (send, args, closing, time.monotonic())
-                reactor = self._reactor
-                reactor.schedule(self, time.monotonic() + _SEND_GRACE)
                 return
             try:
                 if self._close_sent:
                     return
-                if closing:
-                    self._close_sent = True
-                send(*args, wait=False)
-            except DashScopeTimeout:
-                # Part of the frame is out and the rest has no room: the
-                # connection is unusable, and the reader must not wait for it.
-                self._transport.abort()
+                drained = self._write_outbox(wait=False)
+                self._close_sent = True
+                if drained:
+                    frame = memoryview(self._transport.frame(opcode, payload))
+                    sent = self._transport.write_some(frame)
+                    if 0 < sent < len(frame):
+                        # Part of the frame is out and the rest has no room: the
+                        # connection is unusable, and the reader must not wait for it.
+                        self._transport.abort()
             except TransportError:
                 logger.debug("sending a control frame failed", exc_info=True)
             finally:
@@ -337,7 +418,7 @@ class Connection:
                 return
             if closing:
                 self._close_sent = True
-            send(*args)
+            self._transport.send_control(opcode, payload)
         except DashScopeTimeout as exc:
             self._fail(exc)
         except TransportError:
@@ -391,18 +472,17 @@ class Connection:
 
     def _control(self, opcode: int, data: bytes) -> bool:
         """Handle a frame other than text; True when it ended the connection (a close)."""
-        transport = self._transport
         if opcode == OP_CLOSE:
             code, reason = parse_close(data)
             logger.debug("server closed the connection: %d %s", code, reason)
             # Complete the close handshake unless we started it; 1005
             # ("no status") and the like may not be sent, so echo 1000.
             echo = code if 1000 <= code < 5000 and code not in _UNSENDABLE else 1000
-            self._send_control(transport.send_close, echo, closing=True)
+            self._send_control(OP_CLOSE, struct.pack("!H", echo), closing=True)
             self._close_code, self._close_reason = code, reason
             return True
         if opcode == OP_PING:
-            self._send_control(transport.send_pong, data)
+            self._send_control(OP_PONG, data)
         elif opcode == OP_BINARY:
             event = decode_binary(data)
             tap = self.tap
@@ -425,7 +505,7 @@ class Connection:
                     f"the server stopped answering ({reason})", code=CLOSE_KEEPALIVE, reason=reason
                 )
         elif self._ping_interval is not None and now - self._last_rx >= self._ping_interval:
-            self._send_control(self._transport.send_ping, b"keepalive")
+            self._send_control(OP_PING, b"keepalive")
             self._ping_sent_at = now
         return None
 
@@ -448,6 +528,7 @@ class Connection:
         reactor = self._reactor
         if reactor is not None:
             reactor.forget(self)  # before the descriptor is closed under its selector
+            self._outbox.clear()  # nothing more can be written
         self._transport.close_socket()
         try:
             self._on_end(code, reason, error)
@@ -498,28 +579,24 @@ class Connection:
         never, the connection ended or has no keepalive)."""
         if self.ended.is_set():
             return None
-        deferred = self._deferred
-        if deferred is not None and self._send_lock.acquire(blocking=False):
-            try:  # the send that held the lock ended before the frame was deferred
-                self._send_deferred(wait=False)
-            finally:
-                self._send_lock.release()
-            deferred = None
-        if deferred is not None:
-            send_timeout = self._send_timeout
-            if send_timeout is not None and now - deferred[3] >= send_timeout:
+        waiting = bool(self._outbox)
+        if waiting:
+            self._flush(now)
+            waiting = bool(self._outbox)
+            since, send_timeout = self._outbox.since, self._send_timeout
+            if (
+                waiting
+                and send_timeout is not None
+                and since is not None
+                and now - since >= send_timeout
+            ):
                 # As the reader thread would have: waited send_timeout for the
-                # send lock, then failed the connection.
-                self._fail(
-                    DashScopeTimeout(
-                        f"a control frame waited over {seconds(send_timeout)} for a stuck send",
-                        timeout=send_timeout,
-                    )
-                )
+                # send lock or for room, then failed the connection.
+                self._fail(self._stuck(send_timeout))
                 return None  # the abort wakes the selector: readable() reports the end
         interval = self._ping_interval
         if interval is None:
-            return None if deferred is None else now + _SEND_GRACE
+            return now + _SEND_GRACE if waiting else None
         tick = min(interval, self._ping_timeout or interval) / 2
         if now - self._last_bytes >= tick:
             # Only when nothing arrived for a tick, as the reader thread runs it.
@@ -527,7 +604,7 @@ class Connection:
             if error is not None:
                 self._finish(error.code or CLOSE_KEEPALIVE, error.reason or "", error)
                 return None
-        return now + (tick if deferred is None else min(tick, _SEND_GRACE))
+        return now + (min(tick, _SEND_GRACE) if waiting else tick)
 
     def fileno(self) -> int:
         return self._transport.fileno()
@@ -559,7 +636,7 @@ class Connection:
         if self._reactor is not None and self.on_reader():
             # The reactor's thread (a family's server error ends the session)
             # waits for nothing: the close frame goes now or is skipped.
-            self._send_control(self._transport.send_close, CLOSE_NORMAL, closing=True)
+            self._send_control(OP_CLOSE, struct.pack("!H", CLOSE_NORMAL), closing=True)
         elif self._send_lock.acquire(timeout=grace):
             try:
                 # A dropped session's socket is shut down: no handshake is possible.
@@ -575,6 +652,11 @@ class Connection:
                         # Nobody else sends now, and the reader does not use
                         # the socket timeout: bound the close frame by ours.
                         self._transport.settimeout(max(bound, 0.001) if bound is not None else None)
+                        if self._outbox:
+                            # Shared mode: a frame the reactor wrote in part ends
+                            # before the close frame; the rest of its outbox (a
+                            # cancel, a replacement) is moot once the session ends.
+                            self._write_outbox(wait=True)
                         self._transport.send_close(CLOSE_NORMAL)
                     except (TransportError, DashScopeTimeout, OSError):
                         # OSError: the reader released the socket meanwhile (the peer closed).

@@ -8,7 +8,11 @@ non-blocking), parses the frames with the same `framing` parser, and hands
 each frame to its `Connection` exactly as that connection's own reader
 would (decode, ``on_event``, pongs, the close handshake, ``on_end``).
 Keepalive deadlines for all sessions come from one timer heap on the same
-thread. Sends stay on the caller's thread.
+thread. Sends stay on the caller's thread, except what a connection must
+send from the reader (the state machine's cancels and item replacements,
+pongs, pings): that goes through the connection's outbox (see `outbox`),
+which this thread writes as each socket takes it, watching a socket for room
+(``EVENT_WRITE``) only while bytes wait for it.
 
 Handlers run on a `HandlerPool`: a few threads shared by all the sessions,
 each session's handlers one at a time and in order (its `Dispatcher` never
@@ -20,8 +24,9 @@ that much, and extra threads retire once idle.
 
 Isolation: everything the reactor's thread does for one connection is
 guarded (`Connection.readable` turns any failure into that session's end);
-it never waits for a peer (control frames it sends are skipped when the
-socket is full, see the transport); a hostile frame fails one connection.
+it never waits for a peer or a send lock (the outbox); an outbox that cannot
+move for ``send_timeout`` fails its own connection; a hostile frame fails
+one connection.
 """
 
 from __future__ import annotations
@@ -79,7 +84,7 @@ class _Worker:
     took it.
     """
 
-    __slots__ = ("chunk", "handed", "since", "thread", "wake")
+    __slots__ = ("chunk", "handed", "since", "task", "thread", "wake")
 
     def __init__(self) -> None:
         self.chunk: _Chunk = collections.deque()
@@ -90,7 +95,19 @@ class _Worker:
         self.handed: _Chunk | None = None
         # When the task running now started (monotonic); None between tasks.
         self.since: float | None = None
+        # The task running now (or last run), for close()'s warning about a stuck one.
+        self.task: Callable[[], None] | None = None
         self.thread: threading.Thread | None = None
+
+
+def _describe(task: Callable[[], None] | None) -> str:
+    """What a pool task runs, for a warning: its owner's ``stuck()`` if it has one
+    (a `Dispatcher` names the handler and the event it handles), else the task."""
+    stuck = getattr(getattr(task, "__self__", None), "stuck", None)
+    described = stuck() if callable(stuck) else None
+    if isinstance(described, str):
+        return described
+    return "a handler" if task is None else f"the task {getattr(task, '__qualname__', task)}"
 
 
 class HandlerPool:
@@ -136,6 +153,10 @@ class HandlerPool:
     def threads(self) -> int:
         """How many pool threads are alive now."""
         return len(self._workers)
+
+    def runs_on(self, thread: threading.Thread) -> bool:
+        """Whether ``thread`` is one of the pool's."""
+        return any(worker.thread is thread for worker in self._workers)
 
     def _spawn(self) -> None:
         worker = _Worker()
@@ -247,6 +268,7 @@ class HandlerPool:
                     task = chunk.popleft()
                 except IndexError:
                     break
+                me.task = task
                 me.since = clock()
                 try:
                     task()
@@ -254,28 +276,43 @@ class HandlerPool:
                     logger.exception("unexpected internal error in a handler thread")
                 me.since = None
             # Hold nothing of a session while waiting.
-            task = None
+            task = me.task = None
             me.chunk = chunk = collections.deque()
 
-    def close(self, timeout: float | None) -> None:
-        """Let handed and queued work finish, end the threads; join them within ``timeout``."""
+    def close(self, deadline: Deadline) -> None:
+        """Let handed and queued work finish, end the threads; join them by
+        ``deadline`` (one spanning the caller's whole close). A thread still running a handler
+        then is left behind (a daemon, ending when its handler returns), with a
+        warning naming the handler; see `Reactor.close`."""
         with self._lock:
             self._closed = True
+            workers = list(self._workers)
+            # Tasks queued behind a running one would wait for it: the free
+            # threads take them (the reactor's thread no longer checks).
+            for worker in workers:
+                taken: _Chunk = collections.deque()
+                with contextlib.suppress(IndexError):
+                    while True:
+                        taken.append(worker.chunk.popleft())
+                if taken:
+                    self._backlog.append(taken)
             idle, self._idle = self._idle, []
-            threads = [w.thread for w in self._workers if w.thread is not None]
         for worker in idle:
             worker.handed = None
             worker.wake.release()
-        deadline = Deadline(timeout)
-        for thread in threads:
-            thread.join(deadline.remaining())
-        stuck = [t.name for t in threads if t.is_alive()]
-        if stuck:
-            logger.warning(
-                "%d handler threads still run a handler after %s; leaving them behind",
-                len(stuck),
-                seconds(timeout),
-            )
+        for worker in workers:
+            if worker.thread is not None:
+                worker.thread.join(deadline.remaining())
+        for worker in workers:
+            thread = worker.thread
+            if thread is not None and thread.is_alive():
+                logger.warning(
+                    "the reactor closed with %s still running on %s after %s; leaving that "
+                    "thread behind (a daemon: it ends when the handler returns)",
+                    _describe(worker.task),
+                    thread.name,
+                    seconds(deadline.timeout),
+                )
 
 
 class Reactor:
@@ -299,8 +336,32 @@ class Reactor:
         ConfigError: A count that is not an int, below 1, or a maximum
             below ``handler_threads``.
 
-    Thread safety: share it between threads and clients; `close` from any
-    thread but the reactor's own and its handlers.
+    Threads: ``dashscope_sync-reactor`` reads every socket, runs the
+    keepalive and writes what a session must send from there (a cancel, a
+    pong) as the socket takes it; ``dashscope_sync-handlers-N`` run the
+    handlers (``handler_threads`` of them, more while handlers are stuck,
+    the extra ones ending after 5 s idle). All are daemons; `close` joins
+    them. Nothing else runs per session: sends stay on the calling thread.
+
+    Thread safety: share it between threads and clients; open sessions on it
+    from any threads at once. `close` from any thread but the reactor's own
+    and a handler's (`UsageError`); it is idempotent, and waits for what its
+    docstring says, within its ``timeout``. In a process forked from the one
+    that made it, it is the parent's: opening a session on it is a
+    `UsageError` (make a new Reactor in the child) and `close` does nothing.
+
+    What one session's fault can do to the others: a hostile frame, a peer
+    that vanishes, stops reading or stops answering pings, or a send stuck on
+    one ends or fails that session only (its own error, as with threads); the
+    reactor's thread never waits for a peer, a send lock or a handler. A
+    handler that is slow or never returns holds one pool thread: the other
+    sessions' handlers go on on the others, and the pool adds a thread when
+    all are busy for 0.2 s (so they are delayed by about that much, up to
+    ``max_handler_threads`` stuck handlers). What it cannot avoid: every
+    session shares one thread's CPU for reading and decoding, so a flood of
+    events on one session delays the others' events by the time they take
+    to decode (about 30-60 us each), and sessions on one reactor share one
+    interpreter's GIL with the handlers.
     """
 
     def __init__(self, *, handler_threads: int = 4, max_handler_threads: int = 64) -> None:
@@ -316,10 +377,11 @@ class Reactor:
         self._wake_in.setblocking(False)
         self._wake_out.setblocking(False)
         self._selector.register(self._wake_in, selectors.EVENT_READ, None)
-        # Guards _adding and _closed: connections handed over by other
-        # threads, for the reader to register.
+        # Guards _adding, _flushing and _closed: connections handed over by
+        # other threads, for the reader to register, or to write to.
         self._lock = threading.Lock()
         self._adding: list[Connection] = []
+        self._flushing: list[Connection] = []
         self._closed = False
         # The stop flag of the reader thread.
         self._stop = threading.Event()
@@ -327,6 +389,9 @@ class Reactor:
         # must be unregistered before the socket closes), and the keepalive
         # heap of (when, tie-breaker, connection).
         self._fds: dict[Connection, int] = {}
+        # Reader thread only: the connections watched for room to write too
+        # (their outbox holds bytes the socket did not take).
+        self._writing: set[Connection] = set()
         self._timers: list[tuple[float, int, Connection]] = []
         # Each connection's live heap entry as (tie-breaker, when): an entry
         # whose tie-breaker is not this one is stale, and dropped when popped.
@@ -386,6 +451,7 @@ class Reactor:
             with contextlib.suppress(KeyError, ValueError, OSError):
                 self._selector.unregister(fd)
         self._live.pop(connection, None)
+        self._writing.discard(connection)
         timers = self._timers
         if any(entry[2] is connection for entry in timers):
             # Not left for its tick to drop: until then it would keep the
@@ -398,6 +464,31 @@ class Reactor:
         live = self._live.get(connection)
         if live is None or when < live[1]:
             self._push(connection, when)
+
+    def want_write(self, connection: Connection, on: bool) -> None:
+        """Call ``connection.writable`` when its socket has room (``on``), or no
+        longer; on the reader thread. Watched only while bytes wait: a socket
+        with room is ready at every select."""
+        fd = self._fds.get(connection)
+        if fd is None or (connection in self._writing) is on:
+            return
+        events = selectors.EVENT_READ | selectors.EVENT_WRITE if on else selectors.EVENT_READ
+        try:
+            self._selector.modify(fd, events, connection)
+        except (KeyError, ValueError, OSError):  # pragma: no cover - ended meanwhile
+            return
+        if on:
+            self._writing.add(connection)
+        else:
+            self._writing.discard(connection)
+
+    def flush_soon(self, connection: Connection) -> None:
+        """Have the reader thread call ``connection.writable`` soon; any thread."""
+        with self._lock:
+            if self._closed:
+                return
+            self._flushing.append(connection)
+        self._wake()
 
     def _push(self, connection: Connection, when: float) -> None:
         order = next(self._order)
@@ -422,12 +513,15 @@ class Reactor:
                     timeout = _STALL if timeout is None else min(timeout, _STALL)
                 ready = select(timeout)
                 now = time.monotonic()
-                for key, _ in ready:
+                for key, events in ready:
                     connection = key.data
                     if connection is None:
                         self._take_new(now)
-                    else:
+                        continue
+                    if events & selectors.EVENT_READ:
                         connection.readable(now)
+                    if events & selectors.EVENT_WRITE:
+                        connection.writable(now)
                 pool.flush()  # the handlers' work of this wake-up, as one chunk
                 while timers and timers[0][0] <= now:
                     _, order, connection = heapq.heappop(timers)
@@ -436,8 +530,9 @@ class Reactor:
                         continue  # replaced by an earlier one (schedule)
                     del self._live[connection]
                     after = connection.tick(now)
-                    if after is not None and connection not in self._live:
-                        self._push(connection, after)
+                    if after is not None:
+                        # Unless the tick scheduled an earlier call itself.
+                        self.schedule(connection, after)
                 pool.flush()
                 pool.check(now)
         except BaseException:  # pragma: no cover - last resort: end every session
@@ -452,6 +547,10 @@ class Reactor:
                 pass
         with self._lock:
             adding, self._adding = self._adding, []
+            flushing, self._flushing = self._flushing, []
+        for connection in flushing:
+            if connection in self._fds:  # still read here: not ended meanwhile
+                connection.writable(now)
         for connection in adding:
             fd = connection.fileno()
             try:
@@ -484,14 +583,38 @@ class Reactor:
         """End the sessions still open on it, stop the reader and the pool; idempotent.
 
         Sessions still open end with a `TransportError` (code 1006): close
-        them first for a clean close handshake. Handlers finish the events
-        already queued within ``timeout`` seconds (None: no limit), after
-        which a stuck one is left behind with a warning.
+        them first for a clean close handshake. Then, within ``timeout``
+        seconds in all (None: no limit):
+
+        - the reader thread ends (at once: it never waits on a peer or a
+          handler);
+        - the handlers finish the events already queued, on the pool threads
+          (events queued behind a stuck handler go to the free threads).
+
+        Like a session's ``close`` and its ``handler_timeout``: a pool thread
+        whose handler has not returned by then is left behind, with one
+        warning per thread naming the handler and the event it handles
+        (Python cannot stop a thread). It is a daemon, so it never keeps the
+        program from exiting, and it ends by itself as soon as its handler
+        returns (it takes no more work). So ``close`` returns within about
+        ``timeout`` whatever the handlers do; the test suite's leak check
+        still sees such a thread until its handler returns (a test that
+        leaves a handler stuck releases it).
+
+        Raises:
+            UsageError: Called from the reactor's own thread or from a handler
+                (which it would wait for).
         """
         if self._forks != PROCESS.forks:
             return  # the parent's threads and sockets: nothing here is the child's
-        if threading.current_thread() is self._thread:
+        current = threading.current_thread()
+        if current is self._thread:
             raise UsageError("close() the reactor from your own thread, not its reader")
+        if self.pool.runs_on(current):
+            raise UsageError(
+                "close() the reactor from your own thread, not a handler: it waits for "
+                "the handlers to finish"
+            )
         with self._lock:
             if self._closed:
                 return
@@ -501,7 +624,7 @@ class Reactor:
         self._wake()
         left = deadline.remaining()
         self._thread.join(_JOIN if left is None else min(left, _JOIN))
-        self.pool.close(deadline.remaining())
+        self.pool.close(deadline)
         self._selector.close()
         self._wake_in.close()
         self._wake_out.close()

@@ -872,6 +872,63 @@ class WebSocketTransport:
             elif sent < len(data):
                 raise TimeoutError("no room for the rest of a control frame")
 
+    # Frames written later: a reactor's outbox (see `Connection`) ---------------------
+
+    @staticmethod
+    def frame(opcode: int, payload: bytes | str) -> bytes:
+        """One masked frame's bytes, built now and written later (`write`, `write_some`)."""
+        data = payload.encode("utf-8") if isinstance(payload, str) else payload
+        return encode_frame(opcode, data)
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Write frames' bytes as `send_text` writes one: each wait for room bounded
+        by the send timeout (`DashScopeTimeout`), a failure a `TransportError`."""
+        self._write(self._send_all, data)
+
+    def write_some(self, data: memoryview) -> int:
+        """Write what fits of ``data`` now, never waiting: the bytes written (0: no
+        room, or a writer holds the socket). For a reactor's thread; non-blocking
+        mode only.
+
+        Raises:
+            TransportError: The connection failed, or the socket did.
+        """
+        import ssl
+
+        if not self._write_lock.acquire(blocking=False):
+            return 0
+        try:
+            failed = self._failed
+            if failed is not None:
+                raise TransportError(
+                    f"the connection failed: {failed}", code=failed.code, reason=failed.reason
+                )
+            # websocket-client's frame lock (a no-op without its multithread
+            # mode): ours, _write_lock, is the one that orders the writers.
+            with self._ws.lock:
+                sock = self._ws.sock
+                if sock is None:
+                    raise TransportError(
+                        "sending failed: the socket is closed", code=CLOSE_ABNORMAL
+                    )
+                # A TLS write that wanted room is retried with the same bytes
+                # (the rest of ``data``), as OpenSSL requires.
+                return sock.send(data)
+        except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            return 0
+        except OSError as exc:
+            raise TransportError(
+                f"sending failed: {str(exc) or type(exc).__name__}",
+                code=CLOSE_ABNORMAL,
+                reason=str(exc),
+            ) from exc
+        finally:
+            self._write_lock.release()
+
+    def send_control(self, opcode: int, payload: bytes) -> None:
+        """Send a control frame (ping, pong, close) whole, as `send_text` sends."""
+        self._send(payload, opcode)
+
     def send_ping(self, payload: bytes = b"", *, wait: bool = True) -> None:
         """Send a ping frame (``wait=False``: see `_send_once`)."""
         self._send(payload, OP_PING, wait)
