@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import weakref
 from collections.abc import Iterator
 from types import ModuleType
 
@@ -145,16 +146,18 @@ def _io_mode(request: pytest.FixtureRequest, no_thread_leaks: None) -> Iterator[
     reactor = ds.Reactor()
     original_init = ds.Client.__init__
     original_add = reactor.add
-    # The connections this test's sessions handed to the reactor (appended
-    # from any test thread; list.append is atomic, read at the end only).
-    added: list[Connection] = []
+    # The connections this test's sessions handed to the reactor (added from
+    # any test thread, read at the end only). Weak: a session left open is
+    # still held by the reactor, and one that ended must be free to go
+    # (test_leaks measures memory over hundreds of sessions).
+    added: weakref.WeakSet[Connection] = weakref.WeakSet()
 
     def init(self: ds.Client, *args: object, **kwargs: object) -> None:
         kwargs.setdefault("reactor", reactor)
         original_init(self, *args, **kwargs)  # type: ignore[arg-type]
 
     def add(connection: Connection) -> None:
-        added.append(connection)
+        added.add(connection)
         original_add(connection)
 
     ds.Client.__init__ = init  # type: ignore[method-assign]
@@ -164,9 +167,11 @@ def _io_mode(request: pytest.FixtureRequest, no_thread_leaks: None) -> Iterator[
     finally:
         ds.Client.__init__ = original_init  # type: ignore[method-assign]
         deadline = Deadline(SESSION_END_GRACE)
-        for connection in added:
+        left = list(added)
+        for connection in left:
             connection.ended.wait(deadline.remaining())
-        open_left = sum(1 for connection in added if not connection.ended.is_set())
+        open_left = sum(1 for connection in left if not connection.ended.is_set())
+        del left
         reactor.close()
         assert not open_left, f"{open_left} session(s) left open on the reactor"
 
