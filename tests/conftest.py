@@ -140,9 +140,11 @@ def _io_mode(request: pytest.FixtureRequest, no_thread_leaks: None) -> Iterator[
     if not _shared(request):
         yield
         return
-    # One reactor per test, not per module: making and closing one costs
-    # ~0.7 ms (5 threads and a socket pair, measured on 2 cores), and a test
-    # that grows the pool or leaves a handler stuck cannot slow the next one.
+    # One reactor per test, not per module: it costs ~1.5 ms of CPU a test
+    # (5 threads and a socket pair made and joined; up to ~6 ms of wall on a
+    # loaded 2-core machine), ~2 s of CPU over the ~1200 shared-mode tests,
+    # and a test that grows the pool or leaves a handler stuck cannot slow
+    # the next one, nor hide a session it left open.
     reactor = ds.Reactor()
     original_init = ds.Client.__init__
     original_add = reactor.add
