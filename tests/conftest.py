@@ -7,12 +7,15 @@ import os
 import subprocess
 import sys
 import threading
+import weakref
 from collections.abc import Iterator
 from types import ModuleType
 
 import pytest
 
 import dashscope_sync as ds
+from dashscope_sync._core.connection import Connection
+from dashscope_sync._deadline import Deadline
 from dashscope_sync.testing import LocalRealtimeServer
 
 MODEL = ds.MODEL_QWEN3_OMNI_FLASH_REALTIME
@@ -71,21 +74,58 @@ def no_thread_leaks() -> Iterator[None]:
 #: Set to 1 to run every test in shared mode: each test's clients read their
 #: sessions on one ds.Reactor (the whole suite again, for a full check).
 SHARED_ENV = "DASHSCOPE_SYNC_TEST_SHARED"
-#: The marker of modules whose tests run in both modes (parametrized, not
-#: copied): ``pytestmark = pytest.mark.both_modes``.
+#: The marker of tests (a module's ``pytestmark``, a class or a function) that
+#: run in both modes (parametrized, not copied): ``pytest.mark.both_modes``.
 BOTH_MODES = "both_modes"
+#: The marker of a test in a both_modes module that runs with threads only,
+#: because its subject is the per-session threads themselves (or a process the
+#: test's reactor cannot reach): ``pytest.mark.threads_only(reason="...")``.
+THREADS_ONLY = "threads_only"
+#: How long a session of a shared-mode test may take to end after the test
+#: (and its fixtures: the local server closes) ended, as the leak check gives
+#: a session's reader thread in thread mode.
+SESSION_END_GRACE = 5.0
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{BOTH_MODES}: run each test with threads and again in shared mode"
     )
+    config.addinivalue_line(
+        "markers",
+        f"{THREADS_ONLY}(reason): in a {BOTH_MODES} scope, run this test with threads only",
+    )
+
+
+def _threads_only(node: pytest.Item | pytest.Function) -> bool:
+    marker = node.get_closest_marker(THREADS_ONLY)
+    if marker is None:
+        return False
+    if not marker.kwargs.get("reason"):
+        raise pytest.UsageError(f"{node.nodeid}: {THREADS_ONLY} needs reason='why'")
+    return True
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if metafunc.definition.get_closest_marker(BOTH_MODES) is not None:
+        modes = ["threads"] if _threads_only(metafunc.definition) else ["threads", "shared"]
         metafunc.fixturenames.append("io_mode")
-        metafunc.parametrize("io_mode", ["threads", "shared"])
+        metafunc.parametrize("io_mode", modes)
+
+
+def _shared(request: pytest.FixtureRequest) -> bool:
+    callspec = getattr(request.node, "callspec", None)
+    mode = callspec.params.get("io_mode") if callspec is not None else None
+    if mode is not None:
+        return bool(mode == "shared")
+    return os.environ.get(SHARED_ENV) == "1" and not _threads_only(request.node)
+
+
+@pytest.fixture
+def shared_mode(request: pytest.FixtureRequest) -> bool:
+    """Whether this test runs in shared mode: for a process the test starts,
+    which must make its own ds.Reactor (the test's cannot reach it)."""
+    return _shared(request)
 
 
 @pytest.fixture(autouse=True)
@@ -93,26 +133,49 @@ def _io_mode(request: pytest.FixtureRequest, no_thread_leaks: None) -> Iterator[
     """In shared mode, give every Client made without a reactor this test's one.
 
     After the leak check's start (its end then sees the reactor's threads
-    joined) and before any fixture that connects.
+    joined) and before any fixture that connects. At the end, every session
+    the reactor read must have ended (as the leak check wants every reader
+    thread ended in thread mode) before the reactor closes and would end it.
     """
-    callspec = getattr(request.node, "callspec", None)
-    mode = callspec.params.get("io_mode") if callspec is not None else None
-    if mode != "shared" and os.environ.get(SHARED_ENV) != "1":
+    if not _shared(request):
         yield
         return
+    # One reactor per test, not per module: it costs ~1.5 ms of CPU a test
+    # (5 threads and a socket pair made and joined; up to ~6 ms of wall on a
+    # loaded 2-core machine), ~2 s of CPU over the ~1200 shared-mode tests,
+    # and a test that grows the pool or leaves a handler stuck cannot slow
+    # the next one, nor hide a session it left open.
     reactor = ds.Reactor()
-    original = ds.Client.__init__
+    original_init = ds.Client.__init__
+    original_add = reactor.add
+    # The connections this test's sessions handed to the reactor (added from
+    # any test thread, read at the end only). Weak: a session left open is
+    # still held by the reactor, and one that ended must be free to go
+    # (test_leaks measures memory over hundreds of sessions).
+    added: weakref.WeakSet[Connection] = weakref.WeakSet()
 
     def init(self: ds.Client, *args: object, **kwargs: object) -> None:
         kwargs.setdefault("reactor", reactor)
-        original(self, *args, **kwargs)  # type: ignore[arg-type]
+        original_init(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    def add(connection: Connection) -> None:
+        added.add(connection)
+        original_add(connection)
 
     ds.Client.__init__ = init  # type: ignore[method-assign]
+    reactor.add = add  # type: ignore[method-assign]
     try:
         yield
     finally:
-        ds.Client.__init__ = original  # type: ignore[method-assign]
+        ds.Client.__init__ = original_init  # type: ignore[method-assign]
+        deadline = Deadline(SESSION_END_GRACE)
+        left = list(added)
+        for connection in left:
+            connection.ended.wait(deadline.remaining())
+        open_left = sum(1 for connection in left if not connection.ended.is_set())
+        del left
         reactor.close()
+        assert not open_left, f"{open_left} session(s) left open on the reactor"
 
 
 @pytest.fixture

@@ -17,6 +17,9 @@ from dashscope_sync.testing import LocalRealtimeServer
 
 from .conftest import need
 
+# Both modes (issue 18) for the tests marked both_modes one by one: those that
+# open sessions; the others open none.
+
 MODEL = ds.MODEL_QWEN3_OMNI_FLASH_REALTIME
 
 
@@ -378,6 +381,7 @@ class TestResampler:
             ds.Resampler(48000, 16000)
 
 
+@pytest.mark.both_modes
 class TestStreamFile:
     def test_realtime_pacing_holds(self, tmp_path: Path) -> None:
         """1.5 s of audio streams in no less than its own duration, and not far behind it."""

@@ -17,6 +17,10 @@ import pytest
 
 from .conftest import extra_required, need
 
+# Single mode (issue 18): the benchmark runs in a child process and picks its
+# contenders itself (ds_shared is its shared-mode contender); no test reactor
+# reaches it.
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks" / "bench.py"
 WORKLOADS = ("burst", "paced", "upload", "rss", "scale")

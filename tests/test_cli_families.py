@@ -13,7 +13,8 @@ from dashscope_sync.testing import LocalRealtimeServer
 
 from .test_families import FAMILY_OF_MODEL
 
-pytestmark = pytest.mark.timeout(60)
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = [pytest.mark.timeout(60), pytest.mark.both_modes]
 
 
 def run(*argv: str) -> tuple[int, str, str]:

@@ -18,6 +18,10 @@ from dashscope_sync.testing import LocalRealtimeServer
 from ._capture import CaptureRelay
 from ._proc import INTERRUPTIBLE
 
+# Single mode (issue 18): the subject is the serve command, a child process;
+# the sessions the tests open are only its probes (both modes of connecting,
+# failing handshakes included, are tested in test_session.py and test_cli.py).
+
 
 def serve_and_connect(*flags: str) -> str:
     """Run serve, connect once rightly, once with a bad key, once to a misspelt model; its stderr."""

@@ -16,6 +16,9 @@ from dashscope_sync.testing import LocalRealtimeServer
 
 from .test_cli_terminal import Terminal
 
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = pytest.mark.both_modes
+
 
 def _run(*argv: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()

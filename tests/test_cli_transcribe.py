@@ -18,7 +18,8 @@ from ._asr_peer import asr_peer, text_event
 from .audio_fakes import VirtualInput
 from .test_cli_terminal import Terminal, TtyText, screen_rows
 
-pytestmark = pytest.mark.timeout(60)
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = [pytest.mark.timeout(60), pytest.mark.both_modes]
 
 _WORDS = "Hello! What is the weather like in Hangzhou today?"
 

@@ -11,7 +11,8 @@ import dashscope_sync as ds
 from dashscope_sync._cli import main as _cli
 from dashscope_sync.testing import LocalRealtimeServer
 
-pytestmark = pytest.mark.timeout(60)
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = [pytest.mark.timeout(60), pytest.mark.both_modes]
 
 SAMPLE = str(ds.sample_wav_path())
 

@@ -13,6 +13,9 @@ from dashscope_sync._core.state import RequestKind, SessionState
 from dashscope_sync._wire.codec import decode
 from dashscope_sync.testing import LocalRealtimeServer
 
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = pytest.mark.both_modes
+
 MODEL = ds.MODEL_QWEN3_OMNI_FLASH_REALTIME
 
 

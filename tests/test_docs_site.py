@@ -54,6 +54,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 PAGES = [*sorted(DOCS.rglob("*.md")), ROOT / "README.md"]
 
+# Both modes (issue 18) for the blocks that run in-process (Python blocks and
+# command lines), marked both_modes one by one; the site build and link checks
+# open no session.
 pytestmark = pytest.mark.timeout(90)
 
 _FENCE = re.compile(r"^```(\w*)\s*$")
@@ -199,6 +202,7 @@ def _defines_tests(code: str) -> bool:
 # The tests -----------------------------------------------------------------------------
 
 
+@pytest.mark.both_modes
 @pytest.mark.parametrize("block", PYTHON, ids=[b.id for b in PYTHON])
 def test_python_block_runs(block: Block, stage: Stage, monkeypatch: pytest.MonkeyPatch) -> None:
     """A Python block of the docs runs as written against the local server (or says why not)."""
@@ -241,6 +245,7 @@ def test_python_block_runs(block: Block, stage: Stage, monkeypatch: pytest.Monke
     CLI_LINES,
     ids=[f"{b.id}+{offset}" for b, offset, _ in CLI_LINES],
 )
+@pytest.mark.both_modes
 def test_cli_example_runs(
     block: Block, offset: int, line: str, stage: Stage, monkeypatch: pytest.MonkeyPatch
 ) -> None:

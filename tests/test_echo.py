@@ -12,6 +12,9 @@ from dashscope_sync.testing import LocalRealtimeServer, resample_pcm16, speech_l
 from .audio_fakes import VirtualInput, VirtualOutput, wait_until
 from .conftest import need
 
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = pytest.mark.both_modes
+
 np = need("numpy")
 need("pywebrtc_audio")
 

@@ -12,6 +12,9 @@ from dashscope_sync._wire.dialects import check_host, family_for
 from dashscope_sync._wire.families import FinishRule, default_voice, finish_rule, needs_workspace
 from dashscope_sync.testing import LocalRealtimeServer
 
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = pytest.mark.both_modes
+
 F = ds.ModelFamily
 
 #: Every model name of MODEL_FAMILIES.md §1, with the family the official SDK picks.

@@ -11,6 +11,9 @@ import dashscope_sync as ds
 from dashscope_sync._wire.codec import decode
 from dashscope_sync.testing import LocalRealtimeServer
 
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = pytest.mark.both_modes
+
 # Composed from MODEL_FAMILIES.md §7 (the sources' own examples).
 FRAMES: list[tuple[dict[str, Any], type[ds.ServerEvent], dict[str, Any]]] = [
     (

@@ -13,6 +13,9 @@ from dashscope_sync._core.state import Phase, RequestKind, SessionState
 from dashscope_sync._wire.codec import decode
 from dashscope_sync.testing import LocalRealtimeServer
 
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = pytest.mark.both_modes
+
 CREATED = {"type": "session.created", "session": {"id": "sess_1", "turn_detection": None}}
 SERVER_ERROR = {
     "type": "error",

@@ -17,6 +17,9 @@ from dashscope_sync.testing import LocalRealtimeServer, speech_like_pcm16
 
 from .test_examples import run_example
 
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = pytest.mark.both_modes
+
 
 class TestSpeechStoppedReason:
     """Qwen-Audio's ``speech_stopped`` says why the speech ended (MODEL_FAMILIES.md §7)."""

@@ -19,7 +19,8 @@ import dashscope_sync as ds
 from ._net import RawPeer, raw_session, text
 from .test_leaks import DELTA, blast
 
-pytestmark = pytest.mark.timeout(300)
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = [pytest.mark.timeout(300), pytest.mark.both_modes]
 
 FLOOD = 20_000
 BACKLOG = 1_000

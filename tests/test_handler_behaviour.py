@@ -12,7 +12,8 @@ from dashscope_sync.testing import LocalRealtimeServer
 
 from .conftest import MODEL
 
-pytestmark = pytest.mark.timeout(60)
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = [pytest.mark.timeout(60), pytest.mark.both_modes]
 
 
 def manual(client: ds.Client, **options: object) -> ds.RealtimeSession:

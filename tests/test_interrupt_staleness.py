@@ -14,6 +14,9 @@ import dashscope_sync as ds
 from dashscope_sync._core.state import SessionState
 from dashscope_sync.testing import LocalRealtimeServer
 
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = pytest.mark.both_modes
+
 MODEL = ds.MODEL_QWEN3_OMNI_FLASH_REALTIME
 #: What a blocking player spends on each chunk.
 CHUNK_SECONDS = 0.1

@@ -28,7 +28,8 @@ from dashscope_sync.testing import LocalRealtimeServer, speech_like_pcm16
 from .audio_fakes import VirtualOutput
 from .conftest import MODEL
 
-pytestmark = pytest.mark.timeout(60)
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = [pytest.mark.timeout(60), pytest.mark.both_modes]
 
 
 def pcm(*samples: int) -> bytes:

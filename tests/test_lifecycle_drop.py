@@ -20,6 +20,9 @@ import dashscope_sync as ds
 from dashscope_sync._core.core import SessionCore
 from dashscope_sync.testing import LocalRealtimeServer
 
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = pytest.mark.both_modes
+
 MODEL = ds.MODEL_QWEN3_OMNI_FLASH_REALTIME
 
 #: How to open each kind of session, by the name of its public class.

@@ -9,6 +9,9 @@ import pytest
 import dashscope_sync as ds
 from dashscope_sync.testing import LocalRealtimeServer
 
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = pytest.mark.both_modes
+
 #: The family whose docs list assistant items, retrieve and delete.
 MODEL = ds.MODEL_QWEN_AUDIO_3_0_REALTIME_PLUS
 

@@ -12,6 +12,9 @@ from dashscope_sync.testing import LocalRealtimeServer, speech_like_pcm16
 
 from .test_families import FAMILY_OF_MODEL
 
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = pytest.mark.both_modes
+
 F = ds.ModelFamily
 TRANSLATING = (F.LIVETRANSLATE, F.LIVETRANSLATE_V38)
 SPEECH = ds.load_wav(ds.sample_wav_path())

@@ -16,7 +16,8 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 GETTING_STARTED = (ROOT / "docs" / "getting-started.md").read_text(encoding="utf-8")
 CLI_PAGE = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
 
-pytestmark = pytest.mark.timeout(60)
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = [pytest.mark.timeout(60), pytest.mark.both_modes]
 
 
 def section(title: str, text: str = README) -> str:

@@ -7,10 +7,15 @@ import json
 import threading
 from pathlib import Path
 
+import pytest
+
 import dashscope_sync as ds
 from dashscope_sync.testing import LocalRealtimeServer
 
 from .audio_fakes import VirtualOutput
+
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = pytest.mark.both_modes
 
 MODEL = ds.MODEL_QWEN3_OMNI_FLASH_REALTIME
 #: A bound for waits that only a broken library reaches.

@@ -6,8 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import dashscope_sync as ds
 from dashscope_sync.testing import LocalRealtimeServer, spoken_pcm16
+
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = pytest.mark.both_modes
 
 MODEL = ds.MODEL_QWEN3_OMNI_FLASH_REALTIME
 

@@ -35,6 +35,9 @@ from .audio_fakes import VirtualOutput, wait_until
 from .conftest import need
 from .test_tools import two_calls
 
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = pytest.mark.both_modes
+
 MODEL = ds.MODEL_QWEN3_OMNI_FLASH_REALTIME
 #: A key no frame or header of the recording may contain.
 FAKE_KEY = "sk-recorder-FAKE-KEY-7f3a9c"
@@ -93,6 +96,12 @@ def manual(keyed: LocalRealtimeServer) -> Iterator[ds.RealtimeSession]:
 
 
 # Pure: payload blanking and the mixdown ------------------------------------------------------
+
+
+def reactor_arg(shared: bool) -> str:
+    """The Client argument that puts a child process's sessions on a reactor of its own
+    in shared mode (the test's reactor is in this process)."""
+    return ", reactor=ds.Reactor()" if shared else ""
 
 
 class TestPayloads:
@@ -537,7 +546,9 @@ class TestLifecycle:
         ]
         assert texts == ["recorded", "recorded again"]
 
-    def test_a_recording_never_closed_is_completed_at_exit(self, tmp_path: Path) -> None:
+    def test_a_recording_never_closed_is_completed_at_exit(
+        self, tmp_path: Path, shared_mode: bool
+    ) -> None:
         """A program that ends without closing its session still leaves complete files."""
         need("soxr", "the WAV's left channel is resampled")
         code = textwrap.dedent(
@@ -545,7 +556,7 @@ class TestLifecycle:
             import dashscope_sync as ds
             from dashscope_sync.testing import LocalRealtimeServer
             server = LocalRealtimeServer().start()
-            client = ds.Client(server.api_key, base_url=server.url)
+            client = ds.Client(server.api_key, base_url=server.url{reactor_arg(shared_mode)})
             session = client.realtime.connect(model={MODEL!r})
             session.update_session(ds.SessionUpdate(turn_detection=None))
             session.record({str(tmp_path / "rec")!r})
@@ -605,7 +616,7 @@ class TestLifecycle:
         out = [line["frame"] for line in read_lines(tmp_path / "rec")[1] if line["dir"] == "out"]
         assert out[-1]["item"]["content"][0]["text"] == "hi"
 
-    def test_a_stuck_disk_does_not_hang_the_exit(self, tmp_path: Path) -> None:
+    def test_a_stuck_disk_does_not_hang_the_exit(self, tmp_path: Path, shared_mode: bool) -> None:
         """The exit hook waits close_timeout for a recording whose disk stalls, then exits."""
         code = textwrap.dedent(
             f"""
@@ -618,7 +629,7 @@ class TestLifecycle:
                 stalled.set()
                 threading.Event().wait()  # never returns
             server = LocalRealtimeServer().start()
-            client = ds.Client(server.api_key, base_url=server.url)
+            client = ds.Client(server.api_key, base_url=server.url{reactor_arg(shared_mode)})
             session = client.realtime.connect(ds.RealtimeConfig(model={MODEL!r}, close_timeout=0.5))
             session.record({str(tmp_path / "rec")!r}, audio=False)
             record_writer.write_buffers = stuck
@@ -755,6 +766,9 @@ class TestTalkRecord:
         for path in folder.iterdir():
             assert FAKE_KEY.encode() not in path.read_bytes()
 
+    @pytest.mark.threads_only(
+        reason="the command runs in a subprocess, which no test reactor reaches"
+    )
     def test_talk_mic_records_the_live_conversation(
         self, audio_device: None, tmp_path: Path
     ) -> None:

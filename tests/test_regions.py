@@ -10,6 +10,9 @@ import dashscope_sync as ds
 from dashscope_sync._wire.regions import is_legacy_host, resolve_endpoints
 from dashscope_sync.testing import LocalRealtimeServer
 
+# Both modes (issue 18) for the tests marked both_modes one by one: those that
+# open sessions; the others open none.
+
 LEGACY = {
     "cn-beijing": "dashscope.aliyuncs.com",
     "ap-southeast-1": "dashscope-intl.aliyuncs.com",
@@ -259,6 +262,7 @@ def test_tokens_go_to_the_local_server(server: LocalRealtimeServer) -> None:
     assert key.token
 
 
+@pytest.mark.both_modes
 def test_connect_uses_resolved_url(server: LocalRealtimeServer) -> None:
     """connect() opens the resolved realtime URL with the model in the query."""
     client = ds.Client(server.api_key, base_url=server.url)

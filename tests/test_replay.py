@@ -31,6 +31,9 @@ from dashscope_sync.testing import (
 
 from ._capture import CaptureRelay
 
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = pytest.mark.both_modes
+
 MODEL = ds.MODEL_QWEN3_OMNI_FLASH_REALTIME
 HEADER = {
     "recording": 1,

@@ -23,7 +23,8 @@ from dashscope_sync.testing import LocalRealtimeServer, speech_like_pcm16
 
 from .conftest import MODEL
 
-pytestmark = pytest.mark.timeout(30)
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = [pytest.mark.timeout(30), pytest.mark.both_modes]
 
 
 @pytest.fixture

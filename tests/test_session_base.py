@@ -12,6 +12,9 @@ from dashscope_sync._sessions.base import SessionBase
 from dashscope_sync.testing import LocalRealtimeServer
 from tests.test_lifecycle_drop import OPENERS
 
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = pytest.mark.both_modes
+
 SESSIONS = [ds.RealtimeSession, ds.SpeechSession, ds.TranscriptionSession]
 
 #: What every session takes from `SessionBase` as it is.

@@ -19,6 +19,9 @@ import dashscope_sync as ds
 from dashscope_sync._core.speech_state import SpeechBook, SpeechTrack
 from tests._net import OP_TEXT, RawPeer, close_frame, text
 
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = pytest.mark.both_modes
+
 MODEL = ds.MODEL_QWEN3_TTS_FLASH_REALTIME
 
 

@@ -13,6 +13,9 @@ import dashscope_sync as ds
 from tests._net import OP_TEXT
 from tests.test_speech import tts_session
 
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = pytest.mark.both_modes
+
 
 def test_a_thousand_pieces_arrive_in_order_each_its_own_append() -> None:
     """1000 pieces from a generator: every append reaches the wire, in order, one frame each,

@@ -12,6 +12,9 @@ import pytest
 import dashscope_sync as ds
 from dashscope_sync.testing import LocalRealtimeServer
 
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = pytest.mark.both_modes
+
 
 class RecordingSpeaker:
     """A speaker (the `SpeakerLike` surface) that keeps what it is given to play."""

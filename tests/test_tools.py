@@ -16,6 +16,9 @@ import pytest
 import dashscope_sync as ds
 from dashscope_sync.testing import LocalRealtimeServer
 
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = pytest.mark.both_modes
+
 OMNI_35 = ds.MODEL_QWEN3_5_OMNI_FLASH_REALTIME
 #: Every family that takes tools: (model, whether it needs a workspace).
 TOOL_MODELS = [

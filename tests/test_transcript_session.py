@@ -16,6 +16,9 @@ from dashscope_sync.testing import LocalRealtimeServer
 
 from .audio_fakes import VirtualOutput, wait_until
 
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = pytest.mark.both_modes
+
 MODEL = ds.MODEL_QWEN3_OMNI_FLASH_REALTIME
 #: The family whose docs list the item operations a truncation needs.
 AUDIO_MODEL = ds.MODEL_QWEN_AUDIO_3_0_REALTIME_PLUS

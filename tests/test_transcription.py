@@ -26,6 +26,9 @@ from dashscope_sync._wire.families import client_events, family_of
 
 from ._asr_peer import asr_peer, completed_event, text_event
 
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = pytest.mark.both_modes
+
 _PCM = b"\x01\x00" * 1600  # 100 ms at 16 kHz
 
 

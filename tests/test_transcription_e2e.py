@@ -14,6 +14,9 @@ from dashscope_sync.testing import LocalRealtimeServer, spoken_pcm16
 
 from .audio_fakes import VirtualInput
 
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = pytest.mark.both_modes
+
 _SILENCE = b"\x00\x00" * 16000  # 1 s at 16 kHz
 
 
@@ -177,6 +180,7 @@ def test_failed_turn_raises_from_transcripts_and_transcribe(
 def test_dropped_session_warns_once_and_closes(client: ds.Client) -> None:
     """A transcription session collected unclosed emits one ResourceWarning naming it, closes,
     and leaves no thread behind; a live transcripts() iterator does not keep it alive."""
+    before = set(threading.enumerate())  # in shared mode, the reactor's threads stay
     session = client.transcription.connect(timeout=10)
     core = session._core
     iterator = session.transcripts(timeout=10)
@@ -187,6 +191,7 @@ def test_dropped_session_warns_once_and_closes(client: ds.Client) -> None:
     assert core.closed.wait(10)
     del iterator
     lib = [t for t in threading.enumerate() if t.name.startswith("dashscope_sync-")]
+    lib = [t for t in lib if t not in before]
     for thread in lib:  # closed without waiting (a finalizer only signals): they end soon
         thread.join(10)
     assert [t for t in lib if t.is_alive()] == []

@@ -17,7 +17,8 @@ from dashscope_sync._core.transport import OP_TEXT, WebSocketTransport
 
 from ._net import RawPeer, frame, wait_sent
 
-pytestmark = pytest.mark.timeout(30)
+# Both modes (issue 18): each test runs with threads and again on a ds.Reactor.
+pytestmark = [pytest.mark.timeout(30), pytest.mark.both_modes]
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
