@@ -53,13 +53,78 @@ def test_arguments_are_checked() -> None:
         ds.Client("k", reactor="yes")  # type: ignore[arg-type]
 
 
+def open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"))
+
+
+def test_a_reactor_starts_no_thread_and_opens_no_socket_until_used() -> None:
+    """Making and closing (twice) a reactor no session was opened on starts no thread and
+    opens no file descriptor, and it reports itself as not started."""
+    threads, fds = set(threading.enumerate()), open_fds()
+    reactor = ds.Reactor(handler_threads=3)
+    assert set(threading.enumerate()) == threads
+    assert open_fds() == fds
+    assert reactor.thread is None
+    assert reactor.pool.threads == 0
+    assert reactor.sessions == 0
+    assert repr(reactor) == "<Reactor 0 sessions, 0 handler threads>"
+    reactor.close()
+    reactor.close(timeout=0)
+    assert repr(reactor) == "<Reactor closed, 0 handler threads>"
+    assert reactor.thread is None
+    assert set(threading.enumerate()) == threads
+    assert open_fds() == fds
+
+
+def test_the_threads_start_with_the_first_session(server: LocalRealtimeServer) -> None:
+    """The reader and the pool's threads start when the first session is opened, not
+    before; a second session adds none, and close joins them all."""
+    with ds.Reactor(handler_threads=2) as reactor:
+        before = set(threading.enumerate())
+        assert reactor.thread is None
+        first = connect(server, reactor)
+        thread = reactor.thread
+        assert thread is not None and thread.is_alive()
+        assert reactor.pool.threads == 2
+        started = {t for t in threading.enumerate() if t.name.startswith("dashscope_sync-")}
+        started -= before
+        assert sorted(t.name for t in started) == [
+            "dashscope_sync-handlers-1",
+            "dashscope_sync-handlers-2",
+            "dashscope_sync-reactor",
+        ]
+        assert thread in started
+        second = connect(server, reactor)
+        assert reactor.thread is thread
+        assert reactor.pool.threads == 2
+        assert second.respond(text="hello", timeout=20).status == "completed"
+        first.close()
+        second.close()
+    for t in started:
+        t.join(10)
+        assert not t.is_alive()
+
+
+def test_a_never_used_reactor_once_closed_refuses_sessions(server: LocalRealtimeServer) -> None:
+    """Opening a session on a reactor closed before any was opened is a UsageError, and
+    starts none of its threads."""
+    reactor = ds.Reactor()
+    reactor.close()
+    before = library_threads()
+    with pytest.raises(ds.UsageError, match="reactor is closed"):
+        connect(server, reactor)
+    assert reactor.thread is None
+    assert library_threads() == before
+
+
 def test_sessions_share_one_reader_and_pair_their_responses(
     server: LocalRealtimeServer, reactor: ds.Reactor
 ) -> None:
     """Eight sessions on one reactor, each answering its own request from its own thread,
     start no reader or handler thread of their own."""
-    before = library_threads()
-    sessions = [connect(server, reactor) for _ in range(8)]
+    first = connect(server, reactor)
+    before = library_threads()  # the reactor's, started with the first session
+    sessions = [first, *(connect(server, reactor) for _ in range(7))]
     results: dict[int, ds.ResponseResult] = {}
     errors: list[BaseException] = []
 
@@ -271,13 +336,14 @@ def test_a_peer_that_stops_reading_does_not_stall_the_reader(
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+@pytest.mark.parametrize("started", [True, False], ids=["started", "not-started"])
 def test_a_forked_child_cannot_use_the_parents_reactor(
-    server: LocalRealtimeServer, reactor: ds.Reactor
+    server: LocalRealtimeServer, reactor: ds.Reactor, started: bool
 ) -> None:
-    """In a forked child, opening a session on the parent's reactor is a UsageError and
-    closing it does nothing; the parent's session on it works on."""
+    """In a forked child, opening a session on the parent's reactor (started or not yet)
+    is a UsageError and closing it does nothing; the parent's session on it works."""
     client = ds.Client(server.api_key, base_url=server.url, reactor=reactor)
-    session = client.realtime.connect(model=MODEL)
+    session = client.realtime.connect(model=MODEL) if started else None
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
@@ -295,5 +361,8 @@ def test_a_forked_child_cannot_use_the_parents_reactor(
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 3
+    if session is None:
+        assert reactor.thread is None  # the child's attempt started nothing here
+        session = client.realtime.connect(model=MODEL)
     assert session.respond(text="still mine", timeout=20).status == "completed"
     session.close()
