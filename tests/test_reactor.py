@@ -7,7 +7,9 @@ where handlers run.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -115,6 +117,82 @@ def test_a_never_used_reactor_once_closed_refuses_sessions(server: LocalRealtime
         connect(server, reactor)
     assert reactor.thread is None
     assert library_threads() == before
+
+
+#: Run in a child process (its own file descriptor limit; the local server
+#: stays in the test's): connects through a fresh reactor while the limit
+#: leaves room for the session's socket and 0, 1 or 2 more descriptors (the
+#: reactor needs 3: a selector and a socket pair), then with no limit.
+_NO_FD_LEFT = """
+import json, os, resource, sys, threading
+import dashscope_sync as ds
+
+url, key = sys.argv[1], sys.argv[2]
+MODEL = ds.MODEL_QWEN3_OMNI_FLASH_REALTIME
+
+
+def free_fds():
+    free = []
+    for fd in range(1024):
+        try:
+            os.fstat(fd)
+        except OSError:
+            free.append(fd)
+    return free
+
+
+# Imports and first-use work done before the limit is lowered.
+with ds.Client(key, base_url=url).realtime.connect(model=MODEL, timeout=10) as warm:
+    warm.respond(text="warm", timeout=20)
+reactor = ds.Reactor()
+client = ds.Client(key, base_url=url, reactor=reactor)
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+for room in range(3):
+    before = free_fds()
+    resource.setrlimit(resource.RLIMIT_NOFILE, (before[room] + 1, hard))
+    try:
+        client.realtime.connect(model=MODEL, timeout=10).close()
+        error = None
+    except ds.DashScopeError as exc:
+        error = [type(exc).__name__, str(exc), getattr(exc, "code", None)]
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    threads = [t.name for t in threading.enumerate() if t.name.startswith("dashscope_sync-")]
+    print(json.dumps({"error": error, "leaked": free_fds() != before, "threads": threads,
+                      "started": reactor.thread is not None}))
+with client.realtime.connect(model=MODEL, timeout=10) as session:
+    print(json.dumps({"status": session.respond(text="again", timeout=20).status,
+                      "started": reactor.thread is not None}))
+reactor.close()
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs Linux's per-process fd limit")
+def test_no_descriptor_left_fails_the_connect_and_leaves_the_reactor_usable(
+    server: LocalRealtimeServer,
+) -> None:
+    """When the reactor cannot make its selector or socket pair on its first session,
+    that connect is a TransportError, nothing is left open or started, and a later
+    session on the same reactor works."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(ds.__file__)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(
+        [sys.executable, "-c", _NO_FD_LEFT, server.url, server.api_key],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(lines) == 4, proc.stdout
+    for attempt in lines[:3]:
+        kind, message, code = attempt["error"]
+        assert kind == "TransportError" and code is None
+        assert "the reactor could not make its sockets" in message
+        assert "Too many open files" in message
+        assert attempt == {**attempt, "leaked": False, "threads": [], "started": False}
+    assert lines[3] == {"status": "completed", "started": True}
 
 
 def test_sessions_share_one_reader_and_pair_their_responses(
