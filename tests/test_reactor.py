@@ -7,7 +7,9 @@ where handlers run.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -53,13 +55,154 @@ def test_arguments_are_checked() -> None:
         ds.Client("k", reactor="yes")  # type: ignore[arg-type]
 
 
+def open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"))
+
+
+def test_a_reactor_starts_no_thread_and_opens_no_socket_until_used() -> None:
+    """Making and closing (twice) a reactor no session was opened on starts no thread and
+    opens no file descriptor, and it reports itself as not started."""
+    threads, fds = set(threading.enumerate()), open_fds()
+    reactor = ds.Reactor(handler_threads=3)
+    assert set(threading.enumerate()) == threads
+    assert open_fds() == fds
+    assert reactor.thread is None
+    assert reactor.pool.threads == 0
+    assert reactor.sessions == 0
+    assert repr(reactor) == "<Reactor 0 sessions, 0 handler threads>"
+    reactor.close()
+    reactor.close(timeout=0)
+    assert repr(reactor) == "<Reactor closed, 0 handler threads>"
+    assert reactor.thread is None
+    assert set(threading.enumerate()) == threads
+    assert open_fds() == fds
+
+
+def test_the_threads_start_with_the_first_session(server: LocalRealtimeServer) -> None:
+    """The reader and the pool's threads start when the first session is opened, not
+    before; a second session adds none, and close joins them all."""
+    with ds.Reactor(handler_threads=2) as reactor:
+        before = set(threading.enumerate())
+        assert reactor.thread is None
+        first = connect(server, reactor)
+        thread = reactor.thread
+        assert thread is not None and thread.is_alive()
+        assert reactor.pool.threads == 2
+        started = {t for t in threading.enumerate() if t.name.startswith("dashscope_sync-")}
+        started -= before
+        assert sorted(t.name for t in started) == [
+            "dashscope_sync-handlers-1",
+            "dashscope_sync-handlers-2",
+            "dashscope_sync-reactor",
+        ]
+        assert thread in started
+        second = connect(server, reactor)
+        assert reactor.thread is thread
+        assert reactor.pool.threads == 2
+        assert second.respond(text="hello", timeout=20).status == "completed"
+        first.close()
+        second.close()
+    for t in started:
+        t.join(10)
+        assert not t.is_alive()
+
+
+def test_a_never_used_reactor_once_closed_refuses_sessions(server: LocalRealtimeServer) -> None:
+    """Opening a session on a reactor closed before any was opened is a UsageError, and
+    starts none of its threads."""
+    reactor = ds.Reactor()
+    reactor.close()
+    before = library_threads()
+    with pytest.raises(ds.UsageError, match="reactor is closed"):
+        connect(server, reactor)
+    assert reactor.thread is None
+    assert library_threads() == before
+
+
+#: Run in a child process (its own file descriptor limit; the local server
+#: stays in the test's): connects through a fresh reactor while the limit
+#: leaves room for the session's socket and 0, 1 or 2 more descriptors (the
+#: reactor needs 3: a selector and a socket pair), then with no limit.
+_NO_FD_LEFT = """
+import json, os, resource, sys, threading
+import dashscope_sync as ds
+
+url, key = sys.argv[1], sys.argv[2]
+MODEL = ds.MODEL_QWEN3_OMNI_FLASH_REALTIME
+
+
+def free_fds():
+    free = []
+    for fd in range(1024):
+        try:
+            os.fstat(fd)
+        except OSError:
+            free.append(fd)
+    return free
+
+
+# Imports and first-use work done before the limit is lowered.
+with ds.Client(key, base_url=url).realtime.connect(model=MODEL, timeout=10) as warm:
+    warm.respond(text="warm", timeout=20)
+reactor = ds.Reactor()
+client = ds.Client(key, base_url=url, reactor=reactor)
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+for room in range(3):
+    before = free_fds()
+    resource.setrlimit(resource.RLIMIT_NOFILE, (before[room] + 1, hard))
+    try:
+        client.realtime.connect(model=MODEL, timeout=10).close()
+        error = None
+    except ds.DashScopeError as exc:
+        error = [type(exc).__name__, str(exc), getattr(exc, "code", None)]
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    threads = [t.name for t in threading.enumerate() if t.name.startswith("dashscope_sync-")]
+    print(json.dumps({"error": error, "leaked": free_fds() != before, "threads": threads,
+                      "started": reactor.thread is not None}))
+with client.realtime.connect(model=MODEL, timeout=10) as session:
+    print(json.dumps({"status": session.respond(text="again", timeout=20).status,
+                      "started": reactor.thread is not None}))
+reactor.close()
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs Linux's per-process fd limit")
+def test_no_descriptor_left_fails_the_connect_and_leaves_the_reactor_usable(
+    server: LocalRealtimeServer,
+) -> None:
+    """When the reactor cannot make its selector or socket pair on its first session,
+    that connect is a TransportError, nothing is left open or started, and a later
+    session on the same reactor works."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(ds.__file__)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(
+        [sys.executable, "-c", _NO_FD_LEFT, server.url, server.api_key],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(lines) == 4, proc.stdout
+    for attempt in lines[:3]:
+        kind, message, code = attempt["error"]
+        assert kind == "TransportError" and code is None
+        assert "the reactor could not make its sockets" in message
+        assert "Too many open files" in message
+        assert attempt == {**attempt, "leaked": False, "threads": [], "started": False}
+    assert lines[3] == {"status": "completed", "started": True}
+
+
 def test_sessions_share_one_reader_and_pair_their_responses(
     server: LocalRealtimeServer, reactor: ds.Reactor
 ) -> None:
     """Eight sessions on one reactor, each answering its own request from its own thread,
     start no reader or handler thread of their own."""
-    before = library_threads()
-    sessions = [connect(server, reactor) for _ in range(8)]
+    first = connect(server, reactor)
+    before = library_threads()  # the reactor's, started with the first session
+    sessions = [first, *(connect(server, reactor) for _ in range(7))]
     results: dict[int, ds.ResponseResult] = {}
     errors: list[BaseException] = []
 
@@ -271,13 +414,14 @@ def test_a_peer_that_stops_reading_does_not_stall_the_reader(
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+@pytest.mark.parametrize("started", [True, False], ids=["started", "not-started"])
 def test_a_forked_child_cannot_use_the_parents_reactor(
-    server: LocalRealtimeServer, reactor: ds.Reactor
+    server: LocalRealtimeServer, reactor: ds.Reactor, started: bool
 ) -> None:
-    """In a forked child, opening a session on the parent's reactor is a UsageError and
-    closing it does nothing; the parent's session on it works on."""
+    """In a forked child, opening a session on the parent's reactor (started or not yet)
+    is a UsageError and closing it does nothing; the parent's session on it works."""
     client = ds.Client(server.api_key, base_url=server.url, reactor=reactor)
-    session = client.realtime.connect(model=MODEL)
+    session = client.realtime.connect(model=MODEL) if started else None
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
@@ -295,5 +439,8 @@ def test_a_forked_child_cannot_use_the_parents_reactor(
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 3
+    if session is None:
+        assert reactor.thread is None  # the child's attempt started nothing here
+        session = client.realtime.connect(model=MODEL)
     assert session.respond(text="still mine", timeout=20).status == "completed"
     session.close()

@@ -180,8 +180,13 @@ def test_failed_turn_raises_from_transcripts_and_transcribe(
 def test_dropped_session_warns_once_and_closes(client: ds.Client) -> None:
     """A transcription session collected unclosed emits one ResourceWarning naming it, closes,
     and leaves no thread behind; a live transcripts() iterator does not keep it alive."""
-    before = set(threading.enumerate())  # in shared mode, the reactor's threads stay
+    before = set(threading.enumerate())
     session = client.transcription.connect(timeout=10)
+    reactor = client.reactor
+    if reactor is not None:  # its threads (started with its first session) stay
+        before |= {
+            t for t in threading.enumerate() if t is reactor.thread or reactor.pool.runs_on(t)
+        }
     core = session._core
     iterator = session.transcripts(timeout=10)
     with pytest.warns(ResourceWarning, match="unclosed <TranscriptionSession") as caught:

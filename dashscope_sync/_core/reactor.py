@@ -45,7 +45,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 from .._deadline import Deadline
-from .._errors import ConfigError, UsageError
+from .._errors import ConfigError, TransportError, UsageError
 from .._fmt import seconds
 from .fork import PROCESS
 
@@ -123,7 +123,8 @@ class HandlerPool:
     a stuck handler holds only itself.
 
     Thread safety: `submit` from any thread; `flush` and `check` from the
-    reactor's thread; `close` once, from the thread closing the reactor.
+    reactor's thread; `start` once, under the reactor's lock; `close` once,
+    from the thread closing the reactor.
     """
 
     def __init__(self, size: int, max_size: int) -> None:
@@ -146,7 +147,15 @@ class HandlerPool:
         self._names = itertools.count(1)
         # When check() last looked for stuck tasks (reactor thread only).
         self._checked = 0.0
-        for _ in range(size):
+
+    def start(self) -> None:
+        """Start the ``size`` threads (with the reactor's reader: see `Reactor._start`).
+
+        Raises:
+            RuntimeError: A thread could not be started (the ones started are
+                left for `close` to end).
+        """
+        for _ in range(self._size):
             self._spawn()
 
     @property
@@ -342,6 +351,9 @@ class Reactor:
     handlers (``handler_threads`` of them, more while handlers are stuck,
     the extra ones ending after 5 s idle). All are daemons; `close` joins
     them. Nothing else runs per session: sends stay on the calling thread.
+    The constructor starts no thread and opens no socket: the threads, the
+    selector and its wake-up socket pair are made when the first session is
+    opened on the reactor (`thread` is None until then).
 
     Thread safety: share it between threads and clients; open sessions on it
     from any threads at once. `close` from any thread but the reactor's own
@@ -370,15 +382,16 @@ class Reactor:
         self._forks = PROCESS.forks
         self._pid = os.getpid()
         most = _count(max_handler_threads, "max_handler_threads", size)
-        self._selector = selectors.DefaultSelector()
+        # Made by _start (the first add), as the threads are: no I/O here.
+        # Used only once started (add, the reader thread, close).
+        self._selector: selectors.BaseSelector
         # Wakes the reader when a connection is added or the reactor closes:
         # one byte on a socket pair the selector watches.
-        self._wake_in, self._wake_out = socket.socketpair()
-        self._wake_in.setblocking(False)
-        self._wake_out.setblocking(False)
-        self._selector.register(self._wake_in, selectors.EVENT_READ, None)
+        self._wake_in: socket.socket
+        self._wake_out: socket.socket
         # Guards _adding, _flushing and _closed: connections handed over by
-        # other threads, for the reader to register, or to write to.
+        # other threads, for the reader to register, or to write to; and
+        # starting (_thread is set under it, once).
         self._lock = threading.Lock()
         self._adding: list[Connection] = []
         self._flushing: list[Connection] = []
@@ -399,17 +412,12 @@ class Reactor:
         self._order = itertools.count()
         #: The handler threads shared by the sessions.
         self.pool = HandlerPool(size, most)
-        self._thread = threading.Thread(
-            target=self._run,
-            name="dashscope_sync-reactor",
-            # Daemon: as a session's reader; close() joins it.
-            daemon=True,
-        )
-        self._thread.start()
+        # The reader thread, once started (None before the first add).
+        self._thread: threading.Thread | None = None
 
     @property
-    def thread(self) -> threading.Thread:
-        """The reader thread."""
+    def thread(self) -> threading.Thread | None:
+        """The reader thread; None until the first session is opened on the reactor."""
         return self._thread
 
     @property
@@ -430,7 +438,10 @@ class Reactor:
     # For connections ------------------------------------------------------------
 
     def add(self, connection: Connection) -> None:
-        """Start reading ``connection`` (its socket is non-blocking); any thread."""
+        """Start reading ``connection`` (its socket is non-blocking); any thread.
+
+        The first call starts the reactor (`_start`), whose `TransportError` it raises.
+        """
         if self._forks != PROCESS.forks:
             # Before the lock: a parent's thread may have held it at the fork.
             raise UsageError(
@@ -441,8 +452,64 @@ class Reactor:
         with self._lock:
             if self._closed:
                 raise UsageError("the reactor is closed: open sessions on an open one")
+            if self._thread is None:
+                self._start()
             self._adding.append(connection)
         self._wake()
+
+    def _start(self) -> None:
+        """Make the selector and its wake-up pair, then start the pool's threads and
+        the reader; under ``_lock``, on the first add.
+
+        All or nothing: a failure to make the sockets closes what was made and
+        leaves the reactor as it was (the next add tries again); a failure to
+        start a thread ends the threads started and closes the reactor (it
+        would fail again, and later adds are then a clear UsageError).
+
+        The pool's threads start here rather than on the first hand-off of
+        work: that hand-off happens on the reader's thread (or a sender's),
+        where a thread that cannot start could only end sessions, and it is
+        the per-event path; here the failure reaches the caller opening the
+        session as a typed error.
+
+        Raises:
+            TransportError: A socket or a thread could not be made (no file
+                descriptor or thread left); ``code`` is None.
+        """
+        made: list[selectors.BaseSelector | socket.socket] = []
+        try:
+            selector = selectors.DefaultSelector()
+            made.append(selector)
+            wake_in, wake_out = socket.socketpair()
+            made += (wake_in, wake_out)
+            wake_in.setblocking(False)
+            wake_out.setblocking(False)
+            selector.register(wake_in, selectors.EVENT_READ, None)
+        except (OSError, ValueError) as exc:
+            for thing in made:
+                thing.close()
+            raise TransportError(f"the reactor could not make its sockets: {exc}") from exc
+        self._selector, self._wake_in, self._wake_out = selector, wake_in, wake_out
+        thread = threading.Thread(
+            target=self._run,
+            name="dashscope_sync-reactor",
+            # Daemon: as a session's reader; close() joins it.
+            daemon=True,
+        )
+        try:
+            self.pool.start()
+            thread.start()  # last: nothing can fail once it runs
+        except BaseException as exc:
+            self._closed = True
+            self.pool.close(Deadline(_JOIN))
+            for thing in made:
+                thing.close()
+            if isinstance(exc, Exception):
+                raise TransportError(
+                    f"the reactor could not start its threads, and is closed: {exc}"
+                ) from exc
+            raise
+        self._thread = thread
 
     def forget(self, connection: Connection) -> None:
         """Stop watching ``connection``; on the reader thread, before its socket closes."""
@@ -601,6 +668,9 @@ class Reactor:
         still sees such a thread until its handler returns (a test that
         leaves a handler stuck releases it).
 
+        A reactor no session was ever opened on has nothing to end: ``close``
+        only marks it closed.
+
         Raises:
             UsageError: Called from the reactor's own thread or from a handler
                 (which it would wait for).
@@ -619,11 +689,14 @@ class Reactor:
             if self._closed:
                 return
             self._closed = True
+            thread = self._thread
+        if thread is None:
+            return  # never started: no thread, pool thread or socket to end
         deadline = Deadline(timeout)
         self._stop.set()
         self._wake()
         left = deadline.remaining()
-        self._thread.join(_JOIN if left is None else min(left, _JOIN))
+        thread.join(_JOIN if left is None else min(left, _JOIN))
         self.pool.close(deadline)
         self._selector.close()
         self._wake_in.close()
