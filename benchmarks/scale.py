@@ -75,12 +75,13 @@ def ratio(a: float | None, b: float | None) -> str:
     return "-" if a is None or b is None or b == 0 else f"{a / b:.2f}x"
 
 
-def reader_us(run: dict[str, Any], sessions: int, n: int) -> float | None:
-    """The reading thread's CPU per event: the reactor's, or one session reader's times all."""
+def reader_us(run: dict[str, Any], sessions: int, n: int, key: str) -> float | None:
+    """The reading threads' ``run_us`` (on CPU) or ``wait_us`` (runnable, waiting for a
+    CPU) per event: the reactor's, or all session readers' together."""
     sched = run.get("sched") or {}
     for role in ("reactor", "reader", "_read"):
         if role in sched:
-            return float(sched[role]["run_us"]) / (sessions * n)
+            return float(sched[role][key]) / (sessions * n)
     return None
 
 
@@ -88,7 +89,7 @@ def table(results: Results, contenders: list[str], n: int) -> list[str]:
     head = (
         "| sessions | contender | p50 ms | p99 ms | CPU us/event | CPU vs floor_queue | "
         "CPU vs ds_callback | p99 vs ds_callback | cores used | threads | RSS KB/session | "
-        "reading thread us/event | load average (1 min) |"
+        "reading thread us/event: on CPU / waiting for a CPU | load average (1 min) |"
     )
     lines = [head, _rule(head)]
     for sessions in sorted(results):
@@ -105,7 +106,8 @@ def table(results: Results, contenders: list[str], n: int) -> list[str]:
                 continue
             p50 = med(runs, "p50_us")
             rss = med(runs, "rss_per_session")
-            reading = [x for r in runs if (x := reader_us(r, sessions, n)) is not None]
+            reading = [x for r in runs if (x := reader_us(r, sessions, n, "run_us")) is not None]
+            waiting = [x for r in runs if (x := reader_us(r, sessions, n, "wait_us")) is not None]
             loads = [r["load_before"] for r in runs if "load_before" in r]
             lines.append(
                 f"| {sessions} | {c} | {fmt(None if p50 is None else p50 / 1e3, ',.2f')} | "
@@ -116,7 +118,8 @@ def table(results: Results, contenders: list[str], n: int) -> list[str]:
                 f"{ratio(p99[c], p99.get('ds_callback'))} | "
                 f"{fmt(med(runs, 'cpu_cores'), '.2f')} | {fmt(med(runs, 'threads'), '.0f')} | "
                 f"{fmt(None if rss is None else rss / 1024, '.1f')} | "
-                f"{fmt(statistics.median(reading) if reading else None, '.1f')} | "
+                f"{fmt(statistics.median(reading) if reading else None, '.1f')} / "
+                f"{fmt(statistics.median(waiting) if waiting else None, '.1f')} | "
                 f"{', '.join(load.split()[0] for load in loads) or '-'} |"
             )
     return lines
@@ -242,13 +245,53 @@ def main() -> int:
     parser.add_argument("--json", help="write every raw result to this file")
     parser.add_argument("--png", help="draw the plot into this file")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per run")
+    parser.add_argument(
+        "--from-json", help="measure nothing: write the table and plot of an earlier --json"
+    )
     args = parser.parse_args()
+    run = json.loads(Path(args.from_json).read_text()) if args.from_json else measure(args, parser)
+    results: Results = {int(k): v for k, v in run["results"].items()}
+    rate = 1e6 / run["interval_us"]
+    lines = [
+        f"Scale: each session receives one audio delta (4800 B of PCM) every "
+        f"{run['interval_us'] / 1000:g} ms ({rate:g} events/s) x {run['n']}, phases spread over "
+        f"the interval, handlers only; {run['reps']} run(s) per cell (medians), "
+        f"{run['elapsed']:.0f} s in all. Latency: server write to user code. CPU: user+system "
+        "of every thread of the client process over the stream / events. RSS per session: "
+        "slope of RSS against sessions while connecting. Reading thread: the reactor "
+        "(ds_shared), or all session readers together (ds_callback, floor_queue); its wait "
+        "for a CPU is the machine's load showing.",
+        "",
+        *table(results, run["contenders"], run["n"]),
+        "",
+        *targets(results),
+        "",
+        "Machine: "
+        + "; ".join(f"{k} {v}" for k, v in run["machine"].items())
+        + f"; load average at end {run['load_at_end']}; CPU pressure at end "
+        + f"{run['pressure_at_end']}.",
+    ]
+    if run["problems"]:
+        lines += ["", "Incomplete results:", *(f"- {p}" for p in run["problems"])]
+    text = "\n".join(lines) + "\n"
+    print()
+    print(text)
+    if args.png:
+        print(plot(results, run["contenders"], Path(args.png), rate))
+    if args.markdown:
+        Path(args.markdown).write_text(text)
+    if args.json and not args.from_json:
+        Path(args.json).write_text(json.dumps(run, indent=1))
+    return 1 if run["problems"] else 0
+
+
+def measure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """Run every cell; the run as --json writes it."""
     sizes = [int(s) for s in args.sessions.split(",")]
     contenders = args.contenders.split(",")
     for c in contenders:
         if c not in bench.SCALE_CONTENDERS:
             parser.error(f"unknown scale contender {c!r} (of {','.join(bench.SCALE_CONTENDERS)})")
-
     raise_fd_limit()
     info = bench.machine()
     started = time.perf_counter()
@@ -258,14 +301,8 @@ def main() -> int:
     try:
         for sessions in sizes:
             workload = [
-                "--n",
-                str(args.n),
-                "--sessions",
-                str(sessions),
-                "--interval-us",
-                str(args.interval_us),
-                "--warmup",
-                str(args.warmup),
+                *("--n", str(args.n), "--sessions", str(sessions)),
+                *("--interval-us", str(args.interval_us), "--warmup", str(args.warmup)),
             ]
             for rep in range(1, args.reps + 1):
                 for c in contenders:
@@ -286,44 +323,19 @@ def main() -> int:
                     print(f"  {sessions:>5} sessions {c:<12} rep {rep}: {status}", flush=True)
     finally:
         server.close()
-    elapsed = time.perf_counter() - started
-
-    rate = 1e6 / args.interval_us
-    lines = [
-        f"Scale: each session receives one audio delta (4800 B of PCM) every "
-        f"{args.interval_us / 1000:g} ms ({rate:g} events/s) x {args.n}, phases spread over the "
-        f"interval, handlers only; {args.reps} run(s) per cell (medians), {elapsed:.0f} s in "
-        "all. Latency: server write to user code. CPU: user+system of every thread of the "
-        "client process over the stream / events. RSS per session: slope of RSS against "
-        "sessions while connecting. Reading thread: the reactor's CPU per event (ds_shared), "
-        "or all session readers' (ds_callback, floor_queue).",
-        "",
-        *table(results, contenders, args.n),
-        "",
-        *targets(results),
-        "",
-        "Machine: "
-        + "; ".join(f"{k} {v}" for k, v in info.items())
-        + f"; load average at end {load()}; CPU pressure at end {bench.cpu_pressure()}.",
-    ]
-    if problems:
-        lines += ["", "Incomplete results:", *(f"- {p}" for p in problems)]
-    text = "\n".join(lines) + "\n"
-    print()
-    print(text)
-    if args.png:
-        print(plot(results, contenders, Path(args.png), rate))
-    if args.markdown:
-        Path(args.markdown).write_text(text)
-    if args.json:
-        Path(args.json).write_text(
-            json.dumps(
-                {"sizes": sizes, "n": args.n, "interval_us": args.interval_us, "machine": info}
-                | {"results": {str(k): v for k, v in results.items()}, "problems": problems},
-                indent=1,
-            )
-        )
-    return 1 if problems else 0
+    return {
+        "sizes": sizes,
+        "contenders": contenders,
+        "n": args.n,
+        "interval_us": args.interval_us,
+        "reps": args.reps,
+        "elapsed": time.perf_counter() - started,
+        "machine": info,
+        "load_at_end": load(),
+        "pressure_at_end": bench.cpu_pressure(),
+        "results": {str(k): v for k, v in results.items()},
+        "problems": problems,
+    }
 
 
 if __name__ == "__main__":

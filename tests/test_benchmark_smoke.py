@@ -152,7 +152,8 @@ def test_framing_benchmark_runs() -> None:
 
 @pytest.mark.timeout(120)
 def test_scale_script_writes_table_and_plot(tmp_path: Path) -> None:
-    """benchmarks/scale.py at tiny sizes runs every contender at every size and writes its files."""
+    """benchmarks/scale.py at tiny sizes runs every contender at every size and writes its files;
+    --from-json redraws the same table from them."""
     out = {name: tmp_path / name for name in ("scale.md", "scale.json", "scale.png")}
     proc = subprocess.run(
         [
@@ -184,6 +185,20 @@ def test_scale_script_writes_table_and_plot(tmp_path: Path) -> None:
     assert re.search(
         r"\| threads independent of sessions \(ds_shared\) \| 2: (\d+), 3: \1 \| met \|", table
     )
+    again = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "scale.py"),
+            *("--from-json", str(out["scale.json"]), "--markdown", str(tmp_path / "again.md")),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-4000:]
+    assert (tmp_path / "again.md").read_text() == table  # redrawn, not measured again
     if importlib.util.find_spec("matplotlib") is None:
         # matplotlib comes with the [bench] extra, not [test]: the script says so.
         assert "not written: matplotlib is not installed" in proc.stdout
