@@ -246,6 +246,11 @@ def main() -> int:
     parser.add_argument("--png", help="draw the plot into this file")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per run")
     parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="every contender calls gc.freeze() once its sessions are up, as a server may",
+    )
+    parser.add_argument(
         "--from-json", help="measure nothing: write the table and plot of an earlier --json"
     )
     args = parser.parse_args()
@@ -256,7 +261,9 @@ def main() -> int:
         f"Scale: each session receives one audio delta (4800 B of PCM) every "
         f"{run['interval_us'] / 1000:g} ms ({rate:g} events/s) x {run['n']}, phases spread over "
         f"the interval, handlers only; {run['reps']} run(s) per cell (medians), "
-        f"{run['elapsed']:.0f} s in all. Latency: server write to user code. CPU: user+system "
+        f"{run['elapsed']:.0f} s in all"
+        + ("; gc.freeze() once the sessions were up" if run.get("gc_freeze") else "")
+        + ". Latency: server write to user code. CPU: user+system "
         "of every thread of the client process over the stream / events. RSS per session: "
         "slope of RSS against sessions while connecting. Reading thread: the reactor "
         "(ds_shared), or all session readers together (ds_callback, floor_queue); its wait "
@@ -303,6 +310,7 @@ def measure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
             workload = [
                 *("--n", str(args.n), "--sessions", str(sessions)),
                 *("--interval-us", str(args.interval_us), "--warmup", str(args.warmup)),
+                *(["--gc-freeze"] if args.gc_freeze else []),
             ]
             for rep in range(1, args.reps + 1):
                 for c in contenders:
@@ -329,6 +337,7 @@ def measure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[s
         "n": args.n,
         "interval_us": args.interval_us,
         "reps": args.reps,
+        "gc_freeze": args.gc_freeze,
         "elapsed": time.perf_counter() - started,
         "machine": info,
         "load_at_end": load(),
