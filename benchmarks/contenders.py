@@ -774,6 +774,8 @@ def run_scale(cls: type[Contender], args: argparse.Namespace) -> dict[str, Any]:
         sampler.start()
         for c, s in zip(conns, sinks, strict=True):
             c.start(s)
+        if args.gc_freeze:
+            gc.freeze()  # and what starting made (handlers, responses); no collection
         if shared is not None:
             remaining = len(conns)
             while remaining:
