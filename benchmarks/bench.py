@@ -594,7 +594,14 @@ def machine() -> dict[str, str]:
         pass
     info["os"] = f"{platform.system()} {platform.release()}"
     info["python"] = f"{platform.python_implementation()} {platform.python_version()}"
-    for dist in ("dashscope-sync", "websocket-client", "dashscope", "openai", "websockets"):
+    for dist in (
+        "dashscope-sync",
+        "websocket-client",
+        "dashscope",
+        "openai",
+        "websockets",
+        "pybase64",
+    ):
         try:
             info[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:

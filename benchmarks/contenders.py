@@ -760,6 +760,11 @@ def run_scale(cls: type[Contender], args: argparse.Namespace) -> dict[str, Any]:
         c.connect(args.port, f"paced-{n}-{interval}-{i * interval // sessions}")
         conns.append(c)
         rss.append(rss_now())
+    if args.gc_freeze:
+        # As a server would once its sessions are up: the collector stops
+        # walking every session's long-lived objects on each full collection.
+        gc.collect()
+        gc.freeze()
     sinks = [Sink(paced=True) for _ in conns]
     sampled: list[int] = []
     # Sampled mid-stream by a timer thread, which does not count itself.
@@ -769,6 +774,8 @@ def run_scale(cls: type[Contender], args: argparse.Namespace) -> dict[str, Any]:
         sampler.start()
         for c, s in zip(conns, sinks, strict=True):
             c.start(s)
+        if args.gc_freeze:
+            gc.freeze()  # and what starting made (handlers, responses); no collection
         if shared is not None:
             remaining = len(conns)
             while remaining:
@@ -844,6 +851,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5, help="paced samples dropped per session")
     parser.add_argument("--seconds", type=int, default=60, help="upload: seconds of audio")
     parser.add_argument("--sessions", type=int, default=50)
+    parser.add_argument(
+        "--gc-freeze", action="store_true", help="scale: gc.freeze() once every session is up"
+    )
     args = parser.parse_args()
     cls = CONTENDERS[args.contender]
     try:

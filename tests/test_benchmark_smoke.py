@@ -152,3 +152,60 @@ def test_framing_benchmark_runs() -> None:
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert proc.stdout.count("parse ") == 2 and proc.stdout.count("encode ") == 2
+
+
+@pytest.mark.timeout(120)
+def test_scale_script_writes_table_and_plot(tmp_path: Path) -> None:
+    """benchmarks/scale.py at tiny sizes runs every contender at every size and writes its files;
+    --from-json redraws the same table from them."""
+    out = {name: tmp_path / name for name in ("scale.md", "scale.json", "scale.png")}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "scale.py"),
+            *("--sessions", "2,3", "--n", "10", "--interval-us", "5000", "--warmup", "2"),
+            *("--markdown", str(out["scale.md"]), "--json", str(out["scale.json"])),
+            *("--png", str(out["scale.png"])),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=110,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    data = json.loads(out["scale.json"].read_text())
+    assert data["problems"] == []
+    contenders = ("floor_queue", "ds_callback", "ds_shared")
+    for sessions in (2, 3):
+        for contender in contenders:
+            (run,) = data["results"][str(sessions)][contender]
+            assert run["n_audio"] == sessions * 10 and run["p99_us"] > 0
+    table = out["scale.md"].read_text()
+    rows = [line for line in table.splitlines() if re.match(r"\| \d+ \| \w+ \|", line)]
+    assert [tuple(row.split(" | ")[:2]) for row in rows] == [
+        (f"| {s}", c) for s in (2, 3) for c in contenders
+    ]
+    assert re.search(
+        r"\| threads independent of sessions \(ds_shared\) \| 2: (\d+), 3: \1 \| met \|", table
+    )
+    again = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "scale.py"),
+            *("--from-json", str(out["scale.json"]), "--markdown", str(tmp_path / "again.md")),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-4000:]
+    assert (tmp_path / "again.md").read_text() == table  # redrawn, not measured again
+    if importlib.util.find_spec("matplotlib") is None:
+        # matplotlib comes with the [bench] extra, not [test]: the script says so.
+        assert "not written: matplotlib is not installed" in proc.stdout
+        assert not out["scale.png"].exists()
+    else:
+        assert out["scale.png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

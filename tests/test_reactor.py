@@ -7,6 +7,7 @@ where handlers run.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -19,7 +20,7 @@ import pytest
 import dashscope_sync as ds
 from dashscope_sync.testing import LocalRealtimeServer
 
-from ._net import OP_PING, OP_PONG, RawPeer, frame, raw_session
+from ._net import OP_PING, OP_PONG, RawPeer, frame, raw_session, text
 
 # Single mode (issue 18): these tests are about ds.Reactor itself and pass
 # their own reactors (DASHSCOPE_SYNC_TEST_SHARED=1 runs them beside another).
@@ -292,6 +293,33 @@ def test_close_ends_sessions_still_open(server: LocalRealtimeServer) -> None:
     assert [t.name for t in left if t.is_alive() and t.name.startswith("dashscope_sync")] == []
     with pytest.raises(ds.UsageError, match="reactor is closed"):
         connect(server, reactor)
+
+
+def test_bursts_larger_than_the_read_buffer_arrive_intact_on_each_session(
+    reactor: ds.Reactor,
+) -> None:
+    """Two sessions whose peers each write half a megabyte of audio deltas at once (more
+    than one read takes) each get exactly their own audio, in order."""
+    peers = [RawPeer(), RawPeer()]
+    pcm = {i: [bytes([i * 64 + n % 64]) * 8000 for n in range(64)] for i in range(2)}
+    with raw_session(peers[0], reactor) as first, raw_session(peers[1], reactor) as second:
+        for i, peer in enumerate(peers):
+            peer.send(
+                b"".join(
+                    text(
+                        {
+                            "type": "response.audio.delta",
+                            "event_id": f"event_{i}_{n}",
+                            "delta": base64.b64encode(chunk).decode(),
+                        }
+                    )
+                    for n, chunk in enumerate(pcm[i])
+                )
+            )
+        for i, session in enumerate((first, second)):
+            got = [session.wait_for(ds.ResponseAudioDelta, timeout=20) for _ in pcm[i]]
+            assert [e.event_id for e in got] == [f"event_{i}_{n}" for n in range(64)]
+            assert [e.delta for e in got] == pcm[i]
 
 
 def test_a_hostile_frame_ends_only_its_session(

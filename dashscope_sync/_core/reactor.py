@@ -204,8 +204,11 @@ class HandlerPool:
             self._hand(collections.deque(deferred))
 
     def idle_hint(self) -> bool:
-        """Whether no work waits or runs (unlocked: a hint for the select timeout)."""
-        return not self._backlog and not any(w.since is not None for w in self._workers)
+        """Whether no work waits, runs or is about to be handed over (unlocked: a hint
+        for the select timeout)."""
+        if self._deferred or self._backlog:
+            return False
+        return all(worker.since is None for worker in self._workers)
 
     def check(self, now: float) -> None:
         """Hand the rest of a chunk stuck behind a slow task to another thread; add a
@@ -578,6 +581,11 @@ class Reactor:
                 timeout = None if not timers else max(0.0, timers[0][0] - time.monotonic())
                 if not pool.idle_hint():
                     timeout = _STALL if timeout is None else min(timeout, _STALL)
+                # The handlers' work of the last wake-up, as one chunk, handed
+                # over just before this thread waits in select: the pool
+                # thread it wakes finds the GIL free instead of sleeping again
+                # until this thread is done with its timers and checks.
+                pool.flush()
                 ready = select(timeout)
                 now = time.monotonic()
                 for key, events in ready:
@@ -589,7 +597,6 @@ class Reactor:
                         connection.readable(now)
                     if events & selectors.EVENT_WRITE:
                         connection.writable(now)
-                pool.flush()  # the handlers' work of this wake-up, as one chunk
                 while timers and timers[0][0] <= now:
                     _, order, connection = heapq.heappop(timers)
                     live = self._live.get(connection)
@@ -600,7 +607,6 @@ class Reactor:
                     if after is not None:
                         # Unless the tick scheduled an earlier call itself.
                         self.schedule(connection, after)
-                pool.flush()
                 pool.check(now)
         except BaseException:  # pragma: no cover - last resort: end every session
             logger.exception("unexpected internal error in the reactor thread")

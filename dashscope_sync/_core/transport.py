@@ -68,6 +68,24 @@ _READ_SMALL: Final = 16 * 1024
 #: burst of deltas then arrives in few reads.
 _READ_LARGE: Final = 256 * 1024
 
+#: Where a reactor's reads land: one buffer of `_READ_LARGE` per reading
+#: thread (in practice each reactor's), shared by every connection it reads,
+#: since `read_available` copies what it read into the connection's parser at
+#: once. A buffer per connection cost each session 16 KiB, and one that grew
+#: for a backlog and shrank after it cost a 256 KiB allocation (zeroed) per
+#: such read, just when the reactor was behind. Used only by its own thread.
+_REACTOR_READS = threading.local()
+#: What a connection a reactor reads keeps as its own buffer: none.
+_NO_READ: Final = memoryview(b"")
+
+
+def _tls_wants(exc: OSError) -> bool:
+    """Whether a non-blocking TLS read failed only for want of more bytes (or room)."""
+    import ssl  # loaded by then: the socket is a TLS one if this can be true
+
+    return isinstance(exc, (ssl.SSLWantReadError, ssl.SSLWantWriteError))
+
+
 #: The close code for a connection lost without a close frame (RFC 6455).
 CLOSE_ABNORMAL: Final = 1006
 #: The close code for "no status code in the close frame" (RFC 6455).
@@ -590,6 +608,7 @@ class WebSocketTransport:
         reactor's thread; sends wait for room themselves (see `_send_all`).
         """
         self._nonblocking = True
+        self._read = _NO_READ  # the reactor's thread reads into its own buffer
         sock = self._ws.sock
         if sock is not None:
             sock.setblocking(False)
@@ -611,17 +630,18 @@ class WebSocketTransport:
         Raises:
             TransportError: The connection was lost (``code`` 1006).
         """
-        import ssl
-
         sock = self._ws.sock
-        read = self._read
+        try:
+            read: memoryview = _REACTOR_READS.buffer
+        except AttributeError:
+            read = _REACTOR_READS.buffer = memoryview(bytearray(_READ_LARGE))
         try:
             if sock is None:
                 raise OSError("socket is closed")
             count = sock.recv_into(read)
-        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-            return 0  # nothing (or only part of a TLS record) yet
         except OSError as exc:
+            if isinstance(exc, BlockingIOError) or _tls_wants(exc):
+                return 0  # nothing (or only part of a TLS record) yet
             raise TransportError(
                 f"connection lost: {exc}", code=CLOSE_ABNORMAL, reason=str(exc)
             ) from exc
@@ -632,11 +652,6 @@ class WebSocketTransport:
                 reason="",
             )
         self._parser.feed(read[:count])
-        size = len(read)
-        if count == size and size < _READ_LARGE:
-            self._read = memoryview(bytearray(_READ_LARGE))  # a burst: read more at once
-        elif size > _READ_SMALL and count < _READ_SMALL // 2:
-            self._read = memoryview(bytearray(_READ_SMALL))  # the burst is over
         return count
 
     def pending(self) -> bool:
