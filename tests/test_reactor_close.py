@@ -103,3 +103,29 @@ def test_close_from_a_handler_is_a_usage_error(server: LocalRealtimeServer) -> N
         assert "not a handler" in str(raised[0])
         assert session.respond(text="still open?", timeout=20).status == "completed"
         session.close()
+
+
+def test_close_with_no_time_left_still_ends_every_sessions_handlers(
+    server: LocalRealtimeServer,
+) -> None:
+    """close(timeout=0) with twenty sessions open returns with its reader thread ended and
+    every session's end handed to the handlers, so closing the sessions then waits for
+    nothing."""
+    reactor = ds.Reactor(handler_threads=2)
+    sessions = [connect(server, reactor) for _ in range(20)]
+    for session in sessions:
+        session.on("*", lambda _e: None)
+    reactor.close(timeout=0)
+    assert not reactor.thread.is_alive()  # no reader left under a closed selector
+    for session in sessions:
+        dispatcher = session._core.dispatcher
+        assert dispatcher is not None
+        # The pool ran the session's end (STOP) though the reactor gave it no time.
+        assert dispatcher._done.wait(20)
+    closer = threading.Thread(target=lambda: [s.close() for s in sessions])
+    closer.start()
+    closer.join(30)  # generous: each close waiting its handler_timeout (5 s) would take 100 s
+    assert not closer.is_alive()
+    for thread in handler_threads():
+        thread.join(10)
+    assert handler_threads() == []

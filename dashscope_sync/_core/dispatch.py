@@ -150,6 +150,10 @@ class Pool(Protocol):
     def submit(self, task: Callable[[], None]) -> None:
         """Run ``task`` on one of the pool's threads; never blocks."""
 
+    @property
+    def closed(self) -> bool:
+        """Whether the pool was closed (its threads take no new work)."""
+
 
 #: Events one session's handlers handle before a pool thread turns to the
 #: next session with events waiting: no session keeps a thread to itself.
@@ -341,8 +345,10 @@ class Dispatcher:
         if self._pool is None:
             if self.thread is not None:
                 self.thread.join(timeout)
-        else:
+        elif not self._pool.closed:
             self._done.wait(timeout)  # a stuck handler: the caller warns (stuck())
+        # A closed pool (its reactor closed) ran what it could by its own
+        # deadline: waiting longer here could only wait for nothing.
 
     def _schedule(self) -> None:
         """Have a pool thread run the queue, unless one is already on it."""

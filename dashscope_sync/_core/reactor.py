@@ -150,6 +150,11 @@ class HandlerPool:
             self._spawn()
 
     @property
+    def closed(self) -> bool:
+        """Whether `close` was called: work submitted later may never run."""
+        return self._closed
+
+    @property
     def threads(self) -> int:
         """How many pool threads are alive now."""
         return len(self._workers)
@@ -383,6 +388,11 @@ class Reactor:
         self._adding: list[Connection] = []
         self._flushing: list[Connection] = []
         self._closed = False
+        # Also guarded by _lock: the reader thread has handed its last work
+        # to the pool (_run's end); and the deadline of a close() that stopped
+        # waiting for it before that, leaving it to close the pool itself.
+        self._ended = False
+        self._handed: Deadline | None = None
         # The stop flag of the reader thread.
         self._stop = threading.Event()
         # Reader thread only: each connection's descriptor as registered (it
@@ -540,6 +550,13 @@ class Reactor:
         finally:
             self._end_all()
             pool.flush()
+            with self._lock:
+                self._ended = True
+                handed = self._handed
+            if handed is not None:
+                # close() stopped waiting for this thread: the pool and the
+                # selector close now, after the sessions' ends were handed over.
+                self._release(handed)
 
     def _take_new(self, now: float) -> None:
         with contextlib.suppress(BlockingIOError, OSError):
@@ -573,6 +590,9 @@ class Reactor:
         """The reactor closes: end every connection it still reads."""
         with self._lock:
             adding, self._adding = self._adding, []
+        # No tick runs any more; emptied first, forget() has no entries to look for.
+        self._timers.clear()
+        self._live.clear()
         for connection in [*self._fds, *adding]:
             connection.end_shared("the reactor was closed")
         self._fds.clear()
@@ -587,7 +607,8 @@ class Reactor:
         seconds in all (None: no limit):
 
         - the reader thread ends (at once: it never waits on a peer or a
-          handler);
+          handler), having handed the end of every session to the handlers
+          (waited for even past ``timeout``: it is bounded work);
         - the handlers finish the events already queued, on the pool threads
           (events queued behind a stuck handler go to the free threads).
 
@@ -622,8 +643,18 @@ class Reactor:
         deadline = Deadline(timeout)
         self._stop.set()
         self._wake()
-        left = deadline.remaining()
-        self._thread.join(_JOIN if left is None else min(left, _JOIN))
+        # Not bounded by ``timeout``: the thread ends every session still open
+        # (CPU work, no waiting) and hands their ends (STOP) to the pool, which
+        # must not stop taking work before that.
+        self._thread.join(_JOIN)
+        with self._lock:
+            if not self._ended:
+                self._handed = deadline  # still ending sessions: it closes the rest
+                return
+        self._release(deadline)
+
+    def _release(self, deadline: Deadline) -> None:
+        """Close the pool (by ``deadline``) and the selector, once the reader is done."""
         self.pool.close(deadline)
         self._selector.close()
         self._wake_in.close()
