@@ -13,6 +13,8 @@ import time
 import pytest
 
 import dashscope_sync as ds
+from dashscope_sync._core.reactor import HandlerPool
+from dashscope_sync._deadline import Deadline
 from dashscope_sync.testing import LocalRealtimeServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -129,3 +131,23 @@ def test_close_with_no_time_left_still_ends_every_sessions_handlers(
     for thread in handler_threads():
         thread.join(10)
     assert handler_threads() == []
+
+
+def test_pool_close_runs_work_queued_behind_a_stuck_task_on_a_free_thread() -> None:
+    """A task handed over in one chunk behind a stuck one runs on the other, idle pool
+    thread during close, not only once the stuck task returns."""
+    pool = HandlerPool(2, 2)
+    release, started, ran = threading.Event(), threading.Event(), threading.Event()
+    pool.reader_ident = threading.get_ident()  # submit as the reactor's thread: one chunk
+    pool.submit(lambda: (started.set(), release.wait(60)))
+    pool.submit(ran.set)
+    pool.flush()
+    closer = threading.Thread(target=pool.close, args=(Deadline(60),))
+    try:
+        assert started.wait(20)
+        closer.start()
+        assert ran.wait(20), "the task behind the stuck one waited for it"
+    finally:
+        release.set()
+    closer.join(30)
+    assert not closer.is_alive() and handler_threads() == []

@@ -247,17 +247,19 @@ class HandlerPool:
                     return None
                 self._idle.append(me)
             extra = len(self._workers) > self._size
-            if me.wake.acquire(timeout=_RETIRE) if extra else me.wake.acquire():
+            if not (me.wake.acquire(timeout=_RETIRE) if extra else me.wake.acquire()):
+                with self._lock:
+                    if me in self._idle and len(self._workers) > self._size:
+                        # Idle for _RETIRE while more threads than asked for: retire.
+                        self._idle.remove(me)
+                        self._workers = [w for w in self._workers if w is not me]
+                        return None
+                # Handed something just as the wait ended: it is in the slot.
+                me.wake.acquire()
+            if me.handed is not None:
                 return me.handed
-            with self._lock:
-                if me in self._idle and len(self._workers) > self._size:
-                    # Idle for _RETIRE while more threads than asked for: retire.
-                    self._idle.remove(me)
-                    self._workers = [w for w in self._workers if w is not me]
-                    return None
-            # Handed something just as the wait ended: it is in the slot.
-            me.wake.acquire()
-            return me.handed
+            # Woken by close(), which may just have filled the backlog with work
+            # queued behind a stuck task: take it before ending.
 
     def _work(self, me: _Worker) -> None:
         clock = time.monotonic
