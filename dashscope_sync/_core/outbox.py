@@ -75,9 +75,11 @@ class Outbox:
 
     def post(self, opcode: int, payload: bytes | str, now: float) -> None:
         """Queue a frame (text payloads as str) behind those posted before it."""
+        self._frames.append((opcode, payload))
+        # After the append: a writer emptying it meanwhile either sees the
+        # frame (and keeps the clock) or has cleared ``since`` before this.
         if self.since is None:
             self.since = now
-        self._frames.append((opcode, payload))
 
     def post_pong(self, payload: bytes, now: float) -> None:
         """Queue a pong, or make one still waiting at the end answer this ping
@@ -149,4 +151,9 @@ class Outbox:
         finally:
             self._unsent = unsent
         self.since = None
+        if frames:
+            # Posted by the reactor's thread after the last pop, while ``since``
+            # was still set: the send_timeout bound must count for it too.
+            self.since = time.monotonic()
+            return False
         return True
