@@ -163,3 +163,21 @@ def test_a_pong_posted_as_a_write_empties_it_keeps_the_send_timeout_clock() -> N
     assert outbox.since is not None
     assert write(outbox, wire) and outbox.since is None
     assert [op for op, _ in wire.frames()] == [OP_TEXT, OP_PONG]
+
+
+def test_a_close_frame_goes_last_and_nothing_after_it() -> None:
+    """A close posted while frames wait goes after them, once, and frames posted after it
+    are never written; until it starts, a user's close may drop it (``more=False``)."""
+    outbox, wire = Outbox(), Wire(room=0)
+    outbox.post(OP_TEXT, "cancel", 1.0)
+    outbox.post_close(b"\x03\xe8", 2.0)
+    outbox.post_close(b"\x03\xe9", 3.0)  # idempotent
+    outbox.post(OP_PING, b"late", 4.0)
+    assert outbox and outbox.since == 1.0 and not outbox.closed
+    assert not write(outbox, wire)  # no room: nothing started
+    wire.room = 1 << 20
+    assert write(outbox, wire) and outbox.closed and not outbox
+    assert wire.frames() == [(OP_TEXT, b"cancel"), (0x8, b"\x03\xe8")]
+    dropped = Outbox()
+    dropped.post_close(b"\x03\xe8", 1.0)
+    assert write(dropped, Wire(), more=False) and not dropped and not dropped.closed

@@ -23,7 +23,7 @@ import pytest
 import dashscope_sync as ds
 from dashscope_sync.testing import LocalRealtimeServer
 
-from ._net import OP_PING, OP_PONG, OP_TEXT, RawPeer, frame, raw_session, text
+from ._net import OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, RawPeer, frame, raw_session, text
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -388,3 +388,30 @@ def test_an_outbox_that_cannot_drain_fails_only_its_session(
         ), info.value
     assert healthy.respond(text="and now?", timeout=30).status == "completed"
     healthy.close()
+
+
+def test_a_close_from_the_reactor_behind_a_stuck_send_goes_after_it(reactor: ds.Reactor) -> None:
+    """A Qwen-Audio server_error ends the session on the reactor's thread while a user's
+    send holds the send lock: the close frame is not skipped but goes right after that send."""
+    peer = stalling_peer()
+    with raw_session(
+        peer, reactor, model=AUDIO_MODEL, send_timeout=60.0, ping_interval=None
+    ) as stalled:
+        assert peer.conn is not None
+        drain = Drain(peer.conn)
+        try:
+            sender = stuck_send(stalled, drain)
+            error = {"type": "server_error", "code": "internal_error", "message": "crashed"}
+            peer.send(text({"type": "error", "event_id": "e1", "error": error}))
+            with pytest.raises(ds.APIError, match="crashed"):
+                stalled.wait_for(ds.ResponseDone, timeout=30)
+            assert sender.is_alive(), "the big send should still be stuck"
+            drain.read_until(None)
+            sender.join(60)
+            assert not sender.is_alive()
+            assert drain.wait_frame(OP_CLOSE, b""), "no close frame after the stuck send"
+        finally:
+            drain.close()
+        frames = drain.frames()
+        assert [op for op, _ in frames[-2:]] == [OP_TEXT, OP_CLOSE]
+        assert frames[-1][1] == struct.pack("!H", 1000)
