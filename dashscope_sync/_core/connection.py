@@ -319,7 +319,10 @@ class Connection:
         if not self._send_lock.acquire(blocking=False):
             # A user's send holds it: it writes the outbox before its own frame,
             # or has this called again as it ends (flush_soon). The tick keeps
-            # the bound meanwhile.
+            # the bound meanwhile. Not watched for room until then: a socket
+            # with room would wake the reactor at every select, to fail the
+            # lock again, as long as that send lasts.
+            reactor.want_write(self, False)
             reactor.schedule(self, now + _SEND_GRACE)
             return
         try:
