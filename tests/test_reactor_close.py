@@ -151,3 +151,33 @@ def test_pool_close_runs_work_queued_behind_a_stuck_task_on_a_free_thread() -> N
         release.set()
     closer.join(30)
     assert not closer.is_alive() and handler_threads() == []
+
+
+def test_a_second_close_waits_for_the_first(server: LocalRealtimeServer) -> None:
+    """A close called while another thread's close waits for a handler returns only
+    once that close is done (the pool's threads ended), not at once."""
+    release, entered = threading.Event(), threading.Event()
+    reactor = ds.Reactor(handler_threads=1)
+    session = connect(server, reactor)
+
+    def block(_event: ds.ServerEvent) -> None:
+        entered.set()
+        release.wait(60)
+
+    session.on("response.created", block)
+    session.create_response()
+    assert entered.wait(20)
+    first = threading.Thread(target=reactor.close, kwargs={"timeout": 60})
+    second = threading.Thread(target=reactor.close, kwargs={"timeout": 60})
+    try:
+        first.start()
+        second.start()
+        second.join(0.5)  # bounded by the handler, held until released below
+        assert second.is_alive(), "the second close returned while the first still waits"
+    finally:
+        release.set()
+    second.join(30)
+    assert not second.is_alive()
+    assert handler_threads() == []  # the second close returned once the pool was closed
+    first.join(30)
+    session.close()

@@ -352,7 +352,8 @@ class Reactor:
 
     Thread safety: share it between threads and clients; open sessions on it
     from any threads at once. `close` from any thread but the reactor's own
-    and a handler's (`UsageError`); it is idempotent, and waits for what its
+    and a handler's (`UsageError`); it is idempotent (a close while another
+    is under way waits for that one, within its own timeout), and waits for what its
     docstring says, within its ``timeout``. In a process forked from the one
     that made it, it is the parent's: opening a session on it is a
     `UsageError` (make a new Reactor in the child) and `close` does nothing.
@@ -395,6 +396,10 @@ class Reactor:
         # waiting for it before that, leaving it to close the pool itself.
         self._ended = False
         self._handed: Deadline | None = None
+        # Set once a close() has closed the pool and the selector (or handed
+        # that to the reader thread, which sets it when done): a second close
+        # waits for it.
+        self._released = threading.Event()
         # The stop flag of the reader thread.
         self._stop = threading.Event()
         # Reader thread only: each connection's descriptor as registered (it
@@ -639,9 +644,12 @@ class Reactor:
                 "the handlers to finish"
             )
         with self._lock:
-            if self._closed:
-                return
+            first = not self._closed
             self._closed = True
+        if not first:
+            # Another thread is closing it: return once that is done, as it would.
+            self._released.wait(timeout)
+            return
         deadline = Deadline(timeout)
         self._stop.set()
         self._wake()
@@ -657,7 +665,10 @@ class Reactor:
 
     def _release(self, deadline: Deadline) -> None:
         """Close the pool (by ``deadline``) and the selector, once the reader is done."""
-        self.pool.close(deadline)
-        self._selector.close()
-        self._wake_in.close()
-        self._wake_out.close()
+        try:
+            self.pool.close(deadline)
+            self._selector.close()
+            self._wake_in.close()
+            self._wake_out.close()
+        finally:
+            self._released.set()
