@@ -400,6 +400,9 @@ class Reactor:
         # that to the reader thread, which sets it when done): a second close
         # waits for it.
         self._released = threading.Event()
+        # Also guarded by _lock: the reader thread has stopped reading (closed,
+        # or ended by an internal error): nothing may be added any more.
+        self._stopped = False
         # The stop flag of the reader thread.
         self._stop = threading.Event()
         # Reader thread only: each connection's descriptor as registered (it
@@ -458,6 +461,11 @@ class Reactor:
         with self._lock:
             if self._closed:
                 raise UsageError("the reactor is closed: open sessions on an open one")
+            if self._stopped:
+                raise UsageError(
+                    "the reactor's thread ended after an internal error (logged): open "
+                    "sessions on a new Reactor"
+                )
             self._adding.append(connection)
         self._wake()
 
@@ -502,7 +510,7 @@ class Reactor:
     def flush_soon(self, connection: Connection) -> None:
         """Have the reader thread call ``connection.writable`` soon; any thread."""
         with self._lock:
-            if self._closed:
+            if self._closed or self._stopped:
                 return
             self._flushing.append(connection)
         self._wake()
@@ -596,12 +604,16 @@ class Reactor:
     def _end_all(self) -> None:
         """The reactor closes: end every connection it still reads."""
         with self._lock:
+            self._stopped = True
             adding, self._adding = self._adding, []
         # No tick runs any more; emptied first, forget() has no entries to look for.
         self._timers.clear()
         self._live.clear()
         for connection in [*self._fds, *adding]:
-            connection.end_shared("the reactor was closed")
+            try:
+                connection.end_shared("the reactor was closed")
+            except BaseException:  # pragma: no cover - end_shared guards the session's end
+                logger.exception("unexpected internal error ending a session")
         self._fds.clear()
 
     # Closing ---------------------------------------------------------------------
