@@ -105,3 +105,51 @@ def test_a_reactor_whose_thread_died_refuses_new_sessions_at_once(
         connect(server, reactor)
     assert any("internal error in the reactor thread" in r.getMessage() for r in caplog.records)
     session.close()
+
+
+def test_a_failure_reporting_one_sessions_end_leaves_the_others_running(
+    server: LocalRealtimeServer, traced: Callable[[Fault], Reactor]
+) -> None:
+    """A session whose end fails to be recorded (on the reactor's thread) does not end the
+    reactor: another session on it answers afterwards."""
+    from dashscope_sync._core.core import SessionCore
+
+    gone: list[ds.RealtimeSession] = []
+    fault = Fault(SessionCore._on_end.__code__, lambda f: f.f_locals["self"] is gone[0]._core)
+    reactor = traced(fault)
+    gone.append(connect(server, reactor))
+    healthy = connect(server, reactor)
+    fault.arm()
+    server.connections[0].drop()  # read on the reactor's thread: its end is reported there
+    assert healthy.respond(text="still there?", timeout=20).status == "completed"
+    assert fault.fired.is_set() and reactor.thread.is_alive()
+    gone[0].close()
+    healthy.close()
+
+
+def test_a_failure_in_one_sessions_keepalive_ends_that_session_only(
+    server: LocalRealtimeServer, traced: Callable[[Fault], Reactor]
+) -> None:
+    """A keepalive tick that fails (on the reactor's timer) ends its own session with an
+    internal error (1011); another session on the reactor answers afterwards."""
+    from dashscope_sync._core.connection import Connection
+
+    gone: list[ds.RealtimeSession] = []
+    fault = Fault(
+        Connection.keepalive.__code__,
+        lambda f: f.f_locals["self"] is gone[0]._core.connection,
+    )
+    reactor = traced(fault)
+    client = ds.Client(server.api_key, base_url=server.url, reactor=reactor)
+    config = ds.RealtimeConfig(model=MODEL, ping_interval=0.2, ping_timeout=5.0)
+    gone.append(client.realtime.connect(config, timeout=10))
+    threading.settrace(None)  # type: ignore[arg-type]
+    healthy = connect(server, reactor)
+    fault.arm()  # its next quiet tick runs the keepalive
+    with pytest.raises(ds.TransportError) as info:
+        gone[0].wait_for(ds.ResponseDone, timeout=20)
+    assert info.value.code == 1011 and "Injected" in (info.value.reason or "")
+    assert healthy.respond(text="still there?", timeout=20).status == "completed"
+    assert reactor.thread.is_alive()
+    gone[0].close()
+    healthy.close()

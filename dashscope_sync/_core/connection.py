@@ -355,9 +355,12 @@ class Connection:
 
     def writable(self, now: float) -> None:
         """The socket has room (or a user's send ended): write the outbox. On the
-        reactor's thread only."""
+        reactor's thread only; a failure ends this connection only."""
         if not self.ended.is_set():
-            self._flush(now)
+            try:
+                self._flush(now)
+            except BaseException as exc:
+                self._finish(*self._internal_error(exc))
 
     def _stuck(self, send_timeout: float) -> DashScopeTimeout:
         """The error of an outbox that did not move for ``send_timeout``, worded as
@@ -525,6 +528,12 @@ class Connection:
         self._transport.close_socket()
         try:
             self._on_end(code, reason, error)
+        except BaseException:
+            if reactor is None:
+                raise
+            # A reactor's thread serves every session: this one's failure to
+            # record its end must not end the others.
+            logger.exception("unexpected internal error reporting the end of a session")
         finally:
             self.ended.set()
 
@@ -569,7 +578,16 @@ class Connection:
 
     def tick(self, now: float) -> float | None:
         """The keepalive from the reactor's timer heap: when to call again (None:
-        never, the connection ended or has no keepalive)."""
+        never, the connection ended or has no keepalive). A failure ends this
+        connection only."""
+        try:
+            return self._tick(now)
+        except BaseException as exc:
+            if not self.ended.is_set():
+                self._finish(*self._internal_error(exc))
+            return None
+
+    def _tick(self, now: float) -> float | None:
         if self.ended.is_set():
             return None
         waiting = bool(self._outbox)
