@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -211,6 +212,66 @@ def test_a_trimmed_tool_call_record_is_kept_in_its_place() -> None:
     thread.join(10)
     assert dispatcher.dropped == 2
     assert seen == ["ping", "2", "3", "4"]
+
+
+def test_a_record_trimmed_while_a_pool_thread_takes_the_next_event_still_goes_first() -> None:
+    """A pool task that takes the next event while the reader is moving a ToolCall record off
+    the queue's front runs the record's handlers before that event's, not after or never."""
+    import linecache
+    import sys
+    import types
+
+    from dashscope_sync._core.dispatch import TOOL_CALL_KEY
+
+    handlers = Handlers()
+    seen: list[str] = []
+    handlers.add("response.text.delta", lambda event: seen.append(event.delta))
+    handlers.add(TOOL_CALL_KEY, lambda call: seen.append(call.name))
+    tasks: list[Callable[[], None]] = []
+
+    class Pool:  # the test's thread hands the task to a thread of its own, below
+        closed = False
+
+        def submit(self, task: Callable[[], None]) -> None:
+            tasks.append(task)
+
+    dispatcher = Dispatcher(handlers, lambda make: None, max_backlog=1, pool=Pool())
+    events = [decode(f'{{"type":"response.text.delta","delta":"{n}"}}'.encode()) for n in range(2)]
+    dispatcher.put(events[0], seq=0)
+    dispatcher.put_record(ds.ToolCall(name="ping", call_id="c", arguments={}, raw_arguments="{}"))
+    drained = threading.Event()
+    drain = tasks.pop()
+
+    def pool_thread() -> None:
+        drain()
+        drained.set()
+
+    def run_pool_mid_trim(frame: types.FrameType, event: str, _arg: object) -> object:
+        # On put()'s line that moves the record to _ahead (popped, not yet there):
+        # the pool thread takes the next event now.
+        if (
+            event == "line"
+            and not drained.is_set()
+            and "self._ahead.append" in linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+        ):
+            threading.Thread(target=pool_thread).start()
+            # Long enough for the pool thread to run the event's handlers if it may
+            # (it did so at once before the fix); with the fix it waits for this put.
+            drained.wait(1.0)
+        return run_pool_mid_trim if event == "call" or frame.f_code.co_name == "put" else None
+
+    previous = sys.gettrace()  # a coverage tool's, if any
+    sys.settrace(
+        lambda frame, event, arg: run_pool_mid_trim if frame.f_code.co_name == "put" else None
+    )
+    try:
+        dispatcher.put(events[1], seq=1)  # trims event 0, then the record at the front
+    finally:
+        sys.settrace(previous)
+    assert drained.wait(10)
+    while tasks:  # a drain the record rescheduled, if any
+        tasks.pop()()
+    assert seen == ["ping", "1"]
 
 
 class TestByteBounds:

@@ -7,6 +7,9 @@ built by the real encoder and read back with the test peer's parser).
 
 from __future__ import annotations
 
+import linecache
+import sys
+import types
 from typing import cast
 
 import pytest
@@ -128,3 +131,53 @@ def test_since_tracks_when_it_last_moved() -> None:
     wire.room = 1 << 20
     assert write(outbox, wire)
     assert outbox.since is None
+
+
+def test_a_pong_posted_as_a_write_empties_it_keeps_the_send_timeout_clock() -> None:
+    """A pong the reactor posts just as a user's send finishes writing the outbox is
+    reported as waiting, with ``since`` set (else the send_timeout bound never counts)."""
+    outbox, wire = Outbox(), Wire()
+    outbox.post(OP_TEXT, "cancel", 1.0)
+
+    def post_mid_write(frame: types.FrameType, event: str, _arg: object) -> object:
+        # On write()'s line that clears the clock (the deque was found empty):
+        # the reactor's thread answers a ping now.
+        if (
+            event == "line"
+            and not outbox
+            and "self.since = None" in linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+        ):
+            outbox.post_pong(b"ping", 2.0)
+        return post_mid_write
+
+    previous = sys.gettrace()  # a coverage tool's, if any
+    sys.settrace(
+        lambda frame, event, arg: post_mid_write if frame.f_code.co_name == "write" else None
+    )
+    try:
+        emptied = write(outbox, wire, wait=True)
+    finally:
+        sys.settrace(previous)
+    assert outbox  # the pong waits
+    assert not emptied
+    assert outbox.since is not None
+    assert write(outbox, wire) and outbox.since is None
+    assert [op for op, _ in wire.frames()] == [OP_TEXT, OP_PONG]
+
+
+def test_a_close_frame_goes_last_and_nothing_after_it() -> None:
+    """A close posted while frames wait goes after them, once, and frames posted after it
+    are never written; until it starts, a user's close may drop it (``more=False``)."""
+    outbox, wire = Outbox(), Wire(room=0)
+    outbox.post(OP_TEXT, "cancel", 1.0)
+    outbox.post_close(b"\x03\xe8", 2.0)
+    outbox.post_close(b"\x03\xe9", 3.0)  # idempotent
+    outbox.post(OP_PING, b"late", 4.0)
+    assert outbox and outbox.since == 1.0 and not outbox.closed
+    assert not write(outbox, wire)  # no room: nothing started
+    wire.room = 1 << 20
+    assert write(outbox, wire) and outbox.closed and not outbox
+    assert wire.frames() == [(OP_TEXT, b"cancel"), (0x8, b"\x03\xe8")]
+    dropped = Outbox()
+    dropped.post_close(b"\x03\xe8", 1.0)
+    assert write(dropped, Wire(), more=False) and not dropped and not dropped.closed

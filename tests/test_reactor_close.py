@@ -13,6 +13,8 @@ import time
 import pytest
 
 import dashscope_sync as ds
+from dashscope_sync._core.reactor import HandlerPool
+from dashscope_sync._deadline import Deadline
 from dashscope_sync.testing import LocalRealtimeServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -103,3 +105,80 @@ def test_close_from_a_handler_is_a_usage_error(server: LocalRealtimeServer) -> N
         assert "not a handler" in str(raised[0])
         assert session.respond(text="still open?", timeout=20).status == "completed"
         session.close()
+
+
+def test_close_with_no_time_left_still_ends_every_sessions_handlers(
+    server: LocalRealtimeServer,
+) -> None:
+    """close(timeout=0) with twenty sessions open returns with its reader thread ended and
+    every session's end handed to the handlers, so closing the sessions then waits for
+    nothing."""
+    reactor = ds.Reactor(handler_threads=2)
+    sessions = [connect(server, reactor) for _ in range(20)]
+    for session in sessions:
+        session.on("*", lambda _e: None)
+    reactor.close(timeout=0)
+    assert not reactor.thread.is_alive()  # no reader left under a closed selector
+    for session in sessions:
+        dispatcher = session._core.dispatcher
+        assert dispatcher is not None
+        # The pool ran the session's end (STOP) though the reactor gave it no time.
+        assert dispatcher._done.wait(20)
+    closer = threading.Thread(target=lambda: [s.close() for s in sessions])
+    closer.start()
+    closer.join(30)  # generous: each close waiting its handler_timeout (5 s) would take 100 s
+    assert not closer.is_alive()
+    for thread in handler_threads():
+        thread.join(10)
+    assert handler_threads() == []
+
+
+def test_pool_close_runs_work_queued_behind_a_stuck_task_on_a_free_thread() -> None:
+    """A task handed over in one chunk behind a stuck one runs on the other, idle pool
+    thread during close, not only once the stuck task returns."""
+    pool = HandlerPool(2, 2)
+    pool.start()
+    release, started, ran = threading.Event(), threading.Event(), threading.Event()
+    pool.reader_ident = threading.get_ident()  # submit as the reactor's thread: one chunk
+    pool.submit(lambda: (started.set(), release.wait(60)))
+    pool.submit(ran.set)
+    pool.flush()
+    closer = threading.Thread(target=pool.close, args=(Deadline(60),))
+    try:
+        assert started.wait(20)
+        closer.start()
+        assert ran.wait(20), "the task behind the stuck one waited for it"
+    finally:
+        release.set()
+    closer.join(30)
+    assert not closer.is_alive() and handler_threads() == []
+
+
+def test_a_second_close_waits_for_the_first(server: LocalRealtimeServer) -> None:
+    """A close called while another thread's close waits for a handler returns only
+    once that close is done (the pool's threads ended), not at once."""
+    release, entered = threading.Event(), threading.Event()
+    reactor = ds.Reactor(handler_threads=1)
+    session = connect(server, reactor)
+
+    def block(_event: ds.ServerEvent) -> None:
+        entered.set()
+        release.wait(60)
+
+    session.on("response.created", block)
+    session.create_response()
+    assert entered.wait(20)
+    first = threading.Thread(target=reactor.close, kwargs={"timeout": 60})
+    second = threading.Thread(target=reactor.close, kwargs={"timeout": 60})
+    try:
+        first.start()
+        second.start()
+        second.join(0.5)  # bounded by the handler, held until released below
+        assert second.is_alive(), "the second close returned while the first still waits"
+    finally:
+        release.set()
+    second.join(30)
+    assert not second.is_alive()
+    assert handler_threads() == []  # the second close returned once the pool was closed
+    first.join(30)
+    session.close()

@@ -23,7 +23,7 @@ import pytest
 import dashscope_sync as ds
 from dashscope_sync.testing import LocalRealtimeServer
 
-from ._net import OP_PING, OP_PONG, OP_TEXT, RawPeer, frame, raw_session, text
+from ._net import OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, RawPeer, frame, raw_session, text
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -388,3 +388,88 @@ def test_an_outbox_that_cannot_drain_fails_only_its_session(
         ), info.value
     assert healthy.respond(text="and now?", timeout=30).status == "completed"
     healthy.close()
+
+
+def test_a_close_from_the_reactor_behind_a_stuck_send_goes_after_it(reactor: ds.Reactor) -> None:
+    """A Qwen-Audio server_error ends the session on the reactor's thread while a user's
+    send holds the send lock: the close frame is not skipped but goes right after that send."""
+    peer = stalling_peer()
+    with raw_session(
+        peer, reactor, model=AUDIO_MODEL, send_timeout=60.0, ping_interval=None
+    ) as stalled:
+        assert peer.conn is not None
+        drain = Drain(peer.conn)
+        try:
+            sender = stuck_send(stalled, drain)
+            error = {"type": "server_error", "code": "internal_error", "message": "crashed"}
+            peer.send(text({"type": "error", "event_id": "e1", "error": error}))
+            with pytest.raises(ds.APIError, match="crashed"):
+                stalled.wait_for(ds.ResponseDone, timeout=30)
+            assert sender.is_alive(), "the big send should still be stuck"
+            drain.read_until(None)
+            sender.join(60)
+            assert not sender.is_alive()
+            assert drain.wait_frame(OP_CLOSE, b""), "no close frame after the stuck send"
+        finally:
+            drain.close()
+        frames = drain.frames()
+        assert [op for op, _ in frames[-2:]] == [OP_TEXT, OP_CLOSE]
+        assert frames[-1][1] == struct.pack("!H", 1000)
+
+
+class RecordingLoop:
+    """A reader loop that records what a connection asks of it (the test's thread is
+    its reading thread); it reads nothing itself."""
+
+    def __init__(self) -> None:
+        self.thread = threading.current_thread()
+        self.calls: list[tuple[str, object]] = []
+
+    def add(self, connection: object) -> None:
+        self.calls.append(("add", None))
+
+    def forget(self, connection: object) -> None:
+        self.calls.append(("forget", None))
+
+    def schedule(self, connection: object, when: float) -> None:
+        self.calls.append(("schedule", when))
+
+    def want_write(self, connection: object, on: bool) -> None:
+        self.calls.append(("want_write", on))
+
+    def flush_soon(self, connection: object) -> None:
+        self.calls.append(("flush_soon", None))
+
+
+def test_a_send_holding_the_lock_stops_the_watch_for_room() -> None:
+    """A frame the reader posts while a user's send holds the send lock stops the watch
+    for room (a socket with room would wake the reader at every select to fail the lock
+    again) and leaves it to a timer and the send's end."""
+    from dashscope_sync._core.connection import Connection
+    from dashscope_sync._core.transport import WebSocketTransport
+
+    peer = RawPeer(created=False)
+    transport = WebSocketTransport.connect(peer.url, {}, timeout=10)
+    loop = RecordingLoop()
+    connection = Connection(
+        transport,
+        on_event=lambda event, size: None,
+        on_end=lambda code, reason, error: None,
+        ping_interval=None,
+        ping_timeout=None,
+        send_timeout=10.0,
+        reactor=loop,
+    )
+    try:
+        connection.start()
+        with connection._send_lock:  # a user's send in progress
+            assert connection.send('{"type":"response.cancel"}')  # on the reader: posted
+            assert ("want_write", False) in loop.calls
+            assert ("want_write", True) not in loop.calls
+            assert any(call == "schedule" for call, _ in loop.calls)
+        connection.writable(0.0)  # the send's end: flush_soon has the reader write it
+        assert peer.wait_for_frame(OP_TEXT, b'{"type":"response.cancel"}')
+    finally:
+        connection.abort()
+        transport.close_socket()
+        peer.close()

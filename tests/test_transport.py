@@ -220,3 +220,40 @@ def test_read_buffer_grows_for_a_burst_and_shrinks_back() -> None:
     finally:
         transport.close_socket()
         peer.close()
+
+
+def test_a_protocol_error_sends_no_close_frame_inside_a_half_sent_frame() -> None:
+    """When a reactor's write left a frame half-sent (its rest waiting for room), a hostile
+    frame fails the connection without a close frame, whose bytes would land inside it."""
+    import select
+
+    peer = RawPeer(created=False, read=False)
+    # Inherited by the connection it accepts: the client's writes fill up sooner.
+    peer.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    transport = WebSocketTransport.connect(peer.url, {}, timeout=10)
+    try:
+        peer.wait_upgraded()
+        conn = peer.conn
+        assert conn is not None
+        transport.set_nonblocking()
+        # More than both socket buffers hold: only part of it fits.
+        big = memoryview(transport.frame(OP_TEXT, "x" * (12 << 20)))
+        sent = transport.write_some(big)
+        assert 0 < sent < len(big)
+        got = bytearray()
+        while len(got) < sent:  # the peer takes all that was sent: room again
+            got += conn.recv(1 << 20)
+        peer.send(frame(b"{}", mask=b"abcd"))  # a server frame must not be masked
+        with pytest.raises(ds.TransportError) as info:
+            while True:
+                assert select.select([transport.fileno()], [], [], 10)[0]
+                transport.read_available()
+                transport.next_frame()
+        assert info.value.code == 1002
+    finally:
+        transport.close_socket()
+    conn.settimeout(10)
+    while data := conn.recv(1 << 20):
+        got += data
+    peer.close()
+    assert len(got) == sent, "bytes were written inside the half-sent frame"

@@ -258,6 +258,8 @@ class Connection:
                 if self._outbox:
                     # Frames the reactor's thread decided on before this one go first.
                     self._write_outbox(wait=True)
+                    if self._outbox.closed:
+                        return False  # a close frame the reactor's thread posted went last
                 tap = self.tap
                 if tap is not None:
                     # Under the send lock, and before the write: the tap sees the
@@ -317,7 +319,10 @@ class Connection:
         if not self._send_lock.acquire(blocking=False):
             # A user's send holds it: it writes the outbox before its own frame,
             # or has this called again as it ends (flush_soon). The tick keeps
-            # the bound meanwhile.
+            # the bound meanwhile. Not watched for room until then: a socket
+            # with room would wake the reactor at every select, to fail the
+            # lock again, as long as that send lasts.
+            reactor.want_write(self, False)
             reactor.schedule(self, now + _SEND_GRACE)
             return
         try:
@@ -336,7 +341,12 @@ class Connection:
     def _write_outbox(self, *, wait: bool) -> bool:
         """`Outbox.write` under the send lock (held): True once it is empty."""
         tap = None if self.tap is None else self._tap_out
-        return self._outbox.write(self._transport, tap, wait=wait, more=not self._close_sent)
+        outbox = self._outbox
+        try:
+            return outbox.write(self._transport, tap, wait=wait, more=not self._close_sent)
+        finally:
+            if outbox.closed:
+                self._close_sent = True  # a close frame posted by the reactor's thread started
 
     def _tap_out(self, text: str) -> None:
         tap = self.tap
@@ -345,9 +355,12 @@ class Connection:
 
     def writable(self, now: float) -> None:
         """The socket has room (or a user's send ended): write the outbox. On the
-        reactor's thread only."""
+        reactor's thread only; a failure ends this connection only."""
         if not self.ended.is_set():
-            self._flush(now)
+            try:
+                self._flush(now)
+            except BaseException as exc:
+                self._finish(*self._internal_error(exc))
 
     def _stuck(self, send_timeout: float) -> DashScopeTimeout:
         """The error of an outbox that did not move for ``send_timeout``, worded as
@@ -369,39 +382,22 @@ class Connection:
     def _send_control(self, opcode: int, payload: bytes, *, closing: bool = False) -> None:
         """Send a control frame from the reader, unless the close frame went out.
 
-        A reactor's thread never waits: pings and pongs go through the outbox;
-        the close frame goes now if the socket takes it whole, else is skipped
-        (the reader ends and releases the socket anyway).
+        A reactor's thread never waits: pings, pongs and the close frame go
+        through the outbox (the close frame last, after what was posted before
+        it, or by a user's send holding the lock as it ends; bounded by
+        ``send_timeout`` as the rest).
         """
         if self._reactor is not None:
-            if not closing:
-                if self._close_sent or self.ended.is_set():
-                    return
-                now = time.monotonic()
-                if opcode == OP_PONG:
-                    self._outbox.post_pong(payload, now)
-                else:
-                    self._outbox.post(opcode, payload, now)
-                self._flush(now)
+            if self._close_sent or self.ended.is_set():
                 return
-            if not self._send_lock.acquire(blocking=False):
-                return
-            try:
-                if self._close_sent:
-                    return
-                drained = self._write_outbox(wait=False)
-                self._close_sent = True
-                if drained:
-                    frame = memoryview(self._transport.frame(opcode, payload))
-                    sent = self._transport.write_some(frame)
-                    if 0 < sent < len(frame):
-                        # Part of the frame is out and the rest has no room: the
-                        # connection is unusable, and the reader must not wait for it.
-                        self._transport.abort()
-            except TransportError:
-                logger.debug("sending a control frame failed", exc_info=True)
-            finally:
-                self._send_lock.release()
+            now = time.monotonic()
+            if closing:
+                self._outbox.post_close(payload, now)
+            elif opcode == OP_PONG:
+                self._outbox.post_pong(payload, now)
+            else:
+                self._outbox.post(opcode, payload, now)
+            self._flush(now)
             return
         if not self._send_lock.acquire(
             timeout=-1 if self._send_timeout is None else self._send_timeout
@@ -532,6 +528,12 @@ class Connection:
         self._transport.close_socket()
         try:
             self._on_end(code, reason, error)
+        except BaseException:
+            if reactor is None:
+                raise
+            # A reactor's thread serves every session: this one's failure to
+            # record its end must not end the others.
+            logger.exception("unexpected internal error reporting the end of a session")
         finally:
             self.ended.set()
 
@@ -576,7 +578,16 @@ class Connection:
 
     def tick(self, now: float) -> float | None:
         """The keepalive from the reactor's timer heap: when to call again (None:
-        never, the connection ended or has no keepalive)."""
+        never, the connection ended or has no keepalive). A failure ends this
+        connection only."""
+        try:
+            return self._tick(now)
+        except BaseException as exc:
+            if not self.ended.is_set():
+                self._finish(*self._internal_error(exc))
+            return None
+
+    def _tick(self, now: float) -> float | None:
         if self.ended.is_set():
             return None
         waiting = bool(self._outbox)
@@ -635,7 +646,7 @@ class Connection:
         grace = _SEND_GRACE if grace is None else min(_SEND_GRACE, grace)
         if self._reactor is not None and self.on_reader():
             # The reactor's thread (a family's server error ends the session)
-            # waits for nothing: the close frame goes now or is skipped.
+            # waits for nothing: the close frame goes through the outbox.
             self._send_control(OP_CLOSE, struct.pack("!H", CLOSE_NORMAL), closing=True)
         elif self._send_lock.acquire(timeout=grace):
             try:

@@ -150,6 +150,10 @@ class Pool(Protocol):
     def submit(self, task: Callable[[], None]) -> None:
         """Run ``task`` on one of the pool's threads; never blocks."""
 
+    @property
+    def closed(self) -> bool:
+        """Whether the pool was closed (its threads take no new work)."""
+
 
 #: Events one session's handlers handle before a pool thread turns to the
 #: next session with events waiting: no session keeps a thread to itself.
@@ -230,6 +234,10 @@ class Dispatcher:
         # thread; deque ends are thread-safe) with its place in the order,
         # and goes to the handlers before the first later item.
         self._ahead: collections.deque[tuple[tuple[int, int], ToolCall]] = collections.deque()
+        # Guards moving a record from the queue's front to _ahead (the reader's
+        # trimming): the handler side waits it out before looking at _ahead,
+        # or an item it took just after would run before that record.
+        self._trim_lock = threading.Lock()
         # Each record's place: (the arrival number of the last event queued
         # before it, a count of records), so that it sorts after that event
         # and before the next. Written by the reader thread only.
@@ -288,19 +296,21 @@ class Dispatcher:
             and self._queued_bytes - self._dropped_bytes - self._taken_bytes > limit
             and q.qsize() > 1
         ):
-            try:
-                oldest = q.get_nowait()
-            except queue.Empty:  # the handler thread took it meanwhile
-                return
-            if oldest is _Stop.STOP:  # pragma: no cover - STOP is queued after the reader ends
-                q.put(oldest)
-                return
+            with self._trim_lock:
+                try:
+                    oldest = q.get_nowait()
+                except queue.Empty:  # the handler thread took it meanwhile
+                    return
+                if oldest is _Stop.STOP:  # pragma: no cover - STOP is queued after the reader ends
+                    q.put(oldest)
+                    return
+                if oldest[2] is None:
+                    # A record (a ToolCall) is never dropped: it goes first.
+                    record = oldest[0]
+                    assert isinstance(record, ToolCall)
+                    self._ahead.append((self._places.pop(id(record)), record))
             self._dropped_bytes += oldest[1]
             if oldest[2] is None:
-                # A record (a ToolCall) is never dropped: it goes first.
-                record = oldest[0]
-                assert isinstance(record, ToolCall)
-                self._ahead.append((self._places.pop(id(record)), record))
                 continue
             self.dropped += 1
             if self._on_drop is not None:
@@ -341,8 +351,10 @@ class Dispatcher:
         if self._pool is None:
             if self.thread is not None:
                 self.thread.join(timeout)
-        else:
+        elif not self._pool.closed:
             self._done.wait(timeout)  # a stuck handler: the caller warns (stuck())
+        # A closed pool (its reactor closed) ran what it could by its own
+        # deadline: waiting longer here could only wait for nothing.
 
     def _schedule(self) -> None:
         """Have a pool thread run the queue, unless one is already on it."""
@@ -366,6 +378,8 @@ class Dispatcher:
                 try:
                     item = q.get_nowait()
                 except queue.Empty:
+                    if self._ahead and not self._take_ahead():
+                        ended = True
                     break
                 if not self._take(item):
                     ended = True
@@ -381,7 +395,7 @@ class Dispatcher:
         with self._schedule_lock:
             # Checked under the lock put() schedules under: an event queued
             # after this check finds _scheduled False and schedules itself.
-            if q.empty():
+            if q.empty() and not self._ahead:
                 self._scheduled = False
                 return
         assert self._pool is not None
@@ -404,10 +418,10 @@ class Dispatcher:
         One handler thread (or pool task) at a time.
         """
         ahead = self._ahead
+        with self._trim_lock:
+            pass  # a record the reader is moving to _ahead is there once this is free
         if item is _Stop.STOP:
-            while ahead:
-                if not self._dispatch(ahead.popleft()[1]):
-                    return False
+            self._take_ahead()
             return False
         event, size, seq = item
         if ahead:
@@ -421,6 +435,15 @@ class Dispatcher:
             self.taken_seq = seq
         self._taken_bytes += size
         return self._dispatch(event)
+
+    def _take_ahead(self) -> bool:
+        """Run the handlers of every record trimmed off the front; False once the
+        session was collected."""
+        ahead = self._ahead
+        while ahead:
+            if not self._dispatch(ahead.popleft()[1]):
+                return False
+        return True
 
     def _dispatch(self, event: Dispatched) -> bool:
         """Run the handlers of one event; False once the session was collected."""

@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .framing import OP_PONG, OP_TEXT
+from .framing import OP_CLOSE, OP_PONG, OP_TEXT
 
 if TYPE_CHECKING:
     from .transport import WebSocketTransport
@@ -58,26 +58,36 @@ class Outbox:
     unlocked reads for hints and the bound.
     """
 
-    __slots__ = ("_frames", "_unsent", "since")
+    __slots__ = ("_close", "_frames", "_unsent", "closed", "since")
 
     def __init__(self) -> None:
         # (opcode, payload) in the order posted, not yet started on the wire.
         self._frames: collections.deque[tuple[int, bytes | str]] = collections.deque()
         # The rest of a frame written in part: before any other byte.
         self._unsent: memoryview | None = None
+        # A close frame's payload to write after every frame posted (`post_close`).
+        self._close: bytes | None = None
+        #: Whether that close frame has started on the wire (set under the
+        #: send lock by `write`): nothing but its rest may follow.
+        self.closed = False
         #: When it last moved, or was posted to while empty (monotonic
         #: seconds); None while empty. For the connection's send_timeout.
         self.since: float | None = None
 
     def __bool__(self) -> bool:
         """Whether bytes wait (a frame posted, or the rest of one begun)."""
-        return self._unsent is not None or bool(self._frames)
+        return self._unsent is not None or bool(self._frames) or self._close is not None
 
     def post(self, opcode: int, payload: bytes | str, now: float) -> None:
-        """Queue a frame (text payloads as str) behind those posted before it."""
+        """Queue a frame (text payloads as str) behind those posted before it; none
+        once a close frame was posted (nothing is sent after it)."""
+        if self._close is not None or self.closed:
+            return
+        self._frames.append((opcode, payload))
+        # After the append: a writer emptying it meanwhile either sees the
+        # frame (and keeps the clock) or has cleared ``since`` before this.
         if self.since is None:
             self.since = now
-        self._frames.append((opcode, payload))
 
     def post_pong(self, payload: bytes, now: float) -> None:
         """Queue a pong, or make one still waiting at the end answer this ping
@@ -92,15 +102,25 @@ class Outbox:
             pass
         self.post(OP_PONG, payload, now)
 
+    def post_close(self, payload: bytes, now: float) -> None:
+        """Queue a close frame, written after the frames posted before it (a
+        close started on the reactor's thread, which cannot wait for the send lock
+        or for room); idempotent."""
+        if self._close is None and not self.closed:
+            self._close = payload
+            if self.since is None:
+                self.since = now
+
     @property
     def head_is_control(self) -> bool:
         """Whether the next frame to start is a control frame (for error messages)."""
         frames = self._frames
-        return bool(frames) and frames[0][0] != OP_TEXT
+        return frames[0][0] != OP_TEXT if frames else self._close is not None
 
     def clear(self) -> None:
-        """Drop the frames not yet started (nothing more may be sent)."""
+        """Drop the frames not yet started, the close frame too (nothing more may be sent)."""
         self._frames.clear()
+        self._close = None
 
     def write(
         self,
@@ -126,12 +146,16 @@ class Outbox:
             while True:
                 if unsent is None:
                     if not more:
-                        frames.clear()
+                        self.clear()
                         break
                     try:
                         opcode, payload = frames.popleft()
                     except IndexError:
-                        break
+                        close = self._close
+                        if close is None:
+                            break
+                        # Last: once it starts, nothing else may be written.
+                        opcode, payload, self._close, self.closed = OP_CLOSE, close, None, True
                     if tap is not None and isinstance(payload, str):
                         tap(payload)
                     unsent = memoryview(transport.frame(opcode, payload))
@@ -149,4 +173,9 @@ class Outbox:
         finally:
             self._unsent = unsent
         self.since = None
+        if frames or self._close is not None:
+            # Posted by the reactor's thread after the last pop, while ``since``
+            # was still set: the send_timeout bound must count for it too.
+            self.since = time.monotonic()
+            return False
         return True

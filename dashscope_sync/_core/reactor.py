@@ -159,6 +159,11 @@ class HandlerPool:
             self._spawn()
 
     @property
+    def closed(self) -> bool:
+        """Whether `close` was called: work submitted later may never run."""
+        return self._closed
+
+    @property
     def threads(self) -> int:
         """How many pool threads are alive now."""
         return len(self._workers)
@@ -254,17 +259,19 @@ class HandlerPool:
                     return None
                 self._idle.append(me)
             extra = len(self._workers) > self._size
-            if me.wake.acquire(timeout=_RETIRE) if extra else me.wake.acquire():
+            if not (me.wake.acquire(timeout=_RETIRE) if extra else me.wake.acquire()):
+                with self._lock:
+                    if me in self._idle and len(self._workers) > self._size:
+                        # Idle for _RETIRE while more threads than asked for: retire.
+                        self._idle.remove(me)
+                        self._workers = [w for w in self._workers if w is not me]
+                        return None
+                # Handed something just as the wait ended: it is in the slot.
+                me.wake.acquire()
+            if me.handed is not None:
                 return me.handed
-            with self._lock:
-                if me in self._idle and len(self._workers) > self._size:
-                    # Idle for _RETIRE while more threads than asked for: retire.
-                    self._idle.remove(me)
-                    self._workers = [w for w in self._workers if w is not me]
-                    return None
-            # Handed something just as the wait ended: it is in the slot.
-            me.wake.acquire()
-            return me.handed
+            # Woken by close(), which may just have filled the backlog with work
+            # queued behind a stuck task: take it before ending.
 
     def _work(self, me: _Worker) -> None:
         clock = time.monotonic
@@ -360,7 +367,8 @@ class Reactor:
 
     Thread safety: share it between threads and clients; open sessions on it
     from any threads at once. `close` from any thread but the reactor's own
-    and a handler's (`UsageError`); it is idempotent, and waits for what its
+    and a handler's (`UsageError`); it is idempotent (a close while another
+    is under way waits for that one, within its own timeout), and waits for what its
     docstring says, within its ``timeout``. In a process forked from the one
     that made it, it is the parent's: opening a session on it is a
     `UsageError` (make a new Reactor in the child) and `close` does nothing.
@@ -399,6 +407,18 @@ class Reactor:
         self._adding: list[Connection] = []
         self._flushing: list[Connection] = []
         self._closed = False
+        # Also guarded by _lock: the reader thread has handed its last work
+        # to the pool (_run's end); and the deadline of a close() that stopped
+        # waiting for it before that, leaving it to close the pool itself.
+        self._ended = False
+        self._handed: Deadline | None = None
+        # Set once a close() has closed the pool and the selector (or handed
+        # that to the reader thread, which sets it when done): a second close
+        # waits for it.
+        self._released = threading.Event()
+        # Also guarded by _lock: the reader thread has stopped reading (closed,
+        # or ended by an internal error): nothing may be added any more.
+        self._stopped = False
         # The stop flag of the reader thread.
         self._stop = threading.Event()
         # Reader thread only: each connection's descriptor as registered (it
@@ -455,6 +475,11 @@ class Reactor:
         with self._lock:
             if self._closed:
                 raise UsageError("the reactor is closed: open sessions on an open one")
+            if self._stopped:
+                raise UsageError(
+                    "the reactor's thread ended after an internal error (logged): open "
+                    "sessions on a new Reactor"
+                )
             if self._thread is None:
                 self._start()
             self._adding.append(connection)
@@ -507,6 +532,7 @@ class Reactor:
             self.pool.close(Deadline(_JOIN))
             for thing in made:
                 thing.close()
+            self._released.set()  # a later close() has nothing to wait for
             if isinstance(exc, Exception):
                 raise TransportError(
                     f"the reactor could not start its threads, and is closed: {exc}"
@@ -555,7 +581,7 @@ class Reactor:
     def flush_soon(self, connection: Connection) -> None:
         """Have the reader thread call ``connection.writable`` soon; any thread."""
         with self._lock:
-            if self._closed:
+            if self._closed or self._stopped:
                 return
             self._flushing.append(connection)
         self._wake()
@@ -613,6 +639,13 @@ class Reactor:
         finally:
             self._end_all()
             pool.flush()
+            with self._lock:
+                self._ended = True
+                handed = self._handed
+            if handed is not None:
+                # close() stopped waiting for this thread: the pool and the
+                # selector close now, after the sessions' ends were handed over.
+                self._release(handed)
 
     def _take_new(self, now: float) -> None:
         with contextlib.suppress(BlockingIOError, OSError):
@@ -645,9 +678,16 @@ class Reactor:
     def _end_all(self) -> None:
         """The reactor closes: end every connection it still reads."""
         with self._lock:
+            self._stopped = True
             adding, self._adding = self._adding, []
+        # No tick runs any more; emptied first, forget() has no entries to look for.
+        self._timers.clear()
+        self._live.clear()
         for connection in [*self._fds, *adding]:
-            connection.end_shared("the reactor was closed")
+            try:
+                connection.end_shared("the reactor was closed")
+            except BaseException:  # pragma: no cover - end_shared guards the session's end
+                logger.exception("unexpected internal error ending a session")
         self._fds.clear()
 
     # Closing ---------------------------------------------------------------------
@@ -660,7 +700,8 @@ class Reactor:
         seconds in all (None: no limit):
 
         - the reader thread ends (at once: it never waits on a peer or a
-          handler);
+          handler), having handed the end of every session to the handlers
+          (waited for even past ``timeout``: it is bounded work);
         - the handlers finish the events already queued, on the pool threads
           (events queued behind a stuck handler go to the free threads).
 
@@ -692,18 +733,35 @@ class Reactor:
                 "the handlers to finish"
             )
         with self._lock:
-            if self._closed:
-                return
+            first = not self._closed
             self._closed = True
             thread = self._thread
+        if not first:
+            # Another thread is closing it: return once that is done, as it would.
+            self._released.wait(timeout)
+            return
         if thread is None:
-            return  # never started: no thread, pool thread or socket to end
+            self._released.set()  # never started: no thread, pool thread or socket to end
+            return
         deadline = Deadline(timeout)
         self._stop.set()
         self._wake()
-        left = deadline.remaining()
-        thread.join(_JOIN if left is None else min(left, _JOIN))
-        self.pool.close(deadline)
-        self._selector.close()
-        self._wake_in.close()
-        self._wake_out.close()
+        # Not bounded by ``timeout``: the thread ends every session still open
+        # (CPU work, no waiting) and hands their ends (STOP) to the pool, which
+        # must not stop taking work before that.
+        thread.join(_JOIN)
+        with self._lock:
+            if not self._ended:
+                self._handed = deadline  # still ending sessions: it closes the rest
+                return
+        self._release(deadline)
+
+    def _release(self, deadline: Deadline) -> None:
+        """Close the pool (by ``deadline``) and the selector, once the reader is done."""
+        try:
+            self.pool.close(deadline)
+            self._selector.close()
+            self._wake_in.close()
+            self._wake_out.close()
+        finally:
+            self._released.set()

@@ -459,6 +459,7 @@ class WebSocketTransport:
     __slots__ = (
         "_errors",
         "_failed",
+        "_half_sent",
         "_nonblocking",
         "_parser",
         "_poll",
@@ -482,6 +483,10 @@ class WebSocketTransport:
         # Set (under _write_lock) once the reader failed the connection: no
         # frame may follow its close frame.
         self._failed: TransportError | None = None
+        # Whether a frame is on the wire in part (`write_some` wrote some of
+        # it; its rest waits in a reactor's outbox). Under _write_lock: a
+        # close frame must not land inside it.
+        self._half_sent = False
         # What a failed send may raise, translated in _send.
         self._errors = (websocket.WebSocketException, OSError, ValueError)
         self._timeout_error = (websocket.WebSocketTimeoutException, TimeoutError)
@@ -719,6 +724,11 @@ class WebSocketTransport:
             if self._failed is not None:
                 return
             self._failed = error
+            if self._half_sent:
+                # Its bytes would land inside the half-sent frame: the peer
+                # would read garbage. The session drops the socket anyway.
+                logger.debug("a frame is half-sent: no close frame for the protocol error")
+                return
             code = error.code or CLOSE_PROTOCOL_ERROR
             reason = (error.reason or "").encode("utf-8", "replace")[: MAX_CONTROL_PAYLOAD - 2]
             with contextlib.suppress(*self._errors):
@@ -832,10 +842,12 @@ class WebSocketTransport:
                 raise TransportError("sending failed: the socket is closed", code=CLOSE_ABNORMAL)
             if self._nonblocking:
                 self._send_nonblocking(sock, data)
-                return
-            view = memoryview(data)
-            while view:
-                view = view[sock.send(view) :]
+            else:
+                view = memoryview(data)
+                while view:
+                    view = view[sock.send(view) :]
+            # Whole frames, or the rest of a half-sent one then whole ones.
+            self._half_sent = False
 
     def _send_nonblocking(self, sock: socket.socket, data: bytes) -> None:
         """``sendall`` on a non-blocking socket (a reactor's), each wait for room
@@ -928,7 +940,12 @@ class WebSocketTransport:
                     )
                 # A TLS write that wanted room is retried with the same bytes
                 # (the rest of ``data``), as OpenSSL requires.
-                return sock.send(data)
+                sent = sock.send(data)
+                # ``data`` is one frame or its rest (the outbox's): in part means
+                # half-sent; whole means a frame boundary; nothing changes nothing.
+                if sent:
+                    self._half_sent = sent < len(data)
+                return sent
         except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
             return 0
         except OSError as exc:
