@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
 import io
 import json
@@ -792,22 +793,48 @@ class TestTalkRecord:
                 with seen:
                     return seen.wait_for(lambda: any(text in line for line in lines), timeout)
 
+            # What the loopback plays, as this test hears it: talk's speaker plays the reply
+            # in real time after [completed], later still on a loaded machine, and Ctrl-C
+            # before it sounds would leave nothing to record.
+            heard = bytearray()
+            hearing = threading.Condition()  # guards heard
+            stop_ear = threading.Event()  # ends the ear's thread
+
+            def listen(ear: ds.Microphone) -> None:
+                while not stop_ear.is_set():
+                    with contextlib.suppress(ds.DashScopeTimeout):
+                        block = ear.read(timeout=0.5)
+                        with hearing:
+                            heard.extend(block)
+                            hearing.notify_all()
+
+            def sounded_since(mark: int) -> bool:
+                return bool(audible(memoryview(bytes(heard[mark:])).cast("h").tolist()))
+
             reader = threading.Thread(target=pump, daemon=True)
             reader.start()
-            try:
-                assert wait_line("talk now", 20), lines
-                assert any(f"recording to {folder}" in line for line in lines)
-                question = resample_pcm16(speech_like_pcm16(1.0), 16000, 24000)
-                with ds.Speaker() as user:
-                    user.write(question)
-                    assert user.drain(timeout=5)
-                assert wait_line("[completed]", 20) or wait_line("[cancelled]", 1), lines
-            finally:
-                proc.send_signal(signal.SIGINT)
-                code = proc.wait(15)
-                reader.join(5)
-                if proc.stdout is not None:
-                    proc.stdout.close()
+            with ds.Microphone(block_ms=50, max_blocks=400) as ear:
+                listener = threading.Thread(target=listen, args=(ear,), name="test-ear")
+                listener.start()
+                try:
+                    assert wait_line("talk now", 20), lines
+                    assert any(f"recording to {folder}" in line for line in lines)
+                    question = resample_pcm16(speech_like_pcm16(1.0), 16000, 24000)
+                    with ds.Speaker() as user:
+                        user.write(question)
+                        assert user.drain(timeout=5)
+                    assert wait_line("[completed]", 20) or wait_line("[cancelled]", 1), lines
+                    with hearing:
+                        mark = len(heard)
+                        assert hearing.wait_for(lambda: sounded_since(mark), 20), "no reply heard"
+                finally:
+                    stop_ear.set()
+                    listener.join(5)
+                    proc.send_signal(signal.SIGINT)
+                    code = proc.wait(15)
+                    reader.join(5)
+                    if proc.stdout is not None:
+                        proc.stdout.close()
         assert code == 0, "".join(lines)
         _, frames = read_lines(folder)
         types = [(line["dir"], line["frame"]["type"]) for line in frames]
