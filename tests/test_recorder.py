@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import errno
 import io
 import json
@@ -32,6 +31,7 @@ from dashscope_sync._wire.codec import decode
 from dashscope_sync._wire.payloads import blank_payloads, blank_payloads_in, client_frame_type
 from dashscope_sync.testing import LocalRealtimeServer, spoken_pcm16
 
+from ._ear import Ear
 from .audio_fakes import VirtualOutput, wait_until
 from .conftest import need
 from .test_tools import two_calls
@@ -793,29 +793,9 @@ class TestTalkRecord:
                 with seen:
                     return seen.wait_for(lambda: any(text in line for line in lines), timeout)
 
-            # What the loopback plays, as this test hears it: talk's speaker plays the reply
-            # in real time after [completed], later still on a loaded machine, and Ctrl-C
-            # before it sounds would leave nothing to record.
-            heard = bytearray()
-            hearing = threading.Condition()  # guards heard
-            stop_ear = threading.Event()  # ends the ear's thread
-
-            def listen(ear: ds.Microphone) -> None:
-                while not stop_ear.is_set():
-                    with contextlib.suppress(ds.DashScopeTimeout):
-                        block = ear.read(timeout=0.5)
-                        with hearing:
-                            heard.extend(block)
-                            hearing.notify_all()
-
-            def sounded_since(mark: int) -> bool:
-                return bool(audible(memoryview(bytes(heard[mark:])).cast("h").tolist()))
-
             reader = threading.Thread(target=pump, daemon=True)
             reader.start()
-            with ds.Microphone(block_ms=50, max_blocks=400) as ear:
-                listener = threading.Thread(target=listen, args=(ear,), name="test-ear")
-                listener.start()
+            with Ear() as ear:
                 try:
                     assert wait_line("talk now", 20), lines
                     assert any(f"recording to {folder}" in line for line in lines)
@@ -824,12 +804,10 @@ class TestTalkRecord:
                         user.write(question)
                         assert user.drain(timeout=5)
                     assert wait_line("[completed]", 20) or wait_line("[cancelled]", 1), lines
-                    with hearing:
-                        mark = len(heard)
-                        assert hearing.wait_for(lambda: sounded_since(mark), 20), "no reply heard"
+                    # The reply plays after [completed] (later under load): Ctrl-C before it
+                    # sounds would leave nothing to record.
+                    assert ear.sounded_since(ear.mark(), 20), "talk played no reply"
                 finally:
-                    stop_ear.set()
-                    listener.join(5)
                     proc.send_signal(signal.SIGINT)
                     code = proc.wait(15)
                     reader.join(5)
