@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REQUIRE_EXTRA_ENV, WORKERS_ENV, exclusive, worker_count
+from .conftest import REQUIRE_EXTRA_ENV, WORKERS_ENV, exclusive, need, worker_count
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -109,6 +109,7 @@ def run_child_pytest(tmp_path: Path, *args: str, workers: str = "2") -> str:
 @pytest.mark.timeout(120)
 def test_the_suite_runs_in_workers_by_default(tmp_path: Path) -> None:
     """Plain pytest runs in workers (-n auto), and -ra still lists skip reasons."""
+    need("xdist", "pytest-xdist runs the suite in workers")
     out = run_child_pytest(tmp_path, workers="2")
     assert "created: 2/2 workers" in out
 
@@ -117,6 +118,8 @@ def test_the_suite_runs_in_workers_by_default(tmp_path: Path) -> None:
 @pytest.mark.parametrize("args", [("-p", "no:xdist"), ("-n", "0")], ids=["no-xdist", "n0"])
 def test_one_test_runs_without_workers(tmp_path: Path, args: tuple[str, ...]) -> None:
     """-p no:xdist and -n 0 run the tests in pytest's own process, skip summary included."""
+    if "-n" in args:
+        need("xdist", "-n is pytest-xdist's option")
     out = run_child_pytest(tmp_path, *args)
     assert "workers" not in out
 
