@@ -90,8 +90,12 @@ def test_skips() -> None:
 def run_child_pytest(tmp_path: Path, *args: str, workers: str = "2") -> str:
     """Run pytest with this suite's configuration and conftest on a file of two tests."""
     (tmp_path / "test_two.py").write_text(SKIPS_ONE)
-    # Not this worker's own xdist settings: the child is a run of its own.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
+    # Not this run's own settings (its workers', PYTEST_ADDOPTS): the child is a run of its own.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PYTEST_XDIST_") and k != "PYTEST_ADDOPTS"
+    }
     env[WORKERS_ENV] = workers
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     proc = subprocess.run(
