@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import subprocess
 import sys
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from types import ModuleType
 
 import pytest
@@ -17,6 +18,11 @@ import dashscope_sync as ds
 from dashscope_sync._core.connection import Connection
 from dashscope_sync._deadline import Deadline
 from dashscope_sync.testing import LocalRealtimeServer
+
+try:
+    import fcntl
+except ImportError:  # Windows: no run-wide locks (run one worker: -n 0)
+    fcntl = None  # type: ignore[assignment]
 
 MODEL = ds.MODEL_QWEN3_OMNI_FLASH_REALTIME
 
@@ -67,6 +73,77 @@ def no_thread_leaks() -> Iterator[None]:
         thread.join(5.0)  # a thread that is just finishing gets its moment
     still = [t.name for t in leaked if t.is_alive()]
     assert not still, f"threads left running: {still}"
+
+
+# Workers (pytest-xdist) --------------------------------------------------------------
+
+#: xdist's own override of the worker count that ``-n auto`` picks (the default).
+WORKERS_ENV = "PYTEST_XDIST_AUTO_NUM_WORKERS"
+#: No more workers than this however many cores: each imports the package and
+#: the [test] extra (about 3 s of CPU) before it runs a test.
+MAX_WORKERS = 8
+
+
+def worker_count(cores: int, override: str | None = None) -> int:
+    """The workers ``-n auto`` starts: ``override`` (a number) if given, else two per core.
+
+    The suite mostly waits on loopback sockets and timers (about 110 s of CPU in
+    265 s alone on 2 cores), so twice as many workers as cores keep the cores
+    busy without a queue of runnable tests.
+    """
+    if override:
+        try:
+            return max(0, int(override))
+        except ValueError:
+            raise pytest.UsageError(f"{WORKERS_ENV}={override!r} is not a number") from None
+    return max(1, min(MAX_WORKERS, 2 * cores))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_cmdline_main(config: pytest.Config) -> Generator[None, object, object]:
+    """Run in workers by default: ``-n auto --dist worksteal`` unless ``-n``/``--dist`` is given.
+
+    Set here, not in addopts: ``-p no:xdist`` (or a venv without pytest-xdist)
+    would then fail on an unknown ``-n`` instead of running in this process. A
+    wrapper, so it runs before xdist's own hook reads the options. worksteal:
+    test times range from 1 ms to 20 s, so idle workers take over queued tests.
+    """
+    if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
+        if config.option.numprocesses is None and not config.option.tx:
+            config.option.numprocesses = "auto"
+        if config.option.dist == "no":
+            config.option.dist = "worksteal"
+    return (yield)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return worker_count(cores or 1, os.environ.get(WORKERS_ENV))
+
+
+@contextlib.contextmanager
+def exclusive(factory: pytest.TempPathFactory, name: str) -> Iterator[None]:
+    """Hold the run's lock ``name``: one test at a time in all the run's workers.
+
+    For what tests share outside their process (the audio device, the tree's
+    caches). A file lock, not an xdist group: ``--dist loadgroup`` silently
+    stops grouping with pytest 9.2 (pytest-xdist issue 1386). The workers'
+    base temp dirs are subfolders of the run's, where the lock file lives.
+    """
+    base = factory.getbasetemp()
+    folder = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    with open(folder / f"{name}.lock", "w") as lock:
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
+@pytest.fixture
+def tree_caches(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Run alone among the workers: mypy's and ruff's caches in the source tree."""
+    with exclusive(tmp_path_factory, "tree-caches"):
+        yield
 
 
 # Shared mode (issue 18) -----------------------------------------------------------
@@ -232,13 +309,23 @@ def _device_problem() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def audio_device() -> None:
+def _audio_device_problem(tmp_path_factory: pytest.TempPathFactory) -> str | None:
+    with exclusive(tmp_path_factory, "audio-device"):  # the probe opens the device too
+        return _device_problem()
+
+
+@pytest.fixture
+def audio_device(
+    _audio_device_problem: str | None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
     """A working default input and output device (CI: the PipeWire loopback of
     .ci/audio-device.sh). Without one, skip with the reason; but fail when
-    DASHSCOPE_SYNC_REQUIRE_AUDIO_DEVICE=1 says one must be there (CI sets it)."""
-    problem = _device_problem()
-    if problem is None:
-        return
-    if os.environ.get(REQUIRE_ENV) == "1":
-        pytest.fail(f"{REQUIRE_ENV}=1 but {problem}")
-    pytest.skip(f"no audio device: {problem}")
+    DASHSCOPE_SYNC_REQUIRE_AUDIO_DEVICE=1 says one must be there (CI sets it).
+    One test at a time has it among the workers: what one plays, all would hear."""
+    problem = _audio_device_problem
+    if problem is not None:
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail(f"{REQUIRE_ENV}=1 but {problem}")
+        pytest.skip(f"no audio device: {problem}")
+    with exclusive(tmp_path_factory, "audio-device"):
+        yield

@@ -18,6 +18,7 @@ import pytest
 
 import dashscope_sync as ds
 
+from ._ear import Ear
 from ._proc import INTERRUPTIBLE
 from .conftest import need
 
@@ -267,14 +268,18 @@ class TestTalkMic:
                 assert wait_line("talk now", 20), lines
                 # The user speaks: played into the loopback, heard by talk's microphone.
                 question = resample_pcm16(speech_like_pcm16(1.0), 16000, 24000)
-                with ds.Speaker() as user:
+                with ds.Speaker() as user, Ear() as ear:
                     user.write(question)
                     assert user.drain(timeout=5)
-                started = time.monotonic()
-                assert wait_line("[completed]", 20) or wait_line("[cancelled]", 1), lines
-                print(
-                    f"talk --mic: reply done {time.monotonic() - started:.2f} s after the question"
-                )
+                    started = time.monotonic()
+                    assert wait_line("[completed]", 20) or wait_line("[cancelled]", 1), lines
+                    print(
+                        f"talk --mic: reply done {time.monotonic() - started:.2f} s "
+                        "after the question"
+                    )
+                    # Its playback start is reported only if it sounded before Ctrl-C: the
+                    # reply plays after [completed], later on a loaded machine.
+                    assert ear.sounded_since(ear.mark(), 20), "talk played no reply"
             finally:
                 proc.send_signal(signal.SIGINT)
                 code = proc.wait(15)

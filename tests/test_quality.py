@@ -11,7 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CHECKED = ("dashscope_sync", "tests", "examples", "benchmarks")
 
-pytestmark = pytest.mark.timeout(240)
+# tree_caches: one at a time among the workers (mypy and ruff keep caches in the tree).
+pytestmark = [pytest.mark.timeout(240), pytest.mark.usefixtures("tree_caches")]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

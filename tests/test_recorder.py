@@ -31,6 +31,7 @@ from dashscope_sync._wire.codec import decode
 from dashscope_sync._wire.payloads import blank_payloads, blank_payloads_in, client_frame_type
 from dashscope_sync.testing import LocalRealtimeServer, spoken_pcm16
 
+from ._ear import Ear
 from .audio_fakes import VirtualOutput, wait_until
 from .conftest import need
 from .test_tools import two_calls
@@ -808,20 +809,24 @@ class TestTalkRecord:
 
             reader = threading.Thread(target=pump, daemon=True)
             reader.start()
-            try:
-                assert wait_line("talk now", 20), lines
-                assert any(f"recording to {folder}" in line for line in lines)
-                question = resample_pcm16(speech_like_pcm16(1.0), 16000, 24000)
-                with ds.Speaker() as user:
-                    user.write(question)
-                    assert user.drain(timeout=5)
-                assert wait_line("[completed]", 20) or wait_line("[cancelled]", 1), lines
-            finally:
-                proc.send_signal(signal.SIGINT)
-                code = proc.wait(15)
-                reader.join(5)
-                if proc.stdout is not None:
-                    proc.stdout.close()
+            with Ear() as ear:
+                try:
+                    assert wait_line("talk now", 20), lines
+                    assert any(f"recording to {folder}" in line for line in lines)
+                    question = resample_pcm16(speech_like_pcm16(1.0), 16000, 24000)
+                    with ds.Speaker() as user:
+                        user.write(question)
+                        assert user.drain(timeout=5)
+                    assert wait_line("[completed]", 20) or wait_line("[cancelled]", 1), lines
+                    # The reply plays after [completed] (later under load): Ctrl-C before it
+                    # sounds would leave nothing to record.
+                    assert ear.sounded_since(ear.mark(), 20), "talk played no reply"
+                finally:
+                    proc.send_signal(signal.SIGINT)
+                    code = proc.wait(15)
+                    reader.join(5)
+                    if proc.stdout is not None:
+                        proc.stdout.close()
         assert code == 0, "".join(lines)
         _, frames = read_lines(folder)
         types = [(line["dir"], line["frame"]["type"]) for line in frames]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -9,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REQUIRE_EXTRA_ENV, THREADS_ONLY, _threads_only
+from .conftest import (
+    REQUIRE_EXTRA_ENV,
+    THREADS_ONLY,
+    WORKERS_ENV,
+    _threads_only,
+    exclusive,
+    need,
+    worker_count,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -149,3 +158,85 @@ def test_threads_only_needs_a_reason() -> None:
 
     with pytest.raises(pytest.UsageError, match="threads_only needs reason='why'"):
         _threads_only(Node())  # type: ignore[arg-type]
+
+
+def test_workers_are_two_per_core_capped_or_as_set() -> None:
+    """-n auto starts two workers per core (the suite mostly waits), at most eight, unless
+    PYTEST_XDIST_AUTO_NUM_WORKERS says how many."""
+    assert [worker_count(cores) for cores in (1, 2, 3, 4, 64)] == [2, 4, 6, 8, 8]
+    assert worker_count(2, "3") == 3
+    assert worker_count(2, "") == 4
+    with pytest.raises(pytest.UsageError, match=WORKERS_ENV):
+        worker_count(2, "many")
+
+
+SKIPS_ONE = """
+import pytest
+
+
+def test_runs() -> None:
+    pass
+
+
+def test_skips() -> None:
+    pytest.skip("a reason the summary shows")
+"""
+
+
+def run_child_pytest(tmp_path: Path, *args: str, workers: str = "2") -> str:
+    """Run pytest with this suite's configuration and conftest on a file of two tests."""
+    (tmp_path / "test_two.py").write_text(SKIPS_ONE)
+    # Not this run's own settings (its workers', PYTEST_ADDOPTS): the child is a run of its own.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PYTEST_XDIST_") and k != "PYTEST_ADDOPTS"
+    }
+    env[WORKERS_ENV] = workers
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"),
+         "--rootdir", str(tmp_path), "-p", "no:cacheprovider", "-p", "tests.conftest", *args,
+         str(tmp_path / "test_two.py")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=100, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 passed, 1 skipped" in proc.stdout
+    assert "SKIPPED [1] test_two.py:10: a reason the summary shows" in proc.stdout
+    return proc.stdout
+
+
+@pytest.mark.timeout(120)
+def test_the_suite_runs_in_workers_by_default(tmp_path: Path) -> None:
+    """Plain pytest runs in workers (-n auto), and -ra still lists skip reasons."""
+    need("xdist", "pytest-xdist runs the suite in workers")
+    out = run_child_pytest(tmp_path, workers="2")
+    assert "created: 2/2 workers" in out
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("args", [("-p", "no:xdist"), ("-n", "0")], ids=["no-xdist", "n0"])
+def test_one_test_runs_without_workers(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """-p no:xdist and -n 0 run the tests in pytest's own process, skip summary included."""
+    if "-n" in args:
+        need("xdist", "-n is pytest-xdist's option")
+    out = run_child_pytest(tmp_path, *args)
+    assert "workers" not in out
+
+
+def test_exclusive_holds_a_lock_all_the_run_s_workers_share(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """exclusive() holds a file lock in the folder every worker of the run shares; nobody else
+    gets it until the holder leaves."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the run's folder, above each worker's own
+    with (
+        exclusive(tmp_path_factory, "suite-rules"),
+        open(shared / "suite-rules.lock", "w") as other,
+        pytest.raises(BlockingIOError),
+    ):
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with open(shared / "suite-rules.lock", "w") as other:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)

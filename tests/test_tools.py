@@ -518,16 +518,29 @@ class TestRunning:
         with connect(server, max_handler_backlog=4) as session:
             session.update_session(ds.SessionUpdate(turn_detection=None))  # spoken replies
             gate = threading.Event()
+            blocked = threading.Event()  # the handler thread is held in the first handler
             order: list[str] = []
             got = threading.Event()
-            session.on(ds.ResponseDone, lambda e: (order.append("done"), gate.wait(LONG)))
+
+            def on_done(event: ds.ResponseDone) -> None:
+                order.append("done")
+                blocked.set()
+                gate.wait(LONG)
 
             def on_call(call: ds.ToolCall) -> None:
                 order.append(f"call {call.name}")
                 got.set()
 
+            def ping() -> str:
+                # The answer is asked for only once the handler thread is held: on a loaded
+                # machine it may not have taken the call's response.done yet, and the
+                # answer's audio would trim it off the backlog's front first.
+                assert blocked.wait(LONG)
+                return "pong"
+
+            session.on(ds.ResponseDone, on_done)
             session.on(ds.ToolCall, on_call)
-            session.tool(lambda: "pong", name="ping")
+            session.tool(ping, name="ping")
             server.script_response(one_call("ping", "{}"))
             result = session.respond(text="go", timeout=LONG)
             assert [c.name for c in result.turn_tool_calls] == ["ping"]
