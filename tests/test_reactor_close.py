@@ -13,7 +13,7 @@ import time
 import pytest
 
 import dashscope_sync as ds
-from dashscope_sync._core.reactor import HandlerPool
+from dashscope_sync._core.pool import HandlerPool
 from dashscope_sync._deadline import Deadline
 from dashscope_sync.testing import LocalRealtimeServer
 
