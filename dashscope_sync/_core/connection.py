@@ -425,10 +425,18 @@ class Connection:
 
     # The reader thread -------------------------------------------------------------
 
+    def _text(self, data: bytes) -> None:
+        """Decode a text frame and hand its event on (and to the tap); on the
+        reading thread, whichever reads this connection."""
+        event = decode(data)
+        tap = self.tap
+        if tap is not None:
+            tap((time.monotonic(), FRAME_IN, data, event))
+        self._on_event(event, len(data))
+
     def _read_loop(self) -> None:
         """Read frames until the connection ends; runs on the reader thread."""
         transport = self._transport
-        on_event = self._on_event
         interval = self._ping_interval
         ping_timeout = self._ping_timeout
         # How long one read may wait with nothing arriving, to run the keepalive.
@@ -449,11 +457,7 @@ class Connection:
                     self._ping_sent_at = None
                 opcode, data = frame
                 if opcode == OP_TEXT:
-                    event = decode(data)
-                    tap = self.tap
-                    if tap is not None:
-                        tap((time.monotonic(), FRAME_IN, data, event))
-                    on_event(event, len(data))
+                    self._text(data)
                 elif self._control(opcode, data):
                     code, reason = self._close_code, self._close_reason
                     break
@@ -543,7 +547,6 @@ class Connection:
         """Read and handle every frame the socket holds; False once the connection
         ended (reported). On the reactor's thread only; never blocks on the socket."""
         transport = self._transport
-        on_event = self._on_event
         try:
             while True:
                 if transport.read_available():
@@ -557,11 +560,7 @@ class Connection:
                 while frame is not None:
                     opcode, data = frame
                     if opcode == OP_TEXT:
-                        event = decode(data)
-                        tap = self.tap
-                        if tap is not None:
-                            tap((time.monotonic(), FRAME_IN, data, event))
-                        on_event(event, len(data))
+                        self._text(data)
                     elif self._control(opcode, data):
                         self._finish(self._close_code, self._close_reason, None)
                         return False

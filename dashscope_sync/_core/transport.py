@@ -448,6 +448,18 @@ def _connect_error(exc: BaseException, host: str | None, port: int, via: str) ->
     return TransportError(f"cannot connect to {where}{via}: {str(exc) or type(exc).__name__}")
 
 
+def _lost(exc: OSError | None) -> TransportError:
+    """The error of a read that found the connection gone (``exc``: the socket's
+    error; None: the peer closed the socket without a close frame)."""
+    if exc is None:
+        return TransportError(
+            "connection lost: the peer closed the socket without a close frame",
+            code=CLOSE_ABNORMAL,
+            reason="",
+        )
+    return TransportError(f"connection lost: {exc}", code=CLOSE_ABNORMAL, reason=str(exc))
+
+
 class WebSocketTransport:
     """One WebSocket connection, with websocket-client's errors translated.
 
@@ -647,15 +659,9 @@ class WebSocketTransport:
         except OSError as exc:
             if isinstance(exc, BlockingIOError) or _tls_wants(exc):
                 return 0  # nothing (or only part of a TLS record) yet
-            raise TransportError(
-                f"connection lost: {exc}", code=CLOSE_ABNORMAL, reason=str(exc)
-            ) from exc
+            raise _lost(exc) from exc
         if not count:
-            raise TransportError(
-                "connection lost: the peer closed the socket without a close frame",
-                code=CLOSE_ABNORMAL,
-                reason="",
-            )
+            raise _lost(None)
         self._parser.feed(read[:count])
         return count
 
@@ -770,15 +776,9 @@ class WebSocketTransport:
             # A TLS record arrived in part: the rest comes on a later read.
             return
         except OSError as exc:
-            raise TransportError(
-                f"connection lost: {exc}", code=CLOSE_ABNORMAL, reason=str(exc)
-            ) from exc
+            raise _lost(exc) from exc
         if not count:
-            raise TransportError(
-                "connection lost: the peer closed the socket without a close frame",
-                code=CLOSE_ABNORMAL,
-                reason="",
-            )
+            raise _lost(None)
         self._parser.feed(read[:count])
         size = len(read)
         if count == size and size < _READ_LARGE:
