@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import websocket
 
+import dashscope_sync as ds
 from dashscope_sync.testing import (
     LocalRealtimeServer,
     pcm16_peak_dbfs,
@@ -807,3 +808,28 @@ def test_logs_hide_key_and_audio(
     assert "sent response.done" in text
     assert KEY not in text
     assert re.search(r"[A-Za-z0-9+/]{40,}", text) is None
+
+
+def test_a_closed_server_leaves_no_descriptor_open() -> None:
+    """Starting, using and closing servers leaves the process's open descriptors as they
+    were (websockets < 17 left its shutdown pipe open: two per server)."""
+    import gc
+    import os
+
+    fds = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
+
+    def open_fds() -> int:
+        gc.collect()
+        return len(os.listdir(fds))
+
+    def one_server() -> None:
+        with LocalRealtimeServer() as srv:
+            client = ds.Client(srv.api_key, base_url=srv.url)
+            with client.realtime.connect(model=ds.MODEL_QWEN3_OMNI_FLASH_REALTIME) as session:
+                session.respond(text="hi", timeout=10)
+
+    one_server()  # what a first use opens for good (nothing today) is not counted
+    before = open_fds()
+    for _ in range(3):
+        one_server()
+    assert open_fds() == before
