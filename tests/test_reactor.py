@@ -391,10 +391,14 @@ def test_a_raising_handler_fails_only_its_session(
         raise RuntimeError("boom")
 
     bad.on("response.created", boom)
+    # Handlers run in order: once this one ran, boom's failure has been reported
+    # (waiting on boom's own event raced the report: a CI run on 3.13).
+    bad_done = threading.Event()
+    bad.on("response.done", lambda _e: bad_done.set())
     good_done = threading.Event()
     good.on("response.done", lambda _e: good_done.set())
     bad.create_response()
-    assert raised.wait(20)
+    assert raised.wait(20) and bad_done.wait(20)
     with pytest.raises(ds.HandlerError, match="boom"):
         bad.wait_for(ds.ResponseDone, timeout=20)
     assert good.respond(text="fine?", timeout=20).status == "completed"
