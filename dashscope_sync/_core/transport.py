@@ -786,12 +786,9 @@ class WebSocketTransport:
         elif size > _READ_SMALL and count < _READ_SMALL // 2:
             self._read = memoryview(bytearray(_READ_SMALL))  # the burst is over
 
-    def _send(self, payload: bytes | str, opcode: int, wait: bool = True) -> None:
+    def _send(self, payload: bytes | str, opcode: int) -> None:
         data = payload.encode("utf-8") if isinstance(payload, str) else payload
-        self._write(
-            self._send_all if wait or not self._nonblocking else self._send_once,
-            encode_frame(opcode, data),
-        )
+        self._write(self._send_all, encode_frame(opcode, data))
 
     def _write(self, send: Callable[..., object], *args: object) -> None:
         """Call ``send`` under the write lock, mapping its failures to ours."""
@@ -880,10 +877,10 @@ class WebSocketTransport:
             poller.poll(None if left is None else int(left * 1000) + 1)
 
     def _send_once(self, data: bytes) -> None:
-        """One non-blocking write of a control frame, for a reactor's thread, which
-        must never wait for a peer: a frame that finds no room is skipped (the peer
-        is not reading; sends will find out), one that fits in part fails the
-        connection, as the rest cannot wait."""
+        """One non-blocking write of the close frame a protocol error sends (`_fail`)
+        on a reactor's thread, which must never wait for a peer: a frame that finds
+        no room is skipped (the connection is failing anyway), one that fits in
+        part fails the send, as the rest cannot wait."""
         import ssl
 
         with self._ws.lock:
@@ -961,17 +958,9 @@ class WebSocketTransport:
         """Send a control frame (ping, pong, close) whole, as `send_text` sends."""
         self._send(payload, opcode)
 
-    def send_ping(self, payload: bytes = b"", *, wait: bool = True) -> None:
-        """Send a ping frame (``wait=False``: see `_send_once`)."""
-        self._send(payload, OP_PING, wait)
-
-    def send_pong(self, payload: bytes, *, wait: bool = True) -> None:
-        """Answer a ping (``wait=False``: see `_send_once`)."""
-        self._send(payload, OP_PONG, wait)
-
-    def send_close(self, code: int, reason: str = "", *, wait: bool = True) -> None:
+    def send_close(self, code: int, reason: str = "") -> None:
         """Send a close frame (the close handshake's first or second half)."""
-        self._send(struct.pack("!H", code) + reason.encode("utf-8")[:123], OP_CLOSE, wait)
+        self._send(struct.pack("!H", code) + reason.encode("utf-8")[:123], OP_CLOSE)
 
     def abort(self) -> None:
         """Shut the socket down so a `recv` blocked in another thread returns at once."""
